@@ -1,0 +1,6 @@
+//! rmq-model: the system under test. Every RocketMQ decision lives here as I/O-free
+//! code: no clock, no threads, no randomness of its own, no sockets, no files — only
+//! the [`store::Disk`] trait and (later) the node context.
+#![forbid(unsafe_code)]
+
+pub mod store;

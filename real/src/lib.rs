@@ -1,0 +1,1 @@
+//! rmq-real: the same state machines over real files and sockets.

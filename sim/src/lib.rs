@@ -1,0 +1,2 @@
+//! rmq-sim: the deterministic simulator and everything that judges.
+#![forbid(unsafe_code)]
