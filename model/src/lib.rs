@@ -3,4 +3,5 @@
 //! the [`store::Disk`] trait and (later) the node context.
 #![forbid(unsafe_code)]
 
+pub mod message;
 pub mod store;

@@ -1,0 +1,145 @@
+//! The commit log: every record of every topic, appended one after another into
+//! fixed-size files under `commitlog/` (reference A.1, A.2).
+
+use std::borrow::Cow;
+
+use super::disk::{Disk, DiskError};
+use super::flush::FlushTracker;
+use super::mapped_file::MappedFileQueue;
+use super::record::{blank_marker, END_FILE_MIN_BLANK_LENGTH};
+
+pub const COMMIT_LOG_DIR: &str = "commitlog";
+
+#[derive(Clone, Debug)]
+pub struct CommitLog {
+    files: MappedFileQueue,
+    /// One past the last byte of the last record (RocketMQ's max physical offset).
+    write_offset: u64,
+}
+
+impl CommitLog {
+    pub fn new(file_size: u64) -> CommitLog {
+        CommitLog {
+            files: MappedFileQueue::new(COMMIT_LOG_DIR, file_size),
+            write_offset: 0,
+        }
+    }
+
+    /// A commit log recovery has verified up to `write_offset`.
+    pub fn recovered(files: MappedFileQueue, write_offset: u64) -> CommitLog {
+        debug_assert!(files.is_empty() || files.min_offset().unwrap() <= write_offset);
+        debug_assert!(files.end_offset().unwrap_or(write_offset) >= write_offset);
+        CommitLog {
+            files,
+            write_offset,
+        }
+    }
+
+    pub fn files(&self) -> &MappedFileQueue {
+        &self.files
+    }
+
+    pub fn file_size(&self) -> u64 {
+        self.files.file_size()
+    }
+
+    pub fn write_offset(&self) -> u64 {
+        self.write_offset
+    }
+
+    /// The lowest offset still stored.
+    pub fn min_offset(&self) -> u64 {
+        self.files.min_offset().unwrap_or(self.write_offset)
+    }
+
+    /// Where a record of `len` bytes goes. If it does not fit in the current file with
+    /// room left for the blank marker, the file is closed with the marker and the
+    /// record starts the next file (`DefaultAppendMessageCallback.doAppend`).
+    pub fn position_for(
+        &mut self,
+        disk: &mut dyn Disk,
+        len: u64,
+        flush: &mut FlushTracker,
+    ) -> Result<u64, DiskError> {
+        let file_size = self.file_size();
+        assert!(len + END_FILE_MIN_BLANK_LENGTH <= file_size, "caller checks the size");
+        if let Some(start) = self.files.file_for(self.write_offset) {
+            let remaining = start + file_size - self.write_offset;
+            if len + END_FILE_MIN_BLANK_LENGTH <= remaining {
+                return Ok(self.write_offset);
+            }
+            let path = self.files.path_of(start);
+            disk.write(&path, self.write_offset - start, &blank_marker(remaining))?;
+            flush.note_write(&path);
+            self.write_offset = start + file_size;
+        }
+        // No file holds the write offset: it sits at the end of the last one (or the
+        // store is empty), so the next file starts here.
+        let start = self.write_offset - self.write_offset % file_size;
+        self.files.create_file(disk, start)?;
+        flush.note_dir_change(COMMIT_LOG_DIR);
+        self.write_offset = start;
+        Ok(start)
+    }
+
+    /// Writes a record's bytes at the position `position_for` gave.
+    pub fn write(
+        &mut self,
+        disk: &mut dyn Disk,
+        physical_offset: u64,
+        bytes: &[u8],
+        flush: &mut FlushTracker,
+    ) -> Result<(), DiskError> {
+        assert_eq!(physical_offset, self.write_offset);
+        let start = self.files.file_for(physical_offset).expect("position_for made it");
+        let path = self.files.path_of(start);
+        disk.write(&path, physical_offset - start, bytes)?;
+        flush.note_write(&path);
+        self.write_offset += bytes.len() as u64;
+        Ok(())
+    }
+
+    /// The bytes at `[physical_offset, physical_offset + len)` if they lie inside one
+    /// file and below the write offset; None otherwise.
+    pub fn read<'d>(
+        &self,
+        disk: &'d dyn Disk,
+        physical_offset: u64,
+        len: u64,
+    ) -> Result<Option<Cow<'d, [u8]>>, DiskError> {
+        let Some(end) = physical_offset.checked_add(len) else {
+            return Ok(None);
+        };
+        if end > self.write_offset || len == 0 {
+            return Ok(None);
+        }
+        let Some(start) = self.files.file_for(physical_offset) else {
+            return Ok(None);
+        };
+        if end > start + self.file_size() {
+            return Ok(None);
+        }
+        let bytes = disk.read(&self.files.path_of(start), physical_offset - start, len as usize)?;
+        Ok(Some(bytes))
+    }
+
+    /// The bytes from `physical_offset` to the end of its file (for parsing a record
+    /// whose length is not yet known), or None past the write offset.
+    pub fn read_to_file_end<'d>(
+        &self,
+        disk: &'d dyn Disk,
+        physical_offset: u64,
+        max_len: u64,
+    ) -> Result<Option<Cow<'d, [u8]>>, DiskError> {
+        let Some(start) = self.files.file_for(physical_offset) else {
+            return Ok(None);
+        };
+        if physical_offset >= self.write_offset {
+            return Ok(None);
+        }
+        let file_end = start + self.file_size();
+        let len = (file_end - physical_offset).min(max_len);
+        let bytes = disk.read(&self.files.path_of(start), physical_offset - start, len as usize)?;
+        Ok(Some(bytes))
+    }
+}

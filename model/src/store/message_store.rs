@@ -1,0 +1,617 @@
+//! The message store as its owner (a broker) sees it: append, read, flush, boot and
+//! clean shutdown. Boot is recovery (`recovery.rs`); everything else is here.
+//!
+//! Life cycle: `Booting` (recovery's repairs and a sync of the whole commit log are in
+//! flight; nothing may be appended, so a new record can never land next to stale bytes
+//! that are not yet durably cut off) → `Ready` → `ShuttingDown` (final flushes) →
+//! `Closed` (abort marker durably removed). A failed sync moves any state to `Failed`:
+//! the store then refuses appends, as RocketMQ's store turns unwritable.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use super::checkpoint::{Checkpoint, CHECKPOINT_PATH};
+use super::commit_log::CommitLog;
+use super::consume_queue::{ConsumeQueue, CqEntry};
+use super::disk::{Disk, DiskError, SyncTicket};
+use super::flush::{FlushTracker, SyncOutcome};
+use super::record::{self, CrcCheck, NewRecord, RecordError, Slot, END_FILE_MIN_BLANK_LENGTH};
+
+/// The `abort` marker: present while a store runs; absent after a clean shutdown.
+pub const ABORT_PATH: &str = "abort";
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoreConfig {
+    /// `mappedFileSizeCommitLog`; tests use tiny files so that rolling is constant.
+    pub commit_log_file_size_bytes: u64,
+    /// `mappedFileSizeConsumeQueue / 20`.
+    pub consume_queue_entries_per_file: u64,
+    /// `maxMessageSize`: the largest body accepted.
+    pub max_message_size_bytes: usize,
+    /// Accept records without the `__CRC32#` tail (checked by body CRC only), for a
+    /// store written by RocketMQ with `enabledAppendPropCRC` off.
+    pub accept_records_without_crc_tail: bool,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            commit_log_file_size_bytes: 1024 * 1024 * 1024,
+            consume_queue_entries_per_file: 300_000,
+            max_message_size_bytes: 4 * 1024 * 1024,
+            accept_records_without_crc_tail: false,
+        }
+    }
+}
+
+/// A commit-log file must at least hold one smallest record and the blank marker.
+pub const MIN_COMMIT_LOG_FILE_SIZE_BYTES: u64 = 512;
+
+impl StoreConfig {
+    pub fn validate(&self) -> Result<(), StoreError> {
+        if self.commit_log_file_size_bytes < MIN_COMMIT_LOG_FILE_SIZE_BYTES
+            || self.commit_log_file_size_bytes > i32::MAX as u64
+        {
+            return Err(StoreError::Config(format!(
+                "commit log file size {} must be in [{MIN_COMMIT_LOG_FILE_SIZE_BYTES}, {}]",
+                self.commit_log_file_size_bytes,
+                i32::MAX
+            )));
+        }
+        if self.consume_queue_entries_per_file == 0
+            || self.consume_queue_entries_per_file > (i32::MAX as u64) / 20
+        {
+            return Err(StoreError::Config(format!(
+                "consume queue entries per file {} out of range",
+                self.consume_queue_entries_per_file
+            )));
+        }
+        Ok(())
+    }
+
+    pub fn crc_check(&self) -> CrcCheck {
+        if self.accept_records_without_crc_tail {
+            CrcCheck::TailOrBody
+        } else {
+            CrcCheck::Strict
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    #[error("store config: {0}")]
+    Config(String),
+    #[error("store is {0:?}, not ready for writes")]
+    NotReady(StoreState),
+    #[error("message illegal: {0}")]
+    Illegal(#[from] record::EncodeError),
+    #[error("record of {len} bytes does not fit a {file_size}-byte commit-log file")]
+    RecordTooLarge { len: u64, file_size: u64 },
+    #[error("disk: {0}")]
+    Disk(#[from] DiskError),
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum StoreState {
+    Booting,
+    Ready,
+    ShuttingDown,
+    Closed,
+    Failed,
+}
+
+/// Where an appended record went.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AppendResult {
+    pub physical_offset: u64,
+    pub size: u32,
+    /// None for PREPARED/ROLLBACK transaction records, which take no queue offset.
+    pub queue_offset: Option<u64>,
+    pub store_timestamp_ms: i64,
+    /// The commit-log offset that must be durable for this record to be.
+    pub end_offset: u64,
+}
+
+/// A record read back, with its bytes exactly as stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredMessage {
+    pub physical_offset: u64,
+    pub queue_offset: i64,
+    pub tags_code: i64,
+    pub bytes: Vec<u8>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ReadError {
+    #[error("no queue {topic}-{queue_id}")]
+    NoSuchQueue { topic: String, queue_id: i32 },
+    #[error("queue offset {offset} below the queue's min {min}")]
+    OffsetTooSmall { offset: u64, min: u64 },
+    #[error("queue offset {offset} at or past the queue's max {max}")]
+    OffsetOverflow { offset: u64, max: u64 },
+    #[error("nothing stored at commit-log offset {0}")]
+    NoRecordAt(u64),
+    /// The record failed verification: it is never handed out.
+    #[error("damaged record at commit-log offset {physical_offset}: {reason}")]
+    Corrupt { physical_offset: u64, reason: String },
+    #[error("disk: {0}")]
+    Disk(#[from] DiskError),
+}
+
+/// What a sync completion meant to the store.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StoreEvent {
+    /// The ticket was not the store's.
+    NotMine,
+    Nothing,
+    /// Every record ending at or below this offset is durable.
+    CommitLogDurable(u64),
+    /// Boot finished: the store accepts writes.
+    Ready,
+    /// Shutdown finished: everything flushed and the abort marker durably gone.
+    Closed,
+    /// A sync failed; the store no longer accepts writes.
+    Failed(DiskError),
+}
+
+pub struct MessageStore {
+    pub(super) config: StoreConfig,
+    pub(super) commit_log: CommitLog,
+    pub(super) queues: BTreeMap<String, BTreeMap<i32, ConsumeQueue>>,
+    pub(super) state: StoreState,
+    /// Commit-log files and directory: drives group commit.
+    pub(super) commit_log_flush: FlushTracker,
+    /// Consume-queue files, the checkpoint and the root directory. Its "offset" is a
+    /// counter of requests, not a byte offset: only completion matters.
+    pub(super) logic_flush: FlushTracker,
+    logic_flush_generation: u64,
+    /// Store timestamps at flush targets, to fill the checkpoint when they land.
+    flush_timestamps: VecDeque<(u64, i64)>,
+    pub(super) checkpoint: Checkpoint,
+    pub(super) last_store_timestamp_ms: i64,
+    /// Shutdown's last step: the sync of the root directory after deleting `abort`.
+    closing_ticket: Option<SyncTicket>,
+    encode_buffer: Vec<u8>,
+}
+
+impl MessageStore {
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn assemble(
+        config: StoreConfig,
+        commit_log: CommitLog,
+        queues: BTreeMap<String, BTreeMap<i32, ConsumeQueue>>,
+        commit_log_flush: FlushTracker,
+        logic_flush: FlushTracker,
+        checkpoint: Checkpoint,
+        last_store_timestamp_ms: i64,
+    ) -> MessageStore {
+        MessageStore {
+            config,
+            commit_log,
+            queues,
+            state: StoreState::Booting,
+            commit_log_flush,
+            logic_flush,
+            logic_flush_generation: 1,
+            flush_timestamps: VecDeque::new(),
+            checkpoint,
+            last_store_timestamp_ms,
+            closing_ticket: None,
+            encode_buffer: Vec::new(),
+        }
+    }
+
+    pub fn config(&self) -> &StoreConfig {
+        &self.config
+    }
+
+    pub fn state(&self) -> StoreState {
+        self.state
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.state == StoreState::Ready
+    }
+
+    /// One past the last byte written (page cache).
+    pub fn written_offset(&self) -> u64 {
+        self.commit_log.write_offset()
+    }
+
+    /// Every record ending at or below this offset survives a power cut.
+    pub fn durable_offset(&self) -> u64 {
+        self.commit_log_flush.durable()
+    }
+
+    /// Bytes written but not yet covered by a requested flush (for ASYNC_FLUSH's
+    /// least-pages rule).
+    pub fn unflushed_bytes(&self) -> u64 {
+        self.written_offset() - self.commit_log_flush.requested()
+    }
+
+    pub fn commit_log_min_offset(&self) -> u64 {
+        self.commit_log.min_offset()
+    }
+
+    pub fn commit_log(&self) -> &CommitLog {
+        &self.commit_log
+    }
+
+    pub fn checkpoint(&self) -> Checkpoint {
+        self.checkpoint
+    }
+
+    pub fn queue(&self, topic: &str, queue_id: i32) -> Option<&ConsumeQueue> {
+        self.queues.get(topic)?.get(&queue_id)
+    }
+
+    /// Every queue, ordered by topic then queue id.
+    pub fn queues(&self) -> impl Iterator<Item = &ConsumeQueue> {
+        self.queues.values().flat_map(|q| q.values())
+    }
+
+    /// The next queue offset of a queue (0 for a queue never written).
+    pub fn max_queue_offset(&self, topic: &str, queue_id: i32) -> u64 {
+        self.queue(topic, queue_id).map_or(0, |q| q.max_offset())
+    }
+
+    /// Appends a record and dispatches it to its consume queue. It is readable at once
+    /// and durable once `durable_offset() >= result.end_offset`.
+    pub fn append(
+        &mut self,
+        disk: &mut dyn Disk,
+        rec: &NewRecord<'_>,
+        now_ms: i64,
+    ) -> Result<AppendResult, StoreError> {
+        if self.state != StoreState::Ready {
+            return Err(StoreError::NotReady(self.state));
+        }
+        rec.validate(self.config.max_message_size_bytes)?;
+        let len = rec.encoded_len() as u64;
+        let file_size = self.commit_log.file_size();
+        if len + END_FILE_MIN_BLANK_LENGTH > file_size {
+            return Err(StoreError::RecordTooLarge { len, file_size });
+        }
+        let result = self.append_checked(disk, rec, len, now_ms);
+        if let Err(StoreError::Disk(e)) = &result {
+            // A failed page-cache write leaves the log in an unknown state.
+            tracing::error!(error = %e, "commit log write failed; store is now read-only");
+            self.state = StoreState::Failed;
+        }
+        result
+    }
+
+    fn append_checked(
+        &mut self,
+        disk: &mut dyn Disk,
+        rec: &NewRecord<'_>,
+        len: u64,
+        now_ms: i64,
+    ) -> Result<AppendResult, StoreError> {
+        let physical_offset = self
+            .commit_log
+            .position_for(disk, len, &mut self.commit_log_flush)?;
+        let tx = rec.sys_flag & record::SYSFLAG_TRANSACTION_MASK;
+        let dispatched =
+            tx != record::SYSFLAG_TRANSACTION_PREPARED && tx != record::SYSFLAG_TRANSACTION_ROLLBACK;
+        let queue_offset = if dispatched {
+            self.max_queue_offset(rec.topic, rec.queue_id)
+        } else {
+            0
+        };
+        let mut buf = std::mem::take(&mut self.encode_buffer);
+        buf.clear();
+        rec.encode(queue_offset as i64, physical_offset as i64, now_ms, &mut buf);
+        let written = self
+            .commit_log
+            .write(disk, physical_offset, &buf, &mut self.commit_log_flush);
+        let tags_code = crate::message::tags_code(crate::message::property(
+            rec.properties,
+            crate::message::PROPERTY_TAGS,
+        ));
+        self.encode_buffer = buf;
+        written?;
+        self.last_store_timestamp_ms = now_ms;
+        if dispatched {
+            let entry = CqEntry {
+                commit_log_offset: physical_offset as i64,
+                size: len as i32,
+                tags_code,
+            };
+            self.dispatch(disk, rec.topic, rec.queue_id, queue_offset, entry)?;
+        }
+        Ok(AppendResult {
+            physical_offset,
+            size: len as u32,
+            queue_offset: dispatched.then_some(queue_offset),
+            store_timestamp_ms: now_ms,
+            end_offset: physical_offset + len,
+        })
+    }
+
+    fn dispatch(
+        &mut self,
+        disk: &mut dyn Disk,
+        topic: &str,
+        queue_id: i32,
+        queue_offset: u64,
+        entry: CqEntry,
+    ) -> Result<(), DiskError> {
+        let entries_per_file = self.config.consume_queue_entries_per_file;
+        let queue = self
+            .queues
+            .entry(topic.to_string())
+            .or_default()
+            .entry(queue_id)
+            .or_insert_with(|| ConsumeQueue::new(topic, queue_id, entries_per_file));
+        let files_before = queue.files().starts().len();
+        let path = queue.append(disk, queue_offset, entry)?;
+        self.logic_flush.note_write(&path);
+        if queue.files().starts().len() != files_before {
+            // New file (and perhaps new topic/queue directories).
+            let dir = queue.files().dir().to_string();
+            self.logic_flush.note_dir_change(&dir);
+            self.logic_flush.note_dir_change(super::disk::parent_dir(&dir));
+            self.logic_flush.note_dir_change("consumequeue");
+        }
+        Ok(())
+    }
+
+    /// Asks for everything written so far to become durable (one group commit).
+    /// Returns the target offset if syncs were issued.
+    pub fn request_flush(&mut self, disk: &mut dyn Disk) -> Result<Option<u64>, StoreError> {
+        let target = self.written_offset();
+        let issued = self.commit_log_flush.request(disk, target);
+        let issued = self.check_disk(issued)?;
+        if let Some(target) = issued {
+            self.flush_timestamps
+                .push_back((target, self.last_store_timestamp_ms));
+        }
+        Ok(issued)
+    }
+
+    /// Flushes consume queues and the checkpoint (RocketMQ's FlushConsumeQueueService).
+    pub fn request_logic_flush(&mut self, disk: &mut dyn Disk) -> Result<bool, StoreError> {
+        self.logic_flush_generation += 1;
+        let issued = self.logic_flush.request(disk, self.logic_flush_generation);
+        Ok(self.check_disk(issued)?.is_some())
+    }
+
+    fn check_disk<T>(&mut self, r: Result<T, DiskError>) -> Result<T, StoreError> {
+        r.map_err(|e| {
+            self.state = StoreState::Failed;
+            StoreError::Disk(e)
+        })
+    }
+
+    /// Every sync the store is waiting for.
+    pub fn outstanding_syncs(&self) -> Vec<SyncTicket> {
+        let mut out: Vec<SyncTicket> = self
+            .commit_log_flush
+            .outstanding()
+            .chain(self.logic_flush.outstanding())
+            .chain(self.closing_ticket)
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// Takes the completion of a sync the store requested.
+    pub fn on_sync_complete(
+        &mut self,
+        disk: &mut dyn Disk,
+        ticket: SyncTicket,
+        result: Result<(), DiskError>,
+    ) -> StoreEvent {
+        if self.closing_ticket == Some(ticket) {
+            self.closing_ticket = None;
+            return match result {
+                Ok(()) => {
+                    self.state = StoreState::Closed;
+                    StoreEvent::Closed
+                }
+                Err(e) => self.fail(e),
+            };
+        }
+        let outcome = match self.commit_log_flush.on_sync_complete(ticket, result.clone()) {
+            SyncOutcome::NotMine => self.logic_flush.on_sync_complete(ticket, result.clone()),
+            SyncOutcome::Advanced(durable) => {
+                self.note_durable(disk, durable);
+                SyncOutcome::Advanced(durable)
+            }
+            other => other,
+        };
+        if let Err(e) = result {
+            return self.fail(e);
+        }
+        if outcome == SyncOutcome::NotMine {
+            return StoreEvent::NotMine;
+        }
+        match self.state {
+            StoreState::Booting if self.commit_log_flush.in_flight() == 0 => {
+                self.state = StoreState::Ready;
+                StoreEvent::Ready
+            }
+            StoreState::ShuttingDown => self.continue_shutdown(disk),
+            _ => match outcome {
+                SyncOutcome::Advanced(_) if self.commit_log_flush.durable() > 0 => {
+                    StoreEvent::CommitLogDurable(self.commit_log_flush.durable())
+                }
+                _ => StoreEvent::Nothing,
+            },
+        }
+    }
+
+    fn fail(&mut self, e: DiskError) -> StoreEvent {
+        tracing::error!(error = %e, "sync failed; store is now read-only");
+        self.state = StoreState::Failed;
+        StoreEvent::Failed(e)
+    }
+
+    /// Records the durable point in the checkpoint (flushed with the next logic flush).
+    fn note_durable(&mut self, disk: &mut dyn Disk, durable: u64) {
+        while let Some(&(target, ts)) = self.flush_timestamps.front() {
+            if target > durable {
+                break;
+            }
+            self.checkpoint.physic_msg_timestamp_ms = ts;
+            self.flush_timestamps.pop_front();
+        }
+        self.checkpoint.logics_msg_timestamp_ms = self.checkpoint.physic_msg_timestamp_ms;
+        match self.checkpoint.store(disk) {
+            Ok(created) => {
+                self.logic_flush.note_write(CHECKPOINT_PATH);
+                if created {
+                    self.logic_flush.note_dir_change("");
+                }
+            }
+            // The checkpoint is advisory (recovery verifies the log regardless).
+            Err(e) => tracing::warn!(error = %e, "checkpoint write failed"),
+        }
+    }
+
+    /// Starts a clean shutdown: flush everything, then durably remove the abort marker.
+    pub fn begin_shutdown(&mut self, disk: &mut dyn Disk) -> Result<StoreEvent, StoreError> {
+        if !matches!(self.state, StoreState::Ready | StoreState::Booting) {
+            return Err(StoreError::NotReady(self.state));
+        }
+        self.state = StoreState::ShuttingDown;
+        self.request_flush(disk)?;
+        self.request_logic_flush(disk)?;
+        Ok(self.continue_shutdown(disk))
+    }
+
+    fn continue_shutdown(&mut self, disk: &mut dyn Disk) -> StoreEvent {
+        if self.commit_log_flush.in_flight() > 0 || self.logic_flush.in_flight() > 0 {
+            return StoreEvent::Nothing;
+        }
+        if self.closing_ticket.is_some() {
+            return StoreEvent::Nothing;
+        }
+        if disk.exists(ABORT_PATH) {
+            if let Err(e) = disk.delete(ABORT_PATH) {
+                return self.fail(e);
+            }
+        }
+        match disk.request_sync(super::disk::SyncTarget::Dir("")) {
+            Ok(t) => {
+                self.closing_ticket = Some(t);
+                StoreEvent::Nothing
+            }
+            Err(e) => self.fail(e),
+        }
+    }
+
+    /// The record at a queue offset, verified (CRC, and that it is the record the
+    /// consume queue says: same topic, queue, queue offset and size).
+    pub fn get_message(
+        &self,
+        disk: &dyn Disk,
+        topic: &str,
+        queue_id: i32,
+        queue_offset: u64,
+    ) -> Result<StoredMessage, ReadError> {
+        let queue = self.queue(topic, queue_id).ok_or_else(|| ReadError::NoSuchQueue {
+            topic: topic.to_string(),
+            queue_id,
+        })?;
+        if queue_offset < queue.min_offset() {
+            return Err(ReadError::OffsetTooSmall {
+                offset: queue_offset,
+                min: queue.min_offset(),
+            });
+        }
+        let entry = queue
+            .get(disk, queue_offset)?
+            .ok_or(ReadError::OffsetOverflow {
+                offset: queue_offset,
+                max: queue.max_offset(),
+            })?;
+        let physical_offset = u64::try_from(entry.commit_log_offset).unwrap_or(u64::MAX);
+        let corrupt = |reason: String| ReadError::Corrupt {
+            physical_offset,
+            reason,
+        };
+        let size = u64::try_from(entry.size).map_err(|_| corrupt("negative size".into()))?;
+        let bytes = self
+            .commit_log
+            .read(disk, physical_offset, size)?
+            .ok_or_else(|| corrupt("consume-queue entry points outside the commit log".into()))?;
+        let view = match record::parse(&bytes, self.config.crc_check()) {
+            Ok(Slot::Record(v)) => v,
+            Ok(Slot::Blank) => return Err(corrupt("entry points at a blank marker".into())),
+            Err(e) => return Err(corrupt(e.to_string())),
+        };
+        if view.topic != topic
+            || view.queue_id != queue_id
+            || view.queue_offset != queue_offset as i64
+            || view.total_size as u64 != size
+            || view.physical_offset != physical_offset as i64
+        {
+            return Err(corrupt(format!(
+                "entry for {topic}-{queue_id}@{queue_offset} points at a record of {}-{}@{}",
+                view.topic, view.queue_id, view.queue_offset
+            )));
+        }
+        Ok(StoredMessage {
+            physical_offset,
+            queue_offset: view.queue_offset,
+            tags_code: entry.tags_code,
+            bytes: bytes.into_owned(),
+        })
+    }
+
+    /// The record starting at a commit-log offset (the offset in a message id), verified.
+    pub fn get_by_commit_log_offset(
+        &self,
+        disk: &dyn Disk,
+        physical_offset: u64,
+    ) -> Result<StoredMessage, ReadError> {
+        // Read the size first: never read (or allocate) more than the record claims,
+        // and never trust that claim past the end of its file.
+        let header = self
+            .commit_log
+            .read_to_file_end(disk, physical_offset, 8)?
+            .ok_or(ReadError::NoRecordAt(physical_offset))?;
+        if header.len() < 8 {
+            return Err(ReadError::NoRecordAt(physical_offset));
+        }
+        let total = i32::from_be_bytes(header[..4].try_into().unwrap());
+        let total = u64::try_from(total).unwrap_or(0);
+        let bytes = self
+            .commit_log
+            .read(disk, physical_offset, total)?
+            .ok_or_else(|| ReadError::Corrupt {
+                physical_offset,
+                reason: format!("TOTALSIZE {total} runs outside the written log"),
+            })?;
+        let view = match record::parse(&bytes, self.config.crc_check()) {
+            Ok(Slot::Record(v)) => v,
+            Ok(Slot::Blank) => return Err(ReadError::NoRecordAt(physical_offset)),
+            Err(e) => {
+                return Err(ReadError::Corrupt {
+                    physical_offset,
+                    reason: e.to_string(),
+                })
+            }
+        };
+        if view.physical_offset != physical_offset as i64
+            || physical_offset + view.total_size as u64 > self.written_offset()
+        {
+            let reason = RecordError::WrongPhysicalOffset {
+                field: view.physical_offset,
+                actual: physical_offset,
+            };
+            return Err(ReadError::Corrupt {
+                physical_offset,
+                reason: reason.to_string(),
+            });
+        }
+        Ok(StoredMessage {
+            physical_offset,
+            queue_offset: view.queue_offset,
+            tags_code: view.tags_code(),
+            bytes: view.bytes.to_vec(),
+        })
+    }
+}
