@@ -42,7 +42,9 @@ pub fn properties(encoded: &str) -> impl Iterator<Item = (&str, &str)> {
 
 /// The value of one property, without building a map.
 pub fn property<'a>(encoded: &'a str, name: &str) -> Option<&'a str> {
-    properties(encoded).find(|(n, _)| *n == name).map(|(_, v)| v)
+    properties(encoded)
+        .find(|(n, _)| *n == name)
+        .map(|(_, v)| v)
 }
 
 /// Java's `String.hashCode()`: `h = 31*h + c` over UTF-16 code units, wrapping.
@@ -139,9 +141,9 @@ mod tests {
     #[test]
     fn msg_id_roundtrip() {
         let ip: IpAddr = "10.1.2.3".parse().unwrap();
-        let id = offset_msg_id(ip, 10911, 0x1234_5678_9A);
+        let id = offset_msg_id(ip, 10911, 0x0012_3456_789A);
         assert_eq!(id, "0A01020300002A9F000000123456789A");
-        assert_eq!(decode_offset_msg_id(&id), Some((ip, 10911, 0x1234_5678_9A)));
+        assert_eq!(decode_offset_msg_id(&id), Some((ip, 10911, 0x0012_3456_789A)));
         let v6: IpAddr = "::1".parse().unwrap();
         let id6 = offset_msg_id(v6, 1, 2);
         assert_eq!(id6.len(), 56);

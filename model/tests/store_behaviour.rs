@@ -5,8 +5,8 @@ use rmq_model::message::encode_properties;
 use rmq_model::store::consume_queue::CqEntry;
 use rmq_model::store::record::{self, BLANK_MAGIC_CODE, MESSAGE_MAGIC_CODE_V1};
 use rmq_model::store::{
-    recover, Disk, Host, MemDisk, MessageStore, NewRecord, ReadError, RecoveryMode,
-    RecoveryReport, StoreConfig, StoreEvent, StoreState,
+    recover, Disk, Host, MemDisk, MessageStore, NewRecord, ReadError, RecoveryMode, RecoveryReport,
+    StoreConfig, StoreEvent, StoreState,
 };
 
 const FILE_SIZE: u64 = 1024;
@@ -72,7 +72,11 @@ fn fill(store: &mut MessageStore, disk: &mut MemDisk, n: usize) -> Vec<(u64, Vec
         let body = vec![i as u8; (i * 37) % 300];
         let props = encode_properties([("TAGS", "TagA"), ("KEYS", "k")]);
         let r = store
-            .append(disk, &rec("T", (i % 3) as i32, &body, &props), 1000 + i as i64)
+            .append(
+                disk,
+                &rec("T", (i % 3) as i32, &body, &props),
+                1000 + i as i64,
+            )
             .unwrap();
         out.push((r.physical_offset, body));
     }
@@ -88,13 +92,18 @@ fn appends_roll_files_and_read_back_exactly() {
     assert!(files > 5, "tiny files must roll constantly, got {files}");
     for (i, (phys, body)) in written.iter().enumerate() {
         let queue_offset = (i / 3) as u64;
-        let m = store.get_message(&disk, "T", (i % 3) as i32, queue_offset).unwrap();
+        let m = store
+            .get_message(&disk, "T", (i % 3) as i32, queue_offset)
+            .unwrap();
         assert_eq!(m.physical_offset, *phys);
         let Ok(record::Slot::Record(v)) = record::parse(&m.bytes, record::CrcCheck::Strict) else {
             panic!("stored bytes do not parse")
         };
         assert_eq!(v.body, &body[..]);
-        assert_eq!(store.get_by_commit_log_offset(&disk, *phys).unwrap().bytes, m.bytes);
+        assert_eq!(
+            store.get_by_commit_log_offset(&disk, *phys).unwrap().bytes,
+            m.bytes
+        );
     }
     assert_eq!(store.max_queue_offset("T", 0), 20);
     assert!(matches!(
@@ -210,7 +219,9 @@ fn appends_are_refused_until_boot_syncs_complete() {
 fn illegal_messages_are_refused_not_stored() {
     let mut disk = MemDisk::new();
     let (mut store, _) = boot(&mut disk);
-    assert!(store.append(&mut disk, &rec("a/b", 0, b"x", ""), 1).is_err());
+    assert!(store
+        .append(&mut disk, &rec("a/b", 0, b"x", ""), 1)
+        .is_err());
     assert!(store.append(&mut disk, &rec("T", -1, b"x", ""), 1).is_err());
     let huge = vec![0u8; 2000];
     assert!(store.append(&mut disk, &rec("T", 0, &huge, ""), 1).is_err());
@@ -284,7 +295,11 @@ fn bad_total_sizes_and_magic_cut_the_log_there() {
     let cases: Vec<(&str, u64, Vec<u8>)> = vec![
         ("negative", 0, (-77i32).to_be_bytes().to_vec()),
         ("absurd", 0, i32::MAX.to_be_bytes().to_vec()),
-        ("crosses the file end", 0, (FILE_SIZE as i32 - 10).to_be_bytes().to_vec()),
+        (
+            "crosses the file end",
+            0,
+            (FILE_SIZE as i32 - 10).to_be_bytes().to_vec(),
+        ),
         ("unknown magic", 4, 0x1234_5678u32.to_be_bytes().to_vec()),
     ];
     for (name, at, bytes) in cases {
@@ -294,7 +309,11 @@ fn bad_total_sizes_and_magic_cut_the_log_there() {
         assert_eq!(report.records_recovered, 5, "{name}");
         assert_eq!(report.cut.as_ref().unwrap().offset, w[5].0, "{name}");
         assert!(report.cut.as_ref().unwrap().fenced, "{name}");
-        assert_eq!(store.written_offset() % FILE_SIZE, 0, "{name}: fenced file is closed");
+        assert_eq!(
+            store.written_offset() % FILE_SIZE,
+            0,
+            "{name}: fenced file is closed"
+        );
     }
 }
 
@@ -330,16 +349,27 @@ fn consume_queue_entry_past_the_log_is_rewritten() {
         size: 100,
         tags_code: 0,
     };
-    disk.write("consumequeue/T/0/00000000000000000000", 20, &bogus.to_bytes())
-        .unwrap();
+    disk.write(
+        "consumequeue/T/0/00000000000000000000",
+        20,
+        &bogus.to_bytes(),
+    )
+    .unwrap();
     // An entry past the queue's end too.
-    disk.write("consumequeue/T/0/00000000000000000000", 60, &bogus.to_bytes())
-        .unwrap();
+    disk.write(
+        "consumequeue/T/0/00000000000000000000",
+        60,
+        &bogus.to_bytes(),
+    )
+    .unwrap();
     let (store, report) = recover_damaged(&mut disk);
     assert_eq!(report.records_recovered, 6);
     assert_eq!(report.consume_queue_entries_rewritten, 1);
     assert!(report.notes.iter().any(|n| n.contains("disagreed")));
-    assert_eq!(store.get_message(&disk, "T", 0, 1).unwrap().physical_offset, w[3].0);
+    assert_eq!(
+        store.get_message(&disk, "T", 0, 1).unwrap().physical_offset,
+        w[3].0
+    );
 }
 
 #[test]
@@ -358,13 +388,26 @@ fn files_of_the_wrong_length_gaps_and_strays_are_repaired() {
     // A stray file, a file at a non-multiple offset, and a file after a gap.
     disk.insert_file("commitlog/notes.txt", b"hello".to_vec());
     disk.insert_file("commitlog/00000000000000000007", vec![1; 10]);
-    disk.insert_file("commitlog/00000000000000999424", vec![0; FILE_SIZE as usize]);
+    disk.insert_file(
+        "commitlog/00000000000000999424",
+        vec![0; FILE_SIZE as usize],
+    );
     let (store, report) = recover_damaged(&mut disk);
-    assert!(report.notes.iter().any(|n| n.contains("instead of")), "{:?}", report.notes);
+    assert!(
+        report.notes.iter().any(|n| n.contains("instead of")),
+        "{:?}",
+        report.notes
+    );
     assert!(report.notes.iter().any(|n| n.contains("gap")));
-    assert!(report.notes.iter().any(|n| n.contains("not a commit-log file")));
+    assert!(report
+        .notes
+        .iter()
+        .any(|n| n.contains("not a commit-log file")));
     assert!(!disk.exists("commitlog/00000000000000999424"));
-    assert!(disk.exists("commitlog/notes.txt"), "foreign files are left alone");
+    assert!(
+        disk.exists("commitlog/notes.txt"),
+        "foreign files are left alone"
+    );
     assert_eq!(disk.len(&last).unwrap(), FILE_SIZE);
     assert!(store.written_offset() <= store.commit_log().files().end_offset().unwrap());
 }
@@ -376,8 +419,13 @@ fn config_survives_a_restart() {
     let mut disk = MemDisk::new();
     let mut f = ConfigFile::new(CONSUMER_OFFSET_PATH);
     let mut table = ConsumerOffsetTable::default();
-    table.offset_table.entry("T@g".into()).or_default().insert(0, 42);
-    f.persist(&mut disk, serde_json::to_string(&table).unwrap()).unwrap();
+    table
+        .offset_table
+        .entry("T@g".into())
+        .or_default()
+        .insert(0, 42);
+    f.persist(&mut disk, serde_json::to_string(&table).unwrap())
+        .unwrap();
     while let Some(t) = disk.take_requested_syncs().first().copied() {
         f.on_sync_complete(&mut disk, t, Ok(()));
     }

@@ -1,2 +1,4 @@
 //! rmq-sim: the deterministic simulator and everything that judges.
 #![forbid(unsafe_code)]
+
+pub mod disk;

@@ -51,7 +51,11 @@ impl Checkpoint {
 
     /// RocketMQ's `getMinTimestamp`: the older of the two, less 3 s, floored at 0.
     pub fn min_timestamp_ms(&self) -> i64 {
-        (self.physic_msg_timestamp_ms.min(self.logics_msg_timestamp_ms) - 3000).max(0)
+        (self
+            .physic_msg_timestamp_ms
+            .min(self.logics_msg_timestamp_ms)
+            - 3000)
+            .max(0)
     }
 
     /// Reads the checkpoint; Err(reason) when it is missing or malformed.
@@ -60,7 +64,9 @@ impl Checkpoint {
             .len(CHECKPOINT_PATH)
             .map_err(|e| format!("checkpoint unreadable: {e}"))?;
         if len < 40 {
-            return Err(format!("checkpoint is {len} bytes, shorter than its 40-byte header"));
+            return Err(format!(
+                "checkpoint is {len} bytes, shorter than its 40-byte header"
+            ));
         }
         let bytes = disk
             .read(CHECKPOINT_PATH, 0, 40)

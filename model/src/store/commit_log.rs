@@ -62,7 +62,10 @@ impl CommitLog {
         flush: &mut FlushTracker,
     ) -> Result<u64, DiskError> {
         let file_size = self.file_size();
-        assert!(len + END_FILE_MIN_BLANK_LENGTH <= file_size, "caller checks the size");
+        assert!(
+            len + END_FILE_MIN_BLANK_LENGTH <= file_size,
+            "caller checks the size"
+        );
         if let Some(start) = self.files.file_for(self.write_offset) {
             let remaining = start + file_size - self.write_offset;
             if len + END_FILE_MIN_BLANK_LENGTH <= remaining {
@@ -91,7 +94,10 @@ impl CommitLog {
         flush: &mut FlushTracker,
     ) -> Result<(), DiskError> {
         assert_eq!(physical_offset, self.write_offset);
-        let start = self.files.file_for(physical_offset).expect("position_for made it");
+        let start = self
+            .files
+            .file_for(physical_offset)
+            .expect("position_for made it");
         let path = self.files.path_of(start);
         disk.write(&path, physical_offset - start, bytes)?;
         flush.note_write(&path);
@@ -119,7 +125,11 @@ impl CommitLog {
         if end > start + self.file_size() {
             return Ok(None);
         }
-        let bytes = disk.read(&self.files.path_of(start), physical_offset - start, len as usize)?;
+        let bytes = disk.read(
+            &self.files.path_of(start),
+            physical_offset - start,
+            len as usize,
+        )?;
         Ok(Some(bytes))
     }
 
@@ -139,7 +149,11 @@ impl CommitLog {
         }
         let file_end = start + self.file_size();
         let len = (file_end - physical_offset).min(max_len);
-        let bytes = disk.read(&self.files.path_of(start), physical_offset - start, len as usize)?;
+        let bytes = disk.read(
+            &self.files.path_of(start),
+            physical_offset - start,
+            len as usize,
+        )?;
         Ok(Some(bytes))
     }
 }

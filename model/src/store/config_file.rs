@@ -164,7 +164,9 @@ impl ConfigFile {
 
 fn read_json<T: DeserializeOwned>(disk: &dyn Disk, path: &str) -> Result<T, String> {
     let len = disk.len(path).map_err(|e| e.to_string())?;
-    let bytes = disk.read(path, 0, len as usize).map_err(|e| e.to_string())?;
+    let bytes = disk
+        .read(path, 0, len as usize)
+        .map_err(|e| e.to_string())?;
     let text = std::str::from_utf8(&bytes).map_err(|_| format!("{path}: not UTF-8"))?;
     match serde_json::from_str(text) {
         Ok(v) => Ok(v),
@@ -273,7 +275,8 @@ mod tests {
         assert_eq!(src, LoadSource::Primary);
         assert_eq!(t.offset_table["T@g"][&0], 9);
         // A torn primary falls back to the previous good copy, never to garbage.
-        disk.write("config/consumerOffset.json", 10, b"\xff\xff").unwrap();
+        disk.write("config/consumerOffset.json", 10, b"\xff\xff")
+            .unwrap();
         let (t, src) = f.load::<ConsumerOffsetTable>(&disk);
         assert!(matches!(src, LoadSource::Backup(_)));
         assert_eq!(t.offset_table["T@g"][&0], 5);
@@ -288,8 +291,10 @@ mod tests {
         let mut disk = MemDisk::new();
         let mut f = ConfigFile::new("config/delayOffset.json");
         f.persist(&mut disk, "{\"offsetTable\":{}}".into()).unwrap();
-        f.persist(&mut disk, "{\"offsetTable\":{\"1\":1}}".into()).unwrap();
-        f.persist(&mut disk, "{\"offsetTable\":{\"1\":2}}".into()).unwrap();
+        f.persist(&mut disk, "{\"offsetTable\":{\"1\":1}}".into())
+            .unwrap();
+        f.persist(&mut disk, "{\"offsetTable\":{\"1\":2}}".into())
+            .unwrap();
         complete_all(&mut disk, &mut f);
         assert!(f.is_idle());
         assert_eq!(f.persisted_count(), 2);
@@ -303,6 +308,9 @@ mod tests {
             quote_bare_integer_keys(r#"{"offsetTable":{"a@b":{0:250, 1:3}},"s":"{0:x}"}"#),
             r#"{"offsetTable":{"a@b":{"0":250, "1":3}},"s":"{0:x}"}"#
         );
-        assert_eq!(quote_bare_integer_keys("{ -1 :2,\"é\":[1,2]}"), "{ \"-1\" :2,\"é\":[1,2]}");
+        assert_eq!(
+            quote_bare_integer_keys("{ -1 :2,\"é\":[1,2]}"),
+            "{ \"-1\" :2,\"é\":[1,2]}"
+        );
     }
 }

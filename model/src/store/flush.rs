@@ -88,14 +88,12 @@ impl FlushTracker {
     /// Requests syncs of everything dirty, to make `target` durable. Returns the
     /// target if a batch was issued; None if nothing new needs syncing, too many
     /// batches are in flight, or the disk has failed.
-    pub fn request(
-        &mut self,
-        disk: &mut dyn Disk,
-        target: u64,
-    ) -> Result<Option<u64>, DiskError> {
+    pub fn request(&mut self, disk: &mut dyn Disk, target: u64) -> Result<Option<u64>, DiskError> {
         if self.failed.is_some()
             || self.batches.len() >= MAX_FLUSH_BATCHES_IN_FLIGHT
-            || (target <= self.requested && self.dirty_files.is_empty() && self.dirty_dirs.is_empty())
+            || (target <= self.requested
+                && self.dirty_files.is_empty()
+                && self.dirty_dirs.is_empty())
         {
             return Ok(None);
         }
@@ -180,7 +178,9 @@ impl FlushTracker {
 
     /// Every ticket still outstanding, for a driver that wants to know what it owes.
     pub fn outstanding(&self) -> impl Iterator<Item = SyncTicket> + '_ {
-        self.batches.iter().flat_map(|b| b.outstanding.iter().copied())
+        self.batches
+            .iter()
+            .flat_map(|b| b.outstanding.iter().copied())
     }
 }
 

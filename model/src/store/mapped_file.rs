@@ -92,7 +92,11 @@ impl MappedFileQueue {
         if let Some(end) = self.end_offset() {
             assert_eq!(start, end, "a new file must follow the last one");
         }
-        assert_eq!(start % self.file_size, 0, "files start at multiples of their size");
+        assert_eq!(
+            start % self.file_size,
+            0,
+            "files start at multiples of their size"
+        );
         let path = self.path_of(start);
         disk.create(&path)?;
         disk.set_len(&path, self.file_size)?;

@@ -140,9 +140,12 @@ impl Disk for MemDisk {
     }
 
     fn delete(&mut self, path: &str) -> Result<(), DiskError> {
-        self.files.remove(path).map(|_| ()).ok_or(DiskError::NotFound {
-            path: path.to_string(),
-        })
+        self.files
+            .remove(path)
+            .map(|_| ())
+            .ok_or(DiskError::NotFound {
+                path: path.to_string(),
+            })
     }
 
     fn rename(&mut self, from: &str, to: &str) -> Result<(), DiskError> {

@@ -133,7 +133,10 @@ pub enum ReadError {
     NoRecordAt(u64),
     /// The record failed verification: it is never handed out.
     #[error("damaged record at commit-log offset {physical_offset}: {reason}")]
-    Corrupt { physical_offset: u64, reason: String },
+    Corrupt {
+        physical_offset: u64,
+        reason: String,
+    },
     #[error("disk: {0}")]
     Disk(#[from] DiskError),
 }
@@ -288,12 +291,12 @@ impl MessageStore {
         len: u64,
         now_ms: i64,
     ) -> Result<AppendResult, StoreError> {
-        let physical_offset = self
-            .commit_log
-            .position_for(disk, len, &mut self.commit_log_flush)?;
+        let physical_offset =
+            self.commit_log
+                .position_for(disk, len, &mut self.commit_log_flush)?;
         let tx = rec.sys_flag & record::SYSFLAG_TRANSACTION_MASK;
-        let dispatched =
-            tx != record::SYSFLAG_TRANSACTION_PREPARED && tx != record::SYSFLAG_TRANSACTION_ROLLBACK;
+        let dispatched = tx != record::SYSFLAG_TRANSACTION_PREPARED
+            && tx != record::SYSFLAG_TRANSACTION_ROLLBACK;
         let queue_offset = if dispatched {
             self.max_queue_offset(rec.topic, rec.queue_id)
         } else {
@@ -301,10 +304,15 @@ impl MessageStore {
         };
         let mut buf = std::mem::take(&mut self.encode_buffer);
         buf.clear();
-        rec.encode(queue_offset as i64, physical_offset as i64, now_ms, &mut buf);
-        let written = self
-            .commit_log
-            .write(disk, physical_offset, &buf, &mut self.commit_log_flush);
+        rec.encode(
+            queue_offset as i64,
+            physical_offset as i64,
+            now_ms,
+            &mut buf,
+        );
+        let written =
+            self.commit_log
+                .write(disk, physical_offset, &buf, &mut self.commit_log_flush);
         let tags_code = crate::message::tags_code(crate::message::property(
             rec.properties,
             crate::message::PROPERTY_TAGS,
@@ -351,7 +359,8 @@ impl MessageStore {
             // New file (and perhaps new topic/queue directories).
             let dir = queue.files().dir().to_string();
             self.logic_flush.note_dir_change(&dir);
-            self.logic_flush.note_dir_change(super::disk::parent_dir(&dir));
+            self.logic_flush
+                .note_dir_change(super::disk::parent_dir(&dir));
             self.logic_flush.note_dir_change("consumequeue");
         }
         Ok(())
@@ -413,7 +422,10 @@ impl MessageStore {
                 Err(e) => self.fail(e),
             };
         }
-        let outcome = match self.commit_log_flush.on_sync_complete(ticket, result.clone()) {
+        let outcome = match self
+            .commit_log_flush
+            .on_sync_complete(ticket, result.clone())
+        {
             SyncOutcome::NotMine => self.logic_flush.on_sync_complete(ticket, result.clone()),
             SyncOutcome::Advanced(durable) => {
                 self.note_durable(disk, durable);
@@ -511,10 +523,12 @@ impl MessageStore {
         queue_id: i32,
         queue_offset: u64,
     ) -> Result<StoredMessage, ReadError> {
-        let queue = self.queue(topic, queue_id).ok_or_else(|| ReadError::NoSuchQueue {
-            topic: topic.to_string(),
-            queue_id,
-        })?;
+        let queue = self
+            .queue(topic, queue_id)
+            .ok_or_else(|| ReadError::NoSuchQueue {
+                topic: topic.to_string(),
+                queue_id,
+            })?;
         if queue_offset < queue.min_offset() {
             return Err(ReadError::OffsetTooSmall {
                 offset: queue_offset,

@@ -589,7 +589,10 @@ mod tests {
         for i in 0..out.len() * 8 {
             let mut damaged = out.clone();
             damaged[i / 8] ^= 1 << (i % 8);
-            assert!(parse(&damaged, CrcCheck::Strict).is_err(), "flip of bit {i} went unnoticed");
+            assert!(
+                parse(&damaged, CrcCheck::Strict).is_err(),
+                "flip of bit {i} went unnoticed"
+            );
         }
     }
 
@@ -617,8 +620,14 @@ mod tests {
 
     #[test]
     fn bad_headers_are_errors() {
-        assert_eq!(parse(&[0; 4], CrcCheck::Strict), Err(RecordError::Truncated(4)));
-        assert_eq!(parse(&[0; 200], CrcCheck::Strict), Err(RecordError::UnknownMagic(0)));
+        assert_eq!(
+            parse(&[0; 4], CrcCheck::Strict),
+            Err(RecordError::Truncated(4))
+        );
+        assert_eq!(
+            parse(&[0; 200], CrcCheck::Strict),
+            Err(RecordError::UnknownMagic(0))
+        );
         let mut neg = vec![0u8; 200];
         neg[..4].copy_from_slice(&(-5i32).to_be_bytes());
         neg[4..8].copy_from_slice(&MESSAGE_MAGIC_CODE_V1.to_be_bytes());

@@ -152,8 +152,14 @@ pub fn recover(
     let write_offset = match &scan.cut {
         None => scan.end,
         Some((offset, reason, file_index)) => {
-            let (fenced, files_deleted) =
-                cut_commit_log(disk, &mut chain, *offset, *file_index, file_size, &mut report)?;
+            let (fenced, files_deleted) = cut_commit_log(
+                disk,
+                &mut chain,
+                *offset,
+                *file_index,
+                file_size,
+                &mut report,
+            )?;
             // Zeros after the last record are the log's natural end, not a cut.
             if fenced || files_deleted > 0 || !report.discarded.is_empty() {
                 report.cut = Some(Cut {
@@ -180,7 +186,8 @@ pub fn recover(
     report.commit_log_end_offset = write_offset;
 
     let mut logic_flush = FlushTracker::new(0);
-    let queues = rebuild_consume_queues(disk, &scan.queues, &config, &mut logic_flush, &mut report)?;
+    let queues =
+        rebuild_consume_queues(disk, &scan.queues, &config, &mut logic_flush, &mut report)?;
     if mode == RecoveryMode::Normal && report.consume_queue_entries_rewritten > 0 {
         report.note(format!(
             "after a clean shutdown {} consume-queue entries disagreed with the log",
@@ -290,11 +297,7 @@ fn read_tolerant<'d>(
     }
 }
 
-fn scan_commit_log(
-    disk: &dyn Disk,
-    chain: &[u64],
-    config: &StoreConfig,
-) -> Scan {
+fn scan_commit_log(disk: &dyn Disk, chain: &[u64], config: &StoreConfig) -> Scan {
     let file_size = config.commit_log_file_size_bytes;
     let crc = config.crc_check();
     let min_offset = chain.first().copied().unwrap_or(0);
@@ -320,7 +323,13 @@ fn scan_commit_log(
                     scan.end = start + file_size;
                     continue 'files;
                 }
-                Ok(Slot::Record(view)) => match accept(&view, offset, start + file_size, min_offset, &mut scan.queues) {
+                Ok(Slot::Record(view)) => match accept(
+                    &view,
+                    offset,
+                    start + file_size,
+                    min_offset,
+                    &mut scan.queues,
+                ) {
                     Ok(()) => {
                         scan.records += 1;
                         scan.last_store_timestamp_ms = view.store_timestamp_ms;
@@ -555,7 +564,10 @@ fn rebuild_consume_queues(
     for (topic, by_id) in scanned {
         for (&queue_id, qs) in by_id {
             let queue = rebuild_queue(disk, topic, queue_id, qs, cq_file_size, flush, report)?;
-            queues.entry(topic.clone()).or_default().insert(queue_id, queue);
+            queues
+                .entry(topic.clone())
+                .or_default()
+                .insert(queue_id, queue);
         }
     }
     Ok(queues)
@@ -578,7 +590,9 @@ fn rebuild_queue(
     for file in disk.list(&dir)? {
         let path = join(&dir, &file.name);
         match parse_file_name(&file.name) {
-            Some(s) if !file.is_dir && s % cq_file_size == 0 && s >= first_start && s <= last_start => {}
+            Some(s)
+                if !file.is_dir && s % cq_file_size == 0 && s >= first_start && s <= last_start => {
+            }
             Some(_) if !file.is_dir => {
                 report.note(format!("{path}: outside the queue's range; deleted"));
                 disk.delete(&path)?;
@@ -627,7 +641,9 @@ fn rebuild_queue(
         }
         if let Some((from, to)) = stale_tail {
             disk.write(&path, from as u64, &vec![0u8; to - from])?;
-            report.note(format!("{path}: stale entries after the queue's end zeroed"));
+            report.note(format!(
+                "{path}: stale entries after the queue's end zeroed"
+            ));
         }
         if !rewrites.is_empty() || stale_tail.is_some() {
             flush.note_write(&path);
@@ -637,5 +653,7 @@ fn rebuild_queue(
         start += cq_file_size;
     }
     let files = MappedFileQueue::with_files(dir, cq_file_size, starts);
-    Ok(ConsumeQueue::recovered(topic, queue_id, files, qs.base, max))
+    Ok(ConsumeQueue::recovered(
+        topic, queue_id, files, qs.base, max,
+    ))
 }
