@@ -143,7 +143,10 @@ mod tests {
         let ip: IpAddr = "10.1.2.3".parse().unwrap();
         let id = offset_msg_id(ip, 10911, 0x0012_3456_789A);
         assert_eq!(id, "0A01020300002A9F000000123456789A");
-        assert_eq!(decode_offset_msg_id(&id), Some((ip, 10911, 0x0012_3456_789A)));
+        assert_eq!(
+            decode_offset_msg_id(&id),
+            Some((ip, 10911, 0x0012_3456_789A))
+        );
         let v6: IpAddr = "::1".parse().unwrap();
         let id6 = offset_msg_id(v6, 1, 2);
         assert_eq!(id6.len(), 56);

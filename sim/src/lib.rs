@@ -2,3 +2,4 @@
 #![forbid(unsafe_code)]
 
 pub mod disk;
+pub mod store_check;
