@@ -58,6 +58,14 @@ fn page_of(bytes: &[u8], page: u64) -> &[u8] {
 }
 
 impl Inode {
+    /// Sectors written to the media are remapped by the drive: readable again.
+    fn heal_sectors(&mut self, sectors: std::ops::Range<u64>) {
+        let healed: Vec<u64> = self.latent_error_sectors.range(sectors).copied().collect();
+        for sector in healed {
+            self.latent_error_sectors.remove(&sector);
+        }
+    }
+
     /// Marks every page holding a byte in `start..end` as possibly differing.
     fn mark_dirty(&mut self, start: u64, end: u64) {
         if start < end {
@@ -275,6 +283,8 @@ impl SimDisk {
                 };
                 for (page, bytes) in &pages {
                     write_into(&mut inode.durable, page * PAGE_SIZE_BYTES, bytes);
+                    // The drive remaps a bad sector when it is written.
+                    inode.heal_sectors(page * SECTORS_PER_PAGE..(page + 1) * SECTORS_PER_PAGE);
                 }
                 inode.durable.resize(len_bytes as usize, 0);
                 for (page, _) in &pages {
@@ -359,11 +369,18 @@ impl SimDisk {
                     continue;
                 }
                 self.stats.pages_persisted_at_crash += 1;
-                let Inode { cache, durable, .. } = &mut *inode;
                 if !tear_sectors {
+                    let Inode { cache, durable, .. } = &mut *inode;
                     write_into(durable, page * PAGE_SIZE_BYTES, page_of(cache, page));
+                    inode.heal_sectors(page * SECTORS_PER_PAGE..(page + 1) * SECTORS_PER_PAGE);
                     continue;
                 }
+                let Inode {
+                    cache,
+                    durable,
+                    latent_error_sectors,
+                    ..
+                } = &mut *inode;
                 let mut new_sectors = 0;
                 for sector in 0..SECTORS_PER_PAGE {
                     if rng.random_bool(0.5) {
@@ -373,6 +390,8 @@ impl SimDisk {
                         if start < end {
                             write_into(durable, start, &cache[start as usize..end as usize]);
                         }
+                        // That sector was rewritten, so the drive remapped it.
+                        latent_error_sectors.remove(&(page * SECTORS_PER_PAGE + sector));
                     }
                 }
                 if new_sectors != 0 && new_sectors != SECTORS_PER_PAGE {
@@ -669,7 +688,13 @@ impl Disk for SimDisk {
         if len > 0 {
             let end = offset + len as u64; // slice_of checked it does not overflow
             let sectors = offset / SECTOR_SIZE_BYTES..end.div_ceil(SECTOR_SIZE_BYTES);
-            if let Some(sector) = inode.latent_error_sectors.range(sectors).next() {
+            // A page written since it was last on the media is served from the page
+            // cache; only a clean page is read from the media and can hit a bad sector.
+            let bad = inode
+                .latent_error_sectors
+                .range(sectors)
+                .find(|&&sector| !inode.dirty_pages.contains(&(sector / SECTORS_PER_PAGE)));
+            if let Some(sector) = bad {
                 return Err(io_error(path, format!("latent error in sector {sector}")));
             }
         }
@@ -685,15 +710,6 @@ impl Disk for SimDisk {
         write_into(&mut inode.cache, offset, data);
         // A write past the end also turns the gap into zeros.
         inode.mark_dirty(offset.min(old_len), end);
-        // The drive remaps a sector it is given whole; a partial write cannot heal it.
-        let (first, end_sector) = (offset.div_ceil(SECTOR_SIZE_BYTES), end / SECTOR_SIZE_BYTES);
-        if first < end_sector {
-            let sectors = inode.latent_error_sectors.range(first..end_sector);
-            let healed: Vec<u64> = sectors.copied().collect();
-            for sector in healed {
-                inode.latent_error_sectors.remove(&sector);
-            }
-        }
         Ok(())
     }
 
@@ -1016,7 +1032,7 @@ mod tests {
     }
 
     #[test]
-    fn latent_error_fails_reads_until_a_write_covers_the_sector() {
+    fn latent_error_fails_reads_until_its_page_reaches_the_media() {
         let mut d = SimDisk::new();
         durable_file(&mut d, "f", &pattern(1024, 0));
         d.add_latent_error("f", 1).unwrap();
@@ -1025,10 +1041,33 @@ mod tests {
         // Survives a crash: it is a defect of the media, not of the cache.
         d.crash_os(&mut rng(0));
         assert!(matches!(d.read("f", 1000, 1), Err(DiskError::Io { .. })));
+        // A written page is served from the page cache, but the sector is only healed
+        // once the page reaches the media: a crash before that brings the error back.
         d.write("f", 600, b"partial").unwrap();
-        assert!(matches!(d.read("f", 1000, 1), Err(DiskError::Io { .. })));
-        d.write("f", 512, &[7; 512]).unwrap();
-        assert_eq!(&*d.read("f", 512, 512).unwrap(), &[7; 512][..]);
+        assert_eq!(&*d.read("f", 600, 7).unwrap(), b"partial");
+        assert!(d.read("f", 0, 1024).is_ok());
+        d.crash_process();
+        assert!(
+            d.read("f", 1000, 1).is_ok(),
+            "the page cache survives a process crash"
+        );
+        let mut seen_error_after_os_crash = false;
+        for seed in 0..16 {
+            let mut e = d.clone();
+            e.crash_os(&mut rng(seed));
+            seen_error_after_os_crash |= e.read("f", 1000, 1).is_err();
+        }
+        assert!(
+            seen_error_after_os_crash,
+            "an unsynced rewrite must not heal the media"
+        );
+        d.request_sync(SyncTarget::File("f")).unwrap();
+        complete_all(&mut d);
+        d.crash_os(&mut rng(0));
+        assert!(
+            d.read("f", 0, 1024).is_ok(),
+            "a synced rewrite remaps the sector"
+        );
     }
 
     #[test]

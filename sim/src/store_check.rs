@@ -39,9 +39,27 @@ pub fn logged_records(
     let mut out = Vec::new();
     let mut offset = log.min_offset();
     while offset < store.written_offset() {
-        let bytes = match log.read_to_file_end(disk, offset, file_size) {
+        // Header first, then exactly the record: an unreadable sector elsewhere in the
+        // file is none of this record's business.
+        let header = match log.read(disk, offset, 8) {
             Ok(Some(b)) => b,
             Ok(None) => return (out, Some(format!("nothing readable at {offset}"))),
+            Err(e) => return (out, Some(format!("read at {offset}: {e}"))),
+        };
+        let total = i32::from_be_bytes(header[..4].try_into().unwrap());
+        let magic = u32::from_be_bytes(header[4..8].try_into().unwrap());
+        if magic == record::BLANK_MAGIC_CODE {
+            offset = (offset / file_size + 1) * file_size;
+            continue;
+        }
+        let bytes = match log.read(disk, offset, u64::try_from(total).unwrap_or(0)) {
+            Ok(Some(b)) => b,
+            Ok(None) => {
+                return (
+                    out,
+                    Some(format!("record at {offset} claims {total} bytes")),
+                )
+            }
             Err(e) => return (out, Some(format!("read at {offset}: {e}"))),
         };
         match record::parse(&bytes, store.config().crc_check()) {

@@ -431,8 +431,7 @@ pub fn parse(bytes: &[u8], crc: CrcCheck) -> Result<Slot<'_>, RecordError> {
             field: "TOPICLENGTH",
         })?
     };
-    let topic =
-        std::str::from_utf8(c.take(topic_len, "TOPIC")?).map_err(|_| RecordError::TopicNotUtf8)?;
+    let topic_bytes = c.take(topic_len, "TOPIC")?;
     let props_len = i16::from_be_bytes(c.take(2, "PROPERTIESLENGTH")?.try_into().unwrap());
     let props_len = usize::try_from(props_len).map_err(|_| RecordError::FieldOverrun {
         field: "PROPERTIESLENGTH",
@@ -448,6 +447,7 @@ pub fn parse(bytes: &[u8], crc: CrcCheck) -> Result<Slot<'_>, RecordError> {
         verify_crc(record, props_bytes, body, body_crc, crc)?;
     }
     // UTF-8 and name checks come after the CRC: a damaged record reports its damage.
+    let topic = std::str::from_utf8(topic_bytes).map_err(|_| RecordError::TopicNotUtf8)?;
     let properties =
         std::str::from_utf8(props_bytes).map_err(|_| RecordError::PropertiesNotUtf8)?;
     if !is_valid_topic(topic) {
@@ -639,6 +639,31 @@ mod tests {
         let mut blank = blank_marker(16).to_vec();
         blank.resize(16, 0xEE);
         assert_eq!(parse(&blank, CrcCheck::Strict), Ok(Slot::Blank));
+    }
+
+    #[test]
+    fn non_utf8_topic_is_refused_even_with_a_matching_crc() {
+        let rec = sample(b"b", "");
+        let mut out = Vec::new();
+        rec.encode(0, 0, 1, &mut out);
+        let topic_at = 84 + 4 + 1 + 1;
+        out[topic_at] = 0xFF;
+        let tail_at = out.len() - CRC32_RESERVED_LEN;
+        let crc = masked_crc32(&out[..tail_at]);
+        out.truncate(tail_at);
+        put_crc_tail(crc, &mut out);
+        assert_eq!(
+            parse(&out, CrcCheck::Strict),
+            Err(RecordError::TopicNotUtf8)
+        );
+        out[topic_at] = b'/';
+        let crc = masked_crc32(&out[..tail_at]);
+        out.truncate(tail_at);
+        put_crc_tail(crc, &mut out);
+        assert!(matches!(
+            parse(&out, CrcCheck::Strict),
+            Err(RecordError::BadTopic(_))
+        ));
     }
 
     #[test]

@@ -18,9 +18,12 @@
 //! - Every consume-queue entry is checked against the log, not only the last files: a
 //!   damaged entry is rewritten, so every entry served points at a whole record of its
 //!   topic, queue and queue offset.
-//! - Stale bytes after the cut are fenced off with the blank end-of-file marker (new
-//!   records start the next file) instead of being left where a later, shorter record
-//!   could end right where an old valid record begins and resurrect it.
+//! - Stale bytes after the cut are zeroed instead of left in place, where a later,
+//!   shorter record could end right where an old valid record begins and resurrect it.
+//!   Zeroing (not an end-of-file marker) is what makes the cut stick across a second
+//!   crash: whichever of the zeroing writes and the deletions of later files reach the
+//!   media, the bytes at the cut are either the bad bytes that caused it or zeros, so
+//!   the next scan stops there again and never walks on into a deleted-but-back file.
 //! - The recovered log is fsynced before the store accepts writes (it may have been in
 //!   a crashed process's page cache only), so nothing served after boot can vanish.
 
@@ -54,8 +57,8 @@ pub struct Cut {
     pub offset: u64,
     pub reason: String,
     /// Bytes after the cut in its file were not all zero (a torn or damaged tail, or
-    /// records written after a damaged one), so the rest of the file was fenced off.
-    pub fenced: bool,
+    /// records written after a damaged one), so they were zeroed.
+    pub tail_zeroed: bool,
 }
 
 /// A whole, valid-looking record found behind the cut and discarded with it.
@@ -152,7 +155,7 @@ pub fn recover(
     let write_offset = match &scan.cut {
         None => scan.end,
         Some((offset, reason, file_index)) => {
-            let (fenced, files_deleted) = cut_commit_log(
+            let (tail_zeroed, files_deleted) = cut_commit_log(
                 disk,
                 &mut chain,
                 *offset,
@@ -161,22 +164,18 @@ pub fn recover(
                 &mut report,
             )?;
             // Zeros after the last record are the log's natural end, not a cut.
-            if fenced || files_deleted > 0 || !report.discarded.is_empty() {
+            if tail_zeroed || files_deleted > 0 || !report.discarded.is_empty() {
                 report.cut = Some(Cut {
                     offset: *offset,
                     reason: reason.clone(),
-                    fenced,
+                    tail_zeroed,
                 });
             }
-            if fenced {
-                chain[*file_index] + file_size
-            } else {
-                *offset
-            }
+            *offset
         }
     };
     if mode == RecoveryMode::Normal
-        && (report.cut.as_ref().is_some_and(|c| c.fenced) || !report.discarded.is_empty())
+        && (report.cut.as_ref().is_some_and(|c| c.tail_zeroed) || !report.discarded.is_empty())
     {
         report.note("after a clean shutdown the log had damage past its end".to_string());
     }
@@ -338,6 +337,16 @@ fn scan_commit_log(disk: &dyn Disk, chain: &[u64], config: &StoreConfig) -> Scan
                     }
                     Err(e) => e.to_string(),
                 },
+                // Only a prefix of the file was readable: a blank marker is still a
+                // blank marker when an unreadable sector lies in the unused space
+                // behind it, and must not cost the files after it.
+                Err(_)
+                    if read_error.is_some()
+                        && is_blank_marker(&bytes[pos..], file_size - pos as u64) =>
+                {
+                    scan.end = start + file_size;
+                    continue 'files;
+                }
                 Err(e) => match &read_error {
                     Some((bad_at, disk_error)) if *bad_at >= pos as u64 => {
                         format!("unreadable at {}: {disk_error}", start + bad_at)
@@ -354,6 +363,12 @@ fn scan_commit_log(disk: &dyn Disk, chain: &[u64], config: &StoreConfig) -> Scan
         scan.end = 0;
     }
     scan
+}
+
+fn is_blank_marker(bytes: &[u8], remaining_in_file: u64) -> bool {
+    bytes.len() >= 8
+        && u32::from_be_bytes(bytes[4..8].try_into().unwrap()) == record::BLANK_MAGIC_CODE
+        && i32::from_be_bytes(bytes[..4].try_into().unwrap()) as i64 == remaining_in_file as i64
 }
 
 /// Checks what the CRC cannot: the record is where it says it is, leaves room for the
@@ -479,9 +494,9 @@ fn list_discarded(scan: &mut Scan, offset: u64, v: &record::RecordView<'_>) {
     });
 }
 
-/// Cuts the log at `offset` in `chain[file_index]`: later files go; stale bytes after the
-/// cut in its file are fenced off with a blank marker. Returns whether it fenced, and
-/// how many files it deleted.
+/// Cuts the log at `offset` in `chain[file_index]`: later files go; non-zero bytes
+/// after the cut in its file are zeroed. Returns whether it zeroed, and how many files
+/// it deleted.
 fn cut_commit_log(
     disk: &mut dyn Disk,
     chain: &mut Vec<u64>,
@@ -500,17 +515,28 @@ fn cut_commit_log(
     let start = chain[file_index];
     let path = join(COMMIT_LOG_DIR, &super::mapped_file::file_name(start));
     let remaining = start + file_size - offset;
-    debug_assert!(remaining >= END_FILE_MIN_BLANK_LENGTH);
-    let all_zero = match disk.read(&path, offset - start, remaining as usize) {
-        Ok(tail) => tail.iter().all(|&b| b == 0),
-        Err(_) => false,
+    // Zero up to the last non-zero byte; an unreadable tail is zeroed whole (the write
+    // also lets the drive remap the bad sectors once it reaches the media).
+    let zero_len = match disk.read(&path, offset - start, remaining as usize) {
+        Ok(tail) => tail
+            .iter()
+            .rposition(|&b| b != 0)
+            .map_or(0, |last| last as u64 + 1),
+        Err(_) => remaining,
     };
-    if all_zero {
+    if zero_len == 0 {
         return Ok((false, files_deleted));
     }
-    disk.write(&path, offset - start, &record::blank_marker(remaining))?;
+    const CHUNK_BYTES: u64 = 64 * 1024;
+    let zeros = vec![0u8; CHUNK_BYTES.min(zero_len) as usize];
+    let mut at = 0;
+    while at < zero_len {
+        let n = CHUNK_BYTES.min(zero_len - at);
+        disk.write(&path, offset - start + at, &zeros[..n as usize])?;
+        at += n;
+    }
     report.note(format!(
-        "{path}: {remaining} bytes after the cut at {offset} are not empty; fenced off with an end-of-file marker"
+        "{path}: {zero_len} bytes after the cut at {offset} were not empty; zeroed"
     ));
     Ok((true, files_deleted))
 }
