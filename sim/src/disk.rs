@@ -181,7 +181,21 @@ pub struct SimDisk {
     next_ticket: u64,
     pending: VecDeque<PendingSync>,
     lost: bool,
+    lie: Lie,
     stats: SimDiskStats,
+}
+
+/// A deliberately broken disk, for proving that the checks catch a store whose
+/// durability is not real. `Lie::None` is the honest disk.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub enum Lie {
+    #[default]
+    None,
+    /// File syncs report success but persist nothing (a drive that acks writes it only
+    /// cached, with write-back cache and no power protection).
+    FileSyncPersistsNothing,
+    /// Directory syncs report success but commit no directory operation.
+    DirSyncPersistsNothing,
 }
 
 impl fmt::Debug for SimDisk {
@@ -212,6 +226,11 @@ fn io_error(path: &str, detail: impl Into<String>) -> DiskError {
 impl SimDisk {
     pub fn new() -> SimDisk {
         SimDisk::default()
+    }
+
+    /// Turns this disk into a liar (see [`Lie`]).
+    pub fn set_lie(&mut self, lie: Lie) {
+        self.lie = lie;
     }
 
     pub fn stats(&self) -> &SimDiskStats {
@@ -271,6 +290,11 @@ impl SimDisk {
             return Err(io_error(&sync.path, "disk lost"));
         }
         self.stats.syncs_completed += 1;
+        match (&sync.work, self.lie) {
+            (SyncWork::File { .. }, Lie::FileSyncPersistsNothing)
+            | (SyncWork::Dir { .. }, Lie::DirSyncPersistsNothing) => return Ok(()),
+            _ => {}
+        }
         match sync.work {
             SyncWork::File {
                 inode,

@@ -31,7 +31,7 @@ use rmq_model::store::{
     StoreEvent, StoreState,
 };
 
-use crate::disk::{SimDisk, SECTOR_SIZE_BYTES};
+use crate::disk::{Lie, SimDisk, SECTOR_SIZE_BYTES};
 use crate::store_check::{check_consistency, logged_records, snapshot};
 
 pub const TOPICS: [&str; 3] = ["TopicA", "TopicB", "%RETRY%group_1"];
@@ -87,6 +87,8 @@ pub struct Case {
     pub seed: u64,
     pub config: StoreConfig,
     pub ops: Vec<Op>,
+    /// `Lie::None` for a real check; a lie to prove the checks catch broken durability.
+    pub disk_lie: Lie,
 }
 
 /// The store shape for a seed: tiny files so that rolling is constant.
@@ -106,7 +108,12 @@ pub fn generate(seed: u64, op_count: usize) -> Case {
     let config = config_for(seed);
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let ops = (0..op_count).map(|_| random_op(&mut rng)).collect();
-    Case { seed, config, ops }
+    Case {
+        seed,
+        config,
+        ops,
+        disk_lie: Lie::None,
+    }
 }
 
 fn random_op(rng: &mut ChaCha8Rng) -> Op {
@@ -148,7 +155,7 @@ fn random_op(rng: &mut ChaCha8Rng) -> Op {
 }
 
 /// Counts of what a run exercised.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Stats {
     pub appends: u64,
     pub appends_refused: u64,
@@ -235,8 +242,12 @@ struct Run<'c> {
     log: Vec<Expected>,
     /// The highest offset the store ever reported durable (still owed after crashes).
     claimed_durable: u64,
-    /// Damaged commit-log byte ranges [lo, hi) as physical offsets.
-    rot: Vec<(u64, u64)>,
+    /// Bit rot in commit-log media: [lo, hi) as physical offsets, with the boot it
+    /// happened in. It stays a possible cause of loss until a boot's sync has rewritten
+    /// the media from a verified page cache (a process crash keeps the cache, which can
+    /// hide rot in a dirty page from recovery while it still sits on the media).
+    rot: Vec<(u64, u64, u64)>,
+    boot: u64,
     unreadable: Vec<(u64, u64)>,
     config: ConfigFile,
     config_requested: u64,
@@ -266,6 +277,7 @@ fn run_inner(case: &Case, trace: Option<Vec<String>>) -> (Result<Stats, Violatio
 
 fn run_case(case: &Case, trace: &mut Option<Vec<String>>) -> Result<Stats, Violation> {
     let mut disk = SimDisk::new();
+    disk.set_lie(case.disk_lie);
     let (store, report) = recover(&mut disk, case.config.clone()).map_err(|e| Violation {
         seed: case.seed,
         step: 0,
@@ -283,6 +295,7 @@ fn run_case(case: &Case, trace: &mut Option<Vec<String>>) -> Result<Stats, Viola
         log: Vec::new(),
         claimed_durable: 0,
         rot: Vec::new(),
+        boot: 0,
         unreadable: Vec::new(),
         config: ConfigFile::new(CONSUMER_OFFSET_PATH),
         config_requested: 0,
@@ -368,7 +381,7 @@ impl Run<'_> {
                     self.stats.damages += 1;
                     if let Some(start) = file_start(&d.path) {
                         let at = start + d.byte_offset;
-                        self.rot.push((at, at + 1));
+                        self.rot.push((at, at + 1, self.boot));
                     }
                 }
                 Ok(())
@@ -525,6 +538,12 @@ impl Run<'_> {
                 }
             }
             self.claimed_durable = self.claimed_durable.max(self.store.durable_offset());
+            if event == StoreEvent::Ready {
+                // Boot synced the whole verified log: rot from before this boot is gone
+                // from the media (rot after it may not be).
+                let boot = self.boot;
+                self.rot.retain(|r| r.2 == boot);
+            }
             if event == StoreEvent::Closed {
                 self.clean_restart()?;
             }
@@ -585,8 +604,9 @@ impl Run<'_> {
     fn damaged(&self, lo: u64, hi: u64) -> bool {
         self.rot
             .iter()
-            .chain(&self.unreadable)
-            .any(|&(a, b)| a < hi && lo < b)
+            .map(|r| (r.0, r.1))
+            .chain(self.unreadable.iter().copied())
+            .any(|(a, b)| a < hi && lo < b)
     }
 
     /// The lowest offset from which damage may legitimately cost records: the largest
@@ -595,8 +615,9 @@ impl Run<'_> {
     fn loss_allowed_from(&self) -> u64 {
         self.rot
             .iter()
-            .chain(&self.unreadable)
-            .map(|&(lo, _)| {
+            .map(|r| r.0)
+            .chain(self.unreadable.iter().map(|u| u.0))
+            .map(|lo| {
                 let i = self.log.partition_point(|e| e.physical_offset <= lo);
                 match i {
                     0 => 0,
@@ -666,6 +687,7 @@ impl Run<'_> {
         match recover(&mut self.disk, self.case.config.clone()) {
             Ok((store, report)) => {
                 self.store = store;
+                self.boot += 1;
                 self.stats.recoveries += 1;
                 Ok(report)
             }
@@ -768,13 +790,15 @@ impl Run<'_> {
             }
             match &report.cut {
                 Some(cut) if cut.offset <= first_lost.physical_offset => {}
-                other => return Err(self.violation(
-                    "f",
-                    format!(
+                other => {
+                    return Err(self.violation(
+                        "f",
+                        format!(
                         "durable record at {} lost to damage but recovery reported cut {other:?}",
                         first_lost.physical_offset
                     ),
-                )),
+                    ))
+                }
             }
             self.stats.losses_explained_by_damage += 1;
         }
@@ -787,9 +811,8 @@ impl Run<'_> {
         self.log.truncate(recovered.len());
         let end = self.log.last().map_or(0, Expected::end);
         self.claimed_durable = self.claimed_durable.min(end);
-        // Rot behind the cut was zeroed away; rot inside the log was ruled out by the CRC.
-        // Unreadable sectors stay unreadable until overwritten: keep them.
-        self.rot.clear();
+        // Damage stays on record until the boot sync rewrites the media (see `rot`);
+        // unreadable sectors stay until a write of their page reaches the media: kept.
         Ok(())
     }
 
