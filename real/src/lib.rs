@@ -1,1 +1,7 @@
 //! rmq-real: the same state machines over real files and sockets.
+//!
+//! - [`fs_disk`]: [`fs_disk::FsDisk`], the store's `Disk` over a real directory, with
+//!   syncs performed at once and their outcomes handed back to the driver.
+#![deny(clippy::undocumented_unsafe_blocks)]
+
+pub mod fs_disk;

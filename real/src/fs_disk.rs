@@ -1,0 +1,383 @@
+//! [`FsDisk`]: the store's [`Disk`] over a real directory.
+//!
+//! Every trait path is relative to the root given to [`FsDisk::open`] and is checked
+//! lexically before it touches the file system (no absolute paths, no empty, `.` or
+//! `..` components), so no path the store builds can name a file outside the root.
+//! Symbolic links an operator placed inside the root are followed, as RocketMQ users
+//! expect when they move a store directory to another volume.
+//!
+//! Reads and writes go through positioned I/O on cached handles (the page cache plays
+//! the model's page cache). A sync is performed at once, while the store waits for it;
+//! its outcome is queued for [`FsDisk::take_completed`], so the driver hands it back to
+//! the store exactly as the simulator hands back a simulated sync.
+//!
+//! Directories are implicit in the trait (a directory exists while it holds a file), so
+//! `create` makes missing parents and `delete` removes parents it left empty, and a
+//! directory sync also syncs every ancestor up to the root: a new subdirectory's entry
+//! lives in its parent.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+
+use rmq_model::store::disk::parent_dir;
+use rmq_model::store::{DirEntry, Disk, DiskError, SyncTarget, SyncTicket};
+
+/// At most this many files are kept open; beyond it the handle with the smallest path
+/// is closed (for the commit log, its oldest file).
+pub const MAX_OPEN_FILES: usize = 256;
+
+/// At most this many sync outcomes wait for [`FsDisk::take_completed`]. The store keeps
+/// only a handful of syncs in flight, so reaching this means the driver stopped
+/// draining completions: a bug in the driver, not a condition of the disk.
+pub const MAX_COMPLETIONS_PENDING: usize = 65_536;
+
+/// A [`Disk`] backed by the files under one root directory.
+#[derive(Debug)]
+pub struct FsDisk {
+    root: PathBuf,
+    /// Open read-write handles by relative path. A mutex, not a `RefCell`, so that an
+    /// `FsDisk` stays `Sync`; `read` takes `&self` and still fills the cache.
+    handles: Mutex<BTreeMap<String, File>>,
+    next_ticket: u64,
+    completed: Vec<(SyncTicket, Result<(), DiskError>)>,
+}
+
+impl FsDisk {
+    /// Opens (creating it and its parents if needed) the directory `root`.
+    pub fn open(root: impl Into<PathBuf>) -> io::Result<FsDisk> {
+        let root = root.into();
+        fs::create_dir_all(&root)?;
+        if !fs::metadata(&root)?.is_dir() {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!("{}: not a directory", root.display()),
+            ));
+        }
+        // The root's own entry must survive a power cut before anything inside it can.
+        File::open(&root)?.sync_all()?;
+        if let Some(parent) = root.parent().filter(|p| !p.as_os_str().is_empty()) {
+            File::open(parent)?.sync_all()?;
+        }
+        Ok(FsDisk {
+            root,
+            handles: Mutex::new(BTreeMap::new()),
+            next_ticket: 0,
+            completed: Vec::new(),
+        })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The outcomes of the syncs requested since the last call, oldest first. The
+    /// driver passes each to `MessageStore::on_sync_complete`.
+    pub fn take_completed(&mut self) -> Vec<(SyncTicket, Result<(), DiskError>)> {
+        std::mem::take(&mut self.completed)
+    }
+
+    /// How many files are open now (for tests of the handle bound).
+    pub fn open_files(&self) -> usize {
+        self.lock_handles().len()
+    }
+
+    fn lock_handles(&self) -> MutexGuard<'_, BTreeMap<String, File>> {
+        // A panic while holding the lock cannot leave the map inconsistent: every
+        // operation on it is a single insert, remove or lookup.
+        self.handles.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The real path of a file: `path` must name something strictly inside the root.
+    fn file_path(&self, path: &str) -> Result<PathBuf, DiskError> {
+        if path.is_empty() {
+            return Err(io_error(path, "empty file path"));
+        }
+        self.dir_path(path)
+    }
+
+    /// The real path of a directory; "" is the root.
+    fn dir_path(&self, path: &str) -> Result<PathBuf, DiskError> {
+        if path.is_empty() {
+            return Ok(self.root.clone());
+        }
+        if path.starts_with('/') {
+            return Err(io_error(path, "absolute path outside the store root"));
+        }
+        if path.contains('\0') {
+            return Err(io_error(path, "path contains a NUL byte"));
+        }
+        for component in path.split('/') {
+            if component.is_empty() || component == "." || component == ".." {
+                return Err(io_error(
+                    path,
+                    format!("path component {component:?} is not allowed"),
+                ));
+            }
+        }
+        Ok(self.root.join(path))
+    }
+
+    /// Runs `f` on the open handle of `path`, opening (and caching) it if needed.
+    fn with_handle<T>(
+        &self,
+        path: &str,
+        f: impl FnOnce(&File) -> io::Result<T>,
+    ) -> Result<T, DiskError> {
+        let real = self.file_path(path)?;
+        let mut handles = self.lock_handles();
+        if !handles.contains_key(path) {
+            // Directories are not files: the model has no name that is both.
+            match fs::metadata(&real) {
+                Ok(m) if !m.is_file() => return Err(not_found(path)),
+                Ok(_) => {}
+                Err(e) => return Err(map_io(path, e)),
+            }
+            let file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(&real)
+                .map_err(|e| map_io(path, e))?;
+            insert_bounded(&mut handles, path, file);
+        }
+        let file = handles.get(path).expect("handle was just cached");
+        f(file).map_err(|e| map_io(path, e))
+    }
+
+    fn complete(&mut self, ticket: SyncTicket, result: Result<(), DiskError>) {
+        assert!(
+            self.completed.len() < MAX_COMPLETIONS_PENDING,
+            "{MAX_COMPLETIONS_PENDING} sync completions pending: the driver must call take_completed"
+        );
+        self.completed.push((ticket, result));
+    }
+
+    /// fsyncs `dir` (or, if it no longer exists, its nearest existing ancestor) and
+    /// every ancestor up to and including the root.
+    fn sync_dir_chain(&self, dir: &str) -> Result<(), DiskError> {
+        let mut current = dir;
+        loop {
+            let real = self.dir_path(current)?;
+            match File::open(&real) {
+                Ok(handle) => handle.sync_all().map_err(|e| map_io(current, e))?,
+                // Removed together with its last file: the removal lives in the parent,
+                // which the loop syncs next.
+                Err(e) if e.kind() == io::ErrorKind::NotFound && !current.is_empty() => {}
+                Err(e) => return Err(map_io(current, e)),
+            }
+            if current.is_empty() {
+                return Ok(());
+            }
+            current = parent_dir(current);
+        }
+    }
+
+    /// Removes the directories above `path` that its removal left empty, stopping at
+    /// the first one that still holds something (or at the root).
+    fn prune_empty_parents(&self, path: &str) {
+        let mut dir = parent_dir(path);
+        while !dir.is_empty() {
+            let Ok(real) = self.dir_path(dir) else { return };
+            // Fails, and so stops, on a directory that is not empty.
+            if fs::remove_dir(real).is_err() {
+                return;
+            }
+            dir = parent_dir(dir);
+        }
+    }
+}
+
+fn insert_bounded(handles: &mut BTreeMap<String, File>, path: &str, file: File) {
+    if handles.len() >= MAX_OPEN_FILES {
+        handles.pop_first();
+    }
+    handles.insert(path.to_string(), file);
+    debug_assert!(handles.len() <= MAX_OPEN_FILES);
+}
+
+fn not_found(path: &str) -> DiskError {
+    DiskError::NotFound {
+        path: path.to_string(),
+    }
+}
+
+fn io_error(path: &str, detail: impl Into<String>) -> DiskError {
+    DiskError::Io {
+        path: path.to_string(),
+        detail: detail.into(),
+    }
+}
+
+/// An OS error as the store sees it. A missing parent that is a file ("a/b" when "a" is
+/// a file) is a missing file, as in the model.
+fn map_io(path: &str, e: io::Error) -> DiskError {
+    match e.kind() {
+        io::ErrorKind::NotFound | io::ErrorKind::NotADirectory => not_found(path),
+        io::ErrorKind::AlreadyExists => DiskError::AlreadyExists {
+            path: path.to_string(),
+        },
+        _ => io_error(path, e.to_string()),
+    }
+}
+
+impl Disk for FsDisk {
+    fn create(&mut self, path: &str) -> Result<(), DiskError> {
+        let real = self.file_path(path)?;
+        if let Some(parent) = real.parent() {
+            // Any failure here (a parent that is a file, permissions) is an I/O error:
+            // it must not read as "the file already exists".
+            fs::create_dir_all(parent).map_err(|e| io_error(path, e.to_string()))?;
+        }
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&real)
+            .map_err(|e| map_io(path, e))?;
+        insert_bounded(&mut self.lock_handles(), path, file);
+        Ok(())
+    }
+
+    fn exists(&self, path: &str) -> bool {
+        match self.file_path(path) {
+            Ok(real) => fs::metadata(real).is_ok_and(|m| m.is_file()),
+            Err(_) => false,
+        }
+    }
+
+    fn len(&self, path: &str) -> Result<u64, DiskError> {
+        self.with_handle(path, |f| Ok(f.metadata()?.len()))
+    }
+
+    fn set_len(&mut self, path: &str, len: u64) -> Result<(), DiskError> {
+        self.with_handle(path, |f| f.set_len(len))
+    }
+
+    fn read(&self, path: &str, offset: u64, len: usize) -> Result<Cow<'_, [u8]>, DiskError> {
+        let (file_len, bytes) = self.with_handle(path, |f| {
+            let file_len = f.metadata()?.len();
+            match offset.checked_add(len as u64) {
+                Some(end) if end <= file_len => {}
+                _ => return Ok((file_len, None)),
+            }
+            let mut buf = vec![0u8; len];
+            match f.read_exact_at(&mut buf, offset) {
+                Ok(()) => Ok((file_len, Some(buf))),
+                // Cut by another process between the length check and the read.
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok((file_len, None)),
+                Err(e) => Err(e),
+            }
+        })?;
+        bytes.map(Cow::Owned).ok_or_else(|| DiskError::PastEnd {
+            path: path.to_string(),
+            offset,
+            len: len as u64,
+            file_len,
+        })
+    }
+
+    fn write(&mut self, path: &str, offset: u64, data: &[u8]) -> Result<(), DiskError> {
+        self.with_handle(path, |f| {
+            // An empty write past the end still grows the file to `offset`, as in the
+            // model (`pwrite` of nothing would leave the length alone).
+            if data.is_empty() && f.metadata()?.len() < offset {
+                return f.set_len(offset);
+            }
+            f.write_all_at(data, offset)
+        })
+    }
+
+    fn delete(&mut self, path: &str) -> Result<(), DiskError> {
+        let real = self.file_path(path)?;
+        self.lock_handles().remove(path);
+        match fs::symlink_metadata(&real) {
+            Ok(m) if m.is_dir() => return Err(not_found(path)),
+            Ok(_) => {}
+            Err(e) => return Err(map_io(path, e)),
+        }
+        fs::remove_file(&real).map_err(|e| map_io(path, e))?;
+        self.prune_empty_parents(path);
+        Ok(())
+    }
+
+    fn rename(&mut self, from: &str, to: &str) -> Result<(), DiskError> {
+        let real_from = self.file_path(from)?;
+        let real_to = self.file_path(to)?;
+        if parent_dir(from) != parent_dir(to) {
+            return Err(io_error(
+                from,
+                format!("rename to {to}: not the same directory"),
+            ));
+        }
+        if !self.exists(from) {
+            return Err(not_found(from));
+        }
+        {
+            let mut handles = self.lock_handles();
+            handles.remove(from);
+            handles.remove(to);
+        }
+        fs::rename(&real_from, &real_to).map_err(|e| map_io(from, e))
+    }
+
+    fn list(&self, dir: &str) -> Result<Vec<DirEntry>, DiskError> {
+        let real = self.dir_path(dir)?;
+        let entries = match fs::read_dir(&real) {
+            Ok(entries) => entries,
+            // A directory exists only while it holds a file; a file has no children.
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+                ) =>
+            {
+                return Ok(Vec::new())
+            }
+            Err(e) => return Err(io_error(dir, e.to_string())),
+        };
+        let mut out = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|e| io_error(dir, e.to_string()))?;
+            let file_type = entry
+                .file_type()
+                .map_err(|e| io_error(dir, e.to_string()))?;
+            let is_dir = if file_type.is_symlink() {
+                fs::metadata(entry.path()).is_ok_and(|m| m.is_dir())
+            } else {
+                file_type.is_dir()
+            };
+            // A name that is not UTF-8 cannot be a store file; it is shown (lossily)
+            // so that recovery reports it rather than silently skipping it.
+            out.push(DirEntry {
+                name: entry.file_name().to_string_lossy().into_owned(),
+                is_dir,
+            });
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    fn request_sync(&mut self, target: SyncTarget<'_>) -> Result<SyncTicket, DiskError> {
+        let result = match target {
+            // Not `sync_data`: the store relies on a synced file's length too.
+            SyncTarget::File(path) => {
+                // Opening is the request (a missing file is refused at once, as on every
+                // disk); the fsync's own outcome is the completion.
+                let synced = self.with_handle(path, |f| Ok(f.sync_all()))?;
+                synced.map_err(|e| map_io(path, e))
+            }
+            SyncTarget::Dir(dir) => {
+                self.dir_path(dir)?;
+                self.sync_dir_chain(dir)
+            }
+        };
+        let ticket = SyncTicket(self.next_ticket);
+        self.next_ticket += 1;
+        self.complete(ticket, result);
+        Ok(ticket)
+    }
+}
