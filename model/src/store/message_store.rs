@@ -328,6 +328,12 @@ impl MessageStore {
             };
             self.dispatch(disk, rec.topic, rec.queue_id, queue_offset, entry)?;
         }
+        debug_assert!(self.durable_offset() <= self.written_offset());
+        debug_assert_eq!(self.written_offset(), physical_offset + len);
+        debug_assert!(
+            !dispatched || self.max_queue_offset(rec.topic, rec.queue_id) == queue_offset + 1,
+            "queue offsets are dense"
+        );
         Ok(AppendResult {
             physical_offset,
             size: len as u32,

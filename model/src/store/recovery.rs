@@ -32,7 +32,9 @@ use std::collections::BTreeMap;
 
 use super::checkpoint::Checkpoint;
 use super::commit_log::{CommitLog, COMMIT_LOG_DIR};
-use super::consume_queue::{queue_dir, ConsumeQueue, CqEntry, CQ_STORE_UNIT_SIZE};
+use super::consume_queue::{
+    queue_dir, ConsumeQueue, CqEntry, CQ_STORE_UNIT_SIZE, MAX_QUEUE_OFFSET,
+};
 use super::disk::{join, Disk, DiskError};
 use super::flush::FlushTracker;
 use super::mapped_file::{parse_file_name, MappedFileQueue};
@@ -231,6 +233,10 @@ fn load_commit_log_files(
     for entry in disk.list(COMMIT_LOG_DIR)? {
         let path = join(COMMIT_LOG_DIR, &entry.name);
         match parse_file_name(&entry.name) {
+            // PHYSICALOFFSET is an i64: a file must end within it.
+            Some(start) if start > i64::MAX as u64 - file_size => report.note(format!(
+                "{path}: start offset beyond what a record can address; ignored"
+            )),
             Some(start) if !entry.is_dir && start % file_size == 0 => starts.push(start),
             Some(_) if !entry.is_dir => report.note(format!(
                 "{path}: start offset is not a multiple of the {file_size}-byte file size; ignored"
@@ -395,6 +401,9 @@ fn accept(
     }
     if !view.is_dispatched() {
         return Ok(());
+    }
+    if !(0..=MAX_QUEUE_OFFSET as i64).contains(&view.queue_offset) {
+        return Err(RecordError::QueueOffsetOutOfRange(view.queue_offset));
     }
     let by_id = match queues.get_mut(view.topic) {
         Some(q) => q,
