@@ -38,6 +38,7 @@ const fn header_len(born_host_len: usize, store_host_len: usize) -> usize {
 
 /// The smallest well-formed record (IPv4 hosts, no body, one-byte topic, no properties).
 pub const MIN_RECORD_LEN: usize = header_len(8, 8) + 4 + 1 + 1 + 2;
+const _: () = assert!(MIN_RECORD_LEN > CRC32_RESERVED_LEN);
 
 /// A host as a record stores it: IP bytes then the port as an i32.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -312,8 +313,13 @@ impl RecordView<'_> {
 }
 
 fn has_crc_tail(props: &[u8]) -> bool {
-    props.len() >= CRC32_RESERVED_LEN
-        && parse_crc_tail(&props[props.len() - CRC32_RESERVED_LEN..]).is_some()
+    crc_tail(props).is_some()
+}
+
+/// The CRC stored in the `__CRC32#` tail that ends `props`, if there is one.
+fn crc_tail(props: &[u8]) -> Option<u32> {
+    let tail_at = props.len().checked_sub(CRC32_RESERVED_LEN)?;
+    parse_crc_tail(&props[tail_at..])
 }
 
 /// How much of a record's integrity `parse` verifies.
@@ -404,6 +410,18 @@ pub fn parse(bytes: &[u8], crc: CrcCheck) -> Result<Slot<'_>, RecordError> {
     }
     let total = total as usize;
     let record = &bytes[..total];
+    // Under `Strict` a valid record ends with the CRC tail, so the CRC to compare with
+    // it covers `record[..total - 20]`, known as soon as TOTALSIZE is. Computing it now,
+    // before the fields are read, walks the record's bytes once from front to back: the
+    // header is already in cache and the hardware prefetcher follows the stream. Read
+    // after the fields instead, the first touch of the topic (just past the body) is a
+    // cache miss and the CRC then goes back to the body; on a recovery scan that cost
+    // a third of the time at 4 KiB records. Only the moment of computing moves: the
+    // checks and the order in which their errors are reported stay as they were. (For
+    // `TailOrBody` a foreign record has no tail, so the CRC is left until the tail is
+    // found.)
+    let tail_crc =
+        (crc == CrcCheck::Strict).then(|| masked_crc32(&record[..total - CRC32_RESERVED_LEN]));
     let mut c = Cursor {
         bytes: record,
         pos: 8,
@@ -446,7 +464,7 @@ pub fn parse(bytes: &[u8], crc: CrcCheck) -> Result<Slot<'_>, RecordError> {
         });
     }
     if crc != CrcCheck::Skip {
-        verify_crc(record, props_bytes, body, body_crc, crc)?;
+        verify_crc(record, props_bytes, body, body_crc, crc, tail_crc)?;
     }
     // UTF-8 and name checks come after the CRC: a damaged record reports its damage.
     let topic = std::str::from_utf8(topic_bytes).map_err(|_| RecordError::TopicNotUtf8)?;
@@ -481,17 +499,21 @@ pub fn parse(bytes: &[u8], crc: CrcCheck) -> Result<Slot<'_>, RecordError> {
 }
 
 /// The whole-record CRC when the record carries the `__CRC32#` tail, else the body CRC.
+/// `tail_crc`, if given, is the masked CRC32 of every byte of `record` before its last
+/// 20, computed early (see `parse`).
 fn verify_crc(
     record: &[u8],
     props: &[u8],
     body: &[u8],
     stored_body_crc: u32,
     crc: CrcCheck,
+    tail_crc: Option<u32>,
 ) -> Result<(), RecordError> {
-    if has_crc_tail(props) {
+    // `props` ends where `record` does (`parse` checked the sizes add up), so its tail
+    // is the record's; it is parsed once.
+    if let Some(stored) = crc_tail(props) {
         let tail_at = record.len() - CRC32_RESERVED_LEN;
-        let stored = parse_crc_tail(&record[tail_at..]).expect("has_crc_tail checked it");
-        let computed = masked_crc32(&record[..tail_at]);
+        let computed = tail_crc.unwrap_or_else(|| masked_crc32(&record[..tail_at]));
         if stored != computed {
             return Err(RecordError::CrcMismatch { stored, computed });
         }
