@@ -83,18 +83,8 @@ fn new_record<'a>(queue_id: i32, body: &'a [u8], properties: &'a str) -> NewReco
     }
 }
 
-/// Completes every sync the disk was asked for until none are left.
 fn settle(store: &mut MessageStore, disk: &mut MemDisk) -> Vec<StoreEvent> {
-    let mut events = Vec::new();
-    loop {
-        let tickets = disk.take_requested_syncs();
-        if tickets.is_empty() {
-            return events;
-        }
-        for ticket in tickets {
-            events.push(store.on_sync_complete(disk, ticket, Ok(())));
-        }
-    }
+    disk.complete_syncs(store)
 }
 
 /// A store booted on `disk` and ready for appends.

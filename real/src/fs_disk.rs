@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
 use rmq_model::store::disk::parent_dir;
-use rmq_model::store::{DirEntry, Disk, DiskError, SyncTarget, SyncTicket};
+use rmq_model::store::{DirEntry, Disk, DiskError, SyncTarget, SyncTicket, SyncWaiter};
 
 /// At most this many files are kept open; beyond it the handle with the smallest path
 /// is closed (for the commit log, its oldest file).
@@ -79,6 +79,21 @@ impl FsDisk {
     /// driver passes each to `MessageStore::on_sync_complete`.
     pub fn take_completed(&mut self) -> Vec<(SyncTicket, Result<(), DiskError>)> {
         std::mem::take(&mut self.completed)
+    }
+
+    /// Delivers every finished sync — and those the completions request in turn — to
+    /// `waiter`, until none are left.
+    pub fn complete_syncs<W: SyncWaiter>(&mut self, waiter: &mut W) -> Vec<W::Event> {
+        let mut events = Vec::new();
+        loop {
+            let done = self.take_completed();
+            if done.is_empty() {
+                return events;
+            }
+            for (ticket, result) in done {
+                events.push(waiter.on_sync_complete(self, ticket, result));
+            }
+        }
     }
 
     /// How many files are open now (for tests of the handle bound).

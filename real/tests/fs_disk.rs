@@ -398,18 +398,8 @@ fn host() -> Host {
     }
 }
 
-/// Hands every finished sync back to the store until the disk has none left.
 fn settle(store: &mut MessageStore, disk: &mut FsDisk) -> Vec<StoreEvent> {
-    let mut events = Vec::new();
-    loop {
-        let done = disk.take_completed();
-        if done.is_empty() {
-            return events;
-        }
-        for (ticket, result) in done {
-            events.push(store.on_sync_complete(disk, ticket, result));
-        }
-    }
+    disk.complete_syncs(store)
 }
 
 fn boot(disk: &mut FsDisk) -> (MessageStore, RecoveryReport) {

@@ -13,7 +13,7 @@
 
 use serde::de::DeserializeOwned;
 
-use super::disk::{parent_dir, Disk, DiskError, SyncTarget, SyncTicket};
+use super::disk::{parent_dir, Disk, DiskError, SyncTarget, SyncTicket, SyncWaiter};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Step {
@@ -162,6 +162,18 @@ impl ConfigFile {
     }
 }
 
+impl SyncWaiter for ConfigFile {
+    type Event = ConfigEvent;
+    fn on_sync_complete(
+        &mut self,
+        disk: &mut dyn Disk,
+        ticket: SyncTicket,
+        result: Result<(), DiskError>,
+    ) -> ConfigEvent {
+        ConfigFile::on_sync_complete(self, disk, ticket, result)
+    }
+}
+
 fn read_json<T: DeserializeOwned>(disk: &dyn Disk, path: &str) -> Result<T, String> {
     let len = disk.len(path).map_err(|e| e.to_string())?;
     let bytes = disk
@@ -247,30 +259,17 @@ mod tests {
     use crate::store::config_tables::ConsumerOffsetTable;
     use crate::store::MemDisk;
 
-    fn complete_all(disk: &mut MemDisk, f: &mut ConfigFile) -> Vec<ConfigEvent> {
-        let mut events = Vec::new();
-        loop {
-            let tickets = disk.take_requested_syncs();
-            if tickets.is_empty() {
-                return events;
-            }
-            for t in tickets {
-                events.push(f.on_sync_complete(disk, t, Ok(())));
-            }
-        }
-    }
-
     #[test]
     fn persist_then_load_and_backup_fallback() {
         let mut disk = MemDisk::new();
         let mut f = ConfigFile::new("config/consumerOffset.json");
         f.persist(&mut disk, r#"{"offsetTable":{"T@g":{"0":5}}}"#.into())
             .unwrap();
-        let events = complete_all(&mut disk, &mut f);
+        let events = disk.complete_syncs(&mut f);
         assert_eq!(events.last(), Some(&ConfigEvent::Persisted));
         f.persist(&mut disk, r#"{"offsetTable":{"T@g":{"0":9}}}"#.into())
             .unwrap();
-        complete_all(&mut disk, &mut f);
+        disk.complete_syncs(&mut f);
         let (t, src) = f.load::<ConsumerOffsetTable>(&disk);
         assert_eq!(src, LoadSource::Primary);
         assert_eq!(t.offset_table["T@g"][&0], 9);
@@ -295,7 +294,7 @@ mod tests {
             .unwrap();
         f.persist(&mut disk, "{\"offsetTable\":{\"1\":2}}".into())
             .unwrap();
-        complete_all(&mut disk, &mut f);
+        disk.complete_syncs(&mut f);
         assert!(f.is_idle());
         assert_eq!(f.persisted_count(), 2);
         let text = &disk.files()["config/delayOffset.json"];

@@ -91,6 +91,18 @@ pub trait Disk {
     fn request_sync(&mut self, target: SyncTarget<'_>) -> Result<SyncTicket, DiskError>;
 }
 
+/// Whatever asked a disk for syncs and takes their completions: the store, a config
+/// file. Lets a driver deliver completions without knowing who asked.
+pub trait SyncWaiter {
+    type Event;
+    fn on_sync_complete(
+        &mut self,
+        disk: &mut dyn Disk,
+        ticket: SyncTicket,
+        result: Result<(), DiskError>,
+    ) -> Self::Event;
+}
+
 /// The directory part of a path ("" for a top-level file).
 pub fn parent_dir(path: &str) -> &str {
     match path.rfind('/') {

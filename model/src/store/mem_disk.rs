@@ -4,7 +4,7 @@
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 
-use super::disk::{parent_dir, DirEntry, Disk, DiskError, SyncTarget, SyncTicket};
+use super::disk::{parent_dir, DirEntry, Disk, DiskError, SyncTarget, SyncTicket, SyncWaiter};
 
 #[derive(Clone, Debug, Default)]
 pub struct MemDisk {
@@ -22,6 +22,21 @@ impl MemDisk {
     /// `MemDisk`, so the caller may report them complete at once.
     pub fn take_requested_syncs(&mut self) -> Vec<SyncTicket> {
         std::mem::take(&mut self.requested)
+    }
+
+    /// Completes every requested sync — and those the completions request in turn —
+    /// delivering each to `waiter`, until none are left.
+    pub fn complete_syncs<W: SyncWaiter>(&mut self, waiter: &mut W) -> Vec<W::Event> {
+        let mut events = Vec::new();
+        loop {
+            let tickets = self.take_requested_syncs();
+            if tickets.is_empty() {
+                return events;
+            }
+            for ticket in tickets {
+                events.push(waiter.on_sync_complete(self, ticket, Ok(())));
+            }
+        }
     }
 
     /// Every file and its bytes, for tests that build or inspect a store image.

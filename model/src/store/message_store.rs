@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, VecDeque};
 use super::checkpoint::{Checkpoint, CHECKPOINT_PATH};
 use super::commit_log::CommitLog;
 use super::consume_queue::{ConsumeQueue, CqEntry};
-use super::disk::{Disk, DiskError, SyncTicket};
+use super::disk::{Disk, DiskError, SyncTicket, SyncWaiter};
 use super::flush::{FlushTracker, SyncOutcome};
 use super::record::{self, CrcCheck, NewRecord, RecordError, Slot, END_FILE_MIN_BLANK_LENGTH};
 
@@ -633,5 +633,17 @@ impl MessageStore {
             tags_code: view.tags_code(),
             bytes: view.bytes.to_vec(),
         })
+    }
+}
+
+impl SyncWaiter for MessageStore {
+    type Event = StoreEvent;
+    fn on_sync_complete(
+        &mut self,
+        disk: &mut dyn Disk,
+        ticket: SyncTicket,
+        result: Result<(), DiskError>,
+    ) -> StoreEvent {
+        MessageStore::on_sync_complete(self, disk, ticket, result)
     }
 }

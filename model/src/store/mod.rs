@@ -19,7 +19,7 @@ pub mod message_store;
 pub mod record;
 pub mod recovery;
 
-pub use disk::{DirEntry, Disk, DiskError, SyncTarget, SyncTicket};
+pub use disk::{DirEntry, Disk, DiskError, SyncTarget, SyncTicket, SyncWaiter};
 pub use mem_disk::MemDisk;
 pub use message_store::{
     AppendResult, MessageStore, ReadError, StoreConfig, StoreError, StoreEvent, StoreState,
