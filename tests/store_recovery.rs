@@ -106,6 +106,7 @@ fn seeded_sweep_keeps_the_promises() {
     assert!(total.idempotence_checks > seeds / 2, "{total:?}");
     assert!(total.clean_restarts > seeds / 4, "{total:?}");
     assert!(total.losses_explained_by_damage > 0, "{total:?}");
+    assert!(total.damaged_reads_refused > 0, "{total:?}");
     assert!(total.durable_records_verified > 100 * seeds, "{total:?}");
 }
 

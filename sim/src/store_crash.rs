@@ -18,6 +18,7 @@
 //!
 //! Used by the property tests (`tests/store_recovery.rs`) and by `sim store-crash`.
 
+use std::collections::BTreeSet;
 use std::fmt;
 
 use rand::{Rng, SeedableRng};
@@ -69,7 +70,8 @@ pub enum Op {
     /// Crash, then boot (recovery). With `recheck`, also finish booting, crash again
     /// without writing and check the second recovery yields the same store.
     Crash { kind: CrashKind, recheck: bool },
-    /// A bit flips in the durable image of a commit-log file.
+    /// A bit flips in the durable image of a commit-log file (or, one time in four, of
+    /// a consume-queue file).
     Rot,
     /// A sector of a commit-log file becomes unreadable.
     LatentError,
@@ -171,6 +173,8 @@ pub struct Stats {
     pub durable_records_verified: u64,
     pub records_recovered: u64,
     pub reads: u64,
+    /// Reads the store refused because what they would have returned was damaged.
+    pub damaged_reads_refused: u64,
     pub damages: u64,
     pub losses_explained_by_damage: u64,
     pub config_persists: u64,
@@ -191,6 +195,7 @@ impl Stats {
         self.durable_records_verified += o.durable_records_verified;
         self.records_recovered += o.records_recovered;
         self.reads += o.reads;
+        self.damaged_reads_refused += o.damaged_reads_refused;
         self.damages += o.damages;
         self.losses_explained_by_damage += o.losses_explained_by_damage;
         self.config_persists += o.config_persists;
@@ -249,6 +254,9 @@ struct Run<'c> {
     rot: Vec<(u64, u64, u64)>,
     boot: u64,
     unreadable: Vec<(u64, u64)>,
+    /// Queues whose consume-queue files took rot since the last recovery (which
+    /// rebuilds them from the log): reads there may fail, never return wrong bytes.
+    damaged_queues: BTreeSet<(String, i32)>,
     config: ConfigFile,
     config_requested: u64,
     config_persisted: u64,
@@ -297,6 +305,7 @@ fn run_case(case: &Case, trace: &mut Option<Vec<String>>) -> Result<Stats, Viola
         rot: Vec::new(),
         boot: 0,
         unreadable: Vec::new(),
+        damaged_queues: BTreeSet::new(),
         config: ConfigFile::new(CONSUMER_OFFSET_PATH),
         config_requested: 0,
         config_persisted: 0,
@@ -377,11 +386,18 @@ impl Run<'_> {
             Op::Complete { syncs } => self.complete(syncs as usize),
             Op::Crash { kind, recheck } => self.crash(kind, recheck),
             Op::Rot => {
-                if let Some(d) = self.disk.rot(&mut self.fault_rng, "commitlog/") {
+                let prefix = if self.fault_rng.random_ratio(1, 4) {
+                    "consumequeue/"
+                } else {
+                    "commitlog/"
+                };
+                if let Some(d) = self.disk.rot(&mut self.fault_rng, prefix) {
                     self.stats.damages += 1;
                     if let Some(start) = file_start(&d.path) {
                         let at = start + d.byte_offset;
                         self.rot.push((at, at + 1, self.boot));
+                    } else if let Some(queue) = queue_of(&d.path) {
+                        self.damaged_queues.insert(queue);
                     }
                 }
                 Ok(())
@@ -590,8 +606,12 @@ impl Run<'_> {
                 ),
             )),
             Err(ReadError::Corrupt { .. } | ReadError::Disk(_))
-                if self.damaged(exp.physical_offset, exp.end()) =>
+                if self.damaged(exp.physical_offset, exp.end())
+                    || self
+                        .damaged_queues
+                        .contains(&(exp.topic.to_string(), exp.queue_id)) =>
             {
+                self.stats.damaged_reads_refused += 1;
                 Ok(())
             }
             Err(e) => Err(self.violation(
@@ -688,6 +708,9 @@ impl Run<'_> {
             Ok((store, report)) => {
                 self.store = store;
                 self.boot += 1;
+                // Recovery checked every consume-queue entry against the log and
+                // rewrote the damaged ones.
+                self.damaged_queues.clear();
                 self.stats.recoveries += 1;
                 Ok(report)
             }
@@ -697,11 +720,13 @@ impl Run<'_> {
 
     fn clean_restart(&mut self) -> Result<(), Violation> {
         self.stats.clean_restarts += 1;
+        let damage_free =
+            self.rot.is_empty() && self.unreadable.is_empty() && self.damaged_queues.is_empty();
         let report = self.reboot()?;
         if report.mode != RecoveryMode::Normal {
             return Err(self.violation("boot", "clean shutdown left the abort marker".into()));
         }
-        if self.rot.is_empty() && self.unreadable.is_empty() {
+        if damage_free {
             if let Some(cut) = &report.cut {
                 return Err(self.violation(
                     "a",
@@ -844,6 +869,14 @@ impl Run<'_> {
         }
         Ok(())
     }
+}
+
+/// The (topic, queue id) of a consume-queue file path.
+fn queue_of(path: &str) -> Option<(String, i32)> {
+    let mut parts = path.strip_prefix("consumequeue/")?.split('/');
+    let topic = parts.next()?.to_string();
+    let queue_id = parts.next()?.parse().ok()?;
+    Some((topic, queue_id))
 }
 
 fn file_start(path: &str) -> Option<u64> {

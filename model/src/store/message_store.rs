@@ -573,6 +573,16 @@ impl MessageStore {
                 view.topic, view.queue_id, view.queue_offset
             )));
         }
+        // The tag code drives server-side tag filtering: a damaged one would silently
+        // hide the message from a subscriber. (When delay levels arrive, the schedule
+        // topic's entries carry a delivery time here instead; that check goes with it.)
+        if view.tags_code() != entry.tags_code {
+            return Err(corrupt(format!(
+                "entry for {topic}-{queue_id}@{queue_offset} has tag code {} but the record's tags hash to {}",
+                entry.tags_code,
+                view.tags_code()
+            )));
+        }
         Ok(StoredMessage {
             physical_offset,
             queue_offset: view.queue_offset,

@@ -168,8 +168,12 @@ fn print_summary(
         t.idempotence_checks
     );
     println!(
-        "    (f) {} damage events (bit rot, unreadable sectors); {} losses explained by a reported cut; {} reads compared byte for byte",
-        t.damages, t.losses_explained_by_damage, t.reads
+        "    (f) {} damage events (bit rot, unreadable sectors); {} losses explained by a reported cut",
+        t.damages, t.losses_explained_by_damage
+    );
+    println!(
+        "        {} reads compared byte for byte; {} refused because the record or its entry was damaged",
+        t.reads, t.damaged_reads_refused
     );
     println!(
         "    config: {} atomic persists, each reload a whole version no older than the last completed",
