@@ -3,3 +3,4 @@
 
 pub mod disk;
 pub mod store_check;
+pub mod store_image;

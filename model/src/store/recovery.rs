@@ -20,7 +20,10 @@
 //!   topic, queue and queue offset.
 //! - Stale bytes after the cut are fenced off with the blank end-of-file marker (new
 //!   records start the next file) instead of being left where a later, shorter record
-//!   could end right where an old valid record begins and resurrect it.
+//!   could end right where an old valid record begins and resurrect it. The bytes behind
+//!   the marker are zeroed too (as are stray bytes behind a blank marker the scan meets):
+//!   a record cut off but left intact there would still verify, and be served by its
+//!   offset message id (`get_by_commit_log_offset`) though recovery had discarded it.
 //! - The recovered log is fsynced before the store accepts writes (it may have been in
 //!   a crashed process's page cache only), so nothing served after boot can vanish.
 
@@ -28,7 +31,7 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use super::checkpoint::Checkpoint;
-use super::commit_log::{CommitLog, COMMIT_LOG_DIR};
+use super::commit_log::{CommitLog, COMMIT_LOG_DIR, END_OF_OFFSET_SPACE};
 use super::consume_queue::{queue_dir, ConsumeQueue, CqEntry, CQ_STORE_UNIT_SIZE};
 use super::disk::{join, Disk, DiskError};
 use super::flush::FlushTracker;
@@ -109,6 +112,9 @@ struct Scan {
     last_store_timestamp_ms: i64,
     discarded: Vec<DiscardedRecord>,
     discarded_not_listed: u64,
+    /// Blank markers with non-zero bytes behind them: (file start, marker position, end
+    /// of the last non-zero byte), all positions within the file. At most one per file.
+    stale_after_blank: Vec<(u64, u64, u64)>,
 }
 
 /// Rebuilds a store from `disk`. The store starts `Booting`: the caller completes the
@@ -175,6 +181,21 @@ pub fn recover(
             }
         }
     };
+    // A blank marker ends its file; whatever sits behind it is not part of the log.
+    // Every such file lies before the cut, so it is still in the chain.
+    for &(start, marker_at, stale_end) in &scan.stale_after_blank {
+        let path = join(COMMIT_LOG_DIR, &super::mapped_file::file_name(start));
+        zero_range(
+            disk,
+            &path,
+            marker_at + END_FILE_MIN_BLANK_LENGTH,
+            stale_end,
+        )?;
+        report.note(format!(
+            "{path}: non-zero bytes behind the end-of-file marker at {}; zeroed",
+            start + marker_at
+        ));
+    }
     if mode == RecoveryMode::Normal
         && (report.cut.as_ref().is_some_and(|c| c.fenced) || !report.discarded.is_empty())
     {
@@ -232,6 +253,15 @@ fn load_commit_log_files(
     for entry in disk.list(COMMIT_LOG_DIR)? {
         let path = join(COMMIT_LOG_DIR, &entry.name);
         match parse_file_name(&entry.name) {
+            // A file reaching past the i64 offset space could hold records no consume
+            // queue or message id can name (near the top of the name space its end
+            // would not even fit a u64). The store never writes there (see
+            // `END_OF_OFFSET_SPACE`), so leaving it alone cannot collide with a new file.
+            Some(start) if !entry.is_dir && start > END_OF_OFFSET_SPACE - file_size => {
+                report.note(format!(
+                    "{path}: starts at {start}, so it would end past the 63-bit offset space; ignored"
+                ))
+            }
             Some(start) if !entry.is_dir && start % file_size == 0 => starts.push(start),
             Some(_) if !entry.is_dir => report.note(format!(
                 "{path}: start offset is not a multiple of the {file_size}-byte file size; ignored"
@@ -309,6 +339,7 @@ fn scan_commit_log(disk: &dyn Disk, chain: &[u64], config: &StoreConfig) -> Scan
         last_store_timestamp_ms: 0,
         discarded: Vec::new(),
         discarded_not_listed: 0,
+        stale_after_blank: Vec::new(),
     };
     'files: for (file_index, &start) in chain.iter().enumerate() {
         let path = join(COMMIT_LOG_DIR, &super::mapped_file::file_name(start));
@@ -320,6 +351,12 @@ fn scan_commit_log(disk: &dyn Disk, chain: &[u64], config: &StoreConfig) -> Scan
             let parsed = record::parse(&bytes[pos..], crc);
             let failure = match parsed {
                 Ok(Slot::Blank) => {
+                    let behind = &bytes[pos + END_FILE_MIN_BLANK_LENGTH as usize..];
+                    if let Some(last) = behind.iter().rposition(|&b| b != 0) {
+                        let marker_at = pos as u64;
+                        let stale_end = marker_at + END_FILE_MIN_BLANK_LENGTH + last as u64 + 1;
+                        scan.stale_after_blank.push((start, marker_at, stale_end));
+                    }
                     scan.end = start + file_size;
                     continue 'files;
                 }
@@ -380,6 +417,17 @@ fn accept(
     }
     if !view.is_dispatched() {
         return Ok(());
+    }
+    // Every earlier record of the queue lies before this one and takes at least
+    // MIN_RECORD_LEN bytes, so a queue offset above this bound is damage (or a record
+    // not written by a store). Without the bound, the first record of a trimmed log
+    // could set a queue's base so high that its consume-queue byte offsets overflow.
+    let max_plausible = offset / record::MIN_RECORD_LEN as u64;
+    if view.queue_offset > 0 && view.queue_offset as u64 > max_plausible {
+        return Err(RecordError::ImplausibleQueueOffset {
+            queue_offset: view.queue_offset,
+            physical_offset: offset,
+        });
     }
     let by_id = match queues.get_mut(view.topic) {
         Some(q) => q,
@@ -501,19 +549,47 @@ fn cut_commit_log(
     let path = join(COMMIT_LOG_DIR, &super::mapped_file::file_name(start));
     let remaining = start + file_size - offset;
     debug_assert!(remaining >= END_FILE_MIN_BLANK_LENGTH);
-    let all_zero = match disk.read(&path, offset - start, remaining as usize) {
-        Ok(tail) => tail.iter().all(|&b| b == 0),
-        Err(_) => false,
+    // One past the last non-zero byte of the tail (the whole tail if unreadable).
+    let stale_end = match disk.read(&path, offset - start, remaining as usize) {
+        Ok(tail) => tail
+            .iter()
+            .rposition(|&b| b != 0)
+            .map(|last| offset - start + last as u64 + 1),
+        Err(_) => Some(file_size),
     };
-    if all_zero {
+    let Some(stale_end) = stale_end else {
         return Ok((false, files_deleted));
-    }
+    };
     disk.write(&path, offset - start, &record::blank_marker(remaining))?;
+    // The marker alone would leave the discarded records behind it intact, and a read
+    // by commit-log offset (a message id) would still find them whole and verified.
+    zero_range(
+        disk,
+        &path,
+        offset - start + END_FILE_MIN_BLANK_LENGTH,
+        stale_end,
+    )?;
     report.note(format!(
-        "{path}: {remaining} bytes after the cut at {offset} are not empty; fenced off with an end-of-file marker"
+        "{path}: {remaining} bytes after the cut at {offset} are not empty; fenced off with an end-of-file marker and zeroed"
     ));
     Ok((true, files_deleted))
 }
+
+/// Zeroes `[from, to)` of a file, in writes of at most [`ZERO_WRITE_BYTES`] (a commit-log
+/// file may be 1 GiB: no buffer the size of the range).
+fn zero_range(disk: &mut dyn Disk, path: &str, from: u64, to: u64) -> Result<(), DiskError> {
+    static ZEROS: [u8; ZERO_WRITE_BYTES] = [0; ZERO_WRITE_BYTES];
+    let mut at = from;
+    while at < to {
+        let n = (to - at).min(ZERO_WRITE_BYTES as u64);
+        disk.write(path, at, &ZEROS[..n as usize])?;
+        at += n;
+    }
+    Ok(())
+}
+
+/// The largest single write [`zero_range`] issues.
+pub const ZERO_WRITE_BYTES: usize = 64 * 1024;
 
 /// Makes every consume queue match the scan: rewrites entries that differ, creates
 /// missing files, deletes files and queues the log does not back, zeroes stale tails.
