@@ -6,7 +6,7 @@ use rmq_model::store::consume_queue::CqEntry;
 use rmq_model::store::record::{self, BLANK_MAGIC_CODE, MESSAGE_MAGIC_CODE_V1};
 use rmq_model::store::{
     recover, Disk, Host, MemDisk, MessageStore, NewRecord, ReadError, RecoveryMode, RecoveryReport,
-    StoreConfig, StoreEvent, StoreState,
+    StoreConfig, StoreError, StoreEvent, StoreState,
 };
 
 const FILE_SIZE: u64 = 1024;
@@ -433,10 +433,128 @@ fn config_survives_a_restart() {
         .insert(0, 42);
     f.persist(&mut disk, serde_json::to_string(&table).unwrap())
         .unwrap();
-    while let Some(t) = disk.take_requested_syncs().first().copied() {
-        f.on_sync_complete(&mut disk, t, Ok(()));
-    }
+    disk.complete_syncs(&mut f);
     let (loaded, src) = ConfigFile::new(CONSUMER_OFFSET_PATH).load::<ConsumerOffsetTable>(&disk);
     assert_eq!(src, LoadSource::Primary);
     assert_eq!(loaded, table);
+}
+
+/// Found by the `recovery` fuzz target (when cuts were fenced with an 8-byte marker): the
+/// whole, CRC-valid records behind a cut stayed readable by commit-log offset (a message
+/// id) although recovery had discarded them.
+#[test]
+fn records_cut_off_are_not_served_by_offset() {
+    let (mut disk, w) = image(12);
+    // A damaged record with another record behind it in the same file.
+    let i = (1..w.len() - 1)
+        .find(|&i| w[i].0 / FILE_SIZE == w[i + 1].0 / FILE_SIZE)
+        .expect("some file holds two records");
+    overwrite(&mut disk, w[i].0, 100, &[0xEE]);
+    let (store, report) = recover_damaged(&mut disk);
+    assert!(report.cut.as_ref().unwrap().tail_zeroed);
+    assert!(report
+        .discarded
+        .iter()
+        .any(|d| d.physical_offset == w[i + 1].0));
+    for (phys, _) in &w[..i] {
+        assert!(store.get_by_commit_log_offset(&disk, *phys).is_ok());
+    }
+    for (phys, _) in &w[i..] {
+        assert!(
+            store.get_by_commit_log_offset(&disk, *phys).is_err(),
+            "discarded record at {phys} is served"
+        );
+    }
+}
+
+/// A blank marker ends its file: stale records behind one are zeroed, not served.
+#[test]
+fn bytes_behind_a_blank_marker_are_zeroed() {
+    let (mut disk, w) = image(12);
+    let i = (1..w.len() - 1)
+        .find(|&i| w[i].0 / FILE_SIZE == w[i + 1].0 / FILE_SIZE)
+        .expect("some file holds two records");
+    let remaining = FILE_SIZE - w[i].0 % FILE_SIZE;
+    overwrite(&mut disk, w[i].0, 0, &record::blank_marker(remaining));
+    let (store, report) = recover_damaged(&mut disk);
+    assert!(
+        report
+            .notes
+            .iter()
+            .any(|n| n.contains("behind the end-of-file marker")),
+        "{:?}",
+        report.notes
+    );
+    let path = format!("commitlog/{:020}", w[i].0 / FILE_SIZE * FILE_SIZE);
+    let behind = (w[i].0 % FILE_SIZE + 8) as usize;
+    assert!(disk.files()[&path][behind..].iter().all(|&b| b == 0));
+    assert!(store.get_by_commit_log_offset(&disk, w[i + 1].0).is_err());
+}
+
+/// Found by the `recovery` fuzz target: a commit-log file named past i64::MAX (or so
+/// near u64::MAX that its end overflows) was adopted; it is now ignored.
+#[test]
+fn commit_log_files_past_the_i64_offset_space_are_ignored() {
+    let last_whole = (1u64 << 63) - FILE_SIZE;
+    for start in [last_whole + FILE_SIZE, u64::MAX / FILE_SIZE * FILE_SIZE] {
+        let mut disk = MemDisk::new();
+        disk.insert_file(&format!("commitlog/{start:020}"), vec![7; 100]);
+        let (mut store, report) = recover_damaged(&mut disk);
+        assert!(
+            report
+                .notes
+                .iter()
+                .any(|n| n.contains("63-bit offset space; ignored")),
+            "{:?}",
+            report.notes
+        );
+        assert_eq!(store.written_offset(), 0);
+        let r = store.append(&mut disk, &rec("T", 0, b"x", ""), 1).unwrap();
+        assert_eq!(r.physical_offset, 0);
+    }
+}
+
+/// Found by the `recovery` fuzz target: the first record of a trimmed log sets its
+/// queue's base, and an absurd queue offset made consume-queue byte offsets overflow.
+#[test]
+fn implausible_queue_offsets_in_a_trimmed_log_are_cut() {
+    for (queue_offset, plausible) in [(5i64, true), (i64::MAX / 10, false)] {
+        let mut bytes = Vec::new();
+        rec("T", 0, b"x", "").encode(queue_offset, 2048, 1, &mut bytes);
+        bytes.resize(FILE_SIZE as usize, 0);
+        let mut disk = MemDisk::new();
+        disk.insert_file("commitlog/00000000000000002048", bytes);
+        let (store, report) = recover_damaged(&mut disk);
+        if plausible {
+            assert_eq!(report.records_recovered, 1);
+            assert_eq!(store.queue("T", 0).unwrap().min_offset(), 5);
+        } else {
+            assert_eq!(report.records_recovered, 0);
+            let reason = &report.cut.as_ref().unwrap().reason;
+            assert!(reason.contains("more records than"), "{reason}");
+            assert!(store.queue("T", 0).is_none());
+        }
+    }
+}
+
+/// Found by the `recovery` fuzz target: a log recovered at the end of the offset space
+/// rolled into a file name recovery had ignored (the append failed on "already
+/// exists", and its offsets would not have fitted an i64 anyway). Appends there are
+/// refused instead.
+#[test]
+fn a_log_at_the_end_of_the_offset_space_refuses_appends() {
+    let last_whole = (1u64 << 63) - FILE_SIZE;
+    let mut bytes = Vec::new();
+    rec("T", 0, b"x", "").encode(0, last_whole as i64, 1, &mut bytes);
+    bytes.resize(FILE_SIZE as usize, 0);
+    let mut disk = MemDisk::new();
+    disk.insert_file(&format!("commitlog/{last_whole:020}"), bytes);
+    disk.insert_file(&format!("commitlog/{:020}", 1u64 << 63), vec![0; 8]);
+    let (mut store, report) = recover_damaged(&mut disk);
+    assert_eq!(report.commit_log_min_offset, last_whole);
+    assert!(matches!(
+        store.append(&mut disk, &rec("T", 0, b"y", ""), 2),
+        Err(StoreError::LogFull { .. })
+    ));
+    assert_eq!(store.state(), StoreState::Ready);
 }

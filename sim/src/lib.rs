@@ -4,3 +4,4 @@
 pub mod disk;
 pub mod store_check;
 pub mod store_crash;
+pub mod store_image;

@@ -10,6 +10,11 @@ use super::record::{blank_marker, END_FILE_MIN_BLANK_LENGTH};
 
 pub const COMMIT_LOG_DIR: &str = "commitlog";
 
+/// Physical offsets are i64 on disk (in every record, consume-queue entry and message
+/// id): no commit-log file may reach past this. Recovery ignores files that would; the
+/// store refuses appends that might need one (`StoreError::LogFull`).
+pub const END_OF_OFFSET_SPACE: u64 = 1 << 63;
+
 #[derive(Clone, Debug)]
 pub struct CommitLog {
     files: MappedFileQueue,

@@ -7,10 +7,6 @@ use super::mapped_file::MappedFileQueue;
 
 pub const CQ_STORE_UNIT_SIZE: u64 = 20;
 
-/// The largest queue offset a record may carry (2^48: a million messages a second for
-/// nine years). Anything larger is damage, and would overflow byte offsets (× 20).
-pub const MAX_QUEUE_OFFSET: u64 = 1 << 48;
-
 /// RocketMQ's filler for slots before a queue's first real entry (`ConsumeQueue.fillPreBlank`).
 pub const BLANK_ENTRY: CqEntry = CqEntry {
     commit_log_offset: 0,

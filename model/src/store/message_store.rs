@@ -10,7 +10,7 @@
 use std::collections::{BTreeMap, VecDeque};
 
 use super::checkpoint::{Checkpoint, CHECKPOINT_PATH};
-use super::commit_log::CommitLog;
+use super::commit_log::{CommitLog, END_OF_OFFSET_SPACE};
 use super::consume_queue::{ConsumeQueue, CqEntry};
 use super::disk::{Disk, DiskError, SyncTicket, SyncWaiter};
 use super::flush::{FlushTracker, SyncOutcome};
@@ -87,6 +87,8 @@ pub enum StoreError {
     Illegal(#[from] record::EncodeError),
     #[error("record of {len} bytes does not fit a {file_size}-byte commit-log file")]
     RecordTooLarge { len: u64, file_size: u64 },
+    #[error("commit log is at offset {write_offset}, too near the end of the 63-bit offset space for another file")]
+    LogFull { write_offset: u64 },
     #[error("disk: {0}")]
     Disk(#[from] DiskError),
 }
@@ -274,6 +276,13 @@ impl MessageStore {
         let file_size = self.commit_log.file_size();
         if len + END_FILE_MIN_BLANK_LENGTH > file_size {
             return Err(StoreError::RecordTooLarge { len, file_size });
+        }
+        // The record lands in the current file or the next one, which ends at most two
+        // files past the write offset: both must lie inside the offset space. Only a
+        // store recovered from files named near 2^63 gets here.
+        let write_offset = self.written_offset();
+        if write_offset > END_OF_OFFSET_SPACE - 2 * file_size {
+            return Err(StoreError::LogFull { write_offset });
         }
         let result = self.append_checked(disk, rec, len, now_ms);
         if let Err(StoreError::Disk(e)) = &result {

@@ -256,8 +256,11 @@ pub enum RecordError {
     WrongPhysicalOffset { field: i64, actual: u64 },
     #[error("queue id {0} is negative")]
     BadQueueId(i32),
-    #[error("queue offset {0} is out of range")]
-    QueueOffsetOutOfRange(i64),
+    #[error("queue offset {queue_offset} at commit-log offset {physical_offset}: more records than the log before it can hold")]
+    ImplausibleQueueOffset {
+        queue_offset: i64,
+        physical_offset: u64,
+    },
     #[error("queue offset {found} where {expected} was next for {topic}-{queue_id}")]
     QueueOffsetOutOfSequence {
         topic: String,

@@ -20,11 +20,14 @@
 //!   damaged entry is rewritten, so every entry served points at a whole record of its
 //!   topic, queue and queue offset.
 //! - Stale bytes after the cut are zeroed instead of left in place, where a later,
-//!   shorter record could end right where an old valid record begins and resurrect it.
-//!   Zeroing (not an end-of-file marker) is what makes the cut stick across a second
-//!   crash: whichever of the zeroing writes and the deletions of later files reach the
-//!   media, the bytes at the cut are either the bad bytes that caused it or zeros, so
-//!   the next scan stops there again and never walks on into a deleted-but-back file.
+//!   shorter record could end right where an old valid record begins and resurrect it,
+//!   and where a read by commit-log offset (a message id) would still find a discarded
+//!   record whole and verified. Zeroing (not an end-of-file marker) is what makes the cut
+//!   stick across a second crash: whichever of the zeroing writes and the deletions of
+//!   later files reach the media, the bytes at the cut are either the bad bytes that
+//!   caused it or zeros, so the next scan stops there again and never walks on into a
+//!   deleted-but-back file. Stray bytes behind any blank marker the scan meets are
+//!   zeroed for the same reason.
 //! - The recovered log is fsynced before the store accepts writes (it may have been in
 //!   a crashed process's page cache only), so nothing served after boot can vanish.
 
@@ -32,10 +35,8 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use super::checkpoint::Checkpoint;
-use super::commit_log::{CommitLog, COMMIT_LOG_DIR};
-use super::consume_queue::{
-    queue_dir, ConsumeQueue, CqEntry, CQ_STORE_UNIT_SIZE, MAX_QUEUE_OFFSET,
-};
+use super::commit_log::{CommitLog, COMMIT_LOG_DIR, END_OF_OFFSET_SPACE};
+use super::consume_queue::{queue_dir, ConsumeQueue, CqEntry, CQ_STORE_UNIT_SIZE};
 use super::disk::{join, Disk, DiskError};
 use super::flush::FlushTracker;
 use super::mapped_file::{parse_file_name, MappedFileQueue};
@@ -115,6 +116,9 @@ struct Scan {
     last_store_timestamp_ms: i64,
     discarded: Vec<DiscardedRecord>,
     discarded_not_listed: u64,
+    /// Blank markers with non-zero bytes behind them: (file start, marker position, end
+    /// of the last non-zero byte), all positions within the file. At most one per file.
+    stale_after_blank: Vec<(u64, u64, u64)>,
 }
 
 /// Rebuilds a store from `disk`. The store starts `Booting`: the caller completes the
@@ -177,6 +181,21 @@ pub fn recover(
             *offset
         }
     };
+    // A blank marker ends its file; whatever sits behind it is not part of the log.
+    // Every such file lies before the cut, so it is still in the chain.
+    for &(start, marker_at, stale_end) in &scan.stale_after_blank {
+        let path = join(COMMIT_LOG_DIR, &super::mapped_file::file_name(start));
+        zero_range(
+            disk,
+            &path,
+            marker_at + END_FILE_MIN_BLANK_LENGTH,
+            stale_end,
+        )?;
+        report.note(format!(
+            "{path}: non-zero bytes behind the end-of-file marker at {}; zeroed",
+            start + marker_at
+        ));
+    }
     if mode == RecoveryMode::Normal
         && (report.cut.as_ref().is_some_and(|c| c.tail_zeroed) || !report.discarded.is_empty())
     {
@@ -240,10 +259,15 @@ fn load_commit_log_files(
     for entry in disk.list(COMMIT_LOG_DIR)? {
         let path = join(COMMIT_LOG_DIR, &entry.name);
         match parse_file_name(&entry.name) {
-            // PHYSICALOFFSET is an i64: a file must end within it.
-            Some(start) if start > i64::MAX as u64 - file_size => report.note(format!(
-                "{path}: start offset beyond what a record can address; ignored"
-            )),
+            // A file reaching past the i64 offset space could hold records no consume
+            // queue or message id can name (near the top of the name space its end
+            // would not even fit a u64). The store never writes there (see
+            // `END_OF_OFFSET_SPACE`), so leaving it alone cannot collide with a new file.
+            Some(start) if !entry.is_dir && start > END_OF_OFFSET_SPACE - file_size => {
+                report.note(format!(
+                    "{path}: starts at {start}, so it would end past the 63-bit offset space; ignored"
+                ))
+            }
             Some(start) if !entry.is_dir && start % file_size == 0 => starts.push(start),
             Some(_) if !entry.is_dir => report.note(format!(
                 "{path}: start offset is not a multiple of the {file_size}-byte file size; ignored"
@@ -321,6 +345,7 @@ fn scan_commit_log(disk: &dyn Disk, chain: &[u64], config: &StoreConfig) -> Scan
         last_store_timestamp_ms: 0,
         discarded: Vec::new(),
         discarded_not_listed: 0,
+        stale_after_blank: Vec::new(),
     };
     'files: for (file_index, &start) in chain.iter().enumerate() {
         let path = join(COMMIT_LOG_DIR, &super::mapped_file::file_name(start));
@@ -332,6 +357,12 @@ fn scan_commit_log(disk: &dyn Disk, chain: &[u64], config: &StoreConfig) -> Scan
             let parsed = record::parse(&bytes[pos..], crc);
             let failure = match parsed {
                 Ok(Slot::Blank) => {
+                    let behind = &bytes[pos + END_FILE_MIN_BLANK_LENGTH as usize..];
+                    if let Some(last) = behind.iter().rposition(|&b| b != 0) {
+                        let marker_at = pos as u64;
+                        let stale_end = marker_at + END_FILE_MIN_BLANK_LENGTH + last as u64 + 1;
+                        scan.stale_after_blank.push((start, marker_at, stale_end));
+                    }
                     scan.end = start + file_size;
                     continue 'files;
                 }
@@ -409,8 +440,16 @@ fn accept(
     if !view.is_dispatched() {
         return Ok(());
     }
-    if !(0..=MAX_QUEUE_OFFSET as i64).contains(&view.queue_offset) {
-        return Err(RecordError::QueueOffsetOutOfRange(view.queue_offset));
+    // Every earlier record of the queue lies before this one and takes at least
+    // MIN_RECORD_LEN bytes, so a queue offset above this bound is damage (or a record
+    // not written by a store). Without the bound, the first record of a trimmed log
+    // could set a queue's base so high that its consume-queue byte offsets overflow.
+    let max_plausible = offset / record::MIN_RECORD_LEN as u64;
+    if view.queue_offset > 0 && view.queue_offset as u64 > max_plausible {
+        return Err(RecordError::ImplausibleQueueOffset {
+            queue_offset: view.queue_offset,
+            physical_offset: offset,
+        });
     }
     let by_id = match queues.get_mut(view.topic) {
         Some(q) => q,
@@ -533,26 +572,36 @@ fn cut_commit_log(
     let remaining = start + file_size - offset;
     // Zero up to the last non-zero byte; an unreadable tail is zeroed whole (the write
     // also lets the drive remap the bad sectors once it reaches the media).
-    let zero_len = match disk.read(&path, offset - start, remaining as usize) {
-        Ok(tail) => last_non_zero(&tail).map_or(0, |last| last as u64 + 1),
-        Err(_) => remaining,
+    let zero_end = match disk.read(&path, offset - start, remaining as usize) {
+        Ok(tail) => last_non_zero(&tail).map(|last| offset - start + last as u64 + 1),
+        Err(_) => Some(file_size),
     };
-    if zero_len == 0 {
+    let Some(zero_end) = zero_end else {
         return Ok((false, files_deleted));
-    }
-    const CHUNK_BYTES: u64 = 64 * 1024;
-    let zeros = vec![0u8; CHUNK_BYTES.min(zero_len) as usize];
-    let mut at = 0;
-    while at < zero_len {
-        let n = CHUNK_BYTES.min(zero_len - at);
-        disk.write(&path, offset - start + at, &zeros[..n as usize])?;
-        at += n;
-    }
+    };
+    zero_range(disk, &path, offset - start, zero_end)?;
     report.note(format!(
-        "{path}: {zero_len} bytes after the cut at {offset} were not empty; zeroed"
+        "{path}: {} bytes after the cut at {offset} were not empty; zeroed",
+        zero_end - (offset - start)
     ));
     Ok((true, files_deleted))
 }
+
+/// Zeroes `[from, to)` of a file, in writes of at most [`ZERO_WRITE_BYTES`] (a commit-log
+/// file may be 1 GiB: no buffer the size of the range).
+fn zero_range(disk: &mut dyn Disk, path: &str, from: u64, to: u64) -> Result<(), DiskError> {
+    static ZEROS: [u8; ZERO_WRITE_BYTES] = [0; ZERO_WRITE_BYTES];
+    let mut at = from;
+    while at < to {
+        let n = (to - at).min(ZERO_WRITE_BYTES as u64);
+        disk.write(path, at, &ZEROS[..n as usize])?;
+        at += n;
+    }
+    Ok(())
+}
+
+/// The largest single write [`zero_range`] issues.
+pub const ZERO_WRITE_BYTES: usize = 64 * 1024;
 
 /// Makes every consume queue match the scan: rewrites entries that differ, creates
 /// missing files, deletes files and queues the log does not back, zeroes stale tails.
