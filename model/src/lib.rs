@@ -1,7 +1,8 @@
 //! rmq-model: the system under test. Every RocketMQ decision lives here as I/O-free
 //! code: no clock, no threads, no randomness of its own, no sockets, no files — only
-//! the [`store::Disk`] trait and (later) the node context.
+//! the [`store::Disk`] trait and the node context ([`node::Ctx`]).
 #![forbid(unsafe_code)]
 
 pub mod message;
+pub mod node;
 pub mod store;

@@ -2,6 +2,9 @@
 #![forbid(unsafe_code)]
 
 pub mod disk;
+pub mod net;
+pub mod seeds;
 pub mod store_check;
 pub mod store_crash;
 pub mod store_image;
+pub mod world;

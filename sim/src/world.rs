@@ -1,0 +1,659 @@
+//! The world: a deterministic event loop that drives sans-I/O nodes.
+//!
+//! One queue of events ordered by (virtual time ms, insertion sequence): ties break by
+//! the order events were scheduled, never by anything hashed or allocated, so a seed
+//! replays byte for byte. Nothing sleeps: [`World::step`] jumps the clock to the next
+//! event.
+//!
+//! Each node lives in a slot with its [`SimDisk`], its armed timers and a boot epoch.
+//! A crash empties the slot (the node's memory is gone), crashes the disk the chosen way
+//! and bumps the epoch, so timers, sync completions and notices addressed to the old
+//! incarnation are dropped when they come due instead of being searched out of the queue.
+//! A restart rebuilds the node through the factory from whatever its disk kept.
+//!
+//! Every processed event appends a line to the trace, and a running FNV-1a hash of all
+//! lines is the run's fingerprint: two runs agree iff their traces do.
+//!
+//! Random streams (see [`crate::seeds`]): per link latency, per node fsync latency, per
+//! node crash outcomes, per node `Ctx::random_u64`.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::fmt::{self, Debug};
+
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+use rmq_model::node::{Ctx, Input, Node, NodeFactory, NodeId, TimerId};
+use rmq_model::store::disk::{Disk, SyncTicket};
+
+use crate::disk::SimDisk;
+use crate::net::{Net, NetConfig};
+use crate::seeds::{stream, Purpose, MAX_NODES};
+pub use crate::store_crash::CrashKind;
+
+/// A requested fsync completes this long after the request (uniform, per node stream),
+/// and never before an earlier request of the same disk.
+pub const MIN_SYNC_LATENCY_MS: u64 = 1;
+pub const MAX_SYNC_LATENCY_MS: u64 = 10;
+/// Trace lines kept in memory (the most recent); the fingerprint covers all of them.
+pub const MAX_TRACE_LINES: usize = 100_000;
+/// More queued events than this means a node floods the world: a bug to stop on.
+pub const MAX_QUEUED_EVENTS: usize = 1_000_000;
+
+/// Something the world does to the cluster, now or at a scheduled time.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Fault {
+    Crash {
+        node: NodeId,
+        kind: CrashKind,
+    },
+    /// Boots a crashed node from its disk. Ignored if it is up or its machine is lost.
+    Restart {
+        node: NodeId,
+    },
+    /// Power cut, then the disk is gone and the node never boots again.
+    LoseMachine {
+        node: NodeId,
+    },
+    /// Cuts `a -> b`, and `b -> a` unless `one_way`.
+    Partition {
+        a: NodeId,
+        b: NodeId,
+        one_way: bool,
+    },
+    Heal {
+        a: NodeId,
+        b: NodeId,
+    },
+    HealAll,
+    Clog {
+        from: NodeId,
+        to: NodeId,
+        extra_ms: u64,
+    },
+}
+
+impl fmt::Display for Fault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Fault::Crash { node, kind } => write!(f, "crash {node} {kind:?}"),
+            Fault::Restart { node } => write!(f, "restart {node}"),
+            Fault::LoseMachine { node } => write!(f, "lose machine {node}"),
+            Fault::Partition { a, b, one_way } => {
+                let arrow = if *one_way { "->" } else { "<->" };
+                write!(f, "partition {a} {arrow} {b}")
+            }
+            Fault::Heal { a, b } => write!(f, "heal {a} <-> {b}"),
+            Fault::HealAll => write!(f, "heal all"),
+            Fault::Clog { from, to, extra_ms } => write!(f, "clog {from} -> {to} +{extra_ms}ms"),
+        }
+    }
+}
+
+/// A fault as it happened, for the checker's allowance and for failure reports.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FaultRecord {
+    pub at_ms: u64,
+    pub fault: Fault,
+}
+
+enum Event<M> {
+    Packet {
+        from: NodeId,
+        to: NodeId,
+        conn_epoch: u64,
+        msg: M,
+    },
+    Timer {
+        node: NodeId,
+        boot_epoch: u64,
+        id: TimerId,
+        kind: u64,
+    },
+    SyncDue {
+        node: NodeId,
+        boot_epoch: u64,
+        ticket: SyncTicket,
+    },
+    Broken {
+        node: NodeId,
+        boot_epoch: u64,
+        peer: NodeId,
+    },
+    Fault(Fault),
+}
+
+struct Slot<M> {
+    /// `None` while the node is down: its memory is gone.
+    node: Option<Box<dyn Node<M>>>,
+    disk: SimDisk,
+    /// Armed timers of the current incarnation; a fired or cancelled one is absent.
+    timers: BTreeSet<TimerId>,
+    /// Bumped at every crash: events carrying an older epoch are dropped.
+    boot_epoch: u64,
+    /// The machine is gone for good.
+    lost: bool,
+    node_rng: ChaCha8Rng,
+    sync_latency_rng: ChaCha8Rng,
+    disk_fault_rng: ChaCha8Rng,
+    /// The newest ticket whose completion is scheduled (tickets of a disk only grow).
+    last_sync_scheduled: Option<SyncTicket>,
+    /// Completions of one disk come in request order: none is due before this.
+    last_sync_due_ms: u64,
+}
+
+enum Effect<M> {
+    Send { to: NodeId, msg: M },
+    SetTimer { id: TimerId, at_ms: u64, kind: u64 },
+    CancelTimer(TimerId),
+}
+
+/// The `Ctx` a node sees during one handler call. Effects are collected and applied in
+/// order after the handler returns, so the node never observes the world mid-change.
+struct SimCtx<'a, M> {
+    me: NodeId,
+    now_ms: u64,
+    rng: &'a mut ChaCha8Rng,
+    disk: &'a mut SimDisk,
+    next_timer_id: &'a mut u64,
+    effects: Vec<Effect<M>>,
+}
+
+impl<M> Ctx<M> for SimCtx<'_, M> {
+    fn me(&self) -> NodeId {
+        self.me
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.now_ms
+    }
+
+    fn random_u64(&mut self) -> u64 {
+        self.rng.random()
+    }
+
+    fn send(&mut self, to: NodeId, msg: M) {
+        self.effects.push(Effect::Send { to, msg });
+    }
+
+    fn set_timer(&mut self, after_ms: u64, kind: u64) -> TimerId {
+        let id = TimerId(*self.next_timer_id);
+        *self.next_timer_id += 1;
+        let at_ms = self.now_ms + after_ms;
+        self.effects.push(Effect::SetTimer { id, at_ms, kind });
+        id
+    }
+
+    fn cancel_timer(&mut self, id: TimerId) {
+        self.effects.push(Effect::CancelTimer(id));
+    }
+
+    fn disk(&mut self) -> &mut dyn Disk {
+        &mut *self.disk
+    }
+}
+
+pub struct World<M> {
+    seed: u64,
+    now_ms: u64,
+    next_seq: u64,
+    queue: BTreeMap<(u64, u64), Event<M>>,
+    slots: Vec<Slot<M>>,
+    factory: Box<dyn NodeFactory<M>>,
+    net: Net,
+    next_timer_id: u64,
+    trace: VecDeque<String>,
+    fingerprint: u64,
+    faults: Vec<FaultRecord>,
+}
+
+const FNV_OFFSET_BASIS: u64 = 0xcbf2_9ce4_8422_2325;
+const FNV_PRIME: u64 = 0x0100_0000_01b3;
+
+fn fnv1a(mut hash: u64, bytes: &[u8]) -> u64 {
+    for &b in bytes {
+        hash ^= u64::from(b);
+        hash = hash.wrapping_mul(FNV_PRIME);
+    }
+    hash
+}
+
+impl<M: Debug + 'static> World<M> {
+    /// Boots `node_count` nodes (n0, n1, ...) on empty disks at t=0.
+    pub fn new(
+        seed: u64,
+        factory: impl NodeFactory<M> + 'static,
+        node_count: u32,
+        net_config: NetConfig,
+    ) -> World<M> {
+        assert!(node_count <= MAX_NODES, "at most {MAX_NODES} nodes");
+        let slots = (0..node_count)
+            .map(|i| Slot {
+                node: None,
+                disk: SimDisk::new(),
+                timers: BTreeSet::new(),
+                boot_epoch: 0,
+                lost: false,
+                node_rng: stream(seed, Purpose::NodeRandom, i),
+                sync_latency_rng: stream(seed, Purpose::SyncLatency, i),
+                disk_fault_rng: stream(seed, Purpose::DiskFaults, i),
+                last_sync_scheduled: None,
+                last_sync_due_ms: 0,
+            })
+            .collect();
+        let mut world = World {
+            seed,
+            now_ms: 0,
+            next_seq: 0,
+            queue: BTreeMap::new(),
+            slots,
+            factory: Box::new(factory),
+            net: Net::new(seed, net_config),
+            next_timer_id: 0,
+            trace: VecDeque::new(),
+            fingerprint: FNV_OFFSET_BASIS,
+            faults: Vec::new(),
+        };
+        for i in 0..node_count {
+            world.boot(NodeId(i));
+            world.record(format!("boot n{i}"));
+        }
+        world
+    }
+
+    pub fn seed(&self) -> u64 {
+        self.seed
+    }
+
+    pub fn now_ms(&self) -> u64 {
+        self.now_ms
+    }
+
+    /// FNV-1a over every trace line so far (each followed by `\n`).
+    pub fn fingerprint(&self) -> u64 {
+        self.fingerprint
+    }
+
+    /// The most recent [`MAX_TRACE_LINES`] trace lines, oldest first.
+    pub fn trace(&self) -> impl Iterator<Item = &str> {
+        self.trace.iter().map(String::as_str)
+    }
+
+    pub fn faults(&self) -> &[FaultRecord] {
+        &self.faults
+    }
+
+    pub fn node_count(&self) -> u32 {
+        self.slots.len() as u32
+    }
+
+    pub fn is_up(&self, node: NodeId) -> bool {
+        self.slot(node).node.is_some()
+    }
+
+    pub fn disk(&self, node: NodeId) -> &SimDisk {
+        &self.slot(node).disk
+    }
+
+    /// For damage faults (bit rot, latent errors) the world does not model yet.
+    pub fn disk_mut(&mut self, node: NodeId) -> &mut SimDisk {
+        &mut self.slot_mut(node).disk
+    }
+
+    pub fn queued_events(&self) -> usize {
+        self.queue.len()
+    }
+
+    fn slot(&self, node: NodeId) -> &Slot<M> {
+        let count = self.slots.len();
+        self.slots
+            .get(node.0 as usize)
+            .unwrap_or_else(|| panic!("{node} does not exist ({count} nodes)"))
+    }
+
+    fn slot_mut(&mut self, node: NodeId) -> &mut Slot<M> {
+        let count = self.slots.len();
+        self.slots
+            .get_mut(node.0 as usize)
+            .unwrap_or_else(|| panic!("{node} does not exist ({count} nodes)"))
+    }
+
+    fn push(&mut self, at_ms: u64, event: Event<M>) {
+        assert!(at_ms >= self.now_ms, "no event in the past");
+        assert!(
+            self.queue.len() < MAX_QUEUED_EVENTS,
+            "more than {MAX_QUEUED_EVENTS} queued events"
+        );
+        self.queue.insert((at_ms, self.next_seq), event);
+        self.next_seq += 1;
+    }
+
+    fn record(&mut self, line: String) -> String {
+        let line = format!("[t={}ms] {line}", self.now_ms);
+        self.fingerprint = fnv1a(self.fingerprint, line.as_bytes());
+        self.fingerprint = fnv1a(self.fingerprint, b"\n");
+        if self.trace.len() == MAX_TRACE_LINES {
+            self.trace.pop_front();
+        }
+        self.trace.push_back(line.clone());
+        line
+    }
+
+    /// Schedules `fault` at `at_ms` (not in the past).
+    pub fn schedule(&mut self, at_ms: u64, fault: Fault) {
+        self.push(at_ms, Event::Fault(fault));
+    }
+
+    /// Injects `fault` now.
+    pub fn inject(&mut self, fault: Fault) {
+        let line = self.apply_fault(fault);
+        self.record(line);
+    }
+
+    pub fn crash(&mut self, node: NodeId, kind: CrashKind) {
+        self.inject(Fault::Crash { node, kind });
+    }
+
+    pub fn restart(&mut self, node: NodeId) {
+        self.inject(Fault::Restart { node });
+    }
+
+    pub fn lose_machine(&mut self, node: NodeId) {
+        self.inject(Fault::LoseMachine { node });
+    }
+
+    pub fn partition(&mut self, a: NodeId, b: NodeId, one_way: bool) {
+        self.inject(Fault::Partition { a, b, one_way });
+    }
+
+    pub fn heal(&mut self, a: NodeId, b: NodeId) {
+        self.inject(Fault::Heal { a, b });
+    }
+
+    pub fn heal_all(&mut self) {
+        self.inject(Fault::HealAll);
+    }
+
+    pub fn clog(&mut self, from: NodeId, to: NodeId, extra_ms: u64) {
+        self.inject(Fault::Clog { from, to, extra_ms });
+    }
+
+    /// Processes the next event; `None` when nothing is left to happen.
+    pub fn step(&mut self) -> Option<String> {
+        let ((at_ms, _seq), event) = self.queue.pop_first()?;
+        debug_assert!(at_ms >= self.now_ms);
+        self.now_ms = at_ms;
+        let line = match event {
+            Event::Packet {
+                from,
+                to,
+                conn_epoch,
+                msg,
+            } => {
+                if !self.net.is_current(from, to, conn_epoch) {
+                    format!("{from} -> {to} lost {msg:?} (connection broke)")
+                } else if !self.is_up(to) {
+                    format!("{from} -> {to} lost {msg:?} ({to} is down)")
+                } else {
+                    let line = format!("{from} -> {to} {msg:?}");
+                    self.run_node(to, |node, ctx| {
+                        node.handle(ctx, Input::Packet { from, msg });
+                    });
+                    line
+                }
+            }
+            Event::Timer {
+                node,
+                boot_epoch,
+                id,
+                kind,
+            } => {
+                let slot = self.slot_mut(node);
+                let current = slot.boot_epoch == boot_epoch && slot.node.is_some();
+                if !current {
+                    format!("{node} {id} dropped (older incarnation)")
+                } else if !slot.timers.remove(&id) {
+                    format!("{node} {id} cancelled")
+                } else {
+                    self.run_node(node, |n, ctx| n.handle(ctx, Input::Timer { id, kind }));
+                    format!("{node} {id} fired kind={kind}")
+                }
+            }
+            Event::SyncDue {
+                node,
+                boot_epoch,
+                ticket,
+            } => {
+                let slot = self.slot_mut(node);
+                if slot.boot_epoch != boot_epoch || slot.node.is_none() {
+                    format!("{node} {ticket} dropped (older incarnation)")
+                } else {
+                    let (done, result) = slot
+                        .disk
+                        .complete_next()
+                        .expect("a scheduled sync is still pending");
+                    assert_eq!(done, ticket, "syncs complete in request order");
+                    let line = match &result {
+                        Ok(()) => format!("{node} {ticket} complete"),
+                        Err(e) => format!("{node} {ticket} failed: {e}"),
+                    };
+                    self.run_node(node, |n, ctx| {
+                        n.handle(ctx, Input::SyncComplete { ticket, result });
+                    });
+                    line
+                }
+            }
+            Event::Broken {
+                node,
+                boot_epoch,
+                peer,
+            } => {
+                let slot = self.slot(node);
+                if slot.boot_epoch != boot_epoch || slot.node.is_none() {
+                    format!("{node} connection to {peer} broke (dropped: older incarnation)")
+                } else {
+                    self.run_node(node, |n, ctx| {
+                        n.handle(ctx, Input::ConnectionBroken { peer });
+                    });
+                    format!("{node} connection to {peer} broke")
+                }
+            }
+            Event::Fault(fault) => self.apply_fault(fault),
+        };
+        Some(self.record(line))
+    }
+
+    /// Processes every event due at or before `t_ms`, then moves the clock to `t_ms`.
+    pub fn run_until(&mut self, t_ms: u64) {
+        while let Some((&(at_ms, _), _)) = self.queue.first_key_value() {
+            if at_ms > t_ms {
+                break;
+            }
+            self.step();
+        }
+        self.now_ms = self.now_ms.max(t_ms);
+    }
+
+    /// Builds the node from its disk and starts it.
+    fn boot(&mut self, id: NodeId) {
+        let slot = self.slot_mut(id);
+        assert!(slot.node.is_none(), "{id} is already up");
+        assert!(!slot.lost, "{id}'s machine is lost");
+        let node = self.factory.build(id, &mut self.slots[id.0 as usize].disk);
+        self.slots[id.0 as usize].node = Some(node);
+        // Recovery may have asked for syncs before on_start.
+        self.schedule_new_syncs(id);
+        self.run_node(id, |node, ctx| node.on_start(ctx));
+    }
+
+    /// Runs one handler of `id` (which must be up) and applies what it asked for.
+    fn run_node(&mut self, id: NodeId, f: impl FnOnce(&mut dyn Node<M>, &mut dyn Ctx<M>)) {
+        let slot = &mut self.slots[id.0 as usize];
+        let mut node = slot.node.take().expect("handlers run only on live nodes");
+        let mut ctx = SimCtx {
+            me: id,
+            now_ms: self.now_ms,
+            rng: &mut slot.node_rng,
+            disk: &mut slot.disk,
+            next_timer_id: &mut self.next_timer_id,
+            effects: Vec::new(),
+        };
+        f(node.as_mut(), &mut ctx);
+        let effects = ctx.effects;
+        slot.node = Some(node);
+        for effect in effects {
+            self.apply_effect(id, effect);
+        }
+        self.schedule_new_syncs(id);
+    }
+
+    fn apply_effect(&mut self, me: NodeId, effect: Effect<M>) {
+        match effect {
+            Effect::Send { to, msg } => {
+                assert!(to.0 < self.node_count(), "{me} sends to unknown {to}");
+                // A cut link drops the packet; a down peer refuses the connection.
+                // Either way only the sender hears of it.
+                if self.net.is_blocked(me, to) || !self.is_up(to) {
+                    self.notify_broken(me, to);
+                    return;
+                }
+                let delivery = self
+                    .net
+                    .send(self.now_ms, me, to)
+                    .expect("not blocked: checked above");
+                self.push(
+                    delivery.at_ms,
+                    Event::Packet {
+                        from: me,
+                        to,
+                        conn_epoch: delivery.conn_epoch,
+                        msg,
+                    },
+                );
+            }
+            Effect::SetTimer { id, at_ms, kind } => {
+                let slot = self.slot_mut(me);
+                slot.timers.insert(id);
+                let boot_epoch = slot.boot_epoch;
+                self.push(
+                    at_ms,
+                    Event::Timer {
+                        node: me,
+                        boot_epoch,
+                        id,
+                        kind,
+                    },
+                );
+            }
+            Effect::CancelTimer(id) => {
+                self.slot_mut(me).timers.remove(&id);
+            }
+        }
+    }
+
+    /// Schedules completions of the syncs `node` requested since the last call.
+    fn schedule_new_syncs(&mut self, node: NodeId) {
+        let now_ms = self.now_ms;
+        let slot = self.slot_mut(node);
+        let mut due = Vec::new();
+        for ticket in slot.disk.pending_syncs() {
+            if slot.last_sync_scheduled.is_some_and(|last| ticket <= last) {
+                continue;
+            }
+            let latency_ms = slot
+                .sync_latency_rng
+                .random_range(MIN_SYNC_LATENCY_MS..=MAX_SYNC_LATENCY_MS);
+            let at_ms = (now_ms + latency_ms).max(slot.last_sync_due_ms);
+            slot.last_sync_due_ms = at_ms;
+            slot.last_sync_scheduled = Some(ticket);
+            due.push((at_ms, ticket));
+        }
+        let boot_epoch = slot.boot_epoch;
+        for (at_ms, ticket) in due {
+            self.push(
+                at_ms,
+                Event::SyncDue {
+                    node,
+                    boot_epoch,
+                    ticket,
+                },
+            );
+        }
+    }
+
+    /// Tells `node` (if up) that its connection to `peer` broke, after the notice delay.
+    fn notify_broken(&mut self, node: NodeId, peer: NodeId) {
+        let at_ms = self.now_ms + self.net.config().break_notice_ms;
+        let slot = self.slot(node);
+        if slot.node.is_none() {
+            return;
+        }
+        let boot_epoch = slot.boot_epoch;
+        self.push(
+            at_ms,
+            Event::Broken {
+                node,
+                boot_epoch,
+                peer,
+            },
+        );
+    }
+
+    fn apply_fault(&mut self, fault: Fault) -> String {
+        self.faults.push(FaultRecord {
+            at_ms: self.now_ms,
+            fault: fault.clone(),
+        });
+        match fault {
+            Fault::Crash { node, kind } => {
+                if !self.is_up(node) {
+                    return format!("fault {fault} (ignored: already down)");
+                }
+                self.crash_now(node, kind);
+            }
+            Fault::Restart { node } => {
+                let slot = self.slot(node);
+                if slot.lost {
+                    return format!("fault {fault} (ignored: machine lost)");
+                }
+                if slot.node.is_some() {
+                    return format!("fault {fault} (ignored: already up)");
+                }
+                self.boot(node);
+            }
+            Fault::LoseMachine { node } => {
+                if self.is_up(node) {
+                    self.crash_now(node, CrashKind::PowerCut);
+                }
+                let slot = self.slot_mut(node);
+                slot.lost = true;
+                slot.disk.lose_disk();
+            }
+            Fault::Partition { a, b, one_way } => {
+                if self.net.partition(a, b, one_way) {
+                    self.notify_broken(a, b);
+                    self.notify_broken(b, a);
+                }
+            }
+            Fault::Heal { a, b } => self.net.heal(a, b),
+            Fault::HealAll => self.net.heal_all(),
+            Fault::Clog { from, to, extra_ms } => self.net.clog(from, to, extra_ms),
+        }
+        format!("fault {fault}")
+    }
+
+    fn crash_now(&mut self, node: NodeId, kind: CrashKind) {
+        let slot = self.slot_mut(node);
+        slot.node = None;
+        slot.timers.clear();
+        slot.boot_epoch += 1;
+        slot.last_sync_due_ms = 0;
+        match kind {
+            CrashKind::Process => slot.disk.crash_process(),
+            CrashKind::Os => slot.disk.crash_os(&mut slot.disk_fault_rng),
+            CrashKind::PowerCut => slot.disk.power_cut(&mut slot.disk_fault_rng),
+        }
+        for peer in self.net.break_all_of(node) {
+            self.notify_broken(peer, node);
+        }
+    }
+}
