@@ -110,7 +110,7 @@ impl FsDisk {
     /// The real path of a file: `path` must name something strictly inside the root.
     fn file_path(&self, path: &str) -> Result<PathBuf, DiskError> {
         if path.is_empty() {
-            return Err(io_error(path, "empty file path"));
+            return Err(DiskError::io(path, "empty file path"));
         }
         self.dir_path(path)
     }
@@ -121,14 +121,14 @@ impl FsDisk {
             return Ok(self.root.clone());
         }
         if path.starts_with('/') {
-            return Err(io_error(path, "absolute path outside the store root"));
+            return Err(DiskError::io(path, "absolute path outside the store root"));
         }
         if path.contains('\0') {
-            return Err(io_error(path, "path contains a NUL byte"));
+            return Err(DiskError::io(path, "path contains a NUL byte"));
         }
         for component in path.split('/') {
             if component.is_empty() || component == "." || component == ".." {
-                return Err(io_error(
+                return Err(DiskError::io(
                     path,
                     format!("path component {component:?} is not allowed"),
                 ));
@@ -148,7 +148,7 @@ impl FsDisk {
         if !handles.contains_key(path) {
             // Directories are not files: the model has no name that is both.
             match fs::metadata(&real) {
-                Ok(m) if !m.is_file() => return Err(not_found(path)),
+                Ok(m) if !m.is_file() => return Err(DiskError::not_found(path)),
                 Ok(_) => {}
                 Err(e) => return Err(map_io(path, e)),
             }
@@ -214,28 +214,15 @@ fn insert_bounded(handles: &mut BTreeMap<String, File>, path: &str, file: File) 
     debug_assert!(handles.len() <= MAX_OPEN_FILES);
 }
 
-fn not_found(path: &str) -> DiskError {
-    DiskError::NotFound {
-        path: path.to_string(),
-    }
-}
-
-fn io_error(path: &str, detail: impl Into<String>) -> DiskError {
-    DiskError::Io {
-        path: path.to_string(),
-        detail: detail.into(),
-    }
-}
-
 /// An OS error as the store sees it. A missing parent that is a file ("a/b" when "a" is
 /// a file) is a missing file, as in the model.
 fn map_io(path: &str, e: io::Error) -> DiskError {
     match e.kind() {
-        io::ErrorKind::NotFound | io::ErrorKind::NotADirectory => not_found(path),
+        io::ErrorKind::NotFound | io::ErrorKind::NotADirectory => DiskError::not_found(path),
         io::ErrorKind::AlreadyExists => DiskError::AlreadyExists {
             path: path.to_string(),
         },
-        _ => io_error(path, e.to_string()),
+        _ => DiskError::io(path, e.to_string()),
     }
 }
 
@@ -245,7 +232,7 @@ impl Disk for FsDisk {
         if let Some(parent) = real.parent() {
             // Any failure here (a parent that is a file, permissions) is an I/O error:
             // it must not read as "the file already exists".
-            fs::create_dir_all(parent).map_err(|e| io_error(path, e.to_string()))?;
+            fs::create_dir_all(parent).map_err(|e| DiskError::io(path, e.to_string()))?;
         }
         let file = OpenOptions::new()
             .read(true)
@@ -310,7 +297,7 @@ impl Disk for FsDisk {
         let real = self.file_path(path)?;
         self.lock_handles().remove(path);
         match fs::symlink_metadata(&real) {
-            Ok(m) if m.is_dir() => return Err(not_found(path)),
+            Ok(m) if m.is_dir() => return Err(DiskError::not_found(path)),
             Ok(_) => {}
             Err(e) => return Err(map_io(path, e)),
         }
@@ -323,13 +310,13 @@ impl Disk for FsDisk {
         let real_from = self.file_path(from)?;
         let real_to = self.file_path(to)?;
         if parent_dir(from) != parent_dir(to) {
-            return Err(io_error(
+            return Err(DiskError::io(
                 from,
                 format!("rename to {to}: not the same directory"),
             ));
         }
         if !self.exists(from) {
-            return Err(not_found(from));
+            return Err(DiskError::not_found(from));
         }
         {
             let mut handles = self.lock_handles();
@@ -352,14 +339,14 @@ impl Disk for FsDisk {
             {
                 return Ok(Vec::new())
             }
-            Err(e) => return Err(io_error(dir, e.to_string())),
+            Err(e) => return Err(DiskError::io(dir, e.to_string())),
         };
         let mut out = Vec::new();
         for entry in entries {
-            let entry = entry.map_err(|e| io_error(dir, e.to_string()))?;
+            let entry = entry.map_err(|e| DiskError::io(dir, e.to_string()))?;
             let file_type = entry
                 .file_type()
-                .map_err(|e| io_error(dir, e.to_string()))?;
+                .map_err(|e| DiskError::io(dir, e.to_string()))?;
             let is_dir = if file_type.is_symlink() {
                 fs::metadata(entry.path()).is_ok_and(|m| m.is_dir())
             } else {

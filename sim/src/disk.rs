@@ -210,19 +210,6 @@ impl fmt::Debug for SimDisk {
     }
 }
 
-fn not_found(path: &str) -> DiskError {
-    DiskError::NotFound {
-        path: path.to_string(),
-    }
-}
-
-fn io_error(path: &str, detail: impl Into<String>) -> DiskError {
-    DiskError::Io {
-        path: path.to_string(),
-        detail: detail.into(),
-    }
-}
-
 impl SimDisk {
     pub fn new() -> SimDisk {
         SimDisk::default()
@@ -287,7 +274,7 @@ impl SimDisk {
         );
         if self.lost {
             self.stats.syncs_failed += 1;
-            return Err(io_error(&sync.path, "disk lost"));
+            return Err(DiskError::io(&sync.path, "disk lost"));
         }
         self.stats.syncs_completed += 1;
         match (&sync.work, self.lie) {
@@ -448,7 +435,7 @@ impl SimDisk {
             .cache_names
             .get(path)
             .or_else(|| self.durable_names.get(path));
-        let id = *id.ok_or_else(|| not_found(path))?;
+        let id = *id.ok_or_else(|| DiskError::not_found(path))?;
         let durable_len = self.inodes[&id].durable.len() as u64;
         if byte_offset >= durable_len {
             return Err(DiskError::PastEnd {
@@ -576,7 +563,7 @@ impl SimDisk {
 
     fn check_alive(&self, path: &str) -> Result<(), DiskError> {
         if self.lost {
-            return Err(io_error(path, "disk lost"));
+            return Err(DiskError::io(path, "disk lost"));
         }
         Ok(())
     }
@@ -584,7 +571,7 @@ impl SimDisk {
     fn inode_of(&self, path: &str) -> Result<InodeId, DiskError> {
         self.check_alive(path)?;
         let id = self.cache_names.get(path).copied();
-        id.ok_or_else(|| not_found(path))
+        id.ok_or_else(|| DiskError::not_found(path))
     }
 
     fn add_ref(&mut self, id: InodeId) {
@@ -663,7 +650,10 @@ impl SimDisk {
 
     fn check_size(path: &str, len_bytes: u64) -> Result<(), DiskError> {
         if len_bytes > MAX_FILE_SIZE_BYTES {
-            return Err(io_error(path, format!("file too large: {len_bytes} bytes")));
+            return Err(DiskError::io(
+                path,
+                format!("file too large: {len_bytes} bytes"),
+            ));
         }
         Ok(())
     }
@@ -723,7 +713,10 @@ impl Disk for SimDisk {
                 .range(sectors)
                 .find(|&&sector| !inode.dirty_pages.contains(&(sector / SECTORS_PER_PAGE)));
             if let Some(sector) = bad {
-                return Err(io_error(path, format!("latent error in sector {sector}")));
+                return Err(DiskError::io(
+                    path,
+                    format!("latent error in sector {sector}"),
+                ));
             }
         }
         Ok(Cow::Borrowed(bytes))
@@ -757,7 +750,7 @@ impl Disk for SimDisk {
     fn rename(&mut self, from: &str, to: &str) -> Result<(), DiskError> {
         self.check_alive(from)?;
         if parent_dir(from) != parent_dir(to) {
-            return Err(io_error(
+            return Err(DiskError::io(
                 from,
                 format!("rename to {to}: not the same directory"),
             ));

@@ -137,28 +137,4 @@ impl CommitLog {
         )?;
         Ok(Some(bytes))
     }
-
-    /// The bytes from `physical_offset` to the end of its file (for parsing a record
-    /// whose length is not yet known), or None past the write offset.
-    pub fn read_to_file_end<'d>(
-        &self,
-        disk: &'d dyn Disk,
-        physical_offset: u64,
-        max_len: u64,
-    ) -> Result<Option<Cow<'d, [u8]>>, DiskError> {
-        let Some(start) = self.files.file_for(physical_offset) else {
-            return Ok(None);
-        };
-        if physical_offset >= self.write_offset {
-            return Ok(None);
-        }
-        let file_end = start + self.file_size();
-        let len = (file_end - physical_offset).min(max_len);
-        let bytes = disk.read(
-            &self.files.path_of(start),
-            physical_offset - start,
-            len as usize,
-        )?;
-        Ok(Some(bytes))
-    }
 }

@@ -51,6 +51,19 @@ pub enum DiskError {
 }
 
 impl DiskError {
+    pub fn not_found(path: &str) -> DiskError {
+        DiskError::NotFound {
+            path: path.to_string(),
+        }
+    }
+
+    pub fn io(path: &str, detail: impl Into<String>) -> DiskError {
+        DiskError::Io {
+            path: path.to_string(),
+            detail: detail.into(),
+        }
+    }
+
     pub fn path(&self) -> &str {
         match self {
             DiskError::NotFound { path }

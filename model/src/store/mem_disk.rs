@@ -49,15 +49,15 @@ impl MemDisk {
     }
 
     fn file(&self, path: &str) -> Result<&Vec<u8>, DiskError> {
-        self.files.get(path).ok_or_else(|| DiskError::NotFound {
-            path: path.to_string(),
-        })
+        self.files
+            .get(path)
+            .ok_or_else(|| DiskError::not_found(path))
     }
 
     fn file_mut(&mut self, path: &str) -> Result<&mut Vec<u8>, DiskError> {
-        self.files.get_mut(path).ok_or_else(|| DiskError::NotFound {
-            path: path.to_string(),
-        })
+        self.files
+            .get_mut(path)
+            .ok_or_else(|| DiskError::not_found(path))
     }
 }
 
@@ -158,16 +158,15 @@ impl Disk for MemDisk {
         self.files
             .remove(path)
             .map(|_| ())
-            .ok_or(DiskError::NotFound {
-                path: path.to_string(),
-            })
+            .ok_or(DiskError::not_found(path))
     }
 
     fn rename(&mut self, from: &str, to: &str) -> Result<(), DiskError> {
         debug_assert_eq!(parent_dir(from), parent_dir(to));
-        let bytes = self.files.remove(from).ok_or_else(|| DiskError::NotFound {
-            path: from.to_string(),
-        })?;
+        let bytes = self
+            .files
+            .remove(from)
+            .ok_or_else(|| DiskError::not_found(from))?;
         self.files.insert(to.to_string(), bytes);
         Ok(())
     }

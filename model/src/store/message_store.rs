@@ -610,11 +610,8 @@ impl MessageStore {
         // and never trust that claim past the end of its file.
         let header = self
             .commit_log
-            .read_to_file_end(disk, physical_offset, 8)?
+            .read(disk, physical_offset, 8)?
             .ok_or(ReadError::NoRecordAt(physical_offset))?;
-        if header.len() < 8 {
-            return Err(ReadError::NoRecordAt(physical_offset));
-        }
         let total = i32::from_be_bytes(header[..4].try_into().unwrap());
         let total = u64::try_from(total).unwrap_or(0);
         let bytes = self
