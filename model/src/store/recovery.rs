@@ -615,7 +615,10 @@ fn rebuild_consume_queues(
 ) -> Result<BTreeMap<String, BTreeMap<i32, ConsumeQueue>>, StoreError> {
     const ROOT: &str = "consumequeue";
     let cq_file_size = config.consume_queue_entries_per_file * CQ_STORE_UNIT_SIZE;
-    // Queues on disk that the log does not back.
+    // Queues on disk that the log does not back. Their files go: with no commit-log
+    // retention yet, a queue with no record in the log never had one. (When retention
+    // deletes old commit-log files, a queue whose records all expired must keep its max
+    // offset here rather than restart at 0; that belongs with retention.)
     for topic_entry in disk.list(ROOT)? {
         let topic = topic_entry.name;
         let topic_dir = join(ROOT, &topic);
