@@ -4,5 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub mod message;
+pub mod namesrv;
 pub mod node;
+pub mod protocol;
 pub mod store;
