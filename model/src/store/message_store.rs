@@ -303,9 +303,7 @@ impl MessageStore {
         let physical_offset =
             self.commit_log
                 .position_for(disk, len, &mut self.commit_log_flush)?;
-        let tx = rec.sys_flag & record::SYSFLAG_TRANSACTION_MASK;
-        let dispatched = tx != record::SYSFLAG_TRANSACTION_PREPARED
-            && tx != record::SYSFLAG_TRANSACTION_ROLLBACK;
+        let dispatched = record::is_dispatched(rec.sys_flag);
         let queue_offset = if dispatched {
             self.max_queue_offset(rec.topic, rec.queue_id)
         } else {
@@ -322,10 +320,7 @@ impl MessageStore {
         let written =
             self.commit_log
                 .write(disk, physical_offset, &buf, &mut self.commit_log_flush);
-        let tags_code = crate::message::tags_code(crate::message::property(
-            rec.properties,
-            crate::message::PROPERTY_TAGS,
-        ));
+        let tags_code = record::dispatch_tags_code(rec.properties);
         self.encode_buffer = buf;
         written?;
         self.last_store_timestamp_ms = now_ms;

@@ -294,15 +294,26 @@ pub struct RecordView<'a> {
     pub bytes: &'a [u8],
 }
 
+/// Whether a record with this SYSFLAG reaches a consume queue and takes a queue offset:
+/// PREPARED and ROLLBACK transaction records do not (`CommitLog.doAppend`,
+/// `ReputMessageService`). The one place append, recovery and reads decide it.
+pub fn is_dispatched(sys_flag: i32) -> bool {
+    let tx = sys_flag & SYSFLAG_TRANSACTION_MASK;
+    tx != SYSFLAG_TRANSACTION_PREPARED && tx != SYSFLAG_TRANSACTION_ROLLBACK
+}
+
+/// The consume-queue tag code of a record with these properties (its TAGS hashed).
+pub fn dispatch_tags_code(properties: &str) -> i64 {
+    crate::message::tags_code(property(properties, PROPERTY_TAGS))
+}
+
 impl RecordView<'_> {
-    /// PREPARED and ROLLBACK records take no queue offset and reach no consume queue.
     pub fn is_dispatched(&self) -> bool {
-        let tx = self.sys_flag & SYSFLAG_TRANSACTION_MASK;
-        tx != SYSFLAG_TRANSACTION_PREPARED && tx != SYSFLAG_TRANSACTION_ROLLBACK
+        is_dispatched(self.sys_flag)
     }
 
     pub fn tags_code(&self) -> i64 {
-        crate::message::tags_code(property(self.properties, PROPERTY_TAGS))
+        dispatch_tags_code(self.properties)
     }
 
     /// The user properties, without the store's `__CRC32#` tail.
