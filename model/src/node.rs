@@ -57,6 +57,11 @@ pub enum Input<M> {
 /// requested sync completes later as [`Input::SyncComplete`].
 pub trait Ctx<M> {
     fn me(&self) -> NodeId;
+    /// This node's `ip:port`, as it registers with name servers and as peers dial it.
+    fn my_addr(&self) -> String;
+    /// The node listening at `ip:port`, if any: how a node turns an address learned from
+    /// a route or a config into a peer it can send to.
+    fn resolve(&mut self, addr: &str) -> Option<NodeId>;
     /// Virtual (simulated) or wall-clock milliseconds; the node cannot tell which.
     fn now_ms(&self) -> u64;
     /// The node's only source of randomness: seeded by the driver so runs replay.

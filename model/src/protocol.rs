@@ -2,8 +2,10 @@
 //! remoting request code (reference G.4) and carries the same fields as its header and
 //! body; the real runtime maps them to frames, the simulator passes them as values.
 //!
-//! So far: the name server's requests (reference F). Broker and client requests join as
-//! those roles are built.
+//! The name server's requests (reference F), the broker's client-facing requests
+//! (send, pull, consumer offsets, heartbeat, consumer list; reference C, D, G.4) and the
+//! master/slave replication stream (reference A.8), which RocketMQ carries on its own HA
+//! port rather than as remoting frames.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -13,6 +15,14 @@ use crate::store::config_tables::{DataVersion, TopicConfig};
 
 /// RocketMQ request codes (`RequestCode`).
 pub mod request_code {
+    pub const PULL_MESSAGE: i32 = 11;
+    pub const QUERY_CONSUMER_OFFSET: i32 = 14;
+    pub const UPDATE_CONSUMER_OFFSET: i32 = 15;
+    pub const GET_MAX_OFFSET: i32 = 30;
+    pub const HEART_BEAT: i32 = 34;
+    pub const GET_CONSUMER_LIST_BY_GROUP: i32 = 38;
+    pub const NOTIFY_CONSUMER_IDS_CHANGED: i32 = 40;
+    pub const SEND_MESSAGE_V2: i32 = 310;
     pub const REGISTER_BROKER: i32 = 103;
     pub const UNREGISTER_BROKER: i32 = 104;
     pub const GET_ROUTEINFO_BY_TOPIC: i32 = 105;
@@ -23,7 +33,31 @@ pub mod request_code {
 pub mod response_code {
     pub const SUCCESS: i32 = 0;
     pub const SYSTEM_ERROR: i32 = 1;
+    pub const REQUEST_CODE_NOT_SUPPORTED: i32 = 3;
+    pub const FLUSH_DISK_TIMEOUT: i32 = 10;
+    pub const SLAVE_NOT_AVAILABLE: i32 = 11;
+    pub const FLUSH_SLAVE_TIMEOUT: i32 = 12;
+    pub const MESSAGE_ILLEGAL: i32 = 13;
+    pub const SERVICE_NOT_AVAILABLE: i32 = 14;
+    pub const NO_PERMISSION: i32 = 16;
     pub const TOPIC_NOT_EXIST: i32 = 17;
+    pub const PULL_NOT_FOUND: i32 = 19;
+    pub const PULL_RETRY_IMMEDIATELY: i32 = 20;
+    pub const PULL_OFFSET_MOVED: i32 = 21;
+    pub const QUERY_NOT_FOUND: i32 = 22;
+}
+
+/// `PullSysFlag` bits of a PULL_MESSAGE request.
+pub mod pull_sys_flag {
+    pub const COMMIT_OFFSET: u32 = 0x1;
+    pub const SUSPEND: u32 = 0x2;
+    pub const SUBSCRIPTION: u32 = 0x4;
+}
+
+/// Topic permissions (`PermName`).
+pub mod perm {
+    pub const WRITE: u32 = 2;
+    pub const READ: u32 = 4;
 }
 
 /// What travels between nodes: a request, or the response to the request with the same
@@ -40,6 +74,23 @@ pub enum Request {
     UnregisterBroker(BrokerIdentity),
     GetRouteInfoByTopic { topic: String },
     GetBrokerClusterInfo,
+    SendMessage(SendMessage),
+    PullMessage(PullMessage),
+    QueryConsumerOffset(QueueKey),
+    /// Sent oneway by clients (no response expected; brokers answer nothing).
+    UpdateConsumerOffset { key: QueueKey, offset: u64 },
+    GetMaxOffset { topic: String, queue_id: i32 },
+    HeartBeat(HeartbeatData),
+    GetConsumerListByGroup { consumer_group: String },
+    /// Broker → consumer, oneway: the group's membership changed; rebalance now.
+    NotifyConsumerIdsChanged { consumer_group: String },
+    /// Slave → master on the HA channel: "I hold the commit log up to here" (the 8-byte
+    /// report of reference A.8). Sent on connect, every 5 s, and after applying data.
+    HaReport { slave_max_offset: u64 },
+    /// Master → slave on the HA channel: commit-log bytes as stored, starting at
+    /// `master_offset` (the 12-byte header plus body of reference A.8). An empty body is
+    /// a heartbeat carrying the master's write offset.
+    HaTransfer { master_offset: u64, master_max_offset: u64, data: Vec<u8> },
 }
 
 impl Request {
@@ -49,6 +100,18 @@ impl Request {
             Request::UnregisterBroker(_) => request_code::UNREGISTER_BROKER,
             Request::GetRouteInfoByTopic { .. } => request_code::GET_ROUTEINFO_BY_TOPIC,
             Request::GetBrokerClusterInfo => request_code::GET_BROKER_CLUSTER_INFO,
+            Request::SendMessage(_) => request_code::SEND_MESSAGE_V2,
+            Request::PullMessage(_) => request_code::PULL_MESSAGE,
+            Request::QueryConsumerOffset(_) => request_code::QUERY_CONSUMER_OFFSET,
+            Request::UpdateConsumerOffset { .. } => request_code::UPDATE_CONSUMER_OFFSET,
+            Request::GetMaxOffset { .. } => request_code::GET_MAX_OFFSET,
+            Request::HeartBeat(_) => request_code::HEART_BEAT,
+            Request::GetConsumerListByGroup { .. } => request_code::GET_CONSUMER_LIST_BY_GROUP,
+            Request::NotifyConsumerIdsChanged { .. } => {
+                request_code::NOTIFY_CONSUMER_IDS_CHANGED
+            }
+            // Not remoting commands: RocketMQ's HA port has its own framing.
+            Request::HaReport { .. } | Request::HaTransfer { .. } => -1,
         }
     }
 }
@@ -59,11 +122,113 @@ pub enum Response {
     UnregisterBroker,
     Route(TopicRouteData),
     ClusterInfo(ClusterInfo),
+    /// SEND_MESSAGE_V2 answered with SUCCESS, FLUSH_DISK_TIMEOUT, FLUSH_SLAVE_TIMEOUT or
+    /// SLAVE_NOT_AVAILABLE: in all four the message is stored on the master.
+    Send(SendResponse),
+    /// PULL_MESSAGE answered with SUCCESS (FOUND), PULL_NOT_FOUND, PULL_RETRY_IMMEDIATELY
+    /// or PULL_OFFSET_MOVED.
+    Pull(PullResponse),
+    /// QUERY_CONSUMER_OFFSET or GET_MAX_OFFSET answered with SUCCESS.
+    Offset(u64),
+    HeartBeat,
+    ConsumerList(Vec<String>),
     /// Any failure: a RocketMQ response code and its remark.
     Error {
         code: i32,
         remark: String,
     },
+}
+
+/// SEND_MESSAGE_V2's header and body.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SendMessage {
+    pub producer_group: String,
+    pub topic: String,
+    /// `defaultTopic` (TBW102): the topic whose config an auto-created topic copies.
+    pub default_topic: String,
+    pub default_topic_queue_nums: u32,
+    /// < 0: the broker picks one.
+    pub queue_id: i32,
+    pub sys_flag: i32,
+    pub born_timestamp_ms: i64,
+    /// `ip:port` of the sender, stored as the record's born host.
+    pub born_host: String,
+    pub flag: i32,
+    /// Encoded `name\u{1}value\u{2}` pairs (TAGS, KEYS, UNIQ_KEY, WAIT, user properties).
+    pub properties: String,
+    pub reconsume_times: i32,
+    pub body: Vec<u8>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SendResponse {
+    /// SUCCESS, FLUSH_DISK_TIMEOUT, FLUSH_SLAVE_TIMEOUT or SLAVE_NOT_AVAILABLE.
+    pub code: i32,
+    /// The offset message id (store host + commit-log offset).
+    pub msg_id: String,
+    pub queue_id: i32,
+    pub queue_offset: u64,
+}
+
+/// PULL_MESSAGE's header.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PullMessage {
+    pub consumer_group: String,
+    pub topic: String,
+    pub queue_id: i32,
+    pub queue_offset: u64,
+    pub max_msg_nums: u32,
+    /// [`pull_sys_flag`] bits.
+    pub sys_flag: u32,
+    /// The consumer's in-memory offset, stored by the broker when COMMIT_OFFSET is set.
+    pub commit_offset: u64,
+    pub suspend_timeout_ms: u64,
+    /// The tag expression (`*` or `a || b`), when SUBSCRIPTION is set.
+    pub subscription: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PullResponse {
+    /// SUCCESS (FOUND), PULL_NOT_FOUND, PULL_RETRY_IMMEDIATELY or PULL_OFFSET_MOVED.
+    pub code: i32,
+    pub next_begin_offset: u64,
+    pub min_offset: u64,
+    pub max_offset: u64,
+    /// 0 = pull from the master next time, 1 = from a slave.
+    pub suggest_which_broker_id: u64,
+    /// The stored commit-log records, concatenated exactly as stored.
+    pub records: Vec<u8>,
+}
+
+/// (group, topic, queue): the key of QUERY/UPDATE_CONSUMER_OFFSET.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct QueueKey {
+    pub consumer_group: String,
+    pub topic: String,
+    pub queue_id: i32,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum MessageModel {
+    Clustering,
+    Broadcasting,
+}
+
+/// One consumer group's part of `HeartbeatData`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConsumerData {
+    pub group_name: String,
+    pub message_model: MessageModel,
+    /// topic → tag expression.
+    pub subscriptions: BTreeMap<String, String>,
+}
+
+/// HEART_BEAT's body: who the client is and which groups it consumes for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HeartbeatData {
+    pub client_id: String,
+    pub consumers: Vec<ConsumerData>,
 }
 
 /// Which broker: the header fields REGISTER_BROKER and UNREGISTER_BROKER share.

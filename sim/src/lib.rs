@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 pub mod disk;
+pub mod history;
 pub mod net;
 pub mod seeds;
 pub mod store_check;

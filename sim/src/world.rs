@@ -151,6 +151,7 @@ enum Effect<M> {
 /// order after the handler returns, so the node never observes the world mid-change.
 struct SimCtx<'a, M> {
     me: NodeId,
+    node_count: u32,
     now_ms: u64,
     rng: &'a mut ChaCha8Rng,
     disk: &'a mut SimDisk,
@@ -161,6 +162,14 @@ struct SimCtx<'a, M> {
 impl<M> Ctx<M> for SimCtx<'_, M> {
     fn me(&self) -> NodeId {
         self.me
+    }
+
+    fn my_addr(&self) -> String {
+        sim_addr(self.me)
+    }
+
+    fn resolve(&mut self, addr: &str) -> Option<NodeId> {
+        node_of_addr(addr).filter(|n| n.0 < self.node_count)
     }
 
     fn now_ms(&self) -> u64 {
@@ -190,6 +199,22 @@ impl<M> Ctx<M> for SimCtx<'_, M> {
     fn disk(&mut self) -> &mut dyn Disk {
         &mut *self.disk
     }
+}
+
+/// The port every simulated node listens on (RocketMQ's broker default).
+pub const SIM_PORT: u16 = 10911;
+
+/// A simulated node's address: `10.0.{id / 256}.{id % 256}:10911`.
+pub fn sim_addr(node: NodeId) -> String {
+    format!("10.0.{}.{}:{SIM_PORT}", node.0 >> 8, node.0 & 0xff)
+}
+
+/// The node behind an address made by [`sim_addr`] (any port).
+pub fn node_of_addr(addr: &str) -> Option<NodeId> {
+    let (ip, _port) = addr.rsplit_once(':')?;
+    let ip: std::net::Ipv4Addr = ip.parse().ok()?;
+    let [a, b, c, d] = ip.octets();
+    (a == 10 && b == 0).then(|| NodeId((u32::from(c) << 8) | u32::from(d)))
 }
 
 pub struct World<M> {
@@ -487,10 +512,12 @@ impl<M: Debug + 'static> World<M> {
 
     /// Runs one handler of `id` (which must be up) and applies what it asked for.
     fn run_node(&mut self, id: NodeId, f: impl FnOnce(&mut dyn Node<M>, &mut dyn Ctx<M>)) {
+        let node_count = self.slots.len() as u32;
         let slot = &mut self.slots[id.0 as usize];
         let mut node = slot.node.take().expect("handlers run only on live nodes");
         let mut ctx = SimCtx {
             me: id,
+            node_count,
             now_ms: self.now_ms,
             rng: &mut slot.node_rng,
             disk: &mut slot.disk,
