@@ -83,6 +83,15 @@ pub trait Node<M> {
     fn on_start(&mut self, _ctx: &mut dyn Ctx<M>) {}
 
     fn handle(&mut self, ctx: &mut dyn Ctx<M>, input: Input<M>);
+
+    /// Asked to stop cleanly (SIGTERM): finish what must be finished (flushes, the
+    /// abort marker) through the usual inputs, then report [`Node::is_stopped`].
+    fn shutdown(&mut self, _ctx: &mut dyn Ctx<M>) {}
+
+    /// True once a clean shutdown has finished and the process may exit.
+    fn is_stopped(&self) -> bool {
+        true
+    }
 }
 
 /// Builds (boots, recovers) a node from what its disk holds. Called at first boot and at

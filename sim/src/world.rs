@@ -54,6 +54,21 @@ pub enum Fault {
     LoseMachine {
         node: NodeId,
     },
+    /// A clean stop (SIGTERM): the node finishes its shutdown, then its process exits.
+    Shutdown {
+        node: NodeId,
+    },
+    /// Bit rot: `bits` single-bit flips in random sectors of files under `path_prefix`.
+    DamageDisk {
+        node: NodeId,
+        path_prefix: String,
+        bits: u32,
+    },
+    /// The node's clock reads `skew_ms` off the true time from now on.
+    ClockSkew {
+        node: NodeId,
+        skew_ms: i64,
+    },
     /// Cuts `a -> b`, and `b -> a` unless `one_way`.
     Partition {
         a: NodeId,
@@ -78,6 +93,13 @@ impl fmt::Display for Fault {
             Fault::Crash { node, kind } => write!(f, "crash {node} {kind:?}"),
             Fault::Restart { node } => write!(f, "restart {node}"),
             Fault::LoseMachine { node } => write!(f, "lose machine {node}"),
+            Fault::Shutdown { node } => write!(f, "shutdown {node}"),
+            Fault::DamageDisk {
+                node,
+                path_prefix,
+                bits,
+            } => write!(f, "damage {node} disk {path_prefix}* ({bits} bits)"),
+            Fault::ClockSkew { node, skew_ms } => write!(f, "clock skew {node} {skew_ms:+}ms"),
             Fault::Partition { a, b, one_way } => {
                 let arrow = if *one_way { "->" } else { "<->" };
                 write!(f, "partition {a} {arrow} {b}")
@@ -132,6 +154,10 @@ struct Slot<M> {
     boot_epoch: u64,
     /// The machine is gone for good.
     lost: bool,
+    /// A clean shutdown was asked for: the process exits once the node says stopped.
+    stopping: bool,
+    /// What the node's clock reads minus the true time.
+    clock_skew_ms: i64,
     node_rng: ChaCha8Rng,
     sync_latency_rng: ChaCha8Rng,
     disk_fault_rng: ChaCha8Rng,
@@ -152,7 +178,10 @@ enum Effect<M> {
 struct SimCtx<'a, M> {
     me: NodeId,
     node_count: u32,
+    /// The node's clock (skewed).
     now_ms: u64,
+    /// The world's clock, which timers are scheduled on.
+    true_now_ms: u64,
     rng: &'a mut ChaCha8Rng,
     disk: &'a mut SimDisk,
     next_timer_id: &'a mut u64,
@@ -187,7 +216,7 @@ impl<M> Ctx<M> for SimCtx<'_, M> {
     fn set_timer(&mut self, after_ms: u64, kind: u64) -> TimerId {
         let id = TimerId(*self.next_timer_id);
         *self.next_timer_id += 1;
-        let at_ms = self.now_ms + after_ms;
+        let at_ms = self.true_now_ms + after_ms;
         self.effects.push(Effect::SetTimer { id, at_ms, kind });
         id
     }
@@ -258,6 +287,8 @@ impl<M: Debug + 'static> World<M> {
                 timers: BTreeSet::new(),
                 boot_epoch: 0,
                 lost: false,
+                stopping: false,
+                clock_skew_ms: 0,
                 node_rng: stream(seed, Purpose::NodeRandom, i),
                 sync_latency_rng: stream(seed, Purpose::SyncLatency, i),
                 disk_fault_rng: stream(seed, Purpose::DiskFaults, i),
@@ -518,7 +549,8 @@ impl<M: Debug + 'static> World<M> {
         let mut ctx = SimCtx {
             me: id,
             node_count,
-            now_ms: self.now_ms,
+            now_ms: self.now_ms.saturating_add_signed(slot.clock_skew_ms),
+            true_now_ms: self.now_ms,
             rng: &mut slot.node_rng,
             disk: &mut slot.disk,
             next_timer_id: &mut self.next_timer_id,
@@ -526,11 +558,17 @@ impl<M: Debug + 'static> World<M> {
         };
         f(node.as_mut(), &mut ctx);
         let effects = ctx.effects;
+        let exits = slot.stopping && node.is_stopped();
         slot.node = Some(node);
         for effect in effects {
             self.apply_effect(id, effect);
         }
         self.schedule_new_syncs(id);
+        if exits {
+            // The process exits after a clean shutdown: memory gone, page cache kept.
+            self.crash_now(id, CrashKind::Process);
+            self.record(format!("{id} stopped cleanly"));
+        }
     }
 
     fn apply_effect(&mut self, me: NodeId, effect: Effect<M>) {
@@ -655,6 +693,28 @@ impl<M: Debug + 'static> World<M> {
                 slot.lost = true;
                 slot.disk.lose_disk();
             }
+            Fault::Shutdown { node } => {
+                if !self.is_up(node) {
+                    return format!("fault {fault} (ignored: already down)");
+                }
+                self.slot_mut(node).stopping = true;
+                self.run_node(node, |n, ctx| n.shutdown(ctx));
+            }
+            Fault::DamageDisk {
+                node,
+                ref path_prefix,
+                bits,
+            } => {
+                let slot = self.slot_mut(node);
+                let mut hits = Vec::new();
+                for _ in 0..bits {
+                    if let Some(d) = slot.disk.rot(&mut slot.disk_fault_rng, path_prefix) {
+                        hits.push(format!("{}@{}", d.path, d.byte_offset));
+                    }
+                }
+                return format!("fault {fault}: {}", hits.join(" "));
+            }
+            Fault::ClockSkew { node, skew_ms } => self.slot_mut(node).clock_skew_ms = skew_ms,
             Fault::Partition { a, b, one_way } => {
                 if self.net.partition(a, b, one_way) {
                     self.notify_broken(a, b);
@@ -671,6 +731,7 @@ impl<M: Debug + 'static> World<M> {
     fn crash_now(&mut self, node: NodeId, kind: CrashKind) {
         let slot = self.slot_mut(node);
         slot.node = None;
+        slot.stopping = false;
         slot.timers.clear();
         slot.boot_epoch += 1;
         slot.last_sync_due_ms = 0;

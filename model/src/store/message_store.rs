@@ -256,6 +256,11 @@ impl MessageStore {
     }
 
     /// The next queue offset of a queue (0 for a queue never written).
+    /// Whether a commit-log flush is in flight (group commit: the next one waits).
+    pub fn flush_in_flight(&self) -> bool {
+        self.commit_log_flush.in_flight() > 0
+    }
+
     pub fn max_queue_offset(&self, topic: &str, queue_id: i32) -> u64 {
         self.queue(topic, queue_id).map_or(0, |q| q.max_offset())
     }
@@ -330,7 +335,7 @@ impl MessageStore {
                 size: len as i32,
                 tags_code,
             };
-            self.dispatch(disk, rec.topic, rec.queue_id, queue_offset, entry)?;
+            self.dispatch_entry(disk, rec.topic, rec.queue_id, queue_offset, entry)?;
         }
         debug_assert!(self.durable_offset() <= self.written_offset());
         debug_assert_eq!(self.written_offset(), physical_offset + len);
@@ -347,7 +352,7 @@ impl MessageStore {
         })
     }
 
-    fn dispatch(
+    pub(super) fn dispatch_entry(
         &mut self,
         disk: &mut dyn Disk,
         topic: &str,

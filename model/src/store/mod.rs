@@ -18,6 +18,7 @@ pub mod mem_disk;
 pub mod message_store;
 pub mod record;
 pub mod recovery;
+pub mod replica;
 
 pub use disk::{DirEntry, Disk, DiskError, SyncTarget, SyncTicket, SyncWaiter};
 pub use mem_disk::MemDisk;

@@ -1,0 +1,230 @@
+//! Master/slave replication (`HAService`, reference A.8).
+//!
+//! A slave reports its commit-log end to its master on connect, every 5 s and after
+//! applying data; the master streams records from there in batches of at most 32 KiB,
+//! at most `ha_max_unacked_bytes` ahead of the last report. The largest offset any
+//! connected slave reported is `push2SlaveMaxOffset`, which SYNC_MASTER sends wait for.
+//!
+//! Deliberate deviation: a master ships only records that are durable on its own disk.
+//! RocketMQ ships what is written, so after a master's power cut its slave can hold
+//! records the master lost; the master then reuses those offsets for new messages and
+//! the two logs disagree on what an offset means. Shipping durable records only keeps
+//! every slave a prefix of its master's durable log. To keep replication prompt, a
+//! master with a slave flushes at every flush tick instead of waiting for 4 dirty pages.
+
+use std::collections::BTreeMap;
+
+use super::Broker;
+use crate::node::{Ctx, NodeId};
+use crate::protocol::{Message, Request};
+use crate::store::replica::ReplicaError;
+
+#[derive(Clone, Debug)]
+struct SlaveConn {
+    /// What the slave last reported holding.
+    acked: u64,
+    /// Where the next batch to this slave starts.
+    next_transfer: u64,
+    last_report_ms: u64,
+}
+
+#[derive(Default)]
+pub(super) struct HaState {
+    /// Master side: connected slaves.
+    slaves: BTreeMap<NodeId, SlaveConn>,
+    /// Slave side: the stream stopped because the master's log is shorter than ours.
+    diverged: bool,
+}
+
+impl HaState {
+    pub(super) fn has_slaves(&self) -> bool {
+        !self.slaves.is_empty()
+    }
+
+    /// `push2SlaveMaxOffset` over the slaves connected now.
+    fn push_to_slave_max(&self) -> u64 {
+        self.slaves.values().map(|s| s.acked).max().unwrap_or(0)
+    }
+}
+
+impl Broker {
+    /// `isSlaveOK`: a slave is connected and not too far behind.
+    pub(super) fn slave_ok(&self, end_offset: u64) -> bool {
+        self.ha.has_slaves()
+            && end_offset.saturating_sub(self.ha.push_to_slave_max())
+                < self.config.ha_slave_fallbehind_max_bytes
+    }
+
+    fn send_oneway(ctx: &mut dyn Ctx<Message>, to: NodeId, request: Request) {
+        ctx.send(to, Message::Request { opaque: 0, request });
+    }
+
+    pub(super) fn on_ha_report(&mut self, ctx: &mut dyn Ctx<Message>, from: NodeId, offset: u64) {
+        if self.config.is_slave() {
+            return;
+        }
+        let now_ms = ctx.now_ms();
+        let conn = self.ha.slaves.entry(from).or_insert(SlaveConn {
+            acked: offset,
+            next_transfer: offset,
+            last_report_ms: now_ms,
+        });
+        // A slave that went back (it crashed and lost its tail) or ahead of the stream
+        // (a fresh connection) is served from what it holds.
+        if offset < conn.acked || offset > conn.next_transfer {
+            conn.next_transfer = offset;
+        }
+        conn.acked = offset;
+        conn.last_report_ms = now_ms;
+        let acked = self.ha.push_to_slave_max();
+        self.on_slave_acked(ctx, acked);
+        self.ha_push(ctx);
+    }
+
+    /// Streams durable records to every slave, within each one's unacknowledged window.
+    pub(super) fn ha_push(&mut self, ctx: &mut dyn Ctx<Message>) {
+        let Some(store) = self.store.as_ref() else {
+            return;
+        };
+        let durable = store.durable_offset();
+        let written = store.written_offset();
+        let batch = self.config.ha_transfer_batch_bytes;
+        let window = self.config.ha_max_unacked_bytes;
+        for (&slave, conn) in self.ha.slaves.iter_mut() {
+            while conn.next_transfer < durable && conn.next_transfer - conn.acked.min(conn.next_transfer) < window {
+                let (start, data) =
+                    match store.read_for_replication(ctx.disk(), conn.next_transfer, durable, batch) {
+                        Ok(r) => r,
+                        Err(e) => {
+                            tracing::error!(error = %e, "replication read failed");
+                            break;
+                        }
+                    };
+                if data.is_empty() {
+                    conn.next_transfer = start.max(conn.next_transfer);
+                    break;
+                }
+                conn.next_transfer = start + data.len() as u64;
+                Self::send_oneway(
+                    ctx,
+                    slave,
+                    Request::HaTransfer {
+                        master_offset: start,
+                        master_max_offset: written,
+                        data,
+                    },
+                );
+            }
+        }
+    }
+
+    /// Every `ha_heartbeat_interval_ms`: masters drop silent slaves and send heartbeats;
+    /// slaves report to their master.
+    pub(super) fn ha_tick(&mut self, ctx: &mut dyn Ctx<Message>) {
+        let now_ms = ctx.now_ms();
+        if self.config.is_slave() {
+            self.ha_report(ctx);
+            return;
+        }
+        let silent_ms = self.config.ha_housekeeping_interval_ms;
+        self.ha
+            .slaves
+            .retain(|_, c| now_ms.saturating_sub(c.last_report_ms) <= silent_ms);
+        let written = self.store.as_ref().map_or(0, |s| s.written_offset());
+        let heartbeats: Vec<(NodeId, u64)> = self
+            .ha
+            .slaves
+            .iter()
+            .map(|(&n, c)| (n, c.next_transfer))
+            .collect();
+        for (slave, at) in heartbeats {
+            Self::send_oneway(
+                ctx,
+                slave,
+                Request::HaTransfer {
+                    master_offset: at,
+                    master_max_offset: written,
+                    data: Vec::new(),
+                },
+            );
+        }
+        self.ha_push(ctx);
+    }
+
+    fn master_node(&self, ctx: &mut dyn Ctx<Message>) -> Option<NodeId> {
+        let addr = self
+            .learned_master_addr
+            .as_deref()
+            .or(self.config.ha_master_addr.as_deref())?;
+        ctx.resolve(addr)
+    }
+
+    fn ha_report(&mut self, ctx: &mut dyn Ctx<Message>) {
+        let Some(store) = self.store.as_ref().filter(|s| s.is_ready()) else {
+            return;
+        };
+        let offset = store.written_offset();
+        if let Some(master) = self.master_node(ctx) {
+            Self::send_oneway(
+                ctx,
+                master,
+                Request::HaReport {
+                    slave_max_offset: offset,
+                },
+            );
+        }
+    }
+
+    pub(super) fn on_ha_transfer(
+        &mut self,
+        ctx: &mut dyn Ctx<Message>,
+        from: NodeId,
+        master_offset: u64,
+        master_max_offset: u64,
+        data: &[u8],
+    ) {
+        if !self.config.is_slave() || self.master_node(ctx) != Some(from) {
+            return;
+        }
+        let Some(store) = self.store.as_mut().filter(|s| s.is_ready()) else {
+            return;
+        };
+        let written = store.written_offset();
+        if master_max_offset < written {
+            if !self.ha.diverged {
+                tracing::error!(
+                    master_max_offset,
+                    slave_offset = written,
+                    "master's log is shorter than this slave's: replication stopped"
+                );
+            }
+            self.ha.diverged = true;
+            return;
+        }
+        self.ha.diverged = false;
+        if data.is_empty() {
+            return;
+        }
+        if master_offset < written {
+            // A batch this slave already holds (sent before our last report landed).
+            return;
+        }
+        match store.append_replicated(ctx.disk(), data) {
+            Ok(_) => {}
+            Err(e @ ReplicaError::Misplaced { .. }) | Err(e @ ReplicaError::QueueGap { .. }) => {
+                tracing::warn!(error = %e, "replication batch refused");
+            }
+            Err(e) => tracing::error!(error = %e, "replication batch refused"),
+        }
+        if self.config.flush_disk_type == super::FlushDiskType::SyncFlush {
+            self.sends.flush_wanted = true;
+            self.maybe_group_commit(ctx);
+        }
+        self.ha_report(ctx);
+        self.check_held_pulls(ctx);
+    }
+
+    pub(super) fn ha_on_broken(&mut self, peer: NodeId) {
+        self.ha.slaves.remove(&peer);
+    }
+}

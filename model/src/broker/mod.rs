@@ -1,0 +1,437 @@
+//! The broker (`BrokerController`): a node that owns a message store and answers
+//! producers, consumers, name servers and its master or slaves.
+//!
+//! Boot is recovery: [`Broker::boot`] rebuilds the store from the disk (abnormal mode if
+//! the abort marker survived) and loads the config files; the broker answers requests
+//! once the store's boot sync has completed.
+//!
+//! Where to look: sends and their flush/replica waits in `send.rs`; pulls and long
+//! polling in `pull.rs`; consumer groups in `consumers.rs`; consumer offsets in
+//! `offsets.rs`; topics and auto-creation in `topics.rs`; master/slave replication in
+//! `ha.rs`; settings in `config.rs`.
+
+pub mod config;
+mod consumers;
+mod ha;
+mod offsets;
+mod pull;
+mod send;
+mod topics;
+
+use std::net::IpAddr;
+
+use crate::node::{Ctx, Input, Node, NodeId};
+use crate::protocol::{
+    response_code, BrokerIdentity, Message, RegisterBroker, Request, Response,
+};
+use crate::store::config_file::ConfigEvent;
+use crate::store::disk::{Disk, DiskError, SyncTicket};
+use crate::store::{recover, Host, MessageStore, StoreEvent, StoreState};
+pub use config::{BrokerConfig, BrokerRole, FlushDiskType};
+
+/// Timer kinds: a tag in the high 32 bits, an id (for per-request timers) below.
+mod timer {
+    pub const REGISTER: u64 = 1 << 32;
+    pub const ASYNC_FLUSH: u64 = 2 << 32;
+    pub const LOGIC_FLUSH: u64 = 3 << 32;
+    pub const PERSIST_OFFSETS: u64 = 4 << 32;
+    pub const HOLD_CHECK: u64 = 5 << 32;
+    pub const CLIENT_SCAN: u64 = 6 << 32;
+    pub const HA_TICK: u64 = 7 << 32;
+    pub const SEND_DEADLINE: u64 = 8 << 32;
+    pub const TAG_MASK: u64 = !0xffff_ffff;
+}
+
+/// Where the broker is in its life.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// The store's boot sync is in flight.
+    Booting,
+    Running,
+    /// A clean shutdown is flushing.
+    ShuttingDown,
+    /// Shut down cleanly: the process may exit.
+    Stopped,
+    /// Recovery or the disk failed: the broker answers every request with an error.
+    Failed,
+}
+
+pub struct Broker {
+    config: BrokerConfig,
+    store: Option<MessageStore>,
+    phase: Phase,
+    store_host: Host,
+    topics: topics::Topics,
+    offsets: offsets::ConsumerOffsets,
+    consumers: consumers::ConsumerGroups,
+    sends: send::PendingSends,
+    holds: pull::HeldPulls,
+    ha: ha::HaState,
+    /// The master address a name server told this slave.
+    learned_master_addr: Option<String>,
+}
+
+impl Broker {
+    /// Boots from `disk`: store recovery, then the config files.
+    pub fn boot(config: BrokerConfig, disk: &mut dyn Disk) -> Broker {
+        let (store, phase) = match recover(disk, config.store.clone()) {
+            Ok((store, report)) => {
+                tracing::info!(?report.mode, records = report.records_recovered, "store recovered");
+                (Some(store), Phase::Booting)
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "store recovery failed; broker serves nothing");
+                (None, Phase::Failed)
+            }
+        };
+        let topics = topics::Topics::load(&config, disk);
+        let offsets = offsets::ConsumerOffsets::load(disk);
+        Broker {
+            store_host: Host {
+                ip: IpAddr::from([127, 0, 0, 1]),
+                port: 10911,
+            },
+            topics,
+            offsets,
+            consumers: consumers::ConsumerGroups::default(),
+            sends: send::PendingSends::default(),
+            holds: pull::HeldPulls::default(),
+            ha: ha::HaState::default(),
+            learned_master_addr: None,
+            store,
+            phase,
+            config,
+        }
+    }
+
+    pub fn config(&self) -> &BrokerConfig {
+        &self.config
+    }
+
+    pub fn phase(&self) -> Phase {
+        self.phase
+    }
+
+    pub fn store(&self) -> Option<&MessageStore> {
+        self.store.as_ref()
+    }
+
+    /// Starts a clean shutdown: flush everything, persist consumer offsets, write the
+    /// checkpoint and remove the abort marker; [`Phase::Stopped`] once every sync has
+    /// landed.
+    fn begin_shutdown(&mut self, ctx: &mut dyn Ctx<Message>) {
+        if !matches!(self.phase, Phase::Running | Phase::Booting) {
+            return;
+        }
+        self.phase = Phase::ShuttingDown;
+        self.unregister(ctx);
+        self.persist_offsets(ctx);
+        if let Some(store) = self.store.as_mut() {
+            if let Err(e) = store.begin_shutdown(ctx.disk()) {
+                tracing::error!(error = %e, "shutdown flush failed");
+                self.phase = Phase::Failed;
+            }
+        }
+        self.check_stopped();
+    }
+
+    fn check_stopped(&mut self) {
+        if self.phase == Phase::ShuttingDown
+            && self.store.as_ref().is_none_or(|s| s.state() == StoreState::Closed)
+            && self.offsets.is_idle()
+        {
+            self.phase = Phase::Stopped;
+        }
+    }
+
+    fn arm_periodic(&mut self, ctx: &mut dyn Ctx<Message>) {
+        ctx.set_timer(0, timer::REGISTER);
+        if self.config.flush_disk_type == FlushDiskType::AsyncFlush || self.config.is_slave() {
+            ctx.set_timer(self.config.flush_interval_commit_log_ms, timer::ASYNC_FLUSH);
+        }
+        ctx.set_timer(self.config.flush_interval_consume_queue_ms, timer::LOGIC_FLUSH);
+        ctx.set_timer(
+            self.config.flush_consumer_offset_interval_ms,
+            timer::PERSIST_OFFSETS,
+        );
+        ctx.set_timer(self.config.long_polling_check_interval_ms, timer::HOLD_CHECK);
+        ctx.set_timer(self.config.client_scan_interval_ms, timer::CLIENT_SCAN);
+        ctx.set_timer(self.config.ha_heartbeat_interval_ms, timer::HA_TICK);
+    }
+
+    fn on_timer(&mut self, ctx: &mut dyn Ctx<Message>, kind: u64) {
+        if matches!(self.phase, Phase::Stopped | Phase::Failed) {
+            return;
+        }
+        let again = |ctx: &mut dyn Ctx<Message>, after_ms: u64| {
+            ctx.set_timer(after_ms, kind);
+        };
+        match kind & timer::TAG_MASK {
+            timer::REGISTER => {
+                if self.phase == Phase::Running {
+                    self.register(ctx);
+                }
+                again(ctx, self.config.register_name_server_period_ms);
+            }
+            timer::ASYNC_FLUSH => {
+                self.async_flush_tick(ctx);
+                again(ctx, self.config.flush_interval_commit_log_ms);
+            }
+            timer::LOGIC_FLUSH => {
+                if let Some(store) = self.store.as_mut().filter(|s| s.is_ready()) {
+                    if let Err(e) = store.request_logic_flush(ctx.disk()) {
+                        tracing::error!(error = %e, "consume queue flush failed");
+                    }
+                }
+                again(ctx, self.config.flush_interval_consume_queue_ms);
+            }
+            timer::PERSIST_OFFSETS => {
+                self.persist_offsets(ctx);
+                again(ctx, self.config.flush_consumer_offset_interval_ms);
+            }
+            timer::HOLD_CHECK => {
+                self.check_held_pulls(ctx);
+                again(ctx, self.config.long_polling_check_interval_ms);
+            }
+            timer::CLIENT_SCAN => {
+                self.scan_clients(ctx);
+                again(ctx, self.config.client_scan_interval_ms);
+            }
+            timer::HA_TICK => {
+                self.ha_tick(ctx);
+                again(ctx, self.config.ha_heartbeat_interval_ms);
+            }
+            timer::SEND_DEADLINE => self.send_deadline(ctx, kind & !timer::TAG_MASK),
+            _ => {}
+        }
+    }
+
+    fn on_sync_complete(
+        &mut self,
+        ctx: &mut dyn Ctx<Message>,
+        ticket: SyncTicket,
+        result: Result<(), DiskError>,
+    ) {
+        match self.offsets.on_sync_complete(ctx.disk(), ticket, result.clone()) {
+            ConfigEvent::NotMine => {}
+            ConfigEvent::Failed(e) => {
+                tracing::warn!(error = %e, "consumer offsets not persisted");
+                self.check_stopped();
+                return;
+            }
+            _ => {
+                self.check_stopped();
+                return;
+            }
+        }
+        if self.topics.on_sync_complete(ctx.disk(), ticket, result.clone()) {
+            return;
+        }
+        let Some(store) = self.store.as_mut() else {
+            return;
+        };
+        match store.on_sync_complete(ctx.disk(), ticket, result) {
+            StoreEvent::Ready => {
+                if self.phase == Phase::Booting {
+                    self.phase = Phase::Running;
+                    self.register(ctx);
+                }
+            }
+            StoreEvent::CommitLogDurable(durable) => {
+                self.on_durable(ctx, durable);
+            }
+            StoreEvent::Closed => self.check_stopped(),
+            StoreEvent::Failed(e) => {
+                tracing::error!(error = %e, "store failed; broker no longer accepts writes");
+            }
+            StoreEvent::Nothing | StoreEvent::NotMine => {}
+        }
+        // Group commit: records that arrived while a flush was in flight need the next.
+        self.maybe_group_commit(ctx);
+    }
+
+    fn on_request(
+        &mut self,
+        ctx: &mut dyn Ctx<Message>,
+        from: NodeId,
+        opaque: u32,
+        request: Request,
+    ) {
+        let reply = |ctx: &mut dyn Ctx<Message>, response: Response| {
+            ctx.send(from, Message::Response { opaque, response });
+        };
+        if self.phase != Phase::Running {
+            // Oneway requests get no answer, whatever the state.
+            if matches!(
+                request,
+                Request::UpdateConsumerOffset { .. }
+                    | Request::HaReport { .. }
+                    | Request::HaTransfer { .. }
+                    | Request::NotifyConsumerIdsChanged { .. }
+            ) {
+                return;
+            }
+            let remark = format!("broker is {:?}", self.phase);
+            return reply(
+                ctx,
+                Response::Error {
+                    code: response_code::SERVICE_NOT_AVAILABLE,
+                    remark,
+                },
+            );
+        }
+        match request {
+            Request::SendMessage(req) => {
+                if let Some(response) = self.on_send(ctx, from, opaque, req) {
+                    reply(ctx, response);
+                }
+            }
+            Request::PullMessage(req) => {
+                if let Some(response) = self.on_pull(ctx, from, opaque, req, true) {
+                    reply(ctx, response);
+                }
+            }
+            Request::QueryConsumerOffset(key) => {
+                let response = self.query_offset(&key);
+                reply(ctx, response);
+            }
+            Request::UpdateConsumerOffset { key, offset } => {
+                self.offsets.commit(&key, offset);
+            }
+            Request::GetMaxOffset { topic, queue_id } => {
+                let max = self.store.as_ref().map_or(0, |s| s.max_queue_offset(&topic, queue_id));
+                reply(ctx, Response::Offset(max));
+            }
+            Request::HeartBeat(data) => {
+                let now_ms = ctx.now_ms();
+                self.on_heartbeat(ctx, from, data, now_ms);
+                reply(ctx, Response::HeartBeat);
+            }
+            Request::GetConsumerListByGroup { consumer_group } => {
+                let ids = self.consumers.client_ids(&consumer_group);
+                let response = if ids.is_empty() {
+                    Response::Error {
+                        code: response_code::SYSTEM_ERROR,
+                        remark: format!("no consumer for this group, {consumer_group}"),
+                    }
+                } else {
+                    Response::ConsumerList(ids)
+                };
+                reply(ctx, response);
+            }
+            Request::HaReport { slave_max_offset } => {
+                self.on_ha_report(ctx, from, slave_max_offset);
+            }
+            Request::HaTransfer {
+                master_offset,
+                master_max_offset,
+                data,
+            } => self.on_ha_transfer(ctx, from, master_offset, master_max_offset, &data),
+            other => reply(
+                ctx,
+                Response::Error {
+                    code: response_code::REQUEST_CODE_NOT_SUPPORTED,
+                    remark: format!("request code {} not supported by a broker", other.code()),
+                },
+            ),
+        }
+    }
+
+    fn identity(&self, ctx: &dyn Ctx<Message>) -> BrokerIdentity {
+        BrokerIdentity {
+            cluster_name: self.config.cluster_name.clone(),
+            broker_name: self.config.broker_name.clone(),
+            broker_addr: ctx.my_addr(),
+            broker_id: self.config.broker_id,
+        }
+    }
+
+    /// REGISTER_BROKER to every name server (`registerBrokerAll`).
+    fn register(&mut self, ctx: &mut dyn Ctx<Message>) {
+        let request = Request::RegisterBroker(RegisterBroker {
+            broker: self.identity(ctx),
+            ha_server_addr: ctx.my_addr(),
+            topic_config_table: self.topics.table().topic_config_table.clone(),
+            data_version: self.topics.table().data_version.clone(),
+        });
+        self.send_to_namesrvs(ctx, &request);
+    }
+
+    fn unregister(&mut self, ctx: &mut dyn Ctx<Message>) {
+        let request = Request::UnregisterBroker(self.identity(ctx));
+        self.send_to_namesrvs(ctx, &request);
+    }
+
+    fn send_to_namesrvs(&mut self, ctx: &mut dyn Ctx<Message>, request: &Request) {
+        for addr in &self.config.namesrv_addrs {
+            match ctx.resolve(addr) {
+                Some(ns) => ctx.send(
+                    ns,
+                    Message::Request {
+                        opaque: 0,
+                        request: request.clone(),
+                    },
+                ),
+                None => tracing::warn!(addr, "name server address resolves to nothing"),
+            }
+        }
+    }
+
+    fn on_response(&mut self, response: Response) {
+        // The only requests a broker sends that are answered: REGISTER_BROKER.
+        if let Response::RegisterBroker(result) = response {
+            if self.config.is_slave() {
+                if let Some(addr) = result.master_addr.filter(|a| !a.is_empty()) {
+                    self.learned_master_addr = Some(addr);
+                }
+            }
+        }
+    }
+}
+
+impl Node<Message> for Broker {
+    fn on_start(&mut self, ctx: &mut dyn Ctx<Message>) {
+        let addr = ctx.my_addr();
+        if let Some((ip, port)) = addr.rsplit_once(':') {
+            if let (Ok(ip), Ok(port)) = (ip.parse(), port.parse()) {
+                self.store_host = Host { ip, port };
+            }
+        }
+        if self.phase == Phase::Failed {
+            return;
+        }
+        // Recovery may have finished without any sync to wait for.
+        if self.store.as_ref().is_some_and(|s| s.is_ready()) {
+            self.phase = Phase::Running;
+        }
+        self.arm_periodic(ctx);
+    }
+
+    fn handle(&mut self, ctx: &mut dyn Ctx<Message>, input: Input<Message>) {
+        match input {
+            Input::Packet {
+                from,
+                msg: Message::Request { opaque, request },
+            } => self.on_request(ctx, from, opaque, request),
+            Input::Packet {
+                msg: Message::Response { response, .. },
+                ..
+            } => self.on_response(response),
+            Input::Timer { kind, .. } => self.on_timer(ctx, kind),
+            Input::SyncComplete { ticket, result } => self.on_sync_complete(ctx, ticket, result),
+            Input::ConnectionBroken { peer } => {
+                self.consumers.on_channel_closed(ctx, peer);
+                self.ha_on_broken(peer);
+                self.holds.drop_peer(peer);
+            }
+        }
+    }
+
+    fn shutdown(&mut self, ctx: &mut dyn Ctx<Message>) {
+        self.begin_shutdown(ctx);
+    }
+
+    fn is_stopped(&self) -> bool {
+        matches!(self.phase, Phase::Stopped | Phase::Failed)
+    }
+}

@@ -1,0 +1,247 @@
+//! PULL_MESSAGE with long polling (`PullMessageProcessor`, `PullRequestHoldService`,
+//! reference C.1, C.2): read up to a batch of records from a queue, filtered by tag
+//! hash code; when nothing is there yet, hold the request (no answer) until a record
+//! arrives on that queue, the 5 s re-check finds one, or the suspend timeout passes.
+//!
+//! A damaged record (CRC or consume-queue mismatch, unreadable sector) is skipped,
+//! never served: the store refuses it and the pull moves past it.
+
+use std::collections::BTreeMap;
+
+use super::Broker;
+use crate::message::java_string_hash;
+use crate::node::{Ctx, NodeId};
+use crate::protocol::{pull_sys_flag, response_code, Message, PullMessage, PullResponse, QueueKey, Response};
+use crate::store::ReadError;
+
+/// The broker scans at most this many consume-queue bytes per pull
+/// (`max(16000, maxMsgNums * 20)`), 20 bytes an entry.
+const MIN_SCAN_BYTES: u64 = 16_000;
+const CQ_ENTRY_BYTES: u64 = 20;
+
+#[derive(Clone, Debug)]
+struct HeldPull {
+    from: NodeId,
+    opaque: u32,
+    req: PullMessage,
+    deadline_ms: u64,
+}
+
+#[derive(Default)]
+pub(super) struct HeldPulls {
+    /// (topic, queue) → parked requests, oldest first.
+    by_queue: BTreeMap<(String, i32), Vec<HeldPull>>,
+}
+
+impl HeldPulls {
+    pub(super) fn drop_peer(&mut self, peer: NodeId) {
+        for held in self.by_queue.values_mut() {
+            held.retain(|h| h.from != peer);
+        }
+        self.by_queue.retain(|_, v| !v.is_empty());
+    }
+}
+
+/// A parsed tag expression: None = everything (`*`), else the tag hash codes.
+fn tag_codes(expression: &str) -> Option<Vec<i64>> {
+    let expression = expression.trim();
+    if expression.is_empty() || expression == "*" {
+        return None;
+    }
+    Some(
+        expression
+            .split("||")
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(|t| i64::from(java_string_hash(t)))
+            .collect(),
+    )
+}
+
+impl Broker {
+    /// Answers now (Some), or parks the request (None) when `allow_suspend`.
+    pub(super) fn on_pull(
+        &mut self,
+        ctx: &mut dyn Ctx<Message>,
+        from: NodeId,
+        opaque: u32,
+        req: PullMessage,
+        allow_suspend: bool,
+    ) -> Option<Response> {
+        let error = |code: i32, remark: String| Some(Response::Error { code, remark });
+        let Some(store) = self.store.as_ref() else {
+            return error(response_code::SYSTEM_ERROR, "no store".into());
+        };
+        let topic_config = self.topics.get(&req.topic);
+        let has_queues = store.queues().any(|q| q.topic() == req.topic);
+        if topic_config.is_none() && !has_queues {
+            return error(
+                response_code::TOPIC_NOT_EXIST,
+                format!("topic[{}] not exist, apply first please!", req.topic),
+            );
+        }
+        if let Some(t) = topic_config {
+            if req.queue_id < 0 || req.queue_id as u32 >= t.read_queue_nums {
+                return error(
+                    response_code::SYSTEM_ERROR,
+                    format!(
+                        "queueId[{}] is illegal, topic:[{}] topicConfig.readQueueNums:[{}]",
+                        req.queue_id, req.topic, t.read_queue_nums
+                    ),
+                );
+            }
+        }
+        let expression = if req.sys_flag & pull_sys_flag::SUBSCRIPTION != 0 {
+            req.subscription.clone()
+        } else {
+            self.consumers.subscription(&req.consumer_group, &req.topic)
+        };
+        let codes = tag_codes(expression.as_deref().unwrap_or("*"));
+        // The consumer's progress rides on the pull (first pass only, masters only).
+        if allow_suspend && req.sys_flag & pull_sys_flag::COMMIT_OFFSET != 0 && !self.config.is_slave()
+        {
+            let key = QueueKey {
+                consumer_group: req.consumer_group.clone(),
+                topic: req.topic.clone(),
+                queue_id: req.queue_id,
+            };
+            self.offsets.commit(&key, req.commit_offset);
+        }
+        let store = self.store.as_ref().expect("checked above");
+        let (min, max) = store
+            .queue(&req.topic, req.queue_id)
+            .map_or((0, 0), |q| (q.min_offset(), q.max_offset()));
+        let respond = |code: i32, next: u64, records: Vec<u8>| {
+            Some(Response::Pull(PullResponse {
+                code,
+                next_begin_offset: next,
+                min_offset: min,
+                max_offset: max,
+                suggest_which_broker_id: 0,
+                records,
+            }))
+        };
+        let offset = req.queue_offset;
+        let slave = self.config.is_slave();
+        if max == 0 && !(slave && offset > 0) {
+            // NO_MATCHED_LOGIC_QUEUE / NO_MESSAGE_IN_QUEUE.
+            if offset != 0 {
+                return respond(response_code::PULL_OFFSET_MOVED, 0, Vec::new());
+            }
+        } else if offset < min {
+            return respond(response_code::PULL_OFFSET_MOVED, min, Vec::new());
+        } else if offset > max && !slave {
+            return respond(response_code::PULL_OFFSET_MOVED, max, Vec::new());
+        }
+        if offset >= max {
+            // Nothing yet (on a slave that has not caught up, too: it never corrects a
+            // consumer's offset, `offsetCheckInSlave=false`, and waits instead of
+            // answering RETRY_IMMEDIATELY in a loop).
+            if allow_suspend && req.sys_flag & pull_sys_flag::SUSPEND != 0 {
+                let deadline_ms = ctx.now_ms() + req.suspend_timeout_ms;
+                self.holds
+                    .by_queue
+                    .entry((req.topic.clone(), req.queue_id))
+                    .or_default()
+                    .push(HeldPull {
+                        from,
+                        opaque,
+                        req,
+                        deadline_ms,
+                    });
+                return None;
+            }
+            return respond(response_code::PULL_NOT_FOUND, offset, Vec::new());
+        }
+        let max_count = req.max_msg_nums.min(self.config.max_transfer_count).max(1);
+        let max_scan = MIN_SCAN_BYTES.max(u64::from(req.max_msg_nums) * CQ_ENTRY_BYTES) / CQ_ENTRY_BYTES;
+        let mut records = Vec::new();
+        let mut count = 0;
+        let mut next = offset;
+        let disk = ctx.disk();
+        while next < max && next - offset < max_scan && count < max_count {
+            match store.get_message(disk, &req.topic, req.queue_id, next) {
+                Ok(m) => {
+                    let matched = codes.as_ref().is_none_or(|c| c.contains(&m.tags_code));
+                    if matched {
+                        if count > 0 && records.len() + m.bytes.len() > self.config.max_transfer_bytes {
+                            break;
+                        }
+                        records.extend_from_slice(&m.bytes);
+                        count += 1;
+                    }
+                }
+                Err(ReadError::Corrupt { .. } | ReadError::Disk(_) | ReadError::NoRecordAt(_)) => {
+                    tracing::warn!(topic = %req.topic, queue = req.queue_id, offset = next, "damaged record skipped");
+                }
+                Err(ReadError::OffsetTooSmall { .. } | ReadError::OffsetOverflow { .. } | ReadError::NoSuchQueue { .. }) => break,
+            }
+            next += 1;
+        }
+        if count == 0 {
+            return respond(response_code::PULL_RETRY_IMMEDIATELY, next, Vec::new());
+        }
+        respond(response_code::SUCCESS, next, records)
+    }
+
+    /// A record arrived on (topic, queue): answer the pulls held for it.
+    pub(super) fn notify_arrival(&mut self, ctx: &mut dyn Ctx<Message>, topic: &str, queue_id: i32) {
+        let key = (topic.to_string(), queue_id);
+        if !self.holds.by_queue.contains_key(&key) {
+            return;
+        }
+        self.wake_held(ctx, Some(key));
+    }
+
+    /// The 5 s re-check: answer held pulls that have data or whose time is up.
+    pub(super) fn check_held_pulls(&mut self, ctx: &mut dyn Ctx<Message>) {
+        self.wake_held(ctx, None);
+    }
+
+    fn wake_held(&mut self, ctx: &mut dyn Ctx<Message>, only: Option<(String, i32)>) {
+        let now_ms = ctx.now_ms();
+        let keys: Vec<(String, i32)> = match only {
+            Some(k) => vec![k],
+            None => self.holds.by_queue.keys().cloned().collect(),
+        };
+        for key in keys {
+            let max = self
+                .store
+                .as_ref()
+                .map_or(0, |s| s.max_queue_offset(&key.0, key.1));
+            let Some(held) = self.holds.by_queue.remove(&key) else {
+                continue;
+            };
+            let (ready, waiting): (Vec<_>, Vec<_>) = held
+                .into_iter()
+                .partition(|h| max > h.req.queue_offset || now_ms >= h.deadline_ms);
+            if !waiting.is_empty() {
+                self.holds.by_queue.insert(key, waiting);
+            }
+            for h in ready {
+                if let Some(response) = self.on_pull(ctx, h.from, h.opaque, h.req, false) {
+                    ctx.send(
+                        h.from,
+                        Message::Response {
+                            opaque: h.opaque,
+                            response,
+                        },
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tag_expressions_parse_like_filter_api() {
+        assert_eq!(tag_codes("*"), None);
+        assert_eq!(tag_codes(""), None);
+        let codes = tag_codes("a || b").unwrap();
+        assert_eq!(codes, vec![i64::from(java_string_hash("a")), i64::from(java_string_hash("b"))]);
+    }
+}

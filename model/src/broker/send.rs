@@ -1,0 +1,321 @@
+//! SEND_MESSAGE: validate, append to the store, then answer — at once (ASYNC_FLUSH,
+//! ASYNC_MASTER), or once the covering fsync completed (SYNC_FLUSH, group commit) and
+//! the slave acknowledged (SYNC_MASTER), or with FLUSH_DISK_TIMEOUT /
+//! FLUSH_SLAVE_TIMEOUT when those do not happen in time (reference A.7, A.8).
+
+use std::collections::BTreeMap;
+
+use super::{timer, Broker, FlushDiskType};
+use crate::message::{offset_msg_id, property, PROPERTY_WAIT_STORE_MSG_OK};
+use crate::node::{Ctx, NodeId};
+use crate::protocol::{perm, response_code, Message, Response, SendMessage, SendResponse};
+use crate::store::{Host, NewRecord, StoreError};
+
+/// A stored record whose answer waits for durability and/or the slave.
+#[derive(Clone, Debug)]
+struct PendingSend {
+    to: NodeId,
+    opaque: u32,
+    end_offset: u64,
+    response: SendResponse,
+    wait_flush: bool,
+    wait_slave: bool,
+    flush_deadline_ms: u64,
+    slave_deadline_ms: u64,
+    /// Set when a wait gave up: the code it contributes.
+    flush_code: i32,
+    slave_code: i32,
+}
+
+#[derive(Default)]
+pub(super) struct PendingSends {
+    next_id: u64,
+    waiting: BTreeMap<u64, PendingSend>,
+    /// A SYNC_FLUSH record arrived while a flush was in flight.
+    pub(super) flush_wanted: bool,
+    /// When ASYNC_FLUSH last flushed everything.
+    last_thorough_flush_ms: u64,
+}
+
+fn error(code: i32, remark: impl Into<String>) -> Response {
+    Response::Error {
+        code,
+        remark: remark.into(),
+    }
+}
+
+fn parse_host(addr: &str) -> Option<Host> {
+    let (ip, port) = addr.rsplit_once(':')?;
+    Some(Host {
+        ip: ip.parse().ok()?,
+        port: port.parse().ok()?,
+    })
+}
+
+impl Broker {
+    /// Answers now (Some) or later, from a completion or a deadline (None).
+    pub(super) fn on_send(
+        &mut self,
+        ctx: &mut dyn Ctx<Message>,
+        from: NodeId,
+        opaque: u32,
+        req: SendMessage,
+    ) -> Option<Response> {
+        if self.config.is_slave() {
+            return Some(error(
+                response_code::SERVICE_NOT_AVAILABLE,
+                "the broker is a slave, and does not accept messages",
+            ));
+        }
+        let topic_config = match self.topics.for_send(ctx, &self.config, &req) {
+            Ok((config, created)) => {
+                if created {
+                    // New topics reach the name servers at once (`registerBrokerAll`).
+                    self.register(ctx);
+                }
+                config
+            }
+            Err(response) => return Some(response),
+        };
+        if topic_config.perm & perm::WRITE == 0 {
+            return Some(error(
+                response_code::NO_PERMISSION,
+                format!("the topic[{}] sending message is forbidden", req.topic),
+            ));
+        }
+        let queue_id = if req.queue_id < 0 {
+            (ctx.random_u64() % u64::from(topic_config.write_queue_nums.max(1))) as i32
+        } else {
+            req.queue_id
+        };
+        if queue_id as u32 >= topic_config.write_queue_nums {
+            return Some(error(
+                response_code::SYSTEM_ERROR,
+                format!(
+                    "request queueId[{queue_id}] is illegal, topic {} writeQueueNums {}",
+                    req.topic, topic_config.write_queue_nums
+                ),
+            ));
+        }
+        let born_host = parse_host(&req.born_host).unwrap_or(self.store_host);
+        let record = NewRecord {
+            topic: &req.topic,
+            queue_id,
+            flag: req.flag,
+            sys_flag: req.sys_flag,
+            born_timestamp_ms: req.born_timestamp_ms,
+            born_host,
+            store_host: self.store_host,
+            reconsume_times: req.reconsume_times,
+            prepared_transaction_offset: 0,
+            body: &req.body,
+            properties: &req.properties,
+        };
+        let Some(store) = self.store.as_mut() else {
+            return Some(error(response_code::SERVICE_NOT_AVAILABLE, "no store"));
+        };
+        let now_ms = ctx.now_ms();
+        let appended = match store.append(ctx.disk(), &record, now_ms as i64) {
+            Ok(r) => r,
+            Err(StoreError::Illegal(e)) => {
+                return Some(error(response_code::MESSAGE_ILLEGAL, e.to_string()))
+            }
+            Err(e @ StoreError::RecordTooLarge { .. }) => {
+                return Some(error(response_code::MESSAGE_ILLEGAL, e.to_string()))
+            }
+            Err(e @ (StoreError::NotReady(_) | StoreError::LogFull { .. })) => {
+                return Some(error(response_code::SERVICE_NOT_AVAILABLE, e.to_string()))
+            }
+            Err(e) => return Some(error(response_code::SYSTEM_ERROR, e.to_string())),
+        };
+        let queue_offset = appended.queue_offset.unwrap_or(0);
+        self.notify_arrival(ctx, &req.topic, queue_id);
+        let response = SendResponse {
+            code: response_code::SUCCESS,
+            msg_id: offset_msg_id(
+                self.store_host.ip,
+                self.store_host.port,
+                appended.physical_offset as i64,
+            ),
+            queue_id,
+            queue_offset,
+        };
+        // `WAIT=false` asks for no flush or replica wait (default true).
+        let wait = property(&req.properties, PROPERTY_WAIT_STORE_MSG_OK) != Some("false");
+        let wait_flush = wait && self.config.flush_disk_type == FlushDiskType::SyncFlush;
+        let mut slave_code = response_code::SUCCESS;
+        let mut wait_slave = false;
+        if wait && self.config.role == super::BrokerRole::SyncMaster {
+            if self.slave_ok(appended.end_offset) {
+                wait_slave = true;
+            } else {
+                slave_code = response_code::SLAVE_NOT_AVAILABLE;
+            }
+        }
+        if !wait_flush && !wait_slave {
+            let mut response = response;
+            response.code = slave_code;
+            return Some(Response::Send(response));
+        }
+        let id = self.sends.next_id;
+        self.sends.next_id += 1;
+        let pending = PendingSend {
+            to: from,
+            opaque,
+            end_offset: appended.end_offset,
+            response,
+            wait_flush,
+            wait_slave,
+            flush_deadline_ms: now_ms + self.config.sync_flush_timeout_ms,
+            slave_deadline_ms: now_ms + self.config.slave_timeout_ms,
+            flush_code: response_code::SUCCESS,
+            slave_code,
+        };
+        let first_deadline = match (wait_flush, wait_slave) {
+            (true, true) => pending.flush_deadline_ms.min(pending.slave_deadline_ms),
+            (true, false) => pending.flush_deadline_ms,
+            _ => pending.slave_deadline_ms,
+        };
+        self.sends.waiting.insert(id, pending);
+        ctx.set_timer(first_deadline - now_ms, timer::SEND_DEADLINE | id);
+        if wait_flush {
+            self.sends.flush_wanted = true;
+            self.maybe_group_commit(ctx);
+        }
+        if wait_slave {
+            self.ha_push(ctx);
+        }
+        None
+    }
+
+    /// Issues a group commit if records wait for one and none is in flight: one fsync
+    /// covers every record appended before it (`GroupCommitService`).
+    pub(super) fn maybe_group_commit(&mut self, ctx: &mut dyn Ctx<Message>) {
+        if !self.sends.flush_wanted {
+            return;
+        }
+        let Some(store) = self.store.as_mut().filter(|s| s.is_ready()) else {
+            return;
+        };
+        if store.flush_in_flight() {
+            return;
+        }
+        self.sends.flush_wanted = false;
+        if let Err(e) = store.request_flush(ctx.disk()) {
+            tracing::error!(error = %e, "group commit failed");
+        }
+    }
+
+    /// ASYNC_FLUSH (`FlushRealTimeService`): every interval, flush if enough pages are
+    /// dirty, or everything once the thorough interval has passed. A master with a
+    /// slave flushes whatever is written, since it only ships durable records.
+    pub(super) fn async_flush_tick(&mut self, ctx: &mut dyn Ctx<Message>) {
+        let now_ms = ctx.now_ms();
+        let least_bytes = self.config.flush_commit_log_least_pages * 4096;
+        let thorough = now_ms >= self.sends.last_thorough_flush_ms
+            + self.config.flush_commit_log_thorough_interval_ms;
+        let shipping = self.ha.has_slaves();
+        let Some(store) = self.store.as_mut().filter(|s| s.is_ready()) else {
+            return;
+        };
+        let unflushed = store.unflushed_bytes();
+        if unflushed == 0 {
+            if thorough {
+                self.sends.last_thorough_flush_ms = now_ms;
+            }
+            return;
+        }
+        if unflushed >= least_bytes || thorough || shipping {
+            if thorough {
+                self.sends.last_thorough_flush_ms = now_ms;
+            }
+            if let Err(e) = store.request_flush(ctx.disk()) {
+                tracing::error!(error = %e, "flush failed");
+            }
+        }
+    }
+
+    /// The commit log is durable up to `durable`: answer sends waiting for it, and ship
+    /// the newly durable records to slaves.
+    pub(super) fn on_durable(&mut self, ctx: &mut dyn Ctx<Message>, durable: u64) {
+        for p in self.sends.waiting.values_mut() {
+            if p.wait_flush && p.end_offset <= durable {
+                p.wait_flush = false;
+            }
+        }
+        self.answer_ready(ctx);
+        self.ha_push(ctx);
+    }
+
+    /// The slaves acknowledged up to `acked`.
+    pub(super) fn on_slave_acked(&mut self, ctx: &mut dyn Ctx<Message>, acked: u64) {
+        for p in self.sends.waiting.values_mut() {
+            if p.wait_slave && p.end_offset <= acked {
+                p.wait_slave = false;
+            }
+        }
+        self.answer_ready(ctx);
+    }
+
+    fn answer_ready(&mut self, ctx: &mut dyn Ctx<Message>) {
+        let done: Vec<u64> = self
+            .sends
+            .waiting
+            .iter()
+            .filter(|(_, p)| !p.wait_flush && !p.wait_slave)
+            .map(|(&id, _)| id)
+            .collect();
+        for id in done {
+            let p = self.sends.waiting.remove(&id).expect("listed above");
+            Self::answer(ctx, p);
+        }
+    }
+
+    /// The replica's verdict overrides the flush's (`CommitLog.handleDiskFlushAndHA`).
+    fn answer(ctx: &mut dyn Ctx<Message>, p: PendingSend) {
+        let mut response = p.response;
+        response.code = if p.slave_code != response_code::SUCCESS {
+            p.slave_code
+        } else {
+            p.flush_code
+        };
+        ctx.send(
+            p.to,
+            Message::Response {
+                opaque: p.opaque,
+                response: Response::Send(response),
+            },
+        );
+    }
+
+    pub(super) fn send_deadline(&mut self, ctx: &mut dyn Ctx<Message>, id: u64) {
+        let now_ms = ctx.now_ms();
+        let Some(p) = self.sends.waiting.get_mut(&id) else {
+            return;
+        };
+        if p.wait_flush && now_ms >= p.flush_deadline_ms {
+            p.wait_flush = false;
+            p.flush_code = response_code::FLUSH_DISK_TIMEOUT;
+        }
+        if p.wait_slave && now_ms >= p.slave_deadline_ms {
+            p.wait_slave = false;
+            p.slave_code = response_code::FLUSH_SLAVE_TIMEOUT;
+        }
+        let next = [
+            p.wait_flush.then_some(p.flush_deadline_ms),
+            p.wait_slave.then_some(p.slave_deadline_ms),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
+        match next {
+            Some(at_ms) => {
+                ctx.set_timer(at_ms - now_ms, timer::SEND_DEADLINE | id);
+            }
+            None => {
+                let p = self.sends.waiting.remove(&id).expect("looked up above");
+                Self::answer(ctx, p);
+            }
+        }
+    }
+}
