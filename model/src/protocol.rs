@@ -68,29 +68,149 @@ pub enum Message {
     Response { opaque: u32, response: Response },
 }
 
+impl Message {
+    /// One short line for traces: what it is and its key fields, never whole bodies.
+    pub fn summary(&self) -> String {
+        match self {
+            Message::Request { opaque, request } => {
+                let what = match request {
+                    Request::RegisterBroker(r) => format!(
+                        "REGISTER_BROKER {}/{} id={} topics={}",
+                        r.broker.broker_name,
+                        r.broker.broker_addr,
+                        r.broker.broker_id,
+                        r.topic_config_table.len()
+                    ),
+                    Request::UnregisterBroker(b) => {
+                        format!("UNREGISTER_BROKER {}/{}", b.broker_name, b.broker_addr)
+                    }
+                    Request::GetRouteInfoByTopic { topic } => format!("GET_ROUTE {topic}"),
+                    Request::GetBrokerClusterInfo => "GET_CLUSTER_INFO".into(),
+                    Request::SendMessage(m) => format!(
+                        "SEND {}/{} {}B crc={:08x}",
+                        m.topic,
+                        m.queue_id,
+                        m.body.len(),
+                        crc32fast::hash(&m.body)
+                    ),
+                    Request::PullMessage(p) => format!(
+                        "PULL {} {}/{}@{}",
+                        p.consumer_group, p.topic, p.queue_id, p.queue_offset
+                    ),
+                    Request::QueryConsumerOffset(k) => {
+                        format!(
+                            "QUERY_OFFSET {} {}/{}",
+                            k.consumer_group, k.topic, k.queue_id
+                        )
+                    }
+                    Request::UpdateConsumerOffset { key, offset } => format!(
+                        "UPDATE_OFFSET {} {}/{}={offset}",
+                        key.consumer_group, key.topic, key.queue_id
+                    ),
+                    Request::GetMaxOffset { topic, queue_id } => {
+                        format!("GET_MAX_OFFSET {topic}/{queue_id}")
+                    }
+                    Request::HeartBeat(h) => format!("HEART_BEAT {}", h.client_id),
+                    Request::GetConsumerListByGroup { consumer_group } => {
+                        format!("GET_CONSUMER_LIST {consumer_group}")
+                    }
+                    Request::NotifyConsumerIdsChanged { consumer_group } => {
+                        format!("NOTIFY_CONSUMER_IDS_CHANGED {consumer_group}")
+                    }
+                    Request::HaReport { slave_max_offset } => {
+                        format!("HA_REPORT {slave_max_offset}")
+                    }
+                    Request::HaTransfer {
+                        master_offset,
+                        master_max_offset,
+                        data,
+                    } => format!(
+                        "HA_TRANSFER @{master_offset} {}B max={master_max_offset} crc={:08x}",
+                        data.len(),
+                        crc32fast::hash(data)
+                    ),
+                };
+                format!("req#{opaque} {what}")
+            }
+            Message::Response { opaque, response } => {
+                let what = match response {
+                    Response::RegisterBroker(r) => {
+                        format!("REGISTERED master={:?}", r.master_addr)
+                    }
+                    Response::UnregisterBroker => "UNREGISTERED".into(),
+                    Response::Route(r) => format!(
+                        "ROUTE queues={} brokers={}",
+                        r.queue_datas.len(),
+                        r.broker_datas.len()
+                    ),
+                    Response::ClusterInfo(c) => {
+                        format!("CLUSTER_INFO brokers={}", c.broker_addr_table.len())
+                    }
+                    Response::Send(s) => format!(
+                        "SEND code={} {}@{} {}",
+                        s.code, s.queue_id, s.queue_offset, s.msg_id
+                    ),
+                    Response::Pull(p) => format!(
+                        "PULL code={} next={} min={} max={} {}B crc={:08x}",
+                        p.code,
+                        p.next_begin_offset,
+                        p.min_offset,
+                        p.max_offset,
+                        p.records.len(),
+                        crc32fast::hash(&p.records)
+                    ),
+                    Response::Offset(o) => format!("OFFSET {o}"),
+                    Response::HeartBeat => "HEART_BEAT_OK".into(),
+                    Response::ConsumerList(ids) => format!("CONSUMERS {}", ids.join(",")),
+                    Response::Error { code, remark } => format!("ERROR code={code} {remark}"),
+                };
+                format!("resp#{opaque} {what}")
+            }
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Request {
     RegisterBroker(RegisterBroker),
     UnregisterBroker(BrokerIdentity),
-    GetRouteInfoByTopic { topic: String },
+    GetRouteInfoByTopic {
+        topic: String,
+    },
     GetBrokerClusterInfo,
     SendMessage(SendMessage),
     PullMessage(PullMessage),
     QueryConsumerOffset(QueueKey),
     /// Sent oneway by clients (no response expected; brokers answer nothing).
-    UpdateConsumerOffset { key: QueueKey, offset: u64 },
-    GetMaxOffset { topic: String, queue_id: i32 },
+    UpdateConsumerOffset {
+        key: QueueKey,
+        offset: u64,
+    },
+    GetMaxOffset {
+        topic: String,
+        queue_id: i32,
+    },
     HeartBeat(HeartbeatData),
-    GetConsumerListByGroup { consumer_group: String },
+    GetConsumerListByGroup {
+        consumer_group: String,
+    },
     /// Broker → consumer, oneway: the group's membership changed; rebalance now.
-    NotifyConsumerIdsChanged { consumer_group: String },
+    NotifyConsumerIdsChanged {
+        consumer_group: String,
+    },
     /// Slave → master on the HA channel: "I hold the commit log up to here" (the 8-byte
     /// report of reference A.8). Sent on connect, every 5 s, and after applying data.
-    HaReport { slave_max_offset: u64 },
+    HaReport {
+        slave_max_offset: u64,
+    },
     /// Master → slave on the HA channel: commit-log bytes as stored, starting at
     /// `master_offset` (the 12-byte header plus body of reference A.8). An empty body is
     /// a heartbeat carrying the master's write offset.
-    HaTransfer { master_offset: u64, master_max_offset: u64, data: Vec<u8> },
+    HaTransfer {
+        master_offset: u64,
+        master_max_offset: u64,
+        data: Vec<u8>,
+    },
 }
 
 impl Request {
@@ -107,9 +227,7 @@ impl Request {
             Request::GetMaxOffset { .. } => request_code::GET_MAX_OFFSET,
             Request::HeartBeat(_) => request_code::HEART_BEAT,
             Request::GetConsumerListByGroup { .. } => request_code::GET_CONSUMER_LIST_BY_GROUP,
-            Request::NotifyConsumerIdsChanged { .. } => {
-                request_code::NOTIFY_CONSUMER_IDS_CHANGED
-            }
+            Request::NotifyConsumerIdsChanged { .. } => request_code::NOTIFY_CONSUMER_IDS_CHANGED,
             // Not remoting commands: RocketMQ's HA port has its own framing.
             Request::HaReport { .. } | Request::HaTransfer { .. } => -1,
         }

@@ -103,7 +103,8 @@ impl Broker {
     pub(super) fn scan_clients(&mut self, ctx: &mut dyn Ctx<Message>) {
         let now_ms = ctx.now_ms();
         let timeout_ms = self.config.channel_expired_timeout_ms;
-        self.consumers
-            .remove_where(ctx, |c| now_ms.saturating_sub(c.last_heartbeat_ms) > timeout_ms);
+        self.consumers.remove_where(ctx, |c| {
+            now_ms.saturating_sub(c.last_heartbeat_ms) > timeout_ms
+        });
     }
 }

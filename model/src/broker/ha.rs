@@ -91,15 +91,21 @@ impl Broker {
         let batch = self.config.ha_transfer_batch_bytes;
         let window = self.config.ha_max_unacked_bytes;
         for (&slave, conn) in self.ha.slaves.iter_mut() {
-            while conn.next_transfer < durable && conn.next_transfer - conn.acked.min(conn.next_transfer) < window {
-                let (start, data) =
-                    match store.read_for_replication(ctx.disk(), conn.next_transfer, durable, batch) {
-                        Ok(r) => r,
-                        Err(e) => {
-                            tracing::error!(error = %e, "replication read failed");
-                            break;
-                        }
-                    };
+            while conn.next_transfer < durable
+                && conn.next_transfer - conn.acked.min(conn.next_transfer) < window
+            {
+                let (start, data) = match store.read_for_replication(
+                    ctx.disk(),
+                    conn.next_transfer,
+                    durable,
+                    batch,
+                ) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        tracing::error!(error = %e, "replication read failed");
+                        break;
+                    }
+                };
                 if data.is_empty() {
                     conn.next_transfer = start.max(conn.next_transfer);
                     break;

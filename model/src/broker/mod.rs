@@ -21,9 +21,7 @@ mod topics;
 use std::net::IpAddr;
 
 use crate::node::{Ctx, Input, Node, NodeId};
-use crate::protocol::{
-    response_code, BrokerIdentity, Message, RegisterBroker, Request, Response,
-};
+use crate::protocol::{response_code, BrokerIdentity, Message, RegisterBroker, Request, Response};
 use crate::store::config_file::ConfigEvent;
 use crate::store::disk::{Disk, DiskError, SyncTicket};
 use crate::store::{recover, Host, MessageStore, StoreEvent, StoreState};
@@ -137,7 +135,10 @@ impl Broker {
 
     fn check_stopped(&mut self) {
         if self.phase == Phase::ShuttingDown
-            && self.store.as_ref().is_none_or(|s| s.state() == StoreState::Closed)
+            && self
+                .store
+                .as_ref()
+                .is_none_or(|s| s.state() == StoreState::Closed)
             && self.offsets.is_idle()
         {
             self.phase = Phase::Stopped;
@@ -149,12 +150,18 @@ impl Broker {
         if self.config.flush_disk_type == FlushDiskType::AsyncFlush || self.config.is_slave() {
             ctx.set_timer(self.config.flush_interval_commit_log_ms, timer::ASYNC_FLUSH);
         }
-        ctx.set_timer(self.config.flush_interval_consume_queue_ms, timer::LOGIC_FLUSH);
+        ctx.set_timer(
+            self.config.flush_interval_consume_queue_ms,
+            timer::LOGIC_FLUSH,
+        );
         ctx.set_timer(
             self.config.flush_consumer_offset_interval_ms,
             timer::PERSIST_OFFSETS,
         );
-        ctx.set_timer(self.config.long_polling_check_interval_ms, timer::HOLD_CHECK);
+        ctx.set_timer(
+            self.config.long_polling_check_interval_ms,
+            timer::HOLD_CHECK,
+        );
         ctx.set_timer(self.config.client_scan_interval_ms, timer::CLIENT_SCAN);
         ctx.set_timer(self.config.ha_heartbeat_interval_ms, timer::HA_TICK);
     }
@@ -212,7 +219,10 @@ impl Broker {
         ticket: SyncTicket,
         result: Result<(), DiskError>,
     ) {
-        match self.offsets.on_sync_complete(ctx.disk(), ticket, result.clone()) {
+        match self
+            .offsets
+            .on_sync_complete(ctx.disk(), ticket, result.clone())
+        {
             ConfigEvent::NotMine => {}
             ConfigEvent::Failed(e) => {
                 tracing::warn!(error = %e, "consumer offsets not persisted");
@@ -224,7 +234,10 @@ impl Broker {
                 return;
             }
         }
-        if self.topics.on_sync_complete(ctx.disk(), ticket, result.clone()) {
+        if self
+            .topics
+            .on_sync_complete(ctx.disk(), ticket, result.clone())
+        {
             return;
         }
         let Some(store) = self.store.as_mut() else {
@@ -299,7 +312,10 @@ impl Broker {
                 self.offsets.commit(&key, offset);
             }
             Request::GetMaxOffset { topic, queue_id } => {
-                let max = self.store.as_ref().map_or(0, |s| s.max_queue_offset(&topic, queue_id));
+                let max = self
+                    .store
+                    .as_ref()
+                    .map_or(0, |s| s.max_queue_offset(&topic, queue_id));
                 reply(ctx, Response::Offset(max));
             }
             Request::HeartBeat(data) => {

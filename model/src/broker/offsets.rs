@@ -48,7 +48,11 @@ impl ConsumerOffsets {
     }
 
     pub(super) fn get(&self, key: &QueueKey) -> Option<u64> {
-        let v = *self.table.offset_table.get(&table_key(key))?.get(&key.queue_id)?;
+        let v = *self
+            .table
+            .offset_table
+            .get(&table_key(key))?
+            .get(&key.queue_id)?;
         u64::try_from(v).ok()
     }
 

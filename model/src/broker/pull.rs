@@ -11,7 +11,9 @@ use std::collections::BTreeMap;
 use super::Broker;
 use crate::message::java_string_hash;
 use crate::node::{Ctx, NodeId};
-use crate::protocol::{pull_sys_flag, response_code, Message, PullMessage, PullResponse, QueueKey, Response};
+use crate::protocol::{
+    pull_sys_flag, response_code, Message, PullMessage, PullResponse, QueueKey, Response,
+};
 use crate::store::ReadError;
 
 /// The broker scans at most this many consume-queue bytes per pull
@@ -98,7 +100,9 @@ impl Broker {
         };
         let codes = tag_codes(expression.as_deref().unwrap_or("*"));
         // The consumer's progress rides on the pull (first pass only, masters only).
-        if allow_suspend && req.sys_flag & pull_sys_flag::COMMIT_OFFSET != 0 && !self.config.is_slave()
+        if allow_suspend
+            && req.sys_flag & pull_sys_flag::COMMIT_OFFSET != 0
+            && !self.config.is_slave()
         {
             let key = QueueKey {
                 consumer_group: req.consumer_group.clone(),
@@ -154,7 +158,8 @@ impl Broker {
             return respond(response_code::PULL_NOT_FOUND, offset, Vec::new());
         }
         let max_count = req.max_msg_nums.min(self.config.max_transfer_count).max(1);
-        let max_scan = MIN_SCAN_BYTES.max(u64::from(req.max_msg_nums) * CQ_ENTRY_BYTES) / CQ_ENTRY_BYTES;
+        let max_scan =
+            MIN_SCAN_BYTES.max(u64::from(req.max_msg_nums) * CQ_ENTRY_BYTES) / CQ_ENTRY_BYTES;
         let mut records = Vec::new();
         let mut count = 0;
         let mut next = offset;
@@ -164,7 +169,9 @@ impl Broker {
                 Ok(m) => {
                     let matched = codes.as_ref().is_none_or(|c| c.contains(&m.tags_code));
                     if matched {
-                        if count > 0 && records.len() + m.bytes.len() > self.config.max_transfer_bytes {
+                        if count > 0
+                            && records.len() + m.bytes.len() > self.config.max_transfer_bytes
+                        {
                             break;
                         }
                         records.extend_from_slice(&m.bytes);
@@ -174,7 +181,11 @@ impl Broker {
                 Err(ReadError::Corrupt { .. } | ReadError::Disk(_) | ReadError::NoRecordAt(_)) => {
                     tracing::warn!(topic = %req.topic, queue = req.queue_id, offset = next, "damaged record skipped");
                 }
-                Err(ReadError::OffsetTooSmall { .. } | ReadError::OffsetOverflow { .. } | ReadError::NoSuchQueue { .. }) => break,
+                Err(
+                    ReadError::OffsetTooSmall { .. }
+                    | ReadError::OffsetOverflow { .. }
+                    | ReadError::NoSuchQueue { .. },
+                ) => break,
             }
             next += 1;
         }
@@ -185,7 +196,12 @@ impl Broker {
     }
 
     /// A record arrived on (topic, queue): answer the pulls held for it.
-    pub(super) fn notify_arrival(&mut self, ctx: &mut dyn Ctx<Message>, topic: &str, queue_id: i32) {
+    pub(super) fn notify_arrival(
+        &mut self,
+        ctx: &mut dyn Ctx<Message>,
+        topic: &str,
+        queue_id: i32,
+    ) {
         let key = (topic.to_string(), queue_id);
         if !self.holds.by_queue.contains_key(&key) {
             return;
@@ -242,6 +258,12 @@ mod tests {
         assert_eq!(tag_codes("*"), None);
         assert_eq!(tag_codes(""), None);
         let codes = tag_codes("a || b").unwrap();
-        assert_eq!(codes, vec![i64::from(java_string_hash("a")), i64::from(java_string_hash("b"))]);
+        assert_eq!(
+            codes,
+            vec![
+                i64::from(java_string_hash("a")),
+                i64::from(java_string_hash("b"))
+            ]
+        );
     }
 }

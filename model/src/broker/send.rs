@@ -212,8 +212,9 @@ impl Broker {
     pub(super) fn async_flush_tick(&mut self, ctx: &mut dyn Ctx<Message>) {
         let now_ms = ctx.now_ms();
         let least_bytes = self.config.flush_commit_log_least_pages * 4096;
-        let thorough = now_ms >= self.sends.last_thorough_flush_ms
-            + self.config.flush_commit_log_thorough_interval_ms;
+        let thorough = now_ms
+            >= self.sends.last_thorough_flush_ms
+                + self.config.flush_commit_log_thorough_interval_ms;
         let shipping = self.ha.has_slaves();
         let Some(store) = self.store.as_mut().filter(|s| s.is_ready()) else {
             return;

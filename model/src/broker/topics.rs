@@ -39,7 +39,10 @@ impl Topics {
             .chain(config.topics.values().cloned());
         for t in wanted {
             if !topics.table.topic_config_table.contains_key(&t.topic_name) {
-                topics.table.topic_config_table.insert(t.topic_name.clone(), t);
+                topics
+                    .table
+                    .topic_config_table
+                    .insert(t.topic_name.clone(), t);
                 changed = true;
             }
         }
@@ -85,7 +88,10 @@ impl Topics {
                 remark: format!("topic[{}] not exist, apply first please!", req.topic),
             });
         };
-        let queues = req.default_topic_queue_nums.min(template.write_queue_nums).max(1);
+        let queues = req
+            .default_topic_queue_nums
+            .min(template.write_queue_nums)
+            .max(1);
         let created = TopicConfig {
             topic_name: req.topic.clone(),
             read_queue_nums: queues,

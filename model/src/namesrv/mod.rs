@@ -66,7 +66,10 @@ impl NameServer {
             Request::GetBrokerClusterInfo => Response::ClusterInfo(self.routes.cluster_info()),
             other => Response::Error {
                 code: response_code::REQUEST_CODE_NOT_SUPPORTED,
-                remark: format!("request code {} not supported by a name server", other.code()),
+                remark: format!(
+                    "request code {} not supported by a name server",
+                    other.code()
+                ),
             },
         }
     }

@@ -144,11 +144,9 @@ impl MessageStore {
             let tags_code = view.tags_code();
             let store_ts = view.store_timestamp_ms;
             let bytes = view.bytes;
-            let physical = self.commit_log.position_for(
-                disk,
-                len,
-                &mut self.commit_log_flush,
-            );
+            let physical = self
+                .commit_log
+                .position_for(disk, len, &mut self.commit_log_flush);
             let physical = self.check_replica_disk(physical.map_err(StoreError::from))?;
             debug_assert_eq!(physical, record_offset);
             let written = self

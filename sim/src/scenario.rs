@@ -1,0 +1,415 @@
+//! Scenario files (TOML): the cluster, the workload, the fault plan and the durations of
+//! one run — never its expected outcome (the checker derives that from the
+//! configuration and the faults that happened).
+//!
+//! `flush` and `replication` may each be a list: the scenario is then a *matrix* and
+//! seed `s` runs variant `s % variants`, so any sweep covers every variant and a seed
+//! alone names its variant.
+
+use std::fmt;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::history::{FlushMode, Replication};
+
+/// A value or a list of values (a matrix axis).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum OneOrMany<T> {
+    One(T),
+    Many(Vec<T>),
+}
+
+impl<T: Clone> OneOrMany<T> {
+    fn values(&self) -> Vec<T> {
+        match self {
+            OneOrMany::One(v) => vec![v.clone()],
+            OneOrMany::Many(v) => v.clone(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterSpec {
+    pub name_servers: u32,
+    pub broker_groups: u32,
+    pub flush: OneOrMany<FlushMode>,
+    pub replication: OneOrMany<Replication>,
+    #[serde(default = "default_queues")]
+    pub queues: u32,
+    #[serde(default = "default_commit_log_file_bytes")]
+    pub commit_log_file_bytes: u64,
+}
+
+fn default_queues() -> u32 {
+    4
+}
+
+fn default_commit_log_file_bytes() -> u64 {
+    256 * 1024
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ModelSpec {
+    Clustering,
+    Broadcasting,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupSpec {
+    pub name: String,
+    /// RocketMQ tag expression: `*` or `a || b`.
+    pub tags: String,
+    pub consumers: u32,
+    pub model: ModelSpec,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkloadSpec {
+    pub topic: String,
+    pub producers: u32,
+    /// Each producer sends one message per interval (uniform in the range).
+    pub send_interval_ms: [u64; 2],
+    pub body_bytes: [u32; 2],
+    /// Each message takes one of these tags (uniformly).
+    pub tags: Vec<String>,
+    pub groups: Vec<GroupSpec>,
+}
+
+/// What faults may hit.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Target {
+    Masters,
+    Slaves,
+    NameServers,
+    Producers,
+    Consumers,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FaultSpecKind {
+    /// `kill -9` (case 1): the process dies, the page cache survives.
+    Kill,
+    /// The process crashes (case 2); the same effect as a kill.
+    ProcessCrash,
+    OsCrash,
+    PowerCut,
+    /// The machine never boots again (case 5).
+    MachineLost,
+    /// Bit rot in the commit log, then a power cut (case 6). A damaged master with a
+    /// slave is retired (its disk is not trusted again); a single copy restarts from it.
+    DiskDamaged,
+    /// A clean shutdown and restart.
+    CleanRestart,
+    Partition,
+    OneWayPartition,
+    Clog,
+    ClockSkew,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FaultSpec {
+    pub kinds: Vec<FaultSpecKind>,
+    pub targets: Vec<Target>,
+    /// Time between two faults (uniform in the range).
+    pub every_ms: [u64; 2],
+    /// How long a crashed node stays down, a partition or clog lasts.
+    pub down_ms: [u64; 2],
+    /// At most this many machines are lost in one run.
+    #[serde(default = "default_max_machines_lost")]
+    pub max_machines_lost: u32,
+}
+
+fn default_max_machines_lost() -> u32 {
+    1
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Durations {
+    /// Producers send and faults strike during `[0, faults_ms)`.
+    pub faults_ms: u64,
+    /// After the heal: faults stop, crashed nodes come back; then this long of quiet
+    /// before liveness is judged.
+    pub quiet_ms: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScenarioFile {
+    pub description: String,
+    pub cluster: ClusterSpec,
+    pub workload: WorkloadSpec,
+    pub faults: FaultSpec,
+    pub durations: Durations,
+}
+
+/// One variant of a scenario: every matrix axis fixed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Scenario {
+    /// The file stem, plus `[flush=…,replication=…]` for a matrix variant.
+    pub name: String,
+    pub file: ScenarioFile,
+    pub flush: FlushMode,
+    pub replication: Replication,
+}
+
+/// A scenario file that could not be used: where and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScenarioError {
+    pub file: String,
+    pub line: Option<usize>,
+    pub message: String,
+}
+
+impl fmt::Display for ScenarioError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.line {
+            Some(line) => write!(f, "{}:{line}: {}", self.file, self.message),
+            None => write!(f, "{}: {}", self.file, self.message),
+        }
+    }
+}
+
+impl std::error::Error for ScenarioError {}
+
+fn line_of(text: &str, byte: usize) -> usize {
+    text[..byte.min(text.len())].matches('\n').count() + 1
+}
+
+impl ScenarioFile {
+    /// Parses and validates; errors name the file, the line and the field.
+    pub fn parse(file: &str, text: &str) -> Result<ScenarioFile, ScenarioError> {
+        let parsed: ScenarioFile = toml::from_str(text).map_err(|e| ScenarioError {
+            file: file.to_string(),
+            line: e.span().map(|s| line_of(text, s.start)),
+            message: e.message().trim().to_string(),
+        })?;
+        parsed
+            .validate()
+            .map_err(|(field, message)| ScenarioError {
+                file: file.to_string(),
+                line: find_key_line(text, field),
+                message: format!("{field}: {message}"),
+            })?;
+        Ok(parsed)
+    }
+
+    fn validate(&self) -> Result<(), (&'static str, String)> {
+        let c = &self.cluster;
+        let w = &self.workload;
+        let range = |r: [u64; 2]| r[0] <= r[1];
+        if c.name_servers == 0 {
+            return Err(("name_servers", "at least one name server".into()));
+        }
+        if c.broker_groups == 0 {
+            return Err(("broker_groups", "at least one broker group".into()));
+        }
+        if c.flush.values().is_empty() {
+            return Err(("flush", "an empty list".into()));
+        }
+        if c.replication.values().is_empty() {
+            return Err(("replication", "an empty list".into()));
+        }
+        if c.queues == 0 || c.queues > 64 {
+            return Err(("queues", format!("{} is not in 1..=64", c.queues)));
+        }
+        if !(4096..=(1 << 30)).contains(&c.commit_log_file_bytes) {
+            return Err(("commit_log_file_bytes", "must be in 4096..=2^30".into()));
+        }
+        if !rmq_model::message::is_valid_topic(&w.topic) {
+            return Err(("topic", format!("{:?} is not a valid topic name", w.topic)));
+        }
+        if w.send_interval_ms[0] == 0 || !range(w.send_interval_ms) {
+            return Err(("send_interval_ms", "[lo, hi] with 0 < lo <= hi".into()));
+        }
+        if w.body_bytes[0] > w.body_bytes[1] || w.body_bytes[1] > 64 * 1024 {
+            return Err(("body_bytes", "[lo, hi] with lo <= hi <= 65536".into()));
+        }
+        if w.tags.is_empty() {
+            return Err(("tags", "at least one tag".into()));
+        }
+        if w.groups.is_empty() {
+            return Err(("groups", "at least one consumer group".into()));
+        }
+        if let Some(g) = w.groups.iter().find(|g| g.consumers == 0) {
+            return Err(("consumers", format!("group {} has no consumer", g.name)));
+        }
+        let f = &self.faults;
+        if !range(f.every_ms) || f.every_ms[0] == 0 {
+            return Err(("every_ms", "[lo, hi] with 0 < lo <= hi".into()));
+        }
+        if !range(f.down_ms) {
+            return Err(("down_ms", "[lo, hi] with lo <= hi".into()));
+        }
+        if !f.kinds.is_empty() && f.targets.is_empty() {
+            return Err(("targets", "faults need at least one target".into()));
+        }
+        if self.durations.faults_ms == 0 || self.durations.quiet_ms == 0 {
+            return Err((
+                "durations",
+                "faults_ms and quiet_ms must be positive".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Every variant of the matrix, in a fixed order (flush major).
+    pub fn variants(&self, stem: &str) -> Vec<Scenario> {
+        let flushes = self.cluster.flush.values();
+        let replications = self.cluster.replication.values();
+        let matrix = flushes.len() * replications.len() > 1;
+        let mut out = Vec::new();
+        for &flush in &flushes {
+            for &replication in &replications {
+                let name = if matrix {
+                    format!(
+                        "{stem}[flush={},replication={}]",
+                        flush_name(flush),
+                        replication_name(replication)
+                    )
+                } else {
+                    stem.to_string()
+                };
+                out.push(Scenario {
+                    name,
+                    file: self.clone(),
+                    flush,
+                    replication,
+                });
+            }
+        }
+        out
+    }
+}
+
+pub fn flush_name(f: FlushMode) -> &'static str {
+    match f {
+        FlushMode::SyncFlush => "sync_flush",
+        FlushMode::AsyncFlush => "async_flush",
+    }
+}
+
+pub fn replication_name(r: Replication) -> &'static str {
+    match r {
+        Replication::None => "none",
+        Replication::Sync => "sync",
+        Replication::Async => "async",
+    }
+}
+
+/// The first line that assigns `key` (for errors found after parsing).
+fn find_key_line(text: &str, key: &str) -> Option<usize> {
+    text.lines()
+        .position(|l| {
+            let l = l.trim_start();
+            l.strip_prefix(key)
+                .is_some_and(|rest| rest.trim_start().starts_with('='))
+        })
+        .map(|i| i + 1)
+}
+
+/// A loaded scenario file and its variants.
+#[derive(Clone, Debug)]
+pub struct LoadedScenario {
+    pub path: String,
+    pub stem: String,
+    pub file: ScenarioFile,
+    pub variants: Vec<Scenario>,
+}
+
+impl LoadedScenario {
+    pub fn load(path: &Path) -> Result<LoadedScenario, ScenarioError> {
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| ScenarioError {
+            file: shown.clone(),
+            line: None,
+            message: e.to_string(),
+        })?;
+        let file = ScenarioFile::parse(&shown, &text)?;
+        let stem = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| shown.clone());
+        let variants = file.variants(&stem);
+        Ok(LoadedScenario {
+            path: shown,
+            stem,
+            file,
+            variants,
+        })
+    }
+
+    /// The variant seed `seed` runs.
+    pub fn variant_for(&self, seed: u64) -> &Scenario {
+        &self.variants[(seed % self.variants.len() as u64) as usize]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+description = "test"
+[cluster]
+name_servers = 1
+broker_groups = 1
+flush = ["sync_flush", "async_flush"]
+replication = "none"
+[workload]
+topic = "TopicTest"
+producers = 1
+send_interval_ms = [100, 200]
+body_bytes = [10, 20]
+tags = ["a"]
+groups = [{ name = "g", tags = "*", consumers = 1, model = "clustering" }]
+[faults]
+kinds = ["power_cut"]
+targets = ["masters"]
+every_ms = [1000, 2000]
+down_ms = [100, 200]
+[durations]
+faults_ms = 10000
+quiet_ms = 10000
+"#;
+
+    #[test]
+    fn parses_and_expands_a_matrix() {
+        let f = ScenarioFile::parse("t.toml", GOOD).unwrap();
+        let v = f.variants("t");
+        assert_eq!(v.len(), 2);
+        assert_eq!(v[0].name, "t[flush=sync_flush,replication=none]");
+        assert_eq!(v[1].flush, FlushMode::AsyncFlush);
+    }
+
+    #[test]
+    fn errors_name_file_line_and_field() {
+        let bad = GOOD.replace("producers = 1", "producerz = 1");
+        let e = ScenarioFile::parse("t.toml", &bad).unwrap_err();
+        assert_eq!(e.line, Some(10), "{e}");
+        assert!(e.to_string().contains("producerz"), "{e}");
+        assert!(e.to_string().starts_with("t.toml:10:"), "{e}");
+
+        let bad = GOOD.replace("name_servers = 1", "name_servers = \"one\"");
+        let e = ScenarioFile::parse("t.toml", &bad).unwrap_err();
+        assert_eq!(e.line, Some(4), "{e}");
+
+        let bad = GOOD.replace("every_ms = [1000, 2000]", "every_ms = [3000, 2000]");
+        let e = ScenarioFile::parse("t.toml", &bad).unwrap_err();
+        assert_eq!(e.line, Some(18), "{e}");
+        assert!(e.to_string().contains("every_ms"), "{e}");
+
+        let bad = GOOD.replace("\"power_cut\"", "\"meteor\"");
+        let e = ScenarioFile::parse("t.toml", &bad).unwrap_err();
+        assert!(e.to_string().contains("meteor"), "{e}");
+    }
+}
