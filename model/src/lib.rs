@@ -3,6 +3,7 @@
 //! the [`store::Disk`] trait and the node context ([`node::Ctx`]).
 #![forbid(unsafe_code)]
 
+pub mod client;
 pub mod message;
 pub mod namesrv;
 pub mod node;
