@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub mod broker;
+pub mod client;
 pub mod message;
 pub mod namesrv;
 pub mod node;
