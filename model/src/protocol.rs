@@ -69,6 +69,60 @@ pub enum Message {
 }
 
 impl Message {
+    /// A 64-bit digest of the message for run fingerprints: its kind and key fields,
+    /// and the CRC of any payload. Cheap enough to compute for every packet.
+    pub fn digest(&self) -> u64 {
+        let mix = |h: u64, v: u64| (h ^ v).wrapping_mul(0x0100_0000_01b3).rotate_left(29);
+        let (opaque, side, fields): (u32, u64, [u64; 3]) = match self {
+            Message::Request { opaque, request } => {
+                let f = match request {
+                    Request::SendMessage(m) => [
+                        m.queue_id as u64,
+                        m.body.len() as u64,
+                        u64::from(crc32fast::hash(&m.body)),
+                    ],
+                    Request::PullMessage(p) => [p.queue_id as u64, p.queue_offset, p.commit_offset],
+                    Request::UpdateConsumerOffset { key, offset } => {
+                        [key.queue_id as u64, *offset, 0]
+                    }
+                    Request::HaReport { slave_max_offset } => [*slave_max_offset, 0, 0],
+                    Request::HaTransfer {
+                        master_offset,
+                        master_max_offset,
+                        data,
+                    } => [
+                        *master_offset,
+                        *master_max_offset,
+                        u64::from(crc32fast::hash(data)),
+                    ],
+                    _ => [0, 0, 0],
+                };
+                (*opaque, request.code() as u64, f)
+            }
+            Message::Response { opaque, response } => {
+                let f = match response {
+                    Response::Send(s) => [s.code as u64, s.queue_id as u64, s.queue_offset],
+                    Response::Pull(p) => [
+                        p.code as u64,
+                        p.next_begin_offset,
+                        u64::from(crc32fast::hash(&p.records)),
+                    ],
+                    Response::Offset(o) => [*o, 0, 0],
+                    Response::Error { code, .. } => [*code as u64, 0, 0],
+                    Response::ConsumerList(ids) => [ids.len() as u64, 0, 0],
+                    Response::Route(r) => {
+                        [r.queue_datas.len() as u64, r.broker_datas.len() as u64, 0]
+                    }
+                    _ => [0, 0, 0],
+                };
+                (*opaque, 1 << 40, f)
+            }
+        };
+        fields
+            .iter()
+            .fold(mix(u64::from(opaque), side), |h, &v| mix(h, v))
+    }
+
     /// One short line for traces: what it is and its key fields, never whole bodies.
     pub fn summary(&self) -> String {
         match self {

@@ -258,7 +258,10 @@ mod tests {
         let mut buf = Vec::new();
         h.write_jsonl(&mut buf).unwrap();
         let text = String::from_utf8(buf.clone()).unwrap();
-        assert!(text.starts_with(r#"{"op":"send_invoke","at_ms":5"#), "{text}");
+        assert!(
+            text.starts_with(r#"{"op":"send_invoke","at_ms":5"#),
+            "{text}"
+        );
         let back = History::read_jsonl(&mut buf.as_slice()).unwrap();
         assert_eq!(back, h);
         let err = History::read_jsonl(&mut "{\"op\":\"nope\"}\n".as_bytes()).unwrap_err();

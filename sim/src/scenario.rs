@@ -111,6 +111,8 @@ pub enum FaultSpecKind {
     Partition,
     OneWayPartition,
     Clog,
+    /// A TCP reset of one connection: in-flight packets lost, both ends notified.
+    ConnectionReset,
     ClockSkew,
 }
 
@@ -188,10 +190,23 @@ fn line_of(text: &str, byte: usize) -> usize {
 impl ScenarioFile {
     /// Parses and validates; errors name the file, the line and the field.
     pub fn parse(file: &str, text: &str) -> Result<ScenarioFile, ScenarioError> {
-        let parsed: ScenarioFile = toml::from_str(text).map_err(|e| ScenarioError {
-            file: file.to_string(),
-            line: e.span().map(|s| line_of(text, s.start)),
-            message: e.message().trim().to_string(),
+        let parsed: ScenarioFile = toml::from_str(text).map_err(|e| {
+            let line = e.span().map(|s| line_of(text, s.start));
+            let message = e.message().trim().to_string();
+            // Name the field: a type error's message only says what was expected.
+            let key = line
+                .and_then(|l| text.lines().nth(l - 1))
+                .and_then(|l| l.split_once('='))
+                .map(|(k, _)| k.trim())
+                .filter(|k| !k.is_empty() && !message.contains(k));
+            ScenarioError {
+                file: file.to_string(),
+                line,
+                message: match key {
+                    Some(k) => format!("{k}: {message}"),
+                    None => message,
+                },
+            }
         })?;
         parsed
             .validate()
@@ -402,6 +417,7 @@ quiet_ms = 10000
         let bad = GOOD.replace("name_servers = 1", "name_servers = \"one\"");
         let e = ScenarioFile::parse("t.toml", &bad).unwrap_err();
         assert_eq!(e.line, Some(4), "{e}");
+        assert!(e.message.starts_with("name_servers: "), "{e}");
 
         let bad = GOOD.replace("every_ms = [1000, 2000]", "every_ms = [3000, 2000]");
         let e = ScenarioFile::parse("t.toml", &bad).unwrap_err();

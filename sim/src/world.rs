@@ -11,13 +11,16 @@
 //! incarnation are dropped when they come due instead of being searched out of the queue.
 //! A restart rebuilds the node through the factory from whatever its disk kept.
 //!
-//! Every processed event appends a line to the trace, and a running FNV-1a hash of all
-//! lines is the run's fingerprint: two runs agree iff their traces do.
+//! Every processed event is folded into a running FNV-1a fingerprint (its time, kind,
+//! nodes and a digest of its message), and, when the trace is kept (replays), appends a
+//! readable line to it: two runs agree iff their fingerprints do.
 //!
 //! Random streams (see [`crate::seeds`]): per link latency, per node fsync latency, per
 //! node crash outcomes, per node `Ctx::random_u64`.
 
+use std::cell::Cell;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::rc::Rc;
 use std::fmt::{self, Debug};
 
 use rand::Rng;
@@ -64,6 +67,12 @@ pub enum Fault {
         path_prefix: String,
         bits: u32,
     },
+    /// The connection between `a` and `b` is reset (RST): in-flight packets are lost
+    /// and both ends see the break; the next send reconnects.
+    ResetConnection {
+        a: NodeId,
+        b: NodeId,
+    },
     /// The node's clock reads `skew_ms` off the true time from now on.
     ClockSkew {
         node: NodeId,
@@ -100,6 +109,7 @@ impl fmt::Display for Fault {
                 bits,
             } => write!(f, "damage {node} disk {path_prefix}* ({bits} bits)"),
             Fault::ClockSkew { node, skew_ms } => write!(f, "clock skew {node} {skew_ms:+}ms"),
+            Fault::ResetConnection { a, b } => write!(f, "reset connection {a} <-> {b}"),
             Fault::Partition { a, b, one_way } => {
                 let arrow = if *one_way { "->" } else { "<->" };
                 write!(f, "partition {a} {arrow} {b}")
@@ -263,10 +273,18 @@ pub struct World<M> {
     events_processed: u64,
     /// How a message appears in the trace (default: its `Debug`).
     describe: fn(&M) -> String,
+    /// What of a message the fingerprint covers (default: a hash of its `Debug`).
+    digest: fn(&M) -> u64,
+    /// Observers of the true time (history recorders: nodes see skewed clocks).
+    true_clock: Option<Rc<Cell<u64>>>,
 }
 
 fn debug_string<M: Debug>(m: &M) -> String {
     format!("{m:?}")
+}
+
+fn debug_digest<M: Debug>(m: &M) -> u64 {
+    fnv1a(FNV_OFFSET_BASIS, format!("{m:?}").as_bytes())
 }
 
 const FNV_OFFSET_BASIS: u64 = 0xcbf2_9ce4_8422_2325;
@@ -320,6 +338,8 @@ impl<M: Debug + 'static> World<M> {
             faults: Vec::new(),
             events_processed: 0,
             describe: debug_string::<M>,
+            digest: debug_digest::<M>,
+            true_clock: None,
         };
         for i in 0..node_count {
             world.boot(NodeId(i));
@@ -345,16 +365,25 @@ impl<M: Debug + 'static> World<M> {
         }
     }
 
-    /// How messages are written in the trace (and so fingerprinted).
-    pub fn set_message_describer(&mut self, describe: fn(&M) -> String) {
+    /// A cell the world keeps at the true virtual time, for recorders that must not
+    /// see a node's skewed clock.
+    pub fn share_true_clock(&mut self, clock: Rc<Cell<u64>>) {
+        clock.set(self.now_ms);
+        self.true_clock = Some(clock);
+    }
+
+    /// How messages are written in the trace, and what of them the fingerprint covers.
+    pub fn set_message_format(&mut self, describe: fn(&M) -> String, digest: fn(&M) -> u64) {
         self.describe = describe;
+        self.digest = digest;
     }
 
     pub fn now_ms(&self) -> u64 {
         self.now_ms
     }
 
-    /// FNV-1a over every trace line so far (each followed by `\n`).
+    /// FNV-1a over every event so far: its time, what it was, which nodes, and a digest
+    /// of its message; equal fingerprints mean equal runs.
     pub fn fingerprint(&self) -> u64 {
         self.fingerprint
     }
@@ -413,18 +442,10 @@ impl<M: Debug + 'static> World<M> {
         self.next_seq += 1;
     }
 
+    /// Records a rare event (boot, injected fault, clean stop) by its text.
     fn record(&mut self, line: String) -> String {
-        let line = format!("[t={}ms] {line}", self.now_ms);
-        self.fingerprint = fnv1a(self.fingerprint, line.as_bytes());
-        self.fingerprint = fnv1a(self.fingerprint, b"\n");
-        if !self.keep_trace {
-            return line;
-        }
-        if self.trace.len() == MAX_TRACE_LINES {
-            self.trace.pop_front();
-        }
-        self.trace.push_back(line.clone());
-        line
+        let digest = fnv1a(FNV_OFFSET_BASIS, line.as_bytes());
+        self.record_event([50, digest, 0, 0], Some(line))
     }
 
     /// Schedules `fault` at `at_ms` (not in the past).
@@ -471,25 +492,35 @@ impl<M: Debug + 'static> World<M> {
         let ((at_ms, _seq), event) = self.queue.pop_first()?;
         debug_assert!(at_ms >= self.now_ms);
         self.events_processed += 1;
+        if let Some(clock) = &self.true_clock {
+            clock.set(at_ms);
+        }
         self.now_ms = at_ms;
-        let line = match event {
+        let keep = self.keep_trace;
+        // Each event is fingerprinted from a few numbers (cheap: this runs for every
+        // event); its readable line is only built when the trace is kept.
+        let (parts, line): ([u64; 4], Option<String>) = match event {
             Event::Packet {
                 from,
                 to,
                 conn_epoch,
                 msg,
             } => {
-                let text = (self.describe)(&msg);
+                let digest = (self.digest)(&msg);
+                let text = keep.then(|| (self.describe)(&msg));
+                let ids = (u64::from(from.0) << 32) | u64::from(to.0);
                 if !self.net.is_current(from, to, conn_epoch) {
-                    format!("{from} -> {to} lost {text} (connection broke)")
+                    let line = text.map(|t| format!("{from} -> {to} lost {t} (connection broke)"));
+                    ([1, ids, conn_epoch, digest], line)
                 } else if !self.is_up(to) {
-                    format!("{from} -> {to} lost {text} ({to} is down)")
+                    let line = text.map(|t| format!("{from} -> {to} lost {t} ({to} is down)"));
+                    ([2, ids, conn_epoch, digest], line)
                 } else {
-                    let line = format!("{from} -> {to} {text}");
                     self.run_node(to, |node, ctx| {
                         node.handle(ctx, Input::Packet { from, msg });
                     });
-                    line
+                    let line = text.map(|t| format!("{from} -> {to} {t}"));
+                    ([3, ids, conn_epoch, digest], line)
                 }
             }
             Event::Timer {
@@ -500,13 +531,16 @@ impl<M: Debug + 'static> World<M> {
             } => {
                 let slot = self.slot_mut(node);
                 let current = slot.boot_epoch == boot_epoch && slot.node.is_some();
+                let n = u64::from(node.0);
                 if !current {
-                    format!("{node} {id} dropped (older incarnation)")
+                    let line = keep.then(|| format!("{node} {id} dropped (older incarnation)"));
+                    ([10, n, id.0, kind], line)
                 } else if !slot.timers.remove(&id) {
-                    format!("{node} {id} cancelled")
+                    ([11, n, id.0, kind], keep.then(|| format!("{node} {id} cancelled")))
                 } else {
                     self.run_node(node, |n, ctx| n.handle(ctx, Input::Timer { id, kind }));
-                    format!("{node} {id} fired kind={kind}")
+                    let line = keep.then(|| format!("{node} {id} fired kind={kind}"));
+                    ([12, n, id.0, kind], line)
                 }
             }
             Event::SyncDue {
@@ -515,22 +549,25 @@ impl<M: Debug + 'static> World<M> {
                 ticket,
             } => {
                 let slot = self.slot_mut(node);
+                let n = u64::from(node.0);
                 if slot.boot_epoch != boot_epoch || slot.node.is_none() {
-                    format!("{node} {ticket} dropped (older incarnation)")
+                    let line =
+                        keep.then(|| format!("{node} {ticket} dropped (older incarnation)"));
+                    ([20, n, ticket.0, 0], line)
                 } else {
                     let (done, result) = slot
                         .disk
                         .complete_next()
                         .expect("a scheduled sync is still pending");
                     assert_eq!(done, ticket, "syncs complete in request order");
-                    let line = match &result {
-                        Ok(()) => format!("{node} {ticket} complete"),
-                        Err(e) => format!("{node} {ticket} failed: {e}"),
+                    let (code, line) = match &result {
+                        Ok(()) => (21, keep.then(|| format!("{node} {ticket} complete"))),
+                        Err(e) => (22, keep.then(|| format!("{node} {ticket} failed: {e}"))),
                     };
                     self.run_node(node, |n, ctx| {
                         n.handle(ctx, Input::SyncComplete { ticket, result });
                     });
-                    line
+                    ([code, n, ticket.0, 0], line)
                 }
             }
             Event::Broken {
@@ -539,18 +576,48 @@ impl<M: Debug + 'static> World<M> {
                 peer,
             } => {
                 let slot = self.slot(node);
+                let ids = (u64::from(node.0) << 32) | u64::from(peer.0);
                 if slot.boot_epoch != boot_epoch || slot.node.is_none() {
-                    format!("{node} connection to {peer} broke (dropped: older incarnation)")
+                    let line = keep.then(|| {
+                        format!("{node} connection to {peer} broke (dropped: older incarnation)")
+                    });
+                    ([30, ids, 0, 0], line)
                 } else {
                     self.run_node(node, |n, ctx| {
                         n.handle(ctx, Input::ConnectionBroken { peer });
                     });
-                    format!("{node} connection to {peer} broke")
+                    ([31, ids, 0, 0], keep.then(|| format!("{node} connection to {peer} broke")))
                 }
             }
-            Event::Fault(fault) => self.apply_fault(fault),
+            Event::Fault(fault) => {
+                let line = self.apply_fault(fault);
+                ([40, fnv1a(FNV_OFFSET_BASIS, line.as_bytes()), 0, 0], Some(line))
+            }
         };
-        Some(self.record(line))
+        Some(self.record_event(parts, line))
+    }
+
+    /// Folds one event into the fingerprint and, when the trace is kept, stores its line.
+    fn record_event(&mut self, parts: [u64; 4], line: Option<String>) -> String {
+        let mut bytes = [0u8; 40];
+        bytes[..8].copy_from_slice(&self.now_ms.to_le_bytes());
+        for (i, p) in parts.iter().enumerate() {
+            bytes[8 + 8 * i..16 + 8 * i].copy_from_slice(&p.to_le_bytes());
+        }
+        self.fingerprint = fnv1a(self.fingerprint, &bytes);
+        match line {
+            Some(line) if self.keep_trace => self.keep_line(line),
+            _ => String::new(),
+        }
+    }
+
+    fn keep_line(&mut self, line: String) -> String {
+        let line = format!("[t={}ms] {line}", self.now_ms);
+        if self.trace.len() == MAX_TRACE_LINES {
+            self.trace.pop_front();
+        }
+        self.trace.push_back(line.clone());
+        line
     }
 
     /// Processes every event due at or before `t_ms`, then moves the clock to `t_ms`.
@@ -758,6 +825,13 @@ impl<M: Debug + 'static> World<M> {
                 return format!("fault {fault}: {}", hits.join(" "));
             }
             Fault::ClockSkew { node, skew_ms } => self.slot_mut(node).clock_skew_ms = skew_ms,
+            Fault::ResetConnection { a, b } => {
+                if !self.net.break_conn(a, b) {
+                    return format!("fault {fault} (ignored: no open connection)");
+                }
+                self.notify_broken(a, b);
+                self.notify_broken(b, a);
+            }
             Fault::Partition { a, b, one_way } => {
                 if self.net.partition(a, b, one_way) {
                     self.notify_broken(a, b);

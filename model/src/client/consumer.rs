@@ -172,6 +172,9 @@ pub struct PushConsumer {
     persist_timer: Option<TimerId>,
     started: bool,
     stopped: bool,
+    /// Commits made as a side effect of pulls (COMMIT_OFFSET), reported with the
+    /// events of the input that caused them.
+    pull_commits: Vec<ClientEvent>,
 }
 
 impl PushConsumer {
@@ -198,6 +201,7 @@ impl PushConsumer {
             persist_timer: None,
             started: false,
             stopped: false,
+            pull_commits: Vec::new(),
         }
     }
 
@@ -339,6 +343,7 @@ impl PushConsumer {
                 }
             }
         }
+        out.append(&mut self.pull_commits);
         out
     }
 
@@ -818,6 +823,9 @@ impl PushConsumer {
         // pull; slaves never store offsets.
         if self.clustering() && commit_offset > 0 && !is_slave {
             sys_flag |= pull_sys_flag::COMMIT_OFFSET;
+            // The master stores it: that is a commit like UPDATE_CONSUMER_OFFSET.
+            self.pull_commits
+                .extend(self.offsets.note_pull_commit(mq, commit_offset));
         }
         let request = Request::PullMessage(PullMessage {
             consumer_group: self.cfg.consumer_group.clone(),

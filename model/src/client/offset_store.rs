@@ -143,6 +143,19 @@ impl OffsetStore {
         self.committed.remove(mq);
     }
 
+    /// A pull carried `offset` with COMMIT_OFFSET: the event, if it moved the commit.
+    pub(crate) fn note_pull_commit(
+        &mut self,
+        mq: &MessageQueue,
+        offset: u64,
+    ) -> Option<ClientEvent> {
+        if self.committed.get(mq) == Some(&offset) {
+            return None;
+        }
+        self.committed.insert(mq.clone(), offset);
+        Some(self.committed_event(mq, offset))
+    }
+
     fn committed_event(&self, mq: &MessageQueue, offset: u64) -> ClientEvent {
         ClientEvent::Committed {
             group: self.group.clone(),

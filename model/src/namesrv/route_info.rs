@@ -95,6 +95,28 @@ impl RouteInfoManager {
                         );
                 }
             }
+        } else if self.broker_addr_table[&b.broker_name]
+            .master_addr()
+            .is_none()
+        {
+            // No master registered (it died, or this name server restarted since): the
+            // slave's topics keep the group's queues visible to consumers, who then
+            // read from the slave. RocketMQ 4.9.8 lists queues only from masters;
+            // 5.x does this for a "prime slave" (`enableSlaveActingMaster`). Only
+            // missing entries are added: a master's data is never overwritten.
+            for (topic, config) in &req.topic_config_table {
+                self.topic_queue_table
+                    .entry(topic.clone())
+                    .or_default()
+                    .entry(b.broker_name.clone())
+                    .or_insert_with(|| QueueData {
+                        broker_name: b.broker_name.clone(),
+                        read_queue_nums: config.read_queue_nums,
+                        write_queue_nums: config.write_queue_nums,
+                        perm: config.perm,
+                        topic_sys_flag: config.topic_sys_flag,
+                    });
+            }
         }
         self.broker_live_table.insert(
             b.broker_addr.clone(),

@@ -24,6 +24,9 @@ pub struct MappedFileQueue {
     file_size: u64,
     /// Start offsets, ascending, each `file_size` after the previous.
     starts: Vec<u64>,
+    /// `paths[i]` is the path of the file starting at `starts[i]` (built once: paths
+    /// are asked for on every read and write).
+    paths: Vec<String>,
 }
 
 impl MappedFileQueue {
@@ -33,6 +36,7 @@ impl MappedFileQueue {
             dir: dir.into(),
             file_size,
             starts: Vec::new(),
+            paths: Vec::new(),
         }
     }
 
@@ -42,6 +46,10 @@ impl MappedFileQueue {
         for pair in starts.windows(2) {
             assert_eq!(pair[0] + file_size, pair[1], "files must be contiguous");
         }
+        q.paths = starts
+            .iter()
+            .map(|&s| join(&q.dir, &file_name(s)))
+            .collect();
         q.starts = starts;
         q
     }
@@ -73,7 +81,10 @@ impl MappedFileQueue {
     }
 
     pub fn path_of(&self, start: u64) -> String {
-        join(&self.dir, &file_name(start))
+        match self.starts.binary_search(&start) {
+            Ok(i) => self.paths[i].clone(),
+            Err(_) => join(&self.dir, &file_name(start)),
+        }
     }
 
     /// The start of the file holding `offset`, if one does.
@@ -101,6 +112,7 @@ impl MappedFileQueue {
         disk.create(&path)?;
         disk.set_len(&path, self.file_size)?;
         self.starts.push(start);
+        self.paths.push(path);
         Ok(())
     }
 
@@ -111,9 +123,10 @@ impl MappedFileQueue {
         offset: u64,
     ) -> Result<usize, DiskError> {
         let keep = self.starts.partition_point(|&s| s < offset);
-        let doomed: Vec<u64> = self.starts.drain(keep..).collect();
-        for start in &doomed {
-            disk.delete(&self.path_of(*start))?;
+        self.starts.truncate(keep);
+        let doomed: Vec<String> = self.paths.drain(keep..).collect();
+        for path in &doomed {
+            disk.delete(path)?;
         }
         Ok(doomed.len())
     }

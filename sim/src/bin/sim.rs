@@ -1,13 +1,23 @@
 //! `sim`: rocketsim's command line.
 //!
-//! `sim store-crash --seeds 10000` sweeps seeded crash/recover schedules against the
-//! storage engine on the fault-injecting disk and prints what was verified; any
-//! violation prints the command that replays it with a trace.
+//! - `sim run --scenario FILE --seeds N`: a sweep of seeded fault scenarios, judged by
+//!   the checker; a failure prints the command that replays it.
+//! - `sim replay --scenario FILE --seed S`: one run, bit for bit, with its derived
+//!   configuration, trace, verdict and trace fingerprint.
+//! - `sim list`: the scenarios.
+//! - `sim bench`: simulator and checker throughput.
+//! - `sim store-crash --seeds 10000`: seeded crash/recover schedules against the
+//!   storage engine alone.
 
+use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use rmq_sim::runner::{self, reference_broker, RunOptions};
+use rmq_sim::scenario::LoadedScenario;
 use rmq_sim::store_crash::{self, Stats, Violation};
+use rmq_sim::sweep::{self, SweepSummary};
 
 #[derive(Parser)]
 #[command(
@@ -21,6 +31,54 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run a scenario over many seeds and judge every run.
+    Run {
+        #[arg(long)]
+        scenario: PathBuf,
+        /// How many seeds, starting at 0.
+        #[arg(long, default_value_t = 100, conflicts_with = "seed_range")]
+        seeds: u64,
+        /// A half-open range `A..B` of seeds (to shard a sweep over machines).
+        #[arg(long)]
+        seed_range: Option<String>,
+        /// Worker threads (default: every core).
+        #[arg(long)]
+        jobs: Option<usize>,
+        /// One JSON object on stdout instead of the human summary.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run one seed again, bit for bit, and show everything.
+    Replay {
+        #[arg(long)]
+        scenario: PathBuf,
+        #[arg(long)]
+        seed: u64,
+        /// Also write the trace as JSON lines to this file.
+        #[arg(long)]
+        trace: Option<PathBuf>,
+        /// Also write the history (what clients saw) as JSON lines to this file.
+        #[arg(long)]
+        history: Option<PathBuf>,
+        /// Print at most this many trace lines (the last ones).
+        #[arg(long, default_value_t = 200)]
+        tail: usize,
+    },
+    /// The scenarios in a directory, one line each.
+    List {
+        #[arg(long, default_value = "scenarios")]
+        dir: PathBuf,
+    },
+    /// Simulator events/s and speed-up over real time on a scenario, and checker ops/s.
+    Bench {
+        #[arg(long, default_value = "scenarios/chaos.toml")]
+        scenario: PathBuf,
+        #[arg(long, default_value_t = 20)]
+        seeds: u64,
+        /// Messages in the synthetic history the checker is timed on.
+        #[arg(long, default_value_t = 300_000)]
+        checker_messages: usize,
+    },
     /// Crash, damage and recover the storage engine over many seeds, checking every
     /// recovery (durability, prefix, consume queues, dense offsets, idempotence, damage).
     StoreCrash {
@@ -47,6 +105,26 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Run {
+            scenario,
+            seeds,
+            seed_range,
+            jobs,
+            json,
+        } => run_command(&scenario, seeds, seed_range.as_deref(), jobs, json),
+        Command::Replay {
+            scenario,
+            seed,
+            trace,
+            history,
+            tail,
+        } => replay_scenario(&scenario, seed, trace.as_deref(), history.as_deref(), tail),
+        Command::List { dir } => list_command(&dir),
+        Command::Bench {
+            scenario,
+            seeds,
+            checker_messages,
+        } => bench_command(&scenario, seeds, checker_messages),
         Command::StoreCrash {
             seeds,
             first_seed,
@@ -186,5 +264,241 @@ fn print_summary(
     }
     if failures.len() > 20 {
         println!("... and {} more", failures.len() - 20);
+    }
+}
+
+/// Loads a scenario or explains why not (exit code 2: the input is wrong, not the system).
+fn load(path: &Path) -> Result<LoadedScenario, ExitCode> {
+    LoadedScenario::load(path).map_err(|e| {
+        eprintln!("error: {e}");
+        ExitCode::from(2)
+    })
+}
+
+fn parse_range(text: &str) -> Option<std::ops::Range<u64>> {
+    let (a, b) = text.split_once("..")?;
+    let (a, b) = (a.trim().parse().ok()?, b.trim().parse().ok()?);
+    (a < b).then_some(a..b)
+}
+
+// Wall time only measures sweeps for the report; nothing simulated reads it.
+#[allow(clippy::disallowed_types)]
+fn wall_clock() -> std::time::Instant {
+    std::time::Instant::now()
+}
+
+fn default_jobs() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+fn print_sweep_summary(s: &SweepSummary, wall_s: f64) {
+    let virtual_s = s.virtual_ms as f64 / 1000.0;
+    println!(
+        "{}: {} seeds, {} passed, {} failed",
+        s.scenario, s.seeds, s.passed, s.failed
+    );
+    println!(
+        "  {} events, {:.0} s virtual time in {:.2} s wall: {:.0} events/s, {:.0}x real time",
+        s.events,
+        virtual_s,
+        wall_s,
+        s.events as f64 / wall_s.max(1e-9),
+        virtual_s / wall_s.max(1e-9)
+    );
+    println!(
+        "  {} sends, {} acknowledged, {} deliveries, {} duplicates, {} losses explained by the allowance",
+        s.sends, s.acked, s.deliveries, s.duplicates, s.allowed_lost
+    );
+    for f in &s.failures {
+        println!("\nseed {} ({}) violated {:?}", f.seed, f.variant, f.rules);
+        for v in &f.violations {
+            println!("  - {v}");
+        }
+        println!("  replay: {}", f.replay);
+    }
+}
+
+fn run_command(
+    path: &Path,
+    seeds: u64,
+    seed_range: Option<&str>,
+    jobs: Option<usize>,
+    json: bool,
+) -> ExitCode {
+    let loaded = match load(path) {
+        Ok(l) => l,
+        Err(code) => return code,
+    };
+    let range = match seed_range {
+        Some(text) => match parse_range(text) {
+            Some(r) => r,
+            None => {
+                eprintln!("error: --seed-range {text:?}: expected A..B with A < B");
+                return ExitCode::from(2);
+            }
+        },
+        None => 0..seeds,
+    };
+    let started = wall_clock();
+    let summary = sweep::sweep(
+        &loaded,
+        range,
+        jobs.unwrap_or_else(default_jobs),
+        reference_broker,
+    );
+    let wall_s = started.elapsed().as_secs_f64();
+    if json {
+        let mut v = serde_json::to_value(&summary).expect("summary serializes");
+        v["wall_s"] = serde_json::json!(wall_s);
+        println!("{v}");
+    } else {
+        print_sweep_summary(&summary, wall_s);
+    }
+    if summary.failed > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+fn replay_scenario(
+    path: &Path,
+    seed: u64,
+    trace_file: Option<&Path>,
+    history_file: Option<&Path>,
+    tail: usize,
+) -> ExitCode {
+    let loaded = match load(path) {
+        Ok(l) => l,
+        Err(code) => return code,
+    };
+    let variant = loaded.variant_for(seed);
+    let out = runner::run(
+        variant,
+        seed,
+        reference_broker(),
+        RunOptions { keep_trace: true },
+    );
+    println!("# derived configuration");
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&out.config).expect("config serializes")
+    );
+    println!(
+        "\n# trace ({} events; the last {} lines)",
+        out.events,
+        tail.min(out.trace.len())
+    );
+    for line in out.trace.iter().skip(out.trace.len().saturating_sub(tail)) {
+        println!("{line}");
+    }
+    if let Some(p) = trace_file {
+        let write = || -> std::io::Result<()> {
+            let mut f = std::io::BufWriter::new(std::fs::File::create(p)?);
+            for line in &out.trace {
+                serde_json::to_writer(&mut f, line)?;
+                f.write_all(b"\n")?;
+            }
+            f.flush()
+        };
+        if let Err(e) = write() {
+            eprintln!("error: writing {}: {e}", p.display());
+            return ExitCode::from(2);
+        }
+    }
+    if let Some(p) = history_file {
+        let write = || -> std::io::Result<()> {
+            let mut f = std::io::BufWriter::new(std::fs::File::create(p)?);
+            out.history.write_jsonl(&mut f)?;
+            f.flush()
+        };
+        if let Err(e) = write() {
+            eprintln!("error: writing {}: {e}", p.display());
+            return ExitCode::from(2);
+        }
+    }
+    let stats = &out.report.stats;
+    println!("\n# verdict");
+    println!(
+        "{} sends ({} acknowledged, {} failed, {} unknown), {} deliveries, duplicates {:?}, {} losses explained by the allowance {:?}",
+        stats.sends, stats.acked, stats.failed, stats.unknown, stats.deliveries,
+        stats.duplicates_by_group, stats.allowed_lost, stats.allowance_reasons
+    );
+    if out.report.passed() {
+        println!("PASS");
+    } else {
+        for v in &out.report.violations {
+            println!("VIOLATION {v}");
+        }
+    }
+    println!("fingerprint {:016x}", out.fingerprint);
+    if out.report.passed() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+fn list_command(dir: &Path) -> ExitCode {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("error: {}: {e}", dir.display());
+            return ExitCode::from(2);
+        }
+    };
+    let mut paths: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    paths.sort();
+    let mut code = ExitCode::SUCCESS;
+    for p in paths {
+        match LoadedScenario::load(&p) {
+            Ok(l) => println!(
+                "{:<22} {} variant(s)  {}",
+                l.stem,
+                l.variants.len(),
+                l.file.description
+            ),
+            Err(e) => {
+                eprintln!("error: {e}");
+                code = ExitCode::from(2);
+            }
+        }
+    }
+    code
+}
+
+fn bench_command(path: &Path, seeds: u64, checker_messages: usize) -> ExitCode {
+    let loaded = match load(path) {
+        Ok(l) => l,
+        Err(code) => return code,
+    };
+    // One thread: events/s per core.
+    let started = wall_clock();
+    let summary = sweep::sweep(&loaded, 0..seeds, 1, reference_broker);
+    let wall_s = started.elapsed().as_secs_f64();
+    print_sweep_summary(&summary, wall_s);
+    let history = rmq_sim::check::synthetic_history(checker_messages, 7);
+    let ops = history.entries.len();
+    let mut times = Vec::new();
+    for _ in 0..5 {
+        let t = wall_clock();
+        let report = rmq_sim::check::check(&history);
+        times.push(t.elapsed().as_secs_f64());
+        assert!(report.passed(), "the synthetic history is healthy");
+    }
+    times.sort_by(f64::total_cmp);
+    let median = times[times.len() / 2];
+    println!(
+        "checker: {ops} history ops in {:.1} ms (median of 5): {:.1} million ops/s",
+        median * 1000.0,
+        ops as f64 / median / 1e6
+    );
+    if summary.failed > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
     }
 }

@@ -1,0 +1,531 @@
+//! One scenario run: derive everything from (scenario, seed), build the world, drive the
+//! phases, and judge the history.
+//!
+//! Phases: faults (producers send, the fault plan strikes), then the heal (partitions,
+//! clogs and clock skews end; every crashed node whose machine survives reboots), then a
+//! quiet period, at whose end liveness is judged. Nodes are built through a
+//! [`BrokerFactory`], so another broker implementation (a fork, a mutant) runs every
+//! scenario unchanged.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::rc::Rc;
+
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+use rmq_model::broker::{Broker, BrokerConfig, BrokerRole, FlushDiskType};
+use rmq_model::client::{ConsumeFromWhere, ConsumerConfig, ProducerConfig};
+use rmq_model::namesrv::{NameServer, NamesrvConfig};
+use rmq_model::node::{Node, NodeId};
+use rmq_model::protocol::{perm, Message, MessageModel};
+use rmq_model::store::config_tables::TopicConfig;
+use rmq_model::store::{Disk, StoreConfig};
+use serde::Serialize;
+
+use crate::check::{self, Report};
+use crate::history::{
+    BrokerGroupMeta, Entry, FaultKind, FlushMode, GroupMeta, History, Replication,
+};
+use crate::net::NetConfig;
+use crate::scenario::{FaultSpecKind, ModelSpec, Scenario, Target};
+use crate::seeds::{stream, Purpose};
+use crate::workload::{ConsumerHost, ProducerHost, ProducerPlan, Recorder, SharedRecorder};
+use crate::world::{sim_addr, CrashKind, Fault, FaultRecord, World, MAX_SYNC_LATENCY_MS};
+
+/// Builds (boots) a broker from its config and disk.
+pub type BrokerFactory = Rc<dyn Fn(BrokerConfig, &mut dyn Disk) -> Box<dyn Node<Message>>>;
+
+/// The reference broker: `rmq_model::broker::Broker`.
+pub fn reference_broker() -> BrokerFactory {
+    Rc::new(|config, disk| Box::new(Broker::boot(config, disk)))
+}
+
+/// Producers start sending, and faults may start, after the cluster had this long to
+/// boot and register.
+pub const WARMUP_MS: u64 = 3_000;
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(tag = "role", rename_all = "snake_case")]
+pub enum Role {
+    NameServer,
+    Master { group: usize },
+    Slave { group: usize },
+    Producer { index: usize },
+    Consumer { group: usize, index: usize },
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct PlannedFault {
+    pub at_ms: u64,
+    pub fault: String,
+}
+
+/// Everything a seed decides before the run starts: printed at the top of a replay.
+#[derive(Clone, Debug, Serialize)]
+pub struct DerivedConfig {
+    pub scenario: String,
+    pub seed: u64,
+    pub flush: FlushMode,
+    pub replication: Replication,
+    pub nodes: Vec<(u32, Role)>,
+    pub broker_groups: Vec<BrokerGroupMeta>,
+    pub net: NetSummary,
+    pub faults: Vec<PlannedFault>,
+    pub heal_at_ms: u64,
+    pub end_ms: u64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct NetSummary {
+    pub base_latency_ms: u64,
+    pub jitter_ms: u64,
+    pub break_notice_ms: u64,
+}
+
+struct Layout {
+    roles: Vec<Role>,
+    namesrv_addrs: Vec<String>,
+    masters: Vec<NodeId>,
+    slaves: Vec<Option<NodeId>>,
+}
+
+fn group_name(i: usize) -> String {
+    let letter = (b'a' + (i % 26) as u8) as char;
+    if i < 26 {
+        format!("broker-{letter}")
+    } else {
+        format!("broker-{letter}{}", i / 26)
+    }
+}
+
+fn layout(s: &Scenario) -> Layout {
+    let c = &s.file.cluster;
+    let w = &s.file.workload;
+    let mut roles = Vec::new();
+    for _ in 0..c.name_servers {
+        roles.push(Role::NameServer);
+    }
+    let mut masters = Vec::new();
+    let mut slaves = Vec::new();
+    for g in 0..c.broker_groups as usize {
+        masters.push(NodeId(roles.len() as u32));
+        roles.push(Role::Master { group: g });
+        if s.replication != Replication::None {
+            slaves.push(Some(NodeId(roles.len() as u32)));
+            roles.push(Role::Slave { group: g });
+        } else {
+            slaves.push(None);
+        }
+    }
+    for index in 0..w.producers as usize {
+        roles.push(Role::Producer { index });
+    }
+    for (group, spec) in w.groups.iter().enumerate() {
+        for index in 0..spec.consumers as usize {
+            roles.push(Role::Consumer { group, index });
+        }
+    }
+    let namesrv_addrs = (0..c.name_servers).map(|i| sim_addr(NodeId(i))).collect();
+    Layout {
+        roles,
+        namesrv_addrs,
+        masters,
+        slaves,
+    }
+}
+
+fn broker_config(s: &Scenario, l: &Layout, group: usize, slave: bool) -> BrokerConfig {
+    let c = &s.file.cluster;
+    let topic = TopicConfig {
+        topic_name: s.file.workload.topic.clone(),
+        read_queue_nums: c.queues,
+        write_queue_nums: c.queues,
+        perm: perm::READ | perm::WRITE,
+        ..TopicConfig::default()
+    };
+    BrokerConfig {
+        broker_name: group_name(group),
+        broker_id: u64::from(slave),
+        role: match (slave, s.replication) {
+            (true, _) => BrokerRole::Slave,
+            (false, Replication::Sync) => BrokerRole::SyncMaster,
+            (false, _) => BrokerRole::AsyncMaster,
+        },
+        flush_disk_type: match s.flush {
+            FlushMode::SyncFlush => FlushDiskType::SyncFlush,
+            FlushMode::AsyncFlush => FlushDiskType::AsyncFlush,
+        },
+        namesrv_addrs: l.namesrv_addrs.clone(),
+        ha_master_addr: slave.then(|| sim_addr(l.masters[group])),
+        store: StoreConfig {
+            commit_log_file_size_bytes: c.commit_log_file_bytes,
+            consume_queue_entries_per_file: 1024,
+            ..StoreConfig::default()
+        },
+        topics: BTreeMap::from([(topic.topic_name.clone(), topic)]),
+        ..BrokerConfig::default()
+    }
+}
+
+fn group_meta(s: &Scenario, l: &Layout) -> Vec<BrokerGroupMeta> {
+    (0..l.masters.len())
+        .map(|g| {
+            let config = broker_config(s, l, g, false);
+            BrokerGroupMeta {
+                broker_name: group_name(g),
+                master_node: l.masters[g].0,
+                slave_node: l.slaves[g].map(|n| n.0),
+                flush: s.flush,
+                replication: s.replication,
+                async_flush_window_ms: config.async_flush_window_ms(MAX_SYNC_LATENCY_MS),
+                // Shipping waits for the next flush tick; a dropped slave reconnects
+                // within two heartbeats.
+                async_replication_window_ms: config.flush_interval_commit_log_ms
+                    + MAX_SYNC_LATENCY_MS
+                    + 2 * config.ha_heartbeat_interval_ms,
+            }
+        })
+        .collect()
+}
+
+fn uniform(rng: &mut ChaCha8Rng, r: [u64; 2]) -> u64 {
+    rng.random_range(r[0]..=r[1])
+}
+
+/// The fault plan: which faults strike when, from the seed's fault-plan stream.
+fn fault_plan(s: &Scenario, l: &Layout, seed: u64) -> Vec<(u64, Fault)> {
+    let spec = &s.file.faults;
+    let heal_at = s.file.durations.faults_ms;
+    let mut rng = stream(seed, Purpose::FaultPlan, 0);
+    let mut plan = Vec::new();
+    if spec.kinds.is_empty() {
+        return plan;
+    }
+    let targets: Vec<NodeId> = l
+        .roles
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| {
+            let t = match r {
+                Role::NameServer => Target::NameServers,
+                Role::Master { .. } => Target::Masters,
+                Role::Slave { .. } => Target::Slaves,
+                Role::Producer { .. } => Target::Producers,
+                Role::Consumer { .. } => Target::Consumers,
+            };
+            spec.targets.contains(&t)
+        })
+        .map(|(i, _)| NodeId(i as u32))
+        .collect();
+    if targets.is_empty() {
+        return plan;
+    }
+    let all = l.roles.len() as u32;
+    // Nodes that never come back (lost or retired), and how many machines were lost.
+    let mut lost: Vec<NodeId> = Vec::new();
+    let mut machines_lost = 0;
+    let mut t = WARMUP_MS + uniform(&mut rng, spec.every_ms);
+    while t < heal_at {
+        let kind = spec.kinds[rng.random_range(0..spec.kinds.len())];
+        let node = targets[rng.random_range(0..targets.len())];
+        let until = (t + uniform(&mut rng, spec.down_ms)).min(heal_at);
+        let is_broker = matches!(l.roles[node.0 as usize], Role::Master { .. } | Role::Slave { .. });
+        let is_client = matches!(l.roles[node.0 as usize], Role::Producer { .. } | Role::Consumer { .. });
+        let crash = |plan: &mut Vec<(u64, Fault)>, kind| {
+            plan.push((t, Fault::Crash { node, kind }));
+            plan.push((until, Fault::Restart { node }));
+        };
+        if lost.contains(&node) {
+            t += uniform(&mut rng, spec.every_ms);
+            continue;
+        }
+        match kind {
+            FaultSpecKind::Kill | FaultSpecKind::ProcessCrash => crash(&mut plan, CrashKind::Process),
+            FaultSpecKind::OsCrash => crash(&mut plan, CrashKind::Os),
+            FaultSpecKind::PowerCut => crash(&mut plan, CrashKind::PowerCut),
+            // Clients are not machines whose loss RocketMQ promises to survive: a
+            // group without consumers cannot consume.
+            FaultSpecKind::MachineLost if is_client => {}
+            FaultSpecKind::MachineLost => {
+                if machines_lost < spec.max_machines_lost {
+                    machines_lost += 1;
+                    lost.push(node);
+                    plan.push((t, Fault::LoseMachine { node }));
+                }
+            }
+            FaultSpecKind::DiskDamaged if is_broker => {
+                let bits = rng.random_range(1..=3);
+                plan.push((
+                    t,
+                    Fault::DamageDisk {
+                        node,
+                        path_prefix: "commitlog/".into(),
+                        bits,
+                    },
+                ));
+                plan.push((t + 1, Fault::Crash { node, kind: CrashKind::PowerCut }));
+                let has_slave = l.masters.contains(&node)
+                    && l.slaves[l.masters.iter().position(|&m| m == node).unwrap()].is_some();
+                if has_slave {
+                    // A replicated master's damaged disk is not trusted again: the
+                    // machine is retired and its slave serves (not counted as a lost
+                    // machine: nothing is lost that the slave holds).
+                    lost.push(node);
+                    plan.push((t + 2, Fault::LoseMachine { node }));
+                } else {
+                    plan.push((until.max(t + 2), Fault::Restart { node }));
+                }
+            }
+            FaultSpecKind::DiskDamaged => {}
+            FaultSpecKind::CleanRestart => {
+                plan.push((t, Fault::Shutdown { node }));
+                plan.push((until, Fault::Restart { node }));
+            }
+            FaultSpecKind::Partition | FaultSpecKind::OneWayPartition => {
+                let other = NodeId((node.0 + rng.random_range(1..all)) % all);
+                plan.push((
+                    t,
+                    Fault::Partition {
+                        a: node,
+                        b: other,
+                        one_way: kind == FaultSpecKind::OneWayPartition,
+                    },
+                ));
+                plan.push((until, Fault::Heal { a: node, b: other }));
+            }
+            FaultSpecKind::Clog => {
+                let other = NodeId((node.0 + rng.random_range(1..all)) % all);
+                let extra_ms = rng.random_range(50..=2_000);
+                plan.push((
+                    t,
+                    Fault::Clog {
+                        from: node,
+                        to: other,
+                        extra_ms,
+                    },
+                ));
+                plan.push((until, Fault::Heal { a: node, b: other }));
+            }
+            FaultSpecKind::ConnectionReset => {
+                let other = NodeId((node.0 + rng.random_range(1..all)) % all);
+                plan.push((t, Fault::ResetConnection { a: node, b: other }));
+            }
+            FaultSpecKind::ClockSkew => {
+                let skew_ms = rng.random_range(-30_000..=30_000);
+                plan.push((t, Fault::ClockSkew { node, skew_ms }));
+                plan.push((until, Fault::ClockSkew { node, skew_ms: 0 }));
+            }
+        }
+        t += uniform(&mut rng, spec.every_ms);
+    }
+    plan.sort_by_key(|(at, _)| *at);
+    plan
+}
+
+/// What one run produced.
+pub struct Outcome {
+    pub config: DerivedConfig,
+    pub history: History,
+    pub report: Report,
+    pub fingerprint: u64,
+    pub events: u64,
+    pub virtual_ms: u64,
+    /// The last trace lines, when asked for.
+    pub trace: Vec<String>,
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RunOptions {
+    pub keep_trace: bool,
+}
+
+fn fault_entry(r: &FaultRecord) -> Entry {
+    let (kind, node) = match &r.fault {
+        Fault::Crash { node, kind } => (
+            match kind {
+                CrashKind::Process => FaultKind::ProcessCrash,
+                CrashKind::Os => FaultKind::OsCrash,
+                CrashKind::PowerCut => FaultKind::PowerCut,
+            },
+            Some(node.0),
+        ),
+        Fault::Restart { node } => (FaultKind::Restart, Some(node.0)),
+        Fault::LoseMachine { node } => (FaultKind::MachineLost, Some(node.0)),
+        // A clean stop loses the process's memory, nothing else.
+        Fault::Shutdown { node } => (FaultKind::ProcessCrash, Some(node.0)),
+        Fault::DamageDisk { node, .. } => (FaultKind::DiskDamaged, Some(node.0)),
+        Fault::ClockSkew { node, .. } => (FaultKind::ClockSkew, Some(node.0)),
+        Fault::Partition { a, .. } => (FaultKind::Partition, Some(a.0)),
+        Fault::Heal { a, .. } => (FaultKind::Heal, Some(a.0)),
+        Fault::HealAll => (FaultKind::Heal, None),
+        Fault::Clog { from, .. } => (FaultKind::Clog, Some(from.0)),
+        Fault::ResetConnection { a, .. } => (FaultKind::Partition, Some(a.0)),
+    };
+    Entry::Fault {
+        at_ms: r.at_ms,
+        kind,
+        node,
+        detail: r.fault.to_string(),
+    }
+}
+
+/// Derives the configuration of `(scenario, seed)` without running it.
+pub fn derive(s: &Scenario, seed: u64) -> DerivedConfig {
+    let l = layout(s);
+    let net = NetConfig::default();
+    let heal_at_ms = s.file.durations.faults_ms;
+    DerivedConfig {
+        scenario: s.name.clone(),
+        seed,
+        flush: s.flush,
+        replication: s.replication,
+        nodes: l
+            .roles
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (i as u32, r.clone()))
+            .collect(),
+        broker_groups: group_meta(s, &l),
+        net: NetSummary {
+            base_latency_ms: net.base_latency_ms,
+            jitter_ms: net.jitter_ms,
+            break_notice_ms: net.break_notice_ms,
+        },
+        faults: fault_plan(s, &l, seed)
+            .into_iter()
+            .map(|(at_ms, f)| PlannedFault {
+                at_ms,
+                fault: f.to_string(),
+            })
+            .collect(),
+        heal_at_ms,
+        end_ms: heal_at_ms + s.file.durations.quiet_ms,
+    }
+}
+
+/// Runs `(scenario, seed)` with `broker` as the broker implementation.
+pub fn run(s: &Scenario, seed: u64, broker: BrokerFactory, options: RunOptions) -> Outcome {
+    let l = layout(s);
+    let config = derive(s, seed);
+    let recorder: SharedRecorder = Rc::new(RefCell::new(Recorder::default()));
+    let heal_at = config.heal_at_ms;
+    let end_ms = config.end_ms;
+    let w = s.file.workload.clone();
+    let roles = l.roles.clone();
+    let broker_configs: Vec<Option<BrokerConfig>> = roles
+        .iter()
+        .map(|r| match r {
+            Role::Master { group } => Some(broker_config(s, &l, *group, false)),
+            Role::Slave { group } => Some(broker_config(s, &l, *group, true)),
+            _ => None,
+        })
+        .collect();
+    let namesrv_addrs = l.namesrv_addrs.clone();
+    let rec = recorder.clone();
+    let factory = move |id: NodeId, disk: &mut dyn Disk| -> Box<dyn Node<Message>> {
+        match &roles[id.0 as usize] {
+            Role::NameServer => Box::new(NameServer::new(NamesrvConfig::default())),
+            Role::Master { .. } | Role::Slave { .. } => {
+                let config = broker_configs[id.0 as usize].clone().expect("a broker");
+                broker(config, disk)
+            }
+            Role::Producer { index } => Box::new(ProducerHost::new(
+                ProducerConfig {
+                    producer_group: "workload_producers".into(),
+                    namesrv_addrs: namesrv_addrs.clone(),
+                    ..ProducerConfig::default()
+                },
+                ProducerPlan {
+                    topic: w.topic.clone(),
+                    tags: w.tags.clone(),
+                    send_interval_ms: w.send_interval_ms,
+                    body_bytes: w.body_bytes,
+                    start_ms: WARMUP_MS + *index as u64 * 7,
+                    stop_ms: heal_at,
+                },
+                rec.clone(),
+            )),
+            Role::Consumer { group, .. } => {
+                let g = &w.groups[*group];
+                Box::new(ConsumerHost::new(
+                    ConsumerConfig {
+                        consumer_group: g.name.clone(),
+                        namesrv_addrs: namesrv_addrs.clone(),
+                        topic: w.topic.clone(),
+                        tag_expression: g.tags.clone(),
+                        message_model: match g.model {
+                            ModelSpec::Clustering => MessageModel::Clustering,
+                            ModelSpec::Broadcasting => MessageModel::Broadcasting,
+                        },
+                        consume_from_where: ConsumeFromWhere::FirstOffset,
+                        ..ConsumerConfig::default()
+                    },
+                    rec.clone(),
+                ))
+            }
+        }
+    };
+    let mut world = World::new(seed, factory, l.roles.len() as u32, NetConfig::default());
+    world.set_keep_trace(options.keep_trace);
+    world.share_true_clock(recorder.borrow().clock.clone());
+    world.set_message_format(Message::summary, Message::digest);
+    for (at_ms, fault) in fault_plan(s, &l, seed) {
+        world.schedule(at_ms, fault);
+    }
+    world.schedule(heal_at, Fault::HealAll);
+    for i in 0..l.roles.len() as u32 {
+        world.schedule(heal_at, Fault::ClockSkew { node: NodeId(i), skew_ms: 0 });
+        world.schedule(heal_at, Fault::Restart { node: NodeId(i) });
+    }
+    world.run_until(end_ms);
+
+    let mut history = History::default();
+    history.push(Entry::Meta {
+        scenario: s.name.clone(),
+        seed,
+        brokers: config.broker_groups.clone(),
+        groups: s
+            .file
+            .workload
+            .groups
+            .iter()
+            .enumerate()
+            .map(|(gi, g)| GroupMeta {
+                group: g.name.clone(),
+                topic: s.file.workload.topic.clone(),
+                tag_expression: g.tags.clone(),
+                broadcasting: g.model == ModelSpec::Broadcasting,
+                consumers: l
+                    .roles
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, r)| matches!(r, Role::Consumer { group, .. } if *group == gi))
+                    .map(|(i, _)| i as u32)
+                    .collect(),
+            })
+            .collect(),
+        heal_at_ms: heal_at,
+        end_ms,
+    });
+    // Client entries are in time order; merge the faults in (a fault first on ties:
+    // it happened before anything it caused).
+    let client_entries = std::mem::take(&mut recorder.borrow_mut().history.entries);
+    let mut faults = world.faults().iter().map(fault_entry).peekable();
+    for e in client_entries {
+        while faults.peek().is_some_and(|f| f.at_ms() <= e.at_ms()) {
+            history.push(faults.next().expect("peeked"));
+        }
+        history.push(e);
+    }
+    history.entries.extend(faults);
+    let report = check::check(&history);
+    Outcome {
+        trace: world.trace().map(str::to_string).collect(),
+        fingerprint: world.fingerprint(),
+        events: world.events_processed(),
+        virtual_ms: world.now_ms(),
+        config,
+        history,
+        report,
+    }
+}

@@ -1,0 +1,140 @@
+//! Many seeds of one scenario: the engine behind `sim run`, `sim bench` and the test
+//! suite. Each seed is an independent, deterministic run; `jobs > 1` spreads seeds over
+//! threads (each builds its own world), and results are reported in seed order, so
+//! the summary does not depend on the number of jobs.
+
+use std::ops::Range;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+use serde::Serialize;
+
+use crate::check::{Rule, Violation};
+use crate::runner::{self, BrokerFactory, RunOptions};
+use crate::scenario::LoadedScenario;
+
+/// One failing seed: what broke, and how to see it again.
+#[derive(Clone, Debug, Serialize)]
+pub struct SeedFailure {
+    pub seed: u64,
+    pub variant: String,
+    pub rules: Vec<Rule>,
+    pub violations: Vec<String>,
+    pub replay: String,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct SweepSummary {
+    pub scenario: String,
+    pub seeds: u64,
+    pub passed: u64,
+    pub failed: u64,
+    pub events: u64,
+    pub virtual_ms: u64,
+    pub sends: u64,
+    pub acked: u64,
+    pub deliveries: u64,
+    pub duplicates: u64,
+    pub allowed_lost: u64,
+    pub history_ops: u64,
+    pub failures: Vec<SeedFailure>,
+}
+
+/// The command that replays `seed` of the scenario file at `path`.
+pub fn replay_command(path: &str, seed: u64) -> String {
+    format!("cargo run --release -p rmq-sim --bin sim -- replay --scenario {path} --seed {seed}")
+}
+
+fn run_seed(loaded: &LoadedScenario, seed: u64, broker: BrokerFactory) -> (SweepSummary, Option<SeedFailure>) {
+    let variant = loaded.variant_for(seed);
+    let out = runner::run(variant, seed, broker, RunOptions::default());
+    let stats = &out.report.stats;
+    let mut s = SweepSummary {
+        seeds: 1,
+        events: out.events,
+        virtual_ms: out.virtual_ms,
+        sends: stats.sends,
+        acked: stats.acked,
+        deliveries: stats.deliveries,
+        duplicates: stats.duplicates_by_group.values().sum(),
+        allowed_lost: stats.allowed_lost,
+        history_ops: stats.history_ops,
+        ..SweepSummary::default()
+    };
+    if out.report.passed() {
+        s.passed = 1;
+        return (s, None);
+    }
+    s.failed = 1;
+    let failure = SeedFailure {
+        seed,
+        variant: variant.name.clone(),
+        rules: {
+            let mut r: Vec<Rule> = out.report.violations.iter().map(|v: &Violation| v.rule).collect();
+            r.sort();
+            r.dedup();
+            r
+        },
+        violations: out.report.violations.iter().take(5).map(|v| v.to_string()).collect(),
+        replay: replay_command(&loaded.path, seed),
+    };
+    (s, Some(failure))
+}
+
+fn add(total: &mut SweepSummary, s: &SweepSummary) {
+    total.seeds += s.seeds;
+    total.passed += s.passed;
+    total.failed += s.failed;
+    total.events += s.events;
+    total.virtual_ms += s.virtual_ms;
+    total.sends += s.sends;
+    total.acked += s.acked;
+    total.deliveries += s.deliveries;
+    total.duplicates += s.duplicates;
+    total.allowed_lost += s.allowed_lost;
+    total.history_ops += s.history_ops;
+}
+
+/// Runs every seed in `seeds`; `make_broker` builds the broker factory in each thread.
+pub fn sweep(
+    loaded: &LoadedScenario,
+    seeds: Range<u64>,
+    jobs: usize,
+    make_broker: fn() -> BrokerFactory,
+) -> SweepSummary {
+    let results: Mutex<Vec<(u64, SweepSummary, Option<SeedFailure>)>> = Mutex::new(Vec::new());
+    let next = AtomicU64::new(seeds.start);
+    let worker = || {
+        let broker = make_broker();
+        loop {
+            let seed = next.fetch_add(1, Ordering::Relaxed);
+            if seed >= seeds.end {
+                break;
+            }
+            let (s, f) = run_seed(loaded, seed, broker.clone());
+            results.lock().expect("no worker panics holding it").push((seed, s, f));
+        }
+    };
+    if jobs <= 1 {
+        worker();
+    } else {
+        // Seeds are independent runs; threads only spread them over cores. Nothing a
+        // run decides depends on which thread runs it or when.
+        std::thread::scope(|scope| {
+            for _ in 0..jobs {
+                scope.spawn(worker);
+            }
+        });
+    }
+    let mut results = results.into_inner().expect("workers finished");
+    results.sort_by_key(|(seed, _, _)| *seed);
+    let mut total = SweepSummary {
+        scenario: loaded.stem.clone(),
+        ..SweepSummary::default()
+    };
+    for (_, s, f) in results {
+        add(&mut total, &s);
+        total.failures.extend(f);
+    }
+    total
+}

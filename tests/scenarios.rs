@@ -1,0 +1,159 @@
+//! The seeded scenario suite: every scenario file in `scenarios/`, each over many seeds,
+//! judged by the checker against the reference broker.
+//!
+//! `ROCKETSIM_SEEDS` sets the seeds per scenario (default 720: 7 scenarios make 5,040
+//! runs). A failure names the seed and prints the command that replays it.
+
+use std::path::Path;
+
+use rmq_sim::runner::{self, reference_broker, RunOptions};
+use rmq_sim::scenario::LoadedScenario;
+use rmq_sim::sweep::sweep;
+
+const DEFAULT_SEEDS_PER_SCENARIO: u64 = 720;
+
+fn seeds() -> u64 {
+    std::env::var("ROCKETSIM_SEEDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(DEFAULT_SEEDS_PER_SCENARIO)
+}
+
+fn load(name: &str) -> LoadedScenario {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("scenarios")
+        .join(format!("{name}.toml"));
+    let mut loaded = LoadedScenario::load(&path).unwrap_or_else(|e| panic!("{e}"));
+    loaded.path = format!("scenarios/{name}.toml");
+    loaded
+}
+
+fn sweep_scenario(name: &str) {
+    let loaded = load(name);
+    let n = seeds();
+    let summary = sweep(&loaded, 0..n, 1, reference_broker);
+    assert_eq!(summary.seeds, n);
+    // The runs did something: messages went out and came back.
+    assert!(
+        summary.acked > n,
+        "{name}: only {} acknowledged sends",
+        summary.acked
+    );
+    assert!(
+        summary.deliveries > summary.acked,
+        "{name}: {} deliveries",
+        summary.deliveries
+    );
+    let mut report = String::new();
+    for f in summary.failures.iter().take(5) {
+        report.push_str(&format!(
+            "\nseed {} ({}) {:?}\n  {}\n  replay: {}",
+            f.seed,
+            f.variant,
+            f.rules,
+            f.violations.join("\n  "),
+            f.replay
+        ));
+    }
+    assert_eq!(
+        summary.failed, 0,
+        "{name}: {} of {n} seeds failed{report}",
+        summary.failed
+    );
+    eprintln!(
+        "{name}: {n} seeds passed; {} events, {} acked, {} deliveries, {} duplicates, {} allowed losses",
+        summary.events, summary.acked, summary.deliveries, summary.duplicates, summary.allowed_lost
+    );
+}
+
+#[test]
+fn case1_kill() {
+    sweep_scenario("case1_kill");
+}
+
+#[test]
+fn case2_crash() {
+    sweep_scenario("case2_crash");
+}
+
+#[test]
+fn case3_os_crash() {
+    sweep_scenario("case3_os_crash");
+}
+
+#[test]
+fn case4_power_cut() {
+    sweep_scenario("case4_power_cut");
+}
+
+#[test]
+fn case5_machine_lost() {
+    sweep_scenario("case5_machine_lost");
+}
+
+#[test]
+fn case6_disk_damaged() {
+    sweep_scenario("case6_disk_damaged");
+}
+
+#[test]
+fn chaos() {
+    sweep_scenario("chaos");
+}
+
+/// Same scenario and seed: the same trace fingerprint and the same history, byte for
+/// byte; another seed: a different run.
+#[test]
+fn runs_are_deterministic() {
+    for (name, seed) in [
+        ("case4_power_cut", 3),
+        ("case5_machine_lost", 4),
+        ("chaos", 5),
+    ] {
+        let loaded = load(name);
+        let variant = loaded.variant_for(seed);
+        let run = |seed| {
+            let out = runner::run(variant, seed, reference_broker(), RunOptions::default());
+            let mut history = Vec::new();
+            out.history.write_jsonl(&mut history).unwrap();
+            (out.fingerprint, out.events, history)
+        };
+        let (a, b) = (run(seed), run(seed));
+        assert_eq!(a.0, b.0, "{name} seed {seed}: fingerprints differ");
+        assert_eq!(a.1, b.1);
+        assert!(a.2 == b.2, "{name} seed {seed}: histories differ");
+        let other = run(seed + variant_count(&loaded));
+        assert_ne!(a.0, other.0, "{name}: two seeds gave the same run");
+    }
+}
+
+fn variant_count(l: &LoadedScenario) -> u64 {
+    l.variants.len() as u64
+}
+
+/// A malformed scenario is refused with the file, the line and the field.
+#[test]
+fn malformed_scenarios_name_file_line_and_field() {
+    let dir = std::env::temp_dir().join(format!("rocketsim-bad-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let good = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/case1_kill.toml"),
+    )
+    .unwrap();
+    let bad = good.replace("producers = 2", "producers = -2");
+    let path = dir.join("bad.toml");
+    std::fs::write(&path, &bad).unwrap();
+    let line = bad
+        .lines()
+        .position(|l| l.contains("producers = -2"))
+        .unwrap()
+        + 1;
+    let e = LoadedScenario::load(&path).unwrap_err();
+    assert_eq!(e.line, Some(line), "{e}");
+    let shown = e.to_string();
+    assert!(
+        shown.starts_with(&format!("{}:{line}:", path.display())),
+        "{shown}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
