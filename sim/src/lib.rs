@@ -1,6 +1,7 @@
 //! rmq-sim: the deterministic simulator and everything that judges.
 #![forbid(unsafe_code)]
 
+pub mod check;
 pub mod disk;
 pub mod history;
 pub mod net;
