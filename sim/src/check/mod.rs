@@ -1,20 +1,15 @@
 //! The checker: reads a [`History`] and reports which of RocketMQ's promises broke.
 //!
-//! One module per promise; each is a linear scan over the tables the single indexing
-//! pass ([`index`]) builds, so checking stays linear in the history's size (it runs
-//! on every seed). Output is deterministic: everything is iterated in history order or
-//! through `BTreeMap`s, never through a hash table.
+//! One module per promise; each is a fold over the deliveries as the single indexing
+//! pass (`index.rs`) streams them, or a linear scan over the tables that pass builds,
+//! so checking stays linear in the history's size (it runs on every seed). Output is
+//! deterministic: everything is iterated in history order or through `BTreeMap`s,
+//! never through a hash table. Each [`Rule`] variant documents its exact definition;
+//! the modules (`lost.rs`, `allowance.rs`, `liveness.rs`, `phantom.rs`, `corrupt.rs`,
+//! `order.rs`, `offsets.rs`, `duplicates.rs`) say the same with the reasons.
 //!
-//! | rule | module | in one line |
-//! |------|--------|-------------|
-//! | [`Rule::Lost`] | [`lost`] | a stored message never reached a subscribed group (or broadcasting consumer), outside the [`allowance`] |
-//! | [`Rule::Phantom`] | [`phantom`] | a delivery of something never sent |
-//! | [`Rule::Corrupt`] | [`corrupt`] | a delivery whose body, topic or tags differ from the send |
-//! | [`Rule::Order`] | [`order`] | inside an ownership span, a new offset behind one already delivered; a span (or a new owner) starting past a subscribed message |
-//! | [`Rule::Offsets`] | [`offsets`] | two messages at one position; offsets against real-time order; a committed offset going back |
-//! | [`Rule::Liveness`] | [`liveness`] | after the heal, a group that still owed messages received nothing at all |
-//!
-//! Duplicates ([`duplicates`]) are counted, never a violation (at-least-once).
+//! Duplicates are counted ([`CheckStats::duplicates_by_group`]), never a violation
+//! (at-least-once).
 //!
 //! Every violation's detail names the messages (wid), group, broker/topic/queue,
 //! offsets and times, and the faults in the 30 s before the problem (for a lost
@@ -54,13 +49,37 @@ pub const MAX_DETAILED: usize = 10;
 /// Labels (e.g. "wid 17") listed in a summary violation.
 const MAX_SUMMARY_LABELS: usize = 20;
 
+/// The promises. Terms: a message *must be delivered* when it was sent and is known
+/// to be stored (a `SendOk` of any status, or a delivery to any group); a *span* is
+/// one consumer's ownership of one queue (`Own` to the next `Own`/`Disown` of the same
+/// group, client and queue, or to a crash/restart of the client's node); the *loss
+/// allowance* is derived from `Meta.brokers` and the faults that happened (see
+/// `allowance.rs`: single copy lost, master and slave lost, unflushed page cache lost
+/// within the flush window, unreplicated within the replication window).
 #[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 pub enum Rule {
+    /// A message that must be delivered never reached a group of `Meta.groups` whose
+    /// topic and tag expression take it (every listed consumer, for a broadcasting
+    /// group), and the loss allowance does not cover it. One violation per message.
     Lost,
+    /// A delivery without a workload id, or of an id no `SendInvoke` names.
     Phantom,
+    /// A delivery whose body CRC, topic or tags differ from its `SendInvoke` (a
+    /// `%RETRY%` topic is not a difference).
     Corrupt,
+    /// In a span, a new offset delivered behind the highest one delivered (a gap
+    /// filled behind; redelivering a seen offset is fine); a span whose first delivery
+    /// is past its `Own.start_offset`, or an `Own.start_offset` past the last commit
+    /// of another consumer incarnation, when a known message the group subscribes to
+    /// (and the allowance does not cover) lies in between.
     Order,
+    /// Two messages at one (broker, topic, queue, offset); a send acked before another
+    /// was invoked that got the higher-or-equal offset; a clustering group's committed
+    /// offset going back with no broker crash/restart, rebalance hand-over or network
+    /// fault to explain it. Offset reuse after an allowed loss is not a violation.
     Offsets,
+    /// After `heal_at_ms` (when it is before `end_ms`), a group with consumers that
+    /// still owed unexcused messages received no delivery at all. One per group.
     Liveness,
 }
 
