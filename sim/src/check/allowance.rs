@@ -1,0 +1,125 @@
+//! The loss allowance: may this message have been lost without the broker breaking
+//! a promise? Derived only from `Meta.brokers` and the faults that actually happened
+//! (never from expectations written by hand), following the reliability table of
+//! DESIGN.md.
+//!
+//! Terms: M and S are the master and slave node of the broker group that stored the
+//! message (the one that acked it, or for a message only proven by a delivery, the
+//! one it was delivered from). A *strong* ack is `SendOk` with status SEND_OK; every
+//! other status, and a message with no ack at all, is *weak*: we do not know that it
+//! was flushed or replicated. `since` is the send's invoke time; `ack` the ack time.
+//! MEDIA faults: `machine_lost`, `disk_damaged`. CACHE faults: `os_crash`,
+//! `power_cut`, `machine_lost`. A message is allowed to be missing when one holds:
+//!
+//! 1. **single copy** — only M may have held it: replication `none`; or replication
+//!    `async`/`sync` with a weak ack. Then any MEDIA fault of M at `t >= since`.
+//!    Replication `async` with a strong ack: a MEDIA fault of M within
+//!    `[ack, ack + async_replication_window_ms]` (the slave may not have received it).
+//! 2. **master and slave lost** — a MEDIA fault of M at `t >= since` and a MEDIA fault
+//!    of S (any time; at `t >= since` for a strong ack under sync replication, because
+//!    then S did hold it).
+//! 3. **unflushed** — the record may have lived only in M's page cache: flush mode
+//!    ASYNC_FLUSH, or a weak ack whose status does not say the disk flush completed
+//!    (no ack, or FLUSH_DISK_TIMEOUT). Then a CACHE fault of M within
+//!    `[ack, ack + async_flush_window_ms]` for a strong ack, at `t >= since` for a
+//!    weak one. Exception: a strong ack under sync replication means S had it too,
+//!    so M's fault alone is not enough; it takes a CACHE fault of S as well (between
+//!    `since` and the end of the window), since S flushes the same way.
+//!
+//! Rules are tried in this order; the first that holds names the reason, e.g.
+//! `"async_flush+power_cut of n3 at 12345ms"`. Callers pass `before`: only faults at
+//! or before it count (the offsets rule asks "could this message have vanished
+//! *before* another one took its place?").
+
+use crate::history::{FlushMode, Replication, SendStatus};
+
+use super::faults::{FaultRec, CACHE_LOSS, MEDIA_LOSS};
+use super::index::Index;
+
+pub(crate) struct Allowed {
+    pub reason: String,
+}
+
+fn one(prefix: &str, f: &FaultRec) -> Allowed {
+    Allowed {
+        reason: format!("{prefix}+{}", f.label()),
+    }
+}
+
+fn two(prefix: &str, a: &FaultRec, b: &FaultRec) -> Allowed {
+    Allowed {
+        reason: format!("{prefix}+{} and {}", a.label(), b.label()),
+    }
+}
+
+pub(crate) fn allowance(ix: &Index, m: u32, before: u64) -> Option<Allowed> {
+    let msg = &ix.msgs[m as usize];
+    let bg = ix.broker_group(ix.stored_broker(msg)?)?;
+    let faults = &ix.faults;
+    let master = bg.master_node;
+    let since = msg.since_ms();
+    let strong = msg.acked() && msg.strong_ack();
+    let ack = msg.ok_ms;
+
+    // 1. single copy
+    let single_copy = match bg.replication {
+        Replication::None => Some((since, before, "single_copy")),
+        _ if !strong => Some((since, before, "unreplicated")),
+        Replication::Async => Some((
+            ack,
+            ack.saturating_add(bg.async_replication_window_ms)
+                .min(before),
+            "async_replication",
+        )),
+        Replication::Sync => None,
+    };
+    if let Some((from, to, prefix)) = single_copy {
+        if let Some(f) = faults.first_on(master, MEDIA_LOSS, from, to) {
+            return Some(one(prefix, f));
+        }
+    }
+
+    // 2. master and slave lost
+    if let Some(slave) = bg.slave_node {
+        let slave_from = if strong && bg.replication == Replication::Sync {
+            since
+        } else {
+            0
+        };
+        if let (Some(a), Some(b)) = (
+            faults.first_on(master, MEDIA_LOSS, since, before),
+            faults.first_on(slave, MEDIA_LOSS, slave_from, before),
+        ) {
+            return Some(two("master_and_slave_lost", a, b));
+        }
+    }
+
+    // 3. unflushed
+    let flush_unconfirmed = matches!(msg.status, None | Some(SendStatus::FlushDiskTimeout));
+    let async_flush = bg.flush == FlushMode::AsyncFlush;
+    if async_flush || (!strong && flush_unconfirmed) {
+        let prefix = if async_flush {
+            "async_flush"
+        } else {
+            "unflushed"
+        };
+        let (from, to) = if strong {
+            (
+                ack,
+                ack.saturating_add(bg.async_flush_window_ms).min(before),
+            )
+        } else {
+            (since, before)
+        };
+        if let Some(a) = faults.first_on(master, CACHE_LOSS, from, to) {
+            if !(strong && bg.replication == Replication::Sync) {
+                return Some(one(prefix, a));
+            }
+            let slave = bg.slave_node?;
+            if let Some(b) = faults.first_on(slave, CACHE_LOSS, since, to) {
+                return Some(two(prefix, a, b));
+            }
+        }
+    }
+    None
+}

@@ -1,0 +1,918 @@
+//! The one pass over the history every rule builds on.
+//!
+//! It walks the entries once, in time order, and turns them into dense, compact
+//! tables: names become ids ([`Interner`]), every workload id becomes a [`Msg`], every
+//! offset commit a [`Cmt`]. It also follows queue ownership, because which *span* a
+//! delivery or commit belongs to depends on what happened before it: a span of
+//! `(group, client, queue)` starts at an `Own` (or, with no `Own`, implicitly at the
+//! first delivery or commit) and ends at the next `Own` or `Disown` of the same key,
+//! or when the client's node crashes or restarts ([`RESTARTS`]), which ends every
+//! span of that client at once. A crash also starts a new *incarnation* of the client.
+//!
+//! Deliveries are the bulk of a history, so they are not stored: each one becomes a
+//! transient [`Dlv`] handed to the rules that fold over deliveries as they stream by
+//! ([`Observers`]: the delivery table, the queue log, phantom, corrupt and order).
+//! Everything else is judged after the pass from these tables, so each rule is one
+//! linear scan, and memory stays proportional to messages, not to entries.
+
+use crate::history::{BrokerGroupMeta, Entry, GroupMeta, History, SendStatus};
+
+use super::corrupt::Corrupt;
+use super::deliveries::DeliveryTable;
+use super::faults::{bit, FaultLog, FaultRec, RESTARTS};
+use super::hasher::{FastMap, WidMap};
+use super::intern::{Interner, TagInterner};
+use super::order::Order;
+use super::phantom::Phantom;
+use super::queue_log::{Holder, QueueLog};
+use super::subscription::TagExpr;
+
+/// "No such thing" for `u32` ids and entry indexes.
+pub(crate) const NONE: u32 = u32::MAX;
+
+/// Deliveries of a redelivered message from the retry topic carry the retry queue's
+/// id and offset (RocketMQ restores only the topic name), so they say nothing about
+/// the original queue's log.
+pub(crate) const RETRY_PREFIX: &str = "%RETRY%";
+
+/// Everything the history says about one workload id.
+#[derive(Clone, Debug)]
+pub(crate) struct Msg {
+    pub wid: u64,
+    /// The `SendInvoke` entry, or [`NONE`]: the id only appears in results/deliveries.
+    pub invoke: u32,
+    /// The invoke time; until (unless) there is one, when the id first appeared.
+    pub invoke_ms: u64,
+    pub topic: u32,
+    pub tags: u32,
+    pub crc: u32,
+    /// The first `SendOk` entry, or [`NONE`].
+    pub ok: u32,
+    pub ok_ms: u64,
+    pub status: Option<SendStatus>,
+    pub queue: u32,
+    pub offset: u64,
+    pub failed_definite: bool,
+    pub failed_unknown: bool,
+    /// The `Deliver` entry of the first delivery (to any group), or [`NONE`].
+    pub first_dlv: u32,
+}
+
+impl Msg {
+    fn new(wid: u64, at_ms: u64) -> Msg {
+        Msg {
+            wid,
+            invoke: NONE,
+            invoke_ms: at_ms,
+            topic: NONE,
+            tags: super::intern::NO_TAGS,
+            crc: 0,
+            ok: NONE,
+            ok_ms: 0,
+            status: None,
+            queue: NONE,
+            offset: 0,
+            failed_definite: false,
+            failed_unknown: false,
+            first_dlv: NONE,
+        }
+    }
+    pub(crate) fn invoked(&self) -> bool {
+        self.invoke != NONE
+    }
+    pub(crate) fn acked(&self) -> bool {
+        self.ok != NONE
+    }
+    pub(crate) fn delivered(&self) -> bool {
+        self.first_dlv != NONE
+    }
+    /// Acknowledged with SEND_OK itself (not one of the stored-on-master statuses).
+    pub(crate) fn strong_ack(&self) -> bool {
+        self.status == Some(SendStatus::SendOk)
+    }
+    /// The earliest moment the message can have existed anywhere.
+    pub(crate) fn since_ms(&self) -> u64 {
+        self.invoke_ms
+    }
+}
+
+/// One `Deliver` entry, as the streaming rules see it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Dlv {
+    pub at_ms: u64,
+    pub offset: u64,
+    pub entry: u32,
+    /// [`NONE`] when the delivered message carries no workload id.
+    pub msg: u32,
+    pub group: u32,
+    pub client: u32,
+    pub queue: u32,
+    /// [`NONE`] for retry deliveries (they take no part in ownership spans).
+    pub span: u32,
+    /// Position of the client in [`GroupInfo::clients`] (0 for clustering groups).
+    pub slot: u32,
+    pub crc: u32,
+    pub topic: u32,
+    pub tags: u32,
+    pub retry: bool,
+}
+
+/// The last commit of a commit key, as an `Own` saw it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct CommitMark {
+    pub offset: u64,
+    pub at_ms: u64,
+    pub client: u32,
+    pub incarnation: u32,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct Span {
+    pub group: u32,
+    pub client: u32,
+    pub queue: u32,
+    pub incarnation: u32,
+    /// The `Own`'s start offset; `None` for an implicit span.
+    pub start: Option<u64>,
+    /// When the span began (the `Own`, or the first event of an implicit span).
+    pub at_ms: u64,
+    /// The last commit of the span's commit key before the `Own`.
+    pub prev_commit: Option<CommitMark>,
+}
+
+/// One `Commit` entry.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Cmt {
+    pub at_ms: u64,
+    pub offset: u64,
+    pub entry: u32,
+    pub group: u32,
+    pub queue: u32,
+    pub span: u32,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct QueueKey {
+    pub broker: u32,
+    pub topic: u32,
+    pub queue_id: i32,
+}
+
+pub(crate) struct GroupInfo {
+    /// Index into `Meta.groups`; `None` for a group only deliveries name.
+    pub meta: Option<usize>,
+    pub broadcasting: bool,
+    /// Subscribed topic id, [`NONE`] for groups not in `Meta`.
+    pub topic: u32,
+    pub expr: TagExpr,
+    /// Broadcasting groups: the consumers of `Meta` first, then clients only
+    /// deliveries name. Clustering groups: empty (one slot for the whole group).
+    pub clients: Vec<u32>,
+    pub meta_clients: usize,
+}
+
+impl GroupInfo {
+    /// Delivery slots: one per consumer for broadcasting, one for the group otherwise.
+    pub(crate) fn slots(&self) -> usize {
+        if self.broadcasting {
+            self.clients.len()
+        } else {
+            1
+        }
+    }
+}
+
+/// Crash/restart count per node: a consumer's incarnation.
+#[derive(Default)]
+struct Epochs {
+    dense: Vec<u32>,
+    sparse: FastMap<u32, u32>,
+}
+
+impl Epochs {
+    const DENSE_LIMIT: u32 = 1 << 16;
+
+    #[inline]
+    fn get(&self, node: u32) -> u32 {
+        if node < Self::DENSE_LIMIT {
+            self.dense.get(node as usize).copied().unwrap_or(0)
+        } else {
+            self.sparse.get(&node).copied().unwrap_or(0)
+        }
+    }
+
+    fn bump(&mut self, node: u32) {
+        if node < Self::DENSE_LIMIT {
+            let i = node as usize;
+            if self.dense.len() <= i {
+                self.dense.resize(i + 1, 0);
+            }
+            self.dense[i] += 1;
+        } else {
+            *self.sparse.entry(node).or_insert(0) += 1;
+        }
+    }
+}
+
+pub(crate) struct Index<'h> {
+    pub entries: &'h [Entry],
+    pub brokers_meta: &'h [BrokerGroupMeta],
+    pub groups_meta: &'h [GroupMeta],
+    pub heal_at_ms: u64,
+    pub end_ms: u64,
+    pub groups: Interner,
+    pub group_info: Vec<GroupInfo>,
+    pub topics: Interner,
+    pub brokers: Interner,
+    /// Broker id -> index into `brokers_meta`.
+    pub broker_meta: Vec<Option<usize>>,
+    /// Every node of every broker group (masters and slaves).
+    pub broker_nodes: Vec<u32>,
+    pub tags: TagInterner,
+    /// `tag_match[group][tag]`: does the group's expression take messages with `tag`.
+    pub tag_match: Vec<Vec<bool>>,
+    pub queues: Vec<QueueKey>,
+    pub msgs: Vec<Msg>,
+    /// Messages in the order their `SendOk` happened.
+    pub acks: Vec<u32>,
+    /// Number of `Deliver` entries.
+    pub deliveries: u64,
+    pub spans: Vec<Span>,
+    pub commits: Vec<Cmt>,
+    pub faults: FaultLog,
+}
+
+impl<'h> Index<'h> {
+    pub(crate) fn build(history: &'h History) -> (Index<'h>, Observers) {
+        let mut b = Builder::new(history);
+        if b.walk_in_order() {
+            return b.finish();
+        }
+        // Histories are written in time order; one from elsewhere might not be. Then
+        // start over, walking a (stable) time-sorted permutation of the entries.
+        let mut b = Builder::new(history);
+        b.walk_sorted();
+        b.finish()
+    }
+
+    pub(crate) fn queue_name(&self, q: u32) -> String {
+        let k = self.queues[q as usize];
+        format!(
+            "{}/{}/q{}",
+            self.brokers.name(k.broker),
+            self.topics.name(k.topic),
+            k.queue_id
+        )
+    }
+
+    pub(crate) fn group_name(&self, g: u32) -> &str {
+        self.groups.name(g)
+    }
+
+    pub(crate) fn tag_name(&self, t: u32) -> String {
+        match self.tags.name(t) {
+            Some(s) => format!("{s:?}"),
+            None => "no tags".to_string(),
+        }
+    }
+
+    /// Does group `g` subscribe to message `m` (topic and tags)?
+    pub(crate) fn subscribes(&self, g: u32, m: &Msg) -> bool {
+        let info = &self.group_info[g as usize];
+        (info.topic == NONE || info.topic == m.topic) && self.tag_match[g as usize][m.tags as usize]
+    }
+
+    /// The broker the message is stored on: the one that acknowledged it, or the one
+    /// it was first delivered from.
+    pub(crate) fn stored_broker(&self, m: &Msg) -> Option<u32> {
+        if m.acked() {
+            Some(self.queues[m.queue as usize].broker)
+        } else if let Some(Entry::Deliver { broker, .. }) = self.entries.get(m.first_dlv as usize) {
+            self.brokers.get(broker)
+        } else {
+            None
+        }
+    }
+
+    pub(crate) fn broker_group(&self, broker: u32) -> Option<&'h BrokerGroupMeta> {
+        self.broker_meta
+            .get(broker as usize)
+            .copied()
+            .flatten()
+            .map(|i| &self.brokers_meta[i])
+    }
+
+    /// One line about a message: what was sent and what the producer was told.
+    pub(crate) fn describe_msg(&self, m: u32) -> String {
+        let msg = &self.msgs[m as usize];
+        let mut s = format!("wid {}", msg.wid);
+        if msg.invoked() {
+            if let Entry::SendInvoke {
+                client,
+                topic,
+                tags,
+                ..
+            } = &self.entries[msg.invoke as usize]
+            {
+                let tags = tags
+                    .as_deref()
+                    .map_or("no tags".into(), |t| format!("tags {t:?}"));
+                s += &format!(
+                    " (topic {topic}, {tags}, sent by client n{client} at {}ms",
+                    msg.invoke_ms
+                );
+            }
+        } else {
+            s += &format!(" (never sent; first seen at {}ms", msg.invoke_ms);
+        }
+        if msg.acked() {
+            let status = match msg.status {
+                Some(SendStatus::SendOk) | None => "SEND_OK",
+                Some(SendStatus::FlushDiskTimeout) => "FLUSH_DISK_TIMEOUT",
+                Some(SendStatus::FlushSlaveTimeout) => "FLUSH_SLAVE_TIMEOUT",
+                Some(SendStatus::SlaveNotAvailable) => "SLAVE_NOT_AVAILABLE",
+            };
+            s += &format!(
+                ", acked {status} at {}ms as {} offset {}",
+                msg.ok_ms,
+                self.queue_name(msg.queue),
+                msg.offset
+            );
+        } else if msg.failed_definite {
+            s += ", send failed (refused)";
+        } else if msg.failed_unknown {
+            s += ", send outcome unknown";
+        }
+        if let Some(Entry::Deliver {
+            at_ms,
+            group,
+            topic,
+            broker,
+            queue_id,
+            queue_offset,
+            ..
+        }) = self.entries.get(msg.first_dlv as usize)
+        {
+            s += &format!(
+                ", first delivered at {at_ms}ms to group {group} from \
+                 {broker}/{topic}/q{queue_id} offset {queue_offset}"
+            );
+        }
+        s.push(')');
+        s
+    }
+}
+
+/// Entries whose names are touched together before they are processed.
+const WARM_BLOCK: usize = 32;
+
+/// Reads the first byte of each name an entry holds. The names live in separate heap
+/// allocations, and interning them one entry at a time waits for one cache miss after
+/// another. Touching a whole block's names first, in a tight loop of independent
+/// loads, lets those misses overlap; processing the block then finds them cached (a
+/// software prefetch without unsafe).
+#[inline]
+pub(crate) fn first_bytes(e: &Entry) -> u8 {
+    let b = |s: &str| s.as_bytes().first().copied().unwrap_or(0);
+    match e {
+        Entry::Deliver {
+            group,
+            topic,
+            broker,
+            tags,
+            ..
+        } => b(group) ^ b(topic) ^ b(broker) ^ tags.as_deref().map_or(0, b),
+        Entry::SendInvoke { topic, tags, .. } => b(topic) ^ tags.as_deref().map_or(0, b),
+        Entry::SendOk { broker, .. } => b(broker),
+        Entry::Commit {
+            group,
+            topic,
+            broker,
+            ..
+        } => b(group) ^ b(topic) ^ b(broker),
+        _ => 0,
+    }
+}
+
+/// Workload id -> message index. Workloads number their sends, so ids are mostly
+/// consecutive: those within reach of the first id seen live in a plain array (no
+/// hashing, and neighbouring sends share cache lines); the rest in a hash map. The
+/// array only grows while it stays proportional to the number of messages, so sparse
+/// or random ids cost no more than the map would.
+#[derive(Default)]
+struct Wids {
+    base: u64,
+    dense: Vec<u32>,
+    sparse: WidMap<u32>,
+}
+
+impl Wids {
+    /// How far past its end (and past 4 slots per message) the array may grow.
+    const SLACK: u64 = 1 << 16;
+
+    #[inline]
+    fn get_or_insert(&mut self, wid: u64, msgs: usize, make: impl FnOnce() -> u32) -> u32 {
+        if self.dense.is_empty() && self.sparse.is_empty() {
+            self.base = wid;
+        }
+        if wid >= self.base {
+            let i = wid - self.base;
+            let limit = (self.dense.len() as u64).max(4 * msgs as u64) + Self::SLACK;
+            if i < limit {
+                let i = i as usize;
+                if i >= self.dense.len() {
+                    let len = (i + 1).max(self.dense.len() * 2).min(limit as usize);
+                    self.dense.resize(len, NONE);
+                }
+                if self.dense[i] == NONE {
+                    self.dense[i] = make();
+                }
+                return self.dense[i];
+            }
+        }
+        *self.sparse.entry(wid).or_insert_with(make)
+    }
+}
+
+type SpanKey = (u32, u32, u32);
+/// (group, client for broadcasting groups or [`NONE`], queue): whose offsets one
+/// committed-offset sequence holds.
+pub(crate) type CommitKey = (u32, u32, u32);
+
+/// The rules that fold over deliveries while the pass streams them.
+#[derive(Default)]
+pub(crate) struct Observers {
+    pub table: DeliveryTable,
+    pub queue_log: QueueLog,
+    pub phantom: Phantom,
+    pub corrupt: Corrupt,
+    pub order: Order,
+}
+
+struct Builder<'h> {
+    ix: Index<'h>,
+    obs: Observers,
+    wids: Wids,
+    queue_ids: FastMap<QueueKey, u32>,
+    open_spans: FastMap<SpanKey, u32>,
+    last_commit: FastMap<CommitKey, CommitMark>,
+    epochs: Epochs,
+}
+
+impl<'h> Builder<'h> {
+    fn new(history: &'h History) -> Builder<'h> {
+        let entries = history.entries.as_slice();
+        let meta = entries.iter().find_map(|e| match e {
+            Entry::Meta {
+                brokers,
+                groups,
+                heal_at_ms,
+                end_ms,
+                ..
+            } => Some((brokers.as_slice(), groups.as_slice(), *heal_at_ms, *end_ms)),
+            _ => None,
+        });
+        let (brokers_meta, groups_meta, heal_at_ms, end_ms) = meta.unwrap_or((&[], &[], 0, 0));
+        let mut ix = Index {
+            entries,
+            brokers_meta,
+            groups_meta,
+            heal_at_ms,
+            end_ms,
+            groups: Interner::default(),
+            group_info: Vec::new(),
+            topics: Interner::default(),
+            brokers: Interner::default(),
+            broker_meta: Vec::new(),
+            broker_nodes: Vec::new(),
+            tags: TagInterner::default(),
+            tag_match: Vec::new(),
+            queues: Vec::new(),
+            msgs: Vec::new(),
+            acks: Vec::new(),
+            deliveries: 0,
+            spans: Vec::new(),
+            commits: Vec::new(),
+            faults: FaultLog::default(),
+        };
+        // Meta's groups take ids 0..n in order, so rules can walk them by id.
+        for (i, g) in groups_meta.iter().enumerate() {
+            let id = ix.groups.intern(&g.group);
+            if id as usize != i {
+                continue; // a duplicated group name: the first one counts
+            }
+            let topic = ix.topics.intern(&g.topic);
+            ix.group_info.push(GroupInfo {
+                meta: Some(i),
+                broadcasting: g.broadcasting,
+                topic,
+                expr: TagExpr::parse(&g.tag_expression),
+                clients: if g.broadcasting {
+                    g.consumers.clone()
+                } else {
+                    Vec::new()
+                },
+                meta_clients: if g.broadcasting { g.consumers.len() } else { 0 },
+            });
+        }
+        for (i, b) in brokers_meta.iter().enumerate() {
+            let id = ix.brokers.intern(&b.broker_name) as usize;
+            if ix.broker_meta.len() <= id {
+                ix.broker_meta.resize(id + 1, None);
+            }
+            ix.broker_meta[id].get_or_insert(i);
+            ix.broker_nodes.push(b.master_node);
+            ix.broker_nodes.extend(b.slave_node);
+        }
+        ix.broker_nodes.sort_unstable();
+        ix.broker_nodes.dedup();
+        Builder {
+            ix,
+            obs: Observers::default(),
+            wids: Wids::default(),
+            queue_ids: FastMap::default(),
+            open_spans: FastMap::default(),
+            last_commit: FastMap::default(),
+            epochs: Epochs::default(),
+        }
+    }
+
+    /// Processes the entries in their order; false (and a half-built index) as soon
+    /// as one is earlier than the one before.
+    fn walk_in_order(&mut self) -> bool {
+        let entries = self.ix.entries;
+        // Room for what a typical history holds, so the big tables are not regrown
+        // and copied; unused reservation is never touched, so it costs no memory.
+        self.ix.msgs.reserve(entries.len() / 3);
+        self.ix.acks.reserve(entries.len() / 3);
+        let mut last = 0u64;
+        for (b, block) in entries.chunks(WARM_BLOCK).enumerate() {
+            let warm = block.iter().fold(0u8, |acc, e| acc ^ first_bytes(e));
+            std::hint::black_box(warm);
+            for (k, e) in block.iter().enumerate() {
+                let at = e.at_ms();
+                if at < last {
+                    return false;
+                }
+                last = at;
+                self.entry((b * WARM_BLOCK + k) as u32, e);
+            }
+        }
+        true
+    }
+
+    fn walk_sorted(&mut self) {
+        let entries = self.ix.entries;
+        let mut order: Vec<u32> = (0..entries.len() as u32).collect();
+        order.sort_by_key(|&i| entries[i as usize].at_ms());
+        for i in order {
+            self.entry(i, &entries[i as usize]);
+        }
+    }
+
+    fn msg(&mut self, wid: u64, at_ms: u64) -> u32 {
+        let msgs = &mut self.ix.msgs;
+        self.wids.get_or_insert(wid, msgs.len(), || {
+            msgs.push(Msg::new(wid, at_ms));
+            (msgs.len() - 1) as u32
+        })
+    }
+
+    fn group(&mut self, name: &str) -> u32 {
+        let id = self.ix.groups.intern(name);
+        if id as usize == self.ix.group_info.len() {
+            self.ix.group_info.push(GroupInfo {
+                meta: None,
+                broadcasting: false,
+                topic: NONE,
+                expr: TagExpr::All,
+                clients: Vec::new(),
+                meta_clients: 0,
+            });
+        }
+        id
+    }
+
+    fn queue(&mut self, broker: &str, topic: &str, queue_id: i32) -> u32 {
+        let key = QueueKey {
+            broker: self.ix.brokers.intern(broker),
+            topic: self.ix.topics.intern(topic),
+            queue_id,
+        };
+        self.queue_key(key)
+    }
+
+    fn queue_key(&mut self, key: QueueKey) -> u32 {
+        let queues = &mut self.ix.queues;
+        *self.queue_ids.entry(key).or_insert_with(|| {
+            queues.push(key);
+            (queues.len() - 1) as u32
+        })
+    }
+
+    fn commit_key(&self, group: u32, client: u32, queue: u32) -> CommitKey {
+        let by_client = self.ix.group_info[group as usize].broadcasting;
+        (group, if by_client { client } else { NONE }, queue)
+    }
+
+    /// The open span of the key, or a new implicit one if none is open (or the client
+    /// crashed since it opened).
+    fn span(&mut self, group: u32, client: u32, queue: u32, at_ms: u64) -> u32 {
+        let incarnation = self.epochs.get(client);
+        if let Some(&s) = self.open_spans.get(&(group, client, queue)) {
+            if self.ix.spans[s as usize].incarnation == incarnation {
+                return s;
+            }
+        }
+        self.open_span(group, client, queue, at_ms, None)
+    }
+
+    fn open_span(
+        &mut self,
+        group: u32,
+        client: u32,
+        queue: u32,
+        at_ms: u64,
+        start: Option<u64>,
+    ) -> u32 {
+        let prev_commit = if start.is_some() {
+            let key = self.commit_key(group, client, queue);
+            self.last_commit.get(&key).copied()
+        } else {
+            None
+        };
+        let id = self.ix.spans.len() as u32;
+        self.ix.spans.push(Span {
+            group,
+            client,
+            queue,
+            incarnation: self.epochs.get(client),
+            start,
+            at_ms,
+            prev_commit,
+        });
+        self.open_spans.insert((group, client, queue), id);
+        id
+    }
+
+    fn entry(&mut self, i: u32, e: &'h Entry) {
+        match e {
+            Entry::Meta { .. } => {}
+            Entry::Fault {
+                at_ms, kind, node, ..
+            } => {
+                self.ix.faults.push(FaultRec {
+                    at_ms: *at_ms,
+                    entry: i,
+                    kind: *kind,
+                    node: *node,
+                });
+                if let Some(n) = node {
+                    if bit(*kind) & RESTARTS != 0 {
+                        self.epochs.bump(*n);
+                    }
+                }
+            }
+            Entry::SendInvoke {
+                at_ms,
+                wid,
+                topic,
+                tags,
+                body_crc,
+                ..
+            } => {
+                let m = self.msg(*wid, *at_ms) as usize;
+                if self.ix.msgs[m].invoked() {
+                    return; // a reused wid: the first send defines the message
+                }
+                let topic = self.ix.topics.intern(topic);
+                let tags = self.ix.tags.intern(tags.as_deref());
+                let msg = &mut self.ix.msgs[m];
+                msg.invoke = i;
+                msg.invoke_ms = *at_ms;
+                msg.topic = topic;
+                msg.tags = tags;
+                msg.crc = *body_crc;
+            }
+            Entry::SendOk {
+                at_ms,
+                wid,
+                status,
+                broker,
+                queue_id,
+                queue_offset,
+                ..
+            } => {
+                let m = self.msg(*wid, *at_ms);
+                if self.ix.msgs[m as usize].acked() {
+                    return;
+                }
+                // The queue's topic is the sent topic; a result for a wid never sent
+                // has no topic to name, so it files under the empty topic.
+                let topic = match self.ix.msgs[m as usize].topic {
+                    NONE => self.ix.topics.intern(""),
+                    t => t,
+                };
+                let broker = self.ix.brokers.intern(broker);
+                let q = self.queue_key(QueueKey {
+                    broker,
+                    topic,
+                    queue_id: *queue_id,
+                });
+                let msg = &mut self.ix.msgs[m as usize];
+                msg.ok = i;
+                msg.ok_ms = *at_ms;
+                msg.status = Some(*status);
+                msg.queue = q;
+                msg.offset = *queue_offset;
+                self.ix.acks.push(m);
+                let holder = Holder {
+                    msg: m,
+                    entry: i,
+                    at_ms: *at_ms,
+                };
+                self.obs
+                    .queue_log
+                    .observe(self.ix.entries, q, *queue_offset, holder);
+            }
+            Entry::SendFail {
+                at_ms,
+                wid,
+                definite,
+                ..
+            } => {
+                let m = self.msg(*wid, *at_ms) as usize;
+                let msg = &mut self.ix.msgs[m];
+                if *definite {
+                    msg.failed_definite = true;
+                } else {
+                    msg.failed_unknown = true;
+                }
+            }
+            Entry::Deliver {
+                at_ms,
+                group,
+                client,
+                topic,
+                broker,
+                queue_id,
+                queue_offset,
+                wid,
+                reconsume_times,
+                body_crc,
+                tags,
+            } => {
+                let g = self.group(group);
+                let q = self.queue(broker, topic, *queue_id);
+                let topic_id = self.ix.queues[q as usize].topic;
+                let tag_id = self.ix.tags.intern(tags.as_deref());
+                let retry = *reconsume_times > 0 || topic.starts_with(RETRY_PREFIX);
+                self.ix.deliveries += 1;
+                let msg = match wid {
+                    Some(w) => {
+                        let m = self.msg(*w, *at_ms);
+                        let msg = &mut self.ix.msgs[m as usize];
+                        if msg.first_dlv == NONE {
+                            msg.first_dlv = i;
+                            if !msg.invoked() {
+                                // Never sent: what the delivery says is all there is.
+                                msg.topic = topic_id;
+                                msg.tags = tag_id;
+                                msg.crc = *body_crc;
+                            }
+                        }
+                        m
+                    }
+                    None => NONE,
+                };
+                let info = &mut self.ix.group_info[g as usize];
+                let slot = if info.broadcasting {
+                    match info.clients.iter().position(|c| c == client) {
+                        Some(p) => p as u32,
+                        None => {
+                            info.clients.push(*client);
+                            (info.clients.len() - 1) as u32
+                        }
+                    }
+                } else {
+                    0
+                };
+                let span = if retry {
+                    NONE
+                } else {
+                    self.span(g, *client, q, *at_ms)
+                };
+                let d = Dlv {
+                    at_ms: *at_ms,
+                    offset: *queue_offset,
+                    entry: i,
+                    msg,
+                    group: g,
+                    client: *client,
+                    queue: q,
+                    span,
+                    slot,
+                    crc: *body_crc,
+                    topic: topic_id,
+                    tags: tag_id,
+                    retry,
+                };
+                self.deliver(&d);
+            }
+            Entry::Own {
+                at_ms,
+                group,
+                client,
+                broker,
+                topic,
+                queue_id,
+                start_offset,
+            } => {
+                let g = self.group(group);
+                let q = self.queue(broker, topic, *queue_id);
+                self.open_span(g, *client, q, *at_ms, Some(*start_offset));
+            }
+            Entry::Disown {
+                group,
+                client,
+                broker,
+                topic,
+                queue_id,
+                ..
+            } => {
+                let g = self.group(group);
+                let q = self.queue(broker, topic, *queue_id);
+                self.open_spans.remove(&(g, *client, q));
+            }
+            Entry::Commit {
+                at_ms,
+                group,
+                client,
+                broker,
+                topic,
+                queue_id,
+                offset,
+            } => {
+                let g = self.group(group);
+                let q = self.queue(broker, topic, *queue_id);
+                let span = self.span(g, *client, q, *at_ms);
+                let key = self.commit_key(g, *client, q);
+                self.last_commit.insert(
+                    key,
+                    CommitMark {
+                        offset: *offset,
+                        at_ms: *at_ms,
+                        client: *client,
+                        incarnation: self.epochs.get(*client),
+                    },
+                );
+                self.ix.commits.push(Cmt {
+                    at_ms: *at_ms,
+                    offset: *offset,
+                    entry: i,
+                    group: g,
+                    queue: q,
+                    span,
+                });
+            }
+        }
+    }
+
+    /// Hands one delivery to every rule that streams deliveries.
+    fn deliver(&mut self, d: &Dlv) {
+        let obs = &mut self.obs;
+        obs.table.deliver(d);
+        let msg = (d.msg != NONE).then(|| &self.ix.msgs[d.msg as usize]);
+        obs.phantom.deliver(d, msg);
+        obs.corrupt.deliver(d, msg);
+        if !d.retry && d.msg != NONE {
+            let holder = Holder {
+                msg: d.msg,
+                entry: d.entry,
+                at_ms: d.at_ms,
+            };
+            obs.queue_log
+                .observe(self.ix.entries, d.queue, d.offset, holder);
+        }
+        if d.span != NONE {
+            obs.order.deliver(d);
+        }
+    }
+
+    fn finish(mut self) -> (Index<'h>, Observers) {
+        self.ix.faults.finish();
+        let ix = &mut self.ix;
+        ix.broker_meta.resize(ix.brokers.len(), None);
+        let n_tags = ix.tags.len();
+        ix.tag_match = ix
+            .group_info
+            .iter()
+            .map(|g| {
+                (0..n_tags as u32)
+                    .map(|t| g.expr.matches(ix.tags.name(t)))
+                    .collect()
+            })
+            .collect();
+        (self.ix, self.obs)
+    }
+}

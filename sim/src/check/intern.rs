@@ -1,0 +1,96 @@
+//! Names (groups, topics, brokers, tags) to dense ids, so the rules compare integers
+//! and index `Vec`s instead of hashing strings for every history entry.
+
+use super::hasher::FastMap;
+
+/// Below this many names a linear scan beats hashing the string: a history names a
+/// handful of groups, topics and brokers, so this is the path nearly every lookup takes.
+const SCAN_LIMIT: usize = 8;
+
+#[derive(Default)]
+pub(crate) struct Interner {
+    names: Vec<Box<str>>,
+    /// Per name: its length and first 8 bytes, so the scan compares integers and
+    /// only touches the bytes of a name longer than 8 when length and prefix agree.
+    keys: Vec<(usize, u64)>,
+    ids: FastMap<Box<str>, u32>,
+}
+
+/// Length and first (up to) 8 bytes of a name.
+#[inline]
+fn key(name: &str) -> (usize, u64) {
+    let b = name.as_bytes();
+    if let Some(head) = b.first_chunk::<8>() {
+        return (b.len(), u64::from_le_bytes(*head));
+    }
+    let mut p = 0u64;
+    for (i, &c) in b.iter().enumerate() {
+        p |= u64::from(c) << (8 * i);
+    }
+    (b.len(), p)
+}
+
+impl Interner {
+    pub(crate) fn intern(&mut self, name: &str) -> u32 {
+        if let Some(id) = self.get(name) {
+            return id;
+        }
+        let id = u32::try_from(self.names.len()).expect("fewer than 2^32 names");
+        self.names.push(name.into());
+        self.keys.push(key(name));
+        self.ids.insert(name.into(), id);
+        id
+    }
+
+    #[inline]
+    pub(crate) fn get(&self, name: &str) -> Option<u32> {
+        if self.names.len() <= SCAN_LIMIT {
+            let k = key(name);
+            self.keys
+                .iter()
+                .zip(&self.names)
+                .position(|(nk, n)| {
+                    *nk == k && (k.0 <= 8 || n.as_bytes()[8..] == name.as_bytes()[8..])
+                })
+                .map(|i| i as u32)
+        } else {
+            self.ids.get(name).copied()
+        }
+    }
+
+    pub(crate) fn name(&self, id: u32) -> &str {
+        &self.names[id as usize]
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.names.len()
+    }
+}
+
+/// Tags: id 0 is "no tags", so that a message without tags has an id like any other.
+#[derive(Default)]
+pub(crate) struct TagInterner {
+    inner: Interner,
+}
+
+pub(crate) const NO_TAGS: u32 = 0;
+
+impl TagInterner {
+    #[inline]
+    pub(crate) fn intern(&mut self, tags: Option<&str>) -> u32 {
+        match tags {
+            None => NO_TAGS,
+            Some(t) => self.inner.intern(t) + 1,
+        }
+    }
+
+    /// The tag string of an id; `None` for [`NO_TAGS`].
+    pub(crate) fn name(&self, id: u32) -> Option<&str> {
+        (id != NO_TAGS).then(|| self.inner.name(id - 1))
+    }
+
+    /// Number of ids, counting [`NO_TAGS`].
+    pub(crate) fn len(&self) -> usize {
+        self.inner.len() + 1
+    }
+}

@@ -1,0 +1,340 @@
+//! **order**: per ownership span (see [`super::index`]: `(group, client, queue)` from
+//! an `Own` to the next `Own`/`Disown` of the key or a crash/restart of the client's
+//! node; a delivery or commit outside any span opens an implicit one without a start
+//! offset), consumers go forward in queue offset. Deliveries from the retry topic take
+//! no part (they carry the retry queue's coordinates).
+//!
+//! 1. **Behind**: a delivery of an offset not yet delivered in this span must be above
+//!    every offset delivered in the span so far. Redelivering an offset already seen
+//!    in the span is a duplicate (fine); filling a gap behind is a violation.
+//! 2. **Start skips**: the span's first delivery must be at or below the `Own`'s
+//!    `start_offset`, unless nothing in `[start, first)` is evidence of a skip.
+//! 3. **New owner past the commit**: an `Own`'s `start_offset` must not be above the
+//!    last `Commit` of its commit key (group and queue; plus client for broadcasting)
+//!    made before it by a *different* consumer incarnation (another client, or the same
+//!    one before a crash), unless nothing in `[committed, start)` is evidence.
+//!
+//! *Evidence* of a skip over `[a, b)`: a known offset there (from a `SendOk` or any
+//! delivery, see [`super::queue_log`]) holding a message the group subscribes to,
+//! unless the loss allowance covers that message (a message that may have vanished
+//! in a crash may legitimately be skipped). Offsets nobody observed are not evidence,
+//! and neither are messages the group's tag expression filters out.
+
+use std::cmp::Ordering;
+
+use super::allowance::allowance;
+use super::hasher::FastMap;
+use super::index::{Dlv, Index};
+use super::queue_log::QueueLog;
+use super::{Rule, Sink};
+use crate::history::Entry;
+
+/// A delivery as the reports need it: the rest is in its history entry.
+#[derive(Clone, Copy, Debug)]
+struct Seen {
+    offset: u64,
+    at_ms: u64,
+    entry: u32,
+}
+
+/// Per span: what has been delivered in it.
+#[derive(Default, Clone)]
+struct SpanState {
+    /// The delivery of the highest offset.
+    max: Option<Seen>,
+    /// Offsets delivered, sorted (appended in order unless something went behind).
+    seen: Vec<u64>,
+    first: Option<Seen>,
+}
+
+/// Messages the group subscribes to in a range of a queue, that no allowance covers.
+struct Evidence {
+    /// Subscribed messages known in the range (allowed or not).
+    known: u64,
+    /// The first few unexcused ones: (offset, message).
+    examples: Vec<(u64, u32)>,
+}
+
+const EXAMPLES: usize = 3;
+/// Gaps up to this long are scanned directly.
+const SMALL_GAP: u64 = 256;
+
+/// Answers "is there evidence of a skip in [a, b)" in time linear overall: per
+/// (group, queue) a prefix count of subscribed messages over the queue's dense
+/// offset table, built the first time that pair is asked about.
+struct Gaps<'a, 'h> {
+    ix: &'a Index<'h>,
+    log: &'a QueueLog,
+    prefix: FastMap<(u32, u32), Vec<u32>>,
+}
+
+impl<'a, 'h> Gaps<'a, 'h> {
+    fn subscribed(&self, g: u32, m: u32) -> bool {
+        self.ix.subscribes(g, &self.ix.msgs[m as usize])
+    }
+
+    fn evidence(&mut self, g: u32, q: u32, from: u64, to: u64, before: u64) -> Option<Evidence> {
+        if from >= to {
+            return None;
+        }
+        let pos = self.log.queue(q)?;
+        let ix = self.ix;
+        if to - from <= SMALL_GAP {
+            // A short gap (the common one: a few messages the tag filter skipped) is
+            // cheaper to look at directly than through a prefix table.
+            if !pos.range(from, to).any(|(_, m)| self.subscribed(g, m)) {
+                return None;
+            }
+        } else if self.count(g, q, from, to) == 0 {
+            return None;
+        }
+        let known = self.count(g, q, from, to);
+        let mut examples = Vec::new();
+        for (offset, m) in pos.range(from, to) {
+            if !self.subscribed(g, m) || allowance(ix, m, before).is_some() {
+                continue;
+            }
+            examples.push((offset, m));
+            if examples.len() == EXAMPLES {
+                break;
+            }
+        }
+        if examples.is_empty() {
+            return None;
+        }
+        examples.sort_unstable();
+        Some(Evidence { known, examples })
+    }
+
+    /// Known messages of `[from, to)` in `q` that group `g` subscribes to.
+    fn count(&mut self, g: u32, q: u32, from: u64, to: u64) -> u64 {
+        let Some(pos) = self.log.queue(q) else {
+            return 0;
+        };
+        let (base, dense) = pos.dense();
+        let ix = self.ix;
+        let prefix = self.prefix.entry((g, q)).or_insert_with(|| {
+            let mut p = Vec::with_capacity(dense.len() + 1);
+            let mut n = 0u32;
+            p.push(0);
+            for &h in dense {
+                if h != 0 && ix.subscribes(g, &ix.msgs[(h - 1) as usize]) {
+                    n += 1;
+                }
+                p.push(n);
+            }
+            p
+        });
+        let lo = from.max(base).saturating_sub(base).min(dense.len() as u64) as usize;
+        let hi = to.saturating_sub(base).min(dense.len() as u64) as usize;
+        let dense_count = u64::from(prefix[hi.max(lo)] - prefix[lo]);
+        let sparse_count = pos
+            .sparse()
+            .range(from..to)
+            .filter(|(_, h)| self.subscribed(g, h.msg))
+            .count() as u64;
+        dense_count + sparse_count
+    }
+}
+
+enum Found {
+    Behind {
+        span: u32,
+        dlv: Seen,
+        max: Seen,
+    },
+    StartSkips {
+        span: u32,
+        first: Seen,
+        ev: Evidence,
+    },
+    PastCommit {
+        span: u32,
+        ev: Evidence,
+    },
+}
+
+/// The order rule's state while deliveries stream by.
+#[derive(Default)]
+pub(crate) struct Order {
+    spans: Vec<SpanState>,
+    found: Vec<(u64, Found)>,
+}
+
+impl Order {
+    /// A delivery inside span `d.span` (never a retry delivery).
+    pub(crate) fn deliver(&mut self, d: &Dlv) {
+        let i = d.span as usize;
+        if i >= self.spans.len() {
+            self.spans.resize(i + 1, SpanState::default());
+        }
+        let s = &mut self.spans[i];
+        let now = Seen {
+            offset: d.offset,
+            at_ms: d.at_ms,
+            entry: d.entry,
+        };
+        match s.max {
+            None => {
+                s.first = Some(now);
+                s.max = Some(now);
+                s.seen.push(d.offset);
+            }
+            Some(max) => match d.offset.cmp(&max.offset) {
+                Ordering::Greater => {
+                    s.max = Some(now);
+                    s.seen.push(d.offset);
+                }
+                Ordering::Equal => {}
+                Ordering::Less => {
+                    // Behind the highest: a duplicate if seen in this span, else a
+                    // gap being filled.
+                    if let Err(at) = s.seen.binary_search(&d.offset) {
+                        s.seen.insert(at, d.offset);
+                        let found = Found::Behind {
+                            span: d.span,
+                            dlv: now,
+                            max,
+                        };
+                        self.found.push((d.at_ms, found));
+                    }
+                }
+            },
+        }
+    }
+
+    /// The checks on span starts, then every finding in time order.
+    pub(crate) fn finish(mut self, ix: &Index, log: &QueueLog, sink: &mut Sink) {
+        let mut gaps = Gaps {
+            ix,
+            log,
+            prefix: FastMap::default(),
+        };
+        for (si, span) in ix.spans.iter().enumerate() {
+            let Some(start) = span.start else { continue };
+            let first = self.spans.get(si).and_then(|s| s.first);
+            if let Some(first) = first {
+                if first.offset > start {
+                    let ev =
+                        gaps.evidence(span.group, span.queue, start, first.offset, first.at_ms);
+                    if let Some(ev) = ev {
+                        let span = si as u32;
+                        self.found
+                            .push((first.at_ms, Found::StartSkips { span, first, ev }));
+                    }
+                }
+            }
+            if let Some(pc) = span.prev_commit {
+                let other = (pc.client, pc.incarnation) != (span.client, span.incarnation);
+                if other && start > pc.offset {
+                    let ev = gaps.evidence(span.group, span.queue, pc.offset, start, span.at_ms);
+                    if let Some(ev) = ev {
+                        self.found.push((
+                            span.at_ms,
+                            Found::PastCommit {
+                                span: si as u32,
+                                ev,
+                            },
+                        ));
+                    }
+                }
+            }
+        }
+        // Report in time order (stable: discovery order breaks ties).
+        self.found.sort_by_key(|(t, _)| *t);
+        for (_, f) in self.found {
+            report(ix, sink, f);
+        }
+    }
+}
+
+fn span_words(ix: &Index, s: u32) -> String {
+    let span = &ix.spans[s as usize];
+    let who = format!(
+        "client n{} of group {} on {}",
+        span.client,
+        ix.group_name(span.group),
+        ix.queue_name(span.queue)
+    );
+    match span.start {
+        Some(start) => format!("{who} (owned since {}ms from offset {start})", span.at_ms),
+        None => format!("{who} (no Own; deliveries since {}ms)", span.at_ms),
+    }
+}
+
+fn msg_at(ix: &Index, d: Seen) -> String {
+    match &ix.entries[d.entry as usize] {
+        Entry::Deliver { wid: Some(w), .. } => {
+            format!("offset {} (wid {w}) at {}ms", d.offset, d.at_ms)
+        }
+        _ => format!("offset {} (no wid) at {}ms", d.offset, d.at_ms),
+    }
+}
+
+fn evidence_words(ix: &Index, ev: &Evidence) -> String {
+    let ex: Vec<String> = ev
+        .examples
+        .iter()
+        .map(|&(o, m)| format!("offset {o} holds {}", ix.describe_msg(m)))
+        .collect();
+    format!(
+        "{} known message(s) there are subscribed by the group: {}",
+        ev.known,
+        ex.join("; ")
+    )
+}
+
+fn report(ix: &Index, sink: &mut Sink, f: Found) {
+    match f {
+        Found::Behind { span, dlv, max } => {
+            let q = ix.spans[span as usize].queue;
+            let label = format!("{} offset {}", ix.queue_name(q), dlv.offset);
+            sink.report(Rule::Order, label, || {
+                format!(
+                    "{} received {} after {}: a new offset behind one already \
+                     delivered in the same ownership span; {}",
+                    span_words(ix, span),
+                    msg_at(ix, dlv),
+                    msg_at(ix, max),
+                    ix.faults.before(ix.entries, dlv.at_ms)
+                )
+            });
+        }
+        Found::StartSkips { span, first, ev } => {
+            let s = &ix.spans[span as usize];
+            let start = s.start.unwrap_or(0);
+            let label = format!("{} from offset {start}", ix.queue_name(s.queue));
+            sink.report(Rule::Order, label, || {
+                format!(
+                    "{} first received {}, skipping offsets {start}..{}; {}; {}",
+                    span_words(ix, span),
+                    msg_at(ix, first),
+                    first.offset,
+                    evidence_words(ix, &ev),
+                    ix.faults.before(ix.entries, first.at_ms)
+                )
+            });
+        }
+        Found::PastCommit { span, ev } => {
+            let s = &ix.spans[span as usize];
+            let pc = s.prev_commit.expect("checked");
+            let start = s.start.unwrap_or(0);
+            let label = format!("{} owned from {start}", ix.queue_name(s.queue));
+            sink.report(Rule::Order, label, || {
+                format!(
+                    "new owner starts after the committed offset: {} starts at offset \
+                     {start}, but the last commit before it was offset {} by client n{} \
+                     (incarnation {}) at {}ms, skipping offsets {}..{start}; {}; {}",
+                    span_words(ix, span),
+                    pc.offset,
+                    pc.client,
+                    pc.incarnation,
+                    pc.at_ms,
+                    pc.offset,
+                    evidence_words(ix, &ev),
+                    ix.faults.before(ix.entries, s.at_ms)
+                )
+            });
+        }
+    }
+}
