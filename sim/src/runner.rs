@@ -229,8 +229,14 @@ fn fault_plan(s: &Scenario, l: &Layout, seed: u64) -> Vec<(u64, Fault)> {
         let kind = spec.kinds[rng.random_range(0..spec.kinds.len())];
         let node = targets[rng.random_range(0..targets.len())];
         let until = (t + uniform(&mut rng, spec.down_ms)).min(heal_at);
-        let is_broker = matches!(l.roles[node.0 as usize], Role::Master { .. } | Role::Slave { .. });
-        let is_client = matches!(l.roles[node.0 as usize], Role::Producer { .. } | Role::Consumer { .. });
+        let is_broker = matches!(
+            l.roles[node.0 as usize],
+            Role::Master { .. } | Role::Slave { .. }
+        );
+        let is_client = matches!(
+            l.roles[node.0 as usize],
+            Role::Producer { .. } | Role::Consumer { .. }
+        );
         let crash = |plan: &mut Vec<(u64, Fault)>, kind| {
             plan.push((t, Fault::Crash { node, kind }));
             plan.push((until, Fault::Restart { node }));
@@ -240,7 +246,9 @@ fn fault_plan(s: &Scenario, l: &Layout, seed: u64) -> Vec<(u64, Fault)> {
             continue;
         }
         match kind {
-            FaultSpecKind::Kill | FaultSpecKind::ProcessCrash => crash(&mut plan, CrashKind::Process),
+            FaultSpecKind::Kill | FaultSpecKind::ProcessCrash => {
+                crash(&mut plan, CrashKind::Process)
+            }
             FaultSpecKind::OsCrash => crash(&mut plan, CrashKind::Os),
             FaultSpecKind::PowerCut => crash(&mut plan, CrashKind::PowerCut),
             // Clients are not machines whose loss RocketMQ promises to survive: a
@@ -263,7 +271,13 @@ fn fault_plan(s: &Scenario, l: &Layout, seed: u64) -> Vec<(u64, Fault)> {
                         bits,
                     },
                 ));
-                plan.push((t + 1, Fault::Crash { node, kind: CrashKind::PowerCut }));
+                plan.push((
+                    t + 1,
+                    Fault::Crash {
+                        node,
+                        kind: CrashKind::PowerCut,
+                    },
+                ));
                 let has_slave = l.masters.contains(&node)
                     && l.slaves[l.masters.iter().position(|&m| m == node).unwrap()].is_some();
                 if has_slave {
@@ -474,7 +488,13 @@ pub fn run(s: &Scenario, seed: u64, broker: BrokerFactory, options: RunOptions) 
     }
     world.schedule(heal_at, Fault::HealAll);
     for i in 0..l.roles.len() as u32 {
-        world.schedule(heal_at, Fault::ClockSkew { node: NodeId(i), skew_ms: 0 });
+        world.schedule(
+            heal_at,
+            Fault::ClockSkew {
+                node: NodeId(i),
+                skew_ms: 0,
+            },
+        );
         world.schedule(heal_at, Fault::Restart { node: NodeId(i) });
     }
     world.run_until(end_ms);

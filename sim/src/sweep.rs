@@ -45,7 +45,11 @@ pub fn replay_command(path: &str, seed: u64) -> String {
     format!("cargo run --release -p rmq-sim --bin sim -- replay --scenario {path} --seed {seed}")
 }
 
-fn run_seed(loaded: &LoadedScenario, seed: u64, broker: BrokerFactory) -> (SweepSummary, Option<SeedFailure>) {
+fn run_seed(
+    loaded: &LoadedScenario,
+    seed: u64,
+    broker: BrokerFactory,
+) -> (SweepSummary, Option<SeedFailure>) {
     let variant = loaded.variant_for(seed);
     let out = runner::run(variant, seed, broker, RunOptions::default());
     let stats = &out.report.stats;
@@ -70,12 +74,23 @@ fn run_seed(loaded: &LoadedScenario, seed: u64, broker: BrokerFactory) -> (Sweep
         seed,
         variant: variant.name.clone(),
         rules: {
-            let mut r: Vec<Rule> = out.report.violations.iter().map(|v: &Violation| v.rule).collect();
+            let mut r: Vec<Rule> = out
+                .report
+                .violations
+                .iter()
+                .map(|v: &Violation| v.rule)
+                .collect();
             r.sort();
             r.dedup();
             r
         },
-        violations: out.report.violations.iter().take(5).map(|v| v.to_string()).collect(),
+        violations: out
+            .report
+            .violations
+            .iter()
+            .take(5)
+            .map(|v| v.to_string())
+            .collect(),
         replay: replay_command(&loaded.path, seed),
     };
     (s, Some(failure))
@@ -112,7 +127,10 @@ pub fn sweep(
                 break;
             }
             let (s, f) = run_seed(loaded, seed, broker.clone());
-            results.lock().expect("no worker panics holding it").push((seed, s, f));
+            results
+                .lock()
+                .expect("no worker panics holding it")
+                .push((seed, s, f));
         }
     };
     if jobs <= 1 {

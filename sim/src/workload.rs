@@ -11,8 +11,8 @@ use std::collections::BTreeMap;
 use std::rc::Rc;
 
 use rmq_model::client::{
-    ClientEvent, ConsumerConfig, OutgoingMessage, Producer, ProducerConfig, PushConsumer,
-    SendId, SendOutcome, CLIENT_TIMER_KIND_BASE,
+    ClientEvent, ConsumerConfig, OutgoingMessage, Producer, ProducerConfig, PushConsumer, SendId,
+    SendOutcome, CLIENT_TIMER_KIND_BASE,
 };
 use rmq_model::message::{property, PROPERTY_TAGS};
 use rmq_model::node::{Ctx, Input, Node};
@@ -219,7 +219,11 @@ impl ConsumerHost {
                 group,
                 client,
                 // The record's own topic: a record served for the wrong queue shows.
-                topic: if msg.topic.is_empty() { topic } else { msg.topic.clone() },
+                topic: if msg.topic.is_empty() {
+                    topic
+                } else {
+                    msg.topic.clone()
+                },
                 broker: broker_name,
                 queue_id,
                 queue_offset,

@@ -20,8 +20,8 @@
 
 use std::cell::Cell;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::rc::Rc;
 use std::fmt::{self, Debug};
+use std::rc::Rc;
 
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
@@ -536,7 +536,10 @@ impl<M: Debug + 'static> World<M> {
                     let line = keep.then(|| format!("{node} {id} dropped (older incarnation)"));
                     ([10, n, id.0, kind], line)
                 } else if !slot.timers.remove(&id) {
-                    ([11, n, id.0, kind], keep.then(|| format!("{node} {id} cancelled")))
+                    (
+                        [11, n, id.0, kind],
+                        keep.then(|| format!("{node} {id} cancelled")),
+                    )
                 } else {
                     self.run_node(node, |n, ctx| n.handle(ctx, Input::Timer { id, kind }));
                     let line = keep.then(|| format!("{node} {id} fired kind={kind}"));
@@ -551,8 +554,7 @@ impl<M: Debug + 'static> World<M> {
                 let slot = self.slot_mut(node);
                 let n = u64::from(node.0);
                 if slot.boot_epoch != boot_epoch || slot.node.is_none() {
-                    let line =
-                        keep.then(|| format!("{node} {ticket} dropped (older incarnation)"));
+                    let line = keep.then(|| format!("{node} {ticket} dropped (older incarnation)"));
                     ([20, n, ticket.0, 0], line)
                 } else {
                     let (done, result) = slot
@@ -586,12 +588,18 @@ impl<M: Debug + 'static> World<M> {
                     self.run_node(node, |n, ctx| {
                         n.handle(ctx, Input::ConnectionBroken { peer });
                     });
-                    ([31, ids, 0, 0], keep.then(|| format!("{node} connection to {peer} broke")))
+                    (
+                        [31, ids, 0, 0],
+                        keep.then(|| format!("{node} connection to {peer} broke")),
+                    )
                 }
             }
             Event::Fault(fault) => {
                 let line = self.apply_fault(fault);
-                ([40, fnv1a(FNV_OFFSET_BASIS, line.as_bytes()), 0, 0], Some(line))
+                (
+                    [40, fnv1a(FNV_OFFSET_BASIS, line.as_bytes()), 0, 0],
+                    Some(line),
+                )
             }
         };
         Some(self.record_event(parts, line))

@@ -17,7 +17,8 @@
 //!    `[ack, ack + async_replication_window_ms]` (the slave may not have received it).
 //! 2. **master and slave lost** — a MEDIA fault of M at `t >= since` and a MEDIA fault
 //!    of S (any time; at `t >= since` for a strong ack under sync replication, because
-//!    then S did hold it).
+//!    then S did hold it) or a CACHE fault of S at `t >= since` (a slave acknowledges
+//!    what it has written, before its own flush).
 //! 3. **unflushed** — the record may have lived only in M's page cache: flush mode
 //!    ASYNC_FLUSH, or a weak ack whose status does not say the disk flush completed
 //!    (no ack, or FLUSH_DISK_TIMEOUT). Then a CACHE fault of M within
@@ -86,9 +87,14 @@ pub(crate) fn allowance(ix: &Index, m: u32, before: u64) -> Option<Allowed> {
         } else {
             0
         };
+        // The slave's copy is gone with its media, or with its page cache: a slave
+        // reports (and a SYNC_MASTER acks) what it has written, not what it flushed.
+        let slave_lost = faults
+            .first_on(slave, MEDIA_LOSS, slave_from, before)
+            .or_else(|| faults.first_on(slave, CACHE_LOSS, since, before));
         if let (Some(a), Some(b)) = (
             faults.first_on(master, MEDIA_LOSS, since, before),
-            faults.first_on(slave, MEDIA_LOSS, slave_from, before),
+            slave_lost,
         ) {
             return Some(two("master_and_slave_lost", a, b));
         }

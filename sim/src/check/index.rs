@@ -172,6 +172,18 @@ pub(crate) struct GroupInfo {
 }
 
 impl GroupInfo {
+    /// The delivery slot of `client` (0 for clustering; for a broadcasting client the
+    /// group has never seen, a slot that holds nothing).
+    pub(crate) fn slot_of(&self, client: u32) -> u32 {
+        if !self.broadcasting {
+            return 0;
+        }
+        self.clients
+            .iter()
+            .position(|&c| c == client)
+            .map_or(u32::MAX, |p| p as u32)
+    }
+
     /// Delivery slots: one per consumer for broadcasting, one for the group otherwise.
     pub(crate) fn slots(&self) -> usize {
         if self.broadcasting {

@@ -14,6 +14,13 @@
 //! A message missing somewhere is covered if the [`super::allowance`] allows its loss
 //! (counted in `allowed_lost` and `allowance_reasons`); otherwise it is one Lost
 //! violation naming every group (or consumer) that never received it.
+//!
+//! One consequence of an allowed loss is covered too (reason `offset_reused`): when a
+//! broker lost the tail of a queue (say offsets 26..30) and reassigned those offsets to
+//! new messages, a consumer that had already consumed past 30 skips the new messages
+//! at 26..29 — RocketMQ consumers track positions, not messages. A message is covered
+//! this way only if its position was first observed holding another message whose
+//! loss the allowance covers by the time the new one was observed there.
 
 use std::collections::BTreeMap;
 
@@ -21,6 +28,7 @@ use super::allowance::allowance;
 use super::deliveries::DeliveryTable;
 use super::faults::CONTEXT_MS;
 use super::index::Index;
+use super::queue_log::QueueLog;
 use super::{CheckStats, Rule, Sink};
 
 /// The required, unexcused messages a delivery slot never received.
@@ -37,9 +45,21 @@ pub(crate) type Owed = Vec<Vec<Owing>>;
 /// How many owed messages per slot are remembered by name.
 const OWED_NAMED: usize = 5;
 
+/// Messages observed at a position that an earlier, allowably lost message held.
+pub(crate) fn reused_after_loss(ix: &Index, log: &QueueLog) -> Vec<bool> {
+    let mut reused = vec![false; ix.msgs.len()];
+    for c in &log.conflicts {
+        if !reused[c.other.msg as usize] && allowance(ix, c.first.msg, c.other.at_ms).is_some() {
+            reused[c.other.msg as usize] = true;
+        }
+    }
+    reused
+}
+
 pub(crate) fn check(
     ix: &Index,
     table: &DeliveryTable,
+    reused: &[bool],
     sink: &mut Sink,
     stats: &mut CheckStats,
 ) -> Owed {
@@ -88,6 +108,14 @@ pub(crate) fn check(
         if let Some(a) = allowance(ix, m, u64::MAX) {
             stats.allowed_lost += 1;
             *stats.allowance_reasons.entry(a.reason).or_insert(0) += 1;
+            continue;
+        }
+        if reused[m as usize] {
+            stats.allowed_lost += 1;
+            *stats
+                .allowance_reasons
+                .entry("offset_reused".to_string())
+                .or_insert(0) += 1;
             continue;
         }
         for &(g, _, slot) in &missing {

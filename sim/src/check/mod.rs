@@ -162,9 +162,11 @@ pub fn check(history: &History) -> Report {
     let mut sink = Sink::default();
     obs.phantom.finish(&ix, &mut sink);
     obs.corrupt.finish(&ix, &mut sink);
-    let owed = lost::check(&ix, &obs.table, &mut sink, &mut stats);
+    let reused = lost::reused_after_loss(&ix, &obs.queue_log);
+    let owed = lost::check(&ix, &obs.table, &reused, &mut sink, &mut stats);
     liveness::check(&ix, &obs.table, &owed, &mut sink);
-    obs.order.finish(&ix, &obs.queue_log, &mut sink);
+    obs.order
+        .finish(&ix, &obs.queue_log, &obs.table, &reused, &mut sink);
     offsets::check(&ix, &obs.queue_log, &mut sink);
     duplicates::count(&ix, &obs.table, &mut stats);
     Report {

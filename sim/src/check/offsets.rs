@@ -31,7 +31,7 @@
 use std::collections::BTreeMap;
 
 use super::allowance::allowance;
-use super::faults::{NETWORK, RESTARTS};
+use super::faults::{CACHE_LOSS, MEDIA_LOSS, NETWORK, RESTARTS};
 use super::hasher::FastMap;
 use super::index::{Index, NONE};
 use super::queue_log::{Conflict, Holder, QueueLog};
@@ -199,6 +199,20 @@ fn commits_never_go_back(ix: &Index, sink: &mut Sink) {
             .is_some()
         {
             continue;
+        }
+        // The queue's broker group lost state at some earlier time (a lost machine, a
+        // damaged disk, a page cache gone): its slave or its recovered log may not
+        // know the newer offset, and sends the consumer back.
+        if let Some(bg) = ix.broker_group(ix.queues[c.queue as usize].broker) {
+            let nodes: Vec<u32> = std::iter::once(bg.master_node)
+                .chain(bg.slave_node)
+                .collect();
+            if faults
+                .first_on_any(&nodes, CACHE_LOSS | MEDIA_LOSS, 0, c.at_ms)
+                .is_some()
+            {
+                continue;
+            }
         }
         if prev.span != c.span {
             let span_start = ix.spans[c.span as usize].at_ms;

@@ -23,8 +23,9 @@
 use std::cmp::Ordering;
 
 use super::allowance::allowance;
+use super::deliveries::DeliveryTable;
 use super::hasher::FastMap;
-use super::index::{Dlv, Index};
+use super::index::{Dlv, Index, NONE};
 use super::queue_log::QueueLog;
 use super::{Rule, Sink};
 use crate::history::Entry;
@@ -35,6 +36,7 @@ struct Seen {
     offset: u64,
     at_ms: u64,
     entry: u32,
+    msg: u32,
 }
 
 /// Per span: what has been delivered in it.
@@ -56,6 +58,11 @@ struct Evidence {
 }
 
 const EXAMPLES: usize = 3;
+/// A commit made less than this before a new owner's `Own` may not have reached the
+/// broker when the owner read the offset (simulated latency is a few ms): the owner
+/// may then start from an earlier commit's higher value, skipping messages the stale
+/// commit points back to. That is only excused when the group got those messages.
+const RACE_MS: u64 = 100;
 /// Gaps up to this long are scanned directly.
 const SMALL_GAP: u64 = 256;
 
@@ -65,6 +72,7 @@ const SMALL_GAP: u64 = 256;
 struct Gaps<'a, 'h> {
     ix: &'a Index<'h>,
     log: &'a QueueLog,
+    table: &'a DeliveryTable,
     prefix: FastMap<(u32, u32), Vec<u32>>,
 }
 
@@ -73,7 +81,18 @@ impl<'a, 'h> Gaps<'a, 'h> {
         self.ix.subscribes(g, &self.ix.msgs[m as usize])
     }
 
-    fn evidence(&mut self, g: u32, q: u32, from: u64, to: u64, before: u64) -> Option<Evidence> {
+    /// `slot`: the consumer's delivery slot in the group (0 for clustering).
+    #[allow(clippy::too_many_arguments)]
+    fn evidence(
+        &mut self,
+        g: u32,
+        slot: u32,
+        delivered_ok: bool,
+        q: u32,
+        from: u64,
+        to: u64,
+        before: u64,
+    ) -> Option<Evidence> {
         if from >= to {
             return None;
         }
@@ -91,7 +110,12 @@ impl<'a, 'h> Gaps<'a, 'h> {
         let known = self.count(g, q, from, to);
         let mut examples = Vec::new();
         for (offset, m) in pos.range(from, to) {
-            if !self.subscribed(g, m) || allowance(ix, m, before).is_some() {
+            // With `delivered_ok`, a message the group got anyway was not lost by the
+            // skip (see `RACE_MS`).
+            if !self.subscribed(g, m)
+                || allowance(ix, m, before).is_some()
+                || (delivered_ok && self.table.received(g, slot, m))
+            {
                 continue;
             }
             examples.push((offset, m));
@@ -173,6 +197,7 @@ impl Order {
             offset: d.offset,
             at_ms: d.at_ms,
             entry: d.entry,
+            msg: d.msg,
         };
         match s.max {
             None => {
@@ -204,19 +229,43 @@ impl Order {
     }
 
     /// The checks on span starts, then every finding in time order.
-    pub(crate) fn finish(mut self, ix: &Index, log: &QueueLog, sink: &mut Sink) {
+    pub(crate) fn finish(
+        mut self,
+        ix: &Index,
+        log: &QueueLog,
+        table: &DeliveryTable,
+        reused: &[bool],
+        sink: &mut Sink,
+    ) {
+        // A message at a position a lost message held before is not behind anything:
+        // the queue's old content at that offset is gone (see `lost.rs`).
+        self.found.retain(|(_, f)| match f {
+            Found::Behind { dlv, .. } => {
+                !(dlv.msg != NONE && reused.get(dlv.msg as usize).copied().unwrap_or(false))
+            }
+            _ => true,
+        });
         let mut gaps = Gaps {
             ix,
             log,
+            table,
             prefix: FastMap::default(),
         };
         for (si, span) in ix.spans.iter().enumerate() {
             let Some(start) = span.start else { continue };
+            let slot = ix.group_info[span.group as usize].slot_of(span.client);
             let first = self.spans.get(si).and_then(|s| s.first);
             if let Some(first) = first {
                 if first.offset > start {
-                    let ev =
-                        gaps.evidence(span.group, span.queue, start, first.offset, first.at_ms);
+                    let ev = gaps.evidence(
+                        span.group,
+                        slot,
+                        false,
+                        span.queue,
+                        start,
+                        first.offset,
+                        first.at_ms,
+                    );
                     if let Some(ev) = ev {
                         let span = si as u32;
                         self.found
@@ -227,7 +276,12 @@ impl Order {
             if let Some(pc) = span.prev_commit {
                 let other = (pc.client, pc.incarnation) != (span.client, span.incarnation);
                 if other && start > pc.offset {
-                    let ev = gaps.evidence(span.group, span.queue, pc.offset, start, span.at_ms);
+                    // A commit this close before the new owner read the offset may still
+                    // have been in flight: the owner read the value before it.
+                    let racing = span.at_ms.saturating_sub(pc.at_ms) < RACE_MS;
+                    let ev = gaps.evidence(
+                        span.group, slot, racing, span.queue, pc.offset, start, span.at_ms,
+                    );
                     if let Some(ev) = ev {
                         self.found.push((
                             span.at_ms,
