@@ -53,6 +53,25 @@ fn two(prefix: &str, a: &FaultRec, b: &FaultRec) -> Allowed {
     }
 }
 
+/// The allowance for message `m`'s copy on broker `broker` (the one a queue position
+/// belongs to). A copy on another broker than the one that acked the message is an
+/// unacknowledged copy (a first attempt whose answer never came, before a retry
+/// elsewhere): it may vanish with that broker's page cache or media at any time after
+/// the send.
+pub(crate) fn allowance_at(ix: &Index, m: u32, broker: u32, before: u64) -> Option<Allowed> {
+    let msg = &ix.msgs[m as usize];
+    if ix.stored_broker(msg) == Some(broker) {
+        return allowance(ix, m, before);
+    }
+    let bg = ix.broker_group(broker)?;
+    let nodes = [Some(bg.master_node), bg.slave_node];
+    nodes.iter().flatten().find_map(|&n| {
+        ix.faults
+            .first_on(n, CACHE_LOSS | MEDIA_LOSS, msg.since_ms(), before)
+            .map(|f| one("unacknowledged_copy", f))
+    })
+}
+
 pub(crate) fn allowance(ix: &Index, m: u32, before: u64) -> Option<Allowed> {
     let msg = &ix.msgs[m as usize];
     let bg = ix.broker_group(ix.stored_broker(msg)?)?;

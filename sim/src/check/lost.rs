@@ -24,7 +24,7 @@
 
 use std::collections::BTreeMap;
 
-use super::allowance::allowance;
+use super::allowance::{allowance, allowance_at};
 use super::deliveries::DeliveryTable;
 use super::faults::CONTEXT_MS;
 use super::index::Index;
@@ -49,7 +49,10 @@ const OWED_NAMED: usize = 5;
 pub(crate) fn reused_after_loss(ix: &Index, log: &QueueLog) -> Vec<bool> {
     let mut reused = vec![false; ix.msgs.len()];
     for c in &log.conflicts {
-        if !reused[c.other.msg as usize] && allowance(ix, c.first.msg, c.other.at_ms).is_some() {
+        let broker = ix.queues[c.queue as usize].broker;
+        if !reused[c.other.msg as usize]
+            && allowance_at(ix, c.first.msg, broker, c.other.at_ms).is_some()
+        {
             reused[c.other.msg as usize] = true;
         }
     }

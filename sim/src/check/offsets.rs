@@ -30,7 +30,7 @@
 
 use std::collections::BTreeMap;
 
-use super::allowance::allowance;
+use super::allowance::{allowance, allowance_at};
 use super::faults::{CACHE_LOSS, MEDIA_LOSS, NETWORK, RESTARTS};
 use super::hasher::FastMap;
 use super::index::{Index, NONE};
@@ -73,7 +73,8 @@ fn one_message_per_offset(ix: &Index, log: &QueueLog, sink: &mut Sink) {
             if others.iter().any(|o| o.msg == c.other.msg) {
                 continue;
             }
-            if allowance(ix, first.msg, c.other.at_ms).is_some() {
+            let broker = ix.queues[q as usize].broker;
+            if allowance_at(ix, first.msg, broker, c.other.at_ms).is_some() {
                 continue; // the first message may have been truncated away first
             }
             others.push(&c.other);
