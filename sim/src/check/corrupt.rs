@@ -27,6 +27,7 @@ fn differs(ix: &Index, d: &Dlv, m: &Msg) -> (bool, bool, bool) {
 }
 
 impl Corrupt {
+    #[inline]
     pub(crate) fn deliver(&mut self, d: &Dlv, msg: Option<&Msg>) {
         let Some(m) = msg else { return };
         if !m.invoked() {

@@ -48,6 +48,7 @@ pub(crate) struct DeliveryTable {
 }
 
 impl DeliveryTable {
+    #[inline]
     pub(crate) fn deliver(&mut self, d: &Dlv) {
         let g = d.group as usize;
         if g >= self.slots.len() {

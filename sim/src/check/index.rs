@@ -582,6 +582,7 @@ impl<'h> Builder<'h> {
         }
     }
 
+    #[inline]
     fn msg(&mut self, wid: u64, at_ms: u64) -> u32 {
         let msgs = &mut self.ix.msgs;
         self.wids.get_or_insert(wid, msgs.len(), || {
@@ -590,6 +591,7 @@ impl<'h> Builder<'h> {
         })
     }
 
+    #[inline]
     fn group(&mut self, name: &str) -> u32 {
         let id = self.ix.groups.intern(name);
         if id as usize == self.ix.group_info.len() {
@@ -605,6 +607,7 @@ impl<'h> Builder<'h> {
         id
     }
 
+    #[inline]
     fn queue(&mut self, broker: &str, topic: &str, queue_id: i32) -> u32 {
         let key = QueueKey {
             broker: self.ix.brokers.intern(broker),
@@ -614,6 +617,7 @@ impl<'h> Builder<'h> {
         self.queue_key(key)
     }
 
+    #[inline]
     fn queue_key(&mut self, key: QueueKey) -> u32 {
         let queues = &mut self.ix.queues;
         *self.queue_ids.entry(key).or_insert_with(|| {
@@ -629,6 +633,7 @@ impl<'h> Builder<'h> {
 
     /// The open span of the key, or a new implicit one if none is open (or the client
     /// crashed since it opened).
+    #[inline]
     fn span(&mut self, group: u32, client: u32, queue: u32, at_ms: u64) -> u32 {
         let incarnation = self.epochs.get(client);
         if let Some(&s) = self.open_spans.get(&(group, client, queue)) {
@@ -891,6 +896,7 @@ impl<'h> Builder<'h> {
     }
 
     /// Hands one delivery to every rule that streams deliveries.
+    #[inline]
     fn deliver(&mut self, d: &Dlv) {
         let obs = &mut self.obs;
         obs.table.deliver(d);

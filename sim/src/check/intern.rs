@@ -31,10 +31,21 @@ fn key(name: &str) -> (usize, u64) {
 }
 
 impl Interner {
+    // Called several times per history entry: the common path (a known name, found
+    // by a short scan) is small and inlined; adding a name and the hashed lookup of
+    // a long list stay out of line, so the callers do not pay for their registers.
+
+    #[inline]
     pub(crate) fn intern(&mut self, name: &str) -> u32 {
-        if let Some(id) = self.get(name) {
-            return id;
+        match self.get(name) {
+            Some(id) => id,
+            None => self.add(name),
         }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn add(&mut self, name: &str) -> u32 {
         let id = u32::try_from(self.names.len()).expect("fewer than 2^32 names");
         self.names.push(name.into());
         self.keys.push(key(name));
@@ -44,18 +55,30 @@ impl Interner {
 
     #[inline]
     pub(crate) fn get(&self, name: &str) -> Option<u32> {
-        if self.names.len() <= SCAN_LIMIT {
-            let k = key(name);
-            self.keys
-                .iter()
-                .zip(&self.names)
-                .position(|(nk, n)| {
-                    *nk == k && (k.0 <= 8 || n.as_bytes()[8..] == name.as_bytes()[8..])
-                })
-                .map(|i| i as u32)
-        } else {
-            self.ids.get(name).copied()
+        if self.names.len() > SCAN_LIMIT {
+            return self.get_hashed(name);
         }
+        let k = key(name);
+        if k.0 <= 8 {
+            // The key is the whole name. Scan every key without stopping at the
+            // match: which name comes next is data, so an early exit would be a
+            // branch mispredicted about as often as not; a select never is.
+            let mut found = None;
+            for (i, nk) in self.keys.iter().enumerate() {
+                found = if *nk == k { Some(i as u32) } else { found };
+            }
+            return found;
+        }
+        self.keys
+            .iter()
+            .zip(&self.names)
+            .position(|(nk, n)| *nk == k && n.as_bytes()[8..] == name.as_bytes()[8..])
+            .map(|i| i as u32)
+    }
+
+    #[inline(never)]
+    fn get_hashed(&self, name: &str) -> Option<u32> {
+        self.ids.get(name).copied()
     }
 
     pub(crate) fn name(&self, id: u32) -> &str {
@@ -92,5 +115,49 @@ impl TagInterner {
     /// Number of ids, counting [`NO_TAGS`].
     pub(crate) fn len(&self) -> usize {
         self.inner.len() + 1
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Interner, TagInterner, NO_TAGS};
+
+    #[test]
+    fn ids_are_stable_across_the_scan_and_the_map() {
+        let names = [
+            "a",
+            "ab",
+            "",
+            "broker-a",
+            "broker-ab",
+            "broker-ac",
+            "broker-a\u{e9}",
+            "b",
+            "g-all",
+            "g-ab",
+            "T",
+            "%RETRY%g",
+        ];
+        let mut i = Interner::default();
+        for (k, n) in names.iter().enumerate() {
+            assert_eq!(i.intern(n), k as u32, "{n:?}");
+            // Every earlier name still resolves, whichever lookup serves it now.
+            for (j, m) in names[..=k].iter().enumerate() {
+                assert_eq!(i.get(m), Some(j as u32), "{m:?} after {n:?}");
+            }
+        }
+        assert_eq!(i.get("broker-"), None);
+        assert_eq!(i.get("broker-ad"), None);
+        assert_eq!(i.name(4), "broker-ab");
+    }
+
+    #[test]
+    fn no_tags_is_its_own_id() {
+        let mut t = TagInterner::default();
+        assert_eq!(t.intern(None), NO_TAGS);
+        let a = t.intern(Some("a"));
+        assert_ne!(a, NO_TAGS);
+        assert_eq!(t.intern(Some("")), a + 1);
+        assert_eq!((t.name(a), t.name(NO_TAGS)), (Some("a"), None));
     }
 }

@@ -187,6 +187,7 @@ pub(crate) struct Order {
 
 impl Order {
     /// A delivery inside span `d.span` (never a retry delivery).
+    #[inline]
     pub(crate) fn deliver(&mut self, d: &Dlv) {
         let i = d.span as usize;
         if i >= self.spans.len() {

@@ -16,6 +16,7 @@ pub(crate) struct Phantom {
 }
 
 impl Phantom {
+    #[inline]
     pub(crate) fn deliver(&mut self, d: &Dlv, msg: Option<&Msg>) {
         if !msg.is_some_and(Msg::invoked) {
             self.suspects.push(*d);

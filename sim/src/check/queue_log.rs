@@ -36,6 +36,7 @@ pub(crate) struct Positions {
 }
 
 impl Positions {
+    #[inline]
     fn dense_index(&mut self, offset: u64) -> Option<usize> {
         if self.dense.is_empty() && self.sparse.is_empty() {
             self.base = offset;
@@ -56,6 +57,7 @@ impl Positions {
     }
 
     /// Records `h` at `offset`; returns the earlier holder if it was another message.
+    #[inline]
     fn observe(&mut self, entries: &[Entry], offset: u64, h: Holder) -> Option<Holder> {
         match self.dense_index(offset) {
             Some(i) => {
@@ -129,6 +131,7 @@ pub(crate) struct QueueLog {
 
 impl QueueLog {
     /// `h` says queue `queue` holds its message at `offset`.
+    #[inline]
     pub(crate) fn observe(&mut self, entries: &[Entry], queue: u32, offset: u64, h: Holder) {
         let q = queue as usize;
         if q >= self.queues.len() {
