@@ -74,10 +74,10 @@ struct Held {
 
 /// A broker reduced to what the clients talk to: registration with the name server,
 /// SEND_MESSAGE_V2 into in-memory queues of stored records, PULL_MESSAGE with long
-/// polling, consumer offsets (from UPDATE_CONSUMER_OFFSET only — the pull's
-/// COMMIT_OFFSET is counted but not stored, so a takeover resumes from exactly what
-/// the old owner committed), heartbeats, the group's member list and its change
-/// notices. It keeps nothing on disk: a test never restarts it.
+/// polling, consumer offsets (from UPDATE_CONSUMER_OFFSET and from pulls carrying
+/// COMMIT_OFFSET, as a master does: the client reports both as commits, so a takeover
+/// resumes from exactly what the old owner committed), heartbeats, the group's member
+/// list and its change notices. It keeps nothing on disk: a test never restarts it.
 struct FakeBroker {
     name: &'static str,
     /// Sends are refused with SYSTEM_ERROR before this time.
@@ -277,6 +277,12 @@ impl FakeBroker {
                 if pull.sys_flag & pull_sys_flag::COMMIT_OFFSET != 0 {
                     let mut stats = self.stats.borrow_mut();
                     stats.entry(self.name).or_default().pulls_with_commit_flag += 1;
+                    let key = QueueKey {
+                        consumer_group: pull.consumer_group.clone(),
+                        topic: pull.topic.clone(),
+                        queue_id: pull.queue_id,
+                    };
+                    self.offsets.insert(key, pull.commit_offset);
                 }
                 match self.serve(&pull, true) {
                     Some(answer) => Response::Pull(answer),
