@@ -133,7 +133,9 @@ enum Event<M> {
         from: NodeId,
         to: NodeId,
         conn_epoch: u64,
-        msg: M,
+        /// Boxed: the queue is a B-tree that moves its values around, and messages
+        /// are large next to every other event.
+        msg: Box<M>,
     },
     Timer {
         node: NodeId,
@@ -517,7 +519,7 @@ impl<M: Debug + 'static> World<M> {
                     ([2, ids, conn_epoch, digest], line)
                 } else {
                     self.run_node(to, |node, ctx| {
-                        node.handle(ctx, Input::Packet { from, msg });
+                        node.handle(ctx, Input::Packet { from, msg: *msg });
                     });
                     let line = text.map(|t| format!("{from} -> {to} {t}"));
                     ([3, ids, conn_epoch, digest], line)
@@ -701,7 +703,7 @@ impl<M: Debug + 'static> World<M> {
                         from: me,
                         to,
                         conn_epoch: delivery.conn_epoch,
-                        msg,
+                        msg: Box::new(msg),
                     },
                 );
             }
