@@ -120,7 +120,7 @@ fn caught(
         if !pick(&loaded.variant_for(seed).name) {
             continue;
         }
-        let s = sweep(&loaded, seed..seed + 1, 1, broker);
+        let s = sweep(&loaded, seed..seed + 1, broker);
         total.seeds += 1;
         total.failed += s.failed;
         total.failures.extend(s.failures);

@@ -31,7 +31,7 @@ fn load(name: &str) -> LoadedScenario {
 fn sweep_scenario(name: &str) {
     let loaded = load(name);
     let n = seeds();
-    let summary = sweep(&loaded, 0..n, 1, reference_broker);
+    let summary = sweep(&loaded, 0..n, reference_broker);
     assert_eq!(summary.seeds, n);
     // The runs did something: messages went out and came back.
     assert!(

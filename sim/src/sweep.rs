@@ -1,11 +1,10 @@
 //! Many seeds of one scenario: the engine behind `sim run`, `sim bench` and the test
-//! suite. Each seed is an independent, deterministic run; `jobs > 1` spreads seeds over
-//! threads (each builds its own world), and results are reported in seed order, so
-//! the summary does not depend on the number of jobs.
+//! suite. Each seed is an independent, deterministic run. Sweeps of disjoint ranges
+//! (other threads, other machines) [`merge`] into the same summary in seed order, so
+//! nothing depends on how a sweep was split. No threads here: `sim` stays
+//! single-threaded; only the CLI spreads ranges over cores.
 
 use std::ops::Range;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
 
 use serde::Serialize;
 
@@ -110,49 +109,36 @@ fn add(total: &mut SweepSummary, s: &SweepSummary) {
     total.history_ops += s.history_ops;
 }
 
-/// Runs every seed in `seeds`; `make_broker` builds the broker factory in each thread.
+/// Runs every seed in `seeds`, one after another, with the broker `make_broker` builds.
 pub fn sweep(
     loaded: &LoadedScenario,
     seeds: Range<u64>,
-    jobs: usize,
     make_broker: fn() -> BrokerFactory,
 ) -> SweepSummary {
-    let results: Mutex<Vec<(u64, SweepSummary, Option<SeedFailure>)>> = Mutex::new(Vec::new());
-    let next = AtomicU64::new(seeds.start);
-    let worker = || {
-        let broker = make_broker();
-        loop {
-            let seed = next.fetch_add(1, Ordering::Relaxed);
-            if seed >= seeds.end {
-                break;
-            }
-            let (s, f) = run_seed(loaded, seed, broker.clone());
-            results
-                .lock()
-                .expect("no worker panics holding it")
-                .push((seed, s, f));
-        }
-    };
-    if jobs <= 1 {
-        worker();
-    } else {
-        // Seeds are independent runs; threads only spread them over cores. Nothing a
-        // run decides depends on which thread runs it or when.
-        std::thread::scope(|scope| {
-            for _ in 0..jobs {
-                scope.spawn(worker);
-            }
-        });
-    }
-    let mut results = results.into_inner().expect("workers finished");
-    results.sort_by_key(|(seed, _, _)| *seed);
+    let broker = make_broker();
     let mut total = SweepSummary {
         scenario: loaded.stem.clone(),
         ..SweepSummary::default()
     };
-    for (_, s, f) in results {
+    for seed in seeds {
+        let (s, f) = run_seed(loaded, seed, broker.clone());
         add(&mut total, &s);
         total.failures.extend(f);
     }
+    total
+}
+
+/// Sums sweeps of disjoint seed ranges (a sharded sweep); failures in seed order, so
+/// the result does not depend on how the range was split.
+pub fn merge(parts: Vec<SweepSummary>) -> SweepSummary {
+    let mut total = SweepSummary::default();
+    for p in parts {
+        if total.scenario.is_empty() {
+            total.scenario = p.scenario.clone();
+        }
+        add(&mut total, &p);
+        total.failures.extend(p.failures);
+    }
+    total.failures.sort_by_key(|f| f.seed);
     total
 }

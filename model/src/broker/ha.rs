@@ -223,7 +223,7 @@ impl Broker {
             Err(e) => tracing::error!(error = %e, "replication batch refused"),
         }
         if self.config.flush_disk_type == super::FlushDiskType::SyncFlush {
-            self.sends.flush_wanted = true;
+            self.flush.wanted = true;
             self.maybe_group_commit(ctx);
         }
         self.ha_report(ctx);

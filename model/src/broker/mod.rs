@@ -5,13 +5,14 @@
 //! the abort marker survived) and loads the config files; the broker answers requests
 //! once the store's boot sync has completed.
 //!
-//! Where to look: sends and their flush/replica waits in `send.rs`; pulls and long
-//! polling in `pull.rs`; consumer groups in `consumers.rs`; consumer offsets in
-//! `offsets.rs`; topics and auto-creation in `topics.rs`; master/slave replication in
-//! `ha.rs`; settings in `config.rs`.
+//! Where to look: sends and their flush/replica waits in `send.rs`; group commit and
+//! the timed flush in `flush.rs`; pulls and long polling in `pull.rs`; consumer groups
+//! in `consumers.rs`; consumer offsets in `offsets.rs`; topics and auto-creation in
+//! `topics.rs`; master/slave replication in `ha.rs`; settings in `config.rs`.
 
 pub mod config;
 mod consumers;
+mod flush;
 mod ha;
 mod offsets;
 mod pull;
@@ -63,6 +64,7 @@ pub struct Broker {
     offsets: offsets::ConsumerOffsets,
     consumers: consumers::ConsumerGroups,
     sends: send::PendingSends,
+    flush: flush::FlushState,
     holds: pull::HeldPulls,
     ha: ha::HaState,
     /// The master address a name server told this slave.
@@ -93,6 +95,7 @@ impl Broker {
             offsets,
             consumers: consumers::ConsumerGroups::default(),
             sends: send::PendingSends::default(),
+            flush: flush::FlushState::default(),
             holds: pull::HeldPulls::default(),
             ha: ha::HaState::default(),
             learned_master_addr: None,
@@ -140,6 +143,7 @@ impl Broker {
                 .as_ref()
                 .is_none_or(|s| s.state() == StoreState::Closed)
             && self.offsets.is_idle()
+            && self.topics.is_idle()
         {
             self.phase = Phase::Stopped;
         }

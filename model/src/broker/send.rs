@@ -1,6 +1,6 @@
 //! SEND_MESSAGE: validate, append to the store, then answer — at once (ASYNC_FLUSH,
-//! ASYNC_MASTER), or once the covering fsync completed (SYNC_FLUSH, group commit) and
-//! the slave acknowledged (SYNC_MASTER), or with FLUSH_DISK_TIMEOUT /
+//! ASYNC_MASTER), or once the covering fsync completed (SYNC_FLUSH, group commit in
+//! `flush.rs`) and the slave acknowledged (SYNC_MASTER), or with FLUSH_DISK_TIMEOUT /
 //! FLUSH_SLAVE_TIMEOUT when those do not happen in time (reference A.7, A.8).
 
 use std::collections::BTreeMap;
@@ -31,10 +31,6 @@ struct PendingSend {
 pub(super) struct PendingSends {
     next_id: u64,
     waiting: BTreeMap<u64, PendingSend>,
-    /// A SYNC_FLUSH record arrived while a flush was in flight.
-    pub(super) flush_wanted: bool,
-    /// When ASYNC_FLUSH last flushed everything.
-    last_thorough_flush_ms: u64,
 }
 
 fn error(code: i32, remark: impl Into<String>) -> Response {
@@ -153,6 +149,11 @@ impl Broker {
             }
         }
         if !wait_flush && !wait_slave {
+            if self.config.flush_disk_type == FlushDiskType::SyncFlush {
+                // WAIT=false: the group commit is woken, the producer is not held.
+                self.flush.wanted = true;
+                self.maybe_group_commit(ctx);
+            }
             let mut response = response;
             response.code = slave_code;
             return Some(Response::Send(response));
@@ -179,61 +180,13 @@ impl Broker {
         self.sends.waiting.insert(id, pending);
         ctx.set_timer(first_deadline - now_ms, timer::SEND_DEADLINE | id);
         if wait_flush {
-            self.sends.flush_wanted = true;
+            self.flush.wanted = true;
             self.maybe_group_commit(ctx);
         }
         if wait_slave {
             self.ha_push(ctx);
         }
         None
-    }
-
-    /// Issues a group commit if records wait for one and none is in flight: one fsync
-    /// covers every record appended before it (`GroupCommitService`).
-    pub(super) fn maybe_group_commit(&mut self, ctx: &mut dyn Ctx<Message>) {
-        if !self.sends.flush_wanted {
-            return;
-        }
-        let Some(store) = self.store.as_mut().filter(|s| s.is_ready()) else {
-            return;
-        };
-        if store.flush_in_flight() {
-            return;
-        }
-        self.sends.flush_wanted = false;
-        if let Err(e) = store.request_flush(ctx.disk()) {
-            tracing::error!(error = %e, "group commit failed");
-        }
-    }
-
-    /// ASYNC_FLUSH (`FlushRealTimeService`): every interval, flush if enough pages are
-    /// dirty, or everything once the thorough interval has passed. A master with a
-    /// slave flushes whatever is written, since it only ships durable records.
-    pub(super) fn async_flush_tick(&mut self, ctx: &mut dyn Ctx<Message>) {
-        let now_ms = ctx.now_ms();
-        let least_bytes = self.config.flush_commit_log_least_pages * 4096;
-        let thorough = now_ms
-            >= self.sends.last_thorough_flush_ms
-                + self.config.flush_commit_log_thorough_interval_ms;
-        let shipping = self.ha.has_slaves();
-        let Some(store) = self.store.as_mut().filter(|s| s.is_ready()) else {
-            return;
-        };
-        let unflushed = store.unflushed_bytes();
-        if unflushed == 0 {
-            if thorough {
-                self.sends.last_thorough_flush_ms = now_ms;
-            }
-            return;
-        }
-        if unflushed >= least_bytes || thorough || shipping {
-            if thorough {
-                self.sends.last_thorough_flush_ms = now_ms;
-            }
-            if let Err(e) = store.request_flush(ctx.disk()) {
-                tracing::error!(error = %e, "flush failed");
-            }
-        }
     }
 
     /// The commit log is durable up to `durable`: answer sends waiting for it, and ship

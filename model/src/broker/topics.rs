@@ -108,6 +108,11 @@ impl Topics {
         Ok((created, true))
     }
 
+    /// No write of `topics.json` in flight (a clean stop waits for it).
+    pub(super) fn is_idle(&self) -> bool {
+        self.file.is_idle()
+    }
+
     fn persist(&mut self, disk: &mut dyn Disk) {
         let json = serde_json::to_string(&self.table).expect("topic table serializes");
         if let Err(e) = self.file.persist(disk, json) {

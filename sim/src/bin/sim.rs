@@ -287,6 +287,33 @@ fn wall_clock() -> std::time::Instant {
     std::time::Instant::now()
 }
 
+/// Splits `range` into `jobs` contiguous chunks, one thread each. Every seed is
+/// its own deterministic run and the chunks merge in seed order, so the summary is the
+/// same for any number of jobs.
+fn sweep_in_parallel(
+    loaded: &LoadedScenario,
+    range: std::ops::Range<u64>,
+    jobs: usize,
+) -> SweepSummary {
+    let jobs = jobs.max(1) as u64;
+    let len = range.end - range.start;
+    let chunk = len.div_ceil(jobs).max(1);
+    let parts = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..jobs)
+            .map(|j| {
+                let start = (range.start + j * chunk).min(range.end);
+                let end = (start + chunk).min(range.end);
+                scope.spawn(move || sweep::sweep(loaded, start..end, reference_broker))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("a sweep thread panicked"))
+            .collect()
+    });
+    sweep::merge(parts)
+}
+
 fn default_jobs() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
@@ -340,12 +367,7 @@ fn run_command(
         None => 0..seeds,
     };
     let started = wall_clock();
-    let summary = sweep::sweep(
-        &loaded,
-        range,
-        jobs.unwrap_or_else(default_jobs),
-        reference_broker,
-    );
+    let summary = sweep_in_parallel(&loaded, range, jobs.unwrap_or_else(default_jobs));
     let wall_s = started.elapsed().as_secs_f64();
     if json {
         let mut v = serde_json::to_value(&summary).expect("summary serializes");
@@ -477,7 +499,7 @@ fn bench_command(path: &Path, seeds: u64, checker_messages: usize) -> ExitCode {
     };
     // One thread: events/s per core.
     let started = wall_clock();
-    let summary = sweep::sweep(&loaded, 0..seeds, 1, reference_broker);
+    let summary = sweep::sweep(&loaded, 0..seeds, reference_broker);
     let wall_s = started.elapsed().as_secs_f64();
     print_sweep_summary(&summary, wall_s);
     let history = rmq_sim::check::synthetic_history(checker_messages, 7);

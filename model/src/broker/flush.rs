@@ -1,0 +1,65 @@
+//! Flushing the commit log (reference A.7): SYNC_FLUSH's group commit
+//! (`GroupCommitService`: one fsync in flight covers every record appended before it,
+//! the next gathers while it runs) and ASYNC_FLUSH's timed flush
+//! (`FlushRealTimeService`: every 500 ms if 4 pages are dirty, everything every 10 s).
+
+use super::Broker;
+use crate::node::Ctx;
+use crate::protocol::Message;
+
+#[derive(Default)]
+pub(super) struct FlushState {
+    /// Records wait for a group commit (one arrived while a flush was in flight).
+    pub(super) wanted: bool,
+    /// When ASYNC_FLUSH last flushed everything.
+    last_thorough_ms: u64,
+}
+
+impl Broker {
+    /// Issues a group commit if records wait for one and none is in flight: one fsync
+    /// covers every record appended before it (`GroupCommitService`).
+    pub(super) fn maybe_group_commit(&mut self, ctx: &mut dyn Ctx<Message>) {
+        if !self.flush.wanted {
+            return;
+        }
+        let Some(store) = self.store.as_mut().filter(|s| s.is_ready()) else {
+            return;
+        };
+        if store.flush_in_flight() {
+            return;
+        }
+        self.flush.wanted = false;
+        if let Err(e) = store.request_flush(ctx.disk()) {
+            tracing::error!(error = %e, "group commit failed");
+        }
+    }
+
+    /// ASYNC_FLUSH (`FlushRealTimeService`): every interval, flush if enough pages are
+    /// dirty, or everything once the thorough interval has passed. A master with a
+    /// slave flushes whatever is written, since it only ships durable records.
+    pub(super) fn async_flush_tick(&mut self, ctx: &mut dyn Ctx<Message>) {
+        let now_ms = ctx.now_ms();
+        let least_bytes = self.config.flush_commit_log_least_pages * 4096;
+        let thorough = now_ms
+            >= self.flush.last_thorough_ms + self.config.flush_commit_log_thorough_interval_ms;
+        let shipping = self.ha.has_slaves();
+        let Some(store) = self.store.as_mut().filter(|s| s.is_ready()) else {
+            return;
+        };
+        let unflushed = store.unflushed_bytes();
+        if unflushed == 0 {
+            if thorough {
+                self.flush.last_thorough_ms = now_ms;
+            }
+            return;
+        }
+        if unflushed >= least_bytes || thorough || shipping {
+            if thorough {
+                self.flush.last_thorough_ms = now_ms;
+            }
+            if let Err(e) = store.request_flush(ctx.disk()) {
+                tracing::error!(error = %e, "flush failed");
+            }
+        }
+    }
+}
