@@ -1,7 +1,6 @@
 //! Message-level formats shared by the store, the broker and the wire: the property
 //! string, tag hash codes, message ids (reference A.2, A.3).
 
-use std::fmt::Write as _;
 use std::net::IpAddr;
 
 /// Separates a property's name from its value (U+0001).
@@ -21,7 +20,8 @@ pub const TOPIC_MAX_LENGTH: usize = 127;
 /// Encodes pairs as `name\u{1}value\u{2}…` (the 5.x form, which keeps the trailing
 /// separator; 4.9 strips it, and [`properties`] reads both).
 pub fn encode_properties<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
-    let mut out = String::new();
+    // Room for a typical message's few properties, so appending rarely reallocates.
+    let mut out = String::with_capacity(128);
     for (name, value) in pairs {
         out.push_str(name);
         out.push(NAME_VALUE_SEPARATOR);
@@ -152,10 +152,19 @@ pub fn offset_msg_id(store_ip: IpAddr, store_port: i32, commit_log_offset: i64) 
     bytes.extend_from_slice(&store_port.to_be_bytes());
     bytes.extend_from_slice(&commit_log_offset.to_be_bytes());
     let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        let _ = write!(out, "{b:02X}");
-    }
+    push_upper_hex(&mut out, &bytes);
     out
+}
+
+/// Appends `bytes` as upper-case hex, two digits each (RocketMQ's `UtilAll.bytes2string`).
+/// Written out by hand: message ids are made for every send and every stored record.
+pub fn push_upper_hex(out: &mut String, bytes: &[u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789ABCDEF";
+    out.reserve(bytes.len() * 2);
+    for &b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
+    }
 }
 
 /// Parses an offset message id back into (store IP, store port, commit-log offset).

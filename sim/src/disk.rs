@@ -250,6 +250,18 @@ impl SimDisk {
         self.pending.iter().map(|p| p.ticket).collect()
     }
 
+    /// Pending tickets newer than `after` (all of them for `None`), oldest first.
+    pub fn pending_syncs_after(
+        &self,
+        after: Option<SyncTicket>,
+    ) -> impl Iterator<Item = SyncTicket> + '_ {
+        // Tickets grow in request order, so the newer ones are a suffix.
+        let newer = self
+            .pending
+            .partition_point(|p| after.is_some_and(|last| p.ticket <= last));
+        self.pending.range(newer..).map(|p| p.ticket)
+    }
+
     pub fn is_pending(&self, ticket: SyncTicket) -> bool {
         self.pending.iter().any(|p| p.ticket == ticket)
     }
@@ -292,12 +304,14 @@ impl SimDisk {
                 let Some(inode) = self.inodes.get_mut(&inode) else {
                     return Ok(());
                 };
+                // Size the media image first: growing it page by page would copy the
+                // whole file at every reallocation.
+                inode.durable.resize(len_bytes as usize, 0);
                 for (page, bytes) in &pages {
                     write_into(&mut inode.durable, page * PAGE_SIZE_BYTES, bytes);
                     // The drive remaps a bad sector when it is written.
                     inode.heal_sectors(page * SECTORS_PER_PAGE..(page + 1) * SECTORS_PER_PAGE);
                 }
-                inode.durable.resize(len_bytes as usize, 0);
                 for (page, _) in &pages {
                     // A page can differ again even if it was clean a moment ago: an older
                     // snapshot landing over a page that rot changed on media and in cache

@@ -2,7 +2,8 @@
 //!
 //! One queue of events ordered by (virtual time ms, insertion sequence): ties break by
 //! the order events were scheduled, never by anything hashed or allocated, so a seed
-//! replays byte for byte. Nothing sleeps: [`World::step`] jumps the clock to the next
+//! replays byte for byte. The queue is a binary heap keyed by that pair: the keys are
+//! unique, so the pop order is total and the same on every run. Nothing sleeps: [`World::step`] jumps the clock to the next
 //! event.
 //!
 //! Each node lives in a slot with its [`SimDisk`], its armed timers and a boot epoch.
@@ -19,7 +20,8 @@
 //! node crash outcomes, per node `Ctx::random_u64`.
 
 use std::cell::Cell;
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::cmp::{Ordering, Reverse};
+use std::collections::{BTreeSet, BinaryHeap, VecDeque};
 use std::fmt::{self, Debug};
 use std::rc::Rc;
 
@@ -133,8 +135,8 @@ enum Event<M> {
         from: NodeId,
         to: NodeId,
         conn_epoch: u64,
-        /// Boxed: the queue is a B-tree that moves its values around, and messages
-        /// are large next to every other event.
+        /// Boxed: the heap moves events around as it sifts, and messages are large
+        /// next to every other event.
         msg: Box<M>,
     },
     Timer {
@@ -154,6 +156,32 @@ enum Event<M> {
         peer: NodeId,
     },
     Fault(Fault),
+}
+
+/// An event in the queue, ordered by its unique (time, sequence) key alone.
+struct Queued<M> {
+    key: Reverse<(u64, u64)>,
+    event: Event<M>,
+}
+
+impl<M> PartialEq for Queued<M> {
+    fn eq(&self, other: &Self) -> bool {
+        self.key == other.key
+    }
+}
+
+impl<M> Eq for Queued<M> {}
+
+impl<M> PartialOrd for Queued<M> {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl<M> Ord for Queued<M> {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.key.cmp(&other.key)
+    }
 }
 
 struct Slot<M> {
@@ -262,7 +290,9 @@ pub struct World<M> {
     seed: u64,
     now_ms: u64,
     next_seq: u64,
-    queue: BTreeMap<(u64, u64), Event<M>>,
+    queue: BinaryHeap<Queued<M>>,
+    /// The effects buffer handed to every handler, kept to reuse its allocation.
+    effects: Vec<Effect<M>>,
     slots: Vec<Slot<M>>,
     factory: Box<dyn NodeFactory<M>>,
     net: Net,
@@ -329,7 +359,8 @@ impl<M: Debug + 'static> World<M> {
             seed,
             now_ms: 0,
             next_seq: 0,
-            queue: BTreeMap::new(),
+            queue: BinaryHeap::new(),
+            effects: Vec::new(),
             slots,
             factory: Box::new(factory),
             net: Net::new(seed, net_config),
@@ -440,7 +471,10 @@ impl<M: Debug + 'static> World<M> {
             self.queue.len() < MAX_QUEUED_EVENTS,
             "more than {MAX_QUEUED_EVENTS} queued events"
         );
-        self.queue.insert((at_ms, self.next_seq), event);
+        self.queue.push(Queued {
+            key: Reverse((at_ms, self.next_seq)),
+            event,
+        });
         self.next_seq += 1;
     }
 
@@ -491,7 +525,10 @@ impl<M: Debug + 'static> World<M> {
 
     /// Processes the next event; `None` when nothing is left to happen.
     pub fn step(&mut self) -> Option<String> {
-        let ((at_ms, _seq), event) = self.queue.pop_first()?;
+        let Queued {
+            key: Reverse((at_ms, _seq)),
+            event,
+        } = self.queue.pop()?;
         debug_assert!(at_ms >= self.now_ms);
         self.events_processed += 1;
         if let Some(clock) = &self.true_clock {
@@ -632,7 +669,12 @@ impl<M: Debug + 'static> World<M> {
 
     /// Processes every event due at or before `t_ms`, then moves the clock to `t_ms`.
     pub fn run_until(&mut self, t_ms: u64) {
-        while let Some((&(at_ms, _), _)) = self.queue.first_key_value() {
+        while let Some(Queued {
+            key: Reverse((at_ms, _)),
+            ..
+        }) = self.queue.peek()
+        {
+            let at_ms = *at_ms;
             if at_ms > t_ms {
                 break;
             }
@@ -666,15 +708,18 @@ impl<M: Debug + 'static> World<M> {
             rng: &mut slot.node_rng,
             disk: &mut slot.disk,
             next_timer_id: &mut self.next_timer_id,
-            effects: Vec::new(),
+            effects: std::mem::take(&mut self.effects),
         };
         f(node.as_mut(), &mut ctx);
-        let effects = ctx.effects;
+        let mut effects = ctx.effects;
         let exits = slot.stopping && node.is_stopped();
         slot.node = Some(node);
-        for effect in effects {
+        for effect in effects.drain(..) {
             self.apply_effect(id, effect);
         }
+        // Hand the (empty) buffer back; a handler that ran meanwhile (none does: effects
+        // are applied, not run) would have left its own, which is as good.
+        self.effects = effects;
         self.schedule_new_syncs(id);
         if exits {
             // The process exits after a clean shutdown: memory gone, page cache kept.
@@ -732,10 +777,7 @@ impl<M: Debug + 'static> World<M> {
         let now_ms = self.now_ms;
         let slot = self.slot_mut(node);
         let mut due = Vec::new();
-        for ticket in slot.disk.pending_syncs() {
-            if slot.last_sync_scheduled.is_some_and(|last| ticket <= last) {
-                continue;
-            }
+        for ticket in slot.disk.pending_syncs_after(slot.last_sync_scheduled) {
             let latency_ms = slot
                 .sync_latency_rng
                 .random_range(MIN_SYNC_LATENCY_MS..=MAX_SYNC_LATENCY_MS);

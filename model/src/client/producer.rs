@@ -13,15 +13,14 @@
 //! absence (not a loss).
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 
 use super::{
     broker_addr, timer_kind, ClientEvent, MessageQueue, NameServers, RouteAnswer, Rpc, RpcOutcome,
     SendOutcome,
 };
 use crate::message::{
-    encode_properties, is_valid_topic, PROPERTY_KEYS, PROPERTY_TAGS, PROPERTY_UNIQ_KEY,
-    PROPERTY_WAIT_STORE_MSG_OK,
+    encode_properties, is_valid_topic, push_upper_hex, PROPERTY_KEYS, PROPERTY_TAGS,
+    PROPERTY_UNIQ_KEY, PROPERTY_WAIT_STORE_MSG_OK,
 };
 use crate::node::{Ctx, Input, TimerId};
 use crate::protocol::{perm, response_code, Message, Response, SendMessage, TopicRouteData};
@@ -173,13 +172,9 @@ pub fn is_stored_code(code: i32) -> bool {
 /// hosts and incarnations.
 pub fn uniq_key(ip: [u8; 4], instance: u32, counter: u64) -> String {
     let mut out = String::with_capacity(32);
-    for b in ip
-        .iter()
-        .chain(instance.to_be_bytes().iter())
-        .chain(counter.to_be_bytes().iter())
-    {
-        let _ = write!(out, "{b:02X}");
-    }
+    push_upper_hex(&mut out, &ip);
+    push_upper_hex(&mut out, &instance.to_be_bytes());
+    push_upper_hex(&mut out, &counter.to_be_bytes());
     out
 }
 

@@ -122,7 +122,7 @@ impl ConsumeQueue {
         let path = self.files.path_of(start);
         disk.write(&path, byte_offset - start, &entry.to_bytes())?;
         self.max_offset += 1;
-        Ok(path)
+        Ok(path.into_owned())
     }
 
     /// Makes sure a file holds `byte_offset`, creating the next one if needed. A queue

@@ -3,6 +3,7 @@
 //! and every consume queue.
 
 use super::disk::{join, Disk, DiskError};
+use std::borrow::Cow;
 
 /// Twenty decimal digits, zero-padded.
 pub fn file_name(start_offset: u64) -> String {
@@ -80,10 +81,12 @@ impl MappedFileQueue {
         self.starts.last().map(|s| s + self.file_size)
     }
 
-    pub fn path_of(&self, start: u64) -> String {
+    /// The path of the file starting at `start`, borrowed when the file exists (reads
+    /// and writes ask for it at every record).
+    pub fn path_of(&self, start: u64) -> Cow<'_, str> {
         match self.starts.binary_search(&start) {
-            Ok(i) => self.paths[i].clone(),
-            Err(_) => join(&self.dir, &file_name(start)),
+            Ok(i) => Cow::Borrowed(&self.paths[i]),
+            Err(_) => Cow::Owned(join(&self.dir, &file_name(start))),
         }
     }
 
@@ -108,7 +111,7 @@ impl MappedFileQueue {
             0,
             "files start at multiples of their size"
         );
-        let path = self.path_of(start);
+        let path = self.path_of(start).into_owned();
         disk.create(&path)?;
         disk.set_len(&path, self.file_size)?;
         self.starts.push(start);
