@@ -530,6 +530,9 @@ pub fn run(s: &Scenario, seed: u64, broker: BrokerFactory, options: RunOptions) 
     // Client entries are in time order; merge the faults in (a fault first on ties:
     // it happened before anything it caused).
     let client_entries = std::mem::take(&mut recorder.borrow_mut().history.entries);
+    history
+        .entries
+        .reserve_exact(client_entries.len() + world.faults().len());
     let mut faults = world.faults().iter().map(fault_entry).peekable();
     for e in client_entries {
         while faults.peek().is_some_and(|f| f.at_ms() <= e.at_ms()) {

@@ -183,7 +183,7 @@ impl Node<Message> for ProducerHost {
             }
             return;
         }
-        for event in self.producer.handle(ctx, &input) {
+        for event in self.producer.handle(ctx, input) {
             self.record(ctx, event);
         }
     }
@@ -286,7 +286,7 @@ impl Node<Message> for ConsumerHost {
     }
 
     fn handle(&mut self, ctx: &mut dyn Ctx<Message>, input: Input<Message>) {
-        for event in self.consumer.handle(ctx, &input) {
+        for event in self.consumer.handle(ctx, input) {
             self.record(ctx, event);
         }
     }

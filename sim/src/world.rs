@@ -12,7 +12,7 @@
 //! incarnation are dropped when they come due instead of being searched out of the queue.
 //! A restart rebuilds the node through the factory from whatever its disk kept.
 //!
-//! Every processed event is folded into a running FNV-1a fingerprint (its time, kind,
+//! Every processed event is folded into a running fingerprint (its time, kind,
 //! nodes and a digest of its message), and, when the trace is kept (replays), appends a
 //! readable line to it: two runs agree iff their fingerprints do.
 //!
@@ -155,7 +155,8 @@ enum Event<M> {
         boot_epoch: u64,
         peer: NodeId,
     },
-    Fault(Fault),
+    /// Boxed: faults are rare and the largest variant; the heap moves every event.
+    Fault(Box<Fault>),
 }
 
 /// An event in the queue, ordered by its unique (time, sequence) key alone.
@@ -415,7 +416,7 @@ impl<M: Debug + 'static> World<M> {
         self.now_ms
     }
 
-    /// FNV-1a over every event so far: its time, what it was, which nodes, and a digest
+    /// A hash over every event so far: its time, what it was, which nodes, and a digest
     /// of its message; equal fingerprints mean equal runs.
     pub fn fingerprint(&self) -> u64 {
         self.fingerprint
@@ -486,7 +487,7 @@ impl<M: Debug + 'static> World<M> {
 
     /// Schedules `fault` at `at_ms` (not in the past).
     pub fn schedule(&mut self, at_ms: u64, fault: Fault) {
-        self.push(at_ms, Event::Fault(fault));
+        self.push(at_ms, Event::Fault(Box::new(fault)));
     }
 
     /// Injects `fault` now.
@@ -634,7 +635,7 @@ impl<M: Debug + 'static> World<M> {
                 }
             }
             Event::Fault(fault) => {
-                let line = self.apply_fault(fault);
+                let line = self.apply_fault(*fault);
                 (
                     [40, fnv1a(FNV_OFFSET_BASIS, line.as_bytes()), 0, 0],
                     Some(line),
@@ -646,12 +647,13 @@ impl<M: Debug + 'static> World<M> {
 
     /// Folds one event into the fingerprint and, when the trace is kept, stores its line.
     fn record_event(&mut self, parts: [u64; 4], line: Option<String>) -> String {
-        let mut bytes = [0u8; 40];
-        bytes[..8].copy_from_slice(&self.now_ms.to_le_bytes());
-        for (i, p) in parts.iter().enumerate() {
-            bytes[8 + 8 * i..16 + 8 * i].copy_from_slice(&p.to_le_bytes());
+        // Word at a time (this runs for every event): each word is mixed in with a
+        // multiply and a rotate, so order and every bit of each word matter.
+        let mut hash = self.fingerprint;
+        for word in [self.now_ms, parts[0], parts[1], parts[2], parts[3]] {
+            hash = (hash ^ word).wrapping_mul(FNV_PRIME).rotate_left(31);
         }
-        self.fingerprint = fnv1a(self.fingerprint, &bytes);
+        self.fingerprint = hash;
         match line {
             Some(line) if self.keep_trace => self.keep_line(line),
             _ => String::new(),

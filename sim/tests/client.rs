@@ -436,7 +436,7 @@ impl Node<Message> for ProducerHost {
             }
             return;
         }
-        for event in self.producer.handle(ctx, &input) {
+        for event in self.producer.handle(ctx, input) {
             self.log.borrow_mut().push((ctx.now_ms(), ctx.me(), event));
         }
     }
@@ -462,7 +462,7 @@ impl Node<Message> for ConsumerHost {
             self.consumer.start(ctx);
             return;
         }
-        for event in self.consumer.handle(ctx, &input) {
+        for event in self.consumer.handle(ctx, input) {
             self.log.borrow_mut().push((ctx.now_ms(), ctx.me(), event));
         }
     }

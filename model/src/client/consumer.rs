@@ -306,17 +306,14 @@ impl PushConsumer {
     pub fn handle(
         &mut self,
         ctx: &mut dyn Ctx<Message>,
-        input: &Input<Message>,
+        input: Input<Message>,
     ) -> Vec<ClientEvent> {
         let mut out = Vec::new();
         if !self.started {
             return out;
         }
         if let Input::SyncComplete { ticket, result } = input {
-            if let Some(events) = self
-                .offsets
-                .on_sync_complete(ctx.disk(), *ticket, result.clone())
-            {
+            if let Some(events) = self.offsets.on_sync_complete(ctx.disk(), ticket, result) {
                 out.extend(events);
             }
             return out;
@@ -331,14 +328,14 @@ impl PushConsumer {
             } => {
                 // Oneway from a broker: rebalance now, answer nothing.
                 if let Request::NotifyConsumerIdsChanged { consumer_group } = request {
-                    if *consumer_group == self.cfg.consumer_group && self.clustering() {
+                    if consumer_group == self.cfg.consumer_group && self.clustering() {
                         self.rebalance(ctx, &mut out);
                     }
                 }
             }
-            Input::Timer { id, kind } => self.on_timer(ctx, *id, *kind, &mut out),
-            _ => {
-                for (call, outcome) in self.rpc.on_input(ctx, input) {
+            Input::Timer { id, kind } => self.on_timer(ctx, id, kind, &mut out),
+            other => {
+                for (call, outcome) in self.rpc.on_input(ctx, other) {
                     self.on_outcome(ctx, call, outcome, &mut out);
                 }
             }
@@ -358,7 +355,7 @@ impl PushConsumer {
         match kind {
             timer_kind::RPC_TIMEOUT => {
                 let input = Input::Timer { id, kind };
-                for (call, outcome) in self.rpc.on_input(ctx, &input) {
+                for (call, outcome) in self.rpc.on_input(ctx, input) {
                     self.on_outcome(ctx, call, outcome, out);
                 }
             }
@@ -1073,7 +1070,7 @@ mod tests {
                 response,
             },
         };
-        c.handle(ctx, &input)
+        c.handle(ctx, input)
     }
 
     fn requests(sent: &[(NodeId, Message)]) -> Vec<(NodeId, &Request)> {

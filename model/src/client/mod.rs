@@ -269,25 +269,26 @@ impl<T> Rpc<T> {
     }
 
     /// The outcomes `input` decides, oldest request first; empty if it is not ours.
+    /// Takes the input by value so that an answer moves into its outcome uncopied.
     pub(crate) fn on_input(
         &mut self,
         ctx: &mut dyn Ctx<Message>,
-        input: &Input<Message>,
+        input: Input<Message>,
     ) -> Vec<(T, RpcOutcome)> {
         match input {
             Input::Packet {
                 msg: Message::Response { opaque, response },
                 ..
-            } if *opaque >= CLIENT_OPAQUE_BASE => match self.pending.remove(opaque) {
+            } if opaque >= CLIENT_OPAQUE_BASE => match self.pending.remove(&opaque) {
                 Some(p) => {
                     self.timeouts.remove(&p.timer);
                     ctx.cancel_timer(p.timer);
-                    vec![(p.tag, RpcOutcome::Response(response.clone()))]
+                    vec![(p.tag, RpcOutcome::Response(response))]
                 }
                 None => Vec::new(),
             },
-            Input::Timer { id, kind } if *kind == timer_kind::RPC_TIMEOUT => {
-                match self.timeouts.remove(id) {
+            Input::Timer { id, kind } if kind == timer_kind::RPC_TIMEOUT => {
+                match self.timeouts.remove(&id) {
                     Some(opaque) => {
                         let p = self
                             .pending
@@ -302,7 +303,7 @@ impl<T> Rpc<T> {
                 let lost: Vec<u32> = self
                     .pending
                     .iter()
-                    .filter(|(_, p)| p.peer == *peer)
+                    .filter(|(_, p)| p.peer == peer)
                     .map(|(&opaque, _)| opaque)
                     .collect();
                 lost.into_iter()
@@ -604,7 +605,7 @@ mod tests {
                 response: Response::HeartBeat,
             },
         };
-        assert!(rpc.on_input(&mut ctx, &host).is_empty());
+        assert!(rpc.on_input(&mut ctx, host.clone()).is_empty());
         let answer = Input::Packet {
             from: NodeId(1),
             msg: Message::Response {
@@ -613,21 +614,21 @@ mod tests {
             },
         };
         assert_eq!(
-            rpc.on_input(&mut ctx, &answer),
+            rpc.on_input(&mut ctx, answer.clone()),
             vec![("first", RpcOutcome::Response(Response::HeartBeat))]
         );
         // A duplicate answer is dropped.
-        assert!(rpc.on_input(&mut ctx, &answer).is_empty());
+        assert!(rpc.on_input(&mut ctx, answer.clone()).is_empty());
         // The 50 ms timer of "third" fires first.
         let due = ctx.advance_to(60);
         assert_eq!(due.len(), 1);
         assert_eq!(
-            rpc.on_input(&mut ctx, &due[0]),
+            rpc.on_input(&mut ctx, due[0].clone()),
             vec![("third", RpcOutcome::TimedOut)]
         );
         let broken = Input::ConnectionBroken { peer: NodeId(1) };
         assert_eq!(
-            rpc.on_input(&mut ctx, &broken),
+            rpc.on_input(&mut ctx, broken.clone()),
             vec![("second", RpcOutcome::Broken)]
         );
         // Its timeout was cancelled.

@@ -367,15 +367,15 @@ impl Producer {
     pub fn handle(
         &mut self,
         ctx: &mut dyn Ctx<Message>,
-        input: &Input<Message>,
+        input: Input<Message>,
     ) -> Vec<ClientEvent> {
         let mut out = Vec::new();
         if !self.started {
             return out;
         }
         match input {
-            Input::Timer { id, kind } if *kind == timer_kind::POLL_NAME_SERVER => {
-                if self.poll_timer == Some(*id) {
+            Input::Timer { id, kind } if kind == timer_kind::POLL_NAME_SERVER => {
+                if self.poll_timer == Some(id) {
                     self.poll_name_server(ctx);
                     self.poll_timer = Some(ctx.set_timer(
                         self.cfg.poll_name_server_interval_ms,
@@ -383,14 +383,14 @@ impl Producer {
                     ));
                 }
             }
-            Input::Timer { id, kind } if *kind == timer_kind::REPORT_READY => {
-                if self.report_timer == Some(*id) {
+            Input::Timer { id, kind } if kind == timer_kind::REPORT_READY => {
+                if self.report_timer == Some(id) {
                     self.report_timer = None;
                     out.append(&mut self.ready);
                 }
             }
-            _ => {
-                for (call, outcome) in self.rpc.on_input(ctx, input) {
+            other => {
+                for (call, outcome) in self.rpc.on_input(ctx, other) {
                     match call {
                         Call::Route { topic, stage } => {
                             self.on_route(
@@ -872,7 +872,7 @@ mod tests {
                 response,
             },
         };
-        p.handle(ctx, &input)
+        p.handle(ctx, input)
     }
 
     /// Sends one message and answers its route lookup with `r`; returns the request
