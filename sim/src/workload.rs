@@ -14,7 +14,7 @@ use rmq_model::client::{
     ClientEvent, ConsumerConfig, OutgoingMessage, Producer, ProducerConfig, PushConsumer, SendId,
     SendOutcome, CLIENT_TIMER_KIND_BASE,
 };
-use rmq_model::message::{property, PROPERTY_TAGS};
+use rmq_model::message::property;
 use rmq_model::node::{Ctx, Input, Node};
 use rmq_model::protocol::{response_code, Message};
 
@@ -222,7 +222,7 @@ impl ConsumerHost {
                 topic: if msg.topic.is_empty() {
                     topic
                 } else {
-                    msg.topic.clone()
+                    msg.topic
                 },
                 broker: broker_name,
                 queue_id,
@@ -230,7 +230,8 @@ impl ConsumerHost {
                 wid: property(&msg.properties, WID_PROPERTY).and_then(|w| w.parse().ok()),
                 reconsume_times: msg.reconsume_times,
                 body_crc: crc32fast::hash(&msg.body),
-                tags: property(&msg.properties, PROPERTY_TAGS).map(str::to_string),
+                // The consumer read TAGS out of the properties already.
+                tags: msg.tags,
             },
             ClientEvent::Owned {
                 group,

@@ -1269,7 +1269,7 @@ mod tests {
         // At 5 s the offsets the broker does not hold yet are committed.
         let mut events = Vec::new();
         for input in ctx.advance_to(5_000) {
-            events.extend(c.handle(&mut ctx, &input));
+            events.extend(c.handle(&mut ctx, input));
         }
         let committed = |queue_id, offset| ClientEvent::Committed {
             group: "G".into(),
@@ -1288,7 +1288,7 @@ mod tests {
         // Nothing moved since: the next interval sends nothing.
         let mut events = Vec::new();
         for input in ctx.advance_to(10_000) {
-            events.extend(c.handle(&mut ctx, &input));
+            events.extend(c.handle(&mut ctx, input));
         }
         assert!(events.is_empty(), "{events:?}");
         assert!(ctx.take_sent().is_empty());
@@ -1303,7 +1303,7 @@ mod tests {
                 },
             },
         };
-        assert!(c.handle(&mut ctx, &notify).is_empty());
+        assert!(c.handle(&mut ctx, notify.clone()).is_empty());
         let sent = ctx.take_sent();
         let list = find(&sent, |r| {
             matches!(r, Request::GetConsumerListByGroup { .. })
@@ -1319,7 +1319,7 @@ mod tests {
         // 4 queues, 3 consumers: the first takes 2, so nothing changes for us.
         assert!(events.is_empty(), "{events:?}");
         // A fourth joins: 1 queue each, and we give a1 away.
-        c.handle(&mut ctx, &notify);
+        c.handle(&mut ctx, notify.clone());
         let sent = ctx.take_sent();
         let list = find(&sent, |r| {
             matches!(r, Request::GetConsumerListByGroup { .. })
@@ -1391,7 +1391,7 @@ mod tests {
                 ClientEvent::Disowned { queue_id: 0, .. }
             ]
         ));
-        assert!(c.handle(&mut ctx, &notify).is_empty());
+        assert!(c.handle(&mut ctx, notify.clone()).is_empty());
     }
 
     #[test]
@@ -1401,16 +1401,16 @@ mod tests {
         let pulls = clustering_owning_a(&mut c, &mut ctx);
         // q0 times out after 30 s... first q1's connection breaks at 1 s.
         ctx.now_ms = 1_000;
-        let events = c.handle(&mut ctx, &Input::ConnectionBroken { peer: NodeId(2) });
+        let events = c.handle(&mut ctx, Input::ConnectionBroken { peer: NodeId(2) });
         assert!(events.is_empty());
         assert!(ctx.take_sent().is_empty(), "no pull before the retry delay");
         let mut events = Vec::new();
         for input in ctx.advance_to(3_999) {
-            events.extend(c.handle(&mut ctx, &input));
+            events.extend(c.handle(&mut ctx, input));
         }
         assert!(find(&ctx.take_sent(), |r| matches!(r, Request::PullMessage(_))).is_empty());
         for input in ctx.advance_to(4_000) {
-            events.extend(c.handle(&mut ctx, &input));
+            events.extend(c.handle(&mut ctx, input));
         }
         let sent = ctx.take_sent();
         let retried = find(&sent, |r| matches!(r, Request::PullMessage(_)));
@@ -1572,7 +1572,7 @@ mod tests {
         // At 5 s the file is written; Committed comes when its syncs complete.
         let mut events = Vec::new();
         for input in ctx.advance_to(5_000) {
-            events.extend(c.handle(&mut ctx, &input));
+            events.extend(c.handle(&mut ctx, input));
         }
         assert!(events
             .iter()
@@ -1590,7 +1590,7 @@ mod tests {
             for ticket in tickets {
                 events.extend(c.handle(
                     &mut ctx,
-                    &Input::SyncComplete {
+                    Input::SyncComplete {
                         ticket,
                         result: Ok(()),
                     },

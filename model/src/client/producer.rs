@@ -1076,7 +1076,7 @@ mod tests {
         // 2 s that are left.
         ctx.now_ms = 1_000;
         let to = ctx_node(&p, &m);
-        let events = p.handle(&mut ctx, &Input::ConnectionBroken { peer: to });
+        let events = p.handle(&mut ctx, Input::ConnectionBroken { peer: to });
         assert!(events.is_empty());
         let retry = ctx
             .take_sent()
@@ -1096,7 +1096,7 @@ mod tests {
         // although one attempt is left.
         let mut events = Vec::new();
         for input in ctx.advance_to(3_000) {
-            events.extend(p.handle(&mut ctx, &input));
+            events.extend(p.handle(&mut ctx, input));
         }
         match &events[..] {
             [ClientEvent::SendResult {
@@ -1194,7 +1194,7 @@ mod tests {
         p.send(&mut ctx, msg("T"));
         let (first, _) = ctx.take_sent().remove(0);
         assert!(p
-            .handle(&mut ctx, &Input::ConnectionBroken { peer: first })
+            .handle(&mut ctx, Input::ConnectionBroken { peer: first })
             .is_empty());
         let (second, m) = ctx.take_sent().remove(0);
         assert_ne!(first, second);
@@ -1224,7 +1224,7 @@ mod tests {
         let events: Vec<ClientEvent> = ctx
             .advance_to(0)
             .into_iter()
-            .flat_map(|input| p.handle(&mut ctx, &input))
+            .flat_map(|input| p.handle(&mut ctx, input))
             .collect();
         assert!(matches!(
             &events[..],
@@ -1235,7 +1235,7 @@ mod tests {
             id: TimerId(999),
             kind: 5,
         };
-        assert!(p.handle(&mut ctx, &host_timer).is_empty());
+        assert!(p.handle(&mut ctx, host_timer.clone()).is_empty());
         let host_response = Input::Packet {
             from: NodeId(1),
             msg: Message::Response {
@@ -1243,14 +1243,14 @@ mod tests {
                 response: Response::HeartBeat,
             },
         };
-        assert!(p.handle(&mut ctx, &host_response).is_empty());
+        assert!(p.handle(&mut ctx, host_response.clone()).is_empty());
         // The route poll re-asks for known topics every 30 s.
         p.send(&mut ctx, msg("T"));
         let sent = ctx.take_sent();
         respond(&mut p, &mut ctx, &sent[0].1, Response::Route(two_brokers()));
         ctx.take_sent();
         for input in ctx.advance_to(30_000) {
-            p.handle(&mut ctx, &input);
+            p.handle(&mut ctx, input);
         }
         assert!(ctx.take_sent().iter().any(|(_, m)| matches!(
             m,
