@@ -304,14 +304,18 @@ impl SimDisk {
                 let Some(inode) = self.inodes.get_mut(&inode) else {
                     return Ok(());
                 };
-                // Size the media image first: growing it page by page would copy the
-                // whole file at every reallocation.
-                inode.durable.resize(len_bytes as usize, 0);
+                // Room for the whole media image first: growing it page by page would
+                // copy the file at every reallocation.
+                let len = len_bytes as usize;
+                inode.durable.reserve(len.saturating_sub(inode.durable.len()));
                 for (page, bytes) in &pages {
                     write_into(&mut inode.durable, page * PAGE_SIZE_BYTES, bytes);
                     // The drive remaps a bad sector when it is written.
                     inode.heal_sectors(page * SECTORS_PER_PAGE..(page + 1) * SECTORS_PER_PAGE);
                 }
+                // Last: a dirty page past the end (its bytes are empty) still moved the
+                // end out to its own start in `write_into`.
+                inode.durable.resize(len, 0);
                 for (page, _) in &pages {
                     // A page can differ again even if it was clean a moment ago: an older
                     // snapshot landing over a page that rot changed on media and in cache
