@@ -2,11 +2,43 @@
 //! next offset to consume. Updated by UPDATE_CONSUMER_OFFSET and by pulls carrying
 //! COMMIT_OFFSET; persisted to `config/consumerOffset.json` every 5 s and at shutdown,
 //! so a crash loses at most the last interval's commits (consumers then re-consume:
-//! at-least-once).
+//! at-least-once). Slaves persist theirs the same way.
+//!
+//! **SlaveSynchronize** (`SlaveSynchronize.syncConsumerOffset`): every 10 s a slave asks
+//! its master for all offsets (GET_ALL_CONSUMER_OFFSET) and merges them into its table,
+//! so that a consumer that falls back to the slave (the route lists no master) resumes
+//! where the group was, at most one sync interval behind.
+//!
+//! Deliberate deviations, each closing a way for the group's offset to go back or skip:
+//!
+//! - **Merge.** RocketMQ overwrites (`putAll`). Here the master's value wins too, except
+//!   over a commit a consumer made at this slave that the master's table does not show
+//!   yet: that one is kept and sent to the master again. A plain overwrite would undo a
+//!   commit that arrived while the sync was in flight (or while the master was away);
+//!   a per-queue maximum would keep a slave above a master that legitimately went
+//!   back (an offset corrected after the master lost its log tail), and a consumer
+//!   falling back to the slave would then skip what the master wrote at those offsets.
+//! - **Commits at a slave reach the master.** A consumer commits at a slave only when
+//!   its route lists no master (the name server lost the master, or restarted and the
+//!   master has not registered yet), but the master may well be alive. RocketMQ keeps
+//!   such a commit on the slave until the next sync overwrites it, so the group later
+//!   resumes at the master from an older offset. Here the slave passes each commit on
+//!   to its master (oneway, as the consumer sent it), and again after a sync that does
+//!   not show it — RocketMQ 5's slave-acting-master does the same in bulk when the
+//!   master comes back (`BrokerPreOnlineService`'s reverse metadata sync).
+//! - **A master stores no offset past a queue's end.** After a crash that lost the log's
+//!   unflushed tail, consumers still hold (and commit) offsets past the recovered end.
+//!   Stored as is, the next owner would start there and skip whatever the master writes
+//!   at the reused offsets below it. The master clamps such a commit to the queue's
+//!   end, the correction a pull there would get (PULL_OFFSET_MOVED to the max offset).
+//!   No consumer can have consumed past a master's end otherwise: a slave's log is a
+//!   prefix of its master's durable log (see `ha.rs`).
+
+use std::collections::BTreeMap;
 
 use super::Broker;
-use crate::node::Ctx;
-use crate::protocol::{response_code, Message, QueueKey, Response};
+use crate::node::{Ctx, NodeId};
+use crate::protocol::{response_code, Message, QueueKey, Request, Response};
 use crate::store::config_file::{ConfigEvent, ConfigFile};
 use crate::store::config_tables::{ConsumerOffsetTable, CONSUMER_OFFSET_PATH};
 use crate::store::disk::{Disk, DiskError, SyncTicket};
@@ -16,6 +48,9 @@ pub(super) struct ConsumerOffsets {
     file: ConfigFile,
     /// Changed since the last persist started.
     dirty: bool,
+    /// Slave only: commits consumers made here since the last sync, which the master's
+    /// table may not show yet. At most one per queue.
+    local_commits: BTreeMap<QueueKey, u64>,
 }
 
 fn table_key(key: &QueueKey) -> String {
@@ -30,7 +65,54 @@ impl ConsumerOffsets {
             table,
             file,
             dirty: false,
+            local_commits: BTreeMap::new(),
         }
+    }
+
+    pub(super) fn table(&self) -> &ConsumerOffsetTable {
+        &self.table
+    }
+
+    /// A slave took a consumer's commit: stored here, and remembered until a sync shows
+    /// the master has it.
+    pub(super) fn commit_local(&mut self, key: &QueueKey, offset: u64) {
+        self.commit(key, offset);
+        self.local_commits.insert(key.clone(), offset);
+    }
+
+    /// SlaveSynchronize: merges the master's table into this slave's (see the module
+    /// comment). Returns the local commits the master's table does not show, to send
+    /// to the master again; they stay in this table meanwhile. Each local commit is
+    /// sent again at most once: after that the master's table decides.
+    pub(super) fn merge_from_master(
+        &mut self,
+        master: &ConsumerOffsetTable,
+    ) -> Vec<(QueueKey, u64)> {
+        for (topic_group, queues) in &master.offset_table {
+            let mine = self
+                .table
+                .offset_table
+                .entry(topic_group.clone())
+                .or_default();
+            for (&queue_id, &offset) in queues {
+                if mine.insert(queue_id, offset) != Some(offset) {
+                    self.dirty = true;
+                }
+            }
+        }
+        let mut resend = Vec::new();
+        for (key, offset) in std::mem::take(&mut self.local_commits) {
+            let at_master = master
+                .offset_table
+                .get(&table_key(&key))
+                .and_then(|q| q.get(&key.queue_id))
+                .copied();
+            if at_master.is_none_or(|m| m < offset as i64) {
+                self.commit(&key, offset);
+                resend.push((key, offset));
+            }
+        }
+        resend
     }
 
     pub(super) fn commit(&mut self, key: &QueueKey, offset: u64) {
@@ -86,6 +168,66 @@ impl Broker {
         self.offsets.persist(ctx.disk());
     }
 
+    /// A consumer's commit (UPDATE_CONSUMER_OFFSET, or COMMIT_OFFSET on a pull to a
+    /// master). A master clamps it to the queue's end; a slave keeps it and passes it
+    /// on to its master.
+    pub(super) fn commit_offset(
+        &mut self,
+        ctx: &mut dyn Ctx<Message>,
+        key: &QueueKey,
+        offset: u64,
+    ) {
+        if self.config.is_slave() {
+            self.offsets.commit_local(key, offset);
+            if let Some(master) = self.master_node(ctx) {
+                Self::forward_commit(ctx, master, key, offset);
+            }
+            return;
+        }
+        let end = self
+            .store
+            .as_ref()
+            .map_or(0, |s| s.max_queue_offset(&key.topic, key.queue_id));
+        if offset > end {
+            tracing::debug!(?key, offset, end, "commit past the queue's end clamped");
+        }
+        self.offsets.commit(key, offset.min(end));
+    }
+
+    fn forward_commit(ctx: &mut dyn Ctx<Message>, master: NodeId, key: &QueueKey, offset: u64) {
+        let request = Request::UpdateConsumerOffset {
+            key: key.clone(),
+            offset,
+        };
+        ctx.send(master, Message::Request { opaque: 0, request });
+    }
+
+    /// Every `slave_synchronize_interval_ms`, on a slave: ask the master for its offsets.
+    pub(super) fn slave_synchronize(&mut self, ctx: &mut dyn Ctx<Message>) {
+        if !self.config.is_slave() {
+            return;
+        }
+        if let Some(master) = self.master_node(ctx) {
+            let request = Request::GetAllConsumerOffset;
+            ctx.send(master, Message::Request { opaque: 0, request });
+        }
+    }
+
+    /// The master's answer to GET_ALL_CONSUMER_OFFSET.
+    pub(super) fn on_master_offsets(
+        &mut self,
+        ctx: &mut dyn Ctx<Message>,
+        from: NodeId,
+        table: &ConsumerOffsetTable,
+    ) {
+        if !self.config.is_slave() || self.master_node(ctx) != Some(from) {
+            return;
+        }
+        for (key, offset) in self.offsets.merge_from_master(table) {
+            Self::forward_commit(ctx, from, &key, offset);
+        }
+    }
+
     /// QUERY_CONSUMER_OFFSET: the stored offset; else 0 if the queue still starts at 0
     /// (`ConsumerManageProcessor`); else QUERY_NOT_FOUND, and the client applies its
     /// ConsumeFromWhere.
@@ -106,5 +248,64 @@ impl Broker {
                 remark: "Not found, V3_0_6_SNAPSHOT maybe this group consumer boot first".into(),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::MemDisk;
+
+    fn key(queue_id: i32) -> QueueKey {
+        QueueKey {
+            consumer_group: "G".into(),
+            topic: "T".into(),
+            queue_id,
+        }
+    }
+
+    fn master(entries: &[(i32, i64)]) -> ConsumerOffsetTable {
+        let mut t = ConsumerOffsetTable::default();
+        t.offset_table
+            .insert("T@G".into(), entries.iter().copied().collect());
+        t
+    }
+
+    #[test]
+    fn slave_merge_takes_the_masters_offsets_but_keeps_commits_it_has_not_seen() {
+        let disk = MemDisk::new();
+        let mut slave = ConsumerOffsets::load(&disk);
+        // Synced before, from the master.
+        assert!(slave
+            .merge_from_master(&master(&[(0, 10), (1, 10), (2, 10)]))
+            .is_empty());
+        assert_eq!(slave.get(&key(0)), Some(10));
+        // A consumer whose route lists no master commits here.
+        slave.commit_local(&key(1), 15);
+        slave.commit_local(&key(2), 15);
+        slave.commit_local(&key(3), 4);
+        // The master went back on queue 0 (an offset corrected after it lost its tail),
+        // has seen queue 1's commit and moved on, but not queue 2's or 3's.
+        let resend = slave.merge_from_master(&master(&[(0, 7), (1, 20), (2, 12)]));
+        assert_eq!(
+            slave.get(&key(0)),
+            Some(7),
+            "the master's value wins, even lower"
+        );
+        assert_eq!(slave.get(&key(1)), Some(20));
+        assert_eq!(
+            slave.get(&key(2)),
+            Some(15),
+            "an unseen local commit is kept"
+        );
+        assert_eq!(slave.get(&key(3)), Some(4));
+        assert_eq!(resend, vec![(key(2), 15), (key(3), 4)], "and sent again");
+        // Sent again once: after that, the master's table decides.
+        assert!(slave
+            .merge_from_master(&master(&[(2, 12), (3, 0)]))
+            .is_empty());
+        assert_eq!(slave.get(&key(2)), Some(12));
+        assert_eq!(slave.get(&key(3)), Some(0));
+        assert!(slave.dirty, "merged offsets are persisted");
     }
 }
