@@ -416,7 +416,13 @@ impl Broker {
         }
     }
 
-    fn on_response(&mut self, ctx: &mut dyn Ctx<Message>, from: NodeId, response: Response) {
+    fn on_response(
+        &mut self,
+        ctx: &mut dyn Ctx<Message>,
+        from: NodeId,
+        opaque: u32,
+        response: Response,
+    ) {
         // The only requests a broker sends that are answered: REGISTER_BROKER and a
         // slave's GET_ALL_CONSUMER_OFFSET.
         match response {
@@ -428,7 +434,7 @@ impl Broker {
                 }
             }
             Response::ConsumerOffsets(table) if self.phase == Phase::Running => {
-                self.on_master_offsets(ctx, from, &table);
+                self.on_master_offsets(ctx, from, opaque, &table);
             }
             _ => {}
         }
@@ -461,13 +467,14 @@ impl Node<Message> for Broker {
             } => self.on_request(ctx, from, opaque, request),
             Input::Packet {
                 from,
-                msg: Message::Response { response, .. },
-            } => self.on_response(ctx, from, response),
+                msg: Message::Response { opaque, response },
+            } => self.on_response(ctx, from, opaque, response),
             Input::Timer { kind, .. } => self.on_timer(ctx, kind),
             Input::SyncComplete { ticket, result } => self.on_sync_complete(ctx, ticket, result),
             Input::ConnectionBroken { peer } => {
                 self.consumers.on_channel_closed(ctx, peer);
                 self.ha_on_broken(peer);
+                self.offsets_on_broken(ctx, peer);
                 self.holds.drop_peer(peer);
             }
         }

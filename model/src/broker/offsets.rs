@@ -11,21 +11,24 @@
 //!
 //! Deliberate deviations, each closing a way for the group's offset to go back or skip:
 //!
-//! - **Merge.** RocketMQ overwrites (`putAll`). Here the master's value wins too, except
-//!   over a commit a consumer made at this slave that the master's table does not show
-//!   yet: that one is kept and sent to the master again. A plain overwrite would undo a
-//!   commit that arrived while the sync was in flight (or while the master was away);
-//!   a per-queue maximum would keep a slave above a master that legitimately went
-//!   back (an offset corrected after the master lost its log tail), and a consumer
-//!   falling back to the slave would then skip what the master wrote at those offsets.
+//! - **Merge.** RocketMQ overwrites (`putAll`). Here the master's value wins too,
+//!   except over a commit a consumer made at this slave that the master may not have
+//!   seen: one made after the sync request left, or one whose forward (below) may have
+//!   been lost (no master known, or the connection to it broke since). Such a commit
+//!   is the newest this slave knows: it is kept, and sent to the master again. A plain
+//!   overwrite would let an older, higher master value replace it (say the master was
+//!   down when a consumer, resuming from this slave, committed a lower offset), and
+//!   the next owner would skip what lies between. A per-queue maximum would do the
+//!   same, and would keep a slave above a master that legitimately went back (an
+//!   offset corrected after the master lost its log tail).
 //! - **Commits at a slave reach the master.** A consumer commits at a slave only when
 //!   its route lists no master (the name server lost the master, or restarted and the
 //!   master has not registered yet), but the master may well be alive. RocketMQ keeps
 //!   such a commit on the slave until the next sync overwrites it, so the group later
 //!   resumes at the master from an older offset. Here the slave passes each commit on
-//!   to its master (oneway, as the consumer sent it), and again after a sync that does
-//!   not show it — RocketMQ 5's slave-acting-master does the same in bulk when the
-//!   master comes back (`BrokerPreOnlineService`'s reverse metadata sync).
+//!   to its master (oneway, as the consumer sent it), and again after a sync when it
+//!   may have been lost — RocketMQ 5's slave-acting-master does the same in bulk when
+//!   the master comes back (`BrokerPreOnlineService`'s reverse metadata sync).
 //! - **A master stores no offset past a queue's end.** After a crash that lost the log's
 //!   unflushed tail, consumers still hold (and commit) offsets past the recovered end.
 //!   Stored as is, the next owner would start there and skip whatever the master writes
@@ -48,9 +51,22 @@ pub(super) struct ConsumerOffsets {
     file: ConfigFile,
     /// Changed since the last persist started.
     dirty: bool,
-    /// Slave only: commits consumers made here since the last sync, which the master's
-    /// table may not show yet. At most one per queue.
-    local_commits: BTreeMap<QueueKey, u64>,
+    /// Slave only: commits consumers made here that the master's table may not show
+    /// yet. At most one per queue.
+    local_commits: BTreeMap<QueueKey, LocalCommit>,
+    /// Slave only: GET_ALL_CONSUMER_OFFSET requests sent so far; each request carries
+    /// its number as its opaque.
+    syncs_sent: u32,
+}
+
+/// A commit a consumer made at this slave.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct LocalCommit {
+    offset: u64,
+    /// `Some(n)`: passed on to the master after `n` sync requests had left, over a
+    /// connection that has not broken since — so the answer to any later request
+    /// shows it (or something newer). `None`: it may never have reached the master.
+    forwarded_after: Option<u32>,
 }
 
 fn table_key(key: &QueueKey) -> String {
@@ -66,6 +82,7 @@ impl ConsumerOffsets {
             file,
             dirty: false,
             local_commits: BTreeMap::new(),
+            syncs_sent: 0,
         }
     }
 
@@ -74,19 +91,36 @@ impl ConsumerOffsets {
     }
 
     /// A slave took a consumer's commit: stored here, and remembered until a sync shows
-    /// the master has it.
-    pub(super) fn commit_local(&mut self, key: &QueueKey, offset: u64) {
+    /// the master has it. `forwarded`: it was passed on to the master.
+    pub(super) fn commit_local(&mut self, key: &QueueKey, offset: u64, forwarded: bool) {
         self.commit(key, offset);
-        self.local_commits.insert(key.clone(), offset);
+        let commit = LocalCommit {
+            offset,
+            forwarded_after: forwarded.then_some(self.syncs_sent),
+        };
+        self.local_commits.insert(key.clone(), commit);
     }
 
-    /// SlaveSynchronize: merges the master's table into this slave's (see the module
-    /// comment). Returns the local commits the master's table does not show, to send
-    /// to the master again; they stay in this table meanwhile. Each local commit is
-    /// sent again at most once: after that the master's table decides.
+    /// The number of the next sync request.
+    pub(super) fn next_sync(&mut self) -> u32 {
+        self.syncs_sent += 1;
+        self.syncs_sent
+    }
+
+    /// The connection to the master broke: what was passed on may be lost.
+    pub(super) fn forwards_may_be_lost(&mut self) {
+        for commit in self.local_commits.values_mut() {
+            commit.forwarded_after = None;
+        }
+    }
+
+    /// SlaveSynchronize: merges the master's table, the answer to sync request `sync`,
+    /// into this slave's (see the module comment). Returns the local commits to pass
+    /// on to the master again (now: they count as forwarded from here on).
     pub(super) fn merge_from_master(
         &mut self,
         master: &ConsumerOffsetTable,
+        sync: u32,
     ) -> Vec<(QueueKey, u64)> {
         for (topic_group, queues) in &master.offset_table {
             let mine = self
@@ -101,17 +135,23 @@ impl ConsumerOffsets {
             }
         }
         let mut resend = Vec::new();
-        for (key, offset) in std::mem::take(&mut self.local_commits) {
-            let at_master = master
-                .offset_table
-                .get(&table_key(&key))
-                .and_then(|q| q.get(&key.queue_id))
-                .copied();
-            if at_master.is_none_or(|m| m < offset as i64) {
-                self.commit(&key, offset);
-                resend.push((key, offset));
+        let syncs_sent = self.syncs_sent;
+        let mut kept = BTreeMap::new();
+        for (key, mut commit) in std::mem::take(&mut self.local_commits) {
+            match commit.forwarded_after {
+                // The master had it before it answered: its value stands.
+                Some(n) if n < sync => continue,
+                // Passed on after this request left: the next answer will tell.
+                Some(_) => {}
+                None => {
+                    resend.push((key.clone(), commit.offset));
+                    commit.forwarded_after = Some(syncs_sent);
+                }
             }
+            self.commit(&key, commit.offset);
+            kept.insert(key, commit);
         }
+        self.local_commits = kept;
         resend
     }
 
@@ -178,8 +218,9 @@ impl Broker {
         offset: u64,
     ) {
         if self.config.is_slave() {
-            self.offsets.commit_local(key, offset);
-            if let Some(master) = self.master_node(ctx) {
+            let master = self.master_node(ctx);
+            self.offsets.commit_local(key, offset, master.is_some());
+            if let Some(master) = master {
                 Self::forward_commit(ctx, master, key, offset);
             }
             return;
@@ -208,22 +249,31 @@ impl Broker {
             return;
         }
         if let Some(master) = self.master_node(ctx) {
+            let opaque = self.offsets.next_sync();
             let request = Request::GetAllConsumerOffset;
-            ctx.send(master, Message::Request { opaque: 0, request });
+            ctx.send(master, Message::Request { opaque, request });
         }
     }
 
-    /// The master's answer to GET_ALL_CONSUMER_OFFSET.
+    /// A connection broke: if it was to the master, commits passed on may be lost.
+    pub(super) fn offsets_on_broken(&mut self, ctx: &mut dyn Ctx<Message>, peer: NodeId) {
+        if self.config.is_slave() && self.master_node(ctx) == Some(peer) {
+            self.offsets.forwards_may_be_lost();
+        }
+    }
+
+    /// The master's answer to GET_ALL_CONSUMER_OFFSET request number `sync`.
     pub(super) fn on_master_offsets(
         &mut self,
         ctx: &mut dyn Ctx<Message>,
         from: NodeId,
+        sync: u32,
         table: &ConsumerOffsetTable,
     ) {
         if !self.config.is_slave() || self.master_node(ctx) != Some(from) {
             return;
         }
-        for (key, offset) in self.offsets.merge_from_master(table) {
+        for (key, offset) in self.offsets.merge_from_master(table, sync) {
             Self::forward_commit(ctx, from, &key, offset);
         }
     }
@@ -272,40 +322,64 @@ mod tests {
     }
 
     #[test]
-    fn slave_merge_takes_the_masters_offsets_but_keeps_commits_it_has_not_seen() {
+    fn slave_merge_takes_the_masters_offsets_but_keeps_commits_it_may_not_have_seen() {
         let disk = MemDisk::new();
         let mut slave = ConsumerOffsets::load(&disk);
-        // Synced before, from the master.
+        let sync = slave.next_sync();
         assert!(slave
-            .merge_from_master(&master(&[(0, 10), (1, 10), (2, 10)]))
+            .merge_from_master(&master(&[(0, 10), (1, 10), (2, 10), (3, 10)]), sync)
             .is_empty());
         assert_eq!(slave.get(&key(0)), Some(10));
-        // A consumer whose route lists no master commits here.
-        slave.commit_local(&key(1), 15);
-        slave.commit_local(&key(2), 15);
-        slave.commit_local(&key(3), 4);
-        // The master went back on queue 0 (an offset corrected after it lost its tail),
-        // has seen queue 1's commit and moved on, but not queue 2's or 3's.
-        let resend = slave.merge_from_master(&master(&[(0, 7), (1, 20), (2, 12)]));
+        assert!(slave.dirty, "merged offsets are persisted");
+
+        // Consumers whose route lists no master commit here: queue 1's and 2's are
+        // passed on to the master; queue 3's is not (no master known).
+        slave.commit_local(&key(1), 15, true);
+        slave.commit_local(&key(2), 15, true);
+        slave.commit_local(&key(3), 4, false);
+        let sync = slave.next_sync();
+        // Queue 2's commit is made after the request left.
+        slave.commit_local(&key(2), 16, true);
+        // The master went back on queue 0 (an offset corrected after it lost its tail)
+        // and moved queue 1 on since the commit it got.
+        let resend = slave.merge_from_master(&master(&[(0, 7), (1, 20), (2, 15), (3, 10)]), sync);
         assert_eq!(
             slave.get(&key(0)),
             Some(7),
             "the master's value wins, even lower"
         );
-        assert_eq!(slave.get(&key(1)), Some(20));
+        assert_eq!(
+            slave.get(&key(1)),
+            Some(20),
+            "it had the forward: its value stands"
+        );
         assert_eq!(
             slave.get(&key(2)),
-            Some(15),
-            "an unseen local commit is kept"
+            Some(16),
+            "a commit after the request is kept"
         );
+        assert_eq!(
+            slave.get(&key(3)),
+            Some(4),
+            "a commit never passed on wins, even lower"
+        );
+        assert_eq!(resend, vec![(key(3), 4)], "and is passed on now");
+
+        // The connection to the master breaks: what was passed on may be lost.
+        slave.forwards_may_be_lost();
+        let sync = slave.next_sync();
+        let resend = slave.merge_from_master(&master(&[(2, 15), (3, 10)]), sync);
+        assert_eq!(resend, vec![(key(2), 16), (key(3), 4)]);
+        assert_eq!(slave.get(&key(2)), Some(16));
         assert_eq!(slave.get(&key(3)), Some(4));
-        assert_eq!(resend, vec![(key(2), 15), (key(3), 4)], "and sent again");
-        // Sent again once: after that, the master's table decides.
+
+        // Passed on before the next request: from then on the master's table decides.
+        let sync = slave.next_sync();
         assert!(slave
-            .merge_from_master(&master(&[(2, 12), (3, 0)]))
+            .merge_from_master(&master(&[(2, 16), (3, 2)]), sync)
             .is_empty());
-        assert_eq!(slave.get(&key(2)), Some(12));
-        assert_eq!(slave.get(&key(3)), Some(0));
-        assert!(slave.dirty, "merged offsets are persisted");
+        assert_eq!(slave.get(&key(2)), Some(16));
+        assert_eq!(slave.get(&key(3)), Some(2));
+        assert!(slave.local_commits.is_empty());
     }
 }
