@@ -238,6 +238,7 @@ impl ConsumerHost {
                 topic,
                 queue_id,
                 start_offset,
+                offset_from_broker_id,
             } => Entry::Own {
                 at_ms,
                 group,
@@ -246,6 +247,7 @@ impl ConsumerHost {
                 topic,
                 queue_id,
                 start_offset,
+                offset_from_broker_id,
             },
             ClientEvent::Disowned {
                 group,

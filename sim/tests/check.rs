@@ -204,6 +204,7 @@ impl B {
             topic: "T".into(),
             queue_id: q,
             start_offset: start,
+            offset_from_broker_id: Some(0),
         });
         self
     }

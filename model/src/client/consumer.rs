@@ -19,8 +19,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::offset_store::OffsetStore;
 use super::rebalance::{allocate_averagely, readable_queues};
 use super::{
-    host_of, subscribe_addr, timer_kind, ClientEvent, DeliveredMessage, MessageQueue, NameServers,
-    RouteAnswer, Rpc, RpcOutcome, CLIENT_API_TIMEOUT_MS, QUERY_OFFSET_TIMEOUT_MS,
+    broker_id_of, host_of, subscribe_addr, timer_kind, ClientEvent, DeliveredMessage, MessageQueue,
+    NameServers, RouteAnswer, Rpc, RpcOutcome, CLIENT_API_TIMEOUT_MS, QUERY_OFFSET_TIMEOUT_MS,
 };
 use crate::message::{offset_msg_id, property, PROPERTY_TAGS, PROPERTY_UNIQ_KEY};
 use crate::node::{Ctx, Input, TimerId};
@@ -146,6 +146,8 @@ struct OwnedQueue {
     next_offset: Option<u64>,
     /// The last pull answer suggested reading from the slave (`suggestWhichBrokerId`).
     pull_from_slave: bool,
+    /// The broker id the last offset request (query or max offset) went to.
+    offset_from_broker_id: Option<u64>,
     retry_timer: Option<TimerId>,
 }
 
@@ -690,6 +692,7 @@ impl PushConsumer {
                 generation,
                 next_offset: None,
                 pull_from_slave: false,
+                offset_from_broker_id: None,
                 retry_timer: None,
             },
         );
@@ -758,13 +761,18 @@ impl PushConsumer {
         timeout_ms: u64,
         call: Call,
     ) {
-        let addr = self
-            .route
-            .as_ref()
-            .and_then(|r| subscribe_addr(r, &mq.broker_name, false))
-            .map(|(a, _)| a.to_string());
-        let sent =
-            addr.is_some_and(|addr| self.rpc.call(ctx, &addr, request, timeout_ms, call).is_ok());
+        let target = self.route.as_ref().and_then(|r| {
+            let (addr, _) = subscribe_addr(r, &mq.broker_name, false)?;
+            Some((addr.to_string(), broker_id_of(r, &mq.broker_name, addr)))
+        });
+        if let Some((_, id)) = &target {
+            self.queues
+                .get_mut(mq)
+                .expect("asking for an owned queue")
+                .offset_from_broker_id = *id;
+        }
+        let sent = target
+            .is_some_and(|(addr, _)| self.rpc.call(ctx, &addr, request, timeout_ms, call).is_ok());
         if !sent {
             self.schedule_retry(ctx, mq);
         }
@@ -784,6 +792,7 @@ impl PushConsumer {
         } else {
             self.offsets.update(mq, offset);
         }
+        let local = self.offsets.is_local();
         let q = self.queues.get_mut(mq).expect("activating an owned queue");
         q.next_offset = Some(offset);
         out.push(ClientEvent::Owned {
@@ -792,6 +801,7 @@ impl PushConsumer {
             topic: mq.topic.clone(),
             queue_id: mq.queue_id,
             start_offset: offset,
+            offset_from_broker_id: if local { None } else { q.offset_from_broker_id },
         });
         self.pull(ctx, mq);
     }
