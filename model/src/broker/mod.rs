@@ -426,11 +426,9 @@ impl Broker {
         // The only requests a broker sends that are answered: REGISTER_BROKER and a
         // slave's GET_ALL_CONSUMER_OFFSET.
         match response {
-            Response::RegisterBroker(result) => {
-                if self.config.is_slave() {
-                    if let Some(addr) = result.master_addr.filter(|a| !a.is_empty()) {
-                        self.learned_master_addr = Some(addr);
-                    }
+            Response::RegisterBroker(result) if self.config.is_slave() => {
+                if let Some(addr) = result.master_addr.filter(|a| !a.is_empty()) {
+                    self.learned_master_addr = Some(addr);
                 }
             }
             Response::ConsumerOffsets(table) if self.phase == Phase::Running => {
