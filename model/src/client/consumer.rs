@@ -1205,6 +1205,7 @@ mod tests {
             [ClientEvent::Owned {
                 queue_id: 0,
                 start_offset: 5,
+                offset_from_broker_id: Some(0),
                 ..
             }]
         ));
@@ -1531,6 +1532,67 @@ mod tests {
             0,
             "slaves store no offsets"
         );
+    }
+
+    #[test]
+    fn offsets_go_to_the_slave_only_when_the_route_lists_no_master() {
+        let mut ctx = ctx();
+        let mut c = consumer(MessageModel::Clustering);
+        c.start(&mut ctx);
+        let sent = ctx.take_sent();
+        // b's master is missing from the route (a name server that restarted).
+        let mut slave_only = route();
+        slave_only.broker_datas[1].broker_addrs.remove(&0);
+        respond(&mut c, &mut ctx, &sent[0].1, Response::Route(slave_only));
+        let sent = ctx.take_sent();
+        let list = find(&sent, |r| {
+            matches!(r, Request::GetConsumerListByGroup { .. })
+        });
+        let cids = vec!["0@1".to_string(), c.client_id().to_string()];
+        respond(&mut c, &mut ctx, &list[0].1, Response::ConsumerList(cids));
+        let sent = ctx.take_sent();
+        let queries = find(&sent, |r| matches!(r, Request::QueryConsumerOffset(_)));
+        assert_eq!(queries.len(), 2);
+        assert!(
+            queries.iter().all(|(to, _)| *to == NodeId(4)),
+            "the slave of b"
+        );
+        let events = respond(&mut c, &mut ctx, &queries[0].1, Response::Offset(4));
+        assert!(
+            matches!(
+                &events[..],
+                [ClientEvent::Owned {
+                    start_offset: 4,
+                    offset_from_broker_id: Some(1),
+                    ..
+                }]
+            ),
+            "{events:?}"
+        );
+        let sent = ctx.take_sent();
+        assert_eq!(sent[0].0, NodeId(4));
+        let p = pull_of(&sent[0].1);
+        assert_eq!(
+            p.sys_flag & pull_sys_flag::COMMIT_OFFSET,
+            0,
+            "no commit rides on a pull to a slave"
+        );
+        // Consuming moves the offset: the periodic commit goes to the slave too.
+        let found = Response::Pull(PullResponse {
+            code: response_code::SUCCESS,
+            next_begin_offset: 5,
+            min_offset: 0,
+            max_offset: 9,
+            suggest_which_broker_id: 0,
+            records: records(0, 4, &[Some("TagA")]),
+        });
+        respond(&mut c, &mut ctx, &sent[0].1, found);
+        ctx.take_sent();
+        c.persist_offsets(&mut ctx, &mut Vec::new());
+        let sent = ctx.take_sent();
+        let commits = find(&sent, |r| matches!(r, Request::UpdateConsumerOffset { .. }));
+        assert_eq!(commits.len(), 1);
+        assert_eq!(commits[0].0, NodeId(4));
     }
 
     #[test]
