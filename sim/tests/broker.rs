@@ -119,6 +119,16 @@ fn pull(queue_id: i32, offset: u64, tags: &str) -> Request {
     })
 }
 
+/// A pull that carries `commit` with COMMIT_OFFSET, as a consumer sends to a master.
+fn pull_committing(queue_id: i32, offset: u64, commit: u64) -> Request {
+    let Request::PullMessage(mut p) = pull(queue_id, offset, "*") else {
+        unreachable!()
+    };
+    p.sys_flag |= pull_sys_flag::COMMIT_OFFSET;
+    p.commit_offset = commit;
+    Request::PullMessage(p)
+}
+
 fn world(
     seed: u64,
     master: BrokerConfig,
@@ -350,6 +360,13 @@ fn slave_learns_its_masters_consumer_offsets_within_one_sync_interval() {
         // has since lost) is stored as the end.
         (commit_ms + sync_ms + 400, MASTER, update_offset(99)),
         (commit_ms + sync_ms + 500, MASTER, query.clone()),
+        // After the next sync: a pull carrying a commit does not move a slave's offset.
+        (
+            commit_ms + 2 * sync_ms + 200,
+            SLAVE,
+            pull_committing(0, 3, 1),
+        ),
+        (commit_ms + 2 * sync_ms + 300, SLAVE, query.clone()),
     ];
     let mut w = world(
         5,
@@ -373,6 +390,11 @@ fn slave_learns_its_masters_consumer_offsets_within_one_sync_interval() {
     assert_eq!(offset_answer(&answers, 9), 3, "clamped to the queue's end");
     // The slave persists what it learned, as the master does.
     w.run_until(commit_ms + 2 * sync_ms + 1_000);
+    assert_eq!(
+        offset_answer(&answers, 11),
+        3,
+        "the master's clamped offset, synced; the pull's commit ignored"
+    );
     let file = w
         .disk(SLAVE)
         .durable_bytes("config/consumerOffset.json")
