@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::store::config_tables::{DataVersion, TopicConfig};
+use crate::store::config_tables::{ConsumerOffsetTable, DataVersion, TopicConfig};
 
 /// RocketMQ request codes (`RequestCode`).
 pub mod request_code {
@@ -22,6 +22,8 @@ pub mod request_code {
     pub const HEART_BEAT: i32 = 34;
     pub const GET_CONSUMER_LIST_BY_GROUP: i32 = 38;
     pub const NOTIFY_CONSUMER_IDS_CHANGED: i32 = 40;
+    /// A slave's `SlaveSynchronize.syncConsumerOffset` asks its master for every offset.
+    pub const GET_ALL_CONSUMER_OFFSET: i32 = 43;
     pub const SEND_MESSAGE_V2: i32 = 310;
     pub const REGISTER_BROKER: i32 = 103;
     pub const UNREGISTER_BROKER: i32 = 104;
@@ -110,6 +112,14 @@ impl Message {
                     Response::Offset(o) => [*o, 0, 0],
                     Response::Error { code, .. } => [*code as u64, 0, 0],
                     Response::ConsumerList(ids) => [ids.len() as u64, 0, 0],
+                    Response::ConsumerOffsets(t) => [
+                        t.offset_table.len() as u64,
+                        t.offset_table
+                            .values()
+                            .flatten()
+                            .fold(0u64, |h, (_, &o)| h.wrapping_add(o as u64)),
+                        0,
+                    ],
                     Response::Route(r) => {
                         [r.queue_datas.len() as u64, r.broker_datas.len() as u64, 0]
                     }
@@ -171,6 +181,7 @@ impl Message {
                     Request::NotifyConsumerIdsChanged { consumer_group } => {
                         format!("NOTIFY_CONSUMER_IDS_CHANGED {consumer_group}")
                     }
+                    Request::GetAllConsumerOffset => "GET_ALL_CONSUMER_OFFSET".into(),
                     Request::HaReport { slave_max_offset } => {
                         format!("HA_REPORT {slave_max_offset}")
                     }
@@ -216,6 +227,11 @@ impl Message {
                     Response::Offset(o) => format!("OFFSET {o}"),
                     Response::HeartBeat => "HEART_BEAT_OK".into(),
                     Response::ConsumerList(ids) => format!("CONSUMERS {}", ids.join(",")),
+                    Response::ConsumerOffsets(t) => format!(
+                        "CONSUMER_OFFSETS keys={} queues={}",
+                        t.offset_table.len(),
+                        t.offset_table.values().map(BTreeMap::len).sum::<usize>()
+                    ),
                     Response::Error { code, remark } => format!("ERROR code={code} {remark}"),
                 };
                 format!("resp#{opaque} {what}")
@@ -252,6 +268,9 @@ pub enum Request {
     NotifyConsumerIdsChanged {
         consumer_group: String,
     },
+    /// Slave → master (`SlaveSynchronize`): every consumer offset the master holds,
+    /// answered with [`Response::ConsumerOffsets`].
+    GetAllConsumerOffset,
     /// Slave → master on the HA channel: "I hold the commit log up to here" (the 8-byte
     /// report of reference A.8). Sent on connect, every 5 s, and after applying data.
     HaReport {
@@ -282,6 +301,7 @@ impl Request {
             Request::HeartBeat(_) => request_code::HEART_BEAT,
             Request::GetConsumerListByGroup { .. } => request_code::GET_CONSUMER_LIST_BY_GROUP,
             Request::NotifyConsumerIdsChanged { .. } => request_code::NOTIFY_CONSUMER_IDS_CHANGED,
+            Request::GetAllConsumerOffset => request_code::GET_ALL_CONSUMER_OFFSET,
             // Not remoting commands: RocketMQ's HA port has its own framing.
             Request::HaReport { .. } | Request::HaTransfer { .. } => -1,
         }
@@ -304,6 +324,8 @@ pub enum Response {
     Offset(u64),
     HeartBeat,
     ConsumerList(Vec<String>),
+    /// GET_ALL_CONSUMER_OFFSET's body (`ConsumerOffsetSerializeWrapper`'s offset table).
+    ConsumerOffsets(ConsumerOffsetTable),
     /// Any failure: a RocketMQ response code and its remark.
     Error {
         code: i32,
@@ -507,5 +529,6 @@ mod tests {
             route
         );
         assert_eq!(Request::GetBrokerClusterInfo.code(), 106);
+        assert_eq!(Request::GetAllConsumerOffset.code(), 43);
     }
 }

@@ -154,6 +154,11 @@ pub enum Entry {
         topic: String,
         queue_id: i32,
         start_offset: u64,
+        /// The broker id (0 = master) that answered the offset request the start came
+        /// from; absent for a local offset file. A consumer asks a slave only when
+        /// its route lists no master for the group.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        offset_from_broker_id: Option<u64>,
     },
     Disown {
         at_ms: u64,

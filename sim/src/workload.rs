@@ -239,6 +239,7 @@ impl ConsumerHost {
                 topic,
                 queue_id,
                 start_offset,
+                offset_from_broker_id,
             } => Entry::Own {
                 at_ms,
                 group,
@@ -247,6 +248,7 @@ impl ConsumerHost {
                 topic,
                 queue_id,
                 start_offset,
+                offset_from_broker_id,
             },
             ClientEvent::Disowned {
                 group,

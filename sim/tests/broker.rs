@@ -1,6 +1,7 @@
 //! The broker in the world, driven by a scripted client: sends and their answers under
 //! each flush mode and role, pulls with long polling and tag filtering, replication to
-//! a slave, and a clean shutdown that leaves no abort marker.
+//! a slave, consumer offsets between master and slave (SlaveSynchronize), and a clean
+//! shutdown that leaves no abort marker.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -10,7 +11,7 @@ use rmq_model::broker::{Broker, BrokerConfig, BrokerRole, FlushDiskType};
 use rmq_model::message::encode_properties;
 use rmq_model::node::{Ctx, Input, Node, NodeId};
 use rmq_model::protocol::{
-    pull_sys_flag, response_code, Message, PullMessage, Request, Response, SendMessage,
+    pull_sys_flag, response_code, Message, PullMessage, QueueKey, Request, Response, SendMessage,
 };
 use rmq_model::store::config_tables::TopicConfig;
 use rmq_model::store::record::{parse, CrcCheck, Slot};
@@ -116,6 +117,16 @@ fn pull(queue_id: i32, offset: u64, tags: &str) -> Request {
         suspend_timeout_ms: 15_000,
         subscription: Some(tags.into()),
     })
+}
+
+/// A pull that carries `commit` with COMMIT_OFFSET, as a consumer sends to a master.
+fn pull_committing(queue_id: i32, offset: u64, commit: u64) -> Request {
+    let Request::PullMessage(mut p) = pull(queue_id, offset, "*") else {
+        unreachable!()
+    };
+    p.sys_flag |= pull_sys_flag::COMMIT_OFFSET;
+    p.commit_offset = commit;
+    Request::PullMessage(p)
 }
 
 fn world(
@@ -302,6 +313,94 @@ fn sync_master_waits_for_the_slave_and_the_slave_serves_the_same_bytes() {
         panic!()
     };
     assert_eq!(s.code, response_code::SLAVE_NOT_AVAILABLE);
+}
+
+fn offset_key() -> QueueKey {
+    QueueKey {
+        consumer_group: "g".into(),
+        topic: "TopicTest".into(),
+        queue_id: 0,
+    }
+}
+
+fn update_offset(offset: u64) -> Request {
+    Request::UpdateConsumerOffset {
+        key: offset_key(),
+        offset,
+    }
+}
+
+fn offset_answer(answers: &Answers, opaque: u32) -> u64 {
+    match answer(answers, opaque).1 {
+        Response::Offset(o) => o,
+        other => panic!("query {opaque} answered {other:?}"),
+    }
+}
+
+#[test]
+fn slave_learns_its_masters_consumer_offsets_within_one_sync_interval() {
+    let sync_ms = BrokerConfig::default().slave_synchronize_interval_ms;
+    let answers: Answers = Rc::default();
+    let query = Request::QueryConsumerOffset(offset_key());
+    let commit_ms = 4_000;
+    let script = vec![
+        (1_000, MASTER, send(0, "a", "one")),
+        (1_100, MASTER, send(0, "a", "two")),
+        (1_200, MASTER, send(0, "a", "three")),
+        (commit_ms, MASTER, update_offset(2)),
+        // The slave has not synced since the commit.
+        (commit_ms + 100, SLAVE, query.clone()),
+        // One sync interval later, it has.
+        (commit_ms + sync_ms + 100, SLAVE, query.clone()),
+        // A commit taken by the slave (the consumer's route listed no master)
+        // reaches the master.
+        (commit_ms + sync_ms + 200, SLAVE, update_offset(1)),
+        (commit_ms + sync_ms + 300, MASTER, query.clone()),
+        // A commit past the queue's end (a consumer that read records the master
+        // has since lost) is stored as the end.
+        (commit_ms + sync_ms + 400, MASTER, update_offset(99)),
+        (commit_ms + sync_ms + 500, MASTER, query.clone()),
+        // After the next sync: a pull carrying a commit does not move a slave's offset.
+        (
+            commit_ms + 2 * sync_ms + 200,
+            SLAVE,
+            pull_committing(0, 3, 1),
+        ),
+        (commit_ms + 2 * sync_ms + 300, SLAVE, query.clone()),
+    ];
+    let mut w = world(
+        5,
+        config(BrokerRole::AsyncMaster, FlushDiskType::AsyncFlush),
+        Some(config(BrokerRole::Slave, FlushDiskType::AsyncFlush)),
+        script,
+        &answers,
+    );
+    w.run_until(commit_ms + sync_ms + 1_000);
+    assert_eq!(
+        offset_answer(&answers, 4),
+        0,
+        "no sync between the commit and this query"
+    );
+    assert_eq!(
+        offset_answer(&answers, 5),
+        2,
+        "the slave synced within {sync_ms} ms"
+    );
+    assert_eq!(offset_answer(&answers, 7), 1, "the slave passed it on");
+    assert_eq!(offset_answer(&answers, 9), 3, "clamped to the queue's end");
+    // The slave persists what it learned, as the master does.
+    w.run_until(commit_ms + 2 * sync_ms + 1_000);
+    assert_eq!(
+        offset_answer(&answers, 11),
+        3,
+        "the master's clamped offset, synced; the pull's commit ignored"
+    );
+    let file = w
+        .disk(SLAVE)
+        .durable_bytes("config/consumerOffset.json")
+        .expect("the slave persisted its offsets");
+    let text = String::from_utf8(file.to_vec()).unwrap();
+    assert!(text.contains("TopicTest@g"), "{text}");
 }
 
 #[test]

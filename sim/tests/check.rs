@@ -204,7 +204,21 @@ impl B {
             topic: "T".into(),
             queue_id: q,
             start_offset: start,
+            offset_from_broker_id: Some(0),
         });
+        self
+    }
+
+    /// An `Own` whose start offset a slave (broker id 1) answered.
+    fn own_from_slave(&mut self, at: u64, grp: &str, client: u32, q: i32, start: u64) -> &mut Self {
+        self.own(at, grp, client, q, start);
+        if let Some(Entry::Own {
+            offset_from_broker_id,
+            ..
+        }) = self.h.entries.last_mut()
+        {
+            *offset_from_broker_id = Some(1);
+        }
         self
     }
 
@@ -973,6 +987,57 @@ fn offsets_commit_going_back_at_a_handover() {
         .own(20_000, "g", 11, 0, 3)
         .commit(21_000, "g", 11, 0, 4);
     fails_with(&late, Rule::Offsets);
+}
+
+/// n10 commits 5 at 10 s and hands over; n11 starts at `start_ms` from 3, answered by
+/// the master (`from_slave` false) or a slave, and commits 4.
+fn stale_start(start_ms: u64, from_slave: bool) -> B {
+    let mut b = B::with_broker(FlushMode::SyncFlush, Replication::Sync);
+    b.own(0, "g", 10, 0, 0)
+        .commit(10_000, "g", 10, 0, 5)
+        .disown(10_001, "g", 10, 0);
+    if from_slave {
+        b.own_from_slave(start_ms, "g", 11, 0, 3);
+    } else {
+        b.own(start_ms, "g", 11, 0, 3);
+    }
+    b.commit(start_ms + 1_000, "g", 11, 0, 4);
+    b
+}
+
+#[test]
+fn offsets_commit_going_back_from_a_slaves_answer_within_one_sync_interval() {
+    // The slave had not synced the master's 5 yet: documented staleness, excused.
+    passes(&stale_start(15_000, true));
+    // The same start answered by the master is a regression.
+    let r = fails_with(&stale_start(15_000, false), Rule::Offsets);
+    assert!(r.violations[0].detail.contains("went back"), "{}", all(&r));
+    // A slave that should have synced since is no excuse either.
+    let r = fails_with(&stale_start(25_000, true), Rule::Offsets);
+    assert!(r.violations[0].detail.contains("went back"), "{}", all(&r));
+}
+
+#[test]
+fn order_new_owner_past_the_commit_from_a_slaves_answer_is_still_a_skip() {
+    // A slave's answer excuses only going back, never starting past the commit.
+    let mut b = B::with_broker(FlushMode::SyncFlush, Replication::Sync);
+    b.send(1_000, 1, 0, 0)
+        .send(1_010, 2, 0, 1)
+        .send(1_020, 3, 0, 2);
+    b.own(0, "g", 10, 0, 0)
+        .deliver(2_000, "g", 10, 0, 0, 1)
+        .commit(2_100, "g", 10, 0, 1)
+        .disown(2_200, "g", 10, 0)
+        .own_from_slave(2_300, "g", 11, 0, 2)
+        .deliver(2_400, "g", 11, 0, 2, 3);
+    // The skipped message is also lost.
+    let r = b.check();
+    assert_eq!(rules(&r), vec![Rule::Lost, Rule::Order], "{}", all(&r));
+    assert!(
+        all(&r).contains("new owner starts after the committed offset"),
+        "{}",
+        all(&r)
+    );
 }
 
 // ---------------------------------------------------------------- whole reports

@@ -8,6 +8,9 @@ use serde::{Deserialize, Serialize};
 use crate::store::config_tables::TopicConfig;
 use crate::store::StoreConfig;
 
+/// SlaveSynchronize's period: RocketMQ fixes it at 10 s (`BrokerController`).
+pub const SLAVE_SYNCHRONIZE_INTERVAL_MS: u64 = 10_000;
+
 /// `brokerRole`.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -74,6 +77,9 @@ pub struct BrokerConfig {
     pub register_name_server_period_ms: u64,
     /// `flushConsumerOffsetInterval`.
     pub flush_consumer_offset_interval_ms: u64,
+    /// How often a slave runs `SlaveSynchronize` (RocketMQ: fixed at 10 s, first after
+    /// 3 s): it fetches its master's consumer offsets.
+    pub slave_synchronize_interval_ms: u64,
     /// The hold service's re-check period (`PullRequestHoldService`, long polling).
     pub long_polling_check_interval_ms: u64,
     /// Client channels silent this long are dropped (`ClientHousekeepingService`).
@@ -113,6 +119,7 @@ impl Default for BrokerConfig {
             ha_max_unacked_bytes: 256 * 1024,
             register_name_server_period_ms: 30_000,
             flush_consumer_offset_interval_ms: 5_000,
+            slave_synchronize_interval_ms: SLAVE_SYNCHRONIZE_INTERVAL_MS,
             long_polling_check_interval_ms: 5_000,
             channel_expired_timeout_ms: 120_000,
             client_scan_interval_ms: 10_000,

@@ -157,7 +157,7 @@ impl Broker {
         self.ha_push(ctx);
     }
 
-    fn master_node(&self, ctx: &mut dyn Ctx<Message>) -> Option<NodeId> {
+    pub(super) fn master_node(&self, ctx: &mut dyn Ctx<Message>) -> Option<NodeId> {
         let addr = self
             .learned_master_addr
             .as_deref()

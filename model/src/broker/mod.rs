@@ -38,8 +38,12 @@ mod timer {
     pub const CLIENT_SCAN: u64 = 6 << 32;
     pub const HA_TICK: u64 = 7 << 32;
     pub const SEND_DEADLINE: u64 = 8 << 32;
+    pub const SLAVE_SYNC: u64 = 9 << 32;
     pub const TAG_MASK: u64 = !0xffff_ffff;
 }
+
+/// A slave's first SlaveSynchronize comes this long after boot (RocketMQ: 3 s).
+const SLAVE_SYNC_FIRST_MS: u64 = 3_000;
 
 /// Where the broker is in its life.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -168,6 +172,11 @@ impl Broker {
         );
         ctx.set_timer(self.config.client_scan_interval_ms, timer::CLIENT_SCAN);
         ctx.set_timer(self.config.ha_heartbeat_interval_ms, timer::HA_TICK);
+        if self.config.is_slave() {
+            // RocketMQ: first after 3 s, then every 10 s.
+            let first_ms = SLAVE_SYNC_FIRST_MS.min(self.config.slave_synchronize_interval_ms);
+            ctx.set_timer(first_ms, timer::SLAVE_SYNC);
+        }
     }
 
     fn on_timer(&mut self, ctx: &mut dyn Ctx<Message>, kind: u64) {
@@ -211,6 +220,12 @@ impl Broker {
             timer::HA_TICK => {
                 self.ha_tick(ctx);
                 again(ctx, self.config.ha_heartbeat_interval_ms);
+            }
+            timer::SLAVE_SYNC => {
+                if self.phase == Phase::Running {
+                    self.slave_synchronize(ctx);
+                }
+                again(ctx, self.config.slave_synchronize_interval_ms);
             }
             timer::SEND_DEADLINE => self.send_deadline(ctx, kind & !timer::TAG_MASK),
             _ => {}
@@ -313,7 +328,11 @@ impl Broker {
                 reply(ctx, response);
             }
             Request::UpdateConsumerOffset { key, offset } => {
-                self.offsets.commit(&key, offset);
+                self.commit_offset(ctx, &key, offset);
+            }
+            Request::GetAllConsumerOffset => {
+                let table = self.offsets.table().clone();
+                reply(ctx, Response::ConsumerOffsets(table));
             }
             Request::GetMaxOffset { topic, queue_id } => {
                 let max = self
@@ -397,14 +416,25 @@ impl Broker {
         }
     }
 
-    fn on_response(&mut self, response: Response) {
-        // The only requests a broker sends that are answered: REGISTER_BROKER.
-        if let Response::RegisterBroker(result) = response {
-            if self.config.is_slave() {
+    fn on_response(
+        &mut self,
+        ctx: &mut dyn Ctx<Message>,
+        from: NodeId,
+        opaque: u32,
+        response: Response,
+    ) {
+        // The only requests a broker sends that are answered: REGISTER_BROKER and a
+        // slave's GET_ALL_CONSUMER_OFFSET.
+        match response {
+            Response::RegisterBroker(result) if self.config.is_slave() => {
                 if let Some(addr) = result.master_addr.filter(|a| !a.is_empty()) {
                     self.learned_master_addr = Some(addr);
                 }
             }
+            Response::ConsumerOffsets(table) if self.phase == Phase::Running => {
+                self.on_master_offsets(ctx, from, opaque, &table);
+            }
+            _ => {}
         }
     }
 }
@@ -434,14 +464,15 @@ impl Node<Message> for Broker {
                 msg: Message::Request { opaque, request },
             } => self.on_request(ctx, from, opaque, request),
             Input::Packet {
-                msg: Message::Response { response, .. },
-                ..
-            } => self.on_response(response),
+                from,
+                msg: Message::Response { opaque, response },
+            } => self.on_response(ctx, from, opaque, response),
             Input::Timer { kind, .. } => self.on_timer(ctx, kind),
             Input::SyncComplete { ticket, result } => self.on_sync_complete(ctx, ticket, result),
             Input::ConnectionBroken { peer } => {
                 self.consumers.on_channel_closed(ctx, peer);
                 self.ha_on_broken(peer);
+                self.offsets_on_broken(ctx, peer);
                 self.holds.drop_peer(peer);
             }
         }

@@ -2,11 +2,46 @@
 //! next offset to consume. Updated by UPDATE_CONSUMER_OFFSET and by pulls carrying
 //! COMMIT_OFFSET; persisted to `config/consumerOffset.json` every 5 s and at shutdown,
 //! so a crash loses at most the last interval's commits (consumers then re-consume:
-//! at-least-once).
+//! at-least-once). Slaves persist theirs the same way.
+//!
+//! **SlaveSynchronize** (`SlaveSynchronize.syncConsumerOffset`): every 10 s a slave asks
+//! its master for all offsets (GET_ALL_CONSUMER_OFFSET) and merges them into its table,
+//! so that a consumer that falls back to the slave (the route lists no master) resumes
+//! where the group was, at most one sync interval behind.
+//!
+//! Deliberate deviations, each closing a way for the group's offset to go back or skip:
+//!
+//! - **Merge.** RocketMQ overwrites (`putAll`). Here the master's value wins too,
+//!   except over a commit a consumer made at this slave that the master may not have
+//!   seen: one made after the sync request left, or one whose forward (below) may have
+//!   been lost (no master known, or the connection to it broke since). Such a commit
+//!   is the newest this slave knows: it is kept, and sent to the master again. A plain
+//!   overwrite would let an older, higher master value replace it (say the master was
+//!   down when a consumer, resuming from this slave, committed a lower offset), and
+//!   the next owner would skip what lies between. A per-queue maximum would do the
+//!   same, and would keep a slave above a master that legitimately went back (an
+//!   offset corrected after the master lost its log tail).
+//! - **Commits at a slave reach the master.** A consumer commits at a slave only when
+//!   its route lists no master (the name server lost the master, or restarted and the
+//!   master has not registered yet), but the master may well be alive. RocketMQ keeps
+//!   such a commit on the slave until the next sync overwrites it, so the group later
+//!   resumes at the master from an older offset. Here the slave passes each commit on
+//!   to its master (oneway, as the consumer sent it), and again after a sync when it
+//!   may have been lost — RocketMQ 5's slave-acting-master does the same in bulk when
+//!   the master comes back (`BrokerPreOnlineService`'s reverse metadata sync).
+//! - **A master stores no offset past a queue's end.** After a crash that lost the log's
+//!   unflushed tail, consumers still hold (and commit) offsets past the recovered end.
+//!   Stored as is, the next owner would start there and skip whatever the master writes
+//!   at the reused offsets below it. The master clamps such a commit to the queue's
+//!   end, the correction a pull there would get (PULL_OFFSET_MOVED to the max offset).
+//!   No consumer can have consumed past a master's end otherwise: a slave's log is a
+//!   prefix of its master's durable log (see `ha.rs`).
+
+use std::collections::BTreeMap;
 
 use super::Broker;
-use crate::node::Ctx;
-use crate::protocol::{response_code, Message, QueueKey, Response};
+use crate::node::{Ctx, NodeId};
+use crate::protocol::{response_code, Message, QueueKey, Request, Response};
 use crate::store::config_file::{ConfigEvent, ConfigFile};
 use crate::store::config_tables::{ConsumerOffsetTable, CONSUMER_OFFSET_PATH};
 use crate::store::disk::{Disk, DiskError, SyncTicket};
@@ -16,6 +51,22 @@ pub(super) struct ConsumerOffsets {
     file: ConfigFile,
     /// Changed since the last persist started.
     dirty: bool,
+    /// Slave only: commits consumers made here that the master's table may not show
+    /// yet. At most one per queue.
+    local_commits: BTreeMap<QueueKey, LocalCommit>,
+    /// Slave only: GET_ALL_CONSUMER_OFFSET requests sent so far; each request carries
+    /// its number as its opaque.
+    syncs_sent: u32,
+}
+
+/// A commit a consumer made at this slave.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct LocalCommit {
+    offset: u64,
+    /// `Some(n)`: passed on to the master after `n` sync requests had left, over a
+    /// connection that has not broken since — so the answer to any later request
+    /// shows it (or something newer). `None`: it may never have reached the master.
+    forwarded_after: Option<u32>,
 }
 
 fn table_key(key: &QueueKey) -> String {
@@ -30,7 +81,78 @@ impl ConsumerOffsets {
             table,
             file,
             dirty: false,
+            local_commits: BTreeMap::new(),
+            syncs_sent: 0,
         }
+    }
+
+    pub(super) fn table(&self) -> &ConsumerOffsetTable {
+        &self.table
+    }
+
+    /// A slave took a consumer's commit: stored here, and remembered until a sync shows
+    /// the master has it. `forwarded`: it was passed on to the master.
+    pub(super) fn commit_local(&mut self, key: &QueueKey, offset: u64, forwarded: bool) {
+        self.commit(key, offset);
+        let commit = LocalCommit {
+            offset,
+            forwarded_after: forwarded.then_some(self.syncs_sent),
+        };
+        self.local_commits.insert(key.clone(), commit);
+    }
+
+    /// The number of the next sync request.
+    pub(super) fn next_sync(&mut self) -> u32 {
+        self.syncs_sent += 1;
+        self.syncs_sent
+    }
+
+    /// The connection to the master broke: what was passed on may be lost.
+    pub(super) fn forwards_may_be_lost(&mut self) {
+        for commit in self.local_commits.values_mut() {
+            commit.forwarded_after = None;
+        }
+    }
+
+    /// SlaveSynchronize: merges the master's table, the answer to sync request `sync`,
+    /// into this slave's (see the module comment). Returns the local commits to pass
+    /// on to the master again (now: they count as forwarded from here on).
+    pub(super) fn merge_from_master(
+        &mut self,
+        master: &ConsumerOffsetTable,
+        sync: u32,
+    ) -> Vec<(QueueKey, u64)> {
+        for (topic_group, queues) in &master.offset_table {
+            let mine = self
+                .table
+                .offset_table
+                .entry(topic_group.clone())
+                .or_default();
+            for (&queue_id, &offset) in queues {
+                if mine.insert(queue_id, offset) != Some(offset) {
+                    self.dirty = true;
+                }
+            }
+        }
+        let mut resend = Vec::new();
+        let syncs_sent = self.syncs_sent;
+        let mut kept = BTreeMap::new();
+        for (key, mut commit) in std::mem::take(&mut self.local_commits) {
+            match commit.forwarded_after {
+                // The master had it before it answered: its value stands.
+                Some(n) if n < sync => continue,
+                // Passed on after this request left: the next answer will tell.
+                Some(_) => {}
+                None => {
+                    resend.push((key.clone(), commit.offset));
+                    commit.forwarded_after = Some(syncs_sent);
+                }
+            }
+            self.commit(&key, commit.offset);
+            kept.insert(key, commit);
+        }
+        self.local_commits = kept;
+        resend
     }
 
     pub(super) fn commit(&mut self, key: &QueueKey, offset: u64) {
@@ -86,6 +208,76 @@ impl Broker {
         self.offsets.persist(ctx.disk());
     }
 
+    /// A consumer's commit (UPDATE_CONSUMER_OFFSET, or COMMIT_OFFSET on a pull to a
+    /// master). A master clamps it to the queue's end; a slave keeps it and passes it
+    /// on to its master.
+    pub(super) fn commit_offset(
+        &mut self,
+        ctx: &mut dyn Ctx<Message>,
+        key: &QueueKey,
+        offset: u64,
+    ) {
+        if self.config.is_slave() {
+            let master = self.master_node(ctx);
+            self.offsets.commit_local(key, offset, master.is_some());
+            if let Some(master) = master {
+                Self::forward_commit(ctx, master, key, offset);
+            }
+            return;
+        }
+        let end = self
+            .store
+            .as_ref()
+            .map_or(0, |s| s.max_queue_offset(&key.topic, key.queue_id));
+        if offset > end {
+            tracing::debug!(?key, offset, end, "commit past the queue's end clamped");
+        }
+        self.offsets.commit(key, offset.min(end));
+    }
+
+    fn forward_commit(ctx: &mut dyn Ctx<Message>, master: NodeId, key: &QueueKey, offset: u64) {
+        let request = Request::UpdateConsumerOffset {
+            key: key.clone(),
+            offset,
+        };
+        ctx.send(master, Message::Request { opaque: 0, request });
+    }
+
+    /// Every `slave_synchronize_interval_ms`, on a slave: ask the master for its offsets.
+    pub(super) fn slave_synchronize(&mut self, ctx: &mut dyn Ctx<Message>) {
+        if !self.config.is_slave() {
+            return;
+        }
+        if let Some(master) = self.master_node(ctx) {
+            let opaque = self.offsets.next_sync();
+            let request = Request::GetAllConsumerOffset;
+            ctx.send(master, Message::Request { opaque, request });
+        }
+    }
+
+    /// A connection broke: if it was to the master, commits passed on may be lost.
+    pub(super) fn offsets_on_broken(&mut self, ctx: &mut dyn Ctx<Message>, peer: NodeId) {
+        if self.config.is_slave() && self.master_node(ctx) == Some(peer) {
+            self.offsets.forwards_may_be_lost();
+        }
+    }
+
+    /// The master's answer to GET_ALL_CONSUMER_OFFSET request number `sync`.
+    pub(super) fn on_master_offsets(
+        &mut self,
+        ctx: &mut dyn Ctx<Message>,
+        from: NodeId,
+        sync: u32,
+        table: &ConsumerOffsetTable,
+    ) {
+        if !self.config.is_slave() || self.master_node(ctx) != Some(from) {
+            return;
+        }
+        for (key, offset) in self.offsets.merge_from_master(table, sync) {
+            Self::forward_commit(ctx, from, &key, offset);
+        }
+    }
+
     /// QUERY_CONSUMER_OFFSET: the stored offset; else 0 if the queue still starts at 0
     /// (`ConsumerManageProcessor`); else QUERY_NOT_FOUND, and the client applies its
     /// ConsumeFromWhere.
@@ -106,5 +298,88 @@ impl Broker {
                 remark: "Not found, V3_0_6_SNAPSHOT maybe this group consumer boot first".into(),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::MemDisk;
+
+    fn key(queue_id: i32) -> QueueKey {
+        QueueKey {
+            consumer_group: "G".into(),
+            topic: "T".into(),
+            queue_id,
+        }
+    }
+
+    fn master(entries: &[(i32, i64)]) -> ConsumerOffsetTable {
+        let mut t = ConsumerOffsetTable::default();
+        t.offset_table
+            .insert("T@G".into(), entries.iter().copied().collect());
+        t
+    }
+
+    #[test]
+    fn slave_merge_takes_the_masters_offsets_but_keeps_commits_it_may_not_have_seen() {
+        let disk = MemDisk::new();
+        let mut slave = ConsumerOffsets::load(&disk);
+        let sync = slave.next_sync();
+        assert!(slave
+            .merge_from_master(&master(&[(0, 10), (1, 10), (2, 10), (3, 10)]), sync)
+            .is_empty());
+        assert_eq!(slave.get(&key(0)), Some(10));
+        assert!(slave.dirty, "merged offsets are persisted");
+
+        // Consumers whose route lists no master commit here: queue 1's and 2's are
+        // passed on to the master; queue 3's is not (no master known).
+        slave.commit_local(&key(1), 15, true);
+        slave.commit_local(&key(2), 15, true);
+        slave.commit_local(&key(3), 4, false);
+        let sync = slave.next_sync();
+        // Queue 2's commit is made after the request left.
+        slave.commit_local(&key(2), 16, true);
+        // The master went back on queue 0 (an offset corrected after it lost its tail)
+        // and moved queue 1 on since the commit it got.
+        let resend = slave.merge_from_master(&master(&[(0, 7), (1, 20), (2, 15), (3, 10)]), sync);
+        assert_eq!(
+            slave.get(&key(0)),
+            Some(7),
+            "the master's value wins, even lower"
+        );
+        assert_eq!(
+            slave.get(&key(1)),
+            Some(20),
+            "it had the forward: its value stands"
+        );
+        assert_eq!(
+            slave.get(&key(2)),
+            Some(16),
+            "a commit after the request is kept"
+        );
+        assert_eq!(
+            slave.get(&key(3)),
+            Some(4),
+            "a commit never passed on wins, even lower"
+        );
+        assert_eq!(resend, vec![(key(3), 4)], "and is passed on now");
+
+        // The connection to the master breaks: what was passed on may be lost.
+        slave.forwards_may_be_lost();
+        let sync = slave.next_sync();
+        let resend = slave.merge_from_master(&master(&[(2, 15), (3, 10)]), sync);
+        assert_eq!(resend, vec![(key(2), 16), (key(3), 4)]);
+        assert_eq!(slave.get(&key(2)), Some(16));
+        assert_eq!(slave.get(&key(3)), Some(4));
+
+        // Passed on before the next request: from then on the master's table decides.
+        let sync = slave.next_sync();
+        assert!(slave
+            .merge_from_master(&master(&[(2, 16), (3, 2)]), sync)
+            .is_empty());
+        assert_eq!(slave.get(&key(2)), Some(16));
+        assert_eq!(slave.get(&key(3)), Some(2));
+        assert!(slave.local_commits.is_empty());
     }
 }

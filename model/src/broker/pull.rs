@@ -109,7 +109,7 @@ impl Broker {
                 topic: req.topic.clone(),
                 queue_id: req.queue_id,
             };
-            self.offsets.commit(&key, req.commit_offset);
+            self.commit_offset(ctx, &key, req.commit_offset);
         }
         let store = self.store.as_ref().expect("checked above");
         let (min, max) = store

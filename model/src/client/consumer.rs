@@ -19,8 +19,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::offset_store::OffsetStore;
 use super::rebalance::{allocate_averagely, readable_queues};
 use super::{
-    host_of, subscribe_addr, timer_kind, ClientEvent, DeliveredMessage, MessageQueue, NameServers,
-    RouteAnswer, Rpc, RpcOutcome, CLIENT_API_TIMEOUT_MS, QUERY_OFFSET_TIMEOUT_MS,
+    broker_id_of, host_of, subscribe_addr, timer_kind, ClientEvent, DeliveredMessage, MessageQueue,
+    NameServers, RouteAnswer, Rpc, RpcOutcome, CLIENT_API_TIMEOUT_MS, QUERY_OFFSET_TIMEOUT_MS,
 };
 use crate::message::{offset_msg_id, property, PROPERTY_TAGS, PROPERTY_UNIQ_KEY};
 use crate::node::{Ctx, Input, TimerId};
@@ -146,6 +146,8 @@ struct OwnedQueue {
     next_offset: Option<u64>,
     /// The last pull answer suggested reading from the slave (`suggestWhichBrokerId`).
     pull_from_slave: bool,
+    /// The broker id the last offset request (query or max offset) went to.
+    offset_from_broker_id: Option<u64>,
     retry_timer: Option<TimerId>,
 }
 
@@ -687,6 +689,7 @@ impl PushConsumer {
                 generation,
                 next_offset: None,
                 pull_from_slave: false,
+                offset_from_broker_id: None,
                 retry_timer: None,
             },
         );
@@ -755,13 +758,18 @@ impl PushConsumer {
         timeout_ms: u64,
         call: Call,
     ) {
-        let addr = self
-            .route
-            .as_ref()
-            .and_then(|r| subscribe_addr(r, &mq.broker_name, false))
-            .map(|(a, _)| a.to_string());
-        let sent =
-            addr.is_some_and(|addr| self.rpc.call(ctx, &addr, request, timeout_ms, call).is_ok());
+        let target = self.route.as_ref().and_then(|r| {
+            let (addr, _) = subscribe_addr(r, &mq.broker_name, false)?;
+            Some((addr.to_string(), broker_id_of(r, &mq.broker_name, addr)))
+        });
+        if let Some((_, id)) = &target {
+            self.queues
+                .get_mut(mq)
+                .expect("asking for an owned queue")
+                .offset_from_broker_id = *id;
+        }
+        let sent = target
+            .is_some_and(|(addr, _)| self.rpc.call(ctx, &addr, request, timeout_ms, call).is_ok());
         if !sent {
             self.schedule_retry(ctx, mq);
         }
@@ -781,6 +789,7 @@ impl PushConsumer {
         } else {
             self.offsets.update(mq, offset);
         }
+        let local = self.offsets.is_local();
         let q = self.queues.get_mut(mq).expect("activating an owned queue");
         q.next_offset = Some(offset);
         out.push(ClientEvent::Owned {
@@ -789,6 +798,7 @@ impl PushConsumer {
             topic: mq.topic.clone(),
             queue_id: mq.queue_id,
             start_offset: offset,
+            offset_from_broker_id: if local { None } else { q.offset_from_broker_id },
         });
         self.pull(ctx, mq);
     }
@@ -1192,6 +1202,7 @@ mod tests {
             [ClientEvent::Owned {
                 queue_id: 0,
                 start_offset: 5,
+                offset_from_broker_id: Some(0),
                 ..
             }]
         ));
@@ -1518,6 +1529,67 @@ mod tests {
             0,
             "slaves store no offsets"
         );
+    }
+
+    #[test]
+    fn offsets_go_to_the_slave_only_when_the_route_lists_no_master() {
+        let mut ctx = ctx();
+        let mut c = consumer(MessageModel::Clustering);
+        c.start(&mut ctx);
+        let sent = ctx.take_sent();
+        // b's master is missing from the route (a name server that restarted).
+        let mut slave_only = route();
+        slave_only.broker_datas[1].broker_addrs.remove(&0);
+        respond(&mut c, &mut ctx, &sent[0].1, Response::Route(slave_only));
+        let sent = ctx.take_sent();
+        let list = find(&sent, |r| {
+            matches!(r, Request::GetConsumerListByGroup { .. })
+        });
+        let cids = vec!["0@1".to_string(), c.client_id().to_string()];
+        respond(&mut c, &mut ctx, &list[0].1, Response::ConsumerList(cids));
+        let sent = ctx.take_sent();
+        let queries = find(&sent, |r| matches!(r, Request::QueryConsumerOffset(_)));
+        assert_eq!(queries.len(), 2);
+        assert!(
+            queries.iter().all(|(to, _)| *to == NodeId(4)),
+            "the slave of b"
+        );
+        let events = respond(&mut c, &mut ctx, &queries[0].1, Response::Offset(4));
+        assert!(
+            matches!(
+                &events[..],
+                [ClientEvent::Owned {
+                    start_offset: 4,
+                    offset_from_broker_id: Some(1),
+                    ..
+                }]
+            ),
+            "{events:?}"
+        );
+        let sent = ctx.take_sent();
+        assert_eq!(sent[0].0, NodeId(4));
+        let p = pull_of(&sent[0].1);
+        assert_eq!(
+            p.sys_flag & pull_sys_flag::COMMIT_OFFSET,
+            0,
+            "no commit rides on a pull to a slave"
+        );
+        // Consuming moves the offset: the periodic commit goes to the slave too.
+        let found = Response::Pull(PullResponse {
+            code: response_code::SUCCESS,
+            next_begin_offset: 5,
+            min_offset: 0,
+            max_offset: 9,
+            suggest_which_broker_id: 0,
+            records: records(0, 4, &[Some("TagA")]),
+        });
+        respond(&mut c, &mut ctx, &sent[0].1, found);
+        ctx.take_sent();
+        c.persist_offsets(&mut ctx, &mut Vec::new());
+        let sent = ctx.take_sent();
+        let commits = find(&sent, |r| matches!(r, Request::UpdateConsumerOffset { .. }));
+        assert_eq!(commits.len(), 1);
+        assert_eq!(commits[0].0, NodeId(4));
     }
 
     #[test]

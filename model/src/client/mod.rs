@@ -126,6 +126,9 @@ pub enum ClientEvent {
         topic: String,
         queue_id: i32,
         start_offset: u64,
+        /// The broker id (0 = master) the start offset was asked of; `None` when it
+        /// came from a local offset file.
+        offset_from_broker_id: Option<u64>,
     },
     /// This consumer stopped pulling the queue (rebalance gave it away).
     Disowned {
@@ -424,6 +427,18 @@ pub(crate) fn broker_addr<'a>(
 /// Where a consumer talks to broker group `broker_name` (`findBrokerAddressInSubscribe`):
 /// the master (id 0), unless `prefer_slave` and slave 1 is there, or there is no
 /// master; then slave 1; then any member. Returns the address and whether it is a slave.
+/// The id under which `addr` is listed in `broker_name`'s group.
+pub(crate) fn broker_id_of(route: &TopicRouteData, broker_name: &str, addr: &str) -> Option<u64> {
+    route
+        .broker_datas
+        .iter()
+        .find(|b| b.broker_name == broker_name)?
+        .broker_addrs
+        .iter()
+        .find(|(_, a)| *a == addr)
+        .map(|(&id, _)| id)
+}
+
 pub(crate) fn subscribe_addr<'a>(
     route: &'a TopicRouteData,
     broker_name: &str,

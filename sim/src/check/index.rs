@@ -138,6 +138,9 @@ pub(crate) struct Span {
     pub at_ms: u64,
     /// The last commit of the span's commit key before the `Own`.
     pub prev_commit: Option<CommitMark>,
+    /// The start offset was answered by a slave (broker id > 0): the consumer's route
+    /// listed no master for the group.
+    pub from_replica: bool,
 }
 
 /// One `Commit` entry.
@@ -641,7 +644,7 @@ impl<'h> Builder<'h> {
                 return s;
             }
         }
-        self.open_span(group, client, queue, at_ms, None)
+        self.open_span(group, client, queue, at_ms, None, false)
     }
 
     fn open_span(
@@ -651,6 +654,7 @@ impl<'h> Builder<'h> {
         queue: u32,
         at_ms: u64,
         start: Option<u64>,
+        from_replica: bool,
     ) -> u32 {
         let prev_commit = if start.is_some() {
             let key = self.commit_key(group, client, queue);
@@ -667,6 +671,7 @@ impl<'h> Builder<'h> {
             start,
             at_ms,
             prev_commit,
+            from_replica,
         });
         self.open_spans.insert((group, client, queue), id);
         id
@@ -844,10 +849,12 @@ impl<'h> Builder<'h> {
                 topic,
                 queue_id,
                 start_offset,
+                offset_from_broker_id,
             } => {
                 let g = self.group(group);
                 let q = self.queue(broker, topic, *queue_id);
-                self.open_span(g, *client, q, *at_ms, Some(*start_offset));
+                let from_replica = offset_from_broker_id.is_some_and(|id| id != 0);
+                self.open_span(g, *client, q, *at_ms, Some(*start_offset), from_replica);
             }
             Entry::Disown {
                 group,

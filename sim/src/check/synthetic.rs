@@ -87,6 +87,7 @@ pub fn synthetic_history(messages: usize, seed: u64) -> History {
                     topic: TOPIC.into(),
                     queue_id,
                     start_offset: 0,
+                    offset_from_broker_id: Some(0),
                 },
             ));
         }
@@ -182,6 +183,7 @@ pub fn synthetic_history(messages: usize, seed: u64) -> History {
                         topic: TOPIC.into(),
                         queue_id: q0,
                         start_offset: start,
+                        offset_from_broker_id: Some(0),
                     },
                 ];
                 ev.extend(entries.into_iter().map(|e| (rebalance_at, e)));
