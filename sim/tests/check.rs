@@ -447,6 +447,65 @@ fn lost_async_replication_window() {
     fails_with(&outside, Rule::Lost);
 }
 
+/// Seeds 14861, 22457, 30785, 32801 of chaos.toml: the slave (n2) was down when the
+/// message was acked and restarted later; the master's machine was lost more than a
+/// window after the ack but less than a window after the slave's restart (a
+/// restarted slave only reconnects at its next HA attempt). Seed 23588: the slave
+/// restarted inside the window and the master went down before it had caught up.
+#[test]
+fn lost_async_replication_window_restarts_after_a_slave_restart() {
+    // Slave down at the ack: counted from its restart.
+    let mut down = B::with_broker(FlushMode::AsyncFlush, Replication::Async);
+    down.fault(500, FaultKind::OsCrash, 2)
+        .send(1_000, 1, 0, 0)
+        .fault(4_000, FaultKind::Restart, 2)
+        .fault(4_000 + REPL_WINDOW, FaultKind::MachineLost, 1);
+    let r = passes(&down);
+    assert_eq!(
+        only_reason(&r),
+        "async_replication+machine_lost of n1 at 6000ms"
+    );
+    // ... but only a window after that restart.
+    let mut late = B::with_broker(FlushMode::AsyncFlush, Replication::Async);
+    late.fault(500, FaultKind::OsCrash, 2)
+        .send(1_000, 1, 0, 0)
+        .fault(4_000, FaultKind::Restart, 2)
+        .fault(4_001 + REPL_WINDOW, FaultKind::MachineLost, 1);
+    fails_with(&late, Rule::Lost);
+
+    // Slave restarted inside the window, then the master went down and was lost
+    // while still down: the slave never had the chance to catch up.
+    let mut master_down = B::with_broker(FlushMode::SyncFlush, Replication::Async);
+    master_down
+        .send(1_000, 1, 0, 0)
+        .fault(1_500, FaultKind::ProcessCrash, 2)
+        .fault(2_000, FaultKind::Restart, 2)
+        .fault(3_500, FaultKind::ProcessCrash, 1)
+        .fault(20_000, FaultKind::MachineLost, 1);
+    let r = passes(&master_down);
+    assert_eq!(
+        only_reason(&r),
+        "async_replication+machine_lost of n1 at 20000ms"
+    );
+
+    // A slave that restarted long before the send gives no extra time.
+    let mut earlier = B::with_broker(FlushMode::SyncFlush, Replication::Async);
+    earlier
+        .fault(100, FaultKind::ProcessCrash, 2)
+        .fault(200, FaultKind::Restart, 2)
+        .send(1_000, 1, 0, 0)
+        .fault(1_002 + REPL_WINDOW, FaultKind::MachineLost, 1);
+    fails_with(&earlier, Rule::Lost);
+    // Nor does a restart of the slave after the window closed.
+    let mut after = B::with_broker(FlushMode::SyncFlush, Replication::Async);
+    after
+        .send(1_000, 1, 0, 0)
+        .fault(1_002 + REPL_WINDOW, FaultKind::ProcessCrash, 2)
+        .fault(1_003 + REPL_WINDOW, FaultKind::Restart, 2)
+        .fault(1_004 + REPL_WINDOW, FaultKind::MachineLost, 1);
+    fails_with(&after, Rule::Lost);
+}
+
 #[test]
 fn lost_delivered_only_message_under_async_flush_has_no_window() {
     // Outcome unknown, yet delivered to g1: stored. A power cut of the master long
