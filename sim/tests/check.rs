@@ -623,6 +623,65 @@ fn lost_tag_filtering() {
     );
 }
 
+/// Seed 19102 of chaos.toml: group "g" consumed past offset 1 of q0 (a first send
+/// attempt nobody else observed there, filtered out by "g"), then a power cut of the
+/// master took that unacknowledged record and the position went to wid 2, which "g"
+/// (reading on from offset 2) never received. (SYNC_FLUSH, so that wid 2's own
+/// allowance never applies.)
+fn consumed_past_then_reused(fault_at: u64, kind: FaultKind, commit_at: u64) -> B {
+    let groups = vec![
+        group("g", "*", false, &[10]),
+        group("g2", "*", false, &[11]),
+    ];
+    let mut b = B::new(
+        vec![broker(
+            "b",
+            1,
+            None,
+            FlushMode::SyncFlush,
+            Replication::None,
+        )],
+        groups,
+    );
+    b.send(1_000, 1, 0, 0)
+        .deliver(1_010, "g", 10, 0, 0, 1)
+        .deliver(1_011, "g2", 11, 0, 0, 1)
+        .commit(commit_at, "g", 10, 0, 2)
+        .fault(fault_at, kind, 1)
+        .fault(fault_at + 100, FaultKind::Restart, 1)
+        .send(5_000, 2, 0, 1)
+        .deliver(5_010, "g2", 11, 0, 1, 2);
+    b
+}
+
+#[test]
+fn lost_position_consumed_before_the_send_then_reused_after_a_cache_loss_is_allowed() {
+    let b = consumed_past_then_reused(2_100, FaultKind::PowerCut, 2_000);
+    let r = passes(&b);
+    assert_eq!(only_reason(&r), "offset_reused");
+
+    // No page-cache or media loss between the commit and the ack: a real loss.
+    let b = consumed_past_then_reused(2_100, FaultKind::ProcessCrash, 2_000);
+    fails_with(&b, Rule::Lost);
+    // The loss came before the commit past the position: it cannot have taken the
+    // record the commit passed.
+    let b = consumed_past_then_reused(1_900, FaultKind::PowerCut, 2_000);
+    fails_with(&b, Rule::Lost);
+    // The commit came after the send: no evidence of another holder.
+    let b = consumed_past_then_reused(5_001, FaultKind::PowerCut, 5_000);
+    fails_with(&b, Rule::Lost);
+
+    // Only the group that consumed past the position is excused.
+    let mut b = consumed_past_then_reused(2_100, FaultKind::PowerCut, 2_000);
+    b.h.entries.pop();
+    let r = fails_with(&b, Rule::Lost);
+    let d = &r.violations[0].detail;
+    assert!(
+        d.contains("never delivered to group g2 (clustering);"),
+        "{d}"
+    );
+}
+
 #[test]
 fn lost_reports_are_capped_with_a_summary() {
     let mut b = B::simple();
