@@ -20,7 +20,11 @@
 //! new messages, a consumer that had already consumed past 30 skips the new messages
 //! at 26..29 — RocketMQ consumers track positions, not messages. A message is covered
 //! this way only if its position was first observed holding another message whose
-//! loss the allowance covers by the time the new one was observed there.
+//! loss the allowance covers by the time the new one was observed there; or, when no
+//! one observed the earlier holder, if the group (for a broadcasting group, the
+//! consumer) committed an offset past the position before the message was sent and
+//! the queue's broker lost its page cache or media between that commit and the ack
+//! (the earlier holder was then an unacknowledged copy, whose allowance that is).
 
 use std::collections::BTreeMap;
 
