@@ -447,6 +447,65 @@ fn lost_async_replication_window() {
     fails_with(&outside, Rule::Lost);
 }
 
+/// Seeds 14861, 22457, 30785, 32801 of chaos.toml: the slave (n2) was down when the
+/// message was acked and restarted later; the master's machine was lost more than a
+/// window after the ack but less than a window after the slave's restart (a
+/// restarted slave only reconnects at its next HA attempt). Seed 23588: the slave
+/// restarted inside the window and the master went down before it had caught up.
+#[test]
+fn lost_async_replication_window_restarts_after_a_slave_restart() {
+    // Slave down at the ack: counted from its restart.
+    let mut down = B::with_broker(FlushMode::AsyncFlush, Replication::Async);
+    down.fault(500, FaultKind::OsCrash, 2)
+        .send(1_000, 1, 0, 0)
+        .fault(4_000, FaultKind::Restart, 2)
+        .fault(4_000 + REPL_WINDOW, FaultKind::MachineLost, 1);
+    let r = passes(&down);
+    assert_eq!(
+        only_reason(&r),
+        "async_replication+machine_lost of n1 at 6000ms"
+    );
+    // ... but only a window after that restart.
+    let mut late = B::with_broker(FlushMode::AsyncFlush, Replication::Async);
+    late.fault(500, FaultKind::OsCrash, 2)
+        .send(1_000, 1, 0, 0)
+        .fault(4_000, FaultKind::Restart, 2)
+        .fault(4_001 + REPL_WINDOW, FaultKind::MachineLost, 1);
+    fails_with(&late, Rule::Lost);
+
+    // Slave restarted inside the window, then the master went down and was lost
+    // while still down: the slave never had the chance to catch up.
+    let mut master_down = B::with_broker(FlushMode::SyncFlush, Replication::Async);
+    master_down
+        .send(1_000, 1, 0, 0)
+        .fault(1_500, FaultKind::ProcessCrash, 2)
+        .fault(2_000, FaultKind::Restart, 2)
+        .fault(3_500, FaultKind::ProcessCrash, 1)
+        .fault(20_000, FaultKind::MachineLost, 1);
+    let r = passes(&master_down);
+    assert_eq!(
+        only_reason(&r),
+        "async_replication+machine_lost of n1 at 20000ms"
+    );
+
+    // A slave that restarted long before the send gives no extra time.
+    let mut earlier = B::with_broker(FlushMode::SyncFlush, Replication::Async);
+    earlier
+        .fault(100, FaultKind::ProcessCrash, 2)
+        .fault(200, FaultKind::Restart, 2)
+        .send(1_000, 1, 0, 0)
+        .fault(1_002 + REPL_WINDOW, FaultKind::MachineLost, 1);
+    fails_with(&earlier, Rule::Lost);
+    // Nor does a restart of the slave after the window closed.
+    let mut after = B::with_broker(FlushMode::SyncFlush, Replication::Async);
+    after
+        .send(1_000, 1, 0, 0)
+        .fault(1_002 + REPL_WINDOW, FaultKind::ProcessCrash, 2)
+        .fault(1_003 + REPL_WINDOW, FaultKind::Restart, 2)
+        .fault(1_004 + REPL_WINDOW, FaultKind::MachineLost, 1);
+    fails_with(&after, Rule::Lost);
+}
+
 #[test]
 fn lost_delivered_only_message_under_async_flush_has_no_window() {
     // Outcome unknown, yet delivered to g1: stored. A power cut of the master long
@@ -560,6 +619,65 @@ fn lost_tag_filtering() {
     let d = &r.violations[0].detail;
     assert!(
         d.contains("never delivered to group gab (clustering);"),
+        "{d}"
+    );
+}
+
+/// Seed 19102 of chaos.toml: group "g" consumed past offset 1 of q0 (a first send
+/// attempt nobody else observed there, filtered out by "g"), then a power cut of the
+/// master took that unacknowledged record and the position went to wid 2, which "g"
+/// (reading on from offset 2) never received. (SYNC_FLUSH, so that wid 2's own
+/// allowance never applies.)
+fn consumed_past_then_reused(fault_at: u64, kind: FaultKind, commit_at: u64) -> B {
+    let groups = vec![
+        group("g", "*", false, &[10]),
+        group("g2", "*", false, &[11]),
+    ];
+    let mut b = B::new(
+        vec![broker(
+            "b",
+            1,
+            None,
+            FlushMode::SyncFlush,
+            Replication::None,
+        )],
+        groups,
+    );
+    b.send(1_000, 1, 0, 0)
+        .deliver(1_010, "g", 10, 0, 0, 1)
+        .deliver(1_011, "g2", 11, 0, 0, 1)
+        .commit(commit_at, "g", 10, 0, 2)
+        .fault(fault_at, kind, 1)
+        .fault(fault_at + 100, FaultKind::Restart, 1)
+        .send(5_000, 2, 0, 1)
+        .deliver(5_010, "g2", 11, 0, 1, 2);
+    b
+}
+
+#[test]
+fn lost_position_consumed_before_the_send_then_reused_after_a_cache_loss_is_allowed() {
+    let b = consumed_past_then_reused(2_100, FaultKind::PowerCut, 2_000);
+    let r = passes(&b);
+    assert_eq!(only_reason(&r), "offset_reused");
+
+    // No page-cache or media loss between the commit and the ack: a real loss.
+    let b = consumed_past_then_reused(2_100, FaultKind::ProcessCrash, 2_000);
+    fails_with(&b, Rule::Lost);
+    // The loss came before the commit past the position: it cannot have taken the
+    // record the commit passed.
+    let b = consumed_past_then_reused(1_900, FaultKind::PowerCut, 2_000);
+    fails_with(&b, Rule::Lost);
+    // The commit came after the send: no evidence of another holder.
+    let b = consumed_past_then_reused(5_001, FaultKind::PowerCut, 5_000);
+    fails_with(&b, Rule::Lost);
+
+    // Only the group that consumed past the position is excused.
+    let mut b = consumed_past_then_reused(2_100, FaultKind::PowerCut, 2_000);
+    b.h.entries.pop();
+    let r = fails_with(&b, Rule::Lost);
+    let d = &r.violations[0].detail;
+    assert!(
+        d.contains("never delivered to group g2 (clustering);"),
         "{d}"
     );
 }

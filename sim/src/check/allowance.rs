@@ -14,7 +14,11 @@
 //! 1. **single copy** — only M may have held it: replication `none`; or replication
 //!    `async`/`sync` with a weak ack. Then any MEDIA fault of M at `t >= since`.
 //!    Replication `async` with a strong ack: a MEDIA fault of M within
-//!    `[ack, ack + async_replication_window_ms]` (the slave may not have received it).
+//!    `[ack, ack + async_replication_window_ms]` (the slave may not have received it),
+//!    the window counted from the last restart of M or S inside it (or ending a down
+//!    time of either that covers the ack), and open while either is still down: no
+//!    record ships while one end is down, and a restarted slave first reconnects
+//!    (RocketMQ's HAClient retries its master every 5 s).
 //! 2. **master and slave lost** — a MEDIA fault of M at `t >= since` and a MEDIA fault
 //!    of S (any time; at `t >= since` for a strong ack under sync replication, because
 //!    then S did hold it) or a CACHE fault of S at `t >= since` (a slave acknowledges
@@ -32,9 +36,9 @@
 //! or before it count (the offsets rule asks "could this message have vanished
 //! *before* another one took its place?").
 
-use crate::history::{FlushMode, Replication, SendStatus};
+use crate::history::{FaultKind, FlushMode, Replication, SendStatus};
 
-use super::faults::{FaultRec, CACHE_LOSS, MEDIA_LOSS};
+use super::faults::{bit, FaultLog, FaultRec, CACHE_LOSS, MEDIA_LOSS, RESTARTS};
 use super::index::Index;
 
 pub(crate) struct Allowed {
@@ -72,6 +76,54 @@ pub(crate) fn allowance_at(ix: &Index, m: u32, broker: u32, before: u64) -> Opti
     })
 }
 
+/// The end of the time a strongly acked record may have lived on master `master` only
+/// under ASYNC replication: `window` after the ack while both nodes are up. Shipping
+/// stops while the master or the slave is down, and a restart of either starts the
+/// HA connection over, so a restart of either node inside the window (or ending a
+/// down time that covers the ack) moves the end to `window` after that restart; a
+/// node still down at the end of the history never lets the window close.
+fn replication_window_end(
+    faults: &FaultLog,
+    master: u32,
+    slave: Option<u32>,
+    ack: u64,
+    window: u64,
+) -> u64 {
+    let mut end = ack.saturating_add(window);
+    let Some(slave) = slave else {
+        return end;
+    };
+    let mut down = [faults.down_at(master, ack), faults.down_at(slave, ack)];
+    let (mut ms, mut ss) = (
+        faults.on_from(master, ack + 1).peekable(),
+        faults.on_from(slave, ack + 1).peekable(),
+    );
+    loop {
+        // Merge the two nodes' faults in time order.
+        let (i, f) = match (ms.peek(), ss.peek()) {
+            (Some(a), Some(b)) if (b.at_ms, b.entry) < (a.at_ms, a.entry) => (1, ss.next()),
+            (Some(_), _) => (0, ms.next()),
+            (None, Some(_)) => (1, ss.next()),
+            (None, None) => break,
+        };
+        let Some(f) = f else { break };
+        if f.at_ms > end && !down[0] && !down[1] {
+            break;
+        }
+        if f.kind == FaultKind::Restart {
+            down[i] = false;
+            end = end.max(f.at_ms.saturating_add(window));
+        } else if bit(f.kind) & RESTARTS != 0 {
+            down[i] = true;
+        }
+    }
+    if down[0] || down[1] {
+        u64::MAX
+    } else {
+        end
+    }
+}
+
 pub(crate) fn allowance(ix: &Index, m: u32, before: u64) -> Option<Allowed> {
     let msg = &ix.msgs[m as usize];
     let bg = ix.broker_group(ix.stored_broker(msg)?)?;
@@ -87,8 +139,14 @@ pub(crate) fn allowance(ix: &Index, m: u32, before: u64) -> Option<Allowed> {
         _ if !strong => Some((since, before, "unreplicated")),
         Replication::Async => Some((
             ack,
-            ack.saturating_add(bg.async_replication_window_ms)
-                .min(before),
+            replication_window_end(
+                faults,
+                master,
+                bg.slave_node,
+                ack,
+                bg.async_replication_window_ms,
+            )
+            .min(before),
             "async_replication",
         )),
         Replication::Sync => None,

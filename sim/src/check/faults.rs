@@ -110,6 +110,28 @@ impl FaultLog {
             .find(|r| bit(r.kind) & kinds != 0)
     }
 
+    /// The faults on `node` with `at_ms >= from`, in time order.
+    pub(crate) fn on_from(&self, node: u32, from: u64) -> impl Iterator<Item = &FaultRec> + '_ {
+        let list = self.by_node.get(&node).map_or(&[][..], Vec::as_slice);
+        let start = list.partition_point(|&i| self.recs[i as usize].at_ms < from);
+        list[start..].iter().map(|&i| &self.recs[i as usize])
+    }
+
+    /// Whether `node` is down at `at_ms`: its last crash-kind fault at or before it
+    /// (process crash, OS crash, power cut, machine lost) came after its last restart.
+    pub(crate) fn down_at(&self, node: u32, at_ms: u64) -> bool {
+        let Some(list) = self.by_node.get(&node) else {
+            return false;
+        };
+        let end = list.partition_point(|&i| self.recs[i as usize].at_ms <= at_ms);
+        list[..end]
+            .iter()
+            .rev()
+            .map(|&i| self.recs[i as usize].kind)
+            .find(|&k| bit(k) & RESTARTS != 0)
+            .is_some_and(|k| k != FaultKind::Restart)
+    }
+
     /// The first fault of `kinds` on any of `nodes` with `from <= at_ms <= to`.
     pub(crate) fn first_on_any(
         &self,

@@ -163,7 +163,14 @@ pub fn check(history: &History) -> Report {
     obs.phantom.finish(&ix, &mut sink);
     obs.corrupt.finish(&ix, &mut sink);
     let reused = lost::reused_after_loss(&ix, &obs.queue_log);
-    let owed = lost::check(&ix, &obs.table, &reused, &mut sink, &mut stats);
+    let owed = lost::check(
+        &ix,
+        &obs.table,
+        &obs.queue_log,
+        &reused,
+        &mut sink,
+        &mut stats,
+    );
     liveness::check(&ix, &obs.table, &owed, &mut sink);
     obs.order
         .finish(&ix, &obs.queue_log, &obs.table, &reused, &mut sink);
