@@ -133,7 +133,12 @@ enum Call {
     ConsumerList,
     QueryOffset { mq: MessageQueue, generation: u64 },
     MaxOffset { mq: MessageQueue, generation: u64 },
-    Pull { mq: MessageQueue, generation: u64 },
+    Pull {
+        mq: MessageQueue,
+        generation: u64,
+        /// The pull went to a slave.
+        from_slave: bool,
+    },
 }
 
 /// A queue this consumer owns. At any time exactly one thing is under way for it: a
@@ -303,6 +308,14 @@ impl PushConsumer {
         out
     }
 
+    /// Shut down (or never started), and the local offset file's last write finished:
+    /// the process may exit now. Exiting earlier could leave a file a restart reads
+    /// (renamed into place, its directory sync pending) whose offsets were never
+    /// reported `Committed`.
+    pub fn is_stopped(&self) -> bool {
+        (!self.started || self.stopped) && self.offsets.is_idle()
+    }
+
     /// Feeds one input; returns what the application sees because of it. Host timers,
     /// host responses and requests other than NOTIFY_CONSUMER_IDS_CHANGED give nothing.
     pub fn handle(
@@ -451,9 +464,13 @@ impl PushConsumer {
                     }
                 }
             }
-            Call::Pull { mq, generation } => {
+            Call::Pull {
+                mq,
+                generation,
+                from_slave,
+            } => {
                 if self.is_current(&mq, generation) {
-                    self.on_pull(ctx, &mq, outcome, out);
+                    self.on_pull(ctx, &mq, from_slave, outcome, out);
                 }
             }
         }
@@ -848,6 +865,7 @@ impl PushConsumer {
         let call = Call::Pull {
             mq: mq.clone(),
             generation: q.generation,
+            from_slave: is_slave,
         };
         if self
             .rpc
@@ -862,6 +880,7 @@ impl PushConsumer {
         &mut self,
         ctx: &mut dyn Ctx<Message>,
         mq: &MessageQueue,
+        from_slave: bool,
         outcome: RpcOutcome,
         out: &mut Vec<ClientEvent>,
     ) {
@@ -887,10 +906,28 @@ impl PushConsumer {
             response_code::PULL_OFFSET_MOVED => {
                 // The broker corrected our offset (the queue was truncated or we were
                 // past its end): take its offset, even backwards, and store it now.
+                // RocketMQ (`OFFSET_ILLEGAL`) drops the process queue, stores the
+                // corrected offset and removes the queue 10 s later; the next rebalance
+                // creates a new pull request from that offset. Consumption restarts
+                // from a new position, so this is a new ownership span: `Owned` again.
+                // Deliberately at once, not after 10 s: the queue is ours throughout.
                 tracing::warn!(?mq, next = pull.next_begin_offset, "pull offset moved");
-                self.queues.get_mut(mq).expect("current queue").next_offset =
-                    Some(pull.next_begin_offset);
-                self.offsets.update(mq, pull.next_begin_offset);
+                let next = pull.next_begin_offset;
+                let local = self.offsets.is_local();
+                self.queues.get_mut(mq).expect("current queue").next_offset = Some(next);
+                self.offsets.update(mq, next);
+                out.push(ClientEvent::Owned {
+                    group: self.cfg.consumer_group.clone(),
+                    broker_name: mq.broker_name.clone(),
+                    topic: mq.topic.clone(),
+                    queue_id: mq.queue_id,
+                    start_offset: next,
+                    offset_from_broker_id: if local {
+                        None
+                    } else {
+                        Some(u64::from(from_slave))
+                    },
+                });
                 if self.clustering() {
                     out.extend(self.offsets.commit_to_broker(
                         ctx,

@@ -118,6 +118,11 @@ impl OffsetStore {
         self.file.is_some()
     }
 
+    /// No write of the local file is under way or queued (always, for clustering).
+    pub(crate) fn is_idle(&self) -> bool {
+        self.file.as_ref().is_none_or(|f| f.config.is_idle())
+    }
+
     /// The consumed offset of `mq`, if any: for broadcasting, where a newly owned queue
     /// starts (the file's offset survives restarts).
     pub(crate) fn read(&self, mq: &MessageQueue) -> Option<u64> {
