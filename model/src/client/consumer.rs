@@ -131,8 +131,14 @@ impl TagFilter {
 enum Call {
     Route,
     ConsumerList,
-    QueryOffset { mq: MessageQueue, generation: u64 },
-    MaxOffset { mq: MessageQueue, generation: u64 },
+    QueryOffset {
+        mq: MessageQueue,
+        generation: u64,
+    },
+    MaxOffset {
+        mq: MessageQueue,
+        generation: u64,
+    },
     Pull {
         mq: MessageQueue,
         generation: u64,
@@ -1483,13 +1489,23 @@ mod tests {
             &q0.1,
             pull_answer(response_code::PULL_OFFSET_MOVED, 2, Vec::new()),
         );
+        // Consumption restarts from the corrected offset: a new ownership span, as
+        // RocketMQ's dropped and re-created process queue.
         assert!(matches!(
             &events[..],
-            [ClientEvent::Committed {
-                queue_id: 0,
-                offset: 2,
-                ..
-            }]
+            [
+                ClientEvent::Owned {
+                    queue_id: 0,
+                    start_offset: 2,
+                    offset_from_broker_id: Some(0),
+                    ..
+                },
+                ClientEvent::Committed {
+                    queue_id: 0,
+                    offset: 2,
+                    ..
+                }
+            ]
         ));
         let sent = ctx.take_sent();
         assert!(matches!(
@@ -1745,6 +1761,68 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn a_broadcasting_consumer_stops_only_after_its_offset_file_is_written() {
+        let mut ctx = ctx();
+        let mut c = consumer(MessageModel::Broadcasting);
+        c.start(&mut ctx);
+        let sent = ctx.take_sent();
+        respond(&mut c, &mut ctx, &sent[0].1, Response::Route(route()));
+        let sent = ctx.take_sent();
+        let pulls = find(&sent, |r| matches!(r, Request::PullMessage(_)));
+        let a0 = pulls[0].1.clone();
+        respond(
+            &mut c,
+            &mut ctx,
+            &a0,
+            pull_answer(0, 3, records(0, 0, &[Some("TagA"), Some("TagA"), None])),
+        );
+        // The periodic write of the file (offset 3) is under way at shutdown.
+        for input in ctx.advance_to(5_000) {
+            c.handle(&mut ctx, input);
+        }
+        // Its tmp file is synced and renamed into place; the directory sync is pending.
+        let tmp_sync = ctx.disk.take_requested_syncs();
+        assert_eq!(tmp_sync.len(), 1);
+        let mut events = c.handle(
+            &mut ctx,
+            Input::SyncComplete {
+                ticket: tmp_sync[0],
+                result: Ok(()),
+            },
+        );
+        assert!(events.is_empty());
+        events.extend(c.shutdown(&mut ctx));
+        assert!(
+            !c.is_stopped(),
+            "exiting now could leave a file a restart reads, never reported Committed"
+        );
+        loop {
+            let tickets = ctx.disk.take_requested_syncs();
+            if tickets.is_empty() {
+                break;
+            }
+            for ticket in tickets {
+                events.extend(c.handle(
+                    &mut ctx,
+                    Input::SyncComplete {
+                        ticket,
+                        result: Ok(()),
+                    },
+                ));
+            }
+        }
+        assert!(c.is_stopped());
+        assert!(events.iter().any(|e| matches!(
+            e,
+            ClientEvent::Committed {
+                queue_id: 0,
+                offset: 3,
+                ..
+            }
+        )));
     }
 
     #[test]
