@@ -915,13 +915,25 @@ impl PushConsumer {
                 // RocketMQ (`OFFSET_ILLEGAL`) drops the process queue, stores the
                 // corrected offset and removes the queue 10 s later; the next rebalance
                 // creates a new pull request from that offset. Consumption restarts
-                // from a new position, so this is a new ownership span: `Owned` again.
+                // from a new position, so this is a new ownership span: `Owned` again,
+                // after the commit, as the new pull request reads the stored offset.
                 // Deliberately at once, not after 10 s: the queue is ours throughout.
                 tracing::warn!(?mq, next = pull.next_begin_offset, "pull offset moved");
                 let next = pull.next_begin_offset;
                 let local = self.offsets.is_local();
                 self.queues.get_mut(mq).expect("current queue").next_offset = Some(next);
                 self.offsets.update(mq, next);
+                if self.clustering() {
+                    out.extend(self.offsets.commit_to_broker(
+                        ctx,
+                        &mut self.rpc,
+                        self.route.as_ref(),
+                        [mq],
+                        true,
+                    ));
+                } else {
+                    self.offsets.persist_file(ctx.disk(), false);
+                }
                 out.push(ClientEvent::Owned {
                     group: self.cfg.consumer_group.clone(),
                     broker_name: mq.broker_name.clone(),
@@ -934,17 +946,6 @@ impl PushConsumer {
                         Some(u64::from(from_slave))
                     },
                 });
-                if self.clustering() {
-                    out.extend(self.offsets.commit_to_broker(
-                        ctx,
-                        &mut self.rpc,
-                        self.route.as_ref(),
-                        [mq],
-                        true,
-                    ));
-                } else {
-                    self.offsets.persist_file(ctx.disk(), false);
-                }
             }
             other => {
                 tracing::debug!(?mq, code = other, "unexpected pull code; retrying later");
@@ -1494,15 +1495,15 @@ mod tests {
         assert!(matches!(
             &events[..],
             [
+                ClientEvent::Committed {
+                    queue_id: 0,
+                    offset: 2,
+                    ..
+                },
                 ClientEvent::Owned {
                     queue_id: 0,
                     start_offset: 2,
                     offset_from_broker_id: Some(0),
-                    ..
-                },
-                ClientEvent::Committed {
-                    queue_id: 0,
-                    offset: 2,
                     ..
                 }
             ]
@@ -1793,7 +1794,15 @@ mod tests {
                 result: Ok(()),
             },
         );
-        assert!(events.is_empty());
+        // A restart would read it from now on: its offsets are committed.
+        assert!(events.iter().any(|e| matches!(
+            e,
+            ClientEvent::Committed {
+                queue_id: 0,
+                offset: 3,
+                ..
+            }
+        )));
         events.extend(c.shutdown(&mut ctx));
         assert!(
             !c.is_stopped(),
@@ -1815,14 +1824,6 @@ mod tests {
             }
         }
         assert!(c.is_stopped());
-        assert!(events.iter().any(|e| matches!(
-            e,
-            ClientEvent::Committed {
-                queue_id: 0,
-                offset: 3,
-                ..
-            }
-        )));
     }
 
     #[test]
