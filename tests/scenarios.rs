@@ -101,6 +101,24 @@ fn chaos() {
     sweep_scenario("chaos");
 }
 
+/// Chaos seeds that once broke order or offsets: 13998 (a PULL_OFFSET_MOVED backwards
+/// continued the ownership span), 35900 (a broadcasting consumer exited mid offset-file
+/// write), 25735 and 33916 (a commit lost in flight when its client's process ended);
+/// 3605 (the span a moved offset opens must follow the commit of that offset).
+#[test]
+fn chaos_order_and_offsets_regressions() {
+    let loaded = load("chaos");
+    for seed in [13998, 35900, 25735, 33916, 3605] {
+        let summary = sweep(&loaded, seed..seed + 1, reference_broker);
+        let why: Vec<&String> = summary
+            .failures
+            .iter()
+            .flat_map(|f| &f.violations)
+            .collect();
+        assert_eq!(summary.failed, 0, "chaos seed {seed}: {why:?}");
+    }
+}
+
 /// Same scenario and seed: the same trace fingerprint and the same history, byte for
 /// byte; another seed: a different run.
 #[test]

@@ -299,4 +299,10 @@ impl Node<Message> for ConsumerHost {
             self.record(ctx, event);
         }
     }
+
+    /// A broadcasting consumer exits only once its offset file is written (RocketMQ's
+    /// `shutdown` persists the offsets synchronously before returning).
+    fn is_stopped(&self) -> bool {
+        self.consumer.is_stopped()
+    }
 }

@@ -1107,6 +1107,36 @@ fn offsets_commit_going_back_at_a_handover() {
     fails_with(&late, Rule::Offsets);
 }
 
+#[test]
+fn offsets_commit_going_back_after_the_committer_died_at_once_is_explained() {
+    // n10's last commit was on the wire when its process ended (a shutdown is
+    // recorded as a process crash): the connection broke and the commit was lost.
+    let gone = |crash_ms: u64| {
+        let mut b = B::simple();
+        b.own(0, "g", 10, 0, 0)
+            .commit(10_000, "g", 10, 0, 5)
+            .fault(crash_ms, FaultKind::ProcessCrash, 10)
+            .own(20_000, "g", 11, 0, 3)
+            .commit(21_000, "g", 11, 0, 4);
+        b
+    };
+    passes(&gone(10_000));
+    passes(&gone(10_002));
+    // A commit that had long to arrive before its sender died is no excuse.
+    let r = fails_with(&gone(15_000), Rule::Offsets);
+    assert!(r.violations[0].detail.contains("went back"), "{}", all(&r));
+    // Nor is another client's death.
+    let mut other = B::simple();
+    other
+        .own(0, "g", 10, 0, 0)
+        .commit(10_000, "g", 10, 0, 5)
+        .disown(10_001, "g", 10, 0)
+        .fault(10_002, FaultKind::ProcessCrash, 12)
+        .own(20_000, "g", 11, 0, 3)
+        .commit(21_000, "g", 11, 0, 4);
+    fails_with(&other, Rule::Offsets);
+}
+
 /// n10 commits 5 at 10 s and hands over; n11 starts at `start_ms` from 3, answered by
 /// the master (`from_slave` false) or a slave, and commits 4.
 fn stale_start(start_ms: u64, from_slave: bool) -> B {

@@ -131,9 +131,20 @@ impl TagFilter {
 enum Call {
     Route,
     ConsumerList,
-    QueryOffset { mq: MessageQueue, generation: u64 },
-    MaxOffset { mq: MessageQueue, generation: u64 },
-    Pull { mq: MessageQueue, generation: u64 },
+    QueryOffset {
+        mq: MessageQueue,
+        generation: u64,
+    },
+    MaxOffset {
+        mq: MessageQueue,
+        generation: u64,
+    },
+    Pull {
+        mq: MessageQueue,
+        generation: u64,
+        /// The pull went to a slave.
+        from_slave: bool,
+    },
 }
 
 /// A queue this consumer owns. At any time exactly one thing is under way for it: a
@@ -303,6 +314,14 @@ impl PushConsumer {
         out
     }
 
+    /// Shut down (or never started), and the local offset file's last write finished:
+    /// the process may exit now. Exiting earlier could leave a file a restart reads
+    /// (renamed into place, its directory sync pending) whose offsets were never
+    /// reported `Committed`.
+    pub fn is_stopped(&self) -> bool {
+        (!self.started || self.stopped) && self.offsets.is_idle()
+    }
+
     /// Feeds one input; returns what the application sees because of it. Host timers,
     /// host responses and requests other than NOTIFY_CONSUMER_IDS_CHANGED give nothing.
     pub fn handle(
@@ -451,9 +470,13 @@ impl PushConsumer {
                     }
                 }
             }
-            Call::Pull { mq, generation } => {
+            Call::Pull {
+                mq,
+                generation,
+                from_slave,
+            } => {
                 if self.is_current(&mq, generation) {
-                    self.on_pull(ctx, &mq, outcome, out);
+                    self.on_pull(ctx, &mq, from_slave, outcome, out);
                 }
             }
         }
@@ -848,6 +871,7 @@ impl PushConsumer {
         let call = Call::Pull {
             mq: mq.clone(),
             generation: q.generation,
+            from_slave: is_slave,
         };
         if self
             .rpc
@@ -862,6 +886,7 @@ impl PushConsumer {
         &mut self,
         ctx: &mut dyn Ctx<Message>,
         mq: &MessageQueue,
+        from_slave: bool,
         outcome: RpcOutcome,
         out: &mut Vec<ClientEvent>,
     ) {
@@ -887,10 +912,17 @@ impl PushConsumer {
             response_code::PULL_OFFSET_MOVED => {
                 // The broker corrected our offset (the queue was truncated or we were
                 // past its end): take its offset, even backwards, and store it now.
+                // RocketMQ (`OFFSET_ILLEGAL`) drops the process queue, stores the
+                // corrected offset and removes the queue 10 s later; the next rebalance
+                // creates a new pull request from that offset. Consumption restarts
+                // from a new position, so this is a new ownership span: `Owned` again,
+                // after the commit, as the new pull request reads the stored offset.
+                // Deliberately at once, not after 10 s: the queue is ours throughout.
                 tracing::warn!(?mq, next = pull.next_begin_offset, "pull offset moved");
-                self.queues.get_mut(mq).expect("current queue").next_offset =
-                    Some(pull.next_begin_offset);
-                self.offsets.update(mq, pull.next_begin_offset);
+                let next = pull.next_begin_offset;
+                let local = self.offsets.is_local();
+                self.queues.get_mut(mq).expect("current queue").next_offset = Some(next);
+                self.offsets.update(mq, next);
                 if self.clustering() {
                     out.extend(self.offsets.commit_to_broker(
                         ctx,
@@ -902,6 +934,18 @@ impl PushConsumer {
                 } else {
                     self.offsets.persist_file(ctx.disk(), false);
                 }
+                out.push(ClientEvent::Owned {
+                    group: self.cfg.consumer_group.clone(),
+                    broker_name: mq.broker_name.clone(),
+                    topic: mq.topic.clone(),
+                    queue_id: mq.queue_id,
+                    start_offset: next,
+                    offset_from_broker_id: if local {
+                        None
+                    } else {
+                        Some(u64::from(from_slave))
+                    },
+                });
             }
             other => {
                 tracing::debug!(?mq, code = other, "unexpected pull code; retrying later");
@@ -1446,13 +1490,23 @@ mod tests {
             &q0.1,
             pull_answer(response_code::PULL_OFFSET_MOVED, 2, Vec::new()),
         );
+        // Consumption restarts from the corrected offset: a new ownership span, as
+        // RocketMQ's dropped and re-created process queue.
         assert!(matches!(
             &events[..],
-            [ClientEvent::Committed {
-                queue_id: 0,
-                offset: 2,
-                ..
-            }]
+            [
+                ClientEvent::Committed {
+                    queue_id: 0,
+                    offset: 2,
+                    ..
+                },
+                ClientEvent::Owned {
+                    queue_id: 0,
+                    start_offset: 2,
+                    offset_from_broker_id: Some(0),
+                    ..
+                }
+            ]
         ));
         let sent = ctx.take_sent();
         assert!(matches!(
@@ -1708,6 +1762,68 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn a_broadcasting_consumer_stops_only_after_its_offset_file_is_written() {
+        let mut ctx = ctx();
+        let mut c = consumer(MessageModel::Broadcasting);
+        c.start(&mut ctx);
+        let sent = ctx.take_sent();
+        respond(&mut c, &mut ctx, &sent[0].1, Response::Route(route()));
+        let sent = ctx.take_sent();
+        let pulls = find(&sent, |r| matches!(r, Request::PullMessage(_)));
+        let a0 = pulls[0].1.clone();
+        respond(
+            &mut c,
+            &mut ctx,
+            &a0,
+            pull_answer(0, 3, records(0, 0, &[Some("TagA"), Some("TagA"), None])),
+        );
+        // The periodic write of the file (offset 3) is under way at shutdown.
+        for input in ctx.advance_to(5_000) {
+            c.handle(&mut ctx, input);
+        }
+        // Its tmp file is synced and renamed into place; the directory sync is pending.
+        let tmp_sync = ctx.disk.take_requested_syncs();
+        assert_eq!(tmp_sync.len(), 1);
+        let mut events = c.handle(
+            &mut ctx,
+            Input::SyncComplete {
+                ticket: tmp_sync[0],
+                result: Ok(()),
+            },
+        );
+        // A restart would read it from now on: its offsets are committed.
+        assert!(events.iter().any(|e| matches!(
+            e,
+            ClientEvent::Committed {
+                queue_id: 0,
+                offset: 3,
+                ..
+            }
+        )));
+        events.extend(c.shutdown(&mut ctx));
+        assert!(
+            !c.is_stopped(),
+            "exiting now could leave a file a restart reads, never reported Committed"
+        );
+        loop {
+            let tickets = ctx.disk.take_requested_syncs();
+            if tickets.is_empty() {
+                break;
+            }
+            for ticket in tickets {
+                events.extend(c.handle(
+                    &mut ctx,
+                    Input::SyncComplete {
+                        ticket,
+                        result: Ok(()),
+                    },
+                ));
+            }
+        }
+        assert!(c.is_stopped());
     }
 
     #[test]

@@ -11,7 +11,8 @@
 //! restarts (`ip@DEFAULT`), so a restarted process finds its file.
 //!
 //! Either way an offset counts as committed — and a [`ClientEvent::Committed`] is
-//! emitted — when it leaves for the broker or when the file holding it is persisted.
+//! emitted — when it leaves for the broker or when the file holding it is renamed into
+//! place (a restarted process reads it from then on, before the directory sync).
 
 use std::collections::BTreeMap;
 
@@ -116,6 +117,11 @@ impl OffsetStore {
 
     pub(crate) fn is_local(&self) -> bool {
         self.file.is_some()
+    }
+
+    /// No write of the local file is under way or queued (always, for clustering).
+    pub(crate) fn is_idle(&self) -> bool {
+        self.file.as_ref().is_none_or(|f| f.config.is_idle())
     }
 
     /// The consumed offset of `mq`, if any: for broadcasting, where a newly owned queue
@@ -254,18 +260,18 @@ impl OffsetStore {
         let file = self.file.as_mut()?;
         match file.config.on_sync_complete(disk, ticket, result) {
             ConfigEvent::NotMine => None,
-            ConfigEvent::InProgress => Some(Vec::new()),
+            // The new file is renamed into place (its directory sync follows): a
+            // process restarting now reads it, so its offsets count as committed
+            // already. (A power cut may still bring back the older file: a restart
+            // then re-consumes, which at-least-once allows.)
+            ConfigEvent::InProgress => {
+                let written = file.in_flight.clone().unwrap_or_default();
+                Some(self.note_written(written))
+            }
             ConfigEvent::Persisted => {
                 let written = file.in_flight.take().unwrap_or_default();
                 file.in_flight = file.queued.take();
-                let mut out = Vec::new();
-                for (mq, offset) in written {
-                    if self.committed.get(&mq) != Some(&offset) {
-                        out.push(self.committed_event(&mq, offset));
-                        self.committed.insert(mq, offset);
-                    }
-                }
-                Some(out)
+                Some(self.note_written(written))
             }
             ConfigEvent::Failed(e) => {
                 tracing::warn!(path = file.config.path(), error = %e, "persisting local offsets failed");
@@ -274,6 +280,18 @@ impl OffsetStore {
                 Some(Vec::new())
             }
         }
+    }
+
+    /// The local file now holds `written`: the offsets that changed are committed.
+    fn note_written(&mut self, written: BTreeMap<MessageQueue, u64>) -> Vec<ClientEvent> {
+        let mut out = Vec::new();
+        for (mq, offset) in written {
+            if self.committed.get(&mq) != Some(&offset) {
+                out.push(self.committed_event(&mq, offset));
+                self.committed.insert(mq, offset);
+            }
+        }
+        out
     }
 }
 

@@ -24,6 +24,11 @@
 //!    - the higher commit came from another span and a partition or clog happened
 //!      between it and the start of the lower committer's span: oneway commits may
 //!      be dropped;
+//!    - the higher commit came from another span and its client's process ended (a
+//!      crash or a shutdown, [`RESTARTS`]) less than [`HANDOVER_GRACE_MS`] after
+//!      it: the commit is recorded when it is sent (oneway, or carried on a pull),
+//!      and a packet still in flight when its sender's process ends is lost with the
+//!      connection. A commit that had a grace period to arrive is not excused;
 //!    - the lower committer's span started from an offset a *slave* answered (its
 //!      route listed no master: see `Own.offset_from_broker_id`) and the higher
 //!      commit was made less than [`REPLICA_LAG_MS`] before that span began: a slave
@@ -235,6 +240,15 @@ fn commits_never_go_back(ix: &Index, sink: &mut Sink) {
             }
             if faults.first_kind(NETWORK, prev.at_ms, span_start).is_some() {
                 continue;
+            }
+            if let Entry::Commit { client, .. } = &ix.entries[prev.entry as usize] {
+                let ended_by = prev.at_ms.saturating_add(HANDOVER_GRACE_MS - 1);
+                if faults
+                    .first_on(*client, RESTARTS, prev.at_ms, ended_by.min(span_start))
+                    .is_some()
+                {
+                    continue;
+                }
             }
             if ix.spans[c.span as usize].from_replica
                 && prev.at_ms.saturating_add(REPLICA_LAG_MS) > span_start
