@@ -30,6 +30,12 @@ use crate::protocol::{
 };
 use crate::store::record::{self, CrcCheck, Slot};
 
+/// `MQClientInstance.startScheduledTask`: the first periodic route refresh.
+pub const POLL_NAME_SERVER_INITIAL_DELAY_MS: u64 = 10;
+/// `MQClientInstance.startScheduledTask`: the first periodic heartbeat, 990 ms after
+/// the first route refresh, so each heartbeat follows a refresh it can use.
+pub const HEARTBEAT_INITIAL_DELAY_MS: u64 = 1_000;
+
 /// Where a queue without a stored offset starts (`ConsumeFromWhere`).
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum ConsumeFromWhere {
@@ -248,12 +254,18 @@ impl PushConsumer {
         }
         self.namesrv.start(ctx);
         self.lookup_route(ctx);
+        // `MQClientInstance.startScheduledTask`: the route refresh first runs after
+        // 10 ms and the heartbeat after 1 s, each then every 30 s. The phase matters:
+        // a heartbeat goes to the brokers of the routes as they are, so one that fired
+        // together with the refresh would miss a broker the refresh just brought back,
+        // and that broker would not list us (nor would we own its queues) for another
+        // heartbeat interval.
         self.poll_timer = Some(ctx.set_timer(
-            self.cfg.poll_name_server_interval_ms,
+            POLL_NAME_SERVER_INITIAL_DELAY_MS,
             timer_kind::POLL_NAME_SERVER,
         ));
         self.heartbeat_timer =
-            Some(ctx.set_timer(self.cfg.heartbeat_interval_ms, timer_kind::HEARTBEAT));
+            Some(ctx.set_timer(HEARTBEAT_INITIAL_DELAY_MS, timer_kind::HEARTBEAT));
         self.rebalance_timer =
             Some(ctx.set_timer(self.cfg.rebalance_interval_ms, timer_kind::REBALANCE));
         self.persist_timer = Some(ctx.set_timer(
