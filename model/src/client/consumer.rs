@@ -30,11 +30,10 @@ use crate::protocol::{
 };
 use crate::store::record::{self, CrcCheck, Slot};
 
-/// `MQClientInstance.startScheduledTask`: the first periodic route refresh.
-pub const POLL_NAME_SERVER_INITIAL_DELAY_MS: u64 = 10;
-/// `MQClientInstance.startScheduledTask`: the first periodic heartbeat, 990 ms after
-/// the first route refresh, so each heartbeat follows a refresh it can use.
-pub const HEARTBEAT_INITIAL_DELAY_MS: u64 = 1_000;
+/// How long each periodic heartbeat follows a periodic route refresh:
+/// `MQClientInstance.startScheduledTask` first runs the refresh after 10 ms and the
+/// heartbeat after 1 s, then each every 30 s.
+pub const HEARTBEAT_PHASE_MS: u64 = 990;
 
 /// Where a queue without a stored offset starts (`ConsumeFromWhere`).
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -254,18 +253,22 @@ impl PushConsumer {
         }
         self.namesrv.start(ctx);
         self.lookup_route(ctx);
-        // `MQClientInstance.startScheduledTask`: the route refresh first runs after
-        // 10 ms and the heartbeat after 1 s, each then every 30 s. The phase matters:
-        // a heartbeat goes to the brokers of the routes as they are, so one that fired
-        // together with the refresh would miss a broker the refresh just brought back,
-        // and that broker would not list us (nor would we own its queues) for another
-        // heartbeat interval.
+        // `start()` has just looked up the routes (and heartbeats once they arrive);
+        // the periodic refresh and heartbeat follow, the heartbeat `HEARTBEAT_PHASE_MS`
+        // after the refresh as in `MQClientInstance.startScheduledTask`. The phase
+        // matters: a heartbeat goes to the brokers of the routes as they are, so one
+        // that fired together with the refresh would miss a broker the refresh just
+        // brought back, and that broker would not list us (nor would we own its
+        // queues) for another heartbeat interval. The scheduler's first runs at 10 ms
+        // and 1 s would only repeat what `start()` just did, and are left out.
         self.poll_timer = Some(ctx.set_timer(
-            POLL_NAME_SERVER_INITIAL_DELAY_MS,
+            self.cfg.poll_name_server_interval_ms,
             timer_kind::POLL_NAME_SERVER,
         ));
-        self.heartbeat_timer =
-            Some(ctx.set_timer(HEARTBEAT_INITIAL_DELAY_MS, timer_kind::HEARTBEAT));
+        self.heartbeat_timer = Some(ctx.set_timer(
+            self.cfg.heartbeat_interval_ms + HEARTBEAT_PHASE_MS,
+            timer_kind::HEARTBEAT,
+        ));
         self.rebalance_timer =
             Some(ctx.set_timer(self.cfg.rebalance_interval_ms, timer_kind::REBALANCE));
         self.persist_timer = Some(ctx.set_timer(
