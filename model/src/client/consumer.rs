@@ -1233,6 +1233,58 @@ mod tests {
     }
 
     #[test]
+    fn the_periodic_heartbeat_follows_the_route_refresh_and_reaches_a_returning_broker() {
+        let mut ctx = ctx();
+        let mut c = consumer(MessageModel::Clustering);
+        c.start(&mut ctx);
+        let sent = ctx.take_sent();
+        // Broker b is away when the consumer starts: the route lists only a.
+        let mut only_a = route();
+        only_a.queue_datas.retain(|q| q.broker_name == "a");
+        only_a.broker_datas.retain(|b| b.broker_name == "a");
+        respond(&mut c, &mut ctx, &sent[0].1, Response::Route(only_a));
+        ctx.take_sent();
+        let heartbeats_to = |sent: &[(NodeId, Message)]| -> Vec<NodeId> {
+            find(sent, |r| matches!(r, Request::HeartBeat(_)))
+                .iter()
+                .map(|(to, _)| *to)
+                .collect()
+        };
+        // The periodic refresh brings b back; no heartbeat went out with it.
+        let mut refresh = None;
+        for input in ctx.advance_to(c.cfg.poll_name_server_interval_ms) {
+            c.handle(&mut ctx, input);
+        }
+        let sent = ctx.take_sent();
+        for (_, m) in &sent {
+            if matches!(
+                m,
+                Message::Request {
+                    request: Request::GetRouteInfoByTopic { .. },
+                    ..
+                }
+            ) {
+                refresh = Some(m.clone());
+            }
+        }
+        assert!(heartbeats_to(&sent).is_empty(), "{sent:?}");
+        let refresh = refresh.expect("the periodic route refresh");
+        respond(&mut c, &mut ctx, &refresh, Response::Route(route()));
+        ctx.take_sent();
+        // The heartbeat comes HEARTBEAT_PHASE_MS later and reaches b too, so b lists
+        // this consumer before the next rebalance asks it.
+        for input in ctx.advance_to(c.cfg.heartbeat_interval_ms + HEARTBEAT_PHASE_MS) {
+            c.handle(&mut ctx, input);
+        }
+        let sent = ctx.take_sent();
+        assert_eq!(
+            heartbeats_to(&sent),
+            vec![NodeId(2), NodeId(3), NodeId(4)],
+            "{sent:?}"
+        );
+    }
+
+    #[test]
     fn clustering_owns_pulls_delivers_commits_and_hands_over() {
         let mut ctx = ctx();
         let mut c = consumer(MessageModel::Clustering);
