@@ -307,7 +307,9 @@ impl SimDisk {
                 // Room for the whole media image first: growing it page by page would
                 // copy the file at every reallocation.
                 let len = len_bytes as usize;
-                inode.durable.reserve(len.saturating_sub(inode.durable.len()));
+                inode
+                    .durable
+                    .reserve(len.saturating_sub(inode.durable.len()));
                 for (page, bytes) in &pages {
                     write_into(&mut inode.durable, page * PAGE_SIZE_BYTES, bytes);
                     // The drive remaps a bad sector when it is written.
