@@ -3,6 +3,8 @@
 //! when it last received anything. Filled while the index pass streams deliveries;
 //! lost, liveness and the duplicate count read it.
 
+use std::collections::BTreeMap;
+
 use super::index::{Dlv, NONE};
 
 /// A growable set of message indexes.
@@ -37,6 +39,9 @@ pub(crate) struct Slot {
     pub received: MsgSet,
     /// Last delivery of anything (phantoms included), if any.
     pub last_ms: Option<u64>,
+    /// Per queue, each time the highest offset delivered from it (retries aside) rose:
+    /// `(at_ms, offset)`, in history order.
+    highs: BTreeMap<u32, Vec<(u64, u64)>>,
 }
 
 #[derive(Default)]
@@ -65,6 +70,26 @@ impl DeliveryTable {
         if d.msg != NONE && !slot.received.insert(d.msg) {
             self.duplicates[g] += 1;
         }
+        if !d.retry {
+            let highs = slot.highs.entry(d.queue).or_default();
+            if highs.last().is_none_or(|&(_, high)| d.offset > high) {
+                highs.push((d.at_ms, d.offset));
+            }
+        }
+    }
+
+    /// The highest offset of `queue` the slot received (retries aside) before
+    /// `before_ms`, if any.
+    pub(crate) fn high_before(
+        &self,
+        group: u32,
+        slot: u32,
+        queue: u32,
+        before_ms: u64,
+    ) -> Option<u64> {
+        let highs = self.slot(group, slot)?.highs.get(&queue)?;
+        let n = highs.partition_point(|&(at, _)| at < before_ms);
+        n.checked_sub(1).map(|i| highs[i].1)
     }
 
     /// The slot's state; an empty one if nothing was ever delivered to it.

@@ -110,6 +110,21 @@ impl FaultLog {
             .find(|r| bit(r.kind) & kinds != 0)
     }
 
+    /// The last fault of `kinds` on `node` with `from <= at_ms <= to`.
+    pub(crate) fn last_on(&self, node: u32, kinds: Kinds, from: u64, to: u64) -> Option<&FaultRec> {
+        if from > to {
+            return None;
+        }
+        let list = self.by_node.get(&node)?;
+        let end = list.partition_point(|&i| self.recs[i as usize].at_ms <= to);
+        list[..end]
+            .iter()
+            .rev()
+            .map(|&i| &self.recs[i as usize])
+            .take_while(|r| r.at_ms >= from)
+            .find(|r| bit(r.kind) & kinds != 0)
+    }
+
     /// The first fault of `kinds` on any of `nodes` with `from <= at_ms <= to`.
     pub(crate) fn first_on_any(
         &self,
