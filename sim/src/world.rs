@@ -197,6 +197,9 @@ struct Slot<M> {
     lost: bool,
     /// A clean shutdown was asked for: the process exits once the node says stopped.
     stopping: bool,
+    /// A restart was asked for while a clean shutdown was still in progress: the
+    /// process boots again as soon as it has exited.
+    restart_when_stopped: bool,
     /// What the node's clock reads minus the true time.
     clock_skew_ms: i64,
     node_rng: ChaCha8Rng,
@@ -348,6 +351,7 @@ impl<M: Debug + 'static> World<M> {
                 boot_epoch: 0,
                 lost: false,
                 stopping: false,
+                restart_when_stopped: false,
                 clock_skew_ms: 0,
                 node_rng: stream(seed, Purpose::NodeRandom, i),
                 sync_latency_rng: stream(seed, Purpose::SyncLatency, i),
@@ -725,9 +729,25 @@ impl<M: Debug + 'static> World<M> {
         self.schedule_new_syncs(id);
         if exits {
             // The process exits after a clean shutdown: memory gone, page cache kept.
+            let restart = std::mem::take(&mut self.slot_mut(id).restart_when_stopped);
             self.crash_now(id, CrashKind::Process);
             self.record(format!("{id} stopped cleanly"));
+            if restart {
+                self.boot_deferred(id);
+            }
         }
+    }
+
+    /// Performs a restart that was deferred while `id` was stopping, and records it
+    /// as the fault it is.
+    fn boot_deferred(&mut self, id: NodeId) {
+        let fault = Fault::Restart { node: id };
+        self.record(format!("fault {fault} (deferred until stopped)"));
+        self.faults.push(FaultRecord {
+            at_ms: self.now_ms,
+            fault,
+        });
+        self.boot(id);
     }
 
     fn apply_effect(&mut self, me: NodeId, effect: Effect<M>) {
@@ -821,8 +841,9 @@ impl<M: Debug + 'static> World<M> {
 
     fn apply_fault(&mut self, fault: Fault) -> String {
         let line = self.apply_fault_inner(fault.clone());
-        // Only faults that took effect count for the checker's allowance.
-        if !line.contains("(ignored") {
+        // Only faults that took effect count for the checker's allowance; a deferred
+        // restart counts when it boots the node.
+        if !line.contains("(ignored") && !line.contains("(deferred") {
             self.faults.push(FaultRecord {
                 at_ms: self.now_ms,
                 fault,
@@ -837,12 +858,25 @@ impl<M: Debug + 'static> World<M> {
                 if !self.is_up(node) {
                     return format!("fault {fault} (ignored: already down)");
                 }
+                let restart = self.slot(node).restart_when_stopped;
                 self.crash_now(node, kind);
+                if restart {
+                    // The crash cut a clean shutdown short; the restart it was waiting
+                    // for happens now.
+                    self.boot_deferred(node);
+                }
             }
             Fault::Restart { node } => {
                 let slot = self.slot(node);
                 if slot.lost {
                     return format!("fault {fault} (ignored: machine lost)");
+                }
+                if slot.node.is_some() && slot.stopping {
+                    // A clean shutdown takes a few milliseconds (flushes, unregistering);
+                    // a restart asked for meanwhile (the heal restarts every node) must
+                    // not be lost, or the node would stay down for the rest of the run.
+                    self.slot_mut(node).restart_when_stopped = true;
+                    return format!("fault {fault} (deferred: stopping)");
                 }
                 if slot.node.is_some() {
                     return format!("fault {fault} (ignored: already up)");
@@ -903,6 +937,7 @@ impl<M: Debug + 'static> World<M> {
         let slot = self.slot_mut(node);
         slot.node = None;
         slot.stopping = false;
+        slot.restart_when_stopped = false;
         slot.timers.clear();
         slot.boot_epoch += 1;
         slot.last_sync_due_ms = 0;

@@ -432,3 +432,34 @@ fn clean_shutdown_removes_the_abort_marker() {
         .unwrap();
     assert!(log.windows(1).any(|x| x == b"x"));
 }
+
+#[test]
+fn a_restart_during_a_clean_shutdown_boots_the_broker_once_it_has_stopped() {
+    // The heal restarts every node; one still flushing its clean shutdown then must
+    // come back once it has stopped, not stay down for the rest of the run.
+    let answers: Answers = Rc::default();
+    let script = vec![(1_000, MASTER, send(0, "a", "x"))];
+    let mut w = world(
+        4,
+        config(BrokerRole::AsyncMaster, FlushDiskType::AsyncFlush),
+        None,
+        script,
+        &answers,
+    );
+    w.run_until(2_000);
+    w.inject(Fault::Shutdown { node: MASTER });
+    assert!(w.is_up(MASTER), "a clean shutdown takes a while");
+    w.inject(Fault::Restart { node: MASTER });
+    w.run_until(3_000);
+    assert!(
+        w.trace().any(|l| l.contains("stopped cleanly")),
+        "the shutdown completed"
+    );
+    assert!(w.is_up(MASTER), "the deferred restart booted the broker");
+    let restarts = w
+        .faults()
+        .iter()
+        .filter(|f| matches!(f.fault, Fault::Restart { node } if node == MASTER))
+        .count();
+    assert_eq!(restarts, 1, "the restart is recorded once, when it happens");
+}

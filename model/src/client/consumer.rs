@@ -30,6 +30,11 @@ use crate::protocol::{
 };
 use crate::store::record::{self, CrcCheck, Slot};
 
+/// How long each periodic heartbeat follows a periodic route refresh:
+/// `MQClientInstance.startScheduledTask` first runs the refresh after 10 ms and the
+/// heartbeat after 1 s, then each every 30 s.
+pub const HEARTBEAT_PHASE_MS: u64 = 990;
+
 /// Where a queue without a stored offset starts (`ConsumeFromWhere`).
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum ConsumeFromWhere {
@@ -259,12 +264,22 @@ impl PushConsumer {
         }
         self.namesrv.start(ctx);
         self.lookup_route(ctx);
+        // `start()` has just looked up the routes (and heartbeats once they arrive);
+        // the periodic refresh and heartbeat follow, the heartbeat `HEARTBEAT_PHASE_MS`
+        // after the refresh as in `MQClientInstance.startScheduledTask`. The phase
+        // matters: a heartbeat goes to the brokers of the routes as they are, so one
+        // that fired together with the refresh would miss a broker the refresh just
+        // brought back, and that broker would not list us (nor would we own its
+        // queues) for another heartbeat interval. The scheduler's first runs at 10 ms
+        // and 1 s would only repeat what `start()` just did, and are left out.
         self.poll_timer = Some(ctx.set_timer(
             self.cfg.poll_name_server_interval_ms,
             timer_kind::POLL_NAME_SERVER,
         ));
-        self.heartbeat_timer =
-            Some(ctx.set_timer(self.cfg.heartbeat_interval_ms, timer_kind::HEARTBEAT));
+        self.heartbeat_timer = Some(ctx.set_timer(
+            self.cfg.heartbeat_interval_ms + HEARTBEAT_PHASE_MS,
+            timer_kind::HEARTBEAT,
+        ));
         self.rebalance_timer =
             Some(ctx.set_timer(self.cfg.rebalance_interval_ms, timer_kind::REBALANCE));
         self.persist_timer = Some(ctx.set_timer(
@@ -1259,6 +1274,58 @@ mod tests {
             }]
         ));
         ctx.take_sent()
+    }
+
+    #[test]
+    fn the_periodic_heartbeat_follows_the_route_refresh_and_reaches_a_returning_broker() {
+        let mut ctx = ctx();
+        let mut c = consumer(MessageModel::Clustering);
+        c.start(&mut ctx);
+        let sent = ctx.take_sent();
+        // Broker b is away when the consumer starts: the route lists only a.
+        let mut only_a = route();
+        only_a.queue_datas.retain(|q| q.broker_name == "a");
+        only_a.broker_datas.retain(|b| b.broker_name == "a");
+        respond(&mut c, &mut ctx, &sent[0].1, Response::Route(only_a));
+        ctx.take_sent();
+        let heartbeats_to = |sent: &[(NodeId, Message)]| -> Vec<NodeId> {
+            find(sent, |r| matches!(r, Request::HeartBeat(_)))
+                .iter()
+                .map(|(to, _)| *to)
+                .collect()
+        };
+        // The periodic refresh brings b back; no heartbeat went out with it.
+        let mut refresh = None;
+        for input in ctx.advance_to(c.cfg.poll_name_server_interval_ms) {
+            c.handle(&mut ctx, input);
+        }
+        let sent = ctx.take_sent();
+        for (_, m) in &sent {
+            if matches!(
+                m,
+                Message::Request {
+                    request: Request::GetRouteInfoByTopic { .. },
+                    ..
+                }
+            ) {
+                refresh = Some(m.clone());
+            }
+        }
+        assert!(heartbeats_to(&sent).is_empty(), "{sent:?}");
+        let refresh = refresh.expect("the periodic route refresh");
+        respond(&mut c, &mut ctx, &refresh, Response::Route(route()));
+        ctx.take_sent();
+        // The heartbeat comes HEARTBEAT_PHASE_MS later and reaches b too, so b lists
+        // this consumer before the next rebalance asks it.
+        for input in ctx.advance_to(c.cfg.heartbeat_interval_ms + HEARTBEAT_PHASE_MS) {
+            c.handle(&mut ctx, input);
+        }
+        let sent = ctx.take_sent();
+        assert_eq!(
+            heartbeats_to(&sent),
+            vec![NodeId(2), NodeId(3), NodeId(4)],
+            "{sent:?}"
+        );
     }
 
     #[test]
