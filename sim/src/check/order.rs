@@ -16,13 +16,15 @@
 //!
 //! *Evidence* of a skip over `[a, b)`: a known offset there (from a `SendOk` or any
 //! delivery, see [`super::queue_log`]) holding a message the group subscribes to,
-//! unless the loss allowance covers that message (a message that may have vanished
-//! in a crash may legitimately be skipped). Offsets nobody observed are not evidence,
+//! unless the loss allowance covers that message's copy in this queue (a copy that
+//! may have vanished in a crash may legitimately be skipped; see
+//! [`super::allowance::allowance_at`]: an unacknowledged copy on another broker than
+//! the one that acked the message goes with that broker's page cache). Offsets nobody observed are not evidence,
 //! and neither are messages the group's tag expression filters out.
 
 use std::cmp::Ordering;
 
-use super::allowance::allowance;
+use super::allowance::allowance_at;
 use super::deliveries::DeliveryTable;
 use super::hasher::FastMap;
 use super::index::{Dlv, Index, NONE};
@@ -98,6 +100,7 @@ impl<'a, 'h> Gaps<'a, 'h> {
         }
         let pos = self.log.queue(q)?;
         let ix = self.ix;
+        let broker = ix.queues[q as usize].broker;
         if to - from <= SMALL_GAP {
             // A short gap (the common one: a few messages the tag filter skipped) is
             // cheaper to look at directly than through a prefix table.
@@ -113,7 +116,7 @@ impl<'a, 'h> Gaps<'a, 'h> {
             // With `delivered_ok`, a message the group got anyway was not lost by the
             // skip (see `RACE_MS`).
             if !self.subscribed(g, m)
-                || allowance(ix, m, before).is_some()
+                || allowance_at(ix, m, broker, before).is_some()
                 || (delivered_ok && self.table.received(g, slot, m))
             {
                 continue;
