@@ -165,6 +165,11 @@ struct OwnedQueue {
     /// The broker id the last offset request (query or max offset) went to.
     offset_from_broker_id: Option<u64>,
     retry_timer: Option<TimerId>,
+    /// Broadcasting, after PULL_OFFSET_MOVED: the corrected offset (`next_offset`) is
+    /// being written to the local file. The new span (`Owned`) and the pulls wait until
+    /// the file holding it is in place, the way RocketMQ's re-created pull request
+    /// reads its start from the store.
+    awaiting_file: bool,
 }
 
 pub struct PushConsumer {
@@ -351,6 +356,9 @@ impl PushConsumer {
         if let Input::SyncComplete { ticket, result } = input {
             if let Some(events) = self.offsets.on_sync_complete(ctx.disk(), ticket, result) {
                 out.extend(events);
+                if !self.stopped {
+                    self.resume_moved(ctx, &mut out);
+                }
             }
             return out;
         }
@@ -729,6 +737,7 @@ impl PushConsumer {
                 pull_from_slave: false,
                 offset_from_broker_id: None,
                 retry_timer: None,
+                awaiting_file: false,
             },
         );
         self.locate(ctx, &mq, out);
@@ -827,18 +836,67 @@ impl PushConsumer {
         } else {
             self.offsets.update(mq, offset);
         }
-        let local = self.offsets.is_local();
         let q = self.queues.get_mut(mq).expect("activating an owned queue");
         q.next_offset = Some(offset);
-        out.push(ClientEvent::Owned {
+        let from = q.offset_from_broker_id;
+        out.push(self.owned_event(mq, offset, from));
+        self.pull(ctx, mq);
+    }
+
+    /// `Owned` for `mq` from `start_offset`; `offset_from_broker_id` is left out for
+    /// broadcasting (the offset came from the local file).
+    fn owned_event(
+        &self,
+        mq: &MessageQueue,
+        start_offset: u64,
+        offset_from_broker_id: Option<u64>,
+    ) -> ClientEvent {
+        ClientEvent::Owned {
             group: self.cfg.consumer_group.clone(),
             broker_name: mq.broker_name.clone(),
             topic: mq.topic.clone(),
             queue_id: mq.queue_id,
-            start_offset: offset,
-            offset_from_broker_id: if local { None } else { q.offset_from_broker_id },
-        });
-        self.pull(ctx, mq);
+            start_offset,
+            offset_from_broker_id: if self.offsets.is_local() {
+                None
+            } else {
+                offset_from_broker_id
+            },
+        }
+    }
+
+    /// Broadcasting: every queue waiting after PULL_OFFSET_MOVED whose corrected offset
+    /// the local file now holds starts its new span (`Owned`, after the `Committed`)
+    /// and pulls again. If some still wait and no write is under way (the one running
+    /// at the move held older offsets, or a write failed), a new write starts.
+    fn resume_moved(&mut self, ctx: &mut dyn Ctx<Message>, out: &mut Vec<ClientEvent>) {
+        let waiting: Vec<(MessageQueue, u64)> = self
+            .queues
+            .iter()
+            .filter(|(_, q)| q.awaiting_file)
+            .map(|(mq, q)| {
+                (
+                    mq.clone(),
+                    q.next_offset.expect("a moved queue has an offset"),
+                )
+            })
+            .collect();
+        let mut still_waiting = false;
+        for (mq, next) in waiting {
+            if !self.offsets.is_committed(&mq, next) {
+                still_waiting = true;
+                continue;
+            }
+            self.queues
+                .get_mut(&mq)
+                .expect("waiting queue")
+                .awaiting_file = false;
+            out.push(self.owned_event(&mq, next, None));
+            self.pull(ctx, &mq);
+        }
+        if still_waiting && self.offsets.is_idle() {
+            self.offsets.persist_file(ctx.disk(), false);
+        }
     }
 
     fn schedule_retry(&mut self, ctx: &mut dyn Ctx<Message>, mq: &MessageQueue) {
@@ -933,34 +991,29 @@ impl PushConsumer {
                 // from a new position, so this is a new ownership span: `Owned` again,
                 // after the commit, as the new pull request reads the stored offset.
                 // Deliberately at once, not after 10 s: the queue is ours throughout.
+                // Broadcasting: the file write is asynchronous, so the new span waits
+                // for it (`resume_moved`); announcing it first would start a span from
+                // an offset no restart could read yet.
                 tracing::warn!(?mq, next = pull.next_begin_offset, "pull offset moved");
                 let next = pull.next_begin_offset;
-                let local = self.offsets.is_local();
                 self.queues.get_mut(mq).expect("current queue").next_offset = Some(next);
                 self.offsets.update(mq, next);
-                if self.clustering() {
-                    out.extend(self.offsets.commit_to_broker(
-                        ctx,
-                        &mut self.rpc,
-                        self.route.as_ref(),
-                        [mq],
-                        true,
-                    ));
-                } else {
+                if !self.clustering() {
+                    self.queues
+                        .get_mut(mq)
+                        .expect("current queue")
+                        .awaiting_file = true;
                     self.offsets.persist_file(ctx.disk(), false);
+                    return self.resume_moved(ctx, out);
                 }
-                out.push(ClientEvent::Owned {
-                    group: self.cfg.consumer_group.clone(),
-                    broker_name: mq.broker_name.clone(),
-                    topic: mq.topic.clone(),
-                    queue_id: mq.queue_id,
-                    start_offset: next,
-                    offset_from_broker_id: if local {
-                        None
-                    } else {
-                        Some(u64::from(from_slave))
-                    },
-                });
+                out.extend(self.offsets.commit_to_broker(
+                    ctx,
+                    &mut self.rpc,
+                    self.route.as_ref(),
+                    [mq],
+                    true,
+                ));
+                out.push(self.owned_event(mq, next, Some(u64::from(from_slave))));
             }
             other => {
                 tracing::debug!(?mq, code = other, "unexpected pull code; retrying later");
@@ -1828,6 +1881,93 @@ mod tests {
                 start_offset: 3,
                 ..
             }
+        ));
+    }
+
+    #[test]
+    fn a_broadcasting_moved_offset_starts_its_span_once_the_file_holds_it() {
+        let mut ctx = ctx();
+        let mut c = consumer(MessageModel::Broadcasting);
+        c.start(&mut ctx);
+        let sent = ctx.take_sent();
+        respond(&mut c, &mut ctx, &sent[0].1, Response::Route(route()));
+        let sent = ctx.take_sent();
+        let pulls = find(&sent, |r| matches!(r, Request::PullMessage(_)));
+        let a0 = pulls[0].1.clone();
+        respond(
+            &mut c,
+            &mut ctx,
+            &a0,
+            pull_answer(0, 3, records(0, 0, &[Some("TagA"), Some("TagA"), None])),
+        );
+        let sent = ctx.take_sent();
+        let a0 = find(&sent, |r| matches!(r, Request::PullMessage(_)))[0]
+            .1
+            .clone();
+        // The periodic write of the file (offset 3) is under way when the broker moves
+        // the offset back to 2 (it lost its tail).
+        for input in ctx.advance_to(5_000) {
+            c.handle(&mut ctx, input);
+        }
+        let events = respond(
+            &mut c,
+            &mut ctx,
+            &a0,
+            pull_answer(response_code::PULL_OFFSET_MOVED, 2, Vec::new()),
+        );
+        assert!(events.is_empty(), "no new span before the file holds 2");
+        assert!(find(&ctx.take_sent(), |r| matches!(r, Request::PullMessage(_))).is_empty());
+        // The write in flight lands offset 3, then a write of 2 follows; only once that
+        // one is renamed into place does the new span start, after its commit.
+        let mut events = Vec::new();
+        loop {
+            let tickets = ctx.disk.take_requested_syncs();
+            if tickets.is_empty() {
+                break;
+            }
+            for ticket in tickets {
+                events.extend(c.handle(
+                    &mut ctx,
+                    Input::SyncComplete {
+                        ticket,
+                        result: Ok(()),
+                    },
+                ));
+            }
+        }
+        let a0_events: Vec<&ClientEvent> = events
+            .iter()
+            .filter(|e| {
+                matches!(e, ClientEvent::Committed { broker_name, queue_id: 0, .. }
+                    | ClientEvent::Owned { broker_name, queue_id: 0, .. } if broker_name == "a")
+            })
+            .collect();
+        assert!(
+            matches!(
+                &a0_events[..],
+                [
+                    ClientEvent::Committed { offset: 3, .. },
+                    ClientEvent::Committed { offset: 2, .. },
+                    ClientEvent::Owned {
+                        start_offset: 2,
+                        offset_from_broker_id: None,
+                        ..
+                    }
+                ]
+            ),
+            "{a0_events:?}"
+        );
+        let sent = ctx.take_sent();
+        assert!(matches!(
+            requests(&sent)[..],
+            [(
+                _,
+                Request::PullMessage(PullMessage {
+                    queue_id: 0,
+                    queue_offset: 2,
+                    ..
+                })
+            )]
         ));
     }
 

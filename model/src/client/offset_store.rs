@@ -130,6 +130,18 @@ impl OffsetStore {
         self.consumed.get(mq).copied()
     }
 
+    /// The store holds `offset` for `mq`, as far as this client knows, and no write
+    /// under way will replace it with another.
+    pub(crate) fn is_committed(&self, mq: &MessageQueue, offset: u64) -> bool {
+        let replaced = self.file.as_ref().is_some_and(|f| {
+            [&f.in_flight, &f.queued]
+                .into_iter()
+                .flatten()
+                .any(|w| w.get(mq).is_some_and(|&o| o != offset))
+        });
+        self.committed.get(mq) == Some(&offset) && !replaced
+    }
+
     /// Consumption moved `mq` to `offset`.
     pub(crate) fn update(&mut self, mq: &MessageQueue, offset: u64) {
         self.consumed.insert(mq.clone(), offset);
