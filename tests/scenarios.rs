@@ -104,11 +104,13 @@ fn chaos() {
 /// Chaos seeds that once broke order or offsets: 13998 (a PULL_OFFSET_MOVED backwards
 /// continued the ownership span), 35900 (a broadcasting consumer exited mid offset-file
 /// write), 25735 and 33916 (a commit lost in flight when its client's process ended);
-/// 3605 (the span a moved offset opens must follow the commit of that offset).
+/// 3605 (the span a moved offset opens must follow the commit of that offset); 38417
+/// (a broadcasting consumer's moved offset: the new span waits for the file write);
+/// 18112 (a span moved back past a position whose unacknowledged copy the broker lost).
 #[test]
 fn chaos_order_and_offsets_regressions() {
     let loaded = load("chaos");
-    for seed in [13998, 35900, 25735, 33916, 3605] {
+    for seed in [13998, 35900, 25735, 33916, 3605, 38417, 18112] {
         let summary = sweep(&loaded, seed..seed + 1, reference_broker);
         let why: Vec<&String> = summary
             .failures
