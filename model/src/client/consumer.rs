@@ -370,9 +370,12 @@ impl PushConsumer {
                 msg: Message::Request { request, .. },
                 ..
             } => {
-                // Oneway from a broker: rebalance now, answer nothing.
+                // Oneway from a broker: rebalance now, answer nothing. RocketMQ's
+                // `notifyConsumerIdsChanged` wakes the rebalance service whatever the
+                // message model; a broadcasting consumer takes the queues of a broker
+                // its last route refresh brought back here, not 20 s later.
                 if let Request::NotifyConsumerIdsChanged { consumer_group } = request {
-                    if consumer_group == self.cfg.consumer_group && self.clustering() {
+                    if consumer_group == self.cfg.consumer_group {
                         self.rebalance(ctx, &mut out);
                     }
                 }
