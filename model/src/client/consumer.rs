@@ -1770,6 +1770,64 @@ mod tests {
     }
 
     #[test]
+    fn a_broadcasting_consumer_takes_a_returning_brokers_queues_when_notified() {
+        let mut ctx = ctx();
+        let mut c = consumer(MessageModel::Broadcasting);
+        c.start(&mut ctx);
+        let sent = ctx.take_sent();
+        // Broker b is away when the consumer starts: it owns a's queues only.
+        let mut only_a = route();
+        only_a.queue_datas.retain(|q| q.broker_name == "a");
+        only_a.broker_datas.retain(|b| b.broker_name == "a");
+        let events = respond(&mut c, &mut ctx, &sent[0].1, Response::Route(only_a));
+        assert_eq!(events.len(), 2, "{events:?}");
+        ctx.take_sent();
+        // The periodic refresh (after the first periodic rebalance) brings b back.
+        let mut refresh = None;
+        for input in ctx.advance_to(c.cfg.poll_name_server_interval_ms) {
+            c.handle(&mut ctx, input);
+        }
+        for (_, m) in ctx.take_sent() {
+            if matches!(
+                m,
+                Message::Request {
+                    request: Request::GetRouteInfoByTopic { .. },
+                    ..
+                }
+            ) {
+                refresh = Some(m);
+            }
+        }
+        let refresh = refresh.expect("the periodic route refresh");
+        assert!(respond(&mut c, &mut ctx, &refresh, Response::Route(route())).is_empty());
+        // b, reached by the heartbeat, notifies: the consumer takes b's queues now,
+        // not at the next periodic rebalance.
+        let notify = Input::Packet {
+            from: NodeId(3),
+            msg: Message::Request {
+                opaque: 7,
+                request: Request::NotifyConsumerIdsChanged {
+                    consumer_group: "G".into(),
+                },
+            },
+        };
+        let owned: Vec<(String, i32)> = c
+            .handle(&mut ctx, notify)
+            .iter()
+            .filter_map(|e| match e {
+                ClientEvent::Owned {
+                    broker_name,
+                    queue_id,
+                    ..
+                } => Some((broker_name.clone(), *queue_id)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(owned, vec![("b".into(), 0), ("b".into(), 1)]);
+        assert_eq!(c.owned_queues().len(), 4);
+    }
+
+    #[test]
     fn broadcasting_takes_every_queue_and_resumes_from_its_file() {
         let mut ctx = ctx();
         let mut c = consumer(MessageModel::Broadcasting);
