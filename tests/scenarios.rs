@@ -106,11 +106,16 @@ fn chaos() {
 /// write), 25735 and 33916 (a commit lost in flight when its client's process ended);
 /// 3605 (the span a moved offset opens must follow the commit of that offset); 38417
 /// (a broadcasting consumer's moved offset: the new span waits for the file write);
-/// 18112 (a span moved back past a position whose unacknowledged copy the broker lost).
+/// 18112 (a span moved back past a position whose unacknowledged copy the broker lost);
+/// 73384, 75218, 97004, 98677 (a new owner starting at an earlier, higher commit);
+/// 68924 (a stale commit must not outlive the owner's next periodic persist); 81309
+/// (ASYNC_FLUSH's thorough flush after the master's clock was set back).
 #[test]
 fn chaos_order_and_offsets_regressions() {
     let loaded = load("chaos");
-    for seed in [13998, 35900, 25735, 33916, 3605, 38417, 18112] {
+    for seed in [
+        13998, 35900, 25735, 33916, 3605, 38417, 18112, 73384, 75218, 97004, 98677, 68924, 81309,
+    ] {
         let summary = sweep(&loaded, seed..seed + 1, reference_broker);
         let why: Vec<&String> = summary
             .failures

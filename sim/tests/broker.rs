@@ -463,3 +463,42 @@ fn a_restart_during_a_clean_shutdown_boots_the_broker_once_it_has_stopped() {
         .count();
     assert_eq!(restarts, 1, "the restart is recorded once, when it happens");
 }
+
+/// ASYNC_FLUSH's thorough flush after the master's clock ran ahead and was set back
+/// (chaos seed 81309): the record is durable within the thorough interval, not only
+/// once the clock has caught up with the jump.
+#[test]
+fn async_flush_thorough_flush_survives_a_clock_set_back() {
+    let answers: Answers = Rc::default();
+    let script = vec![(1_500, MASTER, send(1, "a", "skewed"))];
+    let mut w = world(
+        3,
+        config(BrokerRole::AsyncMaster, FlushDiskType::AsyncFlush),
+        None,
+        script,
+        &answers,
+    );
+    w.schedule(
+        900,
+        Fault::ClockSkew {
+            node: MASTER,
+            skew_ms: 20_000,
+        },
+    );
+    w.schedule(
+        1_200,
+        Fault::ClockSkew {
+            node: MASTER,
+            skew_ms: 0,
+        },
+    );
+    w.run_until(12_500);
+    let Response::Send(s) = answer(&answers, 0).1 else {
+        panic!()
+    };
+    assert_eq!(s.code, response_code::SUCCESS);
+    assert!(w
+        .disk(MASTER)
+        .durable_bytes("commitlog/00000000000000000000")
+        .is_some_and(|log| log.windows(6).any(|x| x == b"skewed")));
+}

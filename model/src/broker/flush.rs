@@ -40,8 +40,13 @@ impl Broker {
     pub(super) fn async_flush_tick(&mut self, ctx: &mut dyn Ctx<Message>) {
         let now_ms = ctx.now_ms();
         let least_bytes = self.config.flush_commit_log_least_pages * 4096;
-        let thorough = now_ms
-            >= self.flush.last_thorough_ms + self.config.flush_commit_log_thorough_interval_ms;
+        // Deliberate deviation: RocketMQ compares the wall clock with the last thorough
+        // flush's, so a clock set back (after running ahead) holds the thorough flush
+        // for as long as the jump, and ASYNC_FLUSH loses more than its interval's worth
+        // of records in a crash. A clock behind the last thorough flush flushes now.
+        let thorough = now_ms < self.flush.last_thorough_ms
+            || now_ms
+                >= self.flush.last_thorough_ms + self.config.flush_commit_log_thorough_interval_ms;
         let shipping = self.ha.has_slaves();
         let Some(store) = self.store.as_mut().filter(|s| s.is_ready()) else {
             return;

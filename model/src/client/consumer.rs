@@ -1083,8 +1083,10 @@ impl PushConsumer {
         }
     }
 
-    /// Every interval: clustering sends the offsets that moved; broadcasting writes
-    /// the file.
+    /// Every interval: clustering sends the offset of every owned queue, moved or not
+    /// (`RemoteBrokerOffsetStore.persistAll`), so a stale commit another consumer sent
+    /// meanwhile (a queue it held for a moment during a rebalance) does not stay;
+    /// broadcasting writes the file.
     fn persist_offsets(&mut self, ctx: &mut dyn Ctx<Message>, out: &mut Vec<ClientEvent>) {
         if self.clustering() {
             let owned = self.owned_queues();
@@ -1093,7 +1095,7 @@ impl PushConsumer {
                 &mut self.rpc,
                 self.route.as_ref(),
                 &owned,
-                false,
+                true,
             ));
         } else {
             self.offsets.persist_file(ctx.disk(), false);
@@ -1456,20 +1458,25 @@ mod tests {
             queue_id,
             offset,
         };
-        // q0's 8 already went out on the pull; q1 started at 0 without a stored offset.
-        assert_eq!(events, vec![committed(1, 0)]);
+        // Every owned queue's offset goes out, q0's 8 although it already went out on
+        // the pull (`persistAll`); q1 started at 0 without a stored offset.
+        assert_eq!(events, vec![committed(0, 8), committed(1, 0)]);
         let sent = ctx.take_sent();
         assert!(matches!(
             requests(&sent)[..],
-            [(NodeId(2), Request::UpdateConsumerOffset { offset: 0, .. })]
+            [
+                (NodeId(2), Request::UpdateConsumerOffset { offset: 8, .. }),
+                (NodeId(2), Request::UpdateConsumerOffset { offset: 0, .. })
+            ]
         ));
-        // Nothing moved since: the next interval sends nothing.
+        // Nothing moved since, yet the next interval sends them again: a stale commit
+        // another consumer made meanwhile (chaos seed 68924) does not stay.
         let mut events = Vec::new();
         for input in ctx.advance_to(10_000) {
             events.extend(c.handle(&mut ctx, input));
         }
-        assert!(events.is_empty(), "{events:?}");
-        assert!(ctx.take_sent().is_empty());
+        assert_eq!(events, vec![committed(0, 8), committed(1, 0)]);
+        assert_eq!(requests(&ctx.take_sent()).len(), 2);
 
         // A third consumer joins: the broker notifies, we rebalance and keep only a0.
         let notify = Input::Packet {

@@ -124,6 +124,8 @@ pub(crate) struct CommitMark {
     pub at_ms: u64,
     pub client: u32,
     pub incarnation: u32,
+    /// The highest offset any commit of the key has carried up to this one.
+    pub high: u64,
 }
 
 #[derive(Clone, Debug)]
@@ -881,6 +883,10 @@ impl<'h> Builder<'h> {
                 let q = self.queue(broker, topic, *queue_id);
                 let span = self.span(g, *client, q, *at_ms);
                 let key = self.commit_key(g, *client, q);
+                let high = self
+                    .last_commit
+                    .get(&key)
+                    .map_or(*offset, |c| c.high.max(*offset));
                 self.last_commit.insert(
                     key,
                     CommitMark {
@@ -888,6 +894,7 @@ impl<'h> Builder<'h> {
                         at_ms: *at_ms,
                         client: *client,
                         incarnation: self.epochs.get(*client),
+                        high,
                     },
                 );
                 self.ix.commits.push(Cmt {

@@ -12,7 +12,11 @@
 //! 3. **New owner past the commit**: an `Own`'s `start_offset` must not be above the
 //!    last `Commit` of its commit key (group and queue; plus client for broadcasting)
 //!    made before it by a *different* consumer incarnation (another client, or the same
-//!    one before a crash), unless nothing in `[committed, start)` is evidence.
+//!    one before a crash), unless nothing in `[committed, start)` is evidence. When an
+//!    earlier commit of the key reached `start` (the broker answered that one, not the
+//!    later, lower commit), or the last commit came less than `RACE_MS` before the
+//!    `Own`, messages the group got are not evidence: its position went back and
+//!    forward again over what it had consumed.
 //!
 //! *Evidence* of a skip over `[a, b)`: a known offset there (from a `SendOk` or any
 //! delivery, see [`super::queue_log`]) holding a message the group subscribes to,
@@ -283,8 +287,20 @@ impl Order {
                     // A commit this close before the new owner read the offset may still
                     // have been in flight: the owner read the value before it.
                     let racing = span.at_ms.saturating_sub(pc.at_ms) < RACE_MS;
+                    // An earlier commit of the key at or above the start explains it:
+                    // the broker the owner read holds that commit, not the later, lower
+                    // one (lost in flight to a master that was down, overtaken by the
+                    // higher one, or made at a slave). The group's position went back
+                    // and forward again; only what it never got is skipped.
+                    let explained = pc.high >= start;
                     let ev = gaps.evidence(
-                        span.group, slot, racing, span.queue, pc.offset, start, span.at_ms,
+                        span.group,
+                        slot,
+                        racing || explained,
+                        span.queue,
+                        pc.offset,
+                        start,
+                        span.at_ms,
                     );
                     if let Some(ev) = ev {
                         self.found.push((
