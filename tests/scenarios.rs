@@ -109,12 +109,14 @@ fn chaos() {
 /// 18112 (a span moved back past a position whose unacknowledged copy the broker lost);
 /// 73384, 75218, 97004, 98677 (a new owner starting at an earlier, higher commit);
 /// 68924 (a stale commit must not outlive the owner's next periodic persist); 81309
-/// (ASYNC_FLUSH's thorough flush after the master's clock was set back).
+/// (ASYNC_FLUSH's thorough flush after the master's clock was set back); 49188 (a
+/// broadcasting consumer takes a returning broker's queues when that broker notifies).
 #[test]
 fn chaos_order_and_offsets_regressions() {
     let loaded = load("chaos");
     for seed in [
         13998, 35900, 25735, 33916, 3605, 38417, 18112, 73384, 75218, 97004, 98677, 68924, 81309,
+        49188,
     ] {
         let summary = sweep(&loaded, seed..seed + 1, reference_broker);
         let why: Vec<&String> = summary
