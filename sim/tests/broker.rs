@@ -403,8 +403,8 @@ fn slave_learns_its_masters_consumer_offsets_within_one_sync_interval() {
     assert!(text.contains("TopicTest@g"), "{text}");
 }
 
-#[test]
-fn clean_shutdown_removes_the_abort_marker() {
+/// An ASYNC_MASTER, ASYNC_FLUSH broker alone, at 2 s, having stored body "x" at 1 s.
+fn async_master_after_one_send() -> World<Message> {
     let answers: Answers = Rc::default();
     let script = vec![(1_000, MASTER, send(0, "a", "x"))];
     let mut w = world(
@@ -415,6 +415,12 @@ fn clean_shutdown_removes_the_abort_marker() {
         &answers,
     );
     w.run_until(2_000);
+    w
+}
+
+#[test]
+fn clean_shutdown_removes_the_abort_marker() {
+    let mut w = async_master_after_one_send();
     assert!(
         w.disk(MASTER).cache_bytes(ABORT_PATH).is_some(),
         "a running store has the marker"
@@ -437,16 +443,7 @@ fn clean_shutdown_removes_the_abort_marker() {
 fn a_restart_during_a_clean_shutdown_boots_the_broker_once_it_has_stopped() {
     // The heal restarts every node; one still flushing its clean shutdown then must
     // come back once it has stopped, not stay down for the rest of the run.
-    let answers: Answers = Rc::default();
-    let script = vec![(1_000, MASTER, send(0, "a", "x"))];
-    let mut w = world(
-        4,
-        config(BrokerRole::AsyncMaster, FlushDiskType::AsyncFlush),
-        None,
-        script,
-        &answers,
-    );
-    w.run_until(2_000);
+    let mut w = async_master_after_one_send();
     w.inject(Fault::Shutdown { node: MASTER });
     assert!(w.is_up(MASTER), "a clean shutdown takes a while");
     w.inject(Fault::Restart { node: MASTER });

@@ -1272,6 +1272,41 @@ mod tests {
 
     /// Starts a clustering consumer and brings it to owning `a`'s two queues with
     /// offsets 5 (stored) and 0 (QUERY_NOT_FOUND); returns the two pulls in flight.
+    /// Every sync the disk was asked for completes, including those the completions
+    /// ask for in turn (a tmp file, then its directory); the events they produce.
+    fn complete_syncs(c: &mut PushConsumer, ctx: &mut TestCtx) -> Vec<ClientEvent> {
+        let mut events = Vec::new();
+        loop {
+            let tickets = ctx.disk.take_requested_syncs();
+            if tickets.is_empty() {
+                return events;
+            }
+            for ticket in tickets {
+                let done = Input::SyncComplete {
+                    ticket,
+                    result: Ok(()),
+                };
+                events.extend(c.handle(ctx, done));
+            }
+        }
+    }
+
+    /// A started broadcasting consumer that has consumed a/0 up to offset 3 (two TagA
+    /// records and one untagged); its next pull of a/0 is in `ctx`'s sent list.
+    fn broadcasting_past_a0_offset_3(ctx: &mut TestCtx) -> PushConsumer {
+        let mut c = consumer(MessageModel::Broadcasting);
+        c.start(ctx);
+        let sent = ctx.take_sent();
+        respond(&mut c, ctx, &sent[0].1, Response::Route(route()));
+        let sent = ctx.take_sent();
+        let a0 = find(&sent, |r| matches!(r, Request::PullMessage(_)))[0]
+            .1
+            .clone();
+        let three = records(0, 0, &[Some("TagA"), Some("TagA"), None]);
+        respond(&mut c, ctx, &a0, pull_answer(0, 3, three));
+        c
+    }
+
     fn clustering_owning_a(c: &mut PushConsumer, ctx: &mut TestCtx) -> Vec<(NodeId, Message)> {
         c.start(ctx);
         let sent = ctx.take_sent();
@@ -1896,21 +1931,7 @@ mod tests {
             Request::UpdateConsumerOffset { .. }
         ))
         .is_empty());
-        loop {
-            let tickets = ctx.disk.take_requested_syncs();
-            if tickets.is_empty() {
-                break;
-            }
-            for ticket in tickets {
-                events.extend(c.handle(
-                    &mut ctx,
-                    Input::SyncComplete {
-                        ticket,
-                        result: Ok(()),
-                    },
-                ));
-            }
-        }
+        events.extend(complete_syncs(&mut c, &mut ctx));
         let committed: Vec<(String, i32, u64)> = events
             .iter()
             .filter_map(|e| match e {
@@ -1955,19 +1976,7 @@ mod tests {
     #[test]
     fn a_broadcasting_moved_offset_starts_its_span_once_the_file_holds_it() {
         let mut ctx = ctx();
-        let mut c = consumer(MessageModel::Broadcasting);
-        c.start(&mut ctx);
-        let sent = ctx.take_sent();
-        respond(&mut c, &mut ctx, &sent[0].1, Response::Route(route()));
-        let sent = ctx.take_sent();
-        let pulls = find(&sent, |r| matches!(r, Request::PullMessage(_)));
-        let a0 = pulls[0].1.clone();
-        respond(
-            &mut c,
-            &mut ctx,
-            &a0,
-            pull_answer(0, 3, records(0, 0, &[Some("TagA"), Some("TagA"), None])),
-        );
+        let mut c = broadcasting_past_a0_offset_3(&mut ctx);
         let sent = ctx.take_sent();
         let a0 = find(&sent, |r| matches!(r, Request::PullMessage(_)))[0]
             .1
@@ -1988,21 +1997,7 @@ mod tests {
         // The write in flight lands offset 3, then a write of 2 follows; only once that
         // one is renamed into place does the new span start, after its commit.
         let mut events = Vec::new();
-        loop {
-            let tickets = ctx.disk.take_requested_syncs();
-            if tickets.is_empty() {
-                break;
-            }
-            for ticket in tickets {
-                events.extend(c.handle(
-                    &mut ctx,
-                    Input::SyncComplete {
-                        ticket,
-                        result: Ok(()),
-                    },
-                ));
-            }
-        }
+        events.extend(complete_syncs(&mut c, &mut ctx));
         let a0_events: Vec<&ClientEvent> = events
             .iter()
             .filter(|e| {
@@ -2042,19 +2037,7 @@ mod tests {
     #[test]
     fn a_broadcasting_consumer_stops_only_after_its_offset_file_is_written() {
         let mut ctx = ctx();
-        let mut c = consumer(MessageModel::Broadcasting);
-        c.start(&mut ctx);
-        let sent = ctx.take_sent();
-        respond(&mut c, &mut ctx, &sent[0].1, Response::Route(route()));
-        let sent = ctx.take_sent();
-        let pulls = find(&sent, |r| matches!(r, Request::PullMessage(_)));
-        let a0 = pulls[0].1.clone();
-        respond(
-            &mut c,
-            &mut ctx,
-            &a0,
-            pull_answer(0, 3, records(0, 0, &[Some("TagA"), Some("TagA"), None])),
-        );
+        let mut c = broadcasting_past_a0_offset_3(&mut ctx);
         // The periodic write of the file (offset 3) is under way at shutdown.
         for input in ctx.advance_to(5_000) {
             c.handle(&mut ctx, input);
@@ -2083,21 +2066,7 @@ mod tests {
             !c.is_stopped(),
             "exiting now could leave a file a restart reads, never reported Committed"
         );
-        loop {
-            let tickets = ctx.disk.take_requested_syncs();
-            if tickets.is_empty() {
-                break;
-            }
-            for ticket in tickets {
-                events.extend(c.handle(
-                    &mut ctx,
-                    Input::SyncComplete {
-                        ticket,
-                        result: Ok(()),
-                    },
-                ));
-            }
-        }
+        events.extend(complete_syncs(&mut c, &mut ctx));
         assert!(c.is_stopped());
     }
 
