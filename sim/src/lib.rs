@@ -4,6 +4,7 @@
 pub mod check;
 pub mod disk;
 pub mod history;
+pub mod mutants;
 pub mod net;
 pub mod runner;
 pub mod scenario;

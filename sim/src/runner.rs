@@ -3,9 +3,9 @@
 //!
 //! Phases: faults (producers send, the fault plan strikes), then the heal (partitions,
 //! clogs and clock skews end; every crashed node whose machine survives reboots), then a
-//! quiet period, at whose end liveness is judged. Nodes are built through a
-//! [`BrokerFactory`], so another broker implementation (a fork, a mutant) runs every
-//! scenario unchanged.
+//! quiet period, at whose end liveness is judged. Every node is built through a factory
+//! of [`Nodes`] (broker, name server, producer, consumer; the reference by default), so
+//! another implementation of any role (a fork, a mutant) runs every scenario unchanged.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -34,10 +34,66 @@ use crate::world::{sim_addr, CrashKind, Fault, FaultRecord, World, MAX_SYNC_LATE
 
 /// Builds (boots) a broker from its config and disk.
 pub type BrokerFactory = Rc<dyn Fn(BrokerConfig, &mut dyn Disk) -> Box<dyn Node<Message>>>;
+/// Builds a name server from its config (a name server keeps nothing on disk).
+pub type NameServerFactory = Rc<dyn Fn(NamesrvConfig) -> Box<dyn Node<Message>>>;
+/// Builds a producer node: the client plus the workload that drives it and records what
+/// it saw in the run's history ([`ProducerHost`] is the reference).
+pub type ProducerFactory =
+    Rc<dyn Fn(ProducerConfig, ProducerPlan, SharedRecorder) -> Box<dyn Node<Message>>>;
+/// Builds a consumer node: the push consumer plus the host that records its deliveries,
+/// ownership and commits ([`ConsumerHost`] is the reference).
+pub type ConsumerFactory = Rc<dyn Fn(ConsumerConfig, SharedRecorder) -> Box<dyn Node<Message>>>;
 
 /// The reference broker: `rmq_model::broker::Broker`.
 pub fn reference_broker() -> BrokerFactory {
     Rc::new(|config, disk| Box::new(Broker::boot(config, disk)))
+}
+
+/// How every node of a run is built: one factory per role. [`Nodes::default`] is the
+/// reference implementation of each; replace one field to run another implementation
+/// of that role (a broker from another crate, a mutant client) with everything else
+/// unchanged. The factories are called only when a node boots, never per event.
+#[derive(Clone)]
+pub struct Nodes {
+    pub broker: BrokerFactory,
+    pub name_server: NameServerFactory,
+    pub producer: ProducerFactory,
+    pub consumer: ConsumerFactory,
+}
+
+impl Default for Nodes {
+    fn default() -> Self {
+        Nodes {
+            broker: reference_broker(),
+            name_server: Rc::new(|config| Box::new(NameServer::new(config))),
+            producer: Rc::new(|config, plan, recorder| {
+                Box::new(ProducerHost::new(config, plan, recorder))
+            }),
+            consumer: Rc::new(|config, recorder| Box::new(ConsumerHost::new(config, recorder))),
+        }
+    }
+}
+
+impl Nodes {
+    /// The reference implementation of every role.
+    pub fn reference() -> Nodes {
+        Nodes::default()
+    }
+
+    /// The reference nodes with `broker` as the broker implementation.
+    pub fn with_broker(broker: BrokerFactory) -> Nodes {
+        Nodes {
+            broker,
+            ..Nodes::default()
+        }
+    }
+}
+
+/// A broker factory alone runs with the reference name servers and clients.
+impl From<BrokerFactory> for Nodes {
+    fn from(broker: BrokerFactory) -> Nodes {
+        Nodes::with_broker(broker)
+    }
 }
 
 /// Producers start sending, and faults may start, after the cluster had this long to
@@ -417,8 +473,10 @@ pub fn derive(s: &Scenario, seed: u64) -> DerivedConfig {
     }
 }
 
-/// Runs `(scenario, seed)` with `broker` as the broker implementation.
-pub fn run(s: &Scenario, seed: u64, broker: BrokerFactory, options: RunOptions) -> Outcome {
+/// Runs `(scenario, seed)` with `nodes` (or a [`BrokerFactory`] alone, with the
+/// reference for the other roles) building the nodes.
+pub fn run(s: &Scenario, seed: u64, nodes: impl Into<Nodes>, options: RunOptions) -> Outcome {
+    let nodes: Nodes = nodes.into();
     let l = layout(s);
     let config = derive(s, seed);
     let recorder: SharedRecorder = Rc::new(RefCell::new(Recorder::default()));
@@ -438,12 +496,12 @@ pub fn run(s: &Scenario, seed: u64, broker: BrokerFactory, options: RunOptions) 
     let rec = recorder.clone();
     let factory = move |id: NodeId, disk: &mut dyn Disk| -> Box<dyn Node<Message>> {
         match &roles[id.0 as usize] {
-            Role::NameServer => Box::new(NameServer::new(NamesrvConfig::default())),
+            Role::NameServer => (nodes.name_server)(NamesrvConfig::default()),
             Role::Master { .. } | Role::Slave { .. } => {
                 let config = broker_configs[id.0 as usize].clone().expect("a broker");
-                broker(config, disk)
+                (nodes.broker)(config, disk)
             }
-            Role::Producer { index } => Box::new(ProducerHost::new(
+            Role::Producer { index } => (nodes.producer)(
                 ProducerConfig {
                     producer_group: "workload_producers".into(),
                     namesrv_addrs: namesrv_addrs.clone(),
@@ -458,10 +516,10 @@ pub fn run(s: &Scenario, seed: u64, broker: BrokerFactory, options: RunOptions) 
                     stop_ms: heal_at,
                 },
                 rec.clone(),
-            )),
+            ),
             Role::Consumer { group, .. } => {
                 let g = &w.groups[*group];
-                Box::new(ConsumerHost::new(
+                (nodes.consumer)(
                     ConsumerConfig {
                         consumer_group: g.name.clone(),
                         namesrv_addrs: namesrv_addrs.clone(),
@@ -475,7 +533,7 @@ pub fn run(s: &Scenario, seed: u64, broker: BrokerFactory, options: RunOptions) 
                         ..ConsumerConfig::default()
                     },
                     rec.clone(),
-                ))
+                )
             }
         }
     };

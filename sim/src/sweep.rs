@@ -9,7 +9,7 @@ use std::ops::Range;
 use serde::Serialize;
 
 use crate::check::{Rule, Violation};
-use crate::runner::{self, BrokerFactory, RunOptions};
+use crate::runner::{self, Nodes, RunOptions};
 use crate::scenario::LoadedScenario;
 
 /// One failing seed: what broke, and how to see it again.
@@ -17,6 +17,8 @@ use crate::scenario::LoadedScenario;
 pub struct SeedFailure {
     pub seed: u64,
     pub variant: String,
+    /// The registered implementation that ran (`sim --broker NAME`), when it has a name.
+    pub broker: Option<String>,
     pub rules: Vec<Rule>,
     pub violations: Vec<String>,
     pub replay: String,
@@ -39,18 +41,28 @@ pub struct SweepSummary {
     pub failures: Vec<SeedFailure>,
 }
 
-/// The command that replays `seed` of the scenario file at `path`.
-pub fn replay_command(path: &str, seed: u64) -> String {
-    format!("cargo run --release -p rmq-sim --bin sim -- replay --scenario {path} --seed {seed}")
+/// The command that replays `seed` of the scenario file at `path` with the registered
+/// implementation `broker` (`None`: a factory the CLI does not know; the reference's
+/// command is printed, to be run with that factory through the library).
+pub fn replay_command(path: &str, seed: u64, broker: Option<&str>) -> String {
+    let mut cmd = format!(
+        "cargo run --release -p rmq-sim --bin sim -- replay --scenario {path} --seed {seed}"
+    );
+    if let Some(name) = broker {
+        cmd.push_str(" --broker ");
+        cmd.push_str(name);
+    }
+    cmd
 }
 
 fn run_seed(
     loaded: &LoadedScenario,
     seed: u64,
-    broker: BrokerFactory,
+    broker: Option<&str>,
+    nodes: &Nodes,
 ) -> (SweepSummary, Option<SeedFailure>) {
     let variant = loaded.variant_for(seed);
-    let out = runner::run(variant, seed, broker, RunOptions::default());
+    let out = runner::run(variant, seed, nodes.clone(), RunOptions::default());
     let stats = &out.report.stats;
     let mut s = SweepSummary {
         seeds: 1,
@@ -72,6 +84,7 @@ fn run_seed(
     let failure = SeedFailure {
         seed,
         variant: variant.name.clone(),
+        broker: broker.map(str::to_string),
         rules: {
             let mut r: Vec<Rule> = out
                 .report
@@ -90,7 +103,7 @@ fn run_seed(
             .take(5)
             .map(|v| v.to_string())
             .collect(),
-        replay: replay_command(&loaded.path, seed),
+        replay: replay_command(&loaded.path, seed, broker),
     };
     (s, Some(failure))
 }
@@ -109,19 +122,40 @@ fn add(total: &mut SweepSummary, s: &SweepSummary) {
     total.history_ops += s.history_ops;
 }
 
-/// Runs every seed in `seeds`, one after another, with the broker `make_broker` builds.
-pub fn sweep(
+/// Runs every seed in `seeds`, one after another, with the nodes `make_nodes` builds (a
+/// [`crate::runner::BrokerFactory`] alone, or a whole [`Nodes`]). The factory is a
+/// function so that a sweep can run on any thread.
+pub fn sweep<N: Into<Nodes>>(
     loaded: &LoadedScenario,
     seeds: Range<u64>,
-    make_broker: fn() -> BrokerFactory,
+    make_nodes: fn() -> N,
 ) -> SweepSummary {
-    let broker = make_broker();
+    sweep_nodes(loaded, seeds, None, make_nodes().into())
+}
+
+/// [`sweep`] with the registered implementation `broker` (its name goes into every
+/// replay command).
+pub fn sweep_named(
+    loaded: &LoadedScenario,
+    seeds: Range<u64>,
+    broker: &str,
+    make_nodes: fn() -> Nodes,
+) -> SweepSummary {
+    sweep_nodes(loaded, seeds, Some(broker), make_nodes())
+}
+
+fn sweep_nodes(
+    loaded: &LoadedScenario,
+    seeds: Range<u64>,
+    broker: Option<&str>,
+    nodes: Nodes,
+) -> SweepSummary {
     let mut total = SweepSummary {
         scenario: loaded.stem.clone(),
         ..SweepSummary::default()
     };
     for seed in seeds {
-        let (s, f) = run_seed(loaded, seed, broker.clone());
+        let (s, f) = run_seed(loaded, seed, broker, &nodes);
         add(&mut total, &s);
         total.failures.extend(f);
     }

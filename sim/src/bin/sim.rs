@@ -1,11 +1,16 @@
 //! `sim`: rocketsim's command line.
 //!
-//! - `sim run --scenario FILE --seeds N`: a sweep of seeded fault scenarios, judged by
-//!   the checker; a failure prints the command that replays it.
-//! - `sim replay --scenario FILE --seed S`: one run, bit for bit, with its derived
-//!   configuration, trace, verdict and trace fingerprint.
+//! - `sim run --scenario FILE --seeds N [--broker NAME]`: a sweep of seeded fault
+//!   scenarios, judged by the checker; a failure prints the command that replays it.
+//! - `sim replay --scenario FILE --seed S [--broker NAME]`: one run, bit for bit, with
+//!   its derived configuration, trace, verdict and trace fingerprint.
 //! - `sim list`: the scenarios.
-//! - `sim bench`: simulator and checker throughput.
+//! - `sim bench [--broker NAME]`: simulator and checker throughput.
+//! - `sim mutants [--seeds N] [--json]`: the mutant campaign (every registered planted
+//!   bug must be caught by its rule; the reference must pass the same seeds).
+//!
+//! `--broker NAME` picks a registered implementation: `reference` (the default) or a
+//! mutant of `rmq_sim::mutants`.
 //! - `sim store-crash --seeds 10000`: seeded crash/recover schedules against the
 //!   storage engine alone.
 
@@ -14,7 +19,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use rmq_sim::runner::{self, reference_broker, RunOptions};
+use rmq_sim::mutants::{self, Verdict};
+use rmq_sim::runner::{self, Nodes, RunOptions};
 use rmq_sim::scenario::LoadedScenario;
 use rmq_sim::store_crash::{self, Stats, Violation};
 use rmq_sim::sweep::{self, SweepSummary};
@@ -53,6 +59,9 @@ enum Command {
         /// One JSON object on stdout instead of the human summary.
         #[arg(long)]
         json: bool,
+        /// The implementation to run: `reference` or a registered mutant.
+        #[arg(long, default_value = mutants::REFERENCE)]
+        broker: String,
     },
     /// Run one seed again, bit for bit, and show everything.
     Replay {
@@ -60,6 +69,9 @@ enum Command {
         scenario: PathBuf,
         #[arg(long)]
         seed: u64,
+        /// The implementation to run: `reference` or a registered mutant.
+        #[arg(long, default_value = mutants::REFERENCE)]
+        broker: String,
         /// Also write the trace as JSON lines to this file.
         #[arg(long)]
         trace: Option<PathBuf>,
@@ -85,6 +97,28 @@ enum Command {
         /// Messages in the synthetic history the checker is timed on.
         #[arg(long, default_value_t = 300_000)]
         checker_messages: usize,
+        /// The implementation to run: `reference` or a registered mutant.
+        #[arg(long, default_value = mutants::REFERENCE)]
+        broker: String,
+    },
+    /// The mutant campaign: each registered planted bug over its scenario until the
+    /// checker catches it (by the rule it breaks) or its seed budget runs out; then the
+    /// reference over every seed the mutants ran.
+    Mutants {
+        /// Seeds per mutant, instead of each mutant's own budget.
+        #[arg(long)]
+        seeds: Option<u64>,
+        /// Only the mutants whose name contains this.
+        #[arg(long)]
+        only: Option<String>,
+        #[arg(long, default_value = "scenarios")]
+        dir: PathBuf,
+        /// Worker threads (default: every core).
+        #[arg(long)]
+        jobs: Option<usize>,
+        /// One JSON object on stdout instead of the table.
+        #[arg(long)]
+        json: bool,
     },
     /// Crash, damage and recover the storage engine over many seeds, checking every
     /// recovery (durability, prefix, consume queues, dense offsets, idempotence, damage).
@@ -118,20 +152,37 @@ fn main() -> ExitCode {
             seed_range,
             jobs,
             json,
-        } => run_command(&scenario, seeds, seed_range.as_deref(), jobs, json),
+            broker,
+        } => run_command(&scenario, seeds, seed_range.as_deref(), jobs, json, &broker),
         Command::Replay {
             scenario,
             seed,
+            broker,
             trace,
             history,
             tail,
-        } => replay_scenario(&scenario, seed, trace.as_deref(), history.as_deref(), tail),
+        } => replay_scenario(
+            &scenario,
+            seed,
+            &broker,
+            trace.as_deref(),
+            history.as_deref(),
+            tail,
+        ),
         Command::List { dir } => list_command(&dir),
         Command::Bench {
             scenario,
             seeds,
             checker_messages,
-        } => bench_command(&scenario, seeds, checker_messages),
+            broker,
+        } => bench_command(&scenario, seeds, checker_messages, &broker),
+        Command::Mutants {
+            seeds,
+            only,
+            dir,
+            jobs,
+            json,
+        } => mutants_command(seeds, only.as_deref(), &dir, jobs, json),
         Command::StoreCrash {
             seeds,
             first_seed,
@@ -274,6 +325,14 @@ fn print_summary(
     }
 }
 
+/// The registered implementation `name`, or an error listing them (exit code 2).
+fn implementation(name: &str) -> Result<fn() -> Nodes, ExitCode> {
+    mutants::implementation(name).map_err(|e| {
+        eprintln!("error: --broker: {e}");
+        ExitCode::from(2)
+    })
+}
+
 /// Loads a scenario or explains why not (exit code 2: the input is wrong, not the system).
 fn load(path: &Path) -> Result<LoadedScenario, ExitCode> {
     LoadedScenario::load(path).map_err(|e| {
@@ -301,6 +360,8 @@ fn sweep_in_parallel(
     loaded: &LoadedScenario,
     range: std::ops::Range<u64>,
     jobs: usize,
+    broker: &str,
+    nodes: fn() -> Nodes,
 ) -> SweepSummary {
     let jobs = jobs.max(1) as u64;
     let len = range.end - range.start;
@@ -310,7 +371,7 @@ fn sweep_in_parallel(
             .map(|j| {
                 let start = (range.start + j * chunk).min(range.end);
                 let end = (start + chunk).min(range.end);
-                scope.spawn(move || sweep::sweep(loaded, start..end, reference_broker))
+                scope.spawn(move || sweep::sweep_named(loaded, start..end, broker, nodes))
             })
             .collect();
         handles
@@ -358,7 +419,12 @@ fn run_command(
     seed_range: Option<&str>,
     jobs: Option<usize>,
     json: bool,
+    broker: &str,
 ) -> ExitCode {
+    let nodes = match implementation(broker) {
+        Ok(n) => n,
+        Err(code) => return code,
+    };
     let loaded = match load(path) {
         Ok(l) => l,
         Err(code) => return code,
@@ -374,7 +440,13 @@ fn run_command(
         None => 0..seeds,
     };
     let started = wall_clock();
-    let summary = sweep_in_parallel(&loaded, range, jobs.unwrap_or_else(default_jobs));
+    let summary = sweep_in_parallel(
+        &loaded,
+        range,
+        jobs.unwrap_or_else(default_jobs),
+        broker,
+        nodes,
+    );
     let wall_s = started.elapsed().as_secs_f64();
     if json {
         let mut v = serde_json::to_value(&summary).expect("summary serializes");
@@ -393,21 +465,22 @@ fn run_command(
 fn replay_scenario(
     path: &Path,
     seed: u64,
+    broker: &str,
     trace_file: Option<&Path>,
     history_file: Option<&Path>,
     tail: usize,
 ) -> ExitCode {
+    let nodes = match implementation(broker) {
+        Ok(n) => n,
+        Err(code) => return code,
+    };
     let loaded = match load(path) {
         Ok(l) => l,
         Err(code) => return code,
     };
     let variant = loaded.variant_for(seed);
-    let out = runner::run(
-        variant,
-        seed,
-        reference_broker(),
-        RunOptions { keep_trace: true },
-    );
+    let out = runner::run(variant, seed, nodes(), RunOptions { keep_trace: true });
+    println!("# broker implementation: {broker}");
     println!("# derived configuration");
     println!(
         "{}",
@@ -499,7 +572,11 @@ fn list_command(dir: &Path) -> ExitCode {
     code
 }
 
-fn bench_command(path: &Path, seeds: u64, checker_messages: usize) -> ExitCode {
+fn bench_command(path: &Path, seeds: u64, checker_messages: usize, broker: &str) -> ExitCode {
+    let nodes = match implementation(broker) {
+        Ok(n) => n,
+        Err(code) => return code,
+    };
     let loaded = match load(path) {
         Ok(l) => l,
         Err(code) => return code,
@@ -510,7 +587,7 @@ fn bench_command(path: &Path, seeds: u64, checker_messages: usize) -> ExitCode {
     let mut summary = None;
     for _ in 0..5 {
         let started = wall_clock();
-        let s = sweep::sweep(&loaded, 0..seeds, reference_broker);
+        let s = sweep::sweep_named(&loaded, 0..seeds, broker, nodes);
         walls_s.push(started.elapsed().as_secs_f64());
         summary = Some(s);
     }
@@ -546,4 +623,118 @@ fn bench_command(path: &Path, seeds: u64, checker_messages: usize) -> ExitCode {
     } else {
         ExitCode::SUCCESS
     }
+}
+
+fn mutants_command(
+    seeds: Option<u64>,
+    only: Option<&str>,
+    dir: &Path,
+    jobs: Option<usize>,
+    json: bool,
+) -> ExitCode {
+    let selected: Vec<_> = mutants::registry()
+        .into_iter()
+        .filter(|m| only.is_none_or(|o| m.name.contains(o)))
+        .collect();
+    if selected.is_empty() {
+        eprintln!(
+            "error: --only {only:?} matches no mutant; registered: {}",
+            mutants::implementation_names()[1..].join(", ")
+        );
+        return ExitCode::from(2);
+    }
+    let started = wall_clock();
+    let report = match mutants::campaign(dir, &selected, seeds, jobs.unwrap_or_else(default_jobs)) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let wall_s = started.elapsed().as_secs_f64();
+    if json {
+        let mut v = serde_json::to_value(&report).expect("report serializes");
+        v["passed"] = serde_json::json!(report.passed());
+        v["wall_s"] = serde_json::json!(wall_s);
+        println!("{v}");
+    } else {
+        print_campaign(&report, wall_s);
+    }
+    if report.passed() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+fn print_campaign(report: &mutants::CampaignReport, wall_s: f64) {
+    println!(
+        "{:<34} {:<20} {:<24} {:>5} {:<10} {:>11}  {}",
+        "mutant", "component", "verdict", "seed", "rule", "seeds/budget", "scenario"
+    );
+    for m in &report.mutants {
+        let (seed, rules) = match &m.failure {
+            Some(f) => (
+                f.seed.to_string(),
+                f.rules
+                    .iter()
+                    .map(|r| r.name())
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ),
+            None => ("-".to_string(), "-".to_string()),
+        };
+        let scenario = if m.variant.is_empty() {
+            m.scenario.to_string()
+        } else {
+            format!("{} ({})", m.scenario, m.variant)
+        };
+        println!(
+            "{:<34} {:<20} {:<24} {:>5} {:<10} {:>5}/{:<6}  {}",
+            m.name,
+            m.component.name(),
+            format!("{} (expects {})", m.verdict.name(), m.expected.name()),
+            seed,
+            rules,
+            m.seeds_to_detection,
+            m.budget,
+            scenario
+        );
+    }
+    let caught = report
+        .mutants
+        .iter()
+        .filter(|m| m.verdict == Verdict::Caught)
+        .count();
+    println!(
+        "\n{caught} of {} mutants caught by their rule",
+        report.mutants.len()
+    );
+    for r in &report.reference {
+        println!(
+            "reference on {}: {} seeds, {} failed",
+            r.scenario,
+            r.seeds,
+            r.failures.len()
+        );
+        for f in &r.failures {
+            println!("  seed {} ({}) violated {:?}", f.seed, f.variant, f.rules);
+            println!("    replay: {}", f.replay);
+        }
+    }
+    for m in report
+        .mutants
+        .iter()
+        .filter(|m| m.verdict != Verdict::Caught)
+    {
+        println!("\n{} ({}): {}", m.name, m.verdict.name(), m.description);
+        if let Some(f) = &m.failure {
+            for v in &f.violations {
+                println!("  - {v}");
+            }
+            println!("  replay: {}", f.replay);
+        }
+    }
+    println!("wall time {wall_s:.2} s");
+    println!("{}", if report.passed() { "PASS" } else { "FAIL" });
 }

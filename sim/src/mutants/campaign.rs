@@ -1,0 +1,216 @@
+//! The campaign: every registered mutant over its scenario, seed after seed until the
+//! checker fails one or the budget runs out, then the reference over every seed any
+//! mutant ran. The engine behind `sim mutants` and tests/mutants.rs.
+//!
+//! A mutant is *caught* when a seed fails and its expected rule is among that seed's
+//! rules; *caught by another rule* when a seed fails without it (the bug shows, but not
+//! where the registry says it should: either the registry or a rule is wrong); *missed*
+//! when every seed of its budget passes. The reference must pass every seed of every
+//! mutant's budget, or a "caught" mutant proves nothing.
+//!
+//! Mutants run on `jobs` threads; each mutant's runs are sequential and deterministic
+//! and the results are put back in registry order, so the report does not depend on
+//! the number of jobs.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use serde::Serialize;
+
+use super::{Component, Mutant, REFERENCE};
+use crate::check::Rule;
+use crate::runner::Nodes;
+use crate::scenario::{LoadedScenario, ScenarioError};
+use crate::sweep::{self, SeedFailure};
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    Caught,
+    CaughtByAnotherRule,
+    Missed,
+}
+
+impl Verdict {
+    pub fn name(self) -> &'static str {
+        match self {
+            Verdict::Caught => "caught",
+            Verdict::CaughtByAnotherRule => "caught by another rule",
+            Verdict::Missed => "MISSED",
+        }
+    }
+}
+
+/// One mutant's outcome.
+#[derive(Clone, Debug, Serialize)]
+pub struct MutantResult {
+    pub name: &'static str,
+    pub component: Component,
+    pub description: &'static str,
+    pub scenario: &'static str,
+    pub variant: &'static str,
+    pub expected: Rule,
+    /// Seeds (of the kept variant) it had to be caught within.
+    pub budget: u64,
+    pub verdict: Verdict,
+    /// The failing seed, its rules, its first violations and its replay command.
+    pub failure: Option<SeedFailure>,
+    /// Seeds run up to and including the first failing one (the whole budget if none).
+    pub seeds_to_detection: u64,
+    /// Every seed it ran.
+    #[serde(skip)]
+    pub seeds_run: Vec<u64>,
+}
+
+/// The reference over the seeds of the mutants' budgets on one scenario.
+#[derive(Clone, Debug, Serialize)]
+pub struct ReferenceResult {
+    pub scenario: String,
+    pub seeds: u64,
+    pub failures: Vec<SeedFailure>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct CampaignReport {
+    pub mutants: Vec<MutantResult>,
+    pub reference: Vec<ReferenceResult>,
+}
+
+impl CampaignReport {
+    /// Every mutant caught by its rule, and the reference clean.
+    pub fn passed(&self) -> bool {
+        self.mutants.iter().all(|m| m.verdict == Verdict::Caught)
+            && self.reference.iter().all(|r| r.failures.is_empty())
+    }
+}
+
+/// The seeds (of `loaded`'s variants, filtered by `variant`) a mutant with `budget` may
+/// run, in order: the first `budget` seeds whose variant name contains `variant`.
+fn candidate_seeds<'a>(
+    loaded: &'a LoadedScenario,
+    variant: &'a str,
+    budget: u64,
+) -> impl Iterator<Item = u64> + 'a {
+    (0u64..)
+        .filter(move |&s| loaded.variant_for(s).name.contains(variant))
+        .take(usize::try_from(budget).unwrap_or(usize::MAX))
+}
+
+/// Runs one mutant until caught or out of budget.
+pub fn judge(loaded: &LoadedScenario, mutant: &Mutant, budget: u64) -> MutantResult {
+    let mut seeds_run = Vec::new();
+    let mut failure = None;
+    for seed in candidate_seeds(loaded, mutant.variant, budget) {
+        seeds_run.push(seed);
+        let s = sweep::sweep_named(loaded, seed..seed + 1, mutant.name, mutant.nodes);
+        if let Some(f) = s.failures.into_iter().next() {
+            failure = Some(f);
+            break;
+        }
+    }
+    let verdict = match &failure {
+        None => Verdict::Missed,
+        Some(f) if f.rules.contains(&mutant.expected) => Verdict::Caught,
+        Some(_) => Verdict::CaughtByAnotherRule,
+    };
+    MutantResult {
+        name: mutant.name,
+        component: mutant.component,
+        description: mutant.description,
+        scenario: mutant.scenario,
+        variant: mutant.variant,
+        expected: mutant.expected,
+        budget,
+        verdict,
+        failure,
+        seeds_to_detection: seeds_run.len() as u64,
+        seeds_run,
+    }
+}
+
+/// Runs `work` over `items` on `jobs` threads (round robin), results in item order.
+fn on_threads<T: Sync, R: Send>(items: &[T], jobs: usize, work: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    let jobs = jobs.clamp(1, items.len().max(1));
+    let mut slots: Vec<Option<R>> = (0..items.len()).map(|_| None).collect();
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..jobs)
+            .map(|j| {
+                let work = &work;
+                scope.spawn(move || {
+                    (j..items.len())
+                        .step_by(jobs)
+                        .map(|i| (i, work(&items[i])))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        for h in handles {
+            for (i, r) in h.join().expect("a campaign thread panicked") {
+                slots[i] = Some(r);
+            }
+        }
+    });
+    slots
+        .into_iter()
+        .map(|r| r.expect("every item ran"))
+        .collect()
+}
+
+/// Runs `mutants` (each with its own budget, or `budget` for all when given) over their
+/// scenarios from `scenario_dir`, then the reference over every seed of their budgets.
+pub fn campaign(
+    scenario_dir: &Path,
+    mutants: &[Mutant],
+    budget: Option<u64>,
+    jobs: usize,
+) -> Result<CampaignReport, ScenarioError> {
+    let mut scenarios: BTreeMap<&str, LoadedScenario> = BTreeMap::new();
+    for m in mutants {
+        if !scenarios.contains_key(m.scenario) {
+            let path = scenario_dir.join(format!("{}.toml", m.scenario));
+            scenarios.insert(m.scenario, LoadedScenario::load(&path)?);
+        }
+    }
+    let results = on_threads(mutants, jobs, |m| {
+        judge(&scenarios[m.scenario], m, budget.unwrap_or(m.seeds))
+    });
+    // The reference runs every seed of every mutant's budget, not only those a mutant
+    // needed: a budget is a claim that these seeds are clean for the reference.
+    let mut seeds: BTreeMap<&str, BTreeSet<u64>> = BTreeMap::new();
+    for m in mutants {
+        let budget = budget.unwrap_or(m.seeds);
+        seeds.entry(m.scenario).or_default().extend(candidate_seeds(
+            &scenarios[m.scenario],
+            m.variant,
+            budget,
+        ));
+    }
+    let work: Vec<(&str, u64)> = seeds
+        .iter()
+        .flat_map(|(scenario, set)| set.iter().map(move |&s| (*scenario, s)))
+        .collect();
+    let runs = on_threads(&work, jobs, |&(scenario, seed)| {
+        sweep::sweep_named(
+            &scenarios[scenario],
+            seed..seed + 1,
+            REFERENCE,
+            Nodes::reference,
+        )
+    });
+    let mut reference: BTreeMap<&str, ReferenceResult> = BTreeMap::new();
+    for ((scenario, _), run) in work.iter().zip(runs) {
+        let r = reference
+            .entry(scenario)
+            .or_insert_with(|| ReferenceResult {
+                scenario: scenario.to_string(),
+                seeds: 0,
+                failures: Vec::new(),
+            });
+        r.seeds += 1;
+        r.failures.extend(run.failures);
+    }
+    Ok(CampaignReport {
+        mutants: results,
+        reference: reference.into_values().collect(),
+    })
+}
