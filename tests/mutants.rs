@@ -13,14 +13,11 @@ fn scenario_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios")
 }
 
-/// CI has two cores.
-const JOBS: usize = 2;
-
 #[test]
 fn every_mutant_is_caught_by_its_rule_and_the_reference_passes_the_same_seeds() {
     let mutants = registry();
     assert!(mutants.len() >= 20, "{} mutants", mutants.len());
-    let report = campaign(&scenario_dir(), &mutants, None, JOBS).unwrap_or_else(|e| panic!("{e}"));
+    let report = campaign(&scenario_dir(), &mutants, None).unwrap_or_else(|e| panic!("{e}"));
     let mut problems = String::new();
     for m in &report.mutants {
         if m.verdict != Verdict::Caught {
@@ -107,7 +104,7 @@ fn the_campaign_reports_missed_mutants_and_wrong_rules() {
         .find(|m| m.name == "pull-corrupt-body")
         .expect("registered");
     wrong_rule.expected = Rule::Order;
-    let report = campaign(&scenario_dir(), &[honest, wrong_rule], None, JOBS).unwrap();
+    let report = campaign(&scenario_dir(), &[honest, wrong_rule], None).unwrap();
     assert!(!report.passed());
     assert_eq!(report.mutants[0].verdict, Verdict::Missed);
     assert!(report.mutants[0].failure.is_none());

@@ -113,9 +113,6 @@ enum Command {
         only: Option<String>,
         #[arg(long, default_value = "scenarios")]
         dir: PathBuf,
-        /// Worker threads (default: every core).
-        #[arg(long)]
-        jobs: Option<usize>,
         /// One JSON object on stdout instead of the table.
         #[arg(long)]
         json: bool,
@@ -180,9 +177,8 @@ fn main() -> ExitCode {
             seeds,
             only,
             dir,
-            jobs,
             json,
-        } => mutants_command(seeds, only.as_deref(), &dir, jobs, json),
+        } => mutants_command(seeds, only.as_deref(), &dir, json),
         Command::StoreCrash {
             seeds,
             first_seed,
@@ -625,13 +621,7 @@ fn bench_command(path: &Path, seeds: u64, checker_messages: usize, broker: &str)
     }
 }
 
-fn mutants_command(
-    seeds: Option<u64>,
-    only: Option<&str>,
-    dir: &Path,
-    jobs: Option<usize>,
-    json: bool,
-) -> ExitCode {
+fn mutants_command(seeds: Option<u64>, only: Option<&str>, dir: &Path, json: bool) -> ExitCode {
     let selected: Vec<_> = mutants::registry()
         .into_iter()
         .filter(|m| only.is_none_or(|o| m.name.contains(o)))
@@ -644,7 +634,7 @@ fn mutants_command(
         return ExitCode::from(2);
     }
     let started = wall_clock();
-    let report = match mutants::campaign(dir, &selected, seeds, jobs.unwrap_or_else(default_jobs)) {
+    let report = match mutants::campaign(dir, &selected, seeds) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: {e}");

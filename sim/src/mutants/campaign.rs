@@ -8,9 +8,8 @@
 //! when every seed of its budget passes. The reference must pass every seed of every
 //! mutant's budget, or a "caught" mutant proves nothing.
 //!
-//! Mutants run on `jobs` threads; each mutant's runs are sequential and deterministic
-//! and the results are put back in registry order, so the report does not depend on
-//! the number of jobs.
+//! Sequential, like every sweep in `sim/` (no threads): the whole campaign takes
+//! seconds, and its report is the same on every machine.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -128,41 +127,12 @@ pub fn judge(loaded: &LoadedScenario, mutant: &Mutant, budget: u64) -> MutantRes
     }
 }
 
-/// Runs `work` over `items` on `jobs` threads (round robin), results in item order.
-fn on_threads<T: Sync, R: Send>(items: &[T], jobs: usize, work: impl Fn(&T) -> R + Sync) -> Vec<R> {
-    let jobs = jobs.clamp(1, items.len().max(1));
-    let mut slots: Vec<Option<R>> = (0..items.len()).map(|_| None).collect();
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..jobs)
-            .map(|j| {
-                let work = &work;
-                scope.spawn(move || {
-                    (j..items.len())
-                        .step_by(jobs)
-                        .map(|i| (i, work(&items[i])))
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        for h in handles {
-            for (i, r) in h.join().expect("a campaign thread panicked") {
-                slots[i] = Some(r);
-            }
-        }
-    });
-    slots
-        .into_iter()
-        .map(|r| r.expect("every item ran"))
-        .collect()
-}
-
 /// Runs `mutants` (each with its own budget, or `budget` for all when given) over their
 /// scenarios from `scenario_dir`, then the reference over every seed of their budgets.
 pub fn campaign(
     scenario_dir: &Path,
     mutants: &[Mutant],
     budget: Option<u64>,
-    jobs: usize,
 ) -> Result<CampaignReport, ScenarioError> {
     let mut scenarios: BTreeMap<&str, LoadedScenario> = BTreeMap::new();
     for m in mutants {
@@ -171,9 +141,10 @@ pub fn campaign(
             scenarios.insert(m.scenario, LoadedScenario::load(&path)?);
         }
     }
-    let results = on_threads(mutants, jobs, |m| {
-        judge(&scenarios[m.scenario], m, budget.unwrap_or(m.seeds))
-    });
+    let results: Vec<MutantResult> = mutants
+        .iter()
+        .map(|m| judge(&scenarios[m.scenario], m, budget.unwrap_or(m.seeds)))
+        .collect();
     // The reference runs every seed of every mutant's budget, not only those a mutant
     // needed: a budget is a claim that these seeds are clean for the reference.
     let mut seeds: BTreeMap<&str, BTreeSet<u64>> = BTreeMap::new();
@@ -185,32 +156,24 @@ pub fn campaign(
             budget,
         ));
     }
-    let work: Vec<(&str, u64)> = seeds
+    let reference = seeds
         .iter()
-        .flat_map(|(scenario, set)| set.iter().map(move |&s| (*scenario, s)))
-        .collect();
-    let runs = on_threads(&work, jobs, |&(scenario, seed)| {
-        sweep::sweep_named(
-            &scenarios[scenario],
-            seed..seed + 1,
-            REFERENCE,
-            Nodes::reference,
-        )
-    });
-    let mut reference: BTreeMap<&str, ReferenceResult> = BTreeMap::new();
-    for ((scenario, _), run) in work.iter().zip(runs) {
-        let r = reference
-            .entry(scenario)
-            .or_insert_with(|| ReferenceResult {
+        .map(|(scenario, set)| {
+            let loaded = &scenarios[scenario];
+            let mut failures = Vec::new();
+            for &seed in set {
+                let run = sweep::sweep_named(loaded, seed..seed + 1, REFERENCE, Nodes::reference);
+                failures.extend(run.failures);
+            }
+            ReferenceResult {
                 scenario: scenario.to_string(),
-                seeds: 0,
-                failures: Vec::new(),
-            });
-        r.seeds += 1;
-        r.failures.extend(run.failures);
-    }
+                seeds: set.len() as u64,
+                failures,
+            }
+        })
+        .collect();
     Ok(CampaignReport {
         mutants: results,
-        reference: reference.into_values().collect(),
+        reference,
     })
 }
