@@ -659,8 +659,8 @@ fn mutants_command(seeds: Option<u64>, only: Option<&str>, dir: &Path, json: boo
 
 fn print_campaign(report: &mutants::CampaignReport, wall_s: f64) {
     println!(
-        "{:<34} {:<20} {:<24} {:>5} {:<10} {:>11}  {}",
-        "mutant", "component", "verdict", "seed", "rule", "seeds/budget", "scenario"
+        "{:<32} {:<19} {:<8} {:<10} {:>5} {:<22} {:>12}  scenario",
+        "mutant", "component", "expects", "verdict", "seed", "rules", "seeds/budget"
     );
     for m in &report.mutants {
         let (seed, rules) = match &m.failure {
@@ -679,15 +679,20 @@ fn print_campaign(report: &mutants::CampaignReport, wall_s: f64) {
         } else {
             format!("{} ({})", m.scenario, m.variant)
         };
+        let verdict = match m.verdict {
+            Verdict::Caught => "caught",
+            Verdict::CaughtByAnotherRule => "OTHER RULE",
+            Verdict::Missed => "MISSED",
+        };
         println!(
-            "{:<34} {:<20} {:<24} {:>5} {:<10} {:>5}/{:<6}  {}",
+            "{:<32} {:<19} {:<8} {:<10} {:>5} {:<22} {:>12}  {}",
             m.name,
             m.component.name(),
-            format!("{} (expects {})", m.verdict.name(), m.expected.name()),
+            m.expected.name(),
+            verdict,
             seed,
             rules,
-            m.seeds_to_detection,
-            m.budget,
+            format!("{}/{}", m.seeds_to_detection, m.budget),
             scenario
         );
     }

@@ -103,7 +103,7 @@ impl Tamper for OkNotStored {
             return Some(input);
         };
         self.sends += 1;
-        if self.sends % 10 != 0 {
+        if !self.sends.is_multiple_of(10) {
             return Some(input);
         }
         // An offset far past anything stored, so that it names no other message.
