@@ -6,8 +6,10 @@
 use std::path::{Path, PathBuf};
 
 use rmq_sim::check::Rule;
+use rmq_sim::mutants::tamper::{tamper_brokers, tamper_consumers, tamper_name_servers, Tamper};
 use rmq_sim::mutants::{campaign, registry, Component, Mutant, Verdict};
-use rmq_sim::runner::Nodes;
+use rmq_sim::runner::{self, Nodes, RunOptions};
+use rmq_sim::scenario::LoadedScenario;
 
 fn scenario_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios")
@@ -117,4 +119,41 @@ fn the_campaign_reports_missed_mutants_and_wrong_rules() {
         .rules
         .contains(&Rule::Corrupt));
     assert!(report.reference.iter().all(|r| r.failures.is_empty()));
+}
+
+/// Tampers with nothing, through every hook (the disk's too).
+struct PassThrough;
+
+impl Tamper for PassThrough {
+    fn tampers_disk(&self) -> bool {
+        true
+    }
+}
+
+/// The wrapper a mutant plants its bug in is transparent: every role wrapped with a
+/// tamper that changes nothing runs exactly as the reference (same events, same trace
+/// fingerprint), so what a mutant breaks is its bug, not the wrapping.
+#[test]
+fn a_wrapper_that_tampers_with_nothing_changes_nothing() {
+    let loaded = LoadedScenario::load(&scenario_dir().join("case4_power_cut.toml")).unwrap();
+    for seed in 0..2 {
+        let variant = loaded.variant_for(seed);
+        let reference = runner::run(variant, seed, Nodes::reference(), RunOptions::default());
+        let wrapped = Nodes {
+            broker: tamper_brokers(|_| Some(PassThrough)).broker,
+            name_server: tamper_name_servers(|| PassThrough).name_server,
+            consumer: tamper_consumers(|_| Some(PassThrough)).consumer,
+            ..Nodes::default()
+        };
+        let out = runner::run(variant, seed, wrapped, RunOptions::default());
+        assert!(
+            reference.report.passed(),
+            "{:?}",
+            reference.report.violations
+        );
+        assert!(reference.events > 1_000, "{} events", reference.events);
+        assert_eq!(out.events, reference.events, "seed {seed}");
+        assert_eq!(out.fingerprint, reference.fingerprint, "seed {seed}");
+        assert_eq!(out.history.entries.len(), reference.history.entries.len());
+    }
 }

@@ -5,15 +5,18 @@
 //!
 //! [`Mutant`]: super::Mutant
 
+use std::collections::VecDeque;
 use std::rc::Rc;
 
 use rmq_model::broker::Broker;
-use rmq_model::node::NodeId;
+use rmq_model::node::{Ctx, Input, NodeId};
 use rmq_model::protocol::{pull_sys_flag, response_code, Message, Request, Response};
 use rmq_model::store::Disk;
 
 use super::client_rebalance::{clustering, Membership};
-use super::tamper::{consumer_config, found_pull, tamper_brokers, tamper_consumers, Rewrite};
+use super::tamper::{
+    consumer_config, found_pull, tamper_brokers, tamper_consumers, Rewrite, Tamper,
+};
 use super::Component;
 use crate::runner::Nodes;
 
@@ -92,6 +95,20 @@ pub fn blind_spots() -> Vec<BlindSpot> {
             },
         },
         BlindSpot {
+            name: "pull-answers-late",
+            component: Component::BrokerPull,
+            description: "holds every FOUND pull answer for the 15 s long-poll timeout, as if arrivals never woke held pulls",
+            scenario: "case1_kill",
+            awaits: "latency after the heal",
+            nodes: || {
+                tamper_brokers(|_| {
+                    Some(AnswersLate {
+                        held: VecDeque::new(),
+                    })
+                })
+            },
+        },
+        BlindSpot {
             name: "pull-reserves-last-record",
             component: Component::BrokerPull,
             description: "answers FOUND with next_begin_offset on the last record served: it is delivered twice",
@@ -160,4 +177,48 @@ fn reserve_last(_: NodeId, mut msg: Message) -> Option<Message> {
         p.next_begin_offset = p.next_begin_offset.saturating_sub(1);
     }
     Some(msg)
+}
+
+/// RocketMQ's `brokerSuspendMaxTimeMillis`: how long a held pull waits at most.
+const HOLD_MS: u64 = 15_000;
+/// A timer kind no node uses.
+const RELEASE_TIMER_KIND: u64 = u64::MAX - 0x4d55;
+
+/// Answers held back, released in order (every hold is equally long).
+struct AnswersLate {
+    held: VecDeque<(NodeId, Message)>,
+}
+
+impl Tamper for AnswersLate {
+    fn outgoing(
+        &mut self,
+        ctx: &mut dyn Ctx<Message>,
+        to: NodeId,
+        mut msg: Message,
+    ) -> Option<Message> {
+        if found_pull(&mut msg).is_none() {
+            return Some(msg);
+        }
+        ctx.set_timer(HOLD_MS, RELEASE_TIMER_KIND);
+        self.held.push_back((to, msg));
+        None
+    }
+
+    fn incoming(
+        &mut self,
+        ctx: &mut dyn Ctx<Message>,
+        input: Input<Message>,
+    ) -> Option<Input<Message>> {
+        let Input::Timer {
+            kind: RELEASE_TIMER_KIND,
+            ..
+        } = input
+        else {
+            return Some(input);
+        };
+        if let Some((to, msg)) = self.held.pop_front() {
+            ctx.send(to, msg);
+        }
+        None
+    }
 }

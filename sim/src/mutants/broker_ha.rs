@@ -88,7 +88,7 @@ impl Tamper for SlaveAcksUnstored {
     }
 
     /// Its own honest reports would tell the master the truth.
-    fn outgoing(&mut self, _: NodeId, msg: Message) -> Option<Message> {
+    fn outgoing(&mut self, _: &mut dyn Ctx<Message>, _: NodeId, msg: Message) -> Option<Message> {
         match msg {
             Message::Request {
                 request: Request::HaReport { slave_max_offset },
@@ -102,7 +102,7 @@ impl Tamper for SlaveAcksUnstored {
 struct ReportsAhead;
 
 impl Tamper for ReportsAhead {
-    fn outgoing(&mut self, _: NodeId, msg: Message) -> Option<Message> {
+    fn outgoing(&mut self, _: &mut dyn Ctx<Message>, _: NodeId, msg: Message) -> Option<Message> {
         match msg {
             Message::Request {
                 opaque,

@@ -82,7 +82,7 @@ impl Tamper for QueryAhead {
         Some(input)
     }
 
-    fn outgoing(&mut self, to: NodeId, msg: Message) -> Option<Message> {
+    fn outgoing(&mut self, _: &mut dyn Ctx<Message>, to: NodeId, msg: Message) -> Option<Message> {
         match msg {
             Message::Response {
                 opaque,

@@ -54,7 +54,7 @@ pub(super) enum Membership {
 }
 
 impl Tamper for Membership {
-    fn outgoing(&mut self, _: NodeId, msg: Message) -> Option<Message> {
+    fn outgoing(&mut self, _: &mut dyn Ctx<Message>, _: NodeId, msg: Message) -> Option<Message> {
         if let (
             Membership::Alone { client_id },
             Message::Request {

@@ -27,8 +27,14 @@ use crate::workload::ConsumerHost;
 
 /// What a mutant does at its node's boundary. Every hook defaults to passing through.
 pub trait Tamper: 'static {
-    /// Rewrites or drops (`None`) a packet the node sends to `to`.
-    fn outgoing(&mut self, _to: NodeId, msg: Message) -> Option<Message> {
+    /// Rewrites or drops (`None`) a packet the node sends to `to`; `ctx` is the
+    /// driver's (to hold a packet back on a timer, say).
+    fn outgoing(
+        &mut self,
+        _ctx: &mut dyn Ctx<Message>,
+        _to: NodeId,
+        msg: Message,
+    ) -> Option<Message> {
         Some(msg)
     }
     /// Rewrites or swallows (`None`) an input before the node sees it; may answer
@@ -60,7 +66,7 @@ pub trait Tamper: 'static {
 pub struct Rewrite(pub fn(NodeId, Message) -> Option<Message>);
 
 impl Tamper for Rewrite {
-    fn outgoing(&mut self, to: NodeId, msg: Message) -> Option<Message> {
+    fn outgoing(&mut self, _: &mut dyn Ctx<Message>, to: NodeId, msg: Message) -> Option<Message> {
         (self.0)(to, msg)
     }
 }
@@ -89,8 +95,9 @@ impl<T: Tamper> Ctx<Message> for TamperCtx<'_, T> {
         self.inner.get_mut().random_u64()
     }
     fn send(&mut self, to: NodeId, msg: Message) {
-        if let Some(msg) = self.tamper.outgoing(to, msg) {
-            self.inner.get_mut().send(to, msg);
+        let inner = self.inner.get_mut();
+        if let Some(msg) = self.tamper.outgoing(&mut **inner, to, msg) {
+            inner.send(to, msg);
         }
     }
     fn set_timer(&mut self, after_ms: u64, kind: u64) -> TimerId {
