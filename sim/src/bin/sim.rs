@@ -116,6 +116,10 @@ enum Command {
         /// One JSON object on stdout instead of the table.
         #[arg(long)]
         json: bool,
+        /// Try the known blind spots instead (default 40 seeds each): which does a rule
+        /// catch now?
+        #[arg(long)]
+        blind_spots: bool,
     },
     /// Crash, damage and recover the storage engine over many seeds, checking every
     /// recovery (durability, prefix, consume queues, dense offsets, idempotence, damage).
@@ -178,7 +182,14 @@ fn main() -> ExitCode {
             only,
             dir,
             json,
-        } => mutants_command(seeds, only.as_deref(), &dir, json),
+            blind_spots,
+        } => {
+            if blind_spots {
+                blind_spots_command(seeds.unwrap_or(40), only.as_deref(), &dir, json)
+            } else {
+                mutants_command(seeds, only.as_deref(), &dir, json)
+            }
+        }
         Command::StoreCrash {
             seeds,
             first_seed,
@@ -732,4 +743,38 @@ fn print_campaign(report: &mutants::CampaignReport, wall_s: f64) {
     }
     println!("wall time {wall_s:.2} s");
     println!("{}", if report.passed() { "PASS" } else { "FAIL" });
+}
+
+fn blind_spots_command(seeds: u64, only: Option<&str>, dir: &Path, json: bool) -> ExitCode {
+    let spots: Vec<_> = mutants::blind_spots()
+        .into_iter()
+        .filter(|b| only.is_none_or(|o| b.name.contains(o)))
+        .collect();
+    let results = match mutants::probe_blind_spots(dir, &spots, seeds) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if json {
+        println!(
+            "{}",
+            serde_json::to_value(&results).expect("results serialize")
+        );
+    } else {
+        for r in &results {
+            match &r.failure {
+                None => println!(
+                    "{:<30} still blind after {} seeds of {} (awaits: {})",
+                    r.name, r.seeds, r.scenario, r.awaits
+                ),
+                Some(f) => println!(
+                    "{:<30} CAUGHT at seed {} of {} by {:?}: move it into the registry\n  replay: {}",
+                    r.name, f.seed, r.scenario, f.rules, f.replay
+                ),
+            }
+        }
+    }
+    ExitCode::SUCCESS
 }

@@ -16,7 +16,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use super::{Component, Mutant, REFERENCE};
+use super::{BlindSpot, Component, Mutant, REFERENCE};
 use crate::check::Rule;
 use crate::runner::Nodes;
 use crate::scenario::{LoadedScenario, ScenarioError};
@@ -176,4 +176,51 @@ pub fn campaign(
         mutants: results,
         reference,
     })
+}
+
+/// A known blind spot tried again: does some rule catch it now?
+#[derive(Clone, Debug, Serialize)]
+pub struct BlindSpotResult {
+    pub name: &'static str,
+    pub component: Component,
+    pub description: &'static str,
+    pub scenario: &'static str,
+    pub awaits: &'static str,
+    pub seeds: u64,
+    /// The first failing seed, if any: then it belongs in the registry, with its rule.
+    pub failure: Option<SeedFailure>,
+}
+
+/// Runs every blind spot over the first `seeds` seeds of its scenario, stopping at the
+/// first failure (the integrator's check after a rule lands: `sim mutants
+/// --blind-spots`).
+pub fn probe_blind_spots(
+    scenario_dir: &Path,
+    spots: &[BlindSpot],
+    seeds: u64,
+) -> Result<Vec<BlindSpotResult>, ScenarioError> {
+    let mut out = Vec::new();
+    for b in spots {
+        let loaded = LoadedScenario::load(&scenario_dir.join(format!("{}.toml", b.scenario)))?;
+        let mut failure = None;
+        let mut ran = 0;
+        for seed in 0..seeds {
+            ran += 1;
+            let s = sweep::sweep_named(&loaded, seed..seed + 1, b.name, b.nodes);
+            if let Some(f) = s.failures.into_iter().next() {
+                failure = Some(f);
+                break;
+            }
+        }
+        out.push(BlindSpotResult {
+            name: b.name,
+            component: b.component,
+            description: b.description,
+            scenario: b.scenario,
+            awaits: b.awaits,
+            seeds: ran,
+            failure,
+        });
+    }
+    Ok(out)
 }

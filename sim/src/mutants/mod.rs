@@ -37,7 +37,10 @@ use crate::check::Rule;
 use crate::runner::Nodes;
 
 pub use blind_spots::{blind_spots, BlindSpot};
-pub use campaign::{campaign, judge, CampaignReport, MutantResult, ReferenceResult, Verdict};
+pub use campaign::{
+    campaign, judge, probe_blind_spots, BlindSpotResult, CampaignReport, MutantResult,
+    ReferenceResult, Verdict,
+};
 
 /// Which part of the system a mutant plants its bug in.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -177,7 +180,7 @@ mod tests {
         names.sort_unstable();
         names.dedup();
         assert_eq!(names.len(), count, "duplicate implementation names");
-        assert!(!names.contains(&REFERENCE));
+        assert!(all.iter().all(|m| m.name != REFERENCE));
         // The rules as of this registry; a new rule adds its mutant and itself here.
         for rule in [
             Rule::Lost,
