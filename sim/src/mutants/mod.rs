@@ -11,7 +11,8 @@
 //!
 //! One file per component (`storage`, `broker_send`, `broker_flush`, `broker_ha`,
 //! `broker_pull`, `broker_offsets`, `name_server`, `client_rebalance`,
-//! `client_offset_store`, `client_filter`), each ending in a `mutants()` list. Adding a
+//! `client_offset_store`, `client_filter`, `client_consume`, `client_producer`), each
+//! with a `mutants()` list. Adding a
 //! mutant is one [`Mutant`] entry in that list (plus its tamper, if it needs a new
 //! one); [`registry`] collects the lists, and `sim run --broker NAME` can run it at once.
 
@@ -22,8 +23,10 @@ mod broker_offsets;
 mod broker_pull;
 mod broker_send;
 mod campaign;
+mod client_consume;
 mod client_filter;
 mod client_offset_store;
+mod client_producer;
 mod client_rebalance;
 mod name_server;
 mod storage;
@@ -66,6 +69,10 @@ pub enum Component {
     ClientOffsetStore,
     /// The push consumer's subscription / tag filter.
     ClientFilter,
+    /// The push consumer's process queue and consume service.
+    ClientConsume,
+    /// The producer.
+    ClientProducer,
 }
 
 impl Component {
@@ -81,6 +88,8 @@ impl Component {
             Component::ClientRebalance => "client/rebalance",
             Component::ClientOffsetStore => "client/offset store",
             Component::ClientFilter => "client/filter",
+            Component::ClientConsume => "client/consume",
+            Component::ClientProducer => "client/producer",
         }
     }
 }
@@ -125,6 +134,8 @@ pub fn registry() -> Vec<Mutant> {
     all.extend(client_rebalance::mutants());
     all.extend(client_offset_store::mutants());
     all.extend(client_filter::mutants());
+    all.extend(client_consume::mutants());
+    all.extend(client_producer::mutants());
     all
 }
 
@@ -207,6 +218,8 @@ mod tests {
             Component::ClientRebalance,
             Component::ClientOffsetStore,
             Component::ClientFilter,
+            Component::ClientConsume,
+            Component::ClientProducer,
         ] {
             assert!(all.iter().any(|m| m.component == c), "no mutant in {c}");
         }

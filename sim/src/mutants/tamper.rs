@@ -23,7 +23,7 @@ use rmq_model::store::record::{parse, CrcCheck, RecordView, Slot};
 use rmq_model::store::Disk;
 
 use crate::runner::Nodes;
-use crate::workload::ConsumerHost;
+use crate::workload::{ConsumerHost, ProducerHost};
 
 /// What a mutant does at its node's boundary. Every hook defaults to passing through.
 pub trait Tamper: 'static {
@@ -250,6 +250,20 @@ pub fn tamper_consumers<T: Tamper>(pick: fn(&ConsumerConfig) -> Option<T>) -> No
                 Some(t) => Box::new(Wrapped::new(inner, t)),
                 None => inner,
             }
+        }),
+        ..Nodes::default()
+    }
+}
+
+/// Reference nodes, every producer wrapped in the tamper `make` builds (the producer
+/// host inside still records what the application sent and was told).
+pub fn tamper_producers<T: Tamper>(make: fn() -> T) -> Nodes {
+    Nodes {
+        producer: Rc::new(move |config, plan, recorder| {
+            Box::new(Wrapped::new(
+                Box::new(ProducerHost::new(config, plan, recorder)),
+                make(),
+            ))
         }),
         ..Nodes::default()
     }
