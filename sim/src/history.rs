@@ -38,12 +38,81 @@ pub struct BrokerGroupMeta {
     pub slave_node: Option<u32>,
     pub flush: FlushMode,
     pub replication: Replication,
-    /// The longest an acknowledged record can stay only in the master's page cache
-    /// under ASYNC_FLUSH (thorough-flush interval + flush interval + sync latency).
-    pub async_flush_window_ms: u64,
-    /// The longest an acknowledged record can stay only on the master under ASYNC
-    /// replication.
-    pub async_replication_window_ms: u64,
+}
+
+/// The timing promises the run was judged against: declared by the scenario's
+/// `[promise]` section, recorded in `Meta`, and the only windows the checker reads —
+/// never the configuration of the broker under test, so a broker that flushes or
+/// replicates less often than declared fails instead of widening its own allowance.
+///
+/// Defaults are RocketMQ's documented values (`docs/history.md` lists each field with
+/// its RocketMQ name). Every field has a default, so a history or a scenario names
+/// only what it changes; a new promise is one more field here with its default.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Promise {
+    /// `flushIntervalCommitLog`: an ASYNC_FLUSH master looks at its page cache at
+    /// least this often (and a master with a slave ships new records at least this
+    /// often).
+    pub flush_interval_commit_log_ms: u64,
+    /// `flushCommitLogThoroughInterval`: an ASYNC_FLUSH master flushes everything at
+    /// least this often, however few pages are dirty.
+    pub flush_commit_log_thorough_interval_ms: u64,
+    /// Not a RocketMQ setting: the longest one fsync of the commit log takes once
+    /// issued (the simulator's disks take at most 10 ms; a real-disk harness declares
+    /// its own).
+    pub fsync_max_ms: u64,
+    /// `haSendHeartbeatInterval`: a slave reports to its master this often; a slave
+    /// cut off reconnects within two of these.
+    pub ha_send_heartbeat_interval_ms: u64,
+    /// SlaveSynchronize's period (fixed in `BrokerController`): how often a slave
+    /// copies its master's consumer offsets.
+    pub slave_synchronize_interval_ms: u64,
+    /// `flushConsumerOffsetInterval`: a broker persists consumer offsets this often.
+    pub flush_consumer_offset_interval_ms: u64,
+    /// `persistConsumerOffsetInterval`: a consumer commits its offsets this often.
+    pub persist_consumer_offset_interval_ms: u64,
+    /// `rocketmq.client.rebalance.waitInterval`: a consumer rebalances this often.
+    pub rebalance_interval_ms: u64,
+    /// `BROKER_SUSPEND_MAX_TIME_MILLIS`: the longest a broker holds a long-polling pull
+    /// before answering it.
+    pub broker_suspend_max_time_ms: u64,
+}
+
+impl Default for Promise {
+    fn default() -> Self {
+        Promise {
+            flush_interval_commit_log_ms: 500,
+            flush_commit_log_thorough_interval_ms: 10_000,
+            fsync_max_ms: 10,
+            ha_send_heartbeat_interval_ms: 5_000,
+            slave_synchronize_interval_ms: 10_000,
+            flush_consumer_offset_interval_ms: 5_000,
+            persist_consumer_offset_interval_ms: 5_000,
+            rebalance_interval_ms: 20_000,
+            broker_suspend_max_time_ms: 15_000,
+        }
+    }
+}
+
+impl Promise {
+    /// The longest an acknowledged record may live only in an ASYNC_FLUSH master's
+    /// page cache: the thorough flush is due within its interval, looked for every
+    /// flush interval, and then takes one fsync.
+    pub fn async_flush_window_ms(&self) -> u64 {
+        self.flush_commit_log_thorough_interval_ms
+            .saturating_add(self.flush_interval_commit_log_ms)
+            .saturating_add(self.fsync_max_ms)
+    }
+
+    /// The longest a strongly acknowledged record may live only on an ASYNC_MASTER
+    /// while both ends are up: shipped within one flush interval and an fsync, and a
+    /// dropped slave reconnects within two heartbeats.
+    pub fn async_replication_window_ms(&self) -> u64 {
+        self.flush_interval_commit_log_ms
+            .saturating_add(self.fsync_max_ms)
+            .saturating_add(self.ha_send_heartbeat_interval_ms.saturating_mul(2))
+    }
 }
 
 /// A consumer group's subscription, as the checker needs it.
@@ -93,6 +162,9 @@ pub enum Entry {
         /// When faults stop (heal) and when the quiet period ends (liveness is judged).
         heal_at_ms: u64,
         end_ms: u64,
+        /// The declared timing promises; absent (older histories): the defaults.
+        #[serde(default)]
+        promise: Promise,
     },
     Fault {
         at_ms: u64,
@@ -271,5 +343,28 @@ mod tests {
         assert_eq!(back, h);
         let err = History::read_jsonl(&mut "{\"op\":\"nope\"}\n".as_bytes()).unwrap_err();
         assert!(err.starts_with("line 1:"), "{err}");
+    }
+
+    /// A history written before `Meta.promise` existed (with the windows its brokers
+    /// used to carry) still loads, judged by RocketMQ's default promises.
+    #[test]
+    fn old_meta_without_a_promise_loads_with_the_defaults() {
+        let line = r#"{"op":"meta","scenario":"s","seed":1,"brokers":[{"broker_name":"b","master_node":1,"slave_node":null,"flush":"async_flush","replication":"none","async_flush_window_ms":10510,"async_replication_window_ms":10510}],"groups":[],"heal_at_ms":5,"end_ms":9}"#;
+        let h = History::read_jsonl(&mut line.as_bytes()).unwrap();
+        let Entry::Meta { promise, .. } = &h.entries[0] else {
+            panic!("not a Meta: {:?}", h.entries[0]);
+        };
+        assert_eq!(*promise, Promise::default());
+        assert_eq!(promise.async_flush_window_ms(), 10_510);
+        let partial = line.replace(
+            r#""end_ms":9}"#,
+            r#""end_ms":9,"promise":{"fsync_max_ms":50}}"#,
+        );
+        let h = History::read_jsonl(&mut partial.as_bytes()).unwrap();
+        let Entry::Meta { promise, .. } = &h.entries[0] else {
+            panic!("not a Meta");
+        };
+        assert_eq!(promise.fsync_max_ms, 50);
+        assert_eq!(promise.flush_interval_commit_log_ms, 500);
     }
 }

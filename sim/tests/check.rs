@@ -5,11 +5,27 @@ use std::collections::BTreeMap;
 
 use rmq_sim::check::{check, synthetic_history, Report, Rule};
 use rmq_sim::history::{
-    BrokerGroupMeta, Entry, FaultKind, FlushMode, GroupMeta, History, Replication, SendStatus,
+    BrokerGroupMeta, Entry, FaultKind, FlushMode, GroupMeta, History, Promise, Replication,
+    SendStatus,
 };
 
 const FLUSH_WINDOW: u64 = 1_000;
 const REPL_WINDOW: u64 = 2_000;
+
+/// Promises whose flush window is [`FLUSH_WINDOW`] and replication window
+/// [`REPL_WINDOW`].
+fn promise() -> Promise {
+    let p = Promise {
+        flush_interval_commit_log_ms: 500,
+        flush_commit_log_thorough_interval_ms: 500,
+        fsync_max_ms: 0,
+        ha_send_heartbeat_interval_ms: 750,
+        ..Promise::default()
+    };
+    assert_eq!(p.async_flush_window_ms(), FLUSH_WINDOW);
+    assert_eq!(p.async_replication_window_ms(), REPL_WINDOW);
+    p
+}
 
 fn broker(
     name: &str,
@@ -24,8 +40,6 @@ fn broker(
         slave_node: slave,
         flush,
         replication: repl,
-        async_flush_window_ms: FLUSH_WINDOW,
-        async_replication_window_ms: REPL_WINDOW,
     }
 }
 
@@ -58,6 +72,7 @@ impl B {
             groups,
             heal_at_ms: 200_000,
             end_ms: 200_000,
+            promise: promise(),
         });
         B {
             h,

@@ -174,7 +174,7 @@ pub(crate) fn check(
         }
         if let Some(a) = allowance(ix, m, u64::MAX) {
             stats.allowed_lost += 1;
-            *stats.allowance_reasons.entry(a.reason).or_insert(0) += 1;
+            *stats.allowance_reasons.entry(a.reason()).or_insert(0) += 1;
             continue;
         }
         missing.retain(|&(g, c, _)| !consumed_past_before_send(ix, log, m, g, c));

@@ -8,6 +8,16 @@
 //! the modules (`lost.rs`, `allowance.rs`, `liveness.rs`, `phantom.rs`, `corrupt.rs`,
 //! `order.rs`, `offsets.rs`, `duplicates.rs`) say the same with the reasons.
 //!
+//! **What the checker may read**: the history, and nothing else. Every window a rule
+//! uses (flush, replication, offset propagation) is a declared promise recorded in
+//! `Meta.promise` ([`crate::history::Promise`]), never the configuration or the code
+//! of the broker under test: a broker that flushes or replicates less often than
+//! declared then fails, instead of widening its own allowance. So nothing under
+//! `check/` imports the model crate (a test reads these files to keep it so), and any system
+//! that writes the history format is judged the same way (`sim check --history`).
+//! Checker-side tolerances that are not RocketMQ promises (network grace) are
+//! constants next to the rule that uses them.
+//!
 //! Duplicates are counted ([`CheckStats::duplicates_by_group`]), never a violation
 //! (at-least-once).
 //!
@@ -238,5 +248,30 @@ impl Sink {
             }
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// The checker judges against declared promises only: no file under `check/`
+    /// may reach into the system under test.
+    #[test]
+    fn the_checker_never_names_the_model() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/check");
+        let mut files = 0;
+        for entry in std::fs::read_dir(&dir).expect("src/check is readable") {
+            let path = entry.expect("a directory entry").path();
+            if path.extension().is_some_and(|e| e == "rs") {
+                let text = std::fs::read_to_string(&path).expect("a source file");
+                let needle = concat!("rmq", "_model");
+                assert!(
+                    !text.contains(needle),
+                    "{} names {needle}: the checker must read only the history",
+                    path.display()
+                );
+                files += 1;
+            }
+        }
+        assert!(files > 10, "only {files} files found in {}", dir.display());
     }
 }

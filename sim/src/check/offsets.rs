@@ -31,7 +31,7 @@
 //!      connection. A commit that had a grace period to arrive is not excused;
 //!    - the lower committer's span started from an offset a *slave* answered (its
 //!      route listed no master: see `Own.offset_from_broker_id`) and the higher
-//!      commit was made less than [`REPLICA_LAG_MS`] before that span began: a slave
+//!      commit was made less than [`replica_lag_ms`] before that span began: a slave
 //!      learns its master's offsets by SlaveSynchronize, every 10 s, so it may not
 //!      have the master's latest (RocketMQ's documented behaviour; avoiding it would
 //!      take a consensus on offsets). A higher commit older than that, or one the
@@ -41,8 +41,6 @@
 //!    one regression is reported once.
 
 use std::collections::BTreeMap;
-
-use rmq_model::broker::config::SLAVE_SYNCHRONIZE_INTERVAL_MS;
 
 use super::allowance::{allowance, allowance_at};
 use super::faults::{CACHE_LOSS, MEDIA_LOSS, NETWORK, RESTARTS};
@@ -57,9 +55,14 @@ use crate::history::Entry;
 /// beyond it yet far below RocketMQ's 20 s rebalance interval.
 pub(crate) const HANDOVER_GRACE_MS: u64 = 1_000;
 
-/// How far a slave's consumer offsets may lag its master's: one SlaveSynchronize
-/// interval, plus the grace for the commit and the sync to travel.
-pub(crate) const REPLICA_LAG_MS: u64 = SLAVE_SYNCHRONIZE_INTERVAL_MS + HANDOVER_GRACE_MS;
+/// How far a slave's consumer offsets may lag its master's: one declared
+/// SlaveSynchronize interval (`Meta.promise`), plus the grace for the commit and the
+/// sync to travel.
+pub(crate) fn replica_lag_ms(ix: &Index) -> u64 {
+    ix.promise
+        .slave_synchronize_interval_ms
+        .saturating_add(HANDOVER_GRACE_MS)
+}
 
 pub(crate) fn check(ix: &Index, log: &QueueLog, sink: &mut Sink) {
     one_message_per_offset(ix, log, sink);
@@ -251,7 +254,7 @@ fn commits_never_go_back(ix: &Index, sink: &mut Sink) {
                 }
             }
             if ix.spans[c.span as usize].from_replica
-                && prev.at_ms.saturating_add(REPLICA_LAG_MS) > span_start
+                && prev.at_ms.saturating_add(replica_lag_ms(ix)) > span_start
             {
                 continue;
             }
