@@ -4,6 +4,7 @@
 //! nothing depends on how a sweep was split. No threads here: `sim` stays
 //! single-threaded; only the CLI spreads ranges over cores.
 
+use std::collections::BTreeMap;
 use std::ops::Range;
 
 use serde::Serialize;
@@ -35,6 +36,8 @@ pub struct SweepSummary {
     pub deliveries: u64,
     pub duplicates: u64,
     pub allowed_lost: u64,
+    /// `rule/excuse` -> times it fired over every seed (see `check::Report::excuses`).
+    pub excuses: BTreeMap<String, u64>,
     pub history_ops: u64,
     pub failures: Vec<SeedFailure>,
 }
@@ -61,6 +64,7 @@ fn run_seed(
         deliveries: stats.deliveries,
         duplicates: stats.duplicates_by_group.values().sum(),
         allowed_lost: stats.allowed_lost,
+        excuses: stats.excuses.clone(),
         history_ops: stats.history_ops,
         ..SweepSummary::default()
     };
@@ -106,6 +110,9 @@ fn add(total: &mut SweepSummary, s: &SweepSummary) {
     total.deliveries += s.deliveries;
     total.duplicates += s.duplicates;
     total.allowed_lost += s.allowed_lost;
+    for (k, n) in &s.excuses {
+        *total.excuses.entry(k.clone()).or_insert(0) += n;
+    }
     total.history_ops += s.history_ops;
 }
 

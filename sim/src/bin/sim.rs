@@ -343,6 +343,7 @@ fn print_sweep_summary(s: &SweepSummary, wall_s: f64) {
         "  {} sends, {} acknowledged, {} deliveries, {} duplicates, {} losses explained by the allowance",
         s.sends, s.acked, s.deliveries, s.duplicates, s.allowed_lost
     );
+    println!("  excuses by kind: {}", excuse_totals(&s.excuses));
     for f in &s.failures {
         println!("\nseed {} ({}) violated {:?}", f.seed, f.variant, f.rules);
         for v in &f.violations {
@@ -350,6 +351,19 @@ fn print_sweep_summary(s: &SweepSummary, wall_s: f64) {
         }
         println!("  replay: {}", f.replay);
     }
+}
+
+/// `rule/excuse n, ...`, most used first, or `none`.
+fn excuse_totals(excuses: &std::collections::BTreeMap<String, u64>) -> String {
+    if excuses.is_empty() {
+        return "none".to_string();
+    }
+    let mut v: Vec<(&String, &u64)> = excuses.iter().collect();
+    v.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+    v.iter()
+        .map(|(k, n)| format!("{k} {n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn run_command(
@@ -446,20 +460,8 @@ fn replay_scenario(
             return ExitCode::from(2);
         }
     }
-    let stats = &out.report.stats;
     println!("\n# verdict");
-    println!(
-        "{} sends ({} acknowledged, {} failed, {} unknown), {} deliveries, duplicates {:?}, {} losses explained by the allowance {:?}",
-        stats.sends, stats.acked, stats.failed, stats.unknown, stats.deliveries,
-        stats.duplicates_by_group, stats.allowed_lost, stats.allowance_reasons
-    );
-    if out.report.passed() {
-        println!("PASS");
-    } else {
-        for v in &out.report.violations {
-            println!("VIOLATION {v}");
-        }
-    }
+    print!("{}", out.report);
     println!("fingerprint {:016x}", out.fingerprint);
     if out.report.passed() {
         ExitCode::SUCCESS

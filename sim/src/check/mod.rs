@@ -18,6 +18,12 @@
 //! Checker-side tolerances that are not RocketMQ promises (network grace) are
 //! constants next to the rule that uses them.
 //!
+//! **Excuses**: whenever a rule lets something pass on evidence (a fault on the same
+//! broker group, queue or client), it records the excuse through
+//! `Sink::excuses.record(rule, excuse, evidence)` (`excuses.rs`); the verdict names
+//! each excuse that fired with the faults it used ([`Report::excuses`]) and the stats
+//! count them by kind ([`CheckStats::excuses`]).
+//!
 //! Duplicates are counted ([`CheckStats::duplicates_by_group`]), never a violation
 //! (at-least-once).
 //!
@@ -31,6 +37,7 @@ mod allowance;
 mod corrupt;
 mod deliveries;
 mod duplicates;
+mod excuses;
 mod faults;
 mod hasher;
 mod index;
@@ -51,6 +58,7 @@ use serde::Serialize;
 
 use crate::history::History;
 
+pub use excuses::{ExcuseTally, EVIDENCE_SHOWN};
 #[doc(hidden)]
 pub use synthetic::synthetic_history;
 
@@ -145,6 +153,8 @@ pub struct CheckStats {
     pub allowed_lost: u64,
     /// Allowance reason -> messages it covered.
     pub allowance_reasons: BTreeMap<String, u64>,
+    /// `rule/excuse` -> how many times that excuse fired (see [`Report::excuses`]).
+    pub excuses: BTreeMap<String, u64>,
     /// History entries read.
     pub history_ops: u64,
 }
@@ -152,7 +162,46 @@ pub struct CheckStats {
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Report {
     pub violations: Vec<Violation>,
+    /// Every excuse that fired: rule, excuse, count and the evidence it rested on.
+    pub excuses: Vec<ExcuseTally>,
     pub stats: CheckStats,
+}
+
+/// The verdict as `sim replay` and `sim check` print it: the counts, every excuse
+/// that fired, then `PASS` or one `VIOLATION` line per violation.
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = &self.stats;
+        writeln!(
+            f,
+            "{} sends ({} acknowledged, {} failed, {} unknown), {} deliveries, duplicates {:?}, \
+             {} losses explained by the allowance {:?}",
+            s.sends,
+            s.acked,
+            s.failed,
+            s.unknown,
+            s.deliveries,
+            s.duplicates_by_group,
+            s.allowed_lost,
+            s.allowance_reasons
+        )?;
+        if self.excuses.is_empty() {
+            writeln!(f, "excuses: none")?;
+        } else {
+            writeln!(f, "excuses:")?;
+            for t in &self.excuses {
+                writeln!(f, "  {t}")?;
+            }
+        }
+        if self.passed() {
+            writeln!(f, "PASS")
+        } else {
+            for v in &self.violations {
+                writeln!(f, "VIOLATION {v}")?;
+            }
+            Ok(())
+        }
+    }
 }
 
 impl Report {
@@ -186,18 +235,24 @@ pub fn check(history: &History) -> Report {
         .finish(&ix, &obs.queue_log, &obs.table, &reused, &mut sink);
     offsets::check(&ix, &obs.queue_log, &mut sink);
     duplicates::count(&ix, &obs.table, &mut stats);
+    let (violations, excuses) = sink.finish();
+    stats.excuses = excuses.iter().map(|t| (t.key(), t.count)).collect();
     Report {
-        violations: sink.finish(),
+        violations,
+        excuses,
         stats,
     }
 }
 
-/// Collects violations, detailing the first [`MAX_DETAILED`] of each rule.
+/// Collects violations, detailing the first [`MAX_DETAILED`] of each rule, and the
+/// excuses that fired.
 #[derive(Default)]
 pub(crate) struct Sink {
-    shown: [Vec<Violation>; 6],
-    hidden: [u64; 6],
-    hidden_labels: [Vec<String>; 6],
+    shown: [Vec<Violation>; Rule::ALL.len()],
+    hidden: [u64; Rule::ALL.len()],
+    hidden_labels: [Vec<String>; Rule::ALL.len()],
+    /// Every rule's excuses go through [`Excuses::record`](excuses::Excuses::record).
+    pub(crate) excuses: excuses::Excuses,
 }
 
 impl Sink {
@@ -218,12 +273,13 @@ impl Sink {
         }
     }
 
-    fn finish(self) -> Vec<Violation> {
+    fn finish(self) -> (Vec<Violation>, Vec<ExcuseTally>) {
         let mut out = Vec::new();
         let Sink {
             shown,
             hidden,
             hidden_labels,
+            excuses,
         } = self;
         for ((rule, shown), (hidden, labels)) in Rule::ALL
             .iter()
@@ -247,7 +303,7 @@ impl Sink {
                 });
             }
         }
-        out
+        (out, excuses.finish())
     }
 }
 
