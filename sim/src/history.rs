@@ -315,15 +315,13 @@ impl History {
             let e = parse_line(&line).map_err(|m| HistoryError::at(n, m))?;
             let is_meta = matches!(e, Entry::Meta { .. });
             match (entries.is_empty(), is_meta) {
-                (true, false) => {
-                    return Err(HistoryError::at(
-                        n,
-                        format!(
-                            "the first entry must be the run's `meta` (op \"meta\"), found op \"{}\"",
-                            e.op_name()
-                        ),
-                    ))
-                }
+                (true, false) => return Err(HistoryError::at(
+                    n,
+                    format!(
+                        "the first entry must be the run's `meta` (op \"meta\"), found op \"{}\"",
+                        e.op_name()
+                    ),
+                )),
                 (false, true) => {
                     return Err(HistoryError::at(
                         n,
@@ -447,10 +445,7 @@ fn parse_line(line: &str) -> Result<Entry, String> {
         None => return Err("no \"op\" field: each line is one entry, {\"op\": ...}".into()),
     };
     if !OPS.contains(&op.as_str()) {
-        return Err(format!(
-            "unknown op \"{op}\" (known: {})",
-            OPS.join(", ")
-        ));
+        return Err(format!("unknown op \"{op}\" (known: {})", OPS.join(", ")));
     }
     let message = in_line(first_err);
     if message.starts_with("missing field") {
@@ -513,7 +508,10 @@ mod tests {
         let text = String::from_utf8(buf.clone()).unwrap();
         assert!(text.starts_with(r#"{"op":"meta","#), "{text}");
         assert!(
-            text.lines().nth(1).unwrap().starts_with(r#"{"op":"send_invoke","at_ms":5"#),
+            text.lines()
+                .nth(1)
+                .unwrap()
+                .starts_with(r#"{"op":"send_invoke","at_ms":5"#),
             "{text}"
         );
         let back = History::read_jsonl(&mut buf.as_slice()).unwrap();
@@ -546,8 +544,7 @@ mod tests {
     }
 
     const META: &str = r#"{"op":"meta","scenario":"s","seed":1,"brokers":[],"groups":[],"heal_at_ms":10,"end_ms":20}"#;
-    const INVOKE: &str =
-        r#"{"op":"send_invoke","at_ms":5000,"client":3,"wid":1,"topic":"T","tags":null,"body_crc":7}"#;
+    const INVOKE: &str = r#"{"op":"send_invoke","at_ms":5000,"client":3,"wid":1,"topic":"T","tags":null,"body_crc":7}"#;
 
     fn read(lines: &[&str]) -> Result<History, HistoryError> {
         History::read_jsonl(&mut lines.join("\n").as_bytes())
@@ -566,7 +563,10 @@ mod tests {
         let e = error(&[META, "", "[1, 2]"]);
         assert!(e.starts_with("line 3: not a JSON object"), "{e}");
         let e = error(&[META, r#"{"op":"send_ack","at_ms":1}"#]);
-        assert!(e.starts_with("line 2: unknown op \"send_ack\" (known: meta, "), "{e}");
+        assert!(
+            e.starts_with("line 2: unknown op \"send_ack\" (known: meta, "),
+            "{e}"
+        );
         let e = error(&[META, r#"{"at_ms":1}"#]);
         assert!(e.starts_with("line 2: no \"op\" field"), "{e}");
         let e = error(&[META, r#"{"op":7}"#]);
@@ -595,13 +595,25 @@ mod tests {
             "line 2: op \"send_invoke\": field `at_ms`: invalid type: string \"5s\", expected u64"
         );
         let e = error(&[META, &INVOKE.replace("\"wid\":1", "\"wid\":-1")]);
-        assert!(e.starts_with("line 2: op \"send_invoke\": field `wid`: "), "{e}");
+        assert!(
+            e.starts_with("line 2: op \"send_invoke\": field `wid`: "),
+            "{e}"
+        );
         let e = error(&[META, &INVOKE.replace(",\"body_crc\":7", "")]);
         assert_eq!(e, "line 2: op \"send_invoke\": missing field `body_crc`");
-        let bad_promise = META.replace("\"end_ms\":20", "\"end_ms\":20,\"promise\":{\"fsync_max_ms\":\"x\"}");
+        let bad_promise = META.replace(
+            "\"end_ms\":20",
+            "\"end_ms\":20,\"promise\":{\"fsync_max_ms\":\"x\"}",
+        );
         let e = error(&[&bad_promise]);
-        assert!(e.starts_with("line 1: op \"meta\": field `promise`: "), "{e}");
-        let unknown_promise = META.replace("\"end_ms\":20", "\"end_ms\":20,\"promise\":{\"flush_ms\":1}");
+        assert!(
+            e.starts_with("line 1: op \"meta\": field `promise`: "),
+            "{e}"
+        );
+        let unknown_promise = META.replace(
+            "\"end_ms\":20",
+            "\"end_ms\":20,\"promise\":{\"flush_ms\":1}",
+        );
         let e = error(&[&unknown_promise]);
         assert!(e.contains("flush_ms"), "{e}");
     }

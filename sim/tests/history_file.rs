@@ -1,0 +1,158 @@
+//! `sim check --history FILE` judges a written history exactly as the run that wrote
+//! it did: the same verdict text, the same exit code, for a passing run and for a
+//! planted bug; and bad files are errors naming the line, never a panic.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::rc::Rc;
+
+use rmq_model::broker::{Broker, FlushDiskType};
+use rmq_model::store::Disk;
+use rmq_sim::runner::{self, BrokerFactory, RunOptions};
+use rmq_sim::scenario::LoadedScenario;
+
+fn scenario(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../scenarios")
+        .join(format!("{name}.toml"))
+}
+
+fn temp(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    dir.join(format!("history_file_{name}.jsonl"))
+}
+
+fn sim(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_sim"))
+        .args(args)
+        .output()
+        .expect("the sim binary runs")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// The verdict block: from `# verdict` up to (not including) the replay's fingerprint.
+fn verdict(text: &str) -> String {
+    let start = text.find("# verdict").expect("a verdict block");
+    text[start..]
+        .lines()
+        .filter(|l| !l.starts_with("fingerprint "))
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
+
+#[test]
+fn check_reproduces_replays_verdict() {
+    let path = temp("replay");
+    let scenario = scenario("case4_power_cut");
+    let replay = sim(&[
+        "replay",
+        "--scenario",
+        scenario.to_str().unwrap(),
+        "--seed",
+        "1",
+        "--tail",
+        "0",
+        "--history",
+        path.to_str().unwrap(),
+    ]);
+    assert!(replay.status.success(), "{}", stdout(&replay));
+    let check = sim(&["check", "--history", path.to_str().unwrap()]);
+    assert_eq!(check.status.code(), replay.status.code());
+    let (r, c) = (verdict(&stdout(&replay)), verdict(&stdout(&check)));
+    assert_eq!(r, c);
+    // The seed has losses the allowance covers: the excuse is named in both.
+    assert!(c.contains("lost/async_flush x"), "{c}");
+    assert!(c.ends_with("PASS\n"), "{c}");
+}
+
+/// SYNC_FLUSH claimed, ASYNC_FLUSH done: SEND_OK before the fsync (tests/mutants.rs).
+fn lying_flush() -> BrokerFactory {
+    Rc::new(|mut config, disk: &mut dyn Disk| {
+        config.flush_disk_type = FlushDiskType::AsyncFlush;
+        Box::new(Broker::boot(config, disk))
+    })
+}
+
+#[test]
+fn check_reproduces_a_failing_runs_verdict() {
+    let loaded = LoadedScenario::load(&scenario("case4_power_cut")).unwrap();
+    let out = (0..40)
+        .filter(|s| loaded.variant_for(*s).name.contains("flush=sync_flush"))
+        .map(|seed| {
+            let v = loaded.variant_for(seed);
+            runner::run(v, seed, lying_flush(), RunOptions::default())
+        })
+        .find(|out| !out.report.passed())
+        .expect("the lying broker fails a seed");
+    let path = temp("failing");
+    let mut file = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
+    out.history.write_jsonl(&mut file).unwrap();
+    drop(file);
+    let check = sim(&["check", "--history", path.to_str().unwrap()]);
+    assert_eq!(check.status.code(), Some(1), "{}", stdout(&check));
+    let printed = verdict(&stdout(&check));
+    assert_eq!(printed, format!("# verdict\n{}", out.report));
+    assert!(printed.contains("VIOLATION [lost]"), "{printed}");
+    // And as JSON: the same violations and excuses.
+    let json = sim(&["check", "--json", "--history", path.to_str().unwrap()]);
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(
+        v["violations"].as_array().unwrap().len(),
+        out.report.violations.len()
+    );
+    assert_eq!(
+        v["excuses"].as_array().unwrap().len(),
+        out.report.excuses.len()
+    );
+}
+
+#[test]
+fn bad_history_files_are_errors_naming_the_line() {
+    let meta = r#"{"op":"meta","scenario":"s","seed":1,"brokers":[],"groups":[],"heal_at_ms":10,"end_ms":20}"#;
+    let cases: [(&str, String, &str); 5] = [
+        ("not_json", format!("{meta}\nnot json\n"), ":2: not JSON"),
+        (
+            "unknown_op",
+            format!("{meta}\n{{\"op\":\"explode\",\"at_ms\":1}}\n"),
+            ":2: unknown op \"explode\"",
+        ),
+        (
+            "no_meta",
+            "{\"op\":\"fault\",\"at_ms\":1,\"kind\":\"heal\",\"node\":null,\"detail\":\"\"}\n"
+                .to_string(),
+            ":1: the first entry must be the run's `meta`",
+        ),
+        (
+            "time",
+            format!(
+                "{meta}\n{}\n{}\n",
+                r#"{"op":"fault","at_ms":9000,"kind":"heal","node":null,"detail":""}"#,
+                r#"{"op":"fault","at_ms":10,"kind":"heal","node":null,"detail":""}"#
+            ),
+            ":3: at_ms 10 is 8990 ms before at_ms 9000 of line 2",
+        ),
+        (
+            "field_type",
+            format!(
+                "{meta}\n{}\n",
+                r#"{"op":"fault","at_ms":1,"kind":"heal","node":"n3","detail":""}"#
+            ),
+            ":2: op \"fault\": field `node`: invalid type: string \"n3\"",
+        ),
+    ];
+    for (name, text, expected) in cases {
+        let path = temp(name);
+        std::fs::write(&path, text).unwrap();
+        let o = sim(&["check", "--history", path.to_str().unwrap()]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{name}: {err}");
+        assert!(
+            err.starts_with(&format!("error: {}{expected}", path.display())),
+            "{name}: {err}"
+        );
+        assert!(!err.contains("panicked"), "{name}: {err}");
+    }
+}
