@@ -61,8 +61,13 @@ fn sweep_scenario(name: &str) {
         summary.failed
     );
     eprintln!(
-        "{name}: {n} seeds passed; {} events, {} acked, {} deliveries, {} duplicates, {} allowed losses",
-        summary.events, summary.acked, summary.deliveries, summary.duplicates, summary.allowed_lost
+        "{name}: {n} seeds passed; {} events, {} acked, {} deliveries, {} duplicates, {} allowed losses; excuses {:?}",
+        summary.events,
+        summary.acked,
+        summary.deliveries,
+        summary.duplicates,
+        summary.allowed_lost,
+        summary.excuses
     );
 }
 

@@ -315,13 +315,15 @@ impl History {
             let e = parse_line(&line).map_err(|m| HistoryError::at(n, m))?;
             let is_meta = matches!(e, Entry::Meta { .. });
             match (entries.is_empty(), is_meta) {
-                (true, false) => return Err(HistoryError::at(
-                    n,
-                    format!(
+                (true, false) => {
+                    return Err(HistoryError::at(
+                        n,
+                        format!(
                         "the first entry must be the run's `meta` (op \"meta\"), found op \"{}\"",
                         e.op_name()
                     ),
-                )),
+                    ))
+                }
                 (false, true) => {
                     return Err(HistoryError::at(
                         n,

@@ -149,3 +149,33 @@ pub fn merge(parts: Vec<SweepSummary>) -> SweepSummary {
     total.failures.sort_by_key(|f| f.seed);
     total
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merged_sweeps_total_excuses_by_kind() {
+        let part = |seed: u64, excuses: &[(&str, u64)]| SweepSummary {
+            scenario: "s".into(),
+            seeds: 1,
+            excuses: excuses.iter().map(|(k, n)| (k.to_string(), *n)).collect(),
+            failures: vec![SeedFailure {
+                seed,
+                variant: "s".into(),
+                rules: Vec::new(),
+                violations: Vec::new(),
+                replay: String::new(),
+            }],
+            ..SweepSummary::default()
+        };
+        let total = merge(vec![
+            part(7, &[("lost/async_flush", 3), ("offsets/broker_restart", 1)]),
+            part(2, &[("lost/async_flush", 2)]),
+        ]);
+        assert_eq!(total.seeds, 2);
+        assert_eq!(total.excuses.get("lost/async_flush"), Some(&5));
+        assert_eq!(total.excuses.get("offsets/broker_restart"), Some(&1));
+        assert_eq!(total.failures[0].seed, 2);
+    }
+}

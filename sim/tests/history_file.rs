@@ -164,7 +164,10 @@ fn the_format_document_matches_the_code() {
     let doc_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/history.md");
     let doc = std::fs::read_to_string(doc_path).expect("docs/history.md");
     for op in rmq_sim::history::OPS {
-        assert!(doc.contains(&format!("## `{op}`")), "no section for op {op}");
+        assert!(
+            doc.contains(&format!("## `{op}`")),
+            "no section for op {op}"
+        );
     }
     let promise = serde_json::to_value(rmq_sim::history::Promise::default()).unwrap();
     for (field, default) in promise.as_object().unwrap() {
@@ -175,7 +178,7 @@ fn the_format_document_matches_the_code() {
     }
     let start = doc.find("```json\n").expect("an example") + "```json\n".len();
     let end = start + doc[start..].find("```").expect("the example ends");
-    let h = rmq_sim::history::History::read_jsonl(&mut doc[start..end].as_bytes())
+    let h = rmq_sim::history::History::read_jsonl(&mut &doc.as_bytes()[start..end])
         .unwrap_or_else(|e| panic!("the example: {e}"));
     let r = rmq_sim::check::check(&h);
     assert!(r.passed(), "{r}");

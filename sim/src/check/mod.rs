@@ -71,7 +71,8 @@ const MAX_SUMMARY_LABELS: usize = 20;
 /// to be stored (a `SendOk` of any status, or a delivery to any group); a *span* is
 /// one consumer's ownership of one queue (`Own` to the next `Own`/`Disown` of the same
 /// group, client and queue, or to a crash/restart of the client's node); the *loss
-/// allowance* is derived from `Meta.brokers` and the faults that happened (see
+/// allowance* is derived from `Meta.brokers`, the windows `Meta.promise` declares and
+/// the faults that happened (see
 /// `allowance.rs`: single copy lost, master and slave lost, unflushed page cache lost
 /// within the flush window, unreplicated within the replication window).
 #[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
