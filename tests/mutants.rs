@@ -196,6 +196,37 @@ fn broker_flushing_less_often_than_promised_is_caught_in_case4() {
     );
 }
 
+/// Mutant 1c: the same slow flush on an ASYNC_MASTER: it ships only durable records,
+/// so its slave falls 30 s behind instead of the declared replication window (one
+/// flush interval and two heartbeats). Caught as loss in case 5 when the master's
+/// machine is lost, with the promise left at RocketMQ's defaults.
+#[test]
+fn master_replicating_less_often_than_promised_is_caught_in_case5() {
+    fn slow_ship() -> BrokerFactory {
+        Rc::new(|mut config, disk: &mut dyn Disk| {
+            config.flush_interval_commit_log_ms = 30_000;
+            config.flush_commit_log_thorough_interval_ms = 30_000;
+            Box::new(Broker::boot(config, disk))
+        })
+    }
+    let s = caught(
+        "case5_machine_lost",
+        300,
+        |v| v.contains("replication=async"),
+        slow_ship,
+    );
+    assert!(
+        s.failed > 0,
+        "not caught in {} ASYNC replication seeds",
+        s.seeds
+    );
+    assert!(
+        first_rules(&s).contains(&Rule::Lost),
+        "{:?}",
+        first_rules(&s)
+    );
+}
+
 /// Mutant 2: under SYNC_MASTER the slave acknowledges what it never stores. Caught as
 /// loss in case 5 once the master's machine is lost.
 #[test]

@@ -20,6 +20,8 @@ pub struct SeedFailure {
     pub variant: String,
     pub rules: Vec<Rule>,
     pub violations: Vec<String>,
+    /// The excuses the seed's verdict took (`rule/excuse xN: evidence`).
+    pub excuses: Vec<String>,
     pub replay: String,
 }
 
@@ -94,6 +96,7 @@ fn run_seed(
             .take(5)
             .map(|v| v.to_string())
             .collect(),
+        excuses: out.report.excuses.iter().map(|t| t.to_string()).collect(),
         replay: replay_command(&loaded.path, seed),
     };
     (s, Some(failure))
@@ -165,6 +168,7 @@ mod tests {
                 variant: "s".into(),
                 rules: Vec::new(),
                 violations: Vec::new(),
+                excuses: Vec::new(),
                 replay: String::new(),
             }],
             ..SweepSummary::default()

@@ -362,6 +362,9 @@ fn print_sweep_summary(s: &SweepSummary, wall_s: f64) {
         for v in &f.violations {
             println!("  - {v}");
         }
+        for e in &f.excuses {
+            println!("  excused: {e}");
+        }
         println!("  replay: {}", f.replay);
     }
 }
