@@ -32,8 +32,7 @@
 
 use std::collections::BTreeMap;
 
-use super::allowance::Allowed;
-use super::allowance::{allowance, allowance_at};
+use super::allowance::{allowance, allowance_at, Allowed};
 use super::deliveries::DeliveryTable;
 use super::faults::{CACHE_LOSS, CONTEXT_MS, MEDIA_LOSS};
 use super::index::{Index, NONE};
