@@ -313,6 +313,16 @@ impl History {
                 continue;
             }
             let e = parse_line(&line).map_err(|m| HistoryError::at(n, m))?;
+            if let Some((field, v)) = e.out_of_range() {
+                return Err(HistoryError::at(
+                    n,
+                    format!(
+                        "op \"{}\": field `{field}`: {v} is beyond {MAX_TIME_OR_OFFSET}, \
+                         the largest time or offset a history may hold",
+                        e.op_name()
+                    ),
+                ));
+            }
             let is_meta = matches!(e, Entry::Meta { .. });
             match (entries.is_empty(), is_meta) {
                 (true, false) => {
@@ -335,7 +345,9 @@ impl History {
             if !is_meta {
                 let at = e.at_ms();
                 match latest {
-                    Some((max, max_line)) if at + TIME_DISORDER_TOLERANCE_MS < max => {
+                    Some((max, max_line))
+                        if at.saturating_add(TIME_DISORDER_TOLERANCE_MS) < max =>
+                    {
                         return Err(HistoryError::at(
                             n,
                             format!(
@@ -367,6 +379,11 @@ impl History {
 /// slightly out of order, and the checker puts them back in order. More than this
 /// is taken for a broken writer (a clock in seconds, a history appended twice).
 pub const TIME_DISORDER_TOLERANCE_MS: u64 = 1_000;
+
+/// The largest time (ms) or queue offset a history file may hold: 2^53 - 1, the
+/// largest integer every JSON reader keeps exact (285,000 years of milliseconds), so
+/// the checker's arithmetic on times and offsets never overflows.
+pub const MAX_TIME_OR_OFFSET: u64 = (1 << 53) - 1;
 
 /// A history file the checker cannot read: which line and why.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -404,6 +421,35 @@ pub const OPS: [&str; 9] = [
 ];
 
 impl Entry {
+    /// The first time or offset field past [`MAX_TIME_OR_OFFSET`], and its value.
+    fn out_of_range(&self) -> Option<(&'static str, u64)> {
+        let fields: [(&'static str, u64); 3] = match self {
+            Entry::Meta {
+                heal_at_ms, end_ms, ..
+            } => [("heal_at_ms", *heal_at_ms), ("end_ms", *end_ms), ("", 0)],
+            Entry::SendOk {
+                at_ms,
+                queue_offset,
+                ..
+            }
+            | Entry::Deliver {
+                at_ms,
+                queue_offset,
+                ..
+            } => [("at_ms", *at_ms), ("queue_offset", *queue_offset), ("", 0)],
+            Entry::Own {
+                at_ms,
+                start_offset,
+                ..
+            } => [("at_ms", *at_ms), ("start_offset", *start_offset), ("", 0)],
+            Entry::Commit { at_ms, offset, .. } => {
+                [("at_ms", *at_ms), ("offset", *offset), ("", 0)]
+            }
+            e => [("at_ms", e.at_ms()), ("", 0), ("", 0)],
+        };
+        fields.into_iter().find(|(_, v)| *v > MAX_TIME_OR_OFFSET)
+    }
+
     /// The entry's `op` in the JSON form.
     pub fn op_name(&self) -> &'static str {
         match self {
@@ -626,6 +672,20 @@ mod tests {
         let within = at(5_000 - TIME_DISORDER_TOLERANCE_MS);
         assert!(read(&[META, INVOKE, &within]).is_ok());
         let beyond = at(5_000 - TIME_DISORDER_TOLERANCE_MS - 1);
+        let huge = at(MAX_TIME_OR_OFFSET);
+        assert!(read(&[META, INVOKE, &huge]).is_ok());
+        let e = error(&[META, INVOKE, &at(u64::MAX)]);
+        assert!(
+            e.starts_with(
+                "line 3: op \"send_invoke\": field `at_ms`: 18446744073709551615 is beyond"
+            ),
+            "{e}"
+        );
+        let e = error(&[&META.replace("\"end_ms\":20", "\"end_ms\":9007199254740992")]);
+        assert!(
+            e.starts_with("line 1: op \"meta\": field `end_ms`: "),
+            "{e}"
+        );
         let e = error(&[META, INVOKE, &at(4_500), &beyond]);
         assert_eq!(
             e,

@@ -184,3 +184,133 @@ fn the_format_document_matches_the_code() {
     assert!(r.passed(), "{r}");
     assert_eq!(r.stats.deliveries, 1);
 }
+
+mod extremes {
+    use proptest::prelude::*;
+    use rmq_sim::history::{
+        BrokerGroupMeta, Entry, FaultKind, FlushMode, GroupMeta, History, Promise, Replication,
+        SendStatus, MAX_TIME_OR_OFFSET,
+    };
+
+    /// Times and offsets a reader accepts, the extremes among them.
+    fn num() -> impl Strategy<Value = u64> {
+        prop_oneof![
+            Just(0u64),
+            Just(1),
+            0u64..50,
+            Just(MAX_TIME_OR_OFFSET - 1),
+            Just(MAX_TIME_OR_OFFSET),
+        ]
+    }
+
+    fn wid() -> impl Strategy<Value = u64> {
+        prop_oneof![0u64..4, Just(u64::MAX)]
+    }
+
+    fn entry() -> impl Strategy<Value = Entry> {
+        let kinds = prop_oneof![
+            Just(FaultKind::PowerCut),
+            Just(FaultKind::MachineLost),
+            Just(FaultKind::Restart),
+            Just(FaultKind::ProcessCrash),
+            Just(FaultKind::Partition),
+        ];
+        prop_oneof![
+            (num(), wid()).prop_map(|(at_ms, wid)| Entry::SendInvoke {
+                at_ms,
+                client: 20,
+                wid,
+                topic: "T".into(),
+                tags: None,
+                body_crc: 1,
+            }),
+            (num(), wid(), num()).prop_map(|(at_ms, wid, queue_offset)| Entry::SendOk {
+                at_ms,
+                client: 20,
+                wid,
+                status: SendStatus::SendOk,
+                broker: "b".into(),
+                queue_id: 0,
+                queue_offset,
+                msg_id: String::new(),
+            }),
+            (num(), wid(), num(), 10u32..12).prop_map(|(at_ms, wid, queue_offset, client)| {
+                Entry::Deliver {
+                    at_ms,
+                    group: "g".into(),
+                    client,
+                    topic: "T".into(),
+                    broker: "b".into(),
+                    queue_id: 0,
+                    queue_offset,
+                    wid: Some(wid),
+                    reconsume_times: 0,
+                    body_crc: 1,
+                    tags: None,
+                }
+            }),
+            (num(), num(), 10u32..12).prop_map(|(at_ms, start_offset, client)| Entry::Own {
+                at_ms,
+                group: "g".into(),
+                client,
+                broker: "b".into(),
+                topic: "T".into(),
+                queue_id: 0,
+                start_offset,
+                offset_from_broker_id: Some(1),
+            }),
+            (num(), num(), 10u32..12).prop_map(|(at_ms, offset, client)| Entry::Commit {
+                at_ms,
+                group: "g".into(),
+                client,
+                broker: "b".into(),
+                topic: "T".into(),
+                queue_id: 0,
+                offset,
+            }),
+            (num(), kinds, 1u32..3).prop_map(|(at_ms, kind, node)| Entry::Fault {
+                at_ms,
+                kind,
+                node: Some(node),
+                detail: String::new(),
+            }),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+        /// Any values a history file may hold are judged without a panic.
+        #[test]
+        fn the_checker_takes_extreme_values(
+            entries in proptest::collection::vec(entry(), 0..30),
+            heal in num(),
+            end in num(),
+            broadcasting: bool,
+        ) {
+            let mut h = History::default();
+            h.push(Entry::Meta {
+                scenario: "extremes".into(),
+                seed: 0,
+                brokers: vec![BrokerGroupMeta {
+                    broker_name: "b".into(),
+                    master_node: 1,
+                    slave_node: Some(2),
+                    flush: FlushMode::AsyncFlush,
+                    replication: Replication::Async,
+                }],
+                groups: vec![GroupMeta {
+                    group: "g".into(),
+                    topic: "T".into(),
+                    tag_expression: "*".into(),
+                    broadcasting,
+                    consumers: vec![10, 11],
+                }],
+                heal_at_ms: heal,
+                end_ms: end,
+                promise: Promise::default(),
+            });
+            h.entries.extend(entries);
+            let _ = rmq_sim::check::check(&h).to_string();
+        }
+    }
+}
