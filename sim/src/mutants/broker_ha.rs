@@ -1,6 +1,7 @@
 //! Planted bugs in master–slave replication (`broker/ha.rs`): a SYNC_MASTER that
-//! acknowledges what no slave holds, so losing the master's machine loses messages
-//! SYNC replication promised to keep.
+//! acknowledges what no slave holds, or an ASYNC_MASTER whose slave falls further
+//! behind than the declared replication window, so losing the master's machine loses
+//! more than the promise allows.
 
 use rmq_model::broker::BrokerRole;
 use rmq_model::node::{Ctx, Input, NodeId};
@@ -10,7 +11,8 @@ use super::tamper::{broker_config, tamper_brokers, Tamper};
 use super::{Component, Mutant};
 use crate::check::Rule;
 
-/// Judged on SYNC replication seeds of case 5 (a master's machine is lost).
+/// Judged on case 5 (a master's machine is lost), on its SYNC replication seeds unless
+/// said otherwise.
 const SCENARIO: &str = "case5_machine_lost";
 const SYNC: &str = "replication=sync";
 
@@ -46,6 +48,21 @@ pub(super) fn mutants() -> Vec<Mutant> {
                 })
             },
         ),
+        Mutant {
+            name: "ha-async-master-ships-late",
+            component: Component::BrokerHa,
+            description: "ASYNC_MASTER that flushes, and so ships to its slave, every 30 s: the slave falls past the declared replication window",
+            scenario: SCENARIO,
+            variant: "replication=async",
+            seeds: 60,
+            expected: Rule::Lost,
+            nodes: || {
+                broker_config(|c| {
+                    c.flush_interval_commit_log_ms = 30_000;
+                    c.flush_commit_log_thorough_interval_ms = 30_000;
+                })
+            },
+        },
         m(
             "ha-slave-reports-ahead",
             "the slave reports holding 1 MiB more of the commit log than it has",
