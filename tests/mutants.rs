@@ -6,6 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use rmq_sim::check::Rule;
+use rmq_sim::history::Promise;
 use rmq_sim::mutants::tamper::{tamper_brokers, tamper_consumers, tamper_name_servers, Tamper};
 use rmq_sim::mutants::{campaign, registry, Component, Mutant, Verdict};
 use rmq_sim::runner::{self, Nodes, RunOptions};
@@ -155,5 +156,20 @@ fn a_wrapper_that_tampers_with_nothing_changes_nothing() {
         assert_eq!(out.events, reference.events, "seed {seed}");
         assert_eq!(out.fingerprint, reference.fingerprint, "seed {seed}");
         assert_eq!(out.history.entries.len(), reference.history.entries.len());
+    }
+}
+
+/// The flush and replication mutants are judged against RocketMQ's documented windows,
+/// not against the mutant broker's own configuration: their scenarios declare no
+/// `[promise]`, so the checker holds every broker to the defaults.
+#[test]
+fn flush_and_ha_mutants_are_held_to_the_default_promise() {
+    for m in registry()
+        .iter()
+        .filter(|m| matches!(m.component, Component::BrokerFlush | Component::BrokerHa))
+    {
+        let loaded =
+            LoadedScenario::load(&scenario_dir().join(format!("{}.toml", m.scenario))).unwrap();
+        assert_eq!(loaded.file.promise, Promise::default(), "{}", m.name);
     }
 }

@@ -221,7 +221,10 @@ mod tests {
     #[test]
     fn replay_commands_name_the_implementation() {
         let named = replay_command("scenarios/x.toml", 3, Some("pull-reverse-batch"));
-        assert!(named.ends_with("--seed 3 --broker pull-reverse-batch"), "{named}");
+        assert!(
+            named.ends_with("--seed 3 --broker pull-reverse-batch"),
+            "{named}"
+        );
         let unnamed = replay_command("scenarios/x.toml", 3, None);
         assert!(unnamed.ends_with("--seed 3"), "{unnamed}");
     }
