@@ -12,5 +12,6 @@ pub mod store_check;
 pub mod store_crash;
 pub mod store_image;
 pub mod sweep;
+pub mod swarm;
 pub mod workload;
 pub mod world;

@@ -51,6 +51,9 @@ pub struct ProducerPlan {
     pub tags: Vec<String>,
     pub send_interval_ms: [u64; 2],
     pub body_bytes: [u32; 2],
+    /// Messages sent back to back per interval (uniform in the range; `[1, 1]` draws
+    /// nothing).
+    pub burst: [u32; 2],
     pub start_ms: u64,
     pub stop_ms: u64,
 }
@@ -178,7 +181,15 @@ impl Node<Message> for ProducerHost {
         } = input
         {
             if self.recorder.borrow().now_ms() < self.plan.stop_ms {
-                self.send_one(ctx);
+                let [lo, hi] = self.plan.burst;
+                let burst = if hi > 1 {
+                    uniform(ctx, u64::from(lo), u64::from(hi))
+                } else {
+                    1
+                };
+                for _ in 0..burst {
+                    self.send_one(ctx);
+                }
                 self.schedule_next(ctx);
             }
             return;
