@@ -358,6 +358,13 @@ pub fn draw(s: &Scenario, seed: u64) -> (Scenario, SwarmChoices) {
     let every_ms = log_pair(rng, spec.every_ms);
     let down_ms = log_pair(rng, spec.down_ms);
     let faults_ms = between(rng, spec.faults_ms);
+    // RocketMQ survives a lost name server only while another one serves routes.
+    let mut cluster = cluster;
+    if kinds.contains(&FaultSpecKind::MachineLost) && targets.contains(&Target::NameServers) {
+        cluster.name_servers = cluster
+            .name_servers
+            .max(env.faults.max_machines_lost.saturating_add(1));
+    }
 
     // Faults aimed at moments: only kinds that are on, on broker targets that are on.
     let masters_on = targets.contains(&Target::Masters);
