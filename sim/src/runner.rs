@@ -633,7 +633,8 @@ pub fn run(s: &Scenario, seed: u64, broker: BrokerFactory, options: RunOptions) 
                         ..ConsumerConfig::default()
                     },
                     rec.clone(),
-                ))
+                )
+                .starting_at(g.start_ms))
             }
         }
     };

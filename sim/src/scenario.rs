@@ -71,6 +71,14 @@ pub struct GroupSpec {
     pub tags: String,
     pub consumers: u32,
     pub model: ModelSpec,
+    /// The group's consumers start at this time (ms from the run's start; default 0:
+    /// at boot). A group that joins late finds a backlog on the brokers.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub start_ms: u64,
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -56,6 +56,10 @@ pub struct SwarmSpec {
     pub consumers: [u32; 2],
     /// The chance (percent) that a group consumes in broadcasting mode.
     pub broadcasting_percent: u32,
+    /// The chance (percent) that a group joins late — at a time drawn in the fault
+    /// phase — and finds a backlog: what a crash takes from the page cache is then
+    /// still unconsumed, so a loss shows as a loss.
+    pub late_group_percent: u32,
     /// The chance (percent) that each of `[faults].targets` is on in a run (at least
     /// one is). Fault kinds are drawn by count first: a run has 0 (fault-free) to all of
     /// `[faults].kinds` on, each count as likely.
@@ -87,6 +91,7 @@ impl Default for SwarmSpec {
             groups: [1, 3],
             consumers: [1, 3],
             broadcasting_percent: 25,
+            late_group_percent: 30,
             target_percent: 60,
             every_ms: [200, 10_000],
             down_ms: [5, 15_000],
@@ -136,6 +141,7 @@ impl SwarmSpec {
             0,
             100,
         )?;
+        range("late_group_percent", [self.late_group_percent; 2], 0, 100)?;
         range("target_percent", [self.target_percent; 2], 0, 100)?;
         range("every_ms", self.every_ms, 1, u64::MAX / 4)?;
         range("down_ms", self.down_ms, 0, u64::MAX / 4)?;
@@ -353,9 +359,15 @@ pub fn draw(s: &Scenario, seed: u64) -> (Scenario, SwarmChoices) {
                 } else {
                     ModelSpec::Clustering
                 },
+                // Permille of the fault phase for now; scaled once its length is drawn.
+                start_ms: if percent(rng, spec.late_group_percent) {
+                    rng.random_range(1..1000)
+                } else {
+                    0
+                },
             }
         })
-        .collect();
+        .collect::<Vec<GroupSpec>>();
     let workload = WorkloadSpec {
         topic: env.workload.topic.clone(),
         producers,
@@ -372,6 +384,13 @@ pub fn draw(s: &Scenario, seed: u64) -> (Scenario, SwarmChoices) {
     let every_ms = log_pair(rng, spec.every_ms);
     let down_ms = log_pair(rng, spec.down_ms);
     let faults_ms = between(rng, spec.faults_ms);
+    let mut workload = workload;
+    for g in &mut workload.groups {
+        if g.start_ms > 0 {
+            g.start_ms = crate::runner::WARMUP_MS
+                + faults_ms.saturating_sub(crate::runner::WARMUP_MS) * g.start_ms / 1000;
+        }
+    }
     // RocketMQ survives a lost name server only while another one serves routes.
     let mut cluster = cluster;
     if kinds.contains(&FaultSpecKind::MachineLost) && targets.contains(&Target::NameServers) {
