@@ -8,7 +8,8 @@
 //! draws, and the file's other sections give what is drawn from (`[cluster].flush` and
 //! `.replication` list the modes, `[workload].tags` the tags, `[faults].kinds` and
 //! `.targets` the fault kinds and targets that may be on) and what is kept
-//! (`[workload].topic`, `[faults].max_machines_lost`, `[durations].quiet_ms`).
+//! (`[workload].topic`, `[faults].max_machines_lost`, `[durations].quiet_ms`, the
+//! `[promise]` the checker holds every seed to).
 //!
 //! Every choice is made in one function, [`draw`], from the seed's own stream
 //! ([`Purpose::Swarm`]): the other streams (fault plan, links, disks, nodes) draw exactly
@@ -500,6 +501,7 @@ pub fn draw(s: &Scenario, seed: u64) -> (Scenario, SwarmChoices) {
             faults_ms,
             quiet_ms: env.durations.quiet_ms,
         },
+        promise: env.promise.clone(),
         swarm: None,
     };
     let scenario = Scenario {
