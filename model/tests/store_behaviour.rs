@@ -583,11 +583,14 @@ fn replication_batches_across_file_ends_continue_past_the_blank() {
         if batch.end > batch.start + batch.data.len() as u64 {
             crossed += 1;
         }
-        let slave_end = slave.append_replicated(&mut slave_disk, &batch.data).unwrap();
+        let slave_end = slave
+            .append_replicated(&mut slave_disk, &batch.data)
+            .unwrap();
         // The slave writes a file's blank when its next record rolls: a batch that
         // ends by skipping a blank leaves the slave just before that file end.
-        let rolled_later =
-            batch.end % FILE_SIZE == 0 && slave_end < batch.end && slave_end > batch.end - FILE_SIZE;
+        let rolled_later = batch.end % FILE_SIZE == 0
+            && slave_end < batch.end
+            && slave_end > batch.end - FILE_SIZE;
         assert!(
             slave_end == batch.end || rolled_later,
             "the slave is at {slave_end}, the batch ends at {}",
@@ -598,6 +601,9 @@ fn replication_batches_across_file_ends_continue_past_the_blank() {
     assert!(crossed > 0, "some batch crossed a file end");
     assert_eq!(slave.written_offset(), written);
     for q in 0..3 {
-        assert_eq!(slave.max_queue_offset("T", q), master.max_queue_offset("T", q));
+        assert_eq!(
+            slave.max_queue_offset("T", q),
+            master.max_queue_offset("T", q)
+        );
     }
 }

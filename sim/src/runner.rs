@@ -454,10 +454,9 @@ fn aimed_trigger(a: &AimedFault, l: &Layout, heal_at_ms: u64) -> Option<Trigger>
                 FaultSpecKind::Kill | FaultSpecKind::ProcessCrash => crash(CrashKind::Process),
                 FaultSpecKind::OsCrash => crash(CrashKind::Os),
                 FaultSpecKind::PowerCut => crash(CrashKind::PowerCut),
-                FaultSpecKind::CleanRestart => vec![
-                    (d, Fault::Shutdown { node }),
-                    (up, Fault::Restart { node }),
-                ],
+                FaultSpecKind::CleanRestart => {
+                    vec![(d, Fault::Shutdown { node }), (up, Fault::Restart { node })]
+                }
                 FaultSpecKind::MachineLost => vec![(d, Fault::LoseMachine { node })],
                 _ => return None,
             }
@@ -467,16 +466,14 @@ fn aimed_trigger(a: &AimedFault, l: &Layout, heal_at_ms: u64) -> Option<Trigger>
             peer,
             extra_ms,
         } => {
-            let other = match peer {
-                Peer::Slave => l.slaves[group as usize]?,
-                Peer::NameServer(i) => NodeId(i),
-                Peer::Producer(i) => NodeId(
-                    l.roles
-                        .iter()
-                        .position(|r| matches!(r, Role::Producer { index } if *index == i as usize))?
-                        as u32,
-                ),
-            };
+            let other =
+                match peer {
+                    Peer::Slave => l.slaves[group as usize]?,
+                    Peer::NameServer(i) => NodeId(i),
+                    Peer::Producer(i) => NodeId(l.roles.iter().position(
+                        |r| matches!(r, Role::Producer { index } if *index == i as usize),
+                    )? as u32),
+                };
             let heal = Fault::Heal {
                 a: master,
                 b: other,
@@ -611,22 +608,24 @@ pub fn run(s: &Scenario, seed: u64, broker: BrokerFactory, options: RunOptions) 
             )),
             Role::Consumer { group, .. } => {
                 let g = &w.groups[*group];
-                Box::new(ConsumerHost::new(
-                    ConsumerConfig {
-                        consumer_group: g.name.clone(),
-                        namesrv_addrs: namesrv_addrs.clone(),
-                        topic: w.topic.clone(),
-                        tag_expression: g.tags.clone(),
-                        message_model: match g.model {
-                            ModelSpec::Clustering => MessageModel::Clustering,
-                            ModelSpec::Broadcasting => MessageModel::Broadcasting,
+                Box::new(
+                    ConsumerHost::new(
+                        ConsumerConfig {
+                            consumer_group: g.name.clone(),
+                            namesrv_addrs: namesrv_addrs.clone(),
+                            topic: w.topic.clone(),
+                            tag_expression: g.tags.clone(),
+                            message_model: match g.model {
+                                ModelSpec::Clustering => MessageModel::Clustering,
+                                ModelSpec::Broadcasting => MessageModel::Broadcasting,
+                            },
+                            consume_from_where: ConsumeFromWhere::FirstOffset,
+                            ..ConsumerConfig::default()
                         },
-                        consume_from_where: ConsumeFromWhere::FirstOffset,
-                        ..ConsumerConfig::default()
-                    },
-                    rec.clone(),
+                        rec.clone(),
+                    )
+                    .starting_at(g.start_ms),
                 )
-                .starting_at(g.start_ms))
             }
         }
     };

@@ -549,7 +549,12 @@ mod tests {
             assert!(spec.producers[0] <= w.producers && w.producers <= spec.producers[1]);
             assert!(w.send_interval_ms[1] <= spec.send_interval_ms[1]);
             assert!(w.body_bytes[1] <= spec.body_bytes[1]);
-            assert!(a.file.faults.kinds.iter().all(|k| s.file.faults.kinds.contains(k)));
+            assert!(a
+                .file
+                .faults
+                .kinds
+                .iter()
+                .all(|k| s.file.faults.kinds.contains(k)));
             for f in &choices.aimed {
                 assert!(f.armed_at_ms < a.file.durations.faults_ms);
             }
@@ -563,16 +568,29 @@ mod tests {
         let s = envelope();
         let runs: Vec<(Scenario, SwarmChoices)> = (0..400).map(|seed| draw(&s, seed)).collect();
         let any = |f: &dyn Fn(&Scenario, &SwarmChoices) -> bool| runs.iter().any(|(s, c)| f(s, c));
-        assert!(any(&|s, _| s.file.workload.send_interval_ms[0] >= 1_000), "a trickle");
+        assert!(
+            any(&|s, _| s.file.workload.send_interval_ms[0] >= 1_000),
+            "a trickle"
+        );
         assert!(
             any(&|s, _| s.file.workload.send_interval_ms[1] <= 8 && s.file.workload.burst[1] > 8),
             "bursts"
         );
         assert!(any(&|s, _| s.file.cluster.queues == 1), "one queue");
-        assert!(any(&|s, _| s.file.faults.kinds.is_empty()), "a fault-free run");
-        assert!(any(&|s, _| s.file.faults.kinds.len() == 1), "one fault kind alone");
-        assert!(any(&|s, _| s.flush == FlushMode::AsyncFlush && s.replication == Replication::None));
-        assert!(any(&|s, _| s.flush == FlushMode::SyncFlush && s.replication == Replication::Sync));
+        assert!(
+            any(&|s, _| s.file.faults.kinds.is_empty()),
+            "a fault-free run"
+        );
+        assert!(
+            any(&|s, _| s.file.faults.kinds.len() == 1),
+            "one fault kind alone"
+        );
+        assert!(any(
+            &|s, _| s.flush == FlushMode::AsyncFlush && s.replication == Replication::None
+        ));
+        assert!(any(
+            &|s, _| s.flush == FlushMode::SyncFlush && s.replication == Replication::Sync
+        ));
         assert!(any(&|s, _| s
             .file
             .workload
@@ -628,7 +646,10 @@ mod tests {
                     )
                 })
                 .count() as u32;
-            assert_eq!(aimed_lost + f.max_machines_lost, s.file.faults.max_machines_lost);
+            assert_eq!(
+                aimed_lost + f.max_machines_lost,
+                s.file.faults.max_machines_lost
+            );
         }
     }
 

@@ -147,8 +147,14 @@ pub enum Watch {
 /// What the world observed, matched against the armed triggers.
 #[derive(Copy, Clone, Debug)]
 enum Observed {
-    Packet { from: NodeId, to: NodeId, moment: u32 },
-    SyncRequested { node: NodeId },
+    Packet {
+        from: NodeId,
+        to: NodeId,
+        moment: u32,
+    },
+    SyncRequested {
+        node: NodeId,
+    },
 }
 
 impl Watch {

@@ -644,7 +644,9 @@ fn a_trigger_strikes_after_the_first_matching_packet_once_armed() {
             (first_pong_ms + 10, "restart n2".to_string()),
         ]
     );
-    assert!(world.trace().any(|l| l.contains("trigger on") && l.contains("fired")));
+    assert!(world
+        .trace()
+        .any(|l| l.contains("trigger on") && l.contains("fired")));
 }
 
 /// A trigger on an fsync request crashes the node while that fsync is in flight: the
@@ -678,7 +680,10 @@ fn a_trigger_on_an_fsync_request_strikes_mid_sync_and_expires_at_the_heal() {
         !requested.contains(&crash_ms),
         "the fsync requested at the crash never completed"
     );
-    assert!(requested.contains(&(crash_ms - TICK_MS)), "the one before did");
+    assert!(
+        requested.contains(&(crash_ms - TICK_MS)),
+        "the one before did"
+    );
     assert_eq!(world.faults().len(), 2, "struck once, then restarted");
 
     let (mut world, _) = counter_world(4);
