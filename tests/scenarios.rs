@@ -2,7 +2,9 @@
 //! judged by the checker against the reference broker.
 //!
 //! `ROCKETSIM_SEEDS` sets the seeds per scenario (default 720: 7 scenarios make 5,040
-//! runs). A failure names the seed and prints the command that replays it.
+//! runs; the swarm scenario, whose seeds each draw a whole configuration, runs
+//! [`DEFAULT_SWARM_SEEDS`] unless set). A failure names the seed and prints the command
+//! that replays it.
 
 use std::path::Path;
 
@@ -11,12 +13,19 @@ use rmq_sim::scenario::LoadedScenario;
 use rmq_sim::sweep::sweep;
 
 const DEFAULT_SEEDS_PER_SCENARIO: u64 = 720;
+/// Swarm seeds run longer on average (bursts, up to 40 s of faults); this many keep the
+/// swarm test to well under a minute on one core.
+const DEFAULT_SWARM_SEEDS: u64 = 120;
 
-fn seeds() -> u64 {
+fn seeds_or(default: u64) -> u64 {
     std::env::var("ROCKETSIM_SEEDS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(DEFAULT_SEEDS_PER_SCENARIO)
+        .unwrap_or(default)
+}
+
+fn seeds() -> u64 {
+    seeds_or(DEFAULT_SEEDS_PER_SCENARIO)
 }
 
 fn load(name: &str) -> LoadedScenario {
@@ -29,8 +38,11 @@ fn load(name: &str) -> LoadedScenario {
 }
 
 fn sweep_scenario(name: &str) {
+    sweep_seeds(name, seeds());
+}
+
+fn sweep_seeds(name: &str, n: u64) {
     let loaded = load(name);
-    let n = seeds();
     let summary = sweep(&loaded, 0..n, reference_broker);
     assert_eq!(summary.seeds, n);
     // The runs did something: messages went out and came back.
@@ -118,6 +130,13 @@ fn chaos() {
     sweep_scenario("chaos");
 }
 
+/// Swarm testing: each seed draws its own cluster, workload and fault mix, with faults
+/// aimed at SEND_OKs, group commits and HA transfers (sim/src/swarm.rs).
+#[test]
+fn swarm() {
+    sweep_seeds("swarm", seeds_or(DEFAULT_SWARM_SEEDS));
+}
+
 /// Chaos seeds that once broke order or offsets: 13998 (a PULL_OFFSET_MOVED backwards
 /// continued the ownership span), 35900 (a broadcasting consumer exited mid offset-file
 /// write), 25735 and 33916 (a commit lost in flight when its client's process ended);
@@ -153,6 +172,7 @@ fn runs_are_deterministic() {
         ("case4_power_cut", 3),
         ("case5_machine_lost", 4),
         ("chaos", 5),
+        ("swarm", 6),
     ] {
         let loaded = load(name);
         let variant = loaded.variant_for(seed);

@@ -558,3 +558,52 @@ fn a_log_at_the_end_of_the_offset_space_refuses_appends() {
     ));
     assert_eq!(store.state(), StoreState::Ready);
 }
+
+/// A slave fed batch after batch, each starting where the last one said the next starts,
+/// ends up with the master's log: batches that cross a file end skip its blank, so a
+/// batch's end is past `start + bytes` (the master once continued at `start + bytes`,
+/// inside the blank, re-shipped records the slave already held and stalled replication
+/// for good: swarm seeds 232 and 291).
+#[test]
+fn replication_batches_across_file_ends_continue_past_the_blank() {
+    let mut master_disk = MemDisk::new();
+    let (mut master, _) = boot(&mut master_disk);
+    fill(&mut master, &mut master_disk, 60);
+    let written = master.written_offset();
+    assert!(written > 4 * FILE_SIZE, "the log spans several files");
+    let mut slave_disk = MemDisk::new();
+    let (mut slave, _) = boot(&mut slave_disk);
+    let mut at = 0;
+    let mut crossed = 0;
+    while at < written {
+        let batch = master
+            .read_for_replication(&master_disk, at, written, 700)
+            .unwrap();
+        assert!(!batch.data.is_empty(), "records left at {at}");
+        if batch.end > batch.start + batch.data.len() as u64 {
+            crossed += 1;
+        }
+        let slave_end = slave
+            .append_replicated(&mut slave_disk, &batch.data)
+            .unwrap();
+        // The slave writes a file's blank when its next record rolls: a batch that
+        // ends by skipping a blank leaves the slave just before that file end.
+        let rolled_later = batch.end % FILE_SIZE == 0
+            && slave_end < batch.end
+            && slave_end > batch.end - FILE_SIZE;
+        assert!(
+            slave_end == batch.end || rolled_later,
+            "the slave is at {slave_end}, the batch ends at {}",
+            batch.end
+        );
+        at = batch.end;
+    }
+    assert!(crossed > 0, "some batch crossed a file end");
+    assert_eq!(slave.written_offset(), written);
+    for q in 0..3 {
+        assert_eq!(
+            slave.max_queue_offset("T", q),
+            master.max_queue_offset("T", q)
+        );
+    }
+}

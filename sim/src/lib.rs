@@ -12,6 +12,7 @@ pub mod seeds;
 pub mod store_check;
 pub mod store_crash;
 pub mod store_image;
+pub mod swarm;
 pub mod sweep;
 pub mod workload;
 pub mod world;

@@ -3,10 +3,13 @@
 //!
 //! Phases: faults (producers send, the fault plan strikes), then the heal (partitions,
 //! clogs and clock skews end; every crashed node whose machine survives reboots), then a
-//! quiet period, at whose end liveness is judged. Every node is built through a factory
+//! quiet period, at whose end liveness is judged. A `[swarm]` scenario is first narrowed
+//! to the seed's own concrete scenario by [`crate::swarm::draw`], and its faults aimed
+//! at moments are armed in the world as triggers. Every node is built through a factory
 //! of [`Nodes`] (broker, name server, producer, consumer; the reference by default), so
 //! another implementation of any role (a fork, a mutant) runs every scenario unchanged.
 
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::rc::Rc;
@@ -17,7 +20,7 @@ use rmq_model::broker::{Broker, BrokerConfig, BrokerRole, FlushDiskType};
 use rmq_model::client::{ConsumeFromWhere, ConsumerConfig, ProducerConfig};
 use rmq_model::namesrv::{NameServer, NamesrvConfig};
 use rmq_model::node::{Node, NodeId};
-use rmq_model::protocol::{perm, Message, MessageModel};
+use rmq_model::protocol::{perm, response_code, Message, MessageModel, Request, Response};
 use rmq_model::store::config_tables::TopicConfig;
 use rmq_model::store::{Disk, StoreConfig};
 use serde::Serialize;
@@ -29,8 +32,9 @@ use crate::history::{
 use crate::net::NetConfig;
 use crate::scenario::{FaultSpecKind, ModelSpec, Scenario, Target};
 use crate::seeds::{stream, Purpose};
+use crate::swarm::{self, AimedFault, Moment, Peer, Side, Strike, SwarmChoices};
 use crate::workload::{ConsumerHost, ProducerHost, ProducerPlan, Recorder, SharedRecorder};
-use crate::world::{sim_addr, CrashKind, Fault, FaultRecord, World};
+use crate::world::{sim_addr, CrashKind, Fault, FaultRecord, Trigger, Watch, World};
 
 /// Builds (boots) a broker from its config and disk.
 pub type BrokerFactory = Rc<dyn Fn(BrokerConfig, &mut dyn Disk) -> Box<dyn Node<Message>>>;
@@ -41,8 +45,10 @@ pub type NameServerFactory = Rc<dyn Fn(NamesrvConfig) -> Box<dyn Node<Message>>>
 pub type ProducerFactory =
     Rc<dyn Fn(ProducerConfig, ProducerPlan, SharedRecorder) -> Box<dyn Node<Message>>>;
 /// Builds a consumer node: the push consumer plus the host that records its deliveries,
-/// ownership and commits ([`ConsumerHost`] is the reference).
-pub type ConsumerFactory = Rc<dyn Fn(ConsumerConfig, SharedRecorder) -> Box<dyn Node<Message>>>;
+/// ownership and commits ([`ConsumerHost`] is the reference). The `u64` is the true time
+/// in ms at which the consumer starts (0: at boot; a swarm group may join late).
+pub type ConsumerFactory =
+    Rc<dyn Fn(ConsumerConfig, u64, SharedRecorder) -> Box<dyn Node<Message>>>;
 
 /// The reference broker: `rmq_model::broker::Broker`.
 pub fn reference_broker() -> BrokerFactory {
@@ -69,7 +75,9 @@ impl Default for Nodes {
             producer: Rc::new(|config, plan, recorder| {
                 Box::new(ProducerHost::new(config, plan, recorder))
             }),
-            consumer: Rc::new(|config, recorder| Box::new(ConsumerHost::new(config, recorder))),
+            consumer: Rc::new(|config, start_at_ms, recorder| {
+                Box::new(ConsumerHost::new(config, recorder).starting_at(start_at_ms))
+            }),
         }
     }
 }
@@ -131,6 +139,10 @@ pub struct DerivedConfig {
     pub faults: Vec<PlannedFault>,
     pub heal_at_ms: u64,
     pub end_ms: u64,
+    /// A `[swarm]` scenario: every choice the seed made (the concrete scenario it runs
+    /// and the faults aimed at moments).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub swarm: Option<SwarmChoices>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -432,8 +444,149 @@ fn fault_entry(r: &FaultRecord) -> Entry {
     }
 }
 
+/// The scenario `seed` really runs: `s` itself, or for a `[swarm]` scenario the seed's
+/// draw and its choices.
+fn resolve(s: &Scenario, seed: u64) -> (Cow<'_, Scenario>, Option<SwarmChoices>) {
+    if s.file.swarm.is_none() {
+        return (Cow::Borrowed(s), None);
+    }
+    let (drawn, choices) = swarm::draw(s, seed);
+    (Cow::Owned(drawn), Some(choices))
+}
+
+/// Moment classes of packets, for aimed faults ([`Watch::Packet`]).
+const MOMENT_SEND_OK: u32 = 1;
+const MOMENT_HA_TRANSFER: u32 = 2;
+
+fn moment_of(m: &Message) -> u32 {
+    match m {
+        Message::Response {
+            response: Response::Send(r),
+            ..
+        } if r.code == response_code::SUCCESS => MOMENT_SEND_OK,
+        Message::Request {
+            request: Request::HaTransfer { data, .. },
+            ..
+        } if !data.is_empty() => MOMENT_HA_TRANSFER,
+        _ => 0,
+    }
+}
+
+/// The world trigger of an aimed fault; `None` when it aims at a node the cluster does
+/// not have (a slave without replication).
+fn aimed_trigger(a: &AimedFault, l: &Layout, heal_at_ms: u64) -> Option<Trigger> {
+    let node_of = |group: u32, side: Side| match side {
+        Side::Master => Some(l.masters[group as usize]),
+        Side::Slave => l.slaves[group as usize],
+    };
+    let group = match a.moment {
+        Moment::SendOk { group }
+        | Moment::GroupCommit { group, .. }
+        | Moment::HaTransfer { group } => group,
+    };
+    let master = l.masters[group as usize];
+    let watch = match a.moment {
+        Moment::SendOk { .. } => Watch::Packet {
+            from: master,
+            to: None,
+            moment: MOMENT_SEND_OK,
+        },
+        Moment::GroupCommit { side, .. } => Watch::SyncRequested {
+            node: node_of(group, side)?,
+        },
+        Moment::HaTransfer { .. } => Watch::Packet {
+            from: master,
+            to: Some(l.slaves[group as usize]?),
+            moment: MOMENT_HA_TRANSFER,
+        },
+    };
+    let (d, up) = (a.delay_ms, a.delay_ms + a.down_ms.max(1));
+    let then = match a.strike {
+        Strike::Node { side, kind } => {
+            let node = node_of(group, side)?;
+            let crash = |kind| {
+                vec![
+                    (d, Fault::Crash { node, kind }),
+                    (up, Fault::Restart { node }),
+                ]
+            };
+            match kind {
+                FaultSpecKind::Kill | FaultSpecKind::ProcessCrash => crash(CrashKind::Process),
+                FaultSpecKind::OsCrash => crash(CrashKind::Os),
+                FaultSpecKind::PowerCut => crash(CrashKind::PowerCut),
+                FaultSpecKind::CleanRestart => {
+                    vec![(d, Fault::Shutdown { node }), (up, Fault::Restart { node })]
+                }
+                FaultSpecKind::MachineLost => vec![(d, Fault::LoseMachine { node })],
+                _ => return None,
+            }
+        }
+        Strike::Link {
+            kind,
+            peer,
+            extra_ms,
+        } => {
+            let other =
+                match peer {
+                    Peer::Slave => l.slaves[group as usize]?,
+                    Peer::NameServer(i) => NodeId(i),
+                    Peer::Producer(i) => NodeId(l.roles.iter().position(
+                        |r| matches!(r, Role::Producer { index } if *index == i as usize),
+                    )? as u32),
+                };
+            let heal = Fault::Heal {
+                a: master,
+                b: other,
+            };
+            match kind {
+                FaultSpecKind::Partition | FaultSpecKind::OneWayPartition => vec![
+                    (
+                        d,
+                        Fault::Partition {
+                            a: master,
+                            b: other,
+                            one_way: kind == FaultSpecKind::OneWayPartition,
+                        },
+                    ),
+                    (up, heal),
+                ],
+                FaultSpecKind::Clog => vec![
+                    (
+                        d,
+                        Fault::Clog {
+                            from: master,
+                            to: other,
+                            extra_ms,
+                        },
+                    ),
+                    (up, heal),
+                ],
+                FaultSpecKind::ConnectionReset => vec![(
+                    d,
+                    Fault::ResetConnection {
+                        a: master,
+                        b: other,
+                    },
+                )],
+                _ => return None,
+            }
+        }
+    };
+    Some(Trigger {
+        watch,
+        armed_at_ms: a.armed_at_ms,
+        expires_at_ms: heal_at_ms,
+        then,
+    })
+}
+
 /// Derives the configuration of `(scenario, seed)` without running it.
 pub fn derive(s: &Scenario, seed: u64) -> DerivedConfig {
+    let (s, swarm) = resolve(s, seed);
+    derive_concrete(&s, seed, swarm)
+}
+
+fn derive_concrete(s: &Scenario, seed: u64, swarm: Option<SwarmChoices>) -> DerivedConfig {
     let l = layout(s);
     let net = NetConfig::default();
     let heal_at_ms = s.file.durations.faults_ms;
@@ -464,6 +617,7 @@ pub fn derive(s: &Scenario, seed: u64) -> DerivedConfig {
             .collect(),
         heal_at_ms,
         end_ms: heal_at_ms + s.file.durations.quiet_ms,
+        swarm,
     }
 }
 
@@ -471,8 +625,10 @@ pub fn derive(s: &Scenario, seed: u64) -> DerivedConfig {
 /// reference for the other roles) building the nodes.
 pub fn run(s: &Scenario, seed: u64, nodes: impl Into<Nodes>, options: RunOptions) -> Outcome {
     let nodes: Nodes = nodes.into();
+    let (s, swarm) = resolve(s, seed);
+    let s: &Scenario = &s;
     let l = layout(s);
-    let config = derive(s, seed);
+    let config = derive_concrete(s, seed, swarm);
     let recorder: SharedRecorder = Rc::new(RefCell::new(Recorder::default()));
     let heal_at = config.heal_at_ms;
     let end_ms = config.end_ms;
@@ -506,6 +662,7 @@ pub fn run(s: &Scenario, seed: u64, nodes: impl Into<Nodes>, options: RunOptions
                     tags: w.tags.clone(),
                     send_interval_ms: w.send_interval_ms,
                     body_bytes: w.body_bytes,
+                    burst: w.burst,
                     start_ms: WARMUP_MS + *index as u64 * 7,
                     stop_ms: heal_at,
                 },
@@ -526,6 +683,7 @@ pub fn run(s: &Scenario, seed: u64, nodes: impl Into<Nodes>, options: RunOptions
                         consume_from_where: ConsumeFromWhere::FirstOffset,
                         ..ConsumerConfig::default()
                     },
+                    g.start_ms,
                     rec.clone(),
                 )
             }
@@ -537,6 +695,14 @@ pub fn run(s: &Scenario, seed: u64, nodes: impl Into<Nodes>, options: RunOptions
     world.set_message_format(Message::summary, Message::digest);
     for (at_ms, fault) in fault_plan(s, &l, seed) {
         world.schedule(at_ms, fault);
+    }
+    if let Some(choices) = &config.swarm {
+        world.set_moment_classifier(moment_of);
+        for a in &choices.aimed {
+            if let Some(trigger) = aimed_trigger(a, &l, heal_at) {
+                world.arm(trigger);
+            }
+        }
     }
     world.schedule(heal_at, Fault::HealAll);
     for i in 0..l.roles.len() as u32 {

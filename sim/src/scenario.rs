@@ -10,6 +10,10 @@
 //! `flush` and `replication` may each be a list: the scenario is then a *matrix* and
 //! seed `s` runs variant `s % variants`, so any sweep covers every variant and a seed
 //! alone names its variant.
+//!
+//! A `[swarm]` section turns the file into a swarm scenario (see [`crate::swarm`]): the
+//! file's sections are then the envelope, and each seed draws its own cluster, workload
+//! and fault mix from it — including flush and replication, so the file has one variant.
 
 use std::fmt;
 use std::path::Path;
@@ -17,6 +21,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::history::{FlushMode, Promise, Replication};
+use crate::swarm::SwarmSpec;
 
 /// A value or a list of values (a matrix axis).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -27,7 +32,7 @@ pub enum OneOrMany<T> {
 }
 
 impl<T: Clone> OneOrMany<T> {
-    fn values(&self) -> Vec<T> {
+    pub fn values(&self) -> Vec<T> {
         match self {
             OneOrMany::One(v) => vec![v.clone()],
             OneOrMany::Many(v) => v.clone(),
@@ -71,6 +76,14 @@ pub struct GroupSpec {
     pub tags: String,
     pub consumers: u32,
     pub model: ModelSpec,
+    /// The group's consumers start at this time (ms from the run's start; default 0:
+    /// at boot). A group that joins late finds a backlog on the brokers.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub start_ms: u64,
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -84,6 +97,14 @@ pub struct WorkloadSpec {
     /// Each message takes one of these tags (uniformly).
     pub tags: Vec<String>,
     pub groups: Vec<GroupSpec>,
+    /// Messages each producer sends per interval, back to back (uniform in the range;
+    /// default one).
+    #[serde(default = "default_burst")]
+    pub burst: [u32; 2],
+}
+
+fn default_burst() -> [u32; 2] {
+    [1, 1]
 }
 
 /// What faults may hit.
@@ -160,6 +181,9 @@ pub struct ScenarioFile {
     /// The timing promises the checker holds the run to (RocketMQ's by default).
     #[serde(default)]
     pub promise: Promise,
+    /// Present: every seed draws its own configuration inside the envelope above.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub swarm: Option<SwarmSpec>,
 }
 
 /// One variant of a scenario: every matrix axis fixed.
@@ -226,7 +250,8 @@ impl ScenarioFile {
         Ok(parsed)
     }
 
-    fn validate(&self) -> Result<(), (&'static str, String)> {
+    /// Checks every field's range; `(field, why)` on the first that is out of it.
+    pub fn validate(&self) -> Result<(), (&'static str, String)> {
         let c = &self.cluster;
         let w = &self.workload;
         let range = |r: [u64; 2]| r[0] <= r[1];
@@ -260,6 +285,9 @@ impl ScenarioFile {
         if w.tags.is_empty() {
             return Err(("tags", "at least one tag".into()));
         }
+        if w.burst[0] == 0 || w.burst[0] > w.burst[1] || w.burst[1] > 1000 {
+            return Err(("burst", "[lo, hi] with 0 < lo <= hi <= 1000".into()));
+        }
         if w.groups.is_empty() {
             return Err(("groups", "at least one consumer group".into()));
         }
@@ -282,13 +310,22 @@ impl ScenarioFile {
                 "faults_ms and quiet_ms must be positive".into(),
             ));
         }
+        if let Some(swarm) = &self.swarm {
+            swarm.validate()?;
+        }
         Ok(())
     }
 
     /// Every variant of the matrix, in a fixed order (flush major).
     pub fn variants(&self, stem: &str) -> Vec<Scenario> {
-        let flushes = self.cluster.flush.values();
-        let replications = self.cluster.replication.values();
+        let mut flushes = self.cluster.flush.values();
+        let mut replications = self.cluster.replication.values();
+        if self.swarm.is_some() {
+            // The seed draws flush and replication (`swarm::draw`); the one variant
+            // carries the envelope's first values until then.
+            flushes.truncate(1);
+            replications.truncate(1);
+        }
         let matrix = flushes.len() * replications.len() > 1;
         let mut out = Vec::new();
         for &flush in &flushes {

@@ -23,6 +23,8 @@ pub enum Purpose {
     NodeRandom = 4,
     /// The fault plan: which faults happen when.
     FaultPlan = 5,
+    /// Swarm testing: a `[swarm]` scenario's per-seed cluster, workload and fault mix.
+    Swarm = 6,
 }
 
 /// The stream for `purpose` and component `index` of the run seeded with `seed`.

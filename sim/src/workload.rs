@@ -51,6 +51,9 @@ pub struct ProducerPlan {
     pub tags: Vec<String>,
     pub send_interval_ms: [u64; 2],
     pub body_bytes: [u32; 2],
+    /// Messages sent back to back per interval (uniform in the range; `[1, 1]` draws
+    /// nothing).
+    pub burst: [u32; 2],
     pub start_ms: u64,
     pub stop_ms: u64,
 }
@@ -178,7 +181,15 @@ impl Node<Message> for ProducerHost {
         } = input
         {
             if self.recorder.borrow().now_ms() < self.plan.stop_ms {
-                self.send_one(ctx);
+                let [lo, hi] = self.plan.burst;
+                let burst = if hi > 1 {
+                    uniform(ctx, u64::from(lo), u64::from(hi))
+                } else {
+                    1
+                };
+                for _ in 0..burst {
+                    self.send_one(ctx);
+                }
                 self.schedule_next(ctx);
             }
             return;
@@ -189,9 +200,16 @@ impl Node<Message> for ProducerHost {
     }
 }
 
+const TIMER_START: u64 = 2;
+const _: () = assert!(TIMER_START < CLIENT_TIMER_KIND_BASE);
+
 pub struct ConsumerHost {
     consumer: PushConsumer,
     recorder: SharedRecorder,
+    /// The consumer starts at this true time (a group that joins late and finds a
+    /// backlog); 0: at boot.
+    start_at_ms: u64,
+    started: bool,
 }
 
 impl ConsumerHost {
@@ -199,7 +217,20 @@ impl ConsumerHost {
         ConsumerHost {
             consumer: PushConsumer::new(config),
             recorder,
+            start_at_ms: 0,
+            started: false,
         }
+    }
+
+    /// Starts the consumer no earlier than `start_at_ms` (true time).
+    pub fn starting_at(mut self, start_at_ms: u64) -> Self {
+        self.start_at_ms = start_at_ms;
+        self
+    }
+
+    fn start(&mut self, ctx: &mut dyn Ctx<Message>) {
+        self.started = true;
+        self.consumer.start(ctx);
     }
 
     fn record(&mut self, ctx: &mut dyn Ctx<Message>, event: ClientEvent) {
@@ -285,16 +316,33 @@ impl ConsumerHost {
 
 impl Node<Message> for ConsumerHost {
     fn on_start(&mut self, ctx: &mut dyn Ctx<Message>) {
-        self.consumer.start(ctx);
+        let now_ms = self.recorder.borrow().now_ms();
+        if now_ms < self.start_at_ms {
+            ctx.set_timer(self.start_at_ms - now_ms, TIMER_START);
+        } else {
+            self.start(ctx);
+        }
     }
 
     fn handle(&mut self, ctx: &mut dyn Ctx<Message>, input: Input<Message>) {
+        if !self.started {
+            if let Input::Timer {
+                kind: TIMER_START, ..
+            } = input
+            {
+                self.start(ctx);
+            }
+            return;
+        }
         for event in self.consumer.handle(ctx, input) {
             self.record(ctx, event);
         }
     }
 
     fn shutdown(&mut self, ctx: &mut dyn Ctx<Message>) {
+        if !self.started {
+            return;
+        }
         for event in self.consumer.shutdown(ctx) {
             self.record(ctx, event);
         }
@@ -303,6 +351,6 @@ impl Node<Message> for ConsumerHost {
     /// A broadcasting consumer exits only once its offset file is written (RocketMQ's
     /// `shutdown` persists the offsets synchronously before returning).
     fn is_stopped(&self) -> bool {
-        self.consumer.is_stopped()
+        !self.started || self.consumer.is_stopped()
     }
 }

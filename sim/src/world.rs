@@ -18,6 +18,13 @@
 //!
 //! Random streams (see [`crate::seeds`]): per link latency, per node fsync latency, per
 //! node crash outcomes, per node `Ctx::random_u64`.
+//!
+//! Besides faults scheduled at fixed times, the world takes [`Trigger`]s: faults aimed
+//! at a moment it observes — a packet of some kind delivered from one node (a SEND_OK
+//! reaching a producer, an HA transfer reaching a slave), or a node asking for an fsync
+//! (a group commit) — and struck a given delay after the first such moment once the
+//! trigger is armed. A world without triggers never looks at a packet's kind, so runs
+//! without them are unchanged.
 
 use std::cell::Cell;
 use std::cmp::{Ordering, Reverse};
@@ -121,6 +128,81 @@ impl fmt::Display for Fault {
             Fault::Clog { from, to, extra_ms } => write!(f, "clog {from} -> {to} +{extra_ms}ms"),
         }
     }
+}
+
+/// A moment a [`Trigger`] waits for.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Watch {
+    /// A packet from `from` (to `to`, if given) that the world's moment classifier
+    /// (see [`World::set_moment_classifier`]) puts in class `moment`, delivered.
+    Packet {
+        from: NodeId,
+        to: Option<NodeId>,
+        moment: u32,
+    },
+    /// `node` asked its disk for an fsync (the completion is still to come).
+    SyncRequested { node: NodeId },
+}
+
+/// What the world observed, matched against the armed triggers.
+#[derive(Copy, Clone, Debug)]
+enum Observed {
+    Packet {
+        from: NodeId,
+        to: NodeId,
+        moment: u32,
+    },
+    SyncRequested {
+        node: NodeId,
+    },
+}
+
+impl Watch {
+    fn matches(&self, seen: Observed) -> bool {
+        match (*self, seen) {
+            (
+                Watch::Packet { from, to, moment },
+                Observed::Packet {
+                    from: f,
+                    to: t,
+                    moment: m,
+                },
+            ) => from == f && moment == m && to.is_none_or(|to| to == t),
+            (Watch::SyncRequested { node }, Observed::SyncRequested { node: n }) => node == n,
+            _ => false,
+        }
+    }
+}
+
+impl fmt::Display for Watch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Watch::Packet {
+                from,
+                to: Some(to),
+                moment,
+            } => write!(f, "packet of moment {moment} {from} -> {to}"),
+            Watch::Packet {
+                from,
+                to: None,
+                moment,
+            } => write!(f, "packet of moment {moment} from {from}"),
+            Watch::SyncRequested { node } => write!(f, "fsync requested by {node}"),
+        }
+    }
+}
+
+/// A fault aimed at a moment: from `armed_at_ms` on, the first moment matching `watch`
+/// schedules each of `then` at that moment plus its offset. Nothing is struck at or
+/// after `expires_at_ms` (the heal): a first fault due then is dropped with the rest,
+/// and later ones (a restart, a heal) are pulled back to it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Trigger {
+    pub watch: Watch,
+    pub armed_at_ms: u64,
+    pub expires_at_ms: u64,
+    /// Offsets in ms from the observed moment, ascending.
+    pub then: Vec<(u64, Fault)>,
 }
 
 /// A fault as it happened, for the checker's allowance and for failure reports.
@@ -313,6 +395,14 @@ pub struct World<M> {
     digest: fn(&M) -> u64,
     /// Observers of the true time (history recorders: nodes see skewed clocks).
     true_clock: Option<Rc<Cell<u64>>>,
+    /// Armed triggers, in the order they were armed.
+    triggers: Vec<Trigger>,
+    /// The moment class of a message, for [`Watch::Packet`] (default: none, 0).
+    moment_of: fn(&M) -> u32,
+}
+
+fn no_moment<M>(_: &M) -> u32 {
+    0
 }
 
 fn debug_string<M: Debug>(m: &M) -> String {
@@ -378,6 +468,8 @@ impl<M: Debug + 'static> World<M> {
             describe: debug_string::<M>,
             digest: debug_digest::<M>,
             true_clock: None,
+            triggers: Vec::new(),
+            moment_of: no_moment::<M>,
         };
         for i in 0..node_count {
             world.boot(NodeId(i));
@@ -414,6 +506,21 @@ impl<M: Debug + 'static> World<M> {
     pub fn set_message_format(&mut self, describe: fn(&M) -> String, digest: fn(&M) -> u64) {
         self.describe = describe;
         self.digest = digest;
+    }
+
+    /// How packets are put into moment classes for [`Watch::Packet`] (0: none).
+    pub fn set_moment_classifier(&mut self, moment_of: fn(&M) -> u32) {
+        self.moment_of = moment_of;
+    }
+
+    /// Arms a trigger; its faults are scheduled when its moment comes.
+    pub fn arm(&mut self, trigger: Trigger) {
+        assert!(!trigger.then.is_empty(), "a trigger strikes something");
+        assert!(
+            trigger.then.windows(2).all(|w| w[0].0 <= w[1].0),
+            "a trigger's offsets ascend"
+        );
+        self.triggers.push(trigger);
     }
 
     pub fn now_ms(&self) -> u64 {
@@ -552,6 +659,11 @@ impl<M: Debug + 'static> World<M> {
             } => {
                 let digest = (self.digest)(&msg);
                 let text = keep.then(|| (self.describe)(&msg));
+                let moment = if self.triggers.is_empty() {
+                    0
+                } else {
+                    (self.moment_of)(&msg)
+                };
                 let ids = (u64::from(from.0) << 32) | u64::from(to.0);
                 if !self.net.is_current(from, to, conn_epoch) {
                     let line = text.map(|t| format!("{from} -> {to} lost {t} (connection broke)"));
@@ -563,6 +675,9 @@ impl<M: Debug + 'static> World<M> {
                     self.run_node(to, |node, ctx| {
                         node.handle(ctx, Input::Packet { from, msg: *msg });
                     });
+                    if moment != 0 {
+                        self.observe(Observed::Packet { from, to, moment });
+                    }
                     let line = text.map(|t| format!("{from} -> {to} {t}"));
                     ([3, ids, conn_epoch, digest], line)
                 }
@@ -809,6 +924,7 @@ impl<M: Debug + 'static> World<M> {
             due.push((at_ms, ticket));
         }
         let boot_epoch = slot.boot_epoch;
+        let requested = !due.is_empty();
         for (at_ms, ticket) in due {
             self.push(
                 at_ms,
@@ -818,6 +934,41 @@ impl<M: Debug + 'static> World<M> {
                     ticket,
                 },
             );
+        }
+        if requested && !self.triggers.is_empty() {
+            self.observe(Observed::SyncRequested { node });
+        }
+    }
+
+    /// Fires every armed trigger whose moment this is (and drops expired ones).
+    fn observe(&mut self, seen: Observed) {
+        let now_ms = self.now_ms;
+        let mut fired = Vec::new();
+        self.triggers.retain(|t| {
+            if now_ms >= t.expires_at_ms {
+                return false;
+            }
+            if now_ms < t.armed_at_ms || !t.watch.matches(seen) {
+                return true;
+            }
+            fired.push(t.clone());
+            false
+        });
+        for t in fired {
+            let first_at_ms = now_ms + t.then[0].0;
+            if first_at_ms >= t.expires_at_ms {
+                self.record(format!("trigger on {} expired at the heal", t.watch));
+                continue;
+            }
+            let faults: Vec<String> = t.then.iter().map(|(_, f)| f.to_string()).collect();
+            self.record(format!(
+                "trigger on {} fired: {}",
+                t.watch,
+                faults.join(", ")
+            ));
+            for (offset_ms, fault) in t.then {
+                self.schedule((now_ms + offset_ms).min(t.expires_at_ms), fault);
+            }
         }
     }
 

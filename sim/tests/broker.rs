@@ -499,3 +499,41 @@ fn async_flush_thorough_flush_survives_a_clock_set_back() {
         .durable_bytes("commitlog/00000000000000000000")
         .is_some_and(|log| log.windows(6).any(|x| x == b"skewed")));
 }
+
+/// A producer that restarts while its send waits for the slave never gets the old
+/// process's answer: the broker would write it to the closed channel. (It used to reach
+/// the new process, whose requests reuse the old opaques, which took it for the answer
+/// to its own request: swarm seeds 359, 748 and 935.) The record stays stored.
+#[test]
+fn a_waiting_send_is_not_answered_to_a_restarted_producer() {
+    let answers: Answers = Rc::default();
+    let script = vec![(12_000, MASTER, send(0, "a", "waits"))];
+    let mut w = world(
+        3,
+        config(BrokerRole::SyncMaster, FlushDiskType::AsyncFlush),
+        Some(config(BrokerRole::Slave, FlushDiskType::AsyncFlush)),
+        script,
+        &answers,
+    );
+    w.run_until(11_000);
+    // The slave's acknowledgement comes a second late: the send waits for it.
+    w.clog(MASTER, SLAVE, 1_000);
+    w.run_until(12_100);
+    assert!(answers.borrow().is_empty(), "still waiting for the slave");
+    w.crash(CLIENT, rmq_sim::world::CrashKind::Process);
+    w.restart(CLIENT);
+    w.run_until(20_000);
+    assert!(
+        answers.borrow().is_empty(),
+        "the new process got the old one's answer: {:?}",
+        answers.borrow()
+    );
+    let records = w
+        .disk(MASTER)
+        .cache_bytes("commitlog/00000000000000000000")
+        .expect("the first commit-log file");
+    assert!(
+        records.windows(5).any(|b| b == b"waits"),
+        "the record stays stored"
+    );
+}

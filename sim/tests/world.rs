@@ -587,3 +587,119 @@ fn syncs_of_a_crashed_incarnation_are_dropped() {
     assert!(!world.is_up(N0), "a lost machine never boots");
     assert!(world.disk(N0).is_lost());
 }
+
+fn pong_moment(m: &Msg) -> u32 {
+    u32::from(matches!(m, Msg::Pong(_)))
+}
+
+/// A trigger strikes its faults at the first matching packet delivered once it is armed
+/// (plus each fault's offset), once; packets before it is armed do not count.
+#[test]
+fn a_trigger_strikes_after_the_first_matching_packet_once_armed() {
+    use rmq_sim::world::{Trigger, Watch};
+    let log = new_log();
+    let factory = streamers(&log, vec![Some(N1), None, None], 2, true);
+    let mut world = World::new(9, factory, 3, NetConfig::default());
+    world.set_moment_classifier(pong_moment);
+    world.arm(Trigger {
+        watch: Watch::Packet {
+            from: N1,
+            to: Some(N0),
+            moment: 1,
+        },
+        armed_at_ms: 50,
+        expires_at_ms: 1_000,
+        then: vec![
+            (
+                3,
+                Fault::Crash {
+                    node: N2,
+                    kind: CrashKind::Process,
+                },
+            ),
+            (10, Fault::Restart { node: N2 }),
+        ],
+    });
+    world.run_until(300);
+    let first_pong_ms = log
+        .borrow()
+        .iter()
+        .find_map(|(t, node, input)| match input {
+            Input::Packet {
+                from,
+                msg: Msg::Pong(_),
+            } if *node == N0 && *from == N1 && *t >= 50 => Some(*t),
+            _ => None,
+        })
+        .expect("pongs flow");
+    let struck: Vec<(u64, String)> = world
+        .faults()
+        .iter()
+        .map(|f| (f.at_ms, f.fault.to_string()))
+        .collect();
+    assert_eq!(
+        struck,
+        vec![
+            (first_pong_ms + 3, "crash n2 Process".to_string()),
+            (first_pong_ms + 10, "restart n2".to_string()),
+        ]
+    );
+    assert!(world
+        .trace()
+        .any(|l| l.contains("trigger on") && l.contains("fired")));
+}
+
+/// A trigger on an fsync request crashes the node while that fsync is in flight: the
+/// power cut lands before the sync completes, so what it covered may be lost. A trigger
+/// whose first fault would fall at or after its expiry strikes nothing.
+#[test]
+fn a_trigger_on_an_fsync_request_strikes_mid_sync_and_expires_at_the_heal() {
+    use rmq_sim::world::{Trigger, Watch};
+    let (mut world, log) = counter_world(4);
+    world.arm(Trigger {
+        watch: Watch::SyncRequested { node: N0 },
+        armed_at_ms: 100,
+        expires_at_ms: 1_000,
+        then: vec![
+            (
+                0,
+                Fault::Crash {
+                    node: N0,
+                    kind: CrashKind::PowerCut,
+                },
+            ),
+            (50, Fault::Restart { node: N0 }),
+        ],
+    });
+    world.run_until(300);
+    let crash_ms = world.faults()[0].at_ms;
+    let requested: Vec<u64> = log.borrow().sync_times_ms.iter().map(|p| p.0).collect();
+    assert!(crash_ms >= 100);
+    assert_eq!(crash_ms % TICK_MS, 0, "struck at a tick's fsync request");
+    assert!(
+        !requested.contains(&crash_ms),
+        "the fsync requested at the crash never completed"
+    );
+    assert!(
+        requested.contains(&(crash_ms - TICK_MS)),
+        "the one before did"
+    );
+    assert_eq!(world.faults().len(), 2, "struck once, then restarted");
+
+    let (mut world, _) = counter_world(4);
+    world.arm(Trigger {
+        watch: Watch::SyncRequested { node: N0 },
+        armed_at_ms: 100,
+        expires_at_ms: 105,
+        then: vec![(
+            20,
+            Fault::Crash {
+                node: N0,
+                kind: CrashKind::PowerCut,
+            },
+        )],
+    });
+    world.run_until(300);
+    assert!(world.faults().is_empty(), "due after the expiry: dropped");
+    assert!(world.trace().any(|l| l.contains("expired at the heal")));
+}

@@ -88,17 +88,17 @@ impl Broker {
         };
         let durable = store.durable_offset();
         let written = store.written_offset();
-        let batch = self.config.ha_transfer_batch_bytes;
+        let batch_bytes = self.config.ha_transfer_batch_bytes;
         let window = self.config.ha_max_unacked_bytes;
         for (&slave, conn) in self.ha.slaves.iter_mut() {
             while conn.next_transfer < durable
                 && conn.next_transfer - conn.acked.min(conn.next_transfer) < window
             {
-                let (start, data) = match store.read_for_replication(
+                let batch = match store.read_for_replication(
                     ctx.disk(),
                     conn.next_transfer,
                     durable,
-                    batch,
+                    batch_bytes,
                 ) {
                     Ok(r) => r,
                     Err(e) => {
@@ -106,11 +106,14 @@ impl Broker {
                         break;
                     }
                 };
-                if data.is_empty() {
-                    conn.next_transfer = start.max(conn.next_transfer);
+                if batch.data.is_empty() {
+                    conn.next_transfer = batch.start.max(conn.next_transfer);
                     break;
                 }
-                conn.next_transfer = start + data.len() as u64;
+                // Not `start + data.len()`: a batch that crossed a file end skipped its
+                // blank, and the next one must start past it (swarm seeds 232, 291).
+                conn.next_transfer = batch.end;
+                let (start, data) = (batch.start, batch.data);
                 Self::send_oneway(
                     ctx,
                     slave,

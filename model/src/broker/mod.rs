@@ -474,6 +474,7 @@ impl Node<Message> for Broker {
                 self.ha_on_broken(peer);
                 self.offsets_on_broken(ctx, peer);
                 self.holds.drop_peer(peer);
+                self.sends.drop_peer(peer);
             }
         }
     }

@@ -33,6 +33,17 @@ pub(super) struct PendingSends {
     waiting: BTreeMap<u64, PendingSend>,
 }
 
+impl PendingSends {
+    /// The producer's connection closed: its answers would be written to a dead channel
+    /// (RocketMQ's write fails), so none is sent. The records stay stored and keep
+    /// shipping to the slave; only the answers are forgotten. Otherwise a restarted
+    /// producer, whose requests reuse the old process's opaques, would take an answer
+    /// meant for the old process as its own.
+    pub(super) fn drop_peer(&mut self, peer: NodeId) {
+        self.waiting.retain(|_, p| p.to != peer);
+    }
+}
+
 fn error(code: i32, remark: impl Into<String>) -> Response {
     Response::Error {
         code,

@@ -35,17 +35,28 @@ pub enum ReplicaError {
     Store(#[from] StoreError),
 }
 
+/// Records read for a slave: `data` holds whole records, the first at `start`; the
+/// next batch starts at `end` (past any end-of-file blank the batch skipped).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReplicationBatch {
+    pub start: u64,
+    pub end: u64,
+    pub data: Vec<u8>,
+}
+
 impl MessageStore {
     /// Whole records starting at `from` (skipping an end-of-file blank to the next
     /// file), up to `max_bytes` (at least one record if any) and never past `limit`.
-    /// Returns the offset of the first record and the records' bytes.
+    /// Returns the offset of the first record, the offset where the next batch starts
+    /// and the records' bytes. A batch that crosses a file end skips the blank, so its
+    /// end is past `start + bytes.len()`: the next batch must start at the end returned.
     pub fn read_for_replication(
         &self,
         disk: &dyn Disk,
         from: u64,
         limit: u64,
         max_bytes: usize,
-    ) -> Result<(u64, Vec<u8>), StoreError> {
+    ) -> Result<ReplicationBatch, StoreError> {
         let limit = limit.min(self.written_offset());
         let file_size = self.commit_log.file_size();
         let mut at = from;
@@ -73,7 +84,12 @@ impl MessageStore {
                 _ => at = file_start + file_size,
             }
         }
-        Ok((start.unwrap_or(at.min(limit.max(from))), out))
+        let start = start.unwrap_or(at.min(limit.max(from)));
+        Ok(ReplicationBatch {
+            start,
+            end: if out.is_empty() { start } else { at },
+            data: out,
+        })
     }
 
     /// Writes records received from the master at this log's end, after checking each.

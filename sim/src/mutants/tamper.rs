@@ -243,9 +243,10 @@ pub fn tamper_name_servers<T: Tamper>(make: fn() -> T) -> Nodes {
 /// host inside still records what the application saw).
 pub fn tamper_consumers<T: Tamper>(pick: fn(&ConsumerConfig) -> Option<T>) -> Nodes {
     Nodes {
-        consumer: Rc::new(move |config, recorder| {
+        consumer: Rc::new(move |config, start_at_ms, recorder| {
             let tamper = pick(&config);
-            let inner: Box<dyn Node<Message>> = Box::new(ConsumerHost::new(config, recorder));
+            let inner: Box<dyn Node<Message>> =
+                Box::new(ConsumerHost::new(config, recorder).starting_at(start_at_ms));
             match tamper {
                 Some(t) => Box::new(Wrapped::new(inner, t)),
                 None => inner,
@@ -272,9 +273,9 @@ pub fn tamper_producers<T: Tamper>(make: fn() -> T) -> Nodes {
 /// Reference nodes, the consumers built from a config `change` edits.
 pub fn consumer_config(change: fn(&mut ConsumerConfig)) -> Nodes {
     Nodes {
-        consumer: Rc::new(move |mut config, recorder| {
+        consumer: Rc::new(move |mut config, start_at_ms, recorder| {
             change(&mut config);
-            Box::new(ConsumerHost::new(config, recorder))
+            Box::new(ConsumerHost::new(config, recorder).starting_at(start_at_ms))
         }),
         ..Nodes::default()
     }
