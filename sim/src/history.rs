@@ -8,6 +8,7 @@
 
 use std::io::{self, BufRead, Write};
 
+use rmq_model::message::{is_system_property, NAME_VALUE_SEPARATOR, PROPERTY_SEPARATOR};
 use serde::{Deserialize, Serialize};
 
 /// The message property carrying the workload id.
@@ -80,6 +81,46 @@ pub enum FaultKind {
     ClockSkew,
 }
 
+/// What a RocketMQ user reads off a message besides its body, topic and tags, as the
+/// producer set it (in `SendInvoke`) or the consumer saw it (in `Deliver`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct MessageFields {
+    /// KEYS (space-separated), absent when the message has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keys: Option<String>,
+    /// [`user_properties_crc`] of the user properties.
+    pub props_crc: u32,
+    /// bornTimestamp: the producer's own clock (it may be skewed) when the send
+    /// began, ms.
+    pub born_ms: i64,
+    /// bornHost: the producer's address, `ip:port`.
+    pub born_host: String,
+}
+
+/// The digest of a message's user properties that histories record: the pairs whose
+/// name is not one of RocketMQ's own ([`is_system_property`]), sorted by name then
+/// value, each written as `name U+0001 value U+0002` (RocketMQ's property encoding),
+/// then CRC32 (IEEE) of those bytes. No user property: CRC32 of nothing, 0.
+pub fn user_properties_crc<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> u32 {
+    let mut user: Vec<(&str, &str)> = pairs
+        .into_iter()
+        .filter(|(name, _)| !is_system_property(name))
+        .collect();
+    user.sort_unstable();
+    let mut h = crc32fast::Hasher::new();
+    for (name, value) in user {
+        h.update(name.as_bytes());
+        h.update(&[NAME_VALUE_SEPARATOR as u8]);
+        h.update(value.as_bytes());
+        h.update(&[PROPERTY_SEPARATOR as u8]);
+    }
+    h.finalize()
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
 /// One line of the history.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
@@ -108,6 +149,10 @@ pub enum Entry {
         topic: String,
         tags: Option<String>,
         body_crc: u32,
+        /// Keys, user properties, born timestamp and host as sent; absent in
+        /// histories written before they were recorded (then not compared).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        fields: Option<MessageFields>,
     },
     /// SEND_OK or one of the stored-on-master statuses.
     SendOk {
@@ -118,7 +163,13 @@ pub enum Entry {
         broker: String,
         queue_id: i32,
         queue_offset: u64,
+        /// The message id the producer was given (`SendResult.msgId`, the client's
+        /// `UNIQ_KEY`).
         msg_id: String,
+        /// An earlier attempt of this send got no answer (timed out, or its
+        /// connection broke): a second copy may be stored at another position.
+        #[serde(default, skip_serializing_if = "is_false")]
+        after_unknown: bool,
     },
     /// The send failed: `definite` when no attempt may have stored it (every attempt
     /// was refused), otherwise unknown (a timeout: it may or may not be stored).
@@ -143,6 +194,14 @@ pub enum Entry {
         reconsume_times: i32,
         body_crc: u32,
         tags: Option<String>,
+        /// The message id the consumer saw (`MessageExt.getMsgId`: `UNIQ_KEY`, else
+        /// the offset message id); absent in older histories.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        msg_id: Option<String>,
+        /// Keys, user properties, born timestamp and host as delivered; absent in
+        /// older histories.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        fields: Option<MessageFields>,
     },
     /// The consumer now owns (or no longer owns) a queue. `start_offset` is where it
     /// begins pulling (the committed offset it resumed from).
@@ -253,6 +312,7 @@ mod tests {
             topic: "T".into(),
             tags: Some("a".into()),
             body_crc: 7,
+            fields: None,
         });
         h.push(Entry::Fault {
             at_ms: 9,

@@ -14,11 +14,13 @@ use rmq_model::client::{
     ClientEvent, ConsumerConfig, OutgoingMessage, Producer, ProducerConfig, PushConsumer, SendId,
     SendOutcome, CLIENT_TIMER_KIND_BASE,
 };
-use rmq_model::message::property;
+use rmq_model::message::{properties, property, PROPERTY_KEYS};
 use rmq_model::node::{Ctx, Input, Node};
 use rmq_model::protocol::{response_code, Message};
 
-use crate::history::{Entry, History, SendStatus, WID_PROPERTY};
+use crate::history::{
+    user_properties_crc, Entry, History, MessageFields, SendStatus, WID_PROPERTY,
+};
 
 /// The history all workload nodes of a run write to, and the next workload id.
 #[derive(Default)]
@@ -89,6 +91,18 @@ impl ProducerHost {
             .map(|i| (seed.rotate_left((i % 64) as u32) as u8) ^ (i as u8))
             .collect();
         let at_ms = self.recorder.borrow().now_ms();
+        let keys = format!("wid-{wid}");
+        let user_properties = vec![(WID_PROPERTY.to_string(), wid.to_string())];
+        // The producer stamps the message with this node's clock and address in this
+        // same call, so these are the born timestamp and host it sends.
+        let fields = MessageFields {
+            keys: Some(keys.clone()),
+            props_crc: user_properties_crc(
+                user_properties.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+            ),
+            born_ms: ctx.now_ms() as i64,
+            born_host: ctx.my_addr(),
+        };
         self.recorder.borrow_mut().history.push(Entry::SendInvoke {
             at_ms,
             client: ctx.me().0,
@@ -96,14 +110,15 @@ impl ProducerHost {
             topic: self.plan.topic.clone(),
             tags: Some(tag.clone()),
             body_crc: crc32fast::hash(&body),
+            fields: Some(fields),
         });
         let id = self.producer.send(
             ctx,
             OutgoingMessage {
                 topic: self.plan.topic.clone(),
                 tags: Some(tag),
-                keys: Some(format!("wid-{wid}")),
-                user_properties: vec![(WID_PROPERTY.to_string(), wid.to_string())],
+                keys: Some(keys),
+                user_properties,
                 body,
             },
         );
@@ -134,6 +149,7 @@ impl ProducerHost {
                 queue_id,
                 queue_offset,
                 msg_id,
+                after_unknown,
             } => Entry::SendOk {
                 at_ms,
                 client,
@@ -148,6 +164,7 @@ impl ProducerHost {
                 queue_id,
                 queue_offset,
                 msg_id,
+                after_unknown,
             },
             SendOutcome::Failed { definite, reason } => Entry::SendFail {
                 at_ms,
@@ -214,7 +231,14 @@ impl ConsumerHost {
                 queue_id,
                 queue_offset,
                 msg,
-            } => Entry::Deliver {
+            } => {
+                let fields = MessageFields {
+                    keys: property(&msg.properties, PROPERTY_KEYS).map(str::to_string),
+                    props_crc: user_properties_crc(properties(&msg.properties)),
+                    born_ms: msg.born_timestamp_ms,
+                    born_host: msg.born_host,
+                };
+                Entry::Deliver {
                 at_ms,
                 group,
                 client,
@@ -232,7 +256,10 @@ impl ConsumerHost {
                 body_crc: crc32fast::hash(&msg.body),
                 // The consumer read TAGS out of the properties already.
                 tags: msg.tags,
-            },
+                msg_id: Some(msg.msg_id),
+                fields: Some(fields),
+            }
+            }
             ClientEvent::Owned {
                 group,
                 broker_name,

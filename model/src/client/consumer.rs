@@ -1043,6 +1043,8 @@ impl PushConsumer {
                     body: view.body.to_vec(),
                     reconsume_times: view.reconsume_times,
                     msg_id,
+                    born_timestamp_ms: view.born_timestamp_ms,
+                    born_host: format!("{}:{}", view.born_host.ip, view.born_host.port),
                 },
             });
         }

@@ -20,7 +20,8 @@ use crate::history::{BrokerGroupMeta, Entry, GroupMeta, History, SendStatus};
 use super::corrupt::Corrupt;
 use super::deliveries::DeliveryTable;
 use super::faults::{bit, FaultLog, FaultRec, RESTARTS};
-use super::hasher::{FastMap, WidMap};
+use super::filter::Filter;
+use super::hasher::{FastMap, MixHasher, WidMap};
 use super::intern::{Interner, TagInterner};
 use super::order::Order;
 use super::phantom::Phantom;
@@ -54,8 +55,29 @@ pub(crate) struct Msg {
     pub offset: u64,
     pub failed_definite: bool,
     pub failed_unknown: bool,
+    /// The first `SendFail` entry, or [`NONE`].
+    pub fail: u32,
     /// The `Deliver` entry of the first delivery (to any group), or [`NONE`].
     pub first_dlv: u32,
+    /// [`digest`] of the `SendInvoke`'s fields (keys, user properties, born time and
+    /// host); 0 when it recorded none.
+    pub fields: u64,
+    /// [`digest`] of the message id the producer was given (`SendOk.msg_id`), 0 if none.
+    pub msg_id: u64,
+    /// The `SendOk` said an earlier attempt may have stored another copy.
+    pub after_unknown: bool,
+    /// The first delivery from the message's own queue (not a retry topic), or
+    /// [`NONE`], and where it came from.
+    pub pos_dlv: u32,
+    pub pos_queue: u32,
+    pub pos_offset: u64,
+    /// The first such delivery from another position than `pos_dlv`'s, or [`NONE`].
+    pub other_pos_dlv: u32,
+    /// The first delivery that named a message id, or [`NONE`], and that id's digest.
+    pub id_dlv: u32,
+    pub dlv_msg_id: u64,
+    /// The first delivery naming another message id than `id_dlv`'s, or [`NONE`].
+    pub other_id_dlv: u32,
 }
 
 impl Msg {
@@ -74,7 +96,18 @@ impl Msg {
             offset: 0,
             failed_definite: false,
             failed_unknown: false,
+            fail: NONE,
             first_dlv: NONE,
+            fields: 0,
+            msg_id: 0,
+            after_unknown: false,
+            pos_dlv: NONE,
+            pos_queue: NONE,
+            pos_offset: 0,
+            other_pos_dlv: NONE,
+            id_dlv: NONE,
+            dlv_msg_id: 0,
+            other_id_dlv: NONE,
         }
     }
     pub(crate) fn invoked(&self) -> bool {
@@ -114,7 +147,26 @@ pub(crate) struct Dlv {
     pub crc: u32,
     pub topic: u32,
     pub tags: u32,
+    /// Delivered from a retry topic (`%RETRY%...`): the message was handed back.
     pub retry: bool,
+    pub reconsume: i32,
+    /// [`digest`] of the delivered fields (keys, user properties, born time and
+    /// host), 0 when the entry recorded none.
+    pub fields: u64,
+    /// The group's expression takes the delivered tags (always, for a group `Meta`
+    /// does not declare).
+    pub tags_taken: bool,
+}
+
+/// A non-zero 64-bit digest of `v`, for comparing recorded fields without keeping
+/// them (equal values, equal digests; a collision would hide a difference with
+/// probability 2^-63).
+#[inline]
+pub(crate) fn digest<T: std::hash::Hash + ?Sized>(v: &T) -> u64 {
+    use std::hash::Hasher;
+    let mut h = MixHasher::default();
+    v.hash(&mut h);
+    h.finish() | 1
 }
 
 /// The last commit of a commit key, as an `Own` saw it.
@@ -463,6 +515,7 @@ pub(crate) struct Observers {
     pub queue_log: QueueLog,
     pub phantom: Phantom,
     pub corrupt: Corrupt,
+    pub filter: Filter,
     pub order: Order,
 }
 
@@ -474,6 +527,8 @@ struct Builder<'h> {
     open_spans: FastMap<SpanKey, u32>,
     last_commit: FastMap<CommitKey, CommitMark>,
     epochs: Epochs,
+    /// `takes[group][tag]`: 0 not judged yet, 1 the expression rejects, 2 takes.
+    takes: Vec<Vec<u8>>,
 }
 
 impl<'h> Builder<'h> {
@@ -551,6 +606,7 @@ impl<'h> Builder<'h> {
             open_spans: FastMap::default(),
             last_commit: FastMap::default(),
             epochs: Epochs::default(),
+            takes: Vec::new(),
         }
     }
 
@@ -594,6 +650,24 @@ impl<'h> Builder<'h> {
             msgs.push(Msg::new(wid, at_ms));
             (msgs.len() - 1) as u32
         })
+    }
+
+    /// Does group `g`'s expression take messages tagged `t`? Judged once per pair.
+    #[inline]
+    fn takes(&mut self, g: u32, t: u32) -> bool {
+        let (g, t) = (g as usize, t as usize);
+        if self.takes.len() <= g {
+            self.takes.resize(g + 1, Vec::new());
+        }
+        let row = &mut self.takes[g];
+        if row.len() <= t {
+            row.resize(t + 1, 0);
+        }
+        if row[t] == 0 {
+            let taken = self.ix.group_info[g].expr.matches(self.ix.tags.name(t as u32));
+            row[t] = if taken { 2 } else { 1 };
+        }
+        row[t] == 2
     }
 
     #[inline]
@@ -703,12 +777,14 @@ impl<'h> Builder<'h> {
                 topic,
                 tags,
                 body_crc,
+                fields,
                 ..
             } => {
                 let m = self.msg(*wid, *at_ms) as usize;
                 if self.ix.msgs[m].invoked() {
                     return; // a reused wid: the first send defines the message
                 }
+                self.ix.msgs[m].fields = fields.as_ref().map_or(0, digest);
                 let topic = self.ix.topics.intern(topic);
                 let tags = self.ix.tags.intern(tags.as_deref());
                 let msg = &mut self.ix.msgs[m];
@@ -725,6 +801,8 @@ impl<'h> Builder<'h> {
                 broker,
                 queue_id,
                 queue_offset,
+                msg_id,
+                after_unknown,
                 ..
             } => {
                 let m = self.msg(*wid, *at_ms);
@@ -749,6 +827,8 @@ impl<'h> Builder<'h> {
                 msg.status = Some(*status);
                 msg.queue = q;
                 msg.offset = *queue_offset;
+                msg.msg_id = digest(msg_id.as_str());
+                msg.after_unknown = *after_unknown;
                 self.ix.acks.push(m);
                 let holder = Holder {
                     msg: m,
@@ -767,6 +847,9 @@ impl<'h> Builder<'h> {
             } => {
                 let m = self.msg(*wid, *at_ms) as usize;
                 let msg = &mut self.ix.msgs[m];
+                if msg.fail == NONE {
+                    msg.fail = i;
+                }
                 if *definite {
                     msg.failed_definite = true;
                 } else {
@@ -785,12 +868,18 @@ impl<'h> Builder<'h> {
                 reconsume_times,
                 body_crc,
                 tags,
+                msg_id,
+                fields,
             } => {
                 let g = self.group(group);
                 let q = self.queue(broker, topic, *queue_id);
                 let topic_id = self.ix.queues[q as usize].topic;
                 let tag_id = self.ix.tags.intern(tags.as_deref());
-                let retry = *reconsume_times > 0 || topic.starts_with(RETRY_PREFIX);
+                // Only a delivery from a retry topic was handed back; a raised
+                // reconsume count elsewhere is a corrupt field, and the delivery still
+                // counts for order and offsets.
+                let retry = topic.starts_with(RETRY_PREFIX);
+                let id_digest = msg_id.as_deref().map_or(0, digest);
                 self.ix.deliveries += 1;
                 let msg = match wid {
                     Some(w) => {
@@ -805,9 +894,41 @@ impl<'h> Builder<'h> {
                                 msg.crc = *body_crc;
                             }
                         }
+                        if !retry {
+                            if msg.pos_dlv == NONE {
+                                msg.pos_dlv = i;
+                                msg.pos_queue = q;
+                                msg.pos_offset = *queue_offset;
+                            } else if msg.other_pos_dlv == NONE
+                                && (msg.pos_queue != q || msg.pos_offset != *queue_offset)
+                            {
+                                msg.other_pos_dlv = i;
+                            }
+                        }
+                        if id_digest != 0 {
+                            if msg.id_dlv == NONE {
+                                msg.id_dlv = i;
+                                msg.dlv_msg_id = id_digest;
+                            } else if msg.other_id_dlv == NONE && msg.dlv_msg_id != id_digest {
+                                msg.other_id_dlv = i;
+                            }
+                        }
                         m
                     }
                     None => NONE,
+                };
+                let tags_taken = self.takes(g, tag_id);
+                // Does the group take the message as it was sent (topic and tags)?
+                // `None`: not sent yet in this pass, judged at the end.
+                let sent_taken = if self.ix.group_info[g as usize].meta.is_none() || msg == NONE {
+                    Some(true)
+                } else if self.ix.msgs[msg as usize].invoked() {
+                    let m = &self.ix.msgs[msg as usize];
+                    let (m_topic, m_tags) = (m.topic, m.tags);
+                    let topic_ok = retry || self.ix.group_info[g as usize].topic == m_topic;
+                    Some(topic_ok && self.takes(g, m_tags))
+                } else {
+                    None
                 };
                 let info = &mut self.ix.group_info[g as usize];
                 let slot = if info.broadcasting {
@@ -840,8 +961,11 @@ impl<'h> Builder<'h> {
                     topic: topic_id,
                     tags: tag_id,
                     retry,
+                    reconsume: *reconsume_times,
+                    fields: fields.as_ref().map_or(0, digest),
+                    tags_taken,
                 };
-                self.deliver(&d);
+                self.deliver(&d, sent_taken);
             }
             Entry::Own {
                 at_ms,
@@ -911,12 +1035,13 @@ impl<'h> Builder<'h> {
 
     /// Hands one delivery to every rule that streams deliveries.
     #[inline]
-    fn deliver(&mut self, d: &Dlv) {
+    fn deliver(&mut self, d: &Dlv, sent_taken: Option<bool>) {
         let obs = &mut self.obs;
         obs.table.deliver(d);
         let msg = (d.msg != NONE).then(|| &self.ix.msgs[d.msg as usize]);
         obs.phantom.deliver(d, msg);
         obs.corrupt.deliver(d, msg);
+        obs.filter.deliver(d, sent_taken);
         if !d.retry && d.msg != NONE {
             let holder = Holder {
                 msg: d.msg,
