@@ -351,6 +351,10 @@ pub struct Outcome {
 #[derive(Clone, Copy, Debug, Default)]
 pub struct RunOptions {
     pub keep_trace: bool,
+    /// A planted client bug: rewrites each consumer's configuration before its client
+    /// is built (for example a client that loses the application's tag expression).
+    /// `None`: the reference client as the scenario configures it.
+    pub mutate_consumer: Option<fn(&mut ConsumerConfig)>,
 }
 
 fn fault_entry(r: &FaultRecord) -> Entry {
@@ -461,21 +465,22 @@ pub fn run(s: &Scenario, seed: u64, broker: BrokerFactory, options: RunOptions) 
             )),
             Role::Consumer { group, .. } => {
                 let g = &w.groups[*group];
-                Box::new(ConsumerHost::new(
-                    ConsumerConfig {
-                        consumer_group: g.name.clone(),
-                        namesrv_addrs: namesrv_addrs.clone(),
-                        topic: w.topic.clone(),
-                        tag_expression: g.tags.clone(),
-                        message_model: match g.model {
-                            ModelSpec::Clustering => MessageModel::Clustering,
-                            ModelSpec::Broadcasting => MessageModel::Broadcasting,
-                        },
-                        consume_from_where: ConsumeFromWhere::FirstOffset,
-                        ..ConsumerConfig::default()
+                let mut config = ConsumerConfig {
+                    consumer_group: g.name.clone(),
+                    namesrv_addrs: namesrv_addrs.clone(),
+                    topic: w.topic.clone(),
+                    tag_expression: g.tags.clone(),
+                    message_model: match g.model {
+                        ModelSpec::Clustering => MessageModel::Clustering,
+                        ModelSpec::Broadcasting => MessageModel::Broadcasting,
                     },
-                    rec.clone(),
-                ))
+                    consume_from_where: ConsumeFromWhere::FirstOffset,
+                    ..ConsumerConfig::default()
+                };
+                if let Some(mutate) = options.mutate_consumer {
+                    mutate(&mut config);
+                }
+                Box::new(ConsumerHost::new(config, rec.clone()))
             }
         }
     };

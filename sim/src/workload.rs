@@ -98,7 +98,9 @@ impl ProducerHost {
         let fields = MessageFields {
             keys: Some(keys.clone()),
             props_crc: user_properties_crc(
-                user_properties.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+                user_properties
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_str())),
             ),
             born_ms: ctx.now_ms() as i64,
             born_host: ctx.my_addr(),
@@ -239,26 +241,26 @@ impl ConsumerHost {
                     born_host: msg.born_host,
                 };
                 Entry::Deliver {
-                at_ms,
-                group,
-                client,
-                // The record's own topic: a record served for the wrong queue shows.
-                topic: if msg.topic.is_empty() {
-                    topic
-                } else {
-                    msg.topic
-                },
-                broker: broker_name,
-                queue_id,
-                queue_offset,
-                wid: property(&msg.properties, WID_PROPERTY).and_then(|w| w.parse().ok()),
-                reconsume_times: msg.reconsume_times,
-                body_crc: crc32fast::hash(&msg.body),
-                // The consumer read TAGS out of the properties already.
-                tags: msg.tags,
-                msg_id: Some(msg.msg_id),
-                fields: Some(fields),
-            }
+                    at_ms,
+                    group,
+                    client,
+                    // The record's own topic: a record served for the wrong queue shows.
+                    topic: if msg.topic.is_empty() {
+                        topic
+                    } else {
+                        msg.topic
+                    },
+                    broker: broker_name,
+                    queue_id,
+                    queue_offset,
+                    wid: property(&msg.properties, WID_PROPERTY).and_then(|w| w.parse().ok()),
+                    reconsume_times: msg.reconsume_times,
+                    body_crc: crc32fast::hash(&msg.body),
+                    // The consumer read TAGS out of the properties already.
+                    tags: msg.tags,
+                    msg_id: Some(msg.msg_id),
+                    fields: Some(fields),
+                }
             }
             ClientEvent::Owned {
                 group,

@@ -406,7 +406,10 @@ fn replay_scenario(
         variant,
         seed,
         reference_broker(),
-        RunOptions { keep_trace: true },
+        RunOptions {
+            keep_trace: true,
+            ..RunOptions::default()
+        },
     );
     println!("# derived configuration");
     println!(

@@ -664,7 +664,9 @@ impl<'h> Builder<'h> {
             row.resize(t + 1, 0);
         }
         if row[t] == 0 {
-            let taken = self.ix.group_info[g].expr.matches(self.ix.tags.name(t as u32));
+            let taken = self.ix.group_info[g]
+                .expr
+                .matches(self.ix.tags.name(t as u32));
             row[t] = if taken { 2 } else { 1 };
         }
         row[t] == 2
