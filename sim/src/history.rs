@@ -82,19 +82,27 @@ pub enum FaultKind {
 }
 
 /// What a RocketMQ user reads off a message besides its body, topic and tags, as the
-/// producer set it (in `SendInvoke`) or the consumer saw it (in `Deliver`).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// producer set it (in `SendInvoke`) or the consumer saw it (in `Deliver`). Strings are
+/// recorded as their CRC32 (IEEE, over the UTF-8 bytes, like `body_crc`), so an entry
+/// stays small and the fields are compared without keeping them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct MessageFields {
-    /// KEYS (space-separated), absent when the message has none.
+    /// CRC32 of KEYS (space-separated, as set); absent when the message has none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub keys: Option<String>,
+    pub keys_crc: Option<u32>,
     /// [`user_properties_crc`] of the user properties.
     pub props_crc: u32,
     /// bornTimestamp: the producer's own clock (it may be skewed) when the send
     /// began, ms.
     pub born_ms: i64,
-    /// bornHost: the producer's address, `ip:port`.
-    pub born_host: String,
+    /// CRC32 of bornHost, the producer's address as `ip:port`.
+    pub born_host_crc: u32,
+    /// In a `Deliver`: CRC32 of the message id the consumer saw
+    /// (`MessageExt.getMsgId`: the `UNIQ_KEY`, else the offset message id), to be
+    /// compared with the `SendOk`'s `msg_id`. Absent in a `SendInvoke`: the producer
+    /// learns the id with its `SendOk`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub msg_id_crc: Option<u32>,
 }
 
 /// The digest of a message's user properties that histories record: the pairs whose
@@ -102,13 +110,34 @@ pub struct MessageFields {
 /// value, each written as `name U+0001 value U+0002` (RocketMQ's property encoding),
 /// then CRC32 (IEEE) of those bytes. No user property: CRC32 of nothing, 0.
 pub fn user_properties_crc<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> u32 {
-    let mut user: Vec<(&str, &str)> = pairs
+    // Computed for every send and delivery: a message has a few user properties, so
+    // they are sorted on the stack unless there are many.
+    const ON_STACK: usize = 8;
+    let mut few = [("", ""); ON_STACK];
+    let mut many = Vec::new();
+    let mut n = 0;
+    for pair in pairs
         .into_iter()
         .filter(|(name, _)| !is_system_property(name))
-        .collect();
+    {
+        if n < ON_STACK {
+            few[n] = pair;
+        } else {
+            if many.is_empty() {
+                many.extend_from_slice(&few);
+            }
+            many.push(pair);
+        }
+        n += 1;
+    }
+    let user = if n <= ON_STACK {
+        &mut few[..n]
+    } else {
+        &mut many[..]
+    };
     user.sort_unstable();
     let mut h = crc32fast::Hasher::new();
-    for (name, value) in user {
+    for &(name, value) in user.iter() {
         h.update(name.as_bytes());
         h.update(&[NAME_VALUE_SEPARATOR as u8]);
         h.update(value.as_bytes());
@@ -194,12 +223,8 @@ pub enum Entry {
         reconsume_times: i32,
         body_crc: u32,
         tags: Option<String>,
-        /// The message id the consumer saw (`MessageExt.getMsgId`: `UNIQ_KEY`, else
-        /// the offset message id); absent in older histories.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        msg_id: Option<String>,
-        /// Keys, user properties, born timestamp and host as delivered; absent in
-        /// older histories.
+        /// Keys, user properties, born timestamp and host, and the message id, as
+        /// delivered; absent in older histories (then not compared).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         fields: Option<MessageFields>,
     },
@@ -331,5 +356,59 @@ mod tests {
         assert_eq!(back, h);
         let err = History::read_jsonl(&mut "{\"op\":\"nope\"}\n".as_bytes()).unwrap_err();
         assert!(err.starts_with("line 1:"), "{err}");
+    }
+
+    #[test]
+    fn message_fields_round_trip_and_old_lines_still_load() {
+        let fields = MessageFields {
+            keys_crc: Some(crc32fast::hash(b"wid-1")),
+            props_crc: user_properties_crc([("WID", "1"), ("TAGS", "ignored")]),
+            born_ms: 42,
+            born_host_crc: crc32fast::hash(b"10.0.0.5:10911"),
+            msg_id_crc: None,
+        };
+        // System properties are not user properties.
+        assert_eq!(fields.props_crc, user_properties_crc([("WID", "1")]));
+        assert_eq!(user_properties_crc([]), 0);
+        // Order does not matter, however many there are.
+        let names: Vec<String> = (0..12).map(|i| format!("p{i}")).collect();
+        let pairs: Vec<(&str, &str)> = names.iter().map(|n| (n.as_str(), "v")).collect();
+        let reversed: Vec<(&str, &str)> = pairs.iter().rev().copied().collect();
+        assert_eq!(
+            user_properties_crc(pairs.clone()),
+            user_properties_crc(reversed)
+        );
+        assert_ne!(
+            user_properties_crc(pairs.clone()),
+            user_properties_crc(pairs[1..].to_vec())
+        );
+        let mut h = History::default();
+        h.push(Entry::SendInvoke {
+            at_ms: 5,
+            client: 3,
+            wid: 1,
+            topic: "T".into(),
+            tags: None,
+            body_crc: 7,
+            fields: Some(fields),
+        });
+        let mut buf = Vec::new();
+        h.write_jsonl(&mut buf).unwrap();
+        assert_eq!(History::read_jsonl(&mut buf.as_slice()).unwrap(), h);
+        let old = r#"{"op":"deliver","at_ms":1,"group":"g","client":1,"topic":"T","broker":"b","queue_id":0,"queue_offset":0,"wid":1,"reconsume_times":0,"body_crc":7,"tags":null}"#;
+        let back = History::read_jsonl(&mut old.as_bytes()).unwrap();
+        assert!(matches!(
+            back.entries[0],
+            Entry::Deliver { fields: None, .. }
+        ));
+        let ok = r#"{"op":"send_ok","at_ms":1,"client":1,"wid":1,"status":"SEND_OK","broker":"b","queue_id":0,"queue_offset":0,"msg_id":"M"}"#;
+        let back = History::read_jsonl(&mut ok.as_bytes()).unwrap();
+        assert!(matches!(
+            back.entries[0],
+            Entry::SendOk {
+                after_unknown: false,
+                ..
+            }
+        ));
     }
 }

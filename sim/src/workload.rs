@@ -17,6 +17,7 @@ use rmq_model::client::{
 use rmq_model::message::{properties, property, PROPERTY_KEYS};
 use rmq_model::node::{Ctx, Input, Node};
 use rmq_model::protocol::{response_code, Message};
+use rmq_model::store::record::Host;
 
 use crate::history::{
     user_properties_crc, Entry, History, MessageFields, SendStatus, WID_PROPERTY,
@@ -66,6 +67,8 @@ pub struct ProducerHost {
     plan: ProducerPlan,
     recorder: SharedRecorder,
     in_flight: BTreeMap<SendId, u64>,
+    /// CRC32 of this node's address, the born host of every message it sends.
+    born_host_crc: Option<u32>,
 }
 
 impl ProducerHost {
@@ -75,6 +78,7 @@ impl ProducerHost {
             plan,
             recorder,
             in_flight: BTreeMap::new(),
+            born_host_crc: None,
         }
     }
 
@@ -96,14 +100,17 @@ impl ProducerHost {
         // The producer stamps the message with this node's clock and address in this
         // same call, so these are the born timestamp and host it sends.
         let fields = MessageFields {
-            keys: Some(keys.clone()),
+            keys_crc: Some(crc32fast::hash(keys.as_bytes())),
             props_crc: user_properties_crc(
                 user_properties
                     .iter()
                     .map(|(k, v)| (k.as_str(), v.as_str())),
             ),
             born_ms: ctx.now_ms() as i64,
-            born_host: ctx.my_addr(),
+            born_host_crc: *self
+                .born_host_crc
+                .get_or_insert_with(|| crc32fast::hash(ctx.my_addr().as_bytes())),
+            msg_id_crc: None,
         };
         self.recorder.borrow_mut().history.push(Entry::SendInvoke {
             at_ms,
@@ -211,14 +218,32 @@ impl Node<Message> for ProducerHost {
 pub struct ConsumerHost {
     consumer: PushConsumer,
     recorder: SharedRecorder,
+    /// Born hosts seen, with the CRC32 of their `ip:port`: a run has a few producers,
+    /// and formatting an address for every delivery would cost more than the lookup.
+    born_hosts: Vec<(Host, u32)>,
 }
+
+/// At most this many born hosts are remembered; past it each one is formatted anew.
+const MAX_BORN_HOSTS: usize = 64;
 
 impl ConsumerHost {
     pub fn new(config: ConsumerConfig, recorder: SharedRecorder) -> Self {
         ConsumerHost {
             consumer: PushConsumer::new(config),
             recorder,
+            born_hosts: Vec::new(),
         }
+    }
+
+    fn born_host_crc(&mut self, host: Host) -> u32 {
+        if let Some(&(_, crc)) = self.born_hosts.iter().find(|(h, _)| *h == host) {
+            return crc;
+        }
+        let crc = crc32fast::hash(format!("{}:{}", host.ip, host.port).as_bytes());
+        if self.born_hosts.len() < MAX_BORN_HOSTS {
+            self.born_hosts.push((host, crc));
+        }
+        crc
     }
 
     fn record(&mut self, ctx: &mut dyn Ctx<Message>, event: ClientEvent) {
@@ -234,11 +259,14 @@ impl ConsumerHost {
                 queue_offset,
                 msg,
             } => {
+                let born_host_crc = self.born_host_crc(msg.born_host);
                 let fields = MessageFields {
-                    keys: property(&msg.properties, PROPERTY_KEYS).map(str::to_string),
+                    keys_crc: property(&msg.properties, PROPERTY_KEYS)
+                        .map(|k| crc32fast::hash(k.as_bytes())),
                     props_crc: user_properties_crc(properties(&msg.properties)),
                     born_ms: msg.born_timestamp_ms,
-                    born_host: msg.born_host,
+                    born_host_crc,
+                    msg_id_crc: Some(crc32fast::hash(msg.msg_id.as_bytes())),
                 };
                 Entry::Deliver {
                     at_ms,
@@ -258,7 +286,6 @@ impl ConsumerHost {
                     body_crc: crc32fast::hash(&msg.body),
                     // The consumer read TAGS out of the properties already.
                     tags: msg.tags,
-                    msg_id: Some(msg.msg_id),
                     fields: Some(fields),
                 }
             }

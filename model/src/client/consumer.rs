@@ -1044,7 +1044,7 @@ impl PushConsumer {
                     reconsume_times: view.reconsume_times,
                     msg_id,
                     born_timestamp_ms: view.born_timestamp_ms,
-                    born_host: format!("{}:{}", view.born_host.ip, view.born_host.port),
+                    born_host: view.born_host,
                 },
             });
         }

@@ -106,8 +106,7 @@ pub struct DeliveredMessage {
     pub msg_id: String,
     /// bornTimestamp: the producer's clock when it sent the message, ms.
     pub born_timestamp_ms: i64,
-    /// bornHost as `ip:port`.
-    pub born_host: String,
+    pub born_host: crate::store::record::Host,
 }
 
 /// What the application of a client observes.

@@ -3,22 +3,23 @@
 //!
 //! - against its `SendInvoke`: body CRC, topic (a delivery from a retry topic,
 //!   `%RETRY%...`, may name that topic instead), tags, and — when both entries recorded
-//!   them — keys, user properties (their CRC), born timestamp and born host;
+//!   them — keys, user properties, born timestamp and born host (strings as CRC32s);
 //! - the reconsume count: 0 unless the delivery came from a retry topic (only a message
 //!   handed back is redelivered from there; a raised count on the message's own queue
 //!   is a wrong field, and such a delivery still counts for order and offsets);
-//! - the message id: every delivery names the id the producer was given
-//!   (`SendOk.msg_id`), or, with no `SendOk`, the same id as the first delivery;
+//! - the message id: every delivery names the id the producer was given (the CRC32
+//!   of `SendOk.msg_id`), or, with no `SendOk`, the same id as the first delivery;
 //! - the position: a delivery from the message's own queue comes from the broker,
 //!   queue and offset its `SendOk` named, unless that `SendOk` says an earlier attempt
 //!   got no answer (`after_unknown`: a second copy may sit at another position).
 //!
-//! Per-delivery fields are compared as deliveries stream by (one whose message was not
-//! sent yet is kept and compared at the end, or left to phantom if it never was); the
-//! message id and position, which a `SendOk` written after the delivery may settle,
-//! are judged per message at the end from what the index kept (the first delivery and
-//! the first one that disagrees with it), so memory stays proportional to messages.
+//! Everything is compared as deliveries stream by. A delivery whose message was not
+//! sent yet is kept and compared at the end (or left to phantom if it never was); one
+//! that comes before its message's `SendOk` is remembered per message (its first
+//! position and id, and the first delivery that disagrees with them) and judged at
+//! the end against the `SendOk`, if any — so memory stays proportional to messages.
 
+use super::hasher::FastMap;
 use super::index::{Dlv, Index, Msg, NONE};
 use super::{Rule, Sink};
 use crate::history::{Entry, MessageFields};
@@ -29,6 +30,78 @@ pub(crate) struct Corrupt {
     found: Vec<Dlv>,
     /// Deliveries of messages not sent (yet) when they were delivered.
     later: Vec<Dlv>,
+    /// Deliveries (entry, message) whose id or position differ from their `SendOk`.
+    wrong_id: Vec<(u32, u32)>,
+    wrong_position: Vec<(u32, u32)>,
+    /// Per message: its deliveries before its `SendOk` (if any ever came).
+    early: FastMap<u32, Early>,
+}
+
+/// What deliveries before a message's `SendOk` said: the first one's position and
+/// message id, and the first one that disagreed with each.
+#[derive(Clone, Copy)]
+struct Early {
+    pos_dlv: u32,
+    queue: u32,
+    offset: u64,
+    other_pos_dlv: u32,
+    id_dlv: u32,
+    msg_id: u64,
+    other_id_dlv: u32,
+}
+
+impl Early {
+    const EMPTY: Early = Early {
+        pos_dlv: NONE,
+        queue: NONE,
+        offset: 0,
+        other_pos_dlv: NONE,
+        id_dlv: NONE,
+        msg_id: 0,
+        other_id_dlv: NONE,
+    };
+
+    fn add(&mut self, d: &Dlv) {
+        if !d.retry {
+            if self.pos_dlv == NONE {
+                (self.pos_dlv, self.queue, self.offset) = (d.entry, d.queue, d.offset);
+            } else if self.other_pos_dlv == NONE && (self.queue, self.offset) != (d.queue, d.offset)
+            {
+                self.other_pos_dlv = d.entry;
+            }
+        }
+        if d.msg_id != 0 {
+            if self.id_dlv == NONE {
+                (self.id_dlv, self.msg_id) = (d.entry, d.msg_id);
+            } else if self.other_id_dlv == NONE && self.msg_id != d.msg_id {
+                self.other_id_dlv = d.entry;
+            }
+        }
+    }
+
+    /// The delivery that named a message id other than the producer's (or, with no
+    /// `SendOk`, other than the first delivery's).
+    fn wrong_id(&self, m: &Msg) -> Option<u32> {
+        if self.id_dlv == NONE {
+            return None;
+        }
+        if m.acked() && self.msg_id != m.msg_id {
+            return Some(self.id_dlv);
+        }
+        (self.other_id_dlv != NONE).then_some(self.other_id_dlv)
+    }
+
+    /// The delivery from the message's own queue at another position than its
+    /// `SendOk`'s.
+    fn wrong_position(&self, m: &Msg) -> Option<u32> {
+        if !m.acked() || m.after_unknown || self.pos_dlv == NONE {
+            return None;
+        }
+        if (self.queue, self.offset) != (m.queue, m.offset) {
+            return Some(self.pos_dlv);
+        }
+        (self.other_pos_dlv != NONE).then_some(self.other_pos_dlv)
+    }
 }
 
 /// Which per-delivery fields differ from the send.
@@ -75,6 +148,16 @@ impl Corrupt {
         } else if Diffs::of(d, m).any() {
             self.found.push(*d);
         }
+        if !m.acked() {
+            self.early.entry(d.msg).or_insert(Early::EMPTY).add(d);
+            return;
+        }
+        if d.msg_id != 0 && d.msg_id != m.msg_id {
+            self.wrong_id.push((d.entry, d.msg));
+        }
+        if !d.retry && !m.after_unknown && (d.queue, d.offset) != (m.queue, m.offset) {
+            self.wrong_position.push((d.entry, d.msg));
+        }
     }
 
     pub(crate) fn finish(&self, ix: &Index, sink: &mut Sink) {
@@ -89,16 +172,29 @@ impl Corrupt {
                 all.push((d.at_ms, d.entry, Finding::Fields(d, diffs)));
             }
         }
-        for (i, m) in ix.msgs.iter().enumerate() {
-            let i = i as u32;
-            if let Some(e) = wrong_msg_id(m) {
-                all.push((ix.entries[e as usize].at_ms(), e, Finding::MsgId(i)));
+        let at = |e: u32| ix.entries[e as usize].at_ms();
+        for &(e, m) in &self.wrong_id {
+            all.push((at(e), e, Finding::MsgId(m)));
+        }
+        for &(e, m) in &self.wrong_position {
+            all.push((at(e), e, Finding::Position(m)));
+        }
+        // Map order is arbitrary; the findings are sorted below.
+        for (&m, early) in &self.early {
+            let msg = &ix.msgs[m as usize];
+            if let Some(e) = early.wrong_id(msg) {
+                all.push((at(e), e, Finding::MsgId(m)));
             }
-            if let Some(e) = wrong_position(m) {
-                all.push((ix.entries[e as usize].at_ms(), e, Finding::Position(i)));
+            if let Some(e) = early.wrong_position(msg) {
+                all.push((at(e), e, Finding::Position(m)));
             }
         }
-        all.sort_by_key(|(at_ms, entry, _)| (*at_ms, *entry));
+        let rank = |f: &Finding| match f {
+            Finding::Fields(..) => 0,
+            Finding::MsgId(_) => 1,
+            Finding::Position(_) => 2,
+        };
+        all.sort_by_key(|(at_ms, entry, f)| (*at_ms, *entry, rank(f)));
         for (_, entry, finding) in all {
             let msg = match &finding {
                 Finding::Fields(d, _) => d.msg,
@@ -138,29 +234,6 @@ impl Corrupt {
             });
         }
     }
-}
-
-/// The delivery of `m` that named a message id other than the producer's (or, with
-/// no `SendOk`, other than the first delivery's).
-fn wrong_msg_id(m: &Msg) -> Option<u32> {
-    if m.id_dlv == NONE {
-        return None;
-    }
-    if m.msg_id != 0 && m.dlv_msg_id != m.msg_id {
-        return Some(m.id_dlv);
-    }
-    (m.other_id_dlv != NONE).then_some(m.other_id_dlv)
-}
-
-/// The delivery of `m` from its own queue at another position than its `SendOk`'s.
-fn wrong_position(m: &Msg) -> Option<u32> {
-    if !m.acked() || m.after_unknown || m.pos_dlv == NONE {
-        return None;
-    }
-    if m.pos_queue != m.queue || m.pos_offset != m.offset {
-        return Some(m.pos_dlv);
-    }
-    (m.other_pos_dlv != NONE).then_some(m.other_pos_dlv)
 }
 
 fn field_diffs(ix: &Index, d: &Dlv, m: &Msg, diffs: &Diffs) -> String {
@@ -210,13 +283,18 @@ fn field_diffs(ix: &Index, d: &Dlv, m: &Msg, diffs: &Diffs) -> String {
 
 /// Each of keys, user properties, born timestamp and born host that differ.
 fn fields_named(sent: &MessageFields, got: &MessageFields) -> Vec<String> {
+    let crc = |c: Option<u32>| c.map_or("none".to_string(), |c| format!("crc {c:#010x}"));
     let mut out = Vec::new();
-    if got.keys != sent.keys {
-        out.push(format!("keys {:?} instead of {:?}", got.keys, sent.keys));
+    if got.keys_crc != sent.keys_crc {
+        out.push(format!(
+            "keys ({}) other than sent ({})",
+            crc(got.keys_crc),
+            crc(sent.keys_crc)
+        ));
     }
     if got.props_crc != sent.props_crc {
         out.push(format!(
-            "user properties crc {:#010x} instead of {:#010x}",
+            "user properties (crc {:#010x}) other than sent (crc {:#010x})",
             got.props_crc, sent.props_crc
         ));
     }
@@ -226,33 +304,37 @@ fn fields_named(sent: &MessageFields, got: &MessageFields) -> Vec<String> {
             got.born_ms, sent.born_ms
         ));
     }
-    if got.born_host != sent.born_host {
+    if got.born_host_crc != sent.born_host_crc {
         out.push(format!(
-            "born host {} instead of {}",
-            got.born_host, sent.born_host
+            "born host (crc {:#010x}) other than sent (crc {:#010x})",
+            got.born_host_crc, sent.born_host_crc
         ));
     }
     out
 }
 
 fn msg_id_diff(ix: &Index, entry: u32, m: &Msg) -> String {
-    let got = match &ix.entries[entry as usize] {
-        Entry::Deliver { msg_id, .. } => msg_id.clone().unwrap_or_default(),
-        _ => String::new(),
-    };
-    let (expected, whose) = if m.msg_id != 0 {
-        match &ix.entries[m.ok as usize] {
-            Entry::SendOk { msg_id, .. } => (msg_id.clone(), "the producer was given"),
-            _ => (String::new(), ""),
-        }
+    let got = delivered_id(&ix.entries[entry as usize]);
+    if m.msg_id != 0 {
+        let given = match &ix.entries[m.ok as usize] {
+            Entry::SendOk { msg_id, .. } => msg_id.as_str(),
+            _ => "",
+        };
+        format!(
+            "a message id (crc {got:#010x}) other than {given} (crc {:#010x}), the id the \
+             producer was given",
+            crc32fast::hash(given.as_bytes())
+        )
     } else {
-        match &ix.entries[m.id_dlv as usize] {
-            Entry::Deliver { msg_id, .. } => (
-                msg_id.clone().unwrap_or_default(),
-                "its first delivery named",
-            ),
-            _ => (String::new(), ""),
-        }
-    };
-    format!("message id {got} instead of {expected}, the id {whose}")
+        format!("a message id (crc {got:#010x}) other than its first delivery's")
+    }
+}
+
+fn delivered_id(e: &Entry) -> u32 {
+    match e {
+        Entry::Deliver {
+            fields: Some(f), ..
+        } => f.msg_id_crc.unwrap_or(0),
+        _ => 0,
+    }
 }

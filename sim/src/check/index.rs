@@ -15,7 +15,7 @@
 //! Everything else is judged after the pass from these tables, so each rule is one
 //! linear scan, and memory stays proportional to messages, not to entries.
 
-use crate::history::{BrokerGroupMeta, Entry, GroupMeta, History, SendStatus};
+use crate::history::{BrokerGroupMeta, Entry, GroupMeta, History, MessageFields, SendStatus};
 
 use super::corrupt::Corrupt;
 use super::deliveries::DeliveryTable;
@@ -66,18 +66,6 @@ pub(crate) struct Msg {
     pub msg_id: u64,
     /// The `SendOk` said an earlier attempt may have stored another copy.
     pub after_unknown: bool,
-    /// The first delivery from the message's own queue (not a retry topic), or
-    /// [`NONE`], and where it came from.
-    pub pos_dlv: u32,
-    pub pos_queue: u32,
-    pub pos_offset: u64,
-    /// The first such delivery from another position than `pos_dlv`'s, or [`NONE`].
-    pub other_pos_dlv: u32,
-    /// The first delivery that named a message id, or [`NONE`], and that id's digest.
-    pub id_dlv: u32,
-    pub dlv_msg_id: u64,
-    /// The first delivery naming another message id than `id_dlv`'s, or [`NONE`].
-    pub other_id_dlv: u32,
 }
 
 impl Msg {
@@ -101,13 +89,6 @@ impl Msg {
             fields: 0,
             msg_id: 0,
             after_unknown: false,
-            pos_dlv: NONE,
-            pos_queue: NONE,
-            pos_offset: 0,
-            other_pos_dlv: NONE,
-            id_dlv: NONE,
-            dlv_msg_id: 0,
-            other_id_dlv: NONE,
         }
     }
     pub(crate) fn invoked(&self) -> bool {
@@ -153,20 +134,28 @@ pub(crate) struct Dlv {
     /// [`digest`] of the delivered fields (keys, user properties, born time and
     /// host), 0 when the entry recorded none.
     pub fields: u64,
+    /// [`id_digest`] of the delivered message id, 0 when the entry recorded none.
+    pub msg_id: u64,
     /// The group's expression takes the delivered tags (always, for a group `Meta`
     /// does not declare).
     pub tags_taken: bool,
 }
 
-/// A non-zero 64-bit digest of `v`, for comparing recorded fields without keeping
-/// them (equal values, equal digests; a collision would hide a difference with
-/// probability 2^-63).
+/// A non-zero 64-bit digest of the fields a producer sets (keys, user properties, born
+/// timestamp and host), without the message id a delivery also names: equal fields,
+/// equal digests; a collision would hide a difference with probability 2^-63.
 #[inline]
-pub(crate) fn digest<T: std::hash::Hash + ?Sized>(v: &T) -> u64 {
-    use std::hash::Hasher;
+pub(crate) fn sent_fields_digest(f: &MessageFields) -> u64 {
+    use std::hash::{Hash, Hasher};
     let mut h = MixHasher::default();
-    v.hash(&mut h);
+    (f.keys_crc, f.props_crc, f.born_ms, f.born_host_crc).hash(&mut h);
     h.finish() | 1
+}
+
+/// A message id's CRC32 as a non-zero `u64` (0 means "no id recorded").
+#[inline]
+pub(crate) fn id_digest(crc: u32) -> u64 {
+    u64::from(crc) | 1 << 32
 }
 
 /// The last commit of a commit key, as an `Own` saw it.
@@ -452,7 +441,7 @@ pub(crate) fn first_bytes(e: &Entry) -> u8 {
             ..
         } => b(group) ^ b(topic) ^ b(broker) ^ tags.as_deref().map_or(0, b),
         Entry::SendInvoke { topic, tags, .. } => b(topic) ^ tags.as_deref().map_or(0, b),
-        Entry::SendOk { broker, .. } => b(broker),
+        Entry::SendOk { broker, msg_id, .. } => b(broker) ^ b(msg_id),
         Entry::Commit {
             group,
             topic,
@@ -786,7 +775,7 @@ impl<'h> Builder<'h> {
                 if self.ix.msgs[m].invoked() {
                     return; // a reused wid: the first send defines the message
                 }
-                self.ix.msgs[m].fields = fields.as_ref().map_or(0, digest);
+                self.ix.msgs[m].fields = fields.as_ref().map_or(0, sent_fields_digest);
                 let topic = self.ix.topics.intern(topic);
                 let tags = self.ix.tags.intern(tags.as_deref());
                 let msg = &mut self.ix.msgs[m];
@@ -829,7 +818,7 @@ impl<'h> Builder<'h> {
                 msg.status = Some(*status);
                 msg.queue = q;
                 msg.offset = *queue_offset;
-                msg.msg_id = digest(msg_id.as_str());
+                msg.msg_id = id_digest(crc32fast::hash(msg_id.as_bytes()));
                 msg.after_unknown = *after_unknown;
                 self.ix.acks.push(m);
                 let holder = Holder {
@@ -870,7 +859,6 @@ impl<'h> Builder<'h> {
                 reconsume_times,
                 body_crc,
                 tags,
-                msg_id,
                 fields,
             } => {
                 let g = self.group(group);
@@ -881,7 +869,10 @@ impl<'h> Builder<'h> {
                 // reconsume count elsewhere is a corrupt field, and the delivery still
                 // counts for order and offsets.
                 let retry = topic.starts_with(RETRY_PREFIX);
-                let id_digest = msg_id.as_deref().map_or(0, digest);
+                let dlv_id = fields
+                    .as_ref()
+                    .and_then(|f| f.msg_id_crc)
+                    .map_or(0, id_digest);
                 self.ix.deliveries += 1;
                 let msg = match wid {
                     Some(w) => {
@@ -894,25 +885,6 @@ impl<'h> Builder<'h> {
                                 msg.topic = topic_id;
                                 msg.tags = tag_id;
                                 msg.crc = *body_crc;
-                            }
-                        }
-                        if !retry {
-                            if msg.pos_dlv == NONE {
-                                msg.pos_dlv = i;
-                                msg.pos_queue = q;
-                                msg.pos_offset = *queue_offset;
-                            } else if msg.other_pos_dlv == NONE
-                                && (msg.pos_queue != q || msg.pos_offset != *queue_offset)
-                            {
-                                msg.other_pos_dlv = i;
-                            }
-                        }
-                        if id_digest != 0 {
-                            if msg.id_dlv == NONE {
-                                msg.id_dlv = i;
-                                msg.dlv_msg_id = id_digest;
-                            } else if msg.other_id_dlv == NONE && msg.dlv_msg_id != id_digest {
-                                msg.other_id_dlv = i;
                             }
                         }
                         m
@@ -964,8 +936,9 @@ impl<'h> Builder<'h> {
                     tags: tag_id,
                     retry,
                     reconsume: *reconsume_times,
-                    fields: fields.as_ref().map_or(0, digest),
+                    fields: fields.as_ref().map_or(0, sent_fields_digest),
                     tags_taken,
+                    msg_id: dlv_id,
                 };
                 self.deliver(&d, sent_taken);
             }

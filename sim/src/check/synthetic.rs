@@ -126,10 +126,11 @@ pub fn synthetic_history(messages: usize, seed: u64) -> History {
         let msg_id = format!("{wid:032X}");
         let wid_value = wid.to_string();
         let fields = MessageFields {
-            keys: Some(format!("wid-{wid}")),
+            keys_crc: Some(crc32fast::hash(format!("wid-{wid}").as_bytes())),
             props_crc: user_properties_crc([(WID_PROPERTY, wid_value.as_str())]),
             born_ms: t as i64,
-            born_host: format!("10.0.0.{producer}:10911"),
+            born_host_crc: crc32fast::hash(format!("10.0.0.{producer}:10911").as_bytes()),
+            msg_id_crc: None,
         };
         ev.push((
             t,
@@ -140,7 +141,7 @@ pub fn synthetic_history(messages: usize, seed: u64) -> History {
                 topic: TOPIC.into(),
                 tags: Some(tag.into()),
                 body_crc: crc,
-                fields: Some(fields.clone()),
+                fields: Some(fields),
             },
         ));
         let ack = t + rng.random_range(1..=3);
@@ -218,8 +219,10 @@ pub fn synthetic_history(messages: usize, seed: u64) -> History {
                         reconsume_times: 0,
                         body_crc: crc,
                         tags: Some(tag.into()),
-                        msg_id: Some(msg_id.clone()),
-                        fields: Some(fields.clone()),
+                        fields: Some(MessageFields {
+                            msg_id_crc: Some(crc32fast::hash(msg_id.as_bytes())),
+                            ..fields
+                        }),
                     },
                 ));
             }
