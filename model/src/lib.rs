@@ -10,3 +10,4 @@ pub mod namesrv;
 pub mod node;
 pub mod protocol;
 pub mod store;
+pub mod subscription;

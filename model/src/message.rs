@@ -14,6 +14,58 @@ pub const PROPERTY_UNIQ_KEY: &str = "UNIQ_KEY";
 pub const PROPERTY_WAIT_STORE_MSG_OK: &str = "WAIT";
 pub const PROPERTY_CRC32: &str = "__CRC32#";
 
+/// The property names RocketMQ reserves for itself (`MessageConst.STRING_HASH_SET`,
+/// 4.9/5.x). Every other property is a user property: `Message.putUserProperty`
+/// refuses these names, and a user reads the rest back unchanged.
+pub const SYSTEM_PROPERTIES: &[&str] = &[
+    "TRACE_ON",
+    "MSG_REGION",
+    "KEYS",
+    "TAGS",
+    "WAIT",
+    "DELAY",
+    "RETRY_TOPIC",
+    "REAL_TOPIC",
+    "REAL_QID",
+    "TRAN_MSG",
+    "PGROUP",
+    "MIN_OFFSET",
+    "MAX_OFFSET",
+    "BUYER_ID",
+    "ORIGIN_MESSAGE_ID",
+    "TRANSFER_FLAG",
+    "CORRECTION_FLAG",
+    "MQ2_FLAG",
+    "RECONSUME_TIME",
+    "UNIQ_KEY",
+    "MAX_RECONSUME_TIMES",
+    "CONSUME_START_TIME",
+    "TRAN_PREPARED_QUEUE_OFFSET",
+    "TRANSACTION_CHECK_TIMES",
+    "CHECK_IMMUNITY_TIME_IN_SECONDS",
+    "SHARDING_KEY",
+    "__transactionId__",
+    "INSTANCE_ID",
+    "CORRELATION_ID",
+    "REPLY_TO_CLIENT",
+    "TTL",
+    "ARRIVE_TIME",
+    "PUSH_REPLY_TIME",
+    "CLUSTER",
+    "MSG_TYPE",
+    "__STARTDELIVERTIME",
+    "TIMER_DELIVER_MS",
+    "TIMER_DELAY_SEC",
+    "TIMER_DELAY_MS",
+    "DUP_INFO",
+    "__CRC32#",
+];
+
+/// Whether `name` is one of RocketMQ's own properties, not a user property.
+pub fn is_system_property(name: &str) -> bool {
+    SYSTEM_PROPERTIES.contains(&name)
+}
+
 /// RocketMQ's topic length limit (`TopicValidator`, 4.x): the V1 record stores it in a u8.
 pub const TOPIC_MAX_LENGTH: usize = 127;
 

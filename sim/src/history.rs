@@ -8,6 +8,7 @@
 
 use std::io::{self, BufRead, Write};
 
+use rmq_model::message::{is_system_property, NAME_VALUE_SEPARATOR, PROPERTY_SEPARATOR};
 use serde::{Deserialize, Serialize};
 
 /// The message property carrying the workload id.
@@ -149,6 +150,75 @@ pub enum FaultKind {
     ClockSkew,
 }
 
+/// What a RocketMQ user reads off a message besides its body, topic and tags, as the
+/// producer set it (in `SendInvoke`) or the consumer saw it (in `Deliver`). Strings are
+/// recorded as their CRC32 (IEEE, over the UTF-8 bytes, like `body_crc`), so an entry
+/// stays small and the fields are compared without keeping them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct MessageFields {
+    /// CRC32 of KEYS (space-separated, as set); absent when the message has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keys_crc: Option<u32>,
+    /// [`user_properties_crc`] of the user properties.
+    pub props_crc: u32,
+    /// bornTimestamp: the producer's own clock (it may be skewed) when the send
+    /// began, ms.
+    pub born_ms: i64,
+    /// CRC32 of bornHost, the producer's address as `ip:port`.
+    pub born_host_crc: u32,
+    /// In a `Deliver`: CRC32 of the message id the consumer saw
+    /// (`MessageExt.getMsgId`: the `UNIQ_KEY`, else the offset message id), to be
+    /// compared with the `SendOk`'s `msg_id`. Absent in a `SendInvoke`: the producer
+    /// learns the id with its `SendOk`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub msg_id_crc: Option<u32>,
+}
+
+/// The digest of a message's user properties that histories record: the pairs whose
+/// name is not one of RocketMQ's own ([`is_system_property`]), sorted by name then
+/// value, each written as `name U+0001 value U+0002` (RocketMQ's property encoding),
+/// then CRC32 (IEEE) of those bytes. No user property: CRC32 of nothing, 0.
+pub fn user_properties_crc<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> u32 {
+    // Computed for every send and delivery: a message has a few user properties, so
+    // they are sorted on the stack unless there are many.
+    const ON_STACK: usize = 8;
+    let mut few = [("", ""); ON_STACK];
+    let mut many = Vec::new();
+    let mut n = 0;
+    for pair in pairs
+        .into_iter()
+        .filter(|(name, _)| !is_system_property(name))
+    {
+        if n < ON_STACK {
+            few[n] = pair;
+        } else {
+            if many.is_empty() {
+                many.extend_from_slice(&few);
+            }
+            many.push(pair);
+        }
+        n += 1;
+    }
+    let user = if n <= ON_STACK {
+        &mut few[..n]
+    } else {
+        &mut many[..]
+    };
+    user.sort_unstable();
+    let mut h = crc32fast::Hasher::new();
+    for &(name, value) in user.iter() {
+        h.update(name.as_bytes());
+        h.update(&[NAME_VALUE_SEPARATOR as u8]);
+        h.update(value.as_bytes());
+        h.update(&[PROPERTY_SEPARATOR as u8]);
+    }
+    h.finalize()
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
 /// One line of the history.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
@@ -180,6 +250,10 @@ pub enum Entry {
         topic: String,
         tags: Option<String>,
         body_crc: u32,
+        /// Keys, user properties, born timestamp and host as sent; absent in
+        /// histories written before they were recorded (then not compared).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        fields: Option<MessageFields>,
     },
     /// SEND_OK or one of the stored-on-master statuses.
     SendOk {
@@ -190,7 +264,13 @@ pub enum Entry {
         broker: String,
         queue_id: i32,
         queue_offset: u64,
+        /// The message id the producer was given (`SendResult.msgId`, the client's
+        /// `UNIQ_KEY`).
         msg_id: String,
+        /// An earlier attempt of this send got no answer (timed out, or its
+        /// connection broke): a second copy may be stored at another position.
+        #[serde(default, skip_serializing_if = "is_false")]
+        after_unknown: bool,
     },
     /// The send failed: `definite` when no attempt may have stored it (every attempt
     /// was refused), otherwise unknown (a timeout: it may or may not be stored).
@@ -215,6 +295,10 @@ pub enum Entry {
         reconsume_times: i32,
         body_crc: u32,
         tags: Option<String>,
+        /// Keys, user properties, born timestamp and host, and the message id, as
+        /// delivered; absent in older histories (then not compared).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        fields: Option<MessageFields>,
     },
     /// The consumer now owns (or no longer owns) a queue. `start_offset` is where it
     /// begins pulling (the committed offset it resumed from).
@@ -544,6 +628,7 @@ mod tests {
             topic: "T".into(),
             tags: Some("a".into()),
             body_crc: 7,
+            fields: None,
         });
         h.push(Entry::Fault {
             at_ms: 9,
@@ -705,5 +790,56 @@ mod tests {
             let mangled = format!("{}{junk}{}", &text[..cut], &text[cut..]);
             let _ = History::read_jsonl(&mut mangled.as_bytes());
         }
+    }
+
+    #[test]
+    fn message_fields_round_trip_and_old_lines_still_load() {
+        let fields = MessageFields {
+            keys_crc: Some(crc32fast::hash(b"wid-1")),
+            props_crc: user_properties_crc([("WID", "1"), ("TAGS", "ignored")]),
+            born_ms: 42,
+            born_host_crc: crc32fast::hash(b"10.0.0.5:10911"),
+            msg_id_crc: None,
+        };
+        // System properties are not user properties.
+        assert_eq!(fields.props_crc, user_properties_crc([("WID", "1")]));
+        assert_eq!(user_properties_crc([]), 0);
+        // Order does not matter, however many there are.
+        let names: Vec<String> = (0..12).map(|i| format!("p{i}")).collect();
+        let pairs: Vec<(&str, &str)> = names.iter().map(|n| (n.as_str(), "v")).collect();
+        let reversed: Vec<(&str, &str)> = pairs.iter().rev().copied().collect();
+        assert_eq!(
+            user_properties_crc(pairs.clone()),
+            user_properties_crc(reversed)
+        );
+        assert_ne!(
+            user_properties_crc(pairs.clone()),
+            user_properties_crc(pairs[1..].to_vec())
+        );
+        let invoke = Entry::SendInvoke {
+            at_ms: 5,
+            client: 3,
+            wid: 1,
+            topic: "T".into(),
+            tags: None,
+            body_crc: 7,
+            fields: Some(fields),
+        };
+        let line = serde_json::to_string(&invoke).unwrap();
+        assert!(line.contains(r#""fields":{"keys_crc":"#), "{line}");
+        assert!(!line.contains("msg_id_crc"), "{line}");
+        assert_eq!(serde_json::from_str::<Entry>(&line).unwrap(), invoke);
+        let old = r#"{"op":"deliver","at_ms":1,"group":"g","client":1,"topic":"T","broker":"b","queue_id":0,"queue_offset":0,"wid":1,"reconsume_times":0,"body_crc":7,"tags":null}"#;
+        let back: Entry = serde_json::from_str(old).unwrap();
+        assert!(matches!(back, Entry::Deliver { fields: None, .. }));
+        let ok = r#"{"op":"send_ok","at_ms":1,"client":1,"wid":1,"status":"SEND_OK","broker":"b","queue_id":0,"queue_offset":0,"msg_id":"M"}"#;
+        let back: Entry = serde_json::from_str(ok).unwrap();
+        assert!(matches!(
+            back,
+            Entry::SendOk {
+                after_unknown: false,
+                ..
+            }
+        ));
     }
 }

@@ -14,11 +14,14 @@ use rmq_model::client::{
     ClientEvent, ConsumerConfig, OutgoingMessage, Producer, ProducerConfig, PushConsumer, SendId,
     SendOutcome, CLIENT_TIMER_KIND_BASE,
 };
-use rmq_model::message::property;
+use rmq_model::message::{properties, property, PROPERTY_KEYS};
 use rmq_model::node::{Ctx, Input, Node};
 use rmq_model::protocol::{response_code, Message};
+use rmq_model::store::record::Host;
 
-use crate::history::{Entry, History, SendStatus, WID_PROPERTY};
+use crate::history::{
+    user_properties_crc, Entry, History, MessageFields, SendStatus, WID_PROPERTY,
+};
 
 /// The history all workload nodes of a run write to, and the next workload id.
 #[derive(Default)]
@@ -67,6 +70,8 @@ pub struct ProducerHost {
     plan: ProducerPlan,
     recorder: SharedRecorder,
     in_flight: BTreeMap<SendId, u64>,
+    /// CRC32 of this node's address, the born host of every message it sends.
+    born_host_crc: Option<u32>,
 }
 
 impl ProducerHost {
@@ -76,6 +81,7 @@ impl ProducerHost {
             plan,
             recorder,
             in_flight: BTreeMap::new(),
+            born_host_crc: None,
         }
     }
 
@@ -92,6 +98,23 @@ impl ProducerHost {
             .map(|i| (seed.rotate_left((i % 64) as u32) as u8) ^ (i as u8))
             .collect();
         let at_ms = self.recorder.borrow().now_ms();
+        let keys = format!("wid-{wid}");
+        let user_properties = vec![(WID_PROPERTY.to_string(), wid.to_string())];
+        // The producer stamps the message with this node's clock and address in this
+        // same call, so these are the born timestamp and host it sends.
+        let fields = MessageFields {
+            keys_crc: Some(crc32fast::hash(keys.as_bytes())),
+            props_crc: user_properties_crc(
+                user_properties
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_str())),
+            ),
+            born_ms: ctx.now_ms() as i64,
+            born_host_crc: *self
+                .born_host_crc
+                .get_or_insert_with(|| crc32fast::hash(ctx.my_addr().as_bytes())),
+            msg_id_crc: None,
+        };
         self.recorder.borrow_mut().history.push(Entry::SendInvoke {
             at_ms,
             client: ctx.me().0,
@@ -99,14 +122,15 @@ impl ProducerHost {
             topic: self.plan.topic.clone(),
             tags: Some(tag.clone()),
             body_crc: crc32fast::hash(&body),
+            fields: Some(fields),
         });
         let id = self.producer.send(
             ctx,
             OutgoingMessage {
                 topic: self.plan.topic.clone(),
                 tags: Some(tag),
-                keys: Some(format!("wid-{wid}")),
-                user_properties: vec![(WID_PROPERTY.to_string(), wid.to_string())],
+                keys: Some(keys),
+                user_properties,
                 body,
             },
         );
@@ -137,6 +161,7 @@ impl ProducerHost {
                 queue_id,
                 queue_offset,
                 msg_id,
+                after_unknown,
             } => Entry::SendOk {
                 at_ms,
                 client,
@@ -151,6 +176,7 @@ impl ProducerHost {
                 queue_id,
                 queue_offset,
                 msg_id,
+                after_unknown,
             },
             SendOutcome::Failed { definite, reason } => Entry::SendFail {
                 at_ms,
@@ -210,7 +236,13 @@ pub struct ConsumerHost {
     /// backlog); 0: at boot.
     start_at_ms: u64,
     started: bool,
+    /// Born hosts seen, with the CRC32 of their `ip:port`: a run has a few producers,
+    /// and formatting an address for every delivery would cost more than the lookup.
+    born_hosts: Vec<(Host, u32)>,
 }
+
+/// At most this many born hosts are remembered; past it each one is formatted anew.
+const MAX_BORN_HOSTS: usize = 64;
 
 impl ConsumerHost {
     pub fn new(config: ConsumerConfig, recorder: SharedRecorder) -> Self {
@@ -219,6 +251,7 @@ impl ConsumerHost {
             recorder,
             start_at_ms: 0,
             started: false,
+            born_hosts: Vec::new(),
         }
     }
 
@@ -233,6 +266,17 @@ impl ConsumerHost {
         self.consumer.start(ctx);
     }
 
+    fn born_host_crc(&mut self, host: Host) -> u32 {
+        if let Some(&(_, crc)) = self.born_hosts.iter().find(|(h, _)| *h == host) {
+            return crc;
+        }
+        let crc = crc32fast::hash(format!("{}:{}", host.ip, host.port).as_bytes());
+        if self.born_hosts.len() < MAX_BORN_HOSTS {
+            self.born_hosts.push((host, crc));
+        }
+        crc
+    }
+
     fn record(&mut self, ctx: &mut dyn Ctx<Message>, event: ClientEvent) {
         let at_ms = self.recorder.borrow().now_ms();
         let client = ctx.me().0;
@@ -245,25 +289,37 @@ impl ConsumerHost {
                 queue_id,
                 queue_offset,
                 msg,
-            } => Entry::Deliver {
-                at_ms,
-                group,
-                client,
-                // The record's own topic: a record served for the wrong queue shows.
-                topic: if msg.topic.is_empty() {
-                    topic
-                } else {
-                    msg.topic
-                },
-                broker: broker_name,
-                queue_id,
-                queue_offset,
-                wid: property(&msg.properties, WID_PROPERTY).and_then(|w| w.parse().ok()),
-                reconsume_times: msg.reconsume_times,
-                body_crc: crc32fast::hash(&msg.body),
-                // The consumer read TAGS out of the properties already.
-                tags: msg.tags,
-            },
+            } => {
+                let born_host_crc = self.born_host_crc(msg.born_host);
+                let fields = MessageFields {
+                    keys_crc: property(&msg.properties, PROPERTY_KEYS)
+                        .map(|k| crc32fast::hash(k.as_bytes())),
+                    props_crc: user_properties_crc(properties(&msg.properties)),
+                    born_ms: msg.born_timestamp_ms,
+                    born_host_crc,
+                    msg_id_crc: Some(crc32fast::hash(msg.msg_id.as_bytes())),
+                };
+                Entry::Deliver {
+                    at_ms,
+                    group,
+                    client,
+                    // The record's own topic: a record served for the wrong queue shows.
+                    topic: if msg.topic.is_empty() {
+                        topic
+                    } else {
+                        msg.topic
+                    },
+                    broker: broker_name,
+                    queue_id,
+                    queue_offset,
+                    wid: property(&msg.properties, WID_PROPERTY).and_then(|w| w.parse().ok()),
+                    reconsume_times: msg.reconsume_times,
+                    body_crc: crc32fast::hash(&msg.body),
+                    // The consumer read TAGS out of the properties already.
+                    tags: msg.tags,
+                    fields: Some(fields),
+                }
+            }
             ClientEvent::Owned {
                 group,
                 broker_name,

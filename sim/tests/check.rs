@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 
 use rmq_sim::check::{check, synthetic_history, Report, Rule};
 use rmq_sim::history::{
-    BrokerGroupMeta, Entry, FaultKind, FlushMode, GroupMeta, History, Promise, Replication,
-    SendStatus,
+    user_properties_crc, BrokerGroupMeta, Entry, FaultKind, FlushMode, GroupMeta, History,
+    MessageFields, Promise, Replication, SendStatus,
 };
 
 const FLUSH_WINDOW: u64 = 1_000;
@@ -113,6 +113,7 @@ impl B {
             topic: "T".into(),
             tags: tags.map(str::to_owned),
             body_crc: wid as u32 * 7,
+            fields: None,
         });
         self
     }
@@ -127,6 +128,7 @@ impl B {
             queue_id: q,
             queue_offset: off,
             msg_id: format!("M{wid}"),
+            after_unknown: false,
         });
         self
     }
@@ -206,6 +208,7 @@ impl B {
             reconsume_times: reconsume,
             body_crc: crc,
             tags: tags.map(str::to_owned),
+            fields: None,
         });
         self
     }
@@ -1434,6 +1437,8 @@ fn moved_back_past_a_lost_unacked_copy(fault_node: Option<u32>) -> B {
         queue_id: 0,
         queue_offset: 0,
         msg_id: "M1".into(),
+        // The retry that was acked followed an attempt whose answer never came.
+        after_unknown: true,
     });
     b.own(4_000, "g", 10, 0, 0)
         .commit(4_000, "g", 10, 0, 0)
@@ -1574,7 +1579,8 @@ fn synthetic_history_with_planted_bugs_fails_with_their_rules() {
         }
         _ => false,
     });
-    assert_eq!(rules(&r), vec![Rule::Offsets], "{}", all(&r));
+    // The delivery came from another position than the SendOk named, too.
+    assert_eq!(rules(&r), vec![Rule::Corrupt, Rule::Offsets], "{}", all(&r));
 }
 
 // ------------------------------------------------- lost: offsets reassigned past a consumer
@@ -1654,4 +1660,362 @@ fn order_new_owner_from_an_earlier_higher_commit_skips_only_what_the_group_never
         "{}",
         all(&r)
     );
+}
+
+// ---------------------------------------------------------------- refused
+
+#[test]
+fn refused_send_delivered_fails() {
+    let mut b = B::simple();
+    b.invoke(1_000, 1, None)
+        .fail(1_500, 1, true)
+        .deliver(1_600, "g", 10, 0, 0, 1);
+    let r = fails_with(&b, Rule::Refused);
+    assert!(r.violations[0].detail.contains("wid 1 "), "{}", all(&r));
+    assert!(
+        r.violations[0].detail.contains("refused at 1500ms"),
+        "{}",
+        all(&r)
+    );
+}
+
+#[test]
+fn refused_unknown_outcome_or_undelivered_passes() {
+    // A timeout may have stored it: its delivery is proof, not a violation.
+    let mut b = B::simple();
+    b.invoke(1_000, 1, None)
+        .fail(1_500, 1, false)
+        .deliver(1_600, "g", 10, 0, 0, 1);
+    passes(&b);
+    // Refused and never delivered: as promised.
+    let mut b = B::simple();
+    b.invoke(1_000, 1, None).fail(1_500, 1, true);
+    passes(&b);
+}
+
+// ---------------------------------------------------------------- filter
+
+fn filtered(expr: &str) -> B {
+    B::new(
+        vec![broker(
+            "b",
+            1,
+            None,
+            FlushMode::SyncFlush,
+            Replication::None,
+        )],
+        vec![group("g", expr, false, &[10])],
+    )
+}
+
+#[test]
+fn filter_subscribed_tags_pass() {
+    let mut b = filtered("a || b");
+    b.send_tagged(1_000, 1, "a", 0, 0)
+        .send_tagged(1_010, 2, "b", 0, 1)
+        .send_tagged(1_020, 3, "c", 0, 2)
+        .deliver(1_100, "g", 10, 0, 0, 1)
+        .deliver(1_101, "g", 10, 0, 1, 2);
+    passes(&b);
+}
+
+#[test]
+fn filter_unsubscribed_tag_fails() {
+    let mut b = filtered("a || b");
+    b.send_tagged(1_000, 1, "a", 0, 0)
+        .send_tagged(1_020, 2, "c", 0, 1)
+        .deliver(1_100, "g", 10, 0, 0, 1)
+        .deliver(1_101, "g", 10, 0, 1, 2);
+    let r = fails_with(&b, Rule::Filter);
+    assert!(r.violations[0].detail.contains("\"c\""), "{}", all(&r));
+}
+
+#[test]
+fn filter_hash_colliding_tag_fails() {
+    // "TagAa" and "TagBB" share a Java hash code: a broker's hash filter passes it.
+    let mut b = filtered("TagAa");
+    b.send_tagged(1_000, 1, "TagBB", 0, 0)
+        .deliver(1_100, "g", 10, 0, 0, 1);
+    fails_with(&b, Rule::Filter);
+}
+
+#[test]
+fn filter_judges_the_sent_and_the_delivered_tags() {
+    // Sent "c", delivered as "a": the group did not subscribe to this message (and
+    // the tags were corrupted on the way).
+    let mut b = filtered("a");
+    b.send_tagged(1_000, 1, "c", 0, 0).deliver_raw(
+        1_100,
+        "g",
+        10,
+        "T",
+        0,
+        0,
+        Some(1),
+        7,
+        Some("a"),
+        0,
+    );
+    let r = b.check();
+    assert_eq!(rules(&r), vec![Rule::Corrupt, Rule::Filter], "{}", all(&r));
+    // Sent "a", delivered as "c": the listener got a tag it did not subscribe to.
+    let mut b = filtered("a");
+    b.send_tagged(1_000, 1, "a", 0, 0).deliver_raw(
+        1_100,
+        "g",
+        10,
+        "T",
+        0,
+        0,
+        Some(1),
+        7,
+        Some("c"),
+        0,
+    );
+    let r = b.check();
+    assert_eq!(rules(&r), vec![Rule::Corrupt, Rule::Filter], "{}", all(&r));
+}
+
+#[test]
+fn filter_other_topic_fails_unless_from_the_retry_topic() {
+    let mut b = filtered("*");
+    b.send(1_000, 1, 0, 0);
+    for e in &mut b.h.entries {
+        if let Entry::SendInvoke { topic, .. } = e {
+            *topic = "U".into();
+        }
+    }
+    b.deliver_raw(1_100, "g", 10, "U", 0, 0, Some(1), 7, None, 0);
+    let r = fails_with(&b, Rule::Filter);
+    assert!(r.violations[0].detail.contains("topic U"), "{}", all(&r));
+    // Handed back and redelivered from the group's retry topic: not a filter miss.
+    let mut b = filtered("a");
+    b.send_tagged(1_000, 1, "a", 0, 0)
+        .deliver(1_100, "g", 10, 0, 0, 1)
+        .deliver_raw(12_000, "g", 10, "%RETRY%g", 0, 5, Some(1), 7, Some("a"), 1);
+    passes(&b);
+}
+
+#[test]
+fn filter_delivery_before_its_send_is_judged_at_the_end() {
+    let mut b = filtered("a");
+    b.deliver_raw(900, "g", 10, "T", 0, 0, Some(1), 7, Some("a"), 0)
+        .send_tagged(1_000, 1, "a", 0, 0);
+    passes(&b);
+    let mut b = filtered("a");
+    b.deliver_raw(900, "g", 10, "T", 0, 0, Some(1), 7, Some("a"), 0)
+        .send_tagged(1_000, 1, "b", 0, 0);
+    let r = b.check();
+    assert!(rules(&r).contains(&Rule::Filter), "{}", all(&r));
+}
+
+// ---------------------------------------------------------------- corrupt: fields
+
+fn fields_of(wid: u64) -> MessageFields {
+    let w = wid.to_string();
+    MessageFields {
+        keys_crc: Some(crc32fast::hash(format!("wid-{wid}").as_bytes())),
+        props_crc: user_properties_crc([("WID", w.as_str())]),
+        born_ms: 900 + wid as i64,
+        born_host_crc: crc32fast::hash(b"10.0.0.20:10911"),
+        msg_id_crc: None,
+    }
+}
+
+/// Records keys, properties, born time/host and message ids as a workload does.
+fn with_fields(b: &mut B) -> &mut B {
+    for e in &mut b.h.entries {
+        match e {
+            Entry::SendInvoke { wid, fields, .. } => *fields = Some(fields_of(*wid)),
+            Entry::Deliver {
+                wid: Some(wid),
+                fields,
+                ..
+            } => {
+                *fields = Some(MessageFields {
+                    msg_id_crc: Some(crc32fast::hash(format!("M{wid}").as_bytes())),
+                    ..fields_of(*wid)
+                });
+            }
+            _ => {}
+        }
+    }
+    b
+}
+
+fn tamper_delivery(b: &mut B, which: u64, f: impl Fn(&mut MessageFields)) {
+    for e in &mut b.h.entries {
+        if let Entry::Deliver {
+            wid: Some(w),
+            fields: Some(fields),
+            ..
+        } = e
+        {
+            if *w == which {
+                f(fields);
+            }
+        }
+    }
+}
+
+fn four_delivered() -> B {
+    let mut b = B::simple();
+    for wid in 1..=4 {
+        b.send(1_000 + wid * 10, wid, 0, wid - 1)
+            .deliver(1_100 + wid, "g", 10, 0, wid - 1, wid);
+    }
+    with_fields(&mut b);
+    b
+}
+
+#[test]
+fn corrupt_fields_as_sent_pass() {
+    passes(&four_delivered());
+}
+
+#[test]
+fn corrupt_names_each_field_that_differs() {
+    let mut b = four_delivered();
+    tamper_delivery(&mut b, 1, |f| f.keys_crc = None);
+    tamper_delivery(&mut b, 2, |f| f.props_crc ^= 1);
+    tamper_delivery(&mut b, 3, |f| f.born_ms += 1);
+    tamper_delivery(&mut b, 4, |f| f.born_host_crc ^= 1);
+    let r = fails_with(&b, Rule::Corrupt);
+    assert_eq!(r.violations.len(), 4, "{}", all(&r));
+    for (v, what) in r.violations.iter().zip([
+        "keys (none) other than sent (crc",
+        "user properties (crc",
+        "born timestamp 904ms instead of 903ms",
+        "born host (crc",
+    ]) {
+        assert!(v.detail.contains(what), "{what}: {}", all(&r));
+    }
+}
+
+#[test]
+fn corrupt_fields_are_not_compared_when_a_side_did_not_record_them() {
+    let mut b = four_delivered();
+    for e in &mut b.h.entries {
+        if let Entry::SendInvoke { fields, .. } = e {
+            *fields = None;
+        }
+    }
+    tamper_delivery(&mut b, 1, |f| f.born_ms += 1);
+    passes(&b);
+}
+
+#[test]
+fn corrupt_message_id_other_than_the_producers() {
+    let mut b = four_delivered();
+    tamper_delivery(&mut b, 2, |f| f.msg_id_crc = Some(crc32fast::hash(b"M9")));
+    let r = fails_with(&b, Rule::Corrupt);
+    assert!(
+        r.violations[0].detail.contains(&format!(
+            "(crc {:#010x}) other than M2",
+            crc32fast::hash(b"M9")
+        )),
+        "{}",
+        all(&r)
+    );
+}
+
+#[test]
+fn corrupt_message_id_without_a_send_ok_compares_deliveries() {
+    let mut b = B::simple();
+    b.invoke(1_000, 1, None)
+        .fail(1_500, 1, false)
+        .deliver(1_100, "g", 10, 0, 0, 1)
+        .deliver(1_200, "g", 10, 0, 0, 1);
+    with_fields(&mut b);
+    passes(&b);
+    let mut seen = 0;
+    for e in &mut b.h.entries {
+        if let Entry::Deliver {
+            fields: Some(f), ..
+        } = e
+        {
+            seen += 1;
+            if seen == 2 {
+                f.msg_id_crc = Some(0);
+            }
+        }
+    }
+    let r = fails_with(&b, Rule::Corrupt);
+    assert!(
+        r.violations[0]
+            .detail
+            .contains("message id (crc 0x00000000) other than its first delivery's"),
+        "{}",
+        all(&r)
+    );
+}
+
+#[test]
+fn corrupt_reconsume_count_without_a_hand_back() {
+    let mut b = B::simple();
+    b.send(1_000, 1, 0, 0)
+        .deliver_raw(1_100, "g", 10, "T", 0, 0, Some(1), 7, None, 2);
+    let r = fails_with(&b, Rule::Corrupt);
+    assert!(
+        r.violations[0].detail.contains("reconsume count 2"),
+        "{}",
+        all(&r)
+    );
+    // From the retry topic a raised count is what a hand-back looks like.
+    let mut b = B::simple();
+    b.send(1_000, 1, 0, 0)
+        .deliver(1_100, "g", 10, 0, 0, 1)
+        .deliver_raw(12_000, "g", 10, "%RETRY%g", 0, 0, Some(1), 7, None, 1);
+    passes(&b);
+}
+
+#[test]
+fn a_raised_reconsume_count_still_counts_for_order() {
+    // Offset 0 delivered after offset 1 in one span: a gap filled behind. The raised
+    // count does not take it out of the order check.
+    let mut b = B::simple();
+    b.send(1_000, 1, 0, 0)
+        .send(1_010, 2, 0, 1)
+        .own(900, "g", 10, 0, 0)
+        .deliver(1_100, "g", 10, 0, 1, 2)
+        .deliver_raw(1_200, "g", 10, "T", 0, 0, Some(1), 7, None, 1);
+    let r = b.check();
+    assert_eq!(rules(&r), vec![Rule::Corrupt, Rule::Order], "{}", all(&r));
+}
+
+#[test]
+fn corrupt_position_other_than_the_send_ok() {
+    let mut b = B::simple();
+    b.send(1_000, 1, 0, 0).deliver(1_100, "g", 10, 1, 0, 1);
+    let r = b.check();
+    assert!(rules(&r).contains(&Rule::Corrupt), "{}", all(&r));
+    assert!(
+        all(&r).contains("not the position b/T/q0 offset 0 its SEND_OK named"),
+        "{}",
+        all(&r)
+    );
+    // Delivered before the SendOk was written: judged all the same.
+    let mut b = B::simple();
+    b.invoke(1_000, 1, None)
+        .deliver(1_100, "g", 10, 1, 0, 1)
+        .ok(1_200, 1, 0, 0);
+    let r = b.check();
+    assert!(rules(&r).contains(&Rule::Corrupt), "{}", all(&r));
+}
+
+#[test]
+fn corrupt_position_is_not_judged_after_an_unanswered_attempt() {
+    // The first attempt was stored on q1 but its answer never came; the retry was
+    // acked on q0. Both copies are delivered.
+    let mut b = B::simple();
+    b.invoke(1_000, 1, None).ok(1_500, 1, 0, 0);
+    for e in &mut b.h.entries {
+        if let Entry::SendOk { after_unknown, .. } = e {
+            *after_unknown = true;
+        }
+    }
+    b.deliver(1_100, "g", 10, 1, 0, 1)
+        .deliver(1_600, "g", 10, 0, 0, 1);
+    let r = b.check();
+    assert!(!rules(&r).contains(&Rule::Corrupt), "{}", all(&r));
 }

@@ -223,6 +223,7 @@ mod extremes {
                 topic: "T".into(),
                 tags: None,
                 body_crc: 1,
+                fields: None,
             }),
             (num(), wid(), num()).prop_map(|(at_ms, wid, queue_offset)| Entry::SendOk {
                 at_ms,
@@ -233,6 +234,7 @@ mod extremes {
                 queue_id: 0,
                 queue_offset,
                 msg_id: String::new(),
+                after_unknown: false,
             }),
             (num(), wid(), num(), 10u32..12).prop_map(|(at_ms, wid, queue_offset, client)| {
                 Entry::Deliver {
@@ -247,6 +249,7 @@ mod extremes {
                     reconsume_times: 0,
                     body_crc: 1,
                     tags: None,
+                    fields: None,
                 }
             }),
             (num(), num(), 10u32..12).prop_map(|(at_ms, start_offset, client)| Entry::Own {

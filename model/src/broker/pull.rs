@@ -9,12 +9,12 @@
 use std::collections::BTreeMap;
 
 use super::Broker;
-use crate::message::java_string_hash;
 use crate::node::{Ctx, NodeId};
 use crate::protocol::{
     pull_sys_flag, response_code, Message, PullMessage, PullResponse, QueueKey, Response,
 };
 use crate::store::ReadError;
+use crate::subscription::SubscriptionData;
 
 /// The broker scans at most this many consume-queue bytes per pull
 /// (`max(16000, maxMsgNums * 20)`), 20 bytes an entry.
@@ -42,22 +42,6 @@ impl HeldPulls {
         }
         self.by_queue.retain(|_, v| !v.is_empty());
     }
-}
-
-/// A parsed tag expression: None = everything (`*`), else the tag hash codes.
-fn tag_codes(expression: &str) -> Option<Vec<i64>> {
-    let expression = expression.trim();
-    if expression.is_empty() || expression == "*" {
-        return None;
-    }
-    Some(
-        expression
-            .split("||")
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .map(|t| i64::from(java_string_hash(t)))
-            .collect(),
-    )
 }
 
 impl Broker {
@@ -98,7 +82,7 @@ impl Broker {
         } else {
             self.consumers.subscription(&req.consumer_group, &req.topic)
         };
-        let codes = tag_codes(expression.as_deref().unwrap_or("*"));
+        let subscription = SubscriptionData::parse(expression.as_deref().unwrap_or("*"));
         // The consumer's progress rides on the pull (first pass only, masters only).
         if allow_suspend
             && req.sys_flag & pull_sys_flag::COMMIT_OFFSET != 0
@@ -167,7 +151,7 @@ impl Broker {
         while next < max && next - offset < max_scan && count < max_count {
             match store.get_message(disk, &req.topic, req.queue_id, next) {
                 Ok(m) => {
-                    let matched = codes.as_ref().is_none_or(|c| c.contains(&m.tags_code));
+                    let matched = subscription.matches_code(m.tags_code);
                     if matched {
                         if count > 0
                             && records.len() + m.bytes.len() > self.config.max_transfer_bytes
@@ -246,24 +230,5 @@ impl Broker {
                 }
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tag_expressions_parse_like_filter_api() {
-        assert_eq!(tag_codes("*"), None);
-        assert_eq!(tag_codes(""), None);
-        let codes = tag_codes("a || b").unwrap();
-        assert_eq!(
-            codes,
-            vec![
-                i64::from(java_string_hash("a")),
-                i64::from(java_string_hash("b"))
-            ]
-        );
     }
 }

@@ -29,6 +29,7 @@ use crate::protocol::{
     PullResponse, QueueKey, Request, Response, TopicRouteData,
 };
 use crate::store::record::{self, CrcCheck, Slot};
+use crate::subscription::SubscriptionData;
 
 /// How long each periodic heartbeat follows a periodic route refresh:
 /// `MQClientInstance.startScheduledTask` first runs the refresh after 10 ms and the
@@ -93,45 +94,6 @@ impl Default for ConsumerConfig {
     }
 }
 
-/// A parsed tag expression (`FilterAPI.buildSubscriptionData`, reference C.2). The
-/// broker filters by tag hash code; hash collisions are settled here by comparing the
-/// tag strings exactly (`PullAPIWrapper.processPullResult`).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum TagFilter {
-    /// `*` or empty: every message.
-    All,
-    /// Only messages whose TAGS is one of these.
-    Tags(BTreeSet<String>),
-}
-
-impl TagFilter {
-    pub fn parse(expression: &str) -> TagFilter {
-        if expression.is_empty() || expression == "*" {
-            return TagFilter::All;
-        }
-        let tags: BTreeSet<String> = expression
-            .split("||")
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .map(str::to_string)
-            .collect();
-        // An expression of separators only leaves an empty set, which RocketMQ's
-        // client does not filter by.
-        if tags.is_empty() {
-            TagFilter::All
-        } else {
-            TagFilter::Tags(tags)
-        }
-    }
-
-    pub fn matches(&self, tags: Option<&str>) -> bool {
-        match self {
-            TagFilter::All => true,
-            TagFilter::Tags(set) => tags.is_some_and(|t| set.contains(t)),
-        }
-    }
-}
-
 #[derive(Clone, Debug)]
 enum Call {
     Route,
@@ -174,7 +136,10 @@ struct OwnedQueue {
 
 pub struct PushConsumer {
     cfg: ConsumerConfig,
-    filter: TagFilter,
+    /// The group's subscription, parsed by the parser the broker uses too; the
+    /// broker filters by tag hash code, collisions are settled here by the exact TAGS
+    /// string (`PullAPIWrapper.processPullResult`).
+    filter: SubscriptionData,
     client_id: String,
     rpc: Rpc<Call>,
     namesrv: NameServers,
@@ -205,7 +170,7 @@ impl PushConsumer {
         let namesrv = NameServers::new(cfg.namesrv_addrs.clone());
         let offsets = OffsetStore::broker(&cfg.consumer_group);
         PushConsumer {
-            filter: TagFilter::parse(&cfg.tag_expression),
+            filter: SubscriptionData::parse(&cfg.tag_expression),
             cfg,
             client_id: String::new(),
             rpc: Rpc::new(),
@@ -1054,7 +1019,7 @@ impl PushConsumer {
             pos += view.total_size;
             let properties = view.user_properties();
             let tags = property(properties, PROPERTY_TAGS);
-            if !self.filter.matches(tags) {
+            if !self.filter.matches_tags(tags) {
                 continue;
             }
             let msg_id = match property(properties, PROPERTY_UNIQ_KEY) {
@@ -1078,6 +1043,8 @@ impl PushConsumer {
                     body: view.body.to_vec(),
                     reconsume_times: view.reconsume_times,
                     msg_id,
+                    born_timestamp_ms: view.born_timestamp_ms,
+                    born_host: view.born_host,
                 },
             });
         }
@@ -1116,26 +1083,6 @@ mod tests {
     const MASTER_A: &str = "10.0.0.2:10911";
     const MASTER_B: &str = "10.0.0.3:10911";
     const SLAVE_B: &str = "10.0.0.4:10911";
-
-    #[test]
-    fn tag_filter_parses_and_matches_exactly() {
-        assert_eq!(TagFilter::parse("*"), TagFilter::All);
-        assert_eq!(TagFilter::parse(""), TagFilter::All);
-        assert_eq!(TagFilter::parse(" || "), TagFilter::All);
-        let f = TagFilter::parse("TagA || TagB||  TagC ");
-        assert_eq!(
-            f,
-            TagFilter::Tags(["TagA", "TagB", "TagC"].map(String::from).into())
-        );
-        assert!(f.matches(Some("TagA")));
-        assert!(f.matches(Some("TagC")));
-        // Exact: no prefixes, no case folding, no untagged messages.
-        assert!(!f.matches(Some("Tag")));
-        assert!(!f.matches(Some("taga")));
-        assert!(!f.matches(Some("TagA ")));
-        assert!(!f.matches(None));
-        assert!(TagFilter::All.matches(None));
-    }
 
     fn route() -> TopicRouteData {
         let qd = |name: &str| QueueData {

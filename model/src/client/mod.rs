@@ -77,12 +77,15 @@ pub enum SendOutcome {
     /// The master stored the message: SUCCESS (0), FLUSH_DISK_TIMEOUT (10),
     /// SLAVE_NOT_AVAILABLE (11) or FLUSH_SLAVE_TIMEOUT (12). `msg_id` is the client's
     /// `UNIQ_KEY` (RocketMQ's `SendResult.msgId`), the id consumers see too.
+    /// `after_unknown`: an earlier attempt of this send got no answer (a timeout or a
+    /// broken connection), so a second copy of the message may be stored elsewhere.
     Stored {
         code: i32,
         broker_name: String,
         queue_id: i32,
         queue_offset: u64,
         msg_id: String,
+        after_unknown: bool,
     },
     /// No attempt succeeded. `definite`: no attempt can have stored the message (each
     /// one either never left the client or was refused with an error code); otherwise
@@ -101,6 +104,9 @@ pub struct DeliveredMessage {
     pub reconsume_times: i32,
     /// `UNIQ_KEY` when the message has one, else the offset message id.
     pub msg_id: String,
+    /// bornTimestamp: the producer's clock when it sent the message, ms.
+    pub born_timestamp_ms: i64,
+    pub born_host: crate::store::record::Host,
 }
 
 /// What the application of a client observes.

@@ -548,6 +548,7 @@ impl Producer {
                     queue_id: r.queue_id,
                     queue_offset: r.queue_offset,
                     msg_id: s.uniq_key.clone(),
+                    after_unknown: s.maybe_stored,
                 };
                 self.finish(id, outcome, out);
             }
@@ -949,6 +950,7 @@ mod tests {
                     queue_id: s.queue_id,
                     queue_offset: 41,
                     msg_id: uniq,
+                    after_unknown: false,
                 }
             }]
         );

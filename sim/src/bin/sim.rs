@@ -516,7 +516,15 @@ fn replay_scenario(
         Err(code) => return code,
     };
     let variant = loaded.variant_for(seed);
-    let out = runner::run(variant, seed, nodes(), RunOptions { keep_trace: true });
+    let out = runner::run(
+        variant,
+        seed,
+        nodes(),
+        RunOptions {
+            keep_trace: true,
+            ..RunOptions::default()
+        },
+    );
     println!("# broker implementation: {broker}");
     println!("# derived configuration");
     println!(

@@ -15,12 +15,15 @@
 //! Everything else is judged after the pass from these tables, so each rule is one
 //! linear scan, and memory stays proportional to messages, not to entries.
 
-use crate::history::{BrokerGroupMeta, Entry, GroupMeta, History, Promise, SendStatus};
+use crate::history::{
+    BrokerGroupMeta, Entry, GroupMeta, History, MessageFields, Promise, SendStatus,
+};
 
 use super::corrupt::Corrupt;
 use super::deliveries::DeliveryTable;
 use super::faults::{bit, FaultLog, FaultRec, RESTARTS};
-use super::hasher::{FastMap, WidMap};
+use super::filter::Filter;
+use super::hasher::{FastMap, MixHasher, WidMap};
 use super::intern::{Interner, TagInterner};
 use super::order::Order;
 use super::phantom::Phantom;
@@ -54,8 +57,17 @@ pub(crate) struct Msg {
     pub offset: u64,
     pub failed_definite: bool,
     pub failed_unknown: bool,
+    /// The first `SendFail` entry, or [`NONE`].
+    pub fail: u32,
     /// The `Deliver` entry of the first delivery (to any group), or [`NONE`].
     pub first_dlv: u32,
+    /// [`digest`] of the `SendInvoke`'s fields (keys, user properties, born time and
+    /// host); 0 when it recorded none.
+    pub fields: u64,
+    /// [`digest`] of the message id the producer was given (`SendOk.msg_id`), 0 if none.
+    pub msg_id: u64,
+    /// The `SendOk` said an earlier attempt may have stored another copy.
+    pub after_unknown: bool,
 }
 
 impl Msg {
@@ -74,7 +86,11 @@ impl Msg {
             offset: 0,
             failed_definite: false,
             failed_unknown: false,
+            fail: NONE,
             first_dlv: NONE,
+            fields: 0,
+            msg_id: 0,
+            after_unknown: false,
         }
     }
     pub(crate) fn invoked(&self) -> bool {
@@ -114,7 +130,34 @@ pub(crate) struct Dlv {
     pub crc: u32,
     pub topic: u32,
     pub tags: u32,
+    /// Delivered from a retry topic (`%RETRY%...`): the message was handed back.
     pub retry: bool,
+    pub reconsume: i32,
+    /// [`digest`] of the delivered fields (keys, user properties, born time and
+    /// host), 0 when the entry recorded none.
+    pub fields: u64,
+    /// [`id_digest`] of the delivered message id, 0 when the entry recorded none.
+    pub msg_id: u64,
+    /// The group's expression takes the delivered tags (always, for a group `Meta`
+    /// does not declare).
+    pub tags_taken: bool,
+}
+
+/// A non-zero 64-bit digest of the fields a producer sets (keys, user properties, born
+/// timestamp and host), without the message id a delivery also names: equal fields,
+/// equal digests; a collision would hide a difference with probability 2^-63.
+#[inline]
+pub(crate) fn sent_fields_digest(f: &MessageFields) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = MixHasher::default();
+    (f.keys_crc, f.props_crc, f.born_ms, f.born_host_crc).hash(&mut h);
+    h.finish() | 1
+}
+
+/// A message id's CRC32 as a non-zero `u64` (0 means "no id recorded").
+#[inline]
+pub(crate) fn id_digest(crc: u32) -> u64 {
+    u64::from(crc) | 1 << 32
 }
 
 /// The last commit of a commit key, as an `Own` saw it.
@@ -402,7 +445,7 @@ pub(crate) fn first_bytes(e: &Entry) -> u8 {
             ..
         } => b(group) ^ b(topic) ^ b(broker) ^ tags.as_deref().map_or(0, b),
         Entry::SendInvoke { topic, tags, .. } => b(topic) ^ tags.as_deref().map_or(0, b),
-        Entry::SendOk { broker, .. } => b(broker),
+        Entry::SendOk { broker, msg_id, .. } => b(broker) ^ b(msg_id),
         Entry::Commit {
             group,
             topic,
@@ -465,6 +508,7 @@ pub(crate) struct Observers {
     pub queue_log: QueueLog,
     pub phantom: Phantom,
     pub corrupt: Corrupt,
+    pub filter: Filter,
     pub order: Order,
 }
 
@@ -476,6 +520,8 @@ struct Builder<'h> {
     open_spans: FastMap<SpanKey, u32>,
     last_commit: FastMap<CommitKey, CommitMark>,
     epochs: Epochs,
+    /// `takes[group][tag]`: 0 not judged yet, 1 the expression rejects, 2 takes.
+    takes: Vec<Vec<u8>>,
 }
 
 impl<'h> Builder<'h> {
@@ -562,6 +608,7 @@ impl<'h> Builder<'h> {
             open_spans: FastMap::default(),
             last_commit: FastMap::default(),
             epochs: Epochs::default(),
+            takes: Vec::new(),
         }
     }
 
@@ -605,6 +652,26 @@ impl<'h> Builder<'h> {
             msgs.push(Msg::new(wid, at_ms));
             (msgs.len() - 1) as u32
         })
+    }
+
+    /// Does group `g`'s expression take messages tagged `t`? Judged once per pair.
+    #[inline]
+    fn takes(&mut self, g: u32, t: u32) -> bool {
+        let (g, t) = (g as usize, t as usize);
+        if self.takes.len() <= g {
+            self.takes.resize(g + 1, Vec::new());
+        }
+        let row = &mut self.takes[g];
+        if row.len() <= t {
+            row.resize(t + 1, 0);
+        }
+        if row[t] == 0 {
+            let taken = self.ix.group_info[g]
+                .expr
+                .matches(self.ix.tags.name(t as u32));
+            row[t] = if taken { 2 } else { 1 };
+        }
+        row[t] == 2
     }
 
     #[inline]
@@ -714,12 +781,14 @@ impl<'h> Builder<'h> {
                 topic,
                 tags,
                 body_crc,
+                fields,
                 ..
             } => {
                 let m = self.msg(*wid, *at_ms) as usize;
                 if self.ix.msgs[m].invoked() {
                     return; // a reused wid: the first send defines the message
                 }
+                self.ix.msgs[m].fields = fields.as_ref().map_or(0, sent_fields_digest);
                 let topic = self.ix.topics.intern(topic);
                 let tags = self.ix.tags.intern(tags.as_deref());
                 let msg = &mut self.ix.msgs[m];
@@ -736,6 +805,8 @@ impl<'h> Builder<'h> {
                 broker,
                 queue_id,
                 queue_offset,
+                msg_id,
+                after_unknown,
                 ..
             } => {
                 let m = self.msg(*wid, *at_ms);
@@ -760,6 +831,8 @@ impl<'h> Builder<'h> {
                 msg.status = Some(*status);
                 msg.queue = q;
                 msg.offset = *queue_offset;
+                msg.msg_id = id_digest(crc32fast::hash(msg_id.as_bytes()));
+                msg.after_unknown = *after_unknown;
                 self.ix.acks.push(m);
                 let holder = Holder {
                     msg: m,
@@ -778,6 +851,9 @@ impl<'h> Builder<'h> {
             } => {
                 let m = self.msg(*wid, *at_ms) as usize;
                 let msg = &mut self.ix.msgs[m];
+                if msg.fail == NONE {
+                    msg.fail = i;
+                }
                 if *definite {
                     msg.failed_definite = true;
                 } else {
@@ -796,12 +872,20 @@ impl<'h> Builder<'h> {
                 reconsume_times,
                 body_crc,
                 tags,
+                fields,
             } => {
                 let g = self.group(group);
                 let q = self.queue(broker, topic, *queue_id);
                 let topic_id = self.ix.queues[q as usize].topic;
                 let tag_id = self.ix.tags.intern(tags.as_deref());
-                let retry = *reconsume_times > 0 || topic.starts_with(RETRY_PREFIX);
+                // Only a delivery from a retry topic was handed back; a raised
+                // reconsume count elsewhere is a corrupt field, and the delivery still
+                // counts for order and offsets.
+                let retry = topic.starts_with(RETRY_PREFIX);
+                let dlv_id = fields
+                    .as_ref()
+                    .and_then(|f| f.msg_id_crc)
+                    .map_or(0, id_digest);
                 self.ix.deliveries += 1;
                 let msg = match wid {
                     Some(w) => {
@@ -819,6 +903,19 @@ impl<'h> Builder<'h> {
                         m
                     }
                     None => NONE,
+                };
+                let tags_taken = self.takes(g, tag_id);
+                // Does the group take the message as it was sent (topic and tags)?
+                // `None`: not sent yet in this pass, judged at the end.
+                let sent_taken = if self.ix.group_info[g as usize].meta.is_none() || msg == NONE {
+                    Some(true)
+                } else if self.ix.msgs[msg as usize].invoked() {
+                    let m = &self.ix.msgs[msg as usize];
+                    let (m_topic, m_tags) = (m.topic, m.tags);
+                    let topic_ok = retry || self.ix.group_info[g as usize].topic == m_topic;
+                    Some(topic_ok && self.takes(g, m_tags))
+                } else {
+                    None
                 };
                 let info = &mut self.ix.group_info[g as usize];
                 let slot = if info.broadcasting {
@@ -851,8 +948,12 @@ impl<'h> Builder<'h> {
                     topic: topic_id,
                     tags: tag_id,
                     retry,
+                    reconsume: *reconsume_times,
+                    fields: fields.as_ref().map_or(0, sent_fields_digest),
+                    tags_taken,
+                    msg_id: dlv_id,
                 };
-                self.deliver(&d);
+                self.deliver(&d, sent_taken);
             }
             Entry::Own {
                 at_ms,
@@ -922,12 +1023,13 @@ impl<'h> Builder<'h> {
 
     /// Hands one delivery to every rule that streams deliveries.
     #[inline]
-    fn deliver(&mut self, d: &Dlv) {
+    fn deliver(&mut self, d: &Dlv, sent_taken: Option<bool>) {
         let obs = &mut self.obs;
         obs.table.deliver(d);
         let msg = (d.msg != NONE).then(|| &self.ix.msgs[d.msg as usize]);
         obs.phantom.deliver(d, msg);
         obs.corrupt.deliver(d, msg);
+        obs.filter.deliver(d, sent_taken);
         if !d.retry && d.msg != NONE {
             let holder = Holder {
                 msg: d.msg,

@@ -6,7 +6,8 @@
 //! deterministic: everything is iterated in history order or through `BTreeMap`s,
 //! never through a hash table. Each [`Rule`] variant documents its exact definition;
 //! the modules (`lost.rs`, `allowance.rs`, `liveness.rs`, `phantom.rs`, `corrupt.rs`,
-//! `order.rs`, `offsets.rs`, `duplicates.rs`) say the same with the reasons.
+//! `order.rs`, `offsets.rs`, `refused.rs`, `filter.rs`, `duplicates.rs`) say the same
+//! with the reasons.
 //!
 //! **What the checker may read**: the history, and nothing else. Every window a rule
 //! uses (flush, replication, offset propagation) is a declared promise recorded in
@@ -39,6 +40,7 @@ mod deliveries;
 mod duplicates;
 mod excuses;
 mod faults;
+mod filter;
 mod hasher;
 mod index;
 mod intern;
@@ -48,6 +50,7 @@ mod offsets;
 mod order;
 mod phantom;
 mod queue_log;
+mod refused;
 mod subscription;
 mod synthetic;
 
@@ -83,8 +86,16 @@ pub enum Rule {
     Lost,
     /// A delivery without a workload id, or of an id no `SendInvoke` names.
     Phantom,
-    /// A delivery whose body CRC, topic or tags differ from its `SendInvoke` (a
-    /// `%RETRY%` topic is not a difference).
+    /// A delivery that differs from what was sent, each difference named: body CRC,
+    /// topic (a `%RETRY%` topic is not a difference) or tags other than its
+    /// `SendInvoke`'s; keys, user-properties CRC, born timestamp or born host other
+    /// than its `SendInvoke`'s (when both entries recorded them); a reconsume count
+    /// other than 0 on a delivery that is not from a `%RETRY%` topic (the message was
+    /// never handed back); a message id other than its `SendOk.msg_id` (without a
+    /// `SendOk`: other than its first delivery's); a delivery from its own topic at a
+    /// broker/queue/offset other than its `SendOk`'s, unless that `SendOk` is
+    /// `after_unknown` (an earlier attempt went unanswered, so a second copy may
+    /// exist). Per delivery for the fields; per message for id and position.
     Corrupt,
     /// In a span, a new offset delivered behind the highest one delivered (a gap
     /// filled behind; redelivering a seen offset is fine); a span whose first delivery
@@ -100,16 +111,29 @@ pub enum Rule {
     /// After `heal_at_ms` (when it is before `end_ms`), a group with consumers that
     /// still owed unexcused messages received no delivery at all. One per group.
     Liveness,
+    /// A delivery of a message whose send failed definitely (`SendFail` with
+    /// `definite: true`: every attempt refused, nothing stored) and that has no
+    /// `SendOk` and no unknown-outcome `SendFail`. One per message. Unknown outcomes
+    /// (timeouts) are never judged here.
+    Refused,
+    /// A delivery to a group of `Meta.groups` whose tag expression (parsed by the
+    /// checker's own parser: `*` or empty takes everything; else `a || b`, each part
+    /// trimmed, matched exactly; untagged only by `*`) does not take the delivered
+    /// tags, or the tags the message was sent with, or whose sent topic is not the
+    /// group's topic (except for deliveries from a `%RETRY%` topic). One per delivery.
+    Filter,
 }
 
 impl Rule {
-    const ALL: [Rule; 6] = [
+    pub const ALL: [Rule; 8] = [
         Rule::Lost,
         Rule::Phantom,
         Rule::Corrupt,
         Rule::Order,
         Rule::Offsets,
         Rule::Liveness,
+        Rule::Refused,
+        Rule::Filter,
     ];
 
     pub fn name(self) -> &'static str {
@@ -120,6 +144,8 @@ impl Rule {
             Rule::Order => "order",
             Rule::Offsets => "offsets",
             Rule::Liveness => "liveness",
+            Rule::Refused => "refused",
+            Rule::Filter => "filter",
         }
     }
 }
@@ -222,6 +248,8 @@ pub fn check(history: &History) -> Report {
     let mut sink = Sink::default();
     obs.phantom.finish(&ix, &mut sink);
     obs.corrupt.finish(&ix, &mut sink);
+    refused::check(&ix, &mut sink);
+    obs.filter.finish(&ix, &mut sink);
     let reused = lost::reused_after_loss(&ix, &obs.queue_log);
     let owed = lost::check(
         &ix,

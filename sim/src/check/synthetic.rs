@@ -7,8 +7,8 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::history::{
-    BrokerGroupMeta, Entry, FaultKind, FlushMode, GroupMeta, History, Promise, Replication,
-    SendStatus,
+    user_properties_crc, BrokerGroupMeta, Entry, FaultKind, FlushMode, GroupMeta, History,
+    MessageFields, Promise, Replication, SendStatus, WID_PROPERTY,
 };
 
 const TOPIC: &str = "T";
@@ -122,6 +122,15 @@ pub fn synthetic_history(messages: usize, seed: u64) -> History {
         let producer = 20 + (i % 2) as u32;
         let offset = next_offset[q];
         next_offset[q] += 1;
+        let msg_id = format!("{wid:032X}");
+        let wid_value = wid.to_string();
+        let fields = MessageFields {
+            keys_crc: Some(crc32fast::hash(format!("wid-{wid}").as_bytes())),
+            props_crc: user_properties_crc([(WID_PROPERTY, wid_value.as_str())]),
+            born_ms: t as i64,
+            born_host_crc: crc32fast::hash(format!("10.0.0.{producer}:10911").as_bytes()),
+            msg_id_crc: None,
+        };
         ev.push((
             t,
             Entry::SendInvoke {
@@ -131,6 +140,7 @@ pub fn synthetic_history(messages: usize, seed: u64) -> History {
                 topic: TOPIC.into(),
                 tags: Some(tag.into()),
                 body_crc: crc,
+                fields: Some(fields),
             },
         ));
         let ack = t + rng.random_range(1..=3);
@@ -144,7 +154,8 @@ pub fn synthetic_history(messages: usize, seed: u64) -> History {
                 broker: broker.into(),
                 queue_id,
                 queue_offset: offset,
-                msg_id: format!("{wid:032X}"),
+                msg_id: msg_id.clone(),
+                after_unknown: false,
             },
         ));
         for (g, &(group, expr, _, c2)) in GROUPS.iter().enumerate() {
@@ -207,6 +218,10 @@ pub fn synthetic_history(messages: usize, seed: u64) -> History {
                         reconsume_times: 0,
                         body_crc: crc,
                         tags: Some(tag.into()),
+                        fields: Some(MessageFields {
+                            msg_id_crc: Some(crc32fast::hash(msg_id.as_bytes())),
+                            ..fields
+                        }),
                     },
                 ));
             }
