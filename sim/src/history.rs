@@ -119,6 +119,11 @@ pub enum Entry {
         queue_id: i32,
         queue_offset: u64,
         msg_id: String,
+        /// The producer made this attempt after one whose outcome is unknown (a
+        /// timeout or a broken connection after sending): a second copy of the message
+        /// may be stored at another offset. Written only when true.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        retried_after_unknown: bool,
     },
     /// The send failed: `definite` when no attempt may have stored it (every attempt
     /// was refused), otherwise unknown (a timeout: it may or may not be stored).
@@ -128,6 +133,10 @@ pub enum Entry {
         wid: u64,
         definite: bool,
         reason: String,
+        /// As in `SendOk`: an attempt followed one whose outcome is unknown, so two
+        /// copies may be stored. Written only when true.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        retried_after_unknown: bool,
     },
     /// A message handed to the application.
     Deliver {
@@ -159,6 +168,11 @@ pub enum Entry {
         /// its route lists no master for the group.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         offset_from_broker_id: Option<u64>,
+        /// The start is an offset the broker corrected (PULL_OFFSET_MOVED: the queue
+        /// was truncated, or the consumer was past its end), not a committed offset
+        /// read at a rebalance. Written only when true.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        offset_moved: bool,
     },
     Disown {
         at_ms: u64,

@@ -34,6 +34,8 @@ pub struct SweepSummary {
     pub acked: u64,
     pub deliveries: u64,
     pub duplicates: u64,
+    /// Duplicates by cause (see `check::Rule::Duplicates`).
+    pub duplicates_by_cause: std::collections::BTreeMap<String, u64>,
     pub allowed_lost: u64,
     pub history_ops: u64,
     pub failures: Vec<SeedFailure>,
@@ -60,6 +62,7 @@ fn run_seed(
         acked: stats.acked,
         deliveries: stats.deliveries,
         duplicates: stats.duplicates_by_group.values().sum(),
+        duplicates_by_cause: stats.duplicates_by_cause.clone(),
         allowed_lost: stats.allowed_lost,
         history_ops: stats.history_ops,
         ..SweepSummary::default()
@@ -105,6 +108,9 @@ fn add(total: &mut SweepSummary, s: &SweepSummary) {
     total.acked += s.acked;
     total.deliveries += s.deliveries;
     total.duplicates += s.duplicates;
+    for (cause, n) in &s.duplicates_by_cause {
+        *total.duplicates_by_cause.entry(cause.clone()).or_insert(0) += n;
+    }
     total.allowed_lost += s.allowed_lost;
     total.history_ops += s.history_ops;
 }

@@ -134,6 +134,7 @@ impl ProducerHost {
                 queue_id,
                 queue_offset,
                 msg_id,
+                retried_after_unknown,
             } => Entry::SendOk {
                 at_ms,
                 client,
@@ -148,13 +149,19 @@ impl ProducerHost {
                 queue_id,
                 queue_offset,
                 msg_id,
+                retried_after_unknown,
             },
-            SendOutcome::Failed { definite, reason } => Entry::SendFail {
+            SendOutcome::Failed {
+                definite,
+                reason,
+                retried_after_unknown,
+            } => Entry::SendFail {
                 at_ms,
                 client,
                 wid,
                 definite,
                 reason,
+                retried_after_unknown,
             },
         };
         self.recorder.borrow_mut().history.push(entry);
@@ -240,6 +247,7 @@ impl ConsumerHost {
                 queue_id,
                 start_offset,
                 offset_from_broker_id,
+                offset_moved,
             } => Entry::Own {
                 at_ms,
                 group,
@@ -249,6 +257,7 @@ impl ConsumerHost {
                 queue_id,
                 start_offset,
                 offset_from_broker_id,
+                offset_moved,
             },
             ClientEvent::Disowned {
                 group,

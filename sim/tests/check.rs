@@ -112,6 +112,7 @@ impl B {
             queue_id: q,
             queue_offset: off,
             msg_id: format!("M{wid}"),
+            retried_after_unknown: false,
         });
         self
     }
@@ -136,6 +137,7 @@ impl B {
             wid,
             definite,
             reason: "timeout".into(),
+            retried_after_unknown: false,
         });
         self
     }
@@ -205,6 +207,7 @@ impl B {
             queue_id: q,
             start_offset: start,
             offset_from_broker_id: Some(0),
+            offset_moved: false,
         });
         self
     }
@@ -875,11 +878,13 @@ fn order_redelivery_of_seen_offsets_is_a_duplicate() {
     three_sends(&mut b);
     b.deliver(2_000, "g", 10, 0, 0, 1)
         .deliver(2_001, "g", 10, 0, 1, 2)
+        .own(2_002, "g", 10, 0, 0)
         .deliver(2_002, "g", 10, 0, 0, 1)
         .deliver(2_003, "g", 10, 0, 1, 2)
         .deliver(2_004, "g", 10, 0, 2, 3);
     let r = passes(&b);
     assert_eq!(r.stats.duplicates_by_group.get("g"), Some(&2));
+    assert_eq!(r.stats.duplicates_by_cause.get("rebalance"), Some(&2));
 }
 
 #[test]
@@ -1263,6 +1268,7 @@ fn moved_back_past_a_lost_unacked_copy(fault_node: Option<u32>) -> B {
         queue_id: 0,
         queue_offset: 0,
         msg_id: "M1".into(),
+        retried_after_unknown: false,
     });
     b.own(4_000, "g", 10, 0, 0)
         .commit(4_000, "g", 10, 0, 0)
@@ -1483,4 +1489,244 @@ fn order_new_owner_from_an_earlier_higher_commit_skips_only_what_the_group_never
         "{}",
         all(&r)
     );
+}
+
+// ---------------------------------------------------------------- duplicates
+
+#[test]
+fn duplicates_in_one_span_have_no_cause() {
+    let mut b = B::simple();
+    b.own(0, "g", 10, 0, 0);
+    three_sends(&mut b);
+    b.deliver(2_000, "g", 10, 0, 0, 1)
+        .deliver(2_001, "g", 10, 0, 1, 2)
+        .deliver(2_002, "g", 10, 0, 1, 2)
+        .deliver(2_003, "g", 10, 0, 2, 3);
+    let r = fails_with(&b, Rule::Duplicates);
+    assert!(r.violations[0].detail.contains("same ownership span"), "{}", all(&r));
+    assert_eq!(r.stats.duplicates_by_cause.get("unexplained"), Some(&1));
+}
+
+#[test]
+fn duplicates_after_a_consumer_restart_or_offset_move_are_caused() {
+    let mut b = B::simple();
+    b.own(0, "g", 10, 0, 0);
+    three_sends(&mut b);
+    b.deliver(2_000, "g", 10, 0, 0, 1)
+        .deliver(2_001, "g", 10, 0, 1, 2)
+        .fault(2_100, FaultKind::ProcessCrash, 10)
+        .fault(2_200, FaultKind::Restart, 10)
+        .own(2_300, "g", 10, 0, 0)
+        .deliver(2_400, "g", 10, 0, 0, 1)
+        .deliver(2_401, "g", 10, 0, 1, 2);
+    b.own(2_500, "g", 10, 0, 1);
+    if let Some(Entry::Own { offset_moved, .. }) = b.h.entries.last_mut() {
+        *offset_moved = true;
+    }
+    b.deliver(2_600, "g", 10, 0, 1, 2).deliver(2_601, "g", 10, 0, 2, 3);
+    let r = passes(&b);
+    assert_eq!(r.stats.duplicates_by_cause.get("consumer_restart"), Some(&2));
+    assert_eq!(r.stats.duplicates_by_cause.get("offset_moved"), Some(&1));
+}
+
+#[test]
+fn duplicates_at_two_positions_need_a_producer_retry() {
+    let mut b = B::simple();
+    b.own(0, "g", 10, 0, 0).own(0, "g", 10, 1, 0);
+    b.send(1_000, 1, 0, 0)
+        .deliver(2_000, "g", 10, 0, 0, 1)
+        .deliver(2_001, "g", 10, 1, 0, 1);
+    fails_with(&b, Rule::Duplicates);
+    if let Some(Entry::SendOk {
+        retried_after_unknown,
+        ..
+    }) = b.h.entries.iter_mut().find(|e| matches!(e, Entry::SendOk { .. }))
+    {
+        *retried_after_unknown = true;
+    }
+    let r = passes(&b);
+    assert_eq!(r.stats.duplicates_by_cause.get("producer_retry"), Some(&1));
+}
+
+// ---------------------------------------------------------------- owners
+
+fn two_owners(disown_at: u64) -> B {
+    let mut b = B::new(
+        vec![broker("b", 1, None, FlushMode::SyncFlush, Replication::None)],
+        vec![group("g", "*", false, &[10, 11])],
+    );
+    b.own(1_000, "g", 10, 0, 0)
+        .own(5_000, "g", 11, 0, 0)
+        .disown(disown_at, "g", 10, 0);
+    b
+}
+
+#[test]
+fn owners_overlap_within_the_handover_passes() {
+    passes(&two_owners(5_500));
+    passes(&two_owners(27_000));
+}
+
+#[test]
+fn owners_overlap_beyond_the_handover_fails() {
+    let r = fails_with(&two_owners(60_000), Rule::Owners);
+    assert!(r.violations[0].detail.contains("n10"), "{}", all(&r));
+    // A crash of a broker node excuses the overlap up to a heartbeat after it ...
+    let mut b = two_owners(60_000);
+    b.fault(20_000, FaultKind::ProcessCrash, 1);
+    passes(&b);
+    // ... but not longer.
+    let mut b = two_owners(90_000);
+    b.fault(20_000, FaultKind::ProcessCrash, 1);
+    fails_with(&b, Rule::Owners);
+}
+
+// ---------------------------------------------------------------- commits
+
+#[test]
+fn commits_must_keep_up_by_the_end() {
+    let mut b = B::simple();
+    b.quiet(100_000, 190_000).own(0, "g", 10, 0, 0);
+    three_sends(&mut b);
+    b.deliver(2_000, "g", 10, 0, 0, 1)
+        .deliver(2_001, "g", 10, 0, 1, 2)
+        .deliver(2_002, "g", 10, 0, 2, 3)
+        .commit(7_000, "g", 10, 0, 2);
+    let r = fails_with(&b, Rule::Commits);
+    assert!(r.violations[0].detail.contains("up to offset 3"), "{}", all(&r));
+    b.commit(12_000, "g", 10, 0, 3);
+    passes(&b);
+}
+
+#[test]
+fn commits_may_lose_only_one_persist_interval_across_a_restart() {
+    let mut b = B::simple();
+    b.own(0, "g", 10, 0, 0);
+    three_sends(&mut b);
+    b.deliver(2_000, "g", 10, 0, 0, 1)
+        .deliver(2_001, "g", 10, 0, 1, 2)
+        .deliver(2_002, "g", 10, 0, 2, 3)
+        .commit(3_000, "g", 10, 0, 3)
+        .fault(20_000, FaultKind::ProcessCrash, 1)
+        .fault(21_000, FaultKind::Restart, 1)
+        .own(22_000, "g", 10, 0, 0)
+        .deliver(22_100, "g", 10, 0, 0, 1)
+        .deliver(22_101, "g", 10, 0, 1, 2)
+        .deliver(22_102, "g", 10, 0, 2, 3);
+    let r = fails_with(&b, Rule::Commits);
+    assert!(r.violations[0].detail.contains("persist interval"), "{}", all(&r));
+    // A commit just before the crash may be lost.
+    let mut b = B::simple();
+    b.own(0, "g", 10, 0, 0);
+    three_sends(&mut b);
+    b.deliver(2_000, "g", 10, 0, 0, 1)
+        .deliver(2_001, "g", 10, 0, 1, 2)
+        .deliver(2_002, "g", 10, 0, 2, 3)
+        .commit(3_000, "g", 10, 0, 3)
+        .fault(5_000, FaultKind::ProcessCrash, 1)
+        .fault(6_000, FaultKind::Restart, 1)
+        .own(7_000, "g", 10, 0, 0)
+        .deliver(7_100, "g", 10, 0, 0, 1);
+    passes(&b);
+}
+
+// ---------------------------------------------------------------- acks
+
+#[test]
+fn acks_weaker_than_send_ok_need_a_slave_fault() {
+    let mut b = B::with_broker(FlushMode::SyncFlush, Replication::Sync);
+    b.invoke(30_000, 1, None)
+        .ok_status(30_010, 1, 0, 0, SendStatus::SlaveNotAvailable)
+        .deliver(30_100, "g", 10, 0, 0, 1);
+    fails_with(&b, Rule::Acks);
+    let mut ok = B::with_broker(FlushMode::SyncFlush, Replication::Sync);
+    ok.fault(25_000, FaultKind::ProcessCrash, 2)
+        .invoke(30_000, 1, None)
+        .ok_status(30_010, 1, 0, 0, SendStatus::SlaveNotAvailable)
+        .deliver(30_100, "g", 10, 0, 0, 1);
+    passes(&ok);
+    // A fault on another node explains nothing.
+    let mut other = B::with_broker(FlushMode::SyncFlush, Replication::Sync);
+    other
+        .fault(25_000, FaultKind::ProcessCrash, 7)
+        .invoke(30_000, 1, None)
+        .ok_status(30_010, 1, 0, 0, SendStatus::FlushSlaveTimeout)
+        .deliver(30_100, "g", 10, 0, 0, 1);
+    fails_with(&other, Rule::Acks);
+}
+
+#[test]
+fn acks_flush_disk_timeout_needs_the_master_stopping() {
+    let mut b = B::simple();
+    b.invoke(1_000, 1, None)
+        .ok_status(1_010, 1, 0, 0, SendStatus::FlushDiskTimeout)
+        .deliver(1_100, "g", 10, 0, 0, 1);
+    fails_with(&b, Rule::Acks);
+    let mut ok = B::simple();
+    ok.invoke(1_000, 1, None)
+        .fault(1_005, FaultKind::ProcessCrash, 1)
+        .ok_status(1_010, 1, 0, 0, SendStatus::FlushDiskTimeout)
+        .deliver(1_100, "g", 10, 0, 0, 1);
+    passes(&ok);
+}
+
+#[test]
+fn acks_after_the_heal_sends_succeed() {
+    let mut b = B::simple();
+    b.quiet(10_000, 100_000)
+        .invoke(50_000, 1, None)
+        .fail(50_100, 1, true);
+    fails_with(&b, Rule::Acks);
+    let mut ok = B::simple();
+    ok.quiet(10_000, 100_000)
+        .invoke(20_000, 1, None)
+        .fail(20_100, 1, true);
+    passes(&ok);
+}
+
+// ---------------------------------------------------------------- latency
+
+#[test]
+fn latency_after_the_heal_is_bounded() {
+    // Sent before the heal: due 35 s after it.
+    let mut b = B::simple();
+    b.quiet(10_000, 100_000)
+        .send(5_000, 1, 0, 0)
+        .deliver(40_000, "g", 10, 0, 0, 1)
+        .commit(41_000, "g", 10, 0, 1);
+    let r = passes(&b);
+    assert_eq!(r.stats.latency_ms["g"]["quiet"].max_ms, 35_000);
+    let mut late = B::simple();
+    late.quiet(10_000, 100_000)
+        .send(5_000, 1, 0, 0)
+        .deliver(46_000, "g", 10, 0, 0, 1)
+        .commit(47_000, "g", 10, 0, 1);
+    fails_with(&late, Rule::Latency);
+    // Sent once settled: due within 5 s.
+    let mut held = B::simple();
+    held.quiet(10_000, 100_000)
+        .send(50_000, 1, 0, 0)
+        .deliver(65_000, "g", 10, 0, 0, 1)
+        .commit(66_000, "g", 10, 0, 1);
+    fails_with(&held, Rule::Latency);
+    let mut woken = B::simple();
+    woken
+        .quiet(10_000, 100_000)
+        .send(50_000, 1, 0, 0)
+        .deliver(50_010, "g", 10, 0, 0, 1)
+        .commit(50_020, "g", 10, 0, 1);
+    let r = passes(&woken);
+    assert_eq!(r.stats.latency_ms["g"]["quiet"].p50_ms, 10);
+}
+
+#[test]
+fn latency_percentiles_per_phase() {
+    let mut b = B::simple();
+    for i in 0..100u64 {
+        b.send(1_000 + i * 10, i + 1, 0, i)
+            .deliver(1_000 + i * 10 + i + 1, "g", 10, 0, i, i + 1);
+    }
+    let r = passes(&b);
+    let p = &r.stats.latency_ms["g"]["faults"];
+    assert_eq!((p.count, p.p50_ms, p.p99_ms, p.max_ms), (100, 50, 99, 100));
 }

@@ -343,6 +343,9 @@ fn print_sweep_summary(s: &SweepSummary, wall_s: f64) {
         "  {} sends, {} acknowledged, {} deliveries, {} duplicates, {} losses explained by the allowance",
         s.sends, s.acked, s.deliveries, s.duplicates, s.allowed_lost
     );
+    if !s.duplicates_by_cause.is_empty() {
+        println!("  duplicates by cause: {:?}", s.duplicates_by_cause);
+    }
     for f in &s.failures {
         println!("\nseed {} ({}) violated {:?}", f.seed, f.variant, f.rules);
         for v in &f.violations {
@@ -453,6 +456,15 @@ fn replay_scenario(
         stats.sends, stats.acked, stats.failed, stats.unknown, stats.deliveries,
         stats.duplicates_by_group, stats.allowed_lost, stats.allowance_reasons
     );
+    println!("duplicates by cause {:?}", stats.duplicates_by_cause);
+    for (group, phases) in &stats.latency_ms {
+        for (phase, p) in phases {
+            println!(
+                "latency {group} {phase}: {} deliveries, p50 {} ms, p99 {} ms, max {} ms",
+                p.count, p.p50_ms, p.p99_ms, p.max_ms
+            );
+        }
+    }
     if out.report.passed() {
         println!("PASS");
     } else {

@@ -32,9 +32,18 @@ impl MsgSet {
     }
 }
 
+/// The delivery before a redelivery: its entry and ownership span.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct PrevDelivery {
+    pub entry: u32,
+    pub span: u32,
+}
+
 #[derive(Default, Clone)]
 pub(crate) struct Slot {
     pub received: MsgSet,
+    /// Per message index: `(entry << 32) | span` of its last delivery to the slot.
+    last: Vec<u64>,
     /// Last delivery of anything (phantoms included), if any.
     pub last_ms: Option<u64>,
 }
@@ -48,8 +57,9 @@ pub(crate) struct DeliveryTable {
 }
 
 impl DeliveryTable {
+    /// Records a delivery; for a redelivery, returns the slot's delivery before it.
     #[inline]
-    pub(crate) fn deliver(&mut self, d: &Dlv) {
+    pub(crate) fn deliver(&mut self, d: &Dlv) -> Option<PrevDelivery> {
         let g = d.group as usize;
         if g >= self.slots.len() {
             self.slots.resize(g + 1, Vec::new());
@@ -62,9 +72,25 @@ impl DeliveryTable {
         }
         let slot = &mut slots[s];
         slot.last_ms = Some(slot.last_ms.map_or(d.at_ms, |t| t.max(d.at_ms)));
-        if d.msg != NONE && !slot.received.insert(d.msg) {
-            self.duplicates[g] += 1;
+        if d.msg == NONE {
+            return None;
         }
+        let m = d.msg as usize;
+        if m >= slot.last.len() {
+            slot.last.resize((m + 1).max(slot.last.len() * 2), 0);
+        }
+        let before = std::mem::replace(
+            &mut slot.last[m],
+            (u64::from(d.entry) << 32) | u64::from(d.span),
+        );
+        if slot.received.insert(d.msg) {
+            return None;
+        }
+        self.duplicates[g] += 1;
+        Some(PrevDelivery {
+            entry: (before >> 32) as u32,
+            span: before as u32,
+        })
     }
 
     /// The slot's state; an empty one if nothing was ever delivered to it.

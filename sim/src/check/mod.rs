@@ -6,10 +6,11 @@
 //! deterministic: everything is iterated in history order or through `BTreeMap`s,
 //! never through a hash table. Each [`Rule`] variant documents its exact definition;
 //! the modules (`lost.rs`, `allowance.rs`, `liveness.rs`, `phantom.rs`, `corrupt.rs`,
-//! `order.rs`, `offsets.rs`, `duplicates.rs`) say the same with the reasons.
+//! `order.rs`, `offsets.rs`, `duplicates.rs`, `owners.rs`, `commits.rs`, `acks.rs`,
+//! `latency.rs`) say the same with the reasons.
 //!
-//! Duplicates are counted ([`CheckStats::duplicates_by_group`]), never a violation
-//! (at-least-once).
+//! Duplicates are counted by group and by cause ([`CheckStats::duplicates_by_cause`]);
+//! one without a cause is a violation.
 //!
 //! Every violation's detail names the messages (wid), group, broker/topic/queue,
 //! offsets and times, and the faults in the 30 s before the problem (for a lost
@@ -17,7 +18,9 @@
 //! details at most [`MAX_DETAILED`] violations; the rest are summed up in one more
 //! violation of the same rule, so a badly broken run still gives a readable report.
 
+mod acks;
 mod allowance;
+mod commits;
 mod corrupt;
 mod deliveries;
 mod duplicates;
@@ -25,10 +28,12 @@ mod faults;
 mod hasher;
 mod index;
 mod intern;
+mod latency;
 mod liveness;
 mod lost;
 mod offsets;
 mod order;
+mod owners;
 mod phantom;
 mod queue_log;
 mod subscription;
@@ -40,6 +45,8 @@ use std::fmt;
 use serde::Serialize;
 
 use crate::history::History;
+
+pub use latency::Percentiles;
 
 #[doc(hidden)]
 pub use synthetic::synthetic_history;
@@ -81,16 +88,59 @@ pub enum Rule {
     /// After `heal_at_ms` (when it is before `end_ms`), a group with consumers that
     /// still owed unexcused messages received no delivery at all. One per group.
     Liveness,
+    /// A redelivery without a cause. A *duplicate* is a delivery of a (message,
+    /// slot) the slot already received; compared with the slot's delivery just before
+    /// it, its cause is: `retry` (reconsume count > 0 or `%RETRY%` topic);
+    /// `producer_retry` (another position, and the send's `retried_after_unknown`);
+    /// for the same position, a different span: `offset_moved` (its `Own` has
+    /// `offset_moved`), `consumer_restart` (same client, later incarnation),
+    /// `commit_rolled_back` (its start is below the group's highest earlier commit of
+    /// the queue) or `rebalance`. Same span, or another position without a producer
+    /// retry: a violation. Counted by cause in the verdict.
+    Duplicates,
+    /// In a clustering group of `Meta`, two clients' spans (from `Own`) on one queue
+    /// overlap for more than `owners::HANDOVER_MS` (23 s: rebalance interval plus a
+    /// consumer-list timeout), counted from `owners::HEARTBEAT_MS` (30 s) after the
+    /// last fault (any kind) on either client or any broker node within the overlap.
+    Owners,
+    /// With a quiet period: a clustering group's last `Commit` on a queue is below one
+    /// past the highest offset it was delivered there (not from `%RETRY%`; reset by an
+    /// `offset_moved` `Own`), unless the queue's master is down at `end_ms`. And: an
+    /// `Own` answered by a master (id 0) after that master's last process crash/stop
+    /// (with no cache or media loss since) starts below the group's last commit made
+    /// `commits::PERSIST_INTERVAL_MS + commits::FSYNC_MS` (5 s + 1 s) before the stop,
+    /// when no later commit preceded the `Own` and no link fault touched the committer
+    /// or the master within 5 s after that commit.
+    Commits,
+    /// A `SendOk` weaker than SEND_OK without a recorded cause: SLAVE_NOT_AVAILABLE /
+    /// FLUSH_SLAVE_TIMEOUT need SYNC replication and the slave down, or a fault
+    /// touching the slave (or restarting the master) within `acks::HA_CAUSE_WINDOW_MS`
+    /// (20 s) before the send up to its result; FLUSH_DISK_TIMEOUT needs SYNC_FLUSH
+    /// and the master crashing/stopping between send and result. With a quiet period,
+    /// a send invoked `acks::ACK_GRACE_MS` (30 s) after the heal that fails or gets a
+    /// weaker status (slave statuses excused only by a down slave) is a violation.
+    Acks,
+    /// With a quiet period: a first delivery (to its slot; not `%RETRY%`) made after
+    /// the heal later than `max(sent, heal) + latency::SETTLE_MS` (35 s: a long poll
+    /// plus a rebalance interval) for a message sent before the cluster settled
+    /// (`heal + SETTLE_MS`), or later than `sent + latency::SETTLED_BOUND_MS` (5 s)
+    /// for one sent after. Percentiles per group and phase are in the verdict.
+    Latency,
 }
 
 impl Rule {
-    const ALL: [Rule; 6] = [
+    const ALL: [Rule; 11] = [
         Rule::Lost,
         Rule::Phantom,
         Rule::Corrupt,
         Rule::Order,
         Rule::Offsets,
         Rule::Liveness,
+        Rule::Duplicates,
+        Rule::Owners,
+        Rule::Commits,
+        Rule::Acks,
+        Rule::Latency,
     ];
 
     pub fn name(self) -> &'static str {
@@ -101,6 +151,11 @@ impl Rule {
             Rule::Order => "order",
             Rule::Offsets => "offsets",
             Rule::Liveness => "liveness",
+            Rule::Duplicates => "duplicates",
+            Rule::Owners => "owners",
+            Rule::Commits => "commits",
+            Rule::Acks => "acks",
+            Rule::Latency => "latency",
         }
     }
 }
@@ -131,6 +186,11 @@ pub struct CheckStats {
     pub deliveries: u64,
     /// Per group: deliveries of a (message, consumer slot) already delivered before.
     pub duplicates_by_group: BTreeMap<String, u64>,
+    /// Duplicates by cause (`retry`, `producer_retry`, `offset_moved`,
+    /// `consumer_restart`, `commit_rolled_back`, `rebalance`, `unexplained`).
+    pub duplicates_by_cause: BTreeMap<String, u64>,
+    /// Group -> phase (`faults`, `quiet`) -> send-to-first-delivery times.
+    pub latency_ms: BTreeMap<String, BTreeMap<String, Percentiles>>,
     /// Messages missing somewhere, but covered by the loss allowance.
     pub allowed_lost: u64,
     /// Allowance reason -> messages it covered.
@@ -175,7 +235,11 @@ pub fn check(history: &History) -> Report {
     obs.order
         .finish(&ix, &obs.queue_log, &obs.table, &reused, &mut sink);
     offsets::check(&ix, &obs.queue_log, &mut sink);
-    duplicates::count(&ix, &obs.table, &mut stats);
+    duplicates::check(&ix, &obs.table.duplicates, &mut sink, &mut stats);
+    owners::check(&ix, &mut sink);
+    obs.commits.finish(&ix, &mut sink);
+    acks::check(&ix, &mut sink);
+    stats.latency_ms = obs.latency.finish(&ix, &mut sink);
     Report {
         violations: sink.finish(),
         stats,
@@ -185,9 +249,9 @@ pub fn check(history: &History) -> Report {
 /// Collects violations, detailing the first [`MAX_DETAILED`] of each rule.
 #[derive(Default)]
 pub(crate) struct Sink {
-    shown: [Vec<Violation>; 6],
-    hidden: [u64; 6],
-    hidden_labels: [Vec<String>; 6],
+    shown: [Vec<Violation>; Rule::ALL.len()],
+    hidden: [u64; Rule::ALL.len()],
+    hidden_labels: [Vec<String>; Rule::ALL.len()],
 }
 
 impl Sink {
