@@ -360,7 +360,9 @@ fn lost_power_cut_of_another_node_is_lost() {
 #[test]
 fn lost_flush_disk_timeout_then_os_crash_is_allowed_under_sync_flush() {
     let mut b = B::with_broker(FlushMode::SyncFlush, Replication::None);
+    // The master was being stopped when it answered (acks needs a cause).
     b.invoke(1_000, 1, None)
+        .fault(1_000, FaultKind::ProcessCrash, 1)
         .ok_status(1_001, 1, 0, 0, SendStatus::FlushDiskTimeout)
         .fault(50_000, FaultKind::OsCrash, 1);
     let r = passes(&b);
@@ -726,7 +728,8 @@ fn liveness_stuck_group() {
     let mut b = B::simple();
     b.quiet(100_000, 200_000)
         .send(1_000, 1, 0, 0)
-        .deliver(1_010, "g", 10, 0, 0, 1);
+        .deliver(1_010, "g", 10, 0, 0, 1)
+        .commit(1_020, "g", 10, 0, 1);
     b.send(1_100, 2, 0, 1);
     let r = b.check();
     assert_eq!(rules(&r), vec![Rule::Lost, Rule::Liveness], "{}", all(&r));
@@ -745,7 +748,9 @@ fn liveness_stuck_group() {
 fn liveness_group_making_progress_after_heal_is_not_stuck() {
     let mut b = B::simple();
     b.quiet(100_000, 200_000).send(1_000, 1, 0, 0);
-    b.send(150_000, 2, 0, 1).deliver(150_010, "g", 10, 0, 1, 2);
+    b.send(150_000, 2, 0, 1)
+        .deliver(150_010, "g", 10, 0, 1, 2)
+        .commit(150_020, "g", 10, 0, 2);
     fails_with(&b, Rule::Lost);
 }
 
@@ -1115,6 +1120,7 @@ fn offsets_commit_going_back_at_a_handover() {
     race.own(0, "g", 10, 0, 0)
         .commit(10_000, "g", 10, 0, 5)
         .own(10_500, "g", 11, 0, 3)
+        .disown(10_600, "g", 10, 0)
         .commit(11_000, "g", 11, 0, 4);
     passes(&race);
     // Long after, the broker should have had it.
@@ -1310,6 +1316,7 @@ fn order_new_owner_may_skip_messages_that_may_have_been_lost() {
             .commit(1_006, "g", 10, 0, 1);
         b.fault(1_100, FaultKind::PowerCut, 1);
         b.send(5_000, 4, 0, 3);
+        b.disown(5_900, "g", 10, 0);
         b.own(6_000, "g", 11, 0, 3).deliver(6_010, "g", 11, 0, 3, 4);
         b.check()
     };
