@@ -455,7 +455,7 @@ pub fn run(s: &Scenario, seed: u64, broker: BrokerFactory, options: RunOptions) 
                     send_interval_ms: w.send_interval_ms,
                     body_bytes: w.body_bytes,
                     start_ms: WARMUP_MS + *index as u64 * 7,
-                    stop_ms: heal_at,
+                    stop_ms: heal_at + w.send_after_heal_ms,
                 },
                 rec.clone(),
             )),

@@ -79,6 +79,15 @@ pub struct WorkloadSpec {
     /// Each message takes one of these tags (uniformly).
     pub tags: Vec<String>,
     pub groups: Vec<GroupSpec>,
+    /// Producers keep sending this long after the heal (default 0: they stop at the
+    /// heal). Messages sent once the cluster settled are what the latency rule's
+    /// tight bound judges (a broker that wakes held pulls late fails it).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub send_after_heal_ms: u64,
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
 }
 
 /// What faults may hit.

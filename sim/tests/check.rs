@@ -1510,7 +1510,11 @@ fn duplicates_in_one_span_have_no_cause() {
         .deliver(2_002, "g", 10, 0, 1, 2)
         .deliver(2_003, "g", 10, 0, 2, 3);
     let r = fails_with(&b, Rule::Duplicates);
-    assert!(r.violations[0].detail.contains("same ownership span"), "{}", all(&r));
+    assert!(
+        r.violations[0].detail.contains("same ownership span"),
+        "{}",
+        all(&r)
+    );
     assert_eq!(r.stats.duplicates_by_cause.get("unexplained"), Some(&1));
 }
 
@@ -1530,9 +1534,13 @@ fn duplicates_after_a_consumer_restart_or_offset_move_are_caused() {
     if let Some(Entry::Own { offset_moved, .. }) = b.h.entries.last_mut() {
         *offset_moved = true;
     }
-    b.deliver(2_600, "g", 10, 0, 1, 2).deliver(2_601, "g", 10, 0, 2, 3);
+    b.deliver(2_600, "g", 10, 0, 1, 2)
+        .deliver(2_601, "g", 10, 0, 2, 3);
     let r = passes(&b);
-    assert_eq!(r.stats.duplicates_by_cause.get("consumer_restart"), Some(&2));
+    assert_eq!(
+        r.stats.duplicates_by_cause.get("consumer_restart"),
+        Some(&2)
+    );
     assert_eq!(r.stats.duplicates_by_cause.get("offset_moved"), Some(&1));
 }
 
@@ -1547,7 +1555,10 @@ fn duplicates_at_two_positions_need_a_producer_retry() {
     if let Some(Entry::SendOk {
         retried_after_unknown,
         ..
-    }) = b.h.entries.iter_mut().find(|e| matches!(e, Entry::SendOk { .. }))
+    }) =
+        b.h.entries
+            .iter_mut()
+            .find(|e| matches!(e, Entry::SendOk { .. }))
     {
         *retried_after_unknown = true;
     }
@@ -1559,7 +1570,13 @@ fn duplicates_at_two_positions_need_a_producer_retry() {
 
 fn two_owners(disown_at: u64) -> B {
     let mut b = B::new(
-        vec![broker("b", 1, None, FlushMode::SyncFlush, Replication::None)],
+        vec![broker(
+            "b",
+            1,
+            None,
+            FlushMode::SyncFlush,
+            Replication::None,
+        )],
         vec![group("g", "*", false, &[10, 11])],
     );
     b.own(1_000, "g", 10, 0, 0)
@@ -1600,7 +1617,11 @@ fn commits_must_keep_up_by_the_end() {
         .deliver(2_002, "g", 10, 0, 2, 3)
         .commit(7_000, "g", 10, 0, 2);
     let r = fails_with(&b, Rule::Commits);
-    assert!(r.violations[0].detail.contains("up to offset 3"), "{}", all(&r));
+    assert!(
+        r.violations[0].detail.contains("up to offset 3"),
+        "{}",
+        all(&r)
+    );
     b.commit(12_000, "g", 10, 0, 3);
     passes(&b);
 }
@@ -1621,7 +1642,11 @@ fn commits_may_lose_only_one_persist_interval_across_a_restart() {
         .deliver(22_101, "g", 10, 0, 1, 2)
         .deliver(22_102, "g", 10, 0, 2, 3);
     let r = fails_with(&b, Rule::Commits);
-    assert!(r.violations[0].detail.contains("persist interval"), "{}", all(&r));
+    assert!(
+        r.violations[0].detail.contains("persist interval"),
+        "{}",
+        all(&r)
+    );
     // A commit just before the crash may be lost.
     let mut b = B::simple();
     b.own(0, "g", 10, 0, 0);

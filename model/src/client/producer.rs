@@ -1109,7 +1109,10 @@ mod tests {
         match &events[..] {
             [ClientEvent::SendResult {
                 id: got,
-                outcome: SendOutcome::Failed { definite, reason, .. },
+                outcome:
+                    SendOutcome::Failed {
+                        definite, reason, ..
+                    },
             }] => {
                 assert_eq!(*got, id);
                 assert!(!definite, "the first attempt may have been stored");

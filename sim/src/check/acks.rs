@@ -95,8 +95,7 @@ pub(crate) fn check(ix: &Index, sink: &mut Sink) {
             }
             (_, Some(bg)) => match (bg.replication, bg.slave_node) {
                 (Replication::Sync, Some(slave)) => {
-                    if ix.faults.down_at(slave, m.invoke_ms) || ix.faults.down_at(slave, m.ok_ms)
-                    {
+                    if ix.faults.down_at(slave, m.invoke_ms) || ix.faults.down_at(slave, m.ok_ms) {
                         Ok(format!("slave n{slave} down"))
                     } else if after_heal {
                         Err("sent after the heal and its grace, with the slave up")
@@ -107,9 +106,7 @@ pub(crate) fn check(ix: &Index, sink: &mut Sink) {
                         let from = m.invoke_ms.saturating_sub(HA_CAUSE_WINDOW_MS);
                         ix.faults
                             .last_touching(&[slave], u16::MAX, from, m.ok_ms)
-                            .or_else(|| {
-                                ix.faults.first_on(bg.master_node, RESTARTS, from, m.ok_ms)
-                            })
+                            .or_else(|| ix.faults.first_on(bg.master_node, RESTARTS, from, m.ok_ms))
                             .map(|f| format!("slave cut off or behind: {}", f.label()))
                             .ok_or("no fault touched its slave or restarted its master then")
                     }

@@ -15,7 +15,11 @@
 //!    (crash, kill, stop: [`STOPS`]) is at least the highest commit the group made on
 //!    the queue more than [`PERSIST_INTERVAL_MS`] + [`FSYNC_MS`] before that stop:
 //!    the broker persists `consumerOffset.json` every 5 s, so what was committed one
-//!    interval and one fsync earlier is on its disk. A loss of the master's page cache
+//!    interval and one fsync earlier, in the master's last run (after its last
+//!    restart before the stop: a commit made while it was down never arrived), is on
+//!    its disk (or a commit made after that and
+//!    before the stop, so the bound is the lowest of those). A commit after the
+//!    restart and before the `Own` replaced it: then `offsets` judges instead. A loss of the master's page cache
 //!    (OS crash, power cut, lost machine) or media loses the unsynced file, and a
 //!    network fault on the committer or the master around the commit may have dropped
 //!    the oneway commit: those stops are not judged.
@@ -95,19 +99,23 @@ fn keep_up(c: &Commits, ix: &Index, sink: &mut Sink) {
                 continue;
             }
         }
-        sink.report(Rule::Commits, format!("{} {}", ix.group_name(g), ix.queue_name(q)), || {
-            let what = match committed {
-                Some((o, at)) => format!("its last commit is offset {o} at {at}ms"),
-                None => "it never committed".to_string(),
-            };
-            format!(
-                "group {} consumed {} up to offset {consumed} but by the end ({}ms) {what}; {}",
-                ix.group_name(g),
-                ix.queue_name(q),
-                ix.end_ms,
-                ix.faults.before(ix.entries, ix.end_ms)
-            )
-        });
+        sink.report(
+            Rule::Commits,
+            format!("{} {}", ix.group_name(g), ix.queue_name(q)),
+            || {
+                let what = match committed {
+                    Some((o, at)) => format!("its last commit is offset {o} at {at}ms"),
+                    None => "it never committed".to_string(),
+                };
+                format!(
+                    "group {} consumed {} up to offset {consumed} but by the end ({}ms) {what}; {}",
+                    ix.group_name(g),
+                    ix.queue_name(q),
+                    ix.end_ms,
+                    ix.faults.before(ix.entries, ix.end_ms)
+                )
+            },
+        );
     }
 }
 
@@ -116,7 +124,10 @@ fn stay_put(ix: &Index, sink: &mut Sink) {
     let mut commits: FastMap<(u32, u32), Vec<u32>> = FastMap::default();
     for (i, cm) in ix.commits.iter().enumerate() {
         if clustering(ix, cm.group) {
-            commits.entry((cm.group, cm.queue)).or_default().push(i as u32);
+            commits
+                .entry((cm.group, cm.queue))
+                .or_default()
+                .push(i as u32);
         }
     }
     for sp in &ix.spans {
@@ -146,15 +157,32 @@ fn stay_put(ix: &Index, sink: &mut Sink) {
         };
         let safe_until = stop.at_ms.saturating_sub(PERSIST_INTERVAL_MS + FSYNC_MS);
         let at = |i: usize| &ix.commits[list[i] as usize];
-        // The broker keeps the last commit it received, so the bound is the last
-        // commit made by `safe_until`; any commit after it (before the span began)
-        // may have replaced it, and is judged by `offsets`, not here.
+        // The broker keeps the last commit it received. A commit after the restart
+        // replaced what it recovered (`offsets` judges that); a commit in the last
+        // persist interval and fsync before the stop may or may not be on disk, so
+        // the bound is the lowest of those and the last one before.
         let n = list.partition_point(|&c| ix.commits[c as usize].at_ms <= safe_until);
-        if n == 0 || (n < list.len() && at(n).at_ms <= sp.at_ms) {
+        let after_stop = list.partition_point(|&c| ix.commits[c as usize].at_ms <= stop.at_ms);
+        if n == 0 || (after_stop < list.len() && at(after_stop).at_ms <= sp.at_ms) {
             continue;
         }
         let cm = at(n - 1);
-        let bound = cm.offset;
+        // Only a commit the master received in its last run before the stop counts:
+        // one made while it was down never arrived, and one from an earlier run may
+        // have been lost at that run's end.
+        let up_since = ix
+            .faults
+            .on_from(master, 0)
+            .take_while(|f| f.at_ms <= stop.at_ms)
+            .filter(|f| f.kind == FaultKind::Restart)
+            .last()
+            .map_or(0, |f| f.at_ms);
+        if cm.at_ms < up_since {
+            continue;
+        }
+        let bound = (n..after_stop)
+            .map(|i| at(i).offset)
+            .fold(cm.offset, u64::min);
         if start >= bound {
             continue;
         }
@@ -163,7 +191,12 @@ fn stay_put(ix: &Index, sink: &mut Sink) {
         let window_end = cm.at_ms + PERSIST_INTERVAL_MS;
         if ix
             .faults
-            .last_touching(&[master, client], NETWORK, cm.at_ms.saturating_sub(FSYNC_MS), window_end)
+            .last_touching(
+                &[master, client],
+                NETWORK,
+                cm.at_ms.saturating_sub(FSYNC_MS),
+                window_end,
+            )
             .is_some()
         {
             continue;

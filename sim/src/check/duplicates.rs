@@ -118,7 +118,12 @@ pub(crate) fn check(ix: &Index, duplicates: &[u64], sink: &mut Sink, stats: &mut
     }
     for d in &ix.dups {
         match cause(ix, d) {
-            Ok(c) => *stats.duplicates_by_cause.entry(c.name().into()).or_insert(0) += 1,
+            Ok(c) => {
+                *stats
+                    .duplicates_by_cause
+                    .entry(c.name().into())
+                    .or_insert(0) += 1
+            }
             Err(why) => {
                 *stats
                     .duplicates_by_cause

@@ -17,12 +17,12 @@
 
 use crate::history::{BrokerGroupMeta, Entry, GroupMeta, History, SendStatus};
 
+use super::commits::Commits;
 use super::corrupt::Corrupt;
 use super::deliveries::DeliveryTable;
 use super::faults::{bit, FaultLog, FaultRec, NETWORK, RESTARTS};
 use super::hasher::{FastMap, WidMap};
 use super::intern::{Interner, TagInterner};
-use super::commits::Commits;
 use super::latency::Latency;
 use super::order::Order;
 use super::phantom::Phantom;

@@ -102,20 +102,24 @@ impl Latency {
         sink: &mut Sink,
     ) -> BTreeMap<String, BTreeMap<String, Percentiles>> {
         for l in &self.late {
-            sink.report(Rule::Latency, format!("wid {}", ix.msgs[l.msg as usize].wid), || {
-                let at = ix.entries[l.entry as usize].at_ms();
-                format!(
-                    "group {}: {} first delivered at {at}ms, after its deadline {}ms (heal at \
+            sink.report(
+                Rule::Latency,
+                format!("wid {}", ix.msgs[l.msg as usize].wid),
+                || {
+                    let at = ix.entries[l.entry as usize].at_ms();
+                    format!(
+                        "group {}: {} first delivered at {at}ms, after its deadline {}ms (heal at \
                      {}ms; settled {}ms later; {}ms after a send once settled); {}",
-                    ix.group_name(l.group),
-                    ix.describe_msg(l.msg),
-                    l.deadline_ms,
-                    ix.heal_at_ms,
-                    SETTLE_MS,
-                    SETTLED_BOUND_MS,
-                    ix.faults.before(ix.entries, at)
-                )
-            });
+                        ix.group_name(l.group),
+                        ix.describe_msg(l.msg),
+                        l.deadline_ms,
+                        ix.heal_at_ms,
+                        SETTLE_MS,
+                        SETTLED_BOUND_MS,
+                        ix.faults.before(ix.entries, at)
+                    )
+                },
+            );
         }
         let mut out = BTreeMap::new();
         for (g, phases) in self.samples.iter_mut().enumerate() {

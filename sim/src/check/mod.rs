@@ -108,9 +108,11 @@ pub enum Rule {
     /// `offset_moved` `Own`), unless the queue's master is down at `end_ms`. And: an
     /// `Own` answered by a master (id 0) after that master's last process crash/stop
     /// (with no cache or media loss since) starts below the group's last commit made
-    /// `commits::PERSIST_INTERVAL_MS + commits::FSYNC_MS` (5 s + 1 s) before the stop,
-    /// when no later commit preceded the `Own` and no link fault touched the committer
-    /// or the master within 5 s after that commit.
+    /// in the master's last run (since its last restart) and
+    /// `commits::PERSIST_INTERVAL_MS + commits::FSYNC_MS` (5 s + 1 s) before the stop
+    /// (or below any commit made between then and the stop), when no commit came
+    /// between the restart and the `Own` and no link fault touched the committer or
+    /// the master within 5 s after that commit.
     Commits,
     /// A `SendOk` weaker than SEND_OK without a recorded cause: SLAVE_NOT_AVAILABLE /
     /// FLUSH_SLAVE_TIMEOUT need SYNC replication and the slave down, or a fault

@@ -37,7 +37,10 @@ pub(crate) fn check(ix: &Index, sink: &mut Sink) {
         if sp.start.is_none() || info.meta.is_none() || info.broadcasting {
             continue;
         }
-        buckets.entry((sp.group, sp.queue)).or_default().push(i as u32);
+        buckets
+            .entry((sp.group, sp.queue))
+            .or_default()
+            .push(i as u32);
     }
     let mut keys: Vec<(u32, u32)> = buckets.keys().copied().collect();
     keys.sort_unstable();
@@ -73,7 +76,12 @@ fn judge(ix: &Index, sink: &mut Sink, old: u32, new: u32, end_ms: u64) {
     nodes.extend_from_slice(&ix.broker_nodes);
     let excused_until = ix
         .faults
-        .last_touching(&nodes, Kinds::MAX, from.saturating_sub(HEARTBEAT_MS), end_ms)
+        .last_touching(
+            &nodes,
+            Kinds::MAX,
+            from.saturating_sub(HEARTBEAT_MS),
+            end_ms,
+        )
         .map(|f| (f.at_ms + HEARTBEAT_MS, f.label()));
     let judged_from = excused_until.as_ref().map_or(from, |(t, _)| (*t).max(from));
     if end_ms <= judged_from + HANDOVER_MS {
