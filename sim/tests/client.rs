@@ -551,6 +551,7 @@ fn stored_sends(log: &Log, count: u64) -> BTreeMap<Position, Stored> {
                     queue_id,
                     queue_offset,
                     msg_id,
+                    ..
                 } => {
                     assert_eq!(*code, response_code::SUCCESS);
                     let position = (broker_name.clone(), *queue_id, *queue_offset);

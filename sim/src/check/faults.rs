@@ -190,6 +190,21 @@ impl FaultLog {
         })
     }
 
+    /// The last fault with `from <= at_ms <= to` that `pred` accepts.
+    pub(crate) fn last_matching(
+        &self,
+        from: u64,
+        to: u64,
+        pred: impl Fn(&FaultRec) -> bool,
+    ) -> Option<&FaultRec> {
+        if from > to {
+            return None;
+        }
+        let start = self.recs.partition_point(|r| r.at_ms < from);
+        let end = self.recs.partition_point(|r| r.at_ms <= to);
+        self.recs[start..end].iter().rev().find(|r| pred(r))
+    }
+
     /// The faults with `from <= at_ms <= to`, spelled out (at most [`CONTEXT_MAX`]).
     pub(crate) fn describe(&self, entries: &[Entry], from: u64, to: u64) -> String {
         let start = self.recs.partition_point(|r| r.at_ms < from);

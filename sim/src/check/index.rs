@@ -685,14 +685,12 @@ impl<'h> Builder<'h> {
                 return s;
             }
         }
-        self.open_span(group, client, queue, at_ms, None, false, false)
+        self.open_span((group, client, queue), at_ms, None, false, false)
     }
 
     fn open_span(
         &mut self,
-        group: u32,
-        client: u32,
-        queue: u32,
+        (group, client, queue): SpanKey,
         at_ms: u64,
         start: Option<u64>,
         from_replica: bool,
@@ -916,9 +914,7 @@ impl<'h> Builder<'h> {
                 let q = self.queue(broker, topic, *queue_id);
                 let from_replica = offset_from_broker_id.is_some_and(|id| id != 0);
                 self.open_span(
-                    g,
-                    *client,
-                    q,
+                    (g, *client, q),
                     *at_ms,
                     Some(*start_offset),
                     from_replica,

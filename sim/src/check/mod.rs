@@ -99,9 +99,10 @@ pub enum Rule {
     /// retry: a violation. Counted by cause in the verdict.
     Duplicates,
     /// In a clustering group of `Meta`, two clients' spans (from `Own`) on one queue
-    /// overlap for more than `owners::HANDOVER_MS` (23 s: rebalance interval plus a
-    /// consumer-list timeout), counted from `owners::HEARTBEAT_MS` (30 s) after the
-    /// last fault (any kind) on either client or any broker node within the overlap.
+    /// overlap for more than `owners::HANDOVER_MS` (35 s: rebalance interval plus a
+    /// long poll), counted from `owners::ROUTE_MS` (60 s: broker registration plus
+    /// route poll) after the last fault (not a clock skew or heal) within the overlap
+    /// on either client or on a node that is no consumer of `Meta`.
     Owners,
     /// With a quiet period: a clustering group's last `Commit` on a queue is below one
     /// past the highest offset it was delivered there (not from `%RETRY%`; reset by an
@@ -123,8 +124,8 @@ pub enum Rule {
     /// weaker status (slave statuses excused only by a down slave) is a violation.
     Acks,
     /// With a quiet period: a first delivery (to its slot; not `%RETRY%`) made after
-    /// the heal later than `max(sent, heal) + latency::SETTLE_MS` (35 s: a long poll
-    /// plus a rebalance interval) for a message sent before the cluster settled
+    /// the heal later than `max(sent, heal) + latency::SETTLE_MS` (65 s: a route poll,
+    /// a rebalance interval and a long poll) for a message sent before the cluster settled
     /// (`heal + SETTLE_MS`), or later than `sent + latency::SETTLED_BOUND_MS` (5 s)
     /// for one sent after. Percentiles per group and phase are in the verdict.
     Latency,
