@@ -19,9 +19,11 @@
 //!   - `consumer_restart`: the same client, in a later incarnation (its node crashed
 //!     or restarted before its commit was persisted);
 //!   - `commit_rolled_back`: the span's start offset is below the highest offset the
-//!     group had committed on the queue before it began (the broker lost or rolled
-//!     back the commit: crash, failover to a slave, reset — `offsets` and `order`
-//!     bound how far);
+//!     group had committed on the queue before it began, and the last commit was
+//!     made at least `offsets::HANDOVER_GRACE_MS` before it (the broker lost or
+//!     rolled back the commit: crash, failover to a slave, reset — `offsets`,
+//!     `order` and `commits` bound how far); a commit made later may still have been
+//!     in flight, which is the hand-over race of a `rebalance`;
 //!   - `rebalance`: another client, or a new `Own` of the same one.
 //!
 //!   A redelivery in the very span of the delivery before it has no cause: a
@@ -31,6 +33,7 @@
 //! and, as before, by group. One pass over the duplicates the index collected.
 
 use super::index::{Dup, Index, NONE};
+use super::offsets::HANDOVER_GRACE_MS;
 use super::{CheckStats, Rule, Sink};
 use crate::history::Entry;
 
@@ -99,7 +102,9 @@ fn cause(ix: &Index, d: &Dup) -> Result<Cause, &'static str> {
         }
     }
     if let (Some(start), Some(c)) = (span.start, span.prev_commit) {
-        if start < c.high {
+        // A commit made just before the new owner read the offset may still have been
+        // in flight: that is the hand-over race of a rebalance, not a lost commit.
+        if start < c.high && c.at_ms + HANDOVER_GRACE_MS <= span.at_ms {
             return Ok(Cause::CommitRolledBack);
         }
     }

@@ -95,7 +95,7 @@ pub enum Rule {
     /// for the same position, a different span: `offset_moved` (its `Own` has
     /// `offset_moved`), `consumer_restart` (same client, later incarnation),
     /// `commit_rolled_back` (its start is below the group's highest earlier commit of
-    /// the queue) or `rebalance`. Same span, or another position without a producer
+    /// the queue, the last one made 1 s or more before) or `rebalance`. Same span, or another position without a producer
     /// retry: a violation. Counted by cause in the verdict.
     Duplicates,
     /// In a clustering group of `Meta`, two clients' spans (from `Own`) on one queue
