@@ -1634,8 +1634,28 @@ fn commits_must_keep_up_by_the_end() {
         "{}",
         all(&r)
     );
+    let mut truncated = B::simple();
+    truncated.h = b.h.clone();
+    truncated.tags = b.tags.clone();
     b.commit(12_000, "g", 10, 0, 3);
     passes(&b);
+    // A power cut of the broker after the delivery may have truncated the tail.
+    truncated.fault(8_000, FaultKind::PowerCut, 1);
+    let r = truncated.check();
+    assert!(!rules(&r).contains(&Rule::Commits), "{}", all(&r));
+    // One before it does not.
+    let mut before = B::simple();
+    before.quiet(100_000, 190_000).own(0, "g", 10, 0, 0);
+    before
+        .fault(500, FaultKind::PowerCut, 1)
+        .fault(600, FaultKind::Restart, 1);
+    three_sends(&mut before);
+    before
+        .deliver(2_000, "g", 10, 0, 0, 1)
+        .deliver(2_001, "g", 10, 0, 1, 2)
+        .deliver(2_002, "g", 10, 0, 2, 3)
+        .commit(7_000, "g", 10, 0, 2);
+    fails_with(&before, Rule::Commits);
 }
 
 #[test]

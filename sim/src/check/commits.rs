@@ -9,7 +9,10 @@
 //!    to the corrected offset: the broker moved the group back on purpose. A consumer
 //!    commits every owned queue every persist interval (`persistConsumerOffsetInterval`,
 //!    5 s), so seconds of quiet suffice. Excused only when the queue's master is down
-//!    at `end_ms` (there is nowhere to commit to).
+//!    at `end_ms` (there is nowhere to commit to), or when the page cache or disk of
+//!    the queue's broker group (master or slave) was lost after the highest offset
+//!    was first delivered (the served tail may have been truncated and its offsets
+//!    handed to other messages; the loss allowance judges those).
 //! 2. **Stay put across a broker restart.** A new owner's start offset read from a
 //!    master (`Own.offset_from_broker_id == 0`) after that master's process ended
 //!    (crash, kill, stop: [`STOPS`]) is at least the highest commit the group made on
@@ -42,10 +45,11 @@ pub(crate) const FSYNC_MS: u64 = 1_000;
 /// Faults that end a broker's process (its in-memory offset table is lost).
 const STOPS: u16 = bit(FaultKind::ProcessCrash);
 
-/// Per (group, queue): one past the highest offset delivered, reset by an offset move.
+/// Per (group, queue): one past the highest offset delivered (reset by an offset
+/// move), and when that offset was first delivered.
 #[derive(Default)]
 pub(crate) struct Commits {
-    consumed: FastMap<(u32, u32), u64>,
+    consumed: FastMap<(u32, u32), (u64, u64)>,
 }
 
 impl Commits {
@@ -54,13 +58,15 @@ impl Commits {
         if d.retry || d.span == NONE {
             return;
         }
-        let c = self.consumed.entry((d.group, d.queue)).or_insert(0);
-        *c = (*c).max(d.offset + 1);
+        let c = self.consumed.entry((d.group, d.queue)).or_insert((0, 0));
+        if d.offset + 1 > c.0 {
+            *c = (d.offset + 1, d.at_ms);
+        }
     }
 
     pub(crate) fn own(&mut self, group: u32, queue: u32, start: u64, moved: bool) {
         if moved {
-            self.consumed.insert((group, queue), start);
+            self.consumed.insert((group, queue), (start, 0));
         }
     }
 
@@ -83,9 +89,9 @@ fn keep_up(c: &Commits, ix: &Index, sink: &mut Sink) {
     for cm in &ix.commits {
         last.insert((cm.group, cm.queue), (cm.offset, cm.at_ms));
     }
-    let mut keys: Vec<(&(u32, u32), &u64)> = c.consumed.iter().collect();
+    let mut keys: Vec<(&(u32, u32), &(u64, u64))> = c.consumed.iter().collect();
     keys.sort_unstable();
-    for (&(g, q), &consumed) in keys {
+    for (&(g, q), &(consumed, consumed_at_ms)) in keys {
         if !clustering(ix, g) || consumed == 0 {
             continue;
         }
@@ -96,6 +102,19 @@ fn keep_up(c: &Commits, ix: &Index, sink: &mut Sink) {
         let broker = ix.queues[q as usize].broker;
         if let Some(bg) = ix.broker_group(broker) {
             if ix.faults.down_at(bg.master_node, ix.end_ms) {
+                continue;
+            }
+            // The records served past the commit may have been truncated since: the
+            // page cache or the disk of the queue's broker group was lost after the
+            // highest one was delivered (the loss allowance judges those messages).
+            let nodes: Vec<u32> = std::iter::once(bg.master_node)
+                .chain(bg.slave_node)
+                .collect();
+            if ix
+                .faults
+                .first_on_any(&nodes, CACHE_LOSS | MEDIA_LOSS, consumed_at_ms, ix.end_ms)
+                .is_some()
+            {
                 continue;
             }
         }

@@ -106,7 +106,9 @@ pub enum Rule {
     Owners,
     /// With a quiet period: a clustering group's last `Commit` on a queue is below one
     /// past the highest offset it was delivered there (not from `%RETRY%`; reset by an
-    /// `offset_moved` `Own`), unless the queue's master is down at `end_ms`. And: an
+    /// `offset_moved` `Own`), unless the queue's master is down at `end_ms` or a
+    /// cache or media loss hit its broker group after that offset was first
+    /// delivered. And: an
     /// `Own` answered by a master (id 0) after that master's last process crash/stop
     /// (with no cache or media loss since) starts below the group's last commit made
     /// in the master's last run (since its last restart) and
