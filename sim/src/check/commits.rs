@@ -89,9 +89,9 @@ fn keep_up(c: &Commits, ix: &Index, sink: &mut Sink) {
     for cm in &ix.commits {
         last.insert((cm.group, cm.queue), (cm.offset, cm.at_ms));
     }
-    let mut keys: Vec<(&(u32, u32), &(u64, u64))> = c.consumed.iter().collect();
+    let mut keys: Vec<_> = c.consumed.iter().map(|(k, v)| (*k, *v)).collect();
     keys.sort_unstable();
-    for (&(g, q), &(consumed, consumed_at_ms)) in keys {
+    for ((g, q), (consumed, consumed_at_ms)) in keys {
         if !clustering(ix, g) || consumed == 0 {
             continue;
         }
