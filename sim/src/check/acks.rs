@@ -114,6 +114,19 @@ pub(crate) fn check(ix: &Index, sink: &mut Sink) {
                 _ => Err("the broker group has no synchronous slave to wait for"),
             },
         };
+        if let Ok(cause) = &cause {
+            let kind = if cause.starts_with("master") {
+                "master_stopping"
+            } else if cause.ends_with("booting") {
+                "slave_booting"
+            } else if cause.ends_with("down") {
+                "slave_down"
+            } else {
+                "slave_fault"
+            };
+            sink.excuses
+                .record(Rule::Acks, kind, || format!("wid {}: {cause}", m.wid));
+        }
         if let Err(why) = cause {
             sink.report(Rule::Acks, format!("wid {}", m.wid), || {
                 format!(

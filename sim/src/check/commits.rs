@@ -102,6 +102,11 @@ fn keep_up(c: &Commits, ix: &Index, sink: &mut Sink) {
         let broker = ix.queues[q as usize].broker;
         if let Some(bg) = ix.broker_group(broker) {
             if ix.faults.down_at(bg.master_node, ix.end_ms) {
+                let m = bg.master_node;
+                sink.excuses
+                    .record(Rule::Commits, "master_down_at_end", || {
+                        format!("{}: master n{m} down at the end", ix.queue_name(q))
+                    });
                 continue;
             }
             // The records served past the commit may have been truncated since: the
@@ -110,11 +115,13 @@ fn keep_up(c: &Commits, ix: &Index, sink: &mut Sink) {
             let nodes: Vec<u32> = std::iter::once(bg.master_node)
                 .chain(bg.slave_node)
                 .collect();
-            if ix
-                .faults
-                .first_on_any(&nodes, CACHE_LOSS | MEDIA_LOSS, consumed_at_ms, ix.end_ms)
-                .is_some()
+            if let Some(f) =
+                ix.faults
+                    .first_on_any(&nodes, CACHE_LOSS | MEDIA_LOSS, consumed_at_ms, ix.end_ms)
             {
+                sink.excuses.record(Rule::Commits, "served_tail_lost", || {
+                    format!("{} up to {consumed}: {}", ix.queue_name(q), f.label())
+                });
                 continue;
             }
         }
@@ -208,16 +215,21 @@ fn stay_put(ix: &Index, sink: &mut Sink) {
         // A oneway commit a network fault around it may have dropped proves nothing.
         let client = ix.spans.get(cm.span as usize).map_or(NONE, |s| s.client);
         let window_end = cm.at_ms + PERSIST_INTERVAL_MS;
-        if ix
-            .faults
-            .last_touching(
-                &[master, client],
-                NETWORK,
-                cm.at_ms.saturating_sub(FSYNC_MS),
-                window_end,
-            )
-            .is_some()
-        {
+        if let Some(f) = ix.faults.last_touching(
+            &[master, client],
+            NETWORK,
+            cm.at_ms.saturating_sub(FSYNC_MS),
+            window_end,
+        ) {
+            let label = f.label();
+            sink.excuses
+                .record(Rule::Commits, "commit_maybe_dropped", || {
+                    format!(
+                        "{} commit {bound} at {}ms: {label}",
+                        ix.queue_name(sp.queue),
+                        cm.at_ms
+                    )
+                });
             continue;
         }
         sink.report(

@@ -31,18 +31,21 @@
 //!      connection. A commit that had a grace period to arrive is not excused;
 //!    - the lower committer's span started from an offset a *slave* answered (its
 //!      route listed no master: see `Own.offset_from_broker_id`) and the higher
-//!      commit was made less than [`REPLICA_LAG_MS`] before that span began: a slave
+//!      commit was made less than [`replica_lag_ms`] before that span began: a slave
 //!      learns its master's offsets by SlaveSynchronize, every 10 s, so it may not
 //!      have the master's latest (RocketMQ's documented behaviour; avoiding it would
 //!      take a consensus on offsets). A higher commit older than that, or one the
 //!      master answered, is not excused.
 //!
+//!    Each explanation fires an excuse of that name (`broker_restart`,
+//!    `broker_state_lost`, `handover_grace`, `network_fault`, `committer_ended`,
+//!    `replica_lag`; `offset_reused` for the exceptions of 1 and 2), recorded with
+//!    the fault it used.
+//!
 //!    After a commit going back (explained or not) the sequence continues from it, so
 //!    one regression is reported once.
 
 use std::collections::BTreeMap;
-
-use rmq_model::broker::config::SLAVE_SYNCHRONIZE_INTERVAL_MS;
 
 use super::allowance::{allowance, allowance_at};
 use super::faults::{CACHE_LOSS, MEDIA_LOSS, NETWORK, RESTARTS};
@@ -57,9 +60,14 @@ use crate::history::Entry;
 /// beyond it yet far below RocketMQ's 20 s rebalance interval.
 pub(crate) const HANDOVER_GRACE_MS: u64 = 1_000;
 
-/// How far a slave's consumer offsets may lag its master's: one SlaveSynchronize
-/// interval, plus the grace for the commit and the sync to travel.
-pub(crate) const REPLICA_LAG_MS: u64 = SLAVE_SYNCHRONIZE_INTERVAL_MS + HANDOVER_GRACE_MS;
+/// How far a slave's consumer offsets may lag its master's: one declared
+/// SlaveSynchronize interval (`Meta.promise`), plus the grace for the commit and the
+/// sync to travel.
+pub(crate) fn replica_lag_ms(ix: &Index) -> u64 {
+    ix.promise
+        .slave_synchronize_interval_ms
+        .saturating_add(HANDOVER_GRACE_MS)
+}
 
 pub(crate) fn check(ix: &Index, log: &QueueLog, sink: &mut Sink) {
     one_message_per_offset(ix, log, sink);
@@ -92,8 +100,11 @@ fn one_message_per_offset(ix: &Index, log: &QueueLog, sink: &mut Sink) {
                 continue;
             }
             let broker = ix.queues[q as usize].broker;
-            if allowance_at(ix, first.msg, broker, c.other.at_ms).is_some() {
-                continue; // the first message may have been truncated away first
+            if let Some(a) = allowance_at(ix, first.msg, broker, c.other.at_ms) {
+                // The first message may have been truncated away first.
+                sink.excuses
+                    .record(Rule::Offsets, "offset_reused", || a.reason());
+                continue;
             }
             others.push(&c.other);
         }
@@ -161,7 +172,9 @@ fn real_time_order(ix: &Index, sink: &mut Sink) {
         if a == NONE || mb.offset > max {
             continue;
         }
-        if allowance(ix, a, mb.ok_ms).is_some() {
+        if let Some(al) = allowance(ix, a, mb.ok_ms) {
+            sink.excuses
+                .record(Rule::Offsets, "offset_reused", || al.reason());
             continue;
         }
         let label = format!("wid {}", mb.wid);
@@ -213,10 +226,9 @@ fn commits_never_go_back(ix: &Index, sink: &mut Sink) {
         let prev = *h;
         *h = cur;
         let faults = &ix.faults;
-        if faults
-            .first_on_any(&ix.broker_nodes, RESTARTS, prev.at_ms, c.at_ms)
-            .is_some()
-        {
+        if let Some(f) = faults.first_on_any(&ix.broker_nodes, RESTARTS, prev.at_ms, c.at_ms) {
+            sink.excuses
+                .record(Rule::Offsets, "broker_restart", || f.label());
             continue;
         }
         // The queue's broker group lost state at some earlier time (a lost machine, a
@@ -226,33 +238,44 @@ fn commits_never_go_back(ix: &Index, sink: &mut Sink) {
             let nodes: Vec<u32> = std::iter::once(bg.master_node)
                 .chain(bg.slave_node)
                 .collect();
-            if faults
-                .first_on_any(&nodes, CACHE_LOSS | MEDIA_LOSS, 0, c.at_ms)
-                .is_some()
-            {
+            if let Some(f) = faults.first_on_any(&nodes, CACHE_LOSS | MEDIA_LOSS, 0, c.at_ms) {
+                sink.excuses
+                    .record(Rule::Offsets, "broker_state_lost", || f.label());
                 continue;
             }
         }
         if prev.span != c.span {
             let span_start = ix.spans[c.span as usize].at_ms;
             if prev.at_ms.saturating_add(HANDOVER_GRACE_MS) > span_start {
+                sink.excuses.record(Rule::Offsets, "handover_grace", || {
+                    format!("commit at {}ms, new span at {span_start}ms", prev.at_ms)
+                });
                 continue;
             }
-            if faults.first_kind(NETWORK, prev.at_ms, span_start).is_some() {
+            if let Some(f) = faults.first_kind(NETWORK, prev.at_ms, span_start) {
+                sink.excuses
+                    .record(Rule::Offsets, "network_fault", || f.label());
                 continue;
             }
             if let Entry::Commit { client, .. } = &ix.entries[prev.entry as usize] {
                 let ended_by = prev.at_ms.saturating_add(HANDOVER_GRACE_MS - 1);
-                if faults
-                    .first_on(*client, RESTARTS, prev.at_ms, ended_by.min(span_start))
-                    .is_some()
+                if let Some(f) =
+                    faults.first_on(*client, RESTARTS, prev.at_ms, ended_by.min(span_start))
                 {
+                    sink.excuses
+                        .record(Rule::Offsets, "committer_ended", || f.label());
                     continue;
                 }
             }
             if ix.spans[c.span as usize].from_replica
-                && prev.at_ms.saturating_add(REPLICA_LAG_MS) > span_start
+                && prev.at_ms.saturating_add(replica_lag_ms(ix)) > span_start
             {
+                sink.excuses.record(Rule::Offsets, "replica_lag", || {
+                    format!(
+                        "commit at {}ms, span at {span_start}ms from a slave's offset",
+                        prev.at_ms
+                    )
+                });
                 continue;
             }
         }

@@ -97,6 +97,16 @@ fn judge(ix: &Index, sink: &mut Sink, consumers: &[u32], old: u32, new: u32, end
         .map(|f| (f.at_ms + ROUTE_MS, f.label()));
     let judged_from = excused_until.as_ref().map_or(from, |(t, _)| (*t).max(from));
     if end_ms <= judged_from + HANDOVER_MS {
+        if let Some((t, label)) = &excused_until {
+            sink.excuses.record(Rule::Owners, "route_refresh", || {
+                format!(
+                    "n{} and n{} on {} until {end_ms}ms, excused until {t}ms by {label}",
+                    o.client,
+                    n.client,
+                    ix.queue_name(n.queue)
+                )
+            });
+        }
         return;
     }
     sink.report(
