@@ -1311,6 +1311,7 @@ fn offsets_excuses_are_named_with_their_evidence() {
     race.own(0, "g", 10, 0, 0)
         .commit(10_000, "g", 10, 0, 5)
         .own(10_500, "g", 11, 0, 3)
+        .disown(10_600, "g", 10, 0)
         .commit(11_000, "g", 11, 0, 4);
     let r = passes(&race);
     assert_eq!(
@@ -1378,6 +1379,7 @@ fn order_excuses_are_named_with_their_fault() {
         .commit(1_006, "g", 10, 0, 1);
     b.fault(1_100, FaultKind::PowerCut, 1);
     b.send(5_000, 4, 0, 3);
+    b.disown(5_900, "g", 10, 0);
     b.own(6_000, "g", 11, 0, 3).deliver(6_010, "g", 11, 0, 3, 4);
     let r = passes(&b);
     let keys: Vec<String> = excuses(&r).into_iter().map(|(k, _)| k).collect();
