@@ -47,9 +47,10 @@ const STOPS: u16 = bit(FaultKind::ProcessCrash);
 
 /// Per (group, queue): one past the highest offset delivered (reset by an offset
 /// move), and when that offset was first delivered.
+/// Dense by group, then queue: it is touched on every delivery.
 #[derive(Default)]
 pub(crate) struct Commits {
-    consumed: FastMap<(u32, u32), (u64, u64)>,
+    consumed: Vec<Vec<(u64, u64)>>,
 }
 
 impl Commits {
@@ -58,7 +59,7 @@ impl Commits {
         if d.retry || d.span == NONE {
             return;
         }
-        let c = self.consumed.entry((d.group, d.queue)).or_insert((0, 0));
+        let c = self.slot(d.group, d.queue);
         if d.offset + 1 > c.0 {
             *c = (d.offset + 1, d.at_ms);
         }
@@ -66,8 +67,21 @@ impl Commits {
 
     pub(crate) fn own(&mut self, group: u32, queue: u32, start: u64, moved: bool) {
         if moved {
-            self.consumed.insert((group, queue), (start, 0));
+            *self.slot(group, queue) = (start, 0);
         }
+    }
+
+    #[inline]
+    fn slot(&mut self, group: u32, queue: u32) -> &mut (u64, u64) {
+        let (g, q) = (group as usize, queue as usize);
+        if g >= self.consumed.len() {
+            self.consumed.resize_with(g + 1, Vec::new);
+        }
+        let row = &mut self.consumed[g];
+        if q >= row.len() {
+            row.resize(q + 1, (0, 0));
+        }
+        &mut row[q]
     }
 
     pub(crate) fn finish(&self, ix: &Index, sink: &mut Sink) {
@@ -89,8 +103,11 @@ fn keep_up(c: &Commits, ix: &Index, sink: &mut Sink) {
     for cm in &ix.commits {
         last.insert((cm.group, cm.queue), (cm.offset, cm.at_ms));
     }
-    let mut keys: Vec<_> = c.consumed.iter().map(|(k, v)| (*k, *v)).collect();
-    keys.sort_unstable();
+    let keys = c.consumed.iter().enumerate().flat_map(|(g, row)| {
+        row.iter()
+            .enumerate()
+            .map(move |(q, &v)| ((g as u32, q as u32), v))
+    });
     for ((g, q), (consumed, consumed_at_ms)) in keys {
         if !clustering(ix, g) || consumed == 0 {
             continue;
