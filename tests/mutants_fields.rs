@@ -115,11 +115,7 @@ fn mutant_factory(tamper: Tamper) -> BrokerFactory {
 
 /// Runs seeds `0..max_seeds` of `scenario` until one fails; returns the failing seed
 /// and the rules its report names, or `None` when every seed passed.
-fn first_failure(
-    scenario: &str,
-    max_seeds: u64,
-    nodes: Nodes,
-) -> Option<(u64, BTreeSet<Rule>)> {
+fn first_failure(scenario: &str, max_seeds: u64, nodes: Nodes) -> Option<(u64, BTreeSet<Rule>)> {
     let loaded = load(scenario);
     (0..max_seeds).find_map(|seed| {
         let variant = loaded.variant_for(seed);
@@ -133,12 +129,7 @@ fn first_failure(
 
 /// The mutant is caught within `max_seeds`, by `rule` alone; and the reference passes
 /// the seed that caught it.
-fn caught_by_only(
-    rule: Rule,
-    scenario: &str,
-    max_seeds: u64,
-    nodes: impl Into<Nodes>,
-) {
+fn caught_by_only(rule: Rule, scenario: &str, max_seeds: u64, nodes: impl Into<Nodes>) {
     let (seed, rules) = first_failure(scenario, max_seeds, nodes.into())
         .unwrap_or_else(|| panic!("not caught in {max_seeds} seeds of {scenario}"));
     assert_eq!(
@@ -259,12 +250,7 @@ fn stored_but_refused_is_caught_by_refused() {
             m => Some(m),
         }
     }
-    caught_by_only(
-        Rule::Refused,
-        "case1_kill",
-        5,
-        mutant_factory(refuse),
-    );
+    caught_by_only(Rule::Refused, "case1_kill", 5, mutant_factory(refuse));
 }
 
 /// A client that subscribes with `*` whatever expression the application gave (the
@@ -294,12 +280,7 @@ fn a_rewritten_user_property_is_caught_by_corrupt() {
             s.properties = replace_property(&s.properties, "WID", |v| format!("0{v}"));
         })
     }
-    caught_by_only(
-        Rule::Corrupt,
-        "case1_kill",
-        5,
-        mutant_factory(pad),
-    );
+    caught_by_only(Rule::Corrupt, "case1_kill", 5, mutant_factory(pad));
 }
 
 /// A broker that serves a message with its KEYS rewritten.
@@ -310,12 +291,7 @@ fn rewritten_keys_are_caught_by_corrupt() {
             s.properties = replace_property(&s.properties, PROPERTY_KEYS, |v| v.to_uppercase());
         })
     }
-    caught_by_only(
-        Rule::Corrupt,
-        "case1_kill",
-        5,
-        mutant_factory(rekey),
-    );
+    caught_by_only(Rule::Corrupt, "case1_kill", 5, mutant_factory(rekey));
 }
 
 /// A broker that serves a message with its born host rewritten (its own port, as a
@@ -325,12 +301,7 @@ fn a_rewritten_born_host_is_caught_by_corrupt() {
     fn rehost(_: NodeId, m: Message) -> Option<Message> {
         rewrite_pulls(m, |s| s.born_host.port += 1)
     }
-    caught_by_only(
-        Rule::Corrupt,
-        "case1_kill",
-        5,
-        mutant_factory(rehost),
-    );
+    caught_by_only(Rule::Corrupt, "case1_kill", 5, mutant_factory(rehost));
 }
 
 /// A broker that serves a message with its reconsume count raised though nobody
@@ -341,12 +312,7 @@ fn a_raised_reconsume_count_is_caught_by_corrupt() {
     fn raise(_: NodeId, m: Message) -> Option<Message> {
         rewrite_pulls(m, |s| s.reconsume_times += 1)
     }
-    caught_by_only(
-        Rule::Corrupt,
-        "case1_kill",
-        5,
-        mutant_factory(raise),
-    );
+    caught_by_only(Rule::Corrupt, "case1_kill", 5, mutant_factory(raise));
 }
 
 /// A broker that serves a message under another message id (UNIQ_KEY) than the one
@@ -360,10 +326,5 @@ fn a_rewritten_message_id_is_caught_by_corrupt() {
             });
         })
     }
-    caught_by_only(
-        Rule::Corrupt,
-        "case1_kill",
-        5,
-        mutant_factory(reid),
-    );
+    caught_by_only(Rule::Corrupt, "case1_kill", 5, mutant_factory(reid));
 }

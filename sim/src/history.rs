@@ -215,10 +215,6 @@ pub fn user_properties_crc<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str
     h.finalize()
 }
 
-fn is_false(b: &bool) -> bool {
-    !*b
-}
-
 /// One line of the history.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
@@ -267,10 +263,11 @@ pub enum Entry {
         /// The message id the producer was given (`SendResult.msgId`, the client's
         /// `UNIQ_KEY`).
         msg_id: String,
-        /// An earlier attempt of this send got no answer (timed out, or its
-        /// connection broke): a second copy may be stored at another position.
-        #[serde(default, skip_serializing_if = "is_false")]
-        after_unknown: bool,
+        /// The producer made this attempt after one whose outcome is unknown (a
+        /// timeout or a broken connection after sending): a second copy of the message
+        /// may be stored at another offset. Written only when true.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        retried_after_unknown: bool,
     },
     /// The send failed: `definite` when no attempt may have stored it (every attempt
     /// was refused), otherwise unknown (a timeout: it may or may not be stored).
@@ -280,6 +277,10 @@ pub enum Entry {
         wid: u64,
         definite: bool,
         reason: String,
+        /// As in `SendOk`: an attempt followed one whose outcome is unknown, so two
+        /// copies may be stored. Written only when true.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        retried_after_unknown: bool,
     },
     /// A message handed to the application.
     Deliver {
@@ -315,6 +316,11 @@ pub enum Entry {
         /// its route lists no master for the group.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         offset_from_broker_id: Option<u64>,
+        /// The start is an offset the broker corrected (PULL_OFFSET_MOVED: the queue
+        /// was truncated, or the consumer was past its end), not a committed offset
+        /// read at a rebalance. Written only when true.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        offset_moved: bool,
     },
     Disown {
         at_ms: u64,
@@ -837,7 +843,7 @@ mod tests {
         assert!(matches!(
             back,
             Entry::SendOk {
-                after_unknown: false,
+                retried_after_unknown: false,
                 ..
             }
         ));

@@ -664,7 +664,7 @@ pub fn run(s: &Scenario, seed: u64, nodes: impl Into<Nodes>, options: RunOptions
                     body_bytes: w.body_bytes,
                     burst: w.burst,
                     start_ms: WARMUP_MS + *index as u64 * 7,
-                    stop_ms: heal_at,
+                    stop_ms: heal_at + w.send_after_heal_ms,
                 },
                 rec.clone(),
             ),

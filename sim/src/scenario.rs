@@ -101,6 +101,11 @@ pub struct WorkloadSpec {
     /// default one).
     #[serde(default = "default_burst")]
     pub burst: [u32; 2],
+    /// Producers keep sending this long after the heal (default 0: they stop at the
+    /// heal). Messages sent once the cluster settled are what the latency rule's
+    /// tight bound judges (a broker that wakes held pulls late fails it).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub send_after_heal_ms: u64,
 }
 
 fn default_burst() -> [u32; 2] {

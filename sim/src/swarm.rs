@@ -377,6 +377,7 @@ pub fn draw(s: &Scenario, seed: u64) -> (Scenario, SwarmChoices) {
         tags,
         groups,
         burst,
+        send_after_heal_ms: env.workload.send_after_heal_ms,
     };
 
     // The fault mix.

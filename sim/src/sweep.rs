@@ -39,6 +39,8 @@ pub struct SweepSummary {
     pub acked: u64,
     pub deliveries: u64,
     pub duplicates: u64,
+    /// Duplicates by cause (see `check::Rule::Duplicates`).
+    pub duplicates_by_cause: std::collections::BTreeMap<String, u64>,
     pub allowed_lost: u64,
     /// `rule/excuse` -> times it fired over every seed (see `check::Report::excuses`).
     pub excuses: BTreeMap<String, u64>,
@@ -77,6 +79,7 @@ fn run_seed(
         acked: stats.acked,
         deliveries: stats.deliveries,
         duplicates: stats.duplicates_by_group.values().sum(),
+        duplicates_by_cause: stats.duplicates_by_cause.clone(),
         allowed_lost: stats.allowed_lost,
         excuses: stats.excuses.clone(),
         history_ops: stats.history_ops,
@@ -125,6 +128,9 @@ fn add(total: &mut SweepSummary, s: &SweepSummary) {
     total.acked += s.acked;
     total.deliveries += s.deliveries;
     total.duplicates += s.duplicates;
+    for (cause, n) in &s.duplicates_by_cause {
+        *total.duplicates_by_cause.entry(cause.clone()).or_insert(0) += n;
+    }
     total.allowed_lost += s.allowed_lost;
     for (k, n) in &s.excuses {
         *total.excuses.entry(k.clone()).or_insert(0) += n;

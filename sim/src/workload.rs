@@ -161,7 +161,7 @@ impl ProducerHost {
                 queue_id,
                 queue_offset,
                 msg_id,
-                after_unknown,
+                retried_after_unknown,
             } => Entry::SendOk {
                 at_ms,
                 client,
@@ -176,14 +176,19 @@ impl ProducerHost {
                 queue_id,
                 queue_offset,
                 msg_id,
-                after_unknown,
+                retried_after_unknown,
             },
-            SendOutcome::Failed { definite, reason } => Entry::SendFail {
+            SendOutcome::Failed {
+                definite,
+                reason,
+                retried_after_unknown,
+            } => Entry::SendFail {
                 at_ms,
                 client,
                 wid,
                 definite,
                 reason,
+                retried_after_unknown,
             },
         };
         self.recorder.borrow_mut().history.push(entry);
@@ -327,6 +332,7 @@ impl ConsumerHost {
                 queue_id,
                 start_offset,
                 offset_from_broker_id,
+                offset_moved,
             } => Entry::Own {
                 at_ms,
                 group,
@@ -336,6 +342,7 @@ impl ConsumerHost {
                 queue_id,
                 start_offset,
                 offset_from_broker_id,
+                offset_moved,
             },
             ClientEvent::Disowned {
                 group,

@@ -128,7 +128,7 @@ impl B {
             queue_id: q,
             queue_offset: off,
             msg_id: format!("M{wid}"),
-            after_unknown: false,
+            retried_after_unknown: false,
         });
         self
     }
@@ -153,6 +153,7 @@ impl B {
             wid,
             definite,
             reason: "timeout".into(),
+            retried_after_unknown: false,
         });
         self
     }
@@ -223,6 +224,7 @@ impl B {
             queue_id: q,
             start_offset: start,
             offset_from_broker_id: Some(0),
+            offset_moved: false,
         });
         self
     }
@@ -375,7 +377,9 @@ fn lost_power_cut_of_another_node_is_lost() {
 #[test]
 fn lost_flush_disk_timeout_then_os_crash_is_allowed_under_sync_flush() {
     let mut b = B::with_broker(FlushMode::SyncFlush, Replication::None);
+    // The master was being stopped when it answered (acks needs a cause).
     b.invoke(1_000, 1, None)
+        .fault(1_000, FaultKind::ProcessCrash, 1)
         .ok_status(1_001, 1, 0, 0, SendStatus::FlushDiskTimeout)
         .fault(50_000, FaultKind::OsCrash, 1);
     let r = passes(&b);
@@ -741,7 +745,8 @@ fn liveness_stuck_group() {
     let mut b = B::simple();
     b.quiet(100_000, 200_000)
         .send(1_000, 1, 0, 0)
-        .deliver(1_010, "g", 10, 0, 0, 1);
+        .deliver(1_010, "g", 10, 0, 0, 1)
+        .commit(1_020, "g", 10, 0, 1);
     b.send(1_100, 2, 0, 1);
     let r = b.check();
     assert_eq!(rules(&r), vec![Rule::Lost, Rule::Liveness], "{}", all(&r));
@@ -760,7 +765,9 @@ fn liveness_stuck_group() {
 fn liveness_group_making_progress_after_heal_is_not_stuck() {
     let mut b = B::simple();
     b.quiet(100_000, 200_000).send(1_000, 1, 0, 0);
-    b.send(150_000, 2, 0, 1).deliver(150_010, "g", 10, 0, 1, 2);
+    b.send(150_000, 2, 0, 1)
+        .deliver(150_010, "g", 10, 0, 1, 2)
+        .commit(150_020, "g", 10, 0, 2);
     fails_with(&b, Rule::Lost);
 }
 
@@ -893,11 +900,13 @@ fn order_redelivery_of_seen_offsets_is_a_duplicate() {
     three_sends(&mut b);
     b.deliver(2_000, "g", 10, 0, 0, 1)
         .deliver(2_001, "g", 10, 0, 1, 2)
+        .own(2_002, "g", 10, 0, 0)
         .deliver(2_002, "g", 10, 0, 0, 1)
         .deliver(2_003, "g", 10, 0, 1, 2)
         .deliver(2_004, "g", 10, 0, 2, 3);
     let r = passes(&b);
     assert_eq!(r.stats.duplicates_by_group.get("g"), Some(&2));
+    assert_eq!(r.stats.duplicates_by_cause.get("rebalance"), Some(&2));
 }
 
 #[test]
@@ -1128,6 +1137,7 @@ fn offsets_commit_going_back_at_a_handover() {
     race.own(0, "g", 10, 0, 0)
         .commit(10_000, "g", 10, 0, 5)
         .own(10_500, "g", 11, 0, 3)
+        .disown(10_600, "g", 10, 0)
         .commit(11_000, "g", 11, 0, 4);
     passes(&race);
     // Long after, the broker should have had it.
@@ -1303,6 +1313,7 @@ fn offsets_excuses_are_named_with_their_evidence() {
     race.own(0, "g", 10, 0, 0)
         .commit(10_000, "g", 10, 0, 5)
         .own(10_500, "g", 11, 0, 3)
+        .disown(10_600, "g", 10, 0)
         .commit(11_000, "g", 11, 0, 4);
     let r = passes(&race);
     assert_eq!(
@@ -1370,6 +1381,7 @@ fn order_excuses_are_named_with_their_fault() {
         .commit(1_006, "g", 10, 0, 1);
     b.fault(1_100, FaultKind::PowerCut, 1);
     b.send(5_000, 4, 0, 3);
+    b.disown(5_900, "g", 10, 0);
     b.own(6_000, "g", 11, 0, 3).deliver(6_010, "g", 11, 0, 3, 4);
     let r = passes(&b);
     let keys: Vec<String> = excuses(&r).into_iter().map(|(k, _)| k).collect();
@@ -1438,7 +1450,7 @@ fn moved_back_past_a_lost_unacked_copy(fault_node: Option<u32>) -> B {
         queue_offset: 0,
         msg_id: "M1".into(),
         // The retry that was acked followed an attempt whose answer never came.
-        after_unknown: true,
+        retried_after_unknown: true,
     });
     b.own(4_000, "g", 10, 0, 0)
         .commit(4_000, "g", 10, 0, 0)
@@ -1480,6 +1492,7 @@ fn order_new_owner_may_skip_messages_that_may_have_been_lost() {
             .commit(1_006, "g", 10, 0, 1);
         b.fault(1_100, FaultKind::PowerCut, 1);
         b.send(5_000, 4, 0, 3);
+        b.disown(5_900, "g", 10, 0);
         b.own(6_000, "g", 11, 0, 3).deliver(6_010, "g", 11, 0, 3, 4);
         b.check()
     };
@@ -2010,12 +2023,313 @@ fn corrupt_position_is_not_judged_after_an_unanswered_attempt() {
     let mut b = B::simple();
     b.invoke(1_000, 1, None).ok(1_500, 1, 0, 0);
     for e in &mut b.h.entries {
-        if let Entry::SendOk { after_unknown, .. } = e {
-            *after_unknown = true;
+        if let Entry::SendOk {
+            retried_after_unknown,
+            ..
+        } = e
+        {
+            *retried_after_unknown = true;
         }
     }
     b.deliver(1_100, "g", 10, 1, 0, 1)
         .deliver(1_600, "g", 10, 0, 0, 1);
     let r = b.check();
     assert!(!rules(&r).contains(&Rule::Corrupt), "{}", all(&r));
+}
+
+// ---------------------------------------------------------------- duplicates
+
+#[test]
+fn duplicates_in_one_span_have_no_cause() {
+    let mut b = B::simple();
+    b.own(0, "g", 10, 0, 0);
+    three_sends(&mut b);
+    b.deliver(2_000, "g", 10, 0, 0, 1)
+        .deliver(2_001, "g", 10, 0, 1, 2)
+        .deliver(2_002, "g", 10, 0, 1, 2)
+        .deliver(2_003, "g", 10, 0, 2, 3);
+    let r = fails_with(&b, Rule::Duplicates);
+    assert!(
+        r.violations[0].detail.contains("same ownership span"),
+        "{}",
+        all(&r)
+    );
+    assert_eq!(r.stats.duplicates_by_cause.get("unexplained"), Some(&1));
+}
+
+#[test]
+fn duplicates_after_a_consumer_restart_or_offset_move_are_caused() {
+    let mut b = B::simple();
+    b.own(0, "g", 10, 0, 0);
+    three_sends(&mut b);
+    b.deliver(2_000, "g", 10, 0, 0, 1)
+        .deliver(2_001, "g", 10, 0, 1, 2)
+        .fault(2_100, FaultKind::ProcessCrash, 10)
+        .fault(2_200, FaultKind::Restart, 10)
+        .own(2_300, "g", 10, 0, 0)
+        .deliver(2_400, "g", 10, 0, 0, 1)
+        .deliver(2_401, "g", 10, 0, 1, 2);
+    b.own(2_500, "g", 10, 0, 1);
+    if let Some(Entry::Own { offset_moved, .. }) = b.h.entries.last_mut() {
+        *offset_moved = true;
+    }
+    b.deliver(2_600, "g", 10, 0, 1, 2)
+        .deliver(2_601, "g", 10, 0, 2, 3);
+    let r = passes(&b);
+    assert_eq!(
+        r.stats.duplicates_by_cause.get("consumer_restart"),
+        Some(&2)
+    );
+    assert_eq!(r.stats.duplicates_by_cause.get("offset_moved"), Some(&1));
+}
+
+#[test]
+fn duplicates_at_two_positions_need_a_producer_retry() {
+    let mut b = B::simple();
+    b.own(0, "g", 10, 0, 0).own(0, "g", 10, 1, 0);
+    b.send(1_000, 1, 0, 0)
+        .deliver(2_000, "g", 10, 0, 0, 1)
+        .deliver(2_001, "g", 10, 1, 0, 1);
+    fails_with(&b, Rule::Duplicates);
+    if let Some(Entry::SendOk {
+        retried_after_unknown,
+        ..
+    }) =
+        b.h.entries
+            .iter_mut()
+            .find(|e| matches!(e, Entry::SendOk { .. }))
+    {
+        *retried_after_unknown = true;
+    }
+    let r = passes(&b);
+    assert_eq!(r.stats.duplicates_by_cause.get("producer_retry"), Some(&1));
+}
+
+// ---------------------------------------------------------------- owners
+
+fn two_owners(disown_at: u64) -> B {
+    let mut b = B::new(
+        vec![broker(
+            "b",
+            1,
+            None,
+            FlushMode::SyncFlush,
+            Replication::None,
+        )],
+        vec![group("g", "*", false, &[10, 11])],
+    );
+    b.own(1_000, "g", 10, 0, 0)
+        .own(5_000, "g", 11, 0, 0)
+        .disown(disown_at, "g", 10, 0);
+    b
+}
+
+#[test]
+fn owners_overlap_within_the_handover_passes() {
+    passes(&two_owners(5_500));
+    passes(&two_owners(39_000));
+}
+
+#[test]
+fn owners_overlap_beyond_the_handover_fails() {
+    let r = fails_with(&two_owners(60_000), Rule::Owners);
+    assert!(r.violations[0].detail.contains("n10"), "{}", all(&r));
+    // A crash of a broker node excuses the overlap up to a route refresh after it ...
+    let mut b = two_owners(110_000);
+    b.fault(20_000, FaultKind::ProcessCrash, 1);
+    passes(&b);
+    // ... but not longer.
+    let mut b = two_owners(120_000);
+    b.fault(20_000, FaultKind::ProcessCrash, 1);
+    fails_with(&b, Rule::Owners);
+    // A fault on a consumer that holds nothing there, or a clock skew, excuses nothing.
+    let mut b = two_owners(60_000);
+    b.h.entries[0] = {
+        let mut m = b.h.entries[0].clone();
+        if let Entry::Meta { groups, .. } = &mut m {
+            groups[0].consumers.push(12);
+        }
+        m
+    };
+    b.fault(20_000, FaultKind::ProcessCrash, 12)
+        .fault(21_000, FaultKind::ClockSkew, 10);
+    fails_with(&b, Rule::Owners);
+}
+
+// ---------------------------------------------------------------- commits
+
+#[test]
+fn commits_must_keep_up_by_the_end() {
+    let mut b = B::simple();
+    b.quiet(100_000, 190_000).own(0, "g", 10, 0, 0);
+    three_sends(&mut b);
+    b.deliver(2_000, "g", 10, 0, 0, 1)
+        .deliver(2_001, "g", 10, 0, 1, 2)
+        .deliver(2_002, "g", 10, 0, 2, 3)
+        .commit(7_000, "g", 10, 0, 2);
+    let r = fails_with(&b, Rule::Commits);
+    assert!(
+        r.violations[0].detail.contains("up to offset 3"),
+        "{}",
+        all(&r)
+    );
+    let mut truncated = B::simple();
+    truncated.h = b.h.clone();
+    truncated.tags = b.tags.clone();
+    b.commit(12_000, "g", 10, 0, 3);
+    passes(&b);
+    // A power cut of the broker after the delivery may have truncated the tail.
+    truncated.fault(8_000, FaultKind::PowerCut, 1);
+    let r = truncated.check();
+    assert!(!rules(&r).contains(&Rule::Commits), "{}", all(&r));
+    // One before it does not.
+    let mut before = B::simple();
+    before.quiet(100_000, 190_000).own(0, "g", 10, 0, 0);
+    before
+        .fault(500, FaultKind::PowerCut, 1)
+        .fault(600, FaultKind::Restart, 1);
+    three_sends(&mut before);
+    before
+        .deliver(2_000, "g", 10, 0, 0, 1)
+        .deliver(2_001, "g", 10, 0, 1, 2)
+        .deliver(2_002, "g", 10, 0, 2, 3)
+        .commit(7_000, "g", 10, 0, 2);
+    fails_with(&before, Rule::Commits);
+}
+
+#[test]
+fn commits_may_lose_only_one_persist_interval_across_a_restart() {
+    let mut b = B::simple();
+    b.own(0, "g", 10, 0, 0);
+    three_sends(&mut b);
+    b.deliver(2_000, "g", 10, 0, 0, 1)
+        .deliver(2_001, "g", 10, 0, 1, 2)
+        .deliver(2_002, "g", 10, 0, 2, 3)
+        .commit(3_000, "g", 10, 0, 3)
+        .fault(20_000, FaultKind::ProcessCrash, 1)
+        .fault(21_000, FaultKind::Restart, 1)
+        .own(22_000, "g", 10, 0, 0)
+        .deliver(22_100, "g", 10, 0, 0, 1)
+        .deliver(22_101, "g", 10, 0, 1, 2)
+        .deliver(22_102, "g", 10, 0, 2, 3);
+    let r = fails_with(&b, Rule::Commits);
+    assert!(
+        r.violations[0].detail.contains("persist interval"),
+        "{}",
+        all(&r)
+    );
+    // A commit just before the crash may be lost.
+    let mut b = B::simple();
+    b.own(0, "g", 10, 0, 0);
+    three_sends(&mut b);
+    b.deliver(2_000, "g", 10, 0, 0, 1)
+        .deliver(2_001, "g", 10, 0, 1, 2)
+        .deliver(2_002, "g", 10, 0, 2, 3)
+        .commit(3_000, "g", 10, 0, 3)
+        .fault(5_000, FaultKind::ProcessCrash, 1)
+        .fault(6_000, FaultKind::Restart, 1)
+        .own(7_000, "g", 10, 0, 0)
+        .deliver(7_100, "g", 10, 0, 0, 1);
+    passes(&b);
+}
+
+// ---------------------------------------------------------------- acks
+
+#[test]
+fn acks_weaker_than_send_ok_need_a_slave_fault() {
+    let mut b = B::with_broker(FlushMode::SyncFlush, Replication::Sync);
+    b.invoke(30_000, 1, None)
+        .ok_status(30_010, 1, 0, 0, SendStatus::SlaveNotAvailable)
+        .deliver(30_100, "g", 10, 0, 0, 1);
+    fails_with(&b, Rule::Acks);
+    let mut ok = B::with_broker(FlushMode::SyncFlush, Replication::Sync);
+    ok.fault(25_000, FaultKind::ProcessCrash, 2)
+        .invoke(30_000, 1, None)
+        .ok_status(30_010, 1, 0, 0, SendStatus::SlaveNotAvailable)
+        .deliver(30_100, "g", 10, 0, 0, 1);
+    passes(&ok);
+    // A fault on another node explains nothing.
+    let mut other = B::with_broker(FlushMode::SyncFlush, Replication::Sync);
+    other
+        .fault(25_000, FaultKind::ProcessCrash, 7)
+        .invoke(30_000, 1, None)
+        .ok_status(30_010, 1, 0, 0, SendStatus::FlushSlaveTimeout)
+        .deliver(30_100, "g", 10, 0, 0, 1);
+    fails_with(&other, Rule::Acks);
+}
+
+#[test]
+fn acks_flush_disk_timeout_needs_the_master_stopping() {
+    let mut b = B::simple();
+    b.invoke(1_000, 1, None)
+        .ok_status(1_010, 1, 0, 0, SendStatus::FlushDiskTimeout)
+        .deliver(1_100, "g", 10, 0, 0, 1);
+    fails_with(&b, Rule::Acks);
+    let mut ok = B::simple();
+    ok.invoke(1_000, 1, None)
+        .fault(1_005, FaultKind::ProcessCrash, 1)
+        .ok_status(1_010, 1, 0, 0, SendStatus::FlushDiskTimeout)
+        .deliver(1_100, "g", 10, 0, 0, 1);
+    passes(&ok);
+}
+
+#[test]
+fn acks_after_the_heal_sends_succeed() {
+    let mut b = B::simple();
+    b.quiet(10_000, 100_000)
+        .invoke(50_000, 1, None)
+        .fail(50_100, 1, true);
+    fails_with(&b, Rule::Acks);
+    let mut ok = B::simple();
+    ok.quiet(10_000, 100_000)
+        .invoke(20_000, 1, None)
+        .fail(20_100, 1, true);
+    passes(&ok);
+}
+
+// ---------------------------------------------------------------- latency
+
+#[test]
+fn latency_after_the_heal_is_bounded() {
+    // Sent before the heal: due 65 s after it.
+    let mut b = B::simple();
+    b.quiet(10_000, 150_000)
+        .send(5_000, 1, 0, 0)
+        .deliver(70_000, "g", 10, 0, 0, 1)
+        .commit(71_000, "g", 10, 0, 1);
+    let r = passes(&b);
+    assert_eq!(r.stats.latency_ms["g"]["quiet"].max_ms, 65_000);
+    let mut late = B::simple();
+    late.quiet(10_000, 150_000)
+        .send(5_000, 1, 0, 0)
+        .deliver(76_000, "g", 10, 0, 0, 1)
+        .commit(77_000, "g", 10, 0, 1);
+    fails_with(&late, Rule::Latency);
+    // Sent once settled: due within 5 s.
+    let mut held = B::simple();
+    held.quiet(10_000, 150_000)
+        .send(80_000, 1, 0, 0)
+        .deliver(95_000, "g", 10, 0, 0, 1)
+        .commit(96_000, "g", 10, 0, 1);
+    fails_with(&held, Rule::Latency);
+    let mut woken = B::simple();
+    woken
+        .quiet(10_000, 150_000)
+        .send(80_000, 1, 0, 0)
+        .deliver(80_010, "g", 10, 0, 0, 1)
+        .commit(80_020, "g", 10, 0, 1);
+    let r = passes(&woken);
+    assert_eq!(r.stats.latency_ms["g"]["quiet"].p50_ms, 10);
+}
+
+#[test]
+fn latency_percentiles_per_phase() {
+    let mut b = B::simple();
+    for i in 0..100u64 {
+        b.send(1_000 + i * 10, i + 1, 0, i)
+            .deliver(1_000 + i * 10 + i + 1, "g", 10, 0, i, i + 1);
+    }
+    let r = passes(&b);
+    let p = &r.stats.latency_ms["g"]["faults"];
+    assert_eq!((p.count, p.p50_ms, p.p99_ms, p.max_ms), (100, 50, 99, 100));
 }

@@ -234,7 +234,7 @@ mod extremes {
                 queue_id: 0,
                 queue_offset,
                 msg_id: String::new(),
-                after_unknown: false,
+                retried_after_unknown: false,
             }),
             (num(), wid(), num(), 10u32..12).prop_map(|(at_ms, wid, queue_offset, client)| {
                 Entry::Deliver {
@@ -261,6 +261,7 @@ mod extremes {
                 queue_id: 0,
                 start_offset,
                 offset_from_broker_id: Some(1),
+                offset_moved: false,
             }),
             (num(), num(), 10u32..12).prop_map(|(at_ms, offset, client)| Entry::Commit {
                 at_ms,

@@ -807,7 +807,7 @@ impl PushConsumer {
         let q = self.queues.get_mut(mq).expect("activating an owned queue");
         q.next_offset = Some(offset);
         let from = q.offset_from_broker_id;
-        out.push(self.owned_event(mq, offset, from));
+        out.push(self.owned_event(mq, offset, from, false));
         self.pull(ctx, mq);
     }
 
@@ -818,6 +818,7 @@ impl PushConsumer {
         mq: &MessageQueue,
         start_offset: u64,
         offset_from_broker_id: Option<u64>,
+        offset_moved: bool,
     ) -> ClientEvent {
         ClientEvent::Owned {
             group: self.cfg.consumer_group.clone(),
@@ -830,6 +831,7 @@ impl PushConsumer {
             } else {
                 offset_from_broker_id
             },
+            offset_moved,
         }
     }
 
@@ -859,7 +861,7 @@ impl PushConsumer {
                 .get_mut(&mq)
                 .expect("waiting queue")
                 .awaiting_file = false;
-            out.push(self.owned_event(&mq, next, None));
+            out.push(self.owned_event(&mq, next, None, true));
             self.pull(ctx, &mq);
         }
         if still_waiting && self.offsets.is_idle() {
@@ -981,7 +983,7 @@ impl PushConsumer {
                     [mq],
                     true,
                 ));
-                out.push(self.owned_event(mq, next, Some(u64::from(from_slave))));
+                out.push(self.owned_event(mq, next, Some(u64::from(from_slave)), true));
             }
             other => {
                 tracing::debug!(?mq, code = other, "unexpected pull code; retrying later");

@@ -85,12 +85,19 @@ pub enum SendOutcome {
         queue_id: i32,
         queue_offset: u64,
         msg_id: String,
-        after_unknown: bool,
+        /// An earlier attempt timed out or lost its connection after sending, so it may
+        /// have stored a second copy of the message (at another offset).
+        retried_after_unknown: bool,
     },
     /// No attempt succeeded. `definite`: no attempt can have stored the message (each
     /// one either never left the client or was refused with an error code); otherwise
     /// it may still be stored (a timeout or a broken connection after sending).
-    Failed { definite: bool, reason: String },
+    Failed {
+        definite: bool,
+        reason: String,
+        /// Another attempt followed one whose outcome is unknown: two copies may exist.
+        retried_after_unknown: bool,
+    },
 }
 
 /// A message as the consuming application receives it.
@@ -135,6 +142,9 @@ pub enum ClientEvent {
         /// The broker id (0 = master) the start offset was asked of; `None` when it
         /// came from a local offset file.
         offset_from_broker_id: Option<u64>,
+        /// The start is a position the broker corrected (PULL_OFFSET_MOVED), not a
+        /// committed offset read at a rebalance.
+        offset_moved: bool,
     },
     /// This consumer stopped pulling the queue (rebalance gave it away).
     Disowned {

@@ -223,6 +223,8 @@ struct PendingSend {
     /// Some attempt may have stored the message (no answer, or the connection broke
     /// after it was sent).
     maybe_stored: bool,
+    /// An attempt was made after one that may have stored the message.
+    retried_after_unknown: bool,
     last_error: String,
     /// The broker an attempt is waiting on; `None` while waiting for a route.
     in_flight: Option<String>,
@@ -314,6 +316,7 @@ impl Producer {
             let outcome = SendOutcome::Failed {
                 definite: true,
                 reason,
+                retried_after_unknown: false,
             };
             self.ready.push(ClientEvent::SendResult { id, outcome });
             self.arm_report(ctx);
@@ -349,6 +352,7 @@ impl Producer {
                 attempts: 0,
                 last_failed_broker: None,
                 maybe_stored: false,
+                retried_after_unknown: false,
                 last_error: String::new(),
                 in_flight: None,
             },
@@ -430,6 +434,7 @@ impl Producer {
         let outcome = SendOutcome::Failed {
             definite: !s.maybe_stored,
             reason,
+            retried_after_unknown: s.retried_after_unknown,
         };
         self.finish(id, outcome, out);
     }
@@ -497,6 +502,7 @@ impl Producer {
                 .expect("publish queues have a master")
                 .to_string();
             s.attempts += 1;
+            s.retried_after_unknown |= s.maybe_stored;
             let request = crate::protocol::Request::SendMessage(SendMessage {
                 producer_group: self.cfg.producer_group.clone(),
                 topic: topic.clone(),
@@ -548,7 +554,7 @@ impl Producer {
                     queue_id: r.queue_id,
                     queue_offset: r.queue_offset,
                     msg_id: s.uniq_key.clone(),
-                    after_unknown: s.maybe_stored,
+                    retried_after_unknown: s.retried_after_unknown,
                 };
                 self.finish(id, outcome, out);
             }
@@ -950,7 +956,7 @@ mod tests {
                     queue_id: s.queue_id,
                     queue_offset: 41,
                     msg_id: uniq,
-                    after_unknown: false,
+                    retried_after_unknown: false,
                 }
             }]
         );
@@ -1103,7 +1109,10 @@ mod tests {
         match &events[..] {
             [ClientEvent::SendResult {
                 id: got,
-                outcome: SendOutcome::Failed { definite, reason },
+                outcome:
+                    SendOutcome::Failed {
+                        definite, reason, ..
+                    },
             }] => {
                 assert_eq!(*got, id);
                 assert!(!definite, "the first attempt may have been stored");

@@ -424,6 +424,9 @@ fn print_sweep_summary(s: &SweepSummary, wall_s: f64) {
         "  {} sends, {} acknowledged, {} deliveries, {} duplicates, {} losses explained by the allowance",
         s.sends, s.acked, s.deliveries, s.duplicates, s.allowed_lost
     );
+    if !s.duplicates_by_cause.is_empty() {
+        println!("  duplicates by cause: {:?}", s.duplicates_by_cause);
+    }
     println!("  excuses by kind: {}", excuse_totals(&s.excuses));
     for f in &s.failures {
         println!("\nseed {} ({}) violated {:?}", f.seed, f.variant, f.rules);

@@ -5,36 +5,18 @@
 
 use super::index::{Dlv, NONE};
 
-/// A growable set of message indexes.
-#[derive(Default, Clone)]
-pub(crate) struct MsgSet {
-    words: Vec<u64>,
-}
-
-impl MsgSet {
-    /// Adds `m`; false if it was already there.
-    #[inline]
-    fn insert(&mut self, m: u32) -> bool {
-        let (w, b) = ((m / 64) as usize, m % 64);
-        if w >= self.words.len() {
-            self.words.resize(w + 1, 0);
-        }
-        let had = self.words[w] & (1 << b) != 0;
-        self.words[w] |= 1 << b;
-        !had
-    }
-
-    #[inline]
-    pub(crate) fn contains(&self, m: u32) -> bool {
-        self.words
-            .get((m / 64) as usize)
-            .is_some_and(|w| w & (1 << (m % 64)) != 0)
-    }
+/// The delivery before a redelivery: its entry and ownership span.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct PrevDelivery {
+    pub entry: u32,
+    pub span: u32,
 }
 
 #[derive(Default, Clone)]
 pub(crate) struct Slot {
-    pub received: MsgSet,
+    /// Per message index: `((entry + 1) << 32) | span` of its last delivery to the
+    /// slot; 0 if it never got it.
+    last: Vec<u64>,
     /// Last delivery of anything (phantoms included), if any.
     pub last_ms: Option<u64>,
 }
@@ -48,8 +30,9 @@ pub(crate) struct DeliveryTable {
 }
 
 impl DeliveryTable {
+    /// Records a delivery; for a redelivery, returns the slot's delivery before it.
     #[inline]
-    pub(crate) fn deliver(&mut self, d: &Dlv) {
+    pub(crate) fn deliver(&mut self, d: &Dlv) -> Option<PrevDelivery> {
         let g = d.group as usize;
         if g >= self.slots.len() {
             self.slots.resize(g + 1, Vec::new());
@@ -62,9 +45,25 @@ impl DeliveryTable {
         }
         let slot = &mut slots[s];
         slot.last_ms = Some(slot.last_ms.map_or(d.at_ms, |t| t.max(d.at_ms)));
-        if d.msg != NONE && !slot.received.insert(d.msg) {
-            self.duplicates[g] += 1;
+        if d.msg == NONE {
+            return None;
         }
+        let m = d.msg as usize;
+        if m >= slot.last.len() {
+            slot.last.resize((m + 1).max(slot.last.len() * 2), 0);
+        }
+        let before = std::mem::replace(
+            &mut slot.last[m],
+            ((u64::from(d.entry) + 1) << 32) | u64::from(d.span),
+        );
+        if before == 0 {
+            return None;
+        }
+        self.duplicates[g] += 1;
+        Some(PrevDelivery {
+            entry: ((before >> 32) - 1) as u32,
+            span: before as u32,
+        })
     }
 
     /// The slot's state; an empty one if nothing was ever delivered to it.
@@ -74,7 +73,7 @@ impl DeliveryTable {
 
     pub(crate) fn received(&self, group: u32, slot: u32, m: u32) -> bool {
         self.slot(group, slot)
-            .is_some_and(|s| s.received.contains(m))
+            .is_some_and(|s| s.last.get(m as usize).is_some_and(|&v| v != 0))
     }
 
     pub(crate) fn last_ms(&self, group: u32, slot: u32) -> Option<u64> {

@@ -1,21 +1,167 @@
-//! **duplicates**: at-least-once allows them, so they are counted, never judged. A
-//! duplicate is a delivery of a (message, slot) that slot already received — slot
-//! being the group for clustering and the consumer for broadcasting. Deliveries
-//! without a workload id are not counted. Every group of `Meta` is listed, with 0 if
-//! it saw none.
+//! **duplicates**: at-least-once allows a redelivery only for a cause RocketMQ
+//! documents, and the cause must be in the history on the redelivery's own queue and
+//! group. A *duplicate* is a delivery of a (message, slot) that slot already received —
+//! slot being the group for clustering and the consumer for broadcasting; deliveries
+//! without a workload id are not judged (phantom's business). Each duplicate is
+//! compared with the slot's delivery of the same message just before it:
+//!
+//! - `retry`: the redelivery is a handed-back message (reconsume count above 0, or
+//!   the `%RETRY%` topic): the consumer asked for it again.
+//! - `producer_retry`: it sits at another (broker, topic, queue, offset) than the
+//!   delivery before, and the producer's send made an attempt after one whose
+//!   outcome was unknown (`retried_after_unknown` on its `SendOk`/`SendFail`): a
+//!   second copy, not a redelivery. Without that flag, a message stored twice is
+//!   unexplained.
+//! - otherwise it is a redelivery of one position, and needs an ownership change: it
+//!   was made in another span (see `index.rs`) than the delivery before. The span it
+//!   was made in says which change:
+//!   - `offset_moved`: the span began at a PULL_OFFSET_MOVED (`Own.offset_moved`);
+//!   - `consumer_restart`: the same client, in a later incarnation (its node crashed
+//!     or restarted before its commit was persisted);
+//!   - `commit_rolled_back`: the span's start offset is below the highest offset the
+//!     group had committed on the queue before it began, and the last commit was
+//!     made at least `offsets::HANDOVER_GRACE_MS` before it (the broker lost or
+//!     rolled back the commit: crash, failover to a slave, reset — `offsets`,
+//!     `order` and `commits` bound how far); a commit made later may still have been
+//!     in flight, which is the hand-over race of a `rebalance`;
+//!   - `rebalance`: another client, or a new `Own` of the same one.
+//!
+//!   A redelivery in the very span of the delivery before it has no cause: a
+//!   violation (e.g. a pull answered with a `nextBeginOffset` behind the request).
+//!
+//! The verdict counts duplicates by cause ([`super::CheckStats::duplicates_by_cause`])
+//! and, as before, by group. One pass over the duplicates the index collected.
 
-use super::deliveries::DeliveryTable;
-use super::index::Index;
-use super::CheckStats;
+use super::index::{Dup, Index, NONE};
+use super::offsets::HANDOVER_GRACE_MS;
+use super::{CheckStats, Rule, Sink};
+use crate::history::Entry;
 
-pub(crate) fn count(ix: &Index, table: &DeliveryTable, stats: &mut CheckStats) {
+/// Why a redelivery happened.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Cause {
+    Retry,
+    ProducerRetry,
+    OffsetMoved,
+    ConsumerRestart,
+    CommitRolledBack,
+    Rebalance,
+}
+
+impl Cause {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Cause::Retry => "retry",
+            Cause::ProducerRetry => "producer_retry",
+            Cause::OffsetMoved => "offset_moved",
+            Cause::ConsumerRestart => "consumer_restart",
+            Cause::CommitRolledBack => "commit_rolled_back",
+            Cause::Rebalance => "rebalance",
+        }
+    }
+}
+
+/// Where a `Deliver` entry took its message from.
+fn position(e: &Entry) -> Option<(&str, &str, i32, u64)> {
+    match e {
+        Entry::Deliver {
+            broker,
+            topic,
+            queue_id,
+            queue_offset,
+            ..
+        } => Some((broker, topic, *queue_id, *queue_offset)),
+        _ => None,
+    }
+}
+
+/// The cause of one duplicate, or why it has none.
+fn cause(ix: &Index, d: &Dup) -> Result<Cause, &'static str> {
+    if d.retry {
+        return Ok(Cause::Retry);
+    }
+    let here = position(&ix.entries[d.entry as usize]);
+    let before = position(&ix.entries[d.prev_entry as usize]);
+    if here != before {
+        return if ix.msgs[d.msg as usize].retried_after_unknown {
+            Ok(Cause::ProducerRetry)
+        } else {
+            Err("the message sits at two positions and its producer never retried after an unknown outcome")
+        };
+    }
+    if d.span == d.prev_span || d.span == NONE {
+        return Err("redelivered in the same ownership span, with no rebalance, restart or offset move between");
+    }
+    let span = &ix.spans[d.span as usize];
+    if span.moved {
+        return Ok(Cause::OffsetMoved);
+    }
+    if let Some(prev) = ix.spans.get(d.prev_span as usize) {
+        if prev.client == span.client && prev.incarnation != span.incarnation {
+            return Ok(Cause::ConsumerRestart);
+        }
+    }
+    if let (Some(start), Some(c)) = (span.start, span.prev_commit) {
+        // A commit made just before the new owner read the offset may still have been
+        // in flight: that is the hand-over race of a rebalance, not a lost commit.
+        if start < c.high && c.at_ms + HANDOVER_GRACE_MS <= span.at_ms {
+            return Ok(Cause::CommitRolledBack);
+        }
+    }
+    Ok(Cause::Rebalance)
+}
+
+pub(crate) fn check(ix: &Index, duplicates: &[u64], sink: &mut Sink, stats: &mut CheckStats) {
     for g in 0..ix.group_info.len() {
-        let n = table.duplicates.get(g).copied().unwrap_or(0);
+        let n = duplicates.get(g).copied().unwrap_or(0);
         if n > 0 || ix.group_info[g].meta.is_some() {
             *stats
                 .duplicates_by_group
                 .entry(ix.group_name(g as u32).to_string())
                 .or_insert(0) += n;
+        }
+    }
+    for d in &ix.dups {
+        match cause(ix, d) {
+            Ok(c) => {
+                *stats
+                    .duplicates_by_cause
+                    .entry(c.name().into())
+                    .or_insert(0) += 1
+            }
+            Err(why) => {
+                *stats
+                    .duplicates_by_cause
+                    .entry("unexplained".into())
+                    .or_insert(0) += 1;
+                let wid = ix.msgs[d.msg as usize].wid;
+                sink.report(Rule::Duplicates, format!("wid {wid}"), || {
+                    let at = ix.entries[d.entry as usize].at_ms();
+                    let describe = |e: u32| match &ix.entries[e as usize] {
+                        Entry::Deliver {
+                            at_ms,
+                            client,
+                            broker,
+                            topic,
+                            queue_id,
+                            queue_offset,
+                            ..
+                        } => format!(
+                            "at {at_ms}ms to n{client} from {broker}/{topic}/q{queue_id} \
+                             offset {queue_offset}"
+                        ),
+                        _ => String::new(),
+                    };
+                    format!(
+                        "group {}: {} delivered again {} after {}: {why}; {}",
+                        ix.group_name(d.group),
+                        ix.describe_msg(d.msg),
+                        describe(d.entry),
+                        describe(d.prev_entry),
+                        ix.faults.before(ix.entries, at)
+                    )
+                });
+            }
         }
     }
 }

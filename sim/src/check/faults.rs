@@ -55,6 +55,17 @@ pub(crate) struct FaultRec {
     pub entry: u32,
     pub kind: FaultKind,
     pub node: Option<u32>,
+    /// The other end of a link fault (partition, clog, reset), read from the detail
+    /// ("partition n3 <-> n5"): the second node named there.
+    pub peer: Option<u32>,
+}
+
+/// The `n`-th (0-based) node id ("n17") named in a fault's detail.
+pub(crate) fn nth_node_in(detail: &str, n: usize) -> Option<u32> {
+    detail
+        .split(|c: char| c.is_whitespace())
+        .filter_map(|t| t.strip_prefix('n')?.parse::<u32>().ok())
+        .nth(n)
 }
 
 impl FaultRec {
@@ -156,6 +167,42 @@ impl FaultLog {
             .iter()
             .take_while(|r| r.at_ms <= to)
             .find(|r| bit(r.kind) & kinds != 0)
+    }
+
+    /// The last fault of `kinds` on any of `nodes` (as its node, or as the peer of a
+    /// link fault) with `from <= at_ms <= to`. Linear in the faults of the window.
+    pub(crate) fn last_touching(
+        &self,
+        nodes: &[u32],
+        kinds: Kinds,
+        from: u64,
+        to: u64,
+    ) -> Option<&FaultRec> {
+        if from > to {
+            return None;
+        }
+        let start = self.recs.partition_point(|r| r.at_ms < from);
+        let end = self.recs.partition_point(|r| r.at_ms <= to);
+        self.recs[start..end].iter().rev().find(|r| {
+            bit(r.kind) & kinds != 0
+                && (r.node.is_some_and(|n| nodes.contains(&n))
+                    || r.peer.is_some_and(|n| nodes.contains(&n)))
+        })
+    }
+
+    /// The last fault with `from <= at_ms <= to` that `pred` accepts.
+    pub(crate) fn last_matching(
+        &self,
+        from: u64,
+        to: u64,
+        pred: impl Fn(&FaultRec) -> bool,
+    ) -> Option<&FaultRec> {
+        if from > to {
+            return None;
+        }
+        let start = self.recs.partition_point(|r| r.at_ms < from);
+        let end = self.recs.partition_point(|r| r.at_ms <= to);
+        self.recs[start..end].iter().rev().find(|r| pred(r))
     }
 
     /// The faults with `from <= at_ms <= to`, spelled out (at most [`CONTEXT_MAX`]).

@@ -19,12 +19,14 @@ use crate::history::{
     BrokerGroupMeta, Entry, GroupMeta, History, MessageFields, Promise, SendStatus,
 };
 
+use super::commits::Commits;
 use super::corrupt::Corrupt;
 use super::deliveries::DeliveryTable;
-use super::faults::{bit, FaultLog, FaultRec, RESTARTS};
+use super::faults::{bit, FaultLog, FaultRec, NETWORK, RESTARTS};
 use super::filter::Filter;
 use super::hasher::{FastMap, MixHasher, WidMap};
 use super::intern::{Interner, TagInterner};
+use super::latency::Latency;
 use super::order::Order;
 use super::phantom::Phantom;
 use super::queue_log::{Holder, QueueLog};
@@ -59,6 +61,8 @@ pub(crate) struct Msg {
     pub failed_unknown: bool,
     /// The first `SendFail` entry, or [`NONE`].
     pub fail: u32,
+    /// A send attempt followed one whose outcome is unknown: two copies may exist.
+    pub retried_after_unknown: bool,
     /// The `Deliver` entry of the first delivery (to any group), or [`NONE`].
     pub first_dlv: u32,
     /// [`digest`] of the `SendInvoke`'s fields (keys, user properties, born time and
@@ -66,8 +70,6 @@ pub(crate) struct Msg {
     pub fields: u64,
     /// [`digest`] of the message id the producer was given (`SendOk.msg_id`), 0 if none.
     pub msg_id: u64,
-    /// The `SendOk` said an earlier attempt may have stored another copy.
-    pub after_unknown: bool,
 }
 
 impl Msg {
@@ -87,10 +89,10 @@ impl Msg {
             failed_definite: false,
             failed_unknown: false,
             fail: NONE,
+            retried_after_unknown: false,
             first_dlv: NONE,
             fields: 0,
             msg_id: 0,
-            after_unknown: false,
         }
     }
     pub(crate) fn invoked(&self) -> bool {
@@ -186,6 +188,11 @@ pub(crate) struct Span {
     /// The start offset was answered by a slave (broker id > 0): the consumer's route
     /// listed no master for the group.
     pub from_replica: bool,
+    /// The `Own` came from PULL_OFFSET_MOVED: the broker corrected the position.
+    pub moved: bool,
+    /// When the span ended by a later `Own`/`Disown` of its key; `u64::MAX` if none
+    /// did (a crash of the client ends it too: see [`Index::span_end_ms`]).
+    pub end_ms: u64,
 }
 
 /// One `Commit` entry.
@@ -302,9 +309,35 @@ pub(crate) struct Index<'h> {
     pub spans: Vec<Span>,
     pub commits: Vec<Cmt>,
     pub faults: FaultLog,
+    /// Per broadcasting/clustering slot redeliveries, in history order.
+    pub dups: Vec<Dup>,
+}
+
+/// A delivery of a (message, slot) the slot already received, with the delivery
+/// before it: what the duplicates rule judges.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Dup {
+    pub entry: u32,
+    pub msg: u32,
+    pub group: u32,
+    pub span: u32,
+    pub retry: bool,
+    pub prev_entry: u32,
+    pub prev_span: u32,
 }
 
 impl<'h> Index<'h> {
+    /// When span `s` ended: its closing `Own`/`Disown`, or a crash or restart of its
+    /// client's node, whichever came first; `u64::MAX` if it never ended.
+    pub(crate) fn span_end_ms(&self, s: u32) -> u64 {
+        let sp = &self.spans[s as usize];
+        let crash = self
+            .faults
+            .first_on(sp.client, RESTARTS, sp.at_ms + 1, sp.end_ms)
+            .map_or(u64::MAX, |f| f.at_ms);
+        sp.end_ms.min(crash)
+    }
+
     pub(crate) fn build(history: &'h History) -> (Index<'h>, Observers) {
         let mut b = Builder::new(history);
         if b.walk_in_order() {
@@ -510,6 +543,8 @@ pub(crate) struct Observers {
     pub corrupt: Corrupt,
     pub filter: Filter,
     pub order: Order,
+    pub commits: Commits,
+    pub latency: Latency,
 }
 
 struct Builder<'h> {
@@ -568,6 +603,7 @@ impl<'h> Builder<'h> {
             spans: Vec::new(),
             commits: Vec::new(),
             faults: FaultLog::default(),
+            dups: Vec::new(),
         };
         // Meta's groups take ids 0..n in order, so rules can walk them by id.
         for (i, g) in groups_meta.iter().enumerate() {
@@ -724,17 +760,16 @@ impl<'h> Builder<'h> {
                 return s;
             }
         }
-        self.open_span(group, client, queue, at_ms, None, false)
+        self.open_span((group, client, queue), at_ms, None, false, false)
     }
 
     fn open_span(
         &mut self,
-        group: u32,
-        client: u32,
-        queue: u32,
+        (group, client, queue): SpanKey,
         at_ms: u64,
         start: Option<u64>,
         from_replica: bool,
+        moved: bool,
     ) -> u32 {
         let prev_commit = if start.is_some() {
             let key = self.commit_key(group, client, queue);
@@ -752,8 +787,13 @@ impl<'h> Builder<'h> {
             at_ms,
             prev_commit,
             from_replica,
+            moved,
+            end_ms: u64::MAX,
         });
-        self.open_spans.insert((group, client, queue), id);
+        if let Some(old) = self.open_spans.insert((group, client, queue), id) {
+            let old = &mut self.ix.spans[old as usize];
+            old.end_ms = old.end_ms.min(at_ms);
+        }
         id
     }
 
@@ -761,13 +801,22 @@ impl<'h> Builder<'h> {
         match e {
             Entry::Meta { .. } => {}
             Entry::Fault {
-                at_ms, kind, node, ..
+                at_ms,
+                kind,
+                node,
+                detail,
             } => {
+                let peer = if bit(*kind) & NETWORK != 0 {
+                    super::faults::nth_node_in(detail, 1)
+                } else {
+                    None
+                };
                 self.ix.faults.push(FaultRec {
                     at_ms: *at_ms,
                     entry: i,
                     kind: *kind,
                     node: *node,
+                    peer,
                 });
                 if let Some(n) = node {
                     if bit(*kind) & RESTARTS != 0 {
@@ -806,10 +855,11 @@ impl<'h> Builder<'h> {
                 queue_id,
                 queue_offset,
                 msg_id,
-                after_unknown,
+                retried_after_unknown,
                 ..
             } => {
                 let m = self.msg(*wid, *at_ms);
+                self.ix.msgs[m as usize].retried_after_unknown |= *retried_after_unknown;
                 if self.ix.msgs[m as usize].acked() {
                     return;
                 }
@@ -832,7 +882,6 @@ impl<'h> Builder<'h> {
                 msg.queue = q;
                 msg.offset = *queue_offset;
                 msg.msg_id = id_digest(crc32fast::hash(msg_id.as_bytes()));
-                msg.after_unknown = *after_unknown;
                 self.ix.acks.push(m);
                 let holder = Holder {
                     msg: m,
@@ -847,6 +896,7 @@ impl<'h> Builder<'h> {
                 at_ms,
                 wid,
                 definite,
+                retried_after_unknown,
                 ..
             } => {
                 let m = self.msg(*wid, *at_ms) as usize;
@@ -854,6 +904,7 @@ impl<'h> Builder<'h> {
                 if msg.fail == NONE {
                     msg.fail = i;
                 }
+                msg.retried_after_unknown |= *retried_after_unknown;
                 if *definite {
                     msg.failed_definite = true;
                 } else {
@@ -964,23 +1015,34 @@ impl<'h> Builder<'h> {
                 queue_id,
                 start_offset,
                 offset_from_broker_id,
+                offset_moved,
             } => {
                 let g = self.group(group);
                 let q = self.queue(broker, topic, *queue_id);
                 let from_replica = offset_from_broker_id.is_some_and(|id| id != 0);
-                self.open_span(g, *client, q, *at_ms, Some(*start_offset), from_replica);
+                self.open_span(
+                    (g, *client, q),
+                    *at_ms,
+                    Some(*start_offset),
+                    from_replica,
+                    *offset_moved,
+                );
+                self.obs.commits.own(g, q, *start_offset, *offset_moved);
             }
             Entry::Disown {
+                at_ms,
                 group,
                 client,
                 broker,
                 topic,
                 queue_id,
-                ..
             } => {
                 let g = self.group(group);
                 let q = self.queue(broker, topic, *queue_id);
-                self.open_spans.remove(&(g, *client, q));
+                if let Some(old) = self.open_spans.remove(&(g, *client, q)) {
+                    let old = &mut self.ix.spans[old as usize];
+                    old.end_ms = old.end_ms.min(*at_ms);
+                }
             }
             Entry::Commit {
                 at_ms,
@@ -1025,7 +1087,23 @@ impl<'h> Builder<'h> {
     #[inline]
     fn deliver(&mut self, d: &Dlv, sent_taken: Option<bool>) {
         let obs = &mut self.obs;
-        obs.table.deliver(d);
+        let prev = obs.table.deliver(d);
+        if d.msg != NONE && prev.is_none() {
+            obs.latency
+                .deliver(d, &self.ix.msgs, self.ix.heal_at_ms, self.ix.end_ms);
+        }
+        if let Some(prev) = prev {
+            self.ix.dups.push(Dup {
+                entry: d.entry,
+                msg: d.msg,
+                group: d.group,
+                span: d.span,
+                retry: d.retry,
+                prev_entry: prev.entry,
+                prev_span: prev.span,
+            });
+        }
+        obs.commits.deliver(d);
         let msg = (d.msg != NONE).then(|| &self.ix.msgs[d.msg as usize]);
         obs.phantom.deliver(d, msg);
         obs.corrupt.deliver(d, msg);

@@ -6,8 +6,8 @@
 //! deterministic: everything is iterated in history order or through `BTreeMap`s,
 //! never through a hash table. Each [`Rule`] variant documents its exact definition;
 //! the modules (`lost.rs`, `allowance.rs`, `liveness.rs`, `phantom.rs`, `corrupt.rs`,
-//! `order.rs`, `offsets.rs`, `refused.rs`, `filter.rs`, `duplicates.rs`) say the same
-//! with the reasons.
+//! `order.rs`, `offsets.rs`, `refused.rs`, `filter.rs`, `duplicates.rs`, `owners.rs`,
+//! `commits.rs`, `acks.rs`, `latency.rs`) say the same with the reasons.
 //!
 //! **What the checker may read**: the history, and nothing else. Every window a rule
 //! uses (flush, replication, offset propagation) is a declared promise recorded in
@@ -25,8 +25,8 @@
 //! each excuse that fired with the faults it used ([`Report::excuses`]) and the stats
 //! count them by kind ([`CheckStats::excuses`]).
 //!
-//! Duplicates are counted ([`CheckStats::duplicates_by_group`]), never a violation
-//! (at-least-once).
+//! Duplicates are counted by group and by cause ([`CheckStats::duplicates_by_cause`]);
+//! one without a cause is a violation.
 //!
 //! Every violation's detail names the messages (wid), group, broker/topic/queue,
 //! offsets and times, and the faults in the 30 s before the problem (for a lost
@@ -34,7 +34,9 @@
 //! details at most [`MAX_DETAILED`] violations; the rest are summed up in one more
 //! violation of the same rule, so a badly broken run still gives a readable report.
 
+mod acks;
 mod allowance;
+mod commits;
 mod corrupt;
 mod deliveries;
 mod duplicates;
@@ -44,10 +46,12 @@ mod filter;
 mod hasher;
 mod index;
 mod intern;
+mod latency;
 mod liveness;
 mod lost;
 mod offsets;
 mod order;
+mod owners;
 mod phantom;
 mod queue_log;
 mod refused;
@@ -60,6 +64,8 @@ use std::fmt;
 use serde::Serialize;
 
 use crate::history::History;
+
+pub use latency::Percentiles;
 
 pub use excuses::{ExcuseTally, EVIDENCE_SHOWN};
 #[doc(hidden)]
@@ -94,7 +100,7 @@ pub enum Rule {
     /// never handed back); a message id other than its `SendOk.msg_id` (without a
     /// `SendOk`: other than its first delivery's); a delivery from its own topic at a
     /// broker/queue/offset other than its `SendOk`'s, unless that `SendOk` is
-    /// `after_unknown` (an earlier attempt went unanswered, so a second copy may
+    /// `retried_after_unknown` (an earlier attempt went unanswered, so a second copy may
     /// exist). Per delivery for the fields; per message for id and position.
     Corrupt,
     /// In a span, a new offset delivered behind the highest one delivered (a gap
@@ -122,10 +128,53 @@ pub enum Rule {
     /// tags, or the tags the message was sent with, or whose sent topic is not the
     /// group's topic (except for deliveries from a `%RETRY%` topic). One per delivery.
     Filter,
+    /// A redelivery without a cause. A *duplicate* is a delivery of a (message,
+    /// slot) the slot already received; compared with the slot's delivery just before
+    /// it, its cause is: `retry` (reconsume count > 0 or `%RETRY%` topic);
+    /// `producer_retry` (another position, and the send's `retried_after_unknown`);
+    /// for the same position, a different span: `offset_moved` (its `Own` has
+    /// `offset_moved`), `consumer_restart` (same client, later incarnation),
+    /// `commit_rolled_back` (its start is below the group's highest earlier commit of
+    /// the queue, the last one made 1 s or more before) or `rebalance`. Same span, or another position without a producer
+    /// retry: a violation. Counted by cause in the verdict.
+    Duplicates,
+    /// In a clustering group of `Meta`, two clients' spans (from `Own`) on one queue
+    /// overlap for more than `owners::HANDOVER_MS` (35 s: rebalance interval plus a
+    /// long poll), counted from `owners::ROUTE_MS` (60 s: broker registration plus
+    /// route poll) after the last fault (not a clock skew or heal) within the overlap
+    /// on either client or on a node that is no consumer of `Meta`.
+    Owners,
+    /// With a quiet period: a clustering group's last `Commit` on a queue is below one
+    /// past the highest offset it was delivered there (not from `%RETRY%`; reset by an
+    /// `offset_moved` `Own`), unless the queue's master is down at `end_ms` or a
+    /// cache or media loss hit its broker group after that offset was first
+    /// delivered. And: an
+    /// `Own` answered by a master (id 0) after that master's last process crash/stop
+    /// (with no cache or media loss since) starts below the group's last commit made
+    /// in the master's last run (since its last restart) and
+    /// `commits::PERSIST_INTERVAL_MS + commits::FSYNC_MS` (5 s + 1 s) before the stop
+    /// (or below any commit made between then and the stop), when no commit came
+    /// between the restart and the `Own` and no link fault touched the committer or
+    /// the master within 5 s after that commit.
+    Commits,
+    /// A `SendOk` weaker than SEND_OK without a recorded cause: SLAVE_NOT_AVAILABLE /
+    /// FLUSH_SLAVE_TIMEOUT need SYNC replication and the slave down, or a fault
+    /// touching the slave (or restarting the master) within `acks::HA_CAUSE_WINDOW_MS`
+    /// (20 s) before the send up to its result; FLUSH_DISK_TIMEOUT needs SYNC_FLUSH
+    /// and the master crashing/stopping between send and result. With a quiet period,
+    /// a send invoked `acks::ACK_GRACE_MS` (30 s) after the heal that fails or gets a
+    /// weaker status (slave statuses excused only by a down slave) is a violation.
+    Acks,
+    /// With a quiet period: a first delivery (to its slot; not `%RETRY%`) made after
+    /// the heal later than `max(sent, heal) + latency::SETTLE_MS` (65 s: a route poll,
+    /// a rebalance interval and a long poll) for a message sent before the cluster settled
+    /// (`heal + SETTLE_MS`), or later than `sent + latency::SETTLED_BOUND_MS` (5 s)
+    /// for one sent after. Percentiles per group and phase are in the verdict.
+    Latency,
 }
 
 impl Rule {
-    pub const ALL: [Rule; 8] = [
+    pub const ALL: [Rule; 13] = [
         Rule::Lost,
         Rule::Phantom,
         Rule::Corrupt,
@@ -134,6 +183,11 @@ impl Rule {
         Rule::Liveness,
         Rule::Refused,
         Rule::Filter,
+        Rule::Duplicates,
+        Rule::Owners,
+        Rule::Commits,
+        Rule::Acks,
+        Rule::Latency,
     ];
 
     pub fn name(self) -> &'static str {
@@ -146,6 +200,11 @@ impl Rule {
             Rule::Liveness => "liveness",
             Rule::Refused => "refused",
             Rule::Filter => "filter",
+            Rule::Duplicates => "duplicates",
+            Rule::Owners => "owners",
+            Rule::Commits => "commits",
+            Rule::Acks => "acks",
+            Rule::Latency => "latency",
         }
     }
 }
@@ -176,6 +235,11 @@ pub struct CheckStats {
     pub deliveries: u64,
     /// Per group: deliveries of a (message, consumer slot) already delivered before.
     pub duplicates_by_group: BTreeMap<String, u64>,
+    /// Duplicates by cause (`retry`, `producer_retry`, `offset_moved`,
+    /// `consumer_restart`, `commit_rolled_back`, `rebalance`, `unexplained`).
+    pub duplicates_by_cause: BTreeMap<String, u64>,
+    /// Group -> phase (`faults`, `quiet`) -> send-to-first-delivery times.
+    pub latency_ms: BTreeMap<String, BTreeMap<String, Percentiles>>,
     /// Messages missing somewhere, but covered by the loss allowance.
     pub allowed_lost: u64,
     /// Allowance reason -> messages it covered.
@@ -212,6 +276,16 @@ impl fmt::Display for Report {
             s.allowed_lost,
             s.allowance_reasons
         )?;
+        writeln!(f, "duplicates by cause {:?}", s.duplicates_by_cause)?;
+        for (group, phases) in &s.latency_ms {
+            for (phase, p) in phases {
+                writeln!(
+                    f,
+                    "latency {group} {phase}: {} deliveries, p50 {} ms, p99 {} ms, max {} ms",
+                    p.count, p.p50_ms, p.p99_ms, p.max_ms
+                )?;
+            }
+        }
         if self.excuses.is_empty() {
             writeln!(f, "excuses: none")?;
         } else {
@@ -263,7 +337,11 @@ pub fn check(history: &History) -> Report {
     obs.order
         .finish(&ix, &obs.queue_log, &obs.table, &reused, &mut sink);
     offsets::check(&ix, &obs.queue_log, &mut sink);
-    duplicates::count(&ix, &obs.table, &mut stats);
+    duplicates::check(&ix, &obs.table.duplicates, &mut sink, &mut stats);
+    owners::check(&ix, &mut sink);
+    obs.commits.finish(&ix, &mut sink);
+    acks::check(&ix, &mut sink);
+    stats.latency_ms = obs.latency.finish(&ix, &mut sink);
     let (violations, excuses) = sink.finish();
     stats.excuses = excuses.iter().map(|t| (t.key(), t.count)).collect();
     Report {

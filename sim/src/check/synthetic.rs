@@ -1,7 +1,9 @@
 //! A synthetic, healthy history for benchmarks (`cargo bench --bench check`, a `sim
 //! bench` command): two broker groups of four queues each, two producers, two
 //! clustering groups (one takes every tag, one filters), offset commits, a rebalance
-//! halfway through, and a few duplicate deliveries. Every rule passes on it.
+//! halfway through whose new owner starts from the last periodic commit (so it
+//! redelivers what was consumed since: duplicates caused by the rebalance), and a
+//! final commit of every queue. Every rule passes on it.
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -88,6 +90,7 @@ pub fn synthetic_history(messages: usize, seed: u64) -> History {
                     queue_id,
                     start_offset: 0,
                     offset_from_broker_id: Some(0),
+                    offset_moved: false,
                 },
             ));
         }
@@ -111,6 +114,9 @@ pub fn synthetic_history(messages: usize, seed: u64) -> History {
     // Per (group, queue): offset after the last delivered one; deliveries since commit.
     let mut consumed = vec![vec![0u64; queues]; GROUPS.len()];
     let mut since_commit = vec![vec![0u64; queues]; GROUPS.len()];
+    let mut committed = vec![vec![0u64; queues]; GROUPS.len()];
+    // What queue 0 holds: (offset, wid, tag, crc), for the redeliveries at the rebalance.
+    let mut queue0: Vec<(u64, u64, &str, u32, MessageFields)> = Vec::new();
     let mut rebalanced = [false; GROUPS.len()];
     for i in 0..messages {
         let t = START_MS + i as u64;
@@ -131,6 +137,13 @@ pub fn synthetic_history(messages: usize, seed: u64) -> History {
             born_host_crc: crc32fast::hash(format!("10.0.0.{producer}:10911").as_bytes()),
             msg_id_crc: None,
         };
+        if q == 0 {
+            let delivered = MessageFields {
+                msg_id_crc: Some(crc32fast::hash(msg_id.as_bytes())),
+                ..fields
+            };
+            queue0.push((offset, wid, tag, crc, delivered));
+        }
         ev.push((
             t,
             Entry::SendInvoke {
@@ -155,7 +168,7 @@ pub fn synthetic_history(messages: usize, seed: u64) -> History {
                 queue_id,
                 queue_offset: offset,
                 msg_id: msg_id.clone(),
-                after_unknown: false,
+                retried_after_unknown: false,
             },
         ));
         for (g, &(group, expr, _, c2)) in GROUPS.iter().enumerate() {
@@ -167,17 +180,8 @@ pub fn synthetic_history(messages: usize, seed: u64) -> History {
                 rebalanced[g] = true;
                 let (b0, q0) = queue_of(0);
                 let old = owner[g][0];
-                let start = consumed[g][0];
+                let start = committed[g][0];
                 let entries = [
-                    Entry::Commit {
-                        at_ms: rebalance_at,
-                        group: group.into(),
-                        client: old,
-                        broker: b0.into(),
-                        topic: TOPIC.into(),
-                        queue_id: q0,
-                        offset: start,
-                    },
                     Entry::Disown {
                         at_ms: rebalance_at,
                         group: group.into(),
@@ -195,15 +199,39 @@ pub fn synthetic_history(messages: usize, seed: u64) -> History {
                         queue_id: q0,
                         start_offset: start,
                         offset_from_broker_id: Some(0),
+                        offset_moved: false,
                     },
                 ];
                 ev.extend(entries.into_iter().map(|e| (rebalance_at, e)));
+                // The new owner redelivers what the group consumed since the commit.
+                for (o, w, t, c, f) in &queue0 {
+                    let (o, w, t, c) = (*o, *w, *t, *c);
+                    if o < start || o >= consumed[g][0] || (expr != "*" && t == "c") {
+                        continue;
+                    }
+                    ev.push((
+                        rebalance_at,
+                        Entry::Deliver {
+                            at_ms: rebalance_at,
+                            group: group.into(),
+                            client: c2,
+                            topic: TOPIC.into(),
+                            broker: b0.into(),
+                            queue_id: q0,
+                            queue_offset: o,
+                            wid: Some(w),
+                            reconsume_times: 0,
+                            body_crc: c,
+                            tags: Some(t.into()),
+                            fields: Some(*f),
+                        },
+                    ));
+                }
                 owner[g][0] = c2;
                 since_commit[g][0] = 0;
             }
             let client = owner[g][q];
-            let times = if rng.random_range(0..1000) == 0 { 2 } else { 1 };
-            for _ in 0..times {
+            {
                 ev.push((
                     at,
                     Entry::Deliver {
@@ -229,6 +257,7 @@ pub fn synthetic_history(messages: usize, seed: u64) -> History {
             since_commit[g][q] += 1;
             if since_commit[g][q] == COMMIT_EVERY {
                 since_commit[g][q] = 0;
+                committed[g][q] = offset + 1;
                 ev.push((
                     at,
                     Entry::Commit {
@@ -239,6 +268,26 @@ pub fn synthetic_history(messages: usize, seed: u64) -> History {
                         topic: TOPIC.into(),
                         queue_id,
                         offset: offset + 1,
+                    },
+                ));
+            }
+        }
+    }
+    // Every queue's final commit, before the run ends.
+    for (g, &(group, ..)) in GROUPS.iter().enumerate() {
+        for q in 0..queues {
+            if consumed[g][q] > committed[g][q] {
+                let (broker, queue_id) = queue_of(q);
+                ev.push((
+                    end_sends + 100,
+                    Entry::Commit {
+                        at_ms: end_sends + 100,
+                        group: group.into(),
+                        client: owner[g][q],
+                        broker: broker.into(),
+                        topic: TOPIC.into(),
+                        queue_id,
+                        offset: consumed[g][q],
                     },
                 ));
             }

@@ -1,0 +1,141 @@
+//! **acks**: an acknowledgement is as strong as the configuration promises, unless a
+//! fault recorded at that time explains why not.
+//!
+//! For every `SendOk` whose status is weaker than SEND_OK, on broker group B:
+//! - SLAVE_NOT_AVAILABLE / FLUSH_SLAVE_TIMEOUT: B replicates synchronously
+//!   (`Replication::Sync`), and its slave was down at the send or its result, or a
+//!   fault touched the slave (any kind on its node; a link fault with it at either
+//!   end) or hit the master's process (a restart makes the slave reconnect and catch
+//!   up) between [`HA_CAUSE_WINDOW_MS`] before the send and its result: the slave was
+//!   down, cut off, or behind. The run's start counts as a boot of every slave (it
+//!   connects to its master only once both are up).
+//! - FLUSH_DISK_TIMEOUT: B flushes synchronously (`FlushMode::SyncFlush`) and its
+//!   master's process was being stopped (a crash/stop fault on it between the send
+//!   and its result). The history has no disk stalls, so nothing else explains it.
+//!
+//! After the heal: a send invoked [`ACK_GRACE_MS`] or more after `heal_at_ms` (when
+//! the run has a quiet period) gets SEND_OK — a weaker status or a failure is a
+//! violation, unless its broker group's slave (for the slave statuses) is down then.
+//!
+//! One linear scan over the messages.
+
+use super::faults::RESTARTS;
+use super::index::Index;
+use super::{Rule, Sink};
+use crate::history::{Entry, FlushMode, Replication, SendStatus};
+
+/// RocketMQ's `haHousekeepingInterval`: a master notices a silent slave connection
+/// only 20 s after its last report, and a reconnected slave needs time to catch up;
+/// a slave fault this long before a send may still explain a slave status.
+pub(crate) const HA_CAUSE_WINDOW_MS: u64 = 20_000;
+/// RocketMQ's `pollNameServerInterval` (30 s): the longest a producer keeps a stale
+/// route after the heal, so sends succeed with SEND_OK from then on.
+pub(crate) const ACK_GRACE_MS: u64 = 30_000;
+
+fn status_name(s: SendStatus) -> &'static str {
+    match s {
+        SendStatus::SendOk => "SEND_OK",
+        SendStatus::FlushDiskTimeout => "FLUSH_DISK_TIMEOUT",
+        SendStatus::FlushSlaveTimeout => "FLUSH_SLAVE_TIMEOUT",
+        SendStatus::SlaveNotAvailable => "SLAVE_NOT_AVAILABLE",
+    }
+}
+
+pub(crate) fn check(ix: &Index, sink: &mut Sink) {
+    let quiet = ix.heal_at_ms < ix.end_ms;
+    let settled_ms = ix.heal_at_ms + ACK_GRACE_MS;
+    for (i, m) in ix.msgs.iter().enumerate() {
+        if !m.invoked() {
+            continue;
+        }
+        let after_heal = quiet && m.invoke_ms >= settled_ms;
+        if !m.acked() {
+            if after_heal && (m.failed_definite || m.failed_unknown) {
+                sink.report(Rule::Acks, format!("wid {}", m.wid), || {
+                    // Only for the few detailed violations: a scan is fine.
+                    let reason = ix
+                        .entries
+                        .iter()
+                        .find_map(|e| match e {
+                            Entry::SendFail { wid, reason, .. } if *wid == m.wid => {
+                                Some(reason.clone())
+                            }
+                            _ => None,
+                        })
+                        .unwrap_or_default();
+                    format!(
+                        "{} failed ({reason}) though it was sent {}ms after the heal at {}ms",
+                        ix.describe_msg(i as u32),
+                        m.invoke_ms - ix.heal_at_ms,
+                        ix.heal_at_ms
+                    )
+                });
+            }
+            continue;
+        }
+        let Some(status) = m.status else { continue };
+        if status == SendStatus::SendOk {
+            continue;
+        }
+        let broker = ix.queues[m.queue as usize].broker;
+        let bg = ix.broker_group(broker);
+        let cause: Result<String, &str> = match (status, bg) {
+            (_, None) => Err("its broker group is not in Meta"),
+            (SendStatus::FlushDiskTimeout, Some(bg)) => {
+                if bg.flush != FlushMode::SyncFlush {
+                    Err("the broker group flushes asynchronously and never waits for a flush")
+                } else if after_heal {
+                    Err("sent after the heal and its grace")
+                } else {
+                    ix.faults
+                        .first_on(bg.master_node, RESTARTS, m.invoke_ms, m.ok_ms)
+                        .map(|f| format!("master stopping: {}", f.label()))
+                        .ok_or("its master was not being stopped and no disk stall is recorded")
+                }
+            }
+            (_, Some(bg)) => match (bg.replication, bg.slave_node) {
+                (Replication::Sync, Some(slave)) => {
+                    if ix.faults.down_at(slave, m.invoke_ms) || ix.faults.down_at(slave, m.ok_ms) {
+                        Ok(format!("slave n{slave} down"))
+                    } else if after_heal {
+                        Err("sent after the heal and its grace, with the slave up")
+                    } else if m.invoke_ms < HA_CAUSE_WINDOW_MS {
+                        // Every node boots at time 0: the slave connects and catches up.
+                        Ok("slave booting".to_string())
+                    } else {
+                        let from = m.invoke_ms.saturating_sub(HA_CAUSE_WINDOW_MS);
+                        ix.faults
+                            .last_touching(&[slave], u16::MAX, from, m.ok_ms)
+                            .or_else(|| ix.faults.first_on(bg.master_node, RESTARTS, from, m.ok_ms))
+                            .map(|f| format!("slave cut off or behind: {}", f.label()))
+                            .ok_or("no fault touched its slave or restarted its master then")
+                    }
+                }
+                _ => Err("the broker group has no synchronous slave to wait for"),
+            },
+        };
+        if let Ok(cause) = &cause {
+            let kind = if cause.starts_with("master") {
+                "master_stopping"
+            } else if cause.ends_with("booting") {
+                "slave_booting"
+            } else if cause.ends_with("down") {
+                "slave_down"
+            } else {
+                "slave_fault"
+            };
+            sink.excuses
+                .record(Rule::Acks, kind, || format!("wid {}: {cause}", m.wid));
+        }
+        if let Err(why) = cause {
+            sink.report(Rule::Acks, format!("wid {}", m.wid), || {
+                format!(
+                    "{} answered {}: {why}; {}",
+                    ix.describe_msg(i as u32),
+                    status_name(status),
+                    ix.faults.before(ix.entries, m.ok_ms)
+                )
+            });
+        }
+    }
+}

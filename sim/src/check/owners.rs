@@ -1,0 +1,135 @@
+//! **owners**: in a clustering group, one consumer holds a queue at a time, but for a
+//! bounded rebalance hand-over.
+//!
+//! A consumer *holds* a queue from its `Own` to the end of that span (the next
+//! `Own`/`Disown` of the key, or a crash or restart of its node: see `index.rs`).
+//! When consumer B takes a queue that consumer A (another client) still holds, the
+//! two hold it together until the first of their spans ends. That overlap may last
+//! [`HANDOVER_MS`]: A gives the queue up at its next rebalance (at once on
+//! NOTIFY_CONSUMER_IDS_CHANGED, at the latest one rebalance interval later), and its
+//! pull in flight may be held one long poll. An overlap lasting longer is a
+//! violation, unless a fault (other than a clock skew or a heal) touched A, B or a
+//! node that is no consumer of `Meta` (a broker or a name server): consumers that
+//! see different consumer lists (a restarted broker learns the consumers at their
+//! next heartbeat) or different routes (a restarted name server learns a broker at
+//! its next registration, a client the route at its next poll) allocate queues
+//! differently. Then the overlap is judged only from [`ROUTE_MS`] after the last
+//! such fault within it. Orderly groups (broker locks) do not exist in the workload
+//! yet and are not judged.
+//!
+//! Linear in the spans (bucketed by group and queue; each bucket is swept in time
+//! order, with the spans still open).
+
+use super::faults::{bit, Kinds};
+use super::hasher::FastMap;
+use super::index::Index;
+use super::{Rule, Sink};
+use crate::history::FaultKind;
+
+/// RocketMQ's `rebalanceInterval` (20 s) plus `brokerSuspendMaxTimeMillis` (15 s, a
+/// pull held in flight): the longest an old owner keeps a queue it lost without a
+/// fault.
+pub(crate) const HANDOVER_MS: u64 = 20_000 + 15_000;
+/// RocketMQ's `registerBrokerToNameServer` period (30 s) plus the client's
+/// `pollNameServerInterval` (30 s), which also covers `heartbeatBrokerInterval`
+/// (30 s): after a fault, consumers see the same routes and consumer lists again
+/// within this long.
+pub(crate) const ROUTE_MS: u64 = 30_000 + 30_000;
+
+/// Fault kinds that can make consumers' views differ (not clock skews or heals).
+const VIEW_FAULTS: Kinds = !(bit(FaultKind::ClockSkew) | bit(FaultKind::Heal));
+
+pub(crate) fn check(ix: &Index, sink: &mut Sink) {
+    let mut buckets: FastMap<(u32, u32), Vec<u32>> = FastMap::default();
+    for (i, sp) in ix.spans.iter().enumerate() {
+        let info = &ix.group_info[sp.group as usize];
+        if sp.start.is_none() || info.meta.is_none() || info.broadcasting {
+            continue;
+        }
+        buckets
+            .entry((sp.group, sp.queue))
+            .or_default()
+            .push(i as u32);
+    }
+    let mut keys: Vec<(u32, u32)> = buckets.keys().copied().collect();
+    keys.sort_unstable();
+    let run_end = ix.end_ms;
+    let consumers: Vec<u32> = ix
+        .groups_meta
+        .iter()
+        .flat_map(|g| g.consumers.iter().copied())
+        .collect();
+    for key in keys {
+        // (span, end) of the spans still open at the current start.
+        let mut open: Vec<(u32, u64)> = Vec::new();
+        for &s in &buckets[&key] {
+            let sp = &ix.spans[s as usize];
+            let end = ix.span_end_ms(s).min(run_end);
+            open.retain(|&(_, e)| e > sp.at_ms);
+            for &(o, o_end) in &open {
+                let old = &ix.spans[o as usize];
+                if old.client == sp.client {
+                    continue;
+                }
+                let overlap_end = o_end.min(end);
+                judge(ix, sink, &consumers, o, s, overlap_end);
+            }
+            open.push((s, end));
+        }
+    }
+}
+
+/// Judges the overlap of spans `old` and `new` (which began later) up to `end_ms`.
+fn judge(ix: &Index, sink: &mut Sink, consumers: &[u32], old: u32, new: u32, end_ms: u64) {
+    let (o, n) = (&ix.spans[old as usize], &ix.spans[new as usize]);
+    let from = n.at_ms;
+    if end_ms <= from + HANDOVER_MS {
+        return;
+    }
+    let holders = [o.client, n.client];
+    let excused_until = ix
+        .faults
+        .last_matching(from.saturating_sub(ROUTE_MS), end_ms, |f| {
+            bit(f.kind) & VIEW_FAULTS != 0
+                && f.node
+                    .is_some_and(|node| holders.contains(&node) || !consumers.contains(&node))
+        })
+        .map(|f| (f.at_ms + ROUTE_MS, f.label()));
+    let judged_from = excused_until.as_ref().map_or(from, |(t, _)| (*t).max(from));
+    if end_ms <= judged_from + HANDOVER_MS {
+        if let Some((t, label)) = &excused_until {
+            sink.excuses.record(Rule::Owners, "route_refresh", || {
+                format!(
+                    "n{} and n{} on {} until {end_ms}ms, excused until {t}ms by {label}",
+                    o.client,
+                    n.client,
+                    ix.queue_name(n.queue)
+                )
+            });
+        }
+        return;
+    }
+    sink.report(
+        Rule::Owners,
+        format!("{} {}", ix.group_name(n.group), ix.queue_name(n.queue)),
+        || {
+            let excuse = match &excused_until {
+                Some((t, label)) => {
+                    format!(" (excused until {t}ms by {label})")
+                }
+                None => String::new(),
+            };
+            format!(
+                "group {}: n{} (since {}ms) and n{} (since {from}ms) both held {} until \
+                 {end_ms}ms, {}ms together{excuse}, beyond a {HANDOVER_MS}ms hand-over; {}",
+                ix.group_name(n.group),
+                o.client,
+                o.at_ms,
+                n.client,
+                ix.queue_name(n.queue),
+                end_ms - from,
+                ix.faults.before(ix.entries, from)
+            )
+        },
+    );
+}
