@@ -26,6 +26,8 @@ struct SlaveConn {
     /// Where the next batch to this slave starts.
     next_transfer: u64,
     last_report_ms: u64,
+    /// When `acked` last went up (or the slave connected).
+    last_progress_ms: u64,
 }
 
 #[derive(Default)]
@@ -44,6 +46,17 @@ impl HaState {
     /// `push2SlaveMaxOffset` over the slaves connected now.
     fn push_to_slave_max(&self) -> u64 {
         self.slaves.values().map(|s| s.acked).max().unwrap_or(0)
+    }
+
+    /// The highest offset acknowledged by a slave that is in sync: it holds all of
+    /// `durable`, or its acknowledgements moved within the last `lag_ms` (like Kafka's
+    /// in-sync replicas; a slave stuck behind drops out). None when no slave is.
+    pub(super) fn in_sync_acked(&self, durable: u64, now_ms: u64, lag_ms: u64) -> Option<u64> {
+        self.slaves
+            .values()
+            .filter(|s| s.acked >= durable || now_ms.saturating_sub(s.last_progress_ms) <= lag_ms)
+            .map(|s| s.acked)
+            .max()
     }
 }
 
@@ -68,7 +81,11 @@ impl Broker {
             acked: offset,
             next_transfer: offset,
             last_report_ms: now_ms,
+            last_progress_ms: now_ms,
         });
+        if offset > conn.acked {
+            conn.last_progress_ms = now_ms;
+        }
         // A slave that went back (it crashed and lost its tail) or ahead of the stream
         // (a fresh connection) is served from what it holds.
         if offset < conn.acked || offset > conn.next_transfer {
@@ -136,6 +153,8 @@ impl Broker {
         self.ha
             .slaves
             .retain(|_, c| now_ms.saturating_sub(c.last_report_ms) <= silent_ms);
+        // A slave gone or stuck lets the serve limit fall back to the flushed offset.
+        self.notify_serve_limit(ctx);
         let written = self.store.as_ref().map_or(0, |s| s.written_offset());
         let heartbeats: Vec<(NodeId, u64)> = self
             .ha

@@ -199,6 +199,7 @@ impl Broker {
         }
         self.answer_ready(ctx);
         self.ha_push(ctx);
+        self.notify_serve_limit(ctx);
     }
 
     /// The slaves acknowledged up to `acked`.
@@ -209,6 +210,7 @@ impl Broker {
             }
         }
         self.answer_ready(ctx);
+        self.notify_serve_limit(ctx);
     }
 
     fn answer_ready(&mut self, ctx: &mut dyn Ctx<Message>) {

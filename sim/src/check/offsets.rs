@@ -2,69 +2,78 @@
 //!
 //! 1. **One offset, one message**: every `SendOk` and every first-hand delivery of a
 //!    position `(broker, topic, queue, offset)` names the same wid, forever (this also
-//!    covers "the acked offset is the offset consumers saw"). Exception: when the
-//!    message first seen there may have been lost (the [`super::allowance`] covers it
-//!    with a fault before the other message was seen), the broker truncated its log in
-//!    a crash and reused the offset — as RocketMQ does.
+//!    covers "the acked offset is the offset consumers saw"). Every message seen at a
+//!    position is compared with the one seen there just before it, so a second reuse
+//!    is judged too. Exception: when the message it replaced may have been lost (the
+//!    [`super::allowance`] covers it with a fault before the replacement was seen),
+//!    the broker truncated its log in a crash and reused the offset — as RocketMQ
+//!    does.
 //! 2. **Real-time order**: if send A's `SendOk` came strictly before send B's
 //!    `SendInvoke`, and both went to the same queue, then offset(A) < offset(B). One
 //!    sweep in time order keeping, per queue, the highest offset of completed sends.
 //!    Same exception as above for A (its offset may have been reused after a crash
 //!    before B's ack). Only the highest completed A per queue is compared.
-//! 3. **Commits never go back**, per clustering group and queue (the commits of all
-//!    clients of the group form one sequence; broadcasting groups keep offsets per
-//!    client and are not judged). A commit below the highest commit so far is a
-//!    violation unless it is explained:
-//!    - a broker node crashed or restarted ([`RESTARTS`]) between the two commits:
-//!      brokers persist consumer offsets every 5 s, so newer commits may be lost;
-//!    - the higher commit came from another ownership span and was made later than
-//!      [`HANDOVER_GRACE_MS`] before the lower committer's span began: during a
-//!      rebalance the new owner may read the offset before the old owner's last
-//!      (oneway) commit arrived, and old and new owner briefly overlap;
-//!    - the higher commit came from another span and a partition or clog happened
-//!      between it and the start of the lower committer's span: oneway commits may
-//!      be dropped;
-//!    - the higher commit came from another span and its client's process ended (a
-//!      crash or a shutdown, [`RESTARTS`]) less than [`HANDOVER_GRACE_MS`] after
-//!      it: the commit is recorded when it is sent (oneway, or carried on a pull),
-//!      and a packet still in flight when its sender's process ends is lost with the
-//!      connection. A commit that had a grace period to arrive is not excused;
-//!    - the lower committer's span started from an offset a *slave* answered (its
-//!      route listed no master: see `Own.offset_from_broker_id`) and the higher
-//!      commit was made less than [`REPLICA_LAG_MS`] before that span began: a slave
-//!      learns its master's offsets by SlaveSynchronize, every 10 s, so it may not
-//!      have the master's latest (RocketMQ's documented behaviour; avoiding it would
-//!      take a consensus on offsets). A higher commit older than that, or one the
-//!      master answered, is not excused.
+//! 3. **A new owner starts within the bounds the group's commits set**, per
+//!    clustering group and queue (broadcasting groups keep offsets per client and are
+//!    not judged). RocketMQ does not promise that committed offsets never go back:
+//!    commits are oneway and asynchronous, a consumer that still believes it owns a
+//!    queue persists its older offset, and a new owner can read an older commit. What
+//!    it promises is that nothing is skipped, so the rule judges the offset a new
+//!    owner was answered (`Own.start_offset`, at time `t`) against the group's commits
+//!    on that queue made up to `t`:
+//!    - **upper bound**: no later than the highest of them — the broker only holds
+//!      what the group committed (an offsets file damaged or lost on the queue's
+//!      broker group since the first commit excuses it);
+//!    - **lower bound**: no earlier than the lowest of the *anchor* and every commit
+//!      after it, where the anchor is the latest commit the broker surely holds: made
+//!      one propagation window before `t` ([`COMMIT_IN_FLIGHT_MS`]; when a slave
+//!      answered, [`SLAVE_SYNCHRONIZE_LAG_MS`]), and with no fault that could have
+//!      lost it — the committing client crashing or cut off (a partition or clog on
+//!      it) while the commit was in flight; a node of *that queue's* broker group down
+//!      or cut off when it was made, restarting before it was persisted
+//!      ([`OFFSET_PERSIST_INTERVAL_MS`] plus [`OFFSET_FSYNC_GRACE_MS`] after it
+//!      arrived), or losing its media between the commit and `t`. A commit such a
+//!      fault may have lost is passed over for an older one, so each fault widens
+//!      the bound only by what it can have lost, and never from time zero.
 //!
-//!    After a commit going back (explained or not) the sequence continues from it, so
-//!    one regression is reported once.
+//!    The violation names the anchor commit, its client and time.
 
 use std::collections::BTreeMap;
 
-use rmq_model::broker::config::SLAVE_SYNCHRONIZE_INTERVAL_MS;
-
 use super::allowance::{allowance, allowance_at};
-use super::faults::{CACHE_LOSS, MEDIA_LOSS, NETWORK, RESTARTS};
+use super::faults::{MEDIA_LOSS, NETWORK, RESTARTS};
 use super::hasher::FastMap;
-use super::index::{Index, NONE};
+use super::index::{Cmt, Index, NONE};
 use super::queue_log::{Conflict, Holder, QueueLog};
 use super::{Rule, Sink};
 use crate::history::Entry;
 
-/// How long an old owner's last commit may still be in flight when a new owner reads
-/// the committed offset. Simulated network latency is milliseconds; a second is far
-/// beyond it yet far below RocketMQ's 20 s rebalance interval.
-pub(crate) const HANDOVER_GRACE_MS: u64 = 1_000;
+/// How long a oneway commit (UPDATE_CONSUMER_OFFSET, or the commit a pull carries)
+/// may take to reach the broker and how long a query answer may take back. Not a
+/// RocketMQ setting: simulated latency is milliseconds (clogs aside, which count as
+/// network faults); a second is far beyond it, far below the 20 s rebalance interval.
+pub(crate) const COMMIT_IN_FLIGHT_MS: u64 = 1_000;
 
-/// How far a slave's consumer offsets may lag its master's: one SlaveSynchronize
-/// interval, plus the grace for the commit and the sync to travel.
-pub(crate) const REPLICA_LAG_MS: u64 = SLAVE_SYNCHRONIZE_INTERVAL_MS + HANDOVER_GRACE_MS;
+/// RocketMQ's `flushConsumerOffsetInterval` default, 5 s: the broker persists its
+/// consumer offsets this often, so a restart loses up to one interval of commits.
+pub(crate) const OFFSET_PERSIST_INTERVAL_MS: u64 = 5_000;
+
+/// The fsync of the persisted offsets file after the persist interval.
+pub(crate) const OFFSET_FSYNC_GRACE_MS: u64 = 1_000;
+
+/// RocketMQ's SlaveSynchronize period, 10 s (`BrokerController` schedules
+/// `syncAll` every 10 s on a slave), plus a commit in flight: how stale a slave's copy
+/// of the consumer offsets may be.
+pub(crate) const SLAVE_SYNCHRONIZE_LAG_MS: u64 = 10_000 + COMMIT_IN_FLIGHT_MS;
+
+/// How many commits back the lower bound looks for one the broker surely holds;
+/// past that the span is not judged (keeps the rule linear).
+const MAX_COMMITS_BACK: usize = 256;
 
 pub(crate) fn check(ix: &Index, log: &QueueLog, sink: &mut Sink) {
     one_message_per_offset(ix, log, sink);
     real_time_order(ix, sink);
-    commits_never_go_back(ix, sink);
+    start_within_commit_bounds(ix, sink);
 }
 
 fn observer(ix: &Index, h: &Holder) -> String {
@@ -80,40 +89,39 @@ fn observer(ix: &Index, h: &Holder) -> String {
 }
 
 fn one_message_per_offset(ix: &Index, log: &QueueLog, sink: &mut Sink) {
+    // Per position, the replacements nothing excuses, in the order they were seen.
     let mut by_position: BTreeMap<(u32, u64), Vec<&Conflict>> = BTreeMap::new();
     for c in &log.conflicts {
-        by_position.entry((c.queue, c.offset)).or_default().push(c);
-    }
-    for ((q, offset), conflicts) in by_position {
-        let first = conflicts[0].first;
-        let mut others: Vec<&Holder> = Vec::new();
-        for c in &conflicts {
-            if others.iter().any(|o| o.msg == c.other.msg) {
-                continue;
-            }
-            let broker = ix.queues[q as usize].broker;
-            if allowance_at(ix, first.msg, broker, c.other.at_ms).is_some() {
-                continue; // the first message may have been truncated away first
-            }
-            others.push(&c.other);
-        }
-        if others.is_empty() {
+        let broker = ix.queues[c.queue as usize].broker;
+        // The holder replaced may have been truncated away first.
+        if allowance_at(ix, c.first.msg, broker, c.other.at_ms).is_some() {
             continue;
         }
+        let seen = by_position.entry((c.queue, c.offset)).or_default();
+        if !seen.iter().any(|o| o.other.msg == c.other.msg) {
+            seen.push(c);
+        }
+    }
+    for ((q, offset), conflicts) in by_position {
         let label = format!("{} offset {offset}", ix.queue_name(q));
         sink.report(Rule::Offsets, label, || {
-            let seen: Vec<String> = others
+            let seen: Vec<String> = conflicts
                 .iter()
-                .map(|o| format!("{} by {}", ix.describe_msg(o.msg), observer(ix, o)))
+                .map(|c| {
+                    format!(
+                        "{} by {} (replacing {} seen by {})",
+                        ix.describe_msg(c.other.msg),
+                        observer(ix, &c.other),
+                        ix.describe_msg(c.first.msg),
+                        observer(ix, &c.first),
+                    )
+                })
                 .collect();
             format!(
-                "two messages at one offset: {} offset {offset} was first {} by {}, \
-                 later {}; {}",
+                "two messages at one offset: {} offset {offset} held {}; {}",
                 ix.queue_name(q),
-                ix.describe_msg(first.msg),
-                observer(ix, &first),
-                seen.join("; "),
-                ix.faults.before(ix.entries, others[0].at_ms),
+                seen.join("; then "),
+                ix.faults.before(ix.entries, conflicts[0].other.at_ms),
             )
         });
     }
@@ -184,99 +192,157 @@ fn real_time_order(ix: &Index, sink: &mut Sink) {
     }
 }
 
-/// The highest commit of a sequence so far.
-#[derive(Clone, Copy)]
-struct High {
-    offset: u64,
-    at_ms: u64,
-    entry: u32,
-    span: u32,
-}
-
-fn commits_never_go_back(ix: &Index, sink: &mut Sink) {
-    let mut high: FastMap<(u32, u32), High> = FastMap::default();
-    for c in &ix.commits {
-        if ix.group_info[c.group as usize].broadcasting {
-            continue;
+/// Why a commit counts (or not) as held by the broker a new owner asked.
+fn commit_held(ix: &Index, c: &Cmt, bg_nodes: &[u32], at_ms: u64, reach_ms: u64) -> bool {
+    let faults = &ix.faults;
+    if c.at_ms.saturating_add(reach_ms) > at_ms {
+        return false; // still on its way (or not yet synced to the slave asked)
+    }
+    let client = match &ix.entries[c.entry as usize] {
+        Entry::Commit { client, .. } => *client,
+        _ => NONE,
+    };
+    let arrived_by = c.at_ms.saturating_add(COMMIT_IN_FLIGHT_MS);
+    // A oneway commit dies with its sender's process or on a cut link.
+    if faults
+        .first_on(client, RESTARTS | NETWORK, c.at_ms, arrived_by)
+        .is_some()
+        || faults.cut_at(client, c.at_ms)
+    {
+        return false;
+    }
+    for &n in bg_nodes {
+        if faults.down_at(n, c.at_ms)
+            || faults.cut_at(n, c.at_ms)
+            || faults.first_on(n, NETWORK, c.at_ms, arrived_by).is_some()
+        {
+            return false;
         }
-        let cur = High {
-            offset: c.offset,
-            at_ms: c.at_ms,
-            entry: c.entry,
-            span: c.span,
-        };
-        let h = high.entry((c.group, c.queue)).or_insert(cur);
-        if c.offset >= h.offset {
-            *h = cur;
-            continue;
-        }
-        let prev = *h;
-        *h = cur;
-        let faults = &ix.faults;
+        // Not yet persisted when the broker lost its memory.
+        let persisted_by = c
+            .at_ms
+            .saturating_add(reach_ms + OFFSET_PERSIST_INTERVAL_MS + OFFSET_FSYNC_GRACE_MS);
         if faults
-            .first_on_any(&ix.broker_nodes, RESTARTS, prev.at_ms, c.at_ms)
+            .first_on(n, RESTARTS, c.at_ms, persisted_by.min(at_ms))
             .is_some()
         {
+            return false;
+        }
+        // The offsets file itself damaged or gone.
+        if faults.first_on(n, MEDIA_LOSS, c.at_ms, at_ms).is_some() {
+            return false;
+        }
+    }
+    true
+}
+
+fn client_of(ix: &Index, entry: u32) -> String {
+    match &ix.entries[entry as usize] {
+        Entry::Commit { client, .. } => format!("n{client}"),
+        _ => "?".to_string(),
+    }
+}
+
+/// Rule 3: every new owner's start offset lies within the bounds the group's commits
+/// set (see the module doc).
+fn start_within_commit_bounds(ix: &Index, sink: &mut Sink) {
+    // Per (group, queue): the commits in time order, and the highest so far.
+    let mut by_key: FastMap<(u32, u32), (Vec<u32>, Vec<u64>)> = FastMap::default();
+    let mut order: Vec<u32> = (0..ix.commits.len() as u32).collect();
+    if !order.is_sorted_by_key(|&c| ix.commits[c as usize].at_ms) {
+        order.sort_by_key(|&c| ix.commits[c as usize].at_ms);
+    }
+    for c in order {
+        let cm = &ix.commits[c as usize];
+        if ix.group_info[cm.group as usize].broadcasting {
             continue;
         }
-        // The queue's broker group lost state at some earlier time (a lost machine, a
-        // damaged disk, a page cache gone): its slave or its recovered log may not
-        // know the newer offset, and sends the consumer back.
-        if let Some(bg) = ix.broker_group(ix.queues[c.queue as usize].broker) {
-            let nodes: Vec<u32> = std::iter::once(bg.master_node)
-                .chain(bg.slave_node)
-                .collect();
-            if faults
-                .first_on_any(&nodes, CACHE_LOSS | MEDIA_LOSS, 0, c.at_ms)
-                .is_some()
-            {
-                continue;
-            }
+        let (list, high) = by_key.entry((cm.group, cm.queue)).or_default();
+        let h = high.last().copied().unwrap_or(0).max(cm.offset);
+        list.push(c);
+        high.push(h);
+    }
+    for span in &ix.spans {
+        let Some(start) = span.start else { continue };
+        let Some((list, high)) = by_key.get(&(span.group, span.queue)) else {
+            continue;
+        };
+        let t = span.at_ms;
+        let n = list.partition_point(|&c| ix.commits[c as usize].at_ms <= t);
+        if n == 0 {
+            continue; // no commit yet: the consumer's ConsumeFromWhere decides
         }
-        if prev.span != c.span {
-            let span_start = ix.spans[c.span as usize].at_ms;
-            if prev.at_ms.saturating_add(HANDOVER_GRACE_MS) > span_start {
-                continue;
+        let bg_nodes: Vec<u32> = ix
+            .broker_group(ix.queues[span.queue as usize].broker)
+            .map(|bg| std::iter::once(bg.master_node).chain(bg.slave_node).collect())
+            .unwrap_or_default();
+        // Upper bound: the broker holds one of the group's commits, so a start past
+        // the highest of them was taken from nowhere, unless the offsets file was
+        // damaged or lost since the first commit.
+        let highest = high[n - 1];
+        if start > highest {
+            let first_ms = ix.commits[list[0] as usize].at_ms;
+            let lost = bg_nodes
+                .iter()
+                .any(|&b| ix.faults.first_on(b, MEDIA_LOSS, first_ms, t).is_some());
+            if !lost {
+                let label = format!("{} owned from {start}", ix.queue_name(span.queue));
+                sink.report(Rule::Offsets, label, || {
+                    format!(
+                        "new owner starts past every commit: n{} of group {} started {} \
+                         at offset {start} at {t}ms, but the group's commits there never \
+                         went past {highest}; {}",
+                        span.client,
+                        ix.group_name(span.group),
+                        ix.queue_name(span.queue),
+                        ix.faults.before(ix.entries, t),
+                    )
+                });
             }
-            if faults.first_kind(NETWORK, prev.at_ms, span_start).is_some() {
-                continue;
-            }
-            if let Entry::Commit { client, .. } = &ix.entries[prev.entry as usize] {
-                let ended_by = prev.at_ms.saturating_add(HANDOVER_GRACE_MS - 1);
-                if faults
-                    .first_on(*client, RESTARTS, prev.at_ms, ended_by.min(span_start))
-                    .is_some()
-                {
-                    continue;
-                }
-            }
-            if ix.spans[c.span as usize].from_replica
-                && prev.at_ms.saturating_add(REPLICA_LAG_MS) > span_start
-            {
-                continue;
-            }
+            continue;
         }
-        let label = format!("{} commit {}", ix.queue_name(c.queue), c.offset);
+        // Lower bound: the latest commit the broker surely holds, or any commit after
+        // it (one of them may have overwritten it, a lower one too).
+        let reach_ms = if span.from_replica {
+            SLAVE_SYNCHRONIZE_LAG_MS
+        } else {
+            COMMIT_IN_FLIGHT_MS
+        };
+        let mut later_min = u64::MAX;
+        let mut anchor = None;
+        for &c in list[..n].iter().rev().take(MAX_COMMITS_BACK) {
+            let cm = &ix.commits[c as usize];
+            if commit_held(ix, cm, &bg_nodes, t, reach_ms) {
+                anchor = Some(cm);
+                break;
+            }
+            later_min = later_min.min(cm.offset);
+        }
+        let Some(anchor) = anchor else { continue };
+        let bound = anchor.offset.min(later_min);
+        if start >= bound {
+            continue;
+        }
+        let label = format!("{} owned from {start}", ix.queue_name(span.queue));
         sink.report(Rule::Offsets, label, || {
-            let by = |entry: u32| match &ix.entries[entry as usize] {
-                Entry::Commit { client, .. } => format!("client n{client}"),
-                _ => "?".to_string(),
+            let answered = if span.from_replica {
+                "a slave"
+            } else {
+                "the master"
             };
-            let span = &ix.spans[c.span as usize];
             format!(
-                "committed offset went back for group {} on {}: {} committed {} at {}ms \
-                 (its span began at {}ms), after {} had committed {} at {}ms; no broker \
-                 crash or restart in between; {}",
-                ix.group_name(c.group),
-                ix.queue_name(c.queue),
-                by(c.entry),
-                c.offset,
-                c.at_ms,
-                span.at_ms,
-                by(prev.entry),
-                prev.offset,
-                prev.at_ms,
-                ix.faults.before(ix.entries, c.at_ms),
+                "committed offset went back for group {} on {}: new owner n{} started at \
+                 offset {start} at {t}ms ({answered} answered), behind {bound}: client {} \
+                 committed {} at {}ms, {reach_ms}ms before with no fault on the client or \
+                 the queue's broker group to lose it, and every later commit was at least \
+                 {bound}; {}",
+                ix.group_name(span.group),
+                ix.queue_name(span.queue),
+                span.client,
+                client_of(ix, anchor.entry),
+                anchor.offset,
+                anchor.at_ms,
+                ix.faults.before(ix.entries, t),
             )
         });
     }
