@@ -32,16 +32,24 @@
 //!      it) while the commit was in flight; a node of *that queue's* broker group down
 //!      or cut off when it was made, restarting before it was persisted
 //!      ([`OFFSET_PERSIST_INTERVAL_MS`] plus [`OFFSET_FSYNC_GRACE_MS`] after it
-//!      arrived), or losing its media between the commit and `t`. A commit such a
+//!      arrived), losing its media between the commit and `t`, or having lost its
+//!      page cache or media within [`OFFSET_CLAMP_REACH_MS`] before the commit (a
+//!      master clamps commits past a queue end that went back). A commit such a
 //!      fault may have lost is passed over for an older one, so each fault widens
-//!      the bound only by what it can have lost, and never from time zero.
+//!      the bound only by what it can have lost, and never from time zero. Commits
+//!      made shortly before the anchor count as "after" it when they may have
+//!      arrived later: [`COMMIT_IN_FLIGHT_MS`], or [`SLAVE_SYNCHRONIZE_LAG_MS`] for a
+//!      consumer whose own span started from a slave's answer (its route listed no
+//!      master, so it commits at the slave, which passes commits on, at worst again
+//!      after its next sync), or — held up by a clog or partition on its client or
+//!      the broker group — any time within that lag.
 //!
 //!    The violation names the anchor commit, its client and time.
 
 use std::collections::BTreeMap;
 
 use super::allowance::{allowance, allowance_at};
-use super::faults::{MEDIA_LOSS, NETWORK, RESTARTS};
+use super::faults::{CACHE_LOSS, MEDIA_LOSS, NETWORK, RESTARTS};
 use super::hasher::FastMap;
 use super::index::{Cmt, Index, NONE};
 use super::queue_log::{Conflict, Holder, QueueLog};
@@ -65,6 +73,14 @@ pub(crate) const OFFSET_FSYNC_GRACE_MS: u64 = 1_000;
 /// `syncAll` every 10 s on a slave), plus a commit in flight: how stale a slave's copy
 /// of the consumer offsets may be.
 pub(crate) const SLAVE_SYNCHRONIZE_LAG_MS: u64 = 10_000 + COMMIT_IN_FLIGHT_MS;
+
+/// How long after its broker group lost a log tail (page cache or media) a commit
+/// may be clamped: a master stores no offset past a queue's end, and consumers keep
+/// committing their older, higher offsets until a pull there corrects them — a
+/// broker down for up to 15 s, then a held pull's suspend (RocketMQ's
+/// `brokerSuspendMaxTimeMillis`, 15 s) and the pull's timeout before the consumer
+/// asks again.
+pub(crate) const OFFSET_CLAMP_REACH_MS: u64 = 45_000;
 
 /// How many commits back the lower bound looks for one the broker surely holds;
 /// past that the span is not judged (keeps the rule linear).
@@ -232,8 +248,41 @@ fn commit_held(ix: &Index, c: &Cmt, bg_nodes: &[u32], at_ms: u64, reach_ms: u64)
         if faults.first_on(n, MEDIA_LOSS, c.at_ms, at_ms).is_some() {
             return false;
         }
+        // Clamped to a queue end that went back when the log lost its tail.
+        let lost_from = c.at_ms.saturating_sub(OFFSET_CLAMP_REACH_MS);
+        if faults
+            .first_on(n, CACHE_LOSS | MEDIA_LOSS, lost_from, c.at_ms)
+            .is_some()
+        {
+            return false;
+        }
     }
     true
+}
+
+/// Whether commit `c` may have been held up on the way (a clog or partition on its
+/// client or the queue's broker group), so it may arrive after later commits.
+fn delayed(ix: &Index, c: &Cmt, bg_nodes: &[u32]) -> bool {
+    let faults = &ix.faults;
+    let arrived_by = c.at_ms.saturating_add(COMMIT_IN_FLIGHT_MS);
+    let client = match &ix.entries[c.entry as usize] {
+        Entry::Commit { client, .. } => *client,
+        _ => NONE,
+    };
+    std::iter::once(client).chain(bg_nodes.iter().copied()).any(|n| {
+        faults.cut_at(n, c.at_ms) || faults.first_on(n, NETWORK, c.at_ms, arrived_by).is_some()
+    })
+}
+
+/// How long commit `c` may take to reach the master: in flight, or — made by a
+/// consumer whose route listed no master (its span started from a slave's answer) —
+/// passed on by the slave, at worst again after its next SlaveSynchronize.
+fn path_ms(ix: &Index, c: &Cmt) -> u64 {
+    if ix.spans[c.span as usize].from_replica {
+        SLAVE_SYNCHRONIZE_LAG_MS
+    } else {
+        COMMIT_IN_FLIGHT_MS
+    }
 }
 
 fn client_of(ix: &Index, entry: u32) -> String {
@@ -310,15 +359,29 @@ fn start_within_commit_bounds(ix: &Index, sink: &mut Sink) {
         };
         let mut later_min = u64::MAX;
         let mut anchor = None;
-        for &c in list[..n].iter().rev().take(MAX_COMMITS_BACK) {
+        let mut back = list[..n].iter().rev().take(MAX_COMMITS_BACK);
+        for &c in back.by_ref() {
             let cm = &ix.commits[c as usize];
-            if commit_held(ix, cm, &bg_nodes, t, reach_ms) {
+            if commit_held(ix, cm, &bg_nodes, t, reach_ms.max(path_ms(ix, cm))) {
                 anchor = Some(cm);
                 break;
             }
             later_min = later_min.min(cm.offset);
         }
         let Some(anchor) = anchor else { continue };
+        // A commit made a little before the anchor may still have arrived after it.
+        let overtake_from = anchor.at_ms.saturating_sub(SLAVE_SYNCHRONIZE_LAG_MS);
+        for &c in back {
+            let cm = &ix.commits[c as usize];
+            if cm.at_ms < overtake_from {
+                break;
+            }
+            if cm.at_ms.saturating_add(path_ms(ix, cm)) > anchor.at_ms
+                || delayed(ix, cm, &bg_nodes)
+            {
+                later_min = later_min.min(cm.offset);
+            }
+        }
         let bound = anchor.offset.min(later_min);
         if start >= bound {
             continue;
@@ -333,9 +396,9 @@ fn start_within_commit_bounds(ix: &Index, sink: &mut Sink) {
             format!(
                 "committed offset went back for group {} on {}: new owner n{} started at \
                  offset {start} at {t}ms ({answered} answered), behind {bound}: client {} \
-                 committed {} at {}ms, {reach_ms}ms before with no fault on the client or \
-                 the queue's broker group to lose it, and every later commit was at least \
-                 {bound}; {}",
+                 committed {} at {}ms, at least {reach_ms}ms before, with no fault on the \
+                 client or the queue's broker group to lose it, and no commit that may \
+                 have reached the broker after it was lower than {bound}; {}",
                 ix.group_name(span.group),
                 ix.queue_name(span.queue),
                 span.client,
