@@ -26,8 +26,9 @@ struct SlaveConn {
     /// Where the next batch to this slave starts.
     next_transfer: u64,
     last_report_ms: u64,
-    /// When `acked` last went up (or the slave connected).
-    last_progress_ms: u64,
+    /// Since when this slave has lacked records the master holds durably, restarted
+    /// whenever its acknowledgements move; None while it holds them all.
+    behind_since_ms: Option<u64>,
 }
 
 #[derive(Default)]
@@ -49,14 +50,30 @@ impl HaState {
     }
 
     /// The highest offset acknowledged by a slave that is in sync: it holds all of
-    /// `durable`, or its acknowledgements moved within the last `lag_ms` (like Kafka's
-    /// in-sync replicas; a slave stuck behind drops out). None when no slave is.
+    /// `durable`, or it has been behind for at most `lag_ms` since its last
+    /// acknowledgement moved (like Kafka's in-sync replicas: a slave stuck behind drops
+    /// out). None when no slave is.
     pub(super) fn in_sync_acked(&self, durable: u64, now_ms: u64, lag_ms: u64) -> Option<u64> {
         self.slaves
             .values()
-            .filter(|s| s.acked >= durable || now_ms.saturating_sub(s.last_progress_ms) <= lag_ms)
+            .filter(|s| {
+                s.acked >= durable
+                    || s
+                        .behind_since_ms
+                        .is_none_or(|t| now_ms.saturating_sub(t) <= lag_ms)
+            })
             .map(|s| s.acked)
             .max()
+    }
+
+    /// The master's log is durable up to `durable`: slaves without all of it are
+    /// behind from now on (unless they already were).
+    pub(super) fn note_durable(&mut self, durable: u64, now_ms: u64) {
+        for s in self.slaves.values_mut() {
+            if s.acked < durable && s.behind_since_ms.is_none() {
+                s.behind_since_ms = Some(now_ms);
+            }
+        }
     }
 }
 
@@ -81,11 +98,16 @@ impl Broker {
             acked: offset,
             next_transfer: offset,
             last_report_ms: now_ms,
-            last_progress_ms: now_ms,
+            behind_since_ms: None,
         });
-        if offset > conn.acked {
-            conn.last_progress_ms = now_ms;
-        }
+        let durable = self.store.as_ref().map_or(0, |s| s.durable_offset());
+        conn.behind_since_ms = if offset >= durable {
+            None
+        } else if offset > conn.acked || conn.behind_since_ms.is_none() {
+            Some(now_ms)
+        } else {
+            conn.behind_since_ms
+        };
         // A slave that went back (it crashed and lost its tail) or ahead of the stream
         // (a fresh connection) is served from what it holds.
         if offset < conn.acked || offset > conn.next_transfer {

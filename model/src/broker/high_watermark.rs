@@ -12,8 +12,9 @@
 //! - SYNC_FLUSH: only records at or below the flushed commit-log offset;
 //! - SYNC_MASTER: also only what an in-sync slave acknowledged (`push2SlaveMaxOffset`).
 //!   A slave is in sync while it is connected and not too far behind (`isSlaveOK`) and
-//!   either holds everything the master flushed or acknowledged something new within
-//!   `slave_timeout_ms` (Kafka's in-sync replicas). While no slave is in sync — sends
+//!   either holds everything the master flushed or has lacked some of it for at most
+//!   `slave_timeout_ms` since its acknowledgements last moved (Kafka's in-sync
+//!   replicas: a slave stuck behind drops out). While no slave is in sync — sends
 //!   answer SLAVE_NOT_AVAILABLE or FLUSH_SLAVE_TIMEOUT — the best the group still
 //!   promises is the master's own disk, so the limit falls back to the flushed offset
 //!   (under ASYNC_FLUSH too) instead of stalling every consumer behind a dead slave;
@@ -27,8 +28,10 @@
 //! The same limit answers GET_MAX_OFFSET, so a consumer starting from the last offset
 //! does not start past a record that may still vanish. Held pulls are woken when the
 //! limit advances (a flush completes, a slave acknowledges, a slave drops out), not
-//! only when a record arrives. Cost: a delivery waits for the group commit (and the
-//! slave's round trip) instead of being served from the page cache.
+//! only when a record arrives. A SYNC_MASTER flushes at every flush tick (`flush.rs`),
+//! so its consumers wait at most a tick when no slave is in sync. Cost: a delivery
+//! waits for the group commit (and the slave's round trip) instead of being served
+//! from the page cache.
 
 use super::{Broker, BrokerRole, FlushDiskType};
 use crate::store::disk::Disk;

@@ -192,6 +192,7 @@ impl Broker {
     /// The commit log is durable up to `durable`: answer sends waiting for it, and ship
     /// the newly durable records to slaves.
     pub(super) fn on_durable(&mut self, ctx: &mut dyn Ctx<Message>, durable: u64) {
+        self.ha.note_durable(durable, ctx.now_ms());
         for p in self.sends.waiting.values_mut() {
             if p.wait_flush && p.end_offset <= durable {
                 p.wait_flush = false;

@@ -21,9 +21,10 @@
 //!    it promises is that nothing is skipped, so the rule judges the offset a new
 //!    owner was answered (`Own.start_offset`, at time `t`) against the group's commits
 //!    on that queue made up to `t`:
-//!    - **upper bound**: no later than the highest of them — the broker only holds
-//!      what the group committed (an offsets file damaged or lost on the queue's
-//!      broker group since the first commit excuses it);
+//!    - **upper bound**: no later than the last commit — a start past it that skips
+//!      a message the group subscribes to is judged by the order rule (`order.rs`,
+//!      "new owner starts after the committed offset"), which knows what lies between;
+//!      a start past it over nothing the group wants skips nothing;
 //!    - **lower bound**: no earlier than the lowest of the *anchor* and every commit
 //!      after it, where the anchor is the latest commit the broker surely holds: made
 //!      one propagation window before `t` ([`COMMIT_IN_FLIGHT_MS`]; when a slave
@@ -295,8 +296,8 @@ fn client_of(ix: &Index, entry: u32) -> String {
 /// Rule 3: every new owner's start offset lies within the bounds the group's commits
 /// set (see the module doc).
 fn start_within_commit_bounds(ix: &Index, sink: &mut Sink) {
-    // Per (group, queue): the commits in time order, and the highest so far.
-    let mut by_key: FastMap<(u32, u32), (Vec<u32>, Vec<u64>)> = FastMap::default();
+    // Per (group, queue): the commits in time order.
+    let mut by_key: FastMap<(u32, u32), Vec<u32>> = FastMap::default();
     let mut order: Vec<u32> = (0..ix.commits.len() as u32).collect();
     if !order.is_sorted_by_key(|&c| ix.commits[c as usize].at_ms) {
         order.sort_by_key(|&c| ix.commits[c as usize].at_ms);
@@ -306,14 +307,11 @@ fn start_within_commit_bounds(ix: &Index, sink: &mut Sink) {
         if ix.group_info[cm.group as usize].broadcasting {
             continue;
         }
-        let (list, high) = by_key.entry((cm.group, cm.queue)).or_default();
-        let h = high.last().copied().unwrap_or(0).max(cm.offset);
-        list.push(c);
-        high.push(h);
+        by_key.entry((cm.group, cm.queue)).or_default().push(c);
     }
     for span in &ix.spans {
         let Some(start) = span.start else { continue };
-        let Some((list, high)) = by_key.get(&(span.group, span.queue)) else {
+        let Some(list) = by_key.get(&(span.group, span.queue)) else {
             continue;
         };
         let t = span.at_ms;
@@ -325,31 +323,6 @@ fn start_within_commit_bounds(ix: &Index, sink: &mut Sink) {
             .broker_group(ix.queues[span.queue as usize].broker)
             .map(|bg| std::iter::once(bg.master_node).chain(bg.slave_node).collect())
             .unwrap_or_default();
-        // Upper bound: the broker holds one of the group's commits, so a start past
-        // the highest of them was taken from nowhere, unless the offsets file was
-        // damaged or lost since the first commit.
-        let highest = high[n - 1];
-        if start > highest {
-            let first_ms = ix.commits[list[0] as usize].at_ms;
-            let lost = bg_nodes
-                .iter()
-                .any(|&b| ix.faults.first_on(b, MEDIA_LOSS, first_ms, t).is_some());
-            if !lost {
-                let label = format!("{} owned from {start}", ix.queue_name(span.queue));
-                sink.report(Rule::Offsets, label, || {
-                    format!(
-                        "new owner starts past every commit: n{} of group {} started {} \
-                         at offset {start} at {t}ms, but the group's commits there never \
-                         went past {highest}; {}",
-                        span.client,
-                        ix.group_name(span.group),
-                        ix.queue_name(span.queue),
-                        ix.faults.before(ix.entries, t),
-                    )
-                });
-            }
-            continue;
-        }
         // Lower bound: the latest commit the broker surely holds, or any commit after
         // it (one of them may have overwritten it, a lower one too).
         let reach_ms = if span.from_replica {
