@@ -502,7 +502,10 @@ fn async_flush_thorough_flush_survives_a_clock_set_back() {
 
 /// A pull held at offset 0 before a send: (when the send was answered, when the pull
 /// was answered, what the pull served).
-fn held_pull_against_send(master: BrokerConfig, slave: Option<BrokerConfig>) -> (u64, u64, Vec<String>) {
+fn held_pull_against_send(
+    master: BrokerConfig,
+    slave: Option<BrokerConfig>,
+) -> (u64, u64, Vec<String>) {
     let answers: Answers = Rc::default();
     let script = vec![
         (12_000, MASTER, pull(0, 0, "*")),
@@ -529,7 +532,10 @@ fn sync_flush_pull_serves_a_record_only_once_flushed() {
         None,
     );
     assert_eq!(served, ["one"]);
-    assert!(pulled_ms >= sent_ms, "served at {pulled_ms}ms, flushed by {sent_ms}ms");
+    assert!(
+        pulled_ms >= sent_ms,
+        "served at {pulled_ms}ms, flushed by {sent_ms}ms"
+    );
     // ASYNC_FLUSH promises nothing past the page cache: served on arrival.
     let (sent_ms, pulled_ms, served) = held_pull_against_send(
         config(BrokerRole::AsyncMaster, FlushDiskType::AsyncFlush),
@@ -546,7 +552,10 @@ fn sync_master_pull_serves_a_record_only_once_the_slave_has_it() {
         Some(config(BrokerRole::Slave, FlushDiskType::AsyncFlush)),
     );
     assert_eq!(served, ["one"]);
-    assert!(pulled_ms >= sent_ms, "served at {pulled_ms}ms, replicated by {sent_ms}ms");
+    assert!(
+        pulled_ms >= sent_ms,
+        "served at {pulled_ms}ms, replicated by {sent_ms}ms"
+    );
 }
 
 #[test]
@@ -580,5 +589,8 @@ fn sync_master_without_a_slave_serves_what_the_master_flushed() {
             .is_some_and(|log| log.windows(5).any(|x| x == b"alone")),
         "served at {pulled_ms}ms"
     );
-    assert!(pulled_ms < 12_100 + 2_000, "not held until the suspend timeout");
+    assert!(
+        pulled_ms < 12_100 + 2_000,
+        "not held until the suspend timeout"
+    );
 }

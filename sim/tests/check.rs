@@ -1060,7 +1060,12 @@ fn offsets_a_second_reuse_is_judged_against_the_first_reuse() {
     };
     let r = reuse_again(false).check();
     assert!(rules(&r).contains(&Rule::Offsets), "{}", all(&r));
-    let d = &r.violations.iter().find(|v| v.rule == Rule::Offsets).unwrap().detail;
+    let d = &r
+        .violations
+        .iter()
+        .find(|v| v.rule == Rule::Offsets)
+        .unwrap()
+        .detail;
     assert!(d.contains("wid 3") && d.contains("replacing wid 2"), "{d}");
     // A second loss, of wid 2, explains the second reuse.
     let r = reuse_again(true).check();
@@ -1111,7 +1116,9 @@ fn handed_over(start_ms: u64, start: u64, faults: &[(u64, FaultKind, u32)]) -> B
 fn went_back(b: &B) {
     let r = fails_with(b, Rule::Offsets);
     assert!(
-        r.violations[0].detail.contains("committed offset went back"),
+        r.violations[0]
+            .detail
+            .contains("committed offset went back"),
         "{}",
         all(&r)
     );
@@ -1186,33 +1193,68 @@ fn offsets_broker_restart_within_the_persist_interval() {
 fn offsets_commit_dropped_on_a_cut_link() {
     // n10 was cut off (a partition not yet healed) when it committed: the oneway
     // commit may have been dropped.
-    passes(&handed_over(20_000, 3, &[(9_000, FaultKind::Partition, 10)]));
+    passes(&handed_over(
+        20_000,
+        3,
+        &[(9_000, FaultKind::Partition, 10)],
+    ));
     // Also a partition starting while it was in flight.
-    passes(&handed_over(20_000, 3, &[(10_500, FaultKind::Partition, 10)]));
+    passes(&handed_over(
+        20_000,
+        3,
+        &[(10_500, FaultKind::Partition, 10)],
+    ));
     // Or on the queue's broker.
     passes(&handed_over(20_000, 3, &[(9_000, FaultKind::Partition, 1)]));
     // Healed before the commit: no evidence.
     went_back(&handed_over(
         20_000,
         3,
-        &[(9_000, FaultKind::Partition, 10), (9_500, FaultKind::Heal, 10)],
+        &[
+            (9_000, FaultKind::Partition, 10),
+            (9_500, FaultKind::Heal, 10),
+        ],
     ));
     // A partition after the commit arrived: no evidence (not any partition anywhere).
-    went_back(&handed_over(20_000, 3, &[(12_000, FaultKind::Partition, 10)]));
+    went_back(&handed_over(
+        20_000,
+        3,
+        &[(12_000, FaultKind::Partition, 10)],
+    ));
     // A partition on another client: no evidence.
-    went_back(&handed_over(20_000, 3, &[(9_000, FaultKind::Partition, 12)]));
+    went_back(&handed_over(
+        20_000,
+        3,
+        &[(9_000, FaultKind::Partition, 12)],
+    ));
 }
 
 #[test]
 fn offsets_commit_lost_with_its_committer() {
     // n10's last commit was on the wire when its process ended (a shutdown is
     // recorded as a process crash): the connection broke and the commit was lost.
-    passes(&handed_over(20_000, 3, &[(10_000, FaultKind::ProcessCrash, 10)]));
-    passes(&handed_over(20_000, 3, &[(10_002, FaultKind::ProcessCrash, 10)]));
+    passes(&handed_over(
+        20_000,
+        3,
+        &[(10_000, FaultKind::ProcessCrash, 10)],
+    ));
+    passes(&handed_over(
+        20_000,
+        3,
+        &[(10_002, FaultKind::ProcessCrash, 10)],
+    ));
     // A commit that had long to arrive before its sender died is no excuse.
-    went_back(&handed_over(20_000, 3, &[(15_000, FaultKind::ProcessCrash, 10)]));
+    went_back(&handed_over(
+        20_000,
+        3,
+        &[(15_000, FaultKind::ProcessCrash, 10)],
+    ));
     // Nor is another client's death.
-    went_back(&handed_over(20_000, 3, &[(10_002, FaultKind::ProcessCrash, 12)]));
+    went_back(&handed_over(
+        20_000,
+        3,
+        &[(10_002, FaultKind::ProcessCrash, 12)],
+    ));
 }
 
 #[test]

@@ -58,8 +58,7 @@ impl HaState {
             .values()
             .filter(|s| {
                 s.acked >= durable
-                    || s
-                        .behind_since_ms
+                    || s.behind_since_ms
                         .is_none_or(|t| now_ms.saturating_sub(t) <= lag_ms)
             })
             .map(|s| s.acked)

@@ -66,8 +66,12 @@ impl Broker {
             FlushDiskType::AsyncFlush => written,
         };
         if self.config.role == BrokerRole::SyncMaster {
-            let in_sync = self.slave_ok(written)
-                .then(|| self.ha.in_sync_acked(durable, now_ms, self.config.slave_timeout_ms))
+            let in_sync = self
+                .slave_ok(written)
+                .then(|| {
+                    self.ha
+                        .in_sync_acked(durable, now_ms, self.config.slave_timeout_ms)
+                })
                 .flatten();
             limit = match in_sync {
                 Some(acked) => limit.min(acked),

@@ -435,7 +435,11 @@ mod tests {
         // what this slave had, so it never got the commit.
         let resend = slave.merge_from_master(&master(&[(0, 40), (1, 0)]), sync);
         assert_eq!(resend, vec![(key(1), 12)]);
-        assert_eq!(slave.get(&key(0)), Some(40), "the master's newer value wins");
+        assert_eq!(
+            slave.get(&key(0)),
+            Some(40),
+            "the master's newer value wins"
+        );
         assert_eq!(slave.get(&key(1)), Some(12));
     }
 }

@@ -118,7 +118,8 @@ impl Broker {
             self.commit_offset(ctx, &key, req.commit_offset);
         }
         // What may be served: records as durable as the configuration promises.
-        let visible = self.visible_max_queue_offset(ctx.now_ms(), ctx.disk(), &req.topic, req.queue_id);
+        let visible =
+            self.visible_max_queue_offset(ctx.now_ms(), ctx.disk(), &req.topic, req.queue_id);
         let store = self.store.as_ref().expect("checked above");
         let (min, max) = store
             .queue(&req.topic, req.queue_id)

@@ -270,9 +270,11 @@ fn delayed(ix: &Index, c: &Cmt, bg_nodes: &[u32]) -> bool {
         Entry::Commit { client, .. } => *client,
         _ => NONE,
     };
-    std::iter::once(client).chain(bg_nodes.iter().copied()).any(|n| {
-        faults.cut_at(n, c.at_ms) || faults.first_on(n, NETWORK, c.at_ms, arrived_by).is_some()
-    })
+    std::iter::once(client)
+        .chain(bg_nodes.iter().copied())
+        .any(|n| {
+            faults.cut_at(n, c.at_ms) || faults.first_on(n, NETWORK, c.at_ms, arrived_by).is_some()
+        })
 }
 
 /// How long commit `c` may take to reach the master: in flight, or — made by a
@@ -321,7 +323,11 @@ fn start_within_commit_bounds(ix: &Index, sink: &mut Sink) {
         }
         let bg_nodes: Vec<u32> = ix
             .broker_group(ix.queues[span.queue as usize].broker)
-            .map(|bg| std::iter::once(bg.master_node).chain(bg.slave_node).collect())
+            .map(|bg| {
+                std::iter::once(bg.master_node)
+                    .chain(bg.slave_node)
+                    .collect()
+            })
             .unwrap_or_default();
         // Lower bound: the latest commit the broker surely holds, or any commit after
         // it (one of them may have overwritten it, a lower one too).
@@ -349,8 +355,7 @@ fn start_within_commit_bounds(ix: &Index, sink: &mut Sink) {
             if cm.at_ms < overtake_from {
                 break;
             }
-            if cm.at_ms.saturating_add(path_ms(ix, cm)) > anchor.at_ms
-                || delayed(ix, cm, &bg_nodes)
+            if cm.at_ms.saturating_add(path_ms(ix, cm)) > anchor.at_ms || delayed(ix, cm, &bg_nodes)
             {
                 later_min = later_min.min(cm.offset);
             }
