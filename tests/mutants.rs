@@ -13,6 +13,7 @@ use rmq_model::protocol::{Message, Request, Response};
 use rmq_model::store::record::{parse, CrcCheck, Slot};
 use rmq_model::store::Disk;
 use rmq_sim::check::Rule;
+use rmq_sim::history::Promise;
 use rmq_sim::runner::BrokerFactory;
 use rmq_sim::scenario::LoadedScenario;
 use rmq_sim::sweep::{sweep, SweepSummary};
@@ -155,6 +156,70 @@ fn send_ok_before_fsync_is_caught_in_case4() {
         lying_flush,
     );
     assert!(s.failed > 0, "not caught in {} SYNC_FLUSH seeds", s.seeds);
+    assert!(
+        first_rules(&s).contains(&Rule::Lost),
+        "{:?}",
+        first_rules(&s)
+    );
+}
+
+/// Mutant 1b: an ASYNC_FLUSH broker that flushes every 30 s instead of RocketMQ's
+/// 500 ms (thorough every 10 s). The scenario declares no `[promise]`, so the checker
+/// holds it to RocketMQ's defaults, not to the broker's own configuration: records
+/// acknowledged more than the declared flush window before a power cut were lost.
+#[test]
+fn broker_flushing_less_often_than_promised_is_caught_in_case4() {
+    fn slow_flush() -> BrokerFactory {
+        Rc::new(|mut config, disk: &mut dyn Disk| {
+            config.flush_interval_commit_log_ms = 30_000;
+            config.flush_commit_log_thorough_interval_ms = 30_000;
+            Box::new(Broker::boot(config, disk))
+        })
+    }
+    let loaded = load("case4_power_cut");
+    assert_eq!(
+        loaded.file.promise,
+        Promise::default(),
+        "the default promise"
+    );
+    let s = caught(
+        "case4_power_cut",
+        200,
+        |v| v.contains("flush=async_flush"),
+        slow_flush,
+    );
+    assert!(s.failed > 0, "not caught in {} ASYNC_FLUSH seeds", s.seeds);
+    assert!(
+        first_rules(&s).contains(&Rule::Lost),
+        "{:?}",
+        first_rules(&s)
+    );
+}
+
+/// Mutant 1c: the same slow flush on an ASYNC_MASTER: it ships only durable records,
+/// so its slave falls 30 s behind instead of the declared replication window (one
+/// flush interval and two heartbeats). Caught as loss in case 5 when the master's
+/// machine is lost, with the promise left at RocketMQ's defaults.
+#[test]
+fn master_replicating_less_often_than_promised_is_caught_in_case5() {
+    fn slow_ship() -> BrokerFactory {
+        Rc::new(|mut config, disk: &mut dyn Disk| {
+            config.flush_interval_commit_log_ms = 30_000;
+            config.flush_commit_log_thorough_interval_ms = 30_000;
+            Box::new(Broker::boot(config, disk))
+        })
+    }
+    let s = caught(
+        "case5_machine_lost",
+        300,
+        |v| v.contains("replication=async"),
+        slow_ship,
+    );
+    assert!(
+        s.failed > 0,
+        "not caught in {} ASYNC replication seeds",
+        s.seeds
+    );
     assert!(
         first_rules(&s).contains(&Rule::Lost),
         "{:?}",

@@ -60,9 +60,26 @@ fn sweep_scenario(name: &str) {
         "{name}: {} of {n} seeds failed{report}",
         summary.failed
     );
+    // Every loss the allowance covered was excused by name, once.
+    let lost_excused: u64 = summary
+        .excuses
+        .iter()
+        .filter(|(k, _)| k.starts_with("lost/"))
+        .map(|(_, n)| n)
+        .sum();
+    assert_eq!(
+        lost_excused, summary.allowed_lost,
+        "{name}: {:?}",
+        summary.excuses
+    );
     eprintln!(
-        "{name}: {n} seeds passed; {} events, {} acked, {} deliveries, {} duplicates, {} allowed losses",
-        summary.events, summary.acked, summary.deliveries, summary.duplicates, summary.allowed_lost
+        "{name}: {n} seeds passed; {} events, {} acked, {} deliveries, {} duplicates, {} allowed losses; excuses {:?}",
+        summary.events,
+        summary.acked,
+        summary.deliveries,
+        summary.duplicates,
+        summary.allowed_lost,
+        summary.excuses
     );
 }
 

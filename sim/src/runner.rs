@@ -24,13 +24,13 @@ use serde::Serialize;
 
 use crate::check::{self, Report};
 use crate::history::{
-    BrokerGroupMeta, Entry, FaultKind, FlushMode, GroupMeta, History, Replication,
+    BrokerGroupMeta, Entry, FaultKind, FlushMode, GroupMeta, History, Promise, Replication,
 };
 use crate::net::NetConfig;
 use crate::scenario::{FaultSpecKind, ModelSpec, Scenario, Target};
 use crate::seeds::{stream, Purpose};
 use crate::workload::{ConsumerHost, ProducerHost, ProducerPlan, Recorder, SharedRecorder};
-use crate::world::{sim_addr, CrashKind, Fault, FaultRecord, World, MAX_SYNC_LATENCY_MS};
+use crate::world::{sim_addr, CrashKind, Fault, FaultRecord, World};
 
 /// Builds (boots) a broker from its config and disk.
 pub type BrokerFactory = Rc<dyn Fn(BrokerConfig, &mut dyn Disk) -> Box<dyn Node<Message>>>;
@@ -69,6 +69,8 @@ pub struct DerivedConfig {
     pub replication: Replication,
     pub nodes: Vec<(u32, Role)>,
     pub broker_groups: Vec<BrokerGroupMeta>,
+    /// The timing promises the checker holds the run to (the scenario's `[promise]`).
+    pub promise: Promise,
     pub net: NetSummary,
     pub faults: Vec<PlannedFault>,
     pub heal_at_ms: u64,
@@ -169,21 +171,12 @@ fn broker_config(s: &Scenario, l: &Layout, group: usize, slave: bool) -> BrokerC
 
 fn group_meta(s: &Scenario, l: &Layout) -> Vec<BrokerGroupMeta> {
     (0..l.masters.len())
-        .map(|g| {
-            let config = broker_config(s, l, g, false);
-            BrokerGroupMeta {
-                broker_name: group_name(g),
-                master_node: l.masters[g].0,
-                slave_node: l.slaves[g].map(|n| n.0),
-                flush: s.flush,
-                replication: s.replication,
-                async_flush_window_ms: config.async_flush_window_ms(MAX_SYNC_LATENCY_MS),
-                // Shipping waits for the next flush tick; a dropped slave reconnects
-                // within two heartbeats.
-                async_replication_window_ms: config.flush_interval_commit_log_ms
-                    + MAX_SYNC_LATENCY_MS
-                    + 2 * config.ha_heartbeat_interval_ms,
-            }
+        .map(|g| BrokerGroupMeta {
+            broker_name: group_name(g),
+            master_node: l.masters[g].0,
+            slave_node: l.slaves[g].map(|n| n.0),
+            flush: s.flush,
+            replication: s.replication,
         })
         .collect()
 }
@@ -400,6 +393,7 @@ pub fn derive(s: &Scenario, seed: u64) -> DerivedConfig {
             .map(|(i, r)| (i as u32, r.clone()))
             .collect(),
         broker_groups: group_meta(s, &l),
+        promise: s.file.promise.clone(),
         net: NetSummary {
             base_latency_ms: net.base_latency_ms,
             jitter_ms: net.jitter_ms,
@@ -526,6 +520,7 @@ pub fn run(s: &Scenario, seed: u64, broker: BrokerFactory, options: RunOptions) 
             .collect(),
         heal_at_ms: heal_at,
         end_ms,
+        promise: config.promise.clone(),
     });
     // Client entries are in time order; merge the faults in (a fault first on ties:
     // it happened before anything it caused).
@@ -550,5 +545,28 @@ pub fn run(s: &Scenario, seed: u64, broker: BrokerFactory, options: RunOptions) 
         config,
         history,
         report,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::world::MAX_SYNC_LATENCY_MS;
+    use rmq_model::broker::config::SLAVE_SYNCHRONIZE_INTERVAL_MS;
+
+    /// The reference broker, as the runner configures it, keeps RocketMQ's default
+    /// promises (the checker holds every scenario without a `[promise]` to them), and
+    /// the simulated disks complete an fsync within the declared time.
+    #[test]
+    fn the_reference_keeps_the_default_promise() {
+        let p = Promise::default();
+        let c = BrokerConfig::default();
+        assert!(c.flush_interval_commit_log_ms <= p.flush_interval_commit_log_ms);
+        assert!(c.flush_commit_log_thorough_interval_ms <= p.flush_commit_log_thorough_interval_ms);
+        assert!(c.ha_heartbeat_interval_ms <= p.ha_send_heartbeat_interval_ms);
+        assert!(c.slave_synchronize_interval_ms <= p.slave_synchronize_interval_ms);
+        assert!(SLAVE_SYNCHRONIZE_INTERVAL_MS <= p.slave_synchronize_interval_ms);
+        assert!(c.flush_consumer_offset_interval_ms <= p.flush_consumer_offset_interval_ms);
+        assert!(MAX_SYNC_LATENCY_MS <= p.fsync_max_ms);
     }
 }

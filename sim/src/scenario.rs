@@ -2,6 +2,11 @@
 //! one run — never its expected outcome (the checker derives that from the
 //! configuration and the faults that happened).
 //!
+//! An optional `[promise]` section declares the timing promises the checker holds the
+//! run to ([`Promise`]: flush, replication and offset windows); left out, they are
+//! RocketMQ's documented defaults. They are recorded in the history's `Meta` and are
+//! all the checker knows of timing: it never reads the broker's own configuration.
+//!
 //! `flush` and `replication` may each be a list: the scenario is then a *matrix* and
 //! seed `s` runs variant `s % variants`, so any sweep covers every variant and a seed
 //! alone names its variant.
@@ -11,7 +16,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::history::{FlushMode, Replication};
+use crate::history::{FlushMode, Promise, Replication};
 
 /// A value or a list of values (a matrix axis).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -152,6 +157,9 @@ pub struct ScenarioFile {
     pub workload: WorkloadSpec,
     pub faults: FaultSpec,
     pub durations: Durations,
+    /// The timing promises the checker holds the run to (RocketMQ's by default).
+    #[serde(default)]
+    pub promise: Promise,
 }
 
 /// One variant of a scenario: every matrix axis fixed.
@@ -404,6 +412,22 @@ quiet_ms = 10000
         assert_eq!(v.len(), 2);
         assert_eq!(v[0].name, "t[flush=sync_flush,replication=none]");
         assert_eq!(v[1].flush, FlushMode::AsyncFlush);
+    }
+
+    #[test]
+    fn promise_defaults_to_rocketmq_and_may_be_overridden() {
+        let f = ScenarioFile::parse("t.toml", GOOD).unwrap();
+        assert_eq!(f.promise, Promise::default());
+        assert_eq!(f.promise.flush_interval_commit_log_ms, 500);
+        assert_eq!(f.promise.flush_commit_log_thorough_interval_ms, 10_000);
+        let text = format!("{GOOD}[promise]\nflush_interval_commit_log_ms = 200\n");
+        let f = ScenarioFile::parse("t.toml", &text).unwrap();
+        assert_eq!(f.promise.flush_interval_commit_log_ms, 200);
+        assert_eq!(f.promise.slave_synchronize_interval_ms, 10_000);
+        let text = format!("{GOOD}[promise]\nflush_intervl_ms = 200\n");
+        let e = ScenarioFile::parse("t.toml", &text).unwrap_err();
+        assert!(e.to_string().contains("flush_intervl_ms"), "{e}");
+        assert_eq!(e.line, Some(24), "{e}");
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! nothing depends on how a sweep was split. No threads here: `sim` stays
 //! single-threaded; only the CLI spreads ranges over cores.
 
+use std::collections::BTreeMap;
 use std::ops::Range;
 
 use serde::Serialize;
@@ -19,6 +20,8 @@ pub struct SeedFailure {
     pub variant: String,
     pub rules: Vec<Rule>,
     pub violations: Vec<String>,
+    /// The excuses the seed's verdict took (`rule/excuse xN: evidence`).
+    pub excuses: Vec<String>,
     pub replay: String,
 }
 
@@ -35,6 +38,8 @@ pub struct SweepSummary {
     pub deliveries: u64,
     pub duplicates: u64,
     pub allowed_lost: u64,
+    /// `rule/excuse` -> times it fired over every seed (see `check::Report::excuses`).
+    pub excuses: BTreeMap<String, u64>,
     pub history_ops: u64,
     pub failures: Vec<SeedFailure>,
 }
@@ -61,6 +66,7 @@ fn run_seed(
         deliveries: stats.deliveries,
         duplicates: stats.duplicates_by_group.values().sum(),
         allowed_lost: stats.allowed_lost,
+        excuses: stats.excuses.clone(),
         history_ops: stats.history_ops,
         ..SweepSummary::default()
     };
@@ -90,6 +96,7 @@ fn run_seed(
             .take(5)
             .map(|v| v.to_string())
             .collect(),
+        excuses: out.report.excuses.iter().map(|t| t.to_string()).collect(),
         replay: replay_command(&loaded.path, seed),
     };
     (s, Some(failure))
@@ -106,6 +113,9 @@ fn add(total: &mut SweepSummary, s: &SweepSummary) {
     total.deliveries += s.deliveries;
     total.duplicates += s.duplicates;
     total.allowed_lost += s.allowed_lost;
+    for (k, n) in &s.excuses {
+        *total.excuses.entry(k.clone()).or_insert(0) += n;
+    }
     total.history_ops += s.history_ops;
 }
 
@@ -141,4 +151,35 @@ pub fn merge(parts: Vec<SweepSummary>) -> SweepSummary {
     }
     total.failures.sort_by_key(|f| f.seed);
     total
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merged_sweeps_total_excuses_by_kind() {
+        let part = |seed: u64, excuses: &[(&str, u64)]| SweepSummary {
+            scenario: "s".into(),
+            seeds: 1,
+            excuses: excuses.iter().map(|(k, n)| (k.to_string(), *n)).collect(),
+            failures: vec![SeedFailure {
+                seed,
+                variant: "s".into(),
+                rules: Vec::new(),
+                violations: Vec::new(),
+                excuses: Vec::new(),
+                replay: String::new(),
+            }],
+            ..SweepSummary::default()
+        };
+        let total = merge(vec![
+            part(7, &[("lost/async_flush", 3), ("offsets/broker_restart", 1)]),
+            part(2, &[("lost/async_flush", 2)]),
+        ]);
+        assert_eq!(total.seeds, 2);
+        assert_eq!(total.excuses.get("lost/async_flush"), Some(&5));
+        assert_eq!(total.excuses.get("offsets/broker_restart"), Some(&1));
+        assert_eq!(total.failures[0].seed, 2);
+    }
 }

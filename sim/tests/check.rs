@@ -5,11 +5,27 @@ use std::collections::BTreeMap;
 
 use rmq_sim::check::{check, synthetic_history, Report, Rule};
 use rmq_sim::history::{
-    BrokerGroupMeta, Entry, FaultKind, FlushMode, GroupMeta, History, Replication, SendStatus,
+    BrokerGroupMeta, Entry, FaultKind, FlushMode, GroupMeta, History, Promise, Replication,
+    SendStatus,
 };
 
 const FLUSH_WINDOW: u64 = 1_000;
 const REPL_WINDOW: u64 = 2_000;
+
+/// Promises whose flush window is [`FLUSH_WINDOW`] and replication window
+/// [`REPL_WINDOW`].
+fn promise() -> Promise {
+    let p = Promise {
+        flush_interval_commit_log_ms: 500,
+        flush_commit_log_thorough_interval_ms: 500,
+        fsync_max_ms: 0,
+        ha_send_heartbeat_interval_ms: 750,
+        ..Promise::default()
+    };
+    assert_eq!(p.async_flush_window_ms(), FLUSH_WINDOW);
+    assert_eq!(p.async_replication_window_ms(), REPL_WINDOW);
+    p
+}
 
 fn broker(
     name: &str,
@@ -24,8 +40,6 @@ fn broker(
         slave_node: slave,
         flush,
         replication: repl,
-        async_flush_window_ms: FLUSH_WINDOW,
-        async_replication_window_ms: REPL_WINDOW,
     }
 }
 
@@ -58,6 +72,7 @@ impl B {
             groups,
             heal_at_ms: 200_000,
             end_ms: 200_000,
+            promise: promise(),
         });
         B {
             h,
@@ -1341,6 +1356,158 @@ fn order_new_owner_past_the_commit_from_a_slaves_answer_is_still_a_skip() {
         "{}",
         all(&r)
     );
+}
+
+// ---------------------------------------------------------------- promises and excuses
+
+/// The excuse keys a report names (`rule/excuse`), with the evidence of each.
+fn excuses(r: &Report) -> Vec<(String, Vec<String>)> {
+    r.excuses
+        .iter()
+        .map(|t| (t.key(), t.evidence.iter().map(|(e, _)| e.clone()).collect()))
+        .collect()
+}
+
+#[test]
+fn windows_come_from_the_declared_promise() {
+    // Acked at 1001, power cut at 2002: outside the test promise's 1 s flush window.
+    let run = |promise: Promise| {
+        let mut b = B::with_broker(FlushMode::AsyncFlush, Replication::None);
+        if let Entry::Meta { promise: p, .. } = &mut b.h.entries[0] {
+            *p = promise;
+        }
+        b.send(1_000, 1, 0, 0)
+            .fault(1_001 + FLUSH_WINDOW + 1, FaultKind::PowerCut, 1);
+        b.check()
+    };
+    let r = run(promise());
+    assert_eq!(rules(&r), vec![Rule::Lost], "{}", all(&r));
+    // A promise of a 10 s thorough flush covers it: the window is what Meta declares.
+    let r = run(Promise::default());
+    assert!(r.passed(), "{}", all(&r));
+    assert_eq!(
+        excuses(&r),
+        vec![(
+            "lost/async_flush".to_string(),
+            vec!["power_cut of n1 at 2002ms".to_string()]
+        )]
+    );
+}
+
+#[test]
+fn lost_excuses_are_named_with_their_fault() {
+    let mut b = B::with_broker(FlushMode::AsyncFlush, Replication::None);
+    b.send(1_000, 1, 0, 0)
+        .send(1_100, 2, 0, 1)
+        .fault(1_500, FaultKind::PowerCut, 1);
+    let r = passes(&b);
+    assert_eq!(r.excuses.len(), 1, "{:?}", r.excuses);
+    assert_eq!(r.excuses[0].count, 2);
+    assert_eq!(
+        r.excuses[0].evidence,
+        vec![("power_cut of n1 at 1500ms".to_string(), 2)]
+    );
+    assert_eq!(r.stats.excuses.get("lost/async_flush"), Some(&2));
+    let verdict = r.to_string();
+    assert!(
+        verdict.contains("lost/async_flush x2: power_cut of n1 at 1500ms (x2)"),
+        "{verdict}"
+    );
+    // Without the evidence (no fault), nothing is excused and the rule fires.
+    let mut b = B::with_broker(FlushMode::AsyncFlush, Replication::None);
+    b.send(1_000, 1, 0, 0);
+    let r = fails_with(&b, Rule::Lost);
+    assert!(r.excuses.is_empty(), "{:?}", r.excuses);
+    assert!(r.to_string().contains("excuses: none"), "{r}");
+}
+
+#[test]
+fn offsets_excuses_are_named_with_their_evidence() {
+    let crash = [
+        (14_000, FaultKind::ProcessCrash, 1),
+        (15_000, FaultKind::Restart, 1),
+    ];
+    let r = passes(&handed_over(20_000, 3, &crash));
+    assert_eq!(
+        excuses(&r),
+        vec![(
+            "offsets/broker_restart".to_string(),
+            vec!["process_crash of n1 at 14000ms".to_string()]
+        )]
+    );
+
+    let r = passes(&handed_over(10_500, 0, &[]));
+    assert_eq!(
+        excuses(&r)[0].0,
+        "offsets/handover_grace",
+        "{:?}",
+        r.excuses
+    );
+
+    let r = passes(&handed_over(
+        20_000,
+        3,
+        &[(9_000, FaultKind::Partition, 10)],
+    ));
+    assert_eq!(
+        excuses(&r),
+        vec![(
+            "offsets/network_fault".to_string(),
+            vec!["n10 cut off at 10000ms".to_string()]
+        )]
+    );
+
+    let r = passes(&stale_start(15_000, true));
+    assert_eq!(excuses(&r)[0].0, "offsets/replica_lag", "{:?}", r.excuses);
+
+    // Starting at the commit needs no excuse.
+    let r = passes(&handed_over(20_000, 5, &[]));
+    assert!(excuses(&r).is_empty(), "{:?}", r.excuses);
+}
+
+#[test]
+fn replica_lag_is_the_declared_slave_synchronize_interval() {
+    // 14 s after the master's commit: within a declared 20 s SlaveSynchronize
+    // interval, beyond RocketMQ's 10 s.
+    let run = |sync_ms: u64| {
+        let mut b = stale_start(24_000, true);
+        if let Entry::Meta { promise, .. } = &mut b.h.entries[0] {
+            promise.slave_synchronize_interval_ms = sync_ms;
+        }
+        b.check()
+    };
+    assert_eq!(rules(&run(10_000)), vec![Rule::Offsets]);
+    assert!(run(20_000).passed());
+}
+
+#[test]
+fn order_excuses_are_named_with_their_fault() {
+    // Offsets 1..2 may have been lost in the power cut: the new owner past them is
+    // excused by the allowance, and the verdict says so.
+    let groups = vec![group("g", "*", false, &[10, 11])];
+    let mut b = B::new(
+        vec![broker(
+            "b",
+            1,
+            None,
+            FlushMode::AsyncFlush,
+            Replication::None,
+        )],
+        groups,
+    );
+    b.send(1_000, 1, 0, 0)
+        .send(1_010, 2, 0, 1)
+        .send(1_020, 3, 0, 2);
+    b.own(0, "g", 10, 0, 0)
+        .deliver(1_005, "g", 10, 0, 0, 1)
+        .commit(1_006, "g", 10, 0, 1);
+    b.fault(1_100, FaultKind::PowerCut, 1);
+    b.send(5_000, 4, 0, 3);
+    b.own(6_000, "g", 11, 0, 3).deliver(6_010, "g", 11, 0, 3, 4);
+    let r = passes(&b);
+    let keys: Vec<String> = excuses(&r).into_iter().map(|(k, _)| k).collect();
+    assert!(keys.contains(&"order/async_flush".to_string()), "{keys:?}");
+    assert!(keys.contains(&"lost/async_flush".to_string()), "{keys:?}");
 }
 
 // ---------------------------------------------------------------- whole reports

@@ -4,6 +4,8 @@
 //!   the checker; a failure prints the command that replays it.
 //! - `sim replay --scenario FILE --seed S`: one run, bit for bit, with its derived
 //!   configuration, trace, verdict and trace fingerprint.
+//! - `sim check --history FILE`: judge a history written by anything (a replay, the
+//!   real-process harness, another implementation); the same verdict as `replay`.
 //! - `sim list`: the scenarios.
 //! - `sim bench`: simulator and checker throughput.
 //! - `sim store-crash --seeds 10000`: seeded crash/recover schedules against the
@@ -14,6 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use rmq_sim::history::{Entry, History};
 use rmq_sim::runner::{self, reference_broker, RunOptions};
 use rmq_sim::scenario::LoadedScenario;
 use rmq_sim::store_crash::{self, Stats, Violation};
@@ -69,6 +72,15 @@ enum Command {
         /// Print at most this many trace lines (the last ones).
         #[arg(long, default_value_t = 200)]
         tail: usize,
+    },
+    /// Judge a history file (JSON lines, see docs/history.md) written by anything, and
+    /// print the verdict `replay` prints. Exit 0: pass, 1: violations, 2: bad input.
+    Check {
+        #[arg(long)]
+        history: PathBuf,
+        /// The report (violations, excuses, counts) as one JSON object instead.
+        #[arg(long)]
+        json: bool,
     },
     /// The scenarios in a directory, one line each.
     List {
@@ -126,6 +138,7 @@ fn main() -> ExitCode {
             history,
             tail,
         } => replay_scenario(&scenario, seed, trace.as_deref(), history.as_deref(), tail),
+        Command::Check { history, json } => check_command(&history, json),
         Command::List { dir } => list_command(&dir),
         Command::Bench {
             scenario,
@@ -343,13 +356,30 @@ fn print_sweep_summary(s: &SweepSummary, wall_s: f64) {
         "  {} sends, {} acknowledged, {} deliveries, {} duplicates, {} losses explained by the allowance",
         s.sends, s.acked, s.deliveries, s.duplicates, s.allowed_lost
     );
+    println!("  excuses by kind: {}", excuse_totals(&s.excuses));
     for f in &s.failures {
         println!("\nseed {} ({}) violated {:?}", f.seed, f.variant, f.rules);
         for v in &f.violations {
             println!("  - {v}");
         }
+        for e in &f.excuses {
+            println!("  excused: {e}");
+        }
         println!("  replay: {}", f.replay);
     }
+}
+
+/// `rule/excuse n, ...`, most used first, or `none`.
+fn excuse_totals(excuses: &std::collections::BTreeMap<String, u64>) -> String {
+    if excuses.is_empty() {
+        return "none".to_string();
+    }
+    let mut v: Vec<(&String, &u64)> = excuses.iter().collect();
+    v.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+    v.iter()
+        .map(|(k, n)| format!("{k} {n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn run_command(
@@ -446,22 +476,49 @@ fn replay_scenario(
             return ExitCode::from(2);
         }
     }
-    let stats = &out.report.stats;
     println!("\n# verdict");
-    println!(
-        "{} sends ({} acknowledged, {} failed, {} unknown), {} deliveries, duplicates {:?}, {} losses explained by the allowance {:?}",
-        stats.sends, stats.acked, stats.failed, stats.unknown, stats.deliveries,
-        stats.duplicates_by_group, stats.allowed_lost, stats.allowance_reasons
-    );
-    if out.report.passed() {
-        println!("PASS");
-    } else {
-        for v in &out.report.violations {
-            println!("VIOLATION {v}");
-        }
-    }
+    print!("{}", out.report);
     println!("fingerprint {:016x}", out.fingerprint);
     if out.report.passed() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+fn check_command(path: &Path, json: bool) -> ExitCode {
+    let file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("error: {}: {e}", path.display());
+            return ExitCode::from(2);
+        }
+    };
+    let history = match History::read_jsonl(&mut std::io::BufReader::new(file)) {
+        Ok(h) => h,
+        Err(e) => {
+            eprintln!("error: {}:{}: {}", path.display(), e.line, e.message);
+            return ExitCode::from(2);
+        }
+    };
+    let report = rmq_sim::check::check(&history);
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string(&report).expect("a report serializes")
+        );
+    } else {
+        if let Some(Entry::Meta { scenario, seed, .. }) = history.entries.first() {
+            println!(
+                "# history {}: scenario {scenario}, seed {seed}, {} entries",
+                path.display(),
+                history.entries.len()
+            );
+        }
+        println!("\n# verdict");
+        print!("{report}");
+    }
+    if report.passed() {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE

@@ -3,6 +3,11 @@
 //! (never from expectations written by hand), following the reliability table of
 //! DESIGN.md.
 //!
+//! Every window is a declared promise (`Meta.promise`, see [`crate::history::Promise`]):
+//! `async_flush_window_ms` and `async_replication_window_ms` below are its
+//! [`Promise::async_flush_window_ms`](crate::history::Promise::async_flush_window_ms)
+//! and [`Promise::async_replication_window_ms`](crate::history::Promise::async_replication_window_ms).
+//!
 //! Terms: M and S are the master and slave node of the broker group that stored the
 //! message (the one that acked it, or for a message only proven by a delivery, the
 //! one it was delivered from). A *strong* ack is `SendOk` with status SEND_OK; every
@@ -41,19 +46,45 @@ use crate::history::{FaultKind, FlushMode, Replication, SendStatus};
 use super::faults::{bit, FaultLog, FaultRec, CACHE_LOSS, MEDIA_LOSS, RESTARTS};
 use super::index::Index;
 
+/// Why a message may be missing: the allowance's name and the fault(s) it rests on.
+#[derive(Clone, Copy, Debug)]
 pub(crate) struct Allowed {
-    pub reason: String,
+    /// `single_copy`, `unreplicated`, `async_replication`, `master_and_slave_lost`,
+    /// `async_flush`, `unflushed` or `unacknowledged_copy`.
+    pub kind: &'static str,
+    pub fault: FaultRec,
+    /// The second fault, when it took two (master and slave).
+    pub also: Option<FaultRec>,
 }
 
-fn one(prefix: &str, f: &FaultRec) -> Allowed {
-    Allowed {
-        reason: format!("{prefix}+{}", f.label()),
+impl Allowed {
+    /// The faults it rests on: "power_cut of n3 at 12345ms".
+    pub(crate) fn evidence(&self) -> String {
+        match &self.also {
+            Some(b) => format!("{} and {}", self.fault.label(), b.label()),
+            None => self.fault.label(),
+        }
+    }
+
+    /// The name and the evidence: "async_flush+power_cut of n3 at 12345ms".
+    pub(crate) fn reason(&self) -> String {
+        format!("{}+{}", self.kind, self.evidence())
     }
 }
 
-fn two(prefix: &str, a: &FaultRec, b: &FaultRec) -> Allowed {
+fn one(kind: &'static str, f: &FaultRec) -> Allowed {
     Allowed {
-        reason: format!("{prefix}+{} and {}", a.label(), b.label()),
+        kind,
+        fault: *f,
+        also: None,
+    }
+}
+
+fn two(kind: &'static str, a: &FaultRec, b: &FaultRec) -> Allowed {
+    Allowed {
+        kind,
+        fault: *a,
+        also: Some(*b),
     }
 }
 
@@ -144,7 +175,7 @@ pub(crate) fn allowance(ix: &Index, m: u32, before: u64) -> Option<Allowed> {
                 master,
                 bg.slave_node,
                 ack,
-                bg.async_replication_window_ms,
+                ix.promise.async_replication_window_ms(),
             )
             .min(before),
             "async_replication",
@@ -189,7 +220,8 @@ pub(crate) fn allowance(ix: &Index, m: u32, before: u64) -> Option<Allowed> {
         let (from, to) = if strong {
             (
                 ack,
-                ack.saturating_add(bg.async_flush_window_ms).min(before),
+                ack.saturating_add(ix.promise.async_flush_window_ms())
+                    .min(before),
             )
         } else {
             (since, before)

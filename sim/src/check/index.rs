@@ -15,7 +15,7 @@
 //! Everything else is judged after the pass from these tables, so each rule is one
 //! linear scan, and memory stays proportional to messages, not to entries.
 
-use crate::history::{BrokerGroupMeta, Entry, GroupMeta, History, SendStatus};
+use crate::history::{BrokerGroupMeta, Entry, GroupMeta, History, Promise, SendStatus};
 
 use super::corrupt::Corrupt;
 use super::deliveries::DeliveryTable;
@@ -237,6 +237,8 @@ pub(crate) struct Index<'h> {
     pub groups_meta: &'h [GroupMeta],
     pub heal_at_ms: u64,
     pub end_ms: u64,
+    /// The declared timing promises (`Meta.promise`): every window a rule uses.
+    pub promise: Promise,
     pub groups: Interner,
     pub group_info: Vec<GroupInfo>,
     pub topics: Interner,
@@ -485,17 +487,26 @@ impl<'h> Builder<'h> {
                 groups,
                 heal_at_ms,
                 end_ms,
+                promise,
                 ..
-            } => Some((brokers.as_slice(), groups.as_slice(), *heal_at_ms, *end_ms)),
+            } => Some((
+                brokers.as_slice(),
+                groups.as_slice(),
+                *heal_at_ms,
+                *end_ms,
+                promise.clone(),
+            )),
             _ => None,
         });
-        let (brokers_meta, groups_meta, heal_at_ms, end_ms) = meta.unwrap_or((&[], &[], 0, 0));
+        let (brokers_meta, groups_meta, heal_at_ms, end_ms, promise) =
+            meta.unwrap_or((&[], &[], 0, 0, Promise::default()));
         let mut ix = Index {
             entries,
             brokers_meta,
             groups_meta,
             heal_at_ms,
             end_ms,
+            promise,
             groups: Interner::default(),
             group_info: Vec::new(),
             topics: Interner::default(),

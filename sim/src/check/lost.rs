@@ -25,13 +25,17 @@
 //! consumer) committed an offset past the position before the message was sent and
 //! the queue's broker lost its page cache or media between that commit and the ack
 //! (the earlier holder was then an unacknowledged copy, whose allowance that is).
+//!
+//! Each covered message fires one excuse (see `excuses.rs`): `lost/<allowance>` (e.g.
+//! `lost/async_flush`) with the fault(s) the allowance used, or `lost/offset_reused`
+//! with the earlier holder and its allowance (or the commit and the fault).
 
 use std::collections::BTreeMap;
 
-use super::allowance::{allowance, allowance_at};
+use super::allowance::{allowance, allowance_at, Allowed};
 use super::deliveries::DeliveryTable;
 use super::faults::{CACHE_LOSS, CONTEXT_MS, MEDIA_LOSS};
-use super::index::Index;
+use super::index::{Index, NONE};
 use super::queue_log::QueueLog;
 use super::{CheckStats, Rule, Sink};
 use crate::history::FlushMode;
@@ -50,15 +54,51 @@ pub(crate) type Owed = Vec<Vec<Owing>>;
 /// How many owed messages per slot are remembered by name.
 const OWED_NAMED: usize = 5;
 
-/// Messages observed at a position that an earlier, allowably lost message held.
-pub(crate) fn reused_after_loss(ix: &Index, log: &QueueLog) -> Vec<bool> {
-    let mut reused = vec![false; ix.msgs.len()];
+/// Messages observed at a position that an earlier, allowably lost message held, and
+/// the allowance of that earlier holder (the evidence of the `offset_reused` excuse).
+pub(crate) struct Reused {
+    /// Per message: index into `why`, or [`NONE`].
+    of: Vec<u32>,
+    /// (the earlier holder, its allowance).
+    why: Vec<(u32, Allowed)>,
+}
+
+impl Reused {
+    /// Was message `m` observed at a position an allowably lost message held?
+    pub(crate) fn is(&self, m: u32) -> bool {
+        self.of.get(m as usize).is_some_and(|&i| i != NONE)
+    }
+
+    /// The excuse's evidence: which message held the position, and why it may be gone.
+    pub(crate) fn evidence(&self, ix: &Index, m: u32) -> String {
+        match self
+            .of
+            .get(m as usize)
+            .and_then(|&i| self.why.get(i as usize))
+        {
+            Some((first, a)) => format!(
+                "wid {} held the position before, lost by {}",
+                ix.msgs[*first as usize].wid,
+                a.reason()
+            ),
+            None => "no earlier holder".to_string(),
+        }
+    }
+}
+
+pub(crate) fn reused_after_loss(ix: &Index, log: &QueueLog) -> Reused {
+    let mut reused = Reused {
+        of: vec![NONE; ix.msgs.len()],
+        why: Vec::new(),
+    };
     for c in &log.conflicts {
         let broker = ix.queues[c.queue as usize].broker;
-        if !reused[c.other.msg as usize]
-            && allowance_at(ix, c.first.msg, broker, c.other.at_ms).is_some()
-        {
-            reused[c.other.msg as usize] = true;
+        if reused.of[c.other.msg as usize] != NONE {
+            continue;
+        }
+        if let Some(a) = allowance_at(ix, c.first.msg, broker, c.other.at_ms) {
+            reused.of[c.other.msg as usize] = reused.why.len() as u32;
+            reused.why.push((c.first.msg, a));
         }
     }
     reused
@@ -75,16 +115,18 @@ pub(crate) fn reused_after_loss(ix: &Index, log: &QueueLog) -> Vec<bool> {
 /// position to `m` behind the consumer's in-memory position. Seed 19102 of chaos.toml:
 /// a TagC first attempt at broker-b q3 offset 22, filtered by g_ab (which committed 23),
 /// lost to the master's power cut, its retry acked elsewhere; the next message took 22.
+///
+/// Returns the evidence: the commit and the fault.
 fn consumed_past_before_send(
     ix: &Index,
     log: &QueueLog,
     m: u32,
     g: u32,
     client: Option<u32>,
-) -> bool {
+) -> Option<String> {
     let msg = &ix.msgs[m as usize];
-    if !msg.acked() || msg.queue == super::index::NONE {
-        return false;
+    if !msg.acked() || msg.queue == NONE {
+        return None;
     }
     // An observed earlier holder is judged by `reused_after_loss` (and the offsets
     // rule), not here.
@@ -92,11 +134,9 @@ fn consumed_past_before_send(
         .queue(msg.queue)
         .and_then(|p| p.range(msg.offset, msg.offset + 1).next());
     if first_holder.is_some_and(|(_, h)| h != m) {
-        return false;
+        return None;
     }
-    let Some(bg) = ix.broker_group(ix.queues[msg.queue as usize].broker) else {
-        return false;
-    };
+    let bg = ix.broker_group(ix.queues[msg.queue as usize].broker)?;
     let nodes: Vec<u32> = [Some(bg.master_node), bg.slave_node]
         .into_iter()
         .flatten()
@@ -109,16 +149,22 @@ fn consumed_past_before_send(
     } else {
         MEDIA_LOSS
     };
-    ix.commits.iter().any(|c| {
-        c.group == g
+    ix.commits.iter().find_map(|c| {
+        if !(c.group == g
             && c.queue == msg.queue
             && c.offset > msg.offset
             && c.at_ms < msg.since_ms()
-            && client.is_none_or(|cl| ix.spans[c.span as usize].client == cl)
-            && ix
-                .faults
-                .first_on_any(&nodes, kinds, c.at_ms, msg.ok_ms)
-                .is_some()
+            && client.is_none_or(|cl| ix.spans[c.span as usize].client == cl))
+        {
+            return None;
+        }
+        let f = ix.faults.first_on_any(&nodes, kinds, c.at_ms, msg.ok_ms)?;
+        Some(format!(
+            "commit of {} at {}ms, then {}",
+            c.offset,
+            c.at_ms,
+            f.label()
+        ))
     })
 }
 
@@ -126,7 +172,7 @@ pub(crate) fn check(
     ix: &Index,
     table: &DeliveryTable,
     log: &QueueLog,
-    reused: &[bool],
+    reused: &Reused,
     sink: &mut Sink,
     stats: &mut CheckStats,
 ) -> Owed {
@@ -174,16 +220,31 @@ pub(crate) fn check(
         }
         if let Some(a) = allowance(ix, m, u64::MAX) {
             stats.allowed_lost += 1;
-            *stats.allowance_reasons.entry(a.reason).or_insert(0) += 1;
+            *stats.allowance_reasons.entry(a.reason()).or_insert(0) += 1;
+            sink.excuses.record(Rule::Lost, a.kind, || a.evidence());
             continue;
         }
-        missing.retain(|&(g, c, _)| !consumed_past_before_send(ix, log, m, g, c));
-        if reused[m as usize] || missing.is_empty() {
+        let mut consumed_past = None;
+        missing.retain(
+            |&(g, c, _)| match consumed_past_before_send(ix, log, m, g, c) {
+                Some(ev) => {
+                    consumed_past.get_or_insert(ev);
+                    false
+                }
+                None => true,
+            },
+        );
+        if reused.is(m) || missing.is_empty() {
             stats.allowed_lost += 1;
             *stats
                 .allowance_reasons
                 .entry("offset_reused".to_string())
                 .or_insert(0) += 1;
+            let ev = match consumed_past {
+                Some(ev) if !reused.is(m) => ev,
+                _ => reused.evidence(ix, m),
+            };
+            sink.excuses.record(Rule::Lost, "offset_reused", || ev);
             continue;
         }
         for &(g, _, slot) in &missing {

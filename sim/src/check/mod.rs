@@ -8,6 +8,22 @@
 //! the modules (`lost.rs`, `allowance.rs`, `liveness.rs`, `phantom.rs`, `corrupt.rs`,
 //! `order.rs`, `offsets.rs`, `duplicates.rs`) say the same with the reasons.
 //!
+//! **What the checker may read**: the history, and nothing else. Every window a rule
+//! uses (flush, replication, offset propagation) is a declared promise recorded in
+//! `Meta.promise` ([`crate::history::Promise`]), never the configuration or the code
+//! of the broker under test: a broker that flushes or replicates less often than
+//! declared then fails, instead of widening its own allowance. So nothing under
+//! `check/` imports the model crate (a test reads these files to keep it so), and any system
+//! that writes the history format is judged the same way (`sim check --history`).
+//! Checker-side tolerances that are not RocketMQ promises (network grace) are
+//! constants next to the rule that uses them.
+//!
+//! **Excuses**: whenever a rule lets something pass on evidence (a fault on the same
+//! broker group, queue or client), it records the excuse through
+//! `Sink::excuses.record(rule, excuse, evidence)` (`excuses.rs`); the verdict names
+//! each excuse that fired with the faults it used ([`Report::excuses`]) and the stats
+//! count them by kind ([`CheckStats::excuses`]).
+//!
 //! Duplicates are counted ([`CheckStats::duplicates_by_group`]), never a violation
 //! (at-least-once).
 //!
@@ -21,6 +37,7 @@ mod allowance;
 mod corrupt;
 mod deliveries;
 mod duplicates;
+mod excuses;
 mod faults;
 mod hasher;
 mod index;
@@ -41,6 +58,7 @@ use serde::Serialize;
 
 use crate::history::History;
 
+pub use excuses::{ExcuseTally, EVIDENCE_SHOWN};
 #[doc(hidden)]
 pub use synthetic::synthetic_history;
 
@@ -53,7 +71,8 @@ const MAX_SUMMARY_LABELS: usize = 20;
 /// to be stored (a `SendOk` of any status, or a delivery to any group); a *span* is
 /// one consumer's ownership of one queue (`Own` to the next `Own`/`Disown` of the same
 /// group, client and queue, or to a crash/restart of the client's node); the *loss
-/// allowance* is derived from `Meta.brokers` and the faults that happened (see
+/// allowance* is derived from `Meta.brokers`, the windows `Meta.promise` declares and
+/// the faults that happened (see
 /// `allowance.rs`: single copy lost, master and slave lost, unflushed page cache lost
 /// within the flush window, unreplicated within the replication window).
 #[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -142,6 +161,8 @@ pub struct CheckStats {
     pub allowed_lost: u64,
     /// Allowance reason -> messages it covered.
     pub allowance_reasons: BTreeMap<String, u64>,
+    /// `rule/excuse` -> how many times that excuse fired (see [`Report::excuses`]).
+    pub excuses: BTreeMap<String, u64>,
     /// History entries read.
     pub history_ops: u64,
 }
@@ -149,7 +170,46 @@ pub struct CheckStats {
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Report {
     pub violations: Vec<Violation>,
+    /// Every excuse that fired: rule, excuse, count and the evidence it rested on.
+    pub excuses: Vec<ExcuseTally>,
     pub stats: CheckStats,
+}
+
+/// The verdict as `sim replay` and `sim check` print it: the counts, every excuse
+/// that fired, then `PASS` or one `VIOLATION` line per violation.
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = &self.stats;
+        writeln!(
+            f,
+            "{} sends ({} acknowledged, {} failed, {} unknown), {} deliveries, duplicates {:?}, \
+             {} losses explained by the allowance {:?}",
+            s.sends,
+            s.acked,
+            s.failed,
+            s.unknown,
+            s.deliveries,
+            s.duplicates_by_group,
+            s.allowed_lost,
+            s.allowance_reasons
+        )?;
+        if self.excuses.is_empty() {
+            writeln!(f, "excuses: none")?;
+        } else {
+            writeln!(f, "excuses:")?;
+            for t in &self.excuses {
+                writeln!(f, "  {t}")?;
+            }
+        }
+        if self.passed() {
+            writeln!(f, "PASS")
+        } else {
+            for v in &self.violations {
+                writeln!(f, "VIOLATION {v}")?;
+            }
+            Ok(())
+        }
+    }
 }
 
 impl Report {
@@ -183,18 +243,24 @@ pub fn check(history: &History) -> Report {
         .finish(&ix, &obs.queue_log, &obs.table, &reused, &mut sink);
     offsets::check(&ix, &obs.queue_log, &mut sink);
     duplicates::count(&ix, &obs.table, &mut stats);
+    let (violations, excuses) = sink.finish();
+    stats.excuses = excuses.iter().map(|t| (t.key(), t.count)).collect();
     Report {
-        violations: sink.finish(),
+        violations,
+        excuses,
         stats,
     }
 }
 
-/// Collects violations, detailing the first [`MAX_DETAILED`] of each rule.
+/// Collects violations, detailing the first [`MAX_DETAILED`] of each rule, and the
+/// excuses that fired.
 #[derive(Default)]
 pub(crate) struct Sink {
-    shown: [Vec<Violation>; 6],
-    hidden: [u64; 6],
-    hidden_labels: [Vec<String>; 6],
+    shown: [Vec<Violation>; Rule::ALL.len()],
+    hidden: [u64; Rule::ALL.len()],
+    hidden_labels: [Vec<String>; Rule::ALL.len()],
+    /// Every rule's excuses go through [`Excuses::record`](excuses::Excuses::record).
+    pub(crate) excuses: excuses::Excuses,
 }
 
 impl Sink {
@@ -215,12 +281,13 @@ impl Sink {
         }
     }
 
-    fn finish(self) -> Vec<Violation> {
+    fn finish(self) -> (Vec<Violation>, Vec<ExcuseTally>) {
         let mut out = Vec::new();
         let Sink {
             shown,
             hidden,
             hidden_labels,
+            excuses,
         } = self;
         for ((rule, shown), (hidden, labels)) in Rule::ALL
             .iter()
@@ -244,6 +311,31 @@ impl Sink {
                 });
             }
         }
-        out
+        (out, excuses.finish())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// The checker judges against declared promises only: no file under `check/`
+    /// may reach into the system under test.
+    #[test]
+    fn the_checker_never_names_the_model() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/check");
+        let mut files = 0;
+        for entry in std::fs::read_dir(&dir).expect("src/check is readable") {
+            let path = entry.expect("a directory entry").path();
+            if path.extension().is_some_and(|e| e == "rs") {
+                let text = std::fs::read_to_string(&path).expect("a source file");
+                let needle = concat!("rmq", "_model");
+                assert!(
+                    !text.contains(needle),
+                    "{} names {needle}: the checker must read only the history",
+                    path.display()
+                );
+                files += 1;
+            }
+        }
+        assert!(files > 10, "only {files} files found in {}", dir.display());
     }
 }

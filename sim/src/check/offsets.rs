@@ -28,24 +28,31 @@
 //!    - **lower bound**: no earlier than the lowest of the *anchor* and every commit
 //!      after it, where the anchor is the latest commit the broker surely holds: made
 //!      one propagation window before `t` ([`COMMIT_IN_FLIGHT_MS`]; when a slave
-//!      answered, [`SLAVE_SYNCHRONIZE_LAG_MS`]), and with no fault that could have
+//!      answered, [`replica_lag_ms`]), and with no fault that could have
 //!      lost it — the committing client crashing or cut off (a partition or clog on
 //!      it) while the commit was in flight; a node of *that queue's* broker group down
 //!      or cut off when it was made, restarting before it was persisted
-//!      ([`OFFSET_PERSIST_INTERVAL_MS`] plus [`OFFSET_FSYNC_GRACE_MS`] after it
+//!      (the declared `flushConsumerOffsetInterval` plus [`OFFSET_FSYNC_GRACE_MS`] after it
 //!      arrived), losing its media between the commit and `t`, or having lost its
 //!      page cache or media within [`OFFSET_CLAMP_REACH_MS`] before the commit (a
 //!      master clamps commits past a queue end that went back). A commit such a
 //!      fault may have lost is passed over for an older one, so each fault widens
 //!      the bound only by what it can have lost, and never from time zero. Commits
 //!      made shortly before the anchor count as "after" it when they may have
-//!      arrived later: [`COMMIT_IN_FLIGHT_MS`], or [`SLAVE_SYNCHRONIZE_LAG_MS`] for a
+//!      arrived later: [`COMMIT_IN_FLIGHT_MS`], or [`replica_lag_ms`] for a
 //!      consumer whose own span started from a slave's answer (its route listed no
 //!      master, so it commits at the slave, which passes commits on, at worst again
 //!      after its next sync), or — held up by a clog or partition on its client or
 //!      the broker group — any time within that lag.
 //!
-//!    The violation names the anchor commit, its client and time.
+//!    The violation names the anchor commit, its client and time. When a start below
+//!    the group's latest commit passes only because a commit above it was passed
+//!    over, the reason fires an excuse of that name with its evidence:
+//!    `handover_grace` (in flight), `replica_lag` (not yet synced to the slave
+//!    asked), `committer_ended`, `network_fault`, `broker_down`, `broker_restart`,
+//!    `broker_state_lost` (media), `tail_clamped`, or `commit_overtaken` (an older,
+//!    lower commit that may have arrived after it). `offset_reused` names the
+//!    exceptions of 1 and 2.
 
 use std::collections::BTreeMap;
 
@@ -63,17 +70,25 @@ use crate::history::Entry;
 /// network faults); a second is far beyond it, far below the 20 s rebalance interval.
 pub(crate) const COMMIT_IN_FLIGHT_MS: u64 = 1_000;
 
-/// RocketMQ's `flushConsumerOffsetInterval` default, 5 s: the broker persists its
-/// consumer offsets this often, so a restart loses up to one interval of commits.
-pub(crate) const OFFSET_PERSIST_INTERVAL_MS: u64 = 5_000;
-
-/// The fsync of the persisted offsets file after the persist interval.
+/// The fsync of the persisted offsets file after the persist interval. Not a
+/// RocketMQ setting: far beyond a simulated fsync.
 pub(crate) const OFFSET_FSYNC_GRACE_MS: u64 = 1_000;
 
-/// RocketMQ's SlaveSynchronize period, 10 s (`BrokerController` schedules
-/// `syncAll` every 10 s on a slave), plus a commit in flight: how stale a slave's copy
-/// of the consumer offsets may be.
-pub(crate) const SLAVE_SYNCHRONIZE_LAG_MS: u64 = 10_000 + COMMIT_IN_FLIGHT_MS;
+/// How stale a slave's copy of the consumer offsets may be: one declared
+/// SlaveSynchronize interval (`Meta.promise`, RocketMQ: 10 s) plus a commit in flight.
+pub(crate) fn replica_lag_ms(ix: &Index) -> u64 {
+    ix.promise
+        .slave_synchronize_interval_ms
+        .saturating_add(COMMIT_IN_FLIGHT_MS)
+}
+
+/// How long a commit may go unpersisted on its broker: the declared
+/// `flushConsumerOffsetInterval` (`Meta.promise`, RocketMQ: 5 s) plus the fsync.
+fn persist_window_ms(ix: &Index) -> u64 {
+    ix.promise
+        .flush_consumer_offset_interval_ms
+        .saturating_add(OFFSET_FSYNC_GRACE_MS)
+}
 
 /// How long after its broker group lost a log tail (page cache or media) a commit
 /// may be clamped: a master stores no offset past a queue's end, and consumers keep
@@ -111,7 +126,9 @@ fn one_message_per_offset(ix: &Index, log: &QueueLog, sink: &mut Sink) {
     for c in &log.conflicts {
         let broker = ix.queues[c.queue as usize].broker;
         // The holder replaced may have been truncated away first.
-        if allowance_at(ix, c.first.msg, broker, c.other.at_ms).is_some() {
+        if let Some(a) = allowance_at(ix, c.first.msg, broker, c.other.at_ms) {
+            sink.excuses
+                .record(Rule::Offsets, "offset_reused", || a.reason());
             continue;
         }
         let seen = by_position.entry((c.queue, c.offset)).or_default();
@@ -186,7 +203,9 @@ fn real_time_order(ix: &Index, sink: &mut Sink) {
         if a == NONE || mb.offset > max {
             continue;
         }
-        if allowance(ix, a, mb.ok_ms).is_some() {
+        if let Some(al) = allowance(ix, a, mb.ok_ms) {
+            sink.excuses
+                .record(Rule::Offsets, "offset_reused", || al.reason());
             continue;
         }
         let label = format!("wid {}", mb.wid);
@@ -209,11 +228,27 @@ fn real_time_order(ix: &Index, sink: &mut Sink) {
     }
 }
 
-/// Why a commit counts (or not) as held by the broker a new owner asked.
-fn commit_held(ix: &Index, c: &Cmt, bg_nodes: &[u32], at_ms: u64, reach_ms: u64) -> bool {
+/// Why a commit may not be held by the broker a new owner asked: the excuse's name
+/// and its evidence.
+type NotHeld = (&'static str, String);
+
+/// Whether commit `c` is surely held by the broker a new owner asked at `at_ms`.
+fn commit_held(
+    ix: &Index,
+    c: &Cmt,
+    bg_nodes: &[u32],
+    at_ms: u64,
+    reach_ms: u64,
+) -> Result<(), NotHeld> {
     let faults = &ix.faults;
     if c.at_ms.saturating_add(reach_ms) > at_ms {
-        return false; // still on its way (or not yet synced to the slave asked)
+        // Still on its way, or not yet synced to the slave asked.
+        let why = if reach_ms > COMMIT_IN_FLIGHT_MS {
+            "replica_lag"
+        } else {
+            "handover_grace"
+        };
+        return Err((why, format!("commit at {}ms, asked at {at_ms}ms", c.at_ms)));
     }
     let client = match &ix.entries[c.entry as usize] {
         Entry::Commit { client, .. } => *client,
@@ -221,44 +256,46 @@ fn commit_held(ix: &Index, c: &Cmt, bg_nodes: &[u32], at_ms: u64, reach_ms: u64)
     };
     let arrived_by = c.at_ms.saturating_add(COMMIT_IN_FLIGHT_MS);
     // A oneway commit dies with its sender's process or on a cut link.
-    if faults
-        .first_on(client, RESTARTS | NETWORK, c.at_ms, arrived_by)
-        .is_some()
-        || faults.cut_at(client, c.at_ms)
-    {
-        return false;
+    if let Some(f) = faults.first_on(client, RESTARTS, c.at_ms, arrived_by) {
+        return Err(("committer_ended", f.label()));
     }
+    if let Some(f) = faults.first_on(client, NETWORK, c.at_ms, arrived_by) {
+        return Err(("network_fault", f.label()));
+    }
+    if faults.cut_at(client, c.at_ms) {
+        return Err((
+            "network_fault",
+            format!("n{client} cut off at {}ms", c.at_ms),
+        ));
+    }
+    let persisted_by = c
+        .at_ms
+        .saturating_add(reach_ms.saturating_add(persist_window_ms(ix)));
+    let lost_from = c.at_ms.saturating_sub(OFFSET_CLAMP_REACH_MS);
     for &n in bg_nodes {
-        if faults.down_at(n, c.at_ms)
-            || faults.cut_at(n, c.at_ms)
-            || faults.first_on(n, NETWORK, c.at_ms, arrived_by).is_some()
-        {
-            return false;
+        if faults.down_at(n, c.at_ms) {
+            return Err(("broker_down", format!("n{n} down at {}ms", c.at_ms)));
+        }
+        if faults.cut_at(n, c.at_ms) {
+            return Err(("network_fault", format!("n{n} cut off at {}ms", c.at_ms)));
+        }
+        if let Some(f) = faults.first_on(n, NETWORK, c.at_ms, arrived_by) {
+            return Err(("network_fault", f.label()));
         }
         // Not yet persisted when the broker lost its memory.
-        let persisted_by = c
-            .at_ms
-            .saturating_add(reach_ms + OFFSET_PERSIST_INTERVAL_MS + OFFSET_FSYNC_GRACE_MS);
-        if faults
-            .first_on(n, RESTARTS, c.at_ms, persisted_by.min(at_ms))
-            .is_some()
-        {
-            return false;
+        if let Some(f) = faults.first_on(n, RESTARTS, c.at_ms, persisted_by.min(at_ms)) {
+            return Err(("broker_restart", f.label()));
         }
         // The offsets file itself damaged or gone.
-        if faults.first_on(n, MEDIA_LOSS, c.at_ms, at_ms).is_some() {
-            return false;
+        if let Some(f) = faults.first_on(n, MEDIA_LOSS, c.at_ms, at_ms) {
+            return Err(("broker_state_lost", f.label()));
         }
         // Clamped to a queue end that went back when the log lost its tail.
-        let lost_from = c.at_ms.saturating_sub(OFFSET_CLAMP_REACH_MS);
-        if faults
-            .first_on(n, CACHE_LOSS | MEDIA_LOSS, lost_from, c.at_ms)
-            .is_some()
-        {
-            return false;
+        if let Some(f) = faults.first_on(n, CACHE_LOSS | MEDIA_LOSS, lost_from, c.at_ms) {
+            return Err(("tail_clamped", f.label()));
         }
     }
-    true
+    Ok(())
 }
 
 /// Whether commit `c` may have been held up on the way (a clog or partition on its
@@ -282,7 +319,7 @@ fn delayed(ix: &Index, c: &Cmt, bg_nodes: &[u32]) -> bool {
 /// passed on by the slave, at worst again after its next SlaveSynchronize.
 fn path_ms(ix: &Index, c: &Cmt) -> u64 {
     if ix.spans[c.span as usize].from_replica {
-        SLAVE_SYNCHRONIZE_LAG_MS
+        replica_lag_ms(ix)
     } else {
         COMMIT_IN_FLIGHT_MS
     }
@@ -332,24 +369,39 @@ fn start_within_commit_bounds(ix: &Index, sink: &mut Sink) {
         // Lower bound: the latest commit the broker surely holds, or any commit after
         // it (one of them may have overwritten it, a lower one too).
         let reach_ms = if span.from_replica {
-            SLAVE_SYNCHRONIZE_LAG_MS
+            replica_lag_ms(ix)
         } else {
             COMMIT_IN_FLIGHT_MS
         };
+        let latest = ix.commits[list[n - 1] as usize].offset;
         let mut later_min = u64::MAX;
         let mut anchor = None;
+        // Why the first commit above the start passed over may be missing.
+        let mut excuse: Option<NotHeld> = None;
         let mut back = list[..n].iter().rev().take(MAX_COMMITS_BACK);
         for &c in back.by_ref() {
             let cm = &ix.commits[c as usize];
-            if commit_held(ix, cm, &bg_nodes, t, reach_ms.max(path_ms(ix, cm))) {
-                anchor = Some(cm);
-                break;
+            match commit_held(ix, cm, &bg_nodes, t, reach_ms.max(path_ms(ix, cm))) {
+                Ok(()) => {
+                    anchor = Some(cm);
+                    break;
+                }
+                Err(why) => {
+                    if cm.offset > start && excuse.is_none() {
+                        excuse = Some(why);
+                    }
+                    later_min = later_min.min(cm.offset);
+                }
             }
-            later_min = later_min.min(cm.offset);
         }
-        let Some(anchor) = anchor else { continue };
+        let Some(anchor) = anchor else {
+            if let Some((name, ev)) = excuse.filter(|_| start < latest) {
+                sink.excuses.record(Rule::Offsets, name, || ev);
+            }
+            continue;
+        };
         // A commit made a little before the anchor may still have arrived after it.
-        let overtake_from = anchor.at_ms.saturating_sub(SLAVE_SYNCHRONIZE_LAG_MS);
+        let overtake_from = anchor.at_ms.saturating_sub(replica_lag_ms(ix));
         for &c in back {
             let cm = &ix.commits[c as usize];
             if cm.at_ms < overtake_from {
@@ -357,11 +409,25 @@ fn start_within_commit_bounds(ix: &Index, sink: &mut Sink) {
             }
             if cm.at_ms.saturating_add(path_ms(ix, cm)) > anchor.at_ms || delayed(ix, cm, &bg_nodes)
             {
+                if cm.offset <= start && excuse.is_none() {
+                    excuse = Some((
+                        "commit_overtaken",
+                        format!(
+                            "commit of {} at {}ms may have arrived after the commit at {}ms",
+                            cm.offset, cm.at_ms, anchor.at_ms
+                        ),
+                    ));
+                }
                 later_min = later_min.min(cm.offset);
             }
         }
         let bound = anchor.offset.min(later_min);
         if start >= bound {
+            if start < latest {
+                if let Some((name, ev)) = excuse {
+                    sink.excuses.record(Rule::Offsets, name, || ev);
+                }
+            }
             continue;
         }
         let label = format!("{} owned from {start}", ix.queue_name(span.queue));

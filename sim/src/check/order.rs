@@ -25,13 +25,21 @@
 //! [`super::allowance::allowance_at`]: an unacknowledged copy on another broker than
 //! the one that acked the message goes with that broker's page cache). Offsets nobody observed are not evidence,
 //! and neither are messages the group's tag expression filters out.
+//!
+//! Excuses fired (see `excuses.rs`), each with its evidence: `order/<allowance>` when
+//! every message in a gap is covered by the allowance (the first one's faults),
+//! `order/received_anyway` when the group got them all (under `RACE_MS` or an earlier
+//! higher commit), `order/offset_reused` for a delivery behind at a position an
+//! allowably lost message held.
 
 use std::cmp::Ordering;
 
 use super::allowance::allowance_at;
 use super::deliveries::DeliveryTable;
+use super::excuses::Excuses;
 use super::hasher::FastMap;
 use super::index::{Dlv, Index, NONE};
+use super::lost::Reused;
 use super::queue_log::QueueLog;
 use super::{Rule, Sink};
 use crate::history::Entry;
@@ -88,9 +96,13 @@ impl<'a, 'h> Gaps<'a, 'h> {
     }
 
     /// `slot`: the consumer's delivery slot in the group (0 for clustering).
+    ///
+    /// When every subscribed message there is excused (an allowance covers its copy,
+    /// or with `delivered_ok` the group got it anyway), the excuse is recorded.
     #[allow(clippy::too_many_arguments)]
     fn evidence(
         &mut self,
+        excuses: &mut Excuses,
         g: u32,
         slot: u32,
         delivered_ok: bool,
@@ -116,13 +128,23 @@ impl<'a, 'h> Gaps<'a, 'h> {
         }
         let known = self.count(g, q, from, to);
         let mut examples = Vec::new();
+        // The first excuse used, recorded if every message in the gap is excused.
+        let mut excused: Option<(&'static str, String)> = None;
         for (offset, m) in pos.range(from, to) {
+            if !self.subscribed(g, m) {
+                continue;
+            }
+            if let Some(a) = allowance_at(ix, m, broker, before) {
+                excused.get_or_insert_with(|| (a.kind, a.evidence()));
+                continue;
+            }
             // With `delivered_ok`, a message the group got anyway was not lost by the
             // skip (see `RACE_MS`).
-            if !self.subscribed(g, m)
-                || allowance_at(ix, m, broker, before).is_some()
-                || (delivered_ok && self.table.received(g, slot, m))
-            {
+            if delivered_ok && self.table.received(g, slot, m) {
+                excused.get_or_insert_with(|| {
+                    let w = ix.msgs[m as usize].wid;
+                    ("received_anyway", format!("group received wid {w}"))
+                });
                 continue;
             }
             examples.push((offset, m));
@@ -131,6 +153,9 @@ impl<'a, 'h> Gaps<'a, 'h> {
             }
         }
         if examples.is_empty() {
+            if let Some((kind, ev)) = excused {
+                excuses.record(Rule::Order, kind, || ev);
+            }
             return None;
         }
         examples.sort_unstable();
@@ -242,14 +267,16 @@ impl Order {
         ix: &Index,
         log: &QueueLog,
         table: &DeliveryTable,
-        reused: &[bool],
+        reused: &Reused,
         sink: &mut Sink,
     ) {
         // A message at a position a lost message held before is not behind anything:
         // the queue's old content at that offset is gone (see `lost.rs`).
         self.found.retain(|(_, f)| match f {
-            Found::Behind { dlv, .. } => {
-                !(dlv.msg != NONE && reused.get(dlv.msg as usize).copied().unwrap_or(false))
+            Found::Behind { dlv, .. } if dlv.msg != NONE && reused.is(dlv.msg) => {
+                let ev = || reused.evidence(ix, dlv.msg);
+                sink.excuses.record(Rule::Order, "offset_reused", ev);
+                false
             }
             _ => true,
         });
@@ -266,6 +293,7 @@ impl Order {
             if let Some(first) = first {
                 if first.offset > start {
                     let ev = gaps.evidence(
+                        &mut sink.excuses,
                         span.group,
                         slot,
                         false,
@@ -294,6 +322,7 @@ impl Order {
                     // and forward again; only what it never got is skipped.
                     let explained = pc.high >= start;
                     let ev = gaps.evidence(
+                        &mut sink.excuses,
                         span.group,
                         slot,
                         racing || explained,

@@ -7,7 +7,8 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::history::{
-    BrokerGroupMeta, Entry, FaultKind, FlushMode, GroupMeta, History, Replication, SendStatus,
+    BrokerGroupMeta, Entry, FaultKind, FlushMode, GroupMeta, History, Promise, Replication,
+    SendStatus,
 };
 
 const TOPIC: &str = "T";
@@ -45,8 +46,6 @@ pub fn synthetic_history(messages: usize, seed: u64) -> History {
                 slave_node: Some(2 + 2 * i as u32),
                 flush: FlushMode::SyncFlush,
                 replication: Replication::Sync,
-                async_flush_window_ms: 1_000,
-                async_replication_window_ms: 1_000,
             })
             .collect(),
         groups: GROUPS
@@ -62,6 +61,7 @@ pub fn synthetic_history(messages: usize, seed: u64) -> History {
         // Deliveries go on after the heal: the groups are live.
         heal_at_ms: START_MS + messages as u64 * 9 / 10,
         end_ms: end_sends + 10_000,
+        promise: Promise::default(),
     };
     ev.push((0, meta));
     // Owner of (group, queue): first half of the queues to the first consumer. At the
