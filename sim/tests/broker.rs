@@ -537,3 +537,98 @@ fn a_waiting_send_is_not_answered_to_a_restarted_producer() {
         "the record stays stored"
     );
 }
+
+/// A pull held at offset 0 before a send: (when the send was answered, when the pull
+/// was answered, what the pull served).
+fn held_pull_against_send(
+    master: BrokerConfig,
+    slave: Option<BrokerConfig>,
+) -> (u64, u64, Vec<String>) {
+    let answers: Answers = Rc::default();
+    let script = vec![
+        (12_000, MASTER, pull(0, 0, "*")),
+        (12_100, MASTER, send(0, "a", "one")),
+    ];
+    let mut w = world(5, master, slave, script, &answers);
+    w.run_until(20_000);
+    let (sent_ms, Response::Send(s)) = answer(&answers, 1) else {
+        panic!()
+    };
+    assert_ne!(s.code, response_code::SYSTEM_ERROR);
+    let (pulled_ms, Response::Pull(p)) = answer(&answers, 0) else {
+        panic!()
+    };
+    (sent_ms, pulled_ms, bodies(&p.records))
+}
+
+#[test]
+fn sync_flush_pull_serves_a_record_only_once_flushed() {
+    // The held pull is woken by the flush, not by the arrival: it is answered with
+    // the send's SEND_OK (which waits for the fsync), never before.
+    let (sent_ms, pulled_ms, served) = held_pull_against_send(
+        config(BrokerRole::AsyncMaster, FlushDiskType::SyncFlush),
+        None,
+    );
+    assert_eq!(served, ["one"]);
+    assert!(
+        pulled_ms >= sent_ms,
+        "served at {pulled_ms}ms, flushed by {sent_ms}ms"
+    );
+    // ASYNC_FLUSH promises nothing past the page cache: served on arrival.
+    let (sent_ms, pulled_ms, served) = held_pull_against_send(
+        config(BrokerRole::AsyncMaster, FlushDiskType::AsyncFlush),
+        None,
+    );
+    assert_eq!(served, ["one"]);
+    assert!(pulled_ms <= sent_ms + 1, "{pulled_ms} {sent_ms}");
+}
+
+#[test]
+fn sync_master_pull_serves_a_record_only_once_the_slave_has_it() {
+    let (sent_ms, pulled_ms, served) = held_pull_against_send(
+        config(BrokerRole::SyncMaster, FlushDiskType::AsyncFlush),
+        Some(config(BrokerRole::Slave, FlushDiskType::AsyncFlush)),
+    );
+    assert_eq!(served, ["one"]);
+    assert!(
+        pulled_ms >= sent_ms,
+        "served at {pulled_ms}ms, replicated by {sent_ms}ms"
+    );
+}
+
+#[test]
+fn sync_master_without_a_slave_serves_what_the_master_flushed() {
+    // No slave in sync (SLAVE_NOT_AVAILABLE): consumers are not stalled behind it; the
+    // record is served once the master's own flush covers it.
+    let answers: Answers = Rc::default();
+    let script = vec![
+        (12_000, MASTER, pull(0, 0, "*")),
+        (12_100, MASTER, send(0, "a", "alone")),
+    ];
+    let mut w = world(
+        6,
+        config(BrokerRole::SyncMaster, FlushDiskType::AsyncFlush),
+        None,
+        script,
+        &answers,
+    );
+    w.run_until(20_000);
+    let Response::Send(s) = answer(&answers, 1).1 else {
+        panic!()
+    };
+    assert_eq!(s.code, response_code::SLAVE_NOT_AVAILABLE);
+    let (pulled_ms, Response::Pull(p)) = answer(&answers, 0) else {
+        panic!()
+    };
+    assert_eq!(bodies(&p.records), ["alone"]);
+    assert!(
+        w.disk(MASTER)
+            .durable_bytes("commitlog/00000000000000000000")
+            .is_some_and(|log| log.windows(5).any(|x| x == b"alone")),
+        "served at {pulled_ms}ms"
+    );
+    assert!(
+        pulled_ms < 12_100 + 2_000,
+        "not held until the suspend timeout"
+    );
+}

@@ -2,6 +2,8 @@
 //! (`GroupCommitService`: one fsync in flight covers every record appended before it,
 //! the next gathers while it runs) and ASYNC_FLUSH's timed flush
 //! (`FlushRealTimeService`: every 500 ms if 4 pages are dirty, everything every 10 s).
+//! Deviation: a master that ships to a slave, or a SYNC_MASTER (which serves pulls only
+//! what is durable, `high_watermark.rs`), flushes whatever is written at every tick.
 
 use super::Broker;
 use crate::node::Ctx;
@@ -47,7 +49,9 @@ impl Broker {
         let thorough = now_ms < self.flush.last_thorough_ms
             || now_ms
                 >= self.flush.last_thorough_ms + self.config.flush_commit_log_thorough_interval_ms;
-        let shipping = self.ha.has_slaves();
+        // A SYNC_MASTER serves only flushed records while no slave is in sync
+        // (`high_watermark.rs`): it flushes every tick too, so consumers wait one tick.
+        let shipping = self.ha.has_slaves() || self.limits_serving();
         let Some(store) = self.store.as_mut().filter(|s| s.is_ready()) else {
             return;
         };

@@ -26,6 +26,9 @@ struct SlaveConn {
     /// Where the next batch to this slave starts.
     next_transfer: u64,
     last_report_ms: u64,
+    /// Since when this slave has lacked records the master holds durably, restarted
+    /// whenever its acknowledgements move; None while it holds them all.
+    behind_since_ms: Option<u64>,
 }
 
 #[derive(Default)]
@@ -44,6 +47,32 @@ impl HaState {
     /// `push2SlaveMaxOffset` over the slaves connected now.
     fn push_to_slave_max(&self) -> u64 {
         self.slaves.values().map(|s| s.acked).max().unwrap_or(0)
+    }
+
+    /// The highest offset acknowledged by a slave that is in sync: it holds all of
+    /// `durable`, or it has been behind for at most `lag_ms` since its last
+    /// acknowledgement moved (like Kafka's in-sync replicas: a slave stuck behind drops
+    /// out). None when no slave is.
+    pub(super) fn in_sync_acked(&self, durable: u64, now_ms: u64, lag_ms: u64) -> Option<u64> {
+        self.slaves
+            .values()
+            .filter(|s| {
+                s.acked >= durable
+                    || s.behind_since_ms
+                        .is_none_or(|t| now_ms.saturating_sub(t) <= lag_ms)
+            })
+            .map(|s| s.acked)
+            .max()
+    }
+
+    /// The master's log is durable up to `durable`: slaves without all of it are
+    /// behind from now on (unless they already were).
+    pub(super) fn note_durable(&mut self, durable: u64, now_ms: u64) {
+        for s in self.slaves.values_mut() {
+            if s.acked < durable && s.behind_since_ms.is_none() {
+                s.behind_since_ms = Some(now_ms);
+            }
+        }
     }
 }
 
@@ -68,7 +97,16 @@ impl Broker {
             acked: offset,
             next_transfer: offset,
             last_report_ms: now_ms,
+            behind_since_ms: None,
         });
+        let durable = self.store.as_ref().map_or(0, |s| s.durable_offset());
+        conn.behind_since_ms = if offset >= durable {
+            None
+        } else if offset > conn.acked || conn.behind_since_ms.is_none() {
+            Some(now_ms)
+        } else {
+            conn.behind_since_ms
+        };
         // A slave that went back (it crashed and lost its tail) or ahead of the stream
         // (a fresh connection) is served from what it holds.
         if offset < conn.acked || offset > conn.next_transfer {
@@ -139,6 +177,8 @@ impl Broker {
         self.ha
             .slaves
             .retain(|_, c| now_ms.saturating_sub(c.last_report_ms) <= silent_ms);
+        // A slave gone or stuck lets the serve limit fall back to the flushed offset.
+        self.notify_serve_limit(ctx);
         let written = self.store.as_ref().map_or(0, |s| s.written_offset());
         let heartbeats: Vec<(NodeId, u64)> = self
             .ha

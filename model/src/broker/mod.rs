@@ -14,6 +14,7 @@ pub mod config;
 mod consumers;
 mod flush;
 mod ha;
+mod high_watermark;
 mod offsets;
 mod pull;
 mod send;
@@ -70,6 +71,7 @@ pub struct Broker {
     sends: send::PendingSends,
     flush: flush::FlushState,
     holds: pull::HeldPulls,
+    hw: high_watermark::HighWatermark,
     ha: ha::HaState,
     /// The master address a name server told this slave.
     learned_master_addr: Option<String>,
@@ -101,6 +103,7 @@ impl Broker {
             sends: send::PendingSends::default(),
             flush: flush::FlushState::default(),
             holds: pull::HeldPulls::default(),
+            hw: high_watermark::HighWatermark::default(),
             ha: ha::HaState::default(),
             learned_master_addr: None,
             store,
@@ -335,10 +338,8 @@ impl Broker {
                 reply(ctx, Response::ConsumerOffsets(table));
             }
             Request::GetMaxOffset { topic, queue_id } => {
-                let max = self
-                    .store
-                    .as_ref()
-                    .map_or(0, |s| s.max_queue_offset(&topic, queue_id));
+                // What a pull may serve, not the page cache's end (`high_watermark.rs`).
+                let max = self.visible_max_queue_offset(ctx.now_ms(), ctx.disk(), &topic, queue_id);
                 reply(ctx, Response::Offset(max));
             }
             Request::HeartBeat(data) => {

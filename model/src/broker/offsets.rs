@@ -20,7 +20,10 @@
 //!   down when a consumer, resuming from this slave, committed a lower offset), and
 //!   the next owner would skip what lies between. A per-queue maximum would do the
 //!   same, and would keep a slave above a master that legitimately went back (an
-//!   offset corrected after the master lost its log tail).
+//!   offset corrected after the master lost its log tail). But when the master shows
+//!   a value this slave neither had before its commit nor passed on, another consumer
+//!   committed at the master since: the master's value is the newer one and wins, and
+//!   the slave's commit is dropped instead of being sent again over it.
 //! - **Commits at a slave reach the master.** A consumer commits at a slave only when
 //!   its route lists no master (the name server lost the master, or restarted and the
 //!   master has not registered yet), but the master may well be alive. RocketMQ keeps
@@ -67,7 +70,14 @@ struct LocalCommit {
     /// connection that has not broken since — so the answer to any later request
     /// shows it (or something newer). `None`: it may never have reached the master.
     forwarded_after: Option<u32>,
+    /// What the master's table could show if no other consumer committed there since
+    /// this slave's first local commit of the queue: the value this slave had then,
+    /// and what it has passed on since (the latest few).
+    master_known: [Option<u64>; MASTER_KNOWN],
 }
+
+/// How many values a local commit remembers the master may show without news.
+const MASTER_KNOWN: usize = 4;
 
 fn table_key(key: &QueueKey) -> String {
     format!("{}@{}", key.topic, key.consumer_group)
@@ -93,11 +103,21 @@ impl ConsumerOffsets {
     /// A slave took a consumer's commit: stored here, and remembered until a sync shows
     /// the master has it. `forwarded`: it was passed on to the master.
     pub(super) fn commit_local(&mut self, key: &QueueKey, offset: u64, forwarded: bool) {
-        self.commit(key, offset);
+        let mut master_known = match self.local_commits.get(key) {
+            Some(c) => c.master_known,
+            None => [self.get(key), None, None, None],
+        };
+        if forwarded && !master_known.contains(&Some(offset)) {
+            // Keep the base (slot 0); the passed-on values rotate through the rest.
+            master_known[1..].rotate_right(1);
+            master_known[1] = Some(offset);
+        }
         let commit = LocalCommit {
             offset,
             forwarded_after: forwarded.then_some(self.syncs_sent),
+            master_known,
         };
+        self.commit(key, offset);
         self.local_commits.insert(key.clone(), commit);
     }
 
@@ -144,8 +164,24 @@ impl ConsumerOffsets {
                 // Passed on after this request left: the next answer will tell.
                 Some(_) => {}
                 None => {
+                    // The master shows a value this slave never had nor passed on:
+                    // another consumer committed there since (the master is back and
+                    // the group commits to it), newer than this slave's commit. Sent
+                    // again, the stale commit would put the group back (wide seed 232).
+                    let shown = master
+                        .offset_table
+                        .get(&table_key(&key))
+                        .and_then(|q| q.get(&key.queue_id))
+                        .and_then(|&v| u64::try_from(v).ok());
+                    if shown.is_some() && !commit.master_known.contains(&shown) {
+                        continue;
+                    }
                     resend.push((key.clone(), commit.offset));
                     commit.forwarded_after = Some(syncs_sent);
+                    if !commit.master_known.contains(&Some(commit.offset)) {
+                        commit.master_known[1..].rotate_right(1);
+                        commit.master_known[1] = Some(commit.offset);
+                    }
                 }
             }
             self.commit(&key, commit.offset);
@@ -381,5 +417,29 @@ mod tests {
         assert_eq!(slave.get(&key(2)), Some(16));
         assert_eq!(slave.get(&key(3)), Some(2));
         assert!(slave.local_commits.is_empty());
+    }
+
+    #[test]
+    fn slave_drops_a_lost_commit_once_the_master_shows_anothers_newer_one() {
+        // Wide seed 232: a consumer committed 12 here while the master was down; the
+        // master came back and the group committed 40 there. Sending 12 again would
+        // put the group back by 28 messages.
+        let disk = MemDisk::new();
+        let mut slave = ConsumerOffsets::load(&disk);
+        let sync = slave.next_sync();
+        slave.merge_from_master(&master(&[(0, 0), (1, 0)]), sync);
+        slave.commit_local(&key(0), 12, false);
+        slave.commit_local(&key(1), 12, false);
+        let sync = slave.next_sync();
+        // Queue 0: the master moved on (another consumer); queue 1: it still shows
+        // what this slave had, so it never got the commit.
+        let resend = slave.merge_from_master(&master(&[(0, 40), (1, 0)]), sync);
+        assert_eq!(resend, vec![(key(1), 12)]);
+        assert_eq!(
+            slave.get(&key(0)),
+            Some(40),
+            "the master's newer value wins"
+        );
+        assert_eq!(slave.get(&key(1)), Some(12));
     }
 }

@@ -5,6 +5,12 @@
 //!
 //! A damaged record (CRC or consume-queue mismatch, unreadable sector) is skipped,
 //! never served: the store refuses it and the pull moves past it.
+//!
+//! Deliberate deviation (`high_watermark.rs`): a master serves only records as durable
+//! as the configuration promises — flushed under SYNC_FLUSH, acknowledged by the slave
+//! under SYNC_MASTER — so a queue offset holds one message forever. A pull past that
+//! limit is held like a pull past the queue's end, and held pulls are also woken when
+//! the limit advances (a flush completes, a slave acknowledges), not only on arrival.
 
 use std::collections::BTreeMap;
 
@@ -95,16 +101,20 @@ impl Broker {
             };
             self.commit_offset(ctx, &key, req.commit_offset);
         }
+        // What may be served: records as durable as the configuration promises.
+        let visible =
+            self.visible_max_queue_offset(ctx.now_ms(), ctx.disk(), &req.topic, req.queue_id);
         let store = self.store.as_ref().expect("checked above");
         let (min, max) = store
             .queue(&req.topic, req.queue_id)
             .map_or((0, 0), |q| (q.min_offset(), q.max_offset()));
+        debug_assert!(visible <= max, "visible past the queue's end");
         let respond = |code: i32, next: u64, records: Vec<u8>| {
             Some(Response::Pull(PullResponse {
                 code,
                 next_begin_offset: next,
                 min_offset: min,
-                max_offset: max,
+                max_offset: visible,
                 suggest_which_broker_id: 0,
                 records,
             }))
@@ -121,10 +131,11 @@ impl Broker {
         } else if offset > max && !slave {
             return respond(response_code::PULL_OFFSET_MOVED, max, Vec::new());
         }
-        if offset >= max {
+        if offset >= visible {
             // Nothing yet (on a slave that has not caught up, too: it never corrects a
             // consumer's offset, `offsetCheckInSlave=false`, and waits instead of
-            // answering RETRY_IMMEDIATELY in a loop).
+            // answering RETRY_IMMEDIATELY in a loop; on a master, records written but
+            // not yet durable as promised are not there yet either).
             if allow_suspend && req.sys_flag & pull_sys_flag::SUSPEND != 0 {
                 let deadline_ms = ctx.now_ms() + req.suspend_timeout_ms;
                 self.holds
@@ -148,7 +159,7 @@ impl Broker {
         let mut count = 0;
         let mut next = offset;
         let disk = ctx.disk();
-        while next < max && next - offset < max_scan && count < max_count {
+        while next < visible && next - offset < max_scan && count < max_count {
             match store.get_message(disk, &req.topic, req.queue_id, next) {
                 Ok(m) => {
                     let matched = subscription.matches_code(m.tags_code);
@@ -193,6 +204,16 @@ impl Broker {
         self.wake_held(ctx, Some(key));
     }
 
+    /// The serve limit may have advanced (`high_watermark.rs`): answer the held pulls
+    /// that now have something to read. Nothing to do where the limit is the page
+    /// cache's end, since arrivals wake those already.
+    pub(super) fn notify_serve_limit(&mut self, ctx: &mut dyn Ctx<Message>) {
+        if self.holds.by_queue.is_empty() || !self.limits_serving() {
+            return;
+        }
+        self.wake_held(ctx, None);
+    }
+
     /// The 5 s re-check: answer held pulls that have data or whose time is up.
     pub(super) fn check_held_pulls(&mut self, ctx: &mut dyn Ctx<Message>) {
         self.wake_held(ctx, None);
@@ -205,10 +226,7 @@ impl Broker {
             None => self.holds.by_queue.keys().cloned().collect(),
         };
         for key in keys {
-            let max = self
-                .store
-                .as_ref()
-                .map_or(0, |s| s.max_queue_offset(&key.0, key.1));
+            let max = self.visible_max_queue_offset(ctx.now_ms(), ctx.disk(), &key.0, key.1);
             let Some(held) = self.holds.by_queue.remove(&key) else {
                 continue;
             };

@@ -203,6 +203,7 @@ impl Broker {
     /// The commit log is durable up to `durable`: answer sends waiting for it, and ship
     /// the newly durable records to slaves.
     pub(super) fn on_durable(&mut self, ctx: &mut dyn Ctx<Message>, durable: u64) {
+        self.ha.note_durable(durable, ctx.now_ms());
         for p in self.sends.waiting.values_mut() {
             if p.wait_flush && p.end_offset <= durable {
                 p.wait_flush = false;
@@ -210,6 +211,7 @@ impl Broker {
         }
         self.answer_ready(ctx);
         self.ha_push(ctx);
+        self.notify_serve_limit(ctx);
     }
 
     /// The slaves acknowledged up to `acked`.
@@ -220,6 +222,7 @@ impl Broker {
             }
         }
         self.answer_ready(ctx);
+        self.notify_serve_limit(ctx);
     }
 
     fn answer_ready(&mut self, ctx: &mut dyn Ctx<Message>) {

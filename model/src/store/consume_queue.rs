@@ -144,6 +144,31 @@ impl ConsumeQueue {
         Ok(start)
     }
 
+    /// The first queue offset in `[min, max]` whose record does not end at or below
+    /// `commit_log_offset`: every entry before it points at a record wholly below that
+    /// commit-log offset. Entries of one queue point at increasing commit-log offsets,
+    /// so this is a binary search. A blank filler or an unreadable entry counts as
+    /// below: it holds no record to wait for (a pull skips it), and a queue must not
+    /// stall behind a damaged entry forever.
+    pub fn first_beyond(&self, disk: &dyn Disk, commit_log_offset: u64) -> u64 {
+        let (mut lo, mut hi) = (self.min_offset, self.max_offset);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            let below = match self.get(disk, mid) {
+                Ok(Some(e)) if e != BLANK_ENTRY && e.commit_log_offset >= 0 && e.size >= 0 => {
+                    e.commit_log_offset as u64 + e.size as u64 <= commit_log_offset
+                }
+                _ => true,
+            };
+            if below {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        lo
+    }
+
     /// The entry at `queue_offset`, if it is in `[min, max)`.
     pub fn get(&self, disk: &dyn Disk, queue_offset: u64) -> Result<Option<CqEntry>, DiskError> {
         if queue_offset < self.min_offset || queue_offset >= self.max_offset {

@@ -265,6 +265,20 @@ impl MessageStore {
         self.queue(topic, queue_id).map_or(0, |q| q.max_offset())
     }
 
+    /// The first queue offset of a queue whose record does not end at or below
+    /// `commit_log_offset` (0 for a queue never written): the end of what a reader
+    /// limited to that commit-log offset may see.
+    pub fn max_queue_offset_below(
+        &self,
+        disk: &dyn Disk,
+        topic: &str,
+        queue_id: i32,
+        commit_log_offset: u64,
+    ) -> u64 {
+        self.queue(topic, queue_id)
+            .map_or(0, |q| q.first_beyond(disk, commit_log_offset))
+    }
+
     /// Appends a record and dispatches it to its consume queue. It is readable at once
     /// and durable once `durable_offset() >= result.end_offset`.
     pub fn append(

@@ -20,7 +20,7 @@
 //!     or restarted before its commit was persisted);
 //!   - `commit_rolled_back`: the span's start offset is below the highest offset the
 //!     group had committed on the queue before it began, and the last commit was
-//!     made at least `offsets::HANDOVER_GRACE_MS` before it (the broker lost or
+//!     made at least `offsets::COMMIT_IN_FLIGHT_MS` before it (the broker lost or
 //!     rolled back the commit: crash, failover to a slave, reset — `offsets`,
 //!     `order` and `commits` bound how far); a commit made later may still have been
 //!     in flight, which is the hand-over race of a `rebalance`;
@@ -33,7 +33,7 @@
 //! and, as before, by group. One pass over the duplicates the index collected.
 
 use super::index::{Dup, Index, NONE};
-use super::offsets::HANDOVER_GRACE_MS;
+use super::offsets::COMMIT_IN_FLIGHT_MS;
 use super::{CheckStats, Rule, Sink};
 use crate::history::Entry;
 
@@ -104,7 +104,7 @@ fn cause(ix: &Index, d: &Dup) -> Result<Cause, &'static str> {
     if let (Some(start), Some(c)) = (span.start, span.prev_commit) {
         // A commit made just before the new owner read the offset may still have been
         // in flight: that is the hand-over race of a rebalance, not a lost commit.
-        if start < c.high && c.at_ms + HANDOVER_GRACE_MS <= span.at_ms {
+        if start < c.high && c.at_ms + COMMIT_IN_FLIGHT_MS <= span.at_ms {
             return Ok(Cause::CommitRolledBack);
         }
     }

@@ -83,6 +83,8 @@ pub(crate) struct FaultLog {
     pub recs: Vec<FaultRec>,
     /// Node -> indexes into `recs`, in time order.
     by_node: BTreeMap<u32, Vec<u32>>,
+    /// Times of heals of every link at once (no node), in order.
+    heal_all_ms: Vec<u64>,
 }
 
 impl FaultLog {
@@ -97,6 +99,8 @@ impl FaultLog {
         for (i, r) in self.recs.iter().enumerate() {
             if let Some(n) = r.node {
                 self.by_node.entry(n).or_default().push(i as u32);
+            } else if r.kind == FaultKind::Heal {
+                self.heal_all_ms.push(r.at_ms);
             }
         }
     }
@@ -143,6 +147,29 @@ impl FaultLog {
             .is_some_and(|k| k != FaultKind::Restart)
     }
 
+    /// Whether a partition or clog recorded on `node` is still in place at `at_ms`:
+    /// the last partition, clog or heal on it at or before then is not a heal, and no
+    /// heal of every link came since. (A connection reset is recorded as a partition
+    /// with no heal, so it counts until the node's next heal: lenient.)
+    pub(crate) fn cut_at(&self, node: u32, at_ms: u64) -> bool {
+        let Some(list) = self.by_node.get(&node) else {
+            return false;
+        };
+        let end = list.partition_point(|&i| self.recs[i as usize].at_ms <= at_ms);
+        let last = list[..end]
+            .iter()
+            .rev()
+            .map(|&i| &self.recs[i as usize])
+            .find(|r| bit(r.kind) & (NETWORK | bit(FaultKind::Heal)) != 0);
+        match last {
+            Some(r) if r.kind != FaultKind::Heal => {
+                let k = self.heal_all_ms.partition_point(|&t| t < r.at_ms);
+                self.heal_all_ms.get(k).is_none_or(|&t| t > at_ms)
+            }
+            _ => false,
+        }
+    }
+
     /// The first fault of `kinds` on any of `nodes` with `from <= at_ms <= to`.
     pub(crate) fn first_on_any(
         &self,
@@ -155,18 +182,6 @@ impl FaultLog {
             .iter()
             .filter_map(|&n| self.first_on(n, kinds, from, to))
             .min_by_key(|r| (r.at_ms, r.entry))
-    }
-
-    /// The first fault of `kinds` anywhere with `from <= at_ms <= to`.
-    pub(crate) fn first_kind(&self, kinds: Kinds, from: u64, to: u64) -> Option<&FaultRec> {
-        if from > to {
-            return None;
-        }
-        let start = self.recs.partition_point(|r| r.at_ms < from);
-        self.recs[start..]
-            .iter()
-            .take_while(|r| r.at_ms <= to)
-            .find(|r| bit(r.kind) & kinds != 0)
     }
 
     /// The last fault of `kinds` on any of `nodes` (as its node, or as the peer of a

@@ -109,10 +109,17 @@ pub enum Rule {
     /// of another consumer incarnation, when a known message the group subscribes to
     /// (and the allowance does not cover) lies in between.
     Order,
-    /// Two messages at one (broker, topic, queue, offset); a send acked before another
-    /// was invoked that got the higher-or-equal offset; a clustering group's committed
-    /// offset going back with no broker crash/restart, rebalance hand-over or network
-    /// fault to explain it. Offset reuse after an allowed loss is not a violation.
+    /// Two messages at one (broker, topic, queue, offset), every message seen there
+    /// compared with the one seen just before it (a reuse after an allowed loss of
+    /// that one is not a violation); a send acked before another was invoked that got
+    /// the higher-or-equal offset; a clustering group's new owner starting below the
+    /// lower bound of the group's commits on the queue: the lowest of the latest
+    /// commit the broker surely holds (made one propagation window before — 1 s in
+    /// flight, 11 s when a slave answered — with no fault on the committing client or
+    /// the queue's broker group that could have lost it: cut link, crash in flight,
+    /// broker down, restart within the 5 s persist interval plus an fsync, media loss,
+    /// a lost log tail within 45 s before) and every commit that may have reached the
+    /// broker after it. Committed offsets going back is not in itself a violation.
     Offsets,
     /// After `heal_at_ms` (when it is before `end_ms`), a group with consumers that
     /// still owed unexcused messages received no delivery at all. One per group.

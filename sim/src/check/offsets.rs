@@ -2,77 +2,110 @@
 //!
 //! 1. **One offset, one message**: every `SendOk` and every first-hand delivery of a
 //!    position `(broker, topic, queue, offset)` names the same wid, forever (this also
-//!    covers "the acked offset is the offset consumers saw"). Exception: when the
-//!    message first seen there may have been lost (the [`super::allowance`] covers it
-//!    with a fault before the other message was seen), the broker truncated its log in
-//!    a crash and reused the offset — as RocketMQ does.
+//!    covers "the acked offset is the offset consumers saw"). Every message seen at a
+//!    position is compared with the one seen there just before it, so a second reuse
+//!    is judged too. Exception: when the message it replaced may have been lost (the
+//!    [`super::allowance`] covers it with a fault before the replacement was seen),
+//!    the broker truncated its log in a crash and reused the offset — as RocketMQ
+//!    does.
 //! 2. **Real-time order**: if send A's `SendOk` came strictly before send B's
 //!    `SendInvoke`, and both went to the same queue, then offset(A) < offset(B). One
 //!    sweep in time order keeping, per queue, the highest offset of completed sends.
 //!    Same exception as above for A (its offset may have been reused after a crash
 //!    before B's ack). Only the highest completed A per queue is compared.
-//! 3. **Commits never go back**, per clustering group and queue (the commits of all
-//!    clients of the group form one sequence; broadcasting groups keep offsets per
-//!    client and are not judged). A commit below the highest commit so far is a
-//!    violation unless it is explained:
-//!    - a broker node crashed or restarted ([`RESTARTS`]) between the two commits:
-//!      brokers persist consumer offsets every 5 s, so newer commits may be lost;
-//!    - the higher commit came from another ownership span and was made later than
-//!      [`HANDOVER_GRACE_MS`] before the lower committer's span began: during a
-//!      rebalance the new owner may read the offset before the old owner's last
-//!      (oneway) commit arrived, and old and new owner briefly overlap;
-//!    - the higher commit came from another span and a partition or clog happened
-//!      between it and the start of the lower committer's span: oneway commits may
-//!      be dropped;
-//!    - the higher commit came from another span and its client's process ended (a
-//!      crash or a shutdown, [`RESTARTS`]) less than [`HANDOVER_GRACE_MS`] after
-//!      it: the commit is recorded when it is sent (oneway, or carried on a pull),
-//!      and a packet still in flight when its sender's process ends is lost with the
-//!      connection. A commit that had a grace period to arrive is not excused;
-//!    - the lower committer's span started from an offset a *slave* answered (its
-//!      route listed no master: see `Own.offset_from_broker_id`) and the higher
-//!      commit was made less than [`replica_lag_ms`] before that span began: a slave
-//!      learns its master's offsets by SlaveSynchronize, every 10 s, so it may not
-//!      have the master's latest (RocketMQ's documented behaviour; avoiding it would
-//!      take a consensus on offsets). A higher commit older than that, or one the
-//!      master answered, is not excused.
+//! 3. **A new owner starts within the bounds the group's commits set**, per
+//!    clustering group and queue (broadcasting groups keep offsets per client and are
+//!    not judged). RocketMQ does not promise that committed offsets never go back:
+//!    commits are oneway and asynchronous, a consumer that still believes it owns a
+//!    queue persists its older offset, and a new owner can read an older commit. What
+//!    it promises is that nothing is skipped, so the rule judges the offset a new
+//!    owner was answered (`Own.start_offset`, at time `t`) against the group's commits
+//!    on that queue made up to `t`:
+//!    - **upper bound**: no later than the last commit — a start past it that skips
+//!      a message the group subscribes to is judged by the order rule (`order.rs`,
+//!      "new owner starts after the committed offset"), which knows what lies between;
+//!      a start past it over nothing the group wants skips nothing;
+//!    - **lower bound**: no earlier than the lowest of the *anchor* and every commit
+//!      after it, where the anchor is the latest commit the broker surely holds: made
+//!      one propagation window before `t` ([`COMMIT_IN_FLIGHT_MS`]; when a slave
+//!      answered, [`replica_lag_ms`]), and with no fault that could have
+//!      lost it — the committing client crashing or cut off (a partition or clog on
+//!      it) while the commit was in flight; a node of *that queue's* broker group down
+//!      or cut off when it was made, restarting before it was persisted
+//!      (the declared `flushConsumerOffsetInterval` plus [`OFFSET_FSYNC_GRACE_MS`] after it
+//!      arrived), losing its media between the commit and `t`, or having lost its
+//!      page cache or media within [`OFFSET_CLAMP_REACH_MS`] before the commit (a
+//!      master clamps commits past a queue end that went back). A commit such a
+//!      fault may have lost is passed over for an older one, so each fault widens
+//!      the bound only by what it can have lost, and never from time zero. Commits
+//!      made shortly before the anchor count as "after" it when they may have
+//!      arrived later: [`COMMIT_IN_FLIGHT_MS`], or [`replica_lag_ms`] for a
+//!      consumer whose own span started from a slave's answer (its route listed no
+//!      master, so it commits at the slave, which passes commits on, at worst again
+//!      after its next sync), or — held up by a clog or partition on its client or
+//!      the broker group — any time within that lag.
 //!
-//!    Each explanation fires an excuse of that name (`broker_restart`,
-//!    `broker_state_lost`, `handover_grace`, `network_fault`, `committer_ended`,
-//!    `replica_lag`; `offset_reused` for the exceptions of 1 and 2), recorded with
-//!    the fault it used.
-//!
-//!    After a commit going back (explained or not) the sequence continues from it, so
-//!    one regression is reported once.
+//!    The violation names the anchor commit, its client and time. When a start below
+//!    the group's latest commit passes only because a commit above it was passed
+//!    over, the reason fires an excuse of that name with its evidence:
+//!    `handover_grace` (in flight), `replica_lag` (not yet synced to the slave
+//!    asked), `committer_ended`, `network_fault`, `broker_down`, `broker_restart`,
+//!    `broker_state_lost` (media), `tail_clamped`, or `commit_overtaken` (an older,
+//!    lower commit that may have arrived after it). `offset_reused` names the
+//!    exceptions of 1 and 2.
 
 use std::collections::BTreeMap;
 
 use super::allowance::{allowance, allowance_at};
 use super::faults::{CACHE_LOSS, MEDIA_LOSS, NETWORK, RESTARTS};
 use super::hasher::FastMap;
-use super::index::{Index, NONE};
+use super::index::{Cmt, Index, NONE};
 use super::queue_log::{Conflict, Holder, QueueLog};
 use super::{Rule, Sink};
 use crate::history::Entry;
 
-/// How long an old owner's last commit may still be in flight when a new owner reads
-/// the committed offset. Simulated network latency is milliseconds; a second is far
-/// beyond it yet far below RocketMQ's 20 s rebalance interval.
-pub(crate) const HANDOVER_GRACE_MS: u64 = 1_000;
+/// How long a oneway commit (UPDATE_CONSUMER_OFFSET, or the commit a pull carries)
+/// may take to reach the broker and how long a query answer may take back. Not a
+/// RocketMQ setting: simulated latency is milliseconds (clogs aside, which count as
+/// network faults); a second is far beyond it, far below the 20 s rebalance interval.
+pub(crate) const COMMIT_IN_FLIGHT_MS: u64 = 1_000;
 
-/// How far a slave's consumer offsets may lag its master's: one declared
-/// SlaveSynchronize interval (`Meta.promise`), plus the grace for the commit and the
-/// sync to travel.
+/// The fsync of the persisted offsets file after the persist interval. Not a
+/// RocketMQ setting: far beyond a simulated fsync.
+pub(crate) const OFFSET_FSYNC_GRACE_MS: u64 = 1_000;
+
+/// How stale a slave's copy of the consumer offsets may be: one declared
+/// SlaveSynchronize interval (`Meta.promise`, RocketMQ: 10 s) plus a commit in flight.
 pub(crate) fn replica_lag_ms(ix: &Index) -> u64 {
     ix.promise
         .slave_synchronize_interval_ms
-        .saturating_add(HANDOVER_GRACE_MS)
+        .saturating_add(COMMIT_IN_FLIGHT_MS)
 }
+
+/// How long a commit may go unpersisted on its broker: the declared
+/// `flushConsumerOffsetInterval` (`Meta.promise`, RocketMQ: 5 s) plus the fsync.
+fn persist_window_ms(ix: &Index) -> u64 {
+    ix.promise
+        .flush_consumer_offset_interval_ms
+        .saturating_add(OFFSET_FSYNC_GRACE_MS)
+}
+
+/// How long after its broker group lost a log tail (page cache or media) a commit
+/// may be clamped: a master stores no offset past a queue's end, and consumers keep
+/// committing their older, higher offsets until a pull there corrects them — a
+/// broker down for up to 15 s, then a held pull's suspend (RocketMQ's
+/// `brokerSuspendMaxTimeMillis`, 15 s) and the pull's timeout before the consumer
+/// asks again.
+pub(crate) const OFFSET_CLAMP_REACH_MS: u64 = 45_000;
+
+/// How many commits back the lower bound looks for one the broker surely holds;
+/// past that the span is not judged (keeps the rule linear).
+const MAX_COMMITS_BACK: usize = 256;
 
 pub(crate) fn check(ix: &Index, log: &QueueLog, sink: &mut Sink) {
     one_message_per_offset(ix, log, sink);
     real_time_order(ix, sink);
-    commits_never_go_back(ix, sink);
+    start_within_commit_bounds(ix, sink);
 }
 
 fn observer(ix: &Index, h: &Holder) -> String {
@@ -88,43 +121,41 @@ fn observer(ix: &Index, h: &Holder) -> String {
 }
 
 fn one_message_per_offset(ix: &Index, log: &QueueLog, sink: &mut Sink) {
+    // Per position, the replacements nothing excuses, in the order they were seen.
     let mut by_position: BTreeMap<(u32, u64), Vec<&Conflict>> = BTreeMap::new();
     for c in &log.conflicts {
-        by_position.entry((c.queue, c.offset)).or_default().push(c);
-    }
-    for ((q, offset), conflicts) in by_position {
-        let first = conflicts[0].first;
-        let mut others: Vec<&Holder> = Vec::new();
-        for c in &conflicts {
-            if others.iter().any(|o| o.msg == c.other.msg) {
-                continue;
-            }
-            let broker = ix.queues[q as usize].broker;
-            if let Some(a) = allowance_at(ix, first.msg, broker, c.other.at_ms) {
-                // The first message may have been truncated away first.
-                sink.excuses
-                    .record(Rule::Offsets, "offset_reused", || a.reason());
-                continue;
-            }
-            others.push(&c.other);
-        }
-        if others.is_empty() {
+        let broker = ix.queues[c.queue as usize].broker;
+        // The holder replaced may have been truncated away first.
+        if let Some(a) = allowance_at(ix, c.first.msg, broker, c.other.at_ms) {
+            sink.excuses
+                .record(Rule::Offsets, "offset_reused", || a.reason());
             continue;
         }
+        let seen = by_position.entry((c.queue, c.offset)).or_default();
+        if !seen.iter().any(|o| o.other.msg == c.other.msg) {
+            seen.push(c);
+        }
+    }
+    for ((q, offset), conflicts) in by_position {
         let label = format!("{} offset {offset}", ix.queue_name(q));
         sink.report(Rule::Offsets, label, || {
-            let seen: Vec<String> = others
+            let seen: Vec<String> = conflicts
                 .iter()
-                .map(|o| format!("{} by {}", ix.describe_msg(o.msg), observer(ix, o)))
+                .map(|c| {
+                    format!(
+                        "{} by {} (replacing {} seen by {})",
+                        ix.describe_msg(c.other.msg),
+                        observer(ix, &c.other),
+                        ix.describe_msg(c.first.msg),
+                        observer(ix, &c.first),
+                    )
+                })
                 .collect();
             format!(
-                "two messages at one offset: {} offset {offset} was first {} by {}, \
-                 later {}; {}",
+                "two messages at one offset: {} offset {offset} held {}; {}",
                 ix.queue_name(q),
-                ix.describe_msg(first.msg),
-                observer(ix, &first),
-                seen.join("; "),
-                ix.faults.before(ix.entries, others[0].at_ms),
+                seen.join("; then "),
+                ix.faults.before(ix.entries, conflicts[0].other.at_ms),
             )
         });
     }
@@ -197,109 +228,228 @@ fn real_time_order(ix: &Index, sink: &mut Sink) {
     }
 }
 
-/// The highest commit of a sequence so far.
-#[derive(Clone, Copy)]
-struct High {
-    offset: u64,
+/// Why a commit may not be held by the broker a new owner asked: the excuse's name
+/// and its evidence.
+type NotHeld = (&'static str, String);
+
+/// Whether commit `c` is surely held by the broker a new owner asked at `at_ms`.
+fn commit_held(
+    ix: &Index,
+    c: &Cmt,
+    bg_nodes: &[u32],
     at_ms: u64,
-    entry: u32,
-    span: u32,
+    reach_ms: u64,
+) -> Result<(), NotHeld> {
+    let faults = &ix.faults;
+    if c.at_ms.saturating_add(reach_ms) > at_ms {
+        // Still on its way, or not yet synced to the slave asked.
+        let why = if reach_ms > COMMIT_IN_FLIGHT_MS {
+            "replica_lag"
+        } else {
+            "handover_grace"
+        };
+        return Err((why, format!("commit at {}ms, asked at {at_ms}ms", c.at_ms)));
+    }
+    let client = match &ix.entries[c.entry as usize] {
+        Entry::Commit { client, .. } => *client,
+        _ => NONE,
+    };
+    let arrived_by = c.at_ms.saturating_add(COMMIT_IN_FLIGHT_MS);
+    // A oneway commit dies with its sender's process or on a cut link.
+    if let Some(f) = faults.first_on(client, RESTARTS, c.at_ms, arrived_by) {
+        return Err(("committer_ended", f.label()));
+    }
+    if let Some(f) = faults.first_on(client, NETWORK, c.at_ms, arrived_by) {
+        return Err(("network_fault", f.label()));
+    }
+    if faults.cut_at(client, c.at_ms) {
+        return Err((
+            "network_fault",
+            format!("n{client} cut off at {}ms", c.at_ms),
+        ));
+    }
+    let persisted_by = c
+        .at_ms
+        .saturating_add(reach_ms.saturating_add(persist_window_ms(ix)));
+    let lost_from = c.at_ms.saturating_sub(OFFSET_CLAMP_REACH_MS);
+    for &n in bg_nodes {
+        if faults.down_at(n, c.at_ms) {
+            return Err(("broker_down", format!("n{n} down at {}ms", c.at_ms)));
+        }
+        if faults.cut_at(n, c.at_ms) {
+            return Err(("network_fault", format!("n{n} cut off at {}ms", c.at_ms)));
+        }
+        if let Some(f) = faults.first_on(n, NETWORK, c.at_ms, arrived_by) {
+            return Err(("network_fault", f.label()));
+        }
+        // Not yet persisted when the broker lost its memory.
+        if let Some(f) = faults.first_on(n, RESTARTS, c.at_ms, persisted_by.min(at_ms)) {
+            return Err(("broker_restart", f.label()));
+        }
+        // The offsets file itself damaged or gone.
+        if let Some(f) = faults.first_on(n, MEDIA_LOSS, c.at_ms, at_ms) {
+            return Err(("broker_state_lost", f.label()));
+        }
+        // Clamped to a queue end that went back when the log lost its tail.
+        if let Some(f) = faults.first_on(n, CACHE_LOSS | MEDIA_LOSS, lost_from, c.at_ms) {
+            return Err(("tail_clamped", f.label()));
+        }
+    }
+    Ok(())
 }
 
-fn commits_never_go_back(ix: &Index, sink: &mut Sink) {
-    let mut high: FastMap<(u32, u32), High> = FastMap::default();
-    for c in &ix.commits {
-        if ix.group_info[c.group as usize].broadcasting {
+/// Whether commit `c` may have been held up on the way (a clog or partition on its
+/// client or the queue's broker group), so it may arrive after later commits.
+fn delayed(ix: &Index, c: &Cmt, bg_nodes: &[u32]) -> bool {
+    let faults = &ix.faults;
+    let arrived_by = c.at_ms.saturating_add(COMMIT_IN_FLIGHT_MS);
+    let client = match &ix.entries[c.entry as usize] {
+        Entry::Commit { client, .. } => *client,
+        _ => NONE,
+    };
+    std::iter::once(client)
+        .chain(bg_nodes.iter().copied())
+        .any(|n| {
+            faults.cut_at(n, c.at_ms) || faults.first_on(n, NETWORK, c.at_ms, arrived_by).is_some()
+        })
+}
+
+/// How long commit `c` may take to reach the master: in flight, or — made by a
+/// consumer whose route listed no master (its span started from a slave's answer) —
+/// passed on by the slave, at worst again after its next SlaveSynchronize.
+fn path_ms(ix: &Index, c: &Cmt) -> u64 {
+    if ix.spans[c.span as usize].from_replica {
+        replica_lag_ms(ix)
+    } else {
+        COMMIT_IN_FLIGHT_MS
+    }
+}
+
+fn client_of(ix: &Index, entry: u32) -> String {
+    match &ix.entries[entry as usize] {
+        Entry::Commit { client, .. } => format!("n{client}"),
+        _ => "?".to_string(),
+    }
+}
+
+/// Rule 3: every new owner's start offset lies within the bounds the group's commits
+/// set (see the module doc).
+fn start_within_commit_bounds(ix: &Index, sink: &mut Sink) {
+    // Per (group, queue): the commits in time order.
+    let mut by_key: FastMap<(u32, u32), Vec<u32>> = FastMap::default();
+    let mut order: Vec<u32> = (0..ix.commits.len() as u32).collect();
+    if !order.is_sorted_by_key(|&c| ix.commits[c as usize].at_ms) {
+        order.sort_by_key(|&c| ix.commits[c as usize].at_ms);
+    }
+    for c in order {
+        let cm = &ix.commits[c as usize];
+        if ix.group_info[cm.group as usize].broadcasting {
             continue;
         }
-        let cur = High {
-            offset: c.offset,
-            at_ms: c.at_ms,
-            entry: c.entry,
-            span: c.span,
+        by_key.entry((cm.group, cm.queue)).or_default().push(c);
+    }
+    for span in &ix.spans {
+        let Some(start) = span.start else { continue };
+        let Some(list) = by_key.get(&(span.group, span.queue)) else {
+            continue;
         };
-        let h = high.entry((c.group, c.queue)).or_insert(cur);
-        if c.offset >= h.offset {
-            *h = cur;
-            continue;
+        let t = span.at_ms;
+        let n = list.partition_point(|&c| ix.commits[c as usize].at_ms <= t);
+        if n == 0 {
+            continue; // no commit yet: the consumer's ConsumeFromWhere decides
         }
-        let prev = *h;
-        *h = cur;
-        let faults = &ix.faults;
-        if let Some(f) = faults.first_on_any(&ix.broker_nodes, RESTARTS, prev.at_ms, c.at_ms) {
-            sink.excuses
-                .record(Rule::Offsets, "broker_restart", || f.label());
-            continue;
-        }
-        // The queue's broker group lost state at some earlier time (a lost machine, a
-        // damaged disk, a page cache gone): its slave or its recovered log may not
-        // know the newer offset, and sends the consumer back.
-        if let Some(bg) = ix.broker_group(ix.queues[c.queue as usize].broker) {
-            let nodes: Vec<u32> = std::iter::once(bg.master_node)
-                .chain(bg.slave_node)
-                .collect();
-            if let Some(f) = faults.first_on_any(&nodes, CACHE_LOSS | MEDIA_LOSS, 0, c.at_ms) {
-                sink.excuses
-                    .record(Rule::Offsets, "broker_state_lost", || f.label());
-                continue;
-            }
-        }
-        if prev.span != c.span {
-            let span_start = ix.spans[c.span as usize].at_ms;
-            if prev.at_ms.saturating_add(HANDOVER_GRACE_MS) > span_start {
-                sink.excuses.record(Rule::Offsets, "handover_grace", || {
-                    format!("commit at {}ms, new span at {span_start}ms", prev.at_ms)
-                });
-                continue;
-            }
-            if let Some(f) = faults.first_kind(NETWORK, prev.at_ms, span_start) {
-                sink.excuses
-                    .record(Rule::Offsets, "network_fault", || f.label());
-                continue;
-            }
-            if let Entry::Commit { client, .. } = &ix.entries[prev.entry as usize] {
-                let ended_by = prev.at_ms.saturating_add(HANDOVER_GRACE_MS - 1);
-                if let Some(f) =
-                    faults.first_on(*client, RESTARTS, prev.at_ms, ended_by.min(span_start))
-                {
-                    sink.excuses
-                        .record(Rule::Offsets, "committer_ended", || f.label());
-                    continue;
+        let bg_nodes: Vec<u32> = ix
+            .broker_group(ix.queues[span.queue as usize].broker)
+            .map(|bg| {
+                std::iter::once(bg.master_node)
+                    .chain(bg.slave_node)
+                    .collect()
+            })
+            .unwrap_or_default();
+        // Lower bound: the latest commit the broker surely holds, or any commit after
+        // it (one of them may have overwritten it, a lower one too).
+        let reach_ms = if span.from_replica {
+            replica_lag_ms(ix)
+        } else {
+            COMMIT_IN_FLIGHT_MS
+        };
+        let latest = ix.commits[list[n - 1] as usize].offset;
+        let mut later_min = u64::MAX;
+        let mut anchor = None;
+        // Why the first commit above the start passed over may be missing.
+        let mut excuse: Option<NotHeld> = None;
+        let mut back = list[..n].iter().rev().take(MAX_COMMITS_BACK);
+        for &c in back.by_ref() {
+            let cm = &ix.commits[c as usize];
+            match commit_held(ix, cm, &bg_nodes, t, reach_ms.max(path_ms(ix, cm))) {
+                Ok(()) => {
+                    anchor = Some(cm);
+                    break;
+                }
+                Err(why) => {
+                    if cm.offset > start && excuse.is_none() {
+                        excuse = Some(why);
+                    }
+                    later_min = later_min.min(cm.offset);
                 }
             }
-            if ix.spans[c.span as usize].from_replica
-                && prev.at_ms.saturating_add(replica_lag_ms(ix)) > span_start
+        }
+        let Some(anchor) = anchor else {
+            if let Some((name, ev)) = excuse.filter(|_| start < latest) {
+                sink.excuses.record(Rule::Offsets, name, || ev);
+            }
+            continue;
+        };
+        // A commit made a little before the anchor may still have arrived after it.
+        let overtake_from = anchor.at_ms.saturating_sub(replica_lag_ms(ix));
+        for &c in back {
+            let cm = &ix.commits[c as usize];
+            if cm.at_ms < overtake_from {
+                break;
+            }
+            if cm.at_ms.saturating_add(path_ms(ix, cm)) > anchor.at_ms || delayed(ix, cm, &bg_nodes)
             {
-                sink.excuses.record(Rule::Offsets, "replica_lag", || {
-                    format!(
-                        "commit at {}ms, span at {span_start}ms from a slave's offset",
-                        prev.at_ms
-                    )
-                });
-                continue;
+                if cm.offset <= start && excuse.is_none() {
+                    excuse = Some((
+                        "commit_overtaken",
+                        format!(
+                            "commit of {} at {}ms may have arrived after the commit at {}ms",
+                            cm.offset, cm.at_ms, anchor.at_ms
+                        ),
+                    ));
+                }
+                later_min = later_min.min(cm.offset);
             }
         }
-        let label = format!("{} commit {}", ix.queue_name(c.queue), c.offset);
+        let bound = anchor.offset.min(later_min);
+        if start >= bound {
+            if start < latest {
+                if let Some((name, ev)) = excuse {
+                    sink.excuses.record(Rule::Offsets, name, || ev);
+                }
+            }
+            continue;
+        }
+        let label = format!("{} owned from {start}", ix.queue_name(span.queue));
         sink.report(Rule::Offsets, label, || {
-            let by = |entry: u32| match &ix.entries[entry as usize] {
-                Entry::Commit { client, .. } => format!("client n{client}"),
-                _ => "?".to_string(),
+            let answered = if span.from_replica {
+                "a slave"
+            } else {
+                "the master"
             };
-            let span = &ix.spans[c.span as usize];
             format!(
-                "committed offset went back for group {} on {}: {} committed {} at {}ms \
-                 (its span began at {}ms), after {} had committed {} at {}ms; no broker \
-                 crash or restart in between; {}",
-                ix.group_name(c.group),
-                ix.queue_name(c.queue),
-                by(c.entry),
-                c.offset,
-                c.at_ms,
-                span.at_ms,
-                by(prev.entry),
-                prev.offset,
-                prev.at_ms,
-                ix.faults.before(ix.entries, c.at_ms),
+                "committed offset went back for group {} on {}: new owner n{} started at \
+                 offset {start} at {t}ms ({answered} answered), behind {bound}: client {} \
+                 committed {} at {}ms, at least {reach_ms}ms before, with no fault on the \
+                 client or the queue's broker group to lose it, and no commit that may \
+                 have reached the broker after it was lower than {bound}; {}",
+                ix.group_name(span.group),
+                ix.queue_name(span.queue),
+                span.client,
+                client_of(ix, anchor.entry),
+                anchor.offset,
+                anchor.at_ms,
+                ix.faults.before(ix.entries, t),
             )
         });
     }

@@ -5,9 +5,12 @@
 //! workload id are left out (they name no original position, or no message to
 //! compare).
 //!
-//! The first observer of an offset defines it; every later observer naming another
-//! message is recorded as a conflict for the offsets rule to judge. The order rule
-//! asks which known offsets in a range hold a message a group subscribes to.
+//! The first observer of an offset defines it for the order rule, which asks which
+//! known offsets in a range hold a message a group subscribes to. Every observer
+//! naming another message than the one last seen there is recorded as a conflict
+//! (the holder it replaced, and itself) for the offsets rule to judge: a second reuse
+//! of a position is judged against the first reuse, not only against the first
+//! holder, and a holder that comes back after another is judged again.
 
 use std::collections::BTreeMap;
 
@@ -33,6 +36,9 @@ pub(crate) struct Positions {
     dense: Vec<u32>,
     dense_entry: Vec<u32>,
     sparse: BTreeMap<u64, Holder>,
+    /// Offsets seen holding more than one message -> the holder seen there last.
+    /// Conflicts are rare, so this stays small.
+    latest: BTreeMap<u64, Holder>,
 }
 
 impl Positions {
@@ -56,9 +62,29 @@ impl Positions {
         Some(i)
     }
 
-    /// Records `h` at `offset`; returns the earlier holder if it was another message.
+    /// Records `h` at `offset`; returns the holder seen there last if it was another
+    /// message.
     #[inline]
     fn observe(&mut self, entries: &[Entry], offset: u64, h: Holder) -> Option<Holder> {
+        if !self.latest.is_empty() {
+            if let Some(last) = self.latest.get_mut(&offset) {
+                if last.msg == h.msg {
+                    return None;
+                }
+                return Some(std::mem::replace(last, h));
+            }
+        }
+        let replaced = self.observe_first(entries, offset, h);
+        if replaced.is_some() {
+            self.latest.insert(offset, h);
+        }
+        replaced
+    }
+
+    /// Records `h` at `offset` if nothing was there; returns the first holder if it
+    /// was another message.
+    #[inline]
+    fn observe_first(&mut self, entries: &[Entry], offset: u64, h: Holder) -> Option<Holder> {
         match self.dense_index(offset) {
             Some(i) => {
                 let cur = self.dense[i];
@@ -114,11 +140,12 @@ impl Positions {
     }
 }
 
-/// Two messages named at one position.
+/// Two messages named at one position, one after the other.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Conflict {
     pub queue: u32,
     pub offset: u64,
+    /// The holder seen there last before `other`.
     pub first: Holder,
     pub other: Holder,
 }
