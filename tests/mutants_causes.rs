@@ -257,11 +257,11 @@ fn consumer_list_of_one_is_caught_as_owners() {
     assert_caught_by(&long_quiet("owners", 0), 5, factory, Rule::Owners);
 }
 
-/// Commits: the broker never persists consumer offsets (its 5 s persist timer is
+/// Offsets (the lower bound across a restart): the broker never persists consumer offsets (its 5 s persist timer is
 /// swallowed), so a kill loses every commit since boot; a consumer that takes a queue
 /// after the restart starts far behind what was committed long before the kill.
 #[test]
-fn broker_that_never_persists_offsets_is_caught_as_commits() {
+fn broker_that_never_persists_offsets_is_caught_as_offsets() {
     fn no_persist(_: &mut dyn Ctx<Message>, input: &Input<Message>) -> bool {
         // The broker's PERSIST_OFFSETS timer kind (`broker::timer`).
         matches!(input, Input::Timer { kind, .. } if *kind == 4 << 32)
@@ -285,7 +285,7 @@ fn broker_that_never_persists_offsets_is_caught_as_commits() {
         .replace("down_ms = [500, 6000]", "down_ms = [3000, 12000]");
     std::fs::write(&path, text).unwrap();
     let loaded = LoadedScenario::load(&path).unwrap_or_else(|e| panic!("{e}"));
-    assert_caught_by(&loaded, 200, factory, Rule::Commits);
+    assert_caught_by(&loaded, 200, factory, Rule::Offsets);
 }
 
 /// Acks: every 5th SEND_OK is answered SLAVE_NOT_AVAILABLE, slave or not.

@@ -1,5 +1,5 @@
 //! **commits**: a clustering group's committed offsets keep up with what it consumed,
-//! and do not go back across a broker restart by more than the broker may lose.
+//! (not going back across a broker restart is the `offsets` rule's lower bound).
 //!
 //! 1. **Keep up.** When the run has a quiet period (`heal_at_ms < end_ms`), for every
 //!    clustering group of `Meta` and every queue it consumed from, the last `Commit`
@@ -13,37 +13,17 @@
 //!    the queue's broker group (master or slave) was lost after the highest offset
 //!    was first delivered (the served tail may have been truncated and its offsets
 //!    handed to other messages; the loss allowance judges those).
-//! 2. **Stay put across a broker restart.** A new owner's start offset read from a
-//!    master (`Own.offset_from_broker_id == 0`) after that master's process ended
-//!    (crash, kill, stop: [`STOPS`]) is at least the highest commit the group made on
-//!    the queue more than [`PERSIST_INTERVAL_MS`] + [`FSYNC_MS`] before that stop:
-//!    the broker persists `consumerOffset.json` every 5 s, so what was committed one
-//!    interval and one fsync earlier, in the master's last run (after its last
-//!    restart before the stop: a commit made while it was down never arrived), is on
-//!    its disk (or a commit made after that and
-//!    before the stop, so the bound is the lowest of those). A commit after the
-//!    restart and before the `Own` replaced it: then `offsets` judges instead. A loss of the master's page cache
-//!    (OS crash, power cut, lost machine) or media loses the unsynced file, and a
-//!    network fault on the committer or the master around the commit may have dropped
-//!    the oneway commit: those stops are not judged.
+//! 2. **Stay put across a broker restart** is judged by `offsets`: its lower bound on a
+//!    new owner's start is the group's commit as of one declared persist interval
+//!    (`Meta.promise`) plus an fsync before a restart of the queue's broker group.
 //!
 //! Linear: deliveries fold into a per-(group, queue) high-water mark as they stream
 //! by; commits and spans are walked once in history order.
 
-use super::faults::{bit, CACHE_LOSS, MEDIA_LOSS, NETWORK};
+use super::faults::{CACHE_LOSS, MEDIA_LOSS};
 use super::hasher::FastMap;
 use super::index::{Dlv, Index, NONE};
 use super::{Rule, Sink};
-use crate::history::FaultKind;
-
-/// RocketMQ's `flushConsumerOffsetInterval` (broker): consumer offsets are persisted
-/// every 5 s.
-pub(crate) const PERSIST_INTERVAL_MS: u64 = 5_000;
-/// One fsync of the offsets file: a generous bound on a disk sync's latency.
-pub(crate) const FSYNC_MS: u64 = 1_000;
-
-/// Faults that end a broker's process (its in-memory offset table is lost).
-const STOPS: u16 = bit(FaultKind::ProcessCrash);
 
 /// Per (group, queue): one past the highest offset delivered (reset by an offset
 /// move), and when that offset was first delivered.
@@ -86,7 +66,6 @@ impl Commits {
 
     pub(crate) fn finish(&self, ix: &Index, sink: &mut Sink) {
         keep_up(self, ix, sink);
-        stay_put(ix, sink);
     }
 }
 
@@ -156,114 +135,6 @@ fn keep_up(c: &Commits, ix: &Index, sink: &mut Sink) {
                     ix.queue_name(q),
                     ix.end_ms,
                     ix.faults.before(ix.entries, ix.end_ms)
-                )
-            },
-        );
-    }
-}
-
-fn stay_put(ix: &Index, sink: &mut Sink) {
-    // Commits of each (group, queue), in time order.
-    let mut commits: FastMap<(u32, u32), Vec<u32>> = FastMap::default();
-    for (i, cm) in ix.commits.iter().enumerate() {
-        if clustering(ix, cm.group) {
-            commits
-                .entry((cm.group, cm.queue))
-                .or_default()
-                .push(i as u32);
-        }
-    }
-    for sp in &ix.spans {
-        let Some(start) = sp.start else { continue };
-        if sp.from_replica || sp.moved || !clustering(ix, sp.group) {
-            continue;
-        }
-        let Some(bg) = ix.broker_group(ix.queues[sp.queue as usize].broker) else {
-            continue;
-        };
-        let master = bg.master_node;
-        // The master's last stop (of any kind) before the span began.
-        let Some(stop) = ix
-            .faults
-            .on_from(master, 0)
-            .take_while(|f| f.at_ms <= sp.at_ms)
-            .filter(|f| bit(f.kind) & (STOPS | CACHE_LOSS | MEDIA_LOSS) != 0)
-            .last()
-        else {
-            continue;
-        };
-        if bit(stop.kind) & STOPS == 0 {
-            continue; // the page cache or the disk went too: not judged
-        }
-        let Some(list) = commits.get(&(sp.group, sp.queue)) else {
-            continue;
-        };
-        let safe_until = stop.at_ms.saturating_sub(PERSIST_INTERVAL_MS + FSYNC_MS);
-        let at = |i: usize| &ix.commits[list[i] as usize];
-        // The broker keeps the last commit it received. A commit after the restart
-        // replaced what it recovered (`offsets` judges that); a commit in the last
-        // persist interval and fsync before the stop may or may not be on disk, so
-        // the bound is the lowest of those and the last one before.
-        let n = list.partition_point(|&c| ix.commits[c as usize].at_ms <= safe_until);
-        let after_stop = list.partition_point(|&c| ix.commits[c as usize].at_ms <= stop.at_ms);
-        if n == 0 || (after_stop < list.len() && at(after_stop).at_ms <= sp.at_ms) {
-            continue;
-        }
-        let cm = at(n - 1);
-        // Only a commit the master received in its last run before the stop counts:
-        // one made while it was down never arrived, and one from an earlier run may
-        // have been lost at that run's end.
-        let up_since = ix
-            .faults
-            .on_from(master, 0)
-            .take_while(|f| f.at_ms <= stop.at_ms)
-            .filter(|f| f.kind == FaultKind::Restart)
-            .last()
-            .map_or(0, |f| f.at_ms);
-        if cm.at_ms < up_since {
-            continue;
-        }
-        let bound = (n..after_stop)
-            .map(|i| at(i).offset)
-            .fold(cm.offset, u64::min);
-        if start >= bound {
-            continue;
-        }
-        // A oneway commit a network fault around it may have dropped proves nothing.
-        let client = ix.spans.get(cm.span as usize).map_or(NONE, |s| s.client);
-        let window_end = cm.at_ms + PERSIST_INTERVAL_MS;
-        if let Some(f) = ix.faults.last_touching(
-            &[master, client],
-            NETWORK,
-            cm.at_ms.saturating_sub(FSYNC_MS),
-            window_end,
-        ) {
-            let label = f.label();
-            sink.excuses
-                .record(Rule::Commits, "commit_maybe_dropped", || {
-                    format!(
-                        "{} commit {bound} at {}ms: {label}",
-                        ix.queue_name(sp.queue),
-                        cm.at_ms
-                    )
-                });
-            continue;
-        }
-        sink.report(
-            Rule::Commits,
-            format!("{} {}", ix.group_name(sp.group), ix.queue_name(sp.queue)),
-            || {
-                format!(
-                    "group {}: n{} took {} at {}ms from offset {start}, but offset {bound} was \
-                     committed by n{client} at {}ms, at least one persist interval and an \
-                     fsync before {}; {}",
-                    ix.group_name(sp.group),
-                    sp.client,
-                    ix.queue_name(sp.queue),
-                    sp.at_ms,
-                    cm.at_ms,
-                    stop.label(),
-                    ix.faults.before(ix.entries, sp.at_ms)
                 )
             },
         );

@@ -155,14 +155,7 @@ pub enum Rule {
     /// past the highest offset it was delivered there (not from `%RETRY%`; reset by an
     /// `offset_moved` `Own`), unless the queue's master is down at `end_ms` or a
     /// cache or media loss hit its broker group after that offset was first
-    /// delivered. And: an
-    /// `Own` answered by a master (id 0) after that master's last process crash/stop
-    /// (with no cache or media loss since) starts below the group's last commit made
-    /// in the master's last run (since its last restart) and
-    /// `commits::PERSIST_INTERVAL_MS + commits::FSYNC_MS` (5 s + 1 s) before the stop
-    /// (or below any commit made between then and the stop), when no commit came
-    /// between the restart and the `Own` and no link fault touched the committer or
-    /// the master within 5 s after that commit.
+    /// delivered. (A commit going back across a broker restart is judged by `Offsets`.)
     Commits,
     /// A `SendOk` weaker than SEND_OK without a recorded cause: SLAVE_NOT_AVAILABLE /
     /// FLUSH_SLAVE_TIMEOUT need SYNC replication and the slave down, or a fault

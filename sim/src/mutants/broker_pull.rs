@@ -67,7 +67,7 @@ pub(super) fn mutants() -> Vec<Mutant> {
             "pull-next-offset-ahead",
             "answers FOUND with next_begin_offset one past the last record served",
             4,
-            Rule::Offsets,
+            Rule::Lost,
             || tamper_brokers(|_| Some(Rewrite(next_offset_ahead))),
         ),
     ]
