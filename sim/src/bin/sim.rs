@@ -519,15 +519,7 @@ fn replay_scenario(
         Err(code) => return code,
     };
     let variant = loaded.variant_for(seed);
-    let out = runner::run(
-        variant,
-        seed,
-        nodes(),
-        RunOptions {
-            keep_trace: true,
-            ..RunOptions::default()
-        },
-    );
+    let out = runner::run(variant, seed, nodes(), RunOptions { keep_trace: true });
     println!("# broker implementation: {broker}");
     println!("# derived configuration");
     println!(
