@@ -13,7 +13,7 @@
 //!   second copy, not a redelivery. Without that flag, a message stored twice is
 //!   unexplained.
 //! - otherwise it is a redelivery of one position, and needs an ownership change: it
-//!   was made in another span (see `index.rs`) than the delivery before. The span it
+//!   was made in another span (see `tables.rs`) than the delivery before. The span it
 //!   was made in says which change:
 //!   - `offset_moved`: the span began at a PULL_OFFSET_MOVED (`Own.offset_moved`);
 //!   - `consumer_restart`: the same client, in a later incarnation (its node crashed
@@ -32,8 +32,8 @@
 //! The verdict counts duplicates by cause ([`super::CheckStats::duplicates_by_cause`])
 //! and, as before, by group. One pass over the duplicates the index collected.
 
-use super::index::{Dup, Index, NONE};
 use super::offsets::COMMIT_IN_FLIGHT_MS;
+use super::tables::{Dup, Index, NONE};
 use super::{CheckStats, Rule, Sink};
 use crate::history::Entry;
 

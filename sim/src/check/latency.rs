@@ -26,7 +26,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::index::{Dlv, Index, Msg};
+use super::tables::{Dlv, Index, Msg};
 use super::{Rule, Sink};
 
 /// RocketMQ's `brokerSuspendMaxTimeMillis`: the broker holds a push consumer's pull
