@@ -12,10 +12,10 @@ use rmq_model::node::{Ctx, Input, Node, NodeId, TimerId};
 use rmq_model::protocol::{response_code, Message, Request, Response};
 use rmq_model::store::Disk;
 use rmq_sim::check::Rule;
-use rmq_sim::runner::{reference_broker, BrokerFactory};
-use rmq_sim::scenario::LoadedScenario;
-use rmq_sim::sweep::{sweep, SweepSummary};
-use rmq_sim::world::sim_addr;
+use rmq_sim::cluster::runner::{reference_broker, BrokerFactory};
+use rmq_sim::cluster::scenario::LoadedScenario;
+use rmq_sim::cluster::sweep::{sweep, SweepSummary};
+use rmq_sim::cluster::world::sim_addr;
 
 fn scenario_path(name: &str) -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

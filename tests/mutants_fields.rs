@@ -19,9 +19,9 @@ use rmq_model::protocol::{response_code, Message, Response};
 use rmq_model::store::record::{parse, CrcCheck, Host, NewRecord, Slot};
 use rmq_model::store::Disk;
 use rmq_sim::check::Rule;
+use rmq_sim::cluster::runner::{self, reference_broker, BrokerFactory, Nodes, RunOptions};
+use rmq_sim::cluster::scenario::LoadedScenario;
 use rmq_sim::mutants::tamper::consumer_config;
-use rmq_sim::runner::{self, reference_broker, BrokerFactory, Nodes, RunOptions};
-use rmq_sim::scenario::LoadedScenario;
 
 fn load(name: &str) -> LoadedScenario {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -16,8 +16,8 @@ use rmq_model::protocol::{
 use rmq_model::store::config_tables::TopicConfig;
 use rmq_model::store::record::{parse, CrcCheck, Slot};
 use rmq_model::store::{Disk, StoreConfig, ABORT_PATH};
-use rmq_sim::net::NetConfig;
-use rmq_sim::world::{sim_addr, Fault, World};
+use rmq_sim::cluster::net::NetConfig;
+use rmq_sim::cluster::world::{sim_addr, Fault, World};
 
 const NAMESRV: NodeId = NodeId(0);
 const MASTER: NodeId = NodeId(1);
@@ -520,7 +520,7 @@ fn a_waiting_send_is_not_answered_to_a_restarted_producer() {
     w.clog(MASTER, SLAVE, 1_000);
     w.run_until(12_100);
     assert!(answers.borrow().is_empty(), "still waiting for the slave");
-    w.crash(CLIENT, rmq_sim::world::CrashKind::Process);
+    w.crash(CLIENT, rmq_sim::cluster::world::CrashKind::Process);
     w.restart(CLIENT);
     w.run_until(20_000);
     assert!(

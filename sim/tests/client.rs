@@ -26,8 +26,8 @@ use rmq_model::protocol::{
 use rmq_model::store::config_tables::{DataVersion, TopicConfig};
 use rmq_model::store::record::{Host, NewRecord};
 use rmq_model::store::Disk;
-use rmq_sim::net::NetConfig;
-use rmq_sim::world::{sim_addr, CrashKind, World};
+use rmq_sim::cluster::net::NetConfig;
+use rmq_sim::cluster::world::{sim_addr, CrashKind, World};
 
 const NAMESRV: NodeId = NodeId(0);
 const BROKER_A: NodeId = NodeId(1);

@@ -13,8 +13,8 @@ use rmq_model::protocol::{
 };
 use rmq_model::store::config_tables::{DataVersion, TopicConfig};
 use rmq_model::store::Disk;
-use rmq_sim::net::NetConfig;
-use rmq_sim::world::{CrashKind, World};
+use rmq_sim::cluster::net::NetConfig;
+use rmq_sim::cluster::world::{CrashKind, World};
 
 const NAMESRV: NodeId = NodeId(0);
 const BROKER_A: NodeId = NodeId(1);

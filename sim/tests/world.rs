@@ -7,8 +7,8 @@ use std::rc::Rc;
 
 use rmq_model::node::{Ctx, Input, Node, NodeId, TimerId};
 use rmq_model::store::disk::{Disk, SyncTarget, SyncTicket};
-use rmq_sim::net::NetConfig;
-use rmq_sim::world::{CrashKind, Fault, World, MAX_SYNC_LATENCY_MS, MIN_SYNC_LATENCY_MS};
+use rmq_sim::cluster::net::NetConfig;
+use rmq_sim::cluster::world::{CrashKind, Fault, World, MAX_SYNC_LATENCY_MS, MIN_SYNC_LATENCY_MS};
 
 #[derive(Clone, Debug, PartialEq)]
 enum Msg {
@@ -596,7 +596,7 @@ fn pong_moment(m: &Msg) -> u32 {
 /// (plus each fault's offset), once; packets before it is armed do not count.
 #[test]
 fn a_trigger_strikes_after_the_first_matching_packet_once_armed() {
-    use rmq_sim::world::{Trigger, Watch};
+    use rmq_sim::cluster::world::{Trigger, Watch};
     let log = new_log();
     let factory = streamers(&log, vec![Some(N1), None, None], 2, true);
     let mut world = World::new(9, factory, 3, NetConfig::default());
@@ -654,7 +654,7 @@ fn a_trigger_strikes_after_the_first_matching_packet_once_armed() {
 /// whose first fault would fall at or after its expiry strikes nothing.
 #[test]
 fn a_trigger_on_an_fsync_request_strikes_mid_sync_and_expires_at_the_heal() {
-    use rmq_sim::world::{Trigger, Watch};
+    use rmq_sim::cluster::world::{Trigger, Watch};
     let (mut world, log) = counter_world(4);
     world.arm(Trigger {
         watch: Watch::SyncRequested { node: N0 },

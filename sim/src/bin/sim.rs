@@ -21,12 +21,12 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use rmq_sim::cluster::runner::{self, Nodes, RunOptions};
+use rmq_sim::cluster::scenario::LoadedScenario;
+use rmq_sim::cluster::sweep::{self, SweepSummary};
 use rmq_sim::history::{Entry, History};
 use rmq_sim::mutants::{self, Verdict};
-use rmq_sim::runner::{self, Nodes, RunOptions};
-use rmq_sim::scenario::LoadedScenario;
-use rmq_sim::store_crash::{self, Stats, Violation};
-use rmq_sim::sweep::{self, SweepSummary};
+use rmq_sim::storage::store_crash::{self, Stats, Violation};
 
 // The simulator allocates and frees small messages, strings and queue entries at every
 // event; mimalloc's per-thread free lists make that a fraction of glibc's cost. It

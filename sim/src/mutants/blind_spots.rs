@@ -18,7 +18,7 @@ use super::tamper::{
     consumer_config, found_pull, tamper_brokers, tamper_consumers, Rewrite, Tamper,
 };
 use super::Component;
-use crate::runner::Nodes;
+use crate::cluster::runner::Nodes;
 
 /// A planted bug every current rule lets through.
 #[derive(Clone, Copy)]

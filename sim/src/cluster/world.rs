@@ -16,7 +16,7 @@
 //! nodes and a digest of its message), and, when the trace is kept (replays), appends a
 //! readable line to it: two runs agree iff their fingerprints do.
 //!
-//! Random streams (see [`crate::seeds`]): per link latency, per node fsync latency, per
+//! Random streams (see [`crate::cluster::seeds`]): per link latency, per node fsync latency, per
 //! node crash outcomes, per node `Ctx::random_u64`.
 //!
 //! Besides faults scheduled at fixed times, the world takes [`Trigger`]s: faults aimed
@@ -37,10 +37,10 @@ use rand_chacha::ChaCha8Rng;
 use rmq_model::node::{Ctx, Input, Node, NodeFactory, NodeId, TimerId};
 use rmq_model::store::disk::{Disk, SyncTicket};
 
-use crate::disk::SimDisk;
-use crate::net::{Net, NetConfig};
-use crate::seeds::{stream, Purpose, MAX_NODES};
-pub use crate::store_crash::CrashKind;
+use crate::cluster::net::{Net, NetConfig};
+use crate::cluster::seeds::{stream, Purpose, MAX_NODES};
+use crate::storage::disk::SimDisk;
+pub use crate::storage::store_crash::CrashKind;
 
 /// A requested fsync completes this long after the request (uniform, per node stream),
 /// and never before an earlier request of the same disk.

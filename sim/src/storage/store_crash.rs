@@ -32,8 +32,8 @@ use rmq_model::store::{
     StoreEvent, StoreState,
 };
 
-use crate::disk::{Lie, SimDisk, SECTOR_SIZE_BYTES};
-use crate::store_check::{check_consistency, logged_records, snapshot};
+use crate::storage::disk::{Lie, SimDisk, SECTOR_SIZE_BYTES};
+use crate::storage::store_check::{check_consistency, logged_records, snapshot};
 
 pub const TOPICS: [&str; 3] = ["TopicA", "TopicB", "%RETRY%group_1"];
 pub const QUEUES_PER_TOPIC: u8 = 3;

@@ -11,7 +11,7 @@
 //! seed `s` runs variant `s % variants`, so any sweep covers every variant and a seed
 //! alone names its variant.
 //!
-//! A `[swarm]` section turns the file into a swarm scenario (see [`crate::swarm`]): the
+//! A `[swarm]` section turns the file into a swarm scenario (see [`crate::cluster::swarm`]): the
 //! file's sections are then the envelope, and each seed draws its own cluster, workload
 //! and fault mix from it — including flush and replication, so the file has one variant.
 
@@ -20,8 +20,8 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use crate::cluster::swarm::SwarmSpec;
 use crate::history::{FlushMode, Promise, Replication};
-use crate::swarm::SwarmSpec;
 
 /// A value or a list of values (a matrix axis).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

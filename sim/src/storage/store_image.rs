@@ -39,7 +39,7 @@ use rmq_model::store::{
     StoreEvent, StoreState, ABORT_PATH,
 };
 
-use crate::store_check::{self, StoreSnapshot};
+use crate::storage::store_check::{self, StoreSnapshot};
 
 /// Total bytes of file content an image may hold.
 pub const MAX_IMAGE_BYTES: usize = 256 * 1024;

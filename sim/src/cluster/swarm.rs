@@ -16,7 +16,7 @@
 //! what they draw for a fixed scenario, and a scenario without `[swarm]` never touches
 //! this stream, so its runs are unchanged. The result is an ordinary concrete scenario
 //! (every range narrowed to the seed's draw) plus [`AimedFault`]s: faults the world
-//! strikes a seeded delay after an observed moment (see [`crate::world::Trigger`]) —
+//! strikes a seeded delay after an observed moment (see [`crate::cluster::world::Trigger`]) —
 //! right after a master's SEND_OK reaches its producer, while a broker's fsync (a group
 //! commit) is in flight, while an HA transfer is being applied on the slave. Both are
 //! printed at the top of `sim replay`, so a failing seed describes itself.
@@ -25,13 +25,13 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::history::Replication;
-use crate::scenario::{
+use crate::cluster::scenario::{
     ClusterSpec, Durations, FaultSpec, FaultSpecKind, GroupSpec, ModelSpec, OneOrMany, Scenario,
     ScenarioFile, Target, WorkloadSpec,
 };
-use crate::seeds::{stream, Purpose};
-use crate::world::MAX_SYNC_LATENCY_MS;
+use crate::cluster::seeds::{stream, Purpose};
+use crate::cluster::world::MAX_SYNC_LATENCY_MS;
+use crate::history::Replication;
 
 /// The `[swarm]` section: the ranges a seed draws from (all inclusive). Every field has
 /// a default, so `[swarm]` alone turns swarm testing on.
@@ -389,8 +389,8 @@ pub fn draw(s: &Scenario, seed: u64) -> (Scenario, SwarmChoices) {
     let mut workload = workload;
     for g in &mut workload.groups {
         if g.start_ms > 0 {
-            g.start_ms = crate::runner::WARMUP_MS
-                + faults_ms.saturating_sub(crate::runner::WARMUP_MS) * g.start_ms / 1000;
+            g.start_ms = crate::cluster::runner::WARMUP_MS
+                + faults_ms.saturating_sub(crate::cluster::runner::WARMUP_MS) * g.start_ms / 1000;
         }
     }
     // RocketMQ survives a lost name server only while another one serves routes.
@@ -416,7 +416,7 @@ pub fn draw(s: &Scenario, seed: u64) -> (Scenario, SwarmChoices) {
     let mut aimed = Vec::new();
     let aimable = (masters_on || slaves_on) && !(node_kinds.is_empty() && link_kinds.is_empty());
     let count = between(rng, spec.aimed_faults);
-    let warmup_ms = crate::runner::WARMUP_MS;
+    let warmup_ms = crate::cluster::runner::WARMUP_MS;
     for _ in 0..count {
         if !aimable || faults_ms <= warmup_ms {
             break;
@@ -509,8 +509,8 @@ pub fn draw(s: &Scenario, seed: u64) -> (Scenario, SwarmChoices) {
         name: format!(
             "{}[swarm flush={},replication={}]",
             s.name,
-            crate::scenario::flush_name(flush),
-            crate::scenario::replication_name(replication)
+            crate::cluster::scenario::flush_name(flush),
+            crate::cluster::scenario::replication_name(replication)
         ),
         file: drawn.clone(),
         flush,
@@ -525,7 +525,7 @@ mod tests {
     use crate::history::FlushMode;
 
     fn envelope() -> Scenario {
-        let text = include_str!("../../scenarios/swarm.toml");
+        let text = include_str!("../../../scenarios/swarm.toml");
         let file = ScenarioFile::parse("swarm.toml", text).unwrap();
         let variants = file.variants("swarm");
         assert_eq!(variants.len(), 1, "a swarm file is one variant");

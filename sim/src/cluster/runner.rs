@@ -4,7 +4,7 @@
 //! Phases: faults (producers send, the fault plan strikes), then the heal (partitions,
 //! clogs and clock skews end; every crashed node whose machine survives reboots), then a
 //! quiet period, at whose end liveness is judged. A `[swarm]` scenario is first narrowed
-//! to the seed's own concrete scenario by [`crate::swarm::draw`], and its faults aimed
+//! to the seed's own concrete scenario by [`crate::cluster::swarm::draw`], and its faults aimed
 //! at moments are armed in the world as triggers. Every node is built through a factory
 //! of [`Nodes`] (broker, name server, producer, consumer; the reference by default), so
 //! another implementation of any role (a fork, a mutant) runs every scenario unchanged.
@@ -26,15 +26,17 @@ use rmq_model::store::{Disk, StoreConfig};
 use serde::Serialize;
 
 use crate::check::{self, Report};
+use crate::cluster::net::NetConfig;
+use crate::cluster::scenario::{FaultSpecKind, ModelSpec, Scenario, Target};
+use crate::cluster::seeds::{stream, Purpose};
+use crate::cluster::swarm::{self, AimedFault, Moment, Peer, Side, Strike, SwarmChoices};
+use crate::cluster::workload::{
+    ConsumerHost, ProducerHost, ProducerPlan, Recorder, SharedRecorder,
+};
+use crate::cluster::world::{sim_addr, CrashKind, Fault, FaultRecord, Trigger, Watch, World};
 use crate::history::{
     BrokerGroupMeta, Entry, FaultKind, FlushMode, GroupMeta, History, Promise, Replication,
 };
-use crate::net::NetConfig;
-use crate::scenario::{FaultSpecKind, ModelSpec, Scenario, Target};
-use crate::seeds::{stream, Purpose};
-use crate::swarm::{self, AimedFault, Moment, Peer, Side, Strike, SwarmChoices};
-use crate::workload::{ConsumerHost, ProducerHost, ProducerPlan, Recorder, SharedRecorder};
-use crate::world::{sim_addr, CrashKind, Fault, FaultRecord, Trigger, Watch, World};
 
 /// Builds (boots) a broker from its config and disk.
 pub type BrokerFactory = Rc<dyn Fn(BrokerConfig, &mut dyn Disk) -> Box<dyn Node<Message>>>;
@@ -775,7 +777,7 @@ pub fn run(s: &Scenario, seed: u64, nodes: impl Into<Nodes>, options: RunOptions
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::world::MAX_SYNC_LATENCY_MS;
+    use crate::cluster::world::MAX_SYNC_LATENCY_MS;
     use rmq_model::broker::config::SLAVE_SYNCHRONIZE_INTERVAL_MS;
 
     /// The reference broker, as the runner configures it, keeps RocketMQ's default
