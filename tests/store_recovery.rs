@@ -11,8 +11,9 @@
 //! replayed first on every run.
 
 use proptest::prelude::*;
+use rmq_sim::storage::disk::CrashKind;
 use rmq_sim::storage::disk::Lie;
-use rmq_sim::storage::store_crash::{self, Case, CrashKind, Op, Stats, QUEUES_PER_TOPIC, TOPICS};
+use rmq_sim::storage::store_crash::{self, Case, Op, Stats, QUEUES_PER_TOPIC, TOPICS};
 
 fn env_or(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -27,8 +28,8 @@ fn ops_per_case() -> usize {
 
 fn crash_kind() -> impl Strategy<Value = CrashKind> {
     prop_oneof![
-        Just(CrashKind::Process),
-        Just(CrashKind::Os),
+        Just(CrashKind::ProcessCrash),
+        Just(CrashKind::OsCrash),
         Just(CrashKind::PowerCut)
     ]
 }

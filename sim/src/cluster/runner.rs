@@ -33,10 +33,11 @@ use crate::cluster::swarm::{self, AimedFault, Moment, Peer, Side, Strike, SwarmC
 use crate::cluster::workload::{
     ConsumerHost, ProducerHost, ProducerPlan, Recorder, SharedRecorder,
 };
-use crate::cluster::world::{sim_addr, CrashKind, Fault, FaultRecord, Trigger, Watch, World};
+use crate::cluster::world::{sim_addr, Fault, FaultRecord, Trigger, Watch, World};
 use crate::history::{
     BrokerGroupMeta, Entry, FaultKind, FlushMode, GroupMeta, History, Promise, Replication,
 };
+use crate::storage::disk::CrashKind;
 
 /// Builds (boots) a broker from its config and disk.
 pub type BrokerFactory = Rc<dyn Fn(BrokerConfig, &mut dyn Disk) -> Box<dyn Node<Message>>>;
@@ -310,9 +311,9 @@ fn fault_plan(s: &Scenario, l: &Layout, seed: u64) -> Vec<(u64, Fault)> {
         }
         match kind {
             FaultSpecKind::Kill | FaultSpecKind::ProcessCrash => {
-                crash(&mut plan, CrashKind::Process)
+                crash(&mut plan, CrashKind::ProcessCrash)
             }
-            FaultSpecKind::OsCrash => crash(&mut plan, CrashKind::Os),
+            FaultSpecKind::OsCrash => crash(&mut plan, CrashKind::OsCrash),
             FaultSpecKind::PowerCut => crash(&mut plan, CrashKind::PowerCut),
             // Clients are not machines whose loss RocketMQ promises to survive: a
             // group without consumers cannot consume.
@@ -321,14 +322,14 @@ fn fault_plan(s: &Scenario, l: &Layout, seed: u64) -> Vec<(u64, Fault)> {
                 if machines_lost < spec.max_machines_lost {
                     machines_lost += 1;
                     lost.push(node);
-                    plan.push((t, Fault::LoseMachine { node }));
+                    plan.push((t, Fault::MachineLost { node }));
                 }
             }
             FaultSpecKind::DiskDamaged if is_broker => {
                 let bits = rng.random_range(1..=3);
                 plan.push((
                     t,
-                    Fault::DamageDisk {
+                    Fault::DiskDamaged {
                         node,
                         path_prefix: "commitlog/".into(),
                         bits,
@@ -348,14 +349,14 @@ fn fault_plan(s: &Scenario, l: &Layout, seed: u64) -> Vec<(u64, Fault)> {
                     // machine is retired and its slave serves (not counted as a lost
                     // machine: nothing is lost that the slave holds).
                     lost.push(node);
-                    plan.push((t + 2, Fault::LoseMachine { node }));
+                    plan.push((t + 2, Fault::MachineLost { node }));
                 } else {
                     plan.push((until.max(t + 2), Fault::Restart { node }));
                 }
             }
             FaultSpecKind::DiskDamaged => {}
             FaultSpecKind::CleanRestart => {
-                plan.push((t, Fault::Shutdown { node }));
+                plan.push((t, Fault::CleanShutdown { node }));
                 plan.push((until, Fault::Restart { node }));
             }
             FaultSpecKind::Partition | FaultSpecKind::OneWayPartition => {
@@ -385,7 +386,7 @@ fn fault_plan(s: &Scenario, l: &Layout, seed: u64) -> Vec<(u64, Fault)> {
             }
             FaultSpecKind::ConnectionReset => {
                 let other = NodeId((node.0 + rng.random_range(1..all)) % all);
-                plan.push((t, Fault::ResetConnection { a: node, b: other }));
+                plan.push((t, Fault::ConnectionReset { a: node, b: other }));
             }
             FaultSpecKind::ClockSkew => {
                 let skew_ms = rng.random_range(-30_000..=30_000);
@@ -420,23 +421,25 @@ fn fault_entry(r: &FaultRecord) -> Entry {
     let (kind, node) = match &r.fault {
         Fault::Crash { node, kind } => (
             match kind {
-                CrashKind::Process => FaultKind::ProcessCrash,
-                CrashKind::Os => FaultKind::OsCrash,
+                CrashKind::ProcessCrash => FaultKind::ProcessCrash,
+                CrashKind::OsCrash => FaultKind::OsCrash,
                 CrashKind::PowerCut => FaultKind::PowerCut,
             },
             Some(node.0),
         ),
         Fault::Restart { node } => (FaultKind::Restart, Some(node.0)),
-        Fault::LoseMachine { node } => (FaultKind::MachineLost, Some(node.0)),
-        // A clean stop loses the process's memory, nothing else.
-        Fault::Shutdown { node } => (FaultKind::ProcessCrash, Some(node.0)),
-        Fault::DamageDisk { node, .. } => (FaultKind::DiskDamaged, Some(node.0)),
+        Fault::MachineLost { node } => (FaultKind::MachineLost, Some(node.0)),
+        // A clean stop loses the process's memory, nothing else: `process_crash`.
+        Fault::CleanShutdown { node } => (FaultKind::ProcessCrash, Some(node.0)),
+        Fault::DiskDamaged { node, .. } => (FaultKind::DiskDamaged, Some(node.0)),
         Fault::ClockSkew { node, .. } => (FaultKind::ClockSkew, Some(node.0)),
         Fault::Partition { a, .. } => (FaultKind::Partition, Some(a.0)),
         Fault::Heal { a, .. } => (FaultKind::Heal, Some(a.0)),
         Fault::HealAll => (FaultKind::Heal, None),
         Fault::Clog { from, .. } => (FaultKind::Clog, Some(from.0)),
-        Fault::ResetConnection { a, .. } => (FaultKind::Partition, Some(a.0)),
+        // A reset loses what is in flight on one link, as a cut does: the checker's
+        // `partition` class (docs/history.md).
+        Fault::ConnectionReset { a, .. } => (FaultKind::Partition, Some(a.0)),
     };
     Entry::Fault {
         at_ms: r.at_ms,
@@ -513,13 +516,16 @@ fn aimed_trigger(a: &AimedFault, l: &Layout, heal_at_ms: u64) -> Option<Trigger>
                 ]
             };
             match kind {
-                FaultSpecKind::Kill | FaultSpecKind::ProcessCrash => crash(CrashKind::Process),
-                FaultSpecKind::OsCrash => crash(CrashKind::Os),
+                FaultSpecKind::Kill | FaultSpecKind::ProcessCrash => crash(CrashKind::ProcessCrash),
+                FaultSpecKind::OsCrash => crash(CrashKind::OsCrash),
                 FaultSpecKind::PowerCut => crash(CrashKind::PowerCut),
                 FaultSpecKind::CleanRestart => {
-                    vec![(d, Fault::Shutdown { node }), (up, Fault::Restart { node })]
+                    vec![
+                        (d, Fault::CleanShutdown { node }),
+                        (up, Fault::Restart { node }),
+                    ]
                 }
-                FaultSpecKind::MachineLost => vec![(d, Fault::LoseMachine { node })],
+                FaultSpecKind::MachineLost => vec![(d, Fault::MachineLost { node })],
                 _ => return None,
             }
         }
@@ -565,7 +571,7 @@ fn aimed_trigger(a: &AimedFault, l: &Layout, heal_at_ms: u64) -> Option<Trigger>
                 ],
                 FaultSpecKind::ConnectionReset => vec![(
                     d,
-                    Fault::ResetConnection {
+                    Fault::ConnectionReset {
                         a: master,
                         b: other,
                     },
@@ -794,5 +800,71 @@ mod tests {
         assert!(SLAVE_SYNCHRONIZE_INTERVAL_MS <= p.slave_synchronize_interval_ms);
         assert!(c.flush_consumer_offset_interval_ms <= p.flush_consumer_offset_interval_ms);
         assert!(MAX_SYNC_LATENCY_MS <= p.fsync_max_ms);
+    }
+
+    /// One name per fault: a scenario kind that becomes one world fault is recorded in
+    /// the history under the scenario's own name.
+    #[test]
+    fn a_fault_keeps_its_name_from_scenario_to_history() {
+        let (node, a, b) = (NodeId(1), NodeId(1), NodeId(2));
+        let cases = [
+            (
+                FaultSpecKind::ProcessCrash,
+                Fault::Crash {
+                    node,
+                    kind: CrashKind::ProcessCrash,
+                },
+            ),
+            (
+                FaultSpecKind::OsCrash,
+                Fault::Crash {
+                    node,
+                    kind: CrashKind::OsCrash,
+                },
+            ),
+            (
+                FaultSpecKind::PowerCut,
+                Fault::Crash {
+                    node,
+                    kind: CrashKind::PowerCut,
+                },
+            ),
+            (FaultSpecKind::MachineLost, Fault::MachineLost { node }),
+            (
+                FaultSpecKind::DiskDamaged,
+                Fault::DiskDamaged {
+                    node,
+                    path_prefix: String::new(),
+                    bits: 1,
+                },
+            ),
+            (
+                FaultSpecKind::Partition,
+                Fault::Partition {
+                    a,
+                    b,
+                    one_way: false,
+                },
+            ),
+            (
+                FaultSpecKind::Clog,
+                Fault::Clog {
+                    from: a,
+                    to: b,
+                    extra_ms: 1,
+                },
+            ),
+            (
+                FaultSpecKind::ClockSkew,
+                Fault::ClockSkew { node, skew_ms: 1 },
+            ),
+        ];
+        for (spec, fault) in cases {
+            let Entry::Fault { kind, .. } = fault_entry(&FaultRecord { at_ms: 0, fault }) else {
+                panic!("not a fault entry");
+            };
+            let spec_name = serde_json::to_value(spec).unwrap();
+            assert_eq!(spec_name, serde_json::to_value(kind).unwrap(), "{spec:?}");
+        }
     }
 }

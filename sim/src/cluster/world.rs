@@ -39,8 +39,7 @@ use rmq_model::store::disk::{Disk, SyncTicket};
 
 use crate::cluster::net::{Net, NetConfig};
 use crate::cluster::seeds::{stream, Purpose, MAX_NODES};
-use crate::storage::disk::SimDisk;
-pub use crate::storage::store_crash::CrashKind;
+use crate::storage::disk::{CrashKind, SimDisk};
 
 /// A requested fsync completes this long after the request (uniform, per node stream),
 /// and never before an earlier request of the same disk.
@@ -52,8 +51,17 @@ pub const MAX_TRACE_LINES: usize = 100_000;
 pub const MAX_QUEUED_EVENTS: usize = 1_000_000;
 
 /// Something the world does to the cluster, now or at a scheduled time.
+///
+/// A fault has one name from scenario to history: a scenario's `process_crash`
+/// (or `kill`), `os_crash` and `power_cut` are [`Fault::Crash`] of that
+/// [`CrashKind`], `machine_lost` is [`Fault::MachineLost`], `disk_damaged`
+/// [`Fault::DiskDamaged`], `connection_reset` [`Fault::ConnectionReset`], and so on;
+/// the history records each under the same name (see `fault_entry` in `runner.rs`:
+/// a clean shutdown as `process_crash`, a connection reset as `partition`, the
+/// classes the checker judges by).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Fault {
+    /// The node's process, OS or power goes (`process_crash`, `os_crash`, `power_cut`).
     Crash {
         node: NodeId,
         kind: CrashKind,
@@ -63,22 +71,22 @@ pub enum Fault {
         node: NodeId,
     },
     /// Power cut, then the disk is gone and the node never boots again.
-    LoseMachine {
+    MachineLost {
         node: NodeId,
     },
     /// A clean stop (SIGTERM): the node finishes its shutdown, then its process exits.
-    Shutdown {
+    CleanShutdown {
         node: NodeId,
     },
     /// Bit rot: `bits` single-bit flips in random sectors of files under `path_prefix`.
-    DamageDisk {
+    DiskDamaged {
         node: NodeId,
         path_prefix: String,
         bits: u32,
     },
     /// The connection between `a` and `b` is reset (RST): in-flight packets are lost
     /// and both ends see the break; the next send reconnects.
-    ResetConnection {
+    ConnectionReset {
         a: NodeId,
         b: NodeId,
     },
@@ -108,17 +116,26 @@ pub enum Fault {
 impl fmt::Display for Fault {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Fault::Crash { node, kind } => write!(f, "crash {node} {kind:?}"),
+            Fault::Crash { node, kind } => {
+                // The trace keeps the words it had before faults had one name from
+                // scenario to history: trace lines feed the run's fingerprint.
+                let kind = match kind {
+                    CrashKind::ProcessCrash => "Process",
+                    CrashKind::OsCrash => "Os",
+                    CrashKind::PowerCut => "PowerCut",
+                };
+                write!(f, "crash {node} {kind}")
+            }
             Fault::Restart { node } => write!(f, "restart {node}"),
-            Fault::LoseMachine { node } => write!(f, "lose machine {node}"),
-            Fault::Shutdown { node } => write!(f, "shutdown {node}"),
-            Fault::DamageDisk {
+            Fault::MachineLost { node } => write!(f, "lose machine {node}"),
+            Fault::CleanShutdown { node } => write!(f, "shutdown {node}"),
+            Fault::DiskDamaged {
                 node,
                 path_prefix,
                 bits,
             } => write!(f, "damage {node} disk {path_prefix}* ({bits} bits)"),
             Fault::ClockSkew { node, skew_ms } => write!(f, "clock skew {node} {skew_ms:+}ms"),
-            Fault::ResetConnection { a, b } => write!(f, "reset connection {a} <-> {b}"),
+            Fault::ConnectionReset { a, b } => write!(f, "reset connection {a} <-> {b}"),
             Fault::Partition { a, b, one_way } => {
                 let arrow = if *one_way { "->" } else { "<->" };
                 write!(f, "partition {a} {arrow} {b}")
@@ -616,7 +633,7 @@ impl<M: Debug + 'static> World<M> {
     }
 
     pub fn lose_machine(&mut self, node: NodeId) {
-        self.inject(Fault::LoseMachine { node });
+        self.inject(Fault::MachineLost { node });
     }
 
     pub fn partition(&mut self, a: NodeId, b: NodeId, one_way: bool) {
@@ -845,7 +862,7 @@ impl<M: Debug + 'static> World<M> {
         if exits {
             // The process exits after a clean shutdown: memory gone, page cache kept.
             let restart = std::mem::take(&mut self.slot_mut(id).restart_when_stopped);
-            self.crash_now(id, CrashKind::Process);
+            self.crash_now(id, CrashKind::ProcessCrash);
             self.record(format!("{id} stopped cleanly"));
             if restart {
                 self.boot_deferred(id);
@@ -1034,7 +1051,7 @@ impl<M: Debug + 'static> World<M> {
                 }
                 self.boot(node);
             }
-            Fault::LoseMachine { node } => {
+            Fault::MachineLost { node } => {
                 if self.is_up(node) {
                     self.crash_now(node, CrashKind::PowerCut);
                 }
@@ -1042,14 +1059,14 @@ impl<M: Debug + 'static> World<M> {
                 slot.lost = true;
                 slot.disk.lose_disk();
             }
-            Fault::Shutdown { node } => {
+            Fault::CleanShutdown { node } => {
                 if !self.is_up(node) {
                     return format!("fault {fault} (ignored: already down)");
                 }
                 self.slot_mut(node).stopping = true;
                 self.run_node(node, |n, ctx| n.shutdown(ctx));
             }
-            Fault::DamageDisk {
+            Fault::DiskDamaged {
                 node,
                 ref path_prefix,
                 bits,
@@ -1064,7 +1081,7 @@ impl<M: Debug + 'static> World<M> {
                 return format!("fault {fault}: {}", hits.join(" "));
             }
             Fault::ClockSkew { node, skew_ms } => self.slot_mut(node).clock_skew_ms = skew_ms,
-            Fault::ResetConnection { a, b } => {
+            Fault::ConnectionReset { a, b } => {
                 if !self.net.break_conn(a, b) {
                     return format!("fault {fault} (ignored: no open connection)");
                 }
@@ -1092,11 +1109,7 @@ impl<M: Debug + 'static> World<M> {
         slot.timers.clear();
         slot.boot_epoch += 1;
         slot.last_sync_due_ms = 0;
-        match kind {
-            CrashKind::Process => slot.disk.crash_process(),
-            CrashKind::Os => slot.disk.crash_os(&mut slot.disk_fault_rng),
-            CrashKind::PowerCut => slot.disk.power_cut(&mut slot.disk_fault_rng),
-        }
+        slot.disk.crash(kind, &mut slot.disk_fault_rng);
         for peer in self.net.break_all_of(node) {
             self.notify_broken(peer, node);
         }

@@ -17,6 +17,18 @@ use rand::Rng;
 use rmq_model::store::disk::{parent_dir, DirEntry, Disk, DiskError, SyncTarget, SyncTicket};
 use rmq_model::store::mem_disk::{list_children, slice_of, write_into};
 
+/// What a crash takes from the disk, named as the fault is named everywhere (scenario
+/// kind, world fault, history `fault` kind): `process_crash`, `os_crash`, `power_cut`.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum CrashKind {
+    /// Process memory lost; the page cache survives.
+    ProcessCrash,
+    /// Page cache lost: each dirty page reached the media or not.
+    OsCrash,
+    /// As an OS crash, and pages that reached the media may be torn at sectors.
+    PowerCut,
+}
+
 /// The unit in which the OS writes back dirty data: a crash keeps or loses whole pages.
 pub const PAGE_SIZE_BYTES: u64 = 4096;
 /// The unit the drive writes atomically: a power cut may tear a page at these seams.
@@ -349,6 +361,16 @@ impl SimDisk {
     pub fn complete_next(&mut self) -> Option<(SyncTicket, Result<(), DiskError>)> {
         let ticket = self.pending.front()?.ticket;
         Some((ticket, self.complete_sync(ticket)))
+    }
+
+    /// A crash of `kind`: [`SimDisk::crash_process`], [`SimDisk::crash_os`] or
+    /// [`SimDisk::power_cut`].
+    pub fn crash(&mut self, kind: CrashKind, rng: &mut impl Rng) {
+        match kind {
+            CrashKind::ProcessCrash => self.crash_process(),
+            CrashKind::OsCrash => self.crash_os(rng),
+            CrashKind::PowerCut => self.power_cut(rng),
+        }
     }
 
     /// The process died; the OS and its page cache did not, so nothing on disk changes.

@@ -32,7 +32,7 @@ use rmq_model::store::{
     StoreEvent, StoreState,
 };
 
-use crate::storage::disk::{Lie, SimDisk, SECTOR_SIZE_BYTES};
+use crate::storage::disk::{CrashKind, Lie, SimDisk, SECTOR_SIZE_BYTES};
 use crate::storage::store_check::{check_consistency, logged_records, snapshot};
 
 pub const TOPICS: [&str; 3] = ["TopicA", "TopicB", "%RETRY%group_1"];
@@ -40,16 +40,6 @@ pub const QUEUES_PER_TOPIC: u8 = 3;
 const START_TIME_MS: i64 = 1_700_000_000_000;
 /// Room a record needs besides its body (header, topic, properties, CRC tail, marker).
 const RECORD_OVERHEAD_BYTES: u64 = MIN_RECORD_LEN as u64 + 160;
-
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub enum CrashKind {
-    /// Process memory lost; the page cache survives.
-    Process,
-    /// Page cache lost: each dirty page reached the media or not.
-    Os,
-    /// As an OS crash, and pages that reached the media may be torn at sectors.
-    PowerCut,
-}
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Op {
@@ -120,8 +110,8 @@ pub fn generate(seed: u64, op_count: usize) -> Case {
 
 fn random_op(rng: &mut ChaCha8Rng) -> Op {
     let kind = |rng: &mut ChaCha8Rng| match rng.random_range(0..3) {
-        0 => CrashKind::Process,
-        1 => CrashKind::Os,
+        0 => CrashKind::ProcessCrash,
+        1 => CrashKind::OsCrash,
         _ => CrashKind::PowerCut,
     };
     match rng.random_range(0..1000) {
@@ -657,8 +647,8 @@ impl Run<'_> {
             self.complete(usize::MAX)?;
             let before = snapshot(&self.store, &self.disk);
             let kind = match self.fault_rng.random_range(0..3) {
-                0 => CrashKind::Process,
-                1 => CrashKind::Os,
+                0 => CrashKind::ProcessCrash,
+                1 => CrashKind::OsCrash,
                 _ => CrashKind::PowerCut,
             };
             self.crash_disk(kind);
@@ -686,19 +676,11 @@ impl Run<'_> {
 
     fn crash_disk(&mut self, kind: CrashKind) {
         match kind {
-            CrashKind::Process => {
-                self.stats.process_crashes += 1;
-                self.disk.crash_process();
-            }
-            CrashKind::Os => {
-                self.stats.os_crashes += 1;
-                self.disk.crash_os(&mut self.fault_rng);
-            }
-            CrashKind::PowerCut => {
-                self.stats.power_cuts += 1;
-                self.disk.power_cut(&mut self.fault_rng);
-            }
+            CrashKind::ProcessCrash => self.stats.process_crashes += 1,
+            CrashKind::OsCrash => self.stats.os_crashes += 1,
+            CrashKind::PowerCut => self.stats.power_cuts += 1,
         }
+        self.disk.crash(kind, &mut self.fault_rng);
         // A crashed process forgets what it was doing.
         self.config = ConfigFile::new(CONSUMER_OFFSET_PATH);
     }
