@@ -2305,6 +2305,33 @@ fn owners_overlap_beyond_the_handover_fails() {
     fails_with(&b, Rule::Owners);
 }
 
+#[test]
+fn owners_a_holders_restart_is_no_excuse_but_a_cut_link_is() {
+    // n11 restarts and takes q0 again at 22 s while n10 still holds it until 60 s: a
+    // restarted consumer heartbeats and rebalances at once, so the hand-over alone
+    // bounds the overlap (38 s > 35 s).
+    let restarted = |kind: FaultKind| {
+        let mut b = two_owners(60_000);
+        b.fault(20_000, kind, 11)
+            .fault(21_000, FaultKind::Restart, 11)
+            .own(22_000, "g", 11, 0, 0);
+        b
+    };
+    let r = fails_with(&restarted(FaultKind::ProcessCrash), Rule::Owners);
+    assert!(r.violations[0].detail.contains("n10"), "{}", all(&r));
+    // A partition of the holder n10 (its heartbeats lost, the broker keeping its
+    // channel) may leave views apart until a route refresh: excused.
+    let mut cut = two_owners(60_000);
+    cut.fault(20_000, FaultKind::Partition, 10);
+    let r = passes(&cut);
+    assert_eq!(
+        r.stats.excuses.get("owners/route_refresh"),
+        Some(&1),
+        "{}",
+        all(&r)
+    );
+}
+
 // ---------------------------------------------------------------- commits
 
 #[test]
