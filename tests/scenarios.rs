@@ -130,6 +130,24 @@ fn chaos() {
     sweep_scenario("chaos");
 }
 
+/// Queues change owner all the time: rebalances, one owner per queue, commits.
+#[test]
+fn consumer_restarts() {
+    sweep_seeds("consumer_restarts", seeds_or(DEFAULT_SEEDS_PER_SCENARIO) / 4);
+}
+
+/// The cluster settles and producers keep sending: deliveries must be prompt.
+#[test]
+fn settled() {
+    sweep_seeds("settled", seeds_or(DEFAULT_SEEDS_PER_SCENARIO) / 8);
+}
+
+/// The wide cluster of issue 8 (3 name servers, 4 broker groups, every fault kind).
+#[test]
+fn wide() {
+    sweep_seeds("wide", seeds_or(DEFAULT_SEEDS_PER_SCENARIO) / 24);
+}
+
 /// Swarm testing: each seed draws its own cluster, workload and fault mix, with faults
 /// aimed at SEND_OKs, group commits and HA transfers (sim/src/swarm.rs).
 #[test]
