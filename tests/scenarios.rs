@@ -133,7 +133,10 @@ fn chaos() {
 /// Queues change owner all the time: rebalances, one owner per queue, commits.
 #[test]
 fn consumer_restarts() {
-    sweep_seeds("consumer_restarts", seeds_or(DEFAULT_SEEDS_PER_SCENARIO) / 4);
+    sweep_seeds(
+        "consumer_restarts",
+        seeds_or(DEFAULT_SEEDS_PER_SCENARIO) / 4,
+    );
 }
 
 /// The cluster settles and producers keep sending: deliveries must be prompt.

@@ -1219,6 +1219,32 @@ fn offsets_broker_restart_within_the_persist_interval() {
 }
 
 #[test]
+fn offsets_a_commit_above_a_tail_lost_later_is_clamped_under_async_flush() {
+    // Commit 5 was persisted by 16 s; the power cut at 18 s took the page cache: under
+    // ASYNC_FLUSH the records it counted may be gone, and the restarted master clamps
+    // the stored offset to the queue's new end.
+    let clamp = |flush| {
+        let mut b = B::with_broker(flush, Replication::None);
+        b.own(0, "g", 10, 0, 0)
+            .commit(10_000, "g", 10, 0, 5)
+            .disown(10_001, "g", 10, 0)
+            .fault(18_000, FaultKind::PowerCut, 1)
+            .fault(19_000, FaultKind::Restart, 1)
+            .own(25_000, "g", 11, 0, 3);
+        b
+    };
+    let r = passes(&clamp(FlushMode::AsyncFlush));
+    assert_eq!(
+        r.stats.excuses.get("offsets/tail_clamped"),
+        Some(&1),
+        "{}",
+        all(&r)
+    );
+    // SYNC_FLUSH: what the group consumed was durable, nothing to clamp to.
+    went_back(&clamp(FlushMode::SyncFlush));
+}
+
+#[test]
 fn offsets_commit_dropped_on_a_cut_link() {
     // n10 was cut off (a partition not yet healed) when it committed: the oneway
     // commit may have been dropped.
