@@ -1040,6 +1040,31 @@ fn order_same_incarnation_resuming_is_not_judged_against_its_own_commit() {
     passes(&b);
 }
 
+#[test]
+fn order_a_position_filled_after_the_skip_is_no_evidence() {
+    // At 1 s the consumer starts at offset 2 (nothing known below it). The power cut
+    // at 2 s takes the unflushed tail; offset 1 is later given to wid 9, sent at 5 s:
+    // it was not there to be skipped at 1 s.
+    let mut b = B::with_broker(FlushMode::AsyncFlush, Replication::None);
+    b.invoke(500, 3, None)
+        .own(900, "g", 10, 0, 0)
+        .deliver(1_000, "g", 10, 0, 2, 3)
+        .fault(2_000, FaultKind::PowerCut, 1)
+        .fault(2_500, FaultKind::Restart, 1)
+        .send(5_000, 9, 0, 1)
+        .own(6_000, "g", 10, 0, 0)
+        .deliver(6_100, "g", 10, 0, 1, 9);
+    passes(&b);
+    // Sent before the skip, it was skipped.
+    let mut b = B::with_broker(FlushMode::AsyncFlush, Replication::None);
+    b.send(400, 9, 0, 1)
+        .invoke(500, 3, None)
+        .own(900, "g", 10, 0, 0)
+        .deliver(1_000, "g", 10, 0, 2, 3);
+    let r = b.check();
+    assert!(rules(&r).contains(&Rule::Order), "{}", all(&r));
+}
+
 // ---------------------------------------------------------------- offsets
 
 #[test]
@@ -2278,6 +2303,27 @@ fn duplicates_at_two_positions_need_a_producer_retry() {
     }
     let r = passes(&b);
     assert_eq!(r.stats.duplicates_by_cause.get("producer_retry"), Some(&1));
+}
+
+#[test]
+fn duplicates_of_a_send_cut_short_by_its_producers_crash_are_producer_retries() {
+    // No outcome was ever recorded: the producer (n20) died with its attempts, one of
+    // which may have followed an unanswered one.
+    let unfinished = |crash: bool| {
+        let mut b = B::simple();
+        b.own(0, "g", 10, 0, 0).own(0, "g", 10, 1, 0);
+        b.invoke(1_000, 1, None);
+        if crash {
+            b.fault(1_500, FaultKind::ProcessCrash, 20);
+        }
+        b.deliver(2_000, "g", 10, 0, 0, 1)
+            .deliver(2_001, "g", 10, 1, 0, 1);
+        b
+    };
+    let r = passes(&unfinished(true));
+    assert_eq!(r.stats.duplicates_by_cause.get("producer_retry"), Some(&1));
+    // Without the crash the send is merely unfinished: no evidence of a retry.
+    fails_with(&unfinished(false), Rule::Duplicates);
 }
 
 // ---------------------------------------------------------------- owners
