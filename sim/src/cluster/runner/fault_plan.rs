@@ -7,14 +7,14 @@ use rand_chacha::ChaCha8Rng;
 use rmq_model::node::NodeId;
 use rmq_model::protocol::{response_code, Message, Request, Response};
 
-use crate::cluster::scenario::{FaultSpecKind, Scenario, Target};
+use crate::cluster::scenario::{FaultSpecKind, Scenario, Target, WARMUP_MS};
 use crate::cluster::seeds::{stream, Purpose};
 use crate::cluster::swarm::{AimedFault, Moment, Peer, Side, Strike};
 use crate::cluster::world::{Fault, FaultRecord, Trigger, Watch};
 use crate::history::{Entry, FaultKind};
 use crate::storage::disk::CrashKind;
 
-use super::{Layout, Role, WARMUP_MS};
+use super::{Layout, Role};
 
 pub(super) fn uniform(rng: &mut ChaCha8Rng, r: [u64; 2]) -> u64 {
     rng.random_range(r[0]..=r[1])

@@ -28,7 +28,7 @@ use serde::Serialize;
 
 use crate::check::{self, Report};
 use crate::cluster::net::NetConfig;
-use crate::cluster::scenario::{ModelSpec, Scenario};
+use crate::cluster::scenario::{ModelSpec, Scenario, WARMUP_MS};
 use crate::cluster::swarm::{self, SwarmChoices};
 use crate::cluster::workload::{
     ConsumerHost, ProducerHost, ProducerPlan, Recorder, SharedRecorder,
@@ -107,10 +107,6 @@ impl From<BrokerFactory> for Nodes {
         Nodes::with_broker(broker)
     }
 }
-
-/// Producers start sending, and faults may start, after the cluster had this long to
-/// boot and register.
-pub const WARMUP_MS: u64 = 3_000;
 
 #[derive(Clone, Debug, Serialize)]
 #[serde(tag = "role", rename_all = "snake_case")]
