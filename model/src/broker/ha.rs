@@ -208,6 +208,15 @@ impl Broker {
         ctx.resolve(addr)
     }
 
+    /// A slave whose store is ready reports to its master at once, as RocketMQ's
+    /// `HAClient` connects and reports when the broker starts, rather than at its first
+    /// heartbeat (5 s later): until then a SYNC_MASTER answers SLAVE_NOT_AVAILABLE.
+    pub(super) fn connect_to_master(&mut self, ctx: &mut dyn Ctx<Message>) {
+        if self.config.is_slave() {
+            self.ha_report(ctx);
+        }
+    }
+
     fn ha_report(&mut self, ctx: &mut dyn Ctx<Message>) {
         let Some(store) = self.store.as_ref().filter(|s| s.is_ready()) else {
             return;

@@ -270,6 +270,7 @@ impl Broker {
                 if self.phase == Phase::Booting {
                     self.phase = Phase::Running;
                     self.register(ctx);
+                    self.connect_to_master(ctx);
                 }
             }
             StoreEvent::CommitLogDurable(durable) => {
@@ -454,6 +455,7 @@ impl Node<Message> for Broker {
         // Recovery may have finished without any sync to wait for.
         if self.store.as_ref().is_some_and(|s| s.is_ready()) {
             self.phase = Phase::Running;
+            self.connect_to_master(ctx);
         }
         self.arm_periodic(ctx);
     }

@@ -168,6 +168,13 @@ fn default_max_machines_lost() -> u32 {
 /// boot and register.
 pub const WARMUP_MS: u64 = 3_000;
 
+/// Consumers start this long after boot (or at their group's later `start_ms`): once
+/// the brokers have registered the scenario's topic with the name servers, as a
+/// deployment starts its clients after the cluster is up. Started earlier, a consumer
+/// finds no route and waits for its next route poll (30 s): through the whole fault
+/// phase of most scenarios.
+pub const CONSUMERS_START_MS: u64 = 1_000;
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Durations {

@@ -243,7 +243,10 @@ const HOLD_MS: u64 = 15_000;
 /// A timer kind no node uses.
 const RELEASE_TIMER_KIND: u64 = u64::MAX - 0x4d55;
 
-/// Answers held back, released in order (every hold is equally long).
+/// Answers held back, released in order (every hold is equally long). A held answer
+/// goes out even to a consumer that restarted meanwhile (the wrapper cannot see the
+/// connection close, which the reference broker honours), so this mutant is judged on
+/// `settled`, where consumers do not restart.
 struct AnswersLate {
     held: VecDeque<(NodeId, Message)>,
 }

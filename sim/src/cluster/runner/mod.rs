@@ -28,7 +28,7 @@ use serde::Serialize;
 
 use crate::check::{self, Report};
 use crate::cluster::net::NetConfig;
-use crate::cluster::scenario::{ModelSpec, Scenario, WARMUP_MS};
+use crate::cluster::scenario::{ModelSpec, Scenario, CONSUMERS_START_MS, WARMUP_MS};
 use crate::cluster::swarm::{self, SwarmChoices};
 use crate::cluster::workload::{
     ConsumerHost, ProducerHost, ProducerPlan, Recorder, SharedRecorder,
@@ -379,7 +379,7 @@ pub fn run(s: &Scenario, seed: u64, nodes: impl Into<Nodes>, options: RunOptions
                         consume_from_where: ConsumeFromWhere::FirstOffset,
                         ..ConsumerConfig::default()
                     },
-                    g.start_ms,
+                    g.start_ms.max(CONSUMERS_START_MS),
                     rec.clone(),
                 )
             }
