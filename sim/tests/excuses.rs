@@ -1148,11 +1148,17 @@ fn finding_offsets_a_connection_reset_long_before_the_commit_is_no_evidence() {
     went_back(&cut_committer(1_000, 3), "offsets/network_fault");
 }
 
+/// Fixed: a producer's fault was taken as a broker's or name server's.
 #[test]
-#[ignore = "finding: owners/route_refresh takes a fault of any node that is no consumer"]
-fn finding_owners_a_producers_crash_is_no_evidence() {
-    // The producer n20 is neither a broker nor a name server.
-    let b = two_owners(60_000, &[(20_000, ProcessCrash, PRODUCER)]);
+fn owners_a_producers_crash_is_no_evidence() {
+    // The producer n20 (known by its send) is neither a broker nor a name server.
+    let mut b = H::new(SyncFlush, Replication::None);
+    b.own(1_000, 10, 0)
+        .send(2_000, 1, 0, 0)
+        .deliver(2_010, "g", 10, 0, 0, 1)
+        .own(5_000, 11, 0)
+        .fault(20_000, ProcessCrash, PRODUCER)
+        .disown(60_000, 10);
     fires(&b, Rule::Owners, "owners/route_refresh");
 }
 
