@@ -153,7 +153,8 @@ pub enum Rule {
     /// overlap for more than `owners::HANDOVER_MS` (35 s: rebalance interval plus a
     /// long poll), counted from `owners::ROUTE_MS` (60 s: broker registration plus
     /// route poll) after the last fault (not a clock skew or heal) within the overlap
-    /// on either client or on a node that is no consumer of `Meta`.
+    /// on either client or on a node that is no client (no consumer of `Meta`, no
+    /// producer).
     Owners,
     /// With a quiet period: a clustering group's last `Commit` on a queue is below one
     /// past the highest offset it was delivered there (not from `%RETRY%`; reset by an

@@ -9,8 +9,9 @@
 //! NOTIFY_CONSUMER_IDS_CHANGED, at the latest one rebalance interval later), and its
 //! pull in flight may be held one long poll. An overlap lasting longer is a
 //! violation, unless a link fault (partition, clog) touched A or B, or a fault (other
-//! than a clock skew or a heal) touched a node that is no consumer of `Meta` (a broker
-//! or a name server): consumers that
+//! than a clock skew or a heal) touched a node that is no client — no consumer of
+//! `Meta` and no producer (a `SendInvoke`'s client) — that is, a broker or a name
+//! server: consumers that
 //! see different consumer lists (a restarted broker learns the consumers at their
 //! next heartbeat) or different routes (a restarted name server learns a broker at
 //! its next registration, a client the route at its next poll) allocate queues
@@ -25,7 +26,7 @@ use super::faults::{bit, Kinds, NETWORK};
 use super::hasher::FastMap;
 use super::tables::Index;
 use super::{Rule, Sink};
-use crate::history::FaultKind;
+use crate::history::{Entry, FaultKind};
 
 /// RocketMQ's `rebalanceInterval` (20 s) plus `brokerSuspendMaxTimeMillis` (15 s, a
 /// pull held in flight): the longest an old owner keeps a queue it lost without a
@@ -62,11 +63,23 @@ pub(crate) fn check(ix: &Index, sink: &mut Sink) {
     let mut keys: Vec<(u32, u32)> = buckets.keys().copied().collect();
     keys.sort_unstable();
     let run_end = ix.end_ms;
-    let consumers: Vec<u32> = ix
+    // Consumers of Meta and producers: a fault of theirs changes no one's routes or
+    // consumer lists.
+    let mut clients: Vec<u32> = ix
         .groups_meta
         .iter()
         .flat_map(|g| g.consumers.iter().copied())
+        .chain(
+            ix.msgs
+                .iter()
+                .filter_map(|m| match ix.entries.get(m.invoke as usize) {
+                    Some(Entry::SendInvoke { client, .. }) => Some(*client),
+                    _ => None,
+                }),
+        )
         .collect();
+    clients.sort_unstable();
+    clients.dedup();
     for key in keys {
         // (span, end) of the spans still open at the current start.
         let mut open: Vec<(u32, u64)> = Vec::new();
@@ -80,7 +93,7 @@ pub(crate) fn check(ix: &Index, sink: &mut Sink) {
                     continue;
                 }
                 let overlap_end = o_end.min(end);
-                judge(ix, sink, &consumers, o, s, overlap_end);
+                judge(ix, sink, &clients, o, s, overlap_end);
             }
             open.push((s, end));
         }
@@ -88,7 +101,7 @@ pub(crate) fn check(ix: &Index, sink: &mut Sink) {
 }
 
 /// Judges the overlap of spans `old` and `new` (which began later) up to `end_ms`.
-fn judge(ix: &Index, sink: &mut Sink, consumers: &[u32], old: u32, new: u32, end_ms: u64) {
+fn judge(ix: &Index, sink: &mut Sink, clients: &[u32], old: u32, new: u32, end_ms: u64) {
     let (o, n) = (&ix.spans[old as usize], &ix.spans[new as usize]);
     let from = n.at_ms;
     if end_ms <= from + HANDOVER_MS {
@@ -102,7 +115,7 @@ fn judge(ix: &Index, sink: &mut Sink, consumers: &[u32], old: u32, new: u32, end
                 if holders.contains(&node) {
                     bit(f.kind) & HOLDER_VIEW_FAULTS != 0
                 } else {
-                    bit(f.kind) & VIEW_FAULTS != 0 && !consumers.contains(&node)
+                    bit(f.kind) & VIEW_FAULTS != 0 && clients.binary_search(&node).is_err()
                 }
             })
         })

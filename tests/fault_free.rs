@@ -1,0 +1,228 @@
+//! A fault-free run needs no excuse (issue 8): the six case scenarios and chaos, with
+//! their fault plan emptied (`kinds = []`, which the loader accepts and the runner
+//! turns into an empty plan), over many seeds against the reference broker. Every
+//! seed passes with no loss explained by the allowance.
+//!
+//! Issue 8 asks for more: zero duplicates and no excuse of any kind. That does not hold
+//! yet, for two reasons outside the checker, each tolerated here by name (and only
+//! where it occurs) and held to zero by the ignored `issue_8_*` test:
+//!
+//! - `acks/slave_booting`: under SYNC replication the slave's HA client first connects
+//!   at 5 s, producers start at [`rmq_sim::runner::WARMUP_MS`] (3 s), so the first
+//!   sends answer SLAVE_NOT_AVAILABLE (seeds 1, 4, 7, ... of case5, case6, chaos).
+//! - `rebalance` duplicates and `offsets/handover_grace`: consumers ask for their route
+//!   at boot, before the brokers registered, and ask again one pollNameServerInterval
+//!   (30 s) later, so every consumer joins within milliseconds at 30 s over a 27 s
+//!   backlog; the first owner consumes it, the next owner reads the offset before the
+//!   first one's commit (seeds 13, 24 of case1..4; 11, 24 of case5, case6, chaos).
+//!
+//! `ROCKETSIM_SEEDS` sets the seeds per scenario (default [`DEFAULT_SEEDS`]).
+
+use std::path::Path;
+
+use rmq_sim::history::Entry;
+use rmq_sim::runner::{self, reference_broker, RunOptions, WARMUP_MS};
+use rmq_sim::scenario::LoadedScenario;
+use rmq_sim::sweep::sweep;
+
+const DEFAULT_SEEDS: u64 = 50;
+
+const CASES: [&str; 7] = [
+    "case1_kill",
+    "case2_crash",
+    "case3_os_crash",
+    "case4_power_cut",
+    "case5_machine_lost",
+    "case6_disk_damaged",
+    "chaos",
+];
+
+/// What a fault-free run may still show today (see the module doc).
+const SLAVE_BOOTING: &str = "acks/slave_booting";
+const HANDOVER_GRACE: &str = "offsets/handover_grace";
+const REBALANCE: &str = "rebalance";
+
+fn seeds() -> u64 {
+    std::env::var("ROCKETSIM_SEEDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(DEFAULT_SEEDS)
+}
+
+/// Scenario `name` with no faults: the file's fault kinds and targets emptied and the
+/// variants rebuilt from it (each variant carries its own copy of the file).
+fn fault_free(name: &str) -> LoadedScenario {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("scenarios")
+        .join(format!("{name}.toml"));
+    let mut loaded = LoadedScenario::load(&path).unwrap_or_else(|e| panic!("{e}"));
+    loaded.path = format!("scenarios/{name}.toml");
+    loaded.file.faults.kinds.clear();
+    loaded.file.faults.targets.clear();
+    loaded
+        .file
+        .validate()
+        .unwrap_or_else(|(field, why)| panic!("{name} without faults: {field}: {why}"));
+    loaded.variants = loaded.file.variants(&loaded.stem);
+    assert!(!loaded.variants.is_empty());
+    for v in &loaded.variants {
+        assert!(v.file.faults.kinds.is_empty(), "{}", v.name);
+    }
+    loaded
+}
+
+/// Sweeps `name` without faults: every seed passes, no allowed loss, and no excuse or
+/// duplicate cause but those in `excuses` and `causes`.
+fn sweep_fault_free(name: &str, excuses: &[&str], causes: &[&str]) {
+    let n = seeds();
+    let loaded = fault_free(name);
+    let summary = sweep(&loaded, 0..n, reference_broker);
+    assert_eq!(summary.seeds, n);
+    assert!(
+        summary.acked > n,
+        "{name}: only {} acknowledged sends",
+        summary.acked
+    );
+    assert!(
+        summary.deliveries > summary.acked,
+        "{name}: {} deliveries",
+        summary.deliveries
+    );
+    let mut report = String::new();
+    for f in summary.failures.iter().take(5) {
+        report.push_str(&format!(
+            "\nseed {} ({}) {:?}\n  {}\n  excuses: {:?}\n  replay: {}",
+            f.seed,
+            f.variant,
+            f.rules,
+            f.violations.join("\n  "),
+            f.excuses,
+            f.replay
+        ));
+    }
+    assert_eq!(
+        summary.failed, 0,
+        "{name} without faults: {} of {n} seeds failed{report}",
+        summary.failed
+    );
+    assert_eq!(
+        summary.allowed_lost, 0,
+        "{name} without faults: losses explained by the allowance; excuses {:?}",
+        summary.excuses
+    );
+    let unexplained: Vec<_> = summary
+        .excuses
+        .iter()
+        .filter(|(k, _)| !excuses.contains(&k.as_str()))
+        .collect();
+    assert!(
+        unexplained.is_empty(),
+        "{name} without faults: excuses {unexplained:?}"
+    );
+    let caused: Vec<_> = summary
+        .duplicates_by_cause
+        .iter()
+        .filter(|(c, _)| !causes.contains(&c.as_str()))
+        .collect();
+    assert!(
+        caused.is_empty(),
+        "{name} without faults: {} duplicates, by cause {:?}",
+        summary.duplicates,
+        summary.duplicates_by_cause
+    );
+    eprintln!(
+        "{name} without faults: {n} seeds passed; {} events, {} acked, {} deliveries, \
+         {} duplicates {:?}, no allowed loss, excuses {:?}",
+        summary.events,
+        summary.acked,
+        summary.deliveries,
+        summary.duplicates,
+        summary.duplicates_by_cause,
+        summary.excuses
+    );
+}
+
+/// No replication: only the start-up rebalance race.
+fn unreplicated(name: &str) {
+    sweep_fault_free(name, &[HANDOVER_GRACE], &[REBALANCE]);
+}
+
+/// Replicated (SYNC in some variants): also the slave's first connect.
+fn replicated(name: &str) {
+    sweep_fault_free(name, &[HANDOVER_GRACE, SLAVE_BOOTING], &[REBALANCE]);
+}
+
+#[test]
+fn case1_kill_without_faults() {
+    unreplicated("case1_kill");
+}
+
+#[test]
+fn case2_crash_without_faults() {
+    unreplicated("case2_crash");
+}
+
+#[test]
+fn case3_os_crash_without_faults() {
+    unreplicated("case3_os_crash");
+}
+
+#[test]
+fn case4_power_cut_without_faults() {
+    unreplicated("case4_power_cut");
+}
+
+#[test]
+fn case5_machine_lost_without_faults() {
+    replicated("case5_machine_lost");
+}
+
+#[test]
+fn case6_disk_damaged_without_faults() {
+    replicated("case6_disk_damaged");
+}
+
+#[test]
+fn chaos_without_faults() {
+    replicated("chaos");
+}
+
+/// Issue 8 as stated: no duplicate and no excuse at all.
+#[test]
+#[ignore = "issue 8: fault-free runs still take acks/slave_booting and offsets/handover_grace and \
+            have rebalance duplicates (see the module doc)"]
+fn issue_8_a_fault_free_run_has_no_duplicate_and_needs_no_excuse() {
+    for name in CASES {
+        sweep_fault_free(name, &[], &[]);
+    }
+}
+
+/// The cause of the start-up race: every consumer should own its queues before the
+/// producers start (and the faults with them), not one route poll later.
+#[test]
+#[ignore = "finding: consumers ask for their route before the brokers registered and own \
+            nothing until their next route poll at 30 s, when the fault phase ends"]
+fn consumers_own_their_queues_before_the_workload_starts() {
+    let loaded = fault_free("case1_kill");
+    for seed in 0..10 {
+        let out = runner::run(
+            loaded.variant_for(seed),
+            seed,
+            reference_broker(),
+            RunOptions::default(),
+        );
+        let first_own = out
+            .history
+            .entries
+            .iter()
+            .find_map(|e| match e {
+                Entry::Own { at_ms, .. } => Some(*at_ms),
+                _ => None,
+            })
+            .expect("an Own");
+        assert!(
+            first_own < WARMUP_MS,
+            "seed {seed}: the first consumer owns a queue at {first_own}ms"
+        );
+    }
+}
