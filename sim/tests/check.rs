@@ -727,6 +727,63 @@ fn lost_position_consumed_before_the_send_then_reused_after_a_cache_loss_is_allo
     );
 }
 
+/// Group "g" was served wid 1 at q0 offset 0 before it was acknowledged (no ack ever
+/// came), and moved past it; a fault of `kind` on the master then took wid 1, and the
+/// position went to wid 2, acknowledged, which "g" (reading on from offset 1) never
+/// received. "g2" got wid 2.
+fn served_then_reused(flush: FlushMode, kind: FaultKind) -> B {
+    let groups = vec![
+        group("g", "*", false, &[10]),
+        group("g2", "*", false, &[11]),
+    ];
+    let mut b = B::new(vec![broker("b", 1, None, flush, Replication::None)], groups);
+    b.invoke(1_000, 1, None)
+        .deliver(1_005, "g", 10, 0, 0, 1)
+        .commit(1_006, "g", 10, 0, 1)
+        .fault(1_010, kind, 1)
+        .fault(1_100, FaultKind::Restart, 1)
+        .send(2_000, 2, 0, 0)
+        .deliver(2_010, "g2", 11, 0, 0, 2);
+    b
+}
+
+/// A consumer served a record its broker then lost, and so past the acknowledged one
+/// that took its offset: under ASYNC_FLUSH that is the loss allowance's consequence;
+/// under SYNC_FLUSH a page-cache loss takes only unflushed records, which a broker
+/// keeping the promise never serves (RocketMQ serves its page cache: the
+/// `pull-serves-page-cache` mutant), so only a media loss excuses it.
+#[test]
+fn lost_offset_reused_after_a_served_record_was_lost() {
+    let r = passes(&served_then_reused(
+        FlushMode::AsyncFlush,
+        FaultKind::PowerCut,
+    ));
+    assert!(
+        r.excuses
+            .iter()
+            .any(|t| t.to_string().starts_with("lost/offset_reused")),
+        "{:?}",
+        r.excuses
+    );
+    let r = fails_with(
+        &served_then_reused(FlushMode::SyncFlush, FaultKind::PowerCut),
+        Rule::Lost,
+    );
+    let d = &r.violations[0].detail;
+    assert!(
+        d.contains("wid 2") && d.contains("never delivered to group g "),
+        "{d}"
+    );
+    fails_with(
+        &served_then_reused(FlushMode::SyncFlush, FaultKind::OsCrash),
+        Rule::Lost,
+    );
+    passes(&served_then_reused(
+        FlushMode::SyncFlush,
+        FaultKind::DiskDamaged,
+    ));
+}
+
 #[test]
 fn lost_reports_are_capped_with_a_summary() {
     let mut b = B::simple();
