@@ -16,6 +16,9 @@ const DEFAULT_SEEDS_PER_SCENARIO: u64 = 720;
 /// Swarm seeds run longer on average (bursts, up to 40 s of faults); this many keep the
 /// swarm test to well under a minute on one core.
 const DEFAULT_SWARM_SEEDS: u64 = 120;
+/// power_cut_consuming sends every 5-40 ms: this many seeds are as many sends as 720
+/// of case4_power_cut's.
+const DEFAULT_POWER_CUT_CONSUMING_SEEDS: u64 = 240;
 
 fn seeds_or(default: u64) -> u64 {
     std::env::var("ROCKETSIM_SEEDS")
@@ -128,6 +131,16 @@ fn case6_disk_damaged() {
 #[test]
 fn chaos() {
     sweep_scenario("chaos");
+}
+
+/// Case 4 with consumers reading through the power cuts (the campaign's scenario for
+/// `pull-serves-page-cache`). Its seeds are short; this many keep it to seconds.
+#[test]
+fn power_cut_consuming() {
+    sweep_seeds(
+        "power_cut_consuming",
+        seeds_or(DEFAULT_POWER_CUT_CONSUMING_SEEDS),
+    );
 }
 
 /// Swarm testing: each seed draws its own cluster, workload and fault mix, with faults

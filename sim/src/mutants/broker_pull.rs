@@ -1,10 +1,14 @@
 //! Planted bugs in the broker's PULL_MESSAGE answers (`broker/pull.rs`): what a
-//! consumer is served is damaged, reordered, forged, withheld or skipped on the way out.
+//! consumer is served is damaged, reordered, forged, withheld or skipped on the way out,
+//! or served before it is durable (RocketMQ's own behaviour, which `high_watermark.rs`
+//! deliberately strengthens).
 
 use rmq_model::node::NodeId;
 use rmq_model::protocol::Message;
 
-use super::tamper::{found_pull, position_in, record_spans, tamper_brokers, view, Rewrite};
+use super::tamper::{
+    broker_config, found_pull, position_in, record_spans, tamper_brokers, view, Rewrite,
+};
 use super::{Component, Mutant};
 use crate::check::Rule;
 use crate::history::WID_PROPERTY;
@@ -70,6 +74,16 @@ pub(super) fn mutants() -> Vec<Mutant> {
             Rule::Lost,
             || tamper_brokers(|_| Some(Rewrite(next_offset_ahead))),
         ),
+        Mutant {
+            name: "pull-serves-page-cache",
+            component: Component::BrokerPull,
+            description: "serves the page cache as RocketMQ does (`serve_only_durable = false`): a SYNC_FLUSH consumer is handed a record a power cut then takes away, and skips the acknowledged message that reuses its offset",
+            scenario: "power_cut_consuming",
+            variant: "flush=sync_flush",
+            seeds: 40,
+            expected: Rule::Lost,
+            nodes: || broker_config(|c| c.serve_only_durable = false),
+        },
     ]
 }
 
