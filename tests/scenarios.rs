@@ -16,9 +16,6 @@ const DEFAULT_SEEDS_PER_SCENARIO: u64 = 720;
 /// Swarm seeds run longer on average (bursts, up to 40 s of faults); this many keep the
 /// swarm test to well under a minute on one core.
 const DEFAULT_SWARM_SEEDS: u64 = 120;
-/// power_cut_consuming sends every 5-40 ms: this many seeds are as many sends as 720
-/// of case4_power_cut's.
-const DEFAULT_POWER_CUT_CONSUMING_SEEDS: u64 = 240;
 
 fn seeds_or(default: u64) -> u64 {
     std::env::var("ROCKETSIM_SEEDS")
@@ -133,13 +130,35 @@ fn chaos() {
     sweep_scenario("chaos");
 }
 
-/// Case 4 with consumers reading through the power cuts (the campaign's scenario for
-/// `pull-serves-page-cache`). Its seeds are short; this many keep it to seconds.
+/// Queues change owner all the time: rebalances, one owner per queue, commits.
+#[test]
+fn consumer_restarts() {
+    sweep_seeds(
+        "consumer_restarts",
+        seeds_or(DEFAULT_SEEDS_PER_SCENARIO) / 4,
+    );
+}
+
+/// The cluster settles and producers keep sending: deliveries must be prompt.
+#[test]
+fn settled() {
+    sweep_seeds("settled", seeds_or(DEFAULT_SEEDS_PER_SCENARIO) / 8);
+}
+
+/// The wide cluster of issue 8 (3 name servers, 4 broker groups, every fault kind).
+#[test]
+fn wide() {
+    sweep_seeds("wide", seeds_or(DEFAULT_SEEDS_PER_SCENARIO) / 24);
+}
+
+/// Case 4 with every group consuming through the power cuts (the campaign's scenario
+/// for `pull-serves-page-cache`); it sends every 5-40 ms, so a third of the seeds are
+/// as many sends as case4_power_cut's.
 #[test]
 fn power_cut_consuming() {
     sweep_seeds(
         "power_cut_consuming",
-        seeds_or(DEFAULT_POWER_CUT_CONSUMING_SEEDS),
+        seeds_or(DEFAULT_SEEDS_PER_SCENARIO) / 3,
     );
 }
 
@@ -159,21 +178,38 @@ fn swarm() {
 /// 73384, 75218, 97004, 98677 (a new owner starting at an earlier, higher commit);
 /// 68924 (a stale commit must not outlive the owner's next periodic persist); 81309
 /// (ASYNC_FLUSH's thorough flush after the master's clock was set back); 49188 (a
-/// broadcasting consumer takes a returning broker's queues when that broker notifies).
+/// broadcasting consumer takes a returning broker's queues when that broker notifies);
+/// 44601 and 91587 (a commit clamped to the queue's end after an ASYNC_FLUSH master
+/// lost its page cache); 11857 (a producer died mid-send, leaving two copies).
 #[test]
 fn chaos_order_and_offsets_regressions() {
-    let loaded = load("chaos");
-    for seed in [
-        13998, 35900, 25735, 33916, 3605, 38417, 18112, 73384, 75218, 97004, 98677, 68924, 81309,
-        49188,
-    ] {
+    regressions(
+        "chaos",
+        &[
+            13998, 35900, 25735, 33916, 3605, 38417, 18112, 73384, 75218, 97004, 98677, 68924,
+            81309, 49188, 44601, 91587, 11857,
+        ],
+    );
+}
+
+/// Swarm seeds that once failed: 547 (a position filled after a consumer skipped it
+/// is no evidence of the skip), 772 and 1486 (producers that died mid-send).
+#[test]
+fn swarm_regressions() {
+    regressions("swarm", &[547, 772, 1486]);
+}
+
+/// Each seed of `name` passes with the reference.
+fn regressions(name: &str, seeds: &[u64]) {
+    let loaded = load(name);
+    for &seed in seeds {
         let summary = sweep(&loaded, seed..seed + 1, reference_broker);
         let why: Vec<&String> = summary
             .failures
             .iter()
             .flat_map(|f| &f.violations)
             .collect();
-        assert_eq!(summary.failed, 0, "chaos seed {seed}: {why:?}");
+        assert_eq!(summary.failed, 0, "{name} seed {seed}: {why:?}");
     }
 }
 
@@ -185,16 +221,7 @@ fn chaos_order_and_offsets_regressions() {
 /// 259 (a commit clamped after the master lost its tail).
 #[test]
 fn wide_regressions() {
-    let loaded = load("wide");
-    for seed in [430, 842, 232, 316, 406, 899, 941, 11, 138, 259] {
-        let summary = sweep(&loaded, seed..seed + 1, reference_broker);
-        let why: Vec<&String> = summary
-            .failures
-            .iter()
-            .flat_map(|f| &f.violations)
-            .collect();
-        assert_eq!(summary.failed, 0, "wide seed {seed}: {why:?}");
-    }
+    regressions("wide", &[430, 842, 232, 316, 406, 899, 941, 11, 138, 259]);
 }
 
 /// Same scenario and seed: the same trace fingerprint and the same history, byte for

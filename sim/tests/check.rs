@@ -1105,6 +1105,31 @@ fn order_same_incarnation_resuming_is_not_judged_against_its_own_commit() {
     passes(&b);
 }
 
+#[test]
+fn order_a_position_filled_after_the_skip_is_no_evidence() {
+    // At 1 s the consumer starts at offset 2 (nothing known below it). The power cut
+    // at 2 s takes the unflushed tail; offset 1 is later given to wid 9, sent at 5 s:
+    // it was not there to be skipped at 1 s.
+    let mut b = B::with_broker(FlushMode::AsyncFlush, Replication::None);
+    b.invoke(500, 3, None)
+        .own(900, "g", 10, 0, 0)
+        .deliver(1_000, "g", 10, 0, 2, 3)
+        .fault(2_000, FaultKind::PowerCut, 1)
+        .fault(2_500, FaultKind::Restart, 1)
+        .send(5_000, 9, 0, 1)
+        .own(6_000, "g", 10, 0, 0)
+        .deliver(6_100, "g", 10, 0, 1, 9);
+    passes(&b);
+    // Sent before the skip, it was skipped.
+    let mut b = B::with_broker(FlushMode::AsyncFlush, Replication::None);
+    b.send(400, 9, 0, 1)
+        .invoke(500, 3, None)
+        .own(900, "g", 10, 0, 0)
+        .deliver(1_000, "g", 10, 0, 2, 3);
+    let r = b.check();
+    assert!(rules(&r).contains(&Rule::Order), "{}", all(&r));
+}
+
 // ---------------------------------------------------------------- offsets
 
 #[test]
@@ -1281,6 +1306,32 @@ fn offsets_broker_restart_within_the_persist_interval() {
         (15_000, FaultKind::Restart, 7),
     ];
     went_back(&handed_over(20_000, 3, &other));
+}
+
+#[test]
+fn offsets_a_commit_above_a_tail_lost_later_is_clamped_under_async_flush() {
+    // Commit 5 was persisted by 16 s; the power cut at 18 s took the page cache: under
+    // ASYNC_FLUSH the records it counted may be gone, and the restarted master clamps
+    // the stored offset to the queue's new end.
+    let clamp = |flush| {
+        let mut b = B::with_broker(flush, Replication::None);
+        b.own(0, "g", 10, 0, 0)
+            .commit(10_000, "g", 10, 0, 5)
+            .disown(10_001, "g", 10, 0)
+            .fault(18_000, FaultKind::PowerCut, 1)
+            .fault(19_000, FaultKind::Restart, 1)
+            .own(25_000, "g", 11, 0, 3);
+        b
+    };
+    let r = passes(&clamp(FlushMode::AsyncFlush));
+    assert_eq!(
+        r.stats.excuses.get("offsets/tail_clamped"),
+        Some(&1),
+        "{}",
+        all(&r)
+    );
+    // SYNC_FLUSH: what the group consumed was durable, nothing to clamp to.
+    went_back(&clamp(FlushMode::SyncFlush));
 }
 
 #[test]
@@ -2319,6 +2370,27 @@ fn duplicates_at_two_positions_need_a_producer_retry() {
     assert_eq!(r.stats.duplicates_by_cause.get("producer_retry"), Some(&1));
 }
 
+#[test]
+fn duplicates_of_a_send_cut_short_by_its_producers_crash_are_producer_retries() {
+    // No outcome was ever recorded: the producer (n20) died with its attempts, one of
+    // which may have followed an unanswered one.
+    let unfinished = |crash: bool| {
+        let mut b = B::simple();
+        b.own(0, "g", 10, 0, 0).own(0, "g", 10, 1, 0);
+        b.invoke(1_000, 1, None);
+        if crash {
+            b.fault(1_500, FaultKind::ProcessCrash, 20);
+        }
+        b.deliver(2_000, "g", 10, 0, 0, 1)
+            .deliver(2_001, "g", 10, 1, 0, 1);
+        b
+    };
+    let r = passes(&unfinished(true));
+    assert_eq!(r.stats.duplicates_by_cause.get("producer_retry"), Some(&1));
+    // Without the crash the send is merely unfinished: no evidence of a retry.
+    fails_with(&unfinished(false), Rule::Duplicates);
+}
+
 // ---------------------------------------------------------------- owners
 
 fn two_owners(disown_at: u64) -> B {
@@ -2368,6 +2440,33 @@ fn owners_overlap_beyond_the_handover_fails() {
     b.fault(20_000, FaultKind::ProcessCrash, 12)
         .fault(21_000, FaultKind::ClockSkew, 10);
     fails_with(&b, Rule::Owners);
+}
+
+#[test]
+fn owners_a_holders_restart_is_no_excuse_but_a_cut_link_is() {
+    // n11 restarts and takes q0 again at 22 s while n10 still holds it until 60 s: a
+    // restarted consumer heartbeats and rebalances at once, so the hand-over alone
+    // bounds the overlap (38 s > 35 s).
+    let restarted = |kind: FaultKind| {
+        let mut b = two_owners(60_000);
+        b.fault(20_000, kind, 11)
+            .fault(21_000, FaultKind::Restart, 11)
+            .own(22_000, "g", 11, 0, 0);
+        b
+    };
+    let r = fails_with(&restarted(FaultKind::ProcessCrash), Rule::Owners);
+    assert!(r.violations[0].detail.contains("n10"), "{}", all(&r));
+    // A partition of the holder n10 (its heartbeats lost, the broker keeping its
+    // channel) may leave views apart until a route refresh: excused.
+    let mut cut = two_owners(60_000);
+    cut.fault(20_000, FaultKind::Partition, 10);
+    let r = passes(&cut);
+    assert_eq!(
+        r.stats.excuses.get("owners/route_refresh"),
+        Some(&1),
+        "{}",
+        all(&r)
+    );
 }
 
 /// The hand-over window is the declared promise's: a slower declared rebalance

@@ -9,9 +9,10 @@
 //!   the `%RETRY%` topic): the consumer asked for it again.
 //! - `producer_retry`: it sits at another (broker, topic, queue, offset) than the
 //!   delivery before, and the producer's send made an attempt after one whose
-//!   outcome was unknown (`retried_after_unknown` on its `SendOk`/`SendFail`): a
-//!   second copy, not a redelivery. Without that flag, a message stored twice is
-//!   unexplained.
+//!   outcome was unknown (`retried_after_unknown` on its `SendOk`/`SendFail`), or the
+//!   send has no outcome at all and its producer's process ended after invoking it
+//!   (its attempts died with it unreported): a second copy, not a redelivery.
+//!   Otherwise a message stored twice is unexplained.
 //! - otherwise it is a redelivery of one position, and needs an ownership change: it
 //!   was made in another span (see `index.rs`) than the delivery before. The span it
 //!   was made in says which change:
@@ -32,7 +33,8 @@
 //! The verdict counts duplicates by cause ([`super::CheckStats::duplicates_by_cause`])
 //! and, as before, by group. One pass over the duplicates the index collected.
 
-use super::index::{Dup, Index, NONE};
+use super::faults::RESTARTS;
+use super::index::{Dup, Index, Msg, NONE};
 use super::offsets::COMMIT_IN_FLIGHT_MS;
 use super::{CheckStats, Rule, Sink};
 use crate::history::Entry;
@@ -75,6 +77,21 @@ fn position(e: &Entry) -> Option<(&str, &str, i32, u64)> {
     }
 }
 
+/// A send with no outcome at all whose producer's process ended after invoking it:
+/// the attempts it made before dying (a retry after an unanswered one included) are
+/// unknown, so a second copy at another position is its own.
+fn unfinished_by_a_crash(ix: &Index, m: &Msg) -> bool {
+    if m.invoke == NONE || m.ok != NONE || m.fail != NONE {
+        return false;
+    }
+    let Entry::SendInvoke { client, .. } = &ix.entries[m.invoke as usize] else {
+        return false;
+    };
+    ix.faults
+        .first_on(*client, RESTARTS, m.invoke_ms, ix.end_ms)
+        .is_some()
+}
+
 /// The cause of one duplicate, or why it has none.
 fn cause(ix: &Index, d: &Dup) -> Result<Cause, &'static str> {
     if d.retry {
@@ -83,7 +100,8 @@ fn cause(ix: &Index, d: &Dup) -> Result<Cause, &'static str> {
     let here = position(&ix.entries[d.entry as usize]);
     let before = position(&ix.entries[d.prev_entry as usize]);
     if here != before {
-        return if ix.msgs[d.msg as usize].retried_after_unknown {
+        let m = &ix.msgs[d.msg as usize];
+        return if m.retried_after_unknown || unfinished_by_a_crash(ix, m) {
             Ok(Cause::ProducerRetry)
         } else {
             Err("the message sits at two positions and its producer never retried after an unknown outcome")

@@ -140,7 +140,8 @@ pub enum Rule {
     /// A redelivery without a cause. A *duplicate* is a delivery of a (message,
     /// slot) the slot already received; compared with the slot's delivery just before
     /// it, its cause is: `retry` (reconsume count > 0 or `%RETRY%` topic);
-    /// `producer_retry` (another position, and the send's `retried_after_unknown`);
+    /// `producer_retry` (another position, and the send's `retried_after_unknown`, or
+    /// no outcome and its producer's process ended after the invoke);
     /// for the same position, a different span: `offset_moved` (its `Own` has
     /// `offset_moved`), `consumer_restart` (same client, later incarnation),
     /// `commit_rolled_back` (its start is below the group's highest earlier commit of

@@ -34,8 +34,9 @@
 //!      or cut off when it was made, restarting before it was persisted
 //!      (the declared `flushConsumerOffsetInterval` plus [`OFFSET_FSYNC_GRACE_MS`] after it
 //!      arrived), losing its media between the commit and `t`, or having lost its
-//!      page cache or media within [`OFFSET_CLAMP_REACH_MS`] before the commit (a
-//!      master clamps commits past a queue end that went back). A commit such a
+//!      page cache or media within [`OFFSET_CLAMP_REACH_MS`] before the commit, or
+//!      (ASYNC_FLUSH) its page cache between the commit and `t` (a master clamps
+//!      commits past a queue end that went back). A commit such a
 //!      fault may have lost is passed over for an older one, so each fault widens
 //!      the bound only by what it can have lost, and never from time zero. Commits
 //!      made shortly before the anchor count as "after" it when they may have
@@ -62,7 +63,7 @@ use super::hasher::FastMap;
 use super::index::{Cmt, Index, NONE};
 use super::queue_log::{Conflict, Holder, QueueLog};
 use super::{Rule, Sink};
-use crate::history::Entry;
+use crate::history::{Entry, FlushMode};
 
 /// How long a oneway commit (UPDATE_CONSUMER_OFFSET, or the commit a pull carries)
 /// may take to reach the broker and how long a query answer may take back. Not a
@@ -237,6 +238,7 @@ fn commit_held(
     ix: &Index,
     c: &Cmt,
     bg_nodes: &[u32],
+    async_flush: bool,
     at_ms: u64,
     reach_ms: u64,
 ) -> Result<(), NotHeld> {
@@ -290,8 +292,12 @@ fn commit_held(
         if let Some(f) = faults.first_on(n, MEDIA_LOSS, c.at_ms, at_ms) {
             return Err(("broker_state_lost", f.label()));
         }
-        // Clamped to a queue end that went back when the log lost its tail.
-        if let Some(f) = faults.first_on(n, CACHE_LOSS | MEDIA_LOSS, lost_from, c.at_ms) {
+        // Clamped to a queue end that went back when the log lost its tail: before the
+        // commit (consumers keep committing their older, higher offsets), or after it
+        // under ASYNC_FLUSH (what it counted may have lived only in the page cache; a
+        // master restarting below a stored offset answers the queue's end).
+        let clamp_to = if async_flush { at_ms } else { c.at_ms };
+        if let Some(f) = faults.first_on(n, CACHE_LOSS | MEDIA_LOSS, lost_from, clamp_to) {
             return Err(("tail_clamped", f.label()));
         }
     }
@@ -358,14 +364,15 @@ fn start_within_commit_bounds(ix: &Index, sink: &mut Sink) {
         if n == 0 {
             continue; // no commit yet: the consumer's ConsumeFromWhere decides
         }
-        let bg_nodes: Vec<u32> = ix
-            .broker_group(ix.queues[span.queue as usize].broker)
+        let bg = ix.broker_group(ix.queues[span.queue as usize].broker);
+        let bg_nodes: Vec<u32> = bg
             .map(|bg| {
                 std::iter::once(bg.master_node)
                     .chain(bg.slave_node)
                     .collect()
             })
             .unwrap_or_default();
+        let async_flush = bg.is_some_and(|bg| bg.flush == FlushMode::AsyncFlush);
         // Lower bound: the latest commit the broker surely holds, or any commit after
         // it (one of them may have overwritten it, a lower one too).
         let reach_ms = if span.from_replica {
@@ -381,7 +388,14 @@ fn start_within_commit_bounds(ix: &Index, sink: &mut Sink) {
         let mut back = list[..n].iter().rev().take(MAX_COMMITS_BACK);
         for &c in back.by_ref() {
             let cm = &ix.commits[c as usize];
-            match commit_held(ix, cm, &bg_nodes, t, reach_ms.max(path_ms(ix, cm))) {
+            match commit_held(
+                ix,
+                cm,
+                &bg_nodes,
+                async_flush,
+                t,
+                reach_ms.max(path_ms(ix, cm)),
+            ) {
                 Ok(()) => {
                     anchor = Some(cm);
                     break;

@@ -134,6 +134,11 @@ impl<'a, 'h> Gaps<'a, 'h> {
             if !self.subscribed(g, m) {
                 continue;
             }
+            // Sent after the skip: the position was reused later (its holder then was
+            // lost, which lost judges); this message was not there to be skipped.
+            if ix.msgs[m as usize].invoke_ms > before {
+                continue;
+            }
             if let Some(a) = allowance_at(ix, m, broker, before) {
                 excused.get_or_insert_with(|| (a.kind, a.evidence()));
                 continue;

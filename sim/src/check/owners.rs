@@ -8,9 +8,10 @@
 //! the declared hand-over window ([`Promise::handover_window_ms`] of `Meta.promise`:
 //! 35 s with RocketMQ's values): A gives the queue up at its next rebalance (at once
 //! on NOTIFY_CONSUMER_IDS_CHANGED, at the latest one `rebalance_interval_ms` later),
-//! and its pull in flight may be held one long poll (`broker_suspend_max_time_ms`). An overlap lasting longer is a
-//! violation, unless a fault (other than a clock skew or a heal) touched A, B or a
-//! node that is no consumer of `Meta` (a broker or a name server): consumers that
+//! and its pull in flight may be held one long poll (`broker_suspend_max_time_ms`).
+//! An overlap lasting longer is a violation, unless a link fault (partition, clog)
+//! touched A or B, or a fault (other than a clock skew or a heal) touched a node that
+//! is no consumer of `Meta` (a broker or a name server): consumers that
 //! see different consumer lists (a restarted broker learns the consumers at their
 //! next heartbeat) or different routes (a restarted name server learns a broker at
 //! its next registration, a client the route at its next poll) allocate queues
@@ -26,14 +27,21 @@
 //! [`Promise::handover_window_ms`]: crate::history::Promise::handover_window_ms
 //! [`Promise::view_convergence_ms`]: crate::history::Promise::view_convergence_ms
 
-use super::faults::{bit, Kinds};
+use super::faults::{bit, Kinds, NETWORK};
 use super::hasher::FastMap;
 use super::index::Index;
 use super::{Rule, Sink};
 use crate::history::FaultKind;
 
-/// Fault kinds that can make consumers' views differ (not clock skews or heals).
+/// Fault kinds on a broker or name server that can make consumers' views differ (not
+/// clock skews or heals).
 const VIEW_FAULTS: Kinds = !(bit(FaultKind::ClockSkew) | bit(FaultKind::Heal));
+/// Fault kinds on a holder that can leave views stale: a link fault (its heartbeats
+/// and route polls lost, the broker keeping its channel until it expires). A holder's
+/// process ending ends its span, and a restarted consumer heartbeats and rebalances at
+/// once (the others learn it through NOTIFY_CONSUMER_IDS_CHANGED or their next
+/// rebalance): the hand-over alone bounds that.
+const HOLDER_VIEW_FAULTS: Kinds = NETWORK;
 
 pub(crate) fn check(ix: &Index, sink: &mut Sink) {
     let mut buckets: FastMap<(u32, u32), Vec<u32>> = FastMap::default();
@@ -88,9 +96,13 @@ fn judge(ix: &Index, sink: &mut Sink, consumers: &[u32], old: u32, new: u32, end
     let excused_until = ix
         .faults
         .last_matching(from.saturating_sub(view_ms), end_ms, |f| {
-            bit(f.kind) & VIEW_FAULTS != 0
-                && f.node
-                    .is_some_and(|node| holders.contains(&node) || !consumers.contains(&node))
+            f.node.is_some_and(|node| {
+                if holders.contains(&node) {
+                    bit(f.kind) & HOLDER_VIEW_FAULTS != 0
+                } else {
+                    bit(f.kind) & VIEW_FAULTS != 0 && !consumers.contains(&node)
+                }
+            })
         })
         .map(|f| (f.at_ms.saturating_add(view_ms), f.label()));
     let judged_from = excused_until.as_ref().map_or(from, |(t, _)| (*t).max(from));

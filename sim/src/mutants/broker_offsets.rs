@@ -3,13 +3,17 @@
 //! committed, or is never told who its members are.
 
 use std::collections::BTreeSet;
+use std::rc::Rc;
 
+use rmq_model::broker::Broker;
 use rmq_model::node::{Ctx, Input, NodeId};
 use rmq_model::protocol::{Message, Request, Response};
+use rmq_model::store::Disk;
 
 use super::tamper::{tamper_brokers, Rewrite, Tamper};
 use super::{Component, Mutant};
 use crate::check::Rule;
+use crate::runner::Nodes;
 
 pub(super) fn mutants() -> Vec<Mutant> {
     let m = |name, description, scenario, seeds, expected, nodes| Mutant {
@@ -44,6 +48,19 @@ pub(super) fn mutants() -> Vec<Mutant> {
             60,
             Rule::Lost,
             || tamper_brokers(|_| Some(StoreAhead)),
+        ),
+        m(
+            "offsets-forgotten-on-restart",
+            "boots without reading config/consumerOffset.json: every restart resets the groups' offsets",
+            "wide",
+            10,
+            Rule::Offsets,
+            || {
+                Nodes::with_broker(Rc::new(|config, disk: &mut dyn Disk| {
+                    let _ = disk.delete("config/consumerOffset.json");
+                    Box::new(Broker::boot(config, disk))
+                }))
+            },
         ),
         m(
             "consumers-forgotten",

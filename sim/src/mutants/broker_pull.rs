@@ -1,13 +1,17 @@
 //! Planted bugs in the broker's PULL_MESSAGE answers (`broker/pull.rs`): what a
-//! consumer is served is damaged, reordered, forged, withheld or skipped on the way out,
-//! or served before it is durable (RocketMQ's own behaviour, which `high_watermark.rs`
-//! deliberately strengthens).
+//! consumer is served is damaged, reordered, forged, withheld, skipped, repeated or
+//! delayed on the way out, or served before it is durable (RocketMQ's own behaviour,
+//! which `high_watermark.rs` deliberately strengthens).
 
-use rmq_model::node::NodeId;
+use std::collections::VecDeque;
+
+use rmq_model::message::{encode_properties, properties, PROPERTY_KEYS, PROPERTY_UNIQ_KEY};
+use rmq_model::node::{Ctx, Input, NodeId};
 use rmq_model::protocol::Message;
 
 use super::tamper::{
-    broker_config, found_pull, position_in, record_spans, tamper_brokers, view, Rewrite,
+    broker_config, forge_served, found_pull, position_in, record_spans, rewrite_served,
+    tamper_brokers, view, Rewrite, Tamper,
 };
 use super::{Component, Mutant};
 use crate::check::Rule;
@@ -74,6 +78,78 @@ pub(super) fn mutants() -> Vec<Mutant> {
             Rule::Lost,
             || tamper_brokers(|_| Some(Rewrite(next_offset_ahead))),
         ),
+        m(
+            "pull-stutters",
+            "every 7th answer with records says next_begin_offset one before the end of what it served: the last record comes again",
+            4,
+            Rule::Duplicates,
+            || tamper_brokers(|_| Some(Stutter { found: 0 })),
+        ),
+        m(
+            "pull-reserves-last-record",
+            "answers FOUND with next_begin_offset on the last record served: the group's commits stay one behind what it consumed",
+            4,
+            Rule::Commits,
+            || tamper_brokers(|_| Some(Rewrite(reserve_last))),
+        ),
+        Mutant {
+            scenario: "settled",
+            ..m(
+                "pull-answers-late",
+                "holds every FOUND answer for the 15 s long-poll timeout, as if arrivals never woke held pulls",
+                4,
+                Rule::Latency,
+                || {
+                    tamper_brokers(|_| {
+                        Some(AnswersLate {
+                            held: VecDeque::new(),
+                        })
+                    })
+                },
+            )
+        },
+        m(
+            "pull-leaks-unsent-record",
+            "serves, before some records, a copy without its user properties (an internal record leaked to consumers)",
+            4,
+            Rule::Phantom,
+            || tamper_brokers(|_| Some(Rewrite(leak_copy))),
+        ),
+        m(
+            "pull-rewrite-user-property",
+            "serves some records with a user property's value rewritten (a leading zero on the workload id)",
+            4,
+            Rule::Corrupt,
+            || tamper_brokers(|_| Some(Rewrite(pad_property))),
+        ),
+        m(
+            "pull-rewrite-keys",
+            "serves some records with their KEYS upper-cased",
+            4,
+            Rule::Corrupt,
+            || tamper_brokers(|_| Some(Rewrite(upper_keys))),
+        ),
+        m(
+            "pull-rewrite-born-host",
+            "serves some records with another born host port",
+            4,
+            Rule::Corrupt,
+            || tamper_brokers(|_| Some(Rewrite(rehost))),
+        ),
+        m(
+            "pull-rewrite-message-id",
+            "serves some records under another message id (UNIQ_KEY reversed) than the producer was given",
+            4,
+            Rule::Corrupt,
+            || tamper_brokers(|_| Some(Rewrite(reverse_id))),
+        ),
+        m(
+            "pull-raise-reconsume-count",
+            "serves some records with their reconsume count raised though nobody handed them back",
+            4,
+            Rule::Corrupt,
+            || tamper_brokers(|_| Some(Rewrite(raise_reconsume))),
+        ),
         Mutant {
             name: "pull-serves-page-cache",
             component: Component::BrokerPull,
@@ -85,6 +161,136 @@ pub(super) fn mutants() -> Vec<Mutant> {
             nodes: || broker_config(|c| c.serve_only_durable = false),
         },
     ]
+}
+
+/// The records the field mutants rewrite: one in five, so the rest of a run stays
+/// healthy and only the field rules can tell.
+fn picked(queue_offset: i64) -> bool {
+    queue_offset % 5 == 2
+}
+
+/// Replaces the value of property `name` with `value(old)`.
+fn replace_property(props: &str, name: &str, value: fn(&str) -> String) -> String {
+    let pairs: Vec<(String, String)> = properties(props)
+        .map(|(n, v)| {
+            let v = if n == name { value(v) } else { v.to_string() };
+            (n.to_string(), v)
+        })
+        .collect();
+    encode_properties(pairs.iter().map(|(n, v)| (n.as_str(), v.as_str())))
+}
+
+fn pad_property(_: NodeId, mut msg: Message) -> Option<Message> {
+    rewrite_served(&mut msg, picked, |s| {
+        s.properties = replace_property(&s.properties, WID_PROPERTY, |v| format!("0{v}"));
+    });
+    Some(msg)
+}
+
+fn leak_copy(_: NodeId, mut msg: Message) -> Option<Message> {
+    forge_served(&mut msg, picked, |s| s.properties.clear());
+    Some(msg)
+}
+
+fn upper_keys(_: NodeId, mut msg: Message) -> Option<Message> {
+    rewrite_served(&mut msg, picked, |s| {
+        s.properties = replace_property(&s.properties, PROPERTY_KEYS, |v| v.to_uppercase());
+    });
+    Some(msg)
+}
+
+fn rehost(_: NodeId, mut msg: Message) -> Option<Message> {
+    rewrite_served(&mut msg, picked, |s| s.born_host.port += 1);
+    Some(msg)
+}
+
+fn reverse_id(_: NodeId, mut msg: Message) -> Option<Message> {
+    rewrite_served(&mut msg, picked, |s| {
+        s.properties = replace_property(&s.properties, PROPERTY_UNIQ_KEY, |v| {
+            v.chars().rev().collect()
+        });
+    });
+    Some(msg)
+}
+
+fn raise_reconsume(_: NodeId, mut msg: Message) -> Option<Message> {
+    rewrite_served(&mut msg, picked, |s| s.reconsume_times += 1);
+    Some(msg)
+}
+
+/// Counts this broker's answers with records; every 7th steps its next offset back.
+struct Stutter {
+    found: u64,
+}
+
+impl Tamper for Stutter {
+    fn outgoing(
+        &mut self,
+        _: &mut dyn Ctx<Message>,
+        _: NodeId,
+        mut msg: Message,
+    ) -> Option<Message> {
+        if let Some(p) = found_pull(&mut msg) {
+            if !p.records.is_empty() && p.next_begin_offset > 0 {
+                self.found += 1;
+                if self.found.is_multiple_of(7) {
+                    p.next_begin_offset -= 1;
+                }
+            }
+        }
+        Some(msg)
+    }
+}
+
+fn reserve_last(_: NodeId, mut msg: Message) -> Option<Message> {
+    if let Some(p) = found_pull(&mut msg) {
+        p.next_begin_offset = p.next_begin_offset.saturating_sub(1);
+    }
+    Some(msg)
+}
+
+/// RocketMQ's `brokerSuspendMaxTimeMillis`: how long a held pull waits at most.
+const HOLD_MS: u64 = 15_000;
+/// A timer kind no node uses.
+const RELEASE_TIMER_KIND: u64 = u64::MAX - 0x4d55;
+
+/// Answers held back, released in order (every hold is equally long).
+struct AnswersLate {
+    held: VecDeque<(NodeId, Message)>,
+}
+
+impl Tamper for AnswersLate {
+    fn outgoing(
+        &mut self,
+        ctx: &mut dyn Ctx<Message>,
+        to: NodeId,
+        mut msg: Message,
+    ) -> Option<Message> {
+        if found_pull(&mut msg).is_none() {
+            return Some(msg);
+        }
+        ctx.set_timer(HOLD_MS, RELEASE_TIMER_KIND);
+        self.held.push_back((to, msg));
+        None
+    }
+
+    fn incoming(
+        &mut self,
+        ctx: &mut dyn Ctx<Message>,
+        input: Input<Message>,
+    ) -> Option<Input<Message>> {
+        let Input::Timer {
+            kind: RELEASE_TIMER_KIND,
+            ..
+        } = input
+        else {
+            return Some(input);
+        };
+        if let Some((to, msg)) = self.held.pop_front() {
+            ctx.send(to, msg);
+        }
+        None
+    }
 }
 
 fn flip_body(_: NodeId, mut msg: Message) -> Option<Message> {

@@ -43,6 +43,20 @@ pub(super) fn mutants() -> Vec<Mutant> {
             || tamper_brokers(|_| Some(MangleBody)),
         ),
         m(
+            "send-refused-but-stored",
+            "stores every message but answers MESSAGE_ILLEGAL (never retried): definitely refused sends reach consumers",
+            4,
+            Rule::Refused,
+            || tamper_brokers(|_| Some(Rewrite(refuse_stored))),
+        ),
+        m(
+            "send-status-downgraded",
+            "answers SLAVE_NOT_AVAILABLE instead of SEND_OK with no slave configured and no fault",
+            4,
+            Rule::Acks,
+            || tamper_brokers(|_| Some(Rewrite(downgrade_status))),
+        ),
+        m(
             "send-ok-not-stored",
             "answers one send in ten with SEND_OK without storing the message",
             4,
@@ -70,6 +84,30 @@ fn map_send(msg: Message, f: fn(&mut SendResponse)) -> Option<Message> {
         }
         m => Some(m),
     }
+}
+
+fn refuse_stored(_: NodeId, msg: Message) -> Option<Message> {
+    match msg {
+        Message::Response {
+            opaque,
+            response: Response::Send(_),
+        } => Some(Message::Response {
+            opaque,
+            response: Response::Error {
+                code: response_code::MESSAGE_ILLEGAL,
+                remark: "planted refusal".into(),
+            },
+        }),
+        m => Some(m),
+    }
+}
+
+fn downgrade_status(_: NodeId, msg: Message) -> Option<Message> {
+    map_send(msg, |s| {
+        if s.code == response_code::SUCCESS {
+            s.code = response_code::SLAVE_NOT_AVAILABLE;
+        }
+    })
 }
 
 fn shift_offset(_: NodeId, msg: Message) -> Option<Message> {

@@ -31,6 +31,14 @@ pub(super) fn mutants() -> Vec<Mutant> {
             "sends the broker only the first tag of its expression in each pull's subscription",
             || tamper_consumers(|_| Some(Rewrite(narrow_pull_subscription))),
         ),
+        Mutant {
+            expected: Rule::Filter,
+            ..m(
+                "filter-subscribes-all",
+                "subscribes to `*` whatever the group's tag expression: it receives unsubscribed tags",
+                || consumer_config(|c| c.tag_expression = "*".to_string()),
+            )
+        },
     ]
 }
 

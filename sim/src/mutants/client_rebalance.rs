@@ -40,6 +40,22 @@ pub(super) fn mutants() -> Vec<Mutant> {
             Rule::Liveness,
             || tamper_consumers(|c| clustering(c).then_some(Membership::Ignored)),
         ),
+        Mutant {
+            scenario: "consumer_restarts",
+            ..m(
+                "rebalance-sees-only-itself",
+                "allocates as if it were the group's only member: every member consumes every queue",
+                4,
+                Rule::Owners,
+                || {
+                    tamper_consumers(|c| {
+                        clustering(c).then_some(Membership::Alone {
+                            client_id: String::new(),
+                        })
+                    })
+                },
+            )
+        },
     ]
 }
 

@@ -19,7 +19,7 @@ use rmq_model::namesrv::NameServer;
 use rmq_model::node::{Ctx, Input, Node, NodeId, TimerId};
 use rmq_model::protocol::{Message, PullResponse, Response};
 use rmq_model::store::disk::{DirEntry, DiskError, SyncTarget, SyncTicket};
-use rmq_model::store::record::{parse, CrcCheck, RecordView, Slot};
+use rmq_model::store::record::{parse, CrcCheck, Host, NewRecord, RecordView, Slot};
 use rmq_model::store::Disk;
 
 use crate::runner::Nodes;
@@ -321,4 +321,78 @@ pub fn view(record: &[u8]) -> Option<RecordView<'_>> {
 /// Where `part` (a slice of `whole`) starts in `whole`.
 pub fn position_in(whole: &[u8], part: &[u8]) -> usize {
     part.as_ptr() as usize - whole.as_ptr() as usize
+}
+
+/// The fields of a served record a pull mutant may rewrite.
+pub struct Served {
+    /// The encoded properties (`name\u{1}value\u{2}`…).
+    pub properties: String,
+    pub born_host: Host,
+    pub reconsume_times: i32,
+}
+
+/// Re-encodes the records of a FOUND pull answer whose queue offset `pick` accepts,
+/// after `rewrite` changed them (with a fresh length and CRC, as a broker that built
+/// them this way would); other records pass unchanged.
+pub fn rewrite_served(msg: &mut Message, pick: fn(i64) -> bool, rewrite: fn(&mut Served)) {
+    reencode_served(msg, pick, rewrite, false);
+}
+
+/// Serves, before each record of a FOUND pull answer whose queue offset `pick`
+/// accepts, a forged copy of it that `forge` changed (same position, fresh CRC).
+pub fn forge_served(msg: &mut Message, pick: fn(i64) -> bool, forge: fn(&mut Served)) {
+    reencode_served(msg, pick, forge, true);
+}
+
+fn reencode_served(
+    msg: &mut Message,
+    pick: fn(i64) -> bool,
+    rewrite: fn(&mut Served),
+    keep_original: bool,
+) {
+    let Some(p) = found_pull(msg) else {
+        return;
+    };
+    let mut out = Vec::with_capacity(p.records.len() + 64);
+    let mut at = 0;
+    while at < p.records.len() {
+        let Ok(Slot::Record(v)) = parse(&p.records[at..], CrcCheck::Skip) else {
+            out.extend_from_slice(&p.records[at..]);
+            break;
+        };
+        at += v.total_size;
+        if !pick(v.queue_offset) {
+            out.extend_from_slice(v.bytes);
+            continue;
+        }
+        let mut served = Served {
+            properties: v.user_properties().to_string(),
+            born_host: v.born_host,
+            reconsume_times: v.reconsume_times,
+        };
+        rewrite(&mut served);
+        NewRecord {
+            topic: v.topic,
+            queue_id: v.queue_id,
+            flag: v.flag,
+            sys_flag: v.sys_flag,
+            born_timestamp_ms: v.born_timestamp_ms,
+            born_host: served.born_host,
+            store_host: v.store_host,
+            reconsume_times: served.reconsume_times,
+            prepared_transaction_offset: v.prepared_transaction_offset,
+            body: v.body,
+            properties: &served.properties,
+        }
+        .encode(
+            v.queue_offset,
+            v.physical_offset,
+            v.store_timestamp_ms,
+            &mut out,
+        );
+        if keep_original {
+            out.extend_from_slice(v.bytes);
+        }
+    }
+    p.records = out;
 }
