@@ -153,9 +153,10 @@ pub enum Rule {
     /// `rebalance_interval_ms` plus `broker_suspend_max_time_ms`, 35 s by default),
     /// counted from the views' convergence window (`Promise::view_convergence_ms`:
     /// `register_name_server_period_ms` plus `poll_name_server_interval_ms`, at least
-    /// `heartbeat_broker_interval_ms`, 60 s by default) after the last fault (not a
-    /// clock skew or heal) within the overlap on either client or on a node that is no
-    /// consumer of `Meta`.
+    /// `heartbeat_broker_interval_ms`, 60 s by default) after the last fault within
+    /// the overlap that can set views apart: a link fault (partition, clog) on either
+    /// client, or any fault but a clock skew or heal on a node that is no consumer of
+    /// `Meta`.
     Owners,
     /// With a quiet period: a clustering group's last `Commit` on a queue is below one
     /// past the highest offset it was delivered there (not from `%RETRY%`; reset by an

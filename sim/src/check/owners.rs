@@ -11,15 +11,15 @@
 //! and its pull in flight may be held one long poll (`broker_suspend_max_time_ms`).
 //! An overlap lasting longer is a violation, unless a link fault (partition, clog)
 //! touched A or B, or a fault (other than a clock skew or a heal) touched a node that
-//! is no consumer of `Meta` (a broker or a name server): consumers that
-//! see different consumer lists (a restarted broker learns the consumers at their
-//! next heartbeat) or different routes (a restarted name server learns a broker at
-//! its next registration, a client the route at its next poll) allocate queues
-//! differently. Then the overlap is judged only from the views' convergence window
+//! is no consumer of `Meta` (a broker or a name server): consumers that see different
+//! consumer lists (a restarted broker learns the consumers at their next heartbeat)
+//! or different routes (a restarted name server learns a broker at its next
+//! registration, a client the route at its next poll) allocate queues differently.
+//! Then the overlap is judged only from the views' convergence window
 //! ([`Promise::view_convergence_ms`]: `registerNameServerPeriod` plus
-//! `pollNameServerInterval`, at least `heartbeatBrokerInterval` — 60 s with RocketMQ's
-//! values) after the last such fault within it. Orderly groups (broker locks) do not exist in the workload
-//! yet and are not judged.
+//! `pollNameServerInterval`, at least `heartbeatBrokerInterval` — 60 s with
+//! RocketMQ's values) after the last such fault within it. Orderly groups (broker
+//! locks) do not exist in the workload yet and are not judged.
 //!
 //! Linear in the spans (bucketed by group and queue; each bucket is swept in time
 //! order, with the spans still open).
