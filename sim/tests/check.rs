@@ -1334,6 +1334,33 @@ fn offsets_a_commit_above_a_tail_lost_later_is_clamped_under_async_flush() {
     went_back(&clamp(FlushMode::SyncFlush));
 }
 
+/// A commit made after its broker lost a log tail may have been clamped to the queue's
+/// new end for the declared long-poll suspend plus 30 s (45 s by default): consumers
+/// keep committing their older offsets until a pull corrects them.
+#[test]
+fn offsets_clamp_reach_comes_from_the_declared_suspend() {
+    let clamped = || {
+        let mut b = B::simple();
+        b.fault(1_000, FaultKind::PowerCut, 1)
+            .fault(2_000, FaultKind::Restart, 1)
+            .own(3_000, "g", 10, 0, 0)
+            .commit(50_000, "g", 10, 0, 5)
+            .disown(50_001, "g", 10, 0)
+            .own(60_000, "g", 11, 0, 3);
+        b
+    };
+    // 49 s after the power cut: past the default reach.
+    went_back(&clamped());
+    // A declared 30 s suspend reaches 60 s back.
+    let r = passes(clamped().promising(|p| p.broker_suspend_max_time_ms = 30_000));
+    assert_eq!(
+        r.stats.excuses.get("offsets/tail_clamped"),
+        Some(&1),
+        "{}",
+        all(&r)
+    );
+}
+
 #[test]
 fn offsets_commit_dropped_on_a_cut_link() {
     // n10 was cut off (a partition not yet healed) when it committed: the oneway

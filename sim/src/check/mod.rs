@@ -117,11 +117,13 @@ pub enum Rule {
     /// the higher-or-equal offset; a clustering group's new owner starting below the
     /// lower bound of the group's commits on the queue: the lowest of the latest
     /// commit the broker surely holds (made one propagation window before — 1 s in
-    /// flight; when a slave answered, `slave_synchronize_interval_ms` more — with no fault on the committing client or
-    /// the queue's broker group that could have lost it: cut link, crash in flight,
-    /// broker down, restart within `flush_consumer_offset_interval_ms` plus an fsync, media loss,
-    /// a lost log tail within 45 s before) and every commit that may have reached the
-    /// broker after it. Committed offsets going back is not in itself a violation.
+    /// flight; when a slave answered, `slave_synchronize_interval_ms` more — with no
+    /// fault on the committing client or the queue's broker group that could have
+    /// lost it: cut link, crash in flight, broker down, restart within
+    /// `flush_consumer_offset_interval_ms` plus an fsync, media loss, a lost log tail
+    /// within `broker_suspend_max_time_ms` plus 30 s before) and every commit that may
+    /// have reached the broker after it. Committed offsets going back is not in itself
+    /// a violation.
     Offsets,
     /// After `heal_at_ms` (when it is before `end_ms`), a group with consumers that
     /// still owed unexcused messages received no delivery at all. One per group.
