@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use rmq_sim::store_image::run_recovery_case;
+use rmq_sim::storage::store_image::run_recovery_case;
 
 /// The corpus must hold at least this many inputs: an emptied directory is a failure,
 /// not a pass.

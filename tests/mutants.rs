@@ -6,11 +6,11 @@
 use std::path::{Path, PathBuf};
 
 use rmq_sim::check::Rule;
+use rmq_sim::cluster::runner::{self, Nodes, RunOptions};
+use rmq_sim::cluster::scenario::LoadedScenario;
 use rmq_sim::history::Promise;
 use rmq_sim::mutants::tamper::{tamper_brokers, tamper_consumers, tamper_name_servers, Tamper};
 use rmq_sim::mutants::{campaign, registry, Component, Mutant, Verdict};
-use rmq_sim::runner::{self, Nodes, RunOptions};
-use rmq_sim::scenario::LoadedScenario;
 
 fn scenario_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios")

@@ -8,9 +8,9 @@
 
 use std::path::Path;
 
-use rmq_sim::runner::{self, reference_broker, RunOptions};
-use rmq_sim::scenario::LoadedScenario;
-use rmq_sim::sweep::sweep;
+use rmq_sim::cluster::runner::{self, reference_broker, RunOptions};
+use rmq_sim::cluster::scenario::LoadedScenario;
+use rmq_sim::cluster::sweep::sweep;
 
 const DEFAULT_SEEDS_PER_SCENARIO: u64 = 720;
 /// Swarm seeds run longer on average (bursts, up to 40 s of faults); this many keep the
@@ -163,7 +163,7 @@ fn power_cut_consuming() {
 }
 
 /// Swarm testing: each seed draws its own cluster, workload and fault mix, with faults
-/// aimed at SEND_OKs, group commits and HA transfers (sim/src/swarm.rs).
+/// aimed at SEND_OKs, group commits and HA transfers (sim/src/cluster/swarm.rs).
 #[test]
 fn swarm() {
     sweep_seeds("swarm", seeds_or(DEFAULT_SWARM_SEEDS));

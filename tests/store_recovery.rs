@@ -2,7 +2,7 @@
 //! to file-filling ones, three topics, transactional records), group commits, sync
 //! completions, process crashes, OS crashes, power cuts with torn pages, bit rot,
 //! unreadable sectors, clean restarts and config persists — judged after every recovery
-//! by the oracle in `rmq_sim::store_crash` (properties (a)–(f)).
+//! by the oracle in `rmq_sim::storage::store_crash` (properties (a)–(f)).
 //!
 //! Knobs for long runs: `PROPTEST_CASES` (default 2000) and `STORE_CRASH_SEEDS`
 //! (default 2000) scale the two sweeps; `STORE_CRASH_OPS` the length of each schedule;
@@ -11,8 +11,9 @@
 //! replayed first on every run.
 
 use proptest::prelude::*;
-use rmq_sim::disk::Lie;
-use rmq_sim::store_crash::{self, Case, CrashKind, Op, Stats, QUEUES_PER_TOPIC, TOPICS};
+use rmq_sim::storage::disk::CrashKind;
+use rmq_sim::storage::disk::Lie;
+use rmq_sim::storage::store_crash::{self, Case, Op, Stats, QUEUES_PER_TOPIC, TOPICS};
 
 fn env_or(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -27,8 +28,8 @@ fn ops_per_case() -> usize {
 
 fn crash_kind() -> impl Strategy<Value = CrashKind> {
     prop_oneof![
-        Just(CrashKind::Process),
-        Just(CrashKind::Os),
+        Just(CrashKind::ProcessCrash),
+        Just(CrashKind::OsCrash),
         Just(CrashKind::PowerCut)
     ]
 }

@@ -11,9 +11,9 @@ use std::rc::Rc;
 use rmq_model::broker::Broker;
 use rmq_model::store::Disk;
 use rmq_sim::check::Rule;
-use rmq_sim::runner::{reference_broker, BrokerFactory};
-use rmq_sim::scenario::LoadedScenario;
-use rmq_sim::sweep::sweep;
+use rmq_sim::cluster::runner::{reference_broker, BrokerFactory};
+use rmq_sim::cluster::scenario::LoadedScenario;
+use rmq_sim::cluster::sweep::sweep;
 
 fn load(name: &str) -> LoadedScenario {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -23,8 +23,8 @@ use rmq_model::broker::{Broker, BrokerConfig};
 use rmq_model::node::{Ctx, Input, Node};
 use rmq_model::protocol::Message;
 use rmq_model::store::Disk;
-use rmq_sim::runner::{self, BrokerFactory, Nodes, RunOptions};
-use rmq_sim::scenario::LoadedScenario;
+use rmq_sim::cluster::runner::{self, BrokerFactory, Nodes, RunOptions};
+use rmq_sim::cluster::scenario::LoadedScenario;
 
 /// The implementation under test.
 struct CountingBroker {

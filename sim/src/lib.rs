@@ -2,17 +2,7 @@
 #![forbid(unsafe_code)]
 
 pub mod check;
-pub mod disk;
+pub mod cluster;
 pub mod history;
 pub mod mutants;
-pub mod net;
-pub mod runner;
-pub mod scenario;
-pub mod seeds;
-pub mod store_check;
-pub mod store_crash;
-pub mod store_image;
-pub mod swarm;
-pub mod sweep;
-pub mod workload;
-pub mod world;
+pub mod storage;

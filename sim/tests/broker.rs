@@ -16,8 +16,8 @@ use rmq_model::protocol::{
 use rmq_model::store::config_tables::TopicConfig;
 use rmq_model::store::record::{parse, CrcCheck, Slot};
 use rmq_model::store::{Disk, StoreConfig, ABORT_PATH};
-use rmq_sim::net::NetConfig;
-use rmq_sim::world::{sim_addr, Fault, World};
+use rmq_sim::cluster::net::NetConfig;
+use rmq_sim::cluster::world::{sim_addr, Fault, World};
 
 const NAMESRV: NodeId = NodeId(0);
 const MASTER: NodeId = NodeId(1);
@@ -307,7 +307,7 @@ fn sync_master_waits_for_the_slave_and_the_slave_serves_the_same_bytes() {
     };
     assert_eq!(bodies(&p.records), ["replicated"]);
     // Without the slave, SYNC_MASTER answers SLAVE_NOT_AVAILABLE (stored on the master).
-    w.inject(Fault::LoseMachine { node: SLAVE });
+    w.inject(Fault::MachineLost { node: SLAVE });
     w.run_until(30_000);
     let Response::Send(s) = answer(&answers, 2).1 else {
         panic!()
@@ -425,7 +425,7 @@ fn clean_shutdown_removes_the_abort_marker() {
         w.disk(MASTER).cache_bytes(ABORT_PATH).is_some(),
         "a running store has the marker"
     );
-    w.inject(Fault::Shutdown { node: MASTER });
+    w.inject(Fault::CleanShutdown { node: MASTER });
     w.run_until(3_000);
     assert!(!w.is_up(MASTER), "the broker stopped after its shutdown");
     assert!(
@@ -444,7 +444,7 @@ fn a_restart_during_a_clean_shutdown_boots_the_broker_once_it_has_stopped() {
     // The heal restarts every node; one still flushing its clean shutdown then must
     // come back once it has stopped, not stay down for the rest of the run.
     let mut w = async_master_after_one_send();
-    w.inject(Fault::Shutdown { node: MASTER });
+    w.inject(Fault::CleanShutdown { node: MASTER });
     assert!(w.is_up(MASTER), "a clean shutdown takes a while");
     w.inject(Fault::Restart { node: MASTER });
     w.run_until(3_000);
@@ -520,7 +520,7 @@ fn a_waiting_send_is_not_answered_to_a_restarted_producer() {
     w.clog(MASTER, SLAVE, 1_000);
     w.run_until(12_100);
     assert!(answers.borrow().is_empty(), "still waiting for the slave");
-    w.crash(CLIENT, rmq_sim::world::CrashKind::Process);
+    w.crash(CLIENT, rmq_sim::storage::disk::CrashKind::ProcessCrash);
     w.restart(CLIENT);
     w.run_until(20_000);
     assert!(

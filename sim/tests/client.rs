@@ -26,8 +26,9 @@ use rmq_model::protocol::{
 use rmq_model::store::config_tables::{DataVersion, TopicConfig};
 use rmq_model::store::record::{Host, NewRecord};
 use rmq_model::store::Disk;
-use rmq_sim::net::NetConfig;
-use rmq_sim::world::{sim_addr, CrashKind, World};
+use rmq_sim::cluster::net::NetConfig;
+use rmq_sim::cluster::world::{sim_addr, World};
+use rmq_sim::storage::disk::CrashKind;
 
 const NAMESRV: NodeId = NodeId(0);
 const BROKER_A: NodeId = NodeId(1);
@@ -818,11 +819,11 @@ fn crash_run(seed: u64) {
     let owned_at_crash = owned_at(&h.log, CONSUMER_2, CLUSTER_GROUP, 0, CRASH_MS);
     assert_eq!(owned_at_crash.len(), 4);
     let committed_at_crash = last_committed(&h.log, CONSUMER_2, CRASH_MS + 1);
-    h.world.crash(CONSUMER_2, CrashKind::Process);
+    h.world.crash(CONSUMER_2, CrashKind::ProcessCrash);
 
     h.world.run_until(BCAST_CRASH_MS);
     let bcast_committed = last_committed(&h.log, BROADCAST, BCAST_CRASH_MS + 1);
-    h.world.crash(BROADCAST, CrashKind::Process);
+    h.world.crash(BROADCAST, CrashKind::ProcessCrash);
     h.world.run_until(BCAST_RESTART_MS);
     h.world.restart(BROADCAST);
     h.world.run_until(RESTART_MS);
@@ -917,7 +918,7 @@ fn client_runs_replay_from_their_seed() {
     let run = |seed| {
         let mut h = harness(seed, 60, 12_000);
         h.world.run_until(12_000);
-        h.world.crash(CONSUMER_1, CrashKind::Process);
+        h.world.crash(CONSUMER_1, CrashKind::ProcessCrash);
         h.world.run_until(14_000);
         h.world.restart(CONSUMER_1);
         h.world.run_until(40_000);

@@ -8,8 +8,8 @@ use std::rc::Rc;
 
 use rmq_model::broker::{Broker, FlushDiskType};
 use rmq_model::store::Disk;
-use rmq_sim::runner::{self, BrokerFactory, RunOptions};
-use rmq_sim::scenario::LoadedScenario;
+use rmq_sim::cluster::runner::{self, BrokerFactory, RunOptions};
+use rmq_sim::cluster::scenario::LoadedScenario;
 
 fn scenario(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -13,8 +13,9 @@ use rmq_model::protocol::{
 };
 use rmq_model::store::config_tables::{DataVersion, TopicConfig};
 use rmq_model::store::Disk;
-use rmq_sim::net::NetConfig;
-use rmq_sim::world::{CrashKind, World};
+use rmq_sim::cluster::net::NetConfig;
+use rmq_sim::cluster::world::World;
+use rmq_sim::storage::disk::CrashKind;
 
 const NAMESRV: NodeId = NodeId(0);
 const BROKER_A: NodeId = NodeId(1);
@@ -174,7 +175,7 @@ fn silent_brokers_expire_after_120_s_and_crashed_ones_at_once() {
     assert_eq!(route_at(&seen, 170_000), Some(vec!["broker-a".to_string()]));
 
     // A crash closes broker-a's connection: it is dropped at once, not 120 s later.
-    w.crash(BROKER_A, CrashKind::Process);
+    w.crash(BROKER_A, CrashKind::ProcessCrash);
     w.run_until(172_000);
     assert_eq!(
         route_at(&seen, 172_000),

@@ -7,8 +7,9 @@ use std::rc::Rc;
 
 use rmq_model::node::{Ctx, Input, Node, NodeId, TimerId};
 use rmq_model::store::disk::{Disk, SyncTarget, SyncTicket};
-use rmq_sim::net::NetConfig;
-use rmq_sim::world::{CrashKind, Fault, World, MAX_SYNC_LATENCY_MS, MIN_SYNC_LATENCY_MS};
+use rmq_sim::cluster::net::NetConfig;
+use rmq_sim::cluster::world::{Fault, World, MAX_SYNC_LATENCY_MS, MIN_SYNC_LATENCY_MS};
+use rmq_sim::storage::disk::CrashKind;
 
 #[derive(Clone, Debug, PartialEq)]
 enum Msg {
@@ -293,7 +294,7 @@ fn a_crash_breaks_connections_and_loses_in_flight_packets() {
     };
     let mut world = World::new(3, streamers(&log, vec![Some(N1), None], 1, false), 2, net);
     world.run_until(50);
-    world.crash(N0, CrashKind::Process);
+    world.crash(N0, CrashKind::ProcessCrash);
     assert!(!world.is_up(N0));
     world.run_until(100);
     let got = seqs_received(&log, N1, N0);
@@ -384,7 +385,7 @@ fn timers_fire_in_time_then_sequence_order_and_cancelled_never() {
 fn timers_of_a_crashed_incarnation_never_fire() {
     let (mut world, log) = timer_world(vec![(100, 1, false)]);
     world.run_until(50);
-    world.crash(N0, CrashKind::Process);
+    world.crash(N0, CrashKind::ProcessCrash);
     world.run_until(60);
     world.restart(N0);
     world.run_until(1000);
@@ -571,7 +572,7 @@ fn syncs_of_a_crashed_incarnation_are_dropped() {
     let (mut world, log) = counter_world(5);
     world.run_until(100);
     let synced_before = log.borrow().sync_times_ms.len();
-    world.crash(N0, CrashKind::Process);
+    world.crash(N0, CrashKind::ProcessCrash);
     world.run_until(150);
     assert_eq!(log.borrow().sync_times_ms.len(), synced_before);
     assert!(world
@@ -596,7 +597,7 @@ fn pong_moment(m: &Msg) -> u32 {
 /// (plus each fault's offset), once; packets before it is armed do not count.
 #[test]
 fn a_trigger_strikes_after_the_first_matching_packet_once_armed() {
-    use rmq_sim::world::{Trigger, Watch};
+    use rmq_sim::cluster::world::{Trigger, Watch};
     let log = new_log();
     let factory = streamers(&log, vec![Some(N1), None, None], 2, true);
     let mut world = World::new(9, factory, 3, NetConfig::default());
@@ -614,7 +615,7 @@ fn a_trigger_strikes_after_the_first_matching_packet_once_armed() {
                 3,
                 Fault::Crash {
                     node: N2,
-                    kind: CrashKind::Process,
+                    kind: CrashKind::ProcessCrash,
                 },
             ),
             (10, Fault::Restart { node: N2 }),
@@ -654,7 +655,7 @@ fn a_trigger_strikes_after_the_first_matching_packet_once_armed() {
 /// whose first fault would fall at or after its expiry strikes nothing.
 #[test]
 fn a_trigger_on_an_fsync_request_strikes_mid_sync_and_expires_at_the_heal() {
-    use rmq_sim::world::{Trigger, Watch};
+    use rmq_sim::cluster::world::{Trigger, Watch};
     let (mut world, log) = counter_world(4);
     world.arm(Trigger {
         watch: Watch::SyncRequested { node: N0 },

@@ -23,7 +23,7 @@
 //! One linear scan over the messages.
 
 use super::faults::RESTARTS;
-use super::index::Index;
+use super::tables::Index;
 use super::{Rule, Sink};
 use crate::history::{Entry, FlushMode, Replication, SendStatus};
 

@@ -44,7 +44,7 @@
 use crate::history::{FaultKind, FlushMode, Replication, SendStatus};
 
 use super::faults::{bit, FaultLog, FaultRec, CACHE_LOSS, MEDIA_LOSS, RESTARTS};
-use super::index::Index;
+use super::tables::Index;
 
 /// Why a message may be missing: the allowance's name and the fault(s) it rests on.
 #[derive(Clone, Copy, Debug)]

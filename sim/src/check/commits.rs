@@ -22,7 +22,7 @@
 
 use super::faults::{CACHE_LOSS, MEDIA_LOSS};
 use super::hasher::FastMap;
-use super::index::{Dlv, Index, NONE};
+use super::tables::{Dlv, Index, NONE};
 use super::{Rule, Sink};
 
 /// Per (group, queue): one past the highest offset delivered (reset by an offset

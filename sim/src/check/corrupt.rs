@@ -20,7 +20,7 @@
 //! the end against the `SendOk`, if any — so memory stays proportional to messages.
 
 use super::hasher::FastMap;
-use super::index::{Dlv, Index, Msg, NONE};
+use super::tables::{Dlv, Index, Msg, NONE};
 use super::{Rule, Sink};
 use crate::history::{Entry, MessageFields};
 

@@ -3,7 +3,7 @@
 //! when it last received anything. Filled while the index pass streams deliveries;
 //! lost, liveness and the duplicate count read it.
 
-use super::index::{Dlv, NONE};
+use super::tables::{Dlv, NONE};
 
 /// The delivery before a redelivery: its entry and ownership span.
 #[derive(Clone, Copy, Debug)]

@@ -14,7 +14,7 @@
 //!   (its attempts died with it unreported): a second copy, not a redelivery.
 //!   Otherwise a message stored twice is unexplained.
 //! - otherwise it is a redelivery of one position, and needs an ownership change: it
-//!   was made in another span (see `index.rs`) than the delivery before. The span it
+//!   was made in another span (see `tables.rs`) than the delivery before. The span it
 //!   was made in says which change:
 //!   - `offset_moved`: the span began at a PULL_OFFSET_MOVED (`Own.offset_moved`);
 //!   - `consumer_restart`: the same client, in a later incarnation (its node crashed
@@ -34,8 +34,8 @@
 //! and, as before, by group. One pass over the duplicates the index collected.
 
 use super::faults::RESTARTS;
-use super::index::{Dup, Index, Msg, NONE};
 use super::offsets::COMMIT_IN_FLIGHT_MS;
+use super::tables::{Dup, Index, Msg, NONE};
 use super::{CheckStats, Rule, Sink};
 use crate::history::Entry;
 

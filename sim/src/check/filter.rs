@@ -13,7 +13,7 @@
 //! Judged while deliveries stream by; a delivery of a message not sent yet in the pass
 //! is kept and judged at the end.
 
-use super::index::{Dlv, Index};
+use super::tables::{Dlv, Index};
 use super::{Rule, Sink};
 
 #[derive(Default)]
@@ -81,7 +81,7 @@ impl Filter {
                         ix.tag_name(d.tags)
                     )
                 };
-                let what = if d.msg == super::index::NONE {
+                let what = if d.msg == super::tables::NONE {
                     "a message without a workload id".to_string()
                 } else {
                     ix.describe_msg(d.msg)

@@ -31,7 +31,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::index::{Dlv, Index};
+use super::tables::{Dlv, Index};
 use super::{Rule, Sink};
 
 /// p50/p99/max of one group's send-to-delivery times in one phase.

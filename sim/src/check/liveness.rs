@@ -7,8 +7,8 @@
 //! the group is reported once, naming its stuck consumers. One violation per group.
 
 use super::deliveries::DeliveryTable;
-use super::index::Index;
 use super::lost::Owed;
+use super::tables::Index;
 use super::{Rule, Sink};
 
 pub(crate) fn check(ix: &Index, table: &DeliveryTable, owed: &Owed, sink: &mut Sink) {

@@ -38,8 +38,8 @@ use std::collections::BTreeMap;
 use super::allowance::{allowance, allowance_at, Allowed};
 use super::deliveries::DeliveryTable;
 use super::faults::{bit, FaultRec, CACHE_LOSS, CONTEXT_MS, MEDIA_LOSS};
-use super::index::{Index, NONE};
 use super::queue_log::QueueLog;
+use super::tables::{Index, NONE};
 use super::{CheckStats, Rule, Sink};
 use crate::history::FlushMode;
 

@@ -1,8 +1,10 @@
 //! The checker: reads a [`History`] and reports which of RocketMQ's promises broke.
 //!
-//! One module per promise; each is a fold over the deliveries as the single indexing
-//! pass (`index.rs`) streams them, or a linear scan over the tables that pass builds,
-//! so checking stays linear in the history's size (it runs on every seed). Output is
+//! Three floors. On the ground, the tables (`tables.rs`, with `faults.rs`, `intern.rs`
+//! and `hasher.rs`): what the history says, in dense ids. Above them, one module per
+//! promise; each is a fold over the deliveries as the single pass (`build.rs`) streams
+//! them, or a linear scan over the tables that pass fills. On top, that pass and
+//! [`check`], which run the rules; no rule imports either. So checking stays linear in the history's size (it runs on every seed). Output is
 //! deterministic: everything is iterated in history order or through `BTreeMap`s,
 //! never through a hash table. Each [`Rule`] variant documents its exact definition;
 //! the modules (`lost.rs`, `allowance.rs`, `liveness.rs`, `phantom.rs`, `corrupt.rs`,
@@ -38,6 +40,7 @@
 
 mod acks;
 mod allowance;
+mod build;
 mod commits;
 mod corrupt;
 mod deliveries;
@@ -46,7 +49,6 @@ mod excuses;
 mod faults;
 mod filter;
 mod hasher;
-mod index;
 mod intern;
 mod latency;
 mod liveness;
@@ -59,6 +61,7 @@ mod queue_log;
 mod refused;
 mod subscription;
 mod synthetic;
+mod tables;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -326,7 +329,7 @@ impl Report {
 
 /// Judges a history. Linear in its size; the same history gives the same report.
 pub fn check(history: &History) -> Report {
-    let (ix, obs) = index::Index::build(history);
+    let (ix, obs) = build::build(history);
     let mut stats = CheckStats {
         history_ops: history.entries.len() as u64,
         deliveries: ix.deliveries,

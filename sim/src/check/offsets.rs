@@ -60,8 +60,8 @@ use std::collections::BTreeMap;
 use super::allowance::{allowance, allowance_at};
 use super::faults::{CACHE_LOSS, MEDIA_LOSS, NETWORK, RESTARTS};
 use super::hasher::FastMap;
-use super::index::{Cmt, Index, NONE};
 use super::queue_log::{Conflict, Holder, QueueLog};
+use super::tables::{Cmt, Index, NONE};
 use super::{Rule, Sink};
 use crate::history::{Entry, FlushMode};
 

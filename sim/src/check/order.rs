@@ -1,4 +1,4 @@
-//! **order**: per ownership span (see [`super::index`]: `(group, client, queue)` from
+//! **order**: per ownership span (see [`super::tables`]: `(group, client, queue)` from
 //! an `Own` to the next `Own`/`Disown` of the key or a crash/restart of the client's
 //! node; a delivery or commit outside any span opens an implicit one without a start
 //! offset), consumers go forward in queue offset. Deliveries from the retry topic take
@@ -38,9 +38,9 @@ use super::allowance::allowance_at;
 use super::deliveries::DeliveryTable;
 use super::excuses::Excuses;
 use super::hasher::FastMap;
-use super::index::{Dlv, Index, NONE};
 use super::lost::Reused;
 use super::queue_log::QueueLog;
+use super::tables::{Dlv, Index, NONE};
 use super::{Rule, Sink};
 use crate::history::Entry;
 

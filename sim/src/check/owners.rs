@@ -2,7 +2,7 @@
 //! bounded rebalance hand-over.
 //!
 //! A consumer *holds* a queue from its `Own` to the end of that span (the next
-//! `Own`/`Disown` of the key, or a crash or restart of its node: see `index.rs`).
+//! `Own`/`Disown` of the key, or a crash or restart of its node: see `tables.rs`).
 //! When consumer B takes a queue that consumer A (another client) still holds, the
 //! two hold it together until the first of their spans ends. That overlap may last
 //! the declared hand-over window ([`Promise::handover_window_ms`] of `Meta.promise`:
@@ -29,7 +29,7 @@
 
 use super::faults::{bit, Kinds, NETWORK};
 use super::hasher::FastMap;
-use super::index::Index;
+use super::tables::Index;
 use super::{Rule, Sink};
 use crate::history::FaultKind;
 

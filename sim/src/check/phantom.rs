@@ -6,7 +6,7 @@
 //! While deliveries stream by, those of ids not (yet) sent are kept; at the end the
 //! ones whose id never got a `SendInvoke` are reported.
 
-use super::index::{Dlv, Index, Msg, NONE};
+use super::tables::{Dlv, Index, Msg, NONE};
 use super::{Rule, Sink};
 use crate::history::Entry;
 

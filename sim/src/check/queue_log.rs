@@ -14,7 +14,7 @@
 
 use std::collections::BTreeMap;
 
-use super::index::NONE;
+use super::tables::NONE;
 use crate::history::Entry;
 
 /// An offset more than this beyond a queue's dense table goes to its sparse map, so

@@ -7,7 +7,7 @@
 //! One scan over the messages after the pass; one violation per message, at its first
 //! delivery.
 
-use super::index::{Index, NONE};
+use super::tables::{Index, NONE};
 use super::{Rule, Sink};
 use crate::history::Entry;
 

@@ -6,7 +6,7 @@
 //! [`Mutant`]: super::Mutant
 
 use super::Component;
-use crate::runner::Nodes;
+use crate::cluster::runner::Nodes;
 
 /// A planted bug every current rule lets through.
 #[derive(Clone, Copy)]

@@ -13,7 +13,7 @@ use rmq_model::store::Disk;
 use super::tamper::{tamper_brokers, Rewrite, Tamper};
 use super::{Component, Mutant};
 use crate::check::Rule;
-use crate::runner::Nodes;
+use crate::cluster::runner::Nodes;
 
 pub(super) fn mutants() -> Vec<Mutant> {
     let m = |name, description, scenario, seeds, expected, nodes| Mutant {

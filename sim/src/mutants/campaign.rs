@@ -18,9 +18,9 @@ use serde::Serialize;
 
 use super::{BlindSpot, Component, Mutant, REFERENCE};
 use crate::check::Rule;
-use crate::runner::Nodes;
-use crate::scenario::{LoadedScenario, ScenarioError};
-use crate::sweep::{self, SeedFailure};
+use crate::cluster::runner::Nodes;
+use crate::cluster::scenario::{LoadedScenario, ScenarioError};
+use crate::cluster::sweep::{self, SeedFailure};
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]

@@ -1,5 +1,5 @@
 //! Planted bugs in the push consumer's process queue and consume service
-//! (`client/consumer.rs`): what the broker served in order reaches the listener out of
+//! (`client/consumer/pull.rs`): what the broker served in order reaches the listener out of
 //! order.
 
 use rmq_model::node::{Ctx, Input};

@@ -1,5 +1,5 @@
 //! Planted bugs in the push consumer's subscription and tag filter
-//! (`client/consumer.rs`'s filter, the expression the broker filters by): a group gets
+//! (`client/consumer/pull.rs`'s filter, the expression the broker filters by): a group gets
 //! fewer tags than it subscribed to.
 
 use rmq_model::node::NodeId;

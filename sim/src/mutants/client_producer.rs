@@ -1,4 +1,4 @@
-//! Planted bugs in the producer (`client/producer.rs`): what goes on the wire is not
+//! Planted bugs in the producer (`client/producer/`): what goes on the wire is not
 //! the message the application handed over.
 
 use rmq_model::node::NodeId;

@@ -37,7 +37,7 @@ use std::fmt;
 use serde::Serialize;
 
 use crate::check::Rule;
-use crate::runner::Nodes;
+use crate::cluster::runner::Nodes;
 
 pub use blind_spots::{blind_spots, BlindSpot};
 pub use campaign::{

@@ -22,8 +22,8 @@ use rmq_model::store::disk::{DirEntry, DiskError, SyncTarget, SyncTicket};
 use rmq_model::store::record::{parse, CrcCheck, Host, NewRecord, RecordView, Slot};
 use rmq_model::store::Disk;
 
-use crate::runner::Nodes;
-use crate::workload::{ConsumerHost, ProducerHost};
+use crate::cluster::runner::Nodes;
+use crate::cluster::workload::{ConsumerHost, ProducerHost};
 
 /// What a mutant does at its node's boundary. Every hook defaults to passing through.
 pub trait Tamper: 'static {

@@ -11,7 +11,7 @@
 //! seed `s` runs variant `s % variants`, so any sweep covers every variant and a seed
 //! alone names its variant.
 //!
-//! A `[swarm]` section turns the file into a swarm scenario (see [`crate::swarm`]): the
+//! A `[swarm]` section turns the file into a swarm scenario (see [`crate::cluster::swarm`]): the
 //! file's sections are then the envelope, and each seed draws its own cluster, workload
 //! and fault mix from it — including flush and replication, so the file has one variant.
 
@@ -21,7 +21,6 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::history::{FlushMode, Promise, Replication};
-use crate::swarm::SwarmSpec;
 
 /// A value or a list of values (a matrix axis).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -164,6 +163,10 @@ pub struct FaultSpec {
 fn default_max_machines_lost() -> u32 {
     1
 }
+
+/// Producers start sending, and faults may start, after the cluster had this long to
+/// boot and register.
+pub const WARMUP_MS: u64 = 3_000;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -499,5 +502,125 @@ quiet_ms = 10000
         let bad = GOOD.replace("\"power_cut\"", "\"meteor\"");
         let e = ScenarioFile::parse("t.toml", &bad).unwrap_err();
         assert!(e.to_string().contains("meteor"), "{e}");
+    }
+}
+
+/// The `[swarm]` section: the ranges a seed draws from (all inclusive). Every field has
+/// a default, so `[swarm]` alone turns swarm testing on.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SwarmSpec {
+    pub name_servers: [u32; 2],
+    pub broker_groups: [u32; 2],
+    pub queues: [u32; 2],
+    /// Commit-log file size, drawn log-uniformly and rounded down to 4 KiB pages.
+    pub commit_log_file_bytes: [u64; 2],
+    pub producers: [u32; 2],
+    /// A run's send interval `[lo, hi]`: both ends drawn log-uniformly in this range,
+    /// so runs go from a message every millisecond to one every few seconds.
+    pub send_interval_ms: [u64; 2],
+    /// A run sends bursts (of up to a count drawn here) in one run out of two.
+    pub burst: [u32; 2],
+    /// A run's body sizes `[lo, hi]`: both ends drawn log-uniformly in this range.
+    pub body_bytes: [u32; 2],
+    /// Consumer groups per run.
+    pub groups: [u32; 2],
+    /// Consumers per group.
+    pub consumers: [u32; 2],
+    /// The chance (percent) that a group consumes in broadcasting mode.
+    pub broadcasting_percent: u32,
+    /// The chance (percent) that a group joins late — at a time drawn in the fault
+    /// phase — and finds a backlog: what a crash takes from the page cache is then
+    /// still unconsumed, so a loss shows as a loss.
+    pub late_group_percent: u32,
+    /// The chance (percent) that each of `[faults].targets` is on in a run (at least
+    /// one is). Fault kinds are drawn by count first: a run has 0 (fault-free) to all of
+    /// `[faults].kinds` on, each count as likely.
+    pub target_percent: u32,
+    /// A run's time between two planned faults `[lo, hi]`, drawn log-uniformly here.
+    pub every_ms: [u64; 2],
+    /// A run's fault duration `[lo, hi]`, drawn log-uniformly here.
+    pub down_ms: [u64; 2],
+    /// Faults aimed at a moment, per run.
+    pub aimed_faults: [u32; 2],
+    /// How long after its moment an aimed fault strikes (a group-commit strike always
+    /// lands before the fsync can complete).
+    pub aimed_delay_ms: [u64; 2],
+    /// The fault phase's length.
+    pub faults_ms: [u64; 2],
+}
+
+impl Default for SwarmSpec {
+    fn default() -> Self {
+        SwarmSpec {
+            name_servers: [1, 2],
+            broker_groups: [1, 3],
+            queues: [1, 8],
+            commit_log_file_bytes: [8 * 1024, 256 * 1024],
+            producers: [1, 3],
+            send_interval_ms: [1, 3_000],
+            burst: [1, 32],
+            body_bytes: [0, 8_192],
+            groups: [1, 3],
+            consumers: [1, 3],
+            broadcasting_percent: 25,
+            late_group_percent: 30,
+            target_percent: 60,
+            every_ms: [200, 10_000],
+            down_ms: [5, 15_000],
+            aimed_faults: [0, 6],
+            aimed_delay_ms: [0, 30],
+            faults_ms: [8_000, 40_000],
+        }
+    }
+}
+
+impl SwarmSpec {
+    /// Each range is `[lo, hi]` with `lo <= hi`, and inside what a scenario accepts.
+    pub fn validate(&self) -> Result<(), (&'static str, String)> {
+        fn range<T: PartialOrd + Copy + std::fmt::Display>(
+            field: &'static str,
+            r: [T; 2],
+            min: T,
+            max: T,
+        ) -> Result<(), (&'static str, String)> {
+            if r[0] <= r[1] && min <= r[0] && r[1] <= max {
+                Ok(())
+            } else {
+                Err((
+                    field,
+                    format!("[swarm] wants [lo, hi] with {min} <= lo <= hi <= {max}"),
+                ))
+            }
+        }
+        range("name_servers", self.name_servers, 1, 8)?;
+        range("broker_groups", self.broker_groups, 1, 16)?;
+        range("queues", self.queues, 1, 64)?;
+        range(
+            "commit_log_file_bytes",
+            self.commit_log_file_bytes,
+            4096,
+            1 << 30,
+        )?;
+        range("producers", self.producers, 1, 32)?;
+        range("send_interval_ms", self.send_interval_ms, 1, 600_000)?;
+        range("burst", self.burst, 1, 1000)?;
+        range("body_bytes", self.body_bytes, 0, 64 * 1024)?;
+        range("groups", self.groups, 1, 16)?;
+        range("consumers", self.consumers, 1, 32)?;
+        range(
+            "broadcasting_percent",
+            [self.broadcasting_percent; 2],
+            0,
+            100,
+        )?;
+        range("late_group_percent", [self.late_group_percent; 2], 0, 100)?;
+        range("target_percent", [self.target_percent; 2], 0, 100)?;
+        range("every_ms", self.every_ms, 1, u64::MAX / 4)?;
+        range("down_ms", self.down_ms, 0, u64::MAX / 4)?;
+        range("aimed_faults", self.aimed_faults, 0, 1000)?;
+        range("aimed_delay_ms", self.aimed_delay_ms, 0, 600_000)?;
+        range("faults_ms", self.faults_ms, 1, u64::MAX / 4)?;
+        Ok(())
     }
 }

@@ -16,7 +16,7 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use rmq_model::node::NodeId;
 
-use crate::seeds::{link_index, stream, Purpose};
+use crate::cluster::seeds::{link_index, stream, Purpose};
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub struct NetConfig {

@@ -1,252 +1,49 @@
-//! The one pass over the history every rule builds on.
+//! The one pass over the history that fills the [tables](super::tables).
 //!
 //! It walks the entries once, in time order, and turns them into dense, compact
 //! tables: names become ids ([`Interner`]), every workload id becomes a [`Msg`], every
 //! offset commit a [`Cmt`]. It also follows queue ownership, because which *span* a
-//! delivery or commit belongs to depends on what happened before it: a span of
-//! `(group, client, queue)` starts at an `Own` (or, with no `Own`, implicitly at the
-//! first delivery or commit) and ends at the next `Own` or `Disown` of the same key,
-//! or when the client's node crashes or restarts ([`RESTARTS`]), which ends every
-//! span of that client at once. A crash also starts a new *incarnation* of the client.
+//! delivery or commit belongs to depends on what happened before it (see
+//! [`Span`]).
 //!
 //! Deliveries are the bulk of a history, so they are not stored: each one becomes a
 //! transient [`Dlv`] handed to the rules that fold over deliveries as they stream by
 //! ([`Observers`]: the delivery table, the queue log, phantom, corrupt and order).
 //! Everything else is judged after the pass from these tables, so each rule is one
-//! linear scan, and memory stays proportional to messages, not to entries.
+//! linear scan, and memory stays proportional to messages, not to entries. This is
+//! the only module that knows the observers; no rule imports it.
 
-use crate::history::{
-    BrokerGroupMeta, Entry, GroupMeta, History, MessageFields, Promise, SendStatus,
-};
+use crate::history::{Entry, History, Promise};
 
 use super::commits::Commits;
 use super::corrupt::Corrupt;
 use super::deliveries::DeliveryTable;
 use super::faults::{bit, FaultLog, FaultRec, NETWORK, RESTARTS};
 use super::filter::Filter;
-use super::hasher::{FastMap, MixHasher, WidMap};
+use super::hasher::{FastMap, WidMap};
 use super::intern::{Interner, TagInterner};
 use super::latency::Latency;
 use super::order::Order;
 use super::phantom::Phantom;
 use super::queue_log::{Holder, QueueLog};
 use super::subscription::TagExpr;
+use super::tables::{
+    id_digest, sent_fields_digest, Cmt, CommitMark, Dlv, Dup, GroupInfo, Index, Msg, QueueKey,
+    Span, NONE, RETRY_PREFIX,
+};
 
-/// "No such thing" for `u32` ids and entry indexes.
-pub(crate) const NONE: u32 = u32::MAX;
-
-/// Deliveries of a redelivered message from the retry topic carry the retry queue's
-/// id and offset (RocketMQ restores only the topic name), so they say nothing about
-/// the original queue's log.
-pub(crate) const RETRY_PREFIX: &str = "%RETRY%";
-
-/// Everything the history says about one workload id.
-#[derive(Clone, Debug)]
-pub(crate) struct Msg {
-    pub wid: u64,
-    /// The `SendInvoke` entry, or [`NONE`]: the id only appears in results/deliveries.
-    pub invoke: u32,
-    /// The invoke time; until (unless) there is one, when the id first appeared.
-    pub invoke_ms: u64,
-    pub topic: u32,
-    pub tags: u32,
-    pub crc: u32,
-    /// The first `SendOk` entry, or [`NONE`].
-    pub ok: u32,
-    pub ok_ms: u64,
-    pub status: Option<SendStatus>,
-    pub queue: u32,
-    pub offset: u64,
-    pub failed_definite: bool,
-    pub failed_unknown: bool,
-    /// The first `SendFail` entry, or [`NONE`].
-    pub fail: u32,
-    /// A send attempt followed one whose outcome is unknown: two copies may exist.
-    pub retried_after_unknown: bool,
-    /// The `Deliver` entry of the first delivery (to any group), or [`NONE`].
-    pub first_dlv: u32,
-    /// [`digest`] of the `SendInvoke`'s fields (keys, user properties, born time and
-    /// host); 0 when it recorded none.
-    pub fields: u64,
-    /// [`digest`] of the message id the producer was given (`SendOk.msg_id`), 0 if none.
-    pub msg_id: u64,
-}
-
-impl Msg {
-    fn new(wid: u64, at_ms: u64) -> Msg {
-        Msg {
-            wid,
-            invoke: NONE,
-            invoke_ms: at_ms,
-            topic: NONE,
-            tags: super::intern::NO_TAGS,
-            crc: 0,
-            ok: NONE,
-            ok_ms: 0,
-            status: None,
-            queue: NONE,
-            offset: 0,
-            failed_definite: false,
-            failed_unknown: false,
-            fail: NONE,
-            retried_after_unknown: false,
-            first_dlv: NONE,
-            fields: 0,
-            msg_id: 0,
-        }
+/// Builds the tables and runs the observers over the deliveries: what [`check`](super::check)
+/// judges from.
+pub(crate) fn build(history: &History) -> (Index<'_>, Observers) {
+    let mut b = Builder::new(history);
+    if b.walk_in_order() {
+        return b.finish();
     }
-    pub(crate) fn invoked(&self) -> bool {
-        self.invoke != NONE
-    }
-    pub(crate) fn acked(&self) -> bool {
-        self.ok != NONE
-    }
-    pub(crate) fn delivered(&self) -> bool {
-        self.first_dlv != NONE
-    }
-    /// Acknowledged with SEND_OK itself (not one of the stored-on-master statuses).
-    pub(crate) fn strong_ack(&self) -> bool {
-        self.status == Some(SendStatus::SendOk)
-    }
-    /// The earliest moment the message can have existed anywhere.
-    pub(crate) fn since_ms(&self) -> u64 {
-        self.invoke_ms
-    }
-}
-
-/// One `Deliver` entry, as the streaming rules see it.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Dlv {
-    pub at_ms: u64,
-    pub offset: u64,
-    pub entry: u32,
-    /// [`NONE`] when the delivered message carries no workload id.
-    pub msg: u32,
-    pub group: u32,
-    pub client: u32,
-    pub queue: u32,
-    /// [`NONE`] for retry deliveries (they take no part in ownership spans).
-    pub span: u32,
-    /// Position of the client in [`GroupInfo::clients`] (0 for clustering groups).
-    pub slot: u32,
-    pub crc: u32,
-    pub topic: u32,
-    pub tags: u32,
-    /// Delivered from a retry topic (`%RETRY%...`): the message was handed back.
-    pub retry: bool,
-    pub reconsume: i32,
-    /// [`digest`] of the delivered fields (keys, user properties, born time and
-    /// host), 0 when the entry recorded none.
-    pub fields: u64,
-    /// [`id_digest`] of the delivered message id, 0 when the entry recorded none.
-    pub msg_id: u64,
-    /// The group's expression takes the delivered tags (always, for a group `Meta`
-    /// does not declare).
-    pub tags_taken: bool,
-}
-
-/// A non-zero 64-bit digest of the fields a producer sets (keys, user properties, born
-/// timestamp and host), without the message id a delivery also names: equal fields,
-/// equal digests; a collision would hide a difference with probability 2^-63.
-#[inline]
-pub(crate) fn sent_fields_digest(f: &MessageFields) -> u64 {
-    use std::hash::{Hash, Hasher};
-    let mut h = MixHasher::default();
-    (f.keys_crc, f.props_crc, f.born_ms, f.born_host_crc).hash(&mut h);
-    h.finish() | 1
-}
-
-/// A message id's CRC32 as a non-zero `u64` (0 means "no id recorded").
-#[inline]
-pub(crate) fn id_digest(crc: u32) -> u64 {
-    u64::from(crc) | 1 << 32
-}
-
-/// The last commit of a commit key, as an `Own` saw it.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct CommitMark {
-    pub offset: u64,
-    pub at_ms: u64,
-    pub client: u32,
-    pub incarnation: u32,
-    /// The highest offset any commit of the key has carried up to this one.
-    pub high: u64,
-}
-
-#[derive(Clone, Debug)]
-pub(crate) struct Span {
-    pub group: u32,
-    pub client: u32,
-    pub queue: u32,
-    pub incarnation: u32,
-    /// The `Own`'s start offset; `None` for an implicit span.
-    pub start: Option<u64>,
-    /// When the span began (the `Own`, or the first event of an implicit span).
-    pub at_ms: u64,
-    /// The last commit of the span's commit key before the `Own`.
-    pub prev_commit: Option<CommitMark>,
-    /// The start offset was answered by a slave (broker id > 0): the consumer's route
-    /// listed no master for the group.
-    pub from_replica: bool,
-    /// The `Own` came from PULL_OFFSET_MOVED: the broker corrected the position.
-    pub moved: bool,
-    /// When the span ended by a later `Own`/`Disown` of its key; `u64::MAX` if none
-    /// did (a crash of the client ends it too: see [`Index::span_end_ms`]).
-    pub end_ms: u64,
-}
-
-/// One `Commit` entry.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Cmt {
-    pub at_ms: u64,
-    pub offset: u64,
-    pub entry: u32,
-    pub group: u32,
-    pub queue: u32,
-    pub span: u32,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub(crate) struct QueueKey {
-    pub broker: u32,
-    pub topic: u32,
-    pub queue_id: i32,
-}
-
-pub(crate) struct GroupInfo {
-    /// Index into `Meta.groups`; `None` for a group only deliveries name.
-    pub meta: Option<usize>,
-    pub broadcasting: bool,
-    /// Subscribed topic id, [`NONE`] for groups not in `Meta`.
-    pub topic: u32,
-    pub expr: TagExpr,
-    /// Broadcasting groups: the consumers of `Meta` first, then clients only
-    /// deliveries name. Clustering groups: empty (one slot for the whole group).
-    pub clients: Vec<u32>,
-    pub meta_clients: usize,
-}
-
-impl GroupInfo {
-    /// The delivery slot of `client` (0 for clustering; for a broadcasting client the
-    /// group has never seen, a slot that holds nothing).
-    pub(crate) fn slot_of(&self, client: u32) -> u32 {
-        if !self.broadcasting {
-            return 0;
-        }
-        self.clients
-            .iter()
-            .position(|&c| c == client)
-            .map_or(u32::MAX, |p| p as u32)
-    }
-
-    /// Delivery slots: one per consumer for broadcasting, one for the group otherwise.
-    pub(crate) fn slots(&self) -> usize {
-        if self.broadcasting {
-            self.clients.len()
-        } else {
-            1
-        }
-    }
+    // Histories are written in time order; one from elsewhere might not be. Then
+    // start over, walking a (stable) time-sorted permutation of the entries.
+    let mut b = Builder::new(history);
+    b.walk_sorted();
+    b.finish()
 }
 
 /// Crash/restart count per node: a consumer's incarnation.
@@ -278,183 +75,6 @@ impl Epochs {
         } else {
             *self.sparse.entry(node).or_insert(0) += 1;
         }
-    }
-}
-
-pub(crate) struct Index<'h> {
-    pub entries: &'h [Entry],
-    pub brokers_meta: &'h [BrokerGroupMeta],
-    pub groups_meta: &'h [GroupMeta],
-    pub heal_at_ms: u64,
-    pub end_ms: u64,
-    /// The declared timing promises (`Meta.promise`): every window a rule uses.
-    pub promise: Promise,
-    pub groups: Interner,
-    pub group_info: Vec<GroupInfo>,
-    pub topics: Interner,
-    pub brokers: Interner,
-    /// Broker id -> index into `brokers_meta`.
-    pub broker_meta: Vec<Option<usize>>,
-    /// Every node of every broker group (masters and slaves).
-    pub broker_nodes: Vec<u32>,
-    pub tags: TagInterner,
-    /// `tag_match[group][tag]`: does the group's expression take messages with `tag`.
-    pub tag_match: Vec<Vec<bool>>,
-    pub queues: Vec<QueueKey>,
-    pub msgs: Vec<Msg>,
-    /// Messages in the order their `SendOk` happened.
-    pub acks: Vec<u32>,
-    /// Number of `Deliver` entries.
-    pub deliveries: u64,
-    pub spans: Vec<Span>,
-    pub commits: Vec<Cmt>,
-    pub faults: FaultLog,
-    /// Per broadcasting/clustering slot redeliveries, in history order.
-    pub dups: Vec<Dup>,
-}
-
-/// A delivery of a (message, slot) the slot already received, with the delivery
-/// before it: what the duplicates rule judges.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Dup {
-    pub entry: u32,
-    pub msg: u32,
-    pub group: u32,
-    pub span: u32,
-    pub retry: bool,
-    pub prev_entry: u32,
-    pub prev_span: u32,
-}
-
-impl<'h> Index<'h> {
-    /// When span `s` ended: its closing `Own`/`Disown`, or a crash or restart of its
-    /// client's node, whichever came first; `u64::MAX` if it never ended.
-    pub(crate) fn span_end_ms(&self, s: u32) -> u64 {
-        let sp = &self.spans[s as usize];
-        let crash = self
-            .faults
-            .first_on(sp.client, RESTARTS, sp.at_ms + 1, sp.end_ms)
-            .map_or(u64::MAX, |f| f.at_ms);
-        sp.end_ms.min(crash)
-    }
-
-    pub(crate) fn build(history: &'h History) -> (Index<'h>, Observers) {
-        let mut b = Builder::new(history);
-        if b.walk_in_order() {
-            return b.finish();
-        }
-        // Histories are written in time order; one from elsewhere might not be. Then
-        // start over, walking a (stable) time-sorted permutation of the entries.
-        let mut b = Builder::new(history);
-        b.walk_sorted();
-        b.finish()
-    }
-
-    pub(crate) fn queue_name(&self, q: u32) -> String {
-        let k = self.queues[q as usize];
-        format!(
-            "{}/{}/q{}",
-            self.brokers.name(k.broker),
-            self.topics.name(k.topic),
-            k.queue_id
-        )
-    }
-
-    pub(crate) fn group_name(&self, g: u32) -> &str {
-        self.groups.name(g)
-    }
-
-    pub(crate) fn tag_name(&self, t: u32) -> String {
-        match self.tags.name(t) {
-            Some(s) => format!("{s:?}"),
-            None => "no tags".to_string(),
-        }
-    }
-
-    /// Does group `g` subscribe to message `m` (topic and tags)?
-    pub(crate) fn subscribes(&self, g: u32, m: &Msg) -> bool {
-        let info = &self.group_info[g as usize];
-        (info.topic == NONE || info.topic == m.topic) && self.tag_match[g as usize][m.tags as usize]
-    }
-
-    /// The broker the message is stored on: the one that acknowledged it, or the one
-    /// it was first delivered from.
-    pub(crate) fn stored_broker(&self, m: &Msg) -> Option<u32> {
-        if m.acked() {
-            Some(self.queues[m.queue as usize].broker)
-        } else if let Some(Entry::Deliver { broker, .. }) = self.entries.get(m.first_dlv as usize) {
-            self.brokers.get(broker)
-        } else {
-            None
-        }
-    }
-
-    pub(crate) fn broker_group(&self, broker: u32) -> Option<&'h BrokerGroupMeta> {
-        self.broker_meta
-            .get(broker as usize)
-            .copied()
-            .flatten()
-            .map(|i| &self.brokers_meta[i])
-    }
-
-    /// One line about a message: what was sent and what the producer was told.
-    pub(crate) fn describe_msg(&self, m: u32) -> String {
-        let msg = &self.msgs[m as usize];
-        let mut s = format!("wid {}", msg.wid);
-        if msg.invoked() {
-            if let Entry::SendInvoke {
-                client,
-                topic,
-                tags,
-                ..
-            } = &self.entries[msg.invoke as usize]
-            {
-                let tags = tags
-                    .as_deref()
-                    .map_or("no tags".into(), |t| format!("tags {t:?}"));
-                s += &format!(
-                    " (topic {topic}, {tags}, sent by client n{client} at {}ms",
-                    msg.invoke_ms
-                );
-            }
-        } else {
-            s += &format!(" (never sent; first seen at {}ms", msg.invoke_ms);
-        }
-        if msg.acked() {
-            let status = match msg.status {
-                Some(SendStatus::SendOk) | None => "SEND_OK",
-                Some(SendStatus::FlushDiskTimeout) => "FLUSH_DISK_TIMEOUT",
-                Some(SendStatus::FlushSlaveTimeout) => "FLUSH_SLAVE_TIMEOUT",
-                Some(SendStatus::SlaveNotAvailable) => "SLAVE_NOT_AVAILABLE",
-            };
-            s += &format!(
-                ", acked {status} at {}ms as {} offset {}",
-                msg.ok_ms,
-                self.queue_name(msg.queue),
-                msg.offset
-            );
-        } else if msg.failed_definite {
-            s += ", send failed (refused)";
-        } else if msg.failed_unknown {
-            s += ", send outcome unknown";
-        }
-        if let Some(Entry::Deliver {
-            at_ms,
-            group,
-            topic,
-            broker,
-            queue_id,
-            queue_offset,
-            ..
-        }) = self.entries.get(msg.first_dlv as usize)
-        {
-            s += &format!(
-                ", first delivered at {at_ms}ms to group {group} from \
-                 {broker}/{topic}/q{queue_id} offset {queue_offset}"
-            );
-        }
-        s.push(')');
-        s
     }
 }
 

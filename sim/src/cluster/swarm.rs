@@ -4,7 +4,7 @@
 //! dirty per flush window, bursts, one queue or many, no faults at all or only one kind,
 //! and faults aimed at the moments that matter.
 //!
-//! A scenario opts in with a `[swarm]` section ([`SwarmSpec`]): its ranges bound the
+//! A scenario opts in with a `[swarm]` section ([`SwarmSpec`](crate::cluster::scenario::SwarmSpec)): its ranges bound the
 //! draws, and the file's other sections give what is drawn from (`[cluster].flush` and
 //! `.replication` list the modes, `[workload].tags` the tags, `[faults].kinds` and
 //! `.targets` the fault kinds and targets that may be on) and what is kept
@@ -16,142 +16,22 @@
 //! what they draw for a fixed scenario, and a scenario without `[swarm]` never touches
 //! this stream, so its runs are unchanged. The result is an ordinary concrete scenario
 //! (every range narrowed to the seed's draw) plus [`AimedFault`]s: faults the world
-//! strikes a seeded delay after an observed moment (see [`crate::world::Trigger`]) —
+//! strikes a seeded delay after an observed moment (see [`crate::cluster::world::Trigger`]) —
 //! right after a master's SEND_OK reaches its producer, while a broker's fsync (a group
 //! commit) is in flight, while an HA transfer is being applied on the slave. Both are
 //! printed at the top of `sim replay`, so a failing seed describes itself.
 
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
-use crate::history::Replication;
-use crate::scenario::{
+use crate::cluster::scenario::{
     ClusterSpec, Durations, FaultSpec, FaultSpecKind, GroupSpec, ModelSpec, OneOrMany, Scenario,
-    ScenarioFile, Target, WorkloadSpec,
+    ScenarioFile, Target, WorkloadSpec, WARMUP_MS,
 };
-use crate::seeds::{stream, Purpose};
-use crate::world::MAX_SYNC_LATENCY_MS;
-
-/// The `[swarm]` section: the ranges a seed draws from (all inclusive). Every field has
-/// a default, so `[swarm]` alone turns swarm testing on.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct SwarmSpec {
-    pub name_servers: [u32; 2],
-    pub broker_groups: [u32; 2],
-    pub queues: [u32; 2],
-    /// Commit-log file size, drawn log-uniformly and rounded down to 4 KiB pages.
-    pub commit_log_file_bytes: [u64; 2],
-    pub producers: [u32; 2],
-    /// A run's send interval `[lo, hi]`: both ends drawn log-uniformly in this range,
-    /// so runs go from a message every millisecond to one every few seconds.
-    pub send_interval_ms: [u64; 2],
-    /// A run sends bursts (of up to a count drawn here) in one run out of two.
-    pub burst: [u32; 2],
-    /// A run's body sizes `[lo, hi]`: both ends drawn log-uniformly in this range.
-    pub body_bytes: [u32; 2],
-    /// Consumer groups per run.
-    pub groups: [u32; 2],
-    /// Consumers per group.
-    pub consumers: [u32; 2],
-    /// The chance (percent) that a group consumes in broadcasting mode.
-    pub broadcasting_percent: u32,
-    /// The chance (percent) that a group joins late — at a time drawn in the fault
-    /// phase — and finds a backlog: what a crash takes from the page cache is then
-    /// still unconsumed, so a loss shows as a loss.
-    pub late_group_percent: u32,
-    /// The chance (percent) that each of `[faults].targets` is on in a run (at least
-    /// one is). Fault kinds are drawn by count first: a run has 0 (fault-free) to all of
-    /// `[faults].kinds` on, each count as likely.
-    pub target_percent: u32,
-    /// A run's time between two planned faults `[lo, hi]`, drawn log-uniformly here.
-    pub every_ms: [u64; 2],
-    /// A run's fault duration `[lo, hi]`, drawn log-uniformly here.
-    pub down_ms: [u64; 2],
-    /// Faults aimed at a moment, per run.
-    pub aimed_faults: [u32; 2],
-    /// How long after its moment an aimed fault strikes (a group-commit strike always
-    /// lands before the fsync can complete).
-    pub aimed_delay_ms: [u64; 2],
-    /// The fault phase's length.
-    pub faults_ms: [u64; 2],
-}
-
-impl Default for SwarmSpec {
-    fn default() -> Self {
-        SwarmSpec {
-            name_servers: [1, 2],
-            broker_groups: [1, 3],
-            queues: [1, 8],
-            commit_log_file_bytes: [8 * 1024, 256 * 1024],
-            producers: [1, 3],
-            send_interval_ms: [1, 3_000],
-            burst: [1, 32],
-            body_bytes: [0, 8_192],
-            groups: [1, 3],
-            consumers: [1, 3],
-            broadcasting_percent: 25,
-            late_group_percent: 30,
-            target_percent: 60,
-            every_ms: [200, 10_000],
-            down_ms: [5, 15_000],
-            aimed_faults: [0, 6],
-            aimed_delay_ms: [0, 30],
-            faults_ms: [8_000, 40_000],
-        }
-    }
-}
-
-impl SwarmSpec {
-    /// Each range is `[lo, hi]` with `lo <= hi`, and inside what a scenario accepts.
-    pub fn validate(&self) -> Result<(), (&'static str, String)> {
-        fn range<T: PartialOrd + Copy + std::fmt::Display>(
-            field: &'static str,
-            r: [T; 2],
-            min: T,
-            max: T,
-        ) -> Result<(), (&'static str, String)> {
-            if r[0] <= r[1] && min <= r[0] && r[1] <= max {
-                Ok(())
-            } else {
-                Err((
-                    field,
-                    format!("[swarm] wants [lo, hi] with {min} <= lo <= hi <= {max}"),
-                ))
-            }
-        }
-        range("name_servers", self.name_servers, 1, 8)?;
-        range("broker_groups", self.broker_groups, 1, 16)?;
-        range("queues", self.queues, 1, 64)?;
-        range(
-            "commit_log_file_bytes",
-            self.commit_log_file_bytes,
-            4096,
-            1 << 30,
-        )?;
-        range("producers", self.producers, 1, 32)?;
-        range("send_interval_ms", self.send_interval_ms, 1, 600_000)?;
-        range("burst", self.burst, 1, 1000)?;
-        range("body_bytes", self.body_bytes, 0, 64 * 1024)?;
-        range("groups", self.groups, 1, 16)?;
-        range("consumers", self.consumers, 1, 32)?;
-        range(
-            "broadcasting_percent",
-            [self.broadcasting_percent; 2],
-            0,
-            100,
-        )?;
-        range("late_group_percent", [self.late_group_percent; 2], 0, 100)?;
-        range("target_percent", [self.target_percent; 2], 0, 100)?;
-        range("every_ms", self.every_ms, 1, u64::MAX / 4)?;
-        range("down_ms", self.down_ms, 0, u64::MAX / 4)?;
-        range("aimed_faults", self.aimed_faults, 0, 1000)?;
-        range("aimed_delay_ms", self.aimed_delay_ms, 0, 600_000)?;
-        range("faults_ms", self.faults_ms, 1, u64::MAX / 4)?;
-        Ok(())
-    }
-}
+use crate::cluster::seeds::{stream, Purpose};
+use crate::cluster::world::MAX_SYNC_LATENCY_MS;
+use crate::history::Replication;
 
 /// The moment an aimed fault waits for, on broker group `group`.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize)]
@@ -389,8 +269,7 @@ pub fn draw(s: &Scenario, seed: u64) -> (Scenario, SwarmChoices) {
     let mut workload = workload;
     for g in &mut workload.groups {
         if g.start_ms > 0 {
-            g.start_ms = crate::runner::WARMUP_MS
-                + faults_ms.saturating_sub(crate::runner::WARMUP_MS) * g.start_ms / 1000;
+            g.start_ms = WARMUP_MS + faults_ms.saturating_sub(WARMUP_MS) * g.start_ms / 1000;
         }
     }
     // RocketMQ survives a lost name server only while another one serves routes.
@@ -416,7 +295,7 @@ pub fn draw(s: &Scenario, seed: u64) -> (Scenario, SwarmChoices) {
     let mut aimed = Vec::new();
     let aimable = (masters_on || slaves_on) && !(node_kinds.is_empty() && link_kinds.is_empty());
     let count = between(rng, spec.aimed_faults);
-    let warmup_ms = crate::runner::WARMUP_MS;
+    let warmup_ms = WARMUP_MS;
     for _ in 0..count {
         if !aimable || faults_ms <= warmup_ms {
             break;
@@ -509,8 +388,8 @@ pub fn draw(s: &Scenario, seed: u64) -> (Scenario, SwarmChoices) {
         name: format!(
             "{}[swarm flush={},replication={}]",
             s.name,
-            crate::scenario::flush_name(flush),
-            crate::scenario::replication_name(replication)
+            crate::cluster::scenario::flush_name(flush),
+            crate::cluster::scenario::replication_name(replication)
         ),
         file: drawn.clone(),
         flush,
@@ -525,7 +404,7 @@ mod tests {
     use crate::history::FlushMode;
 
     fn envelope() -> Scenario {
-        let text = include_str!("../../scenarios/swarm.toml");
+        let text = include_str!("../../../scenarios/swarm.toml");
         let file = ScenarioFile::parse("swarm.toml", text).unwrap();
         let variants = file.variants("swarm");
         assert_eq!(variants.len(), 1, "a swarm file is one variant");

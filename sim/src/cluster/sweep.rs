@@ -10,8 +10,8 @@ use std::ops::Range;
 use serde::Serialize;
 
 use crate::check::{Rule, Violation};
-use crate::runner::{self, Nodes, RunOptions};
-use crate::scenario::LoadedScenario;
+use crate::cluster::runner::{self, Nodes, RunOptions};
+use crate::cluster::scenario::LoadedScenario;
 
 /// One failing seed: what broke, and how to see it again.
 #[derive(Clone, Debug, Serialize)]
@@ -139,7 +139,7 @@ fn add(total: &mut SweepSummary, s: &SweepSummary) {
 }
 
 /// Runs every seed in `seeds`, one after another, with the nodes `make_nodes` builds (a
-/// [`crate::runner::BrokerFactory`] alone, or a whole [`Nodes`]). The factory is a
+/// [`crate::cluster::runner::BrokerFactory`] alone, or a whole [`Nodes`]). The factory is a
 /// function so that a sweep can run on any thread.
 pub fn sweep<N: Into<Nodes>>(
     loaded: &LoadedScenario,

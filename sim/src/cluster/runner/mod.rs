@@ -4,37 +4,41 @@
 //! Phases: faults (producers send, the fault plan strikes), then the heal (partitions,
 //! clogs and clock skews end; every crashed node whose machine survives reboots), then a
 //! quiet period, at whose end liveness is judged. A `[swarm]` scenario is first narrowed
-//! to the seed's own concrete scenario by [`crate::swarm::draw`], and its faults aimed
+//! to the seed's own concrete scenario by [`crate::cluster::swarm::draw`], and its faults aimed
 //! at moments are armed in the world as triggers. Every node is built through a factory
 //! of [`Nodes`] (broker, name server, producer, consumer; the reference by default), so
 //! another implementation of any role (a fork, a mutant) runs every scenario unchanged.
+//!
+//! Here: the nodes, the derived configuration and the run. `fault_plan.rs` draws the
+//! faults and records them in the history.
 
 use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
-use rand::Rng;
-use rand_chacha::ChaCha8Rng;
 use rmq_model::broker::{Broker, BrokerConfig, BrokerRole, FlushDiskType};
 use rmq_model::client::{ConsumeFromWhere, ConsumerConfig, ProducerConfig};
 use rmq_model::namesrv::{NameServer, NamesrvConfig};
 use rmq_model::node::{Node, NodeId};
-use rmq_model::protocol::{perm, response_code, Message, MessageModel, Request, Response};
+use rmq_model::protocol::{perm, Message, MessageModel};
 use rmq_model::store::config_tables::TopicConfig;
 use rmq_model::store::{Disk, StoreConfig};
 use serde::Serialize;
 
 use crate::check::{self, Report};
-use crate::history::{
-    BrokerGroupMeta, Entry, FaultKind, FlushMode, GroupMeta, History, Promise, Replication,
+use crate::cluster::net::NetConfig;
+use crate::cluster::scenario::{ModelSpec, Scenario, WARMUP_MS};
+use crate::cluster::swarm::{self, SwarmChoices};
+use crate::cluster::workload::{
+    ConsumerHost, ProducerHost, ProducerPlan, Recorder, SharedRecorder,
 };
-use crate::net::NetConfig;
-use crate::scenario::{FaultSpecKind, ModelSpec, Scenario, Target};
-use crate::seeds::{stream, Purpose};
-use crate::swarm::{self, AimedFault, Moment, Peer, Side, Strike, SwarmChoices};
-use crate::workload::{ConsumerHost, ProducerHost, ProducerPlan, Recorder, SharedRecorder};
-use crate::world::{sim_addr, CrashKind, Fault, FaultRecord, Trigger, Watch, World};
+use crate::cluster::world::{sim_addr, Fault, World};
+use crate::history::{BrokerGroupMeta, Entry, FlushMode, GroupMeta, History, Promise, Replication};
+
+mod fault_plan;
+
+use fault_plan::{aimed_trigger, fault_entry, fault_plan, moment_of};
 
 /// Builds (boots) a broker from its config and disk.
 pub type BrokerFactory = Rc<dyn Fn(BrokerConfig, &mut dyn Disk) -> Box<dyn Node<Message>>>;
@@ -103,10 +107,6 @@ impl From<BrokerFactory> for Nodes {
         Nodes::with_broker(broker)
     }
 }
-
-/// Producers start sending, and faults may start, after the cluster had this long to
-/// boot and register.
-pub const WARMUP_MS: u64 = 3_000;
 
 #[derive(Clone, Debug, Serialize)]
 #[serde(tag = "role", rename_all = "snake_case")]
@@ -249,154 +249,6 @@ fn group_meta(s: &Scenario, l: &Layout) -> Vec<BrokerGroupMeta> {
         .collect()
 }
 
-fn uniform(rng: &mut ChaCha8Rng, r: [u64; 2]) -> u64 {
-    rng.random_range(r[0]..=r[1])
-}
-
-/// The fault plan: which faults strike when, from the seed's fault-plan stream.
-fn fault_plan(s: &Scenario, l: &Layout, seed: u64) -> Vec<(u64, Fault)> {
-    let spec = &s.file.faults;
-    let heal_at = s.file.durations.faults_ms;
-    let mut rng = stream(seed, Purpose::FaultPlan, 0);
-    let mut plan = Vec::new();
-    if spec.kinds.is_empty() {
-        return plan;
-    }
-    let targets: Vec<NodeId> = l
-        .roles
-        .iter()
-        .enumerate()
-        .filter(|(_, r)| {
-            let t = match r {
-                Role::NameServer => Target::NameServers,
-                Role::Master { .. } => Target::Masters,
-                Role::Slave { .. } => Target::Slaves,
-                Role::Producer { .. } => Target::Producers,
-                Role::Consumer { .. } => Target::Consumers,
-            };
-            spec.targets.contains(&t)
-        })
-        .map(|(i, _)| NodeId(i as u32))
-        .collect();
-    if targets.is_empty() {
-        return plan;
-    }
-    let all = l.roles.len() as u32;
-    // Nodes that never come back (lost or retired), and how many machines were lost.
-    let mut lost: Vec<NodeId> = Vec::new();
-    let mut machines_lost = 0;
-    let mut t = WARMUP_MS + uniform(&mut rng, spec.every_ms);
-    while t < heal_at {
-        let kind = spec.kinds[rng.random_range(0..spec.kinds.len())];
-        let node = targets[rng.random_range(0..targets.len())];
-        let until = (t + uniform(&mut rng, spec.down_ms)).min(heal_at);
-        let is_broker = matches!(
-            l.roles[node.0 as usize],
-            Role::Master { .. } | Role::Slave { .. }
-        );
-        let is_client = matches!(
-            l.roles[node.0 as usize],
-            Role::Producer { .. } | Role::Consumer { .. }
-        );
-        let crash = |plan: &mut Vec<(u64, Fault)>, kind| {
-            plan.push((t, Fault::Crash { node, kind }));
-            plan.push((until, Fault::Restart { node }));
-        };
-        if lost.contains(&node) {
-            t += uniform(&mut rng, spec.every_ms);
-            continue;
-        }
-        match kind {
-            FaultSpecKind::Kill | FaultSpecKind::ProcessCrash => {
-                crash(&mut plan, CrashKind::Process)
-            }
-            FaultSpecKind::OsCrash => crash(&mut plan, CrashKind::Os),
-            FaultSpecKind::PowerCut => crash(&mut plan, CrashKind::PowerCut),
-            // Clients are not machines whose loss RocketMQ promises to survive: a
-            // group without consumers cannot consume.
-            FaultSpecKind::MachineLost if is_client => {}
-            FaultSpecKind::MachineLost => {
-                if machines_lost < spec.max_machines_lost {
-                    machines_lost += 1;
-                    lost.push(node);
-                    plan.push((t, Fault::LoseMachine { node }));
-                }
-            }
-            FaultSpecKind::DiskDamaged if is_broker => {
-                let bits = rng.random_range(1..=3);
-                plan.push((
-                    t,
-                    Fault::DamageDisk {
-                        node,
-                        path_prefix: "commitlog/".into(),
-                        bits,
-                    },
-                ));
-                plan.push((
-                    t + 1,
-                    Fault::Crash {
-                        node,
-                        kind: CrashKind::PowerCut,
-                    },
-                ));
-                let has_slave = l.masters.contains(&node)
-                    && l.slaves[l.masters.iter().position(|&m| m == node).unwrap()].is_some();
-                if has_slave {
-                    // A replicated master's damaged disk is not trusted again: the
-                    // machine is retired and its slave serves (not counted as a lost
-                    // machine: nothing is lost that the slave holds).
-                    lost.push(node);
-                    plan.push((t + 2, Fault::LoseMachine { node }));
-                } else {
-                    plan.push((until.max(t + 2), Fault::Restart { node }));
-                }
-            }
-            FaultSpecKind::DiskDamaged => {}
-            FaultSpecKind::CleanRestart => {
-                plan.push((t, Fault::Shutdown { node }));
-                plan.push((until, Fault::Restart { node }));
-            }
-            FaultSpecKind::Partition | FaultSpecKind::OneWayPartition => {
-                let other = NodeId((node.0 + rng.random_range(1..all)) % all);
-                plan.push((
-                    t,
-                    Fault::Partition {
-                        a: node,
-                        b: other,
-                        one_way: kind == FaultSpecKind::OneWayPartition,
-                    },
-                ));
-                plan.push((until, Fault::Heal { a: node, b: other }));
-            }
-            FaultSpecKind::Clog => {
-                let other = NodeId((node.0 + rng.random_range(1..all)) % all);
-                let extra_ms = rng.random_range(50..=2_000);
-                plan.push((
-                    t,
-                    Fault::Clog {
-                        from: node,
-                        to: other,
-                        extra_ms,
-                    },
-                ));
-                plan.push((until, Fault::Heal { a: node, b: other }));
-            }
-            FaultSpecKind::ConnectionReset => {
-                let other = NodeId((node.0 + rng.random_range(1..all)) % all);
-                plan.push((t, Fault::ResetConnection { a: node, b: other }));
-            }
-            FaultSpecKind::ClockSkew => {
-                let skew_ms = rng.random_range(-30_000..=30_000);
-                plan.push((t, Fault::ClockSkew { node, skew_ms }));
-                plan.push((until, Fault::ClockSkew { node, skew_ms: 0 }));
-            }
-        }
-        t += uniform(&mut rng, spec.every_ms);
-    }
-    plan.sort_by_key(|(at, _)| *at);
-    plan
-}
-
 /// What one run produced.
 pub struct Outcome {
     pub config: DerivedConfig,
@@ -414,36 +266,6 @@ pub struct RunOptions {
     pub keep_trace: bool,
 }
 
-fn fault_entry(r: &FaultRecord) -> Entry {
-    let (kind, node) = match &r.fault {
-        Fault::Crash { node, kind } => (
-            match kind {
-                CrashKind::Process => FaultKind::ProcessCrash,
-                CrashKind::Os => FaultKind::OsCrash,
-                CrashKind::PowerCut => FaultKind::PowerCut,
-            },
-            Some(node.0),
-        ),
-        Fault::Restart { node } => (FaultKind::Restart, Some(node.0)),
-        Fault::LoseMachine { node } => (FaultKind::MachineLost, Some(node.0)),
-        // A clean stop loses the process's memory, nothing else.
-        Fault::Shutdown { node } => (FaultKind::ProcessCrash, Some(node.0)),
-        Fault::DamageDisk { node, .. } => (FaultKind::DiskDamaged, Some(node.0)),
-        Fault::ClockSkew { node, .. } => (FaultKind::ClockSkew, Some(node.0)),
-        Fault::Partition { a, .. } => (FaultKind::Partition, Some(a.0)),
-        Fault::Heal { a, .. } => (FaultKind::Heal, Some(a.0)),
-        Fault::HealAll => (FaultKind::Heal, None),
-        Fault::Clog { from, .. } => (FaultKind::Clog, Some(from.0)),
-        Fault::ResetConnection { a, .. } => (FaultKind::Partition, Some(a.0)),
-    };
-    Entry::Fault {
-        at_ms: r.at_ms,
-        kind,
-        node,
-        detail: r.fault.to_string(),
-    }
-}
-
 /// The scenario `seed` really runs: `s` itself, or for a `[swarm]` scenario the seed's
 /// draw and its choices.
 fn resolve(s: &Scenario, seed: u64) -> (Cow<'_, Scenario>, Option<SwarmChoices>) {
@@ -452,132 +274,6 @@ fn resolve(s: &Scenario, seed: u64) -> (Cow<'_, Scenario>, Option<SwarmChoices>)
     }
     let (drawn, choices) = swarm::draw(s, seed);
     (Cow::Owned(drawn), Some(choices))
-}
-
-/// Moment classes of packets, for aimed faults ([`Watch::Packet`]).
-const MOMENT_SEND_OK: u32 = 1;
-const MOMENT_HA_TRANSFER: u32 = 2;
-
-fn moment_of(m: &Message) -> u32 {
-    match m {
-        Message::Response {
-            response: Response::Send(r),
-            ..
-        } if r.code == response_code::SUCCESS => MOMENT_SEND_OK,
-        Message::Request {
-            request: Request::HaTransfer { data, .. },
-            ..
-        } if !data.is_empty() => MOMENT_HA_TRANSFER,
-        _ => 0,
-    }
-}
-
-/// The world trigger of an aimed fault; `None` when it aims at a node the cluster does
-/// not have (a slave without replication).
-fn aimed_trigger(a: &AimedFault, l: &Layout, heal_at_ms: u64) -> Option<Trigger> {
-    let node_of = |group: u32, side: Side| match side {
-        Side::Master => Some(l.masters[group as usize]),
-        Side::Slave => l.slaves[group as usize],
-    };
-    let group = match a.moment {
-        Moment::SendOk { group }
-        | Moment::GroupCommit { group, .. }
-        | Moment::HaTransfer { group } => group,
-    };
-    let master = l.masters[group as usize];
-    let watch = match a.moment {
-        Moment::SendOk { .. } => Watch::Packet {
-            from: master,
-            to: None,
-            moment: MOMENT_SEND_OK,
-        },
-        Moment::GroupCommit { side, .. } => Watch::SyncRequested {
-            node: node_of(group, side)?,
-        },
-        Moment::HaTransfer { .. } => Watch::Packet {
-            from: master,
-            to: Some(l.slaves[group as usize]?),
-            moment: MOMENT_HA_TRANSFER,
-        },
-    };
-    let (d, up) = (a.delay_ms, a.delay_ms + a.down_ms.max(1));
-    let then = match a.strike {
-        Strike::Node { side, kind } => {
-            let node = node_of(group, side)?;
-            let crash = |kind| {
-                vec![
-                    (d, Fault::Crash { node, kind }),
-                    (up, Fault::Restart { node }),
-                ]
-            };
-            match kind {
-                FaultSpecKind::Kill | FaultSpecKind::ProcessCrash => crash(CrashKind::Process),
-                FaultSpecKind::OsCrash => crash(CrashKind::Os),
-                FaultSpecKind::PowerCut => crash(CrashKind::PowerCut),
-                FaultSpecKind::CleanRestart => {
-                    vec![(d, Fault::Shutdown { node }), (up, Fault::Restart { node })]
-                }
-                FaultSpecKind::MachineLost => vec![(d, Fault::LoseMachine { node })],
-                _ => return None,
-            }
-        }
-        Strike::Link {
-            kind,
-            peer,
-            extra_ms,
-        } => {
-            let other =
-                match peer {
-                    Peer::Slave => l.slaves[group as usize]?,
-                    Peer::NameServer(i) => NodeId(i),
-                    Peer::Producer(i) => NodeId(l.roles.iter().position(
-                        |r| matches!(r, Role::Producer { index } if *index == i as usize),
-                    )? as u32),
-                };
-            let heal = Fault::Heal {
-                a: master,
-                b: other,
-            };
-            match kind {
-                FaultSpecKind::Partition | FaultSpecKind::OneWayPartition => vec![
-                    (
-                        d,
-                        Fault::Partition {
-                            a: master,
-                            b: other,
-                            one_way: kind == FaultSpecKind::OneWayPartition,
-                        },
-                    ),
-                    (up, heal),
-                ],
-                FaultSpecKind::Clog => vec![
-                    (
-                        d,
-                        Fault::Clog {
-                            from: master,
-                            to: other,
-                            extra_ms,
-                        },
-                    ),
-                    (up, heal),
-                ],
-                FaultSpecKind::ConnectionReset => vec![(
-                    d,
-                    Fault::ResetConnection {
-                        a: master,
-                        b: other,
-                    },
-                )],
-                _ => return None,
-            }
-        }
-    };
-    Some(Trigger {
-        watch,
-        armed_at_ms: a.armed_at_ms,
-        expires_at_ms: heal_at_ms,
-        then,
-    })
 }
 
 /// Derives the configuration of `(scenario, seed)` without running it.
@@ -775,7 +471,7 @@ pub fn run(s: &Scenario, seed: u64, nodes: impl Into<Nodes>, options: RunOptions
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::world::MAX_SYNC_LATENCY_MS;
+    use crate::cluster::world::MAX_SYNC_LATENCY_MS;
     use rmq_model::broker::config::SLAVE_SYNCHRONIZE_INTERVAL_MS;
 
     /// The reference broker, as the runner configures it, keeps RocketMQ's default

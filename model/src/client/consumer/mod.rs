@@ -1,0 +1,488 @@
+//! The push consumer (reference C; 4.9.8 `DefaultMQPushConsumerImpl`, `RebalanceImpl`,
+//! `PullAPIWrapper`), consuming concurrently with a listener that always returns
+//! CONSUME_SUCCESS at once: a delivered message counts as consumed when delivered.
+//!
+//! Life of a consumer: look up the topic's route; heartbeat to every broker of it (at
+//! once, then every 30 s) so the brokers know the group's members; rebalance (at once,
+//! every 20 s, and when a broker says the membership changed) to decide which queues
+//! are ours; for each newly owned queue find where to start (the broker's committed
+//! offset, or the local file when broadcasting), then long-poll it: one pull in flight
+//! per queue, the next sent as soon as one is answered, 3 s later after an error.
+//! Offsets are committed every 5 s (`offset_store.rs`).
+//!
+//! Each ownership of a queue has a generation: a pull answered after the queue was
+//! given away (or given away and taken back) belongs to an older generation and is
+//! dropped, so a stale answer can never move the offset or deliver twice.
+//!
+//! Here: the configuration, the consumer's state, its lifecycle and the dispatch of
+//! inputs. `route.rs` looks up routes and heartbeats, `ownership.rs` rebalances,
+//! `start_offset.rs` finds where an owned queue starts, `pull.rs` long-polls, delivers
+//! and commits.
+
+use std::collections::BTreeMap;
+
+use crate::node::{Ctx, Input, TimerId};
+use crate::protocol::{response_code, Message, MessageModel, Request, Response, TopicRouteData};
+use crate::subscription::SubscriptionData;
+
+use super::offset_store::OffsetStore;
+use super::{
+    host_of, timer_kind, ClientEvent, MessageQueue, NameServers, RouteAnswer, Rpc, RpcOutcome,
+};
+
+mod ownership;
+mod pull;
+mod route;
+mod start_offset;
+
+/// How long each periodic heartbeat follows a periodic route refresh:
+/// `MQClientInstance.startScheduledTask` first runs the refresh after 10 ms and the
+/// heartbeat after 1 s, then each every 30 s.
+pub const HEARTBEAT_PHASE_MS: u64 = 990;
+
+/// Where a queue without a stored offset starts (`ConsumeFromWhere`).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum ConsumeFromWhere {
+    /// Offset 0: everything the queue still holds.
+    FirstOffset,
+    /// The queue's max offset: only what arrives from now on.
+    LastOffset,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConsumerConfig {
+    pub consumer_group: String,
+    /// `ip:port` of each name server.
+    pub namesrv_addrs: Vec<String>,
+    pub topic: String,
+    /// `*`, or tags joined by `||`.
+    pub tag_expression: String,
+    pub message_model: MessageModel,
+    pub consume_from_where: ConsumeFromWhere,
+    /// `pullBatchSize`: `maxMsgNums` of each pull.
+    pub pull_batch_size: u32,
+    pub rebalance_interval_ms: u64,
+    /// `heartbeatBrokerInterval`.
+    pub heartbeat_interval_ms: u64,
+    /// `persistConsumerOffsetInterval`.
+    pub persist_offset_interval_ms: u64,
+    /// `pollNameServerInterval`.
+    pub poll_name_server_interval_ms: u64,
+    /// `BROKER_SUSPEND_MAX_TIME_MILLIS`: how long a broker may hold a pull.
+    pub pull_suspend_timeout_ms: u64,
+    /// `CONSUMER_TIMEOUT_MILLIS_WHEN_SUSPEND`: the RPC timeout of a pull.
+    pub pull_rpc_timeout_ms: u64,
+    /// `PULL_TIME_DELAY_MILLS_WHEN_EXCEPTION`.
+    pub pull_retry_delay_ms: u64,
+}
+
+impl Default for ConsumerConfig {
+    fn default() -> Self {
+        ConsumerConfig {
+            consumer_group: "DEFAULT_CONSUMER".to_string(),
+            namesrv_addrs: Vec::new(),
+            topic: String::new(),
+            tag_expression: "*".to_string(),
+            message_model: MessageModel::Clustering,
+            // RocketMQ defaults to LastOffset; the scenarios want every message.
+            consume_from_where: ConsumeFromWhere::FirstOffset,
+            pull_batch_size: 32,
+            rebalance_interval_ms: 20_000,
+            heartbeat_interval_ms: 30_000,
+            persist_offset_interval_ms: 5_000,
+            poll_name_server_interval_ms: 30_000,
+            pull_suspend_timeout_ms: 15_000,
+            pull_rpc_timeout_ms: 30_000,
+            pull_retry_delay_ms: 3_000,
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+enum Call {
+    Route,
+    ConsumerList,
+    QueryOffset {
+        mq: MessageQueue,
+        generation: u64,
+    },
+    MaxOffset {
+        mq: MessageQueue,
+        generation: u64,
+    },
+    Pull {
+        mq: MessageQueue,
+        generation: u64,
+        /// The pull went to a slave.
+        from_slave: bool,
+    },
+}
+
+/// A queue this consumer owns. At any time exactly one thing is under way for it: a
+/// request (offset lookup or pull) in flight, or a retry timer.
+#[derive(Clone, Debug)]
+struct OwnedQueue {
+    generation: u64,
+    /// Where the next pull starts; `None` until the start offset is known (and
+    /// `Owned` was emitted).
+    next_offset: Option<u64>,
+    /// The last pull answer suggested reading from the slave (`suggestWhichBrokerId`).
+    pull_from_slave: bool,
+    /// The broker id the last offset request (query or max offset) went to.
+    offset_from_broker_id: Option<u64>,
+    retry_timer: Option<TimerId>,
+    /// Broadcasting, after PULL_OFFSET_MOVED: the corrected offset (`next_offset`) is
+    /// being written to the local file. The new span (`Owned`) and the pulls wait until
+    /// the file holding it is in place, the way RocketMQ's re-created pull request
+    /// reads its start from the store.
+    awaiting_file: bool,
+}
+
+pub struct PushConsumer {
+    cfg: ConsumerConfig,
+    /// The group's subscription, parsed by the parser the broker uses too; the
+    /// broker filters by tag hash code, collisions are settled here by the exact TAGS
+    /// string (`PullAPIWrapper.processPullResult`).
+    filter: SubscriptionData,
+    client_id: String,
+    rpc: Rpc<Call>,
+    namesrv: NameServers,
+    route: Option<TopicRouteData>,
+    /// `Some(name servers left to try)` while a route lookup is in flight.
+    route_lookup: Option<usize>,
+    queues: BTreeMap<MessageQueue, OwnedQueue>,
+    next_generation: u64,
+    offsets: OffsetStore,
+    /// A consumer-list request is in flight; `rebalance_again`: another rebalance was
+    /// asked for meanwhile and runs when it is answered.
+    rebalance_in_flight: bool,
+    rebalance_again: bool,
+    retry_timers: BTreeMap<TimerId, (MessageQueue, u64)>,
+    poll_timer: Option<TimerId>,
+    heartbeat_timer: Option<TimerId>,
+    rebalance_timer: Option<TimerId>,
+    persist_timer: Option<TimerId>,
+    started: bool,
+    stopped: bool,
+    /// Commits made as a side effect of pulls (COMMIT_OFFSET), reported with the
+    /// events of the input that caused them.
+    pull_commits: Vec<ClientEvent>,
+}
+
+impl PushConsumer {
+    pub fn new(cfg: ConsumerConfig) -> PushConsumer {
+        let namesrv = NameServers::new(cfg.namesrv_addrs.clone());
+        let offsets = OffsetStore::broker(&cfg.consumer_group);
+        PushConsumer {
+            filter: SubscriptionData::parse(&cfg.tag_expression),
+            cfg,
+            client_id: String::new(),
+            rpc: Rpc::new(),
+            namesrv,
+            route: None,
+            route_lookup: None,
+            queues: BTreeMap::new(),
+            next_generation: 0,
+            offsets,
+            rebalance_in_flight: false,
+            rebalance_again: false,
+            retry_timers: BTreeMap::new(),
+            poll_timer: None,
+            heartbeat_timer: None,
+            rebalance_timer: None,
+            persist_timer: None,
+            started: false,
+            stopped: false,
+            pull_commits: Vec::new(),
+        }
+    }
+
+    pub fn config(&self) -> &ConsumerConfig {
+        &self.cfg
+    }
+
+    /// The id this consumer registers with brokers (set by `start`).
+    pub fn client_id(&self) -> &str {
+        &self.client_id
+    }
+
+    /// The queues this consumer owns and pulls now (start offset known).
+    pub fn owned_queues(&self) -> Vec<MessageQueue> {
+        self.queues
+            .iter()
+            .filter(|(_, q)| q.next_offset.is_some())
+            .map(|(mq, _)| mq.clone())
+            .collect()
+    }
+
+    fn clustering(&self) -> bool {
+        self.cfg.message_model == MessageModel::Clustering
+    }
+
+    pub fn start(&mut self, ctx: &mut dyn Ctx<Message>) {
+        assert!(!self.started, "a consumer starts once");
+        self.started = true;
+        let my_addr = ctx.my_addr();
+        let ip = host_of(&my_addr);
+        // RocketMQ gives clustering consumers a per-process instance name (the pid),
+        // and leaves broadcasting ones at DEFAULT, which keeps their offset file's
+        // path stable across restarts.
+        self.client_id = if self.clustering() {
+            format!("{ip}@{}", ctx.random_u64() % 1_000_000)
+        } else {
+            format!("{ip}@DEFAULT")
+        };
+        if !self.clustering() {
+            self.offsets =
+                OffsetStore::local_file(&self.cfg.consumer_group, &self.client_id, ctx.disk());
+        }
+        self.namesrv.start(ctx);
+        self.lookup_route(ctx);
+        // `start()` has just looked up the routes (and heartbeats once they arrive);
+        // the periodic refresh and heartbeat follow, the heartbeat `HEARTBEAT_PHASE_MS`
+        // after the refresh as in `MQClientInstance.startScheduledTask`. The phase
+        // matters: a heartbeat goes to the brokers of the routes as they are, so one
+        // that fired together with the refresh would miss a broker the refresh just
+        // brought back, and that broker would not list us (nor would we own its
+        // queues) for another heartbeat interval. The scheduler's first runs at 10 ms
+        // and 1 s would only repeat what `start()` just did, and are left out.
+        self.poll_timer = Some(ctx.set_timer(
+            self.cfg.poll_name_server_interval_ms,
+            timer_kind::POLL_NAME_SERVER,
+        ));
+        self.heartbeat_timer = Some(ctx.set_timer(
+            self.cfg.heartbeat_interval_ms + HEARTBEAT_PHASE_MS,
+            timer_kind::HEARTBEAT,
+        ));
+        self.rebalance_timer =
+            Some(ctx.set_timer(self.cfg.rebalance_interval_ms, timer_kind::REBALANCE));
+        self.persist_timer = Some(ctx.set_timer(
+            self.cfg.persist_offset_interval_ms,
+            timer_kind::PERSIST_OFFSETS,
+        ));
+    }
+
+    /// Stops consuming: commits every owned queue's offset (clustering: sent now;
+    /// broadcasting: the file write starts, and its `Committed` events come from
+    /// `handle` when its syncs complete) and gives up every queue. Afterwards `handle`
+    /// only completes that file write.
+    pub fn shutdown(&mut self, ctx: &mut dyn Ctx<Message>) -> Vec<ClientEvent> {
+        let mut out = Vec::new();
+        if !self.started || self.stopped {
+            return out;
+        }
+        self.stopped = true;
+        let owned = self.owned_queues();
+        if self.clustering() {
+            out.extend(self.offsets.commit_to_broker(
+                ctx,
+                &mut self.rpc,
+                self.route.as_ref(),
+                &owned,
+                true,
+            ));
+        } else {
+            self.offsets.persist_file(ctx.disk(), true);
+        }
+        for mq in owned {
+            out.push(self.disowned_event(&mq));
+        }
+        self.queues.clear();
+        for timer in [
+            self.poll_timer.take(),
+            self.heartbeat_timer.take(),
+            self.rebalance_timer.take(),
+            self.persist_timer.take(),
+        ]
+        .into_iter()
+        .flatten()
+        .chain(std::mem::take(&mut self.retry_timers).into_keys())
+        {
+            ctx.cancel_timer(timer);
+        }
+        out
+    }
+
+    /// Shut down (or never started), and the local offset file's last write finished:
+    /// the process may exit now. Exiting earlier could leave a file a restart reads
+    /// (renamed into place, its directory sync pending) whose offsets were never
+    /// reported `Committed`.
+    pub fn is_stopped(&self) -> bool {
+        (!self.started || self.stopped) && self.offsets.is_idle()
+    }
+
+    /// Feeds one input; returns what the application sees because of it. Host timers,
+    /// host responses and requests other than NOTIFY_CONSUMER_IDS_CHANGED give nothing.
+    pub fn handle(
+        &mut self,
+        ctx: &mut dyn Ctx<Message>,
+        input: Input<Message>,
+    ) -> Vec<ClientEvent> {
+        let mut out = Vec::new();
+        if !self.started {
+            return out;
+        }
+        if let Input::SyncComplete { ticket, result } = input {
+            if let Some(events) = self.offsets.on_sync_complete(ctx.disk(), ticket, result) {
+                out.extend(events);
+                if !self.stopped {
+                    self.resume_moved(ctx, &mut out);
+                }
+            }
+            return out;
+        }
+        if self.stopped {
+            return out;
+        }
+        match input {
+            Input::Packet {
+                msg: Message::Request { request, .. },
+                ..
+            } => {
+                // Oneway from a broker: rebalance now, answer nothing. RocketMQ's
+                // `notifyConsumerIdsChanged` wakes the rebalance service whatever the
+                // message model; a broadcasting consumer takes the queues of a broker
+                // its last route refresh brought back here, not 20 s later.
+                if let Request::NotifyConsumerIdsChanged { consumer_group } = request {
+                    if consumer_group == self.cfg.consumer_group {
+                        self.rebalance(ctx, &mut out);
+                    }
+                }
+            }
+            Input::Timer { id, kind } => self.on_timer(ctx, id, kind, &mut out),
+            other => {
+                for (call, outcome) in self.rpc.on_input(ctx, other) {
+                    self.on_outcome(ctx, call, outcome, &mut out);
+                }
+            }
+        }
+        out.append(&mut self.pull_commits);
+        out
+    }
+
+    fn on_timer(
+        &mut self,
+        ctx: &mut dyn Ctx<Message>,
+        id: TimerId,
+        kind: u64,
+        out: &mut Vec<ClientEvent>,
+    ) {
+        let mine = |t: &Option<TimerId>| *t == Some(id);
+        match kind {
+            timer_kind::RPC_TIMEOUT => {
+                let input = Input::Timer { id, kind };
+                for (call, outcome) in self.rpc.on_input(ctx, input) {
+                    self.on_outcome(ctx, call, outcome, out);
+                }
+            }
+            timer_kind::POLL_NAME_SERVER if mine(&self.poll_timer) => {
+                if self.route_lookup.is_none() {
+                    self.lookup_route(ctx);
+                }
+                self.poll_timer = Some(ctx.set_timer(
+                    self.cfg.poll_name_server_interval_ms,
+                    timer_kind::POLL_NAME_SERVER,
+                ));
+            }
+            timer_kind::HEARTBEAT if mine(&self.heartbeat_timer) => {
+                self.send_heartbeat(ctx);
+                self.heartbeat_timer =
+                    Some(ctx.set_timer(self.cfg.heartbeat_interval_ms, timer_kind::HEARTBEAT));
+            }
+            timer_kind::REBALANCE if mine(&self.rebalance_timer) => {
+                self.rebalance(ctx, out);
+                self.rebalance_timer =
+                    Some(ctx.set_timer(self.cfg.rebalance_interval_ms, timer_kind::REBALANCE));
+            }
+            timer_kind::PERSIST_OFFSETS if mine(&self.persist_timer) => {
+                self.persist_offsets(ctx, out);
+                self.persist_timer = Some(ctx.set_timer(
+                    self.cfg.persist_offset_interval_ms,
+                    timer_kind::PERSIST_OFFSETS,
+                ));
+            }
+            timer_kind::PULL_RETRY => {
+                let Some((mq, generation)) = self.retry_timers.remove(&id) else {
+                    return;
+                };
+                let Some(q) = self.queues.get_mut(&mq) else {
+                    return;
+                };
+                if q.generation != generation {
+                    return;
+                }
+                q.retry_timer = None;
+                if q.next_offset.is_some() {
+                    self.pull(ctx, &mq);
+                } else {
+                    self.locate(ctx, &mq, out);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn on_outcome(
+        &mut self,
+        ctx: &mut dyn Ctx<Message>,
+        call: Call,
+        outcome: RpcOutcome,
+        out: &mut Vec<ClientEvent>,
+    ) {
+        match call {
+            Call::Route => self.on_route(ctx, RouteAnswer::from_outcome(outcome), out),
+            Call::ConsumerList => self.on_consumer_list(ctx, outcome, out),
+            Call::QueryOffset { mq, generation } => {
+                if !self.is_current(&mq, generation) {
+                    return;
+                }
+                match outcome {
+                    RpcOutcome::Response(Response::Offset(offset)) => {
+                        self.activate(ctx, &mq, offset, true, out);
+                    }
+                    RpcOutcome::Response(Response::Error { code, .. })
+                        if code == response_code::QUERY_NOT_FOUND =>
+                    {
+                        self.start_without_offset(ctx, &mq, out);
+                    }
+                    other => {
+                        tracing::debug!(?mq, outcome = %other.describe(), "query consumer offset failed");
+                        self.schedule_retry(ctx, &mq);
+                    }
+                }
+            }
+            Call::MaxOffset { mq, generation } => {
+                if !self.is_current(&mq, generation) {
+                    return;
+                }
+                match outcome {
+                    RpcOutcome::Response(Response::Offset(max)) => {
+                        self.activate(ctx, &mq, max, false, out);
+                    }
+                    other => {
+                        tracing::debug!(?mq, outcome = %other.describe(), "get max offset failed");
+                        self.schedule_retry(ctx, &mq);
+                    }
+                }
+            }
+            Call::Pull {
+                mq,
+                generation,
+                from_slave,
+            } => {
+                if self.is_current(&mq, generation) {
+                    self.on_pull(ctx, &mq, from_slave, outcome, out);
+                }
+            }
+        }
+    }
+
+    fn is_current(&self, mq: &MessageQueue, generation: u64) -> bool {
+        self.queues
+            .get(mq)
+            .is_some_and(|q| q.generation == generation)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,169 @@
+//! The [`Disk`] contract: files and directories as the store sees them (reads and
+//! writes of the page cache, journaled directory operations, sync requests).
+
+use std::borrow::Cow;
+
+use rmq_model::store::disk::{parent_dir, DirEntry, Disk, DiskError, SyncTarget, SyncTicket};
+use rmq_model::store::mem_disk::{list_children, slice_of, write_into};
+
+use super::{
+    page_of, DirOp, Inode, InodeId, PendingSync, SimDisk, SyncWork, SECTORS_PER_PAGE,
+    SECTOR_SIZE_BYTES,
+};
+
+impl Disk for SimDisk {
+    fn create(&mut self, path: &str) -> Result<(), DiskError> {
+        self.check_alive(path)?;
+        if self.cache_names.contains_key(path) {
+            return Err(DiskError::AlreadyExists {
+                path: path.to_string(),
+            });
+        }
+        let id = InodeId(self.next_inode);
+        self.next_inode += 1;
+        self.inodes.insert(id, Inode::default());
+        self.cache_names.insert(path.to_string(), id);
+        self.add_ref(id);
+        let op = DirOp::Create {
+            path: path.to_string(),
+            inode: id,
+        };
+        self.journal(path, op);
+        Ok(())
+    }
+
+    fn exists(&self, path: &str) -> bool {
+        self.cache_names.contains_key(path)
+    }
+
+    fn len(&self, path: &str) -> Result<u64, DiskError> {
+        let id = self.inode_of(path)?;
+        Ok(self.inodes[&id].cache.len() as u64)
+    }
+
+    fn set_len(&mut self, path: &str, len: u64) -> Result<(), DiskError> {
+        let id = self.inode_of(path)?;
+        SimDisk::check_size(path, len)?;
+        let inode = self.inodes.get_mut(&id).expect("named inodes exist");
+        let old_len = inode.cache.len() as u64;
+        inode.cache.resize(len as usize, 0);
+        inode.mark_dirty(old_len.min(len), old_len.max(len));
+        Ok(())
+    }
+
+    fn read(&self, path: &str, offset: u64, len: usize) -> Result<Cow<'_, [u8]>, DiskError> {
+        let id = self.inode_of(path)?;
+        let inode = &self.inodes[&id];
+        let bytes = slice_of(path, &inode.cache, offset, len)?;
+        if len > 0 {
+            let end = offset + len as u64; // slice_of checked it does not overflow
+            let sectors = offset / SECTOR_SIZE_BYTES..end.div_ceil(SECTOR_SIZE_BYTES);
+            // A page written since it was last on the media is served from the page
+            // cache; only a clean page is read from the media and can hit a bad sector.
+            let bad = inode
+                .latent_error_sectors
+                .range(sectors)
+                .find(|&&sector| !inode.dirty_pages.contains(&(sector / SECTORS_PER_PAGE)));
+            if let Some(sector) = bad {
+                return Err(DiskError::io(
+                    path,
+                    format!("latent error in sector {sector}"),
+                ));
+            }
+        }
+        Ok(Cow::Borrowed(bytes))
+    }
+
+    fn write(&mut self, path: &str, offset: u64, data: &[u8]) -> Result<(), DiskError> {
+        let id = self.inode_of(path)?;
+        let end = offset.saturating_add(data.len() as u64);
+        SimDisk::check_size(path, end)?;
+        let inode = self.inodes.get_mut(&id).expect("named inodes exist");
+        let old_len = inode.cache.len() as u64;
+        write_into(&mut inode.cache, offset, data);
+        // A write past the end also turns the gap into zeros.
+        inode.mark_dirty(offset.min(old_len), end);
+        Ok(())
+    }
+
+    fn delete(&mut self, path: &str) -> Result<(), DiskError> {
+        let id = self.inode_of(path)?;
+        self.cache_names.remove(path);
+        self.journal(
+            path,
+            DirOp::Delete {
+                path: path.to_string(),
+            },
+        );
+        self.drop_ref(id);
+        Ok(())
+    }
+
+    fn rename(&mut self, from: &str, to: &str) -> Result<(), DiskError> {
+        self.check_alive(from)?;
+        if parent_dir(from) != parent_dir(to) {
+            return Err(DiskError::io(
+                from,
+                format!("rename to {to}: not the same directory"),
+            ));
+        }
+        let id = self.inode_of(from)?;
+        if from == to {
+            return Ok(());
+        }
+        self.cache_names.remove(from);
+        let replaced = self.cache_names.insert(to.to_string(), id);
+        let op = DirOp::Rename {
+            from: from.to_string(),
+            to: to.to_string(),
+            inode: id,
+        };
+        self.journal(from, op);
+        if let Some(old) = replaced {
+            self.drop_ref(old);
+        }
+        Ok(())
+    }
+
+    fn list(&self, dir: &str) -> Result<Vec<DirEntry>, DiskError> {
+        self.check_alive(dir)?;
+        Ok(list_children(dir, self.cache_names.keys()))
+    }
+
+    fn request_sync(&mut self, target: SyncTarget<'_>) -> Result<SyncTicket, DiskError> {
+        let (path, work) = match target {
+            SyncTarget::File(path) => {
+                let id = self.inode_of(path)?;
+                let inode = &self.inodes[&id];
+                let pages = inode
+                    .dirty_pages
+                    .iter()
+                    .map(|&page| (page, page_of(&inode.cache, page).to_vec()))
+                    .collect();
+                let work = SyncWork::File {
+                    inode: id,
+                    len_bytes: inode.cache.len() as u64,
+                    pages,
+                };
+                (path, work)
+            }
+            SyncTarget::Dir(dir) => {
+                self.check_alive(dir)?;
+                let work = SyncWork::Dir {
+                    dir: dir.to_string(),
+                    end_op_seq: self.next_op_seq,
+                };
+                (dir, work)
+            }
+        };
+        let ticket = SyncTicket(self.next_ticket);
+        self.next_ticket += 1;
+        self.stats.syncs_requested += 1;
+        self.pending.push_back(PendingSync {
+            ticket,
+            path: path.to_string(),
+            work,
+        });
+        Ok(ticket)
+    }
+}
