@@ -20,11 +20,11 @@
 
 use std::path::Path;
 
-use rmq_sim::history::Entry;
 use rmq_sim::cluster::runner::{self, reference_broker, RunOptions};
-use rmq_sim::cluster::scenario::WARMUP_MS;
 use rmq_sim::cluster::scenario::LoadedScenario;
+use rmq_sim::cluster::scenario::WARMUP_MS;
 use rmq_sim::cluster::sweep::sweep;
+use rmq_sim::history::Entry;
 
 const DEFAULT_SEEDS: u64 = 50;
 

@@ -151,6 +151,17 @@ fn wide() {
     sweep_seeds("wide", seeds_or(DEFAULT_SEEDS_PER_SCENARIO) / 24);
 }
 
+/// Case 4 with every group consuming through the power cuts (the campaign's scenario
+/// for `pull-serves-page-cache`); it sends every 5-40 ms, so a third of the seeds are
+/// as many sends as case4_power_cut's.
+#[test]
+fn power_cut_consuming() {
+    sweep_seeds(
+        "power_cut_consuming",
+        seeds_or(DEFAULT_SEEDS_PER_SCENARIO) / 3,
+    );
+}
+
 /// Swarm testing: each seed draws its own cluster, workload and fault mix, with faults
 /// aimed at SEND_OKs, group commits and HA transfers (sim/src/cluster/swarm.rs).
 #[test]

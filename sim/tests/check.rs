@@ -93,6 +93,14 @@ impl B {
         )
     }
 
+    /// Changes the promises `Meta` declares.
+    fn promising(&mut self, change: impl FnOnce(&mut Promise)) -> &mut Self {
+        if let Entry::Meta { promise, .. } = &mut self.h.entries[0] {
+            change(promise);
+        }
+        self
+    }
+
     /// Faults heal at `heal`, the run ends at `end`: liveness is judged.
     fn quiet(&mut self, heal: u64, end: u64) -> &mut Self {
         if let Entry::Meta {
@@ -719,6 +727,63 @@ fn lost_position_consumed_before_the_send_then_reused_after_a_cache_loss_is_allo
     );
 }
 
+/// Group "g" was served wid 1 at q0 offset 0 before it was acknowledged (no ack ever
+/// came), and moved past it; a fault of `kind` on the master then took wid 1, and the
+/// position went to wid 2, acknowledged, which "g" (reading on from offset 1) never
+/// received. "g2" got wid 2.
+fn served_then_reused(flush: FlushMode, kind: FaultKind) -> B {
+    let groups = vec![
+        group("g", "*", false, &[10]),
+        group("g2", "*", false, &[11]),
+    ];
+    let mut b = B::new(vec![broker("b", 1, None, flush, Replication::None)], groups);
+    b.invoke(1_000, 1, None)
+        .deliver(1_005, "g", 10, 0, 0, 1)
+        .commit(1_006, "g", 10, 0, 1)
+        .fault(1_010, kind, 1)
+        .fault(1_100, FaultKind::Restart, 1)
+        .send(2_000, 2, 0, 0)
+        .deliver(2_010, "g2", 11, 0, 0, 2);
+    b
+}
+
+/// A consumer served a record its broker then lost, and so past the acknowledged one
+/// that took its offset: under ASYNC_FLUSH that is the loss allowance's consequence;
+/// under SYNC_FLUSH a page-cache loss takes only unflushed records, which a broker
+/// keeping the promise never serves (RocketMQ serves its page cache: the
+/// `pull-serves-page-cache` mutant), so only a media loss excuses it.
+#[test]
+fn lost_offset_reused_after_a_served_record_was_lost() {
+    let r = passes(&served_then_reused(
+        FlushMode::AsyncFlush,
+        FaultKind::PowerCut,
+    ));
+    assert!(
+        r.excuses
+            .iter()
+            .any(|t| t.to_string().starts_with("lost/offset_reused")),
+        "{:?}",
+        r.excuses
+    );
+    let r = fails_with(
+        &served_then_reused(FlushMode::SyncFlush, FaultKind::PowerCut),
+        Rule::Lost,
+    );
+    let d = &r.violations[0].detail;
+    assert!(
+        d.contains("wid 2") && d.contains("never delivered to group g "),
+        "{d}"
+    );
+    fails_with(
+        &served_then_reused(FlushMode::SyncFlush, FaultKind::OsCrash),
+        Rule::Lost,
+    );
+    passes(&served_then_reused(
+        FlushMode::SyncFlush,
+        FaultKind::DiskDamaged,
+    ));
+}
+
 #[test]
 fn lost_reports_are_capped_with_a_summary() {
     let mut b = B::simple();
@@ -1267,6 +1332,33 @@ fn offsets_a_commit_above_a_tail_lost_later_is_clamped_under_async_flush() {
     );
     // SYNC_FLUSH: what the group consumed was durable, nothing to clamp to.
     went_back(&clamp(FlushMode::SyncFlush));
+}
+
+/// A commit made after its broker lost a log tail may have been clamped to the queue's
+/// new end for the declared long-poll suspend plus 30 s (45 s by default): consumers
+/// keep committing their older offsets until a pull corrects them.
+#[test]
+fn offsets_clamp_reach_comes_from_the_declared_suspend() {
+    let clamped = || {
+        let mut b = B::simple();
+        b.fault(1_000, FaultKind::PowerCut, 1)
+            .fault(2_000, FaultKind::Restart, 1)
+            .own(3_000, "g", 10, 0, 0)
+            .commit(50_000, "g", 10, 0, 5)
+            .disown(50_001, "g", 10, 0)
+            .own(60_000, "g", 11, 0, 3);
+        b
+    };
+    // 49 s after the power cut: past the default reach.
+    went_back(&clamped());
+    // A declared 30 s suspend reaches 60 s back.
+    let r = passes(clamped().promising(|p| p.broker_suspend_max_time_ms = 30_000));
+    assert_eq!(
+        r.stats.excuses.get("offsets/tail_clamped"),
+        Some(&1),
+        "{}",
+        all(&r)
+    );
 }
 
 #[test]
@@ -2404,6 +2496,35 @@ fn owners_a_holders_restart_is_no_excuse_but_a_cut_link_is() {
     );
 }
 
+/// The hand-over window is the declared promise's: a slower declared rebalance
+/// interval excuses a longer overlap, and a longer declared route refresh a longer
+/// excuse after a fault; RocketMQ's defaults do not.
+#[test]
+fn owners_windows_come_from_the_declared_promise() {
+    // 55 s together: beyond the default 35 s, within 60 s + 15 s.
+    fails_with(&two_owners(60_000), Rule::Owners);
+    let mut b = two_owners(60_000);
+    b.promising(|p| p.rebalance_interval_ms = 60_000);
+    passes(&b);
+    // A declared faster rebalance holds the broker to it.
+    let mut b = two_owners(39_000);
+    b.promising(|p| p.rebalance_interval_ms = 5_000);
+    fails_with(&b, Rule::Owners);
+    // A broker crash at 20 s excuses until 80 s (registration + route poll), judged
+    // 35 s from then; with a 60 s route poll, until 110 s, judged until 145 s.
+    let mut b = two_owners(140_000);
+    b.fault(20_000, FaultKind::ProcessCrash, 1);
+    fails_with(&b, Rule::Owners);
+    b.promising(|p| p.poll_name_server_interval_ms = 60_000);
+    passes(&b);
+    // The consumer heartbeat bounds it too: a 150 s heartbeat, until 170 s.
+    let mut b = two_owners(200_000);
+    b.fault(20_000, FaultKind::ProcessCrash, 1);
+    fails_with(&b, Rule::Owners);
+    b.promising(|p| p.heartbeat_broker_interval_ms = 150_000);
+    passes(&b);
+}
+
 // ---------------------------------------------------------------- commits
 
 #[test]
@@ -2530,6 +2651,41 @@ fn acks_after_the_heal_sends_succeed() {
     passes(&ok);
 }
 
+/// The grace after the heal and the slave-fault window are the declared promise's.
+#[test]
+fn acks_windows_come_from_the_declared_promise() {
+    // Failing 40 s after the heal: past the default 30 s grace ...
+    let failing = || {
+        let mut b = B::simple();
+        b.quiet(10_000, 100_000)
+            .invoke(50_000, 1, None)
+            .fail(50_100, 1, true);
+        b
+    };
+    fails_with(&failing(), Rule::Acks);
+    // ... within a declared 60 s grace, or a declared 45 s route poll it derives from.
+    passes(failing().promising(|p| p.ack_grace_ms = Some(60_000)));
+    passes(failing().promising(|p| p.poll_name_server_interval_ms = 45_000));
+    // A declared grace replaces the derivation, also when tighter.
+    let mut ok = B::simple();
+    ok.quiet(10_000, 100_000)
+        .invoke(20_000, 1, None)
+        .fail(20_100, 1, true);
+    passes(&ok);
+    fails_with(ok.promising(|p| p.ack_grace_ms = Some(5_000)), Rule::Acks);
+    // A slave crash 5 s before the send explains SLAVE_NOT_AVAILABLE within the default
+    // 20 s `haHousekeepingInterval`, not within a declared 2 s.
+    let mut b = B::with_broker(FlushMode::SyncFlush, Replication::Sync);
+    b.fault(25_000, FaultKind::ProcessCrash, 2)
+        .fault(25_500, FaultKind::Restart, 2)
+        .invoke(30_000, 1, None)
+        .ok_status(30_010, 1, 0, 0, SendStatus::SlaveNotAvailable)
+        .deliver(30_100, "g", 10, 0, 0, 1);
+    passes(&b);
+    b.promising(|p| p.ha_housekeeping_interval_ms = 2_000);
+    fails_with(&b, Rule::Acks);
+}
+
 // ---------------------------------------------------------------- latency
 
 #[test]
@@ -2575,4 +2731,45 @@ fn latency_percentiles_per_phase() {
     let r = passes(&b);
     let p = &r.stats.latency_ms["g"]["faults"];
     assert_eq!((p.count, p.p50_ms, p.p99_ms, p.max_ms), (100, 50, 99, 100));
+}
+
+/// The bounds after the heal are the declared promise's: a declared settle window or
+/// settled bound excuses a later delivery, and a tighter one fails an earlier one;
+/// the settle window's default follows the declared intervals it derives from.
+#[test]
+fn latency_bounds_come_from_the_declared_promise() {
+    // Sent before the heal at 10 s, delivered 66 s after it: past the default 65 s.
+    let late = || {
+        let mut b = B::simple();
+        b.quiet(10_000, 150_000)
+            .send(5_000, 1, 0, 0)
+            .deliver(76_000, "g", 10, 0, 0, 1)
+            .commit(77_000, "g", 10, 0, 1);
+        b
+    };
+    fails_with(&late(), Rule::Latency);
+    passes(late().promising(|p| p.settle_after_heal_ms = Some(70_000)));
+    passes(late().promising(|p| p.rebalance_interval_ms = 25_000));
+    // Sent once settled, delivered 15 s later: past the default 5 s, within 20 s.
+    let held = || {
+        let mut b = B::simple();
+        b.quiet(10_000, 150_000)
+            .send(80_000, 1, 0, 0)
+            .deliver(95_000, "g", 10, 0, 0, 1)
+            .commit(96_000, "g", 10, 0, 1);
+        b
+    };
+    fails_with(&held(), Rule::Latency);
+    passes(held().promising(|p| p.settled_delivery_ms = 20_000));
+    // Delivered 60 s after the heal: within the default, not within a declared 30 s.
+    let mut b = B::simple();
+    b.quiet(10_000, 150_000)
+        .send(5_000, 1, 0, 0)
+        .deliver(70_000, "g", 10, 0, 0, 1)
+        .commit(71_000, "g", 10, 0, 1);
+    passes(&b);
+    fails_with(
+        b.promising(|p| p.settle_after_heal_ms = Some(30_000)),
+        Rule::Latency,
+    );
 }

@@ -90,6 +90,11 @@ pub struct BrokerConfig {
     /// `maxTransferCountOnMessageInMemory`).
     pub max_transfer_bytes: usize,
     pub max_transfer_count: u32,
+    /// Not a RocketMQ setting: a master serves pulls only the records durable as its
+    /// `flushDiskType` and `brokerRole` promise (`high_watermark.rs`). `false` serves
+    /// the page cache, as RocketMQ does (the `pull-serves-page-cache` mutant measures
+    /// what that saves in delivery latency and what it costs in lost records).
+    pub serve_only_durable: bool,
 }
 
 impl Default for BrokerConfig {
@@ -125,6 +130,7 @@ impl Default for BrokerConfig {
             client_scan_interval_ms: 10_000,
             max_transfer_bytes: 256 * 1024,
             max_transfer_count: 32,
+            serve_only_durable: true,
         }
     }
 }

@@ -31,7 +31,9 @@
 //! only when a record arrives. A SYNC_MASTER flushes at every flush tick (`flush.rs`),
 //! so its consumers wait at most a tick when no slave is in sync. Cost: a delivery
 //! waits for the group commit (and the slave's round trip) instead of being served
-//! from the page cache.
+//! from the page cache. `BrokerConfig::serve_only_durable = false` turns the limit
+//! off and serves the page cache as RocketMQ does; the README's "Deviations from
+//! RocketMQ" gives the latency measured both ways.
 
 use super::{Broker, BrokerRole, FlushDiskType};
 use crate::store::disk::Disk;
@@ -46,7 +48,8 @@ pub(super) struct HighWatermark {
 impl Broker {
     /// Whether this broker serves less than its page cache holds.
     pub(super) fn limits_serving(&self) -> bool {
-        !self.config.is_slave()
+        self.config.serve_only_durable
+            && !self.config.is_slave()
             && (self.config.flush_disk_type == FlushDiskType::SyncFlush
                 || self.config.role == BrokerRole::SyncMaster)
     }
@@ -57,7 +60,7 @@ impl Broker {
             return 0;
         };
         let written = store.written_offset();
-        if self.config.is_slave() {
+        if !self.limits_serving() {
             return written;
         }
         let durable = store.durable_offset();

@@ -6,15 +6,18 @@
 //!   (`Replication::Sync`), and its slave was down at the send or its result, or a
 //!   fault touched the slave (any kind on its node; a link fault with it at either
 //!   end) or hit the master's process (a restart makes the slave reconnect and catch
-//!   up) between [`HA_CAUSE_WINDOW_MS`] before the send and its result: the slave was
-//!   down, cut off, or behind. The run's start counts as a boot of every slave (it
-//!   connects to its master only once both are up).
+//!   up) between one declared `haHousekeepingInterval` (`Meta.promise`
+//!   `ha_housekeeping_interval_ms`, RocketMQ: 20 s: a master notices a silent slave
+//!   connection only that long after its last report, and a reconnected slave needs
+//!   time to catch up) before the send and its result: the slave was down, cut off,
+//!   or behind. The run's start counts as a boot of every slave (it connects to its
+//!   master only once both are up).
 //! - FLUSH_DISK_TIMEOUT: B flushes synchronously (`FlushMode::SyncFlush`) and its
 //!   master's process was being stopped (a crash/stop fault on it between the send
 //!   and its result). The history has no disk stalls, so nothing else explains it.
 //!
-//! After the heal: a send invoked [`ACK_GRACE_MS`] or more after `heal_at_ms` (when
-//! the run has a quiet period) gets SEND_OK — a weaker status or a failure is a
+//! After the heal: a send invoked the declared ack grace or more after `heal_at_ms`
+//! (when the run has a quiet period) gets SEND_OK — a weaker status or a failure is a
 //! violation, unless its broker group's slave (for the slave statuses) is down then.
 //!
 //! One linear scan over the messages.
@@ -23,14 +26,6 @@ use super::faults::RESTARTS;
 use super::tables::Index;
 use super::{Rule, Sink};
 use crate::history::{Entry, FlushMode, Replication, SendStatus};
-
-/// RocketMQ's `haHousekeepingInterval`: a master notices a silent slave connection
-/// only 20 s after its last report, and a reconnected slave needs time to catch up;
-/// a slave fault this long before a send may still explain a slave status.
-pub(crate) const HA_CAUSE_WINDOW_MS: u64 = 20_000;
-/// RocketMQ's `pollNameServerInterval` (30 s): the longest a producer keeps a stale
-/// route after the heal, so sends succeed with SEND_OK from then on.
-pub(crate) const ACK_GRACE_MS: u64 = 30_000;
 
 fn status_name(s: SendStatus) -> &'static str {
     match s {
@@ -43,7 +38,12 @@ fn status_name(s: SendStatus) -> &'static str {
 
 pub(crate) fn check(ix: &Index, sink: &mut Sink) {
     let quiet = ix.heal_at_ms < ix.end_ms;
-    let settled_ms = ix.heal_at_ms + ACK_GRACE_MS;
+    // `Meta.promise`: the declared `ack_grace_ms`, by default one
+    // `pollNameServerInterval` (the longest a producer keeps a stale route).
+    let settled_ms = ix
+        .heal_at_ms
+        .saturating_add(ix.promise.ack_grace_window_ms());
+    let ha_cause_window_ms = ix.promise.ha_housekeeping_interval_ms;
     for (i, m) in ix.msgs.iter().enumerate() {
         if !m.invoked() {
             continue;
@@ -99,11 +99,11 @@ pub(crate) fn check(ix: &Index, sink: &mut Sink) {
                         Ok(format!("slave n{slave} down"))
                     } else if after_heal {
                         Err("sent after the heal and its grace, with the slave up")
-                    } else if m.invoke_ms < HA_CAUSE_WINDOW_MS {
+                    } else if m.invoke_ms < ha_cause_window_ms {
                         // Every node boots at time 0: the slave connects and catches up.
                         Ok("slave booting".to_string())
                     } else {
-                        let from = m.invoke_ms.saturating_sub(HA_CAUSE_WINDOW_MS);
+                        let from = m.invoke_ms.saturating_sub(ha_cause_window_ms);
                         ix.faults
                             .last_touching(&[slave], u16::MAX, from, m.ok_ms)
                             .or_else(|| ix.faults.first_on(bg.master_node, RESTARTS, from, m.ok_ms))

@@ -709,8 +709,7 @@ impl<'h> Builder<'h> {
         let obs = &mut self.obs;
         let prev = obs.table.deliver(d);
         if d.msg != NONE && prev.is_none() {
-            obs.latency
-                .deliver(d, &self.ix.msgs, self.ix.heal_at_ms, self.ix.end_ms);
+            obs.latency.deliver(d, &self.ix);
         }
         if let Some(prev) = prev {
             self.ix.dups.push(Dup {

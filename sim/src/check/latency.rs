@@ -8,16 +8,21 @@
 //! ([`super::CheckStats::latency_ms`]).
 //!
 //! When the run has a quiet period (`heal_at_ms < end_ms`), a first delivery made in
-//! it must come by a deadline:
-//! - a message sent before the cluster settled (`heal_at_ms +` [`SETTLE_MS`]) is
-//!   delivered by `max(sent, heal_at_ms) +` [`SETTLE_MS`]: one route poll, one
-//!   rebalance interval and one long-poll wake-up after the heal. (Issue 8 proposed
-//!   a long poll plus a rebalance interval; the reference shows a consumer needs its
-//!   next route poll too — a broker restarted at the heal, or a name server lost,
-//!   is learnt only then, as RocketMQ documents.)
-//! - a message sent after the cluster settled is delivered within
-//!   [`SETTLED_BOUND_MS`] of its send: a held pull is woken by the message's arrival,
-//!   so a broker that answers held pulls only at their timeout fails.
+//! it must come by a deadline, from the bounds the scenario declares (`Meta.promise`):
+//! - a message sent before the cluster settled (`heal_at_ms` plus the settle window,
+//!   [`Promise::settle_window_ms`]) is delivered by `max(sent, heal_at_ms)` plus that
+//!   window: the declared `settle_after_heal_ms`, by default one route poll
+//!   (`pollNameServerInterval`), one rebalance interval and one long-poll wake-up
+//!   (`BROKER_SUSPEND_MAX_TIME`) after the heal — 65 s with RocketMQ's values. (Issue
+//!   8 proposed a long poll plus a rebalance interval; the reference shows a consumer
+//!   needs its next route poll too — a broker restarted at the heal, or a name server
+//!   lost, is learnt only then, as RocketMQ documents.)
+//! - a message sent after the cluster settled is delivered within the declared
+//!   `settled_delivery_ms` (5 s by default) of its send: a held pull is woken by the
+//!   message's arrival, so a broker that answers held pulls only at their timeout
+//!   fails.
+//!
+//! [`Promise::settle_window_ms`]: crate::history::Promise::settle_window_ms
 //!
 //! Linear: first deliveries are folded as they stream by; percentiles are selected
 //! (not sorted) per group and phase.
@@ -26,23 +31,8 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::tables::{Dlv, Index, Msg};
+use super::tables::{Dlv, Index};
 use super::{Rule, Sink};
-
-/// RocketMQ's `brokerSuspendMaxTimeMillis`: the broker holds a push consumer's pull
-/// for at most 15 s.
-pub(crate) const LONG_POLL_MS: u64 = 15_000;
-/// RocketMQ's `rebalanceInterval` (client): every consumer rebalances every 20 s.
-pub(crate) const REBALANCE_INTERVAL_MS: u64 = 20_000;
-/// RocketMQ's `pollNameServerInterval` (client): routes are refreshed every 30 s.
-pub(crate) const ROUTE_POLL_MS: u64 = 30_000;
-/// After the heal, the cluster is settled once a route poll, a rebalance interval
-/// and a long-poll wake-up have passed.
-pub(crate) const SETTLE_MS: u64 = ROUTE_POLL_MS + REBALANCE_INTERVAL_MS + LONG_POLL_MS;
-/// Send to delivery in a settled cluster: a send, a woken pull and a delivery take
-/// milliseconds; a third of a long poll is far beyond that and far below a pull held
-/// to its timeout.
-pub(crate) const SETTLED_BOUND_MS: u64 = 5_000;
 
 /// p50/p99/max of one group's send-to-delivery times in one phase.
 #[derive(Serialize, Default, Clone, Debug, PartialEq, Eq)]
@@ -71,8 +61,9 @@ pub(crate) struct Latency {
 impl Latency {
     /// A first delivery of `d.msg` to its slot.
     #[inline]
-    pub(crate) fn deliver(&mut self, d: &Dlv, msgs: &[Msg], heal_at_ms: u64, end_ms: u64) {
-        let m = &msgs[d.msg as usize];
+    pub(crate) fn deliver(&mut self, d: &Dlv, ix: &Index) {
+        let (heal_at_ms, end_ms, promise) = (ix.heal_at_ms, ix.end_ms, &ix.promise);
+        let m = &ix.msgs[d.msg as usize];
         if d.retry || !m.invoked() {
             return;
         }
@@ -84,11 +75,12 @@ impl Latency {
         let quiet = d.at_ms >= heal_at_ms;
         self.samples[g][usize::from(quiet)].push(took.min(u64::from(u32::MAX)) as u32);
         if quiet && heal_at_ms < end_ms {
-            let settled = heal_at_ms + SETTLE_MS;
+            let settle_ms = promise.settle_window_ms();
+            let settled = heal_at_ms.saturating_add(settle_ms);
             let deadline_ms = if m.invoke_ms >= settled {
-                m.invoke_ms + SETTLED_BOUND_MS
+                m.invoke_ms.saturating_add(promise.settled_delivery_ms)
             } else {
-                m.invoke_ms.max(heal_at_ms) + SETTLE_MS
+                m.invoke_ms.max(heal_at_ms).saturating_add(settle_ms)
             };
             if d.at_ms > deadline_ms {
                 self.late.push(Late {
@@ -119,8 +111,8 @@ impl Latency {
                         ix.describe_msg(l.msg),
                         l.deadline_ms,
                         ix.heal_at_ms,
-                        SETTLE_MS,
-                        SETTLED_BOUND_MS,
+                        ix.promise.settle_window_ms(),
+                        ix.promise.settled_delivery_ms,
                         ix.faults.before(ix.entries, at)
                     )
                 },

@@ -20,8 +20,11 @@
 //! new messages, a consumer that had already consumed past 30 skips the new messages
 //! at 26..29 — RocketMQ consumers track positions, not messages. A message is covered
 //! this way only if its position was first observed holding another message whose
-//! loss the allowance covers by the time the new one was observed there; or, when no
-//! one observed the earlier holder, if the group (for a broadcasting group, the
+//! loss the allowance covers by the time the new one was observed there — under
+//! SYNC_FLUSH only by a media loss, since a page-cache loss takes only unflushed
+//! records and a broker keeping the promise serves none (RocketMQ serves its page
+//! cache; `pull-serves-page-cache` is that broker); or, when no one observed the
+//! earlier holder, if the group (for a broadcasting group, the
 //! consumer) committed an offset past the position before the message was sent and
 //! the queue's broker lost its page cache or media between that commit and the ack
 //! (the earlier holder was then an unacknowledged copy, whose allowance that is).
@@ -34,7 +37,7 @@ use std::collections::BTreeMap;
 
 use super::allowance::{allowance, allowance_at, Allowed};
 use super::deliveries::DeliveryTable;
-use super::faults::{CACHE_LOSS, CONTEXT_MS, MEDIA_LOSS};
+use super::faults::{bit, FaultRec, CACHE_LOSS, CONTEXT_MS, MEDIA_LOSS};
 use super::queue_log::QueueLog;
 use super::tables::{Index, NONE};
 use super::{CheckStats, Rule, Sink};
@@ -96,10 +99,23 @@ pub(crate) fn reused_after_loss(ix: &Index, log: &QueueLog) -> Reused {
         if reused.of[c.other.msg as usize] != NONE {
             continue;
         }
-        if let Some(a) = allowance_at(ix, c.first.msg, broker, c.other.at_ms) {
-            reused.of[c.other.msg as usize] = reused.why.len() as u32;
-            reused.why.push((c.first.msg, a));
+        let Some(a) = allowance_at(ix, c.first.msg, broker, c.other.at_ms) else {
+            continue;
+        };
+        // Under SYNC_FLUSH a page-cache loss takes only records not yet flushed, and
+        // a broker that keeps the promise hands out none of them: a consumer that got
+        // past the position must have been served an unflushed record (RocketMQ serves
+        // its page cache; the reference does not). Only a media loss excuses it there,
+        // as in `consumed_past_before_send`.
+        let sync_flush = ix
+            .broker_group(broker)
+            .is_some_and(|bg| bg.flush == FlushMode::SyncFlush);
+        let media = |f: &FaultRec| bit(f.kind) & MEDIA_LOSS != 0;
+        if sync_flush && !media(&a.fault) && !a.also.as_ref().is_some_and(media) {
+            continue;
         }
+        reused.of[c.other.msg as usize] = reused.why.len() as u32;
+        reused.why.push((c.first.msg, a));
     }
     reused
 }

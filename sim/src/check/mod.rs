@@ -12,14 +12,16 @@
 //! `commits.rs`, `acks.rs`, `latency.rs`) say the same with the reasons.
 //!
 //! **What the checker may read**: the history, and nothing else. Every window a rule
-//! uses (flush, replication, offset propagation) is a declared promise recorded in
-//! `Meta.promise` ([`crate::history::Promise`]), never the configuration or the code
-//! of the broker under test: a broker that flushes or replicates less often than
-//! declared then fails, instead of widening its own allowance. So nothing under
-//! `check/` imports the model crate (a test reads these files to keep it so), and any system
-//! that writes the history format is judged the same way (`sim check --history`).
-//! Checker-side tolerances that are not RocketMQ promises (network grace) are
-//! constants next to the rule that uses them.
+//! uses (flush, replication, offset propagation, rebalance hand-over, route and
+//! consumer-list refresh, the bounds after the heal) is a declared promise recorded in
+//! `Meta.promise` ([`crate::history::Promise`]) or derived from those by one of its
+//! methods, never the configuration or the code of the broker under test: a broker
+//! that flushes or replicates less often than declared then fails, instead of
+//! widening its own allowance. So nothing under `check/` imports the model crate (a
+//! test reads these files to keep it so), and any system that writes the history
+//! format is judged the same way (`sim check --history`). Checker-side tolerances
+//! that are not RocketMQ promises (network grace, an fsync's grace) are constants next
+//! to the rule that uses them, each saying why.
 //!
 //! **Excuses**: whenever a rule lets something pass on evidence (a fault on the same
 //! broker group, queue or client), it records the excuse through
@@ -118,11 +120,13 @@ pub enum Rule {
     /// the higher-or-equal offset; a clustering group's new owner starting below the
     /// lower bound of the group's commits on the queue: the lowest of the latest
     /// commit the broker surely holds (made one propagation window before — 1 s in
-    /// flight, 11 s when a slave answered — with no fault on the committing client or
-    /// the queue's broker group that could have lost it: cut link, crash in flight,
-    /// broker down, restart within the 5 s persist interval plus an fsync, media loss,
-    /// a lost log tail within 45 s before) and every commit that may have reached the
-    /// broker after it. Committed offsets going back is not in itself a violation.
+    /// flight; when a slave answered, `slave_synchronize_interval_ms` more — with no
+    /// fault on the committing client or the queue's broker group that could have
+    /// lost it: cut link, crash in flight, broker down, restart within
+    /// `flush_consumer_offset_interval_ms` plus an fsync, media loss, a lost log tail
+    /// within `broker_suspend_max_time_ms` plus 30 s before) and every commit that may
+    /// have reached the broker after it. Committed offsets going back is not in itself
+    /// a violation.
     Offsets,
     /// After `heal_at_ms` (when it is before `end_ms`), a group with consumers that
     /// still owed unexcused messages received no delivery at all. One per group.
@@ -150,11 +154,14 @@ pub enum Rule {
     /// retry: a violation. Counted by cause in the verdict.
     Duplicates,
     /// In a clustering group of `Meta`, two clients' spans (from `Own`) on one queue
-    /// overlap for more than `owners::HANDOVER_MS` (35 s: rebalance interval plus a
-    /// long poll), counted from `owners::ROUTE_MS` (60 s: broker registration plus
-    /// route poll) after the last fault (not a clock skew or heal) within the overlap
-    /// on either client or on a node that is no client (no consumer of `Meta`, no
-    /// producer).
+    /// overlap for more than the hand-over window (`Promise::handover_window_ms`:
+    /// `rebalance_interval_ms` plus `broker_suspend_max_time_ms`, 35 s by default),
+    /// counted from the views' convergence window (`Promise::view_convergence_ms`:
+    /// `register_name_server_period_ms` plus `poll_name_server_interval_ms`, at least
+    /// `heartbeat_broker_interval_ms`, 60 s by default) after the last fault within
+    /// the overlap that can set views apart: a link fault (partition, clog) on either
+    /// client, or any fault but a clock skew or heal on a node that is no client (no
+    /// consumer of `Meta`, no producer).
     Owners,
     /// With a quiet period: a clustering group's last `Commit` on a queue is below one
     /// past the highest offset it was delivered there (not from `%RETRY%`; reset by an
@@ -164,17 +171,21 @@ pub enum Rule {
     Commits,
     /// A `SendOk` weaker than SEND_OK without a recorded cause: SLAVE_NOT_AVAILABLE /
     /// FLUSH_SLAVE_TIMEOUT need SYNC replication and the slave down, or a fault
-    /// touching the slave (or restarting the master) within `acks::HA_CAUSE_WINDOW_MS`
-    /// (20 s) before the send up to its result; FLUSH_DISK_TIMEOUT needs SYNC_FLUSH
-    /// and the master crashing/stopping between send and result. With a quiet period,
-    /// a send invoked `acks::ACK_GRACE_MS` (30 s) after the heal that fails or gets a
-    /// weaker status (slave statuses excused only by a down slave) is a violation.
+    /// touching the slave (or restarting the master) within
+    /// `ha_housekeeping_interval_ms` (20 s by default) before the send up to its
+    /// result; FLUSH_DISK_TIMEOUT needs SYNC_FLUSH and the master crashing/stopping
+    /// between send and result. With a quiet period, a send invoked the ack grace
+    /// (`Promise::ack_grace_window_ms`: the declared `ack_grace_ms`, by default one
+    /// `poll_name_server_interval_ms`, 30 s) after the heal that fails or gets a weaker
+    /// status (slave statuses excused only by a down slave) is a violation.
     Acks,
     /// With a quiet period: a first delivery (to its slot; not `%RETRY%`) made after
-    /// the heal later than `max(sent, heal) + latency::SETTLE_MS` (65 s: a route poll,
-    /// a rebalance interval and a long poll) for a message sent before the cluster settled
-    /// (`heal + SETTLE_MS`), or later than `sent + latency::SETTLED_BOUND_MS` (5 s)
-    /// for one sent after. Percentiles per group and phase are in the verdict.
+    /// the heal later than `max(sent, heal) + settle` for a message sent before the
+    /// cluster settled (`heal + settle`), or later than `sent +
+    /// settled_delivery_ms` (5 s by default) for one sent after. `settle` is
+    /// `Promise::settle_window_ms`: the declared `settle_after_heal_ms`, by default a
+    /// route poll, a rebalance interval and a long poll (65 s). Percentiles per group
+    /// and phase are in the verdict.
     Latency,
 }
 

@@ -34,7 +34,7 @@
 //!      or cut off when it was made, restarting before it was persisted
 //!      (the declared `flushConsumerOffsetInterval` plus [`OFFSET_FSYNC_GRACE_MS`] after it
 //!      arrived), losing its media between the commit and `t`, or having lost its
-//!      page cache or media within [`OFFSET_CLAMP_REACH_MS`] before the commit, or
+//!      page cache or media within [`offset_clamp_reach_ms`] before the commit, or
 //!      (ASYNC_FLUSH) its page cache between the commit and `t` (a master clamps
 //!      commits past a queue end that went back). A commit such a
 //!      fault may have lost is passed over for an older one, so each fault widens
@@ -91,13 +91,22 @@ fn persist_window_ms(ix: &Index) -> u64 {
         .saturating_add(OFFSET_FSYNC_GRACE_MS)
 }
 
+/// The part of [`offset_clamp_reach_ms`] that is no promise: a broker down for up to
+/// 15 s (the scenarios' longest down time; the history could tell, the rule does not
+/// ask) and the pull's timeout before the consumer asks again (15 s).
+const OFFSET_CLAMP_DOWN_AND_RETRY_MS: u64 = 30_000;
+
 /// How long after its broker group lost a log tail (page cache or media) a commit
 /// may be clamped: a master stores no offset past a queue's end, and consumers keep
 /// committing their older, higher offsets until a pull there corrects them — a
-/// broker down for up to 15 s, then a held pull's suspend (RocketMQ's
-/// `brokerSuspendMaxTimeMillis`, 15 s) and the pull's timeout before the consumer
-/// asks again.
-pub(crate) const OFFSET_CLAMP_REACH_MS: u64 = 45_000;
+/// broker down, then a held pull's suspend (the declared
+/// `broker_suspend_max_time_ms`, RocketMQ: 15 s) and the pull's timeout before the
+/// consumer asks again ([`OFFSET_CLAMP_DOWN_AND_RETRY_MS`]): 45 s by default.
+pub(crate) fn offset_clamp_reach_ms(ix: &Index) -> u64 {
+    ix.promise
+        .broker_suspend_max_time_ms
+        .saturating_add(OFFSET_CLAMP_DOWN_AND_RETRY_MS)
+}
 
 /// How many commits back the lower bound looks for one the broker surely holds;
 /// past that the span is not judged (keeps the rule linear).
@@ -273,7 +282,7 @@ fn commit_held(
     let persisted_by = c
         .at_ms
         .saturating_add(reach_ms.saturating_add(persist_window_ms(ix)));
-    let lost_from = c.at_ms.saturating_sub(OFFSET_CLAMP_REACH_MS);
+    let lost_from = c.at_ms.saturating_sub(offset_clamp_reach_ms(ix));
     for &n in bg_nodes {
         if faults.down_at(n, c.at_ms) {
             return Err(("broker_down", format!("n{n} down at {}ms", c.at_ms)));

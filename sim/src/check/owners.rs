@@ -5,38 +5,34 @@
 //! `Own`/`Disown` of the key, or a crash or restart of its node: see `tables.rs`).
 //! When consumer B takes a queue that consumer A (another client) still holds, the
 //! two hold it together until the first of their spans ends. That overlap may last
-//! [`HANDOVER_MS`]: A gives the queue up at its next rebalance (at once on
-//! NOTIFY_CONSUMER_IDS_CHANGED, at the latest one rebalance interval later), and its
-//! pull in flight may be held one long poll. An overlap lasting longer is a
-//! violation, unless a link fault (partition, clog) touched A or B, or a fault (other
-//! than a clock skew or a heal) touched a node that is no client — no consumer of
-//! `Meta` and no producer (a `SendInvoke`'s client) — that is, a broker or a name
-//! server: consumers that
-//! see different consumer lists (a restarted broker learns the consumers at their
-//! next heartbeat) or different routes (a restarted name server learns a broker at
-//! its next registration, a client the route at its next poll) allocate queues
-//! differently. Then the overlap is judged only from [`ROUTE_MS`] after the last
-//! such fault within it. Orderly groups (broker locks) do not exist in the workload
-//! yet and are not judged.
+//! the declared hand-over window ([`Promise::handover_window_ms`] of `Meta.promise`:
+//! 35 s with RocketMQ's values): A gives the queue up at its next rebalance (at once
+//! on NOTIFY_CONSUMER_IDS_CHANGED, at the latest one `rebalance_interval_ms` later),
+//! and its pull in flight may be held one long poll (`broker_suspend_max_time_ms`).
+//! An overlap lasting longer is a violation, unless a link fault (partition, clog)
+//! touched A or B, or a fault (other than a clock skew or a heal) touched a node that
+//! is no client — no consumer of `Meta` and no producer (a `SendInvoke`'s client) —
+//! that is, a broker or a name server: consumers that see different
+//! consumer lists (a restarted broker learns the consumers at their next heartbeat)
+//! or different routes (a restarted name server learns a broker at its next
+//! registration, a client the route at its next poll) allocate queues differently.
+//! Then the overlap is judged only from the views' convergence window
+//! ([`Promise::view_convergence_ms`]: `registerNameServerPeriod` plus
+//! `pollNameServerInterval`, at least `heartbeatBrokerInterval` — 60 s with
+//! RocketMQ's values) after the last such fault within it. Orderly groups (broker
+//! locks) do not exist in the workload yet and are not judged.
 //!
 //! Linear in the spans (bucketed by group and queue; each bucket is swept in time
 //! order, with the spans still open).
+//!
+//! [`Promise::handover_window_ms`]: crate::history::Promise::handover_window_ms
+//! [`Promise::view_convergence_ms`]: crate::history::Promise::view_convergence_ms
 
 use super::faults::{bit, Kinds, NETWORK};
 use super::hasher::FastMap;
 use super::tables::Index;
 use super::{Rule, Sink};
 use crate::history::{Entry, FaultKind};
-
-/// RocketMQ's `rebalanceInterval` (20 s) plus `brokerSuspendMaxTimeMillis` (15 s, a
-/// pull held in flight): the longest an old owner keeps a queue it lost without a
-/// fault.
-pub(crate) const HANDOVER_MS: u64 = 20_000 + 15_000;
-/// RocketMQ's `registerBrokerToNameServer` period (30 s) plus the client's
-/// `pollNameServerInterval` (30 s), which also covers `heartbeatBrokerInterval`
-/// (30 s): after a fault, consumers see the same routes and consumer lists again
-/// within this long.
-pub(crate) const ROUTE_MS: u64 = 30_000 + 30_000;
 
 /// Fault kinds on a broker or name server that can make consumers' views differ (not
 /// clock skews or heals).
@@ -104,13 +100,15 @@ pub(crate) fn check(ix: &Index, sink: &mut Sink) {
 fn judge(ix: &Index, sink: &mut Sink, clients: &[u32], old: u32, new: u32, end_ms: u64) {
     let (o, n) = (&ix.spans[old as usize], &ix.spans[new as usize]);
     let from = n.at_ms;
-    if end_ms <= from + HANDOVER_MS {
+    let handover_ms = ix.promise.handover_window_ms();
+    let view_ms = ix.promise.view_convergence_ms();
+    if end_ms <= from.saturating_add(handover_ms) {
         return;
     }
     let holders = [o.client, n.client];
     let excused_until = ix
         .faults
-        .last_matching(from.saturating_sub(ROUTE_MS), end_ms, |f| {
+        .last_matching(from.saturating_sub(view_ms), end_ms, |f| {
             f.node.is_some_and(|node| {
                 if holders.contains(&node) {
                     bit(f.kind) & HOLDER_VIEW_FAULTS != 0
@@ -119,9 +117,9 @@ fn judge(ix: &Index, sink: &mut Sink, clients: &[u32], old: u32, new: u32, end_m
                 }
             })
         })
-        .map(|f| (f.at_ms + ROUTE_MS, f.label()));
+        .map(|f| (f.at_ms.saturating_add(view_ms), f.label()));
     let judged_from = excused_until.as_ref().map_or(from, |(t, _)| (*t).max(from));
-    if end_ms <= judged_from + HANDOVER_MS {
+    if end_ms <= judged_from.saturating_add(handover_ms) {
         if let Some((t, label)) = &excused_until {
             sink.excuses.record(Rule::Owners, "route_refresh", || {
                 format!(
@@ -146,7 +144,7 @@ fn judge(ix: &Index, sink: &mut Sink, clients: &[u32], old: u32, new: u32, end_m
             };
             format!(
                 "group {}: n{} (since {}ms) and n{} (since {from}ms) both held {} until \
-                 {end_ms}ms, {}ms together{excuse}, beyond a {HANDOVER_MS}ms hand-over; {}",
+                 {end_ms}ms, {}ms together{excuse}, beyond a {handover_ms}ms hand-over; {}",
                 ix.group_name(n.group),
                 o.client,
                 o.at_ms,

@@ -476,6 +476,12 @@ quiet_ms = 10000
         let f = ScenarioFile::parse("t.toml", &text).unwrap();
         assert_eq!(f.promise.flush_interval_commit_log_ms, 200);
         assert_eq!(f.promise.slave_synchronize_interval_ms, 10_000);
+        // The scenario's own bounds: left out, derived from the intervals.
+        assert_eq!(f.promise.settle_after_heal_ms, None);
+        let text = format!("{GOOD}[promise]\nsettle_after_heal_ms = 40000\nack_grace_ms = 1000\n");
+        let f = ScenarioFile::parse("t.toml", &text).unwrap();
+        assert_eq!(f.promise.settle_window_ms(), 40_000);
+        assert_eq!(f.promise.ack_grace_window_ms(), 1_000);
         let text = format!("{GOOD}[promise]\nflush_intervl_ms = 200\n");
         let e = ScenarioFile::parse("t.toml", &text).unwrap_err();
         assert!(e.to_string().contains("flush_intervl_ms"), "{e}");

@@ -311,6 +311,35 @@ mod tests {
         assert_eq!(promise.flush_interval_commit_log_ms, 500);
     }
 
+    /// The checker's windows with RocketMQ's defaults are the values the rules used
+    /// before they were promises; a declared interval moves every window built on it,
+    /// and a declared bound replaces its derivation.
+    #[test]
+    fn derived_windows_follow_the_declared_intervals() {
+        let p = Promise::default();
+        assert_eq!(p.handover_window_ms(), 35_000);
+        assert_eq!(p.view_convergence_ms(), 60_000);
+        assert_eq!(p.settle_window_ms(), 65_000);
+        assert_eq!(p.ack_grace_window_ms(), 30_000);
+        let slow = Promise {
+            rebalance_interval_ms: 60_000,
+            poll_name_server_interval_ms: 45_000,
+            heartbeat_broker_interval_ms: 120_000,
+            ..Promise::default()
+        };
+        assert_eq!(slow.handover_window_ms(), 75_000);
+        assert_eq!(slow.view_convergence_ms(), 120_000);
+        assert_eq!(slow.settle_window_ms(), 120_000);
+        assert_eq!(slow.ack_grace_window_ms(), 45_000);
+        let declared = Promise {
+            settle_after_heal_ms: Some(10_000),
+            ack_grace_ms: Some(1_000),
+            ..slow
+        };
+        assert_eq!(declared.settle_window_ms(), 10_000);
+        assert_eq!(declared.ack_grace_window_ms(), 1_000);
+    }
+
     const META: &str = r#"{"op":"meta","scenario":"s","seed":1,"brokers":[],"groups":[],"heal_at_ms":10,"end_ms":20}"#;
     const INVOKE: &str = r#"{"op":"send_invoke","at_ms":5000,"client":3,"wid":1,"topic":"T","tags":null,"body_crc":7}"#;
 

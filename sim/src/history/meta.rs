@@ -68,6 +68,31 @@ pub struct Promise {
     /// `BROKER_SUSPEND_MAX_TIME_MILLIS`: the longest a broker holds a long-polling pull
     /// before answering it.
     pub broker_suspend_max_time_ms: u64,
+    /// `haHousekeepingInterval`: a master drops a slave connection silent this long,
+    /// and a reconnected slave catches up within it, so a fault on the slave this long
+    /// before a send may still explain a slave status.
+    pub ha_housekeeping_interval_ms: u64,
+    /// `pollNameServerInterval` (client): producers and consumers refresh their topic
+    /// routes this often.
+    pub poll_name_server_interval_ms: u64,
+    /// `registerNameServerPeriod` (broker): a broker registers with every name server
+    /// this often, so a restarted name server knows it again within one period.
+    pub register_name_server_period_ms: u64,
+    /// `heartbeatBrokerInterval` (client): a client heartbeats every broker of its
+    /// routes this often, so a restarted broker knows a group's consumers again within
+    /// one interval.
+    pub heartbeat_broker_interval_ms: u64,
+    /// Not a RocketMQ setting — the scenario's own bound: how long after the heal every
+    /// delivery still owed is made and the cluster has settled. `None` (the default):
+    /// [`Promise::settle_window_ms`]'s derivation from RocketMQ's intervals.
+    pub settle_after_heal_ms: Option<u64>,
+    /// Not a RocketMQ setting — the scenario's own bound: send to first delivery for a
+    /// message sent once the cluster settled (a held pull is woken by its arrival).
+    pub settled_delivery_ms: u64,
+    /// Not a RocketMQ setting — the scenario's own bound: how long after the heal a
+    /// send may still fail or answer weaker than SEND_OK. `None` (the default):
+    /// [`Promise::ack_grace_window_ms`]'s derivation.
+    pub ack_grace_ms: Option<u64>,
 }
 
 impl Default for Promise {
@@ -82,6 +107,13 @@ impl Default for Promise {
             persist_consumer_offset_interval_ms: 5_000,
             rebalance_interval_ms: 20_000,
             broker_suspend_max_time_ms: 15_000,
+            ha_housekeeping_interval_ms: 20_000,
+            poll_name_server_interval_ms: 30_000,
+            register_name_server_period_ms: 30_000,
+            heartbeat_broker_interval_ms: 30_000,
+            settle_after_heal_ms: None,
+            settled_delivery_ms: 5_000,
+            ack_grace_ms: None,
         }
     }
 }
@@ -103,6 +135,44 @@ impl Promise {
         self.flush_interval_commit_log_ms
             .saturating_add(self.fsync_max_ms)
             .saturating_add(self.ha_send_heartbeat_interval_ms.saturating_mul(2))
+    }
+
+    /// The longest two consumers of a clustering group both hold a queue without a
+    /// fault: the old owner gives it up at its next rebalance (one rebalance interval)
+    /// and its pull in flight may be held one long poll.
+    pub fn handover_window_ms(&self) -> u64 {
+        self.rebalance_interval_ms
+            .saturating_add(self.broker_suspend_max_time_ms)
+    }
+
+    /// How long after a fault on a broker, a name server or a consumer the consumers
+    /// of a group may still see different routes or consumer lists: a restarted name
+    /// server learns a broker at its next registration and a client the route at its
+    /// next poll; a restarted broker learns the consumers at their next heartbeat.
+    pub fn view_convergence_ms(&self) -> u64 {
+        self.register_name_server_period_ms
+            .saturating_add(self.poll_name_server_interval_ms)
+            .max(self.heartbeat_broker_interval_ms)
+    }
+
+    /// How long after the heal the cluster has settled and every delivery still owed is
+    /// made: the declared `settle_after_heal_ms`, or by default one route poll (a broker
+    /// restarted at the heal, or a name server lost, is learnt only then), one
+    /// rebalance interval and one long-poll wake-up.
+    pub fn settle_window_ms(&self) -> u64 {
+        self.settle_after_heal_ms.unwrap_or_else(|| {
+            self.poll_name_server_interval_ms
+                .saturating_add(self.rebalance_interval_ms)
+                .saturating_add(self.broker_suspend_max_time_ms)
+        })
+    }
+
+    /// How long after the heal sends may still fail or answer weaker than SEND_OK: the
+    /// declared `ack_grace_ms`, or by default one route poll (a producer keeps a stale
+    /// route at most that long).
+    pub fn ack_grace_window_ms(&self) -> u64 {
+        self.ack_grace_ms
+            .unwrap_or(self.poll_name_server_interval_ms)
     }
 }
 

@@ -1,6 +1,7 @@
 //! Planted bugs in the broker's PULL_MESSAGE answers (`broker/pull.rs`): what a
 //! consumer is served is damaged, reordered, forged, withheld, skipped, repeated or
-//! delayed on the way out.
+//! delayed on the way out, or served before it is durable (RocketMQ's own behaviour,
+//! which `high_watermark.rs` deliberately strengthens).
 
 use std::collections::VecDeque;
 
@@ -9,8 +10,8 @@ use rmq_model::node::{Ctx, Input, NodeId};
 use rmq_model::protocol::Message;
 
 use super::tamper::{
-    forge_served, found_pull, position_in, record_spans, rewrite_served, tamper_brokers, view,
-    Rewrite, Tamper,
+    broker_config, forge_served, found_pull, position_in, record_spans, rewrite_served,
+    tamper_brokers, view, Rewrite, Tamper,
 };
 use super::{Component, Mutant};
 use crate::check::Rule;
@@ -149,6 +150,16 @@ pub(super) fn mutants() -> Vec<Mutant> {
             Rule::Corrupt,
             || tamper_brokers(|_| Some(Rewrite(raise_reconsume))),
         ),
+        Mutant {
+            name: "pull-serves-page-cache",
+            component: Component::BrokerPull,
+            description: "serves the page cache as RocketMQ does (`serve_only_durable = false`): a SYNC_FLUSH consumer is handed a record a power cut then takes away, and skips the acknowledged message that reuses its offset",
+            scenario: "power_cut_consuming",
+            variant: "flush=sync_flush",
+            seeds: 40,
+            expected: Rule::Lost,
+            nodes: || broker_config(|c| c.serve_only_durable = false),
+        },
     ]
 }
 
