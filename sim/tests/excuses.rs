@@ -1116,13 +1116,12 @@ fn owners_route_refresh() {
 
 // ---------------------------------------------------------------- findings
 //
-// Evidence wider than the fault: each test below asserts what the standard asks (no
-// excuse without a fault on the same broker group, queue or client) and fails today;
-// it is ignored, with the reason, until the rule is narrowed. `cargo test -p rmq-sim
-// --test excuses -- --ignored` shows them.
+// Evidence that was wider than the fault, now narrowed: each test asserts what the
+// standard asks (no excuse without a fault on the same broker group, queue or client):
+// a committer's link counts only towards the queue's broker group, the slave's only
+// towards its master (or isolating it), and a clock skew holds no HA stream up.
 
 #[test]
-#[ignore = "finding: offsets/network_fault takes a partition of the committer with any node"]
 fn finding_offsets_a_committers_partition_with_an_unrelated_node_is_no_evidence() {
     // n10's link to the producer n20 is cut; its commit to b's master n1 is not on it.
     went_back(&cut_committer(9_000, PRODUCER), "offsets/network_fault");
@@ -1141,7 +1140,6 @@ fn cut_committer(at: u64, peer: u32) -> H {
 }
 
 #[test]
-#[ignore = "finding: offsets/network_fault takes a connection reset long before the commit"]
 fn finding_offsets_a_connection_reset_long_before_the_commit_is_no_evidence() {
     // A reset of n10 <-> n3 (the other broker group) at 1 s is recorded as a partition
     // that no heal follows: `cut_at` holds it in place for every later commit of n10.
@@ -1163,7 +1161,6 @@ fn owners_a_producers_crash_is_no_evidence() {
 }
 
 #[test]
-#[ignore = "finding: acks/slave_fault takes a link fault of the slave with any node"]
 fn finding_acks_a_slaves_partition_with_a_consumer_is_no_evidence() {
     // The HA link is slave <-> master; a cut link between the slave n2 and the
     // consumer n10 does not hold replication up.
@@ -1177,7 +1174,6 @@ fn finding_acks_a_slaves_partition_with_a_consumer_is_no_evidence() {
 }
 
 #[test]
-#[ignore = "finding: acks/slave_fault takes the clock-skew reset the runner records at the heal"]
 fn finding_acks_a_clock_skew_reset_of_the_slave_is_no_evidence() {
     // The runner records `clock skew +0ms` on every node at the heal, skewed or not.
     let s = SendStatus::FlushSlaveTimeout;

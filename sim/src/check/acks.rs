@@ -22,10 +22,10 @@
 //!
 //! One linear scan over the messages.
 
-use super::faults::RESTARTS;
+use super::faults::{bit, FaultRec, NETWORK, RESTARTS};
 use super::tables::Index;
 use super::{Rule, Sink};
-use crate::history::{Entry, FlushMode, Replication, SendStatus};
+use crate::history::{Entry, FaultKind, FlushMode, Replication, SendStatus};
 
 fn status_name(s: SendStatus) -> &'static str {
     match s {
@@ -104,9 +104,10 @@ pub(crate) fn check(ix: &Index, sink: &mut Sink) {
                         Ok("slave booting".to_string())
                     } else {
                         let from = m.invoke_ms.saturating_sub(ha_cause_window_ms);
+                        let master = bg.master_node;
                         ix.faults
-                            .last_touching(&[slave], u16::MAX, from, m.ok_ms)
-                            .or_else(|| ix.faults.first_on(bg.master_node, RESTARTS, from, m.ok_ms))
+                            .last_matching(from, m.ok_ms, |f| holds_ha_up(f, slave, master))
+                            .or_else(|| ix.faults.first_on(master, RESTARTS, from, m.ok_ms))
                             .map(|f| format!("slave cut off or behind: {}", f.label()))
                             .ok_or("no fault touched its slave or restarted its master then")
                     }
@@ -138,4 +139,19 @@ pub(crate) fn check(ix: &Index, sink: &mut Sink) {
             });
         }
     }
+}
+
+/// Whether fault `f` can hold the HA stream between `slave` and `master` up: any fault
+/// of the slave's process, machine or disk; a link fault (or its heal) on the slave
+/// that isolates it or cuts it from its master. Not a clock skew (HA runs on timers),
+/// and not a link between the slave and another node.
+fn holds_ha_up(f: &FaultRec, slave: u32, master: u32) -> bool {
+    let on = |n: u32| f.node == Some(n) || f.peer == Some(n);
+    if !on(slave) || f.kind == FaultKind::ClockSkew {
+        return false;
+    }
+    if bit(f.kind) & (NETWORK | bit(FaultKind::Heal)) != 0 {
+        return f.peer.is_none() || on(master);
+    }
+    true
 }

@@ -13,7 +13,7 @@
 //! linear scan, and memory stays proportional to messages, not to entries. This is
 //! the only module that knows the observers; no rule imports it.
 
-use crate::history::{Entry, History, Promise};
+use crate::history::{Entry, FaultKind, History, Promise};
 
 use super::commits::Commits;
 use super::corrupt::Corrupt;
@@ -426,7 +426,8 @@ impl<'h> Builder<'h> {
                 node,
                 detail,
             } => {
-                let peer = if bit(*kind) & NETWORK != 0 {
+                // A link fault's or a link heal's other end.
+                let peer = if bit(*kind) & (NETWORK | bit(FaultKind::Heal)) != 0 {
                     super::faults::nth_node_in(detail, 1)
                 } else {
                     None

@@ -55,8 +55,8 @@ pub(crate) struct FaultRec {
     pub entry: u32,
     pub kind: FaultKind,
     pub node: Option<u32>,
-    /// The other end of a link fault (partition, clog, reset), read from the detail
-    /// ("partition n3 <-> n5"): the second node named there.
+    /// The other end of a link fault (partition, clog, reset) or of a link's heal, read
+    /// from the detail ("partition n3 <-> n5"): the second node named there.
     pub peer: Option<u32>,
 }
 
@@ -184,12 +184,24 @@ impl FaultLog {
             .min_by_key(|r| (r.at_ms, r.entry))
     }
 
-    /// The last fault of `kinds` on any of `nodes` (as its node, or as the peer of a
-    /// link fault) with `from <= at_ms <= to`. Linear in the faults of the window.
-    pub(crate) fn last_touching(
+    /// Whether link fault `r` is on the link between `node` and one of `others`, or
+    /// isolates `node` (names no peer).
+    fn on_link(r: &FaultRec, node: u32, others: &[u32]) -> bool {
+        match (r.node, r.peer) {
+            (Some(a), Some(b)) => {
+                (a == node && others.contains(&b)) || (b == node && others.contains(&a))
+            }
+            (Some(a), None) => a == node,
+            _ => false,
+        }
+    }
+
+    /// The first partition or clog on a link between `node` and one of `others` (or
+    /// isolating `node`) with `from <= at_ms <= to`.
+    pub(crate) fn first_link(
         &self,
-        nodes: &[u32],
-        kinds: Kinds,
+        node: u32,
+        others: &[u32],
         from: u64,
         to: u64,
     ) -> Option<&FaultRec> {
@@ -197,12 +209,28 @@ impl FaultLog {
             return None;
         }
         let start = self.recs.partition_point(|r| r.at_ms < from);
-        let end = self.recs.partition_point(|r| r.at_ms <= to);
-        self.recs[start..end].iter().rev().find(|r| {
-            bit(r.kind) & kinds != 0
-                && (r.node.is_some_and(|n| nodes.contains(&n))
-                    || r.peer.is_some_and(|n| nodes.contains(&n)))
-        })
+        self.recs[start..]
+            .iter()
+            .take_while(|r| r.at_ms <= to)
+            .find(|r| bit(r.kind) & NETWORK != 0 && Self::on_link(r, node, others))
+    }
+
+    /// Whether a link between `node` and one of `others` is cut at `at_ms`: the last
+    /// partition, clog or heal on such a link (or isolating `node`) at or before then
+    /// is not a heal, and no heal of every link came since. Linear in the faults
+    /// before `at_ms`.
+    pub(crate) fn cut_between(&self, node: u32, others: &[u32], at_ms: u64) -> bool {
+        let end = self.recs.partition_point(|r| r.at_ms <= at_ms);
+        let last = self.recs[..end].iter().rev().find(|r| {
+            bit(r.kind) & (NETWORK | bit(FaultKind::Heal)) != 0 && Self::on_link(r, node, others)
+        });
+        match last {
+            Some(r) if r.kind != FaultKind::Heal => {
+                let k = self.heal_all_ms.partition_point(|&t| t < r.at_ms);
+                self.heal_all_ms.get(k).is_none_or(|&t| t > at_ms)
+            }
+            _ => false,
+        }
     }
 
     /// The last fault with `from <= at_ms <= to` that `pred` accepts.

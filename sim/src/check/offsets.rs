@@ -266,14 +266,15 @@ fn commit_held(
         _ => NONE,
     };
     let arrived_by = c.at_ms.saturating_add(COMMIT_IN_FLIGHT_MS);
-    // A oneway commit dies with its sender's process or on a cut link.
+    // A oneway commit dies with its sender's process or on a cut link to the queue's
+    // broker group.
     if let Some(f) = faults.first_on(client, RESTARTS, c.at_ms, arrived_by) {
         return Err(("committer_ended", f.label()));
     }
-    if let Some(f) = faults.first_on(client, NETWORK, c.at_ms, arrived_by) {
+    if let Some(f) = faults.first_link(client, bg_nodes, c.at_ms, arrived_by) {
         return Err(("network_fault", f.label()));
     }
-    if faults.cut_at(client, c.at_ms) {
+    if faults.cut_between(client, bg_nodes, c.at_ms) {
         return Err((
             "network_fault",
             format!("n{client} cut off at {}ms", c.at_ms),
@@ -287,10 +288,10 @@ fn commit_held(
         if faults.down_at(n, c.at_ms) {
             return Err(("broker_down", format!("n{n} down at {}ms", c.at_ms)));
         }
-        if faults.cut_at(n, c.at_ms) {
+        if faults.cut_between(n, &[client], c.at_ms) {
             return Err(("network_fault", format!("n{n} cut off at {}ms", c.at_ms)));
         }
-        if let Some(f) = faults.first_on(n, NETWORK, c.at_ms, arrived_by) {
+        if let Some(f) = faults.first_link(n, &[client], c.at_ms, arrived_by) {
             return Err(("network_fault", f.label()));
         }
         // Not yet persisted when the broker lost its memory.
