@@ -285,6 +285,17 @@ impl B {
         self
     }
 
+    /// A clock skew of `node` set to `skew_ms`, spelled as the world records it.
+    fn skew(&mut self, at: u64, node: u32, skew_ms: i64) -> &mut Self {
+        self.h.push(Entry::Fault {
+            at_ms: at,
+            kind: FaultKind::ClockSkew,
+            node: Some(node),
+            detail: format!("clock skew n{node} {skew_ms:+}ms"),
+        });
+        self
+    }
+
     fn check(&self) -> Report {
         check(&self.h)
     }
@@ -1359,6 +1370,46 @@ fn offsets_clamp_reach_comes_from_the_declared_suspend() {
         "{}",
         all(&r)
     );
+}
+
+/// A consumer whose route lists no master pulls at the slave, which leaves an offset
+/// past the queue's end alone: it keeps committing it, and the master clamps it, for
+/// as long as a name server restart may keep the master out of its route (wide seed
+/// 479 with a 6 s warm-up: a name server restarted 19 s after the master's power cut,
+/// and the consumer's next route poll, there, still listed no master).
+#[test]
+fn offsets_clamp_reach_extends_while_the_route_may_list_no_master() {
+    let clamped = |name_server_restart_at: Option<u64>| {
+        let mut b = B::with_broker(FlushMode::AsyncFlush, Replication::Async);
+        b.own(0, "g", 10, 0, 0)
+            .commit(10_000, "g", 10, 0, 5)
+            .fault(18_000, FaultKind::PowerCut, 1)
+            .fault(19_000, FaultKind::Restart, 1);
+        if let Some(at) = name_server_restart_at {
+            // n5: no broker, no client: a name server.
+            b.fault(at, FaultKind::ProcessCrash, 5)
+                .fault(at + 500, FaultKind::Restart, 5);
+        }
+        b.commit(80_000, "g", 10, 0, 5)
+            .disown(80_001, "g", 10, 0)
+            .own(85_000, "g", 11, 0, 3);
+        b
+    };
+    // 62 s after the power cut: past the 45 s reach, and a route poll after the
+    // master's restart lists it again.
+    went_back(&clamped(None));
+    // A name server restarted 22 s after the power cut: the route may have listed no
+    // master until the commit.
+    let r = passes(&clamped(Some(40_000)));
+    assert_eq!(
+        r.stats.excuses.get("offsets/tail_clamped"),
+        Some(&1),
+        "{}",
+        all(&r)
+    );
+    // One restarted more than a views' convergence window (60 s) before the commit
+    // is no evidence.
+    went_back(&clamped(Some(15_000)));
 }
 
 #[test]
@@ -2620,6 +2671,51 @@ fn acks_weaker_than_send_ok_need_a_slave_fault() {
         .ok_status(30_010, 1, 0, 0, SendStatus::FlushSlaveTimeout)
         .deliver(30_100, "g", 10, 0, 0, 1);
     fails_with(&other, Rule::Acks);
+}
+
+/// A master measures a slave's silence on its wall clock: a jump forward by more than
+/// `haHousekeepingInterval` minus the slave's report interval expires the slave's
+/// connection, and the master answers SLAVE_NOT_AVAILABLE until the slave's next
+/// report (wide seed 78 with a 6 s warm-up: the master's clock set back 19.9 s, then
+/// true again).
+#[test]
+fn acks_slave_not_available_after_the_masters_clock_jumped_forward() {
+    let sent_after = |skews: &[(u64, i64)]| {
+        let mut b = B::with_broker(FlushMode::AsyncFlush, Replication::Sync);
+        for &(at, skew_ms) in skews {
+            b.skew(at, 1, skew_ms);
+        }
+        b.invoke(35_000, 1, None)
+            .ok_status(35_010, 1, 0, 0, SendStatus::SlaveNotAvailable)
+            .deliver(35_100, "g", 10, 0, 0, 1);
+        b
+    };
+    // Set back 19.9 s, then true again: a jump forward of 19.9 s.
+    let r = passes(&sent_after(&[(32_000, -19_900), (34_700, 0)]));
+    assert_eq!(
+        r.stats.excuses.get("acks/slave_fault"),
+        Some(&1),
+        "{}",
+        all(&r)
+    );
+    // A clock set back alone expires nothing.
+    fails_with(&sent_after(&[(32_000, -19_900)]), Rule::Acks);
+    // A jump forward within the slave's report interval of the 20 s expiry does not
+    // expire a reporting slave (the report interval here: 750 ms).
+    fails_with(&sent_after(&[(34_700, 19_000)]), Rule::Acks);
+    fails_with(
+        &sent_after(&[(32_000, -10_000), (34_700, 9_000)]),
+        Rule::Acks,
+    );
+    // A jump of another node's clock, or one more than 20 s before the send, neither.
+    let mut other = B::with_broker(FlushMode::AsyncFlush, Replication::Sync);
+    other
+        .skew(34_700, 3, 25_000)
+        .invoke(35_000, 1, None)
+        .ok_status(35_010, 1, 0, 0, SendStatus::SlaveNotAvailable)
+        .deliver(35_100, "g", 10, 0, 0, 1);
+    fails_with(&other, Rule::Acks);
+    fails_with(&sent_after(&[(14_000, 25_000)]), Rule::Acks);
 }
 
 #[test]

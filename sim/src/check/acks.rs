@@ -12,6 +12,13 @@
 //!   time to catch up) before the send and its result: the slave was down, cut off,
 //!   or behind. The run's start counts as a boot of every slave (it connects to its
 //!   master only once both are up).
+//!   Or the master's clock jumped forward (a clock skew set above the one before) in
+//!   that window by more than `ha_housekeeping_interval_ms` minus
+//!   `ha_send_heartbeat_interval_ms`: a master measures a slave's silence on its wall
+//!   clock (`HAConnection`'s `lastReadTimestamp`, as RocketMQ does), and a slave
+//!   reports at least every heartbeat interval, so a jump that large expires the
+//!   connection of a slave that was reporting; the master has no slave until its next
+//!   report.
 //! - FLUSH_DISK_TIMEOUT: B flushes synchronously (`FlushMode::SyncFlush`) and its
 //!   master's process was being stopped (a crash/stop fault on it between the send
 //!   and its result). The history has no disk stalls, so nothing else explains it.
@@ -26,6 +33,49 @@ use super::faults::{bit, FaultRec, NETWORK, RESTARTS};
 use super::tables::Index;
 use super::{Rule, Sink};
 use crate::history::{Entry, FaultKind, FlushMode, Replication, SendStatus};
+
+/// The skew a clock-skew fault set ("clock skew n7 -19894ms"), in ms.
+fn skew_set_ms(ix: &Index, f: &FaultRec) -> Option<i64> {
+    match &ix.entries[f.entry as usize] {
+        Entry::Fault { detail, .. } => detail
+            .split_whitespace()
+            .last()?
+            .strip_suffix("ms")?
+            .parse()
+            .ok(),
+        _ => None,
+    }
+}
+
+/// The first jump of `node`'s clock forward by more than `min_jump_ms` (a clock skew
+/// set that much above the one before; clocks start true) with `from <= at_ms <= to`,
+/// and its size.
+fn clock_jump_forward<'a>(
+    ix: &'a Index<'_>,
+    node: u32,
+    min_jump_ms: u64,
+    from: u64,
+    to: u64,
+) -> Option<(&'a FaultRec, i64)> {
+    let mut skew_ms = 0i64;
+    for f in ix.faults.on_from(node, 0) {
+        if f.at_ms > to {
+            break;
+        }
+        if f.kind != FaultKind::ClockSkew {
+            continue;
+        }
+        let Some(set_ms) = skew_set_ms(ix, f) else {
+            continue;
+        };
+        let jump_ms = set_ms.saturating_sub(skew_ms);
+        skew_ms = set_ms;
+        if f.at_ms >= from && jump_ms > 0 && jump_ms as u64 > min_jump_ms {
+            return Some((f, jump_ms));
+        }
+    }
+    None
+}
 
 fn status_name(s: SendStatus) -> &'static str {
     match s {
@@ -44,6 +94,9 @@ pub(crate) fn check(ix: &Index, sink: &mut Sink) {
         .heal_at_ms
         .saturating_add(ix.promise.ack_grace_window_ms());
     let ha_cause_window_ms = ix.promise.ha_housekeeping_interval_ms;
+    // A forward jump of the master's clock larger than this expires a reporting slave.
+    let expiring_jump_ms =
+        ha_cause_window_ms.saturating_sub(ix.promise.ha_send_heartbeat_interval_ms);
     for (i, m) in ix.msgs.iter().enumerate() {
         if !m.invoked() {
             continue;
@@ -109,7 +162,26 @@ pub(crate) fn check(ix: &Index, sink: &mut Sink) {
                             .last_matching(from, m.ok_ms, |f| holds_ha_up(f, slave, master))
                             .or_else(|| ix.faults.first_on(master, RESTARTS, from, m.ok_ms))
                             .map(|f| format!("slave cut off or behind: {}", f.label()))
-                            .ok_or("no fault touched its slave or restarted its master then")
+                            .or_else(|| {
+                                clock_jump_forward(
+                                    ix,
+                                    bg.master_node,
+                                    expiring_jump_ms,
+                                    from,
+                                    m.ok_ms,
+                                )
+                                .map(|(f, jump_ms)| {
+                                    format!(
+                                        "slave connection expired: {} jumped the master's \
+                                         clock {jump_ms}ms forward",
+                                        f.label()
+                                    )
+                                })
+                            })
+                            .ok_or(
+                                "no fault touched its slave, restarted its master or jumped \
+                                 its master's clock forward then",
+                            )
                     }
                 }
                 _ => Err("the broker group has no synchronous slave to wait for"),

@@ -171,9 +171,10 @@ pub enum Rule {
     Commits,
     /// A `SendOk` weaker than SEND_OK without a recorded cause: SLAVE_NOT_AVAILABLE /
     /// FLUSH_SLAVE_TIMEOUT need SYNC replication and the slave down, or a fault
-    /// touching the slave (or restarting the master) within
-    /// `ha_housekeeping_interval_ms` (20 s by default) before the send up to its
-    /// result; FLUSH_DISK_TIMEOUT needs SYNC_FLUSH and the master crashing/stopping
+    /// touching the slave (or restarting the master, or jumping the master's clock
+    /// forward by more than `ha_housekeeping_interval_ms` minus
+    /// `ha_send_heartbeat_interval_ms`) within `ha_housekeeping_interval_ms` (20 s by
+    /// default) before the send up to its result; FLUSH_DISK_TIMEOUT needs SYNC_FLUSH and the master crashing/stopping
     /// between send and result. With a quiet period, a send invoked the ack grace
     /// (`Promise::ack_grace_window_ms`: the declared `ack_grace_ms`, by default one
     /// `poll_name_server_interval_ms`, 30 s) after the heal that fails or gets a weaker

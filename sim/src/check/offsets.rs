@@ -34,7 +34,9 @@
 //!      or cut off when it was made, restarting before it was persisted
 //!      (the declared `flushConsumerOffsetInterval` plus [`OFFSET_FSYNC_GRACE_MS`] after it
 //!      arrived), losing its media between the commit and `t`, or having lost its
-//!      page cache or media within [`offset_clamp_reach_ms`] before the commit, or
+//!      page cache or media within [`offset_clamp_reach_ms`] before the commit (or
+//!      before the committer's route may have listed no master ever since, when it
+//!      pulled at the slave, which corrects no offset: `route_without_master_since`), or
 //!      (ASYNC_FLUSH) its page cache between the commit and `t` (a master clamps
 //!      commits past a queue end that went back). A commit such a
 //!      fault may have lost is passed over for an older one, so each fault widens
@@ -58,7 +60,7 @@
 use std::collections::BTreeMap;
 
 use super::allowance::{allowance, allowance_at};
-use super::faults::{CACHE_LOSS, MEDIA_LOSS, NETWORK, RESTARTS};
+use super::faults::{bit, CACHE_LOSS, MEDIA_LOSS, NETWORK, RESTARTS};
 use super::hasher::FastMap;
 use super::queue_log::{Conflict, Holder, QueueLog};
 use super::tables::{Cmt, Index, NONE};
@@ -247,6 +249,7 @@ fn commit_held(
     ix: &Index,
     c: &Cmt,
     bg_nodes: &[u32],
+    name_server: &dyn Fn(u32) -> bool,
     async_flush: bool,
     at_ms: u64,
     reach_ms: u64,
@@ -283,7 +286,8 @@ fn commit_held(
     let persisted_by = c
         .at_ms
         .saturating_add(reach_ms.saturating_add(persist_window_ms(ix)));
-    let lost_from = c.at_ms.saturating_sub(offset_clamp_reach_ms(ix));
+    let route_since = route_without_master_since(ix, bg_nodes, name_server, c.at_ms);
+    let lost_from = route_since.saturating_sub(offset_clamp_reach_ms(ix));
     for &n in bg_nodes {
         if faults.down_at(n, c.at_ms) {
             return Err(("broker_down", format!("n{n} down at {}ms", c.at_ms)));
@@ -308,10 +312,68 @@ fn commit_held(
         // master restarting below a stored offset answers the queue's end).
         let clamp_to = if async_flush { at_ms } else { c.at_ms };
         if let Some(f) = faults.first_on(n, CACHE_LOSS | MEDIA_LOSS, lost_from, clamp_to) {
-            return Err(("tail_clamped", f.label()));
+            let mut why = f.label();
+            if route_since < c.at_ms {
+                why.push_str(&format!(
+                    ", the committer's route may have listed no master from {route_since}ms \
+                     to the commit at {}ms",
+                    c.at_ms
+                ));
+            }
+            return Err(("tail_clamped", why));
         }
     }
     Ok(())
+}
+
+/// Since when a client's route may have listed no master of the broker group
+/// `bg_nodes` (its master first) continuously up to `at_ms`: `at_ms` itself, or the
+/// time of a fault that can leave a route without the master, chained back through
+/// such faults: a name server restarting or going down within one views' convergence
+/// window ([`Promise::view_convergence_ms`]: `registerNameServerPeriod` plus
+/// `pollNameServerInterval`) before (it learns the master at its next registration),
+/// or the master crashing or restarting within one `pollNameServerInterval` before
+/// (it registers as it starts). A consumer
+/// whose route lists no master pulls at the slave, which does not correct an offset
+/// past a queue's end (RocketMQ's `offsetCheckInSlave` is off), so it keeps
+/// committing its old offset, which the master clamps, for that long.
+///
+/// [`Promise::view_convergence_ms`]: crate::history::Promise::view_convergence_ms
+fn route_without_master_since(
+    ix: &Index,
+    bg_nodes: &[u32],
+    name_server: &dyn Fn(u32) -> bool,
+    at_ms: u64,
+) -> u64 {
+    let Some(&master) = bg_nodes.first() else {
+        return at_ms;
+    };
+    let view_ms = ix.promise.view_convergence_ms();
+    // The master registers as it starts: a route lacks it at most one poll after.
+    let poll_ms = ix.promise.poll_name_server_interval_ms;
+    let mut since = at_ms;
+    // Each step moves `since` strictly back to a fault's time: at most one step per
+    // fault.
+    while let Some(f) = ix
+        .faults
+        .recs
+        .iter()
+        .skip(
+            ix.faults
+                .recs
+                .partition_point(|r| r.at_ms < since.saturating_sub(view_ms)),
+        )
+        .take_while(|r| r.at_ms < since)
+        .find(|r| {
+            bit(r.kind) & RESTARTS != 0
+                && r.node.is_some_and(|n| {
+                    name_server(n) || (n == master && r.at_ms.saturating_add(poll_ms) >= since)
+                })
+        })
+    {
+        since = f.at_ms;
+    }
+    since
 }
 
 /// Whether commit `c` may have been held up on the way (a clog or partition on its
@@ -364,6 +426,28 @@ fn start_within_commit_bounds(ix: &Index, sink: &mut Sink) {
         }
         by_key.entry((cm.group, cm.queue)).or_default().push(c);
     }
+    // Name servers are the nodes that are no broker and no client (a consumer of
+    // `Meta` or a producer).
+    let mut not_name_servers: Vec<u32> = ix
+        .brokers_meta
+        .iter()
+        .flat_map(|b| std::iter::once(b.master_node).chain(b.slave_node))
+        .chain(
+            ix.groups_meta
+                .iter()
+                .flat_map(|g| g.consumers.iter().copied()),
+        )
+        .chain(
+            ix.msgs
+                .iter()
+                .filter_map(|m| match ix.entries.get(m.invoke as usize) {
+                    Some(Entry::SendInvoke { client, .. }) => Some(*client),
+                    _ => None,
+                }),
+        )
+        .collect();
+    not_name_servers.sort_unstable();
+    not_name_servers.dedup();
     for span in &ix.spans {
         let Some(start) = span.start else { continue };
         let Some(list) = by_key.get(&(span.group, span.queue)) else {
@@ -383,6 +467,7 @@ fn start_within_commit_bounds(ix: &Index, sink: &mut Sink) {
             })
             .unwrap_or_default();
         let async_flush = bg.is_some_and(|bg| bg.flush == FlushMode::AsyncFlush);
+        let name_server = |n: u32| not_name_servers.binary_search(&n).is_err();
         // Lower bound: the latest commit the broker surely holds, or any commit after
         // it (one of them may have overwritten it, a lower one too).
         let reach_ms = if span.from_replica {
@@ -402,6 +487,7 @@ fn start_within_commit_bounds(ix: &Index, sink: &mut Sink) {
                 ix,
                 cm,
                 &bg_nodes,
+                &name_server,
                 async_flush,
                 t,
                 reach_ms.max(path_ms(ix, cm)),
