@@ -795,6 +795,62 @@ fn lost_offset_reused_after_a_served_record_was_lost() {
     ));
 }
 
+/// Seed 90 of swarm.toml (with a 6 s warm-up), reduced: the first attempt of message 1
+/// lands at broker b (SYNC_FLUSH) q0 offset 0 and both consumers of the broadcasting
+/// group get it there; b's master crashes before answering and broker c acks the
+/// retry. A power cut of b's master (which leaves the flushed copy) comes first, then
+/// `media` (a damaged disk, which takes it); the position goes to message 2, which
+/// n10, reading on from offset 1, never receives.
+fn broadcast_reused_after_an_unacked_copy(media: Option<FaultKind>) -> B {
+    let brokers = vec![
+        broker("b", 1, None, FlushMode::SyncFlush, Replication::None),
+        broker("c", 3, None, FlushMode::SyncFlush, Replication::None),
+    ];
+    let mut b = B::new(brokers, vec![group("g", "*", true, &[10, 11])]);
+    b.invoke(1_000, 1, None)
+        .deliver(1_005, "g", 10, 0, 0, 1)
+        .deliver(1_005, "g", 11, 0, 0, 1)
+        .fault(1_010, FaultKind::ProcessCrash, 1)
+        .fault(1_050, FaultKind::Restart, 1);
+    b.h.push(Entry::SendOk {
+        at_ms: 1_500,
+        client: 20,
+        wid: 1,
+        status: SendStatus::SendOk,
+        broker: "c".into(),
+        queue_id: 0,
+        queue_offset: 0,
+        msg_id: "M1".into(),
+        retried_after_unknown: true,
+    });
+    b.fault(2_000, FaultKind::PowerCut, 1)
+        .fault(2_100, FaultKind::Restart, 1);
+    if let Some(kind) = media {
+        b.fault(3_000, kind, 1).fault(3_100, FaultKind::Restart, 1);
+    }
+    b.send(5_000, 2, 0, 0).deliver(5_010, "g", 11, 0, 0, 2);
+    b
+}
+
+#[test]
+fn lost_offset_reused_after_an_unacked_copy_lost_to_media_after_a_power_cut() {
+    let r = passes(&broadcast_reused_after_an_unacked_copy(Some(
+        FaultKind::DiskDamaged,
+    )));
+    assert_eq!(only_reason(&r), "offset_reused");
+    assert!(
+        r.excuses
+            .iter()
+            .any(|t| t.to_string().contains("unacknowledged_copy+disk_damaged")),
+        "{:?}",
+        r.excuses
+    );
+    // The power cut alone left the flushed copy: n10 skipped message 2.
+    let r = fails_with(&broadcast_reused_after_an_unacked_copy(None), Rule::Lost);
+    let d = &r.violations[0].detail;
+    assert!(d.contains("never delivered to consumers n10"), "{d}");
+}
+
 #[test]
 fn lost_reports_are_capped_with_a_summary() {
     let mut b = B::simple();

@@ -43,7 +43,7 @@
 
 use crate::history::{FaultKind, FlushMode, Replication, SendStatus};
 
-use super::faults::{bit, FaultLog, FaultRec, CACHE_LOSS, MEDIA_LOSS, RESTARTS};
+use super::faults::{bit, FaultLog, FaultRec, Kinds, CACHE_LOSS, MEDIA_LOSS, RESTARTS};
 use super::tables::Index;
 
 /// Why a message may be missing: the allowance's name and the fault(s) it rests on.
@@ -94,6 +94,20 @@ fn two(kind: &'static str, a: &FaultRec, b: &FaultRec) -> Allowed {
 /// elsewhere): it may vanish with that broker's page cache or media at any time after
 /// the send.
 pub(crate) fn allowance_at(ix: &Index, m: u32, broker: u32, before: u64) -> Option<Allowed> {
+    allowance_at_by(ix, m, broker, before, CACHE_LOSS | MEDIA_LOSS)
+}
+
+/// [`allowance_at`], where an unacknowledged copy counts only faults of `copy_kinds`:
+/// a caller that knows the copy was durable (served under SYNC_FLUSH) asks for
+/// `MEDIA_LOSS`, so that an earlier page-cache loss, which could not take it, does not
+/// hide a later media loss that could.
+pub(crate) fn allowance_at_by(
+    ix: &Index,
+    m: u32,
+    broker: u32,
+    before: u64,
+    copy_kinds: Kinds,
+) -> Option<Allowed> {
     let msg = &ix.msgs[m as usize];
     if ix.stored_broker(msg) == Some(broker) {
         return allowance(ix, m, before);
@@ -102,7 +116,7 @@ pub(crate) fn allowance_at(ix: &Index, m: u32, broker: u32, before: u64) -> Opti
     let nodes = [Some(bg.master_node), bg.slave_node];
     nodes.iter().flatten().find_map(|&n| {
         ix.faults
-            .first_on(n, CACHE_LOSS | MEDIA_LOSS, msg.since_ms(), before)
+            .first_on(n, copy_kinds, msg.since_ms(), before)
             .map(|f| one("unacknowledged_copy", f))
     })
 }

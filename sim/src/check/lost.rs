@@ -35,7 +35,7 @@
 
 use std::collections::BTreeMap;
 
-use super::allowance::{allowance, allowance_at, Allowed};
+use super::allowance::{allowance, allowance_at_by, Allowed};
 use super::deliveries::DeliveryTable;
 use super::faults::{bit, FaultRec, CACHE_LOSS, CONTEXT_MS, MEDIA_LOSS};
 use super::queue_log::QueueLog;
@@ -99,17 +99,25 @@ pub(crate) fn reused_after_loss(ix: &Index, log: &QueueLog) -> Reused {
         if reused.of[c.other.msg as usize] != NONE {
             continue;
         }
-        let Some(a) = allowance_at(ix, c.first.msg, broker, c.other.at_ms) else {
-            continue;
-        };
         // Under SYNC_FLUSH a page-cache loss takes only records not yet flushed, and
         // a broker that keeps the promise hands out none of them: a consumer that got
         // past the position must have been served an unflushed record (RocketMQ serves
         // its page cache; the reference does not). Only a media loss excuses it there,
-        // as in `consumed_past_before_send`.
+        // as in `consumed_past_before_send`. An unacknowledged earlier holder is asked
+        // for a media loss directly: a power cut before it (which left the flushed copy
+        // in place) must not hide the damaged disk that took it (seed 90 of swarm.toml
+        // with a 6 s warm-up).
         let sync_flush = ix
             .broker_group(broker)
             .is_some_and(|bg| bg.flush == FlushMode::SyncFlush);
+        let copy_kinds = if sync_flush {
+            MEDIA_LOSS
+        } else {
+            CACHE_LOSS | MEDIA_LOSS
+        };
+        let Some(a) = allowance_at_by(ix, c.first.msg, broker, c.other.at_ms, copy_kinds) else {
+            continue;
+        };
         let media = |f: &FaultRec| bit(f.kind) & MEDIA_LOSS != 0;
         if sync_flush && !media(&a.fault) && !a.also.as_ref().is_some_and(media) {
             continue;
