@@ -1592,6 +1592,32 @@ fn stale_start(start_ms: u64, from_slave: bool) -> B {
 }
 
 #[test]
+fn offsets_a_slave_cut_from_its_master_after_the_commit_may_answer_stale() {
+    // n11 asked the slave (n2) 15 s after n10's commit: one sync interval had passed,
+    // but the master (n1) and the slave were cut apart at 12 s, holding the
+    // SlaveSynchronize back.
+    let cut = |a: u32, b: u32| {
+        let mut st = stale_start(25_000, true);
+        st.h.entries.push(Entry::Fault {
+            at_ms: 12_000,
+            kind: FaultKind::Partition,
+            node: Some(a),
+            detail: format!("partition n{a} <-> n{b}"),
+        });
+        st
+    };
+    let r = passes(&cut(1, 2));
+    assert_eq!(
+        r.stats.excuses.get("offsets/network_fault"),
+        Some(&1),
+        "{}",
+        all(&r)
+    );
+    // The slave cut from a consumer instead: no evidence.
+    went_back(&cut(2, 12));
+}
+
+#[test]
 fn offsets_new_owner_from_a_slaves_answer_within_one_sync_interval() {
     // The slave had not synced the master's 5 yet: documented staleness, excused.
     passes(&stale_start(15_000, true));

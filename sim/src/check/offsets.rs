@@ -288,14 +288,28 @@ fn commit_held(
         .saturating_add(reach_ms.saturating_add(persist_window_ms(ix)));
     let route_since = route_without_master_since(ix, bg_nodes, name_server, c.at_ms);
     let lost_from = route_since.saturating_sub(offset_clamp_reach_ms(ix));
+    // A slave answered: its copy comes by the master's SlaveSynchronize, which a cut
+    // between master and slave after the commit (up to the ask) holds back.
+    if reach_ms > COMMIT_IN_FLIGHT_MS {
+        if let [master, slave] = bg_nodes {
+            if let Some(f) = faults.first_link(*master, &[*slave], c.at_ms, at_ms) {
+                return Err(("network_fault", f.label()));
+            }
+        }
+    }
     for &n in bg_nodes {
         if faults.down_at(n, c.at_ms) {
             return Err(("broker_down", format!("n{n} down at {}ms", c.at_ms)));
         }
-        if faults.cut_between(n, &[client], c.at_ms) {
+        // Its links to the committer and within the group (a commit made at a slave is
+        // passed on to the master).
+        let links: Vec<u32> = std::iter::once(client)
+            .chain(bg_nodes.iter().copied().filter(|&o| o != n))
+            .collect();
+        if faults.cut_between(n, &links, c.at_ms) {
             return Err(("network_fault", format!("n{n} cut off at {}ms", c.at_ms)));
         }
-        if let Some(f) = faults.first_link(n, &[client], c.at_ms, arrived_by) {
+        if let Some(f) = faults.first_link(n, &links, c.at_ms, arrived_by) {
             return Err(("network_fault", f.label()));
         }
         // Not yet persisted when the broker lost its memory.
