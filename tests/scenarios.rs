@@ -180,14 +180,16 @@ fn swarm() {
 /// (ASYNC_FLUSH's thorough flush after the master's clock was set back); 49188 (a
 /// broadcasting consumer takes a returning broker's queues when that broker notifies);
 /// 44601 and 91587 (a commit clamped to the queue's end after an ASYNC_FLUSH master
-/// lost its page cache); 11857 (a producer died mid-send, leaving two copies).
+/// lost its page cache); 11857 (a producer died mid-send, leaving two copies); 27818,
+/// 51329, 75583, 89909 (a slave answered a new owner after its master and it were cut
+/// apart: its copy of the commits was stale).
 #[test]
 fn chaos_order_and_offsets_regressions() {
     regressions(
         "chaos",
         &[
             13998, 35900, 25735, 33916, 3605, 38417, 18112, 73384, 75218, 97004, 98677, 68924,
-            81309, 49188, 44601, 91587, 11857,
+            81309, 49188, 44601, 91587, 11857, 27818, 51329, 75583, 89909,
         ],
     );
 }
