@@ -18,12 +18,13 @@
 //!
 //! `ROCKETSIM_SEEDS` sets the seeds per scenario (default [`DEFAULT_SEEDS`]).
 
-use std::path::Path;
+mod common;
+
+use common::{load, sweep_passes};
 
 use rmq_sim::cluster::runner::{self, reference_broker, RunOptions};
 use rmq_sim::cluster::scenario::LoadedScenario;
 use rmq_sim::cluster::scenario::WARMUP_MS;
-use rmq_sim::cluster::sweep::sweep;
 use rmq_sim::history::Entry;
 
 const DEFAULT_SEEDS: u64 = 50;
@@ -53,11 +54,7 @@ fn seeds() -> u64 {
 /// Scenario `name` with no faults: the file's fault kinds and targets emptied and the
 /// variants rebuilt from it (each variant carries its own copy of the file).
 fn fault_free(name: &str) -> LoadedScenario {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("scenarios")
-        .join(format!("{name}.toml"));
-    let mut loaded = LoadedScenario::load(&path).unwrap_or_else(|e| panic!("{e}"));
-    loaded.path = format!("scenarios/{name}.toml");
+    let mut loaded = load(name);
     loaded.file.faults.kinds.clear();
     loaded.file.faults.targets.clear();
     loaded
@@ -77,35 +74,7 @@ fn fault_free(name: &str) -> LoadedScenario {
 fn sweep_fault_free(name: &str, excuses: &[&str], causes: &[&str]) {
     let n = seeds();
     let loaded = fault_free(name);
-    let summary = sweep(&loaded, 0..n, reference_broker);
-    assert_eq!(summary.seeds, n);
-    assert!(
-        summary.acked > n,
-        "{name}: only {} acknowledged sends",
-        summary.acked
-    );
-    assert!(
-        summary.deliveries > summary.acked,
-        "{name}: {} deliveries",
-        summary.deliveries
-    );
-    let mut report = String::new();
-    for f in summary.failures.iter().take(5) {
-        report.push_str(&format!(
-            "\nseed {} ({}) {:?}\n  {}\n  excuses: {:?}\n  replay: {}",
-            f.seed,
-            f.variant,
-            f.rules,
-            f.violations.join("\n  "),
-            f.excuses,
-            f.replay
-        ));
-    }
-    assert_eq!(
-        summary.failed, 0,
-        "{name} without faults: {} of {n} seeds failed{report}",
-        summary.failed
-    );
+    let summary = sweep_passes(&loaded, &format!("{name} without faults"), n);
     assert_eq!(
         summary.allowed_lost, 0,
         "{name} without faults: losses explained by the allowance; excuses {:?}",

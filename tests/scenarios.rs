@@ -6,6 +6,9 @@
 //! [`DEFAULT_SWARM_SEEDS`] unless set). A failure names the seed and prints the command
 //! that replays it.
 
+mod common;
+
+use common::{load, sweep_passes};
 use std::path::Path;
 
 use rmq_sim::cluster::runner::{self, reference_broker, RunOptions};
@@ -28,50 +31,12 @@ fn seeds() -> u64 {
     seeds_or(DEFAULT_SEEDS_PER_SCENARIO)
 }
 
-fn load(name: &str) -> LoadedScenario {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("scenarios")
-        .join(format!("{name}.toml"));
-    let mut loaded = LoadedScenario::load(&path).unwrap_or_else(|e| panic!("{e}"));
-    loaded.path = format!("scenarios/{name}.toml");
-    loaded
-}
-
 fn sweep_scenario(name: &str) {
     sweep_seeds(name, seeds());
 }
 
 fn sweep_seeds(name: &str, n: u64) {
-    let loaded = load(name);
-    let summary = sweep(&loaded, 0..n, reference_broker);
-    assert_eq!(summary.seeds, n);
-    // The runs did something: messages went out and came back.
-    assert!(
-        summary.acked > n,
-        "{name}: only {} acknowledged sends",
-        summary.acked
-    );
-    assert!(
-        summary.deliveries > summary.acked,
-        "{name}: {} deliveries",
-        summary.deliveries
-    );
-    let mut report = String::new();
-    for f in summary.failures.iter().take(5) {
-        report.push_str(&format!(
-            "\nseed {} ({}) {:?}\n  {}\n  replay: {}",
-            f.seed,
-            f.variant,
-            f.rules,
-            f.violations.join("\n  "),
-            f.replay
-        ));
-    }
-    assert_eq!(
-        summary.failed, 0,
-        "{name}: {} of {n} seeds failed{report}",
-        summary.failed
-    );
+    let summary = sweep_passes(&load(name), name, n);
     // Every loss the allowance covered was excused by name, once.
     let lost_excused: u64 = summary
         .excuses

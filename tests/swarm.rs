@@ -5,24 +5,16 @@
 //! the page cache for good, and an OS crash or power cut takes acknowledged messages
 //! older than the window. Only swarm's per-seed workload reaches the trickle.
 
-use std::path::Path;
+mod common;
+
+use common::load;
 use std::rc::Rc;
 
 use rmq_model::broker::Broker;
 use rmq_model::store::Disk;
 use rmq_sim::check::Rule;
 use rmq_sim::cluster::runner::{reference_broker, BrokerFactory};
-use rmq_sim::cluster::scenario::LoadedScenario;
 use rmq_sim::cluster::sweep::sweep;
-
-fn load(name: &str) -> LoadedScenario {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("scenarios")
-        .join(format!("{name}.toml"));
-    let mut loaded = LoadedScenario::load(&path).unwrap_or_else(|e| panic!("{e}"));
-    loaded.path = format!("scenarios/{name}.toml");
-    loaded
-}
 
 /// The reference broker with the thorough flush switched off: only the 4-page rule is
 /// left (`flush_commit_log_least_pages`).

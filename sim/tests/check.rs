@@ -1615,6 +1615,15 @@ fn offsets_a_slave_cut_from_its_master_after_the_commit_may_answer_stale() {
     );
     // The slave cut from a consumer instead: no evidence.
     went_back(&cut(2, 12));
+    // Cut apart only after the sync was due (commit at 10 s + 11 s): no evidence.
+    let mut late = stale_start(25_000, true);
+    late.h.entries.push(Entry::Fault {
+        at_ms: 22_000,
+        kind: FaultKind::Partition,
+        node: Some(1),
+        detail: "partition n1 <-> n2".into(),
+    });
+    went_back(&late);
 }
 
 #[test]

@@ -289,10 +289,12 @@ fn commit_held(
     let route_since = route_without_master_since(ix, bg_nodes, name_server, c.at_ms);
     let lost_from = route_since.saturating_sub(offset_clamp_reach_ms(ix));
     // A slave answered: its copy comes by the master's SlaveSynchronize, which a cut
-    // between master and slave after the commit (up to the ask) holds back.
+    // between master and slave holds back — one that began before the sync due within
+    // the reach after the commit (a later cut finds the commit already synced).
     if reach_ms > COMMIT_IN_FLIGHT_MS {
         if let [master, slave] = bg_nodes {
-            if let Some(f) = faults.first_link(*master, &[*slave], c.at_ms, at_ms) {
+            let sync_due_ms = c.at_ms.saturating_add(reach_ms).min(at_ms);
+            if let Some(f) = faults.first_link(*master, &[*slave], c.at_ms, sync_due_ms) {
                 return Err(("network_fault", f.label()));
             }
         }
