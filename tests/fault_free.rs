@@ -3,18 +3,22 @@
 //! turns into an empty plan), over many seeds against the reference broker. Every
 //! seed passes with no loss explained by the allowance.
 //!
-//! Issue 8 asks for more: zero duplicates and no excuse of any kind. That does not hold
-//! yet, for two reasons outside the checker, each tolerated here by name (and only
-//! where it occurs) and held to zero by the ignored `issue_8_*` test:
+//! Issue 8 asks for more: zero duplicates and no excuse of any kind. Without
+//! replication that holds and is asserted. With SYNC replication one excuse remains,
+//! tolerated here by name and only there, and held to zero by the ignored `issue_8_*`
+//! test:
 //!
-//! - `acks/slave_booting`: under SYNC replication the slave's HA client first connects
-//!   at 5 s, producers start at [`rmq_sim::runner::WARMUP_MS`] (3 s), so the first
-//!   sends answer SLAVE_NOT_AVAILABLE (seeds 1, 4, 7, ... of case5, case6, chaos).
-//! - `rebalance` duplicates and `offsets/handover_grace`: consumers ask for their route
-//!   at boot, before the brokers registered, and ask again one pollNameServerInterval
-//!   (30 s) later, so every consumer joins within milliseconds at 30 s over a 27 s
-//!   backlog; the first owner consumes it, the next owner reads the offset before the
-//!   first one's commit (seeds 13, 24 of case1..4; 11, 24 of case5, case6, chaos).
+//! - `acks/slave_booting`: every node boots at 0; a slave's first report can reach its
+//!   master while the master still recovers, and the slave tries again one heartbeat
+//!   (5 s) later, as RocketMQ's HAClient does; producers start at
+//!   [`rmq_sim::cluster::scenario::WARMUP_MS`] (3 s), so the first sends answer
+//!   SLAVE_NOT_AVAILABLE (seeds 1, 4, 7, ... of case5, case6, chaos).
+//!
+//! (Consumers used to ask for their route before the brokers registered and idle until
+//! their 30 s route poll, which brought rebalance duplicates and
+//! `offsets/handover_grace` at 30 s; they now start at
+//! [`rmq_sim::cluster::scenario::CONSUMERS_START_MS`], asserted by
+//! `consumers_own_their_queues_before_the_workload_starts`.)
 //!
 //! `ROCKETSIM_SEEDS` sets the seeds per scenario (default [`DEFAULT_SEEDS`]).
 
@@ -41,8 +45,6 @@ const CASES: [&str; 7] = [
 
 /// What a fault-free run may still show today (see the module doc).
 const SLAVE_BOOTING: &str = "acks/slave_booting";
-const HANDOVER_GRACE: &str = "offsets/handover_grace";
-const REBALANCE: &str = "rebalance";
 
 fn seeds() -> u64 {
     std::env::var("ROCKETSIM_SEEDS")
@@ -112,14 +114,14 @@ fn sweep_fault_free(name: &str, excuses: &[&str], causes: &[&str]) {
     );
 }
 
-/// No replication: only the start-up rebalance race.
+/// No replication: no excuse and no duplicate at all.
 fn unreplicated(name: &str) {
-    sweep_fault_free(name, &[HANDOVER_GRACE], &[REBALANCE]);
+    sweep_fault_free(name, &[], &[]);
 }
 
-/// Replicated (SYNC in some variants): also the slave's first connect.
+/// Replicated (SYNC in some variants): only the slave's first connect.
 fn replicated(name: &str) {
-    sweep_fault_free(name, &[HANDOVER_GRACE, SLAVE_BOOTING], &[REBALANCE]);
+    sweep_fault_free(name, &[SLAVE_BOOTING], &[]);
 }
 
 #[test]
@@ -159,8 +161,8 @@ fn chaos_without_faults() {
 
 /// Issue 8 as stated: no duplicate and no excuse at all.
 #[test]
-#[ignore = "issue 8: fault-free runs still take acks/slave_booting and offsets/handover_grace and \
-            have rebalance duplicates (see the module doc)"]
+#[ignore = "issue 8: fault-free runs with SYNC replication still take acks/slave_booting (see the \
+            module doc)"]
 fn issue_8_a_fault_free_run_has_no_duplicate_and_needs_no_excuse() {
     for name in CASES {
         sweep_fault_free(name, &[], &[]);
@@ -170,8 +172,6 @@ fn issue_8_a_fault_free_run_has_no_duplicate_and_needs_no_excuse() {
 /// The cause of the start-up race: every consumer should own its queues before the
 /// producers start (and the faults with them), not one route poll later.
 #[test]
-#[ignore = "finding: consumers ask for their route before the brokers registered and own \
-            nothing until their next route poll at 30 s, when the fault phase ends"]
 fn consumers_own_their_queues_before_the_workload_starts() {
     let loaded = fault_free("case1_kill");
     for seed in 0..10 {
