@@ -217,13 +217,23 @@ impl FaultLog {
 
     /// Whether a link between `node` and one of `others` is cut at `at_ms`: the last
     /// partition, clog or heal on such a link (or isolating `node`) at or before then
-    /// is not a heal, and no heal of every link came since. Linear in the faults
-    /// before `at_ms`.
+    /// is not a heal, and no heal of every link came since. Looks only at the faults
+    /// recorded on `node` and on `others` (a link fault is recorded on one end).
     pub(crate) fn cut_between(&self, node: u32, others: &[u32], at_ms: u64) -> bool {
-        let end = self.recs.partition_point(|r| r.at_ms <= at_ms);
-        let last = self.recs[..end].iter().rev().find(|r| {
-            bit(r.kind) & (NETWORK | bit(FaultKind::Heal)) != 0 && Self::on_link(r, node, others)
-        });
+        let last_on = |owner: u32| {
+            let list = self.by_node.get(&owner).map_or(&[][..], Vec::as_slice);
+            let end = list.partition_point(|&i| self.recs[i as usize].at_ms <= at_ms);
+            list[..end].iter().rev().copied().find(|&i| {
+                let r = &self.recs[i as usize];
+                bit(r.kind) & (NETWORK | bit(FaultKind::Heal)) != 0
+                    && Self::on_link(r, node, others)
+            })
+        };
+        let last = std::iter::once(node)
+            .chain(others.iter().copied())
+            .filter_map(last_on)
+            .max()
+            .map(|i| &self.recs[i as usize]);
         match last {
             Some(r) if r.kind != FaultKind::Heal => {
                 let k = self.heal_all_ms.partition_point(|&t| t < r.at_ms);
