@@ -14,10 +14,24 @@ pub const PROPERTY_UNIQ_KEY: &str = "UNIQ_KEY";
 pub const PROPERTY_WAIT_STORE_MSG_OK: &str = "WAIT";
 pub const PROPERTY_CRC32: &str = "__CRC32#";
 
-/// The property names RocketMQ reserves for itself (`MessageConst.STRING_HASH_SET`,
-/// 4.9/5.x). Every other property is a user property: `Message.putUserProperty`
-/// refuses these names, and a user reads the rest back unchanged.
-pub const SYSTEM_PROPERTIES: &[&str] = &[
+/// Declares [`SYSTEM_PROPERTIES`] and [`is_system_property`] from one list: the test
+/// runs for every property of every send and delivery, and a `match` on the name
+/// dispatches on its length instead of comparing it with each entry in turn.
+macro_rules! system_properties {
+    ($($name:literal,)*) => {
+        /// The property names RocketMQ reserves for itself (`MessageConst.STRING_HASH_SET`,
+        /// 4.9/5.x). Every other property is a user property: `Message.putUserProperty`
+        /// refuses these names, and a user reads the rest back unchanged.
+        pub const SYSTEM_PROPERTIES: &[&str] = &[$($name,)*];
+
+        /// Whether `name` is one of RocketMQ's own properties, not a user property.
+        pub fn is_system_property(name: &str) -> bool {
+            matches!(name, $($name)|*)
+        }
+    };
+}
+
+system_properties! {
     "TRACE_ON",
     "MSG_REGION",
     "KEYS",
@@ -59,11 +73,6 @@ pub const SYSTEM_PROPERTIES: &[&str] = &[
     "TIMER_DELAY_MS",
     "DUP_INFO",
     "__CRC32#",
-];
-
-/// Whether `name` is one of RocketMQ's own properties, not a user property.
-pub fn is_system_property(name: &str) -> bool {
-    SYSTEM_PROPERTIES.contains(&name)
 }
 
 /// RocketMQ's topic length limit (`TopicValidator`, 4.x): the V1 record stores it in a u8.

@@ -3,6 +3,7 @@
 
 pub mod check;
 pub mod cluster;
+mod hasher;
 pub mod history;
 pub mod mutants;
 pub mod storage;

@@ -96,12 +96,8 @@ impl Broker {
         queue_id: i32,
     ) -> u64 {
         let limit = self.serve_limit(now_ms);
-        let Some(store) = self.store.as_ref() else {
-            return 0;
-        };
-        if limit >= store.written_offset() {
-            return store.max_queue_offset(topic, queue_id);
-        }
-        store.max_queue_offset_below(disk, topic, queue_id, limit)
+        self.store.as_ref().map_or(0, |store| {
+            store.max_queue_offset_at(disk, topic, queue_id, limit)
+        })
     }
 }

@@ -35,6 +35,14 @@ struct HeldPull {
     deadline_ms: u64,
 }
 
+impl HeldPull {
+    /// Whether to answer it now: `max` (one past the last servable queue offset) has
+    /// passed its offset, or its time is up.
+    fn is_ready(&self, max: u64, now_ms: u64) -> bool {
+        max > self.req.queue_offset || now_ms >= self.deadline_ms
+    }
+}
+
 #[derive(Default)]
 pub(super) struct HeldPulls {
     /// (topic, queue) → parked requests, oldest first.
@@ -65,8 +73,7 @@ impl Broker {
             return error(response_code::SYSTEM_ERROR, "no store".into());
         };
         let topic_config = self.topics.get(&req.topic);
-        let has_queues = store.queues().any(|q| q.topic() == req.topic);
-        if topic_config.is_none() && !has_queues {
+        if topic_config.is_none() && !store.queues().any(|q| q.topic() == req.topic) {
             return error(
                 response_code::TOPIC_NOT_EXIST,
                 format!("topic[{}] not exist, apply first please!", req.topic),
@@ -83,12 +90,6 @@ impl Broker {
                 );
             }
         }
-        let expression = if req.sys_flag & pull_sys_flag::SUBSCRIPTION != 0 {
-            req.subscription.clone()
-        } else {
-            self.consumers.subscription(&req.consumer_group, &req.topic)
-        };
-        let subscription = SubscriptionData::parse(expression.as_deref().unwrap_or("*"));
         // The consumer's progress rides on the pull (first pass only, masters only).
         if allow_suspend
             && req.sys_flag & pull_sys_flag::COMMIT_OFFSET != 0
@@ -152,6 +153,14 @@ impl Broker {
             }
             return respond(response_code::PULL_NOT_FOUND, offset, Vec::new());
         }
+        // Parsed only when there is something to filter: most pulls are held or answered
+        // empty, and parsing on every one of them was a visible share of the simulator.
+        let expression = if req.sys_flag & pull_sys_flag::SUBSCRIPTION != 0 {
+            req.subscription.clone()
+        } else {
+            self.consumers.subscription(&req.consumer_group, &req.topic)
+        };
+        let subscription = SubscriptionData::parse(expression.as_deref().unwrap_or("*"));
         let max_count = req.max_msg_nums.min(self.config.max_transfer_count).max(1);
         let max_scan =
             MIN_SCAN_BYTES.max(u64::from(req.max_msg_nums) * CQ_ENTRY_BYTES) / CQ_ENTRY_BYTES;
@@ -223,16 +232,32 @@ impl Broker {
         let now_ms = ctx.now_ms();
         let keys: Vec<(String, i32)> = match only {
             Some(k) => vec![k],
-            None => self.holds.by_queue.keys().cloned().collect(),
+            None => {
+                // Only the queues with a pull ready now: under SYNC_FLUSH this runs at
+                // every group commit, and most queues have nothing new to serve.
+                let limit = self.serve_limit(now_ms);
+                let Some(store) = self.store.as_ref() else {
+                    return;
+                };
+                let disk = ctx.disk();
+                self.holds
+                    .by_queue
+                    .iter()
+                    .filter(|((topic, queue_id), held)| {
+                        let max = store.max_queue_offset_at(disk, topic, *queue_id, limit);
+                        held.iter().any(|h| h.is_ready(max, now_ms))
+                    })
+                    .map(|(key, _)| key.clone())
+                    .collect()
+            }
         };
         for key in keys {
             let max = self.visible_max_queue_offset(ctx.now_ms(), ctx.disk(), &key.0, key.1);
             let Some(held) = self.holds.by_queue.remove(&key) else {
                 continue;
             };
-            let (ready, waiting): (Vec<_>, Vec<_>) = held
-                .into_iter()
-                .partition(|h| max > h.req.queue_offset || now_ms >= h.deadline_ms);
+            let (ready, waiting): (Vec<_>, Vec<_>) =
+                held.into_iter().partition(|h| h.is_ready(max, now_ms));
             if !waiting.is_empty() {
                 self.holds.by_queue.insert(key, waiting);
             }

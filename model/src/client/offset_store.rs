@@ -167,10 +167,14 @@ impl OffsetStore {
         mq: &MessageQueue,
         offset: u64,
     ) -> Option<ClientEvent> {
-        if self.committed.get(mq) == Some(&offset) {
-            return None;
+        // Updated in place: this runs on every pull, and most queues are known.
+        match self.committed.get_mut(mq) {
+            Some(committed) if *committed == offset => return None,
+            Some(committed) => *committed = offset,
+            None => {
+                self.committed.insert(mq.clone(), offset);
+            }
         }
-        self.committed.insert(mq.clone(), offset);
         Some(self.committed_event(mq, offset))
     }
 

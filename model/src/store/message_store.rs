@@ -255,14 +255,29 @@ impl MessageStore {
         self.queues.values().flat_map(|q| q.values())
     }
 
-    /// The next queue offset of a queue (0 for a queue never written).
     /// Whether a commit-log flush is in flight (group commit: the next one waits).
     pub fn flush_in_flight(&self) -> bool {
         self.commit_log_flush.in_flight() > 0
     }
 
+    /// The next queue offset of a queue (0 for a queue never written).
     pub fn max_queue_offset(&self, topic: &str, queue_id: i32) -> u64 {
         self.queue(topic, queue_id).map_or(0, |q| q.max_offset())
+    }
+
+    /// One past the last queue offset of `(topic, queue_id)` whose record lies below
+    /// the commit-log offset `limit` (everything, when `limit` covers the written log).
+    pub fn max_queue_offset_at(
+        &self,
+        disk: &dyn Disk,
+        topic: &str,
+        queue_id: i32,
+        limit: u64,
+    ) -> u64 {
+        if limit >= self.written_offset() {
+            return self.max_queue_offset(topic, queue_id);
+        }
+        self.max_queue_offset_below(disk, topic, queue_id, limit)
     }
 
     /// The first queue offset of a queue whose record does not end at or below

@@ -20,7 +20,6 @@ use super::corrupt::Corrupt;
 use super::deliveries::DeliveryTable;
 use super::faults::{bit, FaultLog, FaultRec, NETWORK, RESTARTS};
 use super::filter::Filter;
-use super::hasher::{FastMap, WidMap};
 use super::intern::{Interner, TagInterner};
 use super::latency::Latency;
 use super::order::Order;
@@ -31,6 +30,7 @@ use super::tables::{
     id_digest, sent_fields_digest, Cmt, CommitMark, Dlv, Dup, GroupInfo, Index, Msg, QueueKey,
     Span, NONE, RETRY_PREFIX,
 };
+use crate::hasher::{FastMap, WidMap};
 
 /// Builds the tables and runs the observers over the deliveries: what [`check`](super::check)
 /// judges from.

@@ -21,9 +21,9 @@
 //! by; commits and spans are walked once in history order.
 
 use super::faults::{CACHE_LOSS, MEDIA_LOSS};
-use super::hasher::FastMap;
 use super::tables::{Dlv, Index, NONE};
 use super::{Rule, Sink};
+use crate::hasher::FastMap;
 
 /// Per (group, queue): one past the highest offset delivered (reset by an offset
 /// move), and when that offset was first delivered.

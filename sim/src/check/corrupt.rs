@@ -19,9 +19,9 @@
 //! position and id, and the first delivery that disagrees with them) and judged at
 //! the end against the `SendOk`, if any — so memory stays proportional to messages.
 
-use super::hasher::FastMap;
 use super::tables::{Dlv, Index, Msg, NONE};
 use super::{Rule, Sink};
+use crate::hasher::FastMap;
 use crate::history::{Entry, MessageFields};
 
 #[derive(Default)]

@@ -1,7 +1,7 @@
 //! Names (groups, topics, brokers, tags) to dense ids, so the rules compare integers
 //! and index `Vec`s instead of hashing strings for every history entry.
 
-use super::hasher::FastMap;
+use crate::hasher::FastMap;
 
 /// Below this many names a linear scan beats hashing the string: a history names a
 /// handful of groups, topics and brokers, so this is the path nearly every lookup takes.

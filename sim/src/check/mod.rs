@@ -48,7 +48,6 @@ mod duplicates;
 mod excuses;
 mod faults;
 mod filter;
-mod hasher;
 mod intern;
 mod latency;
 mod liveness;

@@ -61,10 +61,10 @@ use std::collections::BTreeMap;
 
 use super::allowance::{allowance, allowance_at};
 use super::faults::{bit, CACHE_LOSS, MEDIA_LOSS, NETWORK, RESTARTS};
-use super::hasher::FastMap;
 use super::queue_log::{Conflict, Holder, QueueLog};
 use super::tables::{Cmt, Index, NONE};
 use super::{Rule, Sink};
+use crate::hasher::FastMap;
 use crate::history::{Entry, FlushMode};
 
 /// How long a oneway commit (UPDATE_CONSUMER_OFFSET, or the commit a pull carries)

@@ -37,11 +37,11 @@ use std::cmp::Ordering;
 use super::allowance::allowance_at;
 use super::deliveries::DeliveryTable;
 use super::excuses::Excuses;
-use super::hasher::FastMap;
 use super::lost::Reused;
 use super::queue_log::QueueLog;
 use super::tables::{Dlv, Index, NONE};
 use super::{Rule, Sink};
+use crate::hasher::FastMap;
 use crate::history::Entry;
 
 /// A delivery as the reports need it: the rest is in its history entry.

@@ -29,9 +29,9 @@
 //! [`Promise::view_convergence_ms`]: crate::history::Promise::view_convergence_ms
 
 use super::faults::{bit, Kinds, NETWORK};
-use super::hasher::FastMap;
 use super::tables::Index;
 use super::{Rule, Sink};
+use crate::hasher::FastMap;
 use crate::history::{Entry, FaultKind};
 
 /// Fault kinds on a broker or name server that can make consumers' views differ (not

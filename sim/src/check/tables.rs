@@ -13,9 +13,9 @@
 use crate::history::{BrokerGroupMeta, Entry, GroupMeta, MessageFields, Promise, SendStatus};
 
 use super::faults::{FaultLog, RESTARTS};
-use super::hasher::MixHasher;
 use super::intern::{Interner, TagInterner};
 use super::subscription::TagExpr;
+use crate::hasher::MixHasher;
 
 /// "No such thing" for `u32` ids and entry indexes.
 pub(crate) const NONE: u32 = u32::MAX;

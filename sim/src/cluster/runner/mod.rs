@@ -317,6 +317,9 @@ fn derive_concrete(s: &Scenario, seed: u64, swarm: Option<SwarmChoices>) -> Deri
     }
 }
 
+/// Room reserved up front in each run's history (entries).
+const HISTORY_ENTRIES_RESERVED: usize = 4096;
+
 /// Runs `(scenario, seed)` with `nodes` (or a [`BrokerFactory`] alone, with the
 /// reference for the other roles) building the nodes.
 pub fn run(s: &Scenario, seed: u64, nodes: impl Into<Nodes>, options: RunOptions) -> Outcome {
@@ -326,6 +329,13 @@ pub fn run(s: &Scenario, seed: u64, nodes: impl Into<Nodes>, options: RunOptions
     let l = layout(s);
     let config = derive_concrete(s, seed, swarm);
     let recorder: SharedRecorder = Rc::new(RefCell::new(Recorder::default()));
+    // A typical run records a few thousand entries: start with room for them instead of
+    // growing (and copying) the history a dozen times.
+    recorder
+        .borrow_mut()
+        .history
+        .entries
+        .reserve(HISTORY_ENTRIES_RESERVED);
     let heal_at = config.heal_at_ms;
     let end_ms = config.end_ms;
     let w = s.file.workload.clone();

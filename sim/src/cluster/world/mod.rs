@@ -1,10 +1,8 @@
 //! The world: a deterministic event loop that drives sans-I/O nodes.
 //!
-//! One queue of events ordered by (virtual time ms, insertion sequence): ties break by
-//! the order events were scheduled, never by anything hashed or allocated, so a seed
-//! replays byte for byte. The queue is a binary heap keyed by that pair: the keys are
-//! unique, so the pop order is total and the same on every run. Nothing sleeps: [`World::step`] jumps the clock to the next
-//! event.
+//! One queue of events ordered by virtual time ms, ties broken by the order events were
+//! scheduled, never by anything hashed or allocated, so a seed replays byte for byte
+//! (`queue.rs`). Nothing sleeps: [`World::step`] jumps the clock to the next event.
 //!
 //! Each node lives in a slot with its [`SimDisk`], its armed timers and a boot epoch.
 //! A crash empties the slot (the node's memory is gone), crashes the disk the chosen way
@@ -31,8 +29,7 @@
 //! `trigger.rs` the faults aimed at moments.
 
 use std::cell::Cell;
-use std::cmp::{Ordering, Reverse};
-use std::collections::{BTreeSet, BinaryHeap, VecDeque};
+use std::collections::VecDeque;
 use std::fmt::Debug;
 use std::rc::Rc;
 
@@ -42,13 +39,16 @@ use rmq_model::store::disk::SyncTicket;
 
 use crate::cluster::net::{Net, NetConfig};
 use crate::cluster::seeds::{stream, Purpose, MAX_NODES};
+use crate::hasher::FastSet;
 use crate::storage::disk::SimDisk;
 
 mod fault;
 mod nodes;
+mod queue;
 mod trigger;
 
 use nodes::Effect;
+use queue::EventQueue;
 use trigger::Observed;
 
 pub use fault::{Fault, FaultRecord};
@@ -92,38 +92,12 @@ enum Event<M> {
     Fault(Box<Fault>),
 }
 
-/// An event in the queue, ordered by its unique (time, sequence) key alone.
-struct Queued<M> {
-    key: Reverse<(u64, u64)>,
-    event: Event<M>,
-}
-
-impl<M> PartialEq for Queued<M> {
-    fn eq(&self, other: &Self) -> bool {
-        self.key == other.key
-    }
-}
-
-impl<M> Eq for Queued<M> {}
-
-impl<M> PartialOrd for Queued<M> {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl<M> Ord for Queued<M> {
-    fn cmp(&self, other: &Self) -> Ordering {
-        self.key.cmp(&other.key)
-    }
-}
-
 struct Slot<M> {
     /// `None` while the node is down: its memory is gone.
     node: Option<Box<dyn Node<M>>>,
     disk: SimDisk,
     /// Armed timers of the current incarnation; a fired or cancelled one is absent.
-    timers: BTreeSet<TimerId>,
+    timers: FastSet<TimerId>,
     /// Bumped at every crash: events carrying an older epoch are dropped.
     boot_epoch: u64,
     /// The machine is gone for good.
@@ -163,8 +137,7 @@ pub fn node_of_addr(addr: &str) -> Option<NodeId> {
 pub struct World<M> {
     seed: u64,
     now_ms: u64,
-    next_seq: u64,
-    queue: BinaryHeap<Queued<M>>,
+    queue: EventQueue<Event<M>>,
     /// The effects buffer handed to every handler, kept to reuse its allocation.
     effects: Vec<Effect<M>>,
     slots: Vec<Slot<M>>,
@@ -225,7 +198,7 @@ impl<M: Debug + 'static> World<M> {
             .map(|i| Slot {
                 node: None,
                 disk: SimDisk::new(),
-                timers: BTreeSet::new(),
+                timers: FastSet::default(),
                 boot_epoch: 0,
                 lost: false,
                 stopping: false,
@@ -241,8 +214,7 @@ impl<M: Debug + 'static> World<M> {
         let mut world = World {
             seed,
             now_ms: 0,
-            next_seq: 0,
-            queue: BinaryHeap::new(),
+            queue: EventQueue::new(),
             effects: Vec::new(),
             slots,
             factory: Box::new(factory),
@@ -361,11 +333,7 @@ impl<M: Debug + 'static> World<M> {
             self.queue.len() < MAX_QUEUED_EVENTS,
             "more than {MAX_QUEUED_EVENTS} queued events"
         );
-        self.queue.push(Queued {
-            key: Reverse((at_ms, self.next_seq)),
-            event,
-        });
-        self.next_seq += 1;
+        self.queue.push(at_ms, event);
     }
 
     /// Records a rare event (boot, injected fault, clean stop) by its text.
@@ -376,10 +344,12 @@ impl<M: Debug + 'static> World<M> {
 
     /// Processes the next event; `None` when nothing is left to happen.
     pub fn step(&mut self) -> Option<String> {
-        let Queued {
-            key: Reverse((at_ms, _seq)),
-            event,
-        } = self.queue.pop()?;
+        let (at_ms, event) = self.queue.pop()?;
+        Some(self.process(at_ms, event))
+    }
+
+    /// Processes one event taken from the queue; the returned line is the trace's.
+    fn process(&mut self, at_ms: u64, event: Event<M>) -> String {
         debug_assert!(at_ms >= self.now_ms);
         self.events_processed += 1;
         if let Some(clock) = &self.true_clock {
@@ -500,7 +470,7 @@ impl<M: Debug + 'static> World<M> {
                 )
             }
         };
-        Some(self.record_event(parts, line))
+        self.record_event(parts, line)
     }
 
     /// Folds one event into the fingerprint and, when the trace is kept, stores its line.
@@ -529,16 +499,8 @@ impl<M: Debug + 'static> World<M> {
 
     /// Processes every event due at or before `t_ms`, then moves the clock to `t_ms`.
     pub fn run_until(&mut self, t_ms: u64) {
-        while let Some(Queued {
-            key: Reverse((at_ms, _)),
-            ..
-        }) = self.queue.peek()
-        {
-            let at_ms = *at_ms;
-            if at_ms > t_ms {
-                break;
-            }
-            self.step();
+        while let Some((at_ms, event)) = self.queue.pop_due(t_ms) {
+            self.process(at_ms, event);
         }
         self.now_ms = self.now_ms.max(t_ms);
     }

@@ -1,11 +1,13 @@
-//! A fixed, unseeded hasher for the checker's hot maps (message ids, queues, spans).
+//! A fixed, unseeded hasher for hot maps and sets: the checker's (message ids, queues,
+//! spans) and the world's armed timers.
 //!
 //! std's default hasher is randomly seeded (banned in sim/ by clippy.toml) and slow
-//! for small integer keys. The checker never iterates these maps to produce output
-//! (it iterates `Vec`s in history order or `BTreeMap`s), so a fixed seed costs no
-//! determinism, and nothing in a history is adversarial enough to need SipHash.
+//! for small integer keys. Nothing iterates these maps or sets to produce output or to
+//! decide anything (the checker iterates `Vec`s in history order or `BTreeMap`s; the
+//! world only asks whether a timer is armed), so a fixed seed costs no determinism, and
+//! nothing in a history is adversarial enough to need SipHash.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
 
 /// Odd multiplier: 2^64 divided by the golden ratio, so consecutive ids spread out.
@@ -65,6 +67,7 @@ impl Hasher for MixHasher {
 }
 
 pub(crate) type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<MixHasher>>;
+pub(crate) type FastSet<K> = HashSet<K, BuildHasherDefault<MixHasher>>;
 
 /// For workload ids only. Ids are mostly sequential, and the checker touches a
 /// message's entry a few times shortly after its send. A mixing hash scatters those
