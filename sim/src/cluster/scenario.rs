@@ -165,8 +165,11 @@ fn default_max_machines_lost() -> u32 {
 }
 
 /// Producers start sending, and faults may start, after the cluster had this long to
-/// boot and register.
-pub const WARMUP_MS: u64 = 3_000;
+/// boot, register and replicate: a slave whose first report reached its master while
+/// the master was still recovering reports again one HA heartbeat (5 s) later, as
+/// RocketMQ's `HAClient` retries, and until then a SYNC_MASTER answers
+/// SLAVE_NOT_AVAILABLE. A deployment starts its load once the cluster is up.
+pub const WARMUP_MS: u64 = 6_000;
 
 /// Consumers start this long after boot (or at their group's later `start_ms`): once
 /// the brokers have registered the scenario's topic with the name servers, as a
