@@ -5,3 +5,6 @@
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 pub mod fs_disk;
+pub mod process;
+pub mod remoting;
+pub mod runtime;
