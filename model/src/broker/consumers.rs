@@ -150,7 +150,10 @@ mod tests {
         let mut groups = ConsumerGroups::default();
         groups.groups.insert(
             "G".into(),
-            BTreeMap::from([("c1".to_string(), channel(1)), ("c2".to_string(), channel(2))]),
+            BTreeMap::from([
+                ("c1".to_string(), channel(1)),
+                ("c2".to_string(), channel(2)),
+            ]),
         );
         groups.unregister(&mut ctx, "other", NodeId(1));
         groups.unregister(&mut ctx, "G", NodeId(3));
