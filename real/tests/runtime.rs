@@ -113,6 +113,9 @@ fn producer_and_consumer_of_the_model_talk_to_a_hosted_broker_over_remoting_fram
                 namesrv_addrs: vec![ns],
                 topic: "TopicReal".into(),
                 tag_expression: "TagA || TagB".into(),
+                // The topic is created by the first send: ask for its route again soon
+                // rather than after RocketMQ's 30 s.
+                poll_name_server_interval_ms: 500,
                 ..ConsumerConfig::default()
             }),
             events: c_events,
