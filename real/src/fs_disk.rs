@@ -43,6 +43,7 @@ use std::time::Duration;
 use rmq_model::store::disk::parent_dir;
 use rmq_model::store::{DirEntry, Disk, DiskError, SyncTarget, SyncTicket, SyncWaiter};
 
+pub use crate::sync_worker::MAX_SYNCS_IN_FLIGHT;
 use crate::sync_worker::{SyncJob, SyncWorker, Waker};
 
 /// At most this many files are kept open; beyond it the handle with the smallest path

@@ -25,6 +25,11 @@ use rmq_model::store::{DiskError, SyncTicket};
 
 use crate::fs_disk::{map_io, sync_dir_chain, sync_file};
 
+/// At most this many syncs wait for the worker; a request past it waits for one to
+/// finish. The store keeps far fewer in flight (64 flush batches of a few files each);
+/// the bound keeps the cloned descriptors well under a process's usual limit of 1,024.
+pub const MAX_SYNCS_IN_FLIGHT: usize = 512;
+
 /// Called on the worker thread after each completion.
 pub type Waker = Arc<dyn Fn() + Send + Sync>;
 
@@ -95,9 +100,18 @@ impl SyncWorker {
         })
     }
 
-    /// Hands a job to the worker. The caller bounds how many are outstanding.
+    /// Hands a job to the worker, first waiting while [`MAX_SYNCS_IN_FLIGHT`] are
+    /// queued (each holds a file descriptor).
     pub(crate) fn submit(&self, ticket: SyncTicket, job: SyncJob) {
-        self.shared.lock_state().in_flight += 1;
+        {
+            let state = self.shared.lock_state();
+            let mut state = self
+                .shared
+                .done
+                .wait_while(state, |s| s.in_flight >= MAX_SYNCS_IN_FLIGHT)
+                .unwrap_or_else(|e| e.into_inner());
+            state.in_flight += 1;
+        }
         let sent = self
             .jobs
             .as_ref()

@@ -10,7 +10,7 @@ use rmq_model::store::{
     recover, Disk, DiskError, Host, MemDisk, MessageStore, NewRecord, RecoveryMode, RecoveryReport,
     StoreConfig, StoreEvent, StoreState, StoredMessage, SyncTarget, ABORT_PATH,
 };
-use rmq_real::fs_disk::{FsDisk, MAX_OPEN_FILES};
+use rmq_real::fs_disk::{FsDisk, MAX_OPEN_FILES, MAX_SYNCS_IN_FLIGHT};
 
 // ---------------------------------------------------------------------------------------
 // Conformance: FsDisk and MemDisk side by side.
@@ -626,4 +626,23 @@ fn threaded_syncs_complete_in_request_order_and_report_missing_files_at_once() {
     assert_eq!(completed, tickets);
     assert_eq!(disk.syncs_in_flight(), 0);
     assert!(disk.wait_completed(Duration::from_secs(10)).is_empty());
+}
+
+#[test]
+fn threaded_requests_past_the_in_flight_bound_wait_for_the_worker() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut disk = FsDisk::open_threaded(tmp.path()).unwrap();
+    disk.create("f").unwrap();
+    let requests = MAX_SYNCS_IN_FLIGHT + 50;
+    for _ in 0..requests {
+        disk.request_sync(SyncTarget::File("f")).unwrap();
+        assert!(disk.syncs_in_flight() <= MAX_SYNCS_IN_FLIGHT);
+    }
+    let mut completed = 0;
+    while completed < requests {
+        let done = disk.wait_completed(std::time::Duration::from_secs(10));
+        assert!(!done.is_empty(), "no completion within 10 s");
+        completed += done.len();
+    }
+    assert_eq!(completed, requests);
 }
