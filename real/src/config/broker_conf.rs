@@ -71,11 +71,19 @@ impl BrokerConf {
         join_host_port(&self.broker_ip2, self.ha_listen_port)
     }
 
-    /// Every setting as `key=value` lines in RocketMQ's names (`-p`); reading them
-    /// back gives the same configuration.
+    /// Every setting as `key=value` lines in RocketMQ's names (`-p`), leaving out the
+    /// unset ones (no name servers, no `haMasterAddress`); reading them back gives the
+    /// same configuration.
     pub fn to_properties(&self) -> String {
+        self.lines(|_| true)
+    }
+
+    fn lines(&self, include: impl Fn(&str) -> bool) -> String {
         KEYS.iter()
-            .map(|key| format!("{}={}\n", key.name, (key.get)(self)))
+            .filter(|key| include(key.name))
+            .map(|key| (key.name, (key.get)(self)))
+            .filter(|(_, value)| !value.is_empty())
+            .map(|(name, value)| format!("{name}={value}\n"))
             .collect()
     }
 
@@ -93,10 +101,7 @@ impl BrokerConf {
             "haListenPort",
             "storePathRootDir",
         ];
-        KEYS.iter()
-            .filter(|key| IMPORTANT.contains(&key.name))
-            .map(|key| format!("{}={}\n", key.name, (key.get)(self)))
-            .collect()
+        self.lines(|name| IMPORTANT.contains(&name))
     }
 }
 
@@ -201,6 +206,18 @@ fn interval_ms(value: &str) -> Result<u64, String> {
 
 fn size_bytes(value: &str, min: u64) -> Result<u64, String> {
     integer(value, min, i32::MAX as u64).map_err(|e| format!("{e} (bytes)"))
+}
+
+/// An address the broker registers for others to dial: 0.0.0.0 or :: would send
+/// every client to its own machine.
+fn advertised_host(value: &str) -> Result<String, String> {
+    let unspecified = value
+        .parse::<std::net::IpAddr>()
+        .is_ok_and(|ip| ip.is_unspecified());
+    if unspecified {
+        return Err("an address clients can reach (not 0.0.0.0 or ::)".into());
+    }
+    host(value)
 }
 
 fn role_name(role: BrokerRole) -> &'static str {
@@ -317,7 +334,7 @@ const KEYS: &[Key] = &[
     Key {
         name: "brokerIP1",
         set: |d, v| {
-            d.conf.broker_ip1 = host(v)?;
+            d.conf.broker_ip1 = advertised_host(v)?;
             Ok(None)
         },
         get: |c| c.broker_ip1.clone(),
@@ -325,7 +342,7 @@ const KEYS: &[Key] = &[
     Key {
         name: "brokerIP2",
         set: |d, v| {
-            d.broker_ip2 = Some(host(v)?);
+            d.broker_ip2 = Some(advertised_host(v)?);
             Ok(None)
         },
         get: |c| c.broker_ip2.clone(),
@@ -573,14 +590,9 @@ pub fn known_keys() -> impl Iterator<Item = &'static str> {
 
 /// The defaults, before any file: RocketMQ's, with `brokerIP1` on loopback.
 fn defaults(env: &Env) -> Draft {
-    let broker = BrokerConfig {
-        // 4.x's defaults; the model's own default broker name is the same.
-        default_topic_queue_nums: 8,
-        ..BrokerConfig::default()
-    };
     Draft {
         conf: BrokerConf {
-            broker,
+            broker: BrokerConfig::default(),
             listen_port: DEFAULT_LISTEN_PORT,
             ha_listen_port: DEFAULT_LISTEN_PORT + 1,
             broker_ip1: DEFAULT_BROKER_IP.to_string(),
