@@ -167,8 +167,8 @@ impl FsDisk {
 
     /// Sets the function called after each sync completes — on the worker thread in
     /// threaded mode, inside `request_sync` otherwise — so that an event loop waiting
-    /// for input learns there are completions to take. It must be quick and must not
-    /// touch the disk.
+    /// for input learns there are completions to take. It must be quick, must not block
+    /// (the driver may be waiting for the worker) and must not touch the disk.
     pub fn set_waker(&mut self, waker: Box<dyn Fn() + Send + Sync>) {
         let waker: Waker = Arc::from(waker);
         match &mut self.syncs {

@@ -11,7 +11,8 @@
 //!
 //! Completions wait in a list the driver drains (`FsDisk::take_completed`); after each
 //! one the optional waker runs on the worker thread, so an event loop can sleep until
-//! then. The waker must be quick and must not call back into the disk.
+//! then. The waker must be quick, must not block (the driver may be waiting for this
+//! worker) and must not call back into the disk.
 
 use std::fmt;
 use std::fs::File;
