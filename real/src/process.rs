@@ -47,7 +47,7 @@ impl Hosted {
                     Some(l) => l.local_addr()?,
                     None => std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
                 };
-                let mut disk = FsDisk::open(dir)?;
+                let mut disk = FsDisk::open_threaded(dir)?;
                 let _ = addr_tx.send(addr);
                 let node = build(&addr.to_string(), &mut disk);
                 let stop = async {

@@ -16,8 +16,10 @@
 //! - Time (`ctx.rs`): `now_ms` is the wall clock in ms since the Unix epoch, as
 //!   RocketMQ stamps messages, never going back within a run; timers are tokio sleeps
 //!   with tokio's 1 ms resolution.
-//! - The disk: [`FsDisk`] performs a sync when asked and queues its outcome; after
-//!   every input the loop hands finished syncs back as [`Input::SyncComplete`].
+//! - The disk: [`FsDisk`] performs a sync when asked, or on its worker thread (opened
+//!   with [`FsDisk::open_threaded`], which wakes the loop when one finishes); after
+//!   every input the loop hands finished syncs back as [`Input::SyncComplete`], so a
+//!   broker keeps serving while an fsync runs (group commit).
 //! - Stopping: when `stop` resolves the node is asked to [`Node::shutdown`], and the
 //!   loop runs until it reports [`Node::is_stopped`] (flushes landed, abort marker
 //!   removed) or `shutdown_timeout_ms` passes.
@@ -94,6 +96,13 @@ pub async fn host(
     stop: impl Future<Output = ()>,
 ) -> io::Result<Ended> {
     let (events_tx, mut events) = mpsc::unbounded_channel::<ConnEvent>();
+    // A disk opened with syncs on a worker thread wakes the loop when one finishes.
+    let mut disk = disk;
+    let sync_done = std::sync::Arc::new(tokio::sync::Notify::new());
+    {
+        let sync_done = sync_done.clone();
+        disk.set_waker(Box::new(move || sync_done.notify_one()));
+    }
     if let Some(listener) = listener {
         connection::spawn_acceptor(listener, events_tx.clone(), options.max_frame_bytes);
     }
@@ -128,6 +137,9 @@ pub async fn host(
             }
             Some(event) = events.recv() => {
                 state.on_conn_event(&mut node, event);
+            }
+            _ = sync_done.notified() => {
+                // Delivered below, with any other finished syncs.
             }
             _ = sleep_until_opt(next_timer) => {
                 while let Some((id, kind)) = state.timers.pop_due(tokio::time::Instant::now()) {
