@@ -104,7 +104,11 @@ impl Drop for Hosted {
 /// directory is made). `RUST_LOG` filters, default `info`.
 pub fn init_logging(log_file: Option<&Path>) -> io::Result<()> {
     let filter = || EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let stderr = fmt::layer().with_writer(io::stderr).with_filter(filter());
+    // Colours only for a terminal: a redirected log must stay greppable.
+    let stderr = fmt::layer()
+        .with_ansi(io::IsTerminal::is_terminal(&io::stderr()))
+        .with_writer(io::stderr)
+        .with_filter(filter());
     let file = match log_file {
         Some(path) => {
             if let Some(dir) = path.parent() {

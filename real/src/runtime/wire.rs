@@ -88,12 +88,10 @@ impl Wire {
         now_ms: u64,
     ) -> Option<RemotingCommand> {
         match msg {
-            Message::Request { request, .. }
-                if matches!(
-                    request,
-                    Request::HaReport { .. } | Request::HaTransfer { .. }
-                ) =>
-            {
+            Message::Request {
+                request: Request::HaReport { .. } | Request::HaTransfer { .. },
+                ..
+            } => {
                 if !self.ha_warned {
                     self.ha_warned = true;
                     tracing::warn!("master/slave replication is not carried by this runtime yet: HA messages dropped");
