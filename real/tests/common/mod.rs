@@ -3,6 +3,8 @@
 
 #![allow(dead_code)] // Each test binary uses its own part.
 
+pub mod procs;
+
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
