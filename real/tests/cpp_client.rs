@@ -51,7 +51,7 @@ fn python() -> Option<&'static Path> {
     static PYTHON: OnceLock<Result<PathBuf, String>> = OnceLock::new();
     match PYTHON.get_or_init(prepare_venv) {
         Ok(python) => Some(python),
-        Err(why) if std::env::var("CI").as_deref() == Ok("true") => {
+        Err(why) if in_ci() => {
             panic!("cannot prepare RocketMQ's C++ client (CI=true, so no skipping): {why}")
         }
         Err(why) => {
@@ -59,6 +59,12 @@ fn python() -> Option<&'static Path> {
             None
         }
     }
+}
+
+/// CI=true (or any value but empty, 0 and false, as CI services set it).
+fn in_ci() -> bool {
+    std::env::var("CI")
+        .is_ok_and(|v| !["", "0", "false"].contains(&v.to_ascii_lowercase().as_str()))
 }
 
 /// `python3 -m venv` + `pip install` the pinned client under CARGO_TARGET_TMPDIR. Built
@@ -69,7 +75,8 @@ fn prepare_venv() -> Result<PathBuf, String> {
     let venv = root.join("cpp-client-venv");
     let python = venv.join("bin/python");
     let ready = venv.join(".installed");
-    if std::fs::read_to_string(&ready).is_ok_and(|pin| pin == CLIENT_PACKAGE) {
+    let installed = || std::fs::read_to_string(&ready).is_ok_and(|pin| pin == CLIENT_PACKAGE);
+    if installed() {
         return Ok(python);
     }
     let scratch = root.join(format!("cpp-client-venv.{}", std::process::id()));
@@ -97,13 +104,19 @@ fn prepare_venv() -> Result<PathBuf, String> {
         Command::new(scratch.join("bin/python"))
             .args(["-m", "pip", "install", "--disable-pip-version-check", "-q"])
             .args(["--timeout", "30", CLIENT_PACKAGE]),
-    )?;
+    )
+    .inspect_err(|_| {
+        let _ = std::fs::remove_dir_all(&scratch);
+    })?;
     // The venv's own scripts hold its path, but we only run bin/python, which finds
     // its packages relative to itself: renaming the directory is safe.
     std::fs::write(scratch.join(".installed"), CLIENT_PACKAGE).map_err(|e| e.to_string())?;
-    let _ = std::fs::remove_dir_all(&venv);
-    if std::fs::rename(&scratch, &venv).is_err() && !ready.exists() {
-        return Err(format!("cannot move {} into place", scratch.display()));
+    // Another test binary may have finished first: keep its venv (it may be in use).
+    if !installed() {
+        let _ = std::fs::remove_dir_all(&venv); // an interrupted or differently pinned one
+        if std::fs::rename(&scratch, &venv).is_err() && !installed() {
+            return Err(format!("cannot move {} into place", scratch.display()));
+        }
     }
     let _ = std::fs::remove_dir_all(&scratch);
     Ok(python)
