@@ -13,6 +13,7 @@ pub mod config_tables;
 pub mod consume_queue;
 pub mod disk;
 pub mod flush;
+pub mod foreign_store;
 pub mod mapped_file;
 pub mod mem_disk;
 pub mod message_store;

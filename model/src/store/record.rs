@@ -146,8 +146,48 @@ impl NewRecord<'_> {
         store_timestamp_ms: i64,
         out: &mut Vec<u8>,
     ) {
+        self.encode_with(queue_offset, physical_offset, store_timestamp_ms, true, out);
+    }
+
+    /// TOTALSIZE of [`NewRecord::encode_without_crc_tail`]'s record.
+    pub fn encoded_len_without_crc_tail(&self) -> usize {
+        self.encoded_len() - usize::from(self.needs_separator()) - CRC32_RESERVED_LEN
+    }
+
+    /// The record as a RocketMQ with `enabledAppendPropCRC` off writes it: properties as
+    /// given, no `__CRC32#` tail, integrity by BODYCRC only. The store never writes this;
+    /// it exists so tests and fixtures can build a store another implementation left.
+    pub fn encode_without_crc_tail(
+        &self,
+        queue_offset: i64,
+        physical_offset: i64,
+        store_timestamp_ms: i64,
+        out: &mut Vec<u8>,
+    ) {
+        self.encode_with(
+            queue_offset,
+            physical_offset,
+            store_timestamp_ms,
+            false,
+            out,
+        );
+    }
+
+    fn encode_with(
+        &self,
+        queue_offset: i64,
+        physical_offset: i64,
+        store_timestamp_ms: i64,
+        crc_tail: bool,
+        out: &mut Vec<u8>,
+    ) {
         let start = out.len();
-        let total = self.encoded_len();
+        let total = if crc_tail {
+            self.encoded_len()
+        } else {
+            self.encoded_len_without_crc_tail()
+        };
+        let properties_len = total - (self.encoded_len() - self.properties_len());
         let mut sys_flag = self.sys_flag & !(SYSFLAG_BORNHOST_V6 | SYSFLAG_STOREHOST_V6);
         if self.born_host.ip.is_ipv6() {
             sys_flag |= SYSFLAG_BORNHOST_V6;
@@ -174,13 +214,15 @@ impl NewRecord<'_> {
         out.extend_from_slice(self.body);
         out.push(self.topic.len() as u8);
         out.extend_from_slice(self.topic.as_bytes());
-        out.extend_from_slice(&(self.properties_len() as i16).to_be_bytes());
+        out.extend_from_slice(&(properties_len as i16).to_be_bytes());
         out.extend_from_slice(self.properties.as_bytes());
-        if self.needs_separator() {
-            out.push(PROPERTY_SEPARATOR as u8);
+        if crc_tail {
+            if self.needs_separator() {
+                out.push(PROPERTY_SEPARATOR as u8);
+            }
+            let crc = masked_crc32(&out[start..]);
+            put_crc_tail(crc, out);
         }
-        let crc = masked_crc32(&out[start..]);
-        put_crc_tail(crc, out);
         debug_assert_eq!(out.len() - start, total);
     }
 }
