@@ -342,3 +342,36 @@ fn a_damaged_first_magic_code_is_cut_not_refused() {
     assert_eq!(report.cut.unwrap().offset, 0);
     assert_eq!(store.written_offset(), 0);
 }
+
+/// A slave copying a master that took over a tail-less store writes the records as
+/// they are, reads its files' format the same way, and serves and recovers them.
+#[test]
+fn a_slave_copies_a_tail_less_store_and_recovers_it() {
+    let mut master_disk = MemDisk::new();
+    let fixture = write_foreign_store(&mut master_disk, &spec(0b0100, false)).unwrap();
+    let (master, _) = boot(&mut master_disk);
+    let mut slave_disk = MemDisk::new();
+    let (mut slave, _) = boot(&mut slave_disk);
+    let mut from = 0;
+    while from < master.written_offset() {
+        let batch = master
+            .read_for_replication(&master_disk, from, master.written_offset(), 1024)
+            .unwrap();
+        assert!(!batch.data.is_empty());
+        slave
+            .append_replicated(&mut slave_disk, &batch.data)
+            .unwrap();
+        from = batch.end;
+    }
+    assert_eq!(slave.written_offset(), master.written_offset());
+    for (store, disk) in [(&slave, &slave_disk), (&master, &master_disk)] {
+        assert_serves(store, disk, &fixture);
+    }
+    slave.request_flush(&mut slave_disk).unwrap();
+    slave.request_logic_flush(&mut slave_disk).unwrap();
+    settle(&mut slave, &mut slave_disk);
+    let (slave, report) = boot(&mut slave_disk);
+    assert_eq!(report.records_recovered, fixture.records.len() as u64);
+    assert_eq!(report.cut, None);
+    assert_serves(&slave, &slave_disk, &fixture);
+}
