@@ -11,6 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
+use crate::client::MessageQueue;
 use crate::store::config_tables::{ConsumerOffsetTable, DataVersion, TopicConfig};
 
 /// RocketMQ request codes (`RequestCode`).
@@ -26,6 +27,9 @@ pub mod request_code {
     pub const UNREGISTER_CLIENT: i32 = 35;
     pub const GET_CONSUMER_LIST_BY_GROUP: i32 = 38;
     pub const NOTIFY_CONSUMER_IDS_CHANGED: i32 = 40;
+    /// Orderly consumers lock the queues they consume (reference C.6).
+    pub const LOCK_BATCH_MQ: i32 = 41;
+    pub const UNLOCK_BATCH_MQ: i32 = 42;
     /// A slave's `SlaveSynchronize.syncConsumerOffset` asks its master for every offset.
     pub const GET_ALL_CONSUMER_OFFSET: i32 = 43;
     pub const SEND_MESSAGE_V2: i32 = 310;
@@ -199,6 +203,18 @@ impl Message {
                         format!("NOTIFY_CONSUMER_IDS_CHANGED {consumer_group}")
                     }
                     Request::GetAllConsumerOffset => "GET_ALL_CONSUMER_OFFSET".into(),
+                    Request::LockBatchMq(b) => format!(
+                        "LOCK_BATCH_MQ {} {} queues={}",
+                        b.consumer_group,
+                        b.client_id,
+                        b.queues.len()
+                    ),
+                    Request::UnlockBatchMq(b) => format!(
+                        "UNLOCK_BATCH_MQ {} {} queues={}",
+                        b.consumer_group,
+                        b.client_id,
+                        b.queues.len()
+                    ),
                     Request::HaReport { slave_max_offset } => {
                         format!("HA_REPORT {slave_max_offset}")
                     }
@@ -250,6 +266,8 @@ impl Message {
                         t.offset_table.len(),
                         t.offset_table.values().map(BTreeMap::len).sum::<usize>()
                     ),
+                    Response::LockBatchMq(q) => format!("LOCKED queues={}", q.len()),
+                    Response::UnlockBatchMq => "UNLOCKED".into(),
                     Response::Error { code, remark } => format!("ERROR code={code} {remark}"),
                 };
                 format!("resp#{opaque} {what}")
@@ -300,6 +318,12 @@ pub enum Request {
     /// Slave → master (`SlaveSynchronize`): every consumer offset the master holds,
     /// answered with [`Response::ConsumerOffsets`].
     GetAllConsumerOffset,
+    /// An orderly consumer asks for the queues it is to consume (`LockBatchRequestBody`),
+    /// answered with [`Response::LockBatchMq`]: those now locked for it.
+    LockBatchMq(LockBatch),
+    /// An orderly consumer lets go of queues (`UnlockBatchRequestBody`), answered with
+    /// [`Response::UnlockBatchMq`].
+    UnlockBatchMq(LockBatch),
     /// Slave → master on the HA channel: "I hold the commit log up to here" (the 8-byte
     /// report of reference A.8). Sent on connect, every 5 s, and after applying data.
     HaReport {
@@ -344,6 +368,8 @@ impl Request {
             Request::GetConsumerListByGroup { .. } => request_code::GET_CONSUMER_LIST_BY_GROUP,
             Request::NotifyConsumerIdsChanged { .. } => request_code::NOTIFY_CONSUMER_IDS_CHANGED,
             Request::GetAllConsumerOffset => request_code::GET_ALL_CONSUMER_OFFSET,
+            Request::LockBatchMq(_) => request_code::LOCK_BATCH_MQ,
+            Request::UnlockBatchMq(_) => request_code::UNLOCK_BATCH_MQ,
             // Not remoting commands: RocketMQ's HA port has its own framing.
             Request::HaReport { .. } | Request::HaTransfer { .. } => -1,
         }
@@ -370,11 +396,24 @@ pub enum Response {
     ConsumerList(Vec<String>),
     /// GET_ALL_CONSUMER_OFFSET's body (`ConsumerOffsetSerializeWrapper`'s offset table).
     ConsumerOffsets(ConsumerOffsetTable),
+    /// LOCK_BATCH_MQ's `lockOKMQSet`: the queues locked for the asking client.
+    LockBatchMq(BTreeSet<MessageQueue>),
+    /// UNLOCK_BATCH_MQ answered with SUCCESS.
+    UnlockBatchMq,
     /// Any failure: a RocketMQ response code and its remark.
     Error {
         code: i32,
         remark: String,
     },
+}
+
+/// LOCK_BATCH_MQ's and UNLOCK_BATCH_MQ's body.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LockBatch {
+    pub consumer_group: String,
+    pub client_id: String,
+    /// `mqSet`.
+    pub queues: BTreeSet<MessageQueue>,
 }
 
 /// SEND_MESSAGE_V2's header and body.

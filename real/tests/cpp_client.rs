@@ -3,7 +3,8 @@
 //! `tests/interop/client.py` over PyPI's `rocketmq-client-python==0.5.0rc2`, which
 //! bundles librocketmq.so (rocketmq-client-cpp). Checked: sync sends with tags, keys and
 //! a user property arrive intact in queue order; orderly sends keep a sharding key on
-//! one queue; push consumers in clustering (two split the queues) and broadcasting (each
+//! one queue and an orderly push consumer (LOCK_BATCH_MQ) gets them in order; push
+//! consumers in clustering (two split the queues) and broadcasting (each
 //! gets everything) mode with `TagA || TagB` see no TagC; the C pull API; a consumer
 //! restarted mid-stream resumes from its committed offset; a broker killed with SIGKILL
 //! loses no SEND_OK.
@@ -590,7 +591,7 @@ fn sync_send_then_push_in_clustering_and_broadcasting_and_pull() {
 }
 
 #[test]
-fn orderly_send_keeps_each_sharding_key_on_one_queue_in_order() {
+fn orderly_send_keeps_each_sharding_key_on_one_queue_and_an_orderly_consumer_gets_it_in_order() {
     let Some(cluster) = Cluster::start() else {
         return;
     };
@@ -627,6 +628,34 @@ fn orderly_send_keeps_each_sharding_key_on_one_queue_in_order() {
             order, sorted,
             "{key}'s messages out of send order in its queue"
         );
+    }
+    // An orderly push consumer (it locks its queues with LOCK_BATCH_MQ before pulling)
+    // gets each key's messages in the order they were sent.
+    let mut orderly = cluster.client(
+        "consume orderly",
+        TOPIC,
+        "g_orderly",
+        &[
+            "consume",
+            "--orderly",
+            "--instance",
+            "orderly",
+            "--count",
+            "48",
+            "--timeout",
+            "55",
+        ],
+    );
+    orderly.wait_until("48 deliveries", |c| c.received().len() >= 48);
+    let orderly = orderly.finish();
+    let received = orderly.received();
+    assert_eq!(indexes(&received), (0..48).collect());
+    assert_queue_order("orderly consumer", &received);
+    let mut last: BTreeMap<&str, u64> = BTreeMap::new();
+    for r in &received {
+        if let Some(prev) = last.insert(&r.sharding_key, r.i) {
+            assert!(prev < r.i, "{}: {} after {prev}", r.sharding_key, r.i);
+        }
     }
 }
 

@@ -7,10 +7,12 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use rmq_model::client::MessageQueue;
 use rmq_model::protocol::{
     request_code as rc, response_code, BrokerData, BrokerIdentity, ClusterInfo, ConsumerData,
-    HeartbeatData, MessageModel, PullMessage, PullResponse, QueueData, QueueKey, RegisterBroker,
-    RegisterBrokerResult, Request, Response, SendMessage, SendResponse, TopicRouteData,
+    HeartbeatData, LockBatch, MessageModel, PullMessage, PullResponse, QueueData, QueueKey,
+    RegisterBroker, RegisterBrokerResult, Request, Response, SendMessage, SendResponse,
+    TopicRouteData,
 };
 use rmq_model::store::config_tables::{ConsumerOffsetTable, DataVersion, TopicConfig};
 use rmq_real::remoting::{
@@ -335,7 +337,51 @@ fn all_requests() -> Vec<Request> {
             consumer_group: "G".into(),
         },
         Request::GetAllConsumerOffset,
+        Request::LockBatchMq(lock_batch()),
+        Request::UnlockBatchMq(lock_batch()),
     ]
+}
+
+fn queues(ids: &[i32]) -> std::collections::BTreeSet<MessageQueue> {
+    ids.iter()
+        .map(|&queue_id| MessageQueue {
+            topic: "T".into(),
+            broker_name: "broker-a".into(),
+            queue_id,
+        })
+        .collect()
+}
+
+fn lock_batch() -> LockBatch {
+    LockBatch {
+        consumer_group: "G".into(),
+        client_id: "10.0.0.9@1".into(),
+        queues: queues(&[0, 3]),
+    }
+}
+
+/// LOCK_BATCH_MQ as rocketmq-client-cpp sends it (`LockBatchRequestBody::Encode`: a
+/// JsonCpp document with `mqSet` entries keyed brokerName/queueId/topic).
+#[test]
+fn a_cpp_lock_batch_request_decodes() {
+    let mut cmd = request_to_wire(7, &Request::LockBatchMq(lock_batch()), false);
+    cmd.language = "CPP".into();
+    cmd.body = br#"{"clientId":"10.0.0.9@1","consumerGroup":"G","mqSet":[{"brokerName":"broker-a","queueId":0,"topic":"T"},{"brokerName":"broker-a","queueId":3,"topic":"T"}]}"#.to_vec();
+    assert_eq!(
+        request_from_wire(&cmd).unwrap(),
+        Request::LockBatchMq(lock_batch())
+    );
+    let locked = response_to_wire(
+        rc::LOCK_BATCH_MQ,
+        7,
+        &Response::LockBatchMq(queues(&[3])),
+        SerializeType::Json,
+    );
+    let body: serde_json::Value = serde_json::from_slice(&locked.body).unwrap();
+    assert_eq!(
+        body,
+        serde_json::json!({"lockOKMQSet": [{"topic": "T", "brokerName": "broker-a", "queueId": 3}]})
+    );
 }
 
 fn reencode(cmd: &RemotingCommand, serialize_type: SerializeType) -> RemotingCommand {
@@ -481,6 +527,9 @@ fn all_responses() -> Vec<(i32, Response)> {
             rc::GET_ALL_CONSUMER_OFFSET,
             Response::ConsumerOffsets(offsets),
         ),
+        (rc::LOCK_BATCH_MQ, Response::LockBatchMq(queues(&[0, 1]))),
+        (rc::LOCK_BATCH_MQ, Response::LockBatchMq(queues(&[]))),
+        (rc::UNLOCK_BATCH_MQ, Response::UnlockBatchMq),
         (999, error(response_code::REQUEST_CODE_NOT_SUPPORTED, "")),
     ]
 }

@@ -17,6 +17,7 @@ mod ha;
 mod high_watermark;
 mod offsets;
 mod pull;
+mod queue_locks;
 mod send;
 mod topics;
 
@@ -68,6 +69,7 @@ pub struct Broker {
     topics: topics::Topics,
     offsets: offsets::ConsumerOffsets,
     consumers: consumers::ConsumerGroups,
+    queue_locks: queue_locks::QueueLocks,
     sends: send::PendingSends,
     flush: flush::FlushState,
     holds: pull::HeldPulls,
@@ -100,6 +102,7 @@ impl Broker {
             topics,
             offsets,
             consumers: consumers::ConsumerGroups::default(),
+            queue_locks: queue_locks::QueueLocks::default(),
             sends: send::PendingSends::default(),
             flush: flush::FlushState::default(),
             holds: pull::HeldPulls::default(),
@@ -366,6 +369,20 @@ impl Broker {
                     Response::ConsumerList(ids)
                 };
                 reply(ctx, response);
+            }
+            Request::LockBatchMq(body) => {
+                let locked = self.queue_locks.lock(
+                    &body.consumer_group,
+                    &body.client_id,
+                    &body.queues,
+                    ctx.now_ms(),
+                );
+                reply(ctx, Response::LockBatchMq(locked));
+            }
+            Request::UnlockBatchMq(body) => {
+                self.queue_locks
+                    .unlock(&body.consumer_group, &body.client_id, &body.queues);
+                reply(ctx, Response::UnlockBatchMq);
             }
             Request::HaReport { slave_max_offset } => {
                 self.on_ha_report(ctx, from, slave_max_offset);

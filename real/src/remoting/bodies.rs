@@ -1,8 +1,11 @@
-//! JSON bodies whose wire shape is not the model's type (reference C.4, F, G.7).
+//! JSON bodies whose wire shape is not the model's type (reference C.4, C.6, F, G.7).
 //! `TopicRouteData`, `ClusterInfo` and the consumer offset table are the model's own
 //! serde types and need nothing here.
 
-use rmq_model::protocol::{ConsumerData, HeartbeatData, MessageModel};
+use std::collections::BTreeSet;
+
+use rmq_model::client::MessageQueue;
+use rmq_model::protocol::{ConsumerData, HeartbeatData, LockBatch, MessageModel};
 use rmq_model::store::config_tables::TopicConfigTable;
 use rmq_model::subscription::SubscriptionData;
 use serde::{Deserialize, Deserializer, Serialize};
@@ -158,4 +161,83 @@ pub(super) fn to_json<T: Serialize>(value: &T) -> Vec<u8> {
 /// A consumer list body, for tests and the client side.
 pub(super) fn consumer_ids_from_json(body: &[u8]) -> Result<Vec<String>, String> {
     fastjson::from_slice::<ConsumerIdList>(body).map(|l| l.consumer_id_list)
+}
+
+/// `MessageQueue` in a JSON body.
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WireQueue {
+    topic: String,
+    broker_name: String,
+    queue_id: i32,
+}
+
+impl From<WireQueue> for MessageQueue {
+    fn from(q: WireQueue) -> MessageQueue {
+        MessageQueue {
+            topic: q.topic,
+            broker_name: q.broker_name,
+            queue_id: q.queue_id,
+        }
+    }
+}
+
+impl From<&MessageQueue> for WireQueue {
+    fn from(q: &MessageQueue) -> WireQueue {
+        WireQueue {
+            topic: q.topic.clone(),
+            broker_name: q.broker_name.clone(),
+            queue_id: q.queue_id,
+        }
+    }
+}
+
+/// `LockBatchRequestBody` and `UnlockBatchRequestBody` (reference C.6). Java's
+/// `onlyThisBroker` is read past: the model's broker answers for itself only anyway.
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WireLockBatch {
+    consumer_group: String,
+    client_id: String,
+    #[serde(default)]
+    mq_set: Vec<WireQueue>,
+}
+
+pub(super) fn lock_batch_from_json(body: &[u8]) -> Result<LockBatch, String> {
+    let wire: WireLockBatch = fastjson::from_slice(body)?;
+    Ok(LockBatch {
+        consumer_group: wire.consumer_group,
+        client_id: wire.client_id,
+        queues: wire.mq_set.into_iter().map(MessageQueue::from).collect(),
+    })
+}
+
+pub(super) fn lock_batch_to_json(body: &LockBatch) -> Vec<u8> {
+    to_json(&WireLockBatch {
+        consumer_group: body.consumer_group.clone(),
+        client_id: body.client_id.clone(),
+        mq_set: body.queues.iter().map(WireQueue::from).collect(),
+    })
+}
+
+/// `LockBatchResponseBody`.
+#[derive(Serialize, Deserialize)]
+struct WireLocked {
+    #[serde(default, rename = "lockOKMQSet")]
+    lock_ok_mq_set: Vec<WireQueue>,
+}
+
+pub(super) fn locked_from_json(body: &[u8]) -> Result<BTreeSet<MessageQueue>, String> {
+    let wire: WireLocked = fastjson::from_slice(body)?;
+    Ok(wire
+        .lock_ok_mq_set
+        .into_iter()
+        .map(MessageQueue::from)
+        .collect())
+}
+
+pub(super) fn locked_to_json(queues: &BTreeSet<MessageQueue>) -> Vec<u8> {
+    to_json(&WireLocked {
+        lock_ok_mq_set: queues.iter().map(WireQueue::from).collect(),
+    })
 }

@@ -14,8 +14,8 @@
 //!   framing): [`try_request_to_wire`] refuses them.
 
 use rmq_model::protocol::{
-    request_code as rc, response_code, BrokerIdentity, PullMessage, QueueKey, RegisterBroker,
-    Request, SendMessage,
+    request_code as rc, response_code, BrokerIdentity, LockBatch, PullMessage, QueueKey,
+    RegisterBroker, Request, SendMessage,
 };
 use rmq_model::store::config_tables::TopicConfigTable;
 
@@ -81,6 +81,8 @@ pub fn try_request_from_wire(cmd: &RemotingCommand) -> Result<Request, MappingEr
             consumer_group: f.string("consumerGroup")?,
         },
         rc::GET_ALL_CONSUMER_OFFSET => Request::GetAllConsumerOffset,
+        rc::LOCK_BATCH_MQ => Request::LockBatchMq(lock_batch(&f, &cmd.body)?),
+        rc::UNLOCK_BATCH_MQ => Request::UnlockBatchMq(lock_batch(&f, &cmd.body)?),
         rc::REGISTER_BROKER => register_broker(&f, &cmd.body)?,
         rc::UNREGISTER_BROKER => Request::UnregisterBroker(broker_identity(&f)?),
         rc::GET_ROUTEINFO_BY_TOPIC => Request::GetRouteInfoByTopic {
@@ -190,6 +192,10 @@ pub fn try_request_to_wire(
             ext([("consumerGroup", consumer_group.clone())])
         }
         Request::GetAllConsumerOffset | Request::GetBrokerClusterInfo => ext([]),
+        Request::LockBatchMq(b) | Request::UnlockBatchMq(b) => {
+            body = bodies::lock_batch_to_json(b);
+            ext([])
+        }
         Request::RegisterBroker(r) => {
             body = bodies::to_json(&RegisterBrokerBody {
                 topic_config_serialize_wrapper: TopicConfigTable {
@@ -269,6 +275,13 @@ const V2_SEND_KEYS: SendKeys = SendKeys {
     unit_mode: "k",
     batch: "m",
 };
+
+fn lock_batch(f: &Fields, body: &[u8]) -> Result<LockBatch, MappingError> {
+    bodies::lock_batch_from_json(body).map_err(|reason| MappingError::InvalidBody {
+        code: f.code,
+        reason,
+    })
+}
 
 fn no_batch(code: i32) -> MappingError {
     MappingError::Unsupported {

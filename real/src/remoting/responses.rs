@@ -96,6 +96,8 @@ pub fn response_to_wire(
             })
         }
         Response::ConsumerOffsets(table) => body = bodies::to_json(table),
+        Response::LockBatchMq(queues) => body = bodies::locked_to_json(queues),
+        Response::UnlockBatchMq => {}
         Response::Error { code: c, remark: r } => {
             code = *c;
             remark = Some(r.clone()).filter(|r| !r.is_empty());
@@ -161,6 +163,10 @@ pub fn response_from_wire(
         rc::GET_ALL_CONSUMER_OFFSET if success => Response::ConsumerOffsets(
             fastjson::from_slice::<ConsumerOffsetTable>(&cmd.body).map_err(bad_body)?,
         ),
+        rc::LOCK_BATCH_MQ if success => {
+            Response::LockBatchMq(bodies::locked_from_json(&cmd.body).map_err(bad_body)?)
+        }
+        rc::UNLOCK_BATCH_MQ if success => Response::UnlockBatchMq,
         rc::REGISTER_BROKER if success => Response::RegisterBroker(RegisterBrokerResult {
             master_addr: f.opt_str("masterAddr").map(str::to_string),
             ha_server_addr: f.opt_str("haServerAddr").map(str::to_string),
