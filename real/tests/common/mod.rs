@@ -3,6 +3,7 @@
 
 #![allow(dead_code)] // Each test binary uses its own part.
 
+pub mod cpp_client;
 pub mod procs;
 
 use std::collections::BTreeMap;
