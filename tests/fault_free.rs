@@ -30,7 +30,6 @@ use rmq_sim::history::Entry;
 
 const DEFAULT_SEEDS: u64 = 50;
 
-
 fn seeds() -> u64 {
     std::env::var("ROCKETSIM_SEEDS")
         .ok()

@@ -1,10 +1,16 @@
 //! rmq-real: the same state machines over real files and sockets.
 //!
-//! - [`fs_disk`]: [`fs_disk::FsDisk`], the store's `Disk` over a real directory, with
-//!   syncs performed at once and their outcomes handed back to the driver.
+//! - [`fs_disk`]: [`fs_disk::FsDisk`], the store's `Disk` over a real directory. Syncs
+//!   run either at once while the store waits ([`fs_disk::FsDisk::open`]) or on a
+//!   worker thread while the broker keeps serving ([`fs_disk::FsDisk::open_threaded`]);
+//!   either way their outcomes are handed back to the driver.
+//! - [`config`]: the binaries' configuration as RocketMQ reads it (properties files,
+//!   `-c`/`-n`, `NAMESRV_ADDR`) and the store directory's lock.
 //! - [`remoting`]: RocketMQ's remoting codec — frames, JSON and binary headers, and
 //!   the mapping to and from the model's requests and responses.
 #![deny(clippy::undocumented_unsafe_blocks)]
 
+pub mod config;
 pub mod fs_disk;
 pub mod remoting;
+mod sync_worker;

@@ -10,7 +10,7 @@ use rmq_model::store::{
     recover, Disk, DiskError, Host, MemDisk, MessageStore, NewRecord, RecoveryMode, RecoveryReport,
     StoreConfig, StoreEvent, StoreState, StoredMessage, SyncTarget, ABORT_PATH,
 };
-use rmq_real::fs_disk::{FsDisk, MAX_OPEN_FILES};
+use rmq_real::fs_disk::{FsDisk, MAX_OPEN_FILES, MAX_SYNCS_IN_FLIGHT};
 
 // ---------------------------------------------------------------------------------------
 // Conformance: FsDisk and MemDisk side by side.
@@ -454,12 +454,21 @@ fn read_all(store: &MessageStore, disk: &FsDisk) -> Vec<StoredMessage> {
 
 #[test]
 fn a_store_survives_clean_shutdown_and_crash_on_real_files() {
+    survive_clean_shutdown_and_crash(|root| FsDisk::open(root).unwrap());
+}
+
+#[test]
+fn a_store_survives_clean_shutdown_and_crash_with_threaded_syncs() {
+    survive_clean_shutdown_and_crash(|root| FsDisk::open_threaded(root).unwrap());
+}
+
+fn survive_clean_shutdown_and_crash(open: fn(&std::path::Path) -> FsDisk) {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("store");
 
     // First run: boot an empty store, fill it, flush, shut down cleanly.
     let (before_shutdown, written) = {
-        let mut disk = FsDisk::open(&root).unwrap();
+        let mut disk = open(&root);
         let (mut store, report) = boot(&mut disk);
         assert_eq!(report.mode, RecoveryMode::Normal);
         assert_eq!(report.records_recovered, 0);
@@ -491,7 +500,7 @@ fn a_store_survives_clean_shutdown_and_crash_on_real_files() {
 
     // Second run: a new FsDisk on the same directory recovers normally.
     let messages = {
-        let mut disk = FsDisk::open(&root).unwrap();
+        let mut disk = open(&root);
         let (mut store, report) = boot(&mut disk);
         assert_eq!(report.mode, RecoveryMode::Normal);
         assert_eq!(report.records_recovered, 200);
@@ -515,10 +524,125 @@ fn a_store_survives_clean_shutdown_and_crash_on_real_files() {
 
     // Third run: the abort marker means abnormal recovery; nothing was lost, since the
     // process died but the kernel kept its page cache.
-    let mut disk = FsDisk::open(&root).unwrap();
+    let mut disk = open(&root);
     let (store, report) = boot(&mut disk);
     assert_eq!(report.mode, RecoveryMode::Abnormal);
     assert_eq!(report.records_recovered, 300);
     assert!(report.discarded.is_empty(), "{:?}", report.discarded);
     assert_eq!(read_all(&store, &disk), messages);
+}
+
+// ---------------------------------------------------------------------------------------
+// Threaded syncs: the store keeps working while the worker fsyncs.
+
+#[test]
+fn threaded_syncs_complete_later_through_take_completed() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("store");
+    let wakes = Arc::new(AtomicUsize::new(0));
+    let written = {
+        let mut disk = FsDisk::open_threaded(&root).unwrap();
+        let counter = Arc::clone(&wakes);
+        disk.set_waker(Box::new(move || {
+            counter.fetch_add(1, Ordering::SeqCst);
+        }));
+        let (mut store, _) = boot(&mut disk);
+        let wakes_after_boot = wakes.load(Ordering::SeqCst);
+        assert!(wakes_after_boot > 0, "boot's syncs woke the driver");
+
+        fill(&mut store, &mut disk, 50, 3);
+        let target = store.request_flush(&mut disk).unwrap().unwrap();
+        assert_eq!(target, store.written_offset());
+        // The store is not blocked: it appends while the fsync may still run.
+        fill(&mut store, &mut disk, 10, 5);
+        // And it learns of durability only from a completion it was handed.
+        assert!(store.durable_offset() < target);
+
+        // Completions arrive only through take_completed, after the worker ran.
+        let mut events = Vec::new();
+        let mut rounds = 0;
+        while !events.contains(&StoreEvent::CommitLogDurable(target)) {
+            rounds += 1;
+            assert!(rounds < 10_000, "the flush never completed: {events:?}");
+            for (ticket, result) in disk.wait_completed(Duration::from_secs(10)) {
+                assert_eq!(result, Ok(()));
+                events.push(store.on_sync_complete(&mut disk, ticket, result));
+            }
+        }
+        assert_eq!(store.durable_offset(), target);
+        assert!(wakes.load(Ordering::SeqCst) > wakes_after_boot);
+        assert_eq!(read_all(&store, &disk).len(), 60);
+        // Flush the rest and crash (no shutdown): the records were made durable.
+        store.request_flush(&mut disk).unwrap();
+        settle(&mut store, &mut disk);
+        assert_eq!(disk.syncs_in_flight(), 0);
+        assert_eq!(store.durable_offset(), store.written_offset());
+        store.written_offset()
+    };
+
+    let mut disk = FsDisk::open_threaded(&root).unwrap();
+    let (store, report) = boot(&mut disk);
+    assert_eq!(report.mode, RecoveryMode::Abnormal);
+    assert_eq!(report.records_recovered, 60);
+    assert_eq!(store.written_offset(), written);
+    assert_eq!(read_all(&store, &disk).len(), 60);
+}
+
+#[test]
+fn threaded_syncs_complete_in_request_order_and_report_missing_files_at_once() {
+    use std::time::Duration;
+
+    let tmp = tempfile::tempdir().unwrap();
+    let mut disk = FsDisk::open_threaded(tmp.path()).unwrap();
+    disk.create("a/f").unwrap();
+    disk.write("a/f", 0, &[1; 4096]).unwrap();
+    let mut tickets = Vec::new();
+    for i in 0..20 {
+        disk.write("a/f", 4096 * (i + 1), &[2; 4096]).unwrap();
+        tickets.push(disk.request_sync(SyncTarget::File("a/f")).unwrap());
+        tickets.push(disk.request_sync(SyncTarget::Dir("a")).unwrap());
+    }
+    assert!(matches!(
+        disk.request_sync(SyncTarget::File("a/missing")),
+        Err(DiskError::NotFound { .. })
+    ));
+    assert!(matches!(
+        disk.request_sync(SyncTarget::Dir("../x")),
+        Err(DiskError::Io { .. })
+    ));
+    let mut completed = Vec::new();
+    while completed.len() < tickets.len() {
+        let done = disk.wait_completed(Duration::from_secs(10));
+        assert!(!done.is_empty(), "no completion within 10 s");
+        completed.extend(done.into_iter().map(|(ticket, result)| {
+            assert_eq!(result, Ok(()));
+            ticket
+        }));
+    }
+    assert_eq!(completed, tickets);
+    assert_eq!(disk.syncs_in_flight(), 0);
+    assert!(disk.wait_completed(Duration::from_secs(10)).is_empty());
+}
+
+#[test]
+fn threaded_requests_past_the_in_flight_bound_wait_for_the_worker() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut disk = FsDisk::open_threaded(tmp.path()).unwrap();
+    disk.create("f").unwrap();
+    let requests = MAX_SYNCS_IN_FLIGHT + 50;
+    for _ in 0..requests {
+        disk.request_sync(SyncTarget::File("f")).unwrap();
+        assert!(disk.syncs_in_flight() <= MAX_SYNCS_IN_FLIGHT);
+    }
+    let mut completed = 0;
+    while completed < requests {
+        let done = disk.wait_completed(std::time::Duration::from_secs(10));
+        assert!(!done.is_empty(), "no completion within 10 s");
+        completed += done.len();
+    }
+    assert_eq!(completed, requests);
 }
