@@ -387,7 +387,6 @@ fn config() -> StoreConfig {
         commit_log_file_size_bytes: 4096,
         consume_queue_entries_per_file: 8,
         max_message_size_bytes: 4096,
-        accept_records_without_crc_tail: false,
     }
 }
 
@@ -530,6 +529,46 @@ fn survive_clean_shutdown_and_crash(open: fn(&std::path::Path) -> FsDisk) {
     assert_eq!(report.records_recovered, 300);
     assert!(report.discarded.is_empty(), "{:?}", report.discarded);
     assert_eq!(read_all(&store, &disk), messages);
+}
+
+/// A store another RocketMQ implementation wrote with `enabledAppendPropCRC` off, on
+/// real files: shut down cleanly it recovers whole; cut by a crash it loses only the torn
+/// record. The files the recovery leaves are RocketMQ's: the commit log of the clean one
+/// is not changed by a byte.
+#[test]
+fn a_tail_less_store_recovers_on_real_files() {
+    use rmq_model::store::foreign_store::{write_foreign_store, ForeignStoreSpec};
+    for crashed in [false, true] {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("store");
+        let spec = ForeignStoreSpec {
+            commit_log_file_size_bytes: config().commit_log_file_size_bytes,
+            consume_queue_entries_per_file: config().consume_queue_entries_per_file,
+            records: 60,
+            files_with_crc_tail: 0,
+            crashed,
+        };
+        let fixture = {
+            let mut disk = FsDisk::open(&root).unwrap();
+            write_foreign_store(&mut disk, &spec).unwrap()
+        };
+        let first_file = root.join("commitlog/00000000000000000000");
+        let log_before = std::fs::read(&first_file).unwrap();
+        let mut disk = FsDisk::open(&root).unwrap();
+        let (store, report) = boot(&mut disk);
+        let whole = fixture.whole_records();
+        assert_eq!(report.records_recovered, whole.len() as u64, "{report:?}");
+        assert_eq!(report.cut.map(|c| c.offset), fixture.torn_at);
+        for r in whole {
+            let m = store
+                .get_message(&disk, r.topic, r.queue_id, r.queue_offset as u64)
+                .unwrap();
+            assert_eq!(m.physical_offset, r.physical_offset);
+        }
+        if !crashed {
+            assert_eq!(std::fs::read(&first_file).unwrap(), log_before);
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 //! the store timestamps of the last flushed commit-log record and consume-queue entry.
 //!
 //! rocketsim recovery does not *trust* the checkpoint to skip verification (it verifies
-//! the whole commit log, see `recovery.rs`); it keeps the file in RocketMQ's format so
+//! the whole commit log, see `recovery/`); it keeps the file in RocketMQ's format so
 //! the store stays readable by RocketMQ's tools, and reports it after a crash.
 
 use super::disk::{Disk, DiskError};

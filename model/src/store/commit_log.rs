@@ -2,11 +2,12 @@
 //! fixed-size files under `commitlog/` (reference A.1, A.2).
 
 use std::borrow::Cow;
+use std::collections::BTreeSet;
 
 use super::disk::{Disk, DiskError};
 use super::flush::FlushTracker;
 use super::mapped_file::MappedFileQueue;
-use super::record::{blank_marker, END_FILE_MIN_BLANK_LENGTH};
+use super::record::{blank_marker, CrcCheck, END_FILE_MIN_BLANK_LENGTH};
 
 pub const COMMIT_LOG_DIR: &str = "commitlog";
 
@@ -20,6 +21,11 @@ pub struct CommitLog {
     files: MappedFileQueue,
     /// One past the last byte of the last record (RocketMQ's max physical offset).
     write_offset: u64,
+    /// Start offsets of the files written by a RocketMQ with `enabledAppendPropCRC` off
+    /// (their first record has no `__CRC32#` tail): their records are verified by BODYCRC
+    /// unless they carry a tail. Every other file's records must carry one. Recovery
+    /// decides it (`recovery/scan.rs`); the files this store creates carry tails.
+    files_without_crc_tail: BTreeSet<u64>,
 }
 
 impl CommitLog {
@@ -27,17 +33,44 @@ impl CommitLog {
         CommitLog {
             files: MappedFileQueue::new(COMMIT_LOG_DIR, file_size),
             write_offset: 0,
+            files_without_crc_tail: BTreeSet::new(),
         }
     }
 
     /// A commit log recovery has verified up to `write_offset`.
-    pub fn recovered(files: MappedFileQueue, write_offset: u64) -> CommitLog {
+    pub fn recovered(
+        files: MappedFileQueue,
+        write_offset: u64,
+        files_without_crc_tail: BTreeSet<u64>,
+    ) -> CommitLog {
         debug_assert!(files.is_empty() || files.min_offset().unwrap() <= write_offset);
         debug_assert!(files.end_offset().unwrap_or(write_offset) >= write_offset);
+        debug_assert!(files_without_crc_tail
+            .iter()
+            .all(|s| files.starts().contains(s)));
         CommitLog {
             files,
             write_offset,
+            files_without_crc_tail,
         }
+    }
+
+    /// How a record at `physical_offset` proves its integrity: by its `__CRC32#` tail,
+    /// or in a file written without tails, by its tail if it has one, else its BODYCRC.
+    pub fn crc_check_at(&self, physical_offset: u64) -> CrcCheck {
+        let start = physical_offset - physical_offset % self.file_size();
+        if self.files_without_crc_tail.contains(&start) {
+            CrcCheck::TailOrBody
+        } else {
+            CrcCheck::Strict
+        }
+    }
+
+    /// Marks the file holding `physical_offset` as written without tails: a slave
+    /// copying a master's file that starts with a tail-less record.
+    pub fn note_file_without_crc_tail(&mut self, physical_offset: u64) {
+        let start = physical_offset - physical_offset % self.file_size();
+        self.files_without_crc_tail.insert(start);
     }
 
     pub fn files(&self) -> &MappedFileQueue {
@@ -85,6 +118,8 @@ impl CommitLog {
         // store is empty), so the next file starts here.
         let start = self.write_offset - self.write_offset % file_size;
         self.files.create_file(disk, start)?;
+        // A file this store creates is written with tails from its first record.
+        self.files_without_crc_tail.remove(&start);
         flush.note_dir_change(COMMIT_LOG_DIR);
         self.write_offset = start;
         Ok(start)

@@ -1,5 +1,5 @@
 //! The message store as its owner (a broker) sees it: append, read, flush, boot and
-//! clean shutdown. Boot is recovery (`recovery.rs`); everything else is here.
+//! clean shutdown. Boot is recovery (`recovery/`); everything else is here.
 //!
 //! Life cycle: `Booting` (recovery's repairs and a sync of the whole commit log are in
 //! flight; nothing may be appended, so a new record can never land next to stale bytes
@@ -14,7 +14,7 @@ use super::commit_log::{CommitLog, END_OF_OFFSET_SPACE};
 use super::consume_queue::{ConsumeQueue, CqEntry};
 use super::disk::{Disk, DiskError, SyncTicket, SyncWaiter};
 use super::flush::{FlushTracker, SyncOutcome};
-use super::record::{self, CrcCheck, NewRecord, RecordError, Slot, END_FILE_MIN_BLANK_LENGTH};
+use super::record::{self, NewRecord, RecordError, Slot, END_FILE_MIN_BLANK_LENGTH};
 
 /// The `abort` marker: present while a store runs; absent after a clean shutdown.
 pub const ABORT_PATH: &str = "abort";
@@ -27,9 +27,6 @@ pub struct StoreConfig {
     pub consume_queue_entries_per_file: u64,
     /// `maxMessageSize`: the largest body accepted.
     pub max_message_size_bytes: usize,
-    /// Accept records without the `__CRC32#` tail (checked by body CRC only), for a
-    /// store written by RocketMQ with `enabledAppendPropCRC` off.
-    pub accept_records_without_crc_tail: bool,
 }
 
 impl Default for StoreConfig {
@@ -38,7 +35,6 @@ impl Default for StoreConfig {
             commit_log_file_size_bytes: 1024 * 1024 * 1024,
             consume_queue_entries_per_file: 300_000,
             max_message_size_bytes: 4 * 1024 * 1024,
-            accept_records_without_crc_tail: false,
         }
     }
 }
@@ -67,14 +63,6 @@ impl StoreConfig {
         }
         Ok(())
     }
-
-    pub fn crc_check(&self) -> CrcCheck {
-        if self.accept_records_without_crc_tail {
-            CrcCheck::TailOrBody
-        } else {
-            CrcCheck::Strict
-        }
-    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -91,6 +79,9 @@ pub enum StoreError {
     LogFull { write_offset: u64 },
     #[error("disk: {0}")]
     Disk(#[from] DiskError),
+    /// Recovery found a store it cannot make sense of and changed nothing on the disk.
+    #[error("refusing to recover the store, nothing was changed: {path}: {reason}")]
+    Refused { path: String, reason: String },
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -595,7 +586,8 @@ impl MessageStore {
             .commit_log
             .read(disk, physical_offset, size)?
             .ok_or_else(|| corrupt("consume-queue entry points outside the commit log".into()))?;
-        let view = match record::parse(&bytes, self.config.crc_check()) {
+        let check = self.commit_log.crc_check_at(physical_offset);
+        let view = match record::parse(&bytes, check) {
             Ok(Slot::Record(v)) => v,
             Ok(Slot::Blank) => return Err(corrupt("entry points at a blank marker".into())),
             Err(e) => return Err(corrupt(e.to_string())),
@@ -650,7 +642,8 @@ impl MessageStore {
                 physical_offset,
                 reason: format!("TOTALSIZE {total} runs outside the written log"),
             })?;
-        let view = match record::parse(&bytes, self.config.crc_check()) {
+        let check = self.commit_log.crc_check_at(physical_offset);
+        let view = match record::parse(&bytes, check) {
             Ok(Slot::Record(v)) => v,
             Ok(Slot::Blank) => return Err(ReadError::NoRecordAt(physical_offset)),
             Err(e) => {

@@ -3,7 +3,7 @@
 //!
 //! Where to look: the record format in `record.rs`; rolling and reads in
 //! `commit_log.rs`; consume-queue entries in `consume_queue.rs`; group commit in
-//! `flush.rs`; boot and crash recovery in `recovery.rs`; append, read and shutdown in
+//! `flush.rs`; boot and crash recovery in `recovery/`; append, read and shutdown in
 //! `message_store.rs`; atomic JSON config files in `config_file.rs`.
 
 pub mod checkpoint;
@@ -13,6 +13,7 @@ pub mod config_tables;
 pub mod consume_queue;
 pub mod disk;
 pub mod flush;
+pub mod foreign_store;
 pub mod mapped_file;
 pub mod mem_disk;
 pub mod message_store;

@@ -13,7 +13,7 @@
 use super::consume_queue::CqEntry;
 use super::disk::Disk;
 use super::message_store::{MessageStore, StoreError, StoreState};
-use super::record::{self, CrcCheck, Slot};
+use super::record::{self, CrcCheck, RecordError, Slot};
 
 /// Why a slave refused a batch.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -105,7 +105,8 @@ impl MessageStore {
         let mut pos = 0;
         while pos < data.len() {
             let at = self.written_offset();
-            let view = match record::parse(&data[pos..], self.config.crc_check()) {
+            // The file's format is only known once the record's place is (below).
+            let view = match record::parse(&data[pos..], CrcCheck::TailOrBody) {
                 Ok(Slot::Record(v)) => v,
                 Ok(Slot::Blank) => {
                     return Err(ReplicaError::Damaged {
@@ -142,6 +143,19 @@ impl MessageStore {
                     expected,
                 });
             }
+            // A file's first record sets its format, as recovery reads it; after that
+            // a file with tails takes only records with tails.
+            let starts_file = expected % file_size == 0;
+            if !starts_file
+                && !view.has_crc_tail()
+                && self.commit_log.crc_check_at(expected) == CrcCheck::Strict
+            {
+                return Err(ReplicaError::Damaged {
+                    at,
+                    reason: RecordError::MissingCrcTail.to_string(),
+                });
+            }
+            let without_tail = starts_file && !view.has_crc_tail();
             let dispatched = view.is_dispatched();
             let queue_offset = u64::try_from(view.queue_offset).unwrap_or(u64::MAX);
             let topic = view.topic.to_string();
@@ -165,6 +179,9 @@ impl MessageStore {
                 .position_for(disk, len, &mut self.commit_log_flush);
             let physical = self.check_replica_disk(physical.map_err(StoreError::from))?;
             debug_assert_eq!(physical, record_offset);
+            if without_tail {
+                self.commit_log.note_file_without_crc_tail(physical);
+            }
             let written = self
                 .commit_log
                 .write(disk, physical, bytes, &mut self.commit_log_flush);

@@ -62,7 +62,7 @@ pub fn logged_records(
             }
             Err(e) => return (out, Some(format!("read at {offset}: {e}"))),
         };
-        match record::parse(&bytes, store.config().crc_check()) {
+        match record::parse(&bytes, log.crc_check_at(offset)) {
             Ok(Slot::Record(v)) => {
                 out.push(LoggedRecord {
                     physical_offset: offset,

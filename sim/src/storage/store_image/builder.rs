@@ -16,9 +16,9 @@ use rmq_model::store::record::{
 use rmq_model::store::{Host, NewRecord, StoreConfig, ABORT_PATH};
 
 use super::{
-    Chunk, Reader, CONFIG_PATHS, CONFIG_TEMPLATES, INTERESTING_I32, MAX_FILES, MAX_IMAGE_BYTES,
-    MAX_LOG_FILES, MAX_PROBES, MAX_REMEMBERED_RECORDS, PROPERTIES, QUEUE_NAMES, STRAY_PATHS,
-    TOPICS,
+    Chunk, Reader, BASE_FILES, CONFIG_PATHS, CONFIG_TEMPLATES, INTERESTING_I32, MAX_FILES,
+    MAX_IMAGE_BYTES, MAX_LOG_FILES, MAX_PROBES, MAX_REMEMBERED_RECORDS, PROPERTIES, QUEUE_NAMES,
+    STRAY_PATHS, TOPICS,
 };
 
 pub(super) struct Builder {
@@ -36,6 +36,21 @@ pub(super) struct Builder {
 }
 
 impl Builder {
+    /// An empty image; header byte 0 says where the first commit-log file starts.
+    pub(super) fn new(config: StoreConfig, header_0: u8) -> Builder {
+        Builder {
+            files: BTreeMap::new(),
+            total_bytes: 0,
+            base_file: BASE_FILES[usize::from((header_0 >> 3) & 0x0F)],
+            config,
+            cursor: (0, 0),
+            next_queue_offset: BTreeMap::new(),
+            records: Vec::new(),
+            probes: Vec::new(),
+            store_timestamp_ms: 1_700_000_000_000,
+        }
+    }
+
     pub(super) fn file_size(&self) -> u64 {
         self.config.commit_log_file_size_bytes
     }

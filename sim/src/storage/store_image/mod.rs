@@ -12,16 +12,16 @@
 //!
 //! Input layout: two header bytes, then chunks `[kind][fields…]` until the input ends.
 //!
-//! - header 0: bits 0-1 the commit-log file size ([`FILE_SIZES`]), bit 2 accept records
-//!   without the CRC tail, bits 3-6 where the first commit-log file starts ([`BASE_FILES`]).
+//! - header 0: bits 0-1 the commit-log file size ([`FILE_SIZES`]), bit 2 unused (it was
+//!   an option to accept records without the CRC tail; recovery now reads each file's
+//!   format from its records), bits 3-6 where the first commit-log file starts
+//!   ([`BASE_FILES`]).
 //! - header 1: bits 0-3 consume-queue entries per file (2..=16), bits 4-5 how many records
 //!   to append after recovery.
 //! - chunk kinds: see [`Chunk`].
 //!
 //! Here: the input format and the decoder's bounds. `builder.rs` turns chunks into
 //! files; `recovery_case.rs` runs recovery on the image and judges it.
-
-use std::collections::BTreeMap;
 
 use rmq_model::store::config_tables::{CONSUMER_OFFSET_PATH, DELAY_OFFSET_PATH, TOPICS_PATH};
 use rmq_model::store::record::{
@@ -30,11 +30,13 @@ use rmq_model::store::record::{
 use rmq_model::store::{MemDisk, StoreConfig};
 
 mod builder;
+mod fixture;
 mod recovery_case;
 
 use builder::Builder;
 
 pub use builder::encode_record;
+pub use fixture::tail_less_store_input;
 pub use recovery_case::run_recovery_case;
 
 /// Total bytes of file content an image may hold.
@@ -237,19 +239,8 @@ impl StoreImage {
             commit_log_file_size_bytes: FILE_SIZES[usize::from(h0 & 0x03)],
             consume_queue_entries_per_file: 2 + u64::from(h1 & 0x0F) % 15,
             max_message_size_bytes: 4096,
-            accept_records_without_crc_tail: h0 & 0x04 != 0,
         };
-        let mut b = Builder {
-            files: BTreeMap::new(),
-            total_bytes: 0,
-            base_file: BASE_FILES[usize::from((h0 >> 3) & 0x0F)],
-            config,
-            cursor: (0, 0),
-            next_queue_offset: BTreeMap::new(),
-            records: Vec::new(),
-            probes: Vec::new(),
-            store_timestamp_ms: 1_700_000_000_000,
-        };
+        let mut b = Builder::new(config, h0);
         // Every chunk consumes at least its kind byte, so this ends.
         while !r.is_empty() {
             b.chunk(&mut r);

@@ -41,8 +41,17 @@ fn boot(
     config: &StoreConfig,
     which: &str,
 ) -> Result<(MessageStore, RecoveryReport), String> {
-    let (mut store, report) =
+    let recovered =
         recover(disk, config.clone()).map_err(|e| format!("{which} recovery failed: {e}"))?;
+    finish_boot(disk, recovered, which)
+}
+
+/// Completes the boot syncs of a recovered store; it must come up `Ready`.
+fn finish_boot(
+    disk: &mut MemDisk,
+    (mut store, report): (MessageStore, RecoveryReport),
+    which: &str,
+) -> Result<(MessageStore, RecoveryReport), String> {
     let events = settle(&mut store, disk)?;
     if store.state() != StoreState::Ready {
         return Err(format!(
@@ -130,7 +139,23 @@ pub fn run_recovery_case(data: &[u8]) -> Result<(), String> {
     } = StoreImage::decode(data);
     load_config_files(&disk);
 
-    let (store, report) = boot(&mut disk, &config, "first")?;
+    // A store recovery cannot make sense of is refused, and nothing on the disk changes.
+    let before = disk.files().clone();
+    let recovered = match recover(&mut disk, config.clone()) {
+        Ok(recovered) => recovered,
+        Err(StoreError::Refused { path, reason }) => {
+            let refused = format!("recovery refused the store ({path}: {reason})");
+            if disk.files() != &before {
+                return Err(format!("{refused} but changed the disk"));
+            }
+            if !disk.take_requested_syncs().is_empty() {
+                return Err(format!("{refused} but asked for syncs"));
+            }
+            return Ok(());
+        }
+        Err(e) => return Err(format!("first recovery failed: {e}")),
+    };
+    let (store, report) = finish_boot(&mut disk, recovered, "first")?;
     let first = store_check::snapshot(&store, &disk);
     let discarded = report.discarded.iter().map(|d| d.physical_offset);
     check_reads(

@@ -5,7 +5,12 @@
 //! (queue offset, topic length, …) would go unnoticed. rocketsim therefore always appends
 //! RocketMQ 5.x's reserved `__CRC32#` property (`enabledAppendPropCRC`): its last 20 bytes
 //! hold a CRC32 of every byte of the record before them. A record without that tail (one
-//! written by a RocketMQ that had the option off) is checked by its body CRC alone.
+//! written by a RocketMQ that had the option off) is checked by its body CRC alone
+//! ([`CrcCheck::TailOrBody`]), and only if it cannot be a tailed record whose tail was
+//! damaged: its properties may not end in something close to a tail (a flipped bit), nor
+//! hold NUL bytes (sectors of a torn write that never reached the disk read as zeros).
+//! Which check a commit-log file gets is decided per file by recovery
+//! (`recovery/scan.rs`).
 
 use std::net::IpAddr;
 
@@ -146,8 +151,48 @@ impl NewRecord<'_> {
         store_timestamp_ms: i64,
         out: &mut Vec<u8>,
     ) {
+        self.encode_with(queue_offset, physical_offset, store_timestamp_ms, true, out);
+    }
+
+    /// TOTALSIZE of [`NewRecord::encode_without_crc_tail`]'s record.
+    pub fn encoded_len_without_crc_tail(&self) -> usize {
+        self.encoded_len() - usize::from(self.needs_separator()) - CRC32_RESERVED_LEN
+    }
+
+    /// The record as a RocketMQ with `enabledAppendPropCRC` off writes it: properties as
+    /// given, no `__CRC32#` tail, integrity by BODYCRC only. The store never writes this;
+    /// it exists so tests and fixtures can build a store another implementation left.
+    pub fn encode_without_crc_tail(
+        &self,
+        queue_offset: i64,
+        physical_offset: i64,
+        store_timestamp_ms: i64,
+        out: &mut Vec<u8>,
+    ) {
+        self.encode_with(
+            queue_offset,
+            physical_offset,
+            store_timestamp_ms,
+            false,
+            out,
+        );
+    }
+
+    fn encode_with(
+        &self,
+        queue_offset: i64,
+        physical_offset: i64,
+        store_timestamp_ms: i64,
+        crc_tail: bool,
+        out: &mut Vec<u8>,
+    ) {
         let start = out.len();
-        let total = self.encoded_len();
+        let total = if crc_tail {
+            self.encoded_len()
+        } else {
+            self.encoded_len_without_crc_tail()
+        };
+        let properties_len = total - (self.encoded_len() - self.properties_len());
         let mut sys_flag = self.sys_flag & !(SYSFLAG_BORNHOST_V6 | SYSFLAG_STOREHOST_V6);
         if self.born_host.ip.is_ipv6() {
             sys_flag |= SYSFLAG_BORNHOST_V6;
@@ -174,13 +219,15 @@ impl NewRecord<'_> {
         out.extend_from_slice(self.body);
         out.push(self.topic.len() as u8);
         out.extend_from_slice(self.topic.as_bytes());
-        out.extend_from_slice(&(self.properties_len() as i16).to_be_bytes());
+        out.extend_from_slice(&(properties_len as i16).to_be_bytes());
         out.extend_from_slice(self.properties.as_bytes());
-        if self.needs_separator() {
-            out.push(PROPERTY_SEPARATOR as u8);
+        if crc_tail {
+            if self.needs_separator() {
+                out.push(PROPERTY_SEPARATOR as u8);
+            }
+            let crc = masked_crc32(&out[start..]);
+            put_crc_tail(crc, out);
         }
-        let crc = masked_crc32(&out[start..]);
-        put_crc_tail(crc, out);
         debug_assert_eq!(out.len() - start, total);
     }
 }
@@ -250,8 +297,12 @@ pub enum RecordError {
     SizeMismatch { computed: usize, total: usize },
     #[error("CRC mismatch: stored {stored:#x}, computed {computed:#x}")]
     CrcMismatch { stored: u32, computed: u32 },
-    #[error("no __CRC32# tail: rocketsim writes one on every record")]
+    #[error("no __CRC32# tail in a file whose records carry one")]
     MissingCrcTail,
+    #[error("properties end in a damaged __CRC32# tail")]
+    DamagedCrcTail,
+    #[error("no __CRC32# tail and NUL bytes in the properties: a torn write")]
+    ZerosInPropertiesWithoutTail,
     #[error("physical offset field says {field}, the record sits at {actual}")]
     WrongPhysicalOffset { field: i64, actual: u64 },
     #[error("queue id {0} is negative")]
@@ -316,6 +367,12 @@ impl RecordView<'_> {
         dispatch_tags_code(self.properties)
     }
 
+    /// Whether the record ends with a `__CRC32#` tail (`parse` verified it unless
+    /// told to skip).
+    pub fn has_crc_tail(&self) -> bool {
+        has_crc_tail(self.properties.as_bytes())
+    }
+
     /// The user properties, without the store's `__CRC32#` tail.
     pub fn user_properties(&self) -> &str {
         if has_crc_tail(self.properties.as_bytes()) {
@@ -345,8 +402,9 @@ pub enum CrcCheck {
     /// record, so a record without it is damaged (a flip inside the tail itself must not
     /// downgrade the check to the body CRC).
     Strict,
-    /// The tail if present, else the body CRC: for stores written by a RocketMQ that had
-    /// `enabledAppendPropCRC` off.
+    /// The tail if present, else the body CRC: for files written by a RocketMQ that had
+    /// `enabledAppendPropCRC` off. A tail-less record must not look like a tailed one
+    /// whose tail was damaged or torn (see the module doc).
     TailOrBody,
 }
 
@@ -536,6 +594,12 @@ fn verify_crc(
     if crc == CrcCheck::Strict {
         return Err(RecordError::MissingCrcTail);
     }
+    if looks_like_damaged_tail(props) {
+        return Err(RecordError::DamagedCrcTail);
+    }
+    if props.contains(&0) {
+        return Err(RecordError::ZerosInPropertiesWithoutTail);
+    }
     let computed = body_crc(body);
     if stored_body_crc != computed {
         return Err(RecordError::CrcMismatch {
@@ -544,6 +608,32 @@ fn verify_crc(
         });
     }
     Ok(())
+}
+
+/// At most this many of a tail's 20 bytes may differ from the `__CRC32#` template for
+/// properties to count as a damaged tail rather than no tail. A bit rot flips one byte;
+/// a property a producer wrote agrees with the template in a handful of bytes at most.
+const DAMAGED_TAIL_MAX_DIFFERENT_BYTES: usize = 6;
+
+/// Whether `props` ends in 20 bytes close to `__CRC32#\u{1}dddddddddd\u{2}` without
+/// being one.
+fn looks_like_damaged_tail(props: &[u8]) -> bool {
+    let Some(tail_at) = props.len().checked_sub(CRC32_RESERVED_LEN) else {
+        return false;
+    };
+    let tail = &props[tail_at..];
+    let name = PROPERTY_CRC32.as_bytes();
+    let mut different = 0;
+    for (i, &b) in tail.iter().enumerate() {
+        let expected_ok = match i {
+            i if i < name.len() => b == name[i],
+            i if i == name.len() => b == NAME_VALUE_SEPARATOR as u8,
+            i if i == CRC32_RESERVED_LEN - 1 => b == PROPERTY_SEPARATOR as u8,
+            _ => b.is_ascii_digit(),
+        };
+        different += usize::from(!expected_ok);
+    }
+    different <= DAMAGED_TAIL_MAX_DIFFERENT_BYTES
 }
 
 /// The 8-byte end-of-file marker for a file with `remaining` bytes left.
@@ -555,173 +645,4 @@ pub fn blank_marker(remaining: u64) -> [u8; 8] {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::message::encode_properties;
-
-    fn host(port: i32) -> Host {
-        Host {
-            ip: "127.0.0.1".parse().unwrap(),
-            port,
-        }
-    }
-
-    fn sample<'a>(body: &'a [u8], props: &'a str) -> NewRecord<'a> {
-        NewRecord {
-            topic: "TopicTest",
-            queue_id: 3,
-            flag: 7,
-            sys_flag: 0,
-            born_timestamp_ms: 1_700_000_000_000,
-            born_host: host(5555),
-            store_host: host(10911),
-            reconsume_times: 1,
-            prepared_transaction_offset: 0,
-            body,
-            properties: props,
-        }
-    }
-
-    #[test]
-    fn layout_matches_rocketmq_offsets() {
-        let props = encode_properties([("TAGS", "TagA")]);
-        let rec = sample(b"hello", &props);
-        let mut out = Vec::new();
-        rec.encode(42, 4096, 1_700_000_000_123, &mut out);
-        // Fixed overhead 91 B for IPv4 + body + topic + properties (with CRC tail).
-        assert_eq!(out.len(), 91 + 5 + 9 + props.len() + CRC32_RESERVED_LEN);
-        assert_eq!(&out[4..8], &MESSAGE_MAGIC_CODE_V1.to_be_bytes());
-        assert_eq!(i64::from_be_bytes(out[20..28].try_into().unwrap()), 42);
-        assert_eq!(i64::from_be_bytes(out[28..36].try_into().unwrap()), 4096);
-        assert_eq!(
-            i64::from_be_bytes(out[56..64].try_into().unwrap()),
-            1_700_000_000_123
-        );
-        assert_eq!(&out[64..68], &[127, 0, 0, 1]);
-        assert_eq!(i32::from_be_bytes(out[84..88].try_into().unwrap()), 5);
-        assert_eq!(&out[88..93], b"hello");
-        let Slot::Record(view) = parse(&out, CrcCheck::Strict).unwrap() else {
-            panic!("not a record")
-        };
-        assert_eq!(view.topic, "TopicTest");
-        assert_eq!(view.body, b"hello");
-        assert_eq!(view.queue_offset, 42);
-        assert_eq!(view.user_properties(), props);
-        assert_eq!(view.tags_code(), 2598919);
-        assert_eq!(view.body_crc, body_crc(b"hello"));
-    }
-
-    #[test]
-    fn crc_tail_digits_are_least_significant_first() {
-        let mut out = Vec::new();
-        put_crc_tail(1234567, &mut out);
-        assert_eq!(&out[9..19], b"7654321000");
-        assert_eq!(parse_crc_tail(&out), Some(1234567));
-    }
-
-    #[test]
-    fn every_single_bit_flip_is_detected() {
-        let rec = sample(b"body bytes", "KEYS\u{1}k\u{2}");
-        let mut out = Vec::new();
-        rec.encode(0, 0, 1, &mut out);
-        for i in 0..out.len() * 8 {
-            let mut damaged = out.clone();
-            damaged[i / 8] ^= 1 << (i % 8);
-            assert!(
-                parse(&damaged, CrcCheck::Strict).is_err(),
-                "flip of bit {i} went unnoticed"
-            );
-        }
-    }
-
-    #[test]
-    fn foreign_records_without_tail_use_body_crc() {
-        let rec = sample(b"abc", "");
-        let mut out = Vec::new();
-        rec.encode(0, 0, 1, &mut out);
-        // Rewrite as a RocketMQ record without the CRC property.
-        let total = out.len() - CRC32_RESERVED_LEN;
-        out.truncate(total);
-        out[0..4].copy_from_slice(&(total as i32).to_be_bytes());
-        out[total - 2..total].copy_from_slice(&0i16.to_be_bytes());
-        assert_eq!(
-            parse(&out, CrcCheck::Strict),
-            Err(RecordError::MissingCrcTail)
-        );
-        assert!(parse(&out, CrcCheck::TailOrBody).is_ok());
-        out[88] ^= 1; // the body
-        assert!(matches!(
-            parse(&out, CrcCheck::TailOrBody),
-            Err(RecordError::CrcMismatch { .. })
-        ));
-    }
-
-    #[test]
-    fn bad_headers_are_errors() {
-        assert_eq!(
-            parse(&[0; 4], CrcCheck::Strict),
-            Err(RecordError::Truncated(4))
-        );
-        assert_eq!(
-            parse(&[0; 200], CrcCheck::Strict),
-            Err(RecordError::UnknownMagic(0))
-        );
-        let mut neg = vec![0u8; 200];
-        neg[..4].copy_from_slice(&(-5i32).to_be_bytes());
-        neg[4..8].copy_from_slice(&MESSAGE_MAGIC_CODE_V1.to_be_bytes());
-        assert!(matches!(
-            parse(&neg, CrcCheck::Strict),
-            Err(RecordError::BadTotalSize { .. })
-        ));
-        assert_eq!(parse(&blank_marker(16)[..], CrcCheck::Strict).ok(), None);
-        let mut blank = blank_marker(16).to_vec();
-        blank.resize(16, 0xEE);
-        assert_eq!(parse(&blank, CrcCheck::Strict), Ok(Slot::Blank));
-    }
-
-    #[test]
-    fn non_utf8_topic_is_refused_even_with_a_matching_crc() {
-        let rec = sample(b"b", "");
-        let mut out = Vec::new();
-        rec.encode(0, 0, 1, &mut out);
-        let topic_at = 84 + 4 + 1 + 1;
-        out[topic_at] = 0xFF;
-        let tail_at = out.len() - CRC32_RESERVED_LEN;
-        let crc = masked_crc32(&out[..tail_at]);
-        out.truncate(tail_at);
-        put_crc_tail(crc, &mut out);
-        assert_eq!(
-            parse(&out, CrcCheck::Strict),
-            Err(RecordError::TopicNotUtf8)
-        );
-        out[topic_at] = b'/';
-        let crc = masked_crc32(&out[..tail_at]);
-        out.truncate(tail_at);
-        put_crc_tail(crc, &mut out);
-        assert!(matches!(
-            parse(&out, CrcCheck::Strict),
-            Err(RecordError::BadTopic(_))
-        ));
-    }
-
-    #[test]
-    fn validation_rejects_illegal_messages() {
-        let mut rec = sample(b"", "");
-        rec.topic = "../etc";
-        assert!(matches!(rec.validate(100), Err(EncodeError::BadTopic(_))));
-        let long = "x".repeat(40_000);
-        let props = format!("K\u{1}{long}");
-        let rec = sample(b"", &props);
-        assert!(matches!(
-            rec.validate(100),
-            Err(EncodeError::PropertiesTooLong(_))
-        ));
-        let rec = sample(&[0u8; 101], "");
-        assert!(matches!(
-            rec.validate(100),
-            Err(EncodeError::BodyTooLarge(101, 100))
-        ));
-        let rec = sample(b"", "__CRC32#\u{1}0000000000\u{2}");
-        assert_eq!(rec.validate(100), Err(EncodeError::ReservedProperty));
-    }
-}
+mod tests;
