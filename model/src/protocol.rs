@@ -15,16 +15,23 @@ use crate::store::config_tables::{ConsumerOffsetTable, DataVersion, TopicConfig}
 
 /// RocketMQ request codes (`RequestCode`).
 pub mod request_code {
+    /// The first send request: long header keys (`SendMessageRequestHeader`). Decoded
+    /// into the same [`super::Request::SendMessage`] as SEND_MESSAGE_V2.
+    pub const SEND_MESSAGE: i32 = 10;
     pub const PULL_MESSAGE: i32 = 11;
     pub const QUERY_CONSUMER_OFFSET: i32 = 14;
     pub const UPDATE_CONSUMER_OFFSET: i32 = 15;
     pub const GET_MAX_OFFSET: i32 = 30;
     pub const HEART_BEAT: i32 = 34;
+    pub const UNREGISTER_CLIENT: i32 = 35;
     pub const GET_CONSUMER_LIST_BY_GROUP: i32 = 38;
     pub const NOTIFY_CONSUMER_IDS_CHANGED: i32 = 40;
     /// A slave's `SlaveSynchronize.syncConsumerOffset` asks its master for every offset.
     pub const GET_ALL_CONSUMER_OFFSET: i32 = 43;
     pub const SEND_MESSAGE_V2: i32 = 310;
+    /// Several messages in one body (the compact batch format, reference D); the model
+    /// has no batch send, so brokers answer it with REQUEST_CODE_NOT_SUPPORTED.
+    pub const SEND_BATCH_MESSAGE: i32 = 320;
     pub const REGISTER_BROKER: i32 = 103;
     pub const UNREGISTER_BROKER: i32 = 104;
     pub const GET_ROUTEINFO_BY_TOPIC: i32 = 105;
@@ -35,6 +42,7 @@ pub mod request_code {
 pub mod response_code {
     pub const SUCCESS: i32 = 0;
     pub const SYSTEM_ERROR: i32 = 1;
+    pub const SYSTEM_BUSY: i32 = 2;
     pub const REQUEST_CODE_NOT_SUPPORTED: i32 = 3;
     pub const FLUSH_DISK_TIMEOUT: i32 = 10;
     pub const SLAVE_NOT_AVAILABLE: i32 = 11;
@@ -175,6 +183,15 @@ impl Message {
                         format!("GET_MAX_OFFSET {topic}/{queue_id}")
                     }
                     Request::HeartBeat(h) => format!("HEART_BEAT {}", h.client_id),
+                    Request::UnregisterClient {
+                        client_id,
+                        producer_group,
+                        consumer_group,
+                    } => format!(
+                        "UNREGISTER_CLIENT {client_id} producer={} consumer={}",
+                        producer_group.as_deref().unwrap_or("-"),
+                        consumer_group.as_deref().unwrap_or("-")
+                    ),
                     Request::GetConsumerListByGroup { consumer_group } => {
                         format!("GET_CONSUMER_LIST {consumer_group}")
                     }
@@ -226,6 +243,7 @@ impl Message {
                     ),
                     Response::Offset(o) => format!("OFFSET {o}"),
                     Response::HeartBeat => "HEART_BEAT_OK".into(),
+                    Response::UnregisterClient => "UNREGISTERED_CLIENT".into(),
                     Response::ConsumerList(ids) => format!("CONSUMERS {}", ids.join(",")),
                     Response::ConsumerOffsets(t) => format!(
                         "CONSUMER_OFFSETS keys={} queues={}",
@@ -261,6 +279,17 @@ pub enum Request {
         queue_id: i32,
     },
     HeartBeat(HeartbeatData),
+    /// A client shutting down (`MQClientInstance.unregisterClient`): the broker drops
+    /// the sending channel from the consumer group, so the group rebalances at once
+    /// rather than after the 120 s channel expiry. Answered with
+    /// [`Response::UnregisterClient`].
+    UnregisterClient {
+        client_id: String,
+        /// None: not a producer (RocketMQ: null; the C++ client sends "").
+        producer_group: Option<String>,
+        /// None: not a consumer.
+        consumer_group: Option<String>,
+    },
     GetConsumerListByGroup {
         consumer_group: String,
     },
@@ -299,6 +328,7 @@ impl Request {
             Request::UpdateConsumerOffset { .. } => request_code::UPDATE_CONSUMER_OFFSET,
             Request::GetMaxOffset { .. } => request_code::GET_MAX_OFFSET,
             Request::HeartBeat(_) => request_code::HEART_BEAT,
+            Request::UnregisterClient { .. } => request_code::UNREGISTER_CLIENT,
             Request::GetConsumerListByGroup { .. } => request_code::GET_CONSUMER_LIST_BY_GROUP,
             Request::NotifyConsumerIdsChanged { .. } => request_code::NOTIFY_CONSUMER_IDS_CHANGED,
             Request::GetAllConsumerOffset => request_code::GET_ALL_CONSUMER_OFFSET,
@@ -323,6 +353,8 @@ pub enum Response {
     /// QUERY_CONSUMER_OFFSET or GET_MAX_OFFSET answered with SUCCESS.
     Offset(u64),
     HeartBeat,
+    /// UNREGISTER_CLIENT answered with SUCCESS.
+    UnregisterClient,
     ConsumerList(Vec<String>),
     /// GET_ALL_CONSUMER_OFFSET's body (`ConsumerOffsetSerializeWrapper`'s offset table).
     ConsumerOffsets(ConsumerOffsetTable),
@@ -460,6 +492,8 @@ pub struct QueueData {
     pub read_queue_nums: u32,
     pub write_queue_nums: u32,
     pub perm: u32,
+    /// RocketMQ before 4.9 spelled it `topicSynFlag`; 4.9 and 5.x write `topicSysFlag`.
+    #[serde(alias = "topicSynFlag")]
     pub topic_sys_flag: u32,
 }
 
@@ -479,9 +513,10 @@ impl BrokerData {
 }
 
 /// `TopicRouteData`, the body of a GET_ROUTEINFO_BY_TOPIC response (quoted JSON keys,
-/// which every RocketMQ client accepts).
+/// which every RocketMQ client accepts). A field fastjson left out (it omits nulls)
+/// reads as empty.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(default, rename_all = "camelCase")]
 pub struct TopicRouteData {
     pub order_topic_conf: Option<String>,
     pub queue_datas: Vec<QueueData>,
@@ -491,7 +526,7 @@ pub struct TopicRouteData {
 
 /// `ClusterInfo`, the body of a GET_BROKER_CLUSTER_INFO response.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(default, rename_all = "camelCase")]
 pub struct ClusterInfo {
     pub broker_addr_table: BTreeMap<String, BrokerData>,
     pub cluster_addr_table: BTreeMap<String, BTreeSet<String>>,
@@ -528,6 +563,9 @@ mod tests {
             serde_json::from_str::<TopicRouteData>(&json).unwrap(),
             route
         );
+        // fastjson omits null fields; RocketMQ before 4.9 wrote `topicSynFlag`.
+        let old = r#"{"queueDatas":[{"brokerName":"broker-a","readQueueNums":4,"writeQueueNums":4,"perm":6,"topicSynFlag":0}],"brokerDatas":[{"cluster":"DefaultCluster","brokerName":"broker-a","brokerAddrs":{"0":"10.0.0.1:10911"}}]}"#;
+        assert_eq!(serde_json::from_str::<TopicRouteData>(old).unwrap(), route);
         assert_eq!(Request::GetBrokerClusterInfo.code(), 106);
         assert_eq!(Request::GetAllConsumerOffset.code(), 43);
     }

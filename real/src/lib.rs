@@ -6,8 +6,11 @@
 //!   either way their outcomes are handed back to the driver.
 //! - [`config`]: the binaries' configuration as RocketMQ reads it (properties files,
 //!   `-c`/`-n`, `NAMESRV_ADDR`) and the store directory's lock.
+//! - [`remoting`]: RocketMQ's remoting codec — frames, JSON and binary headers, and
+//!   the mapping to and from the model's requests and responses.
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 pub mod config;
 pub mod fs_disk;
+pub mod remoting;
 mod sync_worker;

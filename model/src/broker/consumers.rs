@@ -65,6 +65,23 @@ impl ConsumerGroups {
         self.groups.retain(|_, m| !m.is_empty());
     }
 
+    /// UNREGISTER_CLIENT (`ConsumerManager.unregisterConsumer`): RocketMQ removes the
+    /// channel the request came on from the group, whatever client id it names, and
+    /// tells the remaining members.
+    pub(super) fn unregister(&mut self, ctx: &mut dyn Ctx<Message>, group: &str, peer: NodeId) {
+        let Some(members) = self.groups.get_mut(group) else {
+            return;
+        };
+        let before = members.len();
+        members.retain(|_, c| c.node != peer);
+        if members.len() != before {
+            Self::notify(ctx, group, members);
+        }
+        if members.is_empty() {
+            self.groups.remove(group);
+        }
+    }
+
     pub(super) fn on_channel_closed(&mut self, ctx: &mut dyn Ctx<Message>, peer: NodeId) {
         self.remove_where(ctx, |c| c.node == peer);
     }
@@ -106,5 +123,58 @@ impl Broker {
         self.consumers.remove_where(ctx, |c| {
             now_ms.saturating_sub(c.last_heartbeat_ms) > timeout_ms
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client::test_ctx::TestCtx;
+    use crate::protocol::MessageModel;
+
+    fn channel(node: u32) -> Channel {
+        Channel {
+            node: NodeId(node),
+            last_heartbeat_ms: 0,
+            data: ConsumerData {
+                group_name: "G".into(),
+                message_model: MessageModel::Clustering,
+                subscriptions: BTreeMap::from([("T".to_string(), "*".to_string())]),
+            },
+        }
+    }
+
+    #[test]
+    fn unregister_drops_the_sending_channel_and_notifies_the_rest() {
+        let mut ctx = TestCtx::new(&[]);
+        let mut groups = ConsumerGroups::default();
+        groups.groups.insert(
+            "G".into(),
+            BTreeMap::from([
+                ("c1".to_string(), channel(1)),
+                ("c2".to_string(), channel(2)),
+            ]),
+        );
+        groups.unregister(&mut ctx, "other", NodeId(1));
+        groups.unregister(&mut ctx, "G", NodeId(3));
+        assert!(ctx.take_sent().is_empty(), "nothing changed, nobody told");
+        assert_eq!(groups.client_ids("G"), vec!["c1", "c2"]);
+
+        groups.unregister(&mut ctx, "G", NodeId(1));
+        assert_eq!(groups.client_ids("G"), vec!["c2"]);
+        let sent = ctx.take_sent();
+        assert_eq!(sent.len(), 1);
+        assert_eq!(sent[0].0, NodeId(2));
+        assert!(matches!(
+            &sent[0].1,
+            Message::Request {
+                request: Request::NotifyConsumerIdsChanged { consumer_group },
+                ..
+            } if consumer_group == "G"
+        ));
+
+        groups.unregister(&mut ctx, "G", NodeId(2));
+        assert!(groups.client_ids("G").is_empty());
+        assert!(groups.groups.is_empty(), "an empty group is dropped");
     }
 }

@@ -348,6 +348,13 @@ impl Broker {
                 self.on_heartbeat(ctx, from, data, now_ms);
                 reply(ctx, Response::HeartBeat);
             }
+            Request::UnregisterClient { consumer_group, .. } => {
+                // Producers are not tracked, so only a consumer group has anything to drop.
+                if let Some(group) = consumer_group {
+                    self.consumers.unregister(ctx, &group, from);
+                }
+                reply(ctx, Response::UnregisterClient);
+            }
             Request::GetConsumerListByGroup { consumer_group } => {
                 let ids = self.consumers.client_ids(&consumer_group);
                 let response = if ids.is_empty() {

@@ -1,0 +1,553 @@
+//! The remoting codec against real clients' bytes and its own output: the C++ client's
+//! captured frames (reference `cpp-client-frames.txt`, kept as the fuzz corpus's
+//! `seed-cpp-*` files) decode to the expected model requests; every mapped request and
+//! response round-trips through JSON and binary headers; a frame decodes the same
+//! however the stream splits it.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use rmq_model::protocol::{
+    request_code as rc, response_code, BrokerData, BrokerIdentity, ClusterInfo, ConsumerData,
+    HeartbeatData, MessageModel, PullMessage, PullResponse, QueueData, QueueKey, RegisterBroker,
+    RegisterBrokerResult, Request, Response, SendMessage, SendResponse, TopicRouteData,
+};
+use rmq_model::store::config_tables::{ConsumerOffsetTable, DataVersion, TopicConfig};
+use rmq_real::remoting::{
+    decode_frame, encode_frame, request_from_wire, request_to_wire, response_from_wire,
+    response_to_wire, rocketmq_sends_oneway, RemotingCommand, SerializeType,
+    DEFAULT_MAX_FRAME_BYTES,
+};
+
+fn corpus(name: &str) -> Vec<u8> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../fuzz/corpus/remoting")
+        .join(name);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// Decodes a file holding exactly one frame.
+fn decode_one(bytes: &[u8]) -> RemotingCommand {
+    let (cmd, used) = decode_frame(bytes, DEFAULT_MAX_FRAME_BYTES)
+        .expect("decodes")
+        .expect("whole frame");
+    assert_eq!(used, bytes.len(), "one frame, all of it");
+    cmd
+}
+
+fn cpp_request(name: &str, opaque: u32) -> (RemotingCommand, Request) {
+    let cmd = decode_one(&corpus(name));
+    assert_eq!(cmd.language, "CPP");
+    assert_eq!(cmd.version, 63);
+    assert_eq!(cmd.opaque, opaque);
+    assert_eq!(cmd.flag, 0);
+    assert!(!cmd.is_response() && !cmd.is_oneway());
+    assert_eq!(cmd.remark, None, "the C++ client's \"\" remark is none");
+    assert_eq!(cmd.serialize_type, SerializeType::Json);
+    assert_eq!(cmd.ext_fields["AccessKey"], "");
+    assert_eq!(cmd.ext_fields["OnsChannel"], "ALIYUN");
+    let request = request_from_wire(&cmd).unwrap_or_else(|e| panic!("{name}: {e:?}"));
+    (cmd, request)
+}
+
+fn retry_key(queue_id: i32) -> QueueKey {
+    QueueKey {
+        consumer_group: "CID_TEST".into(),
+        topic: "%RETRY%CID_TEST".into(),
+        queue_id,
+    }
+}
+
+#[test]
+fn cpp_route_send_and_unregister_producer() {
+    let (cmd, request) = cpp_request("seed-cpp-105-route", 0);
+    assert_eq!(cmd.code, rc::GET_ROUTEINFO_BY_TOPIC);
+    assert_eq!(
+        request,
+        Request::GetRouteInfoByTopic {
+            topic: "TopicTest".into()
+        }
+    );
+
+    let (cmd, request) = cpp_request("seed-cpp-10-send", 1);
+    assert_eq!(cmd.code, rc::SEND_MESSAGE);
+    assert_eq!(
+        cmd.ext_fields["defaultTopicQueueNums"], "4",
+        "a JSON number"
+    );
+    assert_eq!(
+        request,
+        Request::SendMessage(SendMessage {
+            producer_group: "PID_TEST".into(),
+            topic: "TopicTest".into(),
+            default_topic: "TBW102".into(),
+            default_topic_queue_nums: 4,
+            queue_id: 0,
+            sys_flag: 0,
+            born_timestamp_ms: 1_795_257_841_544,
+            born_host: String::new(),
+            flag: 0,
+            properties: "KEYS\u{1}k1\u{2}TAGS\u{1}tagA\u{2}\
+                         UNIQ_KEY\u{1}0100007F000034FF0000081AAA6E0100\u{2}WAIT\u{1}true\u{2}"
+                .into(),
+            reconsume_times: 0,
+            body: b"hello".to_vec(),
+        })
+    );
+
+    let (cmd, request) = cpp_request("seed-cpp-35-unregister-producer", 2);
+    assert_eq!(cmd.code, rc::UNREGISTER_CLIENT);
+    assert_eq!(
+        request,
+        Request::UnregisterClient {
+            client_id: "18879-127.0.0.1@DEFAULT".into(),
+            producer_group: Some("PID_TEST".into()),
+            consumer_group: None,
+        }
+    );
+}
+
+#[test]
+fn cpp_push_consumer_frames() {
+    let (_, request) = cpp_request("seed-cpp-34-heartbeat", 2);
+    assert_eq!(
+        request,
+        Request::HeartBeat(HeartbeatData {
+            client_id: "20526-127.0.0.1@DEFAULT".into(),
+            consumers: vec![ConsumerData {
+                group_name: "CID_TEST".into(),
+                // `"messageModel":1`: an ordinal, not a name.
+                message_model: MessageModel::Clustering,
+                subscriptions: BTreeMap::from([
+                    ("%RETRY%CID_TEST".to_string(), "*".to_string()),
+                    ("TopicTest".to_string(), "tagA".to_string()),
+                ]),
+            }],
+        })
+    );
+
+    let (_, request) = cpp_request("seed-cpp-38-consumer-list", 3);
+    assert_eq!(
+        request,
+        Request::GetConsumerListByGroup {
+            consumer_group: "CID_TEST".into()
+        }
+    );
+
+    let (_, request) = cpp_request("seed-cpp-14-query-offset", 4);
+    assert_eq!(request, Request::QueryConsumerOffset(retry_key(0)));
+
+    let (cmd, request) = cpp_request("seed-cpp-11-pull", 9);
+    assert_eq!(cmd.ext_fields["maxMsgNums"], "32", "a JSON number");
+    assert_eq!(
+        request,
+        Request::PullMessage(PullMessage {
+            consumer_group: "CID_TEST".into(),
+            topic: "%RETRY%CID_TEST".into(),
+            queue_id: 1,
+            queue_offset: 0,
+            max_msg_nums: 32,
+            sys_flag: 6,
+            commit_offset: 0,
+            suspend_timeout_ms: 15_000,
+            subscription: Some("*".into()),
+        })
+    );
+
+    let (_, request) = cpp_request("seed-cpp-15-update-offset", 58);
+    assert_eq!(
+        request,
+        Request::UpdateConsumerOffset {
+            key: retry_key(0),
+            offset: 0
+        }
+    );
+
+    let (_, request) = cpp_request("seed-cpp-35-unregister-consumer", 66);
+    assert_eq!(
+        request,
+        Request::UnregisterClient {
+            client_id: "20526-127.0.0.1@DEFAULT".into(),
+            producer_group: None,
+            consumer_group: Some("CID_TEST".into()),
+        }
+    );
+}
+
+#[test]
+fn cpp_clients_are_answered_in_json_with_their_opaque() {
+    let (cmd, _) = cpp_request("seed-cpp-38-consumer-list", 3);
+    let answer = response_to_wire(
+        cmd.code,
+        cmd.opaque,
+        &Response::ConsumerList(vec!["a".into(), "b".into()]),
+        cmd.serialize_type,
+    );
+    let mut frame = Vec::new();
+    encode_frame(&answer, &mut frame);
+    // The C++ client reads the header length without masking the type byte.
+    assert_eq!(frame[4], 0, "JSON");
+    let header_len = u32::from_be_bytes(frame[4..8].try_into().unwrap()) as usize;
+    let header: serde_json::Value = serde_json::from_slice(&frame[8..8 + header_len]).unwrap();
+    assert_eq!(header["code"], 0);
+    assert_eq!(header["flag"], 1);
+    assert_eq!(header["opaque"], 3);
+    assert_eq!(header["language"], "JAVA");
+    assert_eq!(&frame[8 + header_len..], br#"{"consumerIdList":["a","b"]}"#);
+}
+
+#[test]
+fn java_and_binary_seeds_decode() {
+    let cmd = decode_one(&corpus("seed-binary-30-get-max-offset"));
+    assert_eq!(cmd.serialize_type, SerializeType::RocketMq);
+    assert_eq!(cmd.language, "JAVA");
+    assert_eq!(cmd.version, 409);
+    assert_eq!(
+        request_from_wire(&cmd).unwrap(),
+        Request::GetMaxOffset {
+            topic: "TopicTest".into(),
+            queue_id: 3
+        }
+    );
+
+    // Two frames back to back: a V2 send and GET_ALL_CONSUMER_OFFSET (remark null).
+    let bytes = corpus("seed-json-310-send-v2-then-43");
+    let (send, used) = decode_frame(&bytes, DEFAULT_MAX_FRAME_BYTES)
+        .unwrap()
+        .unwrap();
+    let Request::SendMessage(m) = request_from_wire(&send).unwrap() else {
+        panic!("a send");
+    };
+    assert_eq!(
+        (m.topic.as_str(), m.queue_id, &m.body[..]),
+        ("TopicTest", 1, &b"hello"[..])
+    );
+    let (all, rest) = decode_frame(&bytes[used..], DEFAULT_MAX_FRAME_BYTES)
+        .unwrap()
+        .unwrap();
+    assert_eq!(used + rest, bytes.len());
+    assert_eq!(
+        request_from_wire(&all).unwrap(),
+        Request::GetAllConsumerOffset
+    );
+
+    let pull = decode_one(&corpus("seed-binary-response-pull"));
+    let Response::Pull(p) = response_from_wire(rc::PULL_MESSAGE, &pull).unwrap() else {
+        panic!("a pull response");
+    };
+    assert_eq!(
+        (p.next_begin_offset, p.max_offset, p.records.len()),
+        (5, 5, 40)
+    );
+
+    // fastjson's unquoted broker-id keys and the pre-4.9 `topicSynFlag`.
+    let route = decode_one(&corpus("seed-json-response-route-fastjson"));
+    let Response::Route(r) = response_from_wire(rc::GET_ROUTEINFO_BY_TOPIC, &route).unwrap() else {
+        panic!("a route");
+    };
+    assert_eq!(r.broker_datas[0].master_addr(), Some("127.0.0.1:10911"));
+    assert_eq!(r.queue_datas[0].write_queue_nums, 4);
+}
+
+fn all_requests() -> Vec<Request> {
+    let key = QueueKey {
+        consumer_group: "G".into(),
+        topic: "T".into(),
+        queue_id: 3,
+    };
+    let broker = BrokerIdentity {
+        cluster_name: "DefaultCluster".into(),
+        broker_name: "broker-a".into(),
+        broker_addr: "10.0.0.1:10911".into(),
+        broker_id: 1,
+    };
+    vec![
+        Request::RegisterBroker(RegisterBroker {
+            broker: broker.clone(),
+            ha_server_addr: "10.0.0.1:10912".into(),
+            topic_config_table: BTreeMap::from([(
+                "T".to_string(),
+                TopicConfig {
+                    topic_name: "T".into(),
+                    read_queue_nums: 4,
+                    write_queue_nums: 4,
+                    ..TopicConfig::default()
+                },
+            )]),
+            data_version: DataVersion {
+                timestamp: 1_700_000_000_000,
+                counter: 7,
+            },
+        }),
+        Request::UnregisterBroker(broker),
+        Request::GetRouteInfoByTopic { topic: "T".into() },
+        Request::GetBrokerClusterInfo,
+        Request::SendMessage(SendMessage {
+            producer_group: "PG".into(),
+            topic: "T".into(),
+            default_topic: "TBW102".into(),
+            default_topic_queue_nums: 4,
+            queue_id: -1,
+            sys_flag: 0,
+            born_timestamp_ms: 1_700_000_000_123,
+            born_host: String::new(),
+            flag: 0,
+            properties: "TAGS\u{1}a\u{2}WAIT\u{1}true\u{2}".into(),
+            reconsume_times: 2,
+            body: vec![0, 1, 2, 255],
+        }),
+        Request::PullMessage(PullMessage {
+            consumer_group: "G".into(),
+            topic: "T".into(),
+            queue_id: 3,
+            queue_offset: 17,
+            max_msg_nums: 32,
+            sys_flag: 7,
+            commit_offset: 12,
+            suspend_timeout_ms: 15_000,
+            subscription: Some("a || b".into()),
+        }),
+        Request::QueryConsumerOffset(key.clone()),
+        Request::UpdateConsumerOffset { key, offset: 99 },
+        Request::GetMaxOffset {
+            topic: "T".into(),
+            queue_id: 0,
+        },
+        Request::HeartBeat(HeartbeatData {
+            client_id: "10.0.0.9@1".into(),
+            consumers: vec![ConsumerData {
+                group_name: "G".into(),
+                message_model: MessageModel::Broadcasting,
+                subscriptions: BTreeMap::from([
+                    ("T".to_string(), "a || b".to_string()),
+                    ("%RETRY%G".to_string(), "*".to_string()),
+                ]),
+            }],
+        }),
+        Request::UnregisterClient {
+            client_id: "10.0.0.9@1".into(),
+            producer_group: Some("PG".into()),
+            consumer_group: None,
+        },
+        Request::GetConsumerListByGroup {
+            consumer_group: "G".into(),
+        },
+        Request::NotifyConsumerIdsChanged {
+            consumer_group: "G".into(),
+        },
+        Request::GetAllConsumerOffset,
+    ]
+}
+
+fn reencode(cmd: &RemotingCommand, serialize_type: SerializeType) -> RemotingCommand {
+    let cmd = RemotingCommand {
+        serialize_type,
+        ..cmd.clone()
+    };
+    let mut frame = Vec::new();
+    encode_frame(&cmd, &mut frame);
+    let again = decode_one(&frame);
+    assert_eq!(again, cmd, "{serialize_type:?} round trip");
+    again
+}
+
+#[test]
+fn every_request_round_trips_in_json_and_binary() {
+    for request in all_requests() {
+        for serialize_type in [SerializeType::Json, SerializeType::RocketMq] {
+            let wire = request_to_wire(41, &request, false);
+            assert_eq!(wire.code, request.code());
+            let again = reencode(&wire, serialize_type);
+            assert_eq!(request_from_wire(&again).unwrap(), request);
+        }
+    }
+    let oneway = request_to_wire(5, &Request::GetAllConsumerOffset, true);
+    assert!(oneway.is_oneway() && !oneway.is_response());
+    let oneway: Vec<i32> = all_requests()
+        .iter()
+        .filter(|r| rocketmq_sends_oneway(r))
+        .map(Request::code)
+        .collect();
+    assert_eq!(
+        oneway,
+        [rc::UPDATE_CONSUMER_OFFSET, rc::NOTIFY_CONSUMER_IDS_CHANGED]
+    );
+}
+
+fn all_responses() -> Vec<(i32, Response)> {
+    let route = TopicRouteData {
+        order_topic_conf: None,
+        queue_datas: vec![QueueData {
+            broker_name: "broker-a".into(),
+            read_queue_nums: 4,
+            write_queue_nums: 4,
+            perm: 6,
+            topic_sys_flag: 0,
+        }],
+        broker_datas: vec![BrokerData {
+            cluster: "DefaultCluster".into(),
+            broker_name: "broker-a".into(),
+            broker_addrs: BTreeMap::from([
+                (0, "10.0.0.1:10911".into()),
+                (1, "10.0.0.2:10911".into()),
+            ]),
+        }],
+        filter_server_table: BTreeMap::new(),
+    };
+    let mut offsets = ConsumerOffsetTable::default();
+    offsets
+        .offset_table
+        .insert("T@G".into(), BTreeMap::from([(0, 250), (1, 3)]));
+    let error = |code: i32, remark: &str| Response::Error {
+        code,
+        remark: remark.into(),
+    };
+    vec![
+        (
+            rc::REGISTER_BROKER,
+            Response::RegisterBroker(RegisterBrokerResult {
+                master_addr: Some("10.0.0.1:10911".into()),
+                ha_server_addr: Some("10.0.0.1:10912".into()),
+            }),
+        ),
+        (
+            rc::REGISTER_BROKER,
+            Response::RegisterBroker(RegisterBrokerResult::default()),
+        ),
+        (rc::UNREGISTER_BROKER, Response::UnregisterBroker),
+        (rc::GET_ROUTEINFO_BY_TOPIC, Response::Route(route.clone())),
+        (
+            rc::GET_ROUTEINFO_BY_TOPIC,
+            error(response_code::TOPIC_NOT_EXIST, "No topic route info"),
+        ),
+        (
+            rc::GET_BROKER_CLUSTER_INFO,
+            Response::ClusterInfo(ClusterInfo {
+                broker_addr_table: BTreeMap::from([(
+                    "broker-a".to_string(),
+                    route.broker_datas[0].clone(),
+                )]),
+                cluster_addr_table: BTreeMap::from([(
+                    "DefaultCluster".to_string(),
+                    ["broker-a".to_string()].into(),
+                )]),
+            }),
+        ),
+        (
+            rc::SEND_MESSAGE_V2,
+            Response::Send(SendResponse {
+                code: response_code::FLUSH_SLAVE_TIMEOUT,
+                msg_id: "0A00000100002A9F0000000000000010".into(),
+                queue_id: 2,
+                queue_offset: 1234,
+            }),
+        ),
+        (
+            rc::SEND_MESSAGE,
+            error(response_code::SERVICE_NOT_AVAILABLE, "broker is Booting"),
+        ),
+        (
+            rc::PULL_MESSAGE,
+            Response::Pull(PullResponse {
+                code: response_code::SUCCESS,
+                next_begin_offset: 20,
+                min_offset: 0,
+                max_offset: 20,
+                suggest_which_broker_id: 1,
+                records: (0..=255).collect(),
+            }),
+        ),
+        (
+            rc::PULL_MESSAGE,
+            Response::Pull(PullResponse {
+                code: response_code::PULL_OFFSET_MOVED,
+                next_begin_offset: 5,
+                min_offset: 5,
+                max_offset: 9,
+                suggest_which_broker_id: 0,
+                records: Vec::new(),
+            }),
+        ),
+        (rc::QUERY_CONSUMER_OFFSET, Response::Offset(250)),
+        (
+            rc::QUERY_CONSUMER_OFFSET,
+            error(response_code::QUERY_NOT_FOUND, "Not found"),
+        ),
+        (
+            rc::GET_MAX_OFFSET,
+            Response::Offset(u64::from(u32::MAX) + 1),
+        ),
+        (rc::HEART_BEAT, Response::HeartBeat),
+        (rc::UNREGISTER_CLIENT, Response::UnregisterClient),
+        (
+            rc::GET_CONSUMER_LIST_BY_GROUP,
+            Response::ConsumerList(vec!["10.0.0.9@1".into(), "10.0.0.8@1".into()]),
+        ),
+        (
+            rc::GET_CONSUMER_LIST_BY_GROUP,
+            error(response_code::SYSTEM_ERROR, "no consumer for this group, G"),
+        ),
+        (
+            rc::GET_ALL_CONSUMER_OFFSET,
+            Response::ConsumerOffsets(offsets),
+        ),
+        (999, error(response_code::REQUEST_CODE_NOT_SUPPORTED, "")),
+    ]
+}
+
+#[test]
+fn every_response_round_trips_in_json_and_binary() {
+    for (request_code, response) in all_responses() {
+        for serialize_type in [SerializeType::Json, SerializeType::RocketMq] {
+            let wire = response_to_wire(request_code, 77, &response, serialize_type);
+            assert!(wire.is_response());
+            assert_eq!(wire.opaque, 77);
+            assert_eq!(wire.language, "JAVA");
+            let again = reencode(&wire, serialize_type);
+            assert_eq!(
+                response_from_wire(request_code, &again).unwrap(),
+                response,
+                "answer to {request_code}"
+            );
+        }
+    }
+}
+
+#[test]
+fn send_answers_carry_region_and_trace_and_pulls_carry_records_unchanged() {
+    for (request_code, response) in all_responses() {
+        let wire = response_to_wire(request_code, 1, &response, SerializeType::Json);
+        let is_send = matches!(request_code, rc::SEND_MESSAGE | rc::SEND_MESSAGE_V2);
+        assert_eq!(
+            wire.ext_fields.get("MSG_REGION").map(String::as_str),
+            is_send.then_some("DefaultRegion")
+        );
+        assert_eq!(
+            wire.ext_fields.get("TRACE_ON").map(String::as_str),
+            is_send.then_some("true")
+        );
+        if let Response::Pull(p) = &response {
+            assert_eq!(wire.body, p.records);
+            assert_eq!(wire.code, p.code);
+            assert_eq!(
+                wire.ext_fields["suggestWhichBrokerId"],
+                p.suggest_which_broker_id.to_string()
+            );
+        }
+        if let Response::Route(_) = &response {
+            let body = std::str::from_utf8(&wire.body).unwrap();
+            assert!(
+                body.contains(r#""brokerAddrs":{"0":"10.0.0.1:10911","1":"#),
+                "{body}"
+            );
+            for key in [
+                "orderTopicConf",
+                "queueDatas",
+                "brokerDatas",
+                "filterServerTable",
+            ] {
+                assert!(body.contains(key), "{key} in {body}");
+            }
+        }
+    }
+}
