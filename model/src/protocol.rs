@@ -316,6 +316,18 @@ pub enum Request {
 }
 
 impl Request {
+    /// Whether the sender expects no response (remoting's ONEWAY flag): a node never
+    /// answers these, and a driver must not wait for an answer.
+    pub fn is_oneway(&self) -> bool {
+        matches!(
+            self,
+            Request::UpdateConsumerOffset { .. }
+                | Request::NotifyConsumerIdsChanged { .. }
+                | Request::HaReport { .. }
+                | Request::HaTransfer { .. }
+        )
+    }
+
     pub fn code(&self) -> i32 {
         match self {
             Request::RegisterBroker(_) => request_code::REGISTER_BROKER,

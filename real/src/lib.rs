@@ -8,9 +8,14 @@
 //!   `-c`/`-n`, `NAMESRV_ADDR`) and the store directory's lock.
 //! - [`remoting`]: RocketMQ's remoting codec — frames, JSON and binary headers, and
 //!   the mapping to and from the model's requests and responses.
+//! - [`runtime`]: one model node hosted on tokio — connections, timers, the wall clock,
+//!   the disk's sync completions — as the simulator hosts it on virtual time.
+//! - [`process`]: what the binaries share: logging, signals, hosting nodes on threads.
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 pub mod config;
 pub mod fs_disk;
+pub mod process;
 pub mod remoting;
+pub mod runtime;
 mod sync_worker;

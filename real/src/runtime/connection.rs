@@ -1,0 +1,381 @@
+//! TCP connections as the node's peers.
+//!
+//! Every accepted connection is a new peer; every address the node resolves is a peer
+//! too, dialled on its first send and again on the first send after its connection
+//! broke (as the simulator's links do). Each open connection has a reader task, which
+//! cuts frames and sends them to the loop, and a writer task, which writes what the
+//! loop encoded, coalescing frames queued together into one write. Both tasks report
+//! the connection's end; the loop tells the node once per connection.
+//!
+//! A connection id (`conn`) tells one connection of a peer from the next, so a frame or
+//! a close notice from a connection already replaced is ignored.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use rmq_model::node::NodeId;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
+
+use super::HostOptions;
+use crate::remoting::{self, RemotingCommand};
+
+/// Bytes asked of the socket per read; a frame larger than this takes several reads.
+const READ_CHUNK_BYTES: usize = 64 * 1024;
+
+/// What the connection tasks tell the loop.
+pub(super) enum ConnEvent {
+    Accepted {
+        stream: TcpStream,
+        peer_addr: SocketAddr,
+    },
+    Dialled {
+        peer: NodeId,
+        conn: u64,
+        stream: TcpStream,
+    },
+    Frame {
+        peer: NodeId,
+        conn: u64,
+        cmd: RemotingCommand,
+    },
+    /// The connection ended (or its dial failed), with the reason for the log.
+    Closed {
+        peer: NodeId,
+        conn: u64,
+        reason: String,
+    },
+}
+
+enum Link {
+    /// Dialling; frames sent meanwhile wait here.
+    Dialling { conn: u64, queued: Vec<Vec<u8>> },
+    Open {
+        conn: u64,
+        writer: UnboundedSender<Vec<u8>>,
+    },
+}
+
+impl Link {
+    fn conn(&self) -> u64 {
+        match self {
+            Link::Dialling { conn, .. } | Link::Open { conn, .. } => *conn,
+        }
+    }
+}
+
+struct Peer {
+    /// Where to dial this peer; None for a peer that connected to us.
+    addr: Option<String>,
+    link: Option<Link>,
+}
+
+pub(super) struct Connections {
+    events: UnboundedSender<ConnEvent>,
+    options: HostOptions,
+    peers: BTreeMap<NodeId, Peer>,
+    by_addr: BTreeMap<String, NodeId>,
+    /// NodeId(0) is the node itself.
+    next_peer: u32,
+    next_conn: u64,
+}
+
+impl Connections {
+    pub(super) fn new(events: UnboundedSender<ConnEvent>, options: HostOptions) -> Connections {
+        Connections {
+            events,
+            options,
+            peers: BTreeMap::new(),
+            by_addr: BTreeMap::new(),
+            next_peer: 1,
+            next_conn: 1,
+        }
+    }
+
+    fn new_peer(&mut self, addr: Option<String>) -> NodeId {
+        let id = NodeId(self.next_peer);
+        self.next_peer = self
+            .next_peer
+            .checked_add(1)
+            .expect("fewer than 2^32 peers");
+        self.peers.insert(id, Peer { addr, link: None });
+        id
+    }
+
+    fn new_conn(&mut self) -> u64 {
+        let conn = self.next_conn;
+        self.next_conn += 1;
+        conn
+    }
+
+    /// The peer at `addr` (`ip:port`), made on first use. Nothing is dialled until the
+    /// node sends to it; an address nobody listens at shows as a broken connection.
+    pub(super) fn resolve(&mut self, addr: &str) -> Option<NodeId> {
+        if addr.parse::<SocketAddr>().is_err() {
+            tracing::warn!(addr, "not an ip:port address");
+            return None;
+        }
+        if let Some(&id) = self.by_addr.get(addr) {
+            return Some(id);
+        }
+        let id = self.new_peer(Some(addr.to_string()));
+        self.by_addr.insert(addr.to_string(), id);
+        Some(id)
+    }
+
+    pub(super) fn adopt_inbound(&mut self, stream: TcpStream, peer_addr: SocketAddr) {
+        let peer = self.new_peer(None);
+        let conn = self.new_conn();
+        tracing::debug!(%peer, %peer_addr, "accepted");
+        let writer = spawn_io(
+            stream,
+            peer,
+            conn,
+            self.events.clone(),
+            self.options.max_frame_bytes,
+        );
+        if let Some(p) = self.peers.get_mut(&peer) {
+            p.link = Some(Link::Open { conn, writer });
+        }
+    }
+
+    /// Whether `conn` is the peer's live connection (or dial).
+    pub(super) fn is_current(&self, peer: NodeId, conn: u64) -> bool {
+        self.peers
+            .get(&peer)
+            .and_then(|p| p.link.as_ref())
+            .is_some_and(|l| l.conn() == conn)
+    }
+
+    /// A dial finished; false when it is no longer wanted.
+    pub(super) fn on_dialled(&mut self, peer: NodeId, conn: u64, stream: TcpStream) -> bool {
+        let Some(p) = self.peers.get_mut(&peer) else {
+            return false;
+        };
+        let Some(Link::Dialling { conn: dialling, .. }) = &p.link else {
+            return false;
+        };
+        if *dialling != conn {
+            return false;
+        }
+        let Some(Link::Dialling { queued, .. }) = p.link.take() else {
+            unreachable!("matched above");
+        };
+        let writer = spawn_io(
+            stream,
+            peer,
+            conn,
+            self.events.clone(),
+            self.options.max_frame_bytes,
+        );
+        for frame in queued {
+            // The writer task is new: it cannot have gone yet.
+            let _ = writer.send(frame);
+        }
+        p.link = Some(Link::Open { conn, writer });
+        true
+    }
+
+    /// The connection `conn` ended; true when it was the peer's live one (then the
+    /// node must hear of it).
+    pub(super) fn on_closed(&mut self, peer: NodeId, conn: u64) -> bool {
+        let Some(p) = self.peers.get_mut(&peer) else {
+            return false;
+        };
+        if p.link.as_ref().is_none_or(|l| l.conn() != conn) {
+            return false;
+        }
+        p.link = None;
+        if p.addr.is_none() {
+            // A peer that connected to us is gone for good: a new connection from the
+            // same client is a new peer.
+            self.peers.remove(&peer);
+        }
+        true
+    }
+
+    /// Encodes `cmd` and sends it to `peer`, dialling when the peer has no connection.
+    pub(super) fn send_frame(&mut self, peer: NodeId, cmd: &RemotingCommand) {
+        let mut frame = Vec::new();
+        remoting::encode_frame(cmd, &mut frame);
+        let conn = self.next_conn;
+        let Some(p) = self.peers.get_mut(&peer) else {
+            tracing::debug!(%peer, code = cmd.code, "send to a peer that is gone: dropped");
+            return;
+        };
+        match &mut p.link {
+            Some(Link::Open { writer, .. }) => {
+                // A failed send means the writer ended: its close notice is on the way.
+                let _ = writer.send(frame);
+            }
+            Some(Link::Dialling { queued, .. }) => queued.push(frame),
+            None => {
+                let Some(addr) = p.addr.clone() else {
+                    tracing::debug!(%peer, "send to a closed inbound connection: dropped");
+                    return;
+                };
+                self.next_conn += 1;
+                p.link = Some(Link::Dialling {
+                    conn,
+                    queued: vec![frame],
+                });
+                spawn_dial(
+                    addr,
+                    peer,
+                    conn,
+                    self.events.clone(),
+                    self.options.connect_timeout_ms,
+                );
+            }
+        }
+    }
+}
+
+pub(super) fn spawn_acceptor(
+    listener: TcpListener,
+    events: UnboundedSender<ConnEvent>,
+    _max_frame_bytes: usize,
+) {
+    tokio::spawn(async move {
+        loop {
+            match listener.accept().await {
+                Ok((stream, peer_addr)) => {
+                    let _ = stream.set_nodelay(true);
+                    if events
+                        .send(ConnEvent::Accepted { stream, peer_addr })
+                        .is_err()
+                    {
+                        return; // The loop ended.
+                    }
+                }
+                Err(e) => {
+                    // Out of descriptors and the like: wait instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+    });
+}
+
+fn spawn_dial(
+    addr: String,
+    peer: NodeId,
+    conn: u64,
+    events: UnboundedSender<ConnEvent>,
+    timeout_ms: u64,
+) {
+    tokio::spawn(async move {
+        let dial = tokio::time::timeout(
+            Duration::from_millis(timeout_ms),
+            TcpStream::connect(addr.as_str()),
+        )
+        .await;
+        let event = match dial {
+            Ok(Ok(stream)) => {
+                let _ = stream.set_nodelay(true);
+                ConnEvent::Dialled { peer, conn, stream }
+            }
+            Ok(Err(e)) => ConnEvent::Closed {
+                peer,
+                conn,
+                reason: format!("connect to {addr} failed: {e}"),
+            },
+            Err(_) => ConnEvent::Closed {
+                peer,
+                conn,
+                reason: format!("connect to {addr} timed out after {timeout_ms} ms"),
+            },
+        };
+        let _ = events.send(event);
+    });
+}
+
+/// Starts the reader and writer of one connection; returns the writer's queue.
+fn spawn_io(
+    stream: TcpStream,
+    peer: NodeId,
+    conn: u64,
+    events: UnboundedSender<ConnEvent>,
+    max_frame_bytes: usize,
+) -> UnboundedSender<Vec<u8>> {
+    let (mut read_half, write_half) = stream.into_split();
+    let (writer_tx, writer_rx) = mpsc::unbounded_channel();
+    let reader_events = events.clone();
+    tokio::spawn(async move {
+        let reason = read_frames(&mut read_half, peer, conn, &reader_events, max_frame_bytes).await;
+        let _ = reader_events.send(ConnEvent::Closed { peer, conn, reason });
+    });
+    tokio::spawn(async move {
+        if let Err(reason) = write_frames(write_half, writer_rx).await {
+            let _ = events.send(ConnEvent::Closed { peer, conn, reason });
+        }
+    });
+    writer_tx
+}
+
+/// Reads until the connection ends; returns why it ended.
+async fn read_frames(
+    read_half: &mut tokio::net::tcp::OwnedReadHalf,
+    peer: NodeId,
+    conn: u64,
+    events: &UnboundedSender<ConnEvent>,
+    max_frame_bytes: usize,
+) -> String {
+    let mut buf: Vec<u8> = Vec::with_capacity(READ_CHUNK_BYTES);
+    let mut start = 0;
+    loop {
+        // Cut every complete frame in the buffer.
+        loop {
+            match remoting::decode_frame(&buf[start..], max_frame_bytes) {
+                Ok(Some((cmd, used))) => {
+                    start += used;
+                    if events.send(ConnEvent::Frame { peer, conn, cmd }).is_err() {
+                        return "the node's loop ended".to_string();
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::warn!(%peer, error = %e, "bad frame: closing the connection");
+                    return format!("bad frame: {e}");
+                }
+            }
+        }
+        // Keep only the unread tail, then read more behind it.
+        buf.drain(..start);
+        start = 0;
+        let filled = buf.len();
+        buf.resize(filled + READ_CHUNK_BYTES, 0);
+        match read_half.read(&mut buf[filled..]).await {
+            Ok(0) => return "closed by the peer".to_string(),
+            Ok(n) => buf.truncate(filled + n),
+            Err(e) => return format!("read failed: {e}"),
+        }
+    }
+}
+
+/// Writes frames as they come, several per write when they queue up; ends quietly
+/// when the loop drops the queue (the connection is closed or replaced).
+async fn write_frames(
+    mut write_half: tokio::net::tcp::OwnedWriteHalf,
+    mut frames: UnboundedReceiver<Vec<u8>>,
+) -> Result<(), String> {
+    let mut batch = Vec::new();
+    while let Some(first) = frames.recv().await {
+        batch.clear();
+        batch.extend_from_slice(&first);
+        while let Ok(more) = frames.try_recv() {
+            batch.extend_from_slice(&more);
+            if batch.len() >= READ_CHUNK_BYTES {
+                break;
+            }
+        }
+        if let Err(e) = write_half.write_all(&batch).await {
+            return Err(format!("write failed: {e}"));
+        }
+    }
+    let _ = write_half.shutdown().await;
+    Ok(())
+}
