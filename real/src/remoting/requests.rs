@@ -106,10 +106,7 @@ pub fn is_remoting(request: &Request) -> bool {
 /// and its broker answers no UPDATE_CONSUMER_OFFSET; a client that sends one as a
 /// two-way request (the C++ client does) expects SUCCESS, which the runtime must give.
 pub fn rocketmq_sends_oneway(request: &Request) -> bool {
-    matches!(
-        request,
-        Request::UpdateConsumerOffset { .. } | Request::NotifyConsumerIdsChanged { .. }
-    )
+    request.is_oneway() && is_remoting(request)
 }
 
 /// Client side: `request` as a wire command (JSON header, as Java clients send).
