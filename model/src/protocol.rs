@@ -564,9 +564,10 @@ impl BrokerData {
 }
 
 /// `TopicRouteData`, the body of a GET_ROUTEINFO_BY_TOPIC response (quoted JSON keys,
-/// which every RocketMQ client accepts).
+/// which every RocketMQ client accepts). A field fastjson left out (it omits nulls)
+/// reads as empty.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(default, rename_all = "camelCase")]
 pub struct TopicRouteData {
     pub order_topic_conf: Option<String>,
     pub queue_datas: Vec<QueueData>,
@@ -576,7 +577,7 @@ pub struct TopicRouteData {
 
 /// `ClusterInfo`, the body of a GET_BROKER_CLUSTER_INFO response.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(default, rename_all = "camelCase")]
 pub struct ClusterInfo {
     pub broker_addr_table: BTreeMap<String, BrokerData>,
     pub cluster_addr_table: BTreeMap<String, BTreeSet<String>>,
@@ -613,6 +614,9 @@ mod tests {
             serde_json::from_str::<TopicRouteData>(&json).unwrap(),
             route
         );
+        // fastjson omits null fields; RocketMQ before 4.9 wrote `topicSynFlag`.
+        let old = r#"{"queueDatas":[{"brokerName":"broker-a","readQueueNums":4,"writeQueueNums":4,"perm":6,"topicSynFlag":0}],"brokerDatas":[{"cluster":"DefaultCluster","brokerName":"broker-a","brokerAddrs":{"0":"10.0.0.1:10911"}}]}"#;
+        assert_eq!(serde_json::from_str::<TopicRouteData>(old).unwrap(), route);
         assert_eq!(Request::GetBrokerClusterInfo.code(), 106);
         assert_eq!(Request::GetAllConsumerOffset.code(), 43);
     }

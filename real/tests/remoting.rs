@@ -17,7 +17,8 @@ use rmq_model::protocol::{
 use rmq_model::store::config_tables::{ConsumerOffsetTable, DataVersion, TopicConfig};
 use rmq_real::remoting::{
     decode_frame, encode_frame, request_from_wire, request_to_wire, response_from_wire,
-    response_to_wire, RemotingCommand, SerializeType, DEFAULT_MAX_FRAME_BYTES,
+    response_to_wire, rocketmq_sends_oneway, RemotingCommand, SerializeType,
+    DEFAULT_MAX_FRAME_BYTES,
 };
 
 fn corpus(name: &str) -> Vec<u8> {
@@ -408,6 +409,15 @@ fn every_request_round_trips_in_json_and_binary() {
     }
     let oneway = request_to_wire(5, &Request::GetAllConsumerOffset, true);
     assert!(oneway.is_oneway() && !oneway.is_response());
+    let oneway: Vec<i32> = all_requests()
+        .iter()
+        .filter(|r| rocketmq_sends_oneway(r))
+        .map(Request::code)
+        .collect();
+    assert_eq!(
+        oneway,
+        [rc::UPDATE_CONSUMER_OFFSET, rc::NOTIFY_CONSUMER_IDS_CHANGED]
+    );
 }
 
 fn all_responses() -> Vec<(i32, Response)> {

@@ -38,7 +38,8 @@ pub use fields::MappingError;
 pub use frame::{decode_frame, encode_frame, FrameError, DEFAULT_MAX_FRAME_BYTES};
 pub use fuzz_case::run_remoting_case;
 pub use requests::{
-    is_remoting, request_from_wire, request_to_wire, try_request_from_wire, try_request_to_wire,
+    is_remoting, request_from_wire, request_to_wire, rocketmq_sends_oneway, try_request_from_wire,
+    try_request_to_wire,
 };
 pub use responses::{response_from_wire, response_to_wire};
 

@@ -102,6 +102,15 @@ pub fn is_remoting(request: &Request) -> bool {
     )
 }
 
+/// Whether RocketMQ sends `request` oneway (flag ONEWAY, never answered): a client's
+/// UPDATE_CONSUMER_OFFSET (`updateConsumerOffsetOneway`) and the broker's
+/// NOTIFY_CONSUMER_IDS_CHANGED. The model sends these without waiting for an answer,
+/// and its broker answers no UPDATE_CONSUMER_OFFSET; a client that sends one as a
+/// two-way request (the C++ client does) expects SUCCESS, which the runtime must give.
+pub fn rocketmq_sends_oneway(request: &Request) -> bool {
+    request.is_oneway() && is_remoting(request)
+}
+
 /// Client side: `request` as a wire command (JSON header, as Java clients send).
 ///
 /// # Panics

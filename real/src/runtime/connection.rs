@@ -69,6 +69,8 @@ impl Link {
 struct Peer {
     /// Where to dial this peer; None for a peer that connected to us.
     addr: Option<String>,
+    /// The far end of a peer that connected to us.
+    remote: Option<SocketAddr>,
     link: Option<Link>,
 }
 
@@ -100,7 +102,14 @@ impl Connections {
             .next_peer
             .checked_add(1)
             .expect("fewer than 2^32 peers");
-        self.peers.insert(id, Peer { addr, link: None });
+        self.peers.insert(
+            id,
+            Peer {
+                addr,
+                remote: None,
+                link: None,
+            },
+        );
         id
     }
 
@@ -137,8 +146,14 @@ impl Connections {
             self.options.max_frame_bytes,
         );
         if let Some(p) = self.peers.get_mut(&peer) {
+            p.remote = Some(peer_addr);
             p.link = Some(Link::Open { conn, writer });
         }
+    }
+
+    /// The far end of a peer that connected to us.
+    pub(super) fn remote_addr(&self, peer: NodeId) -> Option<SocketAddr> {
+        self.peers.get(&peer).and_then(|p| p.remote)
     }
 
     /// Whether `conn` is the peer's live connection (or dial).

@@ -34,7 +34,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use rmq_model::node::{Input, Node, NodeId};
-use rmq_model::protocol::Message;
+use rmq_model::protocol::{Message, Request};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
@@ -223,16 +223,20 @@ impl LoopState {
                     return;
                 }
                 let now_ms = self.clock.now_ms();
-                match self.wire.inbound(peer, cmd, now_ms) {
-                    wire::Inbound::Deliver(msg) => {
-                        self.with_ctx(|ctx| {
-                            node.handle(ctx, Input::Packet { from: peer, msg });
-                        });
-                    }
-                    wire::Inbound::Answer(response) => {
-                        self.conns.send_frame(peer, &response);
-                    }
-                    wire::Inbound::Drop => {}
+                let (msg, answer) = match self.wire.inbound(peer, cmd, now_ms) {
+                    wire::Inbound::Deliver(msg) => (Some(msg), None),
+                    wire::Inbound::Answer(answer) => (None, Some(answer)),
+                    wire::Inbound::DeliverAndAnswer(msg, answer) => (Some(msg), Some(answer)),
+                    wire::Inbound::Drop => (None, None),
+                };
+                if let Some(answer) = answer {
+                    self.conns.send_frame(peer, &answer);
+                }
+                if let Some(mut msg) = msg {
+                    self.fill_born_host(peer, &mut msg);
+                    self.with_ctx(|ctx| {
+                        node.handle(ctx, Input::Packet { from: peer, msg });
+                    });
                 }
             }
             ConnEvent::Closed { peer, conn, reason } => {
@@ -242,6 +246,25 @@ impl LoopState {
                     self.with_ctx(|ctx| {
                         node.handle(ctx, Input::ConnectionBroken { peer });
                     });
+                }
+            }
+        }
+    }
+}
+
+impl LoopState {
+    /// RocketMQ's send header carries no born host: the broker takes it from the
+    /// connection, and so does this runtime (the model's broker would otherwise stamp
+    /// its own address).
+    fn fill_born_host(&self, peer: NodeId, msg: &mut Message) {
+        if let Message::Request {
+            request: Request::SendMessage(send),
+            ..
+        } = msg
+        {
+            if send.born_host.is_empty() {
+                if let Some(addr) = self.conns.remote_addr(peer) {
+                    send.born_host = addr.to_string();
                 }
             }
         }

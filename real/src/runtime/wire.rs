@@ -10,7 +10,7 @@
 use std::collections::{BTreeMap, VecDeque};
 
 use rmq_model::node::NodeId;
-use rmq_model::protocol::{Message, Request};
+use rmq_model::protocol::{response_code, Message, Request};
 
 use crate::remoting::{self, RemotingCommand, SerializeType};
 
@@ -24,6 +24,9 @@ pub(super) enum Inbound {
     /// Answer the peer at once: a request the node cannot take (unknown code, a bad
     /// header), with the error response the mapping gave.
     Answer(RemotingCommand),
+    /// Hand this to the node and answer the peer at once: a request the node never
+    /// answers (RocketMQ's clients send it oneway) that came two-way.
+    DeliverAndAnswer(Message, RemotingCommand),
     /// Nothing to do: logged.
     Drop,
 }
@@ -65,6 +68,17 @@ impl Wire {
         }
         match remoting::request_from_wire(&cmd) {
             Ok(request) => {
+                if !cmd.is_oneway() && request.is_oneway() {
+                    // The C++ client sends UPDATE_CONSUMER_OFFSET two-way; RocketMQ's
+                    // broker answers it SUCCESS, the model answers nothing.
+                    let answer = RemotingCommand::response(
+                        response_code::SUCCESS,
+                        opaque,
+                        None,
+                        cmd.serialize_type,
+                    );
+                    return Inbound::DeliverAndAnswer(Message::Request { opaque, request }, answer);
+                }
                 if !cmd.is_oneway() {
                     self.remember(now_ms, Side::Received, peer, opaque);
                     self.received

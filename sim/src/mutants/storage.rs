@@ -23,7 +23,8 @@ pub(super) fn mutants() -> Vec<Mutant> {
             "every commit-log fsync syncs the first mapped file instead of the one written",
             "case4_power_cut",
             "flush=sync_flush",
-            40,
+            // First caught at seed 96 once the workload starts at 6 s (49 of 400 seeds).
+            150,
             Rule::Lost,
             || tamper_brokers(|_| Some(Store::FsyncFirstFile)),
         ),
