@@ -413,7 +413,7 @@ fn boot(disk: &mut FsDisk) -> (MessageStore, RecoveryReport) {
 const QUEUES: [(&str, i32); 4] = [("T", 0), ("T", 1), ("T", 2), ("Other", 0)];
 
 /// Appends `n` records spread over `QUEUES`, bodies of varied size.
-fn fill(store: &mut MessageStore, disk: &mut FsDisk, n: usize, salt: usize) {
+fn fill(store: &mut MessageStore, disk: &mut dyn Disk, n: usize, salt: usize) {
     for i in 0..n {
         let (topic, queue_id) = QUEUES[i % QUEUES.len()];
         let body = vec![(i + salt) as u8; (i * 37 + salt) % 300];
@@ -436,7 +436,7 @@ fn fill(store: &mut MessageStore, disk: &mut FsDisk, n: usize, salt: usize) {
 }
 
 /// Every message of every queue, read through the store (verified on the way).
-fn read_all(store: &MessageStore, disk: &FsDisk) -> Vec<StoredMessage> {
+fn read_all(store: &MessageStore, disk: &dyn Disk) -> Vec<StoredMessage> {
     let mut out = Vec::new();
     for (topic, queue_id) in QUEUES {
         for q in 0..store.max_queue_offset(topic, queue_id) {
@@ -684,4 +684,84 @@ fn threaded_requests_past_the_in_flight_bound_wait_for_the_worker() {
         completed += done.len();
     }
     assert_eq!(completed, requests);
+}
+
+// ---------------------------------------------------------------------------------------
+// One store format on both drivers: what the real broker's disk holds recovers on the
+// simulator's disk, and the other way round.
+
+/// `files` made durable on a new simulated disk.
+fn sim_disk_holding(files: &BTreeMap<String, Vec<u8>>) -> rmq_sim::storage::disk::SimDisk {
+    let mut sim = rmq_sim::storage::disk::SimDisk::new();
+    for (path, bytes) in files {
+        sim.create(path).unwrap();
+        sim.write(path, 0, bytes).unwrap();
+        sim.request_sync(SyncTarget::File(path)).unwrap();
+    }
+    while sim.complete_next().is_some() {}
+    sim
+}
+
+/// Recovers the store a simulated disk holds and reads every message.
+fn recover_on_sim(sim: &mut rmq_sim::storage::disk::SimDisk) -> Vec<StoredMessage> {
+    let (mut store, _) = recover(sim, config()).unwrap();
+    while let Some((ticket, result)) = sim.complete_next() {
+        store.on_sync_complete(sim, ticket, result);
+    }
+    assert_eq!(store.state(), StoreState::Ready);
+    read_all(&store, sim)
+}
+
+#[test]
+fn a_store_written_on_real_files_recovers_on_the_simulated_disk_and_back() {
+    // Real files: fill and flush, then stop without a clean shutdown (a crash).
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("store");
+    let written = {
+        let mut disk = FsDisk::open(&root).unwrap();
+        let (mut store, _) = boot(&mut disk);
+        fill(&mut store, &mut disk, 70, 3);
+        store.request_flush(&mut disk).unwrap();
+        settle(&mut store, &mut disk);
+        read_all(&store, &disk)
+    };
+    assert_eq!(written.len(), 70);
+    assert!(
+        root.join(ABORT_PATH).exists(),
+        "a crash leaves the abort marker"
+    );
+
+    // The real files, recovered by the simulator's disk: every message, byte for byte.
+    let mut sim = sim_disk_holding(&tree(&FsDisk::open(&root).unwrap()));
+    let on_sim = recover_on_sim(&mut sim);
+    assert_eq!(on_sim, written);
+
+    // The simulator appends more, flushes and crashes; what its disk kept durably goes
+    // back to real files and recovers there.
+    let (mut store, _) = recover(&mut sim, config()).unwrap();
+    while let Some((ticket, result)) = sim.complete_next() {
+        store.on_sync_complete(&mut sim, ticket, result);
+    }
+    fill(&mut store, &mut sim, 30, 9);
+    store.request_flush(&mut sim).unwrap();
+    while let Some((ticket, result)) = sim.complete_next() {
+        store.on_sync_complete(&mut sim, ticket, result);
+    }
+    let on_sim = read_all(&store, &sim);
+    assert_eq!(on_sim.len(), 100);
+    sim.crash_process();
+    let back = tmp.path().join("back");
+    {
+        let mut disk = FsDisk::open(&back).unwrap();
+        let paths: Vec<String> = sim.durable_paths().map(str::to_string).collect();
+        for path in paths {
+            let bytes = sim.durable_bytes(&path).unwrap().to_vec();
+            disk.create(&path).unwrap();
+            disk.write(&path, 0, &bytes).unwrap();
+        }
+    }
+    let mut disk = FsDisk::open(&back).unwrap();
+    let (store, report) = boot(&mut disk);
+    assert_eq!(report.mode, RecoveryMode::Abnormal);
+    assert_eq!(read_all(&store, &disk), on_sim);
 }
