@@ -44,16 +44,7 @@ fn rec<'a>(topic: &'a str, queue_id: i32, body: &'a [u8], props: &'a str) -> New
 
 /// Completes every sync the disk was asked for until none are left.
 fn settle(store: &mut MessageStore, disk: &mut MemDisk) -> Vec<StoreEvent> {
-    let mut events = Vec::new();
-    loop {
-        let tickets = disk.take_requested_syncs();
-        if tickets.is_empty() {
-            return events;
-        }
-        for t in tickets {
-            events.push(store.on_sync_complete(disk, t, Ok(())));
-        }
-    }
+    disk.complete_syncs(store)
 }
 
 fn boot(disk: &mut MemDisk) -> (MessageStore, RecoveryReport) {

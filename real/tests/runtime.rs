@@ -7,30 +7,12 @@ mod common;
 use std::time::Duration;
 
 use common::{assert_all_delivered, start_consumer, start_producer, wait_stored};
-use rmq_model::broker::{Broker, BrokerConfig, FlushDiskType};
-use rmq_model::namesrv::{NameServer, NamesrvConfig};
-use rmq_real::process::Hosted;
 use rmq_real::runtime::Ended;
 
 #[test]
 fn producer_and_consumer_of_the_model_talk_to_a_hosted_broker_over_remoting_frames() {
     let dir = tempfile::tempdir().unwrap();
-    let mut namesrv = Hosted::start(dir.path().join("ns"), true, |_, _| {
-        Box::new(NameServer::new(NamesrvConfig::default()))
-    })
-    .unwrap();
-    let ns_addr = namesrv.addr.to_string();
-    let ns = ns_addr.clone();
-    let mut broker = Hosted::start(dir.path().join("broker"), true, move |_, disk| {
-        let config = BrokerConfig {
-            namesrv_addrs: vec![ns],
-            flush_disk_type: FlushDiskType::SyncFlush,
-            default_topic_queue_nums: 4,
-            ..BrokerConfig::default()
-        };
-        Box::new(Broker::boot(config, disk))
-    })
-    .unwrap();
+    let (mut namesrv, mut broker, ns_addr) = common::start_cluster(dir.path());
     // Let the broker register before the clients ask for routes.
     std::thread::sleep(Duration::from_millis(300));
 
@@ -88,21 +70,7 @@ fn a_two_way_offset_update_is_answered_and_a_send_takes_its_born_host_from_the_c
     use rmq_model::protocol::{QueueKey, Request, SendMessage};
 
     let dir = tempfile::tempdir().unwrap();
-    let namesrv = Hosted::start(dir.path().join("ns"), true, |_, _| {
-        Box::new(NameServer::new(NamesrvConfig::default()))
-    })
-    .unwrap();
-    let ns_addr = namesrv.addr.to_string();
-    let ns = ns_addr.clone();
-    let broker = Hosted::start(dir.path().join("broker"), true, move |_, disk| {
-        let config = BrokerConfig {
-            namesrv_addrs: vec![ns],
-            flush_disk_type: FlushDiskType::SyncFlush,
-            ..BrokerConfig::default()
-        };
-        Box::new(Broker::boot(config, disk))
-    })
-    .unwrap();
+    let (_namesrv, broker, ns_addr) = common::start_cluster(dir.path());
     let mut stream = std::net::TcpStream::connect(broker.addr).unwrap();
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))

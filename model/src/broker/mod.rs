@@ -8,7 +8,8 @@
 //! Where to look: sends and their flush/replica waits in `send.rs`; group commit and
 //! the timed flush in `flush.rs`; pulls and long polling in `pull.rs`; consumer groups
 //! in `consumers.rs`; consumer offsets in `offsets.rs`; topics and auto-creation in
-//! `topics.rs`; master/slave replication in `ha.rs`; settings in `config.rs`.
+//! `topics.rs`; master/slave replication in `ha.rs`; orderly consumers' queue locks
+//! (LOCK_BATCH_MQ) in `rebalance_lock_manager.rs`; settings in `config.rs`.
 
 pub mod config;
 mod consumers;
@@ -17,7 +18,7 @@ mod ha;
 mod high_watermark;
 mod offsets;
 mod pull;
-mod queue_locks;
+mod rebalance_lock_manager;
 mod send;
 mod topics;
 
@@ -69,7 +70,7 @@ pub struct Broker {
     topics: topics::Topics,
     offsets: offsets::ConsumerOffsets,
     consumers: consumers::ConsumerGroups,
-    queue_locks: queue_locks::QueueLocks,
+    rebalance_locks: rebalance_lock_manager::RebalanceLockManager,
     sends: send::PendingSends,
     flush: flush::FlushState,
     holds: pull::HeldPulls,
@@ -102,7 +103,7 @@ impl Broker {
             topics,
             offsets,
             consumers: consumers::ConsumerGroups::default(),
-            queue_locks: queue_locks::QueueLocks::default(),
+            rebalance_locks: rebalance_lock_manager::RebalanceLockManager::default(),
             sends: send::PendingSends::default(),
             flush: flush::FlushState::default(),
             holds: pull::HeldPulls::default(),
@@ -371,7 +372,7 @@ impl Broker {
                 reply(ctx, response);
             }
             Request::LockBatchMq(body) => {
-                let locked = self.queue_locks.lock(
+                let locked = self.rebalance_locks.lock(
                     &body.consumer_group,
                     &body.client_id,
                     &body.queues,
@@ -380,7 +381,7 @@ impl Broker {
                 reply(ctx, Response::LockBatchMq(locked));
             }
             Request::UnlockBatchMq(body) => {
-                self.queue_locks
+                self.rebalance_locks
                     .unlock(&body.consumer_group, &body.client_id, &body.queues);
                 reply(ctx, Response::UnlockBatchMq);
             }

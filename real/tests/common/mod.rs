@@ -84,6 +84,30 @@ pub fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
     }
 }
 
+/// A name server and a SYNC_FLUSH broker hosted in this process under `dir`; the
+/// name server's address.
+pub fn start_cluster(dir: &std::path::Path) -> (Hosted, Hosted, String) {
+    use rmq_model::broker::{Broker, BrokerConfig, FlushDiskType};
+    use rmq_model::namesrv::{NameServer, NamesrvConfig};
+    let namesrv = Hosted::start(dir.join("ns"), true, |_, _| {
+        Box::new(NameServer::new(NamesrvConfig::default()))
+    })
+    .expect("name server started");
+    let ns_addr = namesrv.addr.to_string();
+    let ns = ns_addr.clone();
+    let broker = Hosted::start(dir.join("broker"), true, move |_, disk| {
+        let config = BrokerConfig {
+            namesrv_addrs: vec![ns],
+            flush_disk_type: FlushDiskType::SyncFlush,
+            default_topic_queue_nums: 4,
+            ..BrokerConfig::default()
+        };
+        Box::new(Broker::boot(config, disk))
+    })
+    .expect("broker started");
+    (namesrv, broker, ns_addr)
+}
+
 /// A hosted producer sending `count` messages to [`TOPIC`] through `namesrv`.
 pub fn start_producer(dir: std::path::PathBuf, namesrv: &str, count: usize) -> (Hosted, Events) {
     let events: Events = Arc::default();

@@ -33,13 +33,13 @@ impl Lock {
 }
 
 #[derive(Default)]
-pub(super) struct QueueLocks {
+pub(super) struct RebalanceLockManager {
     /// group → queue → holder.
     groups: BTreeMap<String, BTreeMap<MessageQueue, Lock>>,
     len: usize,
 }
 
-impl QueueLocks {
+impl RebalanceLockManager {
     /// `tryLockBatch`: the queues of `queues` now locked for `client_id`.
     pub(super) fn lock(
         &mut self,
@@ -129,7 +129,7 @@ mod tests {
 
     #[test]
     fn a_queue_is_locked_for_one_client_until_it_unlocks_or_expires() {
-        let mut locks = QueueLocks::default();
+        let mut locks = RebalanceLockManager::default();
         assert_eq!(locks.lock("g", "c1", &queues(&[0, 1]), 0), queues(&[0, 1]));
         // Held by c1: c2 gets only the free one.
         assert_eq!(locks.lock("g", "c2", &queues(&[1, 2]), 1_000), queues(&[2]));
