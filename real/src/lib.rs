@@ -15,6 +15,7 @@
 
 pub mod config;
 pub mod fs_disk;
+mod mapped_file;
 pub mod process;
 pub mod remoting;
 pub mod runtime;
