@@ -21,6 +21,12 @@
 //!   3.39 ms / 110 ms → 4.1 / 4.2 / 4.7 µs (each record is parsed from a read of the
 //!   rest of the file up to the durable offset, free when lent, a copy with `pread`).
 //!
+//! End to end, `real/bench/broker.sh ASYNC_FLUSH 4 64 10 3` (10 s of sends, then 3 s of
+//! `mqbench consume` over that backlog; two rounds each, on two cores other builds
+//! shared, so only the size of the gap is meaningful): 61k and 71k deliveries/s with
+//! `pread`, 120k and 98k with mappings; the broker's CPU per delivery about 3 µs and
+//! 1 µs (at 10 ms tick resolution).
+//!
 //! Mappings are read-only, bounded ([`MAX_MAPPED_FILES`]) and dropped before anything
 //! could make them lie (see `mapped_file.rs`); past the bound, reads copy with `pread`.
 //!
