@@ -10,9 +10,11 @@
 //!   retired mappings are unmapped at the next `&mut self` call;
 //! - the bytes stay in the file: touching a mapped page past the file's end raises
 //!   SIGBUS. Nothing in this process shrinks a file without first calling
-//!   [`MappedFiles::forget_all`] (`FsDisk::set_len`); no other process may touch the
-//!   store while the broker holds its lock (`config/store_lock.rs`), the same contract
-//!   RocketMQ's broker, which maps every store file, relies on;
+//!   [`MappedFiles::forget_all`] (`FsDisk::set_len`); no other process, and no second
+//!   `FsDisk` in this one, may touch the store while the broker holds its lock
+//!   (`config/store_lock.rs`: an open-file-description lock, so a second locker in
+//!   this process is refused as well), the same contract RocketMQ's broker, which maps
+//!   every store file, relies on;
 //! - the bytes do not change: every write in this process takes `&mut FsDisk`, so none
 //!   runs while a slice is lent; other processes are kept out as above.
 //!
