@@ -456,7 +456,7 @@ impl Disk for FsDisk {
             if let Some(bytes) = self.mapped.map_and_read(path, f, file_len, offset, len) {
                 return Ok((file_len, Some(Cow::Borrowed(bytes))));
             }
-            // Too many mappings waiting for a `&mut` call to unmap them: copy instead.
+            // Both mapping bounds reached (or mapping failed): copy instead.
             let mut buf = vec![0u8; len];
             match f.read_exact_at(&mut buf, offset) {
                 Ok(()) => Ok((file_len, Some(Cow::Owned(buf)))),
