@@ -18,6 +18,7 @@
 pub mod config;
 pub mod fs_disk;
 pub mod ha;
+mod mapped_file;
 pub mod process;
 pub mod remoting;
 pub mod runtime;
