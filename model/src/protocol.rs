@@ -11,7 +11,6 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::client::MessageQueue;
 use crate::store::config_tables::{ConsumerOffsetTable, DataVersion, TopicConfig};
 
 /// RocketMQ request codes (`RequestCode`).
@@ -472,6 +471,16 @@ pub struct PullResponse {
     pub suggest_which_broker_id: u64,
     /// The stored commit-log records, concatenated exactly as stored.
     pub records: Vec<u8>,
+}
+
+/// A queue of a topic on one broker group (`MessageQueue`). Ordered as RocketMQ
+/// compares them — topic, broker name, queue id — which is the order rebalance sorts
+/// `mqAll` in.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct MessageQueue {
+    pub topic: String,
+    pub broker_name: String,
+    pub queue_id: i32,
 }
 
 /// (group, topic, queue): the key of QUERY/UPDATE_CONSUMER_OFFSET.

@@ -17,6 +17,7 @@
 
 pub mod config;
 pub mod fs_disk;
+mod fs_sync;
 pub mod ha;
 mod mapped_file;
 pub mod process;

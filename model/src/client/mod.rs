@@ -61,15 +61,8 @@ pub const QUERY_OFFSET_TIMEOUT_MS: u64 = 5_000;
 /// growing the table without end.
 pub const MAX_PENDING_REQUESTS: usize = 65_536;
 
-/// A queue of a topic on one broker group (`MessageQueue`). Ordered as RocketMQ
-/// compares them — topic, broker name, queue id — which is the order rebalance sorts
-/// `mqAll` in.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct MessageQueue {
-    pub topic: String,
-    pub broker_name: String,
-    pub queue_id: i32,
-}
+/// Clients name queues as the protocol does.
+pub use crate::protocol::MessageQueue;
 
 /// How a send ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
