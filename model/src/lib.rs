@@ -3,6 +3,7 @@
 //! the [`store::Disk`] trait and the node context ([`node::Ctx`]).
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod broker;
 pub mod client;
 pub mod message;
