@@ -427,7 +427,7 @@ impl NameServers {
 }
 
 /// The address of broker `broker_name`'s member `broker_id` in `route`.
-pub(crate) fn broker_addr<'a>(
+pub fn broker_addr<'a>(
     route: &'a TopicRouteData,
     broker_name: &str,
     broker_id: u64,

@@ -304,11 +304,13 @@ struct WireTopicOffset {
     last_update_timestamp: i64,
 }
 
+/// `TopicStatsTable` and `ConsumeStats` as read: their `offsetTable`, keys still
+/// the text of each queue (other fields such as `consumeTps` are read past).
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct WireTopicStatsTable {
-    #[serde(default)]
-    offset_table: BTreeMap<String, WireTopicOffset>,
+struct WireOffsetTable<W> {
+    #[serde(default = "BTreeMap::new")]
+    offset_table: BTreeMap<String, W>,
 }
 
 /// GET_TOPIC_STATS_INFO's body (`TopicStatsTable`).
@@ -324,7 +326,7 @@ pub(super) fn topic_stats_to_json(table: &TopicStatsTable) -> Vec<u8> {
 }
 
 pub(super) fn topic_stats_from_json(body: &[u8]) -> Result<TopicStatsTable, String> {
-    let wire: WireTopicStatsTable = fastjson::from_slice(body)?;
+    let wire: WireOffsetTable<WireTopicOffset> = fastjson::from_slice(body)?;
     queue_keyed_from_json(wire.offset_table, |o| TopicOffset {
         min_offset: o.min_offset,
         max_offset: o.max_offset,
@@ -343,13 +345,6 @@ struct WireOffsetWrapper {
     last_timestamp: i64,
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct WireConsumeStats {
-    #[serde(default)]
-    offset_table: BTreeMap<String, WireOffsetWrapper>,
-}
-
 /// GET_CONSUME_STATS's body (`ConsumeStats`); `consumeTps` is 0: the model keeps no rate.
 pub(super) fn consume_stats_to_json(stats: &ConsumeStats) -> Vec<u8> {
     let offsets = queue_keyed_to_json(&stats.offset_table, |o| {
@@ -364,7 +359,7 @@ pub(super) fn consume_stats_to_json(stats: &ConsumeStats) -> Vec<u8> {
 }
 
 pub(super) fn consume_stats_from_json(body: &[u8]) -> Result<ConsumeStats, String> {
-    let wire: WireConsumeStats = fastjson::from_slice(body)?;
+    let wire: WireOffsetTable<WireOffsetWrapper> = fastjson::from_slice(body)?;
     let offset_table = queue_keyed_from_json(wire.offset_table, |o| OffsetWrapper {
         broker_offset: o.broker_offset,
         consumer_offset: o.consumer_offset,
