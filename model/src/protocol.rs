@@ -52,6 +52,10 @@ pub mod request_code {
     pub const GET_ALL_TOPIC_LIST_FROM_NAMESERVER: i32 = 206;
     /// Admin: a consumer group's progress on one broker.
     pub const GET_CONSUME_STATS: i32 = 208;
+    /// Broker → consumer, oneway: consume these queues from these offsets now.
+    pub const RESET_CONSUMER_CLIENT_OFFSET: i32 = 220;
+    /// Admin: rewind (or advance) a group on one broker to a point in time.
+    pub const INVOKE_BROKER_TO_RESET_OFFSET: i32 = 222;
 }
 
 /// RocketMQ response codes (`ResponseCode`, `RemotingSysResponseCode`).
@@ -227,6 +231,16 @@ impl Message {
                     }
                     Request::GetTopicStatsInfo { topic } => format!("GET_TOPIC_STATS {topic}"),
                     Request::GetAllTopicListFromNameserver => "GET_ALL_TOPIC_LIST".into(),
+                    Request::InvokeBrokerToResetOffset(r) => format!(
+                        "RESET_OFFSET {} {} @{} force={}",
+                        r.consumer_group, r.topic, r.timestamp_ms, r.force
+                    ),
+                    Request::ResetConsumerClientOffset(r) => format!(
+                        "RESET_CONSUMER_CLIENT_OFFSET {} {} queues={}",
+                        r.consumer_group,
+                        r.topic,
+                        r.offset_table.len()
+                    ),
                     Request::GetConsumeStats {
                         consumer_group,
                         topic,
@@ -306,6 +320,7 @@ impl Message {
                         crc32fast::hash(bytes)
                     ),
                     Response::TopicStats(t) => format!("TOPIC_STATS queues={}", t.len()),
+                    Response::ResetOffset(t) => format!("RESET_OFFSET queues={}", t.len()),
                     Response::TopicList(t) => format!("TOPIC_LIST topics={}", t.len()),
                     Response::ConsumeStats(c) => {
                         format!("CONSUME_STATS queues={}", c.offset_table.len())
@@ -391,6 +406,13 @@ pub enum Request {
         consumer_group: String,
         topic: Option<String>,
     },
+    /// Admin: move `consumer_group`'s offsets on `topic` to where `timestamp_ms`
+    /// falls in each queue, and tell the group's consumers; answered with
+    /// [`Response::ResetOffset`].
+    InvokeBrokerToResetOffset(ResetOffset),
+    /// Broker → consumer, oneway: continue these queues from these offsets
+    /// (`ResetOffsetBody`).
+    ResetConsumerClientOffset(ResetOffset),
     /// Slave → master on the HA channel: "I hold the commit log up to here" (the 8-byte
     /// report of reference A.8). Sent on connect, every 5 s, and after applying data.
     HaReport {
@@ -414,6 +436,7 @@ impl Request {
             self,
             Request::UpdateConsumerOffset { .. }
                 | Request::NotifyConsumerIdsChanged { .. }
+                | Request::ResetConsumerClientOffset(_)
                 | Request::HaReport { .. }
                 | Request::HaTransfer { .. }
         )
@@ -445,6 +468,8 @@ impl Request {
                 request_code::GET_ALL_TOPIC_LIST_FROM_NAMESERVER
             }
             Request::GetConsumeStats { .. } => request_code::GET_CONSUME_STATS,
+            Request::InvokeBrokerToResetOffset(_) => request_code::INVOKE_BROKER_TO_RESET_OFFSET,
+            Request::ResetConsumerClientOffset(_) => request_code::RESET_CONSUMER_CLIENT_OFFSET,
             // Not remoting commands: RocketMQ's HA port has its own framing.
             Request::HaReport { .. } | Request::HaTransfer { .. } => -1,
         }
@@ -485,11 +510,26 @@ pub enum Response {
     TopicList(Vec<String>),
     /// GET_CONSUME_STATS's body.
     ConsumeStats(ConsumeStats),
+    /// INVOKE_BROKER_TO_RESET_OFFSET's body (`ResetOffsetBody`): where each queue now
+    /// starts.
+    ResetOffset(BTreeMap<MessageQueue, u64>),
     /// Any failure: a RocketMQ response code and its remark.
     Error {
         code: i32,
         remark: String,
     },
+}
+
+/// `ResetOffsetRequestHeader` (and, from broker to consumer, `ResetOffsetBody`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ResetOffset {
+    pub topic: String,
+    pub consumer_group: String,
+    pub timestamp_ms: i64,
+    /// `isForce`: move forward too; otherwise only queues whose offset goes back move.
+    pub force: bool,
+    /// Broker → consumer only: each queue's new offset (empty in the admin request).
+    pub offset_table: BTreeMap<MessageQueue, u64>,
 }
 
 /// LOCK_BATCH_MQ's and UNLOCK_BATCH_MQ's body.

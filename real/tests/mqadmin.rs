@@ -340,3 +340,140 @@ fn mqadmin_fails_clearly() {
     assert_eq!(run.code, Some(0));
     assert!(run.stdout.contains("   topicStatus "), "{}", run.stdout);
 }
+
+#[test]
+fn reset_offset_by_time_rewinds_a_running_consumer() {
+    let home = tempfile::tempdir().unwrap();
+    let c = start(home.path());
+    let ns = c.ns.as_str();
+    ok(
+        ns,
+        &[
+            "updateTopic",
+            "-b",
+            &c.broker_addr,
+            "-t",
+            TOPIC,
+            "-r",
+            "2",
+            "-w",
+            "2",
+        ],
+    );
+    wait_for("the topic's route", Duration::from_secs(10), || {
+        ok(ns, &["topicList"]).lines().any(|l| l == TOPIC)
+    });
+    // Before the first send, by this machine's clock (the broker's too).
+    let before_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis()
+        - 1_000;
+    const N: usize = 4;
+    for i in 0..N {
+        ok(
+            ns,
+            &[
+                "sendMessage",
+                "-t",
+                TOPIC,
+                "-p",
+                &format!("body-{i}"),
+                "-c",
+                "TagA",
+            ],
+        );
+    }
+    let (_consumer, events) = start_consumer(home.path().join("consumer"), ns, "g_reset");
+    wait_for("every message delivered", Duration::from_secs(60), || {
+        delivered(&events).len() >= N
+    });
+    wait_for("the group's commits", Duration::from_secs(60), || {
+        mqadmin(&["consumerProgress", "-g", "g_reset", "-n", ns])
+            .stdout
+            .contains("Consume Diff Total: 0\n")
+    });
+
+    let reset = ok(
+        ns,
+        &[
+            "resetOffsetByTime",
+            "-g",
+            "g_reset",
+            "-t",
+            TOPIC,
+            "-s",
+            &before_ms.to_string(),
+        ],
+    );
+    let mut lines = reset.lines();
+    assert_eq!(
+        lines.next().unwrap(),
+        format!("start reset consumer offset by specified, group[g_reset], topic[{TOPIC}], force[true], timestamp(string)[{before_ms}], timestamp(long)[{before_ms}]")
+    );
+    assert!(lines.next().unwrap().starts_with("#brokerName"), "{reset}");
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split_whitespace().collect()).collect();
+    assert_eq!(
+        rows,
+        vec![vec!["broker-a", "0", "0"], vec!["broker-a", "1", "0"]],
+        "{reset}"
+    );
+
+    // The running consumer starts over from offset 0 and gets every message again.
+    wait_for(
+        "every message delivered again",
+        Duration::from_secs(60),
+        || delivered(&events).len() >= 2 * N,
+    );
+    let bodies: Vec<Vec<u8>> = delivered(&events)
+        .into_iter()
+        .map(|(_, _, _, b)| b)
+        .collect();
+    for i in 0..N {
+        let body = format!("body-{i}").into_bytes();
+        assert_eq!(bodies.iter().filter(|b| **b == body).count(), 2, "body-{i}");
+    }
+    let moved = events
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|e| {
+            matches!(
+                e,
+                rmq_model::client::ClientEvent::Owned {
+                    offset_moved: true,
+                    start_offset: 0,
+                    ..
+                }
+            )
+        })
+        .count();
+    assert_eq!(moved, 2, "each queue restarts from the reset offset");
+    wait_for(
+        "the group's commits after the reset",
+        Duration::from_secs(60),
+        || {
+            mqadmin(&["consumerProgress", "-g", "g_reset", "-n", ns])
+                .stdout
+                .contains("Consume Diff Total: 0\n")
+        },
+    );
+    // A bad timestamp is a usage error.
+    let run = mqadmin(&[
+        "resetOffsetByTime",
+        "-n",
+        ns,
+        "-g",
+        "g_reset",
+        "-t",
+        TOPIC,
+        "-s",
+        "yesterday",
+    ]);
+    assert_eq!(run.code, Some(2), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("yyyy-MM-dd#HH:mm:ss:SSS"),
+        "{}",
+        run.stderr
+    );
+}

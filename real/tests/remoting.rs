@@ -11,8 +11,8 @@ use rmq_model::client::MessageQueue;
 use rmq_model::protocol::{
     request_code as rc, response_code, BrokerData, BrokerIdentity, ClusterInfo, ConsumeStats,
     ConsumerData, HeartbeatData, LockBatch, MessageModel, OffsetWrapper, PullMessage, PullResponse,
-    QueueData, QueueKey, RegisterBroker, RegisterBrokerResult, Request, Response, SendMessage,
-    SendResponse, TopicOffset, TopicRouteData,
+    QueueData, QueueKey, RegisterBroker, RegisterBrokerResult, Request, ResetOffset, Response,
+    SendMessage, SendResponse, TopicOffset, TopicRouteData,
 };
 use rmq_model::store::config_tables::{ConsumerOffsetTable, DataVersion, TopicConfig};
 use rmq_real::remoting::{
@@ -366,6 +366,20 @@ fn all_requests() -> Vec<Request> {
             consumer_group: "G".into(),
             topic: Some("T".into()),
         },
+        Request::InvokeBrokerToResetOffset(ResetOffset {
+            topic: "T".into(),
+            consumer_group: "G".into(),
+            timestamp_ms: 1_700_000_000_000,
+            force: true,
+            offset_table: BTreeMap::new(),
+        }),
+        Request::ResetConsumerClientOffset(ResetOffset {
+            topic: "T".into(),
+            consumer_group: "G".into(),
+            timestamp_ms: -1,
+            force: false,
+            offset_table: queues(&[0, 2]).into_iter().map(|mq| (mq, 17)).collect(),
+        }),
     ]
 }
 
@@ -442,7 +456,11 @@ fn every_request_round_trips_in_json_and_binary() {
         .collect();
     assert_eq!(
         oneway,
-        [rc::UPDATE_CONSUMER_OFFSET, rc::NOTIFY_CONSUMER_IDS_CHANGED]
+        [
+            rc::UPDATE_CONSUMER_OFFSET,
+            rc::NOTIFY_CONSUMER_IDS_CHANGED,
+            rc::RESET_CONSUMER_CLIENT_OFFSET
+        ]
     );
 }
 
@@ -620,6 +638,17 @@ fn all_responses() -> Vec<(i32, Response)> {
         (
             rc::GET_CONSUME_STATS,
             Response::ConsumeStats(ConsumeStats::default()),
+        ),
+        (
+            rc::INVOKE_BROKER_TO_RESET_OFFSET,
+            Response::ResetOffset(queues(&[0, 1]).into_iter().map(|mq| (mq, 3)).collect()),
+        ),
+        (
+            rc::INVOKE_BROKER_TO_RESET_OFFSET,
+            error(
+                response_code::SYSTEM_ERROR,
+                "THe consumer group <G> not exist",
+            ),
         ),
         (999, error(response_code::REQUEST_CODE_NOT_SUPPORTED, "")),
     ]

@@ -22,7 +22,6 @@ use crate::message::{is_valid_topic, TOPIC_MAX_LENGTH};
 use crate::node::Ctx;
 use crate::protocol::{response_code, Message, QueueKey, Response};
 use crate::store::config_tables::TopicConfig;
-use crate::store::record::{self, CrcCheck, Slot};
 
 fn system_error(remark: String) -> Response {
     Response::Error {
@@ -82,26 +81,18 @@ impl Broker {
             .map_or(0, |q| q.min_offset())
     }
 
-    /// The store time of the message at a queue offset (`getMessageStoreTimeStamp`);
-    /// 0 when it cannot be read.
-    fn store_timestamp_at(
+    /// The store time of the message at a queue offset; 0 when it cannot be read.
+    pub(super) fn store_timestamp_at(
         &self,
         ctx: &mut dyn Ctx<Message>,
         topic: &str,
         queue_id: i32,
         queue_offset: u64,
     ) -> i64 {
-        let Some(store) = self.store.as_ref() else {
-            return 0;
-        };
-        match store.get_message(ctx.disk(), topic, queue_id, queue_offset) {
-            // `get_message` verified the record: its structure is sound.
-            Ok(m) => match record::parse(&m.bytes, CrcCheck::Skip) {
-                Ok(Slot::Record(view)) => view.store_timestamp_ms,
-                _ => 0,
-            },
-            Err(_) => 0,
-        }
+        self.store
+            .as_ref()
+            .and_then(|s| s.store_timestamp_at(ctx.disk(), topic, queue_id, queue_offset))
+            .unwrap_or(0)
     }
 
     pub(super) fn topic_stats(&mut self, ctx: &mut dyn Ctx<Message>, topic: &str) -> Response {
@@ -207,18 +198,18 @@ impl Broker {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::broker::{BrokerConfig, FlushDiskType};
     use crate::client::test_ctx::TestCtx;
     use crate::node::{Input, Node, NodeId};
     use crate::protocol::{Request, SendMessage};
-    use crate::store::record::Host;
+    use crate::store::record::{self, CrcCheck, Host, Slot};
 
-    const NS: &str = "10.0.0.1:9876";
+    pub(crate) const NS: &str = "10.0.0.1:9876";
 
     /// A running SYNC_FLUSH broker on a [`TestCtx`]; every sync completes at once.
-    fn running_broker(ctx: &mut TestCtx) -> Broker {
+    pub(crate) fn running_broker(ctx: &mut TestCtx) -> Broker {
         let config = BrokerConfig {
             namesrv_addrs: vec![NS.into()],
             flush_disk_type: FlushDiskType::SyncFlush,
@@ -250,7 +241,7 @@ mod tests {
     }
 
     /// Sends `request` from node 50 and returns the broker's answer.
-    fn ask(broker: &mut Broker, ctx: &mut TestCtx, request: Request) -> Response {
+    pub(crate) fn ask(broker: &mut Broker, ctx: &mut TestCtx, request: Request) -> Response {
         ctx.take_sent();
         broker.handle(
             ctx,
@@ -275,7 +266,7 @@ mod tests {
         answers.into_iter().next().unwrap()
     }
 
-    fn topic(name: &str, queues: u32) -> TopicConfig {
+    pub(crate) fn topic(name: &str, queues: u32) -> TopicConfig {
         TopicConfig {
             topic_name: name.into(),
             read_queue_nums: queues,
@@ -284,7 +275,12 @@ mod tests {
         }
     }
 
-    fn send(broker: &mut Broker, ctx: &mut TestCtx, queue_id: i32, body: &str) -> String {
+    pub(crate) fn send(
+        broker: &mut Broker,
+        ctx: &mut TestCtx,
+        queue_id: i32,
+        body: &str,
+    ) -> String {
         let request = Request::SendMessage(SendMessage {
             producer_group: "P".into(),
             topic: "T".into(),

@@ -10,7 +10,8 @@
 //! in `consumers.rs`; consumer offsets in `offsets.rs`; topics and auto-creation in
 //! `topics.rs`; master/slave replication in `ha.rs`; orderly consumers' queue locks
 //! (LOCK_BATCH_MQ) in `rebalance_lock_manager.rs`; what `mqadmin` asks (topic
-//! creation, topic and consume stats, messages by offset) in `admin_processor.rs`;
+//! creation, topic and consume stats, messages by offset) in `admin_processor.rs`,
+//! and resetting a group's offsets to a time in `reset_offset.rs`;
 //! settings in `config.rs`.
 
 mod admin_processor;
@@ -22,6 +23,7 @@ mod high_watermark;
 mod offsets;
 mod pull;
 mod rebalance_lock_manager;
+mod reset_offset;
 mod send;
 mod topics;
 
@@ -409,6 +411,10 @@ impl Broker {
                 topic,
             } => {
                 let response = self.consume_stats(ctx, &consumer_group, topic.as_deref());
+                reply(ctx, response);
+            }
+            Request::InvokeBrokerToResetOffset(req) => {
+                let response = self.reset_offset(ctx, req);
                 reply(ctx, response);
             }
             Request::HaReport { slave_max_offset } => {

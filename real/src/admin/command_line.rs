@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::str::FromStr;
 
-use super::{cluster, consumer, message, topic, AdminError};
+use super::{cluster, consumer, message, offset, topic, AdminError};
 
 /// One option of a sub-command.
 #[derive(Debug)]
@@ -126,6 +126,28 @@ pub const SUB_COMMANDS: &[SubCommand] = &[
         ],
         one_of: &[],
         run: consumer::consumer_progress,
+    },
+    SubCommand {
+        name: "resetOffsetByTime",
+        description: "Reset consumer offset by timestamp(without client restart).",
+        options: &[
+            opt('g', "group", true, "set the consumer group"),
+            opt('t', "topic", true, "set the topic"),
+            opt(
+                's',
+                "timestamp",
+                true,
+                "set the timestamp[now|currentTimeMillis|yyyy-MM-dd#HH:mm:ss:SSS]",
+            ),
+            opt(
+                'f',
+                "force",
+                false,
+                "set the force rollback by timestamp switch[true|false]. Deprecated.",
+            ),
+        ],
+        one_of: &[],
+        run: offset::reset_offset_by_time,
     },
     SubCommand {
         name: "queryMsgById",

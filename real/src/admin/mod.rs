@@ -8,7 +8,8 @@
 //! - `remoting_client.rs`: a blocking request/response client (one connection per
 //!   call, every call bounded by a timeout) and the name-server lookups.
 //! - `topic.rs`: updateTopic, topicList, topicRoute, topicStatus.
-//! - `cluster.rs`: clusterList. `consumer.rs`: consumerProgress.
+//! - `cluster.rs`: clusterList. `consumer.rs`: consumerProgress. `offset.rs`:
+//!   resetOffsetByTime.
 //! - `message.rs`: sendMessage, consumeMessage, queryMsgById (records decoded by the
 //!   model's record parser, properties built by the model's producer code).
 //! - `time_format.rs`: RocketMQ's time formats.
@@ -17,13 +18,13 @@
 //! tool has no time-zone database); TPS figures print 0 (brokers keep no rates);
 //! clusterList prints what cluster info gives (no GET_BROKER_RUNTIME_INFO);
 //! consumerProgress needs `-g` (RocketMQ's group listing walks `%RETRY%` topics);
-//! queryMsgById takes offset message ids only (no message index); resetOffsetByTime
-//! is not offered.
+//! queryMsgById takes offset message ids only (no message index).
 
 mod cluster;
 mod command_line;
 mod consumer;
 mod message;
+mod offset;
 mod remoting_client;
 mod time_format;
 mod topic;

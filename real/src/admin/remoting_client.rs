@@ -26,6 +26,7 @@ fn what(request: &Request) -> &'static str {
         request_code::GET_ALL_TOPIC_LIST_FROM_NAMESERVER => "GET_ALL_TOPIC_LIST_FROM_NAMESERVER",
         request_code::GET_TOPIC_STATS_INFO => "GET_TOPIC_STATS_INFO",
         request_code::GET_CONSUME_STATS => "GET_CONSUME_STATS",
+        request_code::INVOKE_BROKER_TO_RESET_OFFSET => "INVOKE_BROKER_TO_RESET_OFFSET",
         request_code::VIEW_MESSAGE_BY_ID => "VIEW_MESSAGE_BY_ID",
         request_code::GET_MIN_OFFSET => "GET_MIN_OFFSET",
         request_code::GET_MAX_OFFSET => "GET_MAX_OFFSET",

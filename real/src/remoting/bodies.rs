@@ -368,6 +368,18 @@ pub(super) fn consume_stats_from_json(body: &[u8]) -> Result<ConsumeStats, Strin
     Ok(ConsumeStats { offset_table })
 }
 
+/// `ResetOffsetBody`: INVOKE_BROKER_TO_RESET_OFFSET's answer and
+/// RESET_CONSUMER_CLIENT_OFFSET's body.
+pub(super) fn reset_offset_to_json(table: &BTreeMap<MessageQueue, u64>) -> Vec<u8> {
+    let offsets = queue_keyed_to_json(table, |o| json!(o));
+    format!("{{\"offsetTable\":{offsets}}}").into_bytes()
+}
+
+pub(super) fn reset_offset_from_json(body: &[u8]) -> Result<BTreeMap<MessageQueue, u64>, String> {
+    let wire: WireOffsetTable<u64> = fastjson::from_slice(body)?;
+    queue_keyed_from_json(wire.offset_table, |o| o)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -416,6 +428,13 @@ mod tests {
             consume
         );
         assert!(consume_stats_from_json(br#"{"offsetTable":{{"topic":1}:{}}}"#).is_err());
+        let reset = BTreeMap::from([(mq("T", 0), 7), (mq("T", 3), 0)]);
+        let body = reset_offset_to_json(&reset);
+        assert_eq!(
+            std::str::from_utf8(&body).unwrap(),
+            r#"{"offsetTable":{{"brokerName":"broker-a","queueId":0,"topic":"T"}:7,{"brokerName":"broker-a","queueId":3,"topic":"T"}:0}}"#
+        );
+        assert_eq!(reset_offset_from_json(&body).unwrap(), reset);
         assert_eq!(
             consume_stats_from_json(b"{}").unwrap(),
             ConsumeStats::default()

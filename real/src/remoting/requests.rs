@@ -16,7 +16,7 @@
 use rmq_model::broker::config::AUTO_CREATE_TOPIC_KEY;
 use rmq_model::protocol::{
     request_code as rc, response_code, BrokerIdentity, LockBatch, PullMessage, QueueKey,
-    RegisterBroker, Request, SendMessage,
+    RegisterBroker, Request, ResetOffset, SendMessage,
 };
 use rmq_model::store::config_tables::{TopicConfig, TopicConfigTable};
 
@@ -102,6 +102,21 @@ pub fn try_request_from_wire(cmd: &RemotingCommand) -> Result<Request, MappingEr
             topic: f.string("topic")?,
         },
         rc::GET_ALL_TOPIC_LIST_FROM_NAMESERVER => Request::GetAllTopicListFromNameserver,
+        rc::INVOKE_BROKER_TO_RESET_OFFSET => {
+            Request::InvokeBrokerToResetOffset(reset_offset_header(&f)?)
+        }
+        rc::RESET_CONSUMER_CLIENT_OFFSET => {
+            let offset_table = bodies::reset_offset_from_json(&cmd.body).map_err(|reason| {
+                MappingError::InvalidBody {
+                    code: f.code,
+                    reason,
+                }
+            })?;
+            Request::ResetConsumerClientOffset(ResetOffset {
+                offset_table,
+                ..reset_offset_header(&f)?
+            })
+        }
         rc::GET_CONSUME_STATS => Request::GetConsumeStats {
             consumer_group: f.string("consumerGroup")?,
             topic: f.opt_non_empty("topic"),
@@ -121,7 +136,7 @@ pub fn is_remoting(request: &Request) -> bool {
 
 /// Whether RocketMQ sends `request` oneway (flag ONEWAY, never answered): a client's
 /// UPDATE_CONSUMER_OFFSET (`updateConsumerOffsetOneway`) and the broker's
-/// NOTIFY_CONSUMER_IDS_CHANGED. The model sends these without waiting for an answer,
+/// NOTIFY_CONSUMER_IDS_CHANGED and RESET_CONSUMER_CLIENT_OFFSET. The model sends these without waiting for an answer,
 /// and its broker answers no UPDATE_CONSUMER_OFFSET; a client that sends one as a
 /// two-way request (the C++ client does) expects SUCCESS, which the runtime must give.
 pub fn rocketmq_sends_oneway(request: &Request) -> bool {
@@ -209,6 +224,11 @@ pub fn try_request_to_wire(
             ext([("offset", commit_log_offset.to_string())])
         }
         Request::GetTopicStatsInfo { topic } => ext([("topic", topic.clone())]),
+        Request::InvokeBrokerToResetOffset(r) => reset_offset_fields(r),
+        Request::ResetConsumerClientOffset(r) => {
+            body = bodies::reset_offset_to_json(&r.offset_table);
+            reset_offset_fields(r)
+        }
         Request::GetAllTopicListFromNameserver => ext([]),
         Request::GetConsumeStats {
             consumer_group,
@@ -385,6 +405,26 @@ fn pull_message(f: &Fields) -> Result<Request, MappingError> {
         suspend_timeout_ms: f.num("suspendTimeoutMillis")?,
         subscription: f.opt_str("subscription").map(str::to_string),
     }))
+}
+
+/// `ResetOffsetRequestHeader` (the offset table, if any, is the body's).
+fn reset_offset_header(f: &Fields) -> Result<ResetOffset, MappingError> {
+    Ok(ResetOffset {
+        topic: f.string("topic")?,
+        consumer_group: f.string("group")?,
+        timestamp_ms: f.num("timestamp")?,
+        force: f.flag("isForce")?,
+        offset_table: Default::default(),
+    })
+}
+
+fn reset_offset_fields(r: &ResetOffset) -> std::collections::BTreeMap<String, String> {
+    ext([
+        ("topic", r.topic.clone()),
+        ("group", r.consumer_group.clone()),
+        ("timestamp", r.timestamp_ms.to_string()),
+        ("isForce", r.force.to_string()),
+    ])
 }
 
 /// `CreateTopicRequestHeader`; `defaultTopic` is read past (RocketMQ ignores it too).

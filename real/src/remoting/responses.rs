@@ -106,6 +106,7 @@ pub fn response_to_wire(
             })
         }
         Response::ConsumeStats(stats) => body = bodies::consume_stats_to_json(stats),
+        Response::ResetOffset(table) => body = bodies::reset_offset_to_json(table),
         Response::Error { code: c, remark: r } => {
             code = *c;
             remark = Some(r.clone()).filter(|r| !r.is_empty());
@@ -196,10 +197,17 @@ pub fn response_from_wire(
                 .map_err(bad_body)?
                 .topic_list,
         ),
+        rc::INVOKE_BROKER_TO_RESET_OFFSET if success => {
+            Response::ResetOffset(bodies::reset_offset_from_json(&cmd.body).map_err(bad_body)?)
+        }
         rc::GET_CONSUME_STATS if success => {
             Response::ConsumeStats(bodies::consume_stats_from_json(&cmd.body).map_err(bad_body)?)
         }
-        rc::UPDATE_CONSUMER_OFFSET | rc::NOTIFY_CONSUMER_IDS_CHANGED if success => {
+        rc::UPDATE_CONSUMER_OFFSET
+        | rc::NOTIFY_CONSUMER_IDS_CHANGED
+        | rc::RESET_CONSUMER_CLIENT_OFFSET
+            if success =>
+        {
             return Err(no_model_response(
                 "the model sends this request oneway and expects no answer",
             ))
