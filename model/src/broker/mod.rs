@@ -307,13 +307,7 @@ impl Broker {
         };
         if self.phase != Phase::Running {
             // Oneway requests get no answer, whatever the state.
-            if matches!(
-                request,
-                Request::UpdateConsumerOffset { .. }
-                    | Request::HaReport { .. }
-                    | Request::HaTransfer { .. }
-                    | Request::NotifyConsumerIdsChanged { .. }
-            ) {
+            if request.is_oneway() {
                 return;
             }
             let remark = format!("broker is {:?}", self.phase);
@@ -425,6 +419,8 @@ impl Broker {
                 master_max_offset,
                 data,
             } => self.on_ha_transfer(ctx, from, master_offset, master_max_offset, &data),
+            // Never answer a oneway request, even one a broker has no use for.
+            other if other.is_oneway() => {}
             other => reply(
                 ctx,
                 Response::Error {

@@ -362,7 +362,7 @@ pub fn consume_message(inv: &Invocation, out: &mut dyn Write) -> Result<(), Admi
             return writeln!(out, "{} no matched msg, offset={from}", mq_string(&mq)).map_err(io);
         }
         let min = min.max(from);
-        if max - min > count {
+        if max.saturating_sub(min) > count {
             writeln!(out, "The oldler {count} message will be provided").map_err(io)?;
             max = min + count - 1;
         }
@@ -389,7 +389,7 @@ pub fn consume_message(inv: &Invocation, out: &mut dyn Write) -> Result<(), Admi
             break;
         }
         let (addr, min, mut max) = bounds(&mq)?;
-        if max - min > left {
+        if max.saturating_sub(min) > left {
             writeln!(
                 out,
                 "The older {left} message of the {} queue will be provided",
@@ -399,7 +399,7 @@ pub fn consume_message(inv: &Invocation, out: &mut dyn Write) -> Result<(), Admi
             max = min + left - 1;
             left = 0;
         } else {
-            left = left.saturating_sub(max - min + 1);
+            left = left.saturating_sub(max.saturating_sub(min) + 1);
         }
         print_queue(out, addr, &group, &mq, min, max)?;
     }
