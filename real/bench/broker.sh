@@ -3,14 +3,17 @@
 # message: starts mqnamesrv and mqbroker (FLUSH = SYNC_FLUSH or ASYNC_FLUSH) on free
 # loopback ports with a scratch HOME and store, runs `mqbench produce` for DURATION_S
 # seconds with PRODUCERS producers keeping INFLIGHT sends each outstanding (1 KiB
-# bodies), then stops both cleanly and removes the scratch directory.
+# bodies), then stops both cleanly and removes the scratch directory. With CONSUME_S > 0
+# it then runs `mqbench consume` for CONSUME_S seconds from the first offset, over the
+# backlog just sent (pulls read the store), with the broker's CPU time per delivery.
 #
 #   cargo build --release -p rmq-real
 #   real/bench/broker.sh SYNC_FLUSH 4 64 10     # group commit
 #   real/bench/broker.sh SYNC_FLUSH 1 1 10      # one fsync per message
 #   real/bench/broker.sh ASYNC_FLUSH 4 64 10
+#   real/bench/broker.sh ASYNC_FLUSH 4 64 10 10  # then consume the backlog for 10 s
 set -euo pipefail
-FLUSH=${1:-SYNC_FLUSH}; PRODUCERS=${2:-4}; INFLIGHT=${3:-64}; DURATION_S=${4:-10}
+FLUSH=${1:-SYNC_FLUSH}; PRODUCERS=${2:-4}; INFLIGHT=${3:-64}; DURATION_S=${4:-10}; CONSUME_S=${5:-0}
 BIN=${BIN:-$(dirname "$0")/../../target/release}
 SCRATCH=$(mktemp -d)
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
@@ -33,3 +36,11 @@ echo "$FLUSH producers=$PRODUCERS inflight=$INFLIGHT: $OUT"
 SENT=$(echo "$OUT" | sed -n 's/^sent \([0-9]*\) ok.*/\1/p')
 HZ=$(getconf CLK_TCK)
 echo "broker CPU: $(( (AFTER - BEFORE) * 1000000 / HZ / (SENT > 0 ? SENT : 1) )) us per message"
+if [ "$CONSUME_S" -gt 0 ]; then
+  BEFORE=$(ticks)
+  OUT=$(HOME=$SCRATCH "$BIN/mqbench" consume -n "127.0.0.1:$NS_PORT" --duration-s "$CONSUME_S" 2>/dev/null)
+  AFTER=$(ticks)
+  echo "consume: $OUT"
+  GOT=$(echo "$OUT" | sed -n 's/^consumed \([0-9]*\) messages.*/\1/p')
+  echo "broker CPU: $(( (AFTER - BEFORE) * 1000000 / HZ / (GOT > 0 ? GOT : 1) )) us per message consumed"
+fi
