@@ -9,10 +9,10 @@ use std::path::PathBuf;
 
 use rmq_model::client::MessageQueue;
 use rmq_model::protocol::{
-    request_code as rc, response_code, BrokerData, BrokerIdentity, ClusterInfo, ConsumerData,
-    HeartbeatData, LockBatch, MessageModel, PullMessage, PullResponse, QueueData, QueueKey,
-    RegisterBroker, RegisterBrokerResult, Request, Response, SendMessage, SendResponse,
-    TopicRouteData,
+    request_code as rc, response_code, BrokerData, BrokerIdentity, ClusterInfo, ConsumeStats,
+    ConsumerData, HeartbeatData, LockBatch, MessageModel, OffsetWrapper, PullMessage, PullResponse,
+    QueueData, QueueKey, RegisterBroker, RegisterBrokerResult, Request, ResetOffset, Response,
+    SendMessage, SendResponse, TopicOffset, TopicRouteData,
 };
 use rmq_model::store::config_tables::{ConsumerOffsetTable, DataVersion, TopicConfig};
 use rmq_real::remoting::{
@@ -340,6 +340,46 @@ fn all_requests() -> Vec<Request> {
         Request::GetAllConsumerOffset,
         Request::LockBatchMq(lock_batch()),
         Request::UnlockBatchMq(lock_batch()),
+        Request::UpdateAndCreateTopic(TopicConfig {
+            topic_name: "T".into(),
+            read_queue_nums: 3,
+            write_queue_nums: 5,
+            perm: 4,
+            topic_filter_type: "SINGLE_TAG".into(),
+            topic_sys_flag: 0,
+            order: true,
+        }),
+        Request::GetMinOffset {
+            topic: "T".into(),
+            queue_id: 2,
+        },
+        Request::ViewMessageById {
+            commit_log_offset: u64::from(u32::MAX) + 7,
+        },
+        Request::GetTopicStatsInfo { topic: "T".into() },
+        Request::GetAllTopicListFromNameserver,
+        Request::GetConsumeStats {
+            consumer_group: "G".into(),
+            topic: None,
+        },
+        Request::GetConsumeStats {
+            consumer_group: "G".into(),
+            topic: Some("T".into()),
+        },
+        Request::InvokeBrokerToResetOffset(ResetOffset {
+            topic: "T".into(),
+            consumer_group: "G".into(),
+            timestamp_ms: 1_700_000_000_000,
+            force: true,
+            offset_table: BTreeMap::new(),
+        }),
+        Request::ResetConsumerClientOffset(ResetOffset {
+            topic: "T".into(),
+            consumer_group: "G".into(),
+            timestamp_ms: -1,
+            force: false,
+            offset_table: queues(&[0, 2]).into_iter().map(|mq| (mq, 17)).collect(),
+        }),
     ]
 }
 
@@ -416,7 +456,11 @@ fn every_request_round_trips_in_json_and_binary() {
         .collect();
     assert_eq!(
         oneway,
-        [rc::UPDATE_CONSUMER_OFFSET, rc::NOTIFY_CONSUMER_IDS_CHANGED]
+        [
+            rc::UPDATE_CONSUMER_OFFSET,
+            rc::NOTIFY_CONSUMER_IDS_CHANGED,
+            rc::RESET_CONSUMER_CLIENT_OFFSET
+        ]
     );
 }
 
@@ -540,6 +584,72 @@ fn all_responses() -> Vec<(i32, Response)> {
         (rc::LOCK_BATCH_MQ, Response::LockBatchMq(queues(&[0, 1]))),
         (rc::LOCK_BATCH_MQ, Response::LockBatchMq(queues(&[]))),
         (rc::UNLOCK_BATCH_MQ, Response::UnlockBatchMq),
+        (rc::UPDATE_AND_CREATE_TOPIC, Response::TopicUpdated),
+        (
+            rc::UPDATE_AND_CREATE_TOPIC,
+            error(response_code::SYSTEM_ERROR, "The specified topic is blank."),
+        ),
+        (rc::GET_MIN_OFFSET, Response::Offset(3)),
+        (
+            rc::VIEW_MESSAGE_BY_ID,
+            Response::StoredMessage((0..=255).collect()),
+        ),
+        (
+            rc::GET_TOPIC_STATS_INFO,
+            Response::TopicStats(
+                queues(&[0, 1])
+                    .into_iter()
+                    .map(|mq| {
+                        let max_offset = mq.queue_id as u64 * 10;
+                        let offset = TopicOffset {
+                            min_offset: 1,
+                            max_offset,
+                            last_update_timestamp_ms: 1_700_000_000_123,
+                        };
+                        (mq, offset)
+                    })
+                    .collect(),
+            ),
+        ),
+        (
+            rc::GET_TOPIC_STATS_INFO,
+            error(response_code::TOPIC_NOT_EXIST, "topic[T] not exist"),
+        ),
+        (
+            rc::GET_ALL_TOPIC_LIST_FROM_NAMESERVER,
+            Response::TopicList(vec!["T".into(), "TBW102".into()]),
+        ),
+        (
+            rc::GET_CONSUME_STATS,
+            Response::ConsumeStats(ConsumeStats {
+                offset_table: queues(&[3])
+                    .into_iter()
+                    .map(|mq| {
+                        let offset = OffsetWrapper {
+                            broker_offset: 9,
+                            consumer_offset: 4,
+                            last_timestamp_ms: 12,
+                        };
+                        (mq, offset)
+                    })
+                    .collect(),
+            }),
+        ),
+        (
+            rc::GET_CONSUME_STATS,
+            Response::ConsumeStats(ConsumeStats::default()),
+        ),
+        (
+            rc::INVOKE_BROKER_TO_RESET_OFFSET,
+            Response::ResetOffset(queues(&[0, 1]).into_iter().map(|mq| (mq, 3)).collect()),
+        ),
+        (
+            rc::INVOKE_BROKER_TO_RESET_OFFSET,
+            error(
+                response_code::SYSTEM_ERROR,
+                "THe consumer group <G> not exist",
+            ),
+        ),
         (999, error(response_code::REQUEST_CODE_NOT_SUPPORTED, "")),
     ]
 }

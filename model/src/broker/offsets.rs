@@ -214,6 +214,17 @@ impl ConsumerOffsets {
         u64::try_from(v).ok()
     }
 
+    /// `whichTopicByConsumer`: the topics `group` has offsets for, in name order.
+    pub(super) fn topics_of_group(&self, group: &str) -> Vec<String> {
+        self.table
+            .offset_table
+            .keys()
+            .filter_map(|k| k.split_once('@'))
+            .filter(|(_, g)| *g == group)
+            .map(|(topic, _)| topic.to_string())
+            .collect()
+    }
+
     pub(super) fn persist(&mut self, disk: &mut dyn Disk) {
         if !self.dirty {
             return;

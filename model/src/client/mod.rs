@@ -62,7 +62,7 @@ pub const QUERY_OFFSET_TIMEOUT_MS: u64 = 5_000;
 pub const MAX_PENDING_REQUESTS: usize = 65_536;
 
 /// Clients name queues as the protocol does.
-pub use crate::protocol::MessageQueue;
+pub use crate::message_queue::MessageQueue;
 
 /// How a send ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -420,7 +420,7 @@ impl NameServers {
 }
 
 /// The address of broker `broker_name`'s member `broker_id` in `route`.
-pub(crate) fn broker_addr<'a>(
+pub fn broker_addr<'a>(
     route: &'a TopicRouteData,
     broker_name: &str,
     broker_id: u64,

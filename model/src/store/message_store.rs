@@ -621,6 +621,49 @@ impl MessageStore {
         })
     }
 
+    /// The store time of the message at a queue offset (`getMessageStoreTimeStamp`);
+    /// None when it cannot be read.
+    pub fn store_timestamp_at(
+        &self,
+        disk: &dyn Disk,
+        topic: &str,
+        queue_id: i32,
+        queue_offset: u64,
+    ) -> Option<i64> {
+        let m = self.get_message(disk, topic, queue_id, queue_offset).ok()?;
+        // `get_message` verified the record: its structure is sound.
+        match record::parse(&m.bytes, record::CrcCheck::Skip) {
+            Ok(Slot::Record(view)) => Some(view.store_timestamp_ms),
+            _ => None,
+        }
+    }
+
+    /// SEARCH_OFFSET_BY_TIMESTAMP (`ConsumeQueue.getOffsetInQueueByTime`, 5.x's lower
+    /// boundary): the first queue offset whose message was stored at or after
+    /// `timestamp_ms`, found by binary search over store times (which rise along a
+    /// queue); the queue's max offset when every message is older. A message that
+    /// cannot be read counts as older, so the search moves past it.
+    pub fn offset_by_time(
+        &self,
+        disk: &dyn Disk,
+        topic: &str,
+        queue_id: i32,
+        timestamp_ms: i64,
+    ) -> u64 {
+        let Some(queue) = self.queue(topic, queue_id) else {
+            return 0;
+        };
+        let (mut low, mut high) = (queue.min_offset(), queue.max_offset());
+        while low < high {
+            let mid = low + (high - low) / 2;
+            match self.store_timestamp_at(disk, topic, queue_id, mid) {
+                Some(t) if t >= timestamp_ms => high = mid,
+                _ => low = mid + 1,
+            }
+        }
+        low
+    }
+
     /// The record starting at a commit-log offset (the offset in a message id), verified.
     pub fn get_by_commit_log_offset(
         &self,

@@ -13,11 +13,12 @@
 //! - HA_REPORT / HA_TRANSFER are not remoting commands (RocketMQ's HA port has its own
 //!   framing): [`try_request_to_wire`] refuses them.
 
+use rmq_model::broker::config::AUTO_CREATE_TOPIC_KEY;
 use rmq_model::protocol::{
     request_code as rc, response_code, BrokerIdentity, LockBatch, PullMessage, QueueKey,
-    RegisterBroker, Request, SendMessage,
+    RegisterBroker, Request, ResetOffset, SendMessage,
 };
-use rmq_model::store::config_tables::TopicConfigTable;
+use rmq_model::store::config_tables::{TopicConfig, TopicConfigTable};
 
 use super::bodies::{self, RegisterBrokerBody};
 use super::fastjson;
@@ -89,6 +90,37 @@ pub fn try_request_from_wire(cmd: &RemotingCommand) -> Result<Request, MappingEr
             topic: f.string("topic")?,
         },
         rc::GET_BROKER_CLUSTER_INFO => Request::GetBrokerClusterInfo,
+        rc::UPDATE_AND_CREATE_TOPIC => create_topic(&f)?,
+        rc::GET_MIN_OFFSET => Request::GetMinOffset {
+            topic: f.string("topic")?,
+            queue_id: f.num("queueId")?,
+        },
+        rc::VIEW_MESSAGE_BY_ID => Request::ViewMessageById {
+            commit_log_offset: f.num("offset")?,
+        },
+        rc::GET_TOPIC_STATS_INFO => Request::GetTopicStatsInfo {
+            topic: f.string("topic")?,
+        },
+        rc::GET_ALL_TOPIC_LIST_FROM_NAMESERVER => Request::GetAllTopicListFromNameserver,
+        rc::INVOKE_BROKER_TO_RESET_OFFSET => {
+            Request::InvokeBrokerToResetOffset(reset_offset_header(&f)?)
+        }
+        rc::RESET_CONSUMER_CLIENT_OFFSET => {
+            let offset_table = bodies::reset_offset_from_json(&cmd.body).map_err(|reason| {
+                MappingError::InvalidBody {
+                    code: f.code,
+                    reason,
+                }
+            })?;
+            Request::ResetConsumerClientOffset(ResetOffset {
+                offset_table,
+                ..reset_offset_header(&f)?
+            })
+        }
+        rc::GET_CONSUME_STATS => Request::GetConsumeStats {
+            consumer_group: f.string("consumerGroup")?,
+            topic: f.opt_non_empty("topic"),
+        },
         other => return Err(MappingError::UnsupportedRequestCode(other)),
     };
     Ok(request)
@@ -104,7 +136,7 @@ pub fn is_remoting(request: &Request) -> bool {
 
 /// Whether RocketMQ sends `request` oneway (flag ONEWAY, never answered): a client's
 /// UPDATE_CONSUMER_OFFSET (`updateConsumerOffsetOneway`) and the broker's
-/// NOTIFY_CONSUMER_IDS_CHANGED. The model sends these without waiting for an answer,
+/// NOTIFY_CONSUMER_IDS_CHANGED and RESET_CONSUMER_CLIENT_OFFSET. The model sends these without waiting for an answer,
 /// and its broker answers no UPDATE_CONSUMER_OFFSET; a client that sends one as a
 /// two-way request (the C++ client does) expects SUCCESS, which the runtime must give.
 pub fn rocketmq_sends_oneway(request: &Request) -> bool {
@@ -175,8 +207,38 @@ pub fn try_request_to_wire(
             fields.insert("commitOffset".into(), offset.to_string());
             fields
         }
-        Request::GetMaxOffset { topic, queue_id } => {
+        Request::GetMaxOffset { topic, queue_id } | Request::GetMinOffset { topic, queue_id } => {
             ext([("topic", topic.clone()), ("queueId", queue_id.to_string())])
+        }
+        Request::UpdateAndCreateTopic(t) => ext([
+            ("topic", t.topic_name.clone()),
+            ("defaultTopic", AUTO_CREATE_TOPIC_KEY.to_string()),
+            ("readQueueNums", t.read_queue_nums.to_string()),
+            ("writeQueueNums", t.write_queue_nums.to_string()),
+            ("perm", t.perm.to_string()),
+            ("topicFilterType", t.topic_filter_type.clone()),
+            ("topicSysFlag", t.topic_sys_flag.to_string()),
+            ("order", t.order.to_string()),
+        ]),
+        Request::ViewMessageById { commit_log_offset } => {
+            ext([("offset", commit_log_offset.to_string())])
+        }
+        Request::GetTopicStatsInfo { topic } => ext([("topic", topic.clone())]),
+        Request::InvokeBrokerToResetOffset(r) => reset_offset_fields(r),
+        Request::ResetConsumerClientOffset(r) => {
+            body = bodies::reset_offset_to_json(&r.offset_table);
+            reset_offset_fields(r)
+        }
+        Request::GetAllTopicListFromNameserver => ext([]),
+        Request::GetConsumeStats {
+            consumer_group,
+            topic,
+        } => {
+            let mut fields = ext([("consumerGroup", consumer_group.clone())]);
+            if let Some(t) = topic {
+                fields.insert("topic".into(), t.clone());
+            }
+            fields
         }
         Request::HeartBeat(data) => {
             body = bodies::heartbeat_to_json(data);
@@ -342,6 +404,41 @@ fn pull_message(f: &Fields) -> Result<Request, MappingError> {
         commit_offset: f.num("commitOffset")?,
         suspend_timeout_ms: f.num("suspendTimeoutMillis")?,
         subscription: f.opt_str("subscription").map(str::to_string),
+    }))
+}
+
+/// `ResetOffsetRequestHeader` (the offset table, if any, is the body's).
+fn reset_offset_header(f: &Fields) -> Result<ResetOffset, MappingError> {
+    Ok(ResetOffset {
+        topic: f.string("topic")?,
+        consumer_group: f.string("group")?,
+        timestamp_ms: f.num("timestamp")?,
+        force: f.flag("isForce")?,
+        offset_table: Default::default(),
+    })
+}
+
+fn reset_offset_fields(r: &ResetOffset) -> std::collections::BTreeMap<String, String> {
+    ext([
+        ("topic", r.topic.clone()),
+        ("group", r.consumer_group.clone()),
+        ("timestamp", r.timestamp_ms.to_string()),
+        ("isForce", r.force.to_string()),
+    ])
+}
+
+/// `CreateTopicRequestHeader`; `defaultTopic` is read past (RocketMQ ignores it too).
+fn create_topic(f: &Fields) -> Result<Request, MappingError> {
+    Ok(Request::UpdateAndCreateTopic(TopicConfig {
+        topic_name: f.string("topic")?,
+        read_queue_nums: f.num("readQueueNums")?,
+        write_queue_nums: f.num("writeQueueNums")?,
+        perm: f.num("perm")?,
+        topic_filter_type: f
+            .opt_non_empty("topicFilterType")
+            .unwrap_or_else(|| TopicConfig::default().topic_filter_type),
+        topic_sys_flag: f.num_or("topicSysFlag", 0)?,
+        order: f.flag("order")?,
     }))
 }
 
