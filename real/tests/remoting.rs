@@ -9,8 +9,8 @@ use std::path::PathBuf;
 
 use rmq_model::client::MessageQueue;
 use rmq_model::protocol::{
-    request_code as rc, response_code, BrokerData, BrokerIdentity, ClusterInfo, ConsumerData,
-    BatchMessage, HeartbeatData, LockBatch, MessageModel, PullMessage, PullResponse, QueueData,
+    request_code as rc, response_code, BatchMessage, BrokerData, BrokerIdentity, ClusterInfo,
+    ConsumerData, HeartbeatData, LockBatch, MessageModel, PullMessage, PullResponse, QueueData,
     QueueKey, RegisterBroker, RegisterBrokerResult, Request, Response, SendBatchMessage,
     SendMessage, SendResponse, TopicRouteData,
 };
@@ -106,6 +106,47 @@ fn cpp_route_send_and_unregister_producer() {
             producer_group: Some("PID_TEST".into()),
             consumer_group: None,
         }
+    );
+}
+
+#[test]
+fn cpp_batch_send() {
+    // `SendBatchMessage` of the C API: SEND_MESSAGE (10) with the long keys, `batch`
+    // "1", the batch's WAIT in the header and each message's own UNIQ_KEY in the body.
+    let (cmd, request) = cpp_request("seed-cpp-10-send-batch", 5);
+    assert_eq!(cmd.code, rc::SEND_MESSAGE);
+    assert_eq!(cmd.ext_fields["batch"], "1");
+    let message = |i: u32, tags: &str, uniq: &str| BatchMessage {
+        flag: 0,
+        properties: format!(
+            "KEYS\u{1}key-{i}\u{2}TAGS\u{1}{tags}\u{2}UNIQ_KEY\u{1}{uniq}\u{2}\
+             WAIT\u{1}true\u{2}n\u{1}{i}\u{2}"
+        ),
+        body: format!("body-{i}").into_bytes(),
+    };
+    assert_eq!(
+        request,
+        Request::SendBatchMessage(SendBatchMessage {
+            header: SendMessage {
+                producer_group: "pg".into(),
+                topic: "TopicBatchCap".into(),
+                default_topic: "TBW102".into(),
+                default_topic_queue_nums: 4,
+                queue_id: 2,
+                sys_flag: 0,
+                born_timestamp_ms: 1_796_473_582_110,
+                born_host: String::new(),
+                flag: 0,
+                properties: "WAIT\u{1}true\u{2}".into(),
+                reconsume_times: 0,
+                body: Vec::new(),
+            },
+            messages: vec![
+                message(3, "TagA", "0100007F000078E700009E0CA21C0400"),
+                message(4, "TagB", "0100007F000078E700009E0CA21C0500"),
+                message(5, "TagC", "0100007F000078E700009E0CA21C0600"),
+            ],
+        })
     );
 }
 
@@ -484,7 +525,8 @@ fn a_batch_decodes_from_every_header_rocketmq_clients_send() {
             }
         }
         let key = if long { "batch" } else { "m" };
-        cmd.ext_fields.insert(key.to_string(), batch_value.to_string());
+        cmd.ext_fields
+            .insert(key.to_string(), batch_value.to_string());
         request_from_wire(&cmd)
     };
     // The C++ client: SEND_MESSAGE_V2 with `m`, or SEND_MESSAGE with `batch` ("1" is

@@ -297,7 +297,10 @@ fn unmappable_requests_get_error_responses_naming_the_problem() {
     body.extend_from_slice(b"hello");
     body.extend_from_slice(&0i16.to_be_bytes());
     let good = request(rc::SEND_BATCH_MESSAGE, &header, &body);
-    assert!(request_from_wire(&good).is_ok(), "the untouched body decodes");
+    assert!(
+        request_from_wire(&good).is_ok(),
+        "the untouched body decodes"
+    );
     let mut torn = body.clone();
     torn.extend_from_slice(&body[..9]);
     let (code, remark) = refusal(&request(rc::SEND_BATCH_MESSAGE, &header, &torn));

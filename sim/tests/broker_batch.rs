@@ -147,7 +147,10 @@ fn a_batch_is_consecutive_records_on_one_queue_answered_once() {
     for (i, r) in records[1..4].iter().enumerate() {
         let (queue_offset, physical_offset, _, flag, _, properties) = r;
         assert_eq!(*queue_offset, 1 + i as i64);
-        assert_eq!(*physical_offset as u64, ids[i], "msgId {i} names its record");
+        assert_eq!(
+            *physical_offset as u64, ids[i],
+            "msgId {i} names its record"
+        );
         assert_eq!(*flag, i as i32, "each keeps its own flag");
         // Its own properties, then the header's.
         assert_eq!(property(properties, "UNIQ_KEY"), Some(&*format!("u-{i}")));
@@ -188,7 +191,9 @@ fn a_batch_that_does_not_fit_the_file_goes_whole_into_the_next() {
     assert_eq!(b.queue_offset, 1);
     let ids = offsets_of(&b);
     assert_eq!(ids[0], FILE_BYTES, "the batch starts the next file");
-    assert!(ids.iter().all(|&o| (FILE_BYTES..2 * FILE_BYTES).contains(&o)));
+    assert!(ids
+        .iter()
+        .all(|&o| (FILE_BYTES..2 * FILE_BYTES).contains(&o)));
     // The first file ends with the blank marker right after the filler record.
     let Response::Pull(p) = answer(&answers, 2).1 else {
         panic!("a pull")
@@ -224,7 +229,11 @@ fn refusals_are_rocketmqs_and_store_nothing() {
     let big = "x".repeat(600);
     let script = vec![
         (1_000, MASTER, batch_to("%RETRY%g", 0, &["r"], &[])),
-        (1_100, MASTER, batch_to("TopicTest", 0, &["d"], &[("DELAY", "3")])),
+        (
+            1_100,
+            MASTER,
+            batch_to("TopicTest", 0, &["d"], &[("DELAY", "3")]),
+        ),
         (1_200, MASTER, transactional),
         // Each body fits, the batch does not: 4.9 checks the whole body.
         (1_300, MASTER, batch(0, &[&big, &big])),
@@ -235,7 +244,10 @@ fn refusals_are_rocketmqs_and_store_nothing() {
     w.run_until(5_000);
     let (code, remark) = refused(&answers, 0);
     assert_eq!(code, response_code::MESSAGE_ILLEGAL);
-    assert_eq!(remark, "batch request does not support retry group %RETRY%g");
+    assert_eq!(
+        remark,
+        "batch request does not support retry group %RETRY%g"
+    );
     for opaque in [1, 2, 3] {
         let (code, remark) = refused(&answers, opaque);
         assert_eq!(code, response_code::MESSAGE_ILLEGAL, "{opaque}");
