@@ -235,17 +235,12 @@ fn orderly_send_keeps_each_sharding_key_on_one_queue_and_an_orderly_consumer_get
         return;
     };
     const TOPIC: &str = "TopicCppOrderly";
-    let client = cluster
-        .client(
-            "produce orderly",
-            TOPIC,
-            "p_orderly",
-            &["produce-orderly", "--count", "48", "--keys", "4"],
-        )
-        .finish();
-    let sent = client.ops("sent");
-    assert_eq!(sent.len(), 48, "{:#?}\n{}", client.lines(), client.stderr());
-    assert!(sent.iter().all(|l| l["status"] == "SEND_OK"), "{sent:#?}");
+    let sent = cluster.sends_ok(
+        TOPIC,
+        "p_orderly",
+        &["produce-orderly", "--count", "48", "--keys", "4"],
+    );
+    assert_eq!(sent.len(), 48, "{sent:#?}");
 
     let pulled = cluster.pull_all(TOPIC, "g_pull_orderly");
     assert_eq!(indexes(&pulled), (0..48).collect());

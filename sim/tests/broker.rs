@@ -89,72 +89,21 @@ fn sends_pulls_long_polling_and_tag_filter() {
     assert_eq!(code, response_code::SYSTEM_ERROR);
 }
 
-/// Whether the record was on the media when its SEND_OK arrived.
-fn durable_at_answer(flush: FlushDiskType) -> bool {
-    let answers: Answers = Rc::default();
-    let script = vec![(1_000, MASTER, send(1, "a", "durable"))];
-    let mut w = world(
-        2,
-        config(BrokerRole::AsyncMaster, flush),
-        None,
-        script,
-        &answers,
-    );
-    w.run_until(1_000);
-    while answers.borrow().is_empty() {
-        w.step().expect("events remain");
-    }
-    let Response::Send(s) = answer(&answers, 0).1 else {
-        panic!()
-    };
-    assert_eq!(s.code, response_code::SUCCESS);
-    w.disk(MASTER)
-        .durable_bytes("commitlog/00000000000000000000")
-        .is_some_and(|log| log.windows(7).any(|x| x == b"durable"))
-}
-
 #[test]
 fn sync_flush_answers_after_the_covering_fsync() {
+    let durable = |flush| durable_at_answer(flush, send(1, "a", "durable"), b"durable");
     assert!(
-        durable_at_answer(FlushDiskType::SyncFlush),
+        durable(FlushDiskType::SyncFlush),
         "SEND_OK before the fsync"
     );
     // ASYNC_FLUSH answers at once: the same check sees the record still in the cache.
-    assert!(!durable_at_answer(FlushDiskType::AsyncFlush));
+    assert!(!durable(FlushDiskType::AsyncFlush));
 }
 
 #[test]
 fn sync_master_waits_for_the_slave_and_the_slave_serves_the_same_bytes() {
-    let answers: Answers = Rc::default();
-    let script = vec![
-        (12_000, MASTER, send(0, "a", "replicated")),
-        (14_000, SLAVE, pull(0, 0, "*")),
-        (20_000, MASTER, send(0, "a", "alone")),
-    ];
-    let mut w = world(
-        3,
-        config(BrokerRole::SyncMaster, FlushDiskType::AsyncFlush),
-        Some(config(BrokerRole::Slave, FlushDiskType::AsyncFlush)),
-        script,
-        &answers,
-    );
-    w.run_until(13_000);
-    let Response::Send(s) = answer(&answers, 0).1 else {
-        panic!()
-    };
-    assert_eq!(s.code, response_code::SUCCESS, "the slave acknowledged");
-    w.run_until(15_000);
-    let Response::Pull(p) = answer(&answers, 1).1 else {
-        panic!()
-    };
-    assert_eq!(bodies(&p.records), ["replicated"]);
-    // Without the slave, SYNC_MASTER answers SLAVE_NOT_AVAILABLE (stored on the master).
-    w.inject(Fault::MachineLost { node: SLAVE });
-    w.run_until(30_000);
-    let Response::Send(s) = answer(&answers, 2).1 else {
-        panic!()
-    };
-    assert_eq!(s.code, response_code::SLAVE_NOT_AVAILABLE);
+    let served = sync_master_case(send(0, "a", "replicated"), send(0, "a", "alone"));
+    assert_eq!(served, ["replicated"]);
 }
 
 fn offset_key() -> QueueKey {

@@ -13,11 +13,10 @@ use broker_world::*;
 use rmq_model::broker::{BrokerConfig, BrokerRole, FlushDiskType};
 use rmq_model::message::{decode_offset_msg_id, encode_properties, property};
 use rmq_model::protocol::{
-    response_code, BatchMessage, Request, Response, SendBatchMessage, SendMessage, SendResponse,
+    response_code, BatchMessage, Request, Response, SendBatchMessage, SendResponse,
 };
 use rmq_model::store::record::{parse, CrcCheck, Slot, BLANK_MAGIC_CODE};
 use rmq_model::store::Disk;
-use rmq_sim::cluster::world::Fault;
 
 /// A batch of `bodies` to `queue_id` of `topic`: message i has flag i, UNIQ_KEY u-i,
 /// KEYS k-i and the user property n=i; the header carries `header_properties`.
@@ -44,20 +43,12 @@ fn batch_to(
         })
         .collect();
     Request::SendBatchMessage(SendBatchMessage {
-        header: SendMessage {
-            producer_group: "p".into(),
-            topic: topic.into(),
-            default_topic: "TBW102".into(),
-            default_topic_queue_nums: 4,
+        header: send_message(
+            topic,
             queue_id,
-            sys_flag: 0,
-            born_timestamp_ms: 0,
-            born_host: "10.0.0.3:5000".into(),
-            flag: 0,
-            properties: encode_properties(header_properties.iter().copied()),
-            reconsume_times: 0,
-            body: Vec::new(),
-        },
+            encode_properties(header_properties.iter().copied()),
+            b"",
+        ),
         messages,
     })
 }
@@ -269,51 +260,19 @@ fn refusals_are_rocketmqs_and_store_nothing() {
 
 #[test]
 fn sync_flush_answers_once_the_whole_batch_is_durable() {
-    let answers: Answers = Rc::default();
-    let script = vec![(1_000, MASTER, batch(1, &["first-durable", "last-durable"]))];
-    let mut w = world(
-        4,
-        config(BrokerRole::AsyncMaster, FlushDiskType::SyncFlush),
-        None,
-        script,
-        &answers,
+    let durable = |flush| {
+        let request = batch(1, &["first-durable", "last-durable"]);
+        durable_at_answer(flush, request, b"last-durable")
+    };
+    assert!(
+        durable(FlushDiskType::SyncFlush),
+        "SEND_OK before the fsync"
     );
-    w.run_until(1_000);
-    while answers.borrow().is_empty() {
-        w.step().expect("events remain");
-    }
-    assert_eq!(sent(&answers, 0).code, response_code::SUCCESS);
-    let log = w
-        .disk(MASTER)
-        .durable_bytes("commitlog/00000000000000000000")
-        .expect("the commit log is on the media");
-    assert!(log.windows(12).any(|x| x == b"last-durable"));
+    assert!(!durable(FlushDiskType::AsyncFlush));
 }
 
 #[test]
 fn sync_master_answers_once_the_slave_has_the_whole_batch() {
-    let answers: Answers = Rc::default();
-    let script = vec![
-        (12_000, MASTER, batch(0, &["r0", "r1", "r2"])),
-        (14_000, SLAVE, pull(0, 0, "*")),
-        (20_000, MASTER, batch(0, &["alone"])),
-    ];
-    let mut w = world(
-        5,
-        config(BrokerRole::SyncMaster, FlushDiskType::AsyncFlush),
-        Some(config(BrokerRole::Slave, FlushDiskType::AsyncFlush)),
-        script,
-        &answers,
-    );
-    w.run_until(13_000);
-    assert_eq!(sent(&answers, 0).code, response_code::SUCCESS);
-    w.run_until(15_000);
-    let Response::Pull(p) = answer(&answers, 1).1 else {
-        panic!("a pull")
-    };
-    let bodies: Vec<String> = served(&p.records).into_iter().map(|r| r.4).collect();
-    assert_eq!(bodies, ["r0", "r1", "r2"]);
-    w.inject(Fault::MachineLost { node: SLAVE });
-    w.run_until(30_000);
-    assert_eq!(sent(&answers, 2).code, response_code::SLAVE_NOT_AVAILABLE);
+    let served = sync_master_case(batch(0, &["r0", "r1", "r2"]), batch(0, &["alone"]));
+    assert_eq!(served, ["r0", "r1", "r2"]);
 }

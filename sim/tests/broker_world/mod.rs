@@ -11,12 +11,14 @@ use std::rc::Rc;
 use rmq_model::broker::{Broker, BrokerConfig, BrokerRole, FlushDiskType};
 use rmq_model::message::encode_properties;
 use rmq_model::node::{Ctx, Input, Node, NodeId};
-use rmq_model::protocol::{pull_sys_flag, Message, PullMessage, Request, Response, SendMessage};
+use rmq_model::protocol::{
+    pull_sys_flag, response_code, Message, PullMessage, Request, Response, SendMessage,
+};
 use rmq_model::store::config_tables::TopicConfig;
 use rmq_model::store::record::{parse, CrcCheck, Slot};
 use rmq_model::store::{Disk, StoreConfig};
 use rmq_sim::cluster::net::NetConfig;
-use rmq_sim::cluster::world::{sim_addr, World};
+use rmq_sim::cluster::world::{sim_addr, Fault, World};
 
 pub const NAMESRV: NodeId = NodeId(0);
 pub const MASTER: NodeId = NodeId(1);
@@ -88,9 +90,19 @@ pub fn config(role: BrokerRole, flush: FlushDiskType) -> BrokerConfig {
 }
 
 pub fn send(queue_id: i32, tag: &str, body: &str) -> Request {
-    Request::SendMessage(SendMessage {
+    Request::SendMessage(send_message(
+        "TopicTest",
+        queue_id,
+        encode_properties([("TAGS", tag), ("WAIT", "true")]),
+        body.as_bytes(),
+    ))
+}
+
+/// A send from producer group "p" at 10.0.0.3:5000, born at 0, flag 0.
+pub fn send_message(topic: &str, queue_id: i32, properties: String, body: &[u8]) -> SendMessage {
+    SendMessage {
         producer_group: "p".into(),
-        topic: "TopicTest".into(),
+        topic: topic.into(),
         default_topic: "TBW102".into(),
         default_topic_queue_nums: 4,
         queue_id,
@@ -98,10 +110,10 @@ pub fn send(queue_id: i32, tag: &str, body: &str) -> Request {
         born_timestamp_ms: 0,
         born_host: "10.0.0.3:5000".into(),
         flag: 0,
-        properties: encode_properties([("TAGS", tag), ("WAIT", "true")]),
+        properties,
         reconsume_times: 0,
-        body: body.as_bytes().to_vec(),
-    })
+        body: body.to_vec(),
+    }
 }
 
 pub fn pull(queue_id: i32, offset: u64, tags: &str) -> Request {
@@ -168,4 +180,65 @@ pub fn bodies(records: &[u8]) -> Vec<String> {
         at += v.total_size;
     }
     out
+}
+
+/// Sends `request` at 1 s to an ASYNC_MASTER with `flush`; expects SUCCESS. Whether
+/// `needle` was on the first commit-log file's media when the answer arrived.
+pub fn durable_at_answer(flush: FlushDiskType, request: Request, needle: &[u8]) -> bool {
+    let answers: Answers = Rc::default();
+    let script = vec![(1_000, MASTER, request)];
+    let mut w = world(
+        2,
+        config(BrokerRole::AsyncMaster, flush),
+        None,
+        script,
+        &answers,
+    );
+    w.run_until(1_000);
+    while answers.borrow().is_empty() {
+        w.step().expect("events remain");
+    }
+    let Response::Send(s) = answer(&answers, 0).1 else {
+        panic!("the send failed")
+    };
+    assert_eq!(s.code, response_code::SUCCESS);
+    w.disk(MASTER)
+        .durable_bytes("commitlog/00000000000000000000")
+        .is_some_and(|log| log.windows(needle.len()).any(|x| x == needle))
+}
+
+/// A SYNC_MASTER and its slave: `replicated` is sent at 12 s and must be answered
+/// SUCCESS by 13 s (the slave acknowledged); the slave's queue 0 is pulled at 14 s; the
+/// slave is lost; `alone`, sent at 20 s, must be answered SLAVE_NOT_AVAILABLE (stored
+/// on the master). Returns the bodies the slave served.
+pub fn sync_master_case(replicated: Request, alone: Request) -> Vec<String> {
+    let answers: Answers = Rc::default();
+    let script = vec![
+        (12_000, MASTER, replicated),
+        (14_000, SLAVE, pull(0, 0, "*")),
+        (20_000, MASTER, alone),
+    ];
+    let mut w = world(
+        3,
+        config(BrokerRole::SyncMaster, FlushDiskType::AsyncFlush),
+        Some(config(BrokerRole::Slave, FlushDiskType::AsyncFlush)),
+        script,
+        &answers,
+    );
+    w.run_until(13_000);
+    let Response::Send(s) = answer(&answers, 0).1 else {
+        panic!("the replicated send failed")
+    };
+    assert_eq!(s.code, response_code::SUCCESS, "the slave acknowledged");
+    w.run_until(15_000);
+    let Response::Pull(p) = answer(&answers, 1).1 else {
+        panic!("the slave's pull failed")
+    };
+    w.inject(Fault::MachineLost { node: SLAVE });
+    w.run_until(30_000);
+    let Response::Send(s) = answer(&answers, 2).1 else {
+        panic!("the lone send failed")
+    };
+    assert_eq!(s.code, response_code::SLAVE_NOT_AVAILABLE);
+    bodies(&p.records)
 }
