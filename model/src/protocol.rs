@@ -463,14 +463,12 @@ pub struct SendBatchMessage {
 /// length (i32 each), and the properties length (i16).
 pub const BATCH_MESSAGE_OVERHEAD_BYTES: usize = 5 * 4 + 2;
 
-impl SendBatchMessage {
-    /// The length of the batch's body in the compact format.
-    pub fn body_len(&self) -> usize {
-        self.messages
-            .iter()
-            .map(|m| BATCH_MESSAGE_OVERHEAD_BYTES + m.body.len() + m.properties.len())
-            .sum()
-    }
+/// The length of a batch body holding `messages` in the compact format.
+pub fn batch_body_len(messages: &[BatchMessage]) -> usize {
+    messages
+        .iter()
+        .map(|m| BATCH_MESSAGE_OVERHEAD_BYTES + m.body.len() + m.properties.len())
+        .sum()
 }
 
 /// One message of a batch, as `MessageDecoder.encodeMessages` writes it.

@@ -21,7 +21,7 @@ use super::send::error;
 use super::Broker;
 use crate::message::{property, PROPERTY_SEPARATOR};
 use crate::node::{Ctx, NodeId};
-use crate::protocol::{response_code, Message, Response, SendBatchMessage};
+use crate::protocol::{batch_body_len, response_code, Message, Response, SendBatchMessage};
 use crate::store::record::SYSFLAG_TRANSACTION_MASK;
 use crate::store::NewRecord;
 
@@ -120,7 +120,7 @@ impl Broker {
             .unwrap_or(0);
         if delay_level > 0
             || header.sys_flag & SYSFLAG_TRANSACTION_MASK != 0
-            || req.body_len() > max_bytes
+            || batch_body_len(&req.messages) > max_bytes
         {
             return Err(error(
                 response_code::MESSAGE_ILLEGAL,

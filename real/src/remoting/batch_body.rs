@@ -10,15 +10,11 @@
 //! TOTALSIZE; a mismatch means the encoder and we disagree, and storing a guess would
 //! be worse than refusing), and properties must be UTF-8 as the header's are.
 
-use rmq_model::protocol::{BatchMessage, BATCH_MESSAGE_OVERHEAD_BYTES};
+use rmq_model::protocol::{batch_body_len, BatchMessage, BATCH_MESSAGE_OVERHEAD_BYTES};
 
 /// The body of `messages` in the compact format, or why it cannot be written.
 pub(super) fn encode(messages: &[BatchMessage]) -> Result<Vec<u8>, String> {
-    let len = messages
-        .iter()
-        .map(|m| BATCH_MESSAGE_OVERHEAD_BYTES + m.body.len() + m.properties.len())
-        .sum();
-    let mut out = Vec::with_capacity(len);
+    let mut out = Vec::with_capacity(batch_body_len(messages));
     for (i, m) in messages.iter().enumerate() {
         let properties_len = i16::try_from(m.properties.len()).map_err(|_| {
             format!(
