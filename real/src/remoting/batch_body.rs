@@ -38,6 +38,8 @@ pub(super) fn encode(messages: &[BatchMessage]) -> Result<Vec<u8>, String> {
 }
 
 /// The messages of a batch body, or what is wrong with it (which message, which field).
+/// Bounded by the body: at most one message per 22 bytes of it, and no allocation
+/// larger than the bytes present (the frame's own limit bounds the body).
 pub(super) fn decode(mut body: &[u8]) -> Result<Vec<BatchMessage>, String> {
     let mut messages = Vec::new();
     while !body.is_empty() {
