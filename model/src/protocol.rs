@@ -102,11 +102,10 @@ impl Message {
                     Request::HaReport { slave_max_offset } => [*slave_max_offset, 0, 0],
                     Request::HaTransfer {
                         master_offset,
-                        master_max_offset,
                         data,
                     } => [
                         *master_offset,
-                        *master_max_offset,
+                        data.len() as u64,
                         u64::from(crc32fast::hash(data)),
                     ],
                     _ => [0, 0, 0],
@@ -226,10 +225,9 @@ impl Message {
                     }
                     Request::HaTransfer {
                         master_offset,
-                        master_max_offset,
                         data,
                     } => format!(
-                        "HA_TRANSFER @{master_offset} {}B max={master_max_offset} crc={:08x}",
+                        "HA_TRANSFER @{master_offset} {}B crc={:08x}",
                         data.len(),
                         crc32fast::hash(data)
                     ),
@@ -340,10 +338,9 @@ pub enum Request {
     },
     /// Master → slave on the HA channel: commit-log bytes as stored, starting at
     /// `master_offset` (the 12-byte header plus body of reference A.8). An empty body is
-    /// a heartbeat carrying the master's write offset.
+    /// a heartbeat carrying where the next batch to this slave starts.
     HaTransfer {
         master_offset: u64,
-        master_max_offset: u64,
         data: Vec<u8>,
     },
 }

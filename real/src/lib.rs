@@ -8,6 +8,8 @@
 //!   `-c`/`-n`, `NAMESRV_ADDR`) and the store directory's lock.
 //! - [`remoting`]: RocketMQ's remoting codec — frames, JSON and binary headers, and
 //!   the mapping to and from the model's requests and responses.
+//! - [`ha`]: RocketMQ's HA stream, the two frames a slave and its master exchange on the
+//!   master's HA port.
 //! - [`runtime`]: one model node hosted on tokio — connections, timers, the wall clock,
 //!   the disk's sync completions — as the simulator hosts it on virtual time.
 //! - [`process`]: what the binaries share: logging, signals, hosting nodes on threads.
@@ -15,6 +17,8 @@
 
 pub mod config;
 pub mod fs_disk;
+pub mod ha;
+mod mapped_file;
 pub mod process;
 pub mod remoting;
 pub mod runtime;

@@ -12,7 +12,7 @@ use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{fmt, EnvFilter, Layer};
 
 use crate::fs_disk::FsDisk;
-use crate::runtime::{host, Ended, HostOptions};
+use crate::runtime::{host, Ended, HostOptions, Listeners};
 
 /// A node hosted on its own thread with its own current-thread tokio runtime: how
 /// tests and tools run several nodes in one process.
@@ -56,7 +56,10 @@ impl Hosted {
                 host(
                     node,
                     disk,
-                    listener,
+                    Listeners {
+                        remoting: listener,
+                        ha: None,
+                    },
                     HostOptions::new(addr.to_string()),
                     stop,
                 )
@@ -147,10 +150,12 @@ pub async fn termination() {
     }
 }
 
-/// Runs `node` as this process: listens at `listen`, advertises `advertised_addr`,
-/// stops cleanly on SIGTERM/SIGINT. Returns the process's exit code.
+/// Runs `node` as this process: listens at `listen` (and, for a broker, its HA port at
+/// `ha_listen`), advertises `advertised_addr`, stops cleanly on SIGTERM/SIGINT. Returns
+/// the process's exit code.
 pub fn run_process(
     listen: std::net::SocketAddr,
+    ha_listen: Option<std::net::SocketAddr>,
     advertised_addr: String,
     build: impl FnOnce(&mut FsDisk) -> Box<dyn Node<Message>>,
     mut disk: FsDisk,
@@ -173,12 +178,28 @@ pub fn run_process(
                 return std::process::ExitCode::FAILURE;
             }
         };
+        let ha = match ha_listen {
+            Some(ha_listen) => match tokio::net::TcpListener::bind(ha_listen).await {
+                Ok(l) => {
+                    tracing::info!(%ha_listen, "listening for slaves (HA)");
+                    Some(l)
+                }
+                Err(e) => {
+                    tracing::error!(%ha_listen, error = %e, "cannot listen on the HA port");
+                    return std::process::ExitCode::FAILURE;
+                }
+            },
+            None => None,
+        };
         tracing::info!(%listen, advertised = %advertised_addr, "listening");
         let node = build(&mut disk);
         match host(
             node,
             disk,
-            Some(listener),
+            Listeners {
+                remoting: Some(listener),
+                ha,
+            },
             HostOptions::new(advertised_addr),
             termination(),
         )

@@ -43,8 +43,18 @@ pub struct BrokerConfig {
     pub role: BrokerRole,
     pub flush_disk_type: FlushDiskType,
     pub namesrv_addrs: Vec<String>,
-    /// `haMasterAddress`: where a slave replicates from before a name server says.
+    /// `haMasterAddress`: where a slave replicates from (the master's HA address). When
+    /// set it wins over what name servers say, as in RocketMQ; when not, the slave takes
+    /// the `haServerAddr` its master registered.
     pub ha_master_addr: Option<String>,
+    /// Where a slave sends its master remoting requests (offset sync) before a name
+    /// server says. RocketMQ has no such key (its slaves learn `masterAddr` only from a
+    /// name server); the simulator, whose brokers have one address for both, sets it.
+    pub master_addr: Option<String>,
+    /// The address this broker's slaves replicate from, registered as `haServerAddr`
+    /// (`brokerIP2:haListenPort`). None: the broker's own address, as in the
+    /// simulator, where one address carries both remoting and HA.
+    pub ha_server_addr: Option<String>,
     pub store: StoreConfig,
     /// Topics created at first boot (besides TBW102), like `mqadmin updateTopic`.
     pub topics: BTreeMap<String, TopicConfig>,
@@ -107,6 +117,8 @@ impl Default for BrokerConfig {
             flush_disk_type: FlushDiskType::AsyncFlush,
             namesrv_addrs: Vec::new(),
             ha_master_addr: None,
+            master_addr: None,
+            ha_server_addr: None,
             store: StoreConfig::default(),
             topics: BTreeMap::new(),
             auto_create_topic_enable: true,

@@ -3,7 +3,9 @@
 //! the next gathers while it runs) and ASYNC_FLUSH's timed flush
 //! (`FlushRealTimeService`: every 500 ms if 4 pages are dirty, everything every 10 s).
 //! Deviation: a master that ships to a slave, or a SYNC_MASTER (which serves pulls only
-//! what is durable, `high_watermark.rs`), flushes whatever is written at every tick.
+//! what is durable, `high_watermark.rs`), flushes whatever is written at every tick;
+//! and a SYNC_MASTER's send waiting for its slave asks for a group commit at once, as
+//! SYNC_FLUSH's does, since only durable records are shipped.
 
 use super::Broker;
 use crate::node::Ctx;

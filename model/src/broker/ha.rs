@@ -5,6 +5,12 @@
 //! at most `ha_max_unacked_bytes` ahead of the last report. The largest offset any
 //! connected slave reported is `push2SlaveMaxOffset`, which SYNC_MASTER sends wait for.
 //!
+//! The messages are RocketMQ's HA frames and nothing more (the slave's 8-byte report,
+//! the master's 12-byte header and body), so a real runtime can carry them on the HA
+//! port as RocketMQ does. A slave holding more than its master (the master lost records
+//! it had shipped) is told apart by the master, from the slave's report: it is not
+//! served until the master's log passes the reported offset.
+//!
 //! Deliberate deviation: a master ships only records that are durable on its own disk.
 //! RocketMQ ships what is written, so after a master's power cut its slave can hold
 //! records the master lost; the master then reuses those offsets for new messages and
@@ -29,14 +35,14 @@ struct SlaveConn {
     /// Since when this slave has lacked records the master holds durably, restarted
     /// whenever its acknowledgements move; None while it holds them all.
     behind_since_ms: Option<u64>,
+    /// The slave reported more than this master's log holds (logged once).
+    past_end_logged: bool,
 }
 
 #[derive(Default)]
 pub(super) struct HaState {
     /// Master side: connected slaves.
     slaves: BTreeMap<NodeId, SlaveConn>,
-    /// Slave side: the stream stopped because the master's log is shorter than ours.
-    diverged: bool,
 }
 
 impl HaState {
@@ -93,13 +99,28 @@ impl Broker {
             return;
         }
         let now_ms = ctx.now_ms();
-        let conn = self.ha.slaves.entry(from).or_insert(SlaveConn {
-            acked: offset,
-            next_transfer: offset,
-            last_report_ms: now_ms,
-            behind_since_ms: None,
+        let conn = self.ha.slaves.entry(from).or_insert_with(|| {
+            tracing::info!(slave = %from, offset, "a slave connected for replication");
+            SlaveConn {
+                acked: offset,
+                next_transfer: offset,
+                last_report_ms: now_ms,
+                behind_since_ms: None,
+                past_end_logged: false,
+            }
         });
-        let durable = self.store.as_ref().map_or(0, |s| s.durable_offset());
+        let (durable, written) = self
+            .store
+            .as_ref()
+            .map_or((0, 0), |s| (s.durable_offset(), s.written_offset()));
+        if offset > written && !conn.past_end_logged {
+            conn.past_end_logged = true;
+            tracing::error!(
+                slave_offset = offset,
+                master_offset = written,
+                "a slave holds more commit log than this master: it is not served until this master's log passes its offset"
+            );
+        }
         conn.behind_since_ms = if offset >= durable {
             None
         } else if offset > conn.acked || conn.behind_since_ms.is_none() {
@@ -125,7 +146,6 @@ impl Broker {
             return;
         };
         let durable = store.durable_offset();
-        let written = store.written_offset();
         let batch_bytes = self.config.ha_transfer_batch_bytes;
         let window = self.config.ha_max_unacked_bytes;
         for (&slave, conn) in self.ha.slaves.iter_mut() {
@@ -157,7 +177,6 @@ impl Broker {
                     slave,
                     Request::HaTransfer {
                         master_offset: start,
-                        master_max_offset: written,
                         data,
                     },
                 );
@@ -170,6 +189,15 @@ impl Broker {
     pub(super) fn ha_tick(&mut self, ctx: &mut dyn Ctx<Message>) {
         let now_ms = ctx.now_ms();
         if self.config.is_slave() {
+            if self.config.ha_master_addr.is_none()
+                && self.learned_master_ha_addr.is_none()
+                && self.phase == super::Phase::Running
+            {
+                // Started before its master registered: the name servers had no master
+                // to tell it of. Ask again now rather than at the next registration
+                // (30 s); a SYNC_MASTER refuses sends until its slave connects.
+                self.register(ctx);
+            }
             self.ha_report(ctx);
             return;
         }
@@ -179,7 +207,6 @@ impl Broker {
             .retain(|_, c| now_ms.saturating_sub(c.last_report_ms) <= silent_ms);
         // A slave gone or stuck lets the serve limit fall back to the flushed offset.
         self.notify_serve_limit(ctx);
-        let written = self.store.as_ref().map_or(0, |s| s.written_offset());
         let heartbeats: Vec<(NodeId, u64)> = self
             .ha
             .slaves
@@ -192,7 +219,6 @@ impl Broker {
                 slave,
                 Request::HaTransfer {
                     master_offset: at,
-                    master_max_offset: written,
                     data: Vec::new(),
                 },
             );
@@ -200,11 +226,23 @@ impl Broker {
         self.ha_push(ctx);
     }
 
+    /// Where this slave's master serves remoting requests (offset sync).
     pub(super) fn master_node(&self, ctx: &mut dyn Ctx<Message>) -> Option<NodeId> {
         let addr = self
             .learned_master_addr
             .as_deref()
-            .or(self.config.ha_master_addr.as_deref())?;
+            .or(self.config.master_addr.as_deref())?;
+        ctx.resolve(addr)
+    }
+
+    /// Where this slave replicates from: `haMasterAddress` when configured, else the
+    /// HA address its master registered (RocketMQ's `updateHaMasterAddress`).
+    fn master_ha_node(&self, ctx: &mut dyn Ctx<Message>) -> Option<NodeId> {
+        let addr = self
+            .config
+            .ha_master_addr
+            .as_deref()
+            .or(self.learned_master_ha_addr.as_deref())?;
         ctx.resolve(addr)
     }
 
@@ -222,7 +260,7 @@ impl Broker {
             return;
         };
         let offset = store.written_offset();
-        if let Some(master) = self.master_node(ctx) {
+        if let Some(master) = self.master_ha_node(ctx) {
             Self::send_oneway(
                 ctx,
                 master,
@@ -238,28 +276,15 @@ impl Broker {
         ctx: &mut dyn Ctx<Message>,
         from: NodeId,
         master_offset: u64,
-        master_max_offset: u64,
         data: &[u8],
     ) {
-        if !self.config.is_slave() || self.master_node(ctx) != Some(from) {
+        if !self.config.is_slave() || self.master_ha_node(ctx) != Some(from) {
             return;
         }
         let Some(store) = self.store.as_mut().filter(|s| s.is_ready()) else {
             return;
         };
         let written = store.written_offset();
-        if master_max_offset < written {
-            if !self.ha.diverged {
-                tracing::error!(
-                    master_max_offset,
-                    slave_offset = written,
-                    "master's log is shorter than this slave's: replication stopped"
-                );
-            }
-            self.ha.diverged = true;
-            return;
-        }
-        self.ha.diverged = false;
         if data.is_empty() {
             return;
         }

@@ -77,8 +77,10 @@ pub struct Broker {
     holds: pull::HeldPulls,
     hw: high_watermark::HighWatermark,
     ha: ha::HaState,
-    /// The master address a name server told this slave.
+    /// The master's broker address a name server told this slave (`masterAddr`).
     learned_master_addr: Option<String>,
+    /// The master's HA address a name server told this slave (`haServerAddr`).
+    learned_master_ha_addr: Option<String>,
 }
 
 impl Broker {
@@ -111,6 +113,7 @@ impl Broker {
             hw: high_watermark::HighWatermark::default(),
             ha: ha::HaState::default(),
             learned_master_addr: None,
+            learned_master_ha_addr: None,
             store,
             phase,
             config,
@@ -396,9 +399,8 @@ impl Broker {
             }
             Request::HaTransfer {
                 master_offset,
-                master_max_offset,
                 data,
-            } => self.on_ha_transfer(ctx, from, master_offset, master_max_offset, &data),
+            } => self.on_ha_transfer(ctx, from, master_offset, &data),
             other => reply(
                 ctx,
                 Response::Error {
@@ -422,7 +424,11 @@ impl Broker {
     fn register(&mut self, ctx: &mut dyn Ctx<Message>) {
         let request = Request::RegisterBroker(RegisterBroker {
             broker: self.identity(ctx),
-            ha_server_addr: ctx.my_addr(),
+            ha_server_addr: self
+                .config
+                .ha_server_addr
+                .clone()
+                .unwrap_or_else(|| ctx.my_addr()),
             topic_config_table: self.topics.table().topic_config_table.clone(),
             data_version: self.topics.table().data_version.clone(),
         });
@@ -462,6 +468,19 @@ impl Broker {
             Response::RegisterBroker(result) if self.config.is_slave() => {
                 if let Some(addr) = result.master_addr.filter(|a| !a.is_empty()) {
                     self.learned_master_addr = Some(addr);
+                }
+                if let Some(addr) = result.ha_server_addr.filter(|a| !a.is_empty()) {
+                    let first = self.learned_master_ha_addr.as_deref() != Some(addr.as_str());
+                    self.learned_master_ha_addr = Some(addr);
+                    // Without `haMasterAddress` this is the first the slave hears of
+                    // where to replicate from: report now, not at the next 5 s tick.
+                    if first && self.config.ha_master_addr.is_none() {
+                        tracing::info!(
+                            master_ha_addr = self.learned_master_ha_addr.as_deref(),
+                            "replicating from the master the name server gave"
+                        );
+                        self.connect_to_master(ctx);
+                    }
                 }
             }
             Response::ConsumerOffsets(table) if self.phase == Phase::Running => {

@@ -226,7 +226,10 @@ impl Broker {
         };
         self.sends.waiting.insert(id, pending);
         ctx.set_timer(first_deadline - now_ms, timer::SEND_DEADLINE | id);
-        if wait_flush {
+        // A master ships only durable records (`ha.rs`), so a send waiting for its
+        // slave needs a flush too: a group commit now, not the next ASYNC_FLUSH tick
+        // (up to 500 ms later).
+        if wait_flush || wait_slave {
             self.flush.wanted = true;
             self.maybe_group_commit(ctx);
         }

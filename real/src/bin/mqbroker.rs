@@ -4,7 +4,8 @@
 //!
 //! It takes the store directory's lock (a second broker on it is refused), boots from
 //! the store (recovery: normal after a clean stop, abnormal after a crash), listens on
-//! `brokerIP1:listenPort`, and on SIGTERM flushes, writes the checkpoint, removes the
+//! `brokerIP1:listenPort` (and for slaves' HA connections on `brokerIP2:haListenPort`,
+//! as RocketMQ's `HAService` does whatever the role), and on SIGTERM flushes, writes the checkpoint, removes the
 //! abort marker and exits 0. Logs go to stderr and `{storePathRootDir}/logs/broker.log`.
 
 use std::net::SocketAddr;
@@ -61,6 +62,14 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let ha_server_addr = conf.ha_server_addr();
+    let ha_listen: SocketAddr = match ha_server_addr.parse() {
+        Ok(addr) => addr,
+        Err(e) => {
+            tracing::error!(%ha_server_addr, error = %e, "not an address to listen on for HA");
+            return ExitCode::from(2);
+        }
+    };
     let disk = match FsDisk::open_threaded(&root) {
         Ok(disk) => disk,
         Err(e) => {
@@ -77,9 +86,12 @@ fn main() -> ExitCode {
         store = %root.display(),
         "the broker boots"
     );
-    let config = conf.broker.clone();
+    let mut config = conf.broker.clone();
+    // Slaves replicate from here: registered with the name servers as haServerAddr.
+    config.ha_server_addr = Some(ha_server_addr);
     run_process(
         listen,
+        Some(ha_listen),
         broker_addr,
         move |disk| Box::new(Broker::boot(config, disk)),
         disk,

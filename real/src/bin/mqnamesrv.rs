@@ -58,6 +58,7 @@ fn main() -> ExitCode {
     tracing::info!(%listen, "the name server boots");
     run_process(
         listen,
+        None,
         listen_addr,
         move |_| Box::new(NameServer::new(config)),
         disk,

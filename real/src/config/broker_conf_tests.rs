@@ -471,3 +471,55 @@ fn load_from_arguments_and_a_real_file() {
     );
     assert!(message.contains("\\u00zz"), "{message}");
 }
+
+/// The 2m-2s example the README starts (conf/2m-2s-sync): every file loads without a
+/// warning, the two groups each have a SYNC_MASTER and a SLAVE, and no two brokers share
+/// a port or a store.
+#[test]
+fn the_2m_2s_example_configs_load_and_do_not_collide() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../conf/2m-2s-sync");
+    let mut ports = std::collections::BTreeSet::new();
+    let mut stores = std::collections::BTreeSet::new();
+    let mut roles = Vec::new();
+    for name in [
+        "broker-a.properties",
+        "broker-a-s.properties",
+        "broker-b.properties",
+        "broker-b-s.properties",
+    ] {
+        let path = dir.join(name);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let loaded =
+            broker_conf_from_text(Some((&path, &text)), &CommandLine::default(), &env()).unwrap();
+        assert!(
+            loaded.warnings().is_empty(),
+            "{name}: {:?}",
+            loaded.warnings()
+        );
+        let conf = loaded.conf;
+        assert!(ports.insert(conf.listen_port), "{name}: listenPort reused");
+        assert!(
+            ports.insert(conf.ha_listen_port),
+            "{name}: haListenPort reused"
+        );
+        assert!(stores.insert(conf.store_path_root_dir.clone()), "{name}");
+        assert_eq!(
+            conf.broker.ha_master_addr, None,
+            "{name}: learnt from the name server"
+        );
+        roles.push((
+            conf.broker.broker_name,
+            conf.broker.broker_id,
+            conf.broker.role,
+        ));
+    }
+    assert_eq!(
+        roles,
+        [
+            ("broker-a".to_string(), 0, BrokerRole::SyncMaster),
+            ("broker-a".to_string(), 1, BrokerRole::Slave),
+            ("broker-b".to_string(), 0, BrokerRole::SyncMaster),
+            ("broker-b".to_string(), 1, BrokerRole::Slave),
+        ]
+    );
+}

@@ -9,6 +9,10 @@
 //!
 //! A connection id (`conn`) tells one connection of a peer from the next, so a frame or
 //! a close notice from a connection already replaced is ignored.
+//!
+//! A connection speaks remoting or, on the HA port, RocketMQ's HA stream ([`Codec`]): a
+//! master's HA listener reads slaves' reports, and a connection dialled to send a report
+//! reads the master's transfers.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -19,17 +23,36 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
 
+use rmq_model::protocol::Request;
+
 use super::HostOptions;
+use crate::ha::{self, HaReads};
 use crate::remoting::{self, RemotingCommand};
 
 /// Bytes asked of the socket per read; a frame larger than this takes several reads.
 const READ_CHUNK_BYTES: usize = 64 * 1024;
+
+/// What a connection's bytes are.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Codec {
+    Remoting,
+    /// RocketMQ's HA stream, reading the frames given.
+    Ha(HaReads),
+}
+
+/// A frame read from a connection.
+pub(super) enum Incoming {
+    Remoting(RemotingCommand),
+    /// An HA report or transfer, already the model's request.
+    Ha(Request),
+}
 
 /// What the connection tasks tell the loop.
 pub(super) enum ConnEvent {
     Accepted {
         stream: TcpStream,
         peer_addr: SocketAddr,
+        codec: Codec,
     },
     Dialled {
         peer: NodeId,
@@ -39,7 +62,7 @@ pub(super) enum ConnEvent {
     Frame {
         peer: NodeId,
         conn: u64,
-        cmd: RemotingCommand,
+        frame: Incoming,
     },
     /// The connection ended (or its dial failed), with the reason for the log.
     Closed {
@@ -51,7 +74,11 @@ pub(super) enum ConnEvent {
 
 enum Link {
     /// Dialling; frames sent meanwhile wait here.
-    Dialling { conn: u64, queued: Vec<Vec<u8>> },
+    Dialling {
+        conn: u64,
+        codec: Codec,
+        queued: Vec<Vec<u8>>,
+    },
     Open {
         conn: u64,
         writer: UnboundedSender<Vec<u8>>,
@@ -134,14 +161,15 @@ impl Connections {
         Some(id)
     }
 
-    pub(super) fn adopt_inbound(&mut self, stream: TcpStream, peer_addr: SocketAddr) {
+    pub(super) fn adopt_inbound(&mut self, stream: TcpStream, peer_addr: SocketAddr, codec: Codec) {
         let peer = self.new_peer(None);
         let conn = self.new_conn();
-        tracing::debug!(%peer, %peer_addr, "accepted");
+        tracing::debug!(%peer, %peer_addr, ?codec, "accepted");
         let writer = spawn_io(
             stream,
             peer,
             conn,
+            codec,
             self.events.clone(),
             self.options.max_frame_bytes,
         );
@@ -175,13 +203,14 @@ impl Connections {
         if *dialling != conn {
             return false;
         }
-        let Some(Link::Dialling { queued, .. }) = p.link.take() else {
+        let Some(Link::Dialling { queued, codec, .. }) = p.link.take() else {
             unreachable!("matched above");
         };
         let writer = spawn_io(
             stream,
             peer,
             conn,
+            codec,
             self.events.clone(),
             self.options.max_frame_bytes,
         );
@@ -215,9 +244,36 @@ impl Connections {
     pub(super) fn send_frame(&mut self, peer: NodeId, cmd: &RemotingCommand) {
         let mut frame = Vec::new();
         remoting::encode_frame(cmd, &mut frame);
+        self.send_bytes(peer, frame, Codec::Remoting, || {
+            format!("code {}", cmd.code)
+        });
+    }
+
+    /// Sends an HA report or transfer to `peer`; a connection dialled for it reads the
+    /// master's transfers. False when `request` is not an HA message.
+    pub(super) fn send_ha(&mut self, peer: NodeId, request: &Request) -> bool {
+        let mut frame = Vec::new();
+        if !ha::encode_ha(request, &mut frame) {
+            return false;
+        }
+        self.send_bytes(peer, frame, Codec::Ha(HaReads::Transfers), || {
+            "an HA frame".to_string()
+        });
+        true
+    }
+
+    /// Queues `frame` on the peer's connection, dialling one that reads `codec` when the
+    /// peer has none. `what` names the frame in the log when it is dropped.
+    fn send_bytes(
+        &mut self,
+        peer: NodeId,
+        frame: Vec<u8>,
+        codec: Codec,
+        what: impl FnOnce() -> String,
+    ) {
         let conn = self.next_conn;
         let Some(p) = self.peers.get_mut(&peer) else {
-            tracing::debug!(%peer, code = cmd.code, "send to a peer that is gone: dropped");
+            tracing::debug!(%peer, what = what(), "send to a peer that is gone: dropped");
             return;
         };
         match &mut p.link {
@@ -228,12 +284,13 @@ impl Connections {
             Some(Link::Dialling { queued, .. }) => queued.push(frame),
             None => {
                 let Some(addr) = p.addr.clone() else {
-                    tracing::debug!(%peer, "send to a closed inbound connection: dropped");
+                    tracing::debug!(%peer, what = what(), "send to a closed inbound connection: dropped");
                     return;
                 };
                 self.next_conn += 1;
                 p.link = Some(Link::Dialling {
                     conn,
+                    codec,
                     queued: vec![frame],
                 });
                 spawn_dial(
@@ -248,10 +305,11 @@ impl Connections {
     }
 }
 
+/// Accepts connections on `listener`; each reads `codec`.
 pub(super) fn spawn_acceptor(
     listener: TcpListener,
+    codec: Codec,
     events: UnboundedSender<ConnEvent>,
-    _max_frame_bytes: usize,
 ) {
     tokio::spawn(async move {
         loop {
@@ -259,7 +317,11 @@ pub(super) fn spawn_acceptor(
                 Ok((stream, peer_addr)) => {
                     let _ = stream.set_nodelay(true);
                     if events
-                        .send(ConnEvent::Accepted { stream, peer_addr })
+                        .send(ConnEvent::Accepted {
+                            stream,
+                            peer_addr,
+                            codec,
+                        })
                         .is_err()
                     {
                         return; // The loop ended.
@@ -313,6 +375,7 @@ fn spawn_io(
     stream: TcpStream,
     peer: NodeId,
     conn: u64,
+    codec: Codec,
     events: UnboundedSender<ConnEvent>,
     max_frame_bytes: usize,
 ) -> UnboundedSender<Vec<u8>> {
@@ -320,7 +383,15 @@ fn spawn_io(
     let (writer_tx, writer_rx) = mpsc::unbounded_channel();
     let reader_events = events.clone();
     tokio::spawn(async move {
-        let reason = read_frames(&mut read_half, peer, conn, &reader_events, max_frame_bytes).await;
+        let reason = read_frames(
+            &mut read_half,
+            peer,
+            conn,
+            codec,
+            &reader_events,
+            max_frame_bytes,
+        )
+        .await;
         let _ = reader_events.send(ConnEvent::Closed { peer, conn, reason });
     });
     tokio::spawn(async move {
@@ -336,6 +407,7 @@ async fn read_frames(
     read_half: &mut tokio::net::tcp::OwnedReadHalf,
     peer: NodeId,
     conn: u64,
+    codec: Codec,
     events: &UnboundedSender<ConnEvent>,
     max_frame_bytes: usize,
 ) -> String {
@@ -344,10 +416,10 @@ async fn read_frames(
     loop {
         // Cut every complete frame in the buffer.
         loop {
-            match remoting::decode_frame(&buf[start..], max_frame_bytes) {
-                Ok(Some((cmd, used))) => {
+            match cut_frame(codec, &buf[start..], max_frame_bytes) {
+                Ok(Some((frame, used))) => {
                     start += used;
-                    if events.send(ConnEvent::Frame { peer, conn, cmd }).is_err() {
+                    if events.send(ConnEvent::Frame { peer, conn, frame }).is_err() {
                         return "the node's loop ended".to_string();
                     }
                 }
@@ -368,6 +440,22 @@ async fn read_frames(
             Ok(n) => buf.truncate(filled + n),
             Err(e) => return format!("read failed: {e}"),
         }
+    }
+}
+
+/// One frame of `codec` from the front of `buf`, or None while it is incomplete.
+fn cut_frame(
+    codec: Codec,
+    buf: &[u8],
+    max_frame_bytes: usize,
+) -> Result<Option<(Incoming, usize)>, String> {
+    match codec {
+        Codec::Remoting => remoting::decode_frame(buf, max_frame_bytes)
+            .map(|cut| cut.map(|(cmd, used)| (Incoming::Remoting(cmd), used)))
+            .map_err(|e| e.to_string()),
+        Codec::Ha(reads) => ha::decode_ha(reads, buf, max_frame_bytes)
+            .map(|cut| cut.map(|(request, used)| (Incoming::Ha(request), used)))
+            .map_err(|e| e.to_string()),
     }
 }
 

@@ -117,6 +117,11 @@ impl Ctx<Message> for RealCtx<'_> {
     }
 
     fn send(&mut self, to: NodeId, msg: Message) {
+        if let Message::Request { request, .. } = &msg {
+            if self.conns.send_ha(to, request) {
+                return;
+            }
+        }
         let now_ms = self.clock.now_ms();
         if let Some(cmd) = self.wire.outbound(to, &msg, now_ms) {
             self.conns.send_frame(to, &cmd);

@@ -10,6 +10,10 @@
 //!   [`NodeId`]; a reader task cuts frames with [`remoting::decode_frame`] and a writer
 //!   task writes encoded frames. A broken connection reaches the node as
 //!   [`Input::ConnectionBroken`]; the next send to an address dials again.
+//! - The HA port: a master's second listener, whose connections carry RocketMQ's HA
+//!   stream ([`crate::ha`]) instead of remoting; a slave's report dials its master's HA
+//!   address and its connection reads the transfers. HA frames are the model's
+//!   `HaReport`/`HaTransfer` one to one, so they skip the wire's bookkeeping.
 //! - The wire (`wire.rs`): frames ↔ the model's messages through [`remoting`]'s
 //!   mapping, remembering which request each `opaque` was so that responses are encoded
 //!   (and decoded) as that request's response, in the request's serialize type.
@@ -43,7 +47,8 @@ use crate::remoting;
 
 pub use ctx::wall_clock_ms;
 
-use connection::{ConnEvent, Connections};
+use crate::ha::HaReads;
+use connection::{Codec, ConnEvent, Connections, Incoming};
 use ctx::{Clock, RealCtx, Timers};
 use wire::Wire;
 
@@ -75,6 +80,24 @@ impl HostOptions {
     }
 }
 
+/// Where a node accepts connections.
+#[derive(Default)]
+pub struct Listeners {
+    /// Remoting: clients, name servers, brokers (None for a client that only dials out).
+    pub remoting: Option<TcpListener>,
+    /// A broker's `haListenPort`: its slaves' HA connections.
+    pub ha: Option<TcpListener>,
+}
+
+impl Listeners {
+    pub fn remoting(listener: TcpListener) -> Listeners {
+        Listeners {
+            remoting: Some(listener),
+            ha: None,
+        }
+    }
+}
+
 /// Why the loop ended.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Ended {
@@ -85,13 +108,12 @@ pub enum Ended {
 }
 
 /// Runs `node` (already built from `disk`: boot is recovery) until `stop` resolves and
-/// the node has shut down. `listener`: where peers connect (None for a client that
-/// only dials out). Must run inside a tokio runtime with IO and time enabled; the node
+/// the node has shut down, accepting peers on `listeners`. Must run inside a tokio runtime with IO and time enabled; the node
 /// need not be `Send` (use a current-thread runtime or a `LocalSet`).
 pub async fn host(
     mut node: Box<dyn Node<Message>>,
     disk: FsDisk,
-    listener: Option<TcpListener>,
+    listeners: Listeners,
     options: HostOptions,
     stop: impl Future<Output = ()>,
 ) -> io::Result<Ended> {
@@ -103,8 +125,11 @@ pub async fn host(
         let sync_done = sync_done.clone();
         disk.set_waker(Box::new(move || sync_done.notify_one()));
     }
-    if let Some(listener) = listener {
-        connection::spawn_acceptor(listener, events_tx.clone(), options.max_frame_bytes);
+    if let Some(listener) = listeners.remoting {
+        connection::spawn_acceptor(listener, Codec::Remoting, events_tx.clone());
+    }
+    if let Some(listener) = listeners.ha {
+        connection::spawn_acceptor(listener, Codec::Ha(HaReads::Reports), events_tx.clone());
     }
     let mut state = LoopState {
         me: NodeId(0),
@@ -209,8 +234,12 @@ impl LoopState {
 
     fn on_conn_event(&mut self, node: &mut Box<dyn Node<Message>>, event: ConnEvent) {
         match event {
-            ConnEvent::Accepted { stream, peer_addr } => {
-                self.conns.adopt_inbound(stream, peer_addr);
+            ConnEvent::Accepted {
+                stream,
+                peer_addr,
+                codec,
+            } => {
+                self.conns.adopt_inbound(stream, peer_addr, codec);
             }
             ConnEvent::Dialled { peer, conn, stream } => {
                 if !self.conns.on_dialled(peer, conn, stream) {
@@ -218,10 +247,18 @@ impl LoopState {
                     tracing::debug!(%peer, "late dial dropped");
                 }
             }
-            ConnEvent::Frame { peer, conn, cmd } => {
+            ConnEvent::Frame { peer, conn, frame } => {
                 if !self.conns.is_current(peer, conn) {
                     return;
                 }
+                let cmd = match frame {
+                    Incoming::Remoting(cmd) => cmd,
+                    Incoming::Ha(request) => {
+                        let msg = Message::Request { opaque: 0, request };
+                        self.with_ctx(|ctx| node.handle(ctx, Input::Packet { from: peer, msg }));
+                        return;
+                    }
+                };
                 let now_ms = self.clock.now_ms();
                 let (msg, answer) = match self.wire.inbound(peer, cmd, now_ms) {
                     wire::Inbound::Deliver(msg) => (Some(msg), None),

@@ -40,8 +40,6 @@ pub(super) struct Wire {
     /// When each remembered request was remembered, oldest first, to forget the ones
     /// never answered.
     remembered: VecDeque<(u64, Side, NodeId, u32)>,
-    /// HA messages are dropped (logged once): RocketMQ carries them on the HA port.
-    ha_warned: bool,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -106,10 +104,8 @@ impl Wire {
                 request: Request::HaReport { .. } | Request::HaTransfer { .. },
                 ..
             } => {
-                if !self.ha_warned {
-                    self.ha_warned = true;
-                    tracing::warn!("master/slave replication is not carried by this runtime yet: HA messages dropped");
-                }
+                // The HA port carries these (`Connections::send_ha`), never remoting.
+                tracing::error!("an HA message reached the remoting wire: dropped");
                 None
             }
             Message::Request { opaque, request } => {

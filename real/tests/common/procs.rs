@@ -109,8 +109,11 @@ pub fn broker_conf(dir: &Path, port: u16, namesrv: &str) -> PathBuf {
              brokerRole=ASYNC_MASTER\n\
              flushDiskType=SYNC_FLUSH\n\
              listenPort={port}\n\
+             haListenPort={}\n\
              namesrvAddr={namesrv}\n\
              storePathRootDir={}\n",
+            // Not listenPort + 1, RocketMQ's default: that one may be taken.
+            free_port(),
             dir.join("store").display()
         ),
     )

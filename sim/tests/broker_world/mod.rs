@@ -79,6 +79,7 @@ pub fn config(role: BrokerRole, flush: FlushDiskType) -> BrokerConfig {
         broker_id: u64::from(role == BrokerRole::Slave),
         namesrv_addrs: vec![sim_addr(NAMESRV)],
         ha_master_addr: (role == BrokerRole::Slave).then(|| sim_addr(MASTER)),
+        master_addr: (role == BrokerRole::Slave).then(|| sim_addr(MASTER)),
         store: StoreConfig {
             commit_log_file_size_bytes: 64 * 1024,
             consume_queue_entries_per_file: 64,

@@ -227,6 +227,7 @@ fn broker_config(s: &Scenario, l: &Layout, group: usize, slave: bool) -> BrokerC
         },
         namesrv_addrs: l.namesrv_addrs.clone(),
         ha_master_addr: slave.then(|| sim_addr(l.masters[group])),
+        master_addr: slave.then(|| sim_addr(l.masters[group])),
         store: StoreConfig {
             commit_log_file_size_bytes: c.commit_log_file_bytes,
             consume_queue_entries_per_file: 1024,
