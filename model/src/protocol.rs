@@ -39,8 +39,8 @@ pub mod request_code {
     /// A slave's `SlaveSynchronize.syncConsumerOffset` asks its master for every offset.
     pub const GET_ALL_CONSUMER_OFFSET: i32 = 43;
     pub const SEND_MESSAGE_V2: i32 = 310;
-    /// Several messages in one body (the compact batch format, reference D); the model
-    /// has no batch send, so brokers answer it with REQUEST_CODE_NOT_SUPPORTED.
+    /// Several messages in one body (the compact batch format, reference D), with the
+    /// V2 header: [`super::Request::SendBatchMessage`].
     pub const SEND_BATCH_MESSAGE: i32 = 320;
     pub const REGISTER_BROKER: i32 = 103;
     pub const UNREGISTER_BROKER: i32 = 104;
@@ -183,6 +183,12 @@ impl Message {
                         m.queue_id,
                         m.body.len(),
                         crc32fast::hash(&m.body)
+                    ),
+                    Request::SendBatchMessage(b) => format!(
+                        "SEND_BATCH {}/{} messages={}",
+                        b.header.topic,
+                        b.header.queue_id,
+                        b.messages.len()
                     ),
                     Request::PullMessage(p) => format!(
                         "PULL {} {}/{}@{}",
@@ -340,6 +346,9 @@ pub enum Request {
     },
     GetBrokerClusterInfo,
     SendMessage(SendMessage),
+    /// Several messages to one queue of one topic, stored as consecutive records and
+    /// answered once with [`Response::Send`].
+    SendBatchMessage(SendBatchMessage),
     PullMessage(PullMessage),
     QueryConsumerOffset(QueueKey),
     /// Sent oneway by clients (no response expected; brokers answer nothing).
@@ -446,6 +455,7 @@ impl Request {
             Request::GetRouteInfoByTopic { .. } => request_code::GET_ROUTEINFO_BY_TOPIC,
             Request::GetBrokerClusterInfo => request_code::GET_BROKER_CLUSTER_INFO,
             Request::SendMessage(_) => request_code::SEND_MESSAGE_V2,
+            Request::SendBatchMessage(_) => request_code::SEND_BATCH_MESSAGE,
             Request::PullMessage(_) => request_code::PULL_MESSAGE,
             Request::QueryConsumerOffset(_) => request_code::QUERY_CONSUMER_OFFSET,
             Request::UpdateConsumerOffset { .. } => request_code::UPDATE_CONSUMER_OFFSET,
@@ -559,13 +569,48 @@ pub struct SendMessage {
     pub body: Vec<u8>,
 }
 
+/// SEND_BATCH_MESSAGE (or a send whose header has `batch` set): RocketMQ's
+/// `MessageExtBatch`. The header is shared by every message: topic, queue, sys flag,
+/// born time and host, and properties that the broker appends to each message's own
+/// (`MessageExtBatchEncoder`: the batch's `WAIT`, for one). Its `body` is empty and its
+/// `flag` is only carried back to the wire: each message has its own.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SendBatchMessage {
+    pub header: SendMessage,
+    pub messages: Vec<BatchMessage>,
+}
+
+/// What the compact batch format (`MessageDecoder.encodeMessages`) spends on a message
+/// besides its body and properties: TOTALSIZE, MAGICCODE, BODYCRC, FLAG and the body
+/// length (i32 each), and the properties length (i16).
+pub const BATCH_MESSAGE_OVERHEAD_BYTES: usize = 5 * 4 + 2;
+
+/// The length of a batch body holding `messages` in the compact format.
+pub fn batch_body_len(messages: &[BatchMessage]) -> usize {
+    messages
+        .iter()
+        .map(|m| BATCH_MESSAGE_OVERHEAD_BYTES + m.body.len() + m.properties.len())
+        .sum()
+}
+
+/// One message of a batch, as `MessageDecoder.encodeMessages` writes it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BatchMessage {
+    pub flag: i32,
+    /// Encoded `name\u{1}value\u{2}` pairs, its own `UNIQ_KEY` among them.
+    pub properties: String,
+    pub body: Vec<u8>,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SendResponse {
     /// SUCCESS, FLUSH_DISK_TIMEOUT, FLUSH_SLAVE_TIMEOUT or SLAVE_NOT_AVAILABLE.
     pub code: i32,
-    /// The offset message id (store host + commit-log offset).
+    /// The offset message id (store host + commit-log offset); for a batch, every
+    /// message's, joined with ",".
     pub msg_id: String,
     pub queue_id: i32,
+    /// For a batch, the first message's.
     pub queue_offset: u64,
 }
 

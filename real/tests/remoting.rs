@@ -9,10 +9,10 @@ use std::path::PathBuf;
 
 use rmq_model::client::MessageQueue;
 use rmq_model::protocol::{
-    request_code as rc, response_code, BrokerData, BrokerIdentity, ClusterInfo, ConsumeStats,
-    ConsumerData, HeartbeatData, LockBatch, MessageModel, OffsetWrapper, PullMessage, PullResponse,
-    QueueData, QueueKey, RegisterBroker, RegisterBrokerResult, Request, ResetOffset, Response,
-    SendMessage, SendResponse, TopicOffset, TopicRouteData,
+    request_code as rc, response_code, BatchMessage, BrokerData, BrokerIdentity, ClusterInfo,
+    ConsumeStats, ConsumerData, HeartbeatData, LockBatch, MessageModel, OffsetWrapper, PullMessage,
+    PullResponse, QueueData, QueueKey, RegisterBroker, RegisterBrokerResult, Request, ResetOffset,
+    Response, SendBatchMessage, SendMessage, SendResponse, TopicOffset, TopicRouteData,
 };
 use rmq_model::store::config_tables::{ConsumerOffsetTable, DataVersion, TopicConfig};
 use rmq_real::remoting::{
@@ -106,6 +106,47 @@ fn cpp_route_send_and_unregister_producer() {
             producer_group: Some("PID_TEST".into()),
             consumer_group: None,
         }
+    );
+}
+
+#[test]
+fn cpp_batch_send() {
+    // `SendBatchMessage` of the C API: SEND_MESSAGE (10) with the long keys, `batch`
+    // "1", the batch's WAIT in the header and each message's own UNIQ_KEY in the body.
+    let (cmd, request) = cpp_request("seed-cpp-10-send-batch", 5);
+    assert_eq!(cmd.code, rc::SEND_MESSAGE);
+    assert_eq!(cmd.ext_fields["batch"], "1");
+    let message = |i: u32, tags: &str, uniq: &str| BatchMessage {
+        flag: 0,
+        properties: format!(
+            "KEYS\u{1}key-{i}\u{2}TAGS\u{1}{tags}\u{2}UNIQ_KEY\u{1}{uniq}\u{2}\
+             WAIT\u{1}true\u{2}n\u{1}{i}\u{2}"
+        ),
+        body: format!("body-{i}").into_bytes(),
+    };
+    assert_eq!(
+        request,
+        Request::SendBatchMessage(SendBatchMessage {
+            header: SendMessage {
+                producer_group: "pg".into(),
+                topic: "TopicBatchCap".into(),
+                default_topic: "TBW102".into(),
+                default_topic_queue_nums: 4,
+                queue_id: 2,
+                sys_flag: 0,
+                born_timestamp_ms: 1_796_473_582_110,
+                born_host: String::new(),
+                flag: 0,
+                properties: "WAIT\u{1}true\u{2}".into(),
+                reconsume_times: 0,
+                body: Vec::new(),
+            },
+            messages: vec![
+                message(3, "TagA", "0100007F000078E700009E0CA21C0400"),
+                message(4, "TagB", "0100007F000078E700009E0CA21C0500"),
+                message(5, "TagC", "0100007F000078E700009E0CA21C0600"),
+            ],
+        })
     );
 }
 
@@ -298,6 +339,34 @@ fn all_requests() -> Vec<Request> {
             reconsume_times: 2,
             body: vec![0, 1, 2, 255],
         }),
+        Request::SendBatchMessage(SendBatchMessage {
+            header: SendMessage {
+                producer_group: "PG".into(),
+                topic: "T".into(),
+                default_topic: "TBW102".into(),
+                default_topic_queue_nums: 4,
+                queue_id: 2,
+                sys_flag: 0,
+                born_timestamp_ms: 1_700_000_000_123,
+                born_host: String::new(),
+                flag: 0,
+                properties: "WAIT\u{1}true".into(),
+                reconsume_times: 0,
+                body: Vec::new(),
+            },
+            messages: vec![
+                BatchMessage {
+                    flag: 3,
+                    properties: "UNIQ_KEY\u{1}U0\u{2}KEYS\u{1}k0".into(),
+                    body: vec![0, 1, 2, 255],
+                },
+                BatchMessage {
+                    flag: 0,
+                    properties: String::new(),
+                    body: Vec::new(),
+                },
+            ],
+        }),
         Request::PullMessage(PullMessage {
             consumer_group: "G".into(),
             topic: "T".into(),
@@ -462,6 +531,58 @@ fn every_request_round_trips_in_json_and_binary() {
             rc::RESET_CONSUMER_CLIENT_OFFSET
         ]
     );
+}
+
+/// The V2 (one-letter) send header keys and their long names.
+const SEND_KEYS: [(&str, &str); 12] = [
+    ("a", "producerGroup"),
+    ("b", "topic"),
+    ("c", "defaultTopic"),
+    ("d", "defaultTopicQueueNums"),
+    ("e", "queueId"),
+    ("f", "sysFlag"),
+    ("g", "bornTimestamp"),
+    ("h", "flag"),
+    ("i", "properties"),
+    ("j", "reconsumeTimes"),
+    ("k", "unitMode"),
+    ("m", "batch"),
+];
+
+#[test]
+fn a_batch_decodes_from_every_header_rocketmq_clients_send() {
+    let batch = all_requests()
+        .into_iter()
+        .find(|r| matches!(r, Request::SendBatchMessage(_)))
+        .expect("a batch among the requests");
+    let wire = request_to_wire(41, &batch, false);
+    // As Java sends it: SEND_BATCH_MESSAGE, V2 keys, `m`=true.
+    assert_eq!(wire.code, rc::SEND_BATCH_MESSAGE);
+    assert_eq!(wire.ext_fields["m"], "true");
+    let with = |code: i32, long: bool, batch_value: &str| {
+        let mut cmd = wire.clone();
+        cmd.code = code;
+        if long {
+            for (short, long) in SEND_KEYS {
+                let v = cmd.ext_fields.remove(short).unwrap();
+                cmd.ext_fields.insert(long.to_string(), v);
+            }
+        }
+        let key = if long { "batch" } else { "m" };
+        cmd.ext_fields
+            .insert(key.to_string(), batch_value.to_string());
+        request_from_wire(&cmd)
+    };
+    // The C++ client: SEND_MESSAGE_V2 with `m`, or SEND_MESSAGE with `batch` ("1" is
+    // its boolean); and SEND_BATCH_MESSAGE with the long keys.
+    assert_eq!(with(rc::SEND_MESSAGE_V2, false, "true").unwrap(), batch);
+    assert_eq!(with(rc::SEND_MESSAGE, true, "1").unwrap(), batch);
+    assert_eq!(with(rc::SEND_BATCH_MESSAGE, true, "true").unwrap(), batch);
+    // Without `batch`, RocketMQ takes the body as one message, whatever the code.
+    let Ok(Request::SendMessage(one)) = with(rc::SEND_BATCH_MESSAGE, false, "false") else {
+        panic!("one message");
+    };
+    assert_eq!(one.body, wire.body);
 }
 
 fn all_responses() -> Vec<(i32, Response)> {

@@ -25,6 +25,7 @@ mod pull;
 mod rebalance_lock_manager;
 mod reset_offset;
 mod send;
+mod send_batch;
 mod topics;
 
 use std::net::IpAddr;
@@ -325,6 +326,11 @@ impl Broker {
         match request {
             Request::SendMessage(req) => {
                 if let Some(response) = self.on_send(ctx, from, opaque, req) {
+                    reply(ctx, response);
+                }
+            }
+            Request::SendBatchMessage(req) => {
+                if let Some(response) = self.on_send_batch(ctx, from, opaque, req) {
                     reply(ctx, response);
                 }
             }

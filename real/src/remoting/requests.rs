@@ -4,8 +4,13 @@
 //!   [`Request::SendMessage`]; we send V2, as Java clients do. The born host is not a
 //!   header field (RocketMQ takes the channel's remote address): it decodes empty, and
 //!   the runtime fills it in from the connection.
-//! - SEND_BATCH_MESSAGE (320), or a send with `batch` set, is refused with
-//!   REQUEST_CODE_NOT_SUPPORTED: the model has no batch send.
+//! - A send whose header has `batch` set is [`Request::SendBatchMessage`], whatever
+//!   its code, as RocketMQ's broker decides by `isBatch` alone: the Java client sends
+//!   SEND_BATCH_MESSAGE (320) with the V2 header, RocketMQ's C++ client (2.x, as
+//!   bundled by the Python client) SEND_MESSAGE_V2 (310) with `m`=true. The body is
+//!   the compact batch format (`batch_body.rs`). SEND_BATCH_MESSAGE takes the V2 keys,
+//!   or the long keys when it has no `b` but a `topic`; without `batch` set it is one
+//!   message, as RocketMQ takes it. We send batches as Java does.
 //! - A pull with an expression type other than TAG is refused with SYSTEM_ERROR, as a
 //!   RocketMQ broker without `enablePropertyFilter` (the default) refuses it.
 //! - A compressed REGISTER_BROKER body is refused (brokers compress only when
@@ -16,10 +21,11 @@
 use rmq_model::broker::config::AUTO_CREATE_TOPIC_KEY;
 use rmq_model::protocol::{
     request_code as rc, response_code, BrokerIdentity, LockBatch, PullMessage, QueueKey,
-    RegisterBroker, Request, ResetOffset, SendMessage,
+    RegisterBroker, Request, ResetOffset, SendBatchMessage, SendMessage,
 };
 use rmq_model::store::config_tables::{TopicConfig, TopicConfigTable};
 
+use super::batch_body;
 use super::bodies::{self, RegisterBrokerBody};
 use super::fastjson;
 use super::fields::{ext, Fields, MappingError};
@@ -51,7 +57,16 @@ pub fn try_request_from_wire(cmd: &RemotingCommand) -> Result<Request, MappingEr
     let request = match cmd.code {
         rc::SEND_MESSAGE => send_message(&f, &LONG_SEND_KEYS, &cmd.body)?,
         rc::SEND_MESSAGE_V2 => send_message(&f, &V2_SEND_KEYS, &cmd.body)?,
-        rc::SEND_BATCH_MESSAGE => return Err(no_batch(cmd.code)),
+        rc::SEND_BATCH_MESSAGE => {
+            let long_keys = f.opt_str(V2_SEND_KEYS.topic).is_none()
+                && f.opt_str(LONG_SEND_KEYS.topic).is_some();
+            let keys = if long_keys {
+                &LONG_SEND_KEYS
+            } else {
+                &V2_SEND_KEYS
+            };
+            send_message(&f, keys, &cmd.body)?
+        }
         rc::PULL_MESSAGE => pull_message(&f)?,
         rc::QUERY_CONSUMER_OFFSET => Request::QueryConsumerOffset(queue_key(&f)?),
         rc::UPDATE_CONSUMER_OFFSET => Request::UpdateConsumerOffset {
@@ -162,24 +177,14 @@ pub fn try_request_to_wire(
     let ext_fields = match request {
         Request::SendMessage(m) => {
             body = m.body.clone();
-            let k = &V2_SEND_KEYS;
-            ext([
-                (k.producer_group, m.producer_group.clone()),
-                (k.topic, m.topic.clone()),
-                (k.default_topic, m.default_topic.clone()),
-                (
-                    k.default_topic_queue_nums,
-                    m.default_topic_queue_nums.to_string(),
-                ),
-                (k.queue_id, m.queue_id.to_string()),
-                (k.sys_flag, m.sys_flag.to_string()),
-                (k.born_timestamp, m.born_timestamp_ms.to_string()),
-                (k.flag, m.flag.to_string()),
-                (k.properties, m.properties.clone()),
-                (k.reconsume_times, m.reconsume_times.to_string()),
-                (k.unit_mode, "false".into()),
-                (k.batch, "false".into()),
-            ])
+            send_header_fields(m, false)
+        }
+        Request::SendBatchMessage(b) => {
+            body = batch_body::encode(&b.messages).map_err(|reason| MappingError::InvalidBody {
+                code: request.code(),
+                reason,
+            })?;
+            send_header_fields(&b.header, true)
         }
         Request::PullMessage(p) => {
             let mut fields = ext([
@@ -354,19 +359,48 @@ fn lock_batch(f: &Fields, body: &[u8]) -> Result<LockBatch, MappingError> {
     })
 }
 
-fn no_batch(code: i32) -> MappingError {
-    MappingError::Unsupported {
-        code,
-        reason: "batch send: the model has no batch message".into(),
-        response_code: response_code::REQUEST_CODE_NOT_SUPPORTED,
-    }
+/// A send request's header (V2 keys, as Java clients send), `batch` as given.
+fn send_header_fields(m: &SendMessage, batch: bool) -> std::collections::BTreeMap<String, String> {
+    let k = &V2_SEND_KEYS;
+    ext([
+        (k.producer_group, m.producer_group.clone()),
+        (k.topic, m.topic.clone()),
+        (k.default_topic, m.default_topic.clone()),
+        (
+            k.default_topic_queue_nums,
+            m.default_topic_queue_nums.to_string(),
+        ),
+        (k.queue_id, m.queue_id.to_string()),
+        (k.sys_flag, m.sys_flag.to_string()),
+        (k.born_timestamp, m.born_timestamp_ms.to_string()),
+        (k.flag, m.flag.to_string()),
+        (k.properties, m.properties.clone()),
+        (k.reconsume_times, m.reconsume_times.to_string()),
+        (k.unit_mode, "false".into()),
+        (k.batch, batch.to_string()),
+    ])
 }
 
+/// SEND_MESSAGE, SEND_MESSAGE_V2 or SEND_BATCH_MESSAGE with the header keys `k`: one
+/// message, or with `batch` set, the messages of a batch body sharing the header.
 fn send_message(f: &Fields, k: &SendKeys, body: &[u8]) -> Result<Request, MappingError> {
-    if f.flag(k.batch)? {
-        return Err(no_batch(f.code));
+    let batch = f.flag(k.batch)?;
+    let header = send_header(f, k, if batch { &[] } else { body })?;
+    if !batch {
+        return Ok(Request::SendMessage(header));
     }
-    Ok(Request::SendMessage(SendMessage {
+    let messages = batch_body::decode(body).map_err(|reason| MappingError::InvalidBody {
+        code: f.code,
+        reason: format!("batch: {reason}"),
+    })?;
+    Ok(Request::SendBatchMessage(SendBatchMessage {
+        header,
+        messages,
+    }))
+}
+
+fn send_header(f: &Fields, k: &SendKeys, body: &[u8]) -> Result<SendMessage, MappingError> {
+    Ok(SendMessage {
         producer_group: f.string(k.producer_group)?,
         topic: f.string(k.topic)?,
         default_topic: f.string(k.default_topic)?,
@@ -379,7 +413,7 @@ fn send_message(f: &Fields, k: &SendKeys, body: &[u8]) -> Result<Request, Mappin
         properties: f.opt_str(k.properties).unwrap_or("").to_string(),
         reconsume_times: f.num_or(k.reconsume_times, 0)?,
         body: body.to_vec(),
-    }))
+    })
 }
 
 fn pull_message(f: &Fields) -> Result<Request, MappingError> {
