@@ -48,6 +48,7 @@ pub mod request_code {
     pub const GET_BROKER_CLUSTER_INFO: i32 = 106;
     /// Admin: every queue's min and max offset of a topic on one broker.
     pub const GET_TOPIC_STATS_INFO: i32 = 202;
+    pub const GET_BROKER_RUNTIME_INFO: i32 = 28;
     /// Admin: every topic a name server knows.
     pub const GET_ALL_TOPIC_LIST_FROM_NAMESERVER: i32 = 206;
     /// Admin: a consumer group's progress on one broker.
@@ -235,6 +236,7 @@ impl Message {
                         format!("VIEW_MESSAGE_BY_ID @{commit_log_offset}")
                     }
                     Request::GetTopicStatsInfo { topic } => format!("GET_TOPIC_STATS {topic}"),
+                    Request::GetBrokerRuntimeInfo => "GET_BROKER_RUNTIME_INFO".into(),
                     Request::GetAllTopicListFromNameserver => "GET_ALL_TOPIC_LIST".into(),
                     Request::InvokeBrokerToResetOffset(r) => format!(
                         "RESET_OFFSET {} {} @{} force={}",
@@ -324,6 +326,7 @@ impl Message {
                         crc32fast::hash(bytes)
                     ),
                     Response::TopicStats(t) => format!("TOPIC_STATS queues={}", t.len()),
+                    Response::RuntimeInfo(t) => format!("RUNTIME_INFO entries={}", t.len()),
                     Response::ResetOffset(t) => format!("RESET_OFFSET queues={}", t.len()),
                     Response::TopicList(t) => format!("TOPIC_LIST topics={}", t.len()),
                     Response::ConsumeStats(c) => {
@@ -405,6 +408,9 @@ pub enum Request {
     GetTopicStatsInfo {
         topic: String,
     },
+    /// Admin: the broker's version, message counts and rates (`KVTable`), answered with
+    /// [`Response::RuntimeInfo`].
+    GetBrokerRuntimeInfo,
     /// Admin, to a name server: answered with [`Response::TopicList`].
     GetAllTopicListFromNameserver,
     /// Admin: a group's progress on this broker, on `topic` or on every topic it has
@@ -471,6 +477,7 @@ impl Request {
             Request::GetMinOffset { .. } => request_code::GET_MIN_OFFSET,
             Request::ViewMessageById { .. } => request_code::VIEW_MESSAGE_BY_ID,
             Request::GetTopicStatsInfo { .. } => request_code::GET_TOPIC_STATS_INFO,
+            Request::GetBrokerRuntimeInfo => request_code::GET_BROKER_RUNTIME_INFO,
             Request::GetAllTopicListFromNameserver => {
                 request_code::GET_ALL_TOPIC_LIST_FROM_NAMESERVER
             }
@@ -513,6 +520,8 @@ pub enum Response {
     StoredMessage(Vec<u8>),
     /// GET_TOPIC_STATS_INFO's body.
     TopicStats(TopicStatsTable),
+    /// GET_BROKER_RUNTIME_INFO's `KVTable`: RocketMQ's names, values as strings.
+    RuntimeInfo(BTreeMap<String, String>),
     /// GET_ALL_TOPIC_LIST_FROM_NAMESERVER's body (`TopicList.topicList`), in name order.
     TopicList(Vec<String>),
     /// GET_CONSUME_STATS's body.

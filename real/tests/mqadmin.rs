@@ -97,6 +97,9 @@ fn mqadmin_creates_sends_reads_and_reports() {
         &broker_line[..4],
         ["DefaultCluster", "broker-a", "0", c.broker_addr.as_str()]
     );
+    // The runtime columns come from the broker itself (GET_BROKER_RUNTIME_INFO).
+    assert!(broker_line[4].starts_with("rocketsim-"), "{clusters}");
+    assert_eq!(broker_line.last(), Some(&"true"), "activated: {clusters}");
 
     // updateTopic, then topicList and topicRoute show it with the queue counts given.
     let created = ok(

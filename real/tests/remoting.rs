@@ -427,6 +427,7 @@ fn all_requests() -> Vec<Request> {
         },
         Request::GetTopicStatsInfo { topic: "T".into() },
         Request::GetAllTopicListFromNameserver,
+        Request::GetBrokerRuntimeInfo,
         Request::GetConsumeStats {
             consumer_group: "G".into(),
             topic: None,
@@ -739,6 +740,18 @@ fn all_responses() -> Vec<(i32, Response)> {
         (
             rc::GET_ALL_TOPIC_LIST_FROM_NAMESERVER,
             Response::TopicList(vec!["T".into(), "TBW102".into()]),
+        ),
+        (
+            rc::GET_BROKER_RUNTIME_INFO,
+            Response::RuntimeInfo(
+                [
+                    ("brokerVersionDesc", "rocketsim-0.1.0"),
+                    ("putTps", "1.00 2.50 0.00"),
+                ]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            ),
         ),
         (
             rc::GET_CONSUME_STATS,

@@ -9,6 +9,8 @@
 //! - GET_CONSUME_STATS: per read queue of each topic the group has offsets for (or of
 //!   the one asked), the queue's max offset, the group's committed offset and the store
 //!   time of the last message it consumed.
+//! - GET_BROKER_RUNTIME_INFO: the version, boot time, message totals and rates
+//!   (`broker_stats.rs`), and the commit log's bounds, under RocketMQ's key names.
 //! - GET_MIN_OFFSET and VIEW_MESSAGE_BY_ID: a queue's first offset; a record by its
 //!   commit-log offset, verified as every read is.
 //!
@@ -22,6 +24,9 @@ use crate::message::{is_valid_topic, TOPIC_MAX_LENGTH};
 use crate::node::Ctx;
 use crate::protocol::{response_code, Message, QueueKey, Response};
 use crate::store::config_tables::TopicConfig;
+
+/// What this broker says it is in GET_BROKER_RUNTIME_INFO's `brokerVersionDesc`.
+pub const BROKER_VERSION_DESC: &str = concat!("rocketsim-", env!("CARGO_PKG_VERSION"));
 
 fn system_error(remark: String) -> Response {
     Response::Error {
@@ -197,6 +202,60 @@ impl Broker {
     }
 }
 
+impl Broker {
+    /// GET_BROKER_RUNTIME_INFO (`AdminBrokerProcessor.prepareRuntimeInfo`): the keys
+    /// `mqadmin clusterList` reads, as RocketMQ names and formats them (rates as
+    /// "10 s, 1 min, 10 min" averages with two decimals, separated by spaces).
+    pub(super) fn runtime_info(&self, ctx: &dyn Ctx<Message>) -> Response {
+        let now_ms = ctx.now_ms();
+        let tps = self.stats.tps(now_ms);
+        let rates = |pick: fn(&(f64, f64)) -> f64| {
+            tps.iter()
+                .map(|t| format!("{:.2}", pick(t)))
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        let (min, max) = self
+            .store
+            .as_ref()
+            .map_or((0, 0), |s| (s.commit_log_min_offset(), s.written_offset()));
+        let mut table = std::collections::BTreeMap::new();
+        let mut put = |k: &str, v: String| {
+            table.insert(k.to_string(), v);
+        };
+        put("brokerVersionDesc", BROKER_VERSION_DESC.to_string());
+        put("bootTimestamp", self.boot_timestamp_ms.to_string());
+        put(
+            "runtime",
+            format_uptime(now_ms.saturating_sub(self.boot_timestamp_ms)),
+        );
+        put("putMessageTimesTotal", self.stats.put_total.to_string());
+        put(
+            "getMessageTransferedMsgCount",
+            self.stats.get_total.to_string(),
+        );
+        put("putTps", rates(|t| t.0));
+        put("getTransferedTps", rates(|t| t.1));
+        put("commitLogMinOffset", min.to_string());
+        put("commitLogMaxOffset", max.to_string());
+        // RocketMQ 5's clusterList reads it; a broker that answers is serving.
+        put("brokerActive", "true".to_string());
+        Response::RuntimeInfo(table)
+    }
+}
+
+/// StoreStatsService's `runtime`: "[ d days, h hours, m minutes, s seconds ]".
+fn format_uptime(ms: u64) -> String {
+    let s = ms / 1000;
+    format!(
+        "[ {} days, {} hours, {} minutes, {} seconds ]",
+        s / 86_400,
+        s / 3_600 % 24,
+        s / 60 % 60,
+        s % 60
+    )
+}
+
 #[cfg(test)]
 pub(super) mod tests {
     use super::*;
@@ -273,6 +332,29 @@ pub(super) mod tests {
             write_queue_nums: queues,
             ..TopicConfig::default()
         }
+    }
+
+    #[test]
+    fn runtime_info_counts_puts_and_reports_them_under_rocketmq_names() {
+        let mut ctx = TestCtx::new(&[(NS, 1)]);
+        let mut broker = running_broker(&mut ctx);
+        for i in 0..3 {
+            send(&mut broker, &mut ctx, 0, &format!("m{i}"));
+        }
+        // The next client scan samples the totals: 3 puts over 10 s.
+        ctx.now_ms += 10_000;
+        broker.stats.sample(ctx.now_ms);
+        let Response::RuntimeInfo(table) =
+            ask(&mut broker, &mut ctx, Request::GetBrokerRuntimeInfo)
+        else {
+            panic!("not a runtime info answer");
+        };
+        assert_eq!(table["brokerVersionDesc"], BROKER_VERSION_DESC);
+        assert_eq!(table["putMessageTimesTotal"], "3");
+        assert_eq!(table["getMessageTransferedMsgCount"], "0");
+        assert_eq!(table["putTps"], "0.30 0.30 0.30");
+        assert_eq!(table["brokerActive"], "true");
+        assert!(table["commitLogMaxOffset"].parse::<u64>().unwrap() > 0);
     }
 
     pub(crate) fn send(

@@ -15,6 +15,7 @@
 //! settings in `config.rs`.
 
 mod admin_processor;
+mod broker_stats;
 pub mod config;
 mod consumers;
 mod flush;
@@ -82,6 +83,9 @@ pub struct Broker {
     holds: pull::HeldPulls,
     hw: high_watermark::HighWatermark,
     ha: ha::HaState,
+    stats: broker_stats::BrokerStats,
+    /// When this broker started (its clock), for GET_BROKER_RUNTIME_INFO.
+    boot_timestamp_ms: u64,
     /// The master's broker address a name server told this slave (`masterAddr`).
     learned_master_addr: Option<String>,
     /// The master's HA address a name server told this slave (`haServerAddr`).
@@ -117,6 +121,8 @@ impl Broker {
             holds: pull::HeldPulls::default(),
             hw: high_watermark::HighWatermark::default(),
             ha: ha::HaState::default(),
+            stats: broker_stats::BrokerStats::default(),
+            boot_timestamp_ms: 0,
             learned_master_addr: None,
             learned_master_ha_addr: None,
             store,
@@ -231,6 +237,7 @@ impl Broker {
             }
             timer::CLIENT_SCAN => {
                 self.scan_clients(ctx);
+                self.stats.sample(ctx.now_ms());
                 again(ctx, self.config.client_scan_interval_ms);
             }
             timer::HA_TICK => {
@@ -409,6 +416,10 @@ impl Broker {
                 let response = self.topic_stats(ctx, &topic);
                 reply(ctx, response);
             }
+            Request::GetBrokerRuntimeInfo => {
+                let response = self.runtime_info(ctx);
+                reply(ctx, response);
+            }
             Request::GetConsumeStats {
                 consumer_group,
                 topic,
@@ -521,6 +532,8 @@ impl Broker {
 
 impl Node<Message> for Broker {
     fn on_start(&mut self, ctx: &mut dyn Ctx<Message>) {
+        self.boot_timestamp_ms = ctx.now_ms();
+        self.stats.sample(self.boot_timestamp_ms);
         let addr = ctx.my_addr();
         if let Some((ip, port)) = addr.rsplit_once(':') {
             if let (Ok(ip), Ok(port)) = (ip.parse(), port.parse()) {

@@ -196,6 +196,7 @@ impl Broker {
         if count == 0 {
             return respond(response_code::PULL_RETRY_IMMEDIATELY, next, Vec::new());
         }
+        self.stats.get_total += u64::from(count);
         respond(response_code::SUCCESS, next, records)
     }
 

@@ -162,6 +162,7 @@ impl Broker {
             }
             Err(e) => return Some(error(response_code::SYSTEM_ERROR, e.to_string())),
         };
+        self.stats.put_total += appended.len() as u64;
         let (first, last) = (&appended[0], &appended[appended.len() - 1]);
         let queue_id = records[0].queue_id;
         self.notify_arrival(ctx, &header.topic, queue_id);

@@ -254,6 +254,12 @@ pub(super) struct TopicList {
     pub topic_list: Vec<String>,
 }
 
+/// GET_BROKER_RUNTIME_INFO's body (`KVTable`).
+#[derive(Serialize, Deserialize)]
+pub(super) struct KvTable {
+    pub table: BTreeMap<String, String>,
+}
+
 /// A map keyed by `MessageQueue` as fastjson writes it: each key is the queue's JSON
 /// object (keys sorted, as fastjson sorts them), not a string.
 fn queue_keyed_to_json<V>(

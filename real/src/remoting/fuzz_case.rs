@@ -13,7 +13,7 @@ use super::{
 const MAX_FRAMES_PER_CASE: usize = 64;
 
 /// Every request code a response may answer, tried on each decoded response.
-const REQUEST_CODES: [i32; 28] = [
+const REQUEST_CODES: [i32; 29] = [
     rc::SEND_MESSAGE,
     rc::SEND_MESSAGE_V2,
     rc::SEND_BATCH_MESSAGE,
@@ -37,6 +37,7 @@ const REQUEST_CODES: [i32; 28] = [
     rc::VIEW_MESSAGE_BY_ID,
     rc::GET_TOPIC_STATS_INFO,
     rc::GET_ALL_TOPIC_LIST_FROM_NAMESERVER,
+    rc::GET_BROKER_RUNTIME_INFO,
     rc::GET_CONSUME_STATS,
     rc::INVOKE_BROKER_TO_RESET_OFFSET,
     rc::RESET_CONSUMER_CLIENT_OFFSET,

@@ -117,6 +117,7 @@ pub fn try_request_from_wire(cmd: &RemotingCommand) -> Result<Request, MappingEr
             topic: f.string("topic")?,
         },
         rc::GET_ALL_TOPIC_LIST_FROM_NAMESERVER => Request::GetAllTopicListFromNameserver,
+        rc::GET_BROKER_RUNTIME_INFO => Request::GetBrokerRuntimeInfo,
         rc::INVOKE_BROKER_TO_RESET_OFFSET => {
             Request::InvokeBrokerToResetOffset(reset_offset_header(&f)?)
         }
@@ -234,7 +235,7 @@ pub fn try_request_to_wire(
             body = bodies::reset_offset_to_json(&r.offset_table);
             reset_offset_fields(r)
         }
-        Request::GetAllTopicListFromNameserver => ext([]),
+        Request::GetAllTopicListFromNameserver | Request::GetBrokerRuntimeInfo => ext([]),
         Request::GetConsumeStats {
             consumer_group,
             topic,

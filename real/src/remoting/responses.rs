@@ -15,7 +15,7 @@ use rmq_model::protocol::{
 };
 use rmq_model::store::config_tables::ConsumerOffsetTable;
 
-use super::bodies::{self, ConsumerIdList, TopicList};
+use super::bodies::{self, ConsumerIdList, KvTable, TopicList};
 use super::fastjson;
 use super::fields::{Fields, MappingError};
 use super::{RemotingCommand, SerializeType};
@@ -103,6 +103,11 @@ pub fn response_to_wire(
         Response::TopicList(topics) => {
             body = bodies::to_json(&TopicList {
                 topic_list: topics.clone(),
+            })
+        }
+        Response::RuntimeInfo(table) => {
+            body = bodies::to_json(&KvTable {
+                table: table.clone(),
             })
         }
         Response::ConsumeStats(stats) => body = bodies::consume_stats_to_json(stats),
@@ -196,6 +201,11 @@ pub fn response_from_wire(
             fastjson::from_slice::<TopicList>(&cmd.body)
                 .map_err(bad_body)?
                 .topic_list,
+        ),
+        rc::GET_BROKER_RUNTIME_INFO if success => Response::RuntimeInfo(
+            fastjson::from_slice::<KvTable>(&cmd.body)
+                .map_err(bad_body)?
+                .table,
         ),
         rc::INVOKE_BROKER_TO_RESET_OFFSET if success => {
             Response::ResetOffset(bodies::reset_offset_from_json(&cmd.body).map_err(bad_body)?)
