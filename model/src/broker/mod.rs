@@ -9,7 +9,8 @@
 //! the timed flush in `flush.rs`; pulls and long polling in `pull.rs`; consumer groups
 //! in `consumers.rs`; consumer offsets in `offsets.rs`; topics and auto-creation in
 //! `topics.rs`; master/slave replication in `ha.rs`; orderly consumers' queue locks
-//! (LOCK_BATCH_MQ) in `rebalance_lock_manager.rs`; settings in `config.rs`.
+//! (LOCK_BATCH_MQ) in `rebalance_lock_manager.rs`; delivery of delayed messages in
+//! `schedule_message_service.rs`; settings in `config.rs`.
 
 pub mod config;
 mod consumers;
@@ -19,6 +20,7 @@ mod high_watermark;
 mod offsets;
 mod pull;
 mod rebalance_lock_manager;
+mod schedule_message_service;
 mod send;
 mod topics;
 
@@ -42,6 +44,9 @@ mod timer {
     pub const HA_TICK: u64 = 7 << 32;
     pub const SEND_DEADLINE: u64 = 8 << 32;
     pub const SLAVE_SYNC: u64 = 9 << 32;
+    /// The delay level in the low bits.
+    pub const SCHEDULE: u64 = 10 << 32;
+    pub const PERSIST_DELAY_OFFSETS: u64 = 11 << 32;
     pub const TAG_MASK: u64 = !0xffff_ffff;
 }
 
@@ -69,6 +74,7 @@ pub struct Broker {
     store_host: Host,
     topics: topics::Topics,
     offsets: offsets::ConsumerOffsets,
+    schedule: schedule_message_service::ScheduleMessageService,
     consumers: consumers::ConsumerGroups,
     rebalance_locks: rebalance_lock_manager::RebalanceLockManager,
     sends: send::PendingSends,
@@ -97,6 +103,7 @@ impl Broker {
         };
         let topics = topics::Topics::load(&config, disk);
         let offsets = offsets::ConsumerOffsets::load(disk);
+        let schedule = schedule_message_service::ScheduleMessageService::load(disk);
         Broker {
             store_host: Host {
                 ip: IpAddr::from([127, 0, 0, 1]),
@@ -104,6 +111,7 @@ impl Broker {
             },
             topics,
             offsets,
+            schedule,
             consumers: consumers::ConsumerGroups::default(),
             rebalance_locks: rebalance_lock_manager::RebalanceLockManager::default(),
             sends: send::PendingSends::default(),
@@ -141,6 +149,7 @@ impl Broker {
         self.phase = Phase::ShuttingDown;
         self.unregister(ctx);
         self.persist_offsets(ctx);
+        self.persist_delay_offsets(ctx);
         if let Some(store) = self.store.as_mut() {
             if let Err(e) = store.begin_shutdown(ctx.disk()) {
                 tracing::error!(error = %e, "shutdown flush failed");
@@ -156,7 +165,8 @@ impl Broker {
                 .store
                 .as_ref()
                 .is_none_or(|s| s.state() == StoreState::Closed)
-            && self.offsets.is_idle()
+            && self.offsets.persisted().file().is_idle()
+            && self.schedule.persisted().file().is_idle()
             && self.topics.is_idle()
         {
             self.phase = Phase::Stopped;
@@ -238,6 +248,11 @@ impl Broker {
                 again(ctx, self.config.slave_synchronize_interval_ms);
             }
             timer::SEND_DEADLINE => self.send_deadline(ctx, kind & !timer::TAG_MASK),
+            timer::SCHEDULE => {
+                let level = (kind & !timer::TAG_MASK) as i32;
+                self.schedule_run(ctx, level);
+            }
+            timer::PERSIST_DELAY_OFFSETS => self.schedule_persist_tick(ctx),
             _ => {}
         }
     }
@@ -248,20 +263,26 @@ impl Broker {
         ticket: SyncTicket,
         result: Result<(), DiskError>,
     ) {
-        match self
-            .offsets
-            .on_sync_complete(ctx.disk(), ticket, result.clone())
-        {
-            ConfigEvent::NotMine => {}
-            ConfigEvent::Failed(e) => {
-                tracing::warn!(error = %e, "consumer offsets not persisted");
-                self.check_stopped();
-                return;
+        let mut what = "consumer offsets";
+        let mut event =
+            self.offsets
+                .persisted()
+                .file()
+                .on_sync_complete(ctx.disk(), ticket, result.clone());
+        if event == ConfigEvent::NotMine {
+            what = "delay offsets";
+            event = self.schedule.persisted().file().on_sync_complete(
+                ctx.disk(),
+                ticket,
+                result.clone(),
+            );
+        }
+        if event != ConfigEvent::NotMine {
+            if let ConfigEvent::Failed(e) = event {
+                tracing::warn!(error = %e, "{what} not persisted");
             }
-            _ => {
-                self.check_stopped();
-                return;
-            }
+            self.check_stopped();
+            return;
         }
         if self
             .topics
@@ -278,9 +299,11 @@ impl Broker {
                     self.phase = Phase::Running;
                     self.register(ctx);
                     self.connect_to_master(ctx);
+                    self.schedule_start(ctx);
                 }
             }
             StoreEvent::CommitLogDurable(durable) => {
+                self.schedule_on_durable(durable);
                 self.on_durable(ctx, durable);
             }
             StoreEvent::Closed => self.check_stopped(),
@@ -500,6 +523,7 @@ impl Node<Message> for Broker {
         if self.store.as_ref().is_some_and(|s| s.is_ready()) {
             self.phase = Phase::Running;
             self.connect_to_master(ctx);
+            self.schedule_start(ctx);
         }
         self.arm_periodic(ctx);
     }

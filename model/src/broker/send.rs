@@ -137,6 +137,9 @@ impl Broker {
         };
         let queue_offset = appended.queue_offset.unwrap_or(0);
         self.notify_arrival(ctx, &req.topic, queue_id);
+        if let Some(level) = appended.delay_level {
+            self.schedule_on_put(ctx, level);
+        }
         let response = SendResponse {
             code: response_code::SUCCESS,
             msg_id: offset_msg_id(
