@@ -24,6 +24,7 @@ use crate::message::{
 };
 use crate::node::{Ctx, Input, TimerId};
 use crate::protocol::{perm, response_code, Message, Response, SendMessage, TopicRouteData};
+use crate::store::delay_level::PROPERTY_DELAY_TIME_LEVEL;
 
 /// `createTopicKey`: the topic whose route a producer borrows for a topic that does
 /// not exist yet, and whose config the broker copies when it auto-creates the topic.
@@ -69,6 +70,9 @@ pub struct OutgoingMessage {
     pub keys: Option<String>,
     pub user_properties: Vec<(String, String)>,
     pub body: Vec<u8>,
+    /// `Message.setDelayTimeLevel`: 0 delivers at once; level n waits the broker's
+    /// n-th `messageDelayLevel` (a level above its maximum waits the maximum).
+    pub delay_time_level: u32,
 }
 
 /// Names one [`Producer::send`]; its [`SendOutcome`] comes back with the same id.
@@ -332,6 +336,10 @@ impl Producer {
         }
         pairs.push((PROPERTY_UNIQ_KEY, &uniq_key));
         pairs.push((PROPERTY_WAIT_STORE_MSG_OK, "true"));
+        let delay_text = msg.delay_time_level.to_string();
+        if msg.delay_time_level > 0 {
+            pairs.push((PROPERTY_DELAY_TIME_LEVEL, &delay_text));
+        }
         pairs.extend(
             msg.user_properties
                 .iter()
