@@ -3,9 +3,11 @@
 //! the [`store::Disk`] trait and the node context ([`node::Ctx`]).
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod broker;
 pub mod client;
 pub mod message;
+pub mod message_queue;
 pub mod namesrv;
 pub mod node;
 pub mod protocol;

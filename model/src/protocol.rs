@@ -11,7 +11,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::client::MessageQueue;
+pub use crate::admin::{ConsumeStats, OffsetWrapper, TopicOffset, TopicStatsTable};
+pub use crate::message_queue::MessageQueue;
 use crate::store::config_tables::{ConsumerOffsetTable, DataVersion, TopicConfig};
 
 /// RocketMQ request codes (`RequestCode`).
@@ -22,7 +23,12 @@ pub mod request_code {
     pub const PULL_MESSAGE: i32 = 11;
     pub const QUERY_CONSUMER_OFFSET: i32 = 14;
     pub const UPDATE_CONSUMER_OFFSET: i32 = 15;
+    /// Admin: create or update a topic's config on one broker.
+    pub const UPDATE_AND_CREATE_TOPIC: i32 = 17;
     pub const GET_MAX_OFFSET: i32 = 30;
+    pub const GET_MIN_OFFSET: i32 = 31;
+    /// Admin: the stored record at a commit-log offset (the offset in a message id).
+    pub const VIEW_MESSAGE_BY_ID: i32 = 33;
     pub const HEART_BEAT: i32 = 34;
     pub const UNREGISTER_CLIENT: i32 = 35;
     pub const GET_CONSUMER_LIST_BY_GROUP: i32 = 38;
@@ -33,13 +39,23 @@ pub mod request_code {
     /// A slave's `SlaveSynchronize.syncConsumerOffset` asks its master for every offset.
     pub const GET_ALL_CONSUMER_OFFSET: i32 = 43;
     pub const SEND_MESSAGE_V2: i32 = 310;
-    /// Several messages in one body (the compact batch format, reference D); the model
-    /// has no batch send, so brokers answer it with REQUEST_CODE_NOT_SUPPORTED.
+    /// Several messages in one body (the compact batch format, reference D), with the
+    /// V2 header: [`super::Request::SendBatchMessage`].
     pub const SEND_BATCH_MESSAGE: i32 = 320;
     pub const REGISTER_BROKER: i32 = 103;
     pub const UNREGISTER_BROKER: i32 = 104;
     pub const GET_ROUTEINFO_BY_TOPIC: i32 = 105;
     pub const GET_BROKER_CLUSTER_INFO: i32 = 106;
+    /// Admin: every queue's min and max offset of a topic on one broker.
+    pub const GET_TOPIC_STATS_INFO: i32 = 202;
+    /// Admin: every topic a name server knows.
+    pub const GET_ALL_TOPIC_LIST_FROM_NAMESERVER: i32 = 206;
+    /// Admin: a consumer group's progress on one broker.
+    pub const GET_CONSUME_STATS: i32 = 208;
+    /// Broker → consumer, oneway: consume these queues from these offsets now.
+    pub const RESET_CONSUMER_CLIENT_OFFSET: i32 = 220;
+    /// Admin: rewind (or advance) a group on one broker to a point in time.
+    pub const INVOKE_BROKER_TO_RESET_OFFSET: i32 = 222;
 }
 
 /// RocketMQ response codes (`ResponseCode`, `RemotingSysResponseCode`).
@@ -168,6 +184,12 @@ impl Message {
                         m.body.len(),
                         crc32fast::hash(&m.body)
                     ),
+                    Request::SendBatchMessage(b) => format!(
+                        "SEND_BATCH {}/{} messages={}",
+                        b.header.topic,
+                        b.header.queue_id,
+                        b.messages.len()
+                    ),
                     Request::PullMessage(p) => format!(
                         "PULL {} {}/{}@{}",
                         p.consumer_group, p.topic, p.queue_id, p.queue_offset
@@ -202,6 +224,35 @@ impl Message {
                         format!("NOTIFY_CONSUMER_IDS_CHANGED {consumer_group}")
                     }
                     Request::GetAllConsumerOffset => "GET_ALL_CONSUMER_OFFSET".into(),
+                    Request::UpdateAndCreateTopic(t) => format!(
+                        "UPDATE_AND_CREATE_TOPIC {} r={} w={} perm={}",
+                        t.topic_name, t.read_queue_nums, t.write_queue_nums, t.perm
+                    ),
+                    Request::GetMinOffset { topic, queue_id } => {
+                        format!("GET_MIN_OFFSET {topic}/{queue_id}")
+                    }
+                    Request::ViewMessageById { commit_log_offset } => {
+                        format!("VIEW_MESSAGE_BY_ID @{commit_log_offset}")
+                    }
+                    Request::GetTopicStatsInfo { topic } => format!("GET_TOPIC_STATS {topic}"),
+                    Request::GetAllTopicListFromNameserver => "GET_ALL_TOPIC_LIST".into(),
+                    Request::InvokeBrokerToResetOffset(r) => format!(
+                        "RESET_OFFSET {} {} @{} force={}",
+                        r.consumer_group, r.topic, r.timestamp_ms, r.force
+                    ),
+                    Request::ResetConsumerClientOffset(r) => format!(
+                        "RESET_CONSUMER_CLIENT_OFFSET {} {} queues={}",
+                        r.consumer_group,
+                        r.topic,
+                        r.offset_table.len()
+                    ),
+                    Request::GetConsumeStats {
+                        consumer_group,
+                        topic,
+                    } => format!(
+                        "GET_CONSUME_STATS {consumer_group} {}",
+                        topic.as_deref().unwrap_or("*")
+                    ),
                     Request::LockBatchMq(b) => format!(
                         "LOCK_BATCH_MQ {} {} queues={}",
                         b.consumer_group,
@@ -266,6 +317,18 @@ impl Message {
                     ),
                     Response::LockBatchMq(q) => format!("LOCKED queues={}", q.len()),
                     Response::UnlockBatchMq => "UNLOCKED".into(),
+                    Response::TopicUpdated => "TOPIC_UPDATED".into(),
+                    Response::StoredMessage(bytes) => format!(
+                        "STORED_MESSAGE {}B crc={:08x}",
+                        bytes.len(),
+                        crc32fast::hash(bytes)
+                    ),
+                    Response::TopicStats(t) => format!("TOPIC_STATS queues={}", t.len()),
+                    Response::ResetOffset(t) => format!("RESET_OFFSET queues={}", t.len()),
+                    Response::TopicList(t) => format!("TOPIC_LIST topics={}", t.len()),
+                    Response::ConsumeStats(c) => {
+                        format!("CONSUME_STATS queues={}", c.offset_table.len())
+                    }
                     Response::Error { code, remark } => format!("ERROR code={code} {remark}"),
                 };
                 format!("resp#{opaque} {what}")
@@ -283,6 +346,9 @@ pub enum Request {
     },
     GetBrokerClusterInfo,
     SendMessage(SendMessage),
+    /// Several messages to one queue of one topic, stored as consecutive records and
+    /// answered once with [`Response::Send`].
+    SendBatchMessage(SendBatchMessage),
     PullMessage(PullMessage),
     QueryConsumerOffset(QueueKey),
     /// Sent oneway by clients (no response expected; brokers answer nothing).
@@ -322,6 +388,38 @@ pub enum Request {
     /// An orderly consumer lets go of queues (`UnlockBatchRequestBody`), answered with
     /// [`Response::UnlockBatchMq`].
     UnlockBatchMq(LockBatch),
+    /// Admin: create `topic_name`, or replace its config (UPDATE_AND_CREATE_TOPIC's
+    /// `CreateTopicRequestHeader`), answered with [`Response::TopicUpdated`].
+    UpdateAndCreateTopic(TopicConfig),
+    /// The queue's first offset still stored, answered with [`Response::Offset`].
+    GetMinOffset {
+        topic: String,
+        queue_id: i32,
+    },
+    /// Admin: the record at a commit-log offset, answered with
+    /// [`Response::StoredMessage`].
+    ViewMessageById {
+        commit_log_offset: u64,
+    },
+    /// Admin: the topic's queues on this broker, answered with [`Response::TopicStats`].
+    GetTopicStatsInfo {
+        topic: String,
+    },
+    /// Admin, to a name server: answered with [`Response::TopicList`].
+    GetAllTopicListFromNameserver,
+    /// Admin: a group's progress on this broker, on `topic` or on every topic it has
+    /// offsets for; answered with [`Response::ConsumeStats`].
+    GetConsumeStats {
+        consumer_group: String,
+        topic: Option<String>,
+    },
+    /// Admin: move `consumer_group`'s offsets on `topic` to where `timestamp_ms`
+    /// falls in each queue, and tell the group's consumers; answered with
+    /// [`Response::ResetOffset`].
+    InvokeBrokerToResetOffset(ResetOffset),
+    /// Broker → consumer, oneway: continue these queues from these offsets
+    /// (`ResetOffsetBody`).
+    ResetConsumerClientOffset(ResetOffset),
     /// Slave → master on the HA channel: "I hold the commit log up to here" (the 8-byte
     /// report of reference A.8). Sent on connect, every 5 s, and after applying data.
     HaReport {
@@ -344,6 +442,7 @@ impl Request {
             self,
             Request::UpdateConsumerOffset { .. }
                 | Request::NotifyConsumerIdsChanged { .. }
+                | Request::ResetConsumerClientOffset(_)
                 | Request::HaReport { .. }
                 | Request::HaTransfer { .. }
         )
@@ -356,6 +455,7 @@ impl Request {
             Request::GetRouteInfoByTopic { .. } => request_code::GET_ROUTEINFO_BY_TOPIC,
             Request::GetBrokerClusterInfo => request_code::GET_BROKER_CLUSTER_INFO,
             Request::SendMessage(_) => request_code::SEND_MESSAGE_V2,
+            Request::SendBatchMessage(_) => request_code::SEND_BATCH_MESSAGE,
             Request::PullMessage(_) => request_code::PULL_MESSAGE,
             Request::QueryConsumerOffset(_) => request_code::QUERY_CONSUMER_OFFSET,
             Request::UpdateConsumerOffset { .. } => request_code::UPDATE_CONSUMER_OFFSET,
@@ -367,6 +467,16 @@ impl Request {
             Request::GetAllConsumerOffset => request_code::GET_ALL_CONSUMER_OFFSET,
             Request::LockBatchMq(_) => request_code::LOCK_BATCH_MQ,
             Request::UnlockBatchMq(_) => request_code::UNLOCK_BATCH_MQ,
+            Request::UpdateAndCreateTopic(_) => request_code::UPDATE_AND_CREATE_TOPIC,
+            Request::GetMinOffset { .. } => request_code::GET_MIN_OFFSET,
+            Request::ViewMessageById { .. } => request_code::VIEW_MESSAGE_BY_ID,
+            Request::GetTopicStatsInfo { .. } => request_code::GET_TOPIC_STATS_INFO,
+            Request::GetAllTopicListFromNameserver => {
+                request_code::GET_ALL_TOPIC_LIST_FROM_NAMESERVER
+            }
+            Request::GetConsumeStats { .. } => request_code::GET_CONSUME_STATS,
+            Request::InvokeBrokerToResetOffset(_) => request_code::INVOKE_BROKER_TO_RESET_OFFSET,
+            Request::ResetConsumerClientOffset(_) => request_code::RESET_CONSUMER_CLIENT_OFFSET,
             // Not remoting commands: RocketMQ's HA port has its own framing.
             Request::HaReport { .. } | Request::HaTransfer { .. } => -1,
         }
@@ -385,7 +495,7 @@ pub enum Response {
     /// PULL_MESSAGE answered with SUCCESS (FOUND), PULL_NOT_FOUND, PULL_RETRY_IMMEDIATELY
     /// or PULL_OFFSET_MOVED.
     Pull(PullResponse),
-    /// QUERY_CONSUMER_OFFSET or GET_MAX_OFFSET answered with SUCCESS.
+    /// QUERY_CONSUMER_OFFSET, GET_MAX_OFFSET or GET_MIN_OFFSET answered with SUCCESS.
     Offset(u64),
     HeartBeat,
     /// UNREGISTER_CLIENT answered with SUCCESS.
@@ -397,11 +507,36 @@ pub enum Response {
     LockBatchMq(BTreeSet<MessageQueue>),
     /// UNLOCK_BATCH_MQ answered with SUCCESS.
     UnlockBatchMq,
+    /// UPDATE_AND_CREATE_TOPIC answered with SUCCESS.
+    TopicUpdated,
+    /// VIEW_MESSAGE_BY_ID's body: the record exactly as stored.
+    StoredMessage(Vec<u8>),
+    /// GET_TOPIC_STATS_INFO's body.
+    TopicStats(TopicStatsTable),
+    /// GET_ALL_TOPIC_LIST_FROM_NAMESERVER's body (`TopicList.topicList`), in name order.
+    TopicList(Vec<String>),
+    /// GET_CONSUME_STATS's body.
+    ConsumeStats(ConsumeStats),
+    /// INVOKE_BROKER_TO_RESET_OFFSET's body (`ResetOffsetBody`): where each queue now
+    /// starts.
+    ResetOffset(BTreeMap<MessageQueue, u64>),
     /// Any failure: a RocketMQ response code and its remark.
     Error {
         code: i32,
         remark: String,
     },
+}
+
+/// `ResetOffsetRequestHeader` (and, from broker to consumer, `ResetOffsetBody`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ResetOffset {
+    pub topic: String,
+    pub consumer_group: String,
+    pub timestamp_ms: i64,
+    /// `isForce`: move forward too; otherwise only queues whose offset goes back move.
+    pub force: bool,
+    /// Broker → consumer only: each queue's new offset (empty in the admin request).
+    pub offset_table: BTreeMap<MessageQueue, u64>,
 }
 
 /// LOCK_BATCH_MQ's and UNLOCK_BATCH_MQ's body.
@@ -434,13 +569,48 @@ pub struct SendMessage {
     pub body: Vec<u8>,
 }
 
+/// SEND_BATCH_MESSAGE (or a send whose header has `batch` set): RocketMQ's
+/// `MessageExtBatch`. The header is shared by every message: topic, queue, sys flag,
+/// born time and host, and properties that the broker appends to each message's own
+/// (`MessageExtBatchEncoder`: the batch's `WAIT`, for one). Its `body` is empty and its
+/// `flag` is only carried back to the wire: each message has its own.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SendBatchMessage {
+    pub header: SendMessage,
+    pub messages: Vec<BatchMessage>,
+}
+
+/// What the compact batch format (`MessageDecoder.encodeMessages`) spends on a message
+/// besides its body and properties: TOTALSIZE, MAGICCODE, BODYCRC, FLAG and the body
+/// length (i32 each), and the properties length (i16).
+pub const BATCH_MESSAGE_OVERHEAD_BYTES: usize = 5 * 4 + 2;
+
+/// The length of a batch body holding `messages` in the compact format.
+pub fn batch_body_len(messages: &[BatchMessage]) -> usize {
+    messages
+        .iter()
+        .map(|m| BATCH_MESSAGE_OVERHEAD_BYTES + m.body.len() + m.properties.len())
+        .sum()
+}
+
+/// One message of a batch, as `MessageDecoder.encodeMessages` writes it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BatchMessage {
+    pub flag: i32,
+    /// Encoded `name\u{1}value\u{2}` pairs, its own `UNIQ_KEY` among them.
+    pub properties: String,
+    pub body: Vec<u8>,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SendResponse {
     /// SUCCESS, FLUSH_DISK_TIMEOUT, FLUSH_SLAVE_TIMEOUT or SLAVE_NOT_AVAILABLE.
     pub code: i32,
-    /// The offset message id (store host + commit-log offset).
+    /// The offset message id (store host + commit-log offset); for a batch, every
+    /// message's, joined with ",".
     pub msg_id: String,
     pub queue_id: i32,
+    /// For a batch, the first message's.
     pub queue_offset: u64,
 }
 

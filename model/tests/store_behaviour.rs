@@ -598,3 +598,74 @@ fn replication_batches_across_file_ends_continue_past_the_blank() {
         );
     }
 }
+
+#[test]
+fn a_batch_is_one_contiguous_run_of_consecutive_records_that_recovery_keeps() {
+    let mut disk = MemDisk::new();
+    let (mut store, _) = boot(&mut disk);
+    let filler = vec![7u8; 600];
+    let first = store
+        .append(&mut disk, &rec("T", 0, &filler, ""), 1)
+        .unwrap();
+    let bodies: Vec<Vec<u8>> = (0..3u8).map(|i| vec![i; 100]).collect();
+    let props: Vec<String> = (0..3)
+        .map(|i| encode_properties([("UNIQ_KEY", &*format!("U{i}"))]))
+        .collect();
+    let batch: Vec<NewRecord<'_>> = bodies
+        .iter()
+        .zip(&props)
+        .map(|(b, p)| rec("T", 0, b, p))
+        .collect();
+    let len: u64 = batch.iter().map(|r| r.encoded_len() as u64).sum();
+    assert!(
+        first.end_offset + len + 8 > FILE_SIZE && len + 8 <= FILE_SIZE,
+        "the batch fits a file, not the first one's rest"
+    );
+    let appended = store.append_batch(&mut disk, &batch, 2).unwrap();
+    // The whole run goes to the next file, behind a blank closing the first.
+    assert_eq!(appended[0].physical_offset, FILE_SIZE);
+    let blank = disk
+        .read("commitlog/00000000000000000000", first.end_offset, 8)
+        .unwrap();
+    assert_eq!(&blank[4..], &BLANK_MAGIC_CODE.to_be_bytes());
+    for (i, a) in appended.iter().enumerate() {
+        assert_eq!(a.queue_offset, Some(1 + i as u64));
+        if i > 0 {
+            assert_eq!(a.physical_offset, appended[i - 1].end_offset, "contiguous");
+        }
+    }
+    assert_eq!(store.written_offset(), appended[2].end_offset);
+
+    // A run larger than a file is refused whole; a bad record refuses the whole run.
+    let big = vec![0u8; 400];
+    let too_long: Vec<NewRecord<'_>> = (0..3).map(|_| rec("T", 0, &big, "")).collect();
+    assert!(matches!(
+        store.append_batch(&mut disk, &too_long, 3),
+        Err(StoreError::RecordTooLarge { .. })
+    ));
+    let one_bad = [rec("T", 0, b"x", ""), rec("T", 0, &[0u8; 5000], "")];
+    assert!(matches!(
+        store.append_batch(&mut disk, &one_bad, 3),
+        Err(StoreError::Illegal(_))
+    ));
+    assert_eq!(store.written_offset(), appended[2].end_offset);
+    assert_eq!(store.max_queue_offset("T", 0), 4);
+
+    // A crash: recovery finds each record of the run at its offsets, UNIQ_KEY and all.
+    drop(store);
+    let (store, report) = boot(&mut disk);
+    assert_eq!(report.mode, RecoveryMode::Abnormal);
+    for (i, a) in appended.iter().enumerate() {
+        let m = store.get_message(&disk, "T", 0, 1 + i as u64).unwrap();
+        assert_eq!(m.physical_offset, a.physical_offset);
+        let record::Slot::Record(v) = record::parse(&m.bytes, record::CrcCheck::Strict).unwrap()
+        else {
+            panic!("a record")
+        };
+        assert_eq!(v.body, &bodies[i][..]);
+        assert_eq!(
+            rmq_model::message::property(v.properties, "UNIQ_KEY"),
+            Some(&*format!("U{i}"))
+        );
+    }
+}

@@ -1,5 +1,6 @@
 //! rmq-real: the same state machines over real files and sockets.
 //!
+//! - [`admin`]: `mqadmin`, RocketMQ's admin tool, as blocking remoting calls.
 //! - [`fs_disk`]: [`fs_disk::FsDisk`], the store's `Disk` over a real directory. Syncs
 //!   run either at once while the store waits ([`fs_disk::FsDisk::open`]) or on a
 //!   worker thread while the broker keeps serving ([`fs_disk::FsDisk::open_threaded`]);
@@ -15,8 +16,10 @@
 //! - [`process`]: what the binaries share: logging, signals, hosting nodes on threads.
 #![deny(clippy::undocumented_unsafe_blocks)]
 
+pub mod admin;
 pub mod config;
 pub mod fs_disk;
+mod fs_sync;
 pub mod ha;
 mod mapped_file;
 pub mod process;

@@ -1,4 +1,4 @@
-//! The thread that runs [`crate::fs_disk::FsDisk`]'s syncs in threaded mode, so that a
+//! The thread that runs `FsDisk`'s syncs in threaded mode, so that a
 //! broker keeps serving (appending, answering pulls) while an fsync is on the media:
 //! the group commit of DESIGN.md, where one fsync covers every record appended before
 //! it was issued and the next one is issued when it completes.
@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use rmq_model::store::{DiskError, SyncTicket};
 
-use crate::fs_disk::{map_io, sync_dir_chain, sync_file};
+use crate::fs_sync::{map_io, sync_dir_chain, sync_file};
 
 /// At most this many syncs wait for the worker; a request past it waits for one to
 /// finish. The store keeps far fewer in flight (64 flush batches of a few files each);

@@ -7,7 +7,8 @@
 //! consumers in clustering (two split the queues) and broadcasting (each gets
 //! everything) mode with `TagA || TagB` see no TagC; the C pull API; a consumer
 //! restarted mid-stream resumes from its committed offset; a broker killed with SIGKILL
-//! loses no SEND_OK.
+//! loses no SEND_OK; batches through the C API's `SendBatchMessage` land at consecutive
+//! offsets of one queue, each message intact with its own id.
 //!
 //! The test prepares its own Python (`common/cpp_client.rs`): a venv under cargo's
 //! target directory, made once and reused. Without python3 or PyPI it fails under `CI=true` and otherwise skips
@@ -168,22 +169,78 @@ fn sync_send_then_push_in_clustering_and_broadcasting_and_pull() {
 }
 
 #[test]
+fn batch_send_stores_each_message_at_consecutive_offsets_of_one_queue() {
+    let Some(cluster) = Cluster::start() else {
+        return;
+    };
+    const TOPIC: &str = "TopicCppBatch";
+    const COUNT: u64 = 40;
+    // Batches of 1, 2, .. 5 messages in turn, through the C API's SendBatchMessage
+    // (SEND_MESSAGE with `batch` set, as this client sends it).
+    let client = cluster
+        .client(
+            "produce batch",
+            TOPIC,
+            "p_batch",
+            &["produce-batch", "--count", "40", "--max-batch", "5"],
+        )
+        .finish();
+    let batches = client.ops("sent");
+    let explain = || format!("{:#?}\n{}", client.lines(), client.stderr());
+    assert!(
+        batches.iter().all(|b| b["status"] == "SEND_OK"),
+        "{}",
+        explain()
+    );
+    let counts: Vec<u64> = batches
+        .iter()
+        .map(|b| b["count"].as_u64().unwrap())
+        .collect();
+    assert_eq!(counts.iter().sum::<u64>(), COUNT, "{}", explain());
+    assert!(counts.contains(&5), "{counts:?}");
+
+    let pulled = cluster.pull_all(TOPIC, "g_pull_batch");
+    assert_eq!(indexes(&pulled), (0..COUNT).collect());
+    assert_eq!(pulled.len(), COUNT as usize, "pulled some message twice");
+    assert_queue_order("pull", &pulled);
+    let by_index: BTreeMap<u64, &Received> = pulled.iter().map(|r| (r.i, r)).collect();
+    for r in &pulled {
+        // Body, keys, tags and the user property n as sent: each message kept its own.
+        assert_intact(TOPIC, r);
+        assert_eq!(r.reconsume_times, 0, "{r:?}");
+    }
+    // Each message its own UNIQ_KEY, which the client reads as the message id.
+    let ids: BTreeSet<&str> = pulled.iter().map(|r| r.msg_id.as_str()).collect();
+    assert_eq!(ids.len(), pulled.len(), "message ids repeat: {pulled:#?}");
+    assert!(ids.iter().all(|id| id.len() == 32), "{ids:?}");
+    for b in &batches {
+        let (first, count) = (b["i"].as_u64().unwrap(), b["count"].as_u64().unwrap());
+        let first_offset = b["queue_offset"].as_u64().unwrap();
+        let queue_id = by_index[&first].queue_id;
+        for (k, i) in (first..first + count).enumerate() {
+            let r = by_index[&i];
+            assert_eq!(r.queue_id, queue_id, "batch {b}: {r:?} on another queue");
+            assert_eq!(
+                r.queue_offset,
+                first_offset + k as u64,
+                "batch {b}: {r:?} not at the next offset"
+            );
+        }
+    }
+}
+
+#[test]
 fn orderly_send_keeps_each_sharding_key_on_one_queue_and_an_orderly_consumer_gets_it_in_order() {
     let Some(cluster) = Cluster::start() else {
         return;
     };
     const TOPIC: &str = "TopicCppOrderly";
-    let client = cluster
-        .client(
-            "produce orderly",
-            TOPIC,
-            "p_orderly",
-            &["produce-orderly", "--count", "48", "--keys", "4"],
-        )
-        .finish();
-    let sent = client.ops("sent");
-    assert_eq!(sent.len(), 48, "{:#?}\n{}", client.lines(), client.stderr());
-    assert!(sent.iter().all(|l| l["status"] == "SEND_OK"), "{sent:#?}");
+    let sent = cluster.sends_ok(
+        TOPIC,
+        "p_orderly",
+        &["produce-orderly", "--count", "48", "--keys", "4"],
+    );
+    assert_eq!(sent.len(), 48, "{sent:#?}");
 
     let pulled = cluster.pull_all(TOPIC, "g_pull_orderly");
     assert_eq!(indexes(&pulled), (0..48).collect());

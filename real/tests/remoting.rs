@@ -9,10 +9,10 @@ use std::path::PathBuf;
 
 use rmq_model::client::MessageQueue;
 use rmq_model::protocol::{
-    request_code as rc, response_code, BrokerData, BrokerIdentity, ClusterInfo, ConsumerData,
-    HeartbeatData, LockBatch, MessageModel, PullMessage, PullResponse, QueueData, QueueKey,
-    RegisterBroker, RegisterBrokerResult, Request, Response, SendMessage, SendResponse,
-    TopicRouteData,
+    request_code as rc, response_code, BatchMessage, BrokerData, BrokerIdentity, ClusterInfo,
+    ConsumeStats, ConsumerData, HeartbeatData, LockBatch, MessageModel, OffsetWrapper, PullMessage,
+    PullResponse, QueueData, QueueKey, RegisterBroker, RegisterBrokerResult, Request, ResetOffset,
+    Response, SendBatchMessage, SendMessage, SendResponse, TopicOffset, TopicRouteData,
 };
 use rmq_model::store::config_tables::{ConsumerOffsetTable, DataVersion, TopicConfig};
 use rmq_real::remoting::{
@@ -106,6 +106,47 @@ fn cpp_route_send_and_unregister_producer() {
             producer_group: Some("PID_TEST".into()),
             consumer_group: None,
         }
+    );
+}
+
+#[test]
+fn cpp_batch_send() {
+    // `SendBatchMessage` of the C API: SEND_MESSAGE (10) with the long keys, `batch`
+    // "1", the batch's WAIT in the header and each message's own UNIQ_KEY in the body.
+    let (cmd, request) = cpp_request("seed-cpp-10-send-batch", 5);
+    assert_eq!(cmd.code, rc::SEND_MESSAGE);
+    assert_eq!(cmd.ext_fields["batch"], "1");
+    let message = |i: u32, tags: &str, uniq: &str| BatchMessage {
+        flag: 0,
+        properties: format!(
+            "KEYS\u{1}key-{i}\u{2}TAGS\u{1}{tags}\u{2}UNIQ_KEY\u{1}{uniq}\u{2}\
+             WAIT\u{1}true\u{2}n\u{1}{i}\u{2}"
+        ),
+        body: format!("body-{i}").into_bytes(),
+    };
+    assert_eq!(
+        request,
+        Request::SendBatchMessage(SendBatchMessage {
+            header: SendMessage {
+                producer_group: "pg".into(),
+                topic: "TopicBatchCap".into(),
+                default_topic: "TBW102".into(),
+                default_topic_queue_nums: 4,
+                queue_id: 2,
+                sys_flag: 0,
+                born_timestamp_ms: 1_796_473_582_110,
+                born_host: String::new(),
+                flag: 0,
+                properties: "WAIT\u{1}true\u{2}".into(),
+                reconsume_times: 0,
+                body: Vec::new(),
+            },
+            messages: vec![
+                message(3, "TagA", "0100007F000078E700009E0CA21C0400"),
+                message(4, "TagB", "0100007F000078E700009E0CA21C0500"),
+                message(5, "TagC", "0100007F000078E700009E0CA21C0600"),
+            ],
+        })
     );
 }
 
@@ -298,6 +339,34 @@ fn all_requests() -> Vec<Request> {
             reconsume_times: 2,
             body: vec![0, 1, 2, 255],
         }),
+        Request::SendBatchMessage(SendBatchMessage {
+            header: SendMessage {
+                producer_group: "PG".into(),
+                topic: "T".into(),
+                default_topic: "TBW102".into(),
+                default_topic_queue_nums: 4,
+                queue_id: 2,
+                sys_flag: 0,
+                born_timestamp_ms: 1_700_000_000_123,
+                born_host: String::new(),
+                flag: 0,
+                properties: "WAIT\u{1}true".into(),
+                reconsume_times: 0,
+                body: Vec::new(),
+            },
+            messages: vec![
+                BatchMessage {
+                    flag: 3,
+                    properties: "UNIQ_KEY\u{1}U0\u{2}KEYS\u{1}k0".into(),
+                    body: vec![0, 1, 2, 255],
+                },
+                BatchMessage {
+                    flag: 0,
+                    properties: String::new(),
+                    body: Vec::new(),
+                },
+            ],
+        }),
         Request::PullMessage(PullMessage {
             consumer_group: "G".into(),
             topic: "T".into(),
@@ -340,6 +409,46 @@ fn all_requests() -> Vec<Request> {
         Request::GetAllConsumerOffset,
         Request::LockBatchMq(lock_batch()),
         Request::UnlockBatchMq(lock_batch()),
+        Request::UpdateAndCreateTopic(TopicConfig {
+            topic_name: "T".into(),
+            read_queue_nums: 3,
+            write_queue_nums: 5,
+            perm: 4,
+            topic_filter_type: "SINGLE_TAG".into(),
+            topic_sys_flag: 0,
+            order: true,
+        }),
+        Request::GetMinOffset {
+            topic: "T".into(),
+            queue_id: 2,
+        },
+        Request::ViewMessageById {
+            commit_log_offset: u64::from(u32::MAX) + 7,
+        },
+        Request::GetTopicStatsInfo { topic: "T".into() },
+        Request::GetAllTopicListFromNameserver,
+        Request::GetConsumeStats {
+            consumer_group: "G".into(),
+            topic: None,
+        },
+        Request::GetConsumeStats {
+            consumer_group: "G".into(),
+            topic: Some("T".into()),
+        },
+        Request::InvokeBrokerToResetOffset(ResetOffset {
+            topic: "T".into(),
+            consumer_group: "G".into(),
+            timestamp_ms: 1_700_000_000_000,
+            force: true,
+            offset_table: BTreeMap::new(),
+        }),
+        Request::ResetConsumerClientOffset(ResetOffset {
+            topic: "T".into(),
+            consumer_group: "G".into(),
+            timestamp_ms: -1,
+            force: false,
+            offset_table: queues(&[0, 2]).into_iter().map(|mq| (mq, 17)).collect(),
+        }),
     ]
 }
 
@@ -416,8 +525,64 @@ fn every_request_round_trips_in_json_and_binary() {
         .collect();
     assert_eq!(
         oneway,
-        [rc::UPDATE_CONSUMER_OFFSET, rc::NOTIFY_CONSUMER_IDS_CHANGED]
+        [
+            rc::UPDATE_CONSUMER_OFFSET,
+            rc::NOTIFY_CONSUMER_IDS_CHANGED,
+            rc::RESET_CONSUMER_CLIENT_OFFSET
+        ]
     );
+}
+
+/// The V2 (one-letter) send header keys and their long names.
+const SEND_KEYS: [(&str, &str); 12] = [
+    ("a", "producerGroup"),
+    ("b", "topic"),
+    ("c", "defaultTopic"),
+    ("d", "defaultTopicQueueNums"),
+    ("e", "queueId"),
+    ("f", "sysFlag"),
+    ("g", "bornTimestamp"),
+    ("h", "flag"),
+    ("i", "properties"),
+    ("j", "reconsumeTimes"),
+    ("k", "unitMode"),
+    ("m", "batch"),
+];
+
+#[test]
+fn a_batch_decodes_from_every_header_rocketmq_clients_send() {
+    let batch = all_requests()
+        .into_iter()
+        .find(|r| matches!(r, Request::SendBatchMessage(_)))
+        .expect("a batch among the requests");
+    let wire = request_to_wire(41, &batch, false);
+    // As Java sends it: SEND_BATCH_MESSAGE, V2 keys, `m`=true.
+    assert_eq!(wire.code, rc::SEND_BATCH_MESSAGE);
+    assert_eq!(wire.ext_fields["m"], "true");
+    let with = |code: i32, long: bool, batch_value: &str| {
+        let mut cmd = wire.clone();
+        cmd.code = code;
+        if long {
+            for (short, long) in SEND_KEYS {
+                let v = cmd.ext_fields.remove(short).unwrap();
+                cmd.ext_fields.insert(long.to_string(), v);
+            }
+        }
+        let key = if long { "batch" } else { "m" };
+        cmd.ext_fields
+            .insert(key.to_string(), batch_value.to_string());
+        request_from_wire(&cmd)
+    };
+    // The C++ client: SEND_MESSAGE_V2 with `m`, or SEND_MESSAGE with `batch` ("1" is
+    // its boolean); and SEND_BATCH_MESSAGE with the long keys.
+    assert_eq!(with(rc::SEND_MESSAGE_V2, false, "true").unwrap(), batch);
+    assert_eq!(with(rc::SEND_MESSAGE, true, "1").unwrap(), batch);
+    assert_eq!(with(rc::SEND_BATCH_MESSAGE, true, "true").unwrap(), batch);
+    // Without `batch`, RocketMQ takes the body as one message, whatever the code.
+    let Ok(Request::SendMessage(one)) = with(rc::SEND_BATCH_MESSAGE, false, "false") else {
+        panic!("one message");
+    };
+    assert_eq!(one.body, wire.body);
 }
 
 fn all_responses() -> Vec<(i32, Response)> {
@@ -540,6 +705,72 @@ fn all_responses() -> Vec<(i32, Response)> {
         (rc::LOCK_BATCH_MQ, Response::LockBatchMq(queues(&[0, 1]))),
         (rc::LOCK_BATCH_MQ, Response::LockBatchMq(queues(&[]))),
         (rc::UNLOCK_BATCH_MQ, Response::UnlockBatchMq),
+        (rc::UPDATE_AND_CREATE_TOPIC, Response::TopicUpdated),
+        (
+            rc::UPDATE_AND_CREATE_TOPIC,
+            error(response_code::SYSTEM_ERROR, "The specified topic is blank."),
+        ),
+        (rc::GET_MIN_OFFSET, Response::Offset(3)),
+        (
+            rc::VIEW_MESSAGE_BY_ID,
+            Response::StoredMessage((0..=255).collect()),
+        ),
+        (
+            rc::GET_TOPIC_STATS_INFO,
+            Response::TopicStats(
+                queues(&[0, 1])
+                    .into_iter()
+                    .map(|mq| {
+                        let max_offset = mq.queue_id as u64 * 10;
+                        let offset = TopicOffset {
+                            min_offset: 1,
+                            max_offset,
+                            last_update_timestamp_ms: 1_700_000_000_123,
+                        };
+                        (mq, offset)
+                    })
+                    .collect(),
+            ),
+        ),
+        (
+            rc::GET_TOPIC_STATS_INFO,
+            error(response_code::TOPIC_NOT_EXIST, "topic[T] not exist"),
+        ),
+        (
+            rc::GET_ALL_TOPIC_LIST_FROM_NAMESERVER,
+            Response::TopicList(vec!["T".into(), "TBW102".into()]),
+        ),
+        (
+            rc::GET_CONSUME_STATS,
+            Response::ConsumeStats(ConsumeStats {
+                offset_table: queues(&[3])
+                    .into_iter()
+                    .map(|mq| {
+                        let offset = OffsetWrapper {
+                            broker_offset: 9,
+                            consumer_offset: 4,
+                            last_timestamp_ms: 12,
+                        };
+                        (mq, offset)
+                    })
+                    .collect(),
+            }),
+        ),
+        (
+            rc::GET_CONSUME_STATS,
+            Response::ConsumeStats(ConsumeStats::default()),
+        ),
+        (
+            rc::INVOKE_BROKER_TO_RESET_OFFSET,
+            Response::ResetOffset(queues(&[0, 1]).into_iter().map(|mq| (mq, 3)).collect()),
+        ),
+        (
+            rc::INVOKE_BROKER_TO_RESET_OFFSET,
+            error(
+                response_code::SYSTEM_ERROR,
+                "THe consumer group <G> not exist",
+            ),
+        ),
         (999, error(response_code::REQUEST_CODE_NOT_SUPPORTED, "")),
     ]
 }

@@ -276,10 +276,43 @@ fn unmappable_requests_get_error_responses_naming_the_problem() {
     assert_eq!(code, response_code::SYSTEM_ERROR, "a negative offset");
 
     let (code, remark) = refusal(&request(rc::SEND_BATCH_MESSAGE, &[], b""));
-    assert_eq!(code, response_code::REQUEST_CODE_NOT_SUPPORTED);
-    assert!(remark.contains("batch"), "{remark}");
-    let (code, _) = refusal(&request(rc::SEND_MESSAGE_V2, &[("m", "true")], b""));
-    assert_eq!(code, response_code::REQUEST_CODE_NOT_SUPPORTED);
+    assert_eq!(code, response_code::SYSTEM_ERROR);
+    assert!(remark.contains("`a`"), "{remark}");
+    // A batch body that does not add up: the message and field are named.
+    let header = [
+        ("a", "PG"),
+        ("b", "T"),
+        ("c", "TBW102"),
+        ("d", "4"),
+        ("e", "0"),
+        ("f", "0"),
+        ("g", "0"),
+        ("h", "0"),
+        ("m", "true"),
+    ];
+    let mut body = Vec::new();
+    body.extend_from_slice(&27i32.to_be_bytes()); // TOTALSIZE: 22 + 5 + 0
+    body.extend_from_slice(&[0; 12]); // MAGICCODE, BODYCRC, FLAG
+    body.extend_from_slice(&5i32.to_be_bytes());
+    body.extend_from_slice(b"hello");
+    body.extend_from_slice(&0i16.to_be_bytes());
+    let good = request(rc::SEND_BATCH_MESSAGE, &header, &body);
+    assert!(
+        request_from_wire(&good).is_ok(),
+        "the untouched body decodes"
+    );
+    let mut torn = body.clone();
+    torn.extend_from_slice(&body[..9]);
+    let (code, remark) = refusal(&request(rc::SEND_BATCH_MESSAGE, &header, &torn));
+    assert_eq!(code, response_code::SYSTEM_ERROR);
+    assert!(remark.contains("batch: message 1: "), "{remark}");
+    let mut lying = body.clone();
+    lying[16..20].copy_from_slice(&i32::MAX.to_be_bytes()); // body length
+    let (_, remark) = refusal(&request(rc::SEND_MESSAGE_V2, &header, &lying));
+    assert!(
+        remark.contains("message 0: body of 2147483647 bytes"),
+        "{remark}"
+    );
 
     let (code, remark) = refusal(&request(
         rc::PULL_MESSAGE,

@@ -3,122 +3,15 @@
 //! a slave, consumer offsets between master and slave (SlaveSynchronize), and a clean
 //! shutdown that leaves no abort marker.
 
-use std::cell::RefCell;
-use std::collections::BTreeMap;
+mod broker_world;
+
 use std::rc::Rc;
 
-use rmq_model::broker::{Broker, BrokerConfig, BrokerRole, FlushDiskType};
-use rmq_model::message::encode_properties;
-use rmq_model::node::{Ctx, Input, Node, NodeId};
-use rmq_model::protocol::{
-    pull_sys_flag, response_code, Message, PullMessage, QueueKey, Request, Response, SendMessage,
-};
-use rmq_model::store::config_tables::TopicConfig;
-use rmq_model::store::record::{parse, CrcCheck, Slot};
-use rmq_model::store::{Disk, StoreConfig, ABORT_PATH};
-use rmq_sim::cluster::net::NetConfig;
-use rmq_sim::cluster::world::{sim_addr, Fault, World};
-
-const NAMESRV: NodeId = NodeId(0);
-const MASTER: NodeId = NodeId(1);
-const SLAVE: NodeId = NodeId(2);
-const CLIENT: NodeId = NodeId(3);
-
-/// A request the script sends at a time, to a node.
-type Script = Vec<(u64, NodeId, Request)>;
-/// (time answered, opaque, response).
-type Answers = Rc<RefCell<Vec<(u64, u32, Response)>>>;
-
-struct ScriptedClient {
-    script: Script,
-    answers: Answers,
-}
-
-impl Node<Message> for ScriptedClient {
-    fn on_start(&mut self, ctx: &mut dyn Ctx<Message>) {
-        for (i, (at_ms, _, _)) in self.script.iter().enumerate() {
-            ctx.set_timer(*at_ms, i as u64);
-        }
-    }
-
-    fn handle(&mut self, ctx: &mut dyn Ctx<Message>, input: Input<Message>) {
-        match input {
-            Input::Timer { kind, .. } => {
-                let (_, to, request) = self.script[kind as usize].clone();
-                ctx.send(
-                    to,
-                    Message::Request {
-                        opaque: kind as u32,
-                        request,
-                    },
-                );
-            }
-            Input::Packet {
-                msg: Message::Response { opaque, response },
-                ..
-            } => self
-                .answers
-                .borrow_mut()
-                .push((ctx.now_ms(), opaque, response)),
-            _ => {}
-        }
-    }
-}
-
-fn config(role: BrokerRole, flush: FlushDiskType) -> BrokerConfig {
-    let topic = TopicConfig {
-        topic_name: "TopicTest".into(),
-        read_queue_nums: 2,
-        write_queue_nums: 2,
-        ..TopicConfig::default()
-    };
-    BrokerConfig {
-        role,
-        flush_disk_type: flush,
-        broker_id: u64::from(role == BrokerRole::Slave),
-        namesrv_addrs: vec![sim_addr(NAMESRV)],
-        ha_master_addr: (role == BrokerRole::Slave).then(|| sim_addr(MASTER)),
-        master_addr: (role == BrokerRole::Slave).then(|| sim_addr(MASTER)),
-        store: StoreConfig {
-            commit_log_file_size_bytes: 64 * 1024,
-            consume_queue_entries_per_file: 64,
-            ..StoreConfig::default()
-        },
-        topics: BTreeMap::from([("TopicTest".to_string(), topic)]),
-        ..BrokerConfig::default()
-    }
-}
-
-fn send(queue_id: i32, tag: &str, body: &str) -> Request {
-    Request::SendMessage(SendMessage {
-        producer_group: "p".into(),
-        topic: "TopicTest".into(),
-        default_topic: "TBW102".into(),
-        default_topic_queue_nums: 4,
-        queue_id,
-        sys_flag: 0,
-        born_timestamp_ms: 0,
-        born_host: "10.0.0.3:5000".into(),
-        flag: 0,
-        properties: encode_properties([("TAGS", tag), ("WAIT", "true")]),
-        reconsume_times: 0,
-        body: body.as_bytes().to_vec(),
-    })
-}
-
-fn pull(queue_id: i32, offset: u64, tags: &str) -> Request {
-    Request::PullMessage(PullMessage {
-        consumer_group: "g".into(),
-        topic: "TopicTest".into(),
-        queue_id,
-        queue_offset: offset,
-        max_msg_nums: 32,
-        sys_flag: pull_sys_flag::SUSPEND | pull_sys_flag::SUBSCRIPTION,
-        commit_offset: 0,
-        suspend_timeout_ms: 15_000,
-        subscription: Some(tags.into()),
-    })
-}
+use broker_world::*;
+use rmq_model::broker::{BrokerConfig, BrokerRole, FlushDiskType};
+use rmq_model::protocol::{pull_sys_flag, response_code, Message, QueueKey, Request, Response};
+use rmq_model::store::ABORT_PATH;
+use rmq_sim::cluster::world::{Fault, World};
 
 /// A pull that carries `commit` with COMMIT_OFFSET, as a consumer sends to a master.
 fn pull_committing(queue_id: i32, offset: u64, commit: u64) -> Request {
@@ -128,58 +21,6 @@ fn pull_committing(queue_id: i32, offset: u64, commit: u64) -> Request {
     p.sys_flag |= pull_sys_flag::COMMIT_OFFSET;
     p.commit_offset = commit;
     Request::PullMessage(p)
-}
-
-fn world(
-    seed: u64,
-    master: BrokerConfig,
-    slave: Option<BrokerConfig>,
-    script: Script,
-    answers: &Answers,
-) -> World<Message> {
-    let answers = answers.clone();
-    let script = RefCell::new(Some(script));
-    let factory = move |id: NodeId, disk: &mut dyn Disk| -> Box<dyn Node<Message>> {
-        match id {
-            NAMESRV => Box::new(rmq_model::namesrv::NameServer::new(Default::default())),
-            MASTER => Box::new(Broker::boot(master.clone(), disk)),
-            SLAVE => match &slave {
-                Some(c) => Box::new(Broker::boot(c.clone(), disk)),
-                None => Box::new(ScriptedClient {
-                    script: Vec::new(),
-                    answers: Rc::default(),
-                }),
-            },
-            CLIENT => Box::new(ScriptedClient {
-                script: script.borrow_mut().take().unwrap_or_default(),
-                answers: answers.clone(),
-            }),
-            other => panic!("no node {other}"),
-        }
-    };
-    World::new(seed, factory, 4, NetConfig::default())
-}
-
-fn answer(answers: &Answers, opaque: u32) -> (u64, Response) {
-    answers
-        .borrow()
-        .iter()
-        .find(|(_, o, _)| *o == opaque)
-        .map(|(t, _, r)| (*t, r.clone()))
-        .unwrap_or_else(|| panic!("no answer to request {opaque}"))
-}
-
-fn bodies(records: &[u8]) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut at = 0;
-    while at < records.len() {
-        let Ok(Slot::Record(v)) = parse(&records[at..], CrcCheck::Strict) else {
-            panic!("a served record does not parse");
-        };
-        out.push(String::from_utf8(v.body.to_vec()).unwrap());
-        at += v.total_size;
-    }
-    out
 }
 
 #[test]
@@ -248,72 +89,21 @@ fn sends_pulls_long_polling_and_tag_filter() {
     assert_eq!(code, response_code::SYSTEM_ERROR);
 }
 
-/// Whether the record was on the media when its SEND_OK arrived.
-fn durable_at_answer(flush: FlushDiskType) -> bool {
-    let answers: Answers = Rc::default();
-    let script = vec![(1_000, MASTER, send(1, "a", "durable"))];
-    let mut w = world(
-        2,
-        config(BrokerRole::AsyncMaster, flush),
-        None,
-        script,
-        &answers,
-    );
-    w.run_until(1_000);
-    while answers.borrow().is_empty() {
-        w.step().expect("events remain");
-    }
-    let Response::Send(s) = answer(&answers, 0).1 else {
-        panic!()
-    };
-    assert_eq!(s.code, response_code::SUCCESS);
-    w.disk(MASTER)
-        .durable_bytes("commitlog/00000000000000000000")
-        .is_some_and(|log| log.windows(7).any(|x| x == b"durable"))
-}
-
 #[test]
 fn sync_flush_answers_after_the_covering_fsync() {
+    let durable = |flush| durable_at_answer(flush, send(1, "a", "durable"), b"durable");
     assert!(
-        durable_at_answer(FlushDiskType::SyncFlush),
+        durable(FlushDiskType::SyncFlush),
         "SEND_OK before the fsync"
     );
     // ASYNC_FLUSH answers at once: the same check sees the record still in the cache.
-    assert!(!durable_at_answer(FlushDiskType::AsyncFlush));
+    assert!(!durable(FlushDiskType::AsyncFlush));
 }
 
 #[test]
 fn sync_master_waits_for_the_slave_and_the_slave_serves_the_same_bytes() {
-    let answers: Answers = Rc::default();
-    let script = vec![
-        (12_000, MASTER, send(0, "a", "replicated")),
-        (14_000, SLAVE, pull(0, 0, "*")),
-        (20_000, MASTER, send(0, "a", "alone")),
-    ];
-    let mut w = world(
-        3,
-        config(BrokerRole::SyncMaster, FlushDiskType::AsyncFlush),
-        Some(config(BrokerRole::Slave, FlushDiskType::AsyncFlush)),
-        script,
-        &answers,
-    );
-    w.run_until(13_000);
-    let Response::Send(s) = answer(&answers, 0).1 else {
-        panic!()
-    };
-    assert_eq!(s.code, response_code::SUCCESS, "the slave acknowledged");
-    w.run_until(15_000);
-    let Response::Pull(p) = answer(&answers, 1).1 else {
-        panic!()
-    };
-    assert_eq!(bodies(&p.records), ["replicated"]);
-    // Without the slave, SYNC_MASTER answers SLAVE_NOT_AVAILABLE (stored on the master).
-    w.inject(Fault::MachineLost { node: SLAVE });
-    w.run_until(30_000);
-    let Response::Send(s) = answer(&answers, 2).1 else {
-        panic!()
-    };
-    assert_eq!(s.code, response_code::SLAVE_NOT_AVAILABLE);
+    let served = sync_master_case(send(0, "a", "replicated"), send(0, "a", "alone"));
+    assert_eq!(served, ["replicated"]);
 }
 
 fn offset_key() -> QueueKey {

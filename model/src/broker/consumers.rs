@@ -30,6 +30,14 @@ impl ConsumerGroups {
             .unwrap_or_default()
     }
 
+    /// The connections of `group`'s members.
+    pub(super) fn channels(&self, group: &str) -> Vec<NodeId> {
+        self.groups
+            .get(group)
+            .map(|g| g.values().map(|c| c.node).collect())
+            .unwrap_or_default()
+    }
+
     /// Whether some member of `group` subscribes to `topic` (for pulls without a
     /// subscription in the request).
     pub(super) fn subscription(&self, group: &str, topic: &str) -> Option<String> {

@@ -9,9 +9,12 @@
 //! the timed flush in `flush.rs`; pulls and long polling in `pull.rs`; consumer groups
 //! in `consumers.rs`; consumer offsets in `offsets.rs`; topics and auto-creation in
 //! `topics.rs`; master/slave replication in `ha.rs`; orderly consumers' queue locks
-//! (LOCK_BATCH_MQ) in `rebalance_lock_manager.rs`; delivery of delayed messages in
-//! `schedule_message_service.rs`; settings in `config.rs`.
+//! (LOCK_BATCH_MQ) in `rebalance_lock_manager.rs`; what `mqadmin` asks (topic
+//! creation, topic and consume stats, messages by offset) in `admin_processor.rs`,
+//! and resetting a group's offsets to a time in `reset_offset.rs`; delivery of
+//! delayed messages in `schedule_message_service.rs`; settings in `config.rs`.
 
+mod admin_processor;
 pub mod config;
 mod consumers;
 mod flush;
@@ -20,8 +23,10 @@ mod high_watermark;
 mod offsets;
 mod pull;
 mod rebalance_lock_manager;
+mod reset_offset;
 mod schedule_message_service;
 mod send;
+mod send_batch;
 mod topics;
 
 use std::net::IpAddr;
@@ -328,13 +333,7 @@ impl Broker {
         };
         if self.phase != Phase::Running {
             // Oneway requests get no answer, whatever the state.
-            if matches!(
-                request,
-                Request::UpdateConsumerOffset { .. }
-                    | Request::HaReport { .. }
-                    | Request::HaTransfer { .. }
-                    | Request::NotifyConsumerIdsChanged { .. }
-            ) {
+            if request.is_oneway() {
                 return;
             }
             let remark = format!("broker is {:?}", self.phase);
@@ -349,6 +348,11 @@ impl Broker {
         match request {
             Request::SendMessage(req) => {
                 if let Some(response) = self.on_send(ctx, from, opaque, req) {
+                    reply(ctx, response);
+                }
+            }
+            Request::SendBatchMessage(req) => {
+                if let Some(response) = self.on_send_batch(ctx, from, opaque, req) {
                     reply(ctx, response);
                 }
             }
@@ -411,6 +415,33 @@ impl Broker {
                     .unlock(&body.consumer_group, &body.client_id, &body.queues);
                 reply(ctx, Response::UnlockBatchMq);
             }
+            Request::UpdateAndCreateTopic(config) => {
+                let response = self.update_and_create_topic(ctx, config);
+                reply(ctx, response);
+            }
+            Request::GetMinOffset { topic, queue_id } => {
+                let min = self.min_queue_offset(&topic, queue_id);
+                reply(ctx, Response::Offset(min));
+            }
+            Request::ViewMessageById { commit_log_offset } => {
+                let response = self.view_message(ctx, commit_log_offset);
+                reply(ctx, response);
+            }
+            Request::GetTopicStatsInfo { topic } => {
+                let response = self.topic_stats(ctx, &topic);
+                reply(ctx, response);
+            }
+            Request::GetConsumeStats {
+                consumer_group,
+                topic,
+            } => {
+                let response = self.consume_stats(ctx, &consumer_group, topic.as_deref());
+                reply(ctx, response);
+            }
+            Request::InvokeBrokerToResetOffset(req) => {
+                let response = self.reset_offset(ctx, req);
+                reply(ctx, response);
+            }
             Request::HaReport { slave_max_offset } => {
                 self.on_ha_report(ctx, from, slave_max_offset);
             }
@@ -418,6 +449,8 @@ impl Broker {
                 master_offset,
                 data,
             } => self.on_ha_transfer(ctx, from, master_offset, &data),
+            // Never answer a oneway request, even one a broker has no use for.
+            other if other.is_oneway() => {}
             other => reply(
                 ctx,
                 Response::Error {

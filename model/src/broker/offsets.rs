@@ -216,6 +216,18 @@ impl ConsumerOffsets {
     pub(super) fn persisted(&mut self) -> &mut PersistedTable<ConsumerOffsetTable> {
         &mut self.table
     }
+
+    /// `whichTopicByConsumer`: the topics `group` has offsets for, in name order.
+    pub(super) fn topics_of_group(&self, group: &str) -> Vec<String> {
+        self.table
+            .table()
+            .offset_table
+            .keys()
+            .filter_map(|k| k.split_once('@'))
+            .filter(|(_, g)| *g == group)
+            .map(|(topic, _)| topic.to_string())
+            .collect()
+    }
 }
 
 impl Broker {

@@ -1,4 +1,5 @@
-//! SEND_MESSAGE: validate, append to the store, then answer — at once (ASYNC_FLUSH,
+//! SEND_MESSAGE (and the shared path of SEND_BATCH_MESSAGE, `send_batch.rs`): validate,
+//! append to the store, then answer — at once (ASYNC_FLUSH,
 //! ASYNC_MASTER), or once the covering fsync completed (SYNC_FLUSH, group commit in
 //! `flush.rs`) and the slave acknowledged (SYNC_MASTER), or with FLUSH_DISK_TIMEOUT /
 //! FLUSH_SLAVE_TIMEOUT when those do not happen in time (reference A.7, A.8).
@@ -44,7 +45,7 @@ impl PendingSends {
     }
 }
 
-fn error(code: i32, remark: impl Into<String>) -> Response {
+pub(super) fn error(code: i32, remark: impl Into<String>) -> Response {
     Response::Error {
         code,
         remark: remark.into(),
@@ -68,43 +69,10 @@ impl Broker {
         opaque: u32,
         req: SendMessage,
     ) -> Option<Response> {
-        if self.config.is_slave() {
-            return Some(error(
-                response_code::SERVICE_NOT_AVAILABLE,
-                "the broker is a slave, and does not accept messages",
-            ));
-        }
-        let topic_config = match self.topics.for_send(ctx, &self.config, &req) {
-            Ok((config, created)) => {
-                if created {
-                    // New topics reach the name servers at once (`registerBrokerAll`).
-                    self.register(ctx);
-                }
-                config
-            }
+        let (queue_id, born_host) = match self.admit_send(ctx, &req) {
+            Ok(admitted) => admitted,
             Err(response) => return Some(response),
         };
-        if topic_config.perm & perm::WRITE == 0 {
-            return Some(error(
-                response_code::NO_PERMISSION,
-                format!("the topic[{}] sending message is forbidden", req.topic),
-            ));
-        }
-        let queue_id = if req.queue_id < 0 {
-            (ctx.random_u64() % u64::from(topic_config.write_queue_nums.max(1))) as i32
-        } else {
-            req.queue_id
-        };
-        if queue_id as u32 >= topic_config.write_queue_nums {
-            return Some(error(
-                response_code::SYSTEM_ERROR,
-                format!(
-                    "request queueId[{queue_id}] is illegal, topic {} writeQueueNums {}",
-                    req.topic, topic_config.write_queue_nums
-                ),
-            ));
-        }
-        let born_host = parse_host(&req.born_host).unwrap_or(self.store_host);
         let record = NewRecord {
             topic: &req.topic,
             queue_id,
@@ -118,11 +86,70 @@ impl Broker {
             body: &req.body,
             properties: &req.properties,
         };
+        self.store_and_answer(ctx, from, opaque, &req, std::slice::from_ref(&record))
+    }
+
+    /// What every send passes before it is stored (`AbstractSendMessageProcessor.msgCheck`
+    /// and the store's status check): a master, a known (or auto-created) writable
+    /// topic, a legal queue. Returns the queue (picked at random when the producer left
+    /// it to the broker) and the born host.
+    pub(super) fn admit_send(
+        &mut self,
+        ctx: &mut dyn Ctx<Message>,
+        req: &SendMessage,
+    ) -> Result<(i32, Host), Response> {
+        if self.config.is_slave() {
+            return Err(error(
+                response_code::SERVICE_NOT_AVAILABLE,
+                "the broker is a slave, and does not accept messages",
+            ));
+        }
+        let (topic_config, created) = self.topics.for_send(ctx, &self.config, req)?;
+        if created {
+            // New topics reach the name servers at once (`registerBrokerAll`).
+            self.register(ctx);
+        }
+        if topic_config.perm & perm::WRITE == 0 {
+            return Err(error(
+                response_code::NO_PERMISSION,
+                format!("the topic[{}] sending message is forbidden", req.topic),
+            ));
+        }
+        let queue_id = if req.queue_id < 0 {
+            (ctx.random_u64() % u64::from(topic_config.write_queue_nums.max(1))) as i32
+        } else {
+            req.queue_id
+        };
+        if queue_id as u32 >= topic_config.write_queue_nums {
+            return Err(error(
+                response_code::SYSTEM_ERROR,
+                format!(
+                    "request queueId[{queue_id}] is illegal, topic {} writeQueueNums {}",
+                    req.topic, topic_config.write_queue_nums
+                ),
+            ));
+        }
+        let born_host = parse_host(&req.born_host).unwrap_or(self.store_host);
+        Ok((queue_id, born_host))
+    }
+
+    /// Appends `records` (one message, or a batch's messages to one queue) as one run
+    /// and answers for all of them: the first's queue offset, every offset message id
+    /// joined with "," (`AppendMessageResult.msgIdSupplier`), once the last is as
+    /// durable and replicated as `header`'s `WAIT` and the broker's modes ask.
+    pub(super) fn store_and_answer(
+        &mut self,
+        ctx: &mut dyn Ctx<Message>,
+        from: NodeId,
+        opaque: u32,
+        header: &SendMessage,
+        records: &[NewRecord<'_>],
+    ) -> Option<Response> {
         let Some(store) = self.store.as_mut() else {
             return Some(error(response_code::SERVICE_NOT_AVAILABLE, "no store"));
         };
         let now_ms = ctx.now_ms();
-        let appended = match store.append(ctx.disk(), &record, now_ms as i64) {
+        let appended = match store.append_batch(ctx.disk(), records, now_ms as i64) {
             Ok(r) => r,
             Err(StoreError::Illegal(e)) => {
                 return Some(error(response_code::MESSAGE_ILLEGAL, e.to_string()))
@@ -135,28 +162,37 @@ impl Broker {
             }
             Err(e) => return Some(error(response_code::SYSTEM_ERROR, e.to_string())),
         };
-        let queue_offset = appended.queue_offset.unwrap_or(0);
-        self.notify_arrival(ctx, &req.topic, queue_id);
-        if let Some(level) = appended.delay_level {
+        let (first, last) = (&appended[0], &appended[appended.len() - 1]);
+        let queue_id = records[0].queue_id;
+        self.notify_arrival(ctx, &header.topic, queue_id);
+        if let Some(level) = first.delay_level {
             self.schedule_on_put(ctx, level);
+        }
+        let mut msg_id = String::with_capacity(appended.len() * 33);
+        for (i, a) in appended.iter().enumerate() {
+            if i > 0 {
+                msg_id.push(',');
+            }
+            msg_id.push_str(&offset_msg_id(
+                self.store_host.ip,
+                self.store_host.port,
+                a.physical_offset as i64,
+            ));
         }
         let response = SendResponse {
             code: response_code::SUCCESS,
-            msg_id: offset_msg_id(
-                self.store_host.ip,
-                self.store_host.port,
-                appended.physical_offset as i64,
-            ),
+            msg_id,
             queue_id,
-            queue_offset,
+            queue_offset: first.queue_offset.unwrap_or(0),
         };
+        let end_offset = last.end_offset;
         // `WAIT=false` asks for no flush or replica wait (default true).
-        let wait = property(&req.properties, PROPERTY_WAIT_STORE_MSG_OK) != Some("false");
+        let wait = property(&header.properties, PROPERTY_WAIT_STORE_MSG_OK) != Some("false");
         let wait_flush = wait && self.config.flush_disk_type == FlushDiskType::SyncFlush;
         let mut slave_code = response_code::SUCCESS;
         let mut wait_slave = false;
         if wait && self.config.role == super::BrokerRole::SyncMaster {
-            if self.slave_ok(appended.end_offset) {
+            if self.slave_ok(end_offset) {
                 wait_slave = true;
             } else {
                 slave_code = response_code::SLAVE_NOT_AVAILABLE;
@@ -177,7 +213,7 @@ impl Broker {
         let pending = PendingSend {
             to: from,
             opaque,
-            end_offset: appended.end_offset,
+            end_offset,
             response,
             wait_flush,
             wait_slave,

@@ -108,6 +108,18 @@ impl Topics {
         Ok((created, true))
     }
 
+    /// UPDATE_AND_CREATE_TOPIC (`TopicConfigManager.updateTopicConfig`): the config
+    /// replaces whatever the topic had, the data version moves on (so name servers
+    /// rebuild its route) and `topics.json` is persisted.
+    pub(super) fn update(&mut self, ctx: &mut dyn Ctx<Message>, config: TopicConfig) {
+        self.table
+            .topic_config_table
+            .insert(config.topic_name.clone(), config);
+        self.table.data_version.counter += 1;
+        self.table.data_version.timestamp = ctx.now_ms() as i64;
+        self.persist(ctx.disk());
+    }
+
     /// No write of `topics.json` in flight (a clean stop waits for it).
     pub(super) fn is_idle(&self) -> bool {
         self.file.is_idle()

@@ -61,15 +61,8 @@ pub const QUERY_OFFSET_TIMEOUT_MS: u64 = 5_000;
 /// growing the table without end.
 pub const MAX_PENDING_REQUESTS: usize = 65_536;
 
-/// A queue of a topic on one broker group (`MessageQueue`). Ordered as RocketMQ
-/// compares them — topic, broker name, queue id — which is the order rebalance sorts
-/// `mqAll` in.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct MessageQueue {
-    pub topic: String,
-    pub broker_name: String,
-    pub queue_id: i32,
-}
+/// Clients name queues as the protocol does.
+pub use crate::message_queue::MessageQueue;
 
 /// How a send ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -427,7 +420,7 @@ impl NameServers {
 }
 
 /// The address of broker `broker_name`'s member `broker_id` in `route`.
-pub(crate) fn broker_addr<'a>(
+pub fn broker_addr<'a>(
     route: &'a TopicRouteData,
     broker_name: &str,
     broker_id: u64,

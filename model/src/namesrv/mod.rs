@@ -64,6 +64,7 @@ impl NameServer {
                 },
             },
             Request::GetBrokerClusterInfo => Response::ClusterInfo(self.routes.cluster_info()),
+            Request::GetAllTopicListFromNameserver => Response::TopicList(self.routes.topic_list()),
             other => Response::Error {
                 code: response_code::REQUEST_CODE_NOT_SUPPORTED,
                 remark: format!(

@@ -232,6 +232,11 @@ impl RouteInfoManager {
         })
     }
 
+    /// `getAllTopicList`: every topic some live broker registered, in name order.
+    pub fn topic_list(&self) -> Vec<String> {
+        self.topic_queue_table.keys().cloned().collect()
+    }
+
     pub fn cluster_info(&self) -> ClusterInfo {
         ClusterInfo {
             broker_addr_table: self.broker_addr_table.clone(),
@@ -300,6 +305,16 @@ mod tests {
         assert_eq!(
             r.cluster_info().cluster_addr_table["DefaultCluster"].len(),
             1
+        );
+        r.register_broker(
+            &register("b", 0, "b:1", &[("S", 2), ("T", 4)], 1),
+            NodeId(3),
+            0,
+        );
+        assert_eq!(
+            r.topic_list(),
+            vec!["S", "T"],
+            "each topic once, in name order"
         );
     }
 

@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, VecDeque};
 use super::checkpoint::{Checkpoint, CHECKPOINT_PATH};
 use super::commit_log::{CommitLog, END_OF_OFFSET_SPACE};
 use super::consume_queue::{ConsumeQueue, CqEntry};
-use super::delay_level::{InvalidDelayLevel, MessageDelayLevel, SCHEDULE_TOPIC};
+use super::delay_level::{delay_level, InvalidDelayLevel, MessageDelayLevel, SCHEDULE_TOPIC};
 use super::disk::{Disk, DiskError, SyncTicket, SyncWaiter};
 use super::flush::{FlushTracker, SyncOutcome};
 use super::record::{self, NewRecord, RecordError, Slot, END_FILE_MIN_BLANK_LENGTH};
@@ -80,7 +80,9 @@ pub enum StoreError {
     Illegal(#[from] record::EncodeError),
     #[error("message illegal: {0}")]
     IllegalDelayLevel(#[from] InvalidDelayLevel),
-    #[error("record of {len} bytes does not fit a {file_size}-byte commit-log file")]
+    #[error("message illegal: a batch cannot carry a delay level")]
+    DelayInBatch,
+    #[error("{len} bytes of records do not fit a {file_size}-byte commit-log file")]
     RecordTooLarge { len: u64, file_size: u64 },
     #[error("commit log is at offset {write_offset}, too near the end of the 63-bit offset space for another file")]
     LogFull { write_offset: u64 },
@@ -303,46 +305,89 @@ impl MessageStore {
         rec: &NewRecord<'_>,
         now_ms: i64,
     ) -> Result<AppendResult, StoreError> {
+        let mut appended = self.append_batch(disk, std::slice::from_ref(rec), now_ms)?;
+        Ok(appended.pop().expect("one record in, one result out"))
+    }
+
+    /// Appends records of one queue as one contiguous run, each its own record with the
+    /// next queue offset, and dispatches them. As RocketMQ writes a batch as one buffer
+    /// (`CommitLog.asyncPutMessages`), the run never spans two files: if it does not fit
+    /// the current file, the blank marker closes that file and the whole run starts the
+    /// next. The results are in the records' order; the run is durable once
+    /// `durable_offset()` reaches the last one's `end_offset`.
+    ///
+    /// # Panics
+    /// If `recs` is empty or its records name different queues (the caller's mistake).
+    pub fn append_batch(
+        &mut self,
+        disk: &mut dyn Disk,
+        recs: &[NewRecord<'_>],
+        now_ms: i64,
+    ) -> Result<Vec<AppendResult>, StoreError> {
         if self.state != StoreState::Ready {
             return Err(StoreError::NotReady(self.state));
         }
-        // A delayed message goes to its level's schedule queue (`delay_level.rs`).
-        let delayed = self.config.message_delay_level.rewrite_for_delay(
-            rec.topic,
-            rec.queue_id,
-            rec.sys_flag,
-            rec.properties,
-        )?;
+        // A delayed message goes to its level's schedule queue (`delay_level.rs`);
+        // a batch cannot be delayed (`CommitLog.asyncPutMessages`).
+        let delay_levels = &self.config.message_delay_level;
+        let delayed = match recs {
+            [rec] => delay_levels.rewrite_for_delay(
+                rec.topic,
+                rec.queue_id,
+                rec.sys_flag,
+                rec.properties,
+            )?,
+            _ => {
+                if recs
+                    .iter()
+                    .any(|r| delay_level(r.properties).is_some_and(|l| l > 0))
+                {
+                    return Err(StoreError::DelayInBatch);
+                }
+                None
+            }
+        };
         let scheduled;
-        let rec = match &delayed {
-            None => rec,
+        let recs = match &delayed {
+            None => recs,
             Some(put) => {
-                scheduled = NewRecord {
+                scheduled = [NewRecord {
                     topic: SCHEDULE_TOPIC,
                     queue_id: put.queue_id,
                     properties: &put.properties,
-                    ..rec.clone()
-                };
-                &scheduled
+                    ..recs[0].clone()
+                }];
+                &scheduled[..]
             }
         };
-        rec.validate(self.config.max_message_size_bytes)?;
-        let delay_level = delayed.as_ref().map(|put| put.level);
-        let len = rec.encoded_len() as u64;
+        let first = recs.first().expect("a batch holds at least one record");
+        let mut len = 0u64;
+        for rec in recs {
+            assert_eq!(rec.topic, first.topic, "a batch goes to one topic");
+            assert_eq!(rec.queue_id, first.queue_id, "a batch goes to one queue");
+            rec.validate(self.config.max_message_size_bytes)?;
+            len += rec.encoded_len() as u64;
+        }
         let file_size = self.commit_log.file_size();
         if len + END_FILE_MIN_BLANK_LENGTH > file_size {
             return Err(StoreError::RecordTooLarge { len, file_size });
         }
-        // The record lands in the current file or the next one, which ends at most two
+        // The records land in the current file or the next one, which ends at most two
         // files past the write offset: both must lie inside the offset space. Only a
         // store recovered from files named near 2^63 gets here.
         let write_offset = self.written_offset();
         if write_offset > END_OF_OFFSET_SPACE - 2 * file_size {
             return Err(StoreError::LogFull { write_offset });
         }
+        let delay_level = delayed.as_ref().map(|put| put.level);
         let result = self
-            .append_checked(disk, rec, len, now_ms)
-            .map(|r| AppendResult { delay_level, ..r });
+            .append_checked(disk, recs, len, now_ms)
+            .map(|mut appended| {
+                for a in &mut appended {
+                    a.delay_level = delay_level;
+                }
+                appended
+            });
         if let Err(StoreError::Disk(e)) = &result {
             // A failed page-cache write leaves the log in an unknown state.
             tracing::error!(error = %e, "commit log write failed; store is now read-only");
@@ -351,62 +396,75 @@ impl MessageStore {
         result
     }
 
+    /// `len`: the records' encoded lengths, summed.
     fn append_checked(
         &mut self,
         disk: &mut dyn Disk,
-        rec: &NewRecord<'_>,
+        recs: &[NewRecord<'_>],
         len: u64,
         now_ms: i64,
-    ) -> Result<AppendResult, StoreError> {
+    ) -> Result<Vec<AppendResult>, StoreError> {
+        let (topic, queue_id) = (recs[0].topic, recs[0].queue_id);
         let physical_offset =
             self.commit_log
                 .position_for(disk, len, &mut self.commit_log_flush)?;
-        let dispatched = record::is_dispatched(rec.sys_flag);
-        let queue_offset = if dispatched {
-            self.max_queue_offset(rec.topic, rec.queue_id)
-        } else {
-            0
-        };
+        let queue_offset_before = self.max_queue_offset(topic, queue_id);
+        let mut next_queue_offset = queue_offset_before;
         let mut buf = std::mem::take(&mut self.encode_buffer);
         buf.clear();
-        rec.encode(
-            queue_offset as i64,
-            physical_offset as i64,
-            now_ms,
-            &mut buf,
-        );
+        let mut appended = Vec::with_capacity(recs.len());
+        for rec in recs {
+            let at = physical_offset + buf.len() as u64;
+            // PREPARED and ROLLBACK records take no queue offset.
+            let queue_offset = record::is_dispatched(rec.sys_flag).then_some(next_queue_offset);
+            rec.encode(
+                queue_offset.unwrap_or(0) as i64,
+                at as i64,
+                now_ms,
+                &mut buf,
+            );
+            let size = physical_offset + buf.len() as u64 - at;
+            debug_assert_eq!(size, rec.encoded_len() as u64);
+            next_queue_offset += u64::from(queue_offset.is_some());
+            appended.push(AppendResult {
+                physical_offset: at,
+                size: size as u32,
+                queue_offset,
+                store_timestamp_ms: now_ms,
+                end_offset: at + size,
+                delay_level: None,
+            });
+        }
+        debug_assert_eq!(buf.len() as u64, len);
         let written =
             self.commit_log
                 .write(disk, physical_offset, &buf, &mut self.commit_log_flush);
-        let tags_code =
-            self.config
-                .message_delay_level
-                .dispatch_tags_code(rec.topic, rec.properties, now_ms);
         self.encode_buffer = buf;
         written?;
         self.last_store_timestamp_ms = now_ms;
-        if dispatched {
-            let entry = CqEntry {
-                commit_log_offset: physical_offset as i64,
-                size: len as i32,
-                tags_code,
+        for (rec, a) in recs.iter().zip(&appended) {
+            let Some(queue_offset) = a.queue_offset else {
+                continue;
             };
-            self.dispatch_entry(disk, rec.topic, rec.queue_id, queue_offset, entry)?;
+            let entry = CqEntry {
+                commit_log_offset: a.physical_offset as i64,
+                size: a.size as i32,
+                tags_code: self.config.message_delay_level.dispatch_tags_code(
+                    rec.topic,
+                    rec.properties,
+                    now_ms,
+                ),
+            };
+            self.dispatch_entry(disk, topic, queue_id, queue_offset, entry)?;
         }
         debug_assert!(self.durable_offset() <= self.written_offset());
         debug_assert_eq!(self.written_offset(), physical_offset + len);
-        debug_assert!(
-            !dispatched || self.max_queue_offset(rec.topic, rec.queue_id) == queue_offset + 1,
+        debug_assert_eq!(
+            self.max_queue_offset(topic, queue_id),
+            next_queue_offset,
             "queue offsets are dense"
         );
-        Ok(AppendResult {
-            physical_offset,
-            size: len as u32,
-            queue_offset: dispatched.then_some(queue_offset),
-            store_timestamp_ms: now_ms,
-            end_offset: physical_offset + len,
-            delay_level: None,
-        })
+        Ok(appended)
     }
 
     /// The consume-queue tag code of a stored record (`delay_level.rs`).
@@ -665,6 +723,49 @@ impl MessageStore {
             tags_code: entry.tags_code,
             bytes: bytes.into_owned(),
         })
+    }
+
+    /// The store time of the message at a queue offset (`getMessageStoreTimeStamp`);
+    /// None when it cannot be read.
+    pub fn store_timestamp_at(
+        &self,
+        disk: &dyn Disk,
+        topic: &str,
+        queue_id: i32,
+        queue_offset: u64,
+    ) -> Option<i64> {
+        let m = self.get_message(disk, topic, queue_id, queue_offset).ok()?;
+        // `get_message` verified the record: its structure is sound.
+        match record::parse(&m.bytes, record::CrcCheck::Skip) {
+            Ok(Slot::Record(view)) => Some(view.store_timestamp_ms),
+            _ => None,
+        }
+    }
+
+    /// SEARCH_OFFSET_BY_TIMESTAMP (`ConsumeQueue.getOffsetInQueueByTime`, 5.x's lower
+    /// boundary): the first queue offset whose message was stored at or after
+    /// `timestamp_ms`, found by binary search over store times (which rise along a
+    /// queue); the queue's max offset when every message is older. A message that
+    /// cannot be read counts as older, so the search moves past it.
+    pub fn offset_by_time(
+        &self,
+        disk: &dyn Disk,
+        topic: &str,
+        queue_id: i32,
+        timestamp_ms: i64,
+    ) -> u64 {
+        let Some(queue) = self.queue(topic, queue_id) else {
+            return 0;
+        };
+        let (mut low, mut high) = (queue.min_offset(), queue.max_offset());
+        while low < high {
+            let mid = low + (high - low) / 2;
+            match self.store_timestamp_at(disk, topic, queue_id, mid) {
+                Some(t) if t >= timestamp_ms => high = mid,
+                _ => low = mid + 1,
+            }
+        }
+        low
     }
 
     /// The record starting at a commit-log offset (the offset in a message id), verified.

@@ -1,8 +1,12 @@
 //! JSON as Java's fastjson writes it. RocketMQ serializes maps with integer keys without
 //! quotes (`"brokerAddrs":{0:"10.0.0.1:10911"}`, `"offsetTable":{"t@g":{0:250}}`) unless
-//! asked for standard JSON, which only the name server can be (reference F). We read
-//! both: standard JSON first, and on failure again with bare integer keys quoted.
-//! What we write is always standard JSON, which every RocketMQ client reads.
+//! asked for standard JSON, which only the name server can be (reference F), and maps
+//! keyed by an object with the object itself as the key (`TopicStatsTable`,
+//! `ConsumeStats`: `{{"brokerName":"b","queueId":0,"topic":"t"}:{...}}`). We read all
+//! of these: standard JSON first, and on failure again with each bare integer key
+//! quoted and each object key turned into a string holding its JSON text.
+//! What we write is standard JSON, except where a body's keys are objects (see
+//! `bodies.rs`): there is no standard form of those, and RocketMQ reads only this one.
 
 use serde::de::DeserializeOwned;
 
@@ -19,8 +23,9 @@ pub(super) fn from_slice<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String>
     }
 }
 
-/// `text` with every object key that is a bare number put in quotes; None if there is
-/// none (the text failed for another reason).
+/// `text` with every object key that is a bare number put in quotes and every key that
+/// is an object made a string of its text; None if there is none (the text failed for
+/// another reason).
 fn quote_bare_keys(text: &str) -> Option<String> {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len() + 16);
@@ -43,6 +48,16 @@ fn quote_bare_keys(text: &str) -> Option<String> {
                 i = (i + 1).min(bytes.len());
                 out.extend_from_slice(&bytes[start..i]);
                 expecting_key = false;
+                continue;
+            }
+            b'{' if expecting_key => {
+                let end = object_end(bytes, i)?;
+                let key = std::str::from_utf8(&bytes[i..end]).ok()?;
+                let quoted = serde_json::to_string(key).expect("a string serializes");
+                out.extend_from_slice(quoted.as_bytes());
+                i = end;
+                expecting_key = false;
+                quoted_any = true;
                 continue;
             }
             b'{' => {
@@ -80,6 +95,33 @@ fn quote_bare_keys(text: &str) -> Option<String> {
     quoted_any.then(|| String::from_utf8(out).expect("UTF-8 in, UTF-8 out"))
 }
 
+/// One past the `}` closing the object that opens at `bytes[start]`, skipping strings;
+/// None when it is never closed.
+fn object_end(bytes: &[u8], start: usize) -> Option<usize> {
+    let mut depth = 0usize;
+    let mut i = start;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'"' => {
+                i += 1;
+                while i < bytes.len() && bytes[i] != b'"' {
+                    i += if bytes[i] == b'\\' { 2 } else { 1 };
+                }
+            }
+            b'{' | b'[' => depth += 1,
+            b'}' | b']' => {
+                depth = depth.checked_sub(1)?;
+                if depth == 0 {
+                    return Some(i + 1);
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
@@ -98,5 +140,16 @@ mod tests {
             from_slice(br#"{"t@g":{0:250,1:3}}"#).unwrap();
         assert_eq!(table["t@g"][&1], 3);
         assert!(from_slice::<BTreeMap<String, i64>>(b"{0:").is_err());
+        // Object keys become strings holding their text, braces in strings and all.
+        let keyed = r#"{"t":{{"a":"}{","b":[1,{"c":2}]}:1,{"d":0}:{0:2}}}"#;
+        assert_eq!(
+            quote_bare_keys(keyed).unwrap(),
+            r#"{"t":{"{\"a\":\"}{\",\"b\":[1,{\"c\":2}]}":1,"{\"d\":0}":{"0":2}}}"#
+        );
+        assert_eq!(
+            quote_bare_keys(r#"{{"a":1"#),
+            None,
+            "an unclosed key object"
+        );
     }
 }

@@ -13,7 +13,7 @@ use super::{
 const MAX_FRAMES_PER_CASE: usize = 64;
 
 /// Every request code a response may answer, tried on each decoded response.
-const REQUEST_CODES: [i32; 20] = [
+const REQUEST_CODES: [i32; 28] = [
     rc::SEND_MESSAGE,
     rc::SEND_MESSAGE_V2,
     rc::SEND_BATCH_MESSAGE,
@@ -32,6 +32,14 @@ const REQUEST_CODES: [i32; 20] = [
     rc::UNREGISTER_BROKER,
     rc::GET_ROUTEINFO_BY_TOPIC,
     rc::GET_BROKER_CLUSTER_INFO,
+    rc::UPDATE_AND_CREATE_TOPIC,
+    rc::GET_MIN_OFFSET,
+    rc::VIEW_MESSAGE_BY_ID,
+    rc::GET_TOPIC_STATS_INFO,
+    rc::GET_ALL_TOPIC_LIST_FROM_NAMESERVER,
+    rc::GET_CONSUME_STATS,
+    rc::INVOKE_BROKER_TO_RESET_OFFSET,
+    rc::RESET_CONSUMER_CLIENT_OFFSET,
     // Codes the model does not know.
     0,
     999,

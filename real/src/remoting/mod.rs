@@ -7,6 +7,7 @@
 //! - `fields.rs`: typed reads of extFields (what a missing or bad field is called).
 //! - `fastjson.rs`: reads JSON as Java's fastjson writes it (unquoted integer keys).
 //! - `bodies.rs`: the JSON bodies whose wire shape differs from the model's types.
+//! - `batch_body.rs`: the binary body of a batch send.
 //! - `requests.rs` / `responses.rs`: wire ⇄ [`rmq_model::protocol`].
 //! - `fuzz_case.rs`: the fuzz target's check ([`run_remoting_case`]), shared with
 //!   `cargo test`'s corpus replay.
@@ -22,6 +23,7 @@
 //! JSON header instead of being truncated as Java's `(short)` cast would; every
 //! RocketMQ decoder reads the serialize type from the frame, so the receiver copes.
 
+mod batch_body;
 mod binary_header;
 mod bodies;
 mod fastjson;

@@ -4,8 +4,13 @@
 //!   [`Request::SendMessage`]; we send V2, as Java clients do. The born host is not a
 //!   header field (RocketMQ takes the channel's remote address): it decodes empty, and
 //!   the runtime fills it in from the connection.
-//! - SEND_BATCH_MESSAGE (320), or a send with `batch` set, is refused with
-//!   REQUEST_CODE_NOT_SUPPORTED: the model has no batch send.
+//! - A send whose header has `batch` set is [`Request::SendBatchMessage`], whatever
+//!   its code, as RocketMQ's broker decides by `isBatch` alone: the Java client sends
+//!   SEND_BATCH_MESSAGE (320) with the V2 header, RocketMQ's C++ client (2.x, as
+//!   bundled by the Python client) SEND_MESSAGE_V2 (310) with `m`=true. The body is
+//!   the compact batch format (`batch_body.rs`). SEND_BATCH_MESSAGE takes the V2 keys,
+//!   or the long keys when it has no `b` but a `topic`; without `batch` set it is one
+//!   message, as RocketMQ takes it. We send batches as Java does.
 //! - A pull with an expression type other than TAG is refused with SYSTEM_ERROR, as a
 //!   RocketMQ broker without `enablePropertyFilter` (the default) refuses it.
 //! - A compressed REGISTER_BROKER body is refused (brokers compress only when
@@ -13,12 +18,14 @@
 //! - HA_REPORT / HA_TRANSFER are not remoting commands (RocketMQ's HA port has its own
 //!   framing): [`try_request_to_wire`] refuses them.
 
+use rmq_model::broker::config::AUTO_CREATE_TOPIC_KEY;
 use rmq_model::protocol::{
     request_code as rc, response_code, BrokerIdentity, LockBatch, PullMessage, QueueKey,
-    RegisterBroker, Request, SendMessage,
+    RegisterBroker, Request, ResetOffset, SendBatchMessage, SendMessage,
 };
-use rmq_model::store::config_tables::TopicConfigTable;
+use rmq_model::store::config_tables::{TopicConfig, TopicConfigTable};
 
+use super::batch_body;
 use super::bodies::{self, RegisterBrokerBody};
 use super::fastjson;
 use super::fields::{ext, Fields, MappingError};
@@ -50,7 +57,16 @@ pub fn try_request_from_wire(cmd: &RemotingCommand) -> Result<Request, MappingEr
     let request = match cmd.code {
         rc::SEND_MESSAGE => send_message(&f, &LONG_SEND_KEYS, &cmd.body)?,
         rc::SEND_MESSAGE_V2 => send_message(&f, &V2_SEND_KEYS, &cmd.body)?,
-        rc::SEND_BATCH_MESSAGE => return Err(no_batch(cmd.code)),
+        rc::SEND_BATCH_MESSAGE => {
+            let long_keys = f.opt_str(V2_SEND_KEYS.topic).is_none()
+                && f.opt_str(LONG_SEND_KEYS.topic).is_some();
+            let keys = if long_keys {
+                &LONG_SEND_KEYS
+            } else {
+                &V2_SEND_KEYS
+            };
+            send_message(&f, keys, &cmd.body)?
+        }
         rc::PULL_MESSAGE => pull_message(&f)?,
         rc::QUERY_CONSUMER_OFFSET => Request::QueryConsumerOffset(queue_key(&f)?),
         rc::UPDATE_CONSUMER_OFFSET => Request::UpdateConsumerOffset {
@@ -89,6 +105,37 @@ pub fn try_request_from_wire(cmd: &RemotingCommand) -> Result<Request, MappingEr
             topic: f.string("topic")?,
         },
         rc::GET_BROKER_CLUSTER_INFO => Request::GetBrokerClusterInfo,
+        rc::UPDATE_AND_CREATE_TOPIC => create_topic(&f)?,
+        rc::GET_MIN_OFFSET => Request::GetMinOffset {
+            topic: f.string("topic")?,
+            queue_id: f.num("queueId")?,
+        },
+        rc::VIEW_MESSAGE_BY_ID => Request::ViewMessageById {
+            commit_log_offset: f.num("offset")?,
+        },
+        rc::GET_TOPIC_STATS_INFO => Request::GetTopicStatsInfo {
+            topic: f.string("topic")?,
+        },
+        rc::GET_ALL_TOPIC_LIST_FROM_NAMESERVER => Request::GetAllTopicListFromNameserver,
+        rc::INVOKE_BROKER_TO_RESET_OFFSET => {
+            Request::InvokeBrokerToResetOffset(reset_offset_header(&f)?)
+        }
+        rc::RESET_CONSUMER_CLIENT_OFFSET => {
+            let offset_table = bodies::reset_offset_from_json(&cmd.body).map_err(|reason| {
+                MappingError::InvalidBody {
+                    code: f.code,
+                    reason,
+                }
+            })?;
+            Request::ResetConsumerClientOffset(ResetOffset {
+                offset_table,
+                ..reset_offset_header(&f)?
+            })
+        }
+        rc::GET_CONSUME_STATS => Request::GetConsumeStats {
+            consumer_group: f.string("consumerGroup")?,
+            topic: f.opt_non_empty("topic"),
+        },
         other => return Err(MappingError::UnsupportedRequestCode(other)),
     };
     Ok(request)
@@ -104,7 +151,7 @@ pub fn is_remoting(request: &Request) -> bool {
 
 /// Whether RocketMQ sends `request` oneway (flag ONEWAY, never answered): a client's
 /// UPDATE_CONSUMER_OFFSET (`updateConsumerOffsetOneway`) and the broker's
-/// NOTIFY_CONSUMER_IDS_CHANGED. The model sends these without waiting for an answer,
+/// NOTIFY_CONSUMER_IDS_CHANGED and RESET_CONSUMER_CLIENT_OFFSET. The model sends these without waiting for an answer,
 /// and its broker answers no UPDATE_CONSUMER_OFFSET; a client that sends one as a
 /// two-way request (the C++ client does) expects SUCCESS, which the runtime must give.
 pub fn rocketmq_sends_oneway(request: &Request) -> bool {
@@ -130,24 +177,14 @@ pub fn try_request_to_wire(
     let ext_fields = match request {
         Request::SendMessage(m) => {
             body = m.body.clone();
-            let k = &V2_SEND_KEYS;
-            ext([
-                (k.producer_group, m.producer_group.clone()),
-                (k.topic, m.topic.clone()),
-                (k.default_topic, m.default_topic.clone()),
-                (
-                    k.default_topic_queue_nums,
-                    m.default_topic_queue_nums.to_string(),
-                ),
-                (k.queue_id, m.queue_id.to_string()),
-                (k.sys_flag, m.sys_flag.to_string()),
-                (k.born_timestamp, m.born_timestamp_ms.to_string()),
-                (k.flag, m.flag.to_string()),
-                (k.properties, m.properties.clone()),
-                (k.reconsume_times, m.reconsume_times.to_string()),
-                (k.unit_mode, "false".into()),
-                (k.batch, "false".into()),
-            ])
+            send_header_fields(m, false)
+        }
+        Request::SendBatchMessage(b) => {
+            body = batch_body::encode(&b.messages).map_err(|reason| MappingError::InvalidBody {
+                code: request.code(),
+                reason,
+            })?;
+            send_header_fields(&b.header, true)
         }
         Request::PullMessage(p) => {
             let mut fields = ext([
@@ -175,8 +212,38 @@ pub fn try_request_to_wire(
             fields.insert("commitOffset".into(), offset.to_string());
             fields
         }
-        Request::GetMaxOffset { topic, queue_id } => {
+        Request::GetMaxOffset { topic, queue_id } | Request::GetMinOffset { topic, queue_id } => {
             ext([("topic", topic.clone()), ("queueId", queue_id.to_string())])
+        }
+        Request::UpdateAndCreateTopic(t) => ext([
+            ("topic", t.topic_name.clone()),
+            ("defaultTopic", AUTO_CREATE_TOPIC_KEY.to_string()),
+            ("readQueueNums", t.read_queue_nums.to_string()),
+            ("writeQueueNums", t.write_queue_nums.to_string()),
+            ("perm", t.perm.to_string()),
+            ("topicFilterType", t.topic_filter_type.clone()),
+            ("topicSysFlag", t.topic_sys_flag.to_string()),
+            ("order", t.order.to_string()),
+        ]),
+        Request::ViewMessageById { commit_log_offset } => {
+            ext([("offset", commit_log_offset.to_string())])
+        }
+        Request::GetTopicStatsInfo { topic } => ext([("topic", topic.clone())]),
+        Request::InvokeBrokerToResetOffset(r) => reset_offset_fields(r),
+        Request::ResetConsumerClientOffset(r) => {
+            body = bodies::reset_offset_to_json(&r.offset_table);
+            reset_offset_fields(r)
+        }
+        Request::GetAllTopicListFromNameserver => ext([]),
+        Request::GetConsumeStats {
+            consumer_group,
+            topic,
+        } => {
+            let mut fields = ext([("consumerGroup", consumer_group.clone())]);
+            if let Some(t) = topic {
+                fields.insert("topic".into(), t.clone());
+            }
+            fields
         }
         Request::HeartBeat(data) => {
             body = bodies::heartbeat_to_json(data);
@@ -292,19 +359,48 @@ fn lock_batch(f: &Fields, body: &[u8]) -> Result<LockBatch, MappingError> {
     })
 }
 
-fn no_batch(code: i32) -> MappingError {
-    MappingError::Unsupported {
-        code,
-        reason: "batch send: the model has no batch message".into(),
-        response_code: response_code::REQUEST_CODE_NOT_SUPPORTED,
-    }
+/// A send request's header (V2 keys, as Java clients send), `batch` as given.
+fn send_header_fields(m: &SendMessage, batch: bool) -> std::collections::BTreeMap<String, String> {
+    let k = &V2_SEND_KEYS;
+    ext([
+        (k.producer_group, m.producer_group.clone()),
+        (k.topic, m.topic.clone()),
+        (k.default_topic, m.default_topic.clone()),
+        (
+            k.default_topic_queue_nums,
+            m.default_topic_queue_nums.to_string(),
+        ),
+        (k.queue_id, m.queue_id.to_string()),
+        (k.sys_flag, m.sys_flag.to_string()),
+        (k.born_timestamp, m.born_timestamp_ms.to_string()),
+        (k.flag, m.flag.to_string()),
+        (k.properties, m.properties.clone()),
+        (k.reconsume_times, m.reconsume_times.to_string()),
+        (k.unit_mode, "false".into()),
+        (k.batch, batch.to_string()),
+    ])
 }
 
+/// SEND_MESSAGE, SEND_MESSAGE_V2 or SEND_BATCH_MESSAGE with the header keys `k`: one
+/// message, or with `batch` set, the messages of a batch body sharing the header.
 fn send_message(f: &Fields, k: &SendKeys, body: &[u8]) -> Result<Request, MappingError> {
-    if f.flag(k.batch)? {
-        return Err(no_batch(f.code));
+    let batch = f.flag(k.batch)?;
+    let header = send_header(f, k, if batch { &[] } else { body })?;
+    if !batch {
+        return Ok(Request::SendMessage(header));
     }
-    Ok(Request::SendMessage(SendMessage {
+    let messages = batch_body::decode(body).map_err(|reason| MappingError::InvalidBody {
+        code: f.code,
+        reason: format!("batch: {reason}"),
+    })?;
+    Ok(Request::SendBatchMessage(SendBatchMessage {
+        header,
+        messages,
+    }))
+}
+
+fn send_header(f: &Fields, k: &SendKeys, body: &[u8]) -> Result<SendMessage, MappingError> {
+    Ok(SendMessage {
         producer_group: f.string(k.producer_group)?,
         topic: f.string(k.topic)?,
         default_topic: f.string(k.default_topic)?,
@@ -317,7 +413,7 @@ fn send_message(f: &Fields, k: &SendKeys, body: &[u8]) -> Result<Request, Mappin
         properties: f.opt_str(k.properties).unwrap_or("").to_string(),
         reconsume_times: f.num_or(k.reconsume_times, 0)?,
         body: body.to_vec(),
-    }))
+    })
 }
 
 fn pull_message(f: &Fields) -> Result<Request, MappingError> {
@@ -342,6 +438,41 @@ fn pull_message(f: &Fields) -> Result<Request, MappingError> {
         commit_offset: f.num("commitOffset")?,
         suspend_timeout_ms: f.num("suspendTimeoutMillis")?,
         subscription: f.opt_str("subscription").map(str::to_string),
+    }))
+}
+
+/// `ResetOffsetRequestHeader` (the offset table, if any, is the body's).
+fn reset_offset_header(f: &Fields) -> Result<ResetOffset, MappingError> {
+    Ok(ResetOffset {
+        topic: f.string("topic")?,
+        consumer_group: f.string("group")?,
+        timestamp_ms: f.num("timestamp")?,
+        force: f.flag("isForce")?,
+        offset_table: Default::default(),
+    })
+}
+
+fn reset_offset_fields(r: &ResetOffset) -> std::collections::BTreeMap<String, String> {
+    ext([
+        ("topic", r.topic.clone()),
+        ("group", r.consumer_group.clone()),
+        ("timestamp", r.timestamp_ms.to_string()),
+        ("isForce", r.force.to_string()),
+    ])
+}
+
+/// `CreateTopicRequestHeader`; `defaultTopic` is read past (RocketMQ ignores it too).
+fn create_topic(f: &Fields) -> Result<Request, MappingError> {
+    Ok(Request::UpdateAndCreateTopic(TopicConfig {
+        topic_name: f.string("topic")?,
+        read_queue_nums: f.num("readQueueNums")?,
+        write_queue_nums: f.num("writeQueueNums")?,
+        perm: f.num("perm")?,
+        topic_filter_type: f
+            .opt_non_empty("topicFilterType")
+            .unwrap_or_else(|| TopicConfig::default().topic_filter_type),
+        topic_sys_flag: f.num_or("topicSysFlag", 0)?,
+        order: f.flag("order")?,
     }))
 }
 

@@ -15,7 +15,7 @@ use rmq_model::protocol::{
 };
 use rmq_model::store::config_tables::ConsumerOffsetTable;
 
-use super::bodies::{self, ConsumerIdList};
+use super::bodies::{self, ConsumerIdList, TopicList};
 use super::fastjson;
 use super::fields::{Fields, MappingError};
 use super::{RemotingCommand, SerializeType};
@@ -97,7 +97,16 @@ pub fn response_to_wire(
         }
         Response::ConsumerOffsets(table) => body = bodies::to_json(table),
         Response::LockBatchMq(queues) => body = bodies::locked_to_json(queues),
-        Response::UnlockBatchMq => {}
+        Response::UnlockBatchMq | Response::TopicUpdated => {}
+        Response::StoredMessage(bytes) => body = bytes.clone(),
+        Response::TopicStats(table) => body = bodies::topic_stats_to_json(table),
+        Response::TopicList(topics) => {
+            body = bodies::to_json(&TopicList {
+                topic_list: topics.clone(),
+            })
+        }
+        Response::ConsumeStats(stats) => body = bodies::consume_stats_to_json(stats),
+        Response::ResetOffset(table) => body = bodies::reset_offset_to_json(table),
         Response::Error { code: c, remark: r } => {
             code = *c;
             remark = Some(r.clone()).filter(|r| !r.is_empty());
@@ -152,7 +161,7 @@ pub fn response_from_wire(
             suggest_which_broker_id: f.num("suggestWhichBrokerId")?,
             records: cmd.body.clone(),
         }),
-        rc::QUERY_CONSUMER_OFFSET | rc::GET_MAX_OFFSET if success => {
+        rc::QUERY_CONSUMER_OFFSET | rc::GET_MAX_OFFSET | rc::GET_MIN_OFFSET if success => {
             Response::Offset(f.num("offset")?)
         }
         rc::HEART_BEAT if success => Response::HeartBeat,
@@ -178,7 +187,27 @@ pub fn response_from_wire(
         rc::GET_BROKER_CLUSTER_INFO if success => {
             Response::ClusterInfo(fastjson::from_slice::<ClusterInfo>(&cmd.body).map_err(bad_body)?)
         }
-        rc::UPDATE_CONSUMER_OFFSET | rc::NOTIFY_CONSUMER_IDS_CHANGED if success => {
+        rc::UPDATE_AND_CREATE_TOPIC if success => Response::TopicUpdated,
+        rc::VIEW_MESSAGE_BY_ID if success => Response::StoredMessage(cmd.body.clone()),
+        rc::GET_TOPIC_STATS_INFO if success => {
+            Response::TopicStats(bodies::topic_stats_from_json(&cmd.body).map_err(bad_body)?)
+        }
+        rc::GET_ALL_TOPIC_LIST_FROM_NAMESERVER if success => Response::TopicList(
+            fastjson::from_slice::<TopicList>(&cmd.body)
+                .map_err(bad_body)?
+                .topic_list,
+        ),
+        rc::INVOKE_BROKER_TO_RESET_OFFSET if success => {
+            Response::ResetOffset(bodies::reset_offset_from_json(&cmd.body).map_err(bad_body)?)
+        }
+        rc::GET_CONSUME_STATS if success => {
+            Response::ConsumeStats(bodies::consume_stats_from_json(&cmd.body).map_err(bad_body)?)
+        }
+        rc::UPDATE_CONSUMER_OFFSET
+        | rc::NOTIFY_CONSUMER_IDS_CHANGED
+        | rc::RESET_CONSUMER_CLIENT_OFFSET
+            if success =>
+        {
             return Err(no_model_response(
                 "the model sends this request oneway and expects no answer",
             ))

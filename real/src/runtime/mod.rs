@@ -294,15 +294,20 @@ impl LoopState {
     /// connection, and so does this runtime (the model's broker would otherwise stamp
     /// its own address).
     fn fill_born_host(&self, peer: NodeId, msg: &mut Message) {
-        if let Message::Request {
-            request: Request::SendMessage(send),
-            ..
-        } = msg
-        {
-            if send.born_host.is_empty() {
-                if let Some(addr) = self.conns.remote_addr(peer) {
-                    send.born_host = addr.to_string();
-                }
+        let send = match msg {
+            Message::Request {
+                request: Request::SendMessage(send),
+                ..
+            } => send,
+            Message::Request {
+                request: Request::SendBatchMessage(batch),
+                ..
+            } => &mut batch.header,
+            _ => return,
+        };
+        if send.born_host.is_empty() {
+            if let Some(addr) = self.conns.remote_addr(peer) {
+                send.born_host = addr.to_string();
             }
         }
     }

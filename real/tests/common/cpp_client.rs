@@ -377,6 +377,20 @@ impl Cluster {
         sent
     }
 
+    /// Runs a `client.py` producing subcommand (`args`) to its end; every send it
+    /// reports must be SEND_OK. Its "sent" lines.
+    pub fn sends_ok(&self, topic: &str, group: &str, args: &[&str]) -> Vec<Value> {
+        let client = self.client(args[0], topic, group, args).finish();
+        let sent = client.ops("sent");
+        assert!(
+            !sent.is_empty() && sent.iter().all(|l| l["status"] == "SEND_OK"),
+            "{:#?}\n{}",
+            client.lines(),
+            client.stderr()
+        );
+        sent
+    }
+
     /// `pull`: every queue of `topic` from offset 0 to its end, through the C pull API.
     pub fn pull_all(&self, topic: &str, group: &str) -> Vec<Received> {
         let client = self

@@ -9,13 +9,17 @@ the test sees what was acknowledged even if it has to kill this process:
                    `TagA || TagB` subscription has something to exclude), keys key-i,
                    user property n=i, body body-i
   produce-orderly  sends by sharding key order-(i % keys), body body-i
+  produce-batch    the C batch API (CBatchMessage.h, SendBatchMessage in CProducer.h;
+                   the Python package does not wrap it): messages as `produce` makes
+                   them, in batches of 1, 2, .. --max-batch messages in turn
   consume          a push consumer (clustering or broadcasting) until --count messages,
                    --timeout seconds or (with --stop-on-stdin-eof) the end of stdin
   pull             the C pull consumer (CPullConsumer.h; the Python package does not
                    wrap it): every queue of the topic from offset 0 to its end
 
 A send prints {"op": "sent", "i", "status", "msg_id", "queue_offset"} or
-{"op": "send_failed", "i", "error"}; a delivery prints {"op": "received", "topic",
+{"op": "send_failed", "i", "error"}; a batch send the same with "count", its messages
+being i .. i + count - 1 and "queue_offset" the first one's; a delivery prints {"op": "received", "topic",
 "tags", "keys", "n", "body", "queue_id", "queue_offset", "reconsume_times", "msg_id"}
 (plus "sharding_key" when set). The last line is {"op": "done", ...}.
 """
@@ -36,7 +40,8 @@ from rocketmq.client import (
     RecvMessage,
     SendStatus,
 )
-from rocketmq.ffi import MessageModel, dll
+from rocketmq.exceptions import ffi_check
+from rocketmq.ffi import MessageModel, _CSendResult, dll
 
 TAGS = ("TagA", "TagB", "TagC")
 _print_lock = threading.Lock()
@@ -96,15 +101,21 @@ def record_send(i, send):
     return ok
 
 
+def message(args, i):
+    """Message i as `produce` sends it."""
+    msg = Message(args.topic)
+    msg.set_tags(TAGS[i % len(TAGS)])
+    msg.set_keys("key-%d" % i)
+    msg.set_property("n", str(i))
+    msg.set_body("body-%d" % i)
+    return msg
+
+
 def cmd_produce(args):
     producer = start_producer(args, orderly=False)
     ok = failed = 0
     for i in range(args.first, args.first + args.count):
-        msg = Message(args.topic)
-        msg.set_tags(TAGS[i % len(TAGS)])
-        msg.set_keys("key-%d" % i)
-        msg.set_property("n", str(i))
-        msg.set_body("body-%d" % i)
+        msg = message(args, i)
         if record_send(i, lambda: producer.send_sync(msg)):
             ok += 1
         else:
@@ -134,6 +145,45 @@ def cmd_produce_orderly(args):
             ok += 1
         else:
             failed += 1
+    producer.shutdown()
+    emit(op="done", sent_ok=ok, failed=failed)
+
+
+def cmd_produce_batch(args):
+    producer = start_producer(args, orderly=False)
+    ok = failed = 0
+    i, size = args.first, 1
+    end = args.first + args.count
+    while i < end:
+        count = min(size, end - i)
+        # The messages must outlive the send: the batch holds copies made by AddMessage,
+        # but keep them referenced until it is destroyed all the same.
+        msgs = [message(args, k) for k in range(i, i + count)]
+        batch = dll.CreateBatchMessage()
+        if not batch:
+            raise SystemExit("CreateBatchMessage returned NULL")
+        for msg in msgs:
+            ffi_check(dll.AddMessage(batch, msg))
+        cres = _CSendResult()
+        status = dll.SendBatchMessage(producer._handle, batch, ctypes.pointer(cres))
+        dll.DestroyBatchMessage(batch)
+        if status != 0:
+            failed += count
+            emit(op="send_failed", i=i, count=count, error="%s %s" % (status, text(dll.GetLatestErrorMessage())))
+        else:
+            sent_ok = cres.sendStatus == SendStatus.OK.value
+            ok += count if sent_ok else 0
+            failed += 0 if sent_ok else count
+            emit(
+                op="sent",
+                i=i,
+                count=count,
+                status="SEND_OK" if sent_ok else SendStatus(cres.sendStatus).name,
+                msg_id=text(cres.msgId),
+                queue_offset=cres.offset,
+            )
+        i += count
+        size = size % args.max_batch + 1
     producer.shutdown()
     emit(op="done", sent_ok=ok, failed=failed)
 
@@ -286,6 +336,12 @@ def main():
         else:
             p.add_argument("--keys", type=int, default=4, help="how many sharding keys")
 
+    p = sub.add_parser("produce-batch")
+    p.add_argument("--count", type=int, required=True, help="messages in all")
+    p.add_argument("--first", type=int, default=0, help="index of the first message")
+    p.add_argument("--max-batch", type=int, default=5, help="the largest batch")
+    p.add_argument("--send-timeout-ms", type=int, default=3000)
+
     p = sub.add_parser("consume")
     p.add_argument("--model", choices=("clustering", "broadcasting"), default="clustering")
     p.add_argument("--expression", default="*")
@@ -305,6 +361,7 @@ def main():
     {
         "produce": cmd_produce,
         "produce-orderly": cmd_produce_orderly,
+        "produce-batch": cmd_produce_batch,
         "consume": cmd_consume,
         "pull": cmd_pull,
     }[args.command](args)

@@ -17,7 +17,7 @@
 //! Here: the configuration, the consumer's state, its lifecycle and the dispatch of
 //! inputs. `route.rs` looks up routes and heartbeats, `ownership.rs` rebalances,
 //! `start_offset.rs` finds where an owned queue starts, `pull.rs` long-polls, delivers
-//! and commits.
+//! and commits, `reset_offset.rs` applies a broker's offset reset.
 
 use std::collections::BTreeMap;
 
@@ -32,6 +32,7 @@ use super::{
 
 mod ownership;
 mod pull;
+mod reset_offset;
 mod route;
 mod start_offset;
 
@@ -312,7 +313,8 @@ impl PushConsumer {
     }
 
     /// Feeds one input; returns what the application sees because of it. Host timers,
-    /// host responses and requests other than NOTIFY_CONSUMER_IDS_CHANGED give nothing.
+    /// host responses and requests other than NOTIFY_CONSUMER_IDS_CHANGED and
+    /// RESET_CONSUMER_CLIENT_OFFSET give nothing.
     pub fn handle(
         &mut self,
         ctx: &mut dyn Ctx<Message>,
@@ -343,10 +345,20 @@ impl PushConsumer {
                 // `notifyConsumerIdsChanged` wakes the rebalance service whatever the
                 // message model; a broadcasting consumer takes the queues of a broker
                 // its last route refresh brought back here, not 20 s later.
-                if let Request::NotifyConsumerIdsChanged { consumer_group } = request {
-                    if consumer_group == self.cfg.consumer_group {
+                match request {
+                    Request::NotifyConsumerIdsChanged { consumer_group }
+                        if consumer_group == self.cfg.consumer_group =>
+                    {
                         self.rebalance(ctx, &mut out);
                     }
+                    // Oneway too: an admin moved the group's offsets (`reset_offset.rs`).
+                    Request::ResetConsumerClientOffset(reset)
+                        if reset.consumer_group == self.cfg.consumer_group
+                            && reset.topic == self.cfg.topic =>
+                    {
+                        self.reset_offset(ctx, &reset.offset_table, &mut out);
+                    }
+                    _ => {}
                 }
             }
             Input::Timer { id, kind } => self.on_timer(ctx, id, kind, &mut out),

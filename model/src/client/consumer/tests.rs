@@ -962,3 +962,95 @@ fn last_offset_asks_for_the_max_offset() {
         }]
     ));
 }
+
+#[test]
+fn a_reset_from_the_broker_drops_what_is_under_way_and_pulls_from_the_new_offsets() {
+    let mut ctx = ctx();
+    let mut c = consumer(MessageModel::Clustering);
+    let pulls = clustering_owning_a(&mut c, &mut ctx);
+    assert_eq!(pull_of(&pulls[0].1).queue_offset, 5);
+    let mq = |broker: &str, queue_id| MessageQueue {
+        topic: "T".into(),
+        broker_name: broker.into(),
+        queue_id,
+    };
+    let reset = |group: &str, topic: &str| Input::Packet {
+        from: NodeId(2),
+        msg: Message::Request {
+            opaque: 0,
+            request: Request::ResetConsumerClientOffset(crate::protocol::ResetOffset {
+                topic: topic.into(),
+                consumer_group: group.into(),
+                timestamp_ms: 0,
+                force: true,
+                // Broker b's queue is not ours: left alone.
+                offset_table: BTreeMap::from([(mq("a", 0), 1), (mq("a", 1), 0), (mq("b", 0), 9)]),
+            }),
+        },
+    };
+    assert!(c.handle(&mut ctx, reset("other", "T")).is_empty());
+    assert!(c.handle(&mut ctx, reset("G", "other")).is_empty());
+    assert!(
+        ctx.take_sent().is_empty(),
+        "another group's or topic's reset"
+    );
+
+    let events = c.handle(&mut ctx, reset("G", "T"));
+    assert!(matches!(
+        &events[..],
+        [
+            ClientEvent::Owned {
+                queue_id: 0,
+                start_offset: 1,
+                offset_moved: true,
+                ..
+            },
+            ClientEvent::Owned {
+                queue_id: 1,
+                start_offset: 0,
+                offset_moved: true,
+                ..
+            }
+        ]
+    ));
+    let sent = ctx.take_sent();
+    let offsets: Vec<(i32, u64)> = sent
+        .iter()
+        .map(|(_, m)| (pull_of(m).queue_id, pull_of(m).queue_offset))
+        .collect();
+    assert_eq!(offsets, vec![(0, 1), (1, 0)], "pulls from the new offsets");
+    // The pull that was in flight belongs to the old generation: its answer is dropped.
+    assert!(respond(
+        &mut c,
+        &mut ctx,
+        &pulls[0].1,
+        pull_answer(0, 6, records(0, 5, &[Some("TagA")]))
+    )
+    .is_empty());
+    // The new one delivers from offset 1.
+    let events = respond(
+        &mut c,
+        &mut ctx,
+        &sent[0].1,
+        pull_answer(0, 2, records(0, 1, &[Some("TagA")])),
+    );
+    assert!(
+        matches!(
+            &events[..],
+            [
+                ClientEvent::Delivered {
+                    queue_id: 0,
+                    queue_offset: 1,
+                    ..
+                },
+                // The next pull carries the new position.
+                ClientEvent::Committed {
+                    queue_id: 0,
+                    offset: 2,
+                    ..
+                }
+            ]
+        ),
+        "{events:?}"
+    );
+}

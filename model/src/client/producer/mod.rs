@@ -182,6 +182,32 @@ pub fn uniq_key(ip: [u8; 4], instance: u32, counter: u64) -> String {
     out
 }
 
+/// The property string a send carries: TAGS and KEYS when set, the client id
+/// (`MessageClientIDSetter.setUniqID`), WAIT=true (wait for the store), then the
+/// user's properties in order.
+pub fn message_properties(
+    tags: Option<&str>,
+    keys: Option<&str>,
+    uniq_key: &str,
+    user_properties: &[(String, String)],
+) -> String {
+    let mut pairs: Vec<(&str, &str)> = Vec::new();
+    if let Some(tags) = tags {
+        pairs.push((PROPERTY_TAGS, tags));
+    }
+    if let Some(keys) = keys {
+        pairs.push((PROPERTY_KEYS, keys));
+    }
+    pairs.push((PROPERTY_UNIQ_KEY, uniq_key));
+    pairs.push((PROPERTY_WAIT_STORE_MSG_OK, "true"));
+    pairs.extend(
+        user_properties
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str())),
+    );
+    encode_properties(pairs)
+}
+
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 enum RouteStage {
     /// Asking for the topic itself.
@@ -327,25 +353,20 @@ impl Producer {
             return id;
         }
 
-        let mut pairs: Vec<(&str, &str)> = Vec::new();
-        if let Some(tags) = msg.tags.as_deref() {
-            pairs.push((PROPERTY_TAGS, tags));
-        }
-        if let Some(keys) = msg.keys.as_deref() {
-            pairs.push((PROPERTY_KEYS, keys));
-        }
-        pairs.push((PROPERTY_UNIQ_KEY, &uniq_key));
-        pairs.push((PROPERTY_WAIT_STORE_MSG_OK, "true"));
-        let delay_text = msg.delay_time_level.to_string();
-        if msg.delay_time_level > 0 {
-            pairs.push((PROPERTY_DELAY_TIME_LEVEL, &delay_text));
-        }
-        pairs.extend(
-            msg.user_properties
-                .iter()
-                .map(|(k, v)| (k.as_str(), v.as_str())),
+        let mut properties = message_properties(
+            msg.tags.as_deref(),
+            msg.keys.as_deref(),
+            &uniq_key,
+            &msg.user_properties,
         );
-        let properties = encode_properties(pairs);
+        if msg.delay_time_level > 0 {
+            // `Message.setDelayTimeLevel`.
+            let level = msg.delay_time_level.to_string();
+            properties.push_str(&encode_properties([(
+                PROPERTY_DELAY_TIME_LEVEL,
+                level.as_str(),
+            )]));
+        }
 
         let now_ms = ctx.now_ms();
         self.sends.insert(
