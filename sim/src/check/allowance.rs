@@ -36,9 +36,11 @@
 //!    so M's fault alone is not enough; it takes a CACHE fault of S as well (between
 //!    `since` and the end of the window), since S flushes the same way.
 //!
-//! A delayed message (sent with a delay level) is written a second time when due, as
-//! the copy consumers read: for it, the windows above that start at `ack` end as far
-//! after the copy's first delivery as they would after an ack (open while it has none).
+//! A delayed message (sent with a delay level) is written again when due, as the copy
+//! consumers read, and again after a broker restart that lost the schedule's progress:
+//! for it, the windows above that start at `ack` never close (any later fault may
+//! take a copy). A bound on the copy's own window needs the copy's store time, which
+//! the history does not record.
 //!
 //! Rules are tried in this order; the first that holds names the reason, e.g.
 //! `"async_flush+power_cut of n3 at 12345ms"`. Callers pass `before`: only faults at
@@ -181,15 +183,11 @@ pub(crate) fn allowance(ix: &Index, m: u32, before: u64) -> Option<Allowed> {
     let since = msg.since_ms();
     let strong = msg.acked() && msg.strong_ack();
     let ack = msg.ok_ms;
-    // A delayed message is stored twice: at the send in its level's schedule queue,
-    // and when due as the copy consumers read, which the broker flushes and ships
-    // like any record. The windows that start at the ack run from the copy's first
-    // delivery instead (the copy existed by then), or stay open if it never came.
-    let copy_ms = match msg.delay_level {
-        0 => ack,
-        _ if msg.delivered() => ix.entries[msg.first_dlv as usize].at_ms().max(ack),
-        _ => u64::MAX,
-    };
+    // A delayed message is stored again when due, as the copy consumers read, which
+    // the broker flushes and ships like any record — and again after every restart
+    // that lost its progress (`delayOffset.json`). So the windows that start at the
+    // ack stay open for it: any later fault may take a copy.
+    let copy_ms = if msg.delay_level > 0 { u64::MAX } else { ack };
 
     // 1. single copy
     let single_copy = match bg.replication {
