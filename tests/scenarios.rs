@@ -95,6 +95,12 @@ fn chaos() {
     sweep_scenario("chaos");
 }
 
+/// Delayed messages under every fault: never early, never lost outside the allowance.
+#[test]
+fn delay() {
+    sweep_scenario("delay");
+}
+
 /// Queues change owner all the time: rebalances, one owner per queue, commits.
 #[test]
 fn consumer_restarts() {

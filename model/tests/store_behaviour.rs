@@ -16,6 +16,7 @@ fn config() -> StoreConfig {
         commit_log_file_size_bytes: FILE_SIZE,
         consume_queue_entries_per_file: 4,
         max_message_size_bytes: 4096,
+        ..StoreConfig::default()
     }
 }
 

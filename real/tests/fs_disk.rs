@@ -387,6 +387,7 @@ fn config() -> StoreConfig {
         commit_log_file_size_bytes: 4096,
         consume_queue_entries_per_file: 8,
         max_message_size_bytes: 4096,
+        ..StoreConfig::default()
     }
 }
 

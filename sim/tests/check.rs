@@ -122,6 +122,7 @@ impl B {
             tags: tags.map(str::to_owned),
             body_crc: wid as u32 * 7,
             fields: None,
+            delay_level: 0,
         });
         self
     }

@@ -427,6 +427,7 @@ impl Node<Message> for ProducerHost {
                     keys: Some(format!("key{n}")),
                     user_properties: vec![("WID".into(), n.to_string())],
                     body: format!("m{n}").into_bytes(),
+                    delay_time_level: 0,
                 },
             );
             // Ids count up from 0 in one producer, so id n is message n.

@@ -94,6 +94,11 @@ impl H {
     }
 
     fn invoke(&mut self, at: u64, wid: u64) -> &mut Self {
+        self.invoke_delayed(at, wid, 0)
+    }
+
+    /// A send of wid with delay level `level` (the default promise: level 1 is 1 s).
+    fn invoke_delayed(&mut self, at: u64, wid: u64, level: u32) -> &mut Self {
         self.h.push(Entry::SendInvoke {
             at_ms: at,
             client: PRODUCER,
@@ -102,6 +107,7 @@ impl H {
             tags: None,
             body_crc: wid as u32 * 7,
             fields: None,
+            delay_level: level,
         });
         self
     }
@@ -477,6 +483,68 @@ fn lost_offset_reused_when_the_group_consumed_past_it_before_the_send() {
         Rule::Lost,
         "lost/offset_reused",
     );
+}
+
+/// wid 1 sent at 1000 with delay level 2 (5 s), acked by "b" in its schedule queue
+/// (q1), never delivered; `faults` follow.
+fn delayed_never_delivered(faults: &[(u64, FaultKind, u32)]) -> H {
+    let mut b = H::new(SyncFlush, Replication::Sync);
+    b.invoke_delayed(1_000, 1, 2)
+        .ok_on(1_001, 1, "b", 1, 0, SendStatus::SendOk, false)
+        .faults(faults);
+    b
+}
+
+#[test]
+fn lost_delay_master_lost() {
+    // The master is lost before the message is due: the slave holds it, never delivers.
+    let f = [(3_000, MachineLost, 1)];
+    excused(&delayed_never_delivered(&f), "lost/delay_master_lost");
+    fires(
+        &delayed_never_delivered(&elsewhere(&f)),
+        Rule::Lost,
+        "lost/delay_master_lost",
+    );
+    // The slave's loss strands nothing: the master delivers.
+    fires(
+        &delayed_never_delivered(&[(3_000, MachineLost, 2)]),
+        Rule::Lost,
+        "lost/delay_master_lost",
+    );
+}
+
+// ---------------------------------------------------------------- delay/clock_skew
+
+/// wid 1 sent at 1000 with delay level 1 (1 s), stored on "b", delivered from "b" at
+/// 1500 (500 ms early); `faults` before it.
+fn delivered_early(faults: &[(u64, FaultKind, u32)]) -> H {
+    let mut b = H::new(SyncFlush, Replication::Sync);
+    b.invoke_delayed(1_000, 1, 1)
+        .ok_on(1_001, 1, "b", 0, 0, SendStatus::SendOk, false)
+        .faults(faults)
+        .deliver(1_500, "g", 10, 0, 0, 1);
+    b
+}
+
+#[test]
+fn delay_clock_skew() {
+    let f = [(900, FaultKind::ClockSkew, 1)];
+    excused(&delivered_early(&f), "delay/clock_skew");
+    fires(
+        &delivered_early(&elsewhere(&f)),
+        Rule::Delay,
+        "delay/clock_skew",
+    );
+    fires(&delivered_early(&[]), Rule::Delay, "delay/clock_skew");
+    // Delivered when due: nothing to excuse. The SEND_OK names the schedule queue, not
+    // the position delivered from, and that is no corrupt position.
+    let mut on_time = H::new(SyncFlush, Replication::Sync);
+    on_time
+        .invoke_delayed(1_000, 1, 1)
+        .ok_on(1_001, 1, "b", 0, 7, SendStatus::SendOk, false)
+        .deliver(2_000, "g", 10, 0, 0, 1);
+    let r = check(&on_time.h);
+    assert!(r.passed(), "{r}");
 }
 
 // ---------------------------------------------------------------- order/<allowance>
@@ -1217,6 +1285,8 @@ const COVERED: &[&str] = &[
     "commits/master_down_at_end",
     "commits/served_tail_lost",
     "owners/route_refresh",
+    "lost/delay_master_lost",
+    "delay/clock_skew",
 ];
 
 /// Every excuse name written in the checker's sources (a string literal recorded
@@ -1264,7 +1334,8 @@ fn every_excuse_has_a_pair() {
             ],
         ),
         ("order.rs", &["received_anyway", "offset_reused"]),
-        ("lost.rs", &["offset_reused"]),
+        ("lost.rs", &["offset_reused", "delay_master_lost"]),
+        ("delay.rs", &["clock_skew"]),
         ("commits.rs", &["master_down_at_end", "served_tail_lost"]),
         ("owners.rs", &["route_refresh"]),
     ];

@@ -224,6 +224,7 @@ mod extremes {
                 tags: None,
                 body_crc: 1,
                 fields: None,
+                delay_level: 0,
             }),
             (num(), wid(), num()).prop_map(|(at_ms, wid, queue_offset)| Entry::SendOk {
                 at_ms,

@@ -1,5 +1,6 @@
 //! A broker's settings, named and defaulted as RocketMQ's `BrokerConfig` and
-//! `MessageStoreConfig` (reference A.7, A.8, C, F).
+//! `MessageStoreConfig` (reference A.7, A.8, B, C, F). `messageDelayLevel` is a store
+//! setting, as in RocketMQ: `store.message_delay_level`.
 
 use std::collections::BTreeMap;
 
@@ -87,6 +88,9 @@ pub struct BrokerConfig {
     pub register_name_server_period_ms: u64,
     /// `flushConsumerOffsetInterval`.
     pub flush_consumer_offset_interval_ms: u64,
+    /// `flushDelayOffsetInterval`: how often the delay levels' progress is persisted
+    /// (`config/delayOffset.json`).
+    pub flush_delay_offset_interval_ms: u64,
     /// How often a slave runs `SlaveSynchronize` (RocketMQ: fixed at 10 s, first after
     /// 3 s): it fetches its master's consumer offsets.
     pub slave_synchronize_interval_ms: u64,
@@ -136,6 +140,7 @@ impl Default for BrokerConfig {
             ha_max_unacked_bytes: 256 * 1024,
             register_name_server_period_ms: 30_000,
             flush_consumer_offset_interval_ms: 5_000,
+            flush_delay_offset_interval_ms: 10_000,
             slave_synchronize_interval_ms: SLAVE_SYNCHRONIZE_INTERVAL_MS,
             long_polling_check_interval_ms: 5_000,
             channel_expired_timeout_ms: 120_000,

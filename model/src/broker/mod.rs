@@ -11,8 +11,8 @@
 //! `topics.rs`; master/slave replication in `ha.rs`; orderly consumers' queue locks
 //! (LOCK_BATCH_MQ) in `rebalance_lock_manager.rs`; what `mqadmin` asks (topic
 //! creation, topic and consume stats, messages by offset) in `admin_processor.rs`,
-//! and resetting a group's offsets to a time in `reset_offset.rs`;
-//! settings in `config.rs`.
+//! and resetting a group's offsets to a time in `reset_offset.rs`; delivery of
+//! delayed messages in `schedule_message_service.rs`; settings in `config.rs`.
 
 mod admin_processor;
 mod broker_stats;
@@ -25,6 +25,7 @@ mod offsets;
 mod pull;
 mod rebalance_lock_manager;
 mod reset_offset;
+mod schedule_message_service;
 mod send;
 mod send_batch;
 mod topics;
@@ -49,6 +50,9 @@ mod timer {
     pub const HA_TICK: u64 = 7 << 32;
     pub const SEND_DEADLINE: u64 = 8 << 32;
     pub const SLAVE_SYNC: u64 = 9 << 32;
+    /// The delay level in the low bits.
+    pub const SCHEDULE: u64 = 10 << 32;
+    pub const PERSIST_DELAY_OFFSETS: u64 = 11 << 32;
     pub const TAG_MASK: u64 = !0xffff_ffff;
 }
 
@@ -76,6 +80,7 @@ pub struct Broker {
     store_host: Host,
     topics: topics::Topics,
     offsets: offsets::ConsumerOffsets,
+    schedule: schedule_message_service::ScheduleMessageService,
     consumers: consumers::ConsumerGroups,
     rebalance_locks: rebalance_lock_manager::RebalanceLockManager,
     sends: send::PendingSends,
@@ -107,6 +112,7 @@ impl Broker {
         };
         let topics = topics::Topics::load(&config, disk);
         let offsets = offsets::ConsumerOffsets::load(disk);
+        let schedule = schedule_message_service::ScheduleMessageService::load(disk);
         Broker {
             store_host: Host {
                 ip: IpAddr::from([127, 0, 0, 1]),
@@ -114,6 +120,7 @@ impl Broker {
             },
             topics,
             offsets,
+            schedule,
             consumers: consumers::ConsumerGroups::default(),
             rebalance_locks: rebalance_lock_manager::RebalanceLockManager::default(),
             sends: send::PendingSends::default(),
@@ -153,6 +160,7 @@ impl Broker {
         self.phase = Phase::ShuttingDown;
         self.unregister(ctx);
         self.persist_offsets(ctx);
+        self.persist_delay_offsets(ctx);
         if let Some(store) = self.store.as_mut() {
             if let Err(e) = store.begin_shutdown(ctx.disk()) {
                 tracing::error!(error = %e, "shutdown flush failed");
@@ -168,7 +176,8 @@ impl Broker {
                 .store
                 .as_ref()
                 .is_none_or(|s| s.state() == StoreState::Closed)
-            && self.offsets.is_idle()
+            && self.offsets.persisted().file().is_idle()
+            && self.schedule.persisted().file().is_idle()
             && self.topics.is_idle()
         {
             self.phase = Phase::Stopped;
@@ -251,6 +260,11 @@ impl Broker {
                 again(ctx, self.config.slave_synchronize_interval_ms);
             }
             timer::SEND_DEADLINE => self.send_deadline(ctx, kind & !timer::TAG_MASK),
+            timer::SCHEDULE => {
+                let level = (kind & !timer::TAG_MASK) as i32;
+                self.schedule_run(ctx, level);
+            }
+            timer::PERSIST_DELAY_OFFSETS => self.schedule_persist_tick(ctx),
             _ => {}
         }
     }
@@ -261,20 +275,26 @@ impl Broker {
         ticket: SyncTicket,
         result: Result<(), DiskError>,
     ) {
-        match self
-            .offsets
-            .on_sync_complete(ctx.disk(), ticket, result.clone())
-        {
-            ConfigEvent::NotMine => {}
-            ConfigEvent::Failed(e) => {
-                tracing::warn!(error = %e, "consumer offsets not persisted");
-                self.check_stopped();
-                return;
+        let mut what = "consumer offsets";
+        let mut event =
+            self.offsets
+                .persisted()
+                .file()
+                .on_sync_complete(ctx.disk(), ticket, result.clone());
+        if event == ConfigEvent::NotMine {
+            what = "delay offsets";
+            event = self.schedule.persisted().file().on_sync_complete(
+                ctx.disk(),
+                ticket,
+                result.clone(),
+            );
+        }
+        if event != ConfigEvent::NotMine {
+            if let ConfigEvent::Failed(e) = event {
+                tracing::warn!(error = %e, "{what} not persisted");
             }
-            _ => {
-                self.check_stopped();
-                return;
-            }
+            self.check_stopped();
+            return;
         }
         if self
             .topics
@@ -291,9 +311,11 @@ impl Broker {
                     self.phase = Phase::Running;
                     self.register(ctx);
                     self.connect_to_master(ctx);
+                    self.schedule_start(ctx);
                 }
             }
             StoreEvent::CommitLogDurable(durable) => {
+                self.schedule_on_durable(durable);
                 self.on_durable(ctx, durable);
             }
             StoreEvent::Closed => self.check_stopped(),
@@ -547,6 +569,7 @@ impl Node<Message> for Broker {
         if self.store.as_ref().is_some_and(|s| s.is_ready()) {
             self.phase = Phase::Running;
             self.connect_to_master(ctx);
+            self.schedule_start(ctx);
         }
         self.arm_periodic(ctx);
     }

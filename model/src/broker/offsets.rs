@@ -45,15 +45,12 @@ use std::collections::BTreeMap;
 use super::Broker;
 use crate::node::{Ctx, NodeId};
 use crate::protocol::{response_code, Message, QueueKey, Request, Response};
-use crate::store::config_file::{ConfigEvent, ConfigFile};
+use crate::store::config_file::PersistedTable;
 use crate::store::config_tables::{ConsumerOffsetTable, CONSUMER_OFFSET_PATH};
-use crate::store::disk::{Disk, DiskError, SyncTicket};
+use crate::store::disk::Disk;
 
 pub(super) struct ConsumerOffsets {
-    table: ConsumerOffsetTable,
-    file: ConfigFile,
-    /// Changed since the last persist started.
-    dirty: bool,
+    table: PersistedTable<ConsumerOffsetTable>,
     /// Slave only: commits consumers made here that the master's table may not show
     /// yet. At most one per queue.
     local_commits: BTreeMap<QueueKey, LocalCommit>,
@@ -85,19 +82,15 @@ fn table_key(key: &QueueKey) -> String {
 
 impl ConsumerOffsets {
     pub(super) fn load(disk: &dyn Disk) -> ConsumerOffsets {
-        let file = ConfigFile::new(CONSUMER_OFFSET_PATH);
-        let (table, _source) = file.load(disk);
         ConsumerOffsets {
-            table,
-            file,
-            dirty: false,
+            table: PersistedTable::load(disk, CONSUMER_OFFSET_PATH),
             local_commits: BTreeMap::new(),
             syncs_sent: 0,
         }
     }
 
     pub(super) fn table(&self) -> &ConsumerOffsetTable {
-        &self.table
+        self.table.table()
     }
 
     /// A slave took a consumer's commit: stored here, and remembered until a sync shows
@@ -145,13 +138,16 @@ impl ConsumerOffsets {
         for (topic_group, queues) in &master.offset_table {
             let mine = self
                 .table
+                .table_mut()
                 .offset_table
                 .entry(topic_group.clone())
                 .or_default();
+            let mut changed = false;
             for (&queue_id, &offset) in queues {
-                if mine.insert(queue_id, offset) != Some(offset) {
-                    self.dirty = true;
-                }
+                changed |= mine.insert(queue_id, offset) != Some(offset);
+            }
+            if changed {
+                self.table.mark_dirty();
             }
         }
         let mut resend = Vec::new();
@@ -194,6 +190,7 @@ impl ConsumerOffsets {
     pub(super) fn commit(&mut self, key: &QueueKey, offset: u64) {
         let slot = self
             .table
+            .table_mut()
             .offset_table
             .entry(table_key(key))
             .or_default()
@@ -201,22 +198,29 @@ impl ConsumerOffsets {
             .or_insert(-1);
         if *slot != offset as i64 {
             *slot = offset as i64;
-            self.dirty = true;
+            self.table.mark_dirty();
         }
     }
 
     pub(super) fn get(&self, key: &QueueKey) -> Option<u64> {
         let v = *self
             .table
+            .table()
             .offset_table
             .get(&table_key(key))?
             .get(&key.queue_id)?;
         u64::try_from(v).ok()
     }
 
+    /// The persisted table (`config/consumerOffset.json`).
+    pub(super) fn persisted(&mut self) -> &mut PersistedTable<ConsumerOffsetTable> {
+        &mut self.table
+    }
+
     /// `whichTopicByConsumer`: the topics `group` has offsets for, in name order.
     pub(super) fn topics_of_group(&self, group: &str) -> Vec<String> {
         self.table
+            .table()
             .offset_table
             .keys()
             .filter_map(|k| k.split_once('@'))
@@ -224,35 +228,11 @@ impl ConsumerOffsets {
             .map(|(topic, _)| topic.to_string())
             .collect()
     }
-
-    pub(super) fn persist(&mut self, disk: &mut dyn Disk) {
-        if !self.dirty {
-            return;
-        }
-        self.dirty = false;
-        let json = serde_json::to_string(&self.table).expect("offset table serializes");
-        if let Err(e) = self.file.persist(disk, json) {
-            tracing::warn!(error = %e, "consumer offsets not persisted");
-        }
-    }
-
-    pub(super) fn is_idle(&self) -> bool {
-        self.file.is_idle()
-    }
-
-    pub(super) fn on_sync_complete(
-        &mut self,
-        disk: &mut dyn Disk,
-        ticket: SyncTicket,
-        result: Result<(), DiskError>,
-    ) -> ConfigEvent {
-        self.file.on_sync_complete(disk, ticket, result)
-    }
 }
 
 impl Broker {
     pub(super) fn persist_offsets(&mut self, ctx: &mut dyn Ctx<Message>) {
-        self.offsets.persist(ctx.disk());
+        self.offsets.persisted().persist(ctx.disk());
     }
 
     /// A consumer's commit (UPDATE_CONSUMER_OFFSET, or COMMIT_OFFSET on a pull to a
@@ -377,7 +357,7 @@ mod tests {
             .merge_from_master(&master(&[(0, 10), (1, 10), (2, 10), (3, 10)]), sync)
             .is_empty());
         assert_eq!(slave.get(&key(0)), Some(10));
-        assert!(slave.dirty, "merged offsets are persisted");
+        assert!(slave.table.is_dirty(), "merged offsets are persisted");
 
         // Consumers whose route lists no master commit here: queue 1's and 2's are
         // passed on to the master; queue 3's is not (no master known).

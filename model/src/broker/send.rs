@@ -166,6 +166,9 @@ impl Broker {
         let (first, last) = (&appended[0], &appended[appended.len() - 1]);
         let queue_id = records[0].queue_id;
         self.notify_arrival(ctx, &header.topic, queue_id);
+        if let Some(level) = first.delay_level {
+            self.schedule_on_put(ctx, level);
+        }
         let mut msg_id = String::with_capacity(appended.len() * 33);
         for (i, a) in appended.iter().enumerate() {
             if i > 0 {

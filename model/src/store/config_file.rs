@@ -12,6 +12,7 @@
 //! content wins; at most one is queued).
 
 use serde::de::DeserializeOwned;
+use serde::Serialize;
 
 use super::disk::{parent_dir, Disk, DiskError, SyncTarget, SyncTicket, SyncWaiter};
 
@@ -171,6 +172,64 @@ impl SyncWaiter for ConfigFile {
         result: Result<(), DiskError>,
     ) -> ConfigEvent {
         ConfigFile::on_sync_complete(self, disk, ticket, result)
+    }
+}
+
+/// A table kept in memory and written through its [`ConfigFile`] when it changed
+/// (consumer offsets, delay offsets): the owner says when to persist, the table
+/// knows whether there is anything to write.
+#[derive(Clone, Debug)]
+pub struct PersistedTable<T> {
+    table: T,
+    file: ConfigFile,
+    /// Changed since the last persist started.
+    dirty: bool,
+}
+
+impl<T: Serialize + DeserializeOwned + Default> PersistedTable<T> {
+    /// Loads `path` (or its backup, or the default; see [`ConfigFile::load`]).
+    pub fn load(disk: &dyn Disk, path: &str) -> PersistedTable<T> {
+        let file = ConfigFile::new(path);
+        let (table, _source) = file.load(disk);
+        PersistedTable {
+            table,
+            file,
+            dirty: false,
+        }
+    }
+
+    pub fn table(&self) -> &T {
+        &self.table
+    }
+
+    /// The table to change; call [`PersistedTable::mark_dirty`] when it did.
+    pub fn table_mut(&mut self) -> &mut T {
+        &mut self.table
+    }
+
+    pub fn mark_dirty(&mut self) {
+        self.dirty = true;
+    }
+
+    pub fn is_dirty(&self) -> bool {
+        self.dirty
+    }
+
+    /// Starts writing the table if it changed since the last persist started.
+    pub fn persist(&mut self, disk: &mut dyn Disk) {
+        if !self.dirty {
+            return;
+        }
+        self.dirty = false;
+        let json = serde_json::to_string(&self.table).expect("config tables serialize");
+        if let Err(e) = self.file.persist(disk, json) {
+            tracing::warn!(path = %self.file.path(), error = %e, "config file not persisted");
+        }
+    }
+
+    /// The file: its syncs complete through it, and it tells when it is idle.
+    pub fn file(&mut self) -> &mut ConfigFile {
+        &mut self.file
     }
 }
 

@@ -12,6 +12,7 @@ use std::collections::{BTreeMap, VecDeque};
 use super::checkpoint::{Checkpoint, CHECKPOINT_PATH};
 use super::commit_log::{CommitLog, END_OF_OFFSET_SPACE};
 use super::consume_queue::{ConsumeQueue, CqEntry};
+use super::delay_level::{delay_level, InvalidDelayLevel, MessageDelayLevel, SCHEDULE_TOPIC};
 use super::disk::{Disk, DiskError, SyncTicket, SyncWaiter};
 use super::flush::{FlushTracker, SyncOutcome};
 use super::record::{self, NewRecord, RecordError, Slot, END_FILE_MIN_BLANK_LENGTH};
@@ -27,6 +28,9 @@ pub struct StoreConfig {
     pub consume_queue_entries_per_file: u64,
     /// `maxMessageSize`: the largest body accepted.
     pub max_message_size_bytes: usize,
+    /// `messageDelayLevel` (a `MessageStoreConfig` key in RocketMQ too): the put path
+    /// rewrites delayed messages with it and every dispatch computes their delivery time.
+    pub message_delay_level: MessageDelayLevel,
 }
 
 impl Default for StoreConfig {
@@ -35,6 +39,7 @@ impl Default for StoreConfig {
             commit_log_file_size_bytes: 1024 * 1024 * 1024,
             consume_queue_entries_per_file: 300_000,
             max_message_size_bytes: 4 * 1024 * 1024,
+            message_delay_level: MessageDelayLevel::default(),
         }
     }
 }
@@ -73,6 +78,10 @@ pub enum StoreError {
     NotReady(StoreState),
     #[error("message illegal: {0}")]
     Illegal(#[from] record::EncodeError),
+    #[error("message illegal: {0}")]
+    IllegalDelayLevel(#[from] InvalidDelayLevel),
+    #[error("message illegal: a batch cannot carry a delay level")]
+    DelayInBatch,
     #[error("{len} bytes of records do not fit a {file_size}-byte commit-log file")]
     RecordTooLarge { len: u64, file_size: u64 },
     #[error("commit log is at offset {write_offset}, too near the end of the 63-bit offset space for another file")]
@@ -103,6 +112,9 @@ pub struct AppendResult {
     pub store_timestamp_ms: i64,
     /// The commit-log offset that must be durable for this record to be.
     pub end_offset: u64,
+    /// Set when a DELAY level sent the message to `SCHEDULE_TOPIC_XXXX`: the level,
+    /// clamped to the table (`queue_offset` is then the schedule queue's).
+    pub delay_level: Option<i32>,
 }
 
 /// A record read back, with its bytes exactly as stored.
@@ -315,6 +327,39 @@ impl MessageStore {
         if self.state != StoreState::Ready {
             return Err(StoreError::NotReady(self.state));
         }
+        // A delayed message goes to its level's schedule queue (`delay_level.rs`);
+        // a batch cannot be delayed (`CommitLog.asyncPutMessages`).
+        let delay_levels = &self.config.message_delay_level;
+        let delayed = match recs {
+            [rec] => delay_levels.rewrite_for_delay(
+                rec.topic,
+                rec.queue_id,
+                rec.sys_flag,
+                rec.properties,
+            )?,
+            _ => {
+                if recs
+                    .iter()
+                    .any(|r| delay_level(r.properties).is_some_and(|l| l > 0))
+                {
+                    return Err(StoreError::DelayInBatch);
+                }
+                None
+            }
+        };
+        let scheduled;
+        let recs = match &delayed {
+            None => recs,
+            Some(put) => {
+                scheduled = [NewRecord {
+                    topic: SCHEDULE_TOPIC,
+                    queue_id: put.queue_id,
+                    properties: &put.properties,
+                    ..recs[0].clone()
+                }];
+                &scheduled[..]
+            }
+        };
         let first = recs.first().expect("a batch holds at least one record");
         let mut len = 0u64;
         for rec in recs {
@@ -334,7 +379,15 @@ impl MessageStore {
         if write_offset > END_OF_OFFSET_SPACE - 2 * file_size {
             return Err(StoreError::LogFull { write_offset });
         }
-        let result = self.append_checked(disk, recs, len, now_ms);
+        let delay_level = delayed.as_ref().map(|put| put.level);
+        let result = self
+            .append_checked(disk, recs, len, now_ms)
+            .map(|mut appended| {
+                for a in &mut appended {
+                    a.delay_level = delay_level;
+                }
+                appended
+            });
         if let Err(StoreError::Disk(e)) = &result {
             // A failed page-cache write leaves the log in an unknown state.
             tracing::error!(error = %e, "commit log write failed; store is now read-only");
@@ -379,6 +432,7 @@ impl MessageStore {
                 queue_offset,
                 store_timestamp_ms: now_ms,
                 end_offset: at + size,
+                delay_level: None,
             });
         }
         debug_assert_eq!(buf.len() as u64, len);
@@ -395,7 +449,11 @@ impl MessageStore {
             let entry = CqEntry {
                 commit_log_offset: a.physical_offset as i64,
                 size: a.size as i32,
-                tags_code: record::dispatch_tags_code(rec.properties),
+                tags_code: self.config.message_delay_level.dispatch_tags_code(
+                    rec.topic,
+                    rec.properties,
+                    now_ms,
+                ),
             };
             self.dispatch_entry(disk, topic, queue_id, queue_offset, entry)?;
         }
@@ -407,6 +465,15 @@ impl MessageStore {
             "queue offsets are dense"
         );
         Ok(appended)
+    }
+
+    /// The consume-queue tag code of a stored record (`delay_level.rs`).
+    pub(super) fn dispatch_tags_code(&self, view: &record::RecordView<'_>) -> i64 {
+        self.config.message_delay_level.dispatch_tags_code(
+            view.topic,
+            view.properties,
+            view.store_timestamp_ms,
+        )
     }
 
     pub(super) fn dispatch_entry(
@@ -640,14 +707,14 @@ impl MessageStore {
                 view.topic, view.queue_id, view.queue_offset
             )));
         }
-        // The tag code drives server-side tag filtering: a damaged one would silently
-        // hide the message from a subscriber. (When delay levels arrive, the schedule
-        // topic's entries carry a delivery time here instead; that check goes with it.)
-        if view.tags_code() != entry.tags_code {
+        // The tag code drives server-side tag filtering (and, in the schedule topic,
+        // when a delayed message is due): a damaged one would silently hide the
+        // message from a subscriber or deliver it at the wrong time.
+        let expected_tags_code = self.dispatch_tags_code(&view);
+        if expected_tags_code != entry.tags_code {
             return Err(corrupt(format!(
-                "entry for {topic}-{queue_id}@{queue_offset} has tag code {} but the record's tags hash to {}",
-                entry.tags_code,
-                view.tags_code()
+                "entry for {topic}-{queue_id}@{queue_offset} has tag code {} but the record gives {}",
+                entry.tags_code, expected_tags_code
             )));
         }
         Ok(StoredMessage {
@@ -748,7 +815,7 @@ impl MessageStore {
         Ok(StoredMessage {
             physical_offset,
             queue_offset: view.queue_offset,
-            tags_code: view.tags_code(),
+            tags_code: self.dispatch_tags_code(&view),
             bytes: view.bytes.to_vec(),
         })
     }

@@ -3,7 +3,7 @@
 //!
 //! Where to look: the record format in `record.rs`; rolling and reads in
 //! `commit_log.rs`; consume-queue entries in `consume_queue.rs`; group commit in
-//! `flush.rs`; boot and crash recovery in `recovery/`; append, read and shutdown in
+//! `flush.rs`; delay levels and the schedule topic in `delay_level.rs`; boot and crash recovery in `recovery/`; append, read and shutdown in
 //! `message_store.rs`; atomic JSON config files in `config_file.rs`.
 
 pub mod checkpoint;
@@ -11,6 +11,7 @@ pub mod commit_log;
 pub mod config_file;
 pub mod config_tables;
 pub mod consume_queue;
+pub mod delay_level;
 pub mod disk;
 pub mod flush;
 pub mod foreign_store;

@@ -171,7 +171,7 @@ impl MessageStore {
                     });
                 }
             }
-            let tags_code = view.tags_code();
+            let tags_code = self.dispatch_tags_code(&view);
             let store_ts = view.store_timestamp_ms;
             let bytes = view.bytes;
             let physical = self

@@ -105,6 +105,7 @@ impl ProduceNode {
                     keys: None,
                     user_properties: Vec::new(),
                     body: self.body.clone(),
+                    delay_time_level: 0,
                 },
             );
             self.issued += 1;

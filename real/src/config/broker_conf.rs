@@ -18,6 +18,7 @@
 use std::path::{Path, PathBuf};
 
 use rmq_model::broker::{BrokerConfig, BrokerRole, FlushDiskType};
+use rmq_model::store::delay_level::MessageDelayLevel;
 use rmq_model::store::message_store::MIN_COMMIT_LOG_FILE_SIZE_BYTES;
 
 use super::values::{address, address_list, boolean, host, integer, name, port};
@@ -520,6 +521,23 @@ const KEYS: &[Key] = &[
             Ok(None)
         },
         get: |c| c.broker.flush_consumer_offset_interval_ms.to_string(),
+    },
+    Key {
+        name: "flushDelayOffsetInterval",
+        set: |d, v| {
+            d.conf.broker.flush_delay_offset_interval_ms = interval_ms(v)?;
+            Ok(None)
+        },
+        get: |c| c.broker.flush_delay_offset_interval_ms.to_string(),
+    },
+    Key {
+        name: "messageDelayLevel",
+        set: |d, v| {
+            d.conf.broker.store.message_delay_level =
+                MessageDelayLevel::parse(v).map_err(|e| e.to_string())?;
+            Ok(None)
+        },
+        get: |c| c.broker.store.message_delay_level.to_string(),
     },
     Key {
         name: "maxTransferBytesOnMessageInMemory",

@@ -145,6 +145,8 @@ haHousekeepingInterval=9000
 haTransferBatchSize=8192
 registerNameServerPeriod=20000
 flushConsumerOffsetInterval=2500
+flushDelayOffsetInterval=4000
+messageDelayLevel=1s 2s 3m 1h
 maxTransferBytesOnMessageInMemory=131072
 maxTransferCountOnMessageInMemory=16
 serveOnlyDurable=false
@@ -189,6 +191,10 @@ fn every_key() {
     assert_eq!(b.ha_transfer_batch_bytes, 8_192);
     assert_eq!(b.register_name_server_period_ms, 20_000);
     assert_eq!(b.flush_consumer_offset_interval_ms, 2_500);
+    assert_eq!(b.flush_delay_offset_interval_ms, 4_000);
+    assert_eq!(b.store.message_delay_level.max_level(), 4);
+    assert_eq!(b.store.message_delay_level.delay_ms(3), Some(180_000));
+    assert_eq!(b.store.message_delay_level.to_string(), "1s 2s 3m 1h");
     assert_eq!(b.max_transfer_bytes, 131_072);
     assert_eq!(b.max_transfer_count, 16);
     assert!(!b.serve_only_durable);
@@ -270,6 +276,12 @@ fn bad_values_name_the_key_the_value_and_what_is_accepted() {
         ("deleteWhen=25", "hours from 00 to 23"),
         ("fileReservedTime=-2", "hours"),
         ("storePathRootDir=", "a directory path"),
+        (
+            "messageDelayLevel=1s 5",
+            "not a number followed by s, m, h or d",
+        ),
+        ("messageDelayLevel=", "messageDelayLevel is empty"),
+        ("flushDelayOffsetInterval=0", "milliseconds"),
     ];
     for (line, expected) in cases {
         let (key, value) = line.split_once('=').unwrap();

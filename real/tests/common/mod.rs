@@ -50,6 +50,7 @@ impl Node<Message> for SendAll {
                         keys: Some(format!("key-{i}")),
                         user_properties: vec![("n".into(), i.to_string())],
                         body: format!("body-{i}").into_bytes(),
+                        delay_time_level: 0,
                     },
                 );
             }

@@ -36,6 +36,12 @@
 //!    so M's fault alone is not enough; it takes a CACHE fault of S as well (between
 //!    `since` and the end of the window), since S flushes the same way.
 //!
+//! A delayed message (sent with a delay level) is written again when due, as the copy
+//! consumers read, and again after a broker restart that lost the schedule's progress:
+//! for it, the windows above that start at `ack` never close (any later fault may
+//! take a copy). A bound on the copy's own window needs the copy's store time, which
+//! the history does not record.
+//!
 //! Rules are tried in this order; the first that holds names the reason, e.g.
 //! `"async_flush+power_cut of n3 at 12345ms"`. Callers pass `before`: only faults at
 //! or before it count (the offsets rule asks "could this message have vanished
@@ -177,6 +183,11 @@ pub(crate) fn allowance(ix: &Index, m: u32, before: u64) -> Option<Allowed> {
     let since = msg.since_ms();
     let strong = msg.acked() && msg.strong_ack();
     let ack = msg.ok_ms;
+    // A delayed message is stored again when due, as the copy consumers read, which
+    // the broker flushes and ships like any record — and again after every restart
+    // that lost its progress (`delayOffset.json`). So the windows that start at the
+    // ack stay open for it: any later fault may take a copy.
+    let copy_ms = if msg.delay_level > 0 { u64::MAX } else { ack };
 
     // 1. single copy
     let single_copy = match bg.replication {
@@ -184,14 +195,17 @@ pub(crate) fn allowance(ix: &Index, m: u32, before: u64) -> Option<Allowed> {
         _ if !strong => Some((since, before, "unreplicated")),
         Replication::Async => Some((
             ack,
-            replication_window_end(
-                faults,
-                master,
-                bg.slave_node,
-                ack,
-                ix.promise.async_replication_window_ms(),
-            )
-            .min(before),
+            match copy_ms {
+                u64::MAX => before,
+                copy_ms => replication_window_end(
+                    faults,
+                    master,
+                    bg.slave_node,
+                    copy_ms,
+                    ix.promise.async_replication_window_ms(),
+                )
+                .min(before),
+            },
             "async_replication",
         )),
         Replication::Sync => None,
@@ -234,7 +248,8 @@ pub(crate) fn allowance(ix: &Index, m: u32, before: u64) -> Option<Allowed> {
         let (from, to) = if strong {
             (
                 ack,
-                ack.saturating_add(ix.promise.async_flush_window_ms())
+                copy_ms
+                    .saturating_add(ix.promise.async_flush_window_ms())
                     .min(before),
             )
         } else {
@@ -244,8 +259,10 @@ pub(crate) fn allowance(ix: &Index, m: u32, before: u64) -> Option<Allowed> {
             if !(strong && bg.replication == Replication::Sync) {
                 return Some(one(prefix, a));
             }
-            let slave = bg.slave_node?;
-            if let Some(b) = faults.first_on(slave, CACHE_LOSS, since, to) {
+            if let Some(b) = bg
+                .slave_node
+                .and_then(|slave| faults.first_on(slave, CACHE_LOSS, since, to))
+            {
                 return Some(two(prefix, a, b));
             }
         }

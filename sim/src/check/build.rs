@@ -17,6 +17,7 @@ use crate::history::{Entry, FaultKind, History, Promise};
 
 use super::commits::Commits;
 use super::corrupt::Corrupt;
+use super::delay::Delay;
 use super::deliveries::DeliveryTable;
 use super::faults::{bit, FaultLog, FaultRec, NETWORK, RESTARTS};
 use super::filter::Filter;
@@ -28,7 +29,7 @@ use super::queue_log::{Holder, QueueLog};
 use super::subscription::TagExpr;
 use super::tables::{
     id_digest, sent_fields_digest, Cmt, CommitMark, Dlv, Dup, GroupInfo, Index, Msg, QueueKey,
-    Span, NONE, RETRY_PREFIX,
+    Span, NONE, RETRY_PREFIX, SCHEDULE_TOPIC,
 };
 use crate::hasher::{FastMap, WidMap};
 
@@ -160,6 +161,7 @@ pub(crate) struct Observers {
     pub table: DeliveryTable,
     pub queue_log: QueueLog,
     pub phantom: Phantom,
+    pub delay: Delay,
     pub corrupt: Corrupt,
     pub filter: Filter,
     pub order: Order,
@@ -452,12 +454,14 @@ impl<'h> Builder<'h> {
                 tags,
                 body_crc,
                 fields,
+                delay_level,
                 ..
             } => {
                 let m = self.msg(*wid, *at_ms) as usize;
                 if self.ix.msgs[m].invoked() {
                     return; // a reused wid: the first send defines the message
                 }
+                self.ix.msgs[m].delay_level = *delay_level;
                 self.ix.msgs[m].fields = fields.as_ref().map_or(0, sent_fields_digest);
                 let topic = self.ix.topics.intern(topic);
                 let tags = self.ix.tags.intern(tags.as_deref());
@@ -486,15 +490,23 @@ impl<'h> Builder<'h> {
                 }
                 // The queue's topic is the sent topic; a result for a wid never sent
                 // has no topic to name, so it files under the empty topic.
-                let topic = match self.ix.msgs[m as usize].topic {
-                    NONE => self.ix.topics.intern(""),
-                    t => t,
+                // A delayed message's result names its place in the schedule queue of
+                // its level (RocketMQ answers with the queue asked for and the schedule
+                // queue's offset); its copy reaches its own queue when due.
+                let (topic, queue_id) = match self.ix.msgs[m as usize] {
+                    Msg { delay_level, .. } if delay_level > 0 => {
+                        let levels = self.ix.promise.delay_levels_ms.len().max(1) as u32;
+                        let level = delay_level.min(levels);
+                        (self.ix.topics.intern(SCHEDULE_TOPIC), level as i32 - 1)
+                    }
+                    Msg { topic: NONE, .. } => (self.ix.topics.intern(""), *queue_id),
+                    Msg { topic, .. } => (topic, *queue_id),
                 };
                 let broker = self.ix.brokers.intern(broker);
                 let q = self.queue_key(QueueKey {
                     broker,
                     topic,
-                    queue_id: *queue_id,
+                    queue_id,
                 });
                 let msg = &mut self.ix.msgs[m as usize];
                 msg.ok = i;
@@ -727,6 +739,7 @@ impl<'h> Builder<'h> {
         let msg = (d.msg != NONE).then(|| &self.ix.msgs[d.msg as usize]);
         obs.phantom.deliver(d, msg);
         obs.corrupt.deliver(d, msg);
+        obs.delay.deliver(d, msg, &self.ix.promise);
         obs.filter.deliver(d, sent_taken);
         if !d.retry && d.msg != NONE {
             let holder = Holder {

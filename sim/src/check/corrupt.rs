@@ -11,7 +11,9 @@
 //!   of `SendOk.msg_id`), or, with no `SendOk`, the same id as the first delivery;
 //! - the position: a delivery from the message's own queue comes from the broker,
 //!   queue and offset its `SendOk` named, unless that `SendOk` says an earlier attempt
-//!   got no answer (`retried_after_unknown`: a second copy may sit at another position).
+//!   got no answer (`retried_after_unknown`: a second copy may sit at another position)
+//!   or the message was delayed (its `SendOk` names the schedule queue; the copy
+//!   delivered when due sits wherever its own queue had reached).
 //!
 //! Everything is compared as deliveries stream by. A delivery whose message was not
 //! sent yet is kept and compared at the end (or left to phantom if it never was); one
@@ -94,7 +96,7 @@ impl Early {
     /// The delivery from the message's own queue at another position than its
     /// `SendOk`'s.
     fn wrong_position(&self, m: &Msg) -> Option<u32> {
-        if !m.acked() || m.retried_after_unknown || self.pos_dlv == NONE {
+        if !m.acked() || m.retried_after_unknown || m.delay_level > 0 || self.pos_dlv == NONE {
             return None;
         }
         if (self.queue, self.offset) != (m.queue, m.offset) {
@@ -155,7 +157,11 @@ impl Corrupt {
         if d.msg_id != 0 && d.msg_id != m.msg_id {
             self.wrong_id.push((d.entry, d.msg));
         }
-        if !d.retry && !m.retried_after_unknown && (d.queue, d.offset) != (m.queue, m.offset) {
+        if !d.retry
+            && !m.retried_after_unknown
+            && m.delay_level == 0
+            && (d.queue, d.offset) != (m.queue, m.offset)
+        {
             self.wrong_position.push((d.entry, d.msg));
         }
     }

@@ -13,6 +13,11 @@
 //!   send has no outcome at all and its producer's process ended after invoking it
 //!   (its attempts died with it unreported): a second copy, not a redelivery.
 //!   Otherwise a message stored twice is unexplained.
+//! - `delay_redelivered`: it sits at another position than the delivery before, the
+//!   message was sent with a delay level, and the master of the broker group that
+//!   stored it restarted (any crash or restart) between the send and this delivery:
+//!   the broker re-stored the copies it had made since it last persisted its delay
+//!   offsets (`delayOffset.json`), as RocketMQ's `ScheduleMessageService` does.
 //! - otherwise it is a redelivery of one position, and needs an ownership change: it
 //!   was made in another span (see `tables.rs`) than the delivery before. The span it
 //!   was made in says which change:
@@ -33,7 +38,7 @@
 //! The verdict counts duplicates by cause ([`super::CheckStats::duplicates_by_cause`])
 //! and, as before, by group. One pass over the duplicates the index collected.
 
-use super::faults::RESTARTS;
+use super::faults::{CACHE_LOSS, RESTARTS};
 use super::offsets::COMMIT_IN_FLIGHT_MS;
 use super::tables::{Dup, Index, Msg, NONE};
 use super::{CheckStats, Rule, Sink};
@@ -48,6 +53,7 @@ pub(crate) enum Cause {
     ConsumerRestart,
     CommitRolledBack,
     Rebalance,
+    DelayRedelivered,
 }
 
 impl Cause {
@@ -59,6 +65,7 @@ impl Cause {
             Cause::ConsumerRestart => "consumer_restart",
             Cause::CommitRolledBack => "commit_rolled_back",
             Cause::Rebalance => "rebalance",
+            Cause::DelayRedelivered => "delay_redelivered",
         }
     }
 }
@@ -92,6 +99,20 @@ fn unfinished_by_a_crash(ix: &Index, m: &Msg) -> bool {
         .is_some()
 }
 
+/// A delayed message whose storing master crashed or restarted between its send and
+/// `at_ms`: the master may have re-stored it from its schedule queue.
+fn delay_master_restarted(ix: &Index, m: &Msg, at_ms: u64) -> bool {
+    if m.delay_level == 0 {
+        return false;
+    }
+    let Some(group) = ix.stored_broker(m).and_then(|b| ix.broker_group(b)) else {
+        return false;
+    };
+    ix.faults
+        .first_on(group.master_node, RESTARTS | CACHE_LOSS, m.invoke_ms, at_ms)
+        .is_some()
+}
+
 /// The cause of one duplicate, or why it has none.
 fn cause(ix: &Index, d: &Dup) -> Result<Cause, &'static str> {
     if d.retry {
@@ -103,6 +124,8 @@ fn cause(ix: &Index, d: &Dup) -> Result<Cause, &'static str> {
         let m = &ix.msgs[d.msg as usize];
         return if m.retried_after_unknown || unfinished_by_a_crash(ix, m) {
             Ok(Cause::ProducerRetry)
+        } else if delay_master_restarted(ix, m, ix.entries[d.entry as usize].at_ms()) {
+            Ok(Cause::DelayRedelivered)
         } else {
             Err("the message sits at two positions and its producer never retried after an unknown outcome")
         };

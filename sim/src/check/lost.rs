@@ -29,6 +29,12 @@
 //! the queue's broker lost its page cache or media between that commit and the ack
 //! (the earlier holder was then an unacknowledged copy, whose allowance that is).
 //!
+//! A delayed message (sent with a delay level) is covered too (reason
+//! `delay_master_lost`) when the master of the broker group that stored it lost its
+//! media at or after the send: only a master delivers delayed messages (a RocketMQ
+//! 4.x slave keeps the replicated schedule queue but never re-stores from it), so
+//! what it had not delivered yet is stranded on the slave.
+//!
 //! Each covered message fires one excuse (see `excuses.rs`): `lost/<allowance>` (e.g.
 //! `lost/async_flush`) with the fault(s) the allowance used, or `lost/offset_reused`
 //! with the earlier holder and its allowance (or the commit and the fault).
@@ -39,7 +45,7 @@ use super::allowance::{allowance, allowance_at_by, Allowed};
 use super::deliveries::DeliveryTable;
 use super::faults::{bit, FaultRec, CACHE_LOSS, CONTEXT_MS, MEDIA_LOSS};
 use super::queue_log::QueueLog;
-use super::tables::{Index, NONE};
+use super::tables::{Index, Msg, NONE};
 use super::{CheckStats, Rule, Sink};
 use crate::history::FlushMode;
 
@@ -248,6 +254,16 @@ pub(crate) fn check(
             sink.excuses.record(Rule::Lost, a.kind, || a.evidence());
             continue;
         }
+        if let Some(f) = stranded_on_a_slave(ix, msg) {
+            stats.allowed_lost += 1;
+            *stats
+                .allowance_reasons
+                .entry("delay_master_lost".to_string())
+                .or_insert(0) += 1;
+            let ev = f.label();
+            sink.excuses.record(Rule::Lost, "delay_master_lost", || ev);
+            continue;
+        }
         let mut consumed_past = None;
         missing.retain(
             |&(g, c, _)| match consumed_past_before_send(ix, log, m, g, c) {
@@ -325,4 +341,17 @@ pub(crate) fn check(
         });
     }
     owed
+}
+
+/// A delayed message waits in its master's schedule queue, and only a master delivers
+/// it: a RocketMQ 4.x slave keeps the replicated schedule queue but never re-stores
+/// from it, and nothing promotes a slave. So the media loss of the master that stored
+/// it (at or after the send) strands what it had not delivered yet on the slave.
+fn stranded_on_a_slave<'a>(ix: &'a Index, msg: &Msg) -> Option<&'a FaultRec> {
+    if msg.delay_level == 0 {
+        return None;
+    }
+    let group = ix.broker_group(ix.stored_broker(msg)?)?;
+    ix.faults
+        .first_on(group.master_node, MEDIA_LOSS, msg.since_ms(), u64::MAX)
 }

@@ -9,7 +9,7 @@
 //! never through a hash table. Each [`Rule`] variant documents its exact definition;
 //! the modules (`lost.rs`, `allowance.rs`, `liveness.rs`, `phantom.rs`, `corrupt.rs`,
 //! `order.rs`, `offsets.rs`, `refused.rs`, `filter.rs`, `duplicates.rs`, `owners.rs`,
-//! `commits.rs`, `acks.rs`, `latency.rs`) say the same with the reasons.
+//! `commits.rs`, `acks.rs`, `latency.rs`, `delay.rs`) say the same with the reasons.
 //!
 //! **What the checker may read**: the history, and nothing else. Every window a rule
 //! uses (flush, replication, offset propagation, rebalance hand-over, route and
@@ -43,6 +43,7 @@ mod allowance;
 mod build;
 mod commits;
 mod corrupt;
+mod delay;
 mod deliveries;
 mod duplicates;
 mod excuses;
@@ -187,10 +188,15 @@ pub enum Rule {
     /// route poll, a rebalance interval and a long poll (65 s). Percentiles per group
     /// and phase are in the verdict.
     Latency,
+    /// A delivery of a message sent with a delay level earlier than its `SendInvoke`
+    /// plus that level's declared delay (`Promise::delay_levels_ms`; the store time,
+    /// from which the broker counts, is never before the invoke). Excused by a clock
+    /// skew on the broker group it was delivered from (`delay.rs`).
+    Delay,
 }
 
 impl Rule {
-    pub const ALL: [Rule; 13] = [
+    pub const ALL: [Rule; 14] = [
         Rule::Lost,
         Rule::Phantom,
         Rule::Corrupt,
@@ -204,6 +210,7 @@ impl Rule {
         Rule::Commits,
         Rule::Acks,
         Rule::Latency,
+        Rule::Delay,
     ];
 
     pub fn name(self) -> &'static str {
@@ -221,6 +228,7 @@ impl Rule {
             Rule::Commits => "commits",
             Rule::Acks => "acks",
             Rule::Latency => "latency",
+            Rule::Delay => "delay",
         }
     }
 }
@@ -338,6 +346,7 @@ pub fn check(history: &History) -> Report {
     let mut sink = Sink::default();
     obs.phantom.finish(&ix, &mut sink);
     obs.corrupt.finish(&ix, &mut sink);
+    obs.delay.finish(&ix, &mut sink);
     refused::check(&ix, &mut sink);
     obs.filter.finish(&ix, &mut sink);
     let reused = lost::reused_after_loss(&ix, &obs.queue_log);

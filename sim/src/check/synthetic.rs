@@ -154,6 +154,7 @@ pub fn synthetic_history(messages: usize, seed: u64) -> History {
                 tags: Some(tag.into()),
                 body_crc: crc,
                 fields: Some(fields),
+                delay_level: 0,
             },
         ));
         let ack = t + rng.random_range(1..=3);

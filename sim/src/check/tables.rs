@@ -25,6 +25,10 @@ pub(crate) const NONE: u32 = u32::MAX;
 /// the original queue's log.
 pub(crate) const RETRY_PREFIX: &str = "%RETRY%";
 
+/// Where a broker keeps a delayed message until it is due (RocketMQ's
+/// `SCHEDULE_TOPIC_XXXX`, queue = level − 1): the queue and offset its `SendOk` names.
+pub(crate) const SCHEDULE_TOPIC: &str = "SCHEDULE_TOPIC_XXXX";
+
 /// Everything the history says about one workload id.
 #[derive(Clone, Debug)]
 pub(crate) struct Msg {
@@ -55,6 +59,8 @@ pub(crate) struct Msg {
     pub fields: u64,
     /// [`digest`] of the message id the producer was given (`SendOk.msg_id`), 0 if none.
     pub msg_id: u64,
+    /// The `SendInvoke`'s delay level (0: delivered at once).
+    pub delay_level: u32,
 }
 
 impl Msg {
@@ -78,6 +84,7 @@ impl Msg {
             first_dlv: NONE,
             fields: 0,
             msg_id: 0,
+            delay_level: 0,
         }
     }
     pub(crate) fn invoked(&self) -> bool {

@@ -105,6 +105,11 @@ pub struct WorkloadSpec {
     /// tight bound judges (a broker that wakes held pulls late fails it).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub send_after_heal_ms: u64,
+    /// Delay levels a message draws one of, uniformly (0 = at once); empty (the
+    /// default): every message at once. The brokers' `messageDelayLevel` is the
+    /// `[promise]`'s `delay_levels_ms`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub delay_levels: Vec<u32>,
 }
 
 fn default_burst() -> [u32; 2] {
@@ -308,6 +313,13 @@ impl ScenarioFile {
         }
         if w.groups.is_empty() {
             return Err(("groups", "at least one consumer group".into()));
+        }
+        if w.delay_levels.iter().any(|&l| l > 1_000) {
+            return Err(("delay_levels", "levels from 0 to 1000".into()));
+        }
+        let levels = &self.promise.delay_levels_ms;
+        if levels.is_empty() || levels.len() > 1_000 {
+            return Err(("delay_levels_ms", "1 to 1000 delays".into()));
         }
         if let Some(g) = w.groups.iter().find(|g| g.consumers == 0) {
             return Err(("consumers", format!("group {} has no consumer", g.name)));

@@ -258,6 +258,7 @@ pub fn draw(s: &Scenario, seed: u64) -> (Scenario, SwarmChoices) {
         groups,
         burst,
         send_after_heal_ms: env.workload.send_after_heal_ms,
+        delay_levels: env.workload.delay_levels.clone(),
     };
 
     // The fault mix.

@@ -59,6 +59,9 @@ pub struct ProducerPlan {
     pub burst: [u32; 2],
     pub start_ms: u64,
     pub stop_ms: u64,
+    /// Delay levels each message draws one of (uniformly; 0 = at once). Empty: every
+    /// message at once, and nothing is drawn.
+    pub delay_levels: Vec<u32>,
 }
 
 fn uniform(ctx: &mut dyn Ctx<Message>, lo: u64, hi: u64) -> u64 {
@@ -97,6 +100,10 @@ impl ProducerHost {
         let body: Vec<u8> = (0..len)
             .map(|i| (seed.rotate_left((i % 64) as u32) as u8) ^ (i as u8))
             .collect();
+        let delay_level = match self.plan.delay_levels.len() {
+            0 => 0,
+            n => self.plan.delay_levels[(ctx.random_u64() % n as u64) as usize],
+        };
         let at_ms = self.recorder.borrow().now_ms();
         let keys = format!("wid-{wid}");
         let user_properties = vec![(WID_PROPERTY.to_string(), wid.to_string())];
@@ -123,6 +130,7 @@ impl ProducerHost {
             tags: Some(tag.clone()),
             body_crc: crc32fast::hash(&body),
             fields: Some(fields),
+            delay_level,
         });
         let id = self.producer.send(
             ctx,
@@ -132,6 +140,7 @@ impl ProducerHost {
                 keys: Some(keys),
                 user_properties,
                 body,
+                delay_time_level: delay_level,
             },
         );
         self.in_flight.insert(id, wid);

@@ -264,6 +264,7 @@ mod tests {
             tags: Some("a".into()),
             body_crc: 7,
             fields: None,
+            delay_level: 0,
         });
         h.push(Entry::Fault {
             at_ms: 9,
@@ -488,6 +489,7 @@ mod tests {
             tags: None,
             body_crc: 7,
             fields: Some(fields),
+            delay_level: 0,
         };
         let line = serde_json::to_string(&invoke).unwrap();
         assert!(line.contains(r#""fields":{"keys_crc":"#), "{line}");

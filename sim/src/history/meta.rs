@@ -93,6 +93,22 @@ pub struct Promise {
     /// send may still fail or answer weaker than SEND_OK. `None` (the default):
     /// [`Promise::ack_grace_window_ms`]'s derivation.
     pub ack_grace_ms: Option<u64>,
+    /// `messageDelayLevel`, in ms per level (level n is entry n − 1): a message sent
+    /// with DELAY n is never delivered before its store time plus entry n − 1 (a
+    /// level above the table's length waits the last entry). RocketMQ's 18 levels by
+    /// default; a scenario shortens them so delayed messages fit a run.
+    #[serde(skip_serializing_if = "is_rocketmq_delay_levels")]
+    pub delay_levels_ms: Vec<u64>,
+}
+
+/// RocketMQ's default `messageDelayLevel` (`1s 5s 10s 30s 1m … 2h`), in ms.
+pub const ROCKETMQ_DELAY_LEVELS_MS: [u64; 18] = [
+    1_000, 5_000, 10_000, 30_000, 60_000, 120_000, 180_000, 240_000, 300_000, 360_000, 420_000,
+    480_000, 540_000, 600_000, 1_200_000, 1_800_000, 3_600_000, 7_200_000,
+];
+
+fn is_rocketmq_delay_levels(levels: &[u64]) -> bool {
+    levels == ROCKETMQ_DELAY_LEVELS_MS
 }
 
 impl Default for Promise {
@@ -114,11 +130,21 @@ impl Default for Promise {
             settle_after_heal_ms: None,
             settled_delivery_ms: 5_000,
             ack_grace_ms: None,
+            delay_levels_ms: ROCKETMQ_DELAY_LEVELS_MS.to_vec(),
         }
     }
 }
 
 impl Promise {
+    /// The delay a message sent with DELAY `level` waits at least (0: none).
+    pub fn delay_ms(&self, level: u32) -> u64 {
+        if level == 0 {
+            return 0;
+        }
+        let index = (level as usize).min(self.delay_levels_ms.len());
+        index.checked_sub(1).map_or(0, |i| self.delay_levels_ms[i])
+    }
+
     /// The longest an acknowledged record may live only in an ASYNC_FLUSH master's
     /// page cache: the thorough flush is due within its interval, looked for every
     /// flush interval, and then takes one fsync.

@@ -161,6 +161,9 @@ pub enum Entry {
         /// histories written before they were recorded (then not compared).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         fields: Option<MessageFields>,
+        /// The message's delay level (`DELAY`); 0 (absent): delivered at once.
+        #[serde(default, skip_serializing_if = "is_zero_level")]
+        delay_level: u32,
     },
     /// SEND_OK or one of the stored-on-master statuses.
     SendOk {
@@ -288,6 +291,10 @@ impl History {
     pub fn push(&mut self, entry: Entry) {
         self.entries.push(entry);
     }
+}
+
+fn is_zero_level(level: &u32) -> bool {
+    *level == 0
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@
 //! mutants never touches this module.
 //!
 //! One file per component (`storage`, `broker_send`, `broker_flush`, `broker_ha`,
-//! `broker_pull`, `broker_offsets`, `name_server`, `client_rebalance`,
+//! `broker_pull`, `broker_offsets`, `broker_schedule`, `name_server`, `client_rebalance`,
 //! `client_offset_store`, `client_filter`, `client_consume`, `client_producer`), each
 //! with a `mutants()` list. Adding a
 //! mutant is one [`Mutant`] entry in that list (plus its tamper, if it needs a new
@@ -21,6 +21,7 @@ mod broker_flush;
 mod broker_ha;
 mod broker_offsets;
 mod broker_pull;
+mod broker_schedule;
 mod broker_send;
 mod campaign;
 mod client_consume;
@@ -61,6 +62,8 @@ pub enum Component {
     BrokerPull,
     /// The broker's consumer offsets and consumer registry.
     BrokerOffsets,
+    /// The broker's delivery of delayed messages.
+    BrokerSchedule,
     /// The name server's routes.
     NameServer,
     /// The push consumer's rebalance.
@@ -84,6 +87,7 @@ impl Component {
             Component::BrokerHa => "broker/ha",
             Component::BrokerPull => "broker/pull",
             Component::BrokerOffsets => "broker/offsets",
+            Component::BrokerSchedule => "broker/schedule",
             Component::NameServer => "name server",
             Component::ClientRebalance => "client/rebalance",
             Component::ClientOffsetStore => "client/offset store",
@@ -130,6 +134,7 @@ pub fn registry() -> Vec<Mutant> {
     all.extend(broker_ha::mutants());
     all.extend(broker_pull::mutants());
     all.extend(broker_offsets::mutants());
+    all.extend(broker_schedule::mutants());
     all.extend(name_server::mutants());
     all.extend(client_rebalance::mutants());
     all.extend(client_offset_store::mutants());

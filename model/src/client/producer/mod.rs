@@ -24,6 +24,7 @@ use crate::message::{
 };
 use crate::node::{Ctx, Input, TimerId};
 use crate::protocol::{perm, response_code, Message, Response, SendMessage, TopicRouteData};
+use crate::store::delay_level::PROPERTY_DELAY_TIME_LEVEL;
 
 /// `createTopicKey`: the topic whose route a producer borrows for a topic that does
 /// not exist yet, and whose config the broker copies when it auto-creates the topic.
@@ -69,6 +70,9 @@ pub struct OutgoingMessage {
     pub keys: Option<String>,
     pub user_properties: Vec<(String, String)>,
     pub body: Vec<u8>,
+    /// `Message.setDelayTimeLevel`: 0 delivers at once; level n waits the broker's
+    /// n-th `messageDelayLevel` (a level above its maximum waits the maximum).
+    pub delay_time_level: u32,
 }
 
 /// Names one [`Producer::send`]; its [`SendOutcome`] comes back with the same id.
@@ -349,12 +353,20 @@ impl Producer {
             return id;
         }
 
-        let properties = message_properties(
+        let mut properties = message_properties(
             msg.tags.as_deref(),
             msg.keys.as_deref(),
             &uniq_key,
             &msg.user_properties,
         );
+        if msg.delay_time_level > 0 {
+            // `Message.setDelayTimeLevel`.
+            let level = msg.delay_time_level.to_string();
+            properties.push_str(&encode_properties([(
+                PROPERTY_DELAY_TIME_LEVEL,
+                level.as_str(),
+            )]));
+        }
 
         let now_ms = ctx.now_ms();
         self.sends.insert(

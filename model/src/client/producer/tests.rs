@@ -140,6 +140,7 @@ fn msg(topic: &str) -> OutgoingMessage {
         keys: Some("k1".into()),
         user_properties: vec![("WID".into(), "7".into())],
         body: b"hello".to_vec(),
+        delay_time_level: 0,
     }
 }
 
@@ -196,6 +197,23 @@ fn send_request(m: &Message) -> &SendMessage {
 
 fn two_brokers() -> TopicRouteData {
     route(&[("a", 2, 6, Some(BROKER_A)), ("b", 2, 6, Some(BROKER_B))])
+}
+
+#[test]
+fn a_delayed_send_carries_its_level_in_delay() {
+    let (mut p, mut ctx) = started(ProducerConfig::default());
+    let (_, _, m) = send_with_route(&mut p, &mut ctx, two_brokers());
+    assert_eq!(property(&send_request(&m).properties, "DELAY"), None);
+    p.send(
+        &mut ctx,
+        OutgoingMessage {
+            delay_time_level: 3,
+            ..msg("T")
+        },
+    );
+    let sent = ctx.take_sent();
+    let s = send_request(&sent.last().expect("sent at once: the route is known").1);
+    assert_eq!(property(&s.properties, "DELAY"), Some("3"));
 }
 
 #[test]

@@ -167,7 +167,7 @@ pub fn recover(
     let file_size = config.commit_log_file_size_bytes;
     // Nothing is written before both have run: either may refuse the store.
     let survey = survey::survey_commit_log(disk, file_size, &mut report)?;
-    let scan = scan::scan_commit_log(disk, &survey, file_size)?;
+    let scan = scan::scan_commit_log(disk, &survey, file_size, &config.message_delay_level)?;
     let mut chain = survey.repair(disk, &mut report)?;
     report.records_recovered = scan.records;
     report.commit_log_files_without_crc_tail = scan.files_without_crc_tail.clone();

@@ -16,6 +16,7 @@
 //! (possibly damaged: a few bits off), or zeros (a log whose first write never reached
 //! the disk, possibly with a flipped bit). Anything else is not a RocketMQ commit log, and the store is refused.
 
+use crate::store::delay_level::MessageDelayLevel;
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 
@@ -137,6 +138,7 @@ pub(super) fn scan_commit_log(
     disk: &dyn Disk,
     survey: &Survey,
     file_size: u64,
+    delay_levels: &MessageDelayLevel,
 ) -> Result<Scan, StoreError> {
     let chain = &survey.chain;
     let min_offset = chain.first().copied().unwrap_or(0);
@@ -182,6 +184,7 @@ pub(super) fn scan_commit_log(
                     offset,
                     start + file_size,
                     min_offset,
+                    delay_levels,
                     &mut scan.queues,
                 ) {
                     Ok(()) => {
@@ -241,6 +244,7 @@ fn accept(
     offset: u64,
     file_end: u64,
     min_offset: u64,
+    delay_levels: &MessageDelayLevel,
     queues: &mut BTreeMap<String, BTreeMap<i32, QueueScan>>,
 ) -> Result<(), RecordError> {
     if view.physical_offset != offset as i64 {
@@ -303,7 +307,11 @@ fn accept(
     queue.entries.push(CqEntry {
         commit_log_offset: offset as i64,
         size: view.total_size as i32,
-        tags_code: view.tags_code(),
+        tags_code: delay_levels.dispatch_tags_code(
+            view.topic,
+            view.properties,
+            view.store_timestamp_ms,
+        ),
     });
     Ok(())
 }

@@ -12,6 +12,7 @@
 //! Here: the nodes, the derived configuration and the run. `fault_plan.rs` draws the
 //! faults and records them in the history.
 
+use rmq_model::store::delay_level::MessageDelayLevel;
 use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -231,6 +232,10 @@ fn broker_config(s: &Scenario, l: &Layout, group: usize, slave: bool) -> BrokerC
         store: StoreConfig {
             commit_log_file_size_bytes: c.commit_log_file_bytes,
             consume_queue_entries_per_file: 1024,
+            message_delay_level: MessageDelayLevel::from_delays_ms(
+                s.file.promise.delay_levels_ms.clone(),
+            )
+            .expect("the scenario's delay levels were validated"),
             ..StoreConfig::default()
         },
         topics: BTreeMap::from([(topic.topic_name.clone(), topic)]),
@@ -372,6 +377,7 @@ pub fn run(s: &Scenario, seed: u64, nodes: impl Into<Nodes>, options: RunOptions
                     burst: w.burst,
                     start_ms: WARMUP_MS + *index as u64 * 7,
                     stop_ms: heal_at + w.send_after_heal_ms,
+                    delay_levels: w.delay_levels.clone(),
                 },
                 rec.clone(),
             ),

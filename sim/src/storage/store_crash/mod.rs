@@ -62,6 +62,7 @@ pub fn config_for(seed: u64) -> StoreConfig {
         commit_log_file_size_bytes: [512, 1024, 4096, 16384][rng.random_range(0..4)],
         consume_queue_entries_per_file: [2, 4, 8, 64][rng.random_range(0..4)],
         max_message_size_bytes: 64 * 1024,
+        ..StoreConfig::default()
     }
 }
 

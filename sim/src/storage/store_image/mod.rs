@@ -239,6 +239,7 @@ impl StoreImage {
             commit_log_file_size_bytes: FILE_SIZES[usize::from(h0 & 0x03)],
             consume_queue_entries_per_file: 2 + u64::from(h1 & 0x0F) % 15,
             max_message_size_bytes: 4096,
+            ..StoreConfig::default()
         };
         let mut b = Builder::new(config, h0);
         // Every chunk consumes at least its kind byte, so this ends.
