@@ -72,6 +72,22 @@ fn start(home: &Path) -> Cluster {
     cluster
 }
 
+/// `mqadmin sendMessage` of `body-{i}` with tag TagA to [`TOPIC`], which must succeed.
+fn send_tagged(ns: &str, i: usize) {
+    ok(
+        ns,
+        &[
+            "sendMessage",
+            "-t",
+            TOPIC,
+            "-p",
+            &format!("body-{i}"),
+            "-c",
+            "TagA",
+        ],
+    );
+}
+
 /// The values of `name=` in `text`, in order.
 fn fields<'a>(text: &'a str, name: &str) -> Vec<&'a str> {
     let key = format!("{name}=");
@@ -247,18 +263,7 @@ fn mqadmin_creates_sends_reads_and_reports() {
     });
     consumer.stop().unwrap();
     for i in N..N + 2 {
-        ok(
-            ns,
-            &[
-                "sendMessage",
-                "-t",
-                TOPIC,
-                "-p",
-                &format!("body-{i}"),
-                "-c",
-                "TagA",
-            ],
-        );
+        send_tagged(ns, i);
     }
     let progress = ok(ns, &["consumerProgress", "-g", "g_admin"]);
     assert!(progress.starts_with("#Topic"), "{progress}");
@@ -374,18 +379,7 @@ fn reset_offset_by_time_rewinds_a_running_consumer() {
         - 1_000;
     const N: usize = 4;
     for i in 0..N {
-        ok(
-            ns,
-            &[
-                "sendMessage",
-                "-t",
-                TOPIC,
-                "-p",
-                &format!("body-{i}"),
-                "-c",
-                "TagA",
-            ],
-        );
+        send_tagged(ns, i);
     }
     let (_consumer, events) = start_consumer(home.path().join("consumer"), ns, "g_reset");
     wait_for("every message delivered", Duration::from_secs(60), || {

@@ -2561,6 +2561,39 @@ fn duplicates_of_a_send_cut_short_by_its_producers_crash_are_producer_retries() 
     fails_with(&unfinished(false), Rule::Duplicates);
 }
 
+#[test]
+fn a_delayed_message_at_two_positions_needs_its_masters_restart_between() {
+    // wid 1, delay level 1 (1 s), stored on "b" (master n1); delivered at 3000 from
+    // b/q0 offset 0 and at 5000 from offset 1: a second copy the schedule re-stored.
+    let run = |fault: Option<(u64, u32)>| {
+        let mut b = B::simple();
+        b.own(0, "g", 10, 0, 0);
+        b.invoke(1_000, 1, None);
+        if let Some(Entry::SendInvoke { delay_level, .. }) = b.h.entries.last_mut() {
+            *delay_level = 1;
+        }
+        b.ok_status(1_001, 1, 0, 0, SendStatus::SendOk);
+        if let Some((at, node)) = fault {
+            b.fault(at, FaultKind::Restart, node);
+        }
+        b.deliver(3_000, "g", 10, 0, 0, 1)
+            .deliver(5_000, "g", 10, 0, 1, 1);
+        b
+    };
+    let r = passes(&run(Some((4_000, 1))));
+    assert_eq!(
+        r.stats.duplicates_by_cause.get("delay_redelivered"),
+        Some(&1),
+        "{}",
+        all(&r)
+    );
+    // No restart of the storing master between the send and the second delivery: the
+    // second copy is unexplained.
+    fails_with(&run(None), Rule::Duplicates);
+    fails_with(&run(Some((4_000, 10))), Rule::Duplicates);
+    fails_with(&run(Some((6_000, 1))), Rule::Duplicates);
+}
+
 // ---------------------------------------------------------------- owners
 
 fn two_owners(disown_at: u64) -> B {

@@ -165,14 +165,7 @@ impl Connections {
         let peer = self.new_peer(None);
         let conn = self.new_conn();
         tracing::debug!(%peer, %peer_addr, ?codec, "accepted");
-        let writer = spawn_io(
-            stream,
-            peer,
-            conn,
-            codec,
-            self.events.clone(),
-            self.options.max_frame_bytes,
-        );
+        let writer = self.start_io(stream, peer, conn, codec);
         if let Some(p) = self.peers.get_mut(&peer) {
             p.remote = Some(peer_addr);
             p.link = Some(Link::Open { conn, writer });
@@ -206,20 +199,33 @@ impl Connections {
         let Some(Link::Dialling { queued, codec, .. }) = p.link.take() else {
             unreachable!("matched above");
         };
-        let writer = spawn_io(
+        let writer = self.start_io(stream, peer, conn, codec);
+        for frame in queued {
+            // The writer task is new: it cannot have gone yet.
+            let _ = writer.send(frame);
+        }
+        if let Some(p) = self.peers.get_mut(&peer) {
+            p.link = Some(Link::Open { conn, writer });
+        }
+        true
+    }
+
+    /// Starts the reader and writer of connection `conn` to `peer`.
+    fn start_io(
+        &self,
+        stream: TcpStream,
+        peer: NodeId,
+        conn: u64,
+        codec: Codec,
+    ) -> UnboundedSender<Vec<u8>> {
+        spawn_io(
             stream,
             peer,
             conn,
             codec,
             self.events.clone(),
             self.options.max_frame_bytes,
-        );
-        for frame in queued {
-            // The writer task is new: it cannot have gone yet.
-            let _ = writer.send(frame);
-        }
-        p.link = Some(Link::Open { conn, writer });
-        true
+        )
     }
 
     /// The connection `conn` ended; true when it was the peer's live one (then the
