@@ -357,9 +357,8 @@ impl Broker {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::broker::test_harness::BrokerHarness;
     use crate::broker::BrokerConfig;
-    use crate::client::test_ctx::TestCtx;
-    use crate::node::{Input, Node};
     use crate::protocol::{Request, Response, SendMessage};
     use crate::store::config_tables::TopicConfig;
     use crate::store::delay_level::MessageDelayLevel;
@@ -386,134 +385,34 @@ mod tests {
         }
     }
 
-    /// A broker on a `MemDisk`, its syncs completed as soon as they are asked for and
-    /// its timers fired at exactly their due time.
-    struct Harness {
-        ctx: TestCtx,
-        broker: Broker,
-        next_opaque: u32,
+    fn boot(disk: MemDisk, now_ms: u64) -> BrokerHarness {
+        BrokerHarness::boot(config(), disk, now_ms)
     }
 
-    impl Harness {
-        fn boot(disk: MemDisk, now_ms: u64) -> Harness {
-            let mut ctx = TestCtx::new(&[]);
-            ctx.disk = disk;
-            ctx.now_ms = now_ms;
-            let mut broker = Broker::boot(config(), &mut ctx.disk);
-            broker.on_start(&mut ctx);
-            let mut h = Harness {
-                ctx,
-                broker,
-                next_opaque: 0,
-            };
-            h.pump();
-            assert_eq!(h.broker.phase(), super::super::Phase::Running);
-            h
-        }
-
-        fn pump(&mut self) {
-            loop {
-                let tickets = self.ctx.disk.take_requested_syncs();
-                if tickets.is_empty() {
-                    return;
-                }
-                for ticket in tickets {
-                    let input = Input::SyncComplete {
-                        ticket,
-                        result: Ok(()),
-                    };
-                    self.broker.handle(&mut self.ctx, input);
-                }
-            }
-        }
-
-        /// Fires every timer due up to `t_ms`, each at its own time.
-        fn advance_to(&mut self, t_ms: u64) {
-            loop {
-                let next = self
-                    .ctx
-                    .timers
-                    .values()
-                    .map(|&(at, _)| at)
-                    .filter(|&at| at <= t_ms)
-                    .min();
-                let Some(at_ms) = next else { break };
-                for input in self.ctx.advance_to(at_ms.max(self.ctx.now_ms)) {
-                    self.broker.handle(&mut self.ctx, input);
-                    self.pump();
-                }
-            }
-            self.ctx.now_ms = t_ms;
-        }
-
-        fn send(&mut self, queue_id: i32, uniq_key: &str, delay: &str) -> Response {
-            let properties = encode_properties([("UNIQ_KEY", uniq_key), ("DELAY", delay)]);
-            let request = Request::SendMessage(SendMessage {
-                producer_group: "P".into(),
-                topic: TOPIC.into(),
-                default_topic: "TBW102".into(),
-                default_topic_queue_nums: 4,
-                queue_id,
-                sys_flag: 0,
-                born_timestamp_ms: self.ctx.now_ms as i64,
-                born_host: "10.0.0.1:5000".into(),
-                flag: 0,
-                properties,
-                reconsume_times: 0,
-                body: uniq_key.as_bytes().to_vec(),
-            });
-            self.next_opaque += 1;
-            let packet = Message::Request {
-                opaque: self.next_opaque,
-                request,
-            };
-            self.broker.handle(
-                &mut self.ctx,
-                Input::Packet {
-                    from: crate::node::NodeId(5),
-                    msg: packet,
-                },
-            );
-            self.pump();
-            let sent = self.ctx.take_sent();
-            let answer = sent.into_iter().rev().find_map(|(_, m)| match m {
-                Message::Response { response, .. } => Some(response),
-                _ => None,
-            });
-            answer.expect("a send is answered at once under ASYNC_FLUSH")
-        }
-
-        /// (UNIQ_KEY, properties) of every message in `topic`-`queue_id`, in order.
-        fn queue(&self, topic: &str, queue_id: i32) -> Vec<(String, String)> {
-            let store = self.broker.store().unwrap();
-            (0..store.max_queue_offset(topic, queue_id))
-                .map(|offset| {
-                    let m = store
-                        .get_message(&self.ctx.disk, topic, queue_id, offset)
-                        .unwrap();
-                    let Ok(Slot::Record(view)) = parse(&m.bytes, CrcCheck::Strict) else {
-                        panic!("a stored record parses");
-                    };
-                    let props = view.user_properties().to_string();
-                    let key = property(&props, "UNIQ_KEY").unwrap().to_string();
-                    assert_eq!(view.body, key.as_bytes(), "the body is kept");
-                    (key, props)
-                })
-                .collect()
-        }
-
-        fn keys(&self, topic: &str, queue_id: i32) -> Vec<String> {
-            self.queue(topic, queue_id)
-                .into_iter()
-                .map(|(k, _)| k)
-                .collect()
-        }
+    fn send_delayed(h: &mut BrokerHarness, queue_id: i32, uniq_key: &str, delay: &str) -> Response {
+        let properties = encode_properties([("UNIQ_KEY", uniq_key), ("DELAY", delay)]);
+        let request = Request::SendMessage(SendMessage {
+            producer_group: "P".into(),
+            topic: TOPIC.into(),
+            default_topic: "TBW102".into(),
+            default_topic_queue_nums: 4,
+            queue_id,
+            sys_flag: 0,
+            born_timestamp_ms: h.ctx.now_ms as i64,
+            born_host: "10.0.0.1:5000".into(),
+            flag: 0,
+            properties,
+            reconsume_times: 0,
+            body: uniq_key.as_bytes().to_vec(),
+        });
+        h.request(request)
+            .expect("a send is answered at once under ASYNC_FLUSH")
     }
 
     #[test]
     fn delayed_message_waits_in_its_level_queue_and_is_restored_exactly_when_due() {
-        let mut h = Harness::boot(MemDisk::new(), 10_000);
-        let Response::Send(answer) = h.send(1, "U1", "2") else {
+        let mut h = boot(MemDisk::new(), 10_000);
+        let Response::Send(answer) = send_delayed(&mut h, 1, "U1", "2") else {
             panic!("send refused");
         };
         // RocketMQ answers with the queue asked for and the schedule queue's offset.
@@ -550,9 +449,9 @@ mod tests {
 
     #[test]
     fn level_above_the_maximum_clamps_and_level_zero_is_immediate() {
-        let mut h = Harness::boot(MemDisk::new(), 0);
-        h.send(0, "now", "0");
-        h.send(0, "clamped", "40");
+        let mut h = boot(MemDisk::new(), 0);
+        send_delayed(&mut h, 0, "now", "0");
+        send_delayed(&mut h, 0, "clamped", "40");
         assert_eq!(h.keys(TOPIC, 0), ["now"]);
         assert_eq!(
             h.keys(SCHEDULE_TOPIC, 2),
@@ -567,29 +466,32 @@ mod tests {
 
     #[test]
     fn a_garbage_level_is_refused() {
-        let mut h = Harness::boot(MemDisk::new(), 0);
-        assert!(matches!(h.send(0, "x", "soon"), Response::Error { .. }));
+        let mut h = boot(MemDisk::new(), 0);
+        assert!(matches!(
+            send_delayed(&mut h, 0, "x", "soon"),
+            Response::Error { .. }
+        ));
         assert!(h.keys(TOPIC, 0).is_empty());
     }
 
     #[test]
     fn crash_resumes_from_persisted_progress_without_loss_or_wholesale_redelivery() {
-        let mut h = Harness::boot(MemDisk::new(), 0);
-        h.send(0, "A", "1");
-        h.send(0, "B", "1");
+        let mut h = boot(MemDisk::new(), 0);
+        send_delayed(&mut h, 0, "A", "1");
+        send_delayed(&mut h, 0, "B", "1");
         // Delivered at 1 s; under ASYNC_FLUSH the copies are durable with the thorough
         // flush (10 s), and their progress reaches the file at the next persist (20 s).
         h.advance_to(20_000);
         assert_eq!(h.keys(TOPIC, 0), ["A", "B"]);
         let file = &h.ctx.disk.files()[DELAY_OFFSET_PATH];
         assert_eq!(file.as_slice(), br#"{"offsetTable":{"1":2}}"#);
-        h.send(0, "C", "1");
+        send_delayed(&mut h, 0, "C", "1");
         h.advance_to(22_000);
         assert_eq!(h.keys(TOPIC, 0), ["A", "B", "C"]);
-        h.send(0, "D", "3");
+        send_delayed(&mut h, 0, "D", "3");
         // The process dies before the next persist (page cache kept).
         let disk = h.ctx.disk.clone();
-        let mut h = Harness::boot(disk, 23_000);
+        let mut h = boot(disk, 23_000);
         h.advance_to(60_000);
         // C, delivered after the last persist, comes again (at-least-once); A and B
         // do not; D is delivered after the restart, when due.
@@ -613,8 +515,8 @@ mod tests {
 
     #[test]
     fn a_broker_without_delayed_messages_arms_no_schedule_timer() {
-        let mut h = Harness::boot(MemDisk::new(), 0);
-        h.send(0, "plain", "0");
+        let mut h = boot(MemDisk::new(), 0);
+        send_delayed(&mut h, 0, "plain", "0");
         h.advance_to(30_000);
         let tags: Vec<u64> = h
             .ctx
