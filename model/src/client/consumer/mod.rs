@@ -33,6 +33,7 @@ use super::{
 mod ownership;
 mod pull;
 mod reset_offset;
+mod retry_subscription;
 mod route;
 mod start_offset;
 
@@ -102,6 +103,8 @@ impl Default for ConsumerConfig {
 #[derive(Clone, Debug)]
 enum Call {
     Route,
+    /// The group's retry topic's route (`retry_subscription.rs`).
+    RetryRoute,
     ConsumerList,
     QueryOffset {
         mq: MessageQueue,
@@ -151,6 +154,8 @@ pub struct PushConsumer {
     route: Option<TopicRouteData>,
     /// `Some(name servers left to try)` while a route lookup is in flight.
     route_lookup: Option<usize>,
+    /// Clustering: the group's retry topic, subscribed with `*`.
+    retry: Option<retry_subscription::RetrySubscription>,
     queues: BTreeMap<MessageQueue, OwnedQueue>,
     next_generation: u64,
     offsets: OffsetStore,
@@ -174,6 +179,8 @@ impl PushConsumer {
     pub fn new(cfg: ConsumerConfig) -> PushConsumer {
         let namesrv = NameServers::new(cfg.namesrv_addrs.clone());
         let offsets = OffsetStore::broker(&cfg.consumer_group);
+        let retry = (cfg.message_model == MessageModel::Clustering)
+            .then(|| retry_subscription::RetrySubscription::new(&cfg.consumer_group));
         PushConsumer {
             filter: SubscriptionData::parse(&cfg.tag_expression),
             cfg,
@@ -182,6 +189,7 @@ impl PushConsumer {
             namesrv,
             route: None,
             route_lookup: None,
+            retry,
             queues: BTreeMap::new(),
             next_generation: 0,
             offsets,
@@ -391,6 +399,7 @@ impl PushConsumer {
                 if self.route_lookup.is_none() {
                     self.lookup_route(ctx);
                 }
+                self.lookup_retry_route(ctx);
                 self.poll_timer = Some(ctx.set_timer(
                     self.cfg.poll_name_server_interval_ms,
                     timer_kind::POLL_NAME_SERVER,
@@ -443,6 +452,7 @@ impl PushConsumer {
     ) {
         match call {
             Call::Route => self.on_route(ctx, RouteAnswer::from_outcome(outcome), out),
+            Call::RetryRoute => self.on_retry_route(ctx, RouteAnswer::from_outcome(outcome), out),
             Call::ConsumerList => self.on_consumer_list(ctx, outcome, out),
             Call::QueryOffset { mq, generation } => {
                 if !self.is_current(&mq, generation) {

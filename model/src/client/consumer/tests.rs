@@ -264,12 +264,13 @@ fn the_periodic_heartbeat_follows_the_route_refresh_and_reaches_a_returning_brok
     }
     let sent = ctx.take_sent();
     for (_, m) in &sent {
+        // The topic's refresh, not the retry topic's.
         if matches!(
             m,
             Message::Request {
-                request: Request::GetRouteInfoByTopic { .. },
+                request: Request::GetRouteInfoByTopic { topic },
                 ..
-            }
+            } if topic == "T"
         ) {
             refresh = Some(m.clone());
         }
@@ -1053,4 +1054,143 @@ fn a_reset_from_the_broker_drops_what_is_under_way_and_pulls_from_the_new_offset
         ),
         "{events:?}"
     );
+}
+
+/// A clustering consumer subscribes `%RETRY%G` with `*`: heartbeat, route, rebalance
+/// and pulls cover it, a retry queue without an offset starts at 0, and the listener
+/// sees a retried message under the topic it was sent to.
+#[test]
+fn a_clustering_consumer_consumes_its_retry_topic() {
+    let mut ctx = ctx();
+    let mut c = consumer(MessageModel::Clustering);
+    c.cfg.consume_from_where = ConsumeFromWhere::LastOffset;
+    c.start(&mut ctx);
+    let sent = ctx.take_sent();
+    respond(&mut c, &mut ctx, &sent[0].1, Response::Route(route()));
+    let sent = ctx.take_sent();
+    let heartbeat = find(&sent, |r| matches!(r, Request::HeartBeat(_)))[0];
+    let Message::Request {
+        request: Request::HeartBeat(data),
+        ..
+    } = &heartbeat.1
+    else {
+        unreachable!()
+    };
+    assert_eq!(
+        data.consumers[0].subscriptions,
+        BTreeMap::from([
+            ("%RETRY%G".to_string(), "*".to_string()),
+            ("T".to_string(), "TagA".to_string())
+        ])
+    );
+    let retry_lookup = find(
+        &sent,
+        |r| matches!(r, Request::GetRouteInfoByTopic { topic } if topic == "%RETRY%G"),
+    )[0]
+    .1
+    .clone();
+    let list = find(&sent, |r| {
+        matches!(r, Request::GetConsumerListByGroup { .. })
+    })[0]
+        .1
+        .clone();
+    let me = vec![c.client_id().to_string()];
+    respond(&mut c, &mut ctx, &list, Response::ConsumerList(me.clone()));
+    ctx.take_sent();
+    let mut retry_route = route();
+    for qd in &mut retry_route.queue_datas {
+        qd.read_queue_nums = 1;
+        qd.write_queue_nums = 1;
+    }
+    respond(
+        &mut c,
+        &mut ctx,
+        &retry_lookup,
+        Response::Route(retry_route),
+    );
+    let sent = ctx.take_sent();
+    let list = find(&sent, |r| {
+        matches!(r, Request::GetConsumerListByGroup { .. })
+    })[0]
+        .1
+        .clone();
+    respond(&mut c, &mut ctx, &list, Response::ConsumerList(me));
+    let sent = ctx.take_sent();
+    let queries = find(
+        &sent,
+        |r| matches!(r, Request::QueryConsumerOffset(k) if k.topic == "%RETRY%G"),
+    );
+    assert_eq!(queries.len(), 2, "one retry queue on each broker");
+    let not_found = Response::Error {
+        code: response_code::QUERY_NOT_FOUND,
+        remark: String::new(),
+    };
+    let events = respond(&mut c, &mut ctx, &queries[0].1, not_found);
+    assert!(
+        matches!(&events[..], [ClientEvent::Owned { topic, start_offset: 0, .. }] if topic == "%RETRY%G"),
+        "a retry queue starts at 0 whatever consume_from_where says: {events:?}"
+    );
+    let sent = ctx.take_sent();
+    let pull = find(&sent, |r| matches!(r, Request::PullMessage(_)))[0]
+        .1
+        .clone();
+    let p = pull_of(&pull);
+    assert_eq!(
+        (p.topic.as_str(), p.subscription.as_deref()),
+        ("%RETRY%G", Some("*"))
+    );
+    let props = encode_properties([("UNIQ_KEY", "U1"), ("TAGS", "TagA"), ("RETRY_TOPIC", "T")]);
+    let host = Host {
+        ip: "10.0.0.2".parse().unwrap(),
+        port: 10911,
+    };
+    let mut bytes = Vec::new();
+    NewRecord {
+        topic: "%RETRY%G",
+        queue_id: 0,
+        flag: 0,
+        sys_flag: 0,
+        born_timestamp_ms: 1,
+        born_host: host,
+        store_host: host,
+        reconsume_times: 1,
+        prepared_transaction_offset: 0,
+        body: b"body",
+        properties: &props,
+    }
+    .encode(0, 10, 2, &mut bytes);
+    let events = respond(&mut c, &mut ctx, &pull, pull_answer(0, 1, bytes));
+    let delivered: Vec<_> = events
+        .iter()
+        .filter_map(|e| match e {
+            ClientEvent::Delivered { topic, msg, .. } => Some((topic.as_str(), msg)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(delivered.len(), 1, "{events:?}");
+    let (queue_topic, msg) = delivered[0];
+    assert_eq!(queue_topic, "%RETRY%G", "the queue it came from");
+    assert_eq!(msg.topic, "T", "the listener sees RETRY_TOPIC");
+    assert_eq!(msg.reconsume_times, 1);
+}
+
+#[test]
+fn a_broadcasting_consumer_has_no_retry_topic() {
+    let mut ctx = ctx();
+    let mut c = consumer(MessageModel::Broadcasting);
+    c.start(&mut ctx);
+    let sent = ctx.take_sent();
+    respond(&mut c, &mut ctx, &sent[0].1, Response::Route(route()));
+    let sent = ctx.take_sent();
+    assert!(find(&sent, |r| matches!(r, Request::GetRouteInfoByTopic { .. })).is_empty());
+    for (_, m) in find(&sent, |r| matches!(r, Request::HeartBeat(_))) {
+        let Message::Request {
+            request: Request::HeartBeat(data),
+            ..
+        } = m
+        else {
+            unreachable!()
+        };
+        assert_eq!(data.consumers[0].subscriptions.len(), 1);
+    }
 }
