@@ -29,8 +29,14 @@ use super::offset_store::OffsetStore;
 use super::{
     host_of, timer_kind, ClientEvent, MessageQueue, NameServers, RouteAnswer, Rpc, RpcOutcome,
 };
+pub use consume_message_concurrently_service::{
+    ConsumeAtOnce, ConsumeConcurrentlyStatus, ListenerAnswer, MessageListenerConcurrently,
+};
+use process_queue::ProcessQueue;
 
+mod consume_message_concurrently_service;
 mod ownership;
+mod process_queue;
 mod pull;
 mod reset_offset;
 mod retry_subscription;
@@ -140,6 +146,8 @@ struct OwnedQueue {
     /// the file holding it is in place, the way RocketMQ's re-created pull request
     /// reads its start from the store.
     awaiting_file: bool,
+    /// The messages handed to the listener that it has not answered for yet.
+    process_queue: ProcessQueue,
 }
 
 pub struct PushConsumer {
@@ -173,6 +181,7 @@ pub struct PushConsumer {
     /// Commits made as a side effect of pulls (COMMIT_OFFSET), reported with the
     /// events of the input that caused them.
     pull_commits: Vec<ClientEvent>,
+    listener: Box<dyn MessageListenerConcurrently>,
 }
 
 impl PushConsumer {
@@ -203,6 +212,7 @@ impl PushConsumer {
             started: false,
             stopped: false,
             pull_commits: Vec::new(),
+            listener: Box::new(ConsumeAtOnce),
         }
     }
 
