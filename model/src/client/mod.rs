@@ -53,6 +53,8 @@ pub(crate) mod timer_kind {
     pub const PULL_RETRY: u64 = BASE + 5;
     /// Results decided inside `Producer::send` come out through the next `handle`.
     pub const REPORT_READY: u64 = BASE + 6;
+    /// A failed message that could not be handed back goes to the listener again.
+    pub const CONSUME_LATER: u64 = BASE + 7;
 }
 
 /// `mqClientApiTimeout`: name-server lookups, heartbeats, consumer lists, max offsets.
@@ -110,6 +112,9 @@ pub struct DeliveredMessage {
     /// bornTimestamp: the producer's clock when it sent the message, ms.
     pub born_timestamp_ms: i64,
     pub born_host: crate::store::record::Host,
+    /// Where the record sits in its broker's commit log (`commitLogOffset`): what a
+    /// hand-back names.
+    pub commit_log_offset: u64,
 }
 
 /// What the application of a client observes.

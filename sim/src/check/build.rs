@@ -13,7 +13,7 @@
 //! linear scan, and memory stays proportional to messages, not to entries. This is
 //! the only module that knows the observers; no rule imports it.
 
-use crate::history::{Entry, FaultKind, History, Promise};
+use crate::history::{ConsumeOutcome, Entry, FaultKind, History, Promise};
 
 use super::commits::Commits;
 use super::corrupt::Corrupt;
@@ -26,6 +26,7 @@ use super::latency::Latency;
 use super::order::Order;
 use super::phantom::Phantom;
 use super::queue_log::{Holder, QueueLog};
+use super::retry::Retry;
 use super::subscription::TagExpr;
 use super::tables::{
     id_digest, sent_fields_digest, Cmt, CommitMark, Dlv, Dup, GroupInfo, Index, Msg, QueueKey,
@@ -167,6 +168,7 @@ pub(crate) struct Observers {
     pub order: Order,
     pub commits: Commits,
     pub latency: Latency,
+    pub retry: Retry,
 }
 
 struct Builder<'h> {
@@ -421,7 +423,38 @@ impl<'h> Builder<'h> {
 
     fn entry(&mut self, i: u32, e: &'h Entry) {
         match e {
-            Entry::Meta { .. } | Entry::Consumed { .. } => {}
+            Entry::Meta { .. } => {}
+            Entry::Consumed {
+                at_ms,
+                client,
+                broker,
+                topic,
+                queue_id,
+                queue_offset,
+                status,
+                ..
+            } => {
+                let q = self.queue(broker, topic, *queue_id);
+                let failed = *status == ConsumeOutcome::ReconsumeLater;
+                self.obs
+                    .retry
+                    .consumed(*client, q, *queue_offset, failed, *at_ms);
+            }
+            Entry::DeadLetter {
+                at_ms,
+                group,
+                wid,
+                reconsume_times,
+                ..
+            } => {
+                if let Some(w) = wid {
+                    let m = self.msg(*w, *at_ms);
+                    let g = self.group(group);
+                    self.obs
+                        .retry
+                        .dead_letter(m, g, *reconsume_times, i, &self.ix);
+                }
+            }
             Entry::Fault {
                 at_ms,
                 kind,
@@ -618,6 +651,12 @@ impl<'h> Builder<'h> {
                 } else {
                     self.span(g, *client, q, *at_ms)
                 };
+                let rehand = !retry
+                    && *reconsume_times > 0
+                    && self
+                        .obs
+                        .retry
+                        .is_rehand(*client, q, *queue_offset, *reconsume_times);
                 let d = Dlv {
                     at_ms: *at_ms,
                     offset: *queue_offset,
@@ -632,6 +671,7 @@ impl<'h> Builder<'h> {
                     topic: topic_id,
                     tags: tag_id,
                     retry,
+                    rehand,
                     reconsume: *reconsume_times,
                     fields: fields.as_ref().map_or(0, sent_fields_digest),
                     tags_taken,
@@ -730,7 +770,7 @@ impl<'h> Builder<'h> {
                 msg: d.msg,
                 group: d.group,
                 span: d.span,
-                retry: d.retry,
+                retry: d.retry || d.rehand,
                 prev_entry: prev.entry,
                 prev_span: prev.span,
             });
@@ -740,6 +780,7 @@ impl<'h> Builder<'h> {
         obs.phantom.deliver(d, msg);
         obs.corrupt.deliver(d, msg);
         obs.delay.deliver(d, msg, &self.ix.promise);
+        obs.retry.deliver(d, &self.ix);
         obs.filter.deliver(d, sent_taken);
         if !d.retry && d.msg != NONE {
             let holder = Holder {

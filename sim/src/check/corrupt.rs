@@ -5,8 +5,10 @@
 //!   `%RETRY%...`, may name that topic instead), tags, and — when both entries recorded
 //!   them — keys, user properties, born timestamp and born host (strings as CRC32s);
 //! - the reconsume count: 0 unless the delivery came from a retry topic (only a message
-//!   handed back is redelivered from there; a raised count on the message's own queue
-//!   is a wrong field, and such a delivery still counts for order and offsets);
+//!   handed back is redelivered from there) or is its consumer's own re-hand of a
+//!   message it failed at that position with a count one lower (`retry.rs`: the
+//!   hand-back failed); any other raised count on the message's own queue is a wrong
+//!   field, and such a delivery still counts for order and offsets;
 //! - the message id: every delivery names the id the producer was given (the CRC32
 //!   of `SendOk.msg_id`), or, with no `SendOk`, the same id as the first delivery;
 //! - the position: a delivery from the message's own queue comes from the broker,
@@ -123,7 +125,7 @@ impl Diffs {
             topic: d.topic != m.topic && !d.retry,
             tags: d.tags != m.tags,
             fields: d.fields != 0 && m.fields != 0 && d.fields != m.fields,
-            reconsume: d.reconsume != 0 && !d.retry,
+            reconsume: d.reconsume != 0 && !d.retry && !d.rehand,
         }
     }
 

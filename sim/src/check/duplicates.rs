@@ -5,8 +5,10 @@
 //! without a workload id are not judged (phantom's business). Each duplicate is
 //! compared with the slot's delivery of the same message just before it:
 //!
-//! - `retry`: the redelivery is a handed-back message (reconsume count above 0, or
-//!   the `%RETRY%` topic): the consumer asked for it again.
+//! - `retry`: the redelivery is a handed-back message (from the `%RETRY%` topic, which
+//!   the retry rule holds to a recorded failure) or the consumer's own re-hand of a
+//!   message it failed at that very position with a count one lower (its hand-back
+//!   failed): the consumer asked for it again.
 //! - `producer_retry`: it sits at another (broker, topic, queue, offset) than the
 //!   delivery before, and the producer's send made an attempt after one whose
 //!   outcome was unknown (`retried_after_unknown` on its `SendOk`/`SendFail`), or the

@@ -126,6 +126,10 @@ pub(crate) struct Dlv {
     pub tags: u32,
     /// Delivered from a retry topic (`%RETRY%...`): the message was handed back.
     pub retry: bool,
+    /// A consumer's own re-hand of a message it failed and could not hand back: the
+    /// same client, queue and offset as a failed delivery with a count one lower
+    /// (`retry.rs`).
+    pub rehand: bool,
     pub reconsume: i32,
     /// [`digest`] of the delivered fields (keys, user properties, born time and
     /// host), 0 when the entry recorded none.

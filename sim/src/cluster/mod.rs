@@ -2,10 +2,12 @@
 //!
 //! [`world`] runs the nodes (event queue, node lifecycle, faults) over [`net`] and the
 //! storage wing's disk; [`scenario`] reads a scenario file, [`swarm`] draws a seed's
-//! fault and workload choices, [`workload`] drives the clients and records the history,
+//! fault and workload choices, [`workload`] drives the clients and records the history
+//! (with [`listener`], the listener that fails a seeded share of messages),
 //! [`runner`] puts one run together and [`sweep`] runs many. [`seeds`] splits the run's
 //! seed into one stream per component.
 
+pub mod listener;
 pub mod net;
 pub mod runner;
 pub mod scenario;

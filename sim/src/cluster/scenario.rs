@@ -79,9 +79,32 @@ pub struct GroupSpec {
     /// at boot). A group that joins late finds a backlog on the brokers.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub start_ms: u64,
+    /// The group's listener answers RECONSUME_LATER for this many deliveries in a
+    /// thousand (each drawn from its consumer's seeded stream); the message comes back
+    /// through the group's retry topic.
+    #[serde(default, skip_serializing_if = "is_zero_u32")]
+    pub fail_permille: u32,
+    /// This many messages in a thousand (chosen by workload id with the run's seed)
+    /// fail every delivery to the group: they exhaust their retries and are
+    /// dead-lettered. A clustering group that fails anything gets a reader of its
+    /// dead-letter queue (`%DLQ%{group}`), outside the group, whose reads the history
+    /// records as `dead_letter`.
+    #[serde(default, skip_serializing_if = "is_zero_u32")]
+    pub always_fail_permille: u32,
+}
+
+impl GroupSpec {
+    /// Whether the group's listener fails anything.
+    pub fn fails(&self) -> bool {
+        self.fail_permille > 0 || self.always_fail_permille > 0
+    }
 }
 
 fn is_zero(v: &u64) -> bool {
+    *v == 0
+}
+
+fn is_zero_u32(v: &u32) -> bool {
     *v == 0
 }
 
@@ -323,6 +346,16 @@ impl ScenarioFile {
         }
         if let Some(g) = w.groups.iter().find(|g| g.consumers == 0) {
             return Err(("consumers", format!("group {} has no consumer", g.name)));
+        }
+        if let Some(g) = w
+            .groups
+            .iter()
+            .find(|g| g.fail_permille > 1_000 || g.always_fail_permille > 1_000)
+        {
+            return Err((
+                "fail_permille",
+                format!("group {}: shares are 0 to 1000 per mille", g.name),
+            ));
         }
         let f = &self.faults;
         if !range(f.every_ms) || f.every_ms[0] == 0 {

@@ -246,6 +246,8 @@ pub fn draw(s: &Scenario, seed: u64) -> (Scenario, SwarmChoices) {
                 } else {
                     0
                 },
+                fail_permille: 0,
+                always_fail_permille: 0,
             }
         })
         .collect::<Vec<GroupSpec>>();

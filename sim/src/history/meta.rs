@@ -99,6 +99,22 @@ pub struct Promise {
     /// default; a scenario shortens them so delayed messages fit a run.
     #[serde(skip_serializing_if = "is_rocketmq_delay_levels")]
     pub delay_levels_ms: Vec<u64>,
+    /// `maxReconsumeTimes` (a group's `retryMaxTimes`): a message the group's listener
+    /// failed this many times after its first failure is dead-lettered at the next
+    /// one; each retry waits delay level 3 + its reconsume count so far. Left out of a
+    /// written `meta` when it is RocketMQ's 16.
+    #[serde(skip_serializing_if = "is_rocketmq_max_reconsume_times")]
+    pub max_reconsume_times: u32,
+}
+
+/// RocketMQ's default `maxReconsumeTimes` (`SubscriptionGroupConfig.retryMaxTimes`).
+pub const ROCKETMQ_MAX_RECONSUME_TIMES: u32 = 16;
+
+/// The first delay level of a retry (`3 + reconsumeTimes`, reference C.5).
+pub const RETRY_FIRST_DELAY_LEVEL: u32 = 3;
+
+fn is_rocketmq_max_reconsume_times(times: &u32) -> bool {
+    *times == ROCKETMQ_MAX_RECONSUME_TIMES
 }
 
 /// RocketMQ's default `messageDelayLevel` (`1s 5s 10s 30s 1m … 2h`), in ms.
@@ -131,6 +147,7 @@ impl Default for Promise {
             settled_delivery_ms: 5_000,
             ack_grace_ms: None,
             delay_levels_ms: ROCKETMQ_DELAY_LEVELS_MS.to_vec(),
+            max_reconsume_times: ROCKETMQ_MAX_RECONSUME_TIMES,
         }
     }
 }
@@ -143,6 +160,12 @@ impl Promise {
         }
         let index = (level as usize).min(self.delay_levels_ms.len());
         index.checked_sub(1).map_or(0, |i| self.delay_levels_ms[i])
+    }
+
+    /// The delay a message handed back with reconsume count `reconsume_times` waits
+    /// before it comes back: level 3 + that count (clamped to the table).
+    pub fn retry_delay_ms(&self, reconsume_times: u32) -> u64 {
+        self.delay_ms(RETRY_FIRST_DELAY_LEVEL.saturating_add(reconsume_times))
     }
 
     /// The longest an acknowledged record may live only in an ASYNC_FLUSH master's

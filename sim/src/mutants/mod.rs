@@ -10,7 +10,8 @@
 //! mutants never touches this module.
 //!
 //! One file per component (`storage`, `broker_send`, `broker_flush`, `broker_ha`,
-//! `broker_pull`, `broker_offsets`, `broker_schedule`, `name_server`, `client_rebalance`,
+//! `broker_pull`, `broker_offsets`, `broker_schedule`, `broker_send_back`, `name_server`,
+//! `client_rebalance`,
 //! `client_offset_store`, `client_filter`, `client_consume`, `client_producer`), each
 //! with a `mutants()` list. Adding a
 //! mutant is one [`Mutant`] entry in that list (plus its tamper, if it needs a new
@@ -23,6 +24,7 @@ mod broker_offsets;
 mod broker_pull;
 mod broker_schedule;
 mod broker_send;
+mod broker_send_back;
 mod campaign;
 mod client_consume;
 mod client_filter;
@@ -64,6 +66,8 @@ pub enum Component {
     BrokerOffsets,
     /// The broker's delivery of delayed messages.
     BrokerSchedule,
+    /// The broker's retry and dead-letter handling (CONSUMER_SEND_MSG_BACK).
+    BrokerSendBack,
     /// The name server's routes.
     NameServer,
     /// The push consumer's rebalance.
@@ -88,6 +92,7 @@ impl Component {
             Component::BrokerPull => "broker/pull",
             Component::BrokerOffsets => "broker/offsets",
             Component::BrokerSchedule => "broker/schedule",
+            Component::BrokerSendBack => "broker/send-back",
             Component::NameServer => "name server",
             Component::ClientRebalance => "client/rebalance",
             Component::ClientOffsetStore => "client/offset store",
@@ -135,6 +140,7 @@ pub fn registry() -> Vec<Mutant> {
     all.extend(broker_pull::mutants());
     all.extend(broker_offsets::mutants());
     all.extend(broker_schedule::mutants());
+    all.extend(broker_send_back::mutants());
     all.extend(name_server::mutants());
     all.extend(client_rebalance::mutants());
     all.extend(client_offset_store::mutants());

@@ -41,6 +41,7 @@ mod pull;
 mod reset_offset;
 mod retry_subscription;
 mod route;
+mod send_message_back;
 mod start_offset;
 
 /// How long each periodic heartbeat follows a periodic route refresh:
@@ -126,6 +127,12 @@ enum Call {
         /// The pull went to a slave.
         from_slave: bool,
     },
+    /// CONSUMER_SEND_MSG_BACK of the message at `queue_offset` (`send_message_back.rs`).
+    SendBack {
+        mq: MessageQueue,
+        generation: u64,
+        queue_offset: u64,
+    },
 }
 
 /// A queue this consumer owns. At any time exactly one thing is under way for it: a
@@ -172,6 +179,8 @@ pub struct PushConsumer {
     rebalance_in_flight: bool,
     rebalance_again: bool,
     retry_timers: BTreeMap<TimerId, (MessageQueue, u64)>,
+    /// Failed messages that could not be handed back, by the timer that re-hands them.
+    consume_later: BTreeMap<TimerId, send_message_back::ConsumeLater>,
     poll_timer: Option<TimerId>,
     heartbeat_timer: Option<TimerId>,
     rebalance_timer: Option<TimerId>,
@@ -205,6 +214,7 @@ impl PushConsumer {
             rebalance_in_flight: false,
             rebalance_again: false,
             retry_timers: BTreeMap::new(),
+            consume_later: BTreeMap::new(),
             poll_timer: None,
             heartbeat_timer: None,
             rebalance_timer: None,
@@ -316,6 +326,7 @@ impl PushConsumer {
         .into_iter()
         .flatten()
         .chain(std::mem::take(&mut self.retry_timers).into_keys())
+        .chain(std::mem::take(&mut self.consume_later).into_keys())
         {
             ctx.cancel_timer(timer);
         }
@@ -432,6 +443,7 @@ impl PushConsumer {
                     timer_kind::PERSIST_OFFSETS,
                 ));
             }
+            timer_kind::CONSUME_LATER => self.on_consume_later(ctx, id, out),
             timer_kind::PULL_RETRY => {
                 let Some((mq, generation)) = self.retry_timers.remove(&id) else {
                     return;
@@ -495,6 +507,15 @@ impl PushConsumer {
                         tracing::debug!(?mq, outcome = %other.describe(), "get max offset failed");
                         self.schedule_retry(ctx, &mq);
                     }
+                }
+            }
+            Call::SendBack {
+                mq,
+                generation,
+                queue_offset,
+            } => {
+                if self.is_current(&mq, generation) {
+                    self.on_send_back(ctx, &mq, queue_offset, outcome);
                 }
             }
             Call::Pull {

@@ -189,6 +189,7 @@ impl PushConsumer {
                 msg_id,
                 born_timestamp_ms: view.born_timestamp_ms,
                 born_host: view.born_host,
+                commit_log_offset: view.physical_offset.max(0) as u64,
             };
             self.hand_to_listener(ctx, mq, queue_offset, msg, out);
         }

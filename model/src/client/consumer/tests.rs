@@ -2,7 +2,9 @@
 
 use crate::message::encode_properties;
 use crate::node::NodeId;
-use crate::protocol::{pull_sys_flag, BrokerData, PullMessage, PullResponse, QueueData};
+use crate::protocol::{
+    pull_sys_flag, BrokerData, ConsumerSendMsgBack, PullMessage, PullResponse, QueueData,
+};
 use crate::store::record::{Host, NewRecord};
 
 use super::super::test_ctx::TestCtx;
@@ -1212,6 +1214,7 @@ fn a_broadcasting_consumer_has_no_retry_topic() {
         };
         assert_eq!(data.consumers[0].subscriptions.len(), 1);
     }
+}
 
 /// A listener that keeps every message (answers later).
 struct Later;
@@ -1297,4 +1300,154 @@ fn the_offset_waits_for_the_lowest_message_still_in_a_listener() {
         8,
         "all done: up to the next pull"
     );
+}
+
+/// Fails every message it is handed the first time (by queue offset), then succeeds.
+#[derive(Default)]
+struct FailOnce {
+    failed: std::collections::BTreeSet<u64>,
+}
+
+impl MessageListenerConcurrently for FailOnce {
+    fn consume_message(
+        &mut self,
+        _ctx: &mut dyn Ctx<Message>,
+        _mq: &MessageQueue,
+        queue_offset: u64,
+        _msg: &crate::client::DeliveredMessage,
+    ) -> ListenerAnswer {
+        if self.failed.insert(queue_offset) {
+            ListenerAnswer::Now(ConsumeConcurrentlyStatus::ReconsumeLater)
+        } else {
+            ListenerAnswer::Now(ConsumeConcurrentlyStatus::ConsumeSuccess)
+        }
+    }
+}
+
+/// RECONSUME_LATER: the message is handed back to its broker group's master (the
+/// commit-log offset it was stored at, the group, level 0, maximum 16) and holds the
+/// queue's offset until the broker says SUCCESS; a failed hand-back keeps it, and 5 s
+/// later the listener gets it again with its reconsume count raised.
+#[test]
+fn a_failed_message_is_handed_back_and_retried_locally_when_that_fails() {
+    let mut ctx = ctx();
+    let mut c = consumer(MessageModel::Clustering);
+    c.register_message_listener(Box::<FailOnce>::default());
+    let pulls = clustering_owning_a(&mut c, &mut ctx);
+    let q0 = find(
+        &pulls,
+        |r| matches!(r, Request::PullMessage(p) if p.queue_id == 0),
+    );
+    let events = respond(
+        &mut c,
+        &mut ctx,
+        &q0[0].1,
+        pull_answer(0, 7, records(0, 5, &[Some("TagA"), Some("TagA")])),
+    );
+    let answers: Vec<(u64, ConsumeConcurrentlyStatus)> = events
+        .iter()
+        .filter_map(|e| match e {
+            ClientEvent::Consumed {
+                queue_offset,
+                status,
+                ..
+            } => Some((*queue_offset, *status)),
+            _ => None,
+        })
+        .collect();
+    let later = ConsumeConcurrentlyStatus::ReconsumeLater;
+    assert_eq!(answers, vec![(5, later), (6, later)]);
+    let sent = ctx.take_sent();
+    let backs: Vec<(NodeId, ConsumerSendMsgBack)> = sent
+        .iter()
+        .filter_map(|(to, m)| match m {
+            Message::Request {
+                request: Request::ConsumerSendMsgBack(b),
+                ..
+            } => Some((*to, b.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(backs.len(), 2);
+    assert_eq!(backs[0].0, NodeId(2), "a's master");
+    let b = &backs[0].1;
+    assert_eq!(
+        (b.group.as_str(), b.delay_level, b.max_reconsume_times),
+        ("G", 0, Some(16))
+    );
+    assert_eq!(b.offset, 0, "the first record's commit-log offset");
+    assert_eq!(b.origin_topic.as_deref(), Some("T"));
+    let next_pull = find(&sent, |r| matches!(r, Request::PullMessage(_)))[0]
+        .1
+        .clone();
+    assert_eq!(pull_of(&next_pull).commit_offset, 5, "both still held");
+    let back_msgs: Vec<&Message> = sent
+        .iter()
+        .filter(|(_, m)| {
+            matches!(
+                m,
+                Message::Request {
+                    request: Request::ConsumerSendMsgBack(_),
+                    ..
+                }
+            )
+        })
+        .map(|(_, m)| m)
+        .collect();
+    // 5 is taken back; 6's hand-back is refused.
+    respond(
+        &mut c,
+        &mut ctx,
+        back_msgs[0],
+        Response::ConsumerSendMsgBack,
+    );
+    let refused = Response::Error {
+        code: response_code::SYSTEM_ERROR,
+        remark: "SERVICE_NOT_AVAILABLE".into(),
+    };
+    assert!(respond(&mut c, &mut ctx, back_msgs[1], refused).is_empty());
+    respond(
+        &mut c,
+        &mut ctx,
+        &next_pull,
+        pull_answer(response_code::PULL_NOT_FOUND, 7, Vec::new()),
+    );
+    let sent = ctx.take_sent();
+    let pull = find(&sent, |r| matches!(r, Request::PullMessage(_)))[0]
+        .1
+        .clone();
+    assert_eq!(
+        pull_of(&pull).commit_offset,
+        6,
+        "6 waits for its local retry"
+    );
+    let mut events = Vec::new();
+    for input in ctx.advance_to(ctx.now_ms + super::send_message_back::CONSUME_LATER_DELAY_MS) {
+        events.extend(c.handle(&mut ctx, input));
+    }
+    let redelivered: Vec<(u64, i32)> = events
+        .iter()
+        .filter_map(|e| match e {
+            ClientEvent::Delivered {
+                queue_offset, msg, ..
+            } => Some((*queue_offset, msg.reconsume_times)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        redelivered,
+        vec![(6, 1)],
+        "again, its count raised: {events:?}"
+    );
+    respond(
+        &mut c,
+        &mut ctx,
+        &pull,
+        pull_answer(response_code::PULL_NOT_FOUND, 7, Vec::new()),
+    );
+    let sent = ctx.take_sent();
+    let pull = find(&sent, |r| matches!(r, Request::PullMessage(_)))[0]
+        .1
+        .clone();
+    assert_eq!(pull_of(&pull).commit_offset, 7, "consumed at last");
 }
