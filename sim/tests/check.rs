@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 
 use rmq_sim::check::{check, synthetic_history, Report, Rule};
 use rmq_sim::history::{
-    user_properties_crc, BrokerGroupMeta, Entry, FaultKind, FlushMode, GroupMeta, History,
-    MessageFields, Promise, Replication, SendStatus,
+    user_properties_crc, BrokerGroupMeta, ConsumeOutcome, Entry, FaultKind, FlushMode, GroupMeta,
+    History, MessageFields, Promise, Replication, SendStatus,
 };
 
 const FLUSH_WINDOW: u64 = 1_000;
@@ -219,6 +219,22 @@ impl B {
             body_crc: crc,
             tags: tags.map(str::to_owned),
             fields: None,
+        });
+        self
+    }
+
+    /// `client`'s listener answered RECONSUME_LATER for its delivery of `wid` from T.
+    fn failed(&mut self, at: u64, grp: &str, client: u32, q: i32, off: u64, wid: u64) -> &mut Self {
+        self.h.push(Entry::Consumed {
+            at_ms: at,
+            group: grp.into(),
+            client,
+            broker: "b".into(),
+            topic: "T".into(),
+            queue_id: q,
+            queue_offset: off,
+            wid: Some(wid),
+            status: ConsumeOutcome::ReconsumeLater,
         });
         self
     }
@@ -997,6 +1013,7 @@ fn corrupt_retry_topic_delivery_is_not_corrupt() {
     let mut b = B::simple();
     b.send(1_000, 1, 0, 0)
         .deliver(1_010, "g", 10, 0, 0, 1)
+        .failed(1_010, "g", 10, 0, 0, 1)
         // Redelivered from the retry queue: its own queue id and offset.
         .deliver_raw(12_000, "g", 10, "%RETRY%g", 0, 57, Some(1), 7, None, 1);
     passes(&b);
@@ -2229,6 +2246,7 @@ fn filter_other_topic_fails_unless_from_the_retry_topic() {
     let mut b = filtered("a");
     b.send_tagged(1_000, 1, "a", 0, 0)
         .deliver(1_100, "g", 10, 0, 0, 1)
+        .failed(1_100, "g", 10, 0, 0, 1)
         .deliver_raw(12_000, "g", 10, "%RETRY%g", 0, 5, Some(1), 7, Some("a"), 1);
     passes(&b);
 }
@@ -2396,7 +2414,9 @@ fn corrupt_reconsume_count_without_a_hand_back() {
     let mut b = B::simple();
     b.send(1_000, 1, 0, 0)
         .deliver_raw(1_100, "g", 10, "T", 0, 0, Some(1), 7, None, 2);
-    let r = fails_with(&b, Rule::Corrupt);
+    // No failure was recorded either: the retry rule finds the count uncaused.
+    let r = b.check();
+    assert_eq!(rules(&r), vec![Rule::Corrupt, Rule::Retry], "{}", all(&r));
     assert!(
         r.violations[0].detail.contains("reconsume count 2"),
         "{}",
@@ -2406,6 +2426,7 @@ fn corrupt_reconsume_count_without_a_hand_back() {
     let mut b = B::simple();
     b.send(1_000, 1, 0, 0)
         .deliver(1_100, "g", 10, 0, 0, 1)
+        .failed(1_100, "g", 10, 0, 0, 1)
         .deliver_raw(12_000, "g", 10, "%RETRY%g", 0, 0, Some(1), 7, None, 1);
     passes(&b);
 }
@@ -2421,7 +2442,12 @@ fn a_raised_reconsume_count_still_counts_for_order() {
         .deliver(1_100, "g", 10, 0, 1, 2)
         .deliver_raw(1_200, "g", 10, "T", 0, 0, Some(1), 7, None, 1);
     let r = b.check();
-    assert_eq!(rules(&r), vec![Rule::Corrupt, Rule::Order], "{}", all(&r));
+    assert_eq!(
+        rules(&r),
+        vec![Rule::Corrupt, Rule::Order, Rule::Retry],
+        "{}",
+        all(&r)
+    );
 }
 
 #[test]
