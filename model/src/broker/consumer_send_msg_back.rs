@@ -287,37 +287,19 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
-    use crate::broker::test_harness::BrokerHarness;
+    use crate::broker::test_harness::{config_with, BrokerHarness};
     use crate::broker::{BrokerConfig, BrokerRole};
     use crate::protocol::{ConsumerData, MessageModel, Request};
-    use crate::store::config_tables::TopicConfig;
     use crate::store::delay_level::{MessageDelayLevel, SCHEDULE_TOPIC};
-    use crate::store::{MemDisk, StoreConfig};
+    use crate::store::MemDisk;
 
     const TOPIC: &str = "T";
     const GROUP: &str = "G";
 
     /// Levels 1..=18 delay that many seconds, so each retry's level shows in its delay.
     fn config() -> BrokerConfig {
-        let topic = TopicConfig {
-            topic_name: TOPIC.into(),
-            read_queue_nums: 1,
-            write_queue_nums: 1,
-            ..TopicConfig::default()
-        };
-        BrokerConfig {
-            store: StoreConfig {
-                commit_log_file_size_bytes: 256 * 1024,
-                consume_queue_entries_per_file: 64,
-                message_delay_level: MessageDelayLevel::from_delays_ms(
-                    (1..=18).map(|s| s * 1_000).collect(),
-                )
-                .unwrap(),
-                ..StoreConfig::default()
-            },
-            topics: BTreeMap::from([(TOPIC.to_string(), topic)]),
-            ..BrokerConfig::default()
-        }
+        let levels = MessageDelayLevel::from_delays_ms((1..=18).map(|s| s * 1_000).collect());
+        config_with(TOPIC, 1, levels.unwrap())
     }
 
     fn send(h: &mut BrokerHarness, topic: &str, key: &str, reconsume_times: i32) -> Response {

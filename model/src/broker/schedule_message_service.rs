@@ -357,32 +357,16 @@ impl Broker {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::broker::test_harness::BrokerHarness;
+    use crate::broker::test_harness::{config_with, BrokerHarness};
     use crate::broker::BrokerConfig;
     use crate::protocol::{Request, Response, SendMessage};
-    use crate::store::config_tables::TopicConfig;
     use crate::store::delay_level::MessageDelayLevel;
-    use crate::store::{MemDisk, StoreConfig};
+    use crate::store::MemDisk;
 
     const TOPIC: &str = "T";
 
     fn config() -> BrokerConfig {
-        let topic = TopicConfig {
-            topic_name: TOPIC.into(),
-            read_queue_nums: 2,
-            write_queue_nums: 2,
-            ..TopicConfig::default()
-        };
-        BrokerConfig {
-            store: StoreConfig {
-                commit_log_file_size_bytes: 64 * 1024,
-                consume_queue_entries_per_file: 64,
-                message_delay_level: MessageDelayLevel::parse("1s 5s 10s").unwrap(),
-                ..StoreConfig::default()
-            },
-            topics: BTreeMap::from([(TOPIC.to_string(), topic)]),
-            ..BrokerConfig::default()
-        }
+        config_with(TOPIC, 2, MessageDelayLevel::parse("1s 5s 10s").unwrap())
     }
 
     fn boot(disk: MemDisk, now_ms: u64) -> BrokerHarness {

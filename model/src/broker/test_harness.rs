@@ -1,13 +1,38 @@
 //! Tests' broker: one [`Broker`] on a `MemDisk`, its syncs completed as soon as they
 //! are asked for and its timers fired at exactly their due time.
 
+use std::collections::BTreeMap;
+
 use super::{Broker, BrokerConfig, Phase};
 use crate::client::test_ctx::TestCtx;
 use crate::message::property;
 use crate::node::{Input, Node, NodeId};
 use crate::protocol::{Message, Request, Response};
+use crate::store::config_tables::TopicConfig;
+use crate::store::delay_level::MessageDelayLevel;
 use crate::store::record::{parse, CrcCheck, Slot};
-use crate::store::MemDisk;
+use crate::store::{MemDisk, StoreConfig};
+
+/// A broker with one topic `topic` of `queues` queues, a small store and the delay
+/// table `levels`.
+pub(super) fn config_with(topic: &str, queues: u32, levels: MessageDelayLevel) -> BrokerConfig {
+    let topic_config = TopicConfig {
+        topic_name: topic.into(),
+        read_queue_nums: queues,
+        write_queue_nums: queues,
+        ..TopicConfig::default()
+    };
+    BrokerConfig {
+        store: StoreConfig {
+            commit_log_file_size_bytes: 256 * 1024,
+            consume_queue_entries_per_file: 64,
+            message_delay_level: levels,
+            ..StoreConfig::default()
+        },
+        topics: BTreeMap::from([(topic.to_string(), topic_config)]),
+        ..BrokerConfig::default()
+    }
+}
 
 /// The node id requests come from.
 pub(super) const CLIENT: NodeId = NodeId(5);

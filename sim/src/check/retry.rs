@@ -32,11 +32,11 @@
 //! A `Consumed` entry names the delivery it answers by client, queue and offset; the
 //! reconsume count is that delivery's. Only deliveries with a workload id count.
 
-use super::faults::{bit, CACHE_LOSS, MEDIA_LOSS};
+use super::delay::clock_skew_before;
+use super::faults::{CACHE_LOSS, MEDIA_LOSS};
 use super::tables::{Dlv, Index, NONE, RETRY_PREFIX};
 use super::{Rule, Sink};
 use crate::hasher::FastMap;
-use crate::history::FaultKind;
 
 /// RocketMQ's `submitConsumeRequestLater`: a consumer that could not hand a message back
 /// consumes it again this much later.
@@ -239,12 +239,7 @@ impl Retry {
                         .to_string()
                 }),
                 Found::Early(d, due_ms) => {
-                    let nodes = broker_group_nodes(ix, d.queue);
-                    if let Some(skew) =
-                        ix.faults
-                            .first_on_any(&nodes, bit(FaultKind::ClockSkew), 0, d.at_ms)
-                    {
-                        let evidence = skew.label();
+                    if let Some(evidence) = clock_skew_before(ix, &d) {
                         sink.excuses.record(Rule::Retry, "clock_skew", || evidence);
                         continue;
                     }
@@ -348,12 +343,6 @@ impl Retry {
             );
         }
     }
-}
-
-fn broker_group_nodes(ix: &Index, queue: u32) -> Vec<u32> {
-    ix.broker_group(ix.queues[queue as usize].broker)
-        .map(|g| g.slave_node.into_iter().chain([g.master_node]).collect())
-        .unwrap_or_default()
 }
 
 fn report(ix: &Index, sink: &mut Sink, d: &Dlv, what: impl FnOnce() -> String) {

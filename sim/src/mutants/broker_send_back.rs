@@ -46,6 +46,17 @@ pub(super) fn mutants() -> Vec<Mutant> {
     ]
 }
 
+/// `input`, its send-back (if it is one) changed by `change`.
+fn rewrite_send_back(
+    mut input: Input<Message>,
+    change: impl FnOnce(&mut ConsumerSendMsgBack),
+) -> Option<Input<Message>> {
+    if let Some(b) = send_back(&mut input) {
+        change(b);
+    }
+    Some(input)
+}
+
 /// The send-back in `input`, if it is one.
 fn send_back(input: &mut Input<Message>) -> Option<&mut ConsumerSendMsgBack> {
     match input {
@@ -69,12 +80,9 @@ impl Tamper for CountNotRaised {
     fn incoming(
         &mut self,
         _: &mut dyn Ctx<Message>,
-        mut input: Input<Message>,
+        input: Input<Message>,
     ) -> Option<Input<Message>> {
-        if let Some(b) = send_back(&mut input) {
-            b.max_reconsume_times = Some(i32::MAX);
-        }
-        Some(input)
+        rewrite_send_back(input, |b| b.max_reconsume_times = Some(i32::MAX))
     }
 
     fn outgoing(
@@ -99,12 +107,11 @@ impl Tamper for DeadLetterEarly {
     fn incoming(
         &mut self,
         _: &mut dyn Ctx<Message>,
-        mut input: Input<Message>,
+        input: Input<Message>,
     ) -> Option<Input<Message>> {
-        if let Some(b) = send_back(&mut input) {
-            b.max_reconsume_times = Some(b.max_reconsume_times.unwrap_or(RETRY_MAX_TIMES) - 1);
-        }
-        Some(input)
+        rewrite_send_back(input, |b| {
+            b.max_reconsume_times = Some(b.max_reconsume_times.unwrap_or(RETRY_MAX_TIMES) - 1)
+        })
     }
 }
 
