@@ -363,3 +363,16 @@ fn a_failure_never_followed_up_fires_unless_a_broker_lost_its_cache() {
     // Too close to the end to judge.
     passes(&lost().quiet(2_000, 60_000));
 }
+
+#[test]
+fn a_failed_stale_copy_of_a_message_the_group_consumed_may_be_dropped() {
+    // n11 consumed it; n10, holding the queue for a moment at a rebalance, got it
+    // again, failed it and gave the queue up before handing it back.
+    let h = H::new()
+        .send(1_000, 1)
+        .deliver(1_010, "g", 11, "T", 1, 1, 0, OK)
+        .deliver(5_000, "g", 10, "T", 1, 1, 0, LATER)
+        .commit(6_000, 2)
+        .quiet(7_000, 200_000);
+    passes(&h);
+}

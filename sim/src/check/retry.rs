@@ -22,8 +22,10 @@
 //!   failed delivery with count one lower: its hand-back failed, and the broker
 //!   dead-letters the message once one succeeds);
 //! - **not lost**: in a clustering group (RocketMQ never retries a broadcast message),
-//!   the last failure of a message is followed by another delivery of it to the group
-//!   or by its `DeadLetter`, when the run lasted long enough after it (and
+//!   the last failure of a message the group never consumed (a redelivered copy that
+//!   failed after another consumer of the group consumed it may be dropped with its
+//!   queue at a rebalance) is followed by another delivery of it to the group or by its
+//!   `DeadLetter`, when the run lasted long enough after it (and
 //!   after the heal): the retry delay of its count, one hand-back re-try
 //!   ([`LOCAL_RETRY_MS`]) and the settle window. Excused (`retry_copy_lost`) by a loss of
 //!   page cache or media on a broker after the failure: the broker stores a retry copy
@@ -100,6 +102,8 @@ pub(crate) struct Retry {
     /// Failed deliveries by (client, queue, offset): what a consumer's own re-hand of
     /// the same message is.
     failed_at: FastMap<(u32, u32, u64), i32>,
+    /// `succeeded[group]`: a bit per message the group's listener consumed.
+    succeeded: Vec<Vec<u64>>,
     found: Vec<Found>,
 }
 
@@ -180,6 +184,16 @@ impl Retry {
         };
         let Some(p) = answered else { return };
         if !failed {
+            let g = p.group as usize;
+            if self.succeeded.len() <= g {
+                self.succeeded.resize(g + 1, Vec::new());
+            }
+            let bits = &mut self.succeeded[g];
+            let word = p.msg as usize / 64;
+            if bits.len() <= word {
+                bits.resize(word + 1, 0);
+            }
+            bits[word] |= 1 << (p.msg % 64);
             return;
         }
         let f = self.failed.entry((p.msg, p.group)).or_default();
@@ -290,6 +304,14 @@ impl Retry {
         self.lost(ix, sink);
     }
 
+    /// Whether the group's listener consumed `msg` at some time.
+    fn succeeded(&self, msg: u32, group: u32) -> bool {
+        self.succeeded
+            .get(group as usize)
+            .and_then(|bits| bits.get(msg as usize / 64))
+            .is_some_and(|w| w & (1 << (msg % 64)) != 0)
+    }
+
     /// **not lost**: each message's last failure is followed by a delivery or a
     /// dead letter, given the time.
     fn lost(&self, ix: &Index, sink: &mut Sink) {
@@ -302,7 +324,12 @@ impl Retry {
                 .group_info
                 .get(group as usize)
                 .is_some_and(|g| g.broadcasting);
-            if broadcasting || f.count == 0 || f.dead_lettered || f.last_delivery_ms > f.last_ms {
+            if broadcasting
+                || f.count == 0
+                || f.dead_lettered
+                || f.last_delivery_ms > f.last_ms
+                || self.succeeded(msg, group)
+            {
                 continue;
             }
             let bound_ms = ix

@@ -2,7 +2,8 @@
 //! C.5): a clustering consumer also subscribes `%RETRY%{group}` with `*`, so the
 //! messages it handed back come back to the group. Its route is looked up like the
 //! topic's (with the topic's, and at every name-server poll until found: the broker
-//! creates the retry topic at the group's first heartbeat); its queues are allocated
+//! creates the retry topic at the group's first heartbeat; a changed route rebalances
+//! at once, where RocketMQ waits for the next 20 s rebalance); its queues are allocated
 //! among the group's members like the topic's; what it delivers is shown to the
 //! listener under the topic it was first sent to (`RETRY_TOPIC`,
 //! `resetRetryAndNamespace`). Broadcasting consumers have none: RocketMQ never retries
@@ -62,8 +63,10 @@ impl PushConsumer {
         }
     }
 
-    /// The retry topic's route: kept when found (a first one rebalances at once, so a
-    /// handed-back message is pulled without waiting for the next rebalance); a
+    /// The retry topic's route: kept when found; a new or changed one rebalances at
+    /// once (the brokers create the topic one by one, at the group's heartbeats, so
+    /// the first routes a consumer sees may list only some of them, and the group's
+    /// members must not hold one retry queue together for longer than a rebalance); a
     /// failed or empty answer keeps the old one until the next poll.
     pub(super) fn on_retry_route(
         &mut self,
@@ -77,9 +80,9 @@ impl PushConsumer {
         retry.lookup_in_flight = false;
         match answer {
             RouteAnswer::Found(route) => {
-                let first = retry.route.is_none();
+                let changed = retry.route.as_ref() != Some(&route);
                 retry.route = Some(route);
-                if first && self.route.is_some() {
+                if changed && self.route.is_some() {
                     self.rebalance(ctx, out);
                 }
             }
