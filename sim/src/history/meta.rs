@@ -99,6 +99,10 @@ pub struct Promise {
     /// default; a scenario shortens them so delayed messages fit a run.
     #[serde(skip_serializing_if = "is_rocketmq_delay_levels")]
     pub delay_levels_ms: Vec<u64>,
+    /// `flushDelayOffsetInterval`: a master persists how far each delay level has
+    /// delivered this often, so a crash re-delivers only the copies made since (and
+    /// not yet durable by) its last persist.
+    pub flush_delay_offset_interval_ms: u64,
 }
 
 /// RocketMQ's default `messageDelayLevel` (`1s 5s 10s 30s 1m … 2h`), in ms.
@@ -131,6 +135,7 @@ impl Default for Promise {
             settled_delivery_ms: 5_000,
             ack_grace_ms: None,
             delay_levels_ms: ROCKETMQ_DELAY_LEVELS_MS.to_vec(),
+            flush_delay_offset_interval_ms: 10_000,
         }
     }
 }
