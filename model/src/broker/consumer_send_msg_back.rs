@@ -356,7 +356,7 @@ mod tests {
     /// and with reconsume times one higher, then the DLQ, undelayed.
     #[test]
     fn sixteen_retries_then_the_dead_letter_queue() {
-        let mut h = BrokerHarness::boot(config(), MemDisk::new(), 0);
+        let mut h = BrokerHarness::start(config(), &[], MemDisk::new(), 0);
         assert!(matches!(send(&mut h, TOPIC, "U", 0), Response::Send(_)));
         let (first_offset, _, _, _) = h.records(TOPIC, 0)[0].clone();
         let origin = offset_msg_id(
@@ -418,7 +418,7 @@ mod tests {
 
     #[test]
     fn a_negative_level_or_a_lower_maximum_dead_letters_at_once() {
-        let mut h = BrokerHarness::boot(config(), MemDisk::new(), 0);
+        let mut h = BrokerHarness::start(config(), &[], MemDisk::new(), 0);
         send(&mut h, TOPIC, "A", 0);
         send(&mut h, TOPIC, "B", 2);
         let records = h.records(TOPIC, 0);
@@ -441,7 +441,7 @@ mod tests {
 
     #[test]
     fn an_offset_holding_no_message_is_a_system_error() {
-        let mut h = BrokerHarness::boot(config(), MemDisk::new(), 0);
+        let mut h = BrokerHarness::start(config(), &[], MemDisk::new(), 0);
         send(&mut h, TOPIC, "A", 0);
         let Response::Error { code, remark } = send_back(&mut h, 1_000_000, 0) else {
             panic!("nothing stored there");
@@ -455,7 +455,7 @@ mod tests {
         let mut config = config();
         config.role = BrokerRole::Slave;
         config.broker_id = 1;
-        let mut h = BrokerHarness::boot(config, MemDisk::new(), 0);
+        let mut h = BrokerHarness::start(config, &[], MemDisk::new(), 0);
         let Response::Error { code, .. } = send_back(&mut h, 0, 0) else {
             panic!("a slave stores nothing");
         };
@@ -465,7 +465,7 @@ mod tests {
 
     #[test]
     fn a_heartbeat_creates_the_groups_retry_topic() {
-        let mut h = BrokerHarness::boot(config(), MemDisk::new(), 0);
+        let mut h = BrokerHarness::start(config(), &[], MemDisk::new(), 0);
         let data = HeartbeatData {
             client_id: "c1".into(),
             consumers: vec![ConsumerData {
@@ -484,7 +484,7 @@ mod tests {
 
     #[test]
     fn a_send_to_a_retry_topic_past_the_maximum_goes_to_the_dlq() {
-        let mut h = BrokerHarness::boot(config(), MemDisk::new(), 0);
+        let mut h = BrokerHarness::start(config(), &[], MemDisk::new(), 0);
         let retry = retry_topic(GROUP);
         assert!(matches!(send(&mut h, &retry, "A", 3), Response::Send(_)));
         assert!(matches!(

@@ -18,16 +18,22 @@
 //!   (`DELAY_FOR_A_WHILE`); the same deliveries with far fewer events. Timers, and the
 //!   persist timer, are armed only once the broker holds a delayed message, so a broker
 //!   that never sees one runs exactly as before.
-//! - **A slave does not yet fetch its master's delay offsets** (GET_ALL_DELAY_OFFSET in
-//!   `SlaveSynchronize`): a slave never delivers, and nothing promotes one here.
+//!
+//! A slave never delivers. At each SlaveSynchronize it fetches its master's
+//! `delayOffset.json` as persisted (GET_ALL_DELAY_OFFSET) and writes it as its own, as
+//! RocketMQ's `syncDelayOffset` does: a slave restarted as master resumes each level
+//! where its old master had persisted it. Since a master persists only progress whose
+//! copies are durable, and a slave holds what its master made durable only once
+//! replication caught up, such a slave may re-deliver (never skip) what it received
+//! late.
 
 use std::collections::{BTreeMap, VecDeque};
 
 use super::{timer, Broker, FlushDiskType};
 use crate::message::{encode_properties, property, PROPERTY_WAIT_STORE_MSG_OK};
-use crate::node::{Ctx, TimerId};
-use crate::protocol::Message;
-use crate::store::config_file::PersistedTable;
+use crate::node::{Ctx, NodeId, TimerId};
+use crate::protocol::{response_code, Message, Response};
+use crate::store::config_file::{parse_json, read_text, PersistedTable};
 use crate::store::config_tables::{DelayOffsetTable, DELAY_OFFSET_PATH};
 use crate::store::delay_level::{
     PROPERTY_DELAY_TIME_LEVEL, PROPERTY_REAL_QUEUE_ID, PROPERTY_REAL_TOPIC, SCHEDULE_TOPIC,
@@ -46,6 +52,10 @@ pub const DELAY_FOR_A_PERIOD_MS: u64 = 10_000;
 pub const MAX_DELIVERIES_PER_RUN: usize = 64;
 /// Re-stored copies of one level not yet durable; past it the level waits for a flush.
 pub const MAX_UNDURABLE_COPIES_PER_LEVEL: usize = 4_096;
+/// Set in the opaque of a slave's GET_ALL_DELAY_OFFSET, whose round number is the
+/// GET_ALL_CONSUMER_OFFSET's it goes with: two requests in flight to one master never
+/// share an opaque.
+pub const DELAY_SYNC_OPAQUE_BIT: u32 = 1 << 31;
 /// `TopicValidator.RMQ_SYS_TRANS_HALF_TOPIC`: a delayed half message is discarded.
 const TRANS_HALF_TOPIC: &str = "RMQ_SYS_TRANS_HALF_TOPIC";
 
@@ -152,6 +162,45 @@ impl Broker {
     /// The commit log is durable up to `durable`.
     pub(super) fn schedule_on_durable(&mut self, durable: u64) {
         self.schedule.on_durable(durable);
+    }
+
+    /// GET_ALL_DELAY_OFFSET (`AdminBrokerProcessor.getAllDelayOffset`): the delay
+    /// offsets as the file holds them, not progress not yet persisted.
+    pub(super) fn all_delay_offset(disk: &dyn Disk) -> Response {
+        match read_text(disk, DELAY_OFFSET_PATH) {
+            Ok(text) => Response::DelayOffsets(text),
+            Err(_) => Response::Error {
+                code: response_code::SYSTEM_ERROR,
+                remark: "No delay offset in this broker".into(),
+            },
+        }
+    }
+
+    /// A slave got its master's `delayOffset.json`: written as its own when it
+    /// differs (`SlaveSynchronize.syncDelayOffset`); a text that is not a delay-offset
+    /// table is refused with a warning, never written.
+    pub(super) fn on_master_delay_offsets(
+        &mut self,
+        ctx: &mut dyn Ctx<Message>,
+        from: NodeId,
+        text: &str,
+    ) {
+        if !self.config.is_slave() || self.master_node(ctx) != Some(from) {
+            return;
+        }
+        let table: DelayOffsetTable = match parse_json(text) {
+            Ok(table) => table,
+            Err(e) => {
+                tracing::warn!(error = %e, "master's delay offsets unreadable; not synced");
+                return;
+            }
+        };
+        let persisted = self.schedule.persisted();
+        if *persisted.table() != table {
+            *persisted.table_mut() = table;
+            persisted.mark_dirty();
+            persisted.persist(ctx.disk());
+        }
     }
 
     /// `flushDelayOffsetInterval` passed, or the broker shuts down.
@@ -359,6 +408,7 @@ mod tests {
     use super::*;
     use crate::broker::test_harness::{config_with, BrokerHarness};
     use crate::broker::BrokerConfig;
+    use crate::node::{Input, Node};
     use crate::protocol::{Request, Response, SendMessage};
     use crate::store::delay_level::MessageDelayLevel;
     use crate::store::MemDisk;
@@ -369,34 +419,48 @@ mod tests {
         config_with(TOPIC, 2, MessageDelayLevel::parse("1s 5s 10s").unwrap())
     }
 
-    fn boot(disk: MemDisk, now_ms: u64) -> BrokerHarness {
-        BrokerHarness::boot(config(), disk, now_ms)
-    }
+    /// The shared test broker (`test_harness.rs`), booted on this file's config.
+    type Harness = BrokerHarness;
 
-    fn send_delayed(h: &mut BrokerHarness, queue_id: i32, uniq_key: &str, delay: &str) -> Response {
-        let properties = encode_properties([("UNIQ_KEY", uniq_key), ("DELAY", delay)]);
-        let request = Request::SendMessage(SendMessage {
-            producer_group: "P".into(),
-            topic: TOPIC.into(),
-            default_topic: "TBW102".into(),
-            default_topic_queue_nums: 4,
-            queue_id,
-            sys_flag: 0,
-            born_timestamp_ms: h.ctx.now_ms as i64,
-            born_host: "10.0.0.1:5000".into(),
-            flag: 0,
-            properties,
-            reconsume_times: 0,
-            body: uniq_key.as_bytes().to_vec(),
-        });
-        h.request(request)
-            .expect("a send is answered at once under ASYNC_FLUSH")
+    impl BrokerHarness {
+        fn boot(disk: MemDisk, now_ms: u64) -> Harness {
+            Harness::start(config(), &[], disk, now_ms)
+        }
+
+        fn boot_as(
+            config: BrokerConfig,
+            peers: &[(&str, u32)],
+            disk: MemDisk,
+            now_ms: u64,
+        ) -> Harness {
+            Harness::start(config, peers, disk, now_ms)
+        }
+
+        fn send(&mut self, queue_id: i32, uniq_key: &str, delay: &str) -> Response {
+            let properties = encode_properties([("UNIQ_KEY", uniq_key), ("DELAY", delay)]);
+            let request = Request::SendMessage(SendMessage {
+                producer_group: "P".into(),
+                topic: TOPIC.into(),
+                default_topic: "TBW102".into(),
+                default_topic_queue_nums: 4,
+                queue_id,
+                sys_flag: 0,
+                born_timestamp_ms: self.ctx.now_ms as i64,
+                born_host: "10.0.0.1:5000".into(),
+                flag: 0,
+                properties,
+                reconsume_times: 0,
+                body: uniq_key.as_bytes().to_vec(),
+            });
+            self.request(request)
+                .expect("a send is answered at once under ASYNC_FLUSH")
+        }
     }
 
     #[test]
     fn delayed_message_waits_in_its_level_queue_and_is_restored_exactly_when_due() {
-        let mut h = boot(MemDisk::new(), 10_000);
-        let Response::Send(answer) = send_delayed(&mut h, 1, "U1", "2") else {
+        let mut h = Harness::boot(MemDisk::new(), 10_000);
+        let Response::Send(answer) = h.send(1, "U1", "2") else {
             panic!("send refused");
         };
         // RocketMQ answers with the queue asked for and the schedule queue's offset.
@@ -433,9 +497,9 @@ mod tests {
 
     #[test]
     fn level_above_the_maximum_clamps_and_level_zero_is_immediate() {
-        let mut h = boot(MemDisk::new(), 0);
-        send_delayed(&mut h, 0, "now", "0");
-        send_delayed(&mut h, 0, "clamped", "40");
+        let mut h = Harness::boot(MemDisk::new(), 0);
+        h.send(0, "now", "0");
+        h.send(0, "clamped", "40");
         assert_eq!(h.keys(TOPIC, 0), ["now"]);
         assert_eq!(
             h.keys(SCHEDULE_TOPIC, 2),
@@ -450,36 +514,124 @@ mod tests {
 
     #[test]
     fn a_garbage_level_is_refused() {
-        let mut h = boot(MemDisk::new(), 0);
-        assert!(matches!(
-            send_delayed(&mut h, 0, "x", "soon"),
-            Response::Error { .. }
-        ));
+        let mut h = Harness::boot(MemDisk::new(), 0);
+        assert!(matches!(h.send(0, "x", "soon"), Response::Error { .. }));
         assert!(h.keys(TOPIC, 0).is_empty());
     }
 
     #[test]
     fn crash_resumes_from_persisted_progress_without_loss_or_wholesale_redelivery() {
-        let mut h = boot(MemDisk::new(), 0);
-        send_delayed(&mut h, 0, "A", "1");
-        send_delayed(&mut h, 0, "B", "1");
+        let mut h = Harness::boot(MemDisk::new(), 0);
+        h.send(0, "A", "1");
+        h.send(0, "B", "1");
         // Delivered at 1 s; under ASYNC_FLUSH the copies are durable with the thorough
         // flush (10 s), and their progress reaches the file at the next persist (20 s).
         h.advance_to(20_000);
         assert_eq!(h.keys(TOPIC, 0), ["A", "B"]);
         let file = &h.ctx.disk.files()[DELAY_OFFSET_PATH];
         assert_eq!(file.as_slice(), br#"{"offsetTable":{"1":2}}"#);
-        send_delayed(&mut h, 0, "C", "1");
+        h.send(0, "C", "1");
         h.advance_to(22_000);
         assert_eq!(h.keys(TOPIC, 0), ["A", "B", "C"]);
-        send_delayed(&mut h, 0, "D", "3");
+        h.send(0, "D", "3");
         // The process dies before the next persist (page cache kept).
         let disk = h.ctx.disk.clone();
-        let mut h = boot(disk, 23_000);
+        let mut h = Harness::boot(disk, 23_000);
         h.advance_to(60_000);
         // C, delivered after the last persist, comes again (at-least-once); A and B
         // do not; D is delivered after the restart, when due.
         assert_eq!(h.keys(TOPIC, 0), ["A", "B", "C", "C", "D"]);
+    }
+
+    #[test]
+    fn a_slave_takes_its_masters_persisted_delay_offsets() {
+        let mut master = Harness::boot(MemDisk::new(), 0);
+        let ask = |h: &mut Harness| {
+            let request = Request::GetAllDelayOffset;
+            let msg = Message::Request { opaque: 9, request };
+            let from = NodeId(6);
+            h.broker.handle(&mut h.ctx, Input::Packet { from, msg });
+            match h.ctx.take_sent().pop() {
+                Some((_, Message::Response { response, .. })) => response,
+                other => panic!("answered at once: {other:?}"),
+            }
+        };
+        assert!(
+            matches!(
+                ask(&mut master),
+                Response::Error {
+                    code: response_code::SYSTEM_ERROR,
+                    ..
+                }
+            ),
+            "nothing persisted yet"
+        );
+        master.send(0, "A", "1");
+        master.advance_to(20_000);
+        let Response::DelayOffsets(text) = ask(&mut master) else {
+            panic!("the file's text");
+        };
+        assert_eq!(text, r#"{"offsetTable":{"1":1}}"#);
+        // Delivered but not yet persisted: the answer is the file, not the progress.
+        master.send(0, "B", "1");
+        master.advance_to(21_000);
+        assert_eq!(master.keys(TOPIC, 0), ["A", "B"]);
+        assert!(matches!(ask(&mut master), Response::DelayOffsets(t) if t == text));
+
+        let slave_config = BrokerConfig {
+            role: crate::broker::BrokerRole::Slave,
+            master_addr: Some("10.0.0.7:10911".into()),
+            ..config()
+        };
+        let peers = [("10.0.0.7:10911", 7)];
+        let mut slave = Harness::boot_as(slave_config, &peers, MemDisk::new(), 0);
+        // Its first SlaveSynchronize (3 s after boot) asks for both tables, with
+        // different opaques.
+        slave.advance_to(3_000);
+        let asked: Vec<(u32, Request)> = slave
+            .ctx
+            .take_sent()
+            .into_iter()
+            .filter_map(|(to, m)| match m {
+                Message::Request { opaque, request } if to == NodeId(7) => Some((opaque, request)),
+                _ => None,
+            })
+            .filter(|(_, r)| {
+                matches!(
+                    r,
+                    Request::GetAllConsumerOffset | Request::GetAllDelayOffset
+                )
+            })
+            .collect();
+        assert!(
+            matches!(&asked[..], [(a, Request::GetAllConsumerOffset), (b, Request::GetAllDelayOffset)] if a != b),
+            "{asked:?}"
+        );
+        let answer = |h: &mut Harness, from: u32, text: &str| {
+            let response = Response::DelayOffsets(text.into());
+            let msg = Message::Response {
+                opaque: asked[1].0,
+                response,
+            };
+            h.broker.handle(
+                &mut h.ctx,
+                Input::Packet {
+                    from: NodeId(from),
+                    msg,
+                },
+            );
+            h.pump();
+        };
+        // Garbage, or an answer from another node than its master, is not written.
+        answer(&mut slave, 7, "{not json");
+        answer(&mut slave, 8, &text);
+        assert!(!slave.ctx.disk.files().contains_key(DELAY_OFFSET_PATH));
+        answer(&mut slave, 7, &text);
+        let file = &slave.ctx.disk.files()[DELAY_OFFSET_PATH];
+        assert_eq!(file.as_slice(), text.as_bytes());
+        // Written where a restart as master reads it: level 1 resumes past A.
+        let resumed = ScheduleMessageService::load(&slave.ctx.disk);
+        assert_eq!(resumed.next.get(&1), Some(&1));
     }
 
     #[test]
@@ -499,8 +651,8 @@ mod tests {
 
     #[test]
     fn a_broker_without_delayed_messages_arms_no_schedule_timer() {
-        let mut h = boot(MemDisk::new(), 0);
-        send_delayed(&mut h, 0, "plain", "0");
+        let mut h = Harness::boot(MemDisk::new(), 0);
+        h.send(0, "plain", "0");
         h.advance_to(30_000);
         let tags: Vec<u64> = h
             .ctx

@@ -44,8 +44,15 @@ pub(super) struct BrokerHarness {
 }
 
 impl BrokerHarness {
-    pub(super) fn boot(config: BrokerConfig, disk: MemDisk, now_ms: u64) -> BrokerHarness {
-        let mut ctx = TestCtx::new(&[]);
+    /// Boots a broker on `disk` at `now_ms`, the nodes `peers` names (address, id)
+    /// resolvable.
+    pub(super) fn start(
+        config: BrokerConfig,
+        peers: &[(&str, u32)],
+        disk: MemDisk,
+        now_ms: u64,
+    ) -> BrokerHarness {
+        let mut ctx = TestCtx::new(peers);
         ctx.disk = disk;
         ctx.now_ms = now_ms;
         let mut broker = Broker::boot(config, &mut ctx.disk);

@@ -98,6 +98,7 @@ pub fn try_request_from_wire(cmd: &RemotingCommand) -> Result<Request, MappingEr
         },
         rc::GET_ALL_CONSUMER_OFFSET => Request::GetAllConsumerOffset,
         rc::CONSUMER_SEND_MSG_BACK => consumer_send_msg_back(&f)?,
+        rc::GET_ALL_DELAY_OFFSET => Request::GetAllDelayOffset,
         rc::LOCK_BATCH_MQ => Request::LockBatchMq(lock_batch(&f, &cmd.body)?),
         rc::UNLOCK_BATCH_MQ => Request::UnlockBatchMq(lock_batch(&f, &cmd.body)?),
         rc::REGISTER_BROKER => register_broker(&f, &cmd.body)?,
@@ -269,7 +270,9 @@ pub fn try_request_to_wire(
         | Request::NotifyConsumerIdsChanged { consumer_group } => {
             ext([("consumerGroup", consumer_group.clone())])
         }
-        Request::GetAllConsumerOffset | Request::GetBrokerClusterInfo => ext([]),
+        Request::GetAllConsumerOffset
+        | Request::GetAllDelayOffset
+        | Request::GetBrokerClusterInfo => ext([]),
         Request::ConsumerSendMsgBack(b) => consumer_send_msg_back_fields(b),
         Request::LockBatchMq(b) | Request::UnlockBatchMq(b) => {
             body = bodies::lock_batch_to_json(b);

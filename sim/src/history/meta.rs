@@ -99,6 +99,10 @@ pub struct Promise {
     /// default; a scenario shortens them so delayed messages fit a run.
     #[serde(skip_serializing_if = "is_rocketmq_delay_levels")]
     pub delay_levels_ms: Vec<u64>,
+    /// `flushDelayOffsetInterval`: a master persists how far each delay level has
+    /// delivered this often, so a crash re-delivers only the copies made since (and
+    /// not yet durable by) its last persist.
+    pub flush_delay_offset_interval_ms: u64,
     /// `maxReconsumeTimes` (a group's `retryMaxTimes`): a message the group's listener
     /// failed this many times after its first failure is dead-lettered at the next
     /// one; each retry waits delay level 3 + its reconsume count so far. Left out of a
@@ -147,6 +151,7 @@ impl Default for Promise {
             settled_delivery_ms: 5_000,
             ack_grace_ms: None,
             delay_levels_ms: ROCKETMQ_DELAY_LEVELS_MS.to_vec(),
+            flush_delay_offset_interval_ms: 10_000,
             max_reconsume_times: ROCKETMQ_MAX_RECONSUME_TIMES,
         }
     }
