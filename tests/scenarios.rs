@@ -193,6 +193,14 @@ fn regressions(name: &str, seeds: &[u64]) {
     }
 }
 
+/// Retry seeds that once failed: 2470, 4515, 6019 (a new owner's first pull commits
+/// the offset it read, over its predecessor's newer commit, and that commit went
+/// unrecorded).
+#[test]
+fn retry_dlq_regressions() {
+    regressions("retry_dlq", &[2470, 4515, 6019]);
+}
+
 /// Wide seeds that once failed: 430 and 842 (a pull served a record not yet durable as
 /// promised; a power cut took it and its offset went to the next message, which a
 /// broadcasting consumer already past it never got), 232 (a slave sent its stale local

@@ -99,7 +99,11 @@ impl PushConsumer {
         stored: bool,
         out: &mut Vec<ClientEvent>,
     ) {
-        if stored {
+        // Clustering: the first pull commits this offset again (COMMIT_OFFSET), and
+        // that is a commit like any other — it overwrites whatever the previous owner
+        // committed since the query was answered — so it is reported, not taken as
+        // known. A broadcasting start read from the local file is what the file holds.
+        if stored && !self.clustering() {
             self.offsets.set_known_committed(mq, offset);
         } else {
             self.offsets.update(mq, offset);
