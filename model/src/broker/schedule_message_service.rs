@@ -146,9 +146,45 @@ impl Broker {
             .map(|(level, _)| level)
             .collect();
         for level in levels {
+            self.correct_delay_offset(level);
             if self.schedule_backlog(level) {
                 self.schedule_arm(ctx, level, FIRST_DELAY_MS);
             }
+        }
+    }
+
+    /// `correctDelayOffset`: a level's offset outside its queue is brought back into
+    /// it. Past the end, the queue lost its tail in recovery (damaged sectors cut the
+    /// commit log below what had been delivered): the level goes on from the end, or
+    /// every message stored from now on at the offsets given out again would be
+    /// passed over. Before the start (the queue's first files are gone), from the start.
+    fn correct_delay_offset(&mut self, level: i32) {
+        let Some(&next) = self.schedule.next.get(&level) else {
+            return;
+        };
+        let Some(store) = self.store.as_ref() else {
+            return;
+        };
+        let max = store.max_queue_offset(SCHEDULE_TOPIC, level - 1);
+        let min = store
+            .queue(SCHEDULE_TOPIC, level - 1)
+            .map_or(0, |q| q.min_offset())
+            .min(max);
+        let corrected = next.clamp(min, max);
+        if corrected != next {
+            tracing::warn!(
+                level,
+                next,
+                corrected,
+                "delay offset outside its queue; corrected"
+            );
+            self.schedule.next.insert(level, corrected);
+            let durable = &mut self.schedule.durable;
+            durable
+                .table_mut()
+                .offset_table
+                .insert(level, corrected as i64);
+            durable.mark_dirty();
         }
     }
 
@@ -632,6 +668,19 @@ mod tests {
         // Written where a restart as master reads it: level 1 resumes past A.
         let resumed = ScheduleMessageService::load(&slave.ctx.disk);
         assert_eq!(resumed.next.get(&1), Some(&1));
+    }
+
+    #[test]
+    fn a_delay_offset_past_its_queues_end_is_corrected_at_boot() {
+        // The file says level 1 delivered 5 entries, but its queue holds none (the
+        // commit log lost them in recovery): new ones at offsets 0.. must not be
+        // passed over.
+        let mut disk = MemDisk::new();
+        disk.insert_file(DELAY_OFFSET_PATH, br#"{"offsetTable":{"1":5}}"#.to_vec());
+        let mut h = Harness::boot(disk, 0);
+        h.send(0, "A", "1");
+        h.advance_to(5_000);
+        assert_eq!(h.keys(TOPIC, 0), ["A"]);
     }
 
     #[test]

@@ -27,6 +27,10 @@ pub(super) struct RetrySubscription {
     pub(super) topic: String,
     route: Option<TopicRouteData>,
     lookup_in_flight: bool,
+    /// Name servers the lookup under way may still try: a lookup that fails (a
+    /// timeout, a broken connection) moves on to the next at once, as the topic's
+    /// does, instead of waiting a whole poll interval on a dead one.
+    tries_left: usize,
 }
 
 impl RetrySubscription {
@@ -35,6 +39,7 @@ impl RetrySubscription {
             topic: retry_topic(group),
             route: None,
             lookup_in_flight: false,
+            tries_left: 0,
         }
     }
 }
@@ -45,14 +50,26 @@ impl PushConsumer {
         self.retry.as_ref().is_some_and(|r| r.topic == mq.topic)
     }
 
-    /// Asks a name server for the retry topic's route, unless a lookup is under way.
+    /// Asks a name server for the retry topic's route, unless a lookup is under way;
+    /// each name server is tried once before the lookup gives up until the next poll.
     pub(super) fn lookup_retry_route(&mut self, ctx: &mut dyn Ctx<Message>) {
+        let tries = self.namesrv.len();
+        if let Some(retry) = self.retry.as_mut() {
+            if !retry.lookup_in_flight {
+                retry.tries_left = tries;
+            }
+        }
+        self.issue_retry_route_lookup(ctx);
+    }
+
+    fn issue_retry_route_lookup(&mut self, ctx: &mut dyn Ctx<Message>) {
         let Some(retry) = self.retry.as_mut() else {
             return;
         };
-        if retry.lookup_in_flight {
+        if retry.lookup_in_flight || retry.tries_left == 0 {
             return;
         }
+        retry.tries_left -= 1;
         let topic = retry.topic.clone();
         match self
             .namesrv
@@ -88,8 +105,9 @@ impl PushConsumer {
             }
             RouteAnswer::NotFound => {}
             RouteAnswer::Failed(reason) => {
-                tracing::debug!(%reason, "retry route lookup failed; asking again at the next poll");
+                tracing::debug!(%reason, "retry route lookup failed; trying the next name server");
                 self.namesrv.rotate();
+                self.issue_retry_route_lookup(ctx);
             }
         }
     }
