@@ -101,6 +101,12 @@ fn delay() {
     sweep_scenario("delay");
 }
 
+/// Ordered messages under every fault: sends by sharding key, orderly consumers.
+#[test]
+fn orderly() {
+    sweep_scenario("orderly");
+}
+
 /// Queues change owner all the time: rebalances, one owner per queue, commits.
 #[test]
 fn consumer_restarts() {

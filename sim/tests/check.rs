@@ -123,6 +123,7 @@ impl B {
             body_crc: wid as u32 * 7,
             fields: None,
             delay_level: 0,
+            sharding_key: None,
         });
         self
     }

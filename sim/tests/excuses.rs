@@ -108,6 +108,7 @@ impl H {
             body_crc: wid as u32 * 7,
             fields: None,
             delay_level: level,
+            sharding_key: None,
         });
         self
     }

@@ -225,6 +225,7 @@ mod extremes {
                 body_crc: 1,
                 fields: None,
                 delay_level: 0,
+                sharding_key: None,
             }),
             (num(), wid(), num()).prop_map(|(at_ms, wid, queue_offset)| Entry::SendOk {
                 at_ms,

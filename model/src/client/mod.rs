@@ -24,7 +24,7 @@ use crate::node::{Ctx, Input, NodeId, TimerId};
 use crate::protocol::{response_code, Message, Request, Response, TopicRouteData};
 
 pub use consumer::{ConsumeFromWhere, ConsumerConfig, PushConsumer};
-pub use producer::{OutgoingMessage, Producer, ProducerConfig, SendId};
+pub use producer::{MessageQueueSelector, OutgoingMessage, Producer, ProducerConfig, SendId};
 
 /// Clients use timer kinds at or above this; hosts keep theirs below.
 pub const CLIENT_TIMER_KIND_BASE: u64 = 1_000;

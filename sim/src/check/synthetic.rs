@@ -155,6 +155,7 @@ pub fn synthetic_history(messages: usize, seed: u64) -> History {
                 body_crc: crc,
                 fields: Some(fields),
                 delay_level: 0,
+                sharding_key: None,
             },
         ));
         let ack = t + rng.random_range(1..=3);

@@ -2,17 +2,19 @@
 //! (`rmq_model::client`) and write what the application saw into the shared history.
 //!
 //! A producer host sends one message per interval until the heal, each carrying a fresh
-//! workload id ([`WID_PROPERTY`]); a consumer host records every delivery, ownership
+//! workload id ([`WID_PROPERTY`]); an orderly one sends each with one of its sharding keys
+//! through the queue selector, one send per key at a time (a key's next send only after
+//! the previous one's outcome), so each key's acknowledged messages have a send order; a consumer host records every delivery, ownership
 //! change and offset commit. Both draw their randomness from `Ctx` and their workload
 //! ids from the shared history, so a restart never reuses an id.
 
 use std::cell::{Cell, RefCell};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
 
 use rmq_model::client::{
-    ClientEvent, ConsumerConfig, OutgoingMessage, Producer, ProducerConfig, PushConsumer, SendId,
-    SendOutcome, CLIENT_TIMER_KIND_BASE,
+    ClientEvent, ConsumerConfig, MessageQueueSelector, OutgoingMessage, Producer, ProducerConfig,
+    PushConsumer, SendId, SendOutcome, CLIENT_TIMER_KIND_BASE,
 };
 use rmq_model::message::{properties, property, PROPERTY_KEYS};
 use rmq_model::node::{Ctx, Input, Node};
@@ -62,6 +64,10 @@ pub struct ProducerPlan {
     /// Delay levels each message draws one of (uniformly; 0 = at once). Empty: every
     /// message at once, and nothing is drawn.
     pub delay_levels: Vec<u32>,
+    /// Orderly sends: each message takes one of this many sharding keys of this
+    /// producer (uniformly among those with no send in flight; none idle: the tick
+    /// sends nothing). 0: sends pick their queue round-robin.
+    pub sharding_keys: u32,
 }
 
 fn uniform(ctx: &mut dyn Ctx<Message>, lo: u64, hi: u64) -> u64 {
@@ -72,7 +78,10 @@ pub struct ProducerHost {
     producer: Producer,
     plan: ProducerPlan,
     recorder: SharedRecorder,
-    in_flight: BTreeMap<SendId, u64>,
+    /// Each send in flight: its workload id and its sharding key's index.
+    in_flight: BTreeMap<SendId, (u64, Option<u32>)>,
+    /// Sharding keys with a send in flight.
+    busy_keys: BTreeSet<u32>,
     /// CRC32 of this node's address, the born host of every message it sends.
     born_host_crc: Option<u32>,
 }
@@ -84,11 +93,34 @@ impl ProducerHost {
             plan,
             recorder,
             in_flight: BTreeMap::new(),
+            busy_keys: BTreeSet::new(),
             born_host_crc: None,
         }
     }
 
+    /// An orderly producer's next key: one with no send in flight, drawn uniformly;
+    /// `Err` when every key is busy. `Ok(None)`: not an orderly producer.
+    fn idle_key(&self, ctx: &mut dyn Ctx<Message>) -> Result<Option<u32>, ()> {
+        let keys = self.plan.sharding_keys;
+        if keys == 0 {
+            return Ok(None);
+        }
+        let idle = keys - self.busy_keys.len() as u32;
+        if idle == 0 {
+            return Err(());
+        }
+        let nth = (ctx.random_u64() % u64::from(idle)) as usize;
+        let key = (0..keys).filter(|k| !self.busy_keys.contains(k)).nth(nth);
+        Ok(Some(key.expect("an idle key")))
+    }
+
     fn send_one(&mut self, ctx: &mut dyn Ctx<Message>) {
+        let Ok(key) = self.idle_key(ctx) else {
+            return;
+        };
+        // Named after the producer's node, so a restarted producer goes on with the
+        // same keys and no two producers share one.
+        let sharding_key = key.map(|k| format!("p{}-k{k}", ctx.me().0));
         let wid = self.recorder.borrow_mut().next_wid();
         let tag = self.plan.tags[(ctx.random_u64() % self.plan.tags.len() as u64) as usize].clone();
         let len = uniform(
@@ -131,19 +163,26 @@ impl ProducerHost {
             body_crc: crc32fast::hash(&body),
             fields: Some(fields),
             delay_level,
+            sharding_key: sharding_key.clone(),
         });
-        let id = self.producer.send(
-            ctx,
-            OutgoingMessage {
-                topic: self.plan.topic.clone(),
-                tags: Some(tag),
-                keys: Some(keys),
-                user_properties,
-                body,
-                delay_time_level: delay_level,
-            },
-        );
-        self.in_flight.insert(id, wid);
+        let msg = OutgoingMessage {
+            topic: self.plan.topic.clone(),
+            tags: Some(tag),
+            keys: Some(keys),
+            user_properties,
+            body,
+            delay_time_level: delay_level,
+        };
+        let id = match sharding_key {
+            Some(k) => self
+                .producer
+                .send_selected(ctx, msg, MessageQueueSelector::by_hash(k)),
+            None => self.producer.send(ctx, msg),
+        };
+        if let Some(k) = key {
+            self.busy_keys.insert(k);
+        }
+        self.in_flight.insert(id, (wid, key));
     }
 
     fn schedule_next(&mut self, ctx: &mut dyn Ctx<Message>) {
@@ -158,9 +197,12 @@ impl ProducerHost {
         let ClientEvent::SendResult { id, outcome } = event else {
             return;
         };
-        let Some(wid) = self.in_flight.remove(&id) else {
+        let Some((wid, key)) = self.in_flight.remove(&id) else {
             return;
         };
+        if let Some(k) = key {
+            self.busy_keys.remove(&k);
+        }
         let at_ms = self.recorder.borrow().now_ms();
         let client = ctx.me().0;
         let entry = match outcome {

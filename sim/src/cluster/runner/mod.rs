@@ -378,6 +378,7 @@ pub fn run(s: &Scenario, seed: u64, nodes: impl Into<Nodes>, options: RunOptions
                     start_ms: WARMUP_MS + *index as u64 * 7,
                     stop_ms: heal_at + w.send_after_heal_ms,
                     delay_levels: w.delay_levels.clone(),
+                    sharding_keys: w.sharding_keys,
                 },
                 rec.clone(),
             ),
