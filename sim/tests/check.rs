@@ -49,6 +49,7 @@ fn group(name: &str, expr: &str, broadcasting: bool, consumers: &[u32]) -> Group
         topic: "T".into(),
         tag_expression: expr.into(),
         broadcasting,
+        orderly: false,
         consumers: consumers.to_vec(),
     }
 }

@@ -45,6 +45,7 @@ fn group(name: &str, consumers: &[u32]) -> GroupMeta {
         topic: "T".into(),
         tag_expression: "*".into(),
         broadcasting: false,
+        orderly: false,
         consumers: consumers.to_vec(),
     }
 }

@@ -309,6 +309,7 @@ mod extremes {
                     topic: "T".into(),
                     tag_expression: "*".into(),
                     broadcasting,
+                    orderly: false,
                     consumers: vec![10, 11],
                 }],
                 heal_at_ms: heal,

@@ -50,6 +50,10 @@ pub(crate) mod timer_kind {
     pub const PULL_RETRY: u64 = BASE + 5;
     /// Results decided inside `Producer::send` come out through the next `handle`.
     pub const REPORT_READY: u64 = BASE + 6;
+    /// An orderly consumer renews its queue locks (`lockMQPeriodically`).
+    pub const LOCK_ALL: u64 = BASE + 7;
+    /// An orderly consumer's rebalance that could not lock a queue runs again.
+    pub const REBALANCE_LATER: u64 = BASE + 8;
 }
 
 /// `mqClientApiTimeout`: name-server lookups, heartbeats, consumer lists, max offsets.

@@ -57,6 +57,7 @@ pub fn synthetic_history(messages: usize, seed: u64) -> History {
                 topic: TOPIC.into(),
                 tag_expression: expr.into(),
                 broadcasting: false,
+                orderly: false,
                 consumers: vec![c1, c2],
             })
             .collect(),

@@ -79,6 +79,10 @@ pub struct GroupSpec {
     /// at boot). A group that joins late finds a backlog on the brokers.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub start_ms: u64,
+    /// The group consumes orderly (`MessageListenerOrderly`): clustering members lock
+    /// each queue at its master and consume it one message at a time.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub orderly: bool,
 }
 
 fn is_zero(v: &u64) -> bool {

@@ -246,6 +246,7 @@ pub fn draw(s: &Scenario, seed: u64) -> (Scenario, SwarmChoices) {
                 } else {
                     0
                 },
+                orderly: false,
             }
         })
         .collect::<Vec<GroupSpec>>();

@@ -210,6 +210,11 @@ pub struct GroupMeta {
     /// `*` or `a || b` (RocketMQ's tag expression).
     pub tag_expression: String,
     pub broadcasting: bool,
+    /// The group's listener is orderly (`MessageListenerOrderly`): its members lock
+    /// queues at the masters, and each sharding key must be consumed in send order.
+    /// Absent (older histories): concurrent.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub orderly: bool,
     /// Client nodes consuming for the group.
     pub consumers: Vec<u32>,
 }

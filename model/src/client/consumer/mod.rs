@@ -17,7 +17,8 @@
 //! Here: the configuration, the consumer's state, its lifecycle and the dispatch of
 //! inputs. `route.rs` looks up routes and heartbeats, `ownership.rs` rebalances,
 //! `start_offset.rs` finds where an owned queue starts, `pull.rs` long-polls, delivers
-//! and commits, `reset_offset.rs` applies a broker's offset reset.
+//! and commits, `reset_offset.rs` applies a broker's offset reset, `rebalance_lock.rs`
+//! locks an orderly consumer's queues at their masters.
 
 use std::collections::BTreeMap;
 
@@ -25,13 +26,19 @@ use crate::node::{Ctx, Input, TimerId};
 use crate::protocol::{response_code, Message, MessageModel, Request, Response, TopicRouteData};
 use crate::subscription::SubscriptionData;
 
+use self::rebalance_lock::{LockPurpose, RebalanceLocks};
 use super::offset_store::OffsetStore;
+
 use super::{
     host_of, timer_kind, ClientEvent, MessageQueue, NameServers, RouteAnswer, Rpc, RpcOutcome,
+};
+pub use rebalance_lock::{
+    REBALANCE_LATER_MS, REBALANCE_LOCK_INTERVAL_MS, REBALANCE_LOCK_MAX_LIVE_TIME_MS,
 };
 
 mod ownership;
 mod pull;
+mod rebalance_lock;
 mod reset_offset;
 mod route;
 mod start_offset;
@@ -75,6 +82,9 @@ pub struct ConsumerConfig {
     pub pull_rpc_timeout_ms: u64,
     /// `PULL_TIME_DELAY_MILLS_WHEN_EXCEPTION`.
     pub pull_retry_delay_ms: u64,
+    /// The listener is a `MessageListenerOrderly`: a clustering consumer locks each
+    /// queue at its master before consuming it (`rebalance_lock.rs`).
+    pub consume_orderly: bool,
 }
 
 impl Default for ConsumerConfig {
@@ -95,6 +105,7 @@ impl Default for ConsumerConfig {
             pull_suspend_timeout_ms: 15_000,
             pull_rpc_timeout_ms: 30_000,
             pull_retry_delay_ms: 3_000,
+            consume_orderly: false,
         }
     }
 }
@@ -116,6 +127,11 @@ enum Call {
         generation: u64,
         /// The pull went to a slave.
         from_slave: bool,
+    },
+    Lock {
+        queues: std::collections::BTreeSet<MessageQueue>,
+        asked_ms: u64,
+        purpose: LockPurpose,
     },
 }
 
@@ -168,6 +184,8 @@ pub struct PushConsumer {
     /// Commits made as a side effect of pulls (COMMIT_OFFSET), reported with the
     /// events of the input that caused them.
     pull_commits: Vec<ClientEvent>,
+    /// An orderly consumer's queue locks.
+    locks: RebalanceLocks,
 }
 
 impl PushConsumer {
@@ -195,6 +213,7 @@ impl PushConsumer {
             started: false,
             stopped: false,
             pull_commits: Vec::new(),
+            locks: RebalanceLocks::default(),
         }
     }
 
@@ -261,6 +280,7 @@ impl PushConsumer {
             self.cfg.persist_offset_interval_ms,
             timer_kind::PERSIST_OFFSETS,
         ));
+        self.start_locking(ctx);
     }
 
     /// Stops consuming: commits every owned queue's offset (clustering: sent now;
@@ -288,6 +308,9 @@ impl PushConsumer {
         for mq in owned {
             out.push(self.disowned_event(&mq));
         }
+        // After the commits, on the same connections: the next holder of a queue reads
+        // its offset only once it could lock it.
+        self.release_all_locks(ctx);
         self.queues.clear();
         for timer in [
             self.poll_timer.take(),
@@ -430,6 +453,9 @@ impl PushConsumer {
                     self.locate(ctx, &mq, out);
                 }
             }
+            timer_kind::LOCK_ALL | timer_kind::REBALANCE_LATER => {
+                self.on_lock_timer(ctx, id, out);
+            }
             _ => {}
         }
     }
@@ -486,6 +512,11 @@ impl PushConsumer {
                     self.on_pull(ctx, &mq, from_slave, outcome, out);
                 }
             }
+            Call::Lock {
+                queues,
+                asked_ms,
+                purpose,
+            } => self.on_lock(ctx, queues, asked_ms, purpose, outcome, out),
         }
     }
 

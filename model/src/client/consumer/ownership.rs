@@ -97,6 +97,9 @@ impl PushConsumer {
         for mq in gone {
             self.disown(ctx, &mq, out);
         }
+        if self.takes_locks() {
+            return self.take_locked(ctx, &allocated);
+        }
         for mq in allocated {
             if !self.queues.contains_key(&mq) {
                 self.own(ctx, mq, out);
@@ -117,6 +120,7 @@ impl PushConsumer {
         }
         if q.next_offset.is_none() {
             // Never started: nothing consumed, nothing announced.
+            self.release_lock(ctx, mq);
             return;
         }
         if self.clustering() {
@@ -130,6 +134,7 @@ impl PushConsumer {
             ));
             self.offsets.remove(mq);
         }
+        self.release_lock(ctx, mq);
         out.push(self.disowned_event(mq));
     }
 

@@ -395,6 +395,7 @@ pub fn run(s: &Scenario, seed: u64, nodes: impl Into<Nodes>, options: RunOptions
                             ModelSpec::Broadcasting => MessageModel::Broadcasting,
                         },
                         consume_from_where: ConsumeFromWhere::FirstOffset,
+                        consume_orderly: g.orderly,
                         ..ConsumerConfig::default()
                     },
                     g.start_ms.max(CONSUMERS_START_MS),
@@ -447,6 +448,7 @@ pub fn run(s: &Scenario, seed: u64, nodes: impl Into<Nodes>, options: RunOptions
                 topic: s.file.workload.topic.clone(),
                 tag_expression: g.tags.clone(),
                 broadcasting: g.model == ModelSpec::Broadcasting,
+                orderly: g.orderly,
                 consumers: l
                     .roles
                     .iter()
