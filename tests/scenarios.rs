@@ -107,6 +107,16 @@ fn orderly() {
     sweep_scenario("orderly");
 }
 
+/// Orderly consumers crash and move on healthy brokers: every hand-over goes through
+/// the queue locks, and each sharding key is consumed in send order without excuse.
+#[test]
+fn orderly_rebalance() {
+    sweep_seeds(
+        "orderly_rebalance",
+        seeds_or(DEFAULT_SEEDS_PER_SCENARIO) / 4,
+    );
+}
+
 /// Queues change owner all the time: rebalances, one owner per queue, commits.
 #[test]
 fn consumer_restarts() {

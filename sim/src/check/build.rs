@@ -22,6 +22,7 @@ use super::deliveries::DeliveryTable;
 use super::faults::{bit, FaultLog, FaultRec, NETWORK, RESTARTS};
 use super::filter::Filter;
 use super::intern::{Interner, TagInterner};
+use super::key_order::KeyOrder;
 use super::latency::Latency;
 use super::order::Order;
 use super::phantom::Phantom;
@@ -165,6 +166,7 @@ pub(crate) struct Observers {
     pub corrupt: Corrupt,
     pub filter: Filter,
     pub order: Order,
+    pub key_order: KeyOrder,
     pub commits: Commits,
     pub latency: Latency,
 }
@@ -237,6 +239,7 @@ impl<'h> Builder<'h> {
             ix.group_info.push(GroupInfo {
                 meta: Some(i),
                 broadcasting: g.broadcasting,
+                orderly: g.orderly,
                 topic,
                 expr: TagExpr::parse(&g.tag_expression),
                 clients: if g.broadcasting {
@@ -339,6 +342,7 @@ impl<'h> Builder<'h> {
             self.ix.group_info.push(GroupInfo {
                 meta: None,
                 broadcasting: false,
+                orderly: false,
                 topic: NONE,
                 expr: TagExpr::All,
                 clients: Vec::new(),
@@ -752,6 +756,9 @@ impl<'h> Builder<'h> {
         }
         if d.span != NONE {
             obs.order.deliver(d);
+        }
+        if self.ix.group_info[d.group as usize].orderly {
+            obs.key_order.consume(d);
         }
     }
 

@@ -9,7 +9,7 @@
 //! never through a hash table. Each [`Rule`] variant documents its exact definition;
 //! the modules (`lost.rs`, `allowance.rs`, `liveness.rs`, `phantom.rs`, `corrupt.rs`,
 //! `order.rs`, `offsets.rs`, `refused.rs`, `filter.rs`, `duplicates.rs`, `owners.rs`,
-//! `commits.rs`, `acks.rs`, `latency.rs`, `delay.rs`) say the same with the reasons.
+//! `commits.rs`, `acks.rs`, `latency.rs`, `delay.rs`, `key_order.rs`) say the same with the reasons.
 //!
 //! **What the checker may read**: the history, and nothing else. Every window a rule
 //! uses (flush, replication, offset propagation, rebalance hand-over, route and
@@ -50,6 +50,7 @@ mod excuses;
 mod faults;
 mod filter;
 mod intern;
+mod key_order;
 mod latency;
 mod liveness;
 mod lost;
@@ -193,10 +194,18 @@ pub enum Rule {
     /// from which the broker counts, is never before the invoke). Excused by a clock
     /// skew on the broker group it was delivered from (`delay.rs`).
     Delay,
+    /// In an orderly group of `Meta`, per sharding key (`SendInvoke.sharding_key`):
+    /// of two acknowledged messages of the key, the one invoked later is first
+    /// consumed (delivered, not from `%RETRY%`) before the other is; or a queue's
+    /// consumption of the key goes forward past a message of the key in that queue that
+    /// it had consumed before (a re-run that skips). Excused when the two were stored
+    /// in different queues after a fault on either's broker group (`queue_changed`),
+    /// or the skipped one's broker group crashed or lost data since (`lost_tail`).
+    KeyOrder,
 }
 
 impl Rule {
-    pub const ALL: [Rule; 14] = [
+    pub const ALL: [Rule; 15] = [
         Rule::Lost,
         Rule::Phantom,
         Rule::Corrupt,
@@ -211,6 +220,7 @@ impl Rule {
         Rule::Acks,
         Rule::Latency,
         Rule::Delay,
+        Rule::KeyOrder,
     ];
 
     pub fn name(self) -> &'static str {
@@ -229,6 +239,7 @@ impl Rule {
             Rule::Acks => "acks",
             Rule::Latency => "latency",
             Rule::Delay => "delay",
+            Rule::KeyOrder => "key_order",
         }
     }
 }
@@ -361,6 +372,7 @@ pub fn check(history: &History) -> Report {
     liveness::check(&ix, &obs.table, &owed, &mut sink);
     obs.order
         .finish(&ix, &obs.queue_log, &obs.table, &reused, &mut sink);
+    obs.key_order.finish(&ix, &mut sink);
     offsets::check(&ix, &obs.queue_log, &mut sink);
     duplicates::check(&ix, &obs.table.duplicates, &mut sink, &mut stats);
     owners::check(&ix, &mut sink);

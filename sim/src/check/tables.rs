@@ -209,6 +209,8 @@ pub(crate) struct GroupInfo {
     /// Index into `Meta.groups`; `None` for a group only deliveries name.
     pub meta: Option<usize>,
     pub broadcasting: bool,
+    /// `Meta` declares the group orderly: its consumptions are judged by key order.
+    pub orderly: bool,
     /// Subscribed topic id, [`NONE`] for groups not in `Meta`.
     pub topic: u32,
     pub expr: TagExpr,

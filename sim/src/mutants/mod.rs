@@ -11,7 +11,8 @@
 //!
 //! One file per component (`storage`, `broker_send`, `broker_flush`, `broker_ha`,
 //! `broker_pull`, `broker_offsets`, `broker_schedule`, `name_server`, `client_rebalance`,
-//! `client_offset_store`, `client_filter`, `client_consume`, `client_producer`), each
+//! `client_rebalance_lock`, `client_offset_store`, `client_filter`, `client_consume`,
+//! `client_producer`), each
 //! with a `mutants()` list. Adding a
 //! mutant is one [`Mutant`] entry in that list (plus its tamper, if it needs a new
 //! one); [`registry`] collects the lists, and `sim run --broker NAME` can run it at once.
@@ -29,6 +30,7 @@ mod client_filter;
 mod client_offset_store;
 mod client_producer;
 mod client_rebalance;
+mod client_rebalance_lock;
 mod name_server;
 mod storage;
 pub mod tamper;
@@ -68,6 +70,8 @@ pub enum Component {
     NameServer,
     /// The push consumer's rebalance.
     ClientRebalance,
+    /// An orderly consumer's queue locks.
+    ClientRebalanceLock,
     /// The push consumer's offset store.
     ClientOffsetStore,
     /// The push consumer's subscription / tag filter.
@@ -90,6 +94,7 @@ impl Component {
             Component::BrokerSchedule => "broker/schedule",
             Component::NameServer => "name server",
             Component::ClientRebalance => "client/rebalance",
+            Component::ClientRebalanceLock => "client/locks",
             Component::ClientOffsetStore => "client/offset store",
             Component::ClientFilter => "client/filter",
             Component::ClientConsume => "client/consume",
@@ -137,6 +142,7 @@ pub fn registry() -> Vec<Mutant> {
     all.extend(broker_schedule::mutants());
     all.extend(name_server::mutants());
     all.extend(client_rebalance::mutants());
+    all.extend(client_rebalance_lock::mutants());
     all.extend(client_offset_store::mutants());
     all.extend(client_filter::mutants());
     all.extend(client_consume::mutants());

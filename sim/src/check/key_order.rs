@@ -1,0 +1,305 @@
+//! **key_order**: an orderly group consumes each sharding key's messages in the order
+//! they were sent (`Meta.groups[].orderly`, `SendInvoke.sharding_key`).
+//!
+//! A key's *sequence* is its acknowledged messages (a `SendOk`) in `SendInvoke` order:
+//! the workload's orderly producers send a key's next message only after the previous
+//! one's outcome, so that is their send order. A *consumption* is a delivery to the
+//! orderly group (not from `%RETRY%`). Two judgements, per group and key:
+//!
+//! - **first consumptions go forward**: of two messages of the sequence, each consumed
+//!   at some time, the one sent later is never consumed first. A message never
+//!   consumed is the lost rule's business, not this one's.
+//! - **re-runs are contiguous**: a queue's consumption may go back (a redelivery, whose
+//!   cause the duplicates rule judges) and then runs forward again message by message:
+//!   going forward past a message of the key stored in the same queue that was
+//!   consumed before (a re-run that skips it) is a violation.
+//!
+//! Excuses, each resting on evidence no wider than the pair judged:
+//! - `queue_changed`: the two messages were stored in different queues and a fault
+//!   (other than a clock skew or a heal) hit a node of either queue's broker group from
+//!   one view-convergence window (`Promise::view_convergence_ms`) before the earlier
+//!   message's send to the later one's. RocketMQ's producer maps a key over the route's
+//!   writable queues, which lose a broker group whose master is gone (documented:
+//!   strict order holds only while the queues do not change), so the key moved.
+//! - `lost_tail`: the skipped message's queue's broker group crashed or lost its cache
+//!   or media between its consumption and the re-run: the re-run may find it gone.
+//!
+//! Linear in the consumptions plus the keyed messages (one sort of each).
+
+use super::faults::{bit, Kinds, CACHE_LOSS, MEDIA_LOSS, RESTARTS};
+use super::tables::{Dlv, Index, NONE};
+use super::{Rule, Sink};
+use crate::hasher::FastMap;
+use crate::history::{Entry, FaultKind};
+
+/// Faults that can take a broker group's master out of the route.
+const ROUTE_FAULTS: Kinds = !(bit(FaultKind::ClockSkew) | bit(FaultKind::Heal));
+/// Faults after which a broker group may no longer hold a message it served.
+const TAIL_LOSS: Kinds = RESTARTS | CACHE_LOSS | MEDIA_LOSS;
+
+#[derive(Clone, Copy)]
+struct Consumption {
+    group: u32,
+    client: u32,
+    msg: u32,
+    queue: u32,
+    at_ms: u64,
+}
+
+/// The consumptions of orderly groups, in history order.
+#[derive(Default)]
+pub(crate) struct KeyOrder {
+    consumed: Vec<Consumption>,
+}
+
+impl KeyOrder {
+    /// A delivery to an orderly group.
+    #[inline]
+    pub(crate) fn consume(&mut self, d: &Dlv) {
+        if d.msg != NONE && !d.retry {
+            self.consumed.push(Consumption {
+                group: d.group,
+                client: d.client,
+                msg: d.msg,
+                queue: d.queue,
+                at_ms: d.at_ms,
+            });
+        }
+    }
+
+    pub(crate) fn finish(&self, ix: &Index, sink: &mut Sink) {
+        if self.consumed.is_empty() {
+            return;
+        }
+        let keys = Keys::of(ix);
+        // Consumptions of sequenced messages, by (group, key), each in history order.
+        let mut order: Vec<(u32, u32, u32)> = self
+            .consumed
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| {
+                let k = keys.key[c.msg as usize];
+                (keys.rank[c.msg as usize] != NONE).then_some((c.group, k, i as u32))
+            })
+            .collect();
+        order.sort_unstable();
+        let mut start = 0;
+        while start < order.len() {
+            let (g, k, _) = order[start];
+            let end = start + order[start..].partition_point(|&(g2, k2, _)| (g2, k2) == (g, k));
+            let run: Vec<&Consumption> = order[start..end]
+                .iter()
+                .map(|&(_, _, i)| &self.consumed[i as usize])
+                .collect();
+            judge(ix, sink, &keys, g, k, &run);
+            start = end;
+        }
+    }
+}
+
+/// Each keyed, acknowledged message's key and rank in its key's sequence.
+struct Keys<'h> {
+    /// Per message: its key id, or [`NONE`].
+    key: Vec<u32>,
+    /// Per message: its position in its key's sequence, or [`NONE`] (no key, no ack).
+    rank: Vec<u32>,
+    /// Per key: its sequence (message ids, in send order).
+    seqs: Vec<Vec<u32>>,
+    names: Vec<&'h str>,
+}
+
+impl<'h> Keys<'h> {
+    fn of(ix: &Index<'h>) -> Keys<'h> {
+        let mut ids: FastMap<&'h str, u32> = FastMap::default();
+        let mut names = Vec::new();
+        let mut key = vec![NONE; ix.msgs.len()];
+        let mut sequenced: Vec<(u32, u32, u32)> = Vec::new();
+        for (m, msg) in ix.msgs.iter().enumerate() {
+            let Some(Entry::SendInvoke {
+                sharding_key: Some(name),
+                ..
+            }) = ix.entries.get(msg.invoke as usize)
+            else {
+                continue;
+            };
+            let id = *ids.entry(name.as_str()).or_insert_with(|| {
+                names.push(name.as_str());
+                (names.len() - 1) as u32
+            });
+            key[m] = id;
+            if msg.ok != NONE {
+                sequenced.push((id, msg.invoke, m as u32));
+            }
+        }
+        sequenced.sort_unstable();
+        let mut rank = vec![NONE; ix.msgs.len()];
+        let mut seqs: Vec<Vec<u32>> = vec![Vec::new(); names.len()];
+        for (k, _, m) in sequenced {
+            let seq = &mut seqs[k as usize];
+            rank[m as usize] = seq.len() as u32;
+            seq.push(m);
+        }
+        Keys {
+            key,
+            rank,
+            seqs,
+            names,
+        }
+    }
+}
+
+/// Group `g`'s consumptions `run` (history order) of key `k`, being judged.
+struct Judged<'a, 'h> {
+    ix: &'a Index<'h>,
+    keys: &'a Keys<'h>,
+    g: u32,
+    k: u32,
+    run: &'a [&'a Consumption],
+}
+
+fn judge(ix: &Index, sink: &mut Sink, keys: &Keys, g: u32, k: u32, run: &[&Consumption]) {
+    let j = Judged {
+        ix,
+        keys,
+        g,
+        k,
+        run,
+    };
+    let seq = &keys.seqs[k as usize];
+    let rank = |c: &Consumption| keys.rank[c.msg as usize] as usize;
+    // The first consumption of each rank (index into `run`).
+    let mut first = vec![u32::MAX; seq.len()];
+    for (i, c) in run.iter().enumerate() {
+        let r = rank(c);
+        if first[r] == u32::MAX {
+            first[r] = i as u32;
+        }
+    }
+    // First consumptions go forward.
+    let mut prev: Option<usize> = None;
+    for r in 0..seq.len() {
+        if first[r] == u32::MAX {
+            continue;
+        }
+        if let Some(p) = prev {
+            if first[r] < first[p] {
+                j.out_of_order(sink, first[p], first[r]);
+            }
+        }
+        prev = Some(r);
+    }
+    // Re-runs are contiguous within a queue.
+    let mut pos: Vec<(u32, usize)> = Vec::new();
+    for (i, c) in run.iter().enumerate() {
+        let r = rank(c);
+        let Some(slot) = pos.iter_mut().find(|(q, _)| *q == c.queue) else {
+            pos.push((c.queue, r));
+            continue;
+        };
+        let p = slot.1;
+        slot.1 = r;
+        for s in p + 1..r {
+            let fs = first[s];
+            if fs == u32::MAX || fs as usize >= i || ix.msgs[seq[s] as usize].queue != c.queue {
+                continue;
+            }
+            j.skipped(sink, fs, i as u32);
+        }
+    }
+}
+
+impl Judged<'_, '_> {
+    fn label(&self) -> String {
+        format!(
+            "group {} key {:?}",
+            self.ix.group_name(self.g),
+            self.keys.names[self.k as usize]
+        )
+    }
+
+    /// Every node of the broker groups of `queues`.
+    fn broker_nodes(&self, queues: &[u32]) -> Vec<u32> {
+        queues
+            .iter()
+            .filter_map(|&q| self.ix.broker_group(self.ix.queues[q as usize].broker))
+            .flat_map(|bg| bg.slave_node.into_iter().chain([bg.master_node]))
+            .collect()
+    }
+
+    /// `run[later]` (sent later) was first consumed before `run[earlier]` was.
+    fn out_of_order(&self, sink: &mut Sink, earlier: u32, later: u32) {
+        let ix = self.ix;
+        let (a, b) = (self.run[earlier as usize], self.run[later as usize]);
+        let (ma, mb) = (&ix.msgs[a.msg as usize], &ix.msgs[b.msg as usize]);
+        if ma.queue != mb.queue {
+            let nodes = self.broker_nodes(&[ma.queue, mb.queue]);
+            let from = ma
+                .invoke_ms
+                .saturating_sub(ix.promise.view_convergence_ms());
+            if let Some(f) = ix
+                .faults
+                .first_on_any(&nodes, ROUTE_FAULTS, from, mb.invoke_ms)
+            {
+                let evidence = format!(
+                    "wid {} in {} and wid {} in {}: {}",
+                    ma.wid,
+                    ix.queue_name(ma.queue),
+                    mb.wid,
+                    ix.queue_name(mb.queue),
+                    f.label()
+                );
+                sink.excuses
+                    .record(Rule::KeyOrder, "queue_changed", || evidence);
+                return;
+            }
+        }
+        sink.report(Rule::KeyOrder, format!("wid {}", mb.wid), || {
+            format!(
+                "{}: {} was consumed (n{} at {}ms, from {}) before {}, sent before it (first \
+                 consumed by n{} at {}ms, from {}); {}",
+                self.label(),
+                ix.describe_msg(b.msg),
+                b.client,
+                b.at_ms,
+                ix.queue_name(b.queue),
+                ix.describe_msg(a.msg),
+                a.client,
+                a.at_ms,
+                ix.queue_name(a.queue),
+                ix.faults.before(ix.entries, b.at_ms)
+            )
+        });
+    }
+
+    /// `run[now]` went forward past `run[skipped]`'s message, consumed before in the
+    /// same queue.
+    fn skipped(&self, sink: &mut Sink, skipped: u32, now: u32) {
+        let ix = self.ix;
+        let (s, n) = (self.run[skipped as usize], self.run[now as usize]);
+        let nodes = self.broker_nodes(&[n.queue]);
+        if let Some(f) = ix.faults.first_on_any(&nodes, TAIL_LOSS, s.at_ms, n.at_ms) {
+            let evidence = format!("wid {}: {}", ix.msgs[s.msg as usize].wid, f.label());
+            sink.excuses
+                .record(Rule::KeyOrder, "lost_tail", || evidence);
+            return;
+        }
+        sink.report(
+            Rule::KeyOrder,
+            format!("wid {}", ix.msgs[n.msg as usize].wid),
+            || {
+                format!(
+                    "{}: a re-run of {} by n{} consumed {} at {}ms but skipped {}, consumed \
+                     there before at {}ms; {}",
+                    self.label(),
+                    ix.queue_name(n.queue),
+                    n.client,
+                    ix.describe_msg(n.msg),
+                    n.at_ms,
+                    ix.describe_msg(s.msg),
+                    s.at_ms,
+                    ix.faults.before(ix.entries, n.at_ms)
+                )
+            },
+        );
+    }
+}
