@@ -73,6 +73,9 @@ fn start(home: &Path) -> Cluster {
 }
 
 /// `mqadmin sendMessage` of `body-{i}` with tag TagA to [`TOPIC`], which must succeed.
+/// Sends `body-{i}` tagged TagA to queue `i % 2` of broker-a: every queue gets some,
+/// so a consumer commits an offset for each (a reset refuses a group with a queue it
+/// never committed, as RocketMQ's broker does).
 fn send_tagged(ns: &str, i: usize) {
     ok(
         ns,
@@ -84,6 +87,10 @@ fn send_tagged(ns: &str, i: usize) {
             &format!("body-{i}"),
             "-c",
             "TagA",
+            "-b",
+            "broker-a",
+            "-i",
+            &(i % 2).to_string(),
         ],
     );
 }

@@ -23,7 +23,10 @@ use std::collections::BTreeMap;
 use crate::node::{Ctx, Input, NodeId, TimerId};
 use crate::protocol::{response_code, Message, Request, Response, TopicRouteData};
 
-pub use consumer::{ConsumeFromWhere, ConsumerConfig, PushConsumer};
+pub use consumer::{
+    ConsumeConcurrentlyStatus, ConsumeFromWhere, ConsumerConfig, MessageListenerConcurrently,
+    PushConsumer,
+};
 pub use producer::{MessageQueueSelector, OutgoingMessage, Producer, ProducerConfig, SendId};
 
 /// Clients use timer kinds at or above this; hosts keep theirs below.
@@ -120,7 +123,7 @@ pub enum ClientEvent {
         id: SendId,
         outcome: SendOutcome,
     },
-    /// Handed to the listener, which (in this model) consumes it successfully at once.
+    /// Handed to the listener (`consumer::MessageListenerConcurrently`).
     Delivered {
         group: String,
         broker_name: String,
@@ -128,6 +131,15 @@ pub enum ClientEvent {
         queue_id: i32,
         queue_offset: u64,
         msg: DeliveredMessage,
+    },
+    /// The listener returned for the message delivered at `queue_offset` of the queue.
+    Consumed {
+        group: String,
+        broker_name: String,
+        topic: String,
+        queue_id: i32,
+        queue_offset: u64,
+        status: consumer::ConsumeConcurrentlyStatus,
     },
     /// This consumer now pulls the queue, starting at `start_offset`.
     Owned {

@@ -425,7 +425,7 @@ impl<'h> Builder<'h> {
 
     fn entry(&mut self, i: u32, e: &'h Entry) {
         match e {
-            Entry::Meta { .. } => {}
+            Entry::Meta { .. } | Entry::Consumed { .. } => {}
             Entry::Fault {
                 at_ms,
                 kind,

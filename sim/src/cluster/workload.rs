@@ -13,8 +13,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
 
 use rmq_model::client::{
-    ClientEvent, ConsumerConfig, MessageQueueSelector, OutgoingMessage, Producer, ProducerConfig,
-    PushConsumer, SendId, SendOutcome, CLIENT_TIMER_KIND_BASE,
+    ClientEvent, ConsumeConcurrentlyStatus, ConsumerConfig, MessageQueueSelector, OutgoingMessage,
+    Producer, ProducerConfig, PushConsumer, SendId, SendOutcome, CLIENT_TIMER_KIND_BASE,
 };
 use rmq_model::message::{properties, property, PROPERTY_KEYS};
 use rmq_model::node::{Ctx, Input, Node};
@@ -22,7 +22,7 @@ use rmq_model::protocol::{response_code, Message};
 use rmq_model::store::record::Host;
 
 use crate::history::{
-    user_properties_crc, Entry, History, MessageFields, SendStatus, WID_PROPERTY,
+    user_properties_crc, ConsumeOutcome, Entry, History, MessageFields, SendStatus, WID_PROPERTY,
 };
 
 /// The history all workload nodes of a run write to, and the next workload id.
@@ -295,6 +295,12 @@ pub struct ConsumerHost {
     /// Born hosts seen, with the CRC32 of their `ip:port`: a run has a few producers,
     /// and formatting an address for every delivery would cost more than the lookup.
     born_hosts: Vec<(Host, u32)>,
+    /// The workload id of the last delivery recorded: a listener that answers at once
+    /// is answered by the very next event.
+    last_wid: Option<u64>,
+    /// The workload ids of deliveries whose listener has not answered yet, by queue
+    /// (broker, topic, queue id) and queue offset.
+    in_listener: BTreeMap<(String, String, i32, u64), Option<u64>>,
 }
 
 /// At most this many born hosts are remembered; past it each one is formatted anew.
@@ -308,6 +314,8 @@ impl ConsumerHost {
             start_at_ms: 0,
             started: false,
             born_hosts: Vec::new(),
+            last_wid: None,
+            in_listener: BTreeMap::new(),
         }
     }
 
@@ -333,11 +341,67 @@ impl ConsumerHost {
         crc
     }
 
-    fn record(&mut self, ctx: &mut dyn Ctx<Message>, event: ClientEvent) {
+    /// Records the events of one step. A delivery its listener answered at once is
+    /// followed by that answer.
+    fn record_all(&mut self, ctx: &mut dyn Ctx<Message>, events: Vec<ClientEvent>) {
+        let mut events = events.into_iter().peekable();
+        while let Some(event) = events.next() {
+            let answered_at_once = match (&event, events.peek()) {
+                (
+                    ClientEvent::Delivered {
+                        broker_name,
+                        topic,
+                        queue_id,
+                        queue_offset,
+                        ..
+                    },
+                    Some(ClientEvent::Consumed {
+                        broker_name: b,
+                        topic: t,
+                        queue_id: q,
+                        queue_offset: o,
+                        ..
+                    }),
+                ) => broker_name == b && topic == t && queue_id == q && queue_offset == o,
+                _ => false,
+            };
+            self.record(ctx, event, answered_at_once);
+        }
+    }
+
+    fn record(&mut self, ctx: &mut dyn Ctx<Message>, event: ClientEvent, answered_at_once: bool) {
         let at_ms = self.recorder.borrow().now_ms();
         let client = ctx.me().0;
         let entry = match event {
             ClientEvent::SendResult { .. } => return,
+            ClientEvent::Consumed {
+                group,
+                broker_name,
+                topic,
+                queue_id,
+                queue_offset,
+                status,
+            } => {
+                // Matched by queue and offset only while some listener is still
+                // working: keys cost allocations the common case has no need of.
+                let wid = if self.in_listener.is_empty() {
+                    self.last_wid
+                } else {
+                    let key = (broker_name.clone(), topic.clone(), queue_id, queue_offset);
+                    self.in_listener.remove(&key).unwrap_or(self.last_wid)
+                };
+                Entry::Consumed {
+                    at_ms,
+                    group,
+                    client,
+                    broker: broker_name,
+                    topic,
+                    queue_id,
+                    queue_offset,
+                    wid,
+                    status: consume_outcome(status),
+                }
+            }
             ClientEvent::Delivered {
                 group,
                 broker_name,
@@ -355,6 +419,14 @@ impl ConsumerHost {
                     born_host_crc,
                     msg_id_crc: Some(crc32fast::hash(msg.msg_id.as_bytes())),
                 };
+                let wid = property(&msg.properties, WID_PROPERTY).and_then(|w| w.parse().ok());
+                self.last_wid = wid;
+                if !answered_at_once {
+                    self.in_listener.insert(
+                        (broker_name.clone(), topic.clone(), queue_id, queue_offset),
+                        wid,
+                    );
+                }
                 Entry::Deliver {
                     at_ms,
                     group,
@@ -368,7 +440,7 @@ impl ConsumerHost {
                     broker: broker_name,
                     queue_id,
                     queue_offset,
-                    wid: property(&msg.properties, WID_PROPERTY).and_then(|w| w.parse().ok()),
+                    wid,
                     reconsume_times: msg.reconsume_times,
                     body_crc: crc32fast::hash(&msg.body),
                     // The consumer read TAGS out of the properties already.
@@ -424,7 +496,17 @@ impl ConsumerHost {
                 offset,
             },
         };
+        self.push(entry);
+    }
+
+    fn push(&self, entry: Entry) {
         self.recorder.borrow_mut().history.push(entry);
+    }
+}
+
+fn consume_outcome(status: ConsumeConcurrentlyStatus) -> ConsumeOutcome {
+    match status {
+        ConsumeConcurrentlyStatus::ConsumeSuccess => ConsumeOutcome::ConsumeSuccess,
     }
 }
 
@@ -448,18 +530,16 @@ impl Node<Message> for ConsumerHost {
             }
             return;
         }
-        for event in self.consumer.handle(ctx, input) {
-            self.record(ctx, event);
-        }
+        let events = self.consumer.handle(ctx, input);
+        self.record_all(ctx, events);
     }
 
     fn shutdown(&mut self, ctx: &mut dyn Ctx<Message>) {
         if !self.started {
             return;
         }
-        for event in self.consumer.shutdown(ctx) {
-            self.record(ctx, event);
-        }
+        let events = self.consumer.shutdown(ctx);
+        self.record_all(ctx, events);
     }
 
     /// A broadcasting consumer exits only once its offset file is written (RocketMQ's

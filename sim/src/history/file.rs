@@ -126,13 +126,14 @@ impl std::fmt::Display for HistoryError {
 impl std::error::Error for HistoryError {}
 
 /// Every `op` a history line may carry.
-pub const OPS: [&str; 9] = [
+pub const OPS: [&str; 10] = [
     "meta",
     "fault",
     "send_invoke",
     "send_ok",
     "send_fail",
     "deliver",
+    "consumed",
     "own",
     "disown",
     "commit",
@@ -151,6 +152,11 @@ impl Entry {
                 ..
             }
             | Entry::Deliver {
+                at_ms,
+                queue_offset,
+                ..
+            }
+            | Entry::Consumed {
                 at_ms,
                 queue_offset,
                 ..
@@ -177,6 +183,7 @@ impl Entry {
             Entry::SendOk { .. } => "send_ok",
             Entry::SendFail { .. } => "send_fail",
             Entry::Deliver { .. } => "deliver",
+            Entry::Consumed { .. } => "consumed",
             Entry::Own { .. } => "own",
             Entry::Disown { .. } => "disown",
             Entry::Commit { .. } => "commit",

@@ -220,6 +220,23 @@ pub enum Entry {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         fields: Option<MessageFields>,
     },
+    /// The listener returned for a message it was handed: the `Deliver` of the same
+    /// group, client, queue and queue offset before it. A `Deliver` with none after it
+    /// never finished (its consumer stopped or crashed first).
+    Consumed {
+        at_ms: u64,
+        group: String,
+        client: u32,
+        /// The queue the message was pulled from (for a retry, `%RETRY%{group}`, where
+        /// the `Deliver` names the message's own topic).
+        broker: String,
+        topic: String,
+        queue_id: i32,
+        queue_offset: u64,
+        /// The delivered message's workload id, as in its `Deliver`.
+        wid: Option<u64>,
+        status: ConsumeOutcome,
+    },
     /// The consumer now owns (or no longer owns) a queue. `start_offset` is where it
     /// begins pulling (the committed offset it resumed from).
     Own {
@@ -261,6 +278,15 @@ pub enum Entry {
     },
 }
 
+/// What a listener answered (`ConsumeConcurrentlyStatus`, `ConsumeOrderlyStatus`).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ConsumeOutcome {
+    ConsumeSuccess,
+    ReconsumeLater,
+    SuspendCurrentQueueAMoment,
+}
+
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum SendStatus {
@@ -279,6 +305,7 @@ impl Entry {
             | Entry::SendOk { at_ms, .. }
             | Entry::SendFail { at_ms, .. }
             | Entry::Deliver { at_ms, .. }
+            | Entry::Consumed { at_ms, .. }
             | Entry::Own { at_ms, .. }
             | Entry::Disown { at_ms, .. }
             | Entry::Commit { at_ms, .. } => *at_ms,

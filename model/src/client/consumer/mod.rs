@@ -32,11 +32,17 @@ use super::offset_store::OffsetStore;
 use super::{
     host_of, timer_kind, ClientEvent, MessageQueue, NameServers, RouteAnswer, Rpc, RpcOutcome,
 };
+pub use consume_message_concurrently_service::{
+    ConsumeAtOnce, ConsumeConcurrentlyStatus, ListenerAnswer, MessageListenerConcurrently,
+};
+use process_queue::ProcessQueue;
 pub use rebalance_lock::{
     REBALANCE_LATER_MS, REBALANCE_LOCK_INTERVAL_MS, REBALANCE_LOCK_MAX_LIVE_TIME_MS,
 };
 
+mod consume_message_concurrently_service;
 mod ownership;
+mod process_queue;
 mod pull;
 mod rebalance_lock;
 mod reset_offset;
@@ -153,6 +159,8 @@ struct OwnedQueue {
     /// the file holding it is in place, the way RocketMQ's re-created pull request
     /// reads its start from the store.
     awaiting_file: bool,
+    /// The messages handed to the listener that it has not answered for yet.
+    process_queue: ProcessQueue,
 }
 
 pub struct PushConsumer {
@@ -186,6 +194,7 @@ pub struct PushConsumer {
     pull_commits: Vec<ClientEvent>,
     /// An orderly consumer's queue locks.
     locks: RebalanceLocks,
+    listener: Box<dyn MessageListenerConcurrently>,
 }
 
 impl PushConsumer {
@@ -214,6 +223,7 @@ impl PushConsumer {
             stopped: false,
             pull_commits: Vec::new(),
             locks: RebalanceLocks::default(),
+            listener: Box::new(ConsumeAtOnce),
         }
     }
 

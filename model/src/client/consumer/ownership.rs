@@ -164,6 +164,7 @@ impl PushConsumer {
                 offset_from_broker_id: None,
                 retry_timer: None,
                 awaiting_file: false,
+                process_queue: Default::default(),
             },
         );
         self.locate(ctx, &mq, out);

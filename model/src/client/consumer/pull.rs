@@ -89,7 +89,7 @@ impl PushConsumer {
                 return self.schedule_retry(ctx, mq);
             }
             response_code::SUCCESS => {
-                self.deliver(mq, &pull, out);
+                self.deliver(ctx, mq, &pull, out);
                 self.advance(mq, pull.next_begin_offset);
             }
             response_code::PULL_NOT_FOUND | response_code::PULL_RETRY_IMMEDIATELY => {
@@ -109,7 +109,9 @@ impl PushConsumer {
                 // an offset no restart could read yet.
                 tracing::warn!(?mq, next = pull.next_begin_offset, "pull offset moved");
                 let next = pull.next_begin_offset;
-                self.queues.get_mut(mq).expect("current queue").next_offset = Some(next);
+                let q = self.queues.get_mut(mq).expect("current queue");
+                q.next_offset = Some(next);
+                q.process_queue.clear();
                 self.offsets.update(mq, next);
                 if !self.clustering() {
                     self.queues
@@ -137,21 +139,24 @@ impl PushConsumer {
     }
 
     /// The next pull starts at `next_begin_offset`; the consumed offset only moves
-    /// forward (`updateOffset(.., increaseOnly)`): everything before it was delivered,
-    /// or filtered out by tag.
+    /// forward (`updateOffset(.., increaseOnly)`), up to the lowest message still in a
+    /// listener: everything before it was consumed, or filtered out by tag.
     pub(super) fn advance(&mut self, mq: &MessageQueue, next_begin_offset: u64) {
-        self.queues.get_mut(mq).expect("current queue").next_offset = Some(next_begin_offset);
+        let q = self.queues.get_mut(mq).expect("current queue");
+        q.next_offset = Some(next_begin_offset);
+        let offset = q.process_queue.consume_offset(next_begin_offset);
         let consumed = self.offsets.read(mq).unwrap_or(0);
-        if next_begin_offset > consumed {
-            self.offsets.update(mq, next_begin_offset);
+        if offset > consumed {
+            self.offsets.update(mq, offset);
         }
     }
 
-    /// Decodes the records of a FOUND answer one after another and delivers those the
-    /// tag filter keeps. A record that does not decode ends the batch, as
-    /// `MessageDecoder.decodes` stops at the first it cannot read.
+    /// Decodes the records of a FOUND answer one after another and hands those the
+    /// tag filter keeps to the listener. A record that does not decode ends the batch,
+    /// as `MessageDecoder.decodes` stops at the first it cannot read.
     pub(super) fn deliver(
-        &self,
+        &mut self,
+        ctx: &mut dyn Ctx<Message>,
         mq: &MessageQueue,
         pull: &PullResponse,
         out: &mut Vec<ClientEvent>,
@@ -180,23 +185,18 @@ impl PushConsumer {
                     view.physical_offset,
                 ),
             };
-            out.push(ClientEvent::Delivered {
-                group: self.cfg.consumer_group.clone(),
-                broker_name: mq.broker_name.clone(),
-                topic: mq.topic.clone(),
-                queue_id: mq.queue_id,
-                queue_offset: view.queue_offset.max(0) as u64,
-                msg: DeliveredMessage {
-                    topic: view.topic.to_string(),
-                    tags: tags.map(str::to_string),
-                    properties: properties.to_string(),
-                    body: view.body.to_vec(),
-                    reconsume_times: view.reconsume_times,
-                    msg_id,
-                    born_timestamp_ms: view.born_timestamp_ms,
-                    born_host: view.born_host,
-                },
-            });
+            let queue_offset = view.queue_offset.max(0) as u64;
+            let msg = DeliveredMessage {
+                topic: view.topic.to_string(),
+                tags: tags.map(str::to_string),
+                properties: properties.to_string(),
+                body: view.body.to_vec(),
+                reconsume_times: view.reconsume_times,
+                msg_id,
+                born_timestamp_ms: view.born_timestamp_ms,
+                born_host: view.born_host,
+            };
+            self.hand_to_listener(ctx, mq, queue_offset, msg, out);
         }
     }
 

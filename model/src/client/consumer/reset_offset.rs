@@ -32,6 +32,7 @@ impl PushConsumer {
             q.generation = generation;
             q.awaiting_file = false;
             q.next_offset = Some(offset);
+            q.process_queue.clear();
             let from = q.offset_from_broker_id;
             if let Some(timer) = q.retry_timer.take() {
                 self.retry_timers.remove(&timer);

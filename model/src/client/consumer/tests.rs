@@ -453,8 +453,9 @@ fn clustering_owns_pulls_delivers_commits_and_hands_over() {
         &in_flight_q0,
         pull_answer(0, 9, records(0, 8, &[Some("TagA")])),
     );
-    // One delivery, and the commit the next pull carries.
-    assert_eq!(events.len(), 2, "{events:?}");
+    // One delivery, consumed at once by the default listener, and the commit the next
+    // pull carries.
+    assert_eq!(events.len(), 3, "{events:?}");
     assert!(matches!(
         events[0],
         ClientEvent::Delivered {
@@ -464,6 +465,14 @@ fn clustering_owns_pulls_delivers_commits_and_hands_over() {
     ));
     assert!(matches!(
         events[1],
+        ClientEvent::Consumed {
+            queue_offset: 8,
+            status: ConsumeConcurrentlyStatus::ConsumeSuccess,
+            ..
+        }
+    ));
+    assert!(matches!(
+        events[2],
         ClientEvent::Committed {
             queue_id: 0,
             offset: 9,
@@ -611,7 +620,13 @@ fn pulls_go_to_the_slave_when_suggested_and_without_commit() {
         records: records(0, 4, &[Some("TagA")]),
     });
     let events = respond(&mut c, &mut ctx, &sent[0].1, suggest_slave);
-    assert_eq!(events.len(), 1);
+    assert!(
+        matches!(
+            &events[..],
+            [ClientEvent::Delivered { .. }, ClientEvent::Consumed { .. }]
+        ),
+        "{events:?}"
+    );
     let sent = ctx.take_sent();
     assert_eq!(sent[0].0, NodeId(4), "the slave of b");
     let p = pull_of(&sent[0].1);
@@ -1046,6 +1061,10 @@ fn a_reset_from_the_broker_drops_what_is_under_way_and_pulls_from_the_new_offset
                     queue_offset: 1,
                     ..
                 },
+                ClientEvent::Consumed {
+                    queue_offset: 1,
+                    ..
+                },
                 // The next pull carries the new position.
                 ClientEvent::Committed {
                     queue_id: 0,
@@ -1055,5 +1074,91 @@ fn a_reset_from_the_broker_drops_what_is_under_way_and_pulls_from_the_new_offset
             ]
         ),
         "{events:?}"
+    );
+}
+
+/// A listener that keeps every message (answers later).
+struct Later;
+
+impl MessageListenerConcurrently for Later {
+    fn consume_message(
+        &mut self,
+        _ctx: &mut dyn Ctx<Message>,
+        _mq: &MessageQueue,
+        _queue_offset: u64,
+        _msg: &crate::client::DeliveredMessage,
+    ) -> ListenerAnswer {
+        ListenerAnswer::Later
+    }
+}
+
+#[test]
+fn the_offset_waits_for_the_lowest_message_still_in_a_listener() {
+    let mut ctx = ctx();
+    let mut c = consumer(MessageModel::Clustering);
+    c.register_message_listener(Box::new(Later));
+    let pulls = clustering_owning_a(&mut c, &mut ctx);
+    let q0 = find(
+        &pulls,
+        |r| matches!(r, Request::PullMessage(p) if p.queue_id == 0),
+    );
+    let tagged = [Some("TagA"); 3];
+    let events = respond(
+        &mut c,
+        &mut ctx,
+        &q0[0].1,
+        pull_answer(0, 8, records(0, 5, &tagged)),
+    );
+    let delivered: Vec<u64> = events
+        .iter()
+        .map(|e| match e {
+            ClientEvent::Delivered { queue_offset, .. } => *queue_offset,
+            other => panic!("only deliveries while the listener works: {other:?}"),
+        })
+        .collect();
+    assert_eq!(delivered, vec![5, 6, 7]);
+    // The pull sent with the deliveries commits how far the queue is consumed; the
+    // closure answers the pull in flight and reads what the next one commits.
+    let sent = ctx.take_sent();
+    assert_eq!(pull_of(&sent[0].1).commit_offset, 5, "nothing consumed yet");
+    let mut in_flight = sent[0].1.clone();
+    let mut commit_after = |c: &mut PushConsumer, ctx: &mut TestCtx| {
+        respond(
+            c,
+            ctx,
+            &in_flight,
+            pull_answer(response_code::PULL_NOT_FOUND, 8, Vec::new()),
+        );
+        in_flight = ctx.take_sent().remove(0).1;
+        pull_of(&in_flight).commit_offset
+    };
+    let mq = MessageQueue {
+        topic: "T".into(),
+        broker_name: "a".into(),
+        queue_id: 0,
+    };
+    let done = ConsumeConcurrentlyStatus::ConsumeSuccess;
+    let events = c.consumed(&mut ctx, &mq, 6, done);
+    assert!(matches!(
+        &events[..],
+        [ClientEvent::Consumed {
+            queue_offset: 6,
+            ..
+        }]
+    ));
+    assert_eq!(commit_after(&mut c, &mut ctx), 5, "5 still in its listener");
+    c.consumed(&mut ctx, &mq, 5, done);
+    assert_eq!(commit_after(&mut c, &mut ctx), 7, "7 still in its listener");
+    c.consumed(&mut ctx, &mq, 5, done);
+    assert_eq!(
+        commit_after(&mut c, &mut ctx),
+        7,
+        "a second answer moves nothing"
+    );
+    c.consumed(&mut ctx, &mq, 7, done);
+    assert_eq!(
+        commit_after(&mut c, &mut ctx),
+        8,
+        "all done: up to the next pull"
     );
 }

@@ -1,0 +1,140 @@
+//! Concurrent consumption (`MessageListenerConcurrently`,
+//! `ConsumeMessageConcurrentlyService`): every message a pull brings is handed to the
+//! application's listener, which answers for each one, at once or later (its
+//! `consumed` call), in any order. The queue counts as consumed only up to the lowest
+//! message whose listener has not answered (`process_queue.rs`), so offsets never run
+//! ahead of the application.
+//!
+//! A listener that answers at once (the default, [`ConsumeAtOnce`]) answers inside the
+//! pull's own step, before the next pull reads the offset it commits: the same offsets
+//! as if the message had been consumed on arrival.
+
+use crate::client::{ClientEvent, DeliveredMessage, MessageQueue};
+use crate::node::Ctx;
+use crate::protocol::Message;
+
+use super::PushConsumer;
+
+/// `ConsumeConcurrentlyStatus`: what a concurrent listener answers for a message.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum ConsumeConcurrentlyStatus {
+    ConsumeSuccess,
+}
+
+/// What the listener does with a message it was handed.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum ListenerAnswer {
+    /// Done now, with this status.
+    Now(ConsumeConcurrentlyStatus),
+    /// Still working: the application calls [`PushConsumer::consumed`] when done.
+    Later,
+}
+
+/// `MessageListenerConcurrently.consumeMessage`, one message at a time
+/// (`consumeMessageBatchMaxSize` = 1, RocketMQ's default).
+pub trait MessageListenerConcurrently {
+    fn consume_message(
+        &mut self,
+        ctx: &mut dyn Ctx<Message>,
+        mq: &MessageQueue,
+        queue_offset: u64,
+        msg: &DeliveredMessage,
+    ) -> ListenerAnswer;
+}
+
+/// The listener of a consumer nobody registered one for: every message is consumed
+/// successfully the moment it arrives.
+pub struct ConsumeAtOnce;
+
+impl MessageListenerConcurrently for ConsumeAtOnce {
+    fn consume_message(
+        &mut self,
+        _ctx: &mut dyn Ctx<Message>,
+        _mq: &MessageQueue,
+        _queue_offset: u64,
+        _msg: &DeliveredMessage,
+    ) -> ListenerAnswer {
+        ListenerAnswer::Now(ConsumeConcurrentlyStatus::ConsumeSuccess)
+    }
+}
+
+impl PushConsumer {
+    /// `registerMessageListener`: the listener every later delivery goes to.
+    pub fn register_message_listener(&mut self, listener: Box<dyn MessageListenerConcurrently>) {
+        self.listener = listener;
+    }
+
+    /// Hands a pulled message to the listener: `Delivered`, then, when the listener
+    /// answers at once, `Consumed`; otherwise the message waits in the queue's process
+    /// queue for [`PushConsumer::consumed`].
+    pub(super) fn hand_to_listener(
+        &mut self,
+        ctx: &mut dyn Ctx<Message>,
+        mq: &MessageQueue,
+        queue_offset: u64,
+        msg: DeliveredMessage,
+        out: &mut Vec<ClientEvent>,
+    ) {
+        let answer = self.listener.consume_message(ctx, mq, queue_offset, &msg);
+        if answer == ListenerAnswer::Later {
+            if let Some(q) = self.queues.get_mut(mq) {
+                q.process_queue.put(queue_offset, msg.clone());
+            }
+        }
+        out.push(ClientEvent::Delivered {
+            group: self.cfg.consumer_group.clone(),
+            broker_name: mq.broker_name.clone(),
+            topic: mq.topic.clone(),
+            queue_id: mq.queue_id,
+            queue_offset,
+            msg,
+        });
+        if let ListenerAnswer::Now(status) = answer {
+            out.push(self.consumed_event(mq, queue_offset, status));
+        }
+    }
+
+    /// The listener finished the message it was handed at `queue_offset` of `mq`
+    /// (`processConsumeResult`): the queue's consumed offset moves up to the lowest
+    /// message still in a listener. An answer for a queue given away or reset since
+    /// moves nothing (its messages are pulled again by whoever holds it now).
+    pub fn consumed(
+        &mut self,
+        _ctx: &mut dyn Ctx<Message>,
+        mq: &MessageQueue,
+        queue_offset: u64,
+        status: ConsumeConcurrentlyStatus,
+    ) -> Vec<ClientEvent> {
+        let out = vec![self.consumed_event(mq, queue_offset, status)];
+        if self.stopped {
+            return out;
+        }
+        if let Some(q) = self.queues.get_mut(mq) {
+            if q.process_queue.remove(queue_offset).is_some() {
+                if let Some(next) = q.next_offset {
+                    let offset = q.process_queue.consume_offset(next);
+                    if offset > self.offsets.read(mq).unwrap_or(0) {
+                        self.offsets.update(mq, offset);
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    fn consumed_event(
+        &self,
+        mq: &MessageQueue,
+        queue_offset: u64,
+        status: ConsumeConcurrentlyStatus,
+    ) -> ClientEvent {
+        ClientEvent::Consumed {
+            group: self.cfg.consumer_group.clone(),
+            broker_name: mq.broker_name.clone(),
+            topic: mq.topic.clone(),
+            queue_id: mq.queue_id,
+            queue_offset,
+            status,
+        }
+    }
+}
