@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 
 use rmq_sim::check::{check, synthetic_history, Report, Rule};
 use rmq_sim::history::{
-    user_properties_crc, BrokerGroupMeta, Entry, FaultKind, FlushMode, GroupMeta, History,
-    MessageFields, Promise, Replication, SendStatus,
+    user_properties_crc, BrokerGroupMeta, ConsumeOutcome, Entry, FaultKind, FlushMode, GroupMeta,
+    History, MessageFields, Promise, Replication, SendStatus,
 };
 
 const FLUSH_WINDOW: u64 = 1_000;
@@ -108,6 +108,32 @@ impl B {
             )],
             vec![g],
         )
+    }
+
+    /// The listener of `client` in `grp` answered `status` for b/q`q` offset `off`.
+    #[allow(clippy::too_many_arguments)]
+    fn consumed(
+        &mut self,
+        at: u64,
+        grp: &str,
+        client: u32,
+        q: i32,
+        off: u64,
+        wid: u64,
+        status: ConsumeOutcome,
+    ) -> &mut Self {
+        self.h.push(Entry::Consumed {
+            at_ms: at,
+            group: grp.into(),
+            client,
+            broker: "b".into(),
+            topic: "T".into(),
+            queue_id: q,
+            queue_offset: off,
+            wid: Some(wid),
+            status,
+        });
+        self
     }
 
     /// Sends `wid` with sharding key `key` (invoked at `at`, SEND_OK at `at + 1`).
@@ -3087,4 +3113,50 @@ fn key_order_fails_when_a_rerun_skips_a_message() {
         .deliver(1_101, "g", 11, 0, 3, 3);
     let r = fails_with(&b, Rule::KeyOrder);
     assert!(all(&r).contains("skipped"), "{}", all(&r));
+}
+
+#[test]
+fn key_order_fails_when_a_failed_message_is_skipped() {
+    use ConsumeOutcome::{ConsumeSuccess, SuspendCurrentQueueAMoment};
+    let build = |retried: bool| {
+        let mut b = B::orderly();
+        b.own(0, "g", 10, 0, 0)
+            .send_keyed(100, 1, "k", 0, 0)
+            .send_keyed(200, 2, "k", 0, 1)
+            .deliver(300, "g", 10, 0, 0, 1)
+            .consumed(310, "g", 10, 0, 0, 1, SuspendCurrentQueueAMoment);
+        if retried {
+            b.deliver(1_310, "g", 10, 0, 0, 1)
+                .consumed(1_320, "g", 10, 0, 0, 1, ConsumeSuccess);
+        }
+        b.deliver(1_400, "g", 10, 0, 1, 2)
+            .consumed(1_410, "g", 10, 0, 1, 2, ConsumeSuccess);
+        b
+    };
+    passes(&build(true));
+    let r = fails_with(&build(false), Rule::KeyOrder);
+    assert!(all(&r).contains("never consumed"), "{}", all(&r));
+}
+
+#[test]
+fn exclusivity_fails_when_two_orderly_listeners_hold_one_queue() {
+    use ConsumeOutcome::ConsumeSuccess;
+    let build = |n10_done_ms: u64| {
+        let mut b = B::orderly();
+        b.own(0, "g", 10, 0, 0)
+            .send_keyed(100, 1, "k", 0, 0)
+            .send_keyed(200, 2, "j", 0, 1)
+            .deliver(300, "g", 10, 0, 0, 1)
+            .disown(400, "g", 10, 0)
+            .own(500, "g", 11, 0, 1)
+            .deliver(600, "g", 11, 0, 1, 2)
+            .consumed(700, "g", 11, 0, 1, 2, ConsumeSuccess)
+            .consumed(n10_done_ms, "g", 10, 0, 0, 1, ConsumeSuccess);
+        b.h.entries.sort_by_key(Entry::at_ms);
+        b
+    };
+    // n10's listener returned before n11's began: one at a time.
+    passes(&build(550));
+    let r = fails_with(&build(650), Rule::Exclusivity);
+    assert!(all(&r).contains("at once"), "{}", all(&r));
 }

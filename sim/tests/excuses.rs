@@ -624,6 +624,50 @@ fn key_order_lost_tail() {
     fires(&rerun_skipping_one(&[]), Rule::KeyOrder, key);
 }
 
+// ---------------------------------------------------------------- exclusivity/<excuse>
+
+/// n10's listener holds b/q0's offset 0 from 10 s to 20 s; n11 takes the queue at 14 s
+/// and its listener begins on offset 0 at 15 s. `declared`: the scenario declares RocketMQ's lock-loss exception.
+fn two_listeners(declared: bool, faults: &[(u64, FaultKind, u32)]) -> H {
+    let mut b = orderly();
+    if let Entry::Meta { promise, .. } = &mut b.h.entries[0] {
+        promise.orderly_lock_lost_with_broker = declared;
+    }
+    b.send(1_000, 1, 0, 0)
+        .send(1_100, 2, 0, 1)
+        .own(2_000, 10, 0)
+        .faults(faults)
+        .deliver(10_000, "g", 10, 0, 0, 1)
+        .own(14_000, 11, 0)
+        .deliver(15_000, "g", 11, 0, 0, 1)
+        .deliver(16_500, "g", 11, 0, 1, 2)
+        .disown(21_000, 10);
+    for (at, client, off, wid) in [(16_000, 11, 0, 1), (17_000, 11, 1, 2), (20_000, 10, 0, 1)] {
+        b.h.push(Entry::Consumed {
+            at_ms: at,
+            group: "g".into(),
+            client,
+            broker: "b".into(),
+            topic: "T".into(),
+            queue_id: 0,
+            queue_offset: off,
+            wid: Some(wid),
+            status: rmq_sim::history::ConsumeOutcome::ConsumeSuccess,
+        });
+    }
+    b
+}
+
+#[test]
+fn exclusivity_lock_lost_with_broker() {
+    let key = "exclusivity/lock_lost_with_broker";
+    let f = [(5_000, ProcessCrash, 1), (5_100, Restart, 1)];
+    excused(&two_listeners(true, &f), key);
+    fires(&two_listeners(false, &f), Rule::Exclusivity, key);
+    fires(&two_listeners(true, &elsewhere(&f)), Rule::Exclusivity, key);
+    fires(&two_listeners(true, &[]), Rule::Exclusivity, key);
+}
+
 // ---------------------------------------------------------------- order/<allowance>
 
 /// n10 owns b/q0 from 0; wid 1 acked at offset 0 with `status`, wid 2 at offset 1;
@@ -1366,6 +1410,7 @@ const COVERED: &[&str] = &[
     "delay/clock_skew",
     "key_order/queue_changed",
     "key_order/lost_tail",
+    "exclusivity/lock_lost_with_broker",
 ];
 
 /// Every excuse name written in the checker's sources (a string literal recorded
@@ -1416,6 +1461,7 @@ fn every_excuse_has_a_pair() {
         ("lost.rs", &["offset_reused", "delay_master_lost"]),
         ("delay.rs", &["clock_skew"]),
         ("key_order.rs", &["queue_changed", "lost_tail"]),
+        ("exclusivity.rs", &["lock_lost_with_broker"]),
         ("commits.rs", &["master_down_at_end", "served_tail_lost"]),
         ("owners.rs", &["route_refresh"]),
     ];
@@ -1445,6 +1491,7 @@ fn every_excuse_has_a_pair() {
         ("commits.rs", "commits"),
         ("owners.rs", "owners"),
         ("key_order.rs", "key_order"),
+        ("exclusivity.rs", "exclusivity"),
     ] {
         let names = named.iter().find(|(f, _)| *f == file).unwrap().1;
         for name in names {

@@ -13,12 +13,13 @@
 //! linear scan, and memory stays proportional to messages, not to entries. This is
 //! the only module that knows the observers; no rule imports it.
 
-use crate::history::{Entry, FaultKind, History, Promise};
+use crate::history::{ConsumeOutcome, Entry, FaultKind, History, Promise};
 
 use super::commits::Commits;
 use super::corrupt::Corrupt;
 use super::delay::Delay;
 use super::deliveries::DeliveryTable;
+use super::exclusivity::Exclusivity;
 use super::faults::{bit, FaultLog, FaultRec, NETWORK, RESTARTS};
 use super::filter::Filter;
 use super::intern::{Interner, TagInterner};
@@ -167,6 +168,7 @@ pub(crate) struct Observers {
     pub filter: Filter,
     pub order: Order,
     pub key_order: KeyOrder,
+    pub exclusivity: Exclusivity,
     pub commits: Commits,
     pub latency: Latency,
 }
@@ -181,6 +183,12 @@ struct Builder<'h> {
     epochs: Epochs,
     /// `takes[group][tag]`: 0 not judged yet, 1 the expression rejects, 2 takes.
     takes: Vec<Vec<u8>>,
+    /// Orderly groups: (group, client, queue, offset) → the reconsume count of its
+    /// last delivery.
+    orderly_counts: FastMap<(u32, u32, u32, u64), i32>,
+    /// Orderly groups: (group, client, queue, offset) whose listener answered
+    /// SUSPEND_CURRENT_QUEUE_A_MOMENT since its last delivery → that delivery's count.
+    suspended: FastMap<(u32, u32, u32, u64), i32>,
 }
 
 impl<'h> Builder<'h> {
@@ -270,6 +278,8 @@ impl<'h> Builder<'h> {
             last_commit: FastMap::default(),
             epochs: Epochs::default(),
             takes: Vec::new(),
+            orderly_counts: FastMap::default(),
+            suspended: FastMap::default(),
         }
     }
 
@@ -307,6 +317,25 @@ impl<'h> Builder<'h> {
     }
 
     #[inline]
+    /// For a delivery to an orderly group (not from `%RETRY%`): the reconsume count of
+    /// the delivery before it that its listener suspended, if one did since.
+    fn orderly_redelivery(
+        &mut self,
+        g: u32,
+        client: u32,
+        q: u32,
+        offset: u64,
+        retry: bool,
+        reconsume: i32,
+    ) -> Option<i32> {
+        if retry || !self.ix.group_info[g as usize].orderly {
+            return None;
+        }
+        let key = (g, client, q, offset);
+        self.orderly_counts.insert(key, reconsume);
+        self.suspended.remove(&key)
+    }
+
     fn msg(&mut self, wid: u64, at_ms: u64) -> u32 {
         let msgs = &mut self.ix.msgs;
         self.wids.get_or_insert(wid, msgs.len(), || {
@@ -425,7 +454,41 @@ impl<'h> Builder<'h> {
 
     fn entry(&mut self, i: u32, e: &'h Entry) {
         match e {
-            Entry::Meta { .. } | Entry::Consumed { .. } => {}
+            Entry::Meta { .. } => {}
+            Entry::Consumed {
+                at_ms,
+                group,
+                client,
+                broker,
+                topic,
+                queue_id,
+                queue_offset,
+                wid,
+                status,
+            } => {
+                let g = self.group(group);
+                let info = &self.ix.group_info[g as usize];
+                if !info.orderly || topic.starts_with(RETRY_PREFIX) {
+                    return;
+                }
+                let clustering = !info.broadcasting;
+                let q = self.queue(broker, topic, *queue_id);
+                if clustering {
+                    self.obs
+                        .exclusivity
+                        .end(g, *client, q, *queue_offset, *at_ms);
+                }
+                let msg = wid.map_or(NONE, |w| self.msg(w, *at_ms));
+                let success = *status == ConsumeOutcome::ConsumeSuccess;
+                if *status == ConsumeOutcome::SuspendCurrentQueueAMoment {
+                    let key = (g, *client, q, *queue_offset);
+                    let count = self.orderly_counts.get(&key).copied().unwrap_or(0);
+                    self.suspended.insert(key, count);
+                }
+                self.obs
+                    .key_order
+                    .answer(g, *client, msg, q, *at_ms, success);
+            }
             Entry::Fault {
                 at_ms,
                 kind,
@@ -637,6 +700,14 @@ impl<'h> Builder<'h> {
                     tags: tag_id,
                     retry,
                     reconsume: *reconsume_times,
+                    suspended_at_count: self.orderly_redelivery(
+                        g,
+                        *client,
+                        q,
+                        *queue_offset,
+                        retry,
+                        *reconsume_times,
+                    ),
                     fields: fields.as_ref().map_or(0, sent_fields_digest),
                     tags_taken,
                     msg_id: dlv_id,
@@ -735,6 +806,7 @@ impl<'h> Builder<'h> {
                 group: d.group,
                 span: d.span,
                 retry: d.retry,
+                after_suspend: d.suspended_at_count.is_some(),
                 prev_entry: prev.entry,
                 prev_span: prev.span,
             });
@@ -757,8 +829,12 @@ impl<'h> Builder<'h> {
         if d.span != NONE {
             obs.order.deliver(d);
         }
-        if self.ix.group_info[d.group as usize].orderly {
-            obs.key_order.consume(d);
+        let info = &self.ix.group_info[d.group as usize];
+        if info.orderly {
+            obs.key_order.deliver(d);
+            if !info.broadcasting {
+                obs.exclusivity.begin(d);
+            }
         }
     }
 

@@ -6,7 +6,10 @@
 //!   them — keys, user properties, born timestamp and born host (strings as CRC32s);
 //! - the reconsume count: 0 unless the delivery came from a retry topic (only a message
 //!   handed back is redelivered from there; a raised count on the message's own queue
-//!   is a wrong field, and such a delivery still counts for order and offsets);
+//!   is a wrong field, and such a delivery still counts for order and offsets), or,
+//!   in an orderly group, the count of the delivery its consumer's listener suspended
+//!   (SUSPEND_CURRENT_QUEUE_A_MOMENT, recorded in a `Consumed`) plus one: RocketMQ's
+//!   `makeMessageToConsumeAgain` raises it in place;
 //! - the message id: every delivery names the id the producer was given (the CRC32
 //!   of `SendOk.msg_id`), or, with no `SendOk`, the same id as the first delivery;
 //! - the position: a delivery from the message's own queue comes from the broker,
@@ -123,7 +126,9 @@ impl Diffs {
             topic: d.topic != m.topic && !d.retry,
             tags: d.tags != m.tags,
             fields: d.fields != 0 && m.fields != 0 && d.fields != m.fields,
-            reconsume: d.reconsume != 0 && !d.retry,
+            reconsume: d.reconsume != 0
+                && !d.retry
+                && d.suspended_at_count.is_none_or(|n| d.reconsume != n + 1),
         }
     }
 

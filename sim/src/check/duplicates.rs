@@ -7,6 +7,10 @@
 //!
 //! - `retry`: the redelivery is a handed-back message (reconsume count above 0, or
 //!   the `%RETRY%` topic): the consumer asked for it again.
+//! - `suspended`: an orderly group's consumer redelivers a message its listener
+//!   answered SUSPEND_CURRENT_QUEUE_A_MOMENT for since that consumer's last delivery
+//!   of it (a `Consumed` with that status, same client, queue and offset): RocketMQ's
+//!   orderly consumer retries the same message in place.
 //! - `producer_retry`: it sits at another (broker, topic, queue, offset) than the
 //!   delivery before, and the producer's send made an attempt after one whose
 //!   outcome was unknown (`retried_after_unknown` on its `SendOk`/`SendFail`), or the
@@ -54,6 +58,7 @@ pub(crate) enum Cause {
     CommitRolledBack,
     Rebalance,
     DelayRedelivered,
+    Suspended,
 }
 
 impl Cause {
@@ -66,6 +71,7 @@ impl Cause {
             Cause::CommitRolledBack => "commit_rolled_back",
             Cause::Rebalance => "rebalance",
             Cause::DelayRedelivered => "delay_redelivered",
+            Cause::Suspended => "suspended",
         }
     }
 }
@@ -117,6 +123,9 @@ fn delay_master_restarted(ix: &Index, m: &Msg, at_ms: u64) -> bool {
 fn cause(ix: &Index, d: &Dup) -> Result<Cause, &'static str> {
     if d.retry {
         return Ok(Cause::Retry);
+    }
+    if d.after_suspend {
+        return Ok(Cause::Suspended);
     }
     let here = position(&ix.entries[d.entry as usize]);
     let before = position(&ix.entries[d.prev_entry as usize]);

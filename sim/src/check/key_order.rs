@@ -3,12 +3,17 @@
 //!
 //! A key's *sequence* is its acknowledged messages (a `SendOk`) in `SendInvoke` order:
 //! the workload's orderly producers send a key's next message only after the previous
-//! one's outcome, so that is their send order. A *consumption* is a delivery to the
-//! orderly group (not from `%RETRY%`). Two judgements, per group and key:
+//! one's outcome, so that is their send order. A *consumption* is a `Consumed` of the
+//! orderly group answering CONSUME_SUCCESS (not from `%RETRY%`); in a history with no
+//! `Consumed` at all (listeners not recorded), a delivery. Two judgements, per group
+//! and key:
 //!
 //! - **first consumptions go forward**: of two messages of the sequence, each consumed
-//!   at some time, the one sent later is never consumed first. A message never
-//!   consumed is the lost rule's business, not this one's.
+//!   at some time, the one sent later is never consumed first; and a message delivered
+//!   to the group but never consumed (its listener failed it, SUSPEND_CURRENT_QUEUE_A_
+//!   MOMENT, and it was not retried until it succeeded) is never followed by the
+//!   consumption of a later one: the orderly consumer skipped it. A message never
+//!   delivered is the lost rule's business, not this one's.
 //! - **re-runs are contiguous**: a queue's consumption may go back (a redelivery, whose
 //!   cause the duplicates rule judges) and then runs forward again message by message:
 //!   going forward past a message of the key stored in the same queue that was
@@ -46,18 +51,21 @@ struct Consumption {
     at_ms: u64,
 }
 
-/// The consumptions of orderly groups, in history order.
+/// The deliveries to orderly groups and their listeners' successes, in history order.
 #[derive(Default)]
 pub(crate) struct KeyOrder {
-    consumed: Vec<Consumption>,
+    delivered: Vec<Consumption>,
+    succeeded: Vec<Consumption>,
+    /// A `Consumed` of an orderly group was seen: consumptions are its successes.
+    answered: bool,
 }
 
 impl KeyOrder {
     /// A delivery to an orderly group.
     #[inline]
-    pub(crate) fn consume(&mut self, d: &Dlv) {
+    pub(crate) fn deliver(&mut self, d: &Dlv) {
         if d.msg != NONE && !d.retry {
-            self.consumed.push(Consumption {
+            self.delivered.push(Consumption {
                 group: d.group,
                 client: d.client,
                 msg: d.msg,
@@ -67,34 +75,83 @@ impl KeyOrder {
         }
     }
 
+    /// An orderly group's listener answered for message `msg` (success or not).
+    #[inline]
+    pub(crate) fn answer(
+        &mut self,
+        group: u32,
+        client: u32,
+        msg: u32,
+        queue: u32,
+        at_ms: u64,
+        success: bool,
+    ) {
+        self.answered = true;
+        if success && msg != NONE {
+            self.succeeded.push(Consumption {
+                group,
+                client,
+                msg,
+                queue,
+                at_ms,
+            });
+        }
+    }
+
     pub(crate) fn finish(&self, ix: &Index, sink: &mut Sink) {
-        if self.consumed.is_empty() {
+        if self.delivered.is_empty() {
             return;
         }
         let keys = Keys::of(ix);
-        // Consumptions of sequenced messages, by (group, key), each in history order.
-        let mut order: Vec<(u32, u32, u32)> = self
-            .consumed
-            .iter()
-            .enumerate()
-            .filter_map(|(i, c)| {
-                let k = keys.key[c.msg as usize];
-                (keys.rank[c.msg as usize] != NONE).then_some((c.group, k, i as u32))
-            })
-            .collect();
-        order.sort_unstable();
+        let consumed = if self.answered {
+            &self.succeeded
+        } else {
+            &self.delivered
+        };
+        let consumed = by_group_and_key(&keys, consumed);
+        let delivered = if self.answered {
+            by_group_and_key(&keys, &self.delivered)
+        } else {
+            Vec::new()
+        };
+        // Walk both lists (sorted by group and key) together.
+        let mut d = 0;
         let mut start = 0;
-        while start < order.len() {
-            let (g, k, _) = order[start];
-            let end = start + order[start..].partition_point(|&(g2, k2, _)| (g2, k2) == (g, k));
-            let run: Vec<&Consumption> = order[start..end]
-                .iter()
-                .map(|&(_, _, i)| &self.consumed[i as usize])
-                .collect();
-            judge(ix, sink, &keys, g, k, &run);
+        while start < consumed.len() {
+            let (g, k, _) = consumed[start];
+            let end = run_end(&consumed, start);
+            while d < delivered.len() && (delivered[d].0, delivered[d].1) < (g, k) {
+                d = run_end(&delivered, d);
+            }
+            let d_end = if d < delivered.len() && (delivered[d].0, delivered[d].1) == (g, k) {
+                run_end(&delivered, d)
+            } else {
+                d
+            };
+            let run: Vec<&Consumption> = consumed[start..end].iter().map(|&(_, _, c)| c).collect();
+            let seen: Vec<&Consumption> = delivered[d..d_end].iter().map(|&(_, _, c)| c).collect();
+            judge(ix, sink, &keys, g, k, &run, &seen);
             start = end;
         }
     }
+}
+
+/// The consumptions of sequenced messages by (group, key), each in history order.
+fn by_group_and_key<'c>(keys: &Keys, list: &'c [Consumption]) -> Vec<(u32, u32, &'c Consumption)> {
+    let mut out: Vec<(u32, u32, usize)> = list
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| keys.rank[c.msg as usize] != NONE)
+        .map(|(i, c)| (c.group, keys.key[c.msg as usize], i))
+        .collect();
+    out.sort_unstable();
+    out.into_iter().map(|(g, k, i)| (g, k, &list[i])).collect()
+}
+
+/// One past the last entry of `list` with `list[start]`'s group and key.
+fn run_end(list: &[(u32, u32, &Consumption)], start: usize) -> usize {
+    let (g, k) = (list[start].0, list[start].1);
+    start + list[start..].partition_point(|&(g2, k2, _)| (g2, k2) == (g, k))
 }
 
 /// Each keyed, acknowledged message's key and rank in its key's sequence.
@@ -157,7 +214,16 @@ struct Judged<'a, 'h> {
     run: &'a [&'a Consumption],
 }
 
-fn judge(ix: &Index, sink: &mut Sink, keys: &Keys, g: u32, k: u32, run: &[&Consumption]) {
+/// `seen`: the group's deliveries of the key when listeners' answers are recorded.
+fn judge(
+    ix: &Index,
+    sink: &mut Sink,
+    keys: &Keys,
+    g: u32,
+    k: u32,
+    run: &[&Consumption],
+    seen: &[&Consumption],
+) {
     let j = Judged {
         ix,
         keys,
@@ -175,11 +241,26 @@ fn judge(ix: &Index, sink: &mut Sink, keys: &Keys, g: u32, k: u32, run: &[&Consu
             first[r] = i as u32;
         }
     }
-    // First consumptions go forward.
+    // Delivered, never consumed: the first such delivery of each rank.
+    let mut failed: Vec<Option<&Consumption>> = vec![None; seq.len()];
+    for c in seen {
+        let r = rank(c);
+        if first[r] == u32::MAX && failed[r].is_none() {
+            failed[r] = Some(c);
+        }
+    }
+    // First consumptions go forward, and none follows a message skipped.
     let mut prev: Option<usize> = None;
+    let mut skipped_failed: Option<&Consumption> = None;
     for r in 0..seq.len() {
         if first[r] == u32::MAX {
+            if skipped_failed.is_none() {
+                skipped_failed = failed[r];
+            }
             continue;
+        }
+        if let Some(f) = skipped_failed.take() {
+            j.failed_then_skipped(sink, f, first[r]);
         }
         if let Some(p) = prev {
             if first[r] < first[p] {
@@ -269,6 +350,32 @@ impl Judged<'_, '_> {
                 ix.faults.before(ix.entries, b.at_ms)
             )
         });
+    }
+
+    /// `failed` was delivered and never consumed, and `run[later]`, sent after it, was.
+    fn failed_then_skipped(&self, sink: &mut Sink, failed: &Consumption, later: u32) {
+        let ix = self.ix;
+        let l = self.run[later as usize];
+        sink.report(
+            Rule::KeyOrder,
+            format!("wid {}", ix.msgs[l.msg as usize].wid),
+            || {
+                format!(
+                    "{}: {} was delivered to n{} at {}ms and never consumed, yet {}, sent \
+                     after it, was consumed by n{} at {}ms from {}: the failed message was \
+                     skipped; {}",
+                    self.label(),
+                    ix.describe_msg(failed.msg),
+                    failed.client,
+                    failed.at_ms,
+                    ix.describe_msg(l.msg),
+                    l.client,
+                    l.at_ms,
+                    ix.queue_name(l.queue),
+                    ix.faults.before(ix.entries, l.at_ms)
+                )
+            },
+        );
     }
 
     /// `run[now]` went forward past `run[skipped]`'s message, consumed before in the

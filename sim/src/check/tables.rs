@@ -127,6 +127,10 @@ pub(crate) struct Dlv {
     /// Delivered from a retry topic (`%RETRY%...`): the message was handed back.
     pub retry: bool,
     pub reconsume: i32,
+    /// An orderly group's redelivery of a message its same consumer's listener
+    /// answered SUSPEND_CURRENT_QUEUE_A_MOMENT since the last delivery of that offset:
+    /// the reconsume count that delivery had. `None` otherwise.
+    pub suspended_at_count: Option<i32>,
     /// [`digest`] of the delivered fields (keys, user properties, born time and
     /// host), 0 when the entry recorded none.
     pub fields: u64,
@@ -284,6 +288,8 @@ pub(crate) struct Dup {
     pub group: u32,
     pub span: u32,
     pub retry: bool,
+    /// The redelivery follows a SUSPEND answer for it (`Dlv::suspended_at_count`).
+    pub after_suspend: bool,
     pub prev_entry: u32,
     pub prev_span: u32,
 }

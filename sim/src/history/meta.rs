@@ -99,6 +99,24 @@ pub struct Promise {
     /// default; a scenario shortens them so delayed messages fit a run.
     #[serde(skip_serializing_if = "is_rocketmq_delay_levels")]
     pub delay_levels_ms: Vec<u64>,
+    /// `rocketmq.broker.rebalance.lockMaxLiveTime`: a broker keeps an orderly
+    /// consumer's queue lock this long after its last renewal.
+    #[serde(skip_serializing_if = "is_rocketmq_lock_max_live_time")]
+    pub lock_max_live_time_ms: u64,
+    /// RocketMQ's documented exception to orderly exclusivity, declared by a scenario
+    /// that wants it: a broker keeps its queue locks in memory, so after a master's
+    /// restart another consumer may lock a queue whose holder still consumes until its
+    /// next renewal fails. Off (the default): two orderly listeners of one queue at
+    /// once are a violation whatever happened.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub orderly_lock_lost_with_broker: bool,
+}
+
+/// RocketMQ's `lockMaxLiveTime` default.
+pub const ROCKETMQ_LOCK_MAX_LIVE_TIME_MS: u64 = 60_000;
+
+fn is_rocketmq_lock_max_live_time(ms: &u64) -> bool {
+    *ms == ROCKETMQ_LOCK_MAX_LIVE_TIME_MS
 }
 
 /// RocketMQ's default `messageDelayLevel` (`1s 5s 10s 30s 1m … 2h`), in ms.
@@ -131,6 +149,8 @@ impl Default for Promise {
             settled_delivery_ms: 5_000,
             ack_grace_ms: None,
             delay_levels_ms: ROCKETMQ_DELAY_LEVELS_MS.to_vec(),
+            lock_max_live_time_ms: ROCKETMQ_LOCK_MAX_LIVE_TIME_MS,
+            orderly_lock_lost_with_broker: false,
         }
     }
 }
