@@ -616,6 +616,25 @@ fn rerun_skipping_one(faults: &[(u64, FaultKind, u32)]) -> H {
 }
 
 #[test]
+fn key_order_lock_lost_with_broker() {
+    let key = "key_order/lock_lost_with_broker";
+    // The master restarted long before the messages were sent (no lost tail), within
+    // one lock lifetime before the re-run.
+    let f = [(100, ProcessCrash, 1), (150, Restart, 1)];
+    let declared = |faults: &[(u64, FaultKind, u32)], declared: bool| {
+        let mut b = rerun_skipping_one(faults);
+        if let Entry::Meta { promise, .. } = &mut b.h.entries[0] {
+            promise.orderly_lock_lost_with_broker = declared;
+        }
+        b
+    };
+    excused(&declared(&f, true), key);
+    fires(&declared(&f, false), Rule::KeyOrder, key);
+    fires(&declared(&elsewhere(&f), true), Rule::KeyOrder, key);
+    fires(&declared(&[], true), Rule::KeyOrder, key);
+}
+
+#[test]
 fn key_order_lost_tail() {
     let key = "key_order/lost_tail";
     let f = [(500, PowerCut, 1), (600, Restart, 1)];
@@ -1411,6 +1430,7 @@ const COVERED: &[&str] = &[
     "key_order/queue_changed",
     "key_order/lost_tail",
     "exclusivity/lock_lost_with_broker",
+    "key_order/lock_lost_with_broker",
 ];
 
 /// Every excuse name written in the checker's sources (a string literal recorded
@@ -1460,7 +1480,10 @@ fn every_excuse_has_a_pair() {
         ("order.rs", &["received_anyway", "offset_reused"]),
         ("lost.rs", &["offset_reused", "delay_master_lost"]),
         ("delay.rs", &["clock_skew"]),
-        ("key_order.rs", &["queue_changed", "lost_tail"]),
+        (
+            "key_order.rs",
+            &["queue_changed", "lost_tail", "lock_lost_with_broker"],
+        ),
         ("exclusivity.rs", &["lock_lost_with_broker"]),
         ("commits.rs", &["master_down_at_end", "served_tail_lost"]),
         ("owners.rs", &["route_refresh"]),

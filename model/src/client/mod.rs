@@ -24,8 +24,8 @@ use crate::node::{Ctx, Input, NodeId, TimerId};
 use crate::protocol::{response_code, Message, Request, Response, TopicRouteData};
 
 pub use consumer::{
-    ConsumeConcurrentlyStatus, ConsumeFromWhere, ConsumerConfig, MessageListenerConcurrently,
-    PushConsumer,
+    ConsumeConcurrentlyStatus, ConsumeFromWhere, ConsumeOrderlyStatus, ConsumerConfig,
+    MessageListenerConcurrently, MessageListenerOrderly, OrderlyAnswer, PushConsumer,
 };
 pub use producer::{MessageQueueSelector, OutgoingMessage, Producer, ProducerConfig, SendId};
 
@@ -57,6 +57,8 @@ pub(crate) mod timer_kind {
     pub const LOCK_ALL: u64 = BASE + 7;
     /// An orderly consumer's rebalance that could not lock a queue runs again.
     pub const REBALANCE_LATER: u64 = BASE + 8;
+    /// An orderly queue's rest after a suspend is over.
+    pub const CONSUME_ORDERLY_LATER: u64 = BASE + 9;
 }
 
 /// `mqClientApiTimeout`: name-server lookups, heartbeats, consumer lists, max offsets.
@@ -140,6 +142,15 @@ pub enum ClientEvent {
         queue_id: i32,
         queue_offset: u64,
         status: consumer::ConsumeConcurrentlyStatus,
+    },
+    /// The orderly listener returned for the message delivered at `queue_offset`.
+    ConsumedOrderly {
+        group: String,
+        broker_name: String,
+        topic: String,
+        queue_id: i32,
+        queue_offset: u64,
+        status: consumer::ConsumeOrderlyStatus,
     },
     /// This consumer now pulls the queue, starting at `start_offset`.
     Owned {

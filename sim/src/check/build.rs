@@ -811,7 +811,17 @@ impl<'h> Builder<'h> {
                 prev_span: prev.span,
             });
         }
-        obs.commits.deliver(d);
+        if self.ix.group_info[d.group as usize].orderly && d.msg != NONE {
+            // An orderly listener may take a message long after its pull served it:
+            // the record is known to have been served only after it was sent.
+            let served = Dlv {
+                at_ms: self.ix.msgs[d.msg as usize].invoke_ms.min(d.at_ms),
+                ..*d
+            };
+            obs.commits.deliver(&served);
+        } else {
+            obs.commits.deliver(d);
+        }
         let msg = (d.msg != NONE).then(|| &self.ix.msgs[d.msg as usize]);
         obs.phantom.deliver(d, msg);
         obs.corrupt.deliver(d, msg);

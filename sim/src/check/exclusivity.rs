@@ -19,7 +19,7 @@
 //!
 //! Linear after one sort of the calls by (group, queue, begin).
 
-use super::faults::{bit, RESTARTS};
+use super::faults::{bit, FaultRec, RESTARTS};
 use super::tables::{Dlv, Index, NONE};
 use super::{Rule, Sink};
 use crate::hasher::FastMap;
@@ -120,18 +120,24 @@ impl Exclusivity {
     }
 }
 
-/// The scenario declares RocketMQ's exception and the queue's master restarted within
-/// one lock lifetime before `b` began.
-fn excused(ix: &Index, sink: &mut Sink, a: &Call, b: &Call) -> bool {
+/// Where the scenario declares RocketMQ's exception: the restart of `queue`'s master
+/// within one lock lifetime before `at_ms` (its locks were lost with it).
+pub(crate) fn lock_lost_with_broker<'a>(
+    ix: &'a Index,
+    queue: u32,
+    at_ms: u64,
+) -> Option<&'a FaultRec> {
     if !ix.promise.orderly_lock_lost_with_broker {
-        return false;
+        return None;
     }
-    let Some(bg) = ix.broker_group(ix.queues[b.queue as usize].broker) else {
-        return false;
-    };
-    let from = b.begin_ms.saturating_sub(ix.promise.lock_max_live_time_ms);
+    let bg = ix.broker_group(ix.queues[queue as usize].broker)?;
+    let from = at_ms.saturating_sub(ix.promise.lock_max_live_time_ms);
     let kinds = RESTARTS | bit(FaultKind::DiskDamaged);
-    let Some(f) = ix.faults.first_on(bg.master_node, kinds, from, b.begin_ms) else {
+    ix.faults.first_on(bg.master_node, kinds, from, at_ms)
+}
+
+fn excused(ix: &Index, sink: &mut Sink, a: &Call, b: &Call) -> bool {
+    let Some(f) = lock_lost_with_broker(ix, b.queue, b.begin_ms) else {
         return false;
     };
     let evidence = format!(

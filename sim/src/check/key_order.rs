@@ -9,11 +9,11 @@
 //! and key:
 //!
 //! - **first consumptions go forward**: of two messages of the sequence, each consumed
-//!   at some time, the one sent later is never consumed first; and a message delivered
-//!   to the group but never consumed (its listener failed it, SUSPEND_CURRENT_QUEUE_A_
-//!   MOMENT, and it was not retried until it succeeded) is never followed by the
-//!   consumption of a later one: the orderly consumer skipped it. A message never
-//!   delivered is the lost rule's business, not this one's.
+//!   at some time, the one sent later is never consumed first; and a message whose
+//!   listener failed it (a `Consumed` answering SUSPEND_CURRENT_QUEUE_A_MOMENT) and
+//!   that was never consumed after is never followed by the consumption of a later one:
+//!   the orderly consumer skipped it. A message never delivered is the lost rule's
+//!   business, not this one's.
 //! - **re-runs are contiguous**: a queue's consumption may go back (a redelivery, whose
 //!   cause the duplicates rule judges) and then runs forward again message by message:
 //!   going forward past a message of the key stored in the same queue that was
@@ -27,10 +27,17 @@
 //!   writable queues, which lose a broker group whose master is gone (documented:
 //!   strict order holds only while the queues do not change), so the key moved.
 //! - `lost_tail`: the skipped message's queue's broker group crashed or lost its cache
-//!   or media between its consumption and the re-run: the re-run may find it gone.
+//!   or media between the message's send and the later consumption: the message may be
+//!   gone from there (a consumer that still held it may have crashed meanwhile).
+//!
+//! - `lock_lost_with_broker`: only where the scenario declares RocketMQ's exception
+//!   (`Promise::orderly_lock_lost_with_broker`, see `exclusivity.rs`): two clients
+//!   consumed the key's queue while its master had lost its locks in a restart within
+//!   one lock lifetime before.
 //!
 //! Linear in the consumptions plus the keyed messages (one sort of each).
 
+use super::exclusivity::lock_lost_with_broker;
 use super::faults::{bit, Kinds, CACHE_LOSS, MEDIA_LOSS, RESTARTS};
 use super::tables::{Dlv, Index, NONE};
 use super::{Rule, Sink};
@@ -56,6 +63,8 @@ struct Consumption {
 pub(crate) struct KeyOrder {
     delivered: Vec<Consumption>,
     succeeded: Vec<Consumption>,
+    /// Listener answers other than success (SUSPEND_CURRENT_QUEUE_A_MOMENT).
+    failed: Vec<Consumption>,
     /// A `Consumed` of an orderly group was seen: consumptions are its successes.
     answered: bool,
 }
@@ -87,14 +96,20 @@ impl KeyOrder {
         success: bool,
     ) {
         self.answered = true;
-        if success && msg != NONE {
-            self.succeeded.push(Consumption {
-                group,
-                client,
-                msg,
-                queue,
-                at_ms,
-            });
+        if msg == NONE {
+            return;
+        }
+        let c = Consumption {
+            group,
+            client,
+            msg,
+            queue,
+            at_ms,
+        };
+        if success {
+            self.succeeded.push(c);
+        } else {
+            self.failed.push(c);
         }
     }
 
@@ -109,11 +124,7 @@ impl KeyOrder {
             &self.delivered
         };
         let consumed = by_group_and_key(&keys, consumed);
-        let delivered = if self.answered {
-            by_group_and_key(&keys, &self.delivered)
-        } else {
-            Vec::new()
-        };
+        let delivered = by_group_and_key(&keys, &self.failed);
         // Walk both lists (sorted by group and key) together.
         let mut d = 0;
         let mut start = 0;
@@ -270,21 +281,22 @@ fn judge(
         prev = Some(r);
     }
     // Re-runs are contiguous within a queue.
-    let mut pos: Vec<(u32, usize)> = Vec::new();
+    // Per queue: the rank consumed last, and that consumption.
+    let mut pos: Vec<(u32, usize, u32)> = Vec::new();
     for (i, c) in run.iter().enumerate() {
         let r = rank(c);
-        let Some(slot) = pos.iter_mut().find(|(q, _)| *q == c.queue) else {
-            pos.push((c.queue, r));
+        let Some(slot) = pos.iter_mut().find(|(q, _, _)| *q == c.queue) else {
+            pos.push((c.queue, r, i as u32));
             continue;
         };
-        let p = slot.1;
-        slot.1 = r;
+        let (p, by) = (slot.1, slot.2);
+        (slot.1, slot.2) = (r, i as u32);
         for s in p + 1..r {
             let fs = first[s];
             if fs == u32::MAX || fs as usize >= i || ix.msgs[seq[s] as usize].queue != c.queue {
                 continue;
             }
-            j.skipped(sink, fs, i as u32);
+            j.skipped(sink, fs, by, i as u32);
         }
     }
 }
@@ -296,6 +308,46 @@ impl Judged<'_, '_> {
             self.ix.group_name(self.g),
             self.keys.names[self.k as usize]
         )
+    }
+
+    /// Excuse `lost_tail`: the broker group of `skipped`'s queue crashed or lost data
+    /// between the message's send and `now`, so it may be gone from there.
+    fn lost_tail(&self, sink: &mut Sink, skipped: &Consumption, now: &Consumption) -> bool {
+        let ix = self.ix;
+        let nodes = self.broker_nodes(&[skipped.queue]);
+        let sent_ms = ix.msgs[skipped.msg as usize].invoke_ms;
+        let Some(f) = ix
+            .faults
+            .first_on_any(&nodes, TAIL_LOSS, sent_ms, now.at_ms)
+        else {
+            return false;
+        };
+        let evidence = format!("wid {}: {}", ix.msgs[skipped.msg as usize].wid, f.label());
+        sink.excuses
+            .record(Rule::KeyOrder, "lost_tail", || evidence);
+        true
+    }
+
+    /// Excuse `lock_lost_with_broker` (declared by the scenario, as for exclusivity):
+    /// two clients consumed one queue of the key while the queue's master had lost its
+    /// locks in a restart within one lock lifetime before.
+    fn lock_lost(&self, sink: &mut Sink, a: &Consumption, b: &Consumption) -> bool {
+        if a.client == b.client {
+            return false;
+        }
+        let Some(f) = lock_lost_with_broker(self.ix, b.queue, b.at_ms) else {
+            return false;
+        };
+        let evidence = format!(
+            "n{} and n{} on {}: {}",
+            a.client,
+            b.client,
+            self.ix.queue_name(b.queue),
+            f.label()
+        );
+        sink.excuses
+            .record(Rule::KeyOrder, "lock_lost_with_broker", || evidence);
+        true
     }
 
     /// Every node of the broker groups of `queues`.
@@ -312,6 +364,9 @@ impl Judged<'_, '_> {
         let ix = self.ix;
         let (a, b) = (self.run[earlier as usize], self.run[later as usize]);
         let (ma, mb) = (&ix.msgs[a.msg as usize], &ix.msgs[b.msg as usize]);
+        if ma.queue == mb.queue && self.lock_lost(sink, a, b) {
+            return;
+        }
         if ma.queue != mb.queue {
             let nodes = self.broker_nodes(&[ma.queue, mb.queue]);
             let from = ma
@@ -352,18 +407,22 @@ impl Judged<'_, '_> {
         });
     }
 
-    /// `failed` was delivered and never consumed, and `run[later]`, sent after it, was.
+    /// `failed`'s listener failed it, it was never consumed, and `run[later]`, sent
+    /// after it, was.
     fn failed_then_skipped(&self, sink: &mut Sink, failed: &Consumption, later: u32) {
         let ix = self.ix;
         let l = self.run[later as usize];
+        if self.lost_tail(sink, failed, l) {
+            return;
+        }
         sink.report(
             Rule::KeyOrder,
             format!("wid {}", ix.msgs[l.msg as usize].wid),
             || {
                 format!(
-                    "{}: {} was delivered to n{} at {}ms and never consumed, yet {}, sent \
-                     after it, was consumed by n{} at {}ms from {}: the failed message was \
-                     skipped; {}",
+                    "{}: {}'s listener on n{} failed it at {}ms and it was never consumed, \
+                     yet {}, sent after it, was consumed by n{} at {}ms from {}: the failed \
+                     message was skipped; {}",
                     self.label(),
                     ix.describe_msg(failed.msg),
                     failed.client,
@@ -380,14 +439,12 @@ impl Judged<'_, '_> {
 
     /// `run[now]` went forward past `run[skipped]`'s message, consumed before in the
     /// same queue.
-    fn skipped(&self, sink: &mut Sink, skipped: u32, now: u32) {
+    /// `run[before]` is the queue's consumption just before `run[now]`.
+    fn skipped(&self, sink: &mut Sink, skipped: u32, before: u32, now: u32) {
         let ix = self.ix;
         let (s, n) = (self.run[skipped as usize], self.run[now as usize]);
-        let nodes = self.broker_nodes(&[n.queue]);
-        if let Some(f) = ix.faults.first_on_any(&nodes, TAIL_LOSS, s.at_ms, n.at_ms) {
-            let evidence = format!("wid {}: {}", ix.msgs[s.msg as usize].wid, f.label());
-            sink.excuses
-                .record(Rule::KeyOrder, "lost_tail", || evidence);
+        let b = self.run[before as usize];
+        if self.lost_tail(sink, s, n) || self.lock_lost(sink, s, n) || self.lock_lost(sink, b, n) {
             return;
         }
         sink.report(

@@ -2,11 +2,13 @@
 //!
 //! [`world`] runs the nodes (event queue, node lifecycle, faults) over [`net`] and the
 //! storage wing's disk; [`scenario`] reads a scenario file, [`swarm`] draws a seed's
-//! fault and workload choices, [`workload`] drives the clients and records the history,
+//! fault and workload choices, [`workload`] drives the clients and records the history
+//! ([`orderly_listener`]: an orderly group's listener),
 //! [`runner`] puts one run together and [`sweep`] runs many. [`seeds`] splits the run's
 //! seed into one stream per component.
 
 pub mod net;
+pub mod orderly_listener;
 pub mod runner;
 pub mod scenario;
 pub mod seeds;

@@ -13,14 +13,16 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
 
 use rmq_model::client::{
-    ClientEvent, ConsumeConcurrentlyStatus, ConsumerConfig, MessageQueueSelector, OutgoingMessage,
-    Producer, ProducerConfig, PushConsumer, SendId, SendOutcome, CLIENT_TIMER_KIND_BASE,
+    ClientEvent, ConsumeConcurrentlyStatus, ConsumeOrderlyStatus, ConsumerConfig,
+    MessageQueueSelector, OutgoingMessage, Producer, ProducerConfig, PushConsumer, SendId,
+    SendOutcome, CLIENT_TIMER_KIND_BASE,
 };
 use rmq_model::message::{properties, property, PROPERTY_KEYS};
 use rmq_model::node::{Ctx, Input, Node};
 use rmq_model::protocol::{response_code, Message};
 use rmq_model::store::record::Host;
 
+use super::orderly_listener::{self, OrderlyCalls, WorkloadOrderlyListener};
 use crate::history::{
     user_properties_crc, ConsumeOutcome, Entry, History, MessageFields, SendStatus, WID_PROPERTY,
 };
@@ -301,6 +303,8 @@ pub struct ConsumerHost {
     /// The workload ids of deliveries whose listener has not answered yet, by queue
     /// (broker, topic, queue id) and queue offset.
     in_listener: BTreeMap<(String, String, i32, u64), Option<u64>>,
+    /// An orderly group's listener calls still working (`orderly_listener.rs`).
+    orderly_done: OrderlyCalls,
 }
 
 /// At most this many born hosts are remembered; past it each one is formatted anew.
@@ -308,8 +312,17 @@ const MAX_BORN_HOSTS: usize = 64;
 
 impl ConsumerHost {
     pub fn new(config: ConsumerConfig, recorder: SharedRecorder) -> Self {
+        let orderly = config.consume_orderly;
+        let mut consumer = PushConsumer::new(config);
+        let orderly_done = OrderlyCalls::default();
+        if orderly {
+            consumer.register_message_listener_orderly(Box::new(WorkloadOrderlyListener::new(
+                orderly_done.clone(),
+            )));
+        }
         ConsumerHost {
-            consumer: PushConsumer::new(config),
+            consumer,
+            orderly_done,
             recorder,
             start_at_ms: 0,
             started: false,
@@ -355,13 +368,22 @@ impl ConsumerHost {
                         queue_offset,
                         ..
                     },
-                    Some(ClientEvent::Consumed {
-                        broker_name: b,
-                        topic: t,
-                        queue_id: q,
-                        queue_offset: o,
-                        ..
-                    }),
+                    Some(
+                        ClientEvent::Consumed {
+                            broker_name: b,
+                            topic: t,
+                            queue_id: q,
+                            queue_offset: o,
+                            ..
+                        }
+                        | ClientEvent::ConsumedOrderly {
+                            broker_name: b,
+                            topic: t,
+                            queue_id: q,
+                            queue_offset: o,
+                            ..
+                        },
+                    ),
                 ) => broker_name == b && topic == t && queue_id == q && queue_offset == o,
                 _ => false,
             };
@@ -381,27 +403,25 @@ impl ConsumerHost {
                 queue_id,
                 queue_offset,
                 status,
-            } => {
-                // Matched by queue and offset only while some listener is still
-                // working: keys cost allocations the common case has no need of.
-                let wid = if self.in_listener.is_empty() {
-                    self.last_wid
-                } else {
-                    let key = (broker_name.clone(), topic.clone(), queue_id, queue_offset);
-                    self.in_listener.remove(&key).unwrap_or(self.last_wid)
-                };
-                Entry::Consumed {
-                    at_ms,
-                    group,
-                    client,
-                    broker: broker_name,
-                    topic,
-                    queue_id,
-                    queue_offset,
-                    wid,
-                    status: consume_outcome(status),
-                }
-            }
+            } => self.consumed_entry(
+                at_ms,
+                client,
+                (group, broker_name, topic, queue_id, queue_offset),
+                consume_outcome(status),
+            ),
+            ClientEvent::ConsumedOrderly {
+                group,
+                broker_name,
+                topic,
+                queue_id,
+                queue_offset,
+                status,
+            } => self.consumed_entry(
+                at_ms,
+                client,
+                (group, broker_name, topic, queue_id, queue_offset),
+                orderly_outcome(status),
+            ),
             ClientEvent::Delivered {
                 group,
                 broker_name,
@@ -499,8 +519,46 @@ impl ConsumerHost {
         self.push(entry);
     }
 
+    /// The listener's answer for the delivery at (broker, topic, queue id, offset).
+    fn consumed_entry(
+        &mut self,
+        at_ms: u64,
+        client: u32,
+        (group, broker_name, topic, queue_id, queue_offset): (String, String, String, i32, u64),
+        status: ConsumeOutcome,
+    ) -> Entry {
+        // Matched by queue and offset only while some listener is still working: keys
+        // cost allocations the common case has no need of.
+        let wid = if self.in_listener.is_empty() {
+            self.last_wid
+        } else {
+            let key = (broker_name.clone(), topic.clone(), queue_id, queue_offset);
+            self.in_listener.remove(&key).unwrap_or(self.last_wid)
+        };
+        Entry::Consumed {
+            at_ms,
+            group,
+            client,
+            broker: broker_name,
+            topic,
+            queue_id,
+            queue_offset,
+            wid,
+            status,
+        }
+    }
+
     fn push(&self, entry: Entry) {
         self.recorder.borrow_mut().history.push(entry);
+    }
+}
+
+fn orderly_outcome(status: ConsumeOrderlyStatus) -> ConsumeOutcome {
+    match status {
+        ConsumeOrderlyStatus::Success => ConsumeOutcome::ConsumeSuccess,
+        ConsumeOrderlyStatus::SuspendCurrentQueueAMoment => {
+            ConsumeOutcome::SuspendCurrentQueueAMoment
+        }
     }
 }
 
@@ -527,6 +585,17 @@ impl Node<Message> for ConsumerHost {
             } = input
             {
                 self.start(ctx);
+            }
+            return;
+        }
+        if let Input::Timer {
+            id,
+            kind: orderly_listener::TIMER_ORDERLY_DONE,
+        } = input
+        {
+            if let Some((mq, offset, status)) = self.orderly_done.take(id) {
+                let events = self.consumer.consumed_orderly(ctx, &mq, offset, status);
+                self.record_all(ctx, events);
             }
             return;
         }

@@ -15,11 +15,11 @@ pub(super) fn mutants() -> Vec<Mutant> {
     vec![Mutant {
         name: "lock-never-renewed",
         component: Component::ClientRebalanceLock,
-        description: "asks for each queue's lock once and never renews it: 30 s later the queue is no longer consumed",
+        description: "asks for each queue's lock once and never renews it: 30 s later the queue is no longer consumed, and what it holds is never delivered",
         scenario: "orderly_rebalance",
         variant: "",
         seeds: 4,
-        expected: Rule::Liveness,
+        expected: Rule::Lost,
         nodes: || {
             tamper_consumers(|c: &ConsumerConfig| {
                 (c.consume_orderly && clustering(c)).then(NoRenewal::default)

@@ -10,7 +10,8 @@
 //! mutants never touches this module.
 //!
 //! One file per component (`storage`, `broker_send`, `broker_flush`, `broker_ha`,
-//! `broker_pull`, `broker_offsets`, `broker_schedule`, `name_server`, `client_rebalance`,
+//! `broker_pull`, `broker_offsets`, `broker_schedule`, `broker_rebalance_lock`,
+//! `name_server`, `client_rebalance`,
 //! `client_rebalance_lock`, `client_offset_store`, `client_filter`, `client_consume`,
 //! `client_producer`), each
 //! with a `mutants()` list. Adding a
@@ -22,6 +23,7 @@ mod broker_flush;
 mod broker_ha;
 mod broker_offsets;
 mod broker_pull;
+mod broker_rebalance_lock;
 mod broker_schedule;
 mod broker_send;
 mod campaign;
@@ -66,6 +68,8 @@ pub enum Component {
     BrokerOffsets,
     /// The broker's delivery of delayed messages.
     BrokerSchedule,
+    /// The broker's queue locks for orderly consumers.
+    BrokerRebalanceLock,
     /// The name server's routes.
     NameServer,
     /// The push consumer's rebalance.
@@ -92,6 +96,7 @@ impl Component {
             Component::BrokerPull => "broker/pull",
             Component::BrokerOffsets => "broker/offsets",
             Component::BrokerSchedule => "broker/schedule",
+            Component::BrokerRebalanceLock => "broker/locks",
             Component::NameServer => "name server",
             Component::ClientRebalance => "client/rebalance",
             Component::ClientRebalanceLock => "client/locks",
@@ -140,6 +145,7 @@ pub fn registry() -> Vec<Mutant> {
     all.extend(broker_pull::mutants());
     all.extend(broker_offsets::mutants());
     all.extend(broker_schedule::mutants());
+    all.extend(broker_rebalance_lock::mutants());
     all.extend(name_server::mutants());
     all.extend(client_rebalance::mutants());
     all.extend(client_rebalance_lock::mutants());

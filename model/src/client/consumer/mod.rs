@@ -35,12 +35,18 @@ use super::{
 pub use consume_message_concurrently_service::{
     ConsumeAtOnce, ConsumeConcurrentlyStatus, ListenerAnswer, MessageListenerConcurrently,
 };
+use consume_message_orderly_service::OrderlyQueue;
+pub use consume_message_orderly_service::{
+    ConsumeOrderlyAtOnce, ConsumeOrderlyStatus, MessageListenerOrderly, OrderlyAnswer,
+    SUSPEND_CURRENT_QUEUE_TIME_MS,
+};
 use process_queue::ProcessQueue;
 pub use rebalance_lock::{
     REBALANCE_LATER_MS, REBALANCE_LOCK_INTERVAL_MS, REBALANCE_LOCK_MAX_LIVE_TIME_MS,
 };
 
 mod consume_message_concurrently_service;
+mod consume_message_orderly_service;
 mod ownership;
 mod process_queue;
 mod pull;
@@ -159,8 +165,11 @@ struct OwnedQueue {
     /// the file holding it is in place, the way RocketMQ's re-created pull request
     /// reads its start from the store.
     awaiting_file: bool,
-    /// The messages handed to the listener that it has not answered for yet.
+    /// The messages handed to the listener that it has not answered for yet (an
+    /// orderly consumer's: every pulled message not consumed yet).
     process_queue: ProcessQueue,
+    /// An orderly consumer's one-at-a-time consumption of the queue.
+    orderly: OrderlyQueue,
 }
 
 pub struct PushConsumer {
@@ -195,6 +204,9 @@ pub struct PushConsumer {
     /// An orderly consumer's queue locks.
     locks: RebalanceLocks,
     listener: Box<dyn MessageListenerConcurrently>,
+    orderly_listener: Box<dyn MessageListenerOrderly>,
+    /// Orderly queues resting after a suspend: timer → (queue, generation).
+    suspend_timers: BTreeMap<TimerId, (MessageQueue, u64)>,
 }
 
 impl PushConsumer {
@@ -224,6 +236,8 @@ impl PushConsumer {
             pull_commits: Vec::new(),
             locks: RebalanceLocks::default(),
             listener: Box::new(ConsumeAtOnce),
+            orderly_listener: Box::new(ConsumeOrderlyAtOnce),
+            suspend_timers: BTreeMap::new(),
         }
     }
 
@@ -331,6 +345,7 @@ impl PushConsumer {
         .into_iter()
         .flatten()
         .chain(std::mem::take(&mut self.retry_timers).into_keys())
+        .chain(std::mem::take(&mut self.suspend_timers).into_keys())
         {
             ctx.cancel_timer(timer);
         }
@@ -466,6 +481,7 @@ impl PushConsumer {
             timer_kind::LOCK_ALL | timer_kind::REBALANCE_LATER => {
                 self.on_lock_timer(ctx, id, out);
             }
+            timer_kind::CONSUME_ORDERLY_LATER => self.on_suspend_timer(ctx, id, out),
             _ => {}
         }
     }

@@ -113,7 +113,18 @@ impl PushConsumer {
         mq: &MessageQueue,
         out: &mut Vec<ClientEvent>,
     ) {
-        let q = self.queues.remove(mq).expect("disowning an owned queue");
+        let q = self.queues.get_mut(mq).expect("disowning an owned queue");
+        if q.orderly.busy() {
+            // `removeUnnecessaryMessageQueue` waits for the consume lock: the queue
+            // goes when its listener answers.
+            q.orderly.drop_when_answered();
+            return;
+        }
+        let mut q = self.queues.remove(mq).expect("disowning an owned queue");
+        if let Some(timer) = q.orderly.take_timer() {
+            self.suspend_timers.remove(&timer);
+            ctx.cancel_timer(timer);
+        }
         if let Some(timer) = q.retry_timer {
             self.retry_timers.remove(&timer);
             ctx.cancel_timer(timer);
@@ -165,6 +176,7 @@ impl PushConsumer {
                 retry_timer: None,
                 awaiting_file: false,
                 process_queue: Default::default(),
+                orderly: Default::default(),
             },
         );
         self.locate(ctx, &mq, out);

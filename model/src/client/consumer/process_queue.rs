@@ -34,6 +34,16 @@ impl ProcessQueue {
         self.in_listener.remove(&queue_offset)
     }
 
+    /// The lowest message waiting (an orderly consumer's next one).
+    pub(crate) fn first(&self) -> Option<(u64, &DeliveredMessage)> {
+        self.in_listener.first_key_value().map(|(&o, m)| (o, m))
+    }
+
+    /// The message at `queue_offset`, to raise its reconsume count in place.
+    pub(crate) fn get_mut(&mut self, queue_offset: u64) -> Option<&mut DeliveredMessage> {
+        self.in_listener.get_mut(&queue_offset)
+    }
+
     /// How far the queue is consumed when the next pull starts at `next_offset`: the
     /// lowest offset still in a listener, else `next_offset`.
     pub(crate) fn consume_offset(&self, next_offset: u64) -> u64 {

@@ -91,6 +91,9 @@ impl PushConsumer {
             response_code::SUCCESS => {
                 self.deliver(ctx, mq, &pull, out);
                 self.advance(mq, pull.next_begin_offset);
+                if self.cfg.consume_orderly {
+                    self.consume_orderly(ctx, mq, out);
+                }
             }
             response_code::PULL_NOT_FOUND | response_code::PULL_RETRY_IMMEDIATELY => {
                 self.advance(mq, pull.next_begin_offset);
@@ -112,6 +115,7 @@ impl PushConsumer {
                 let q = self.queues.get_mut(mq).expect("current queue");
                 q.next_offset = Some(next);
                 q.process_queue.clear();
+                q.orderly.forget();
                 self.offsets.update(mq, next);
                 if !self.clustering() {
                     self.queues
@@ -196,7 +200,11 @@ impl PushConsumer {
                 born_timestamp_ms: view.born_timestamp_ms,
                 born_host: view.born_host,
             };
-            self.hand_to_listener(ctx, mq, queue_offset, msg, out);
+            if self.cfg.consume_orderly {
+                self.put_orderly(mq, queue_offset, msg);
+            } else {
+                self.hand_to_listener(ctx, mq, queue_offset, msg, out);
+            }
         }
     }
 

@@ -190,7 +190,9 @@ impl PushConsumer {
                         continue;
                     }
                     if granted.contains(&mq) {
-                        self.locks.last_lock_ms.insert(mq, asked_ms);
+                        self.locks.last_lock_ms.insert(mq.clone(), asked_ms);
+                        // A queue whose lock had lapsed goes on where it stopped.
+                        self.consume_orderly(ctx, &mq, out);
                     } else {
                         tracing::debug!(?mq, "lost the queue lock");
                         self.locks.last_lock_ms.remove(&mq);
