@@ -253,3 +253,6 @@ impl PushConsumer {
         self.consume_orderly(ctx, &mq, out);
     }
 }
+
+#[cfg(test)]
+mod tests;

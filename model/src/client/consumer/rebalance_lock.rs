@@ -319,4 +319,4 @@ impl PushConsumer {
 }
 
 #[cfg(test)]
-mod tests;
+pub(super) mod tests;

@@ -66,7 +66,10 @@ fn run_to(c: &mut PushConsumer, ctx: &mut TestCtx, t_ms: u64) -> Vec<ClientEvent
 
 /// Starts `c` and answers the route and a consumer list naming it and "z@1", so the
 /// rebalance gives it broker a's two queues; the requests that follow.
-fn allocated_a(c: &mut PushConsumer, ctx: &mut TestCtx) -> Vec<(NodeId, Message)> {
+pub(in crate::client::consumer) fn allocated_a(
+    c: &mut PushConsumer,
+    ctx: &mut TestCtx,
+) -> Vec<(NodeId, Message)> {
     c.start(ctx);
     let sent = ctx.take_sent();
     respond(c, ctx, &sent[0].1, Response::Route(route()));
@@ -75,7 +78,10 @@ fn allocated_a(c: &mut PushConsumer, ctx: &mut TestCtx) -> Vec<(NodeId, Message)
 
 /// Answers the consumer-list request among the requests sent with a list naming `c`
 /// and "z@1" (it sorts first and gets a's queues); the requests that follow.
-fn answer_consumer_list(c: &mut PushConsumer, ctx: &mut TestCtx) -> Vec<(NodeId, Message)> {
+pub(in crate::client::consumer) fn answer_consumer_list(
+    c: &mut PushConsumer,
+    ctx: &mut TestCtx,
+) -> Vec<(NodeId, Message)> {
     let sent = ctx.take_sent();
     let list = find(&sent, |r| {
         matches!(r, Request::GetConsumerListByGroup { .. })
@@ -89,7 +95,10 @@ fn answer_consumer_list(c: &mut PushConsumer, ctx: &mut TestCtx) -> Vec<(NodeId,
 
 /// An orderly consumer owning a0 (offset 5) and a1 (offset 0), both locked at 0 ms; the
 /// two pulls in flight.
-fn owning_a_locked(c: &mut PushConsumer, ctx: &mut TestCtx) -> Vec<(NodeId, Message)> {
+pub(in crate::client::consumer) fn owning_a_locked(
+    c: &mut PushConsumer,
+    ctx: &mut TestCtx,
+) -> Vec<(NodeId, Message)> {
     let sent = allocated_a(c, ctx);
     let lock = find(&sent, is_lock)[0].1.clone();
     let granted = lock_body(&lock).queues.clone();
