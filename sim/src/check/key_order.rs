@@ -21,11 +21,12 @@
 //!
 //! Excuses, each resting on evidence no wider than the pair judged:
 //! - `queue_changed`: the two messages were stored in different queues and a fault
-//!   (other than a clock skew or a heal) hit a node of either queue's broker group from
-//!   one view-convergence window (`Promise::view_convergence_ms`) before the earlier
-//!   message's send to the later one's. RocketMQ's producer maps a key over the route's
-//!   writable queues, which lose a broker group whose master is gone (documented:
-//!   strict order holds only while the queues do not change), so the key moved.
+//!   (other than a clock skew or a heal) hit a node that is no client — a broker or a
+//!   name server — from one view-convergence window (`Promise::view_convergence_ms`)
+//!   before the earlier message's send to the later one's. RocketMQ's producer maps a
+//!   key over the route's writable queues, which lose a broker group whose master is
+//!   gone or unregistered (documented: strict order holds only while the queues do not
+//!   change), so the key moved.
 //! - `lost_tail`: the skipped message's queue's broker group crashed or lost its cache
 //!   or media between the message's send and the later consumption: the message may be
 //!   gone from there (a consumer that still held it may have crashed meanwhile).
@@ -174,6 +175,9 @@ struct Keys<'h> {
     /// Per key: its sequence (message ids, in send order).
     seqs: Vec<Vec<u32>>,
     names: Vec<&'h str>,
+    /// The client nodes (consumers of `Meta`, producers), sorted: a fault on any
+    /// other node (a broker or a name server) can change a producer's route.
+    clients: Vec<u32>,
 }
 
 impl<'h> Keys<'h> {
@@ -207,11 +211,27 @@ impl<'h> Keys<'h> {
             rank[m as usize] = seq.len() as u32;
             seq.push(m);
         }
+        let mut clients: Vec<u32> = ix
+            .groups_meta
+            .iter()
+            .flat_map(|g| g.consumers.iter().copied())
+            .chain(
+                ix.msgs
+                    .iter()
+                    .filter_map(|m| match ix.entries.get(m.invoke as usize) {
+                        Some(Entry::SendInvoke { client, .. }) => Some(*client),
+                        _ => None,
+                    }),
+            )
+            .collect();
+        clients.sort_unstable();
+        clients.dedup();
         Keys {
             key,
             rank,
             seqs,
             names,
+            clients,
         }
     }
 }
@@ -314,7 +334,7 @@ impl Judged<'_, '_> {
     /// between the message's send and `now`, so it may be gone from there.
     fn lost_tail(&self, sink: &mut Sink, skipped: &Consumption, now: &Consumption) -> bool {
         let ix = self.ix;
-        let nodes = self.broker_nodes(&[skipped.queue]);
+        let nodes = self.broker_nodes(skipped.queue);
         let sent_ms = ix.msgs[skipped.msg as usize].invoke_ms;
         let Some(f) = ix
             .faults
@@ -350,13 +370,12 @@ impl Judged<'_, '_> {
         true
     }
 
-    /// Every node of the broker groups of `queues`.
-    fn broker_nodes(&self, queues: &[u32]) -> Vec<u32> {
-        queues
-            .iter()
-            .filter_map(|&q| self.ix.broker_group(self.ix.queues[q as usize].broker))
-            .flat_map(|bg| bg.slave_node.into_iter().chain([bg.master_node]))
-            .collect()
+    /// Every node of the broker group of `queue`.
+    fn broker_nodes(&self, queue: u32) -> Vec<u32> {
+        self.ix
+            .broker_group(self.ix.queues[queue as usize].broker)
+            .map(|bg| bg.slave_node.into_iter().chain([bg.master_node]).collect())
+            .unwrap_or_default()
     }
 
     /// `run[later]` (sent later) was first consumed before `run[earlier]` was.
@@ -368,14 +387,14 @@ impl Judged<'_, '_> {
             return;
         }
         if ma.queue != mb.queue {
-            let nodes = self.broker_nodes(&[ma.queue, mb.queue]);
             let from = ma
                 .invoke_ms
                 .saturating_sub(ix.promise.view_convergence_ms());
-            if let Some(f) = ix
-                .faults
-                .first_on_any(&nodes, ROUTE_FAULTS, from, mb.invoke_ms)
-            {
+            let clients = &self.keys.clients;
+            if let Some(f) = ix.faults.last_matching(from, mb.invoke_ms, |f| {
+                bit(f.kind) & ROUTE_FAULTS != 0
+                    && f.node.is_some_and(|n| clients.binary_search(&n).is_err())
+            }) {
                 let evidence = format!(
                     "wid {} in {} and wid {} in {}: {}",
                     ma.wid,
