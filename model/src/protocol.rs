@@ -38,6 +38,9 @@ pub mod request_code {
     pub const UNLOCK_BATCH_MQ: i32 = 42;
     /// A slave's `SlaveSynchronize.syncConsumerOffset` asks its master for every offset.
     pub const GET_ALL_CONSUMER_OFFSET: i32 = 43;
+    /// A slave's `SlaveSynchronize.syncDelayOffset` asks its master for
+    /// `delayOffset.json`.
+    pub const GET_ALL_DELAY_OFFSET: i32 = 45;
     pub const SEND_MESSAGE_V2: i32 = 310;
     /// Several messages in one body (the compact batch format, reference D), with the
     /// V2 header: [`super::Request::SendBatchMessage`].
@@ -140,6 +143,11 @@ impl Message {
                     Response::Offset(o) => [*o, 0, 0],
                     Response::Error { code, .. } => [*code as u64, 0, 0],
                     Response::ConsumerList(ids) => [ids.len() as u64, 0, 0],
+                    Response::DelayOffsets(text) => [
+                        text.len() as u64,
+                        u64::from(crc32fast::hash(text.as_bytes())),
+                        0,
+                    ],
                     Response::ConsumerOffsets(t) => [
                         t.offset_table.len() as u64,
                         t.offset_table
@@ -225,6 +233,7 @@ impl Message {
                         format!("NOTIFY_CONSUMER_IDS_CHANGED {consumer_group}")
                     }
                     Request::GetAllConsumerOffset => "GET_ALL_CONSUMER_OFFSET".into(),
+                    Request::GetAllDelayOffset => "GET_ALL_DELAY_OFFSET".into(),
                     Request::UpdateAndCreateTopic(t) => format!(
                         "UPDATE_AND_CREATE_TOPIC {} r={} w={} perm={}",
                         t.topic_name, t.read_queue_nums, t.write_queue_nums, t.perm
@@ -312,6 +321,7 @@ impl Message {
                     Response::HeartBeat => "HEART_BEAT_OK".into(),
                     Response::UnregisterClient => "UNREGISTERED_CLIENT".into(),
                     Response::ConsumerList(ids) => format!("CONSUMERS {}", ids.join(",")),
+                    Response::DelayOffsets(text) => format!("DELAY_OFFSETS {text}"),
                     Response::ConsumerOffsets(t) => format!(
                         "CONSUMER_OFFSETS keys={} queues={}",
                         t.offset_table.len(),
@@ -385,6 +395,9 @@ pub enum Request {
     /// Slave → master (`SlaveSynchronize`): every consumer offset the master holds,
     /// answered with [`Response::ConsumerOffsets`].
     GetAllConsumerOffset,
+    /// Slave → master (`SlaveSynchronize`): the master's `delayOffset.json` as
+    /// persisted, answered with [`Response::DelayOffsets`].
+    GetAllDelayOffset,
     /// An orderly consumer asks for the queues it is to consume (`LockBatchRequestBody`),
     /// answered with [`Response::LockBatchMq`]: those now locked for it.
     LockBatchMq(LockBatch),
@@ -471,6 +484,7 @@ impl Request {
             Request::GetConsumerListByGroup { .. } => request_code::GET_CONSUMER_LIST_BY_GROUP,
             Request::NotifyConsumerIdsChanged { .. } => request_code::NOTIFY_CONSUMER_IDS_CHANGED,
             Request::GetAllConsumerOffset => request_code::GET_ALL_CONSUMER_OFFSET,
+            Request::GetAllDelayOffset => request_code::GET_ALL_DELAY_OFFSET,
             Request::LockBatchMq(_) => request_code::LOCK_BATCH_MQ,
             Request::UnlockBatchMq(_) => request_code::UNLOCK_BATCH_MQ,
             Request::UpdateAndCreateTopic(_) => request_code::UPDATE_AND_CREATE_TOPIC,
@@ -510,6 +524,8 @@ pub enum Response {
     ConsumerList(Vec<String>),
     /// GET_ALL_CONSUMER_OFFSET's body (`ConsumerOffsetSerializeWrapper`'s offset table).
     ConsumerOffsets(ConsumerOffsetTable),
+    /// GET_ALL_DELAY_OFFSET's body: the text of the master's `delayOffset.json`.
+    DelayOffsets(String),
     /// LOCK_BATCH_MQ's `lockOKMQSet`: the queues locked for the asking client.
     LockBatchMq(BTreeSet<MessageQueue>),
     /// UNLOCK_BATCH_MQ answered with SUCCESS.

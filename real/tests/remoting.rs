@@ -703,6 +703,17 @@ fn all_responses() -> Vec<(i32, Response)> {
             rc::GET_ALL_CONSUMER_OFFSET,
             Response::ConsumerOffsets(offsets),
         ),
+        (
+            rc::GET_ALL_DELAY_OFFSET,
+            Response::DelayOffsets(r#"{"offsetTable":{1:12,3:4}}"#.into()),
+        ),
+        (
+            rc::GET_ALL_DELAY_OFFSET,
+            error(
+                response_code::SYSTEM_ERROR,
+                "No delay offset in this broker",
+            ),
+        ),
         (rc::LOCK_BATCH_MQ, Response::LockBatchMq(queues(&[0, 1]))),
         (rc::LOCK_BATCH_MQ, Response::LockBatchMq(queues(&[]))),
         (rc::UNLOCK_BATCH_MQ, Response::UnlockBatchMq),

@@ -379,6 +379,10 @@ impl Broker {
                 let table = self.offsets.table().clone();
                 reply(ctx, Response::ConsumerOffsets(table));
             }
+            Request::GetAllDelayOffset => {
+                let response = Self::all_delay_offset(ctx.disk());
+                reply(ctx, response);
+            }
             Request::GetMaxOffset { topic, queue_id } => {
                 // What a pull may serve, not the page cache's end (`high_watermark.rs`).
                 let max = self.visible_max_queue_offset(ctx.now_ms(), ctx.disk(), &topic, queue_id);
@@ -524,7 +528,7 @@ impl Broker {
         response: Response,
     ) {
         // The only requests a broker sends that are answered: REGISTER_BROKER and a
-        // slave's GET_ALL_CONSUMER_OFFSET.
+        // slave's GET_ALL_CONSUMER_OFFSET and GET_ALL_DELAY_OFFSET.
         match response {
             Response::RegisterBroker(result) if self.config.is_slave() => {
                 if let Some(addr) = result.master_addr.filter(|a| !a.is_empty()) {
@@ -546,6 +550,9 @@ impl Broker {
             }
             Response::ConsumerOffsets(table) if self.phase == Phase::Running => {
                 self.on_master_offsets(ctx, from, opaque, &table);
+            }
+            Response::DelayOffsets(text) if self.phase == Phase::Running => {
+                self.on_master_delay_offsets(ctx, from, &text);
             }
             _ => {}
         }

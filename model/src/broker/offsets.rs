@@ -279,6 +279,11 @@ impl Broker {
             let opaque = self.offsets.next_sync();
             let request = Request::GetAllConsumerOffset;
             ctx.send(master, Message::Request { opaque, request });
+            // `syncDelayOffset`, in the same round; its own opaque, so the two answers
+            // are told apart on the wire.
+            let request = Request::GetAllDelayOffset;
+            let opaque = opaque | super::schedule_message_service::DELAY_SYNC_OPAQUE_BIT;
+            ctx.send(master, Message::Request { opaque, request });
         }
     }
 

@@ -18,16 +18,22 @@
 //!   (`DELAY_FOR_A_WHILE`); the same deliveries with far fewer events. Timers, and the
 //!   persist timer, are armed only once the broker holds a delayed message, so a broker
 //!   that never sees one runs exactly as before.
-//! - **A slave does not yet fetch its master's delay offsets** (GET_ALL_DELAY_OFFSET in
-//!   `SlaveSynchronize`): a slave never delivers, and nothing promotes one here.
+//!
+//! A slave never delivers. At each SlaveSynchronize it fetches its master's
+//! `delayOffset.json` as persisted (GET_ALL_DELAY_OFFSET) and writes it as its own, as
+//! RocketMQ's `syncDelayOffset` does: a slave restarted as master resumes each level
+//! where its old master had persisted it. Since a master persists only progress whose
+//! copies are durable, and a slave holds what its master made durable only once
+//! replication caught up, such a slave may re-deliver (never skip) what it received
+//! late.
 
 use std::collections::{BTreeMap, VecDeque};
 
 use super::{timer, Broker, FlushDiskType};
 use crate::message::{encode_properties, property, PROPERTY_WAIT_STORE_MSG_OK};
-use crate::node::{Ctx, TimerId};
-use crate::protocol::Message;
-use crate::store::config_file::PersistedTable;
+use crate::node::{Ctx, NodeId, TimerId};
+use crate::protocol::{response_code, Message, Response};
+use crate::store::config_file::{parse_json, read_text, PersistedTable};
 use crate::store::config_tables::{DelayOffsetTable, DELAY_OFFSET_PATH};
 use crate::store::delay_level::{
     PROPERTY_DELAY_TIME_LEVEL, PROPERTY_REAL_QUEUE_ID, PROPERTY_REAL_TOPIC, SCHEDULE_TOPIC,
@@ -46,6 +52,10 @@ pub const DELAY_FOR_A_PERIOD_MS: u64 = 10_000;
 pub const MAX_DELIVERIES_PER_RUN: usize = 64;
 /// Re-stored copies of one level not yet durable; past it the level waits for a flush.
 pub const MAX_UNDURABLE_COPIES_PER_LEVEL: usize = 4_096;
+/// Set in the opaque of a slave's GET_ALL_DELAY_OFFSET, whose round number is the
+/// GET_ALL_CONSUMER_OFFSET's it goes with: two requests in flight to one master never
+/// share an opaque.
+pub const DELAY_SYNC_OPAQUE_BIT: u32 = 1 << 31;
 /// `TopicValidator.RMQ_SYS_TRANS_HALF_TOPIC`: a delayed half message is discarded.
 const TRANS_HALF_TOPIC: &str = "RMQ_SYS_TRANS_HALF_TOPIC";
 
@@ -152,6 +162,45 @@ impl Broker {
     /// The commit log is durable up to `durable`.
     pub(super) fn schedule_on_durable(&mut self, durable: u64) {
         self.schedule.on_durable(durable);
+    }
+
+    /// GET_ALL_DELAY_OFFSET (`AdminBrokerProcessor.getAllDelayOffset`): the delay
+    /// offsets as the file holds them, not progress not yet persisted.
+    pub(super) fn all_delay_offset(disk: &dyn Disk) -> Response {
+        match read_text(disk, DELAY_OFFSET_PATH) {
+            Ok(text) => Response::DelayOffsets(text),
+            Err(_) => Response::Error {
+                code: response_code::SYSTEM_ERROR,
+                remark: "No delay offset in this broker".into(),
+            },
+        }
+    }
+
+    /// A slave got its master's `delayOffset.json`: written as its own when it
+    /// differs (`SlaveSynchronize.syncDelayOffset`); a text that is not a delay-offset
+    /// table is refused with a warning, never written.
+    pub(super) fn on_master_delay_offsets(
+        &mut self,
+        ctx: &mut dyn Ctx<Message>,
+        from: NodeId,
+        text: &str,
+    ) {
+        if !self.config.is_slave() || self.master_node(ctx) != Some(from) {
+            return;
+        }
+        let table: DelayOffsetTable = match parse_json(text) {
+            Ok(table) => table,
+            Err(e) => {
+                tracing::warn!(error = %e, "master's delay offsets unreadable; not synced");
+                return;
+            }
+        };
+        let persisted = self.schedule.persisted();
+        if *persisted.table() != table {
+            *persisted.table_mut() = table;
+            persisted.mark_dirty();
+            persisted.persist(ctx.disk());
+        }
     }
 
     /// `flushDelayOffsetInterval` passed, or the broker shuts down.
@@ -396,10 +445,19 @@ mod tests {
 
     impl Harness {
         fn boot(disk: MemDisk, now_ms: u64) -> Harness {
-            let mut ctx = TestCtx::new(&[]);
+            Harness::boot_as(config(), &[], disk, now_ms)
+        }
+
+        fn boot_as(
+            config: BrokerConfig,
+            peers: &[(&str, u32)],
+            disk: MemDisk,
+            now_ms: u64,
+        ) -> Harness {
+            let mut ctx = TestCtx::new(peers);
             ctx.disk = disk;
             ctx.now_ms = now_ms;
-            let mut broker = Broker::boot(config(), &mut ctx.disk);
+            let mut broker = Broker::boot(config, &mut ctx.disk);
             broker.on_start(&mut ctx);
             let mut h = Harness {
                 ctx,
@@ -594,6 +652,97 @@ mod tests {
         // C, delivered after the last persist, comes again (at-least-once); A and B
         // do not; D is delivered after the restart, when due.
         assert_eq!(h.keys(TOPIC, 0), ["A", "B", "C", "C", "D"]);
+    }
+
+    #[test]
+    fn a_slave_takes_its_masters_persisted_delay_offsets() {
+        let mut master = Harness::boot(MemDisk::new(), 0);
+        let ask = |h: &mut Harness| {
+            let request = Request::GetAllDelayOffset;
+            let msg = Message::Request { opaque: 9, request };
+            let from = NodeId(6);
+            h.broker.handle(&mut h.ctx, Input::Packet { from, msg });
+            match h.ctx.take_sent().pop() {
+                Some((_, Message::Response { response, .. })) => response,
+                other => panic!("answered at once: {other:?}"),
+            }
+        };
+        assert!(
+            matches!(
+                ask(&mut master),
+                Response::Error {
+                    code: response_code::SYSTEM_ERROR,
+                    ..
+                }
+            ),
+            "nothing persisted yet"
+        );
+        master.send(0, "A", "1");
+        master.advance_to(20_000);
+        let Response::DelayOffsets(text) = ask(&mut master) else {
+            panic!("the file's text");
+        };
+        assert_eq!(text, r#"{"offsetTable":{"1":1}}"#);
+        // Delivered but not yet persisted: the answer is the file, not the progress.
+        master.send(0, "B", "1");
+        master.advance_to(21_000);
+        assert_eq!(master.keys(TOPIC, 0), ["A", "B"]);
+        assert!(matches!(ask(&mut master), Response::DelayOffsets(t) if t == text));
+
+        let slave_config = BrokerConfig {
+            role: crate::broker::BrokerRole::Slave,
+            master_addr: Some("10.0.0.7:10911".into()),
+            ..config()
+        };
+        let peers = [("10.0.0.7:10911", 7)];
+        let mut slave = Harness::boot_as(slave_config, &peers, MemDisk::new(), 0);
+        // Its first SlaveSynchronize (3 s after boot) asks for both tables, with
+        // different opaques.
+        slave.advance_to(3_000);
+        let asked: Vec<(u32, Request)> = slave
+            .ctx
+            .take_sent()
+            .into_iter()
+            .filter_map(|(to, m)| match m {
+                Message::Request { opaque, request } if to == NodeId(7) => Some((opaque, request)),
+                _ => None,
+            })
+            .filter(|(_, r)| {
+                matches!(
+                    r,
+                    Request::GetAllConsumerOffset | Request::GetAllDelayOffset
+                )
+            })
+            .collect();
+        assert!(
+            matches!(&asked[..], [(a, Request::GetAllConsumerOffset), (b, Request::GetAllDelayOffset)] if a != b),
+            "{asked:?}"
+        );
+        let answer = |h: &mut Harness, from: u32, text: &str| {
+            let response = Response::DelayOffsets(text.into());
+            let msg = Message::Response {
+                opaque: asked[1].0,
+                response,
+            };
+            h.broker.handle(
+                &mut h.ctx,
+                Input::Packet {
+                    from: NodeId(from),
+                    msg,
+                },
+            );
+            h.pump();
+        };
+        // Garbage, or an answer from another node than its master, is not written.
+        answer(&mut slave, 7, "{not json");
+        answer(&mut slave, 8, &text);
+        assert!(!slave.ctx.disk.files().contains_key(DELAY_OFFSET_PATH));
+        answer(&mut slave, 7, &text);
+        let file = &slave.ctx.disk.files()[DELAY_OFFSET_PATH];
+        assert_eq!(file.as_slice(), text.as_bytes());
+        // Written where a restart as master reads it: level 1 resumes past A.
+        let resumed = ScheduleMessageService::load(&slave.ctx.disk);
+        assert_eq!(resumed.next.get(&1), Some(&1));
     }
 
     #[test]

@@ -234,16 +234,26 @@ impl<T: Serialize + DeserializeOwned + Default> PersistedTable<T> {
 }
 
 fn read_json<T: DeserializeOwned>(disk: &dyn Disk, path: &str) -> Result<T, String> {
+    let text = read_text(disk, path)?;
+    parse_json(&text).map_err(|e| format!("{path}: {e}"))
+}
+
+/// The whole of file `path` as UTF-8 text.
+pub fn read_text(disk: &dyn Disk, path: &str) -> Result<String, String> {
     let len = disk.len(path).map_err(|e| e.to_string())?;
     let bytes = disk
         .read(path, 0, len as usize)
         .map_err(|e| e.to_string())?;
-    let text = std::str::from_utf8(&bytes).map_err(|_| format!("{path}: not UTF-8"))?;
+    String::from_utf8(bytes.into_owned()).map_err(|_| format!("{path}: not UTF-8"))
+}
+
+/// A config table from its JSON text, as RocketMQ (fastjson) writes it too: integer
+/// map keys may come without quotes (`{0:12}`).
+pub fn parse_json<T: DeserializeOwned>(text: &str) -> Result<T, String> {
     match serde_json::from_str(text) {
         Ok(v) => Ok(v),
-        // RocketMQ (fastjson) writes integer map keys without quotes: `{0:12}`.
         Err(first) => serde_json::from_str(&quote_bare_integer_keys(text))
-            .map_err(|_| format!("{path}: not valid JSON for this file: {first}")),
+            .map_err(|_| format!("not valid JSON for this file: {first}")),
     }
 }
 

@@ -13,7 +13,7 @@ use super::{
 const MAX_FRAMES_PER_CASE: usize = 64;
 
 /// Every request code a response may answer, tried on each decoded response.
-const REQUEST_CODES: [i32; 29] = [
+const REQUEST_CODES: [i32; 30] = [
     rc::SEND_MESSAGE,
     rc::SEND_MESSAGE_V2,
     rc::SEND_BATCH_MESSAGE,
@@ -26,6 +26,7 @@ const REQUEST_CODES: [i32; 29] = [
     rc::GET_CONSUMER_LIST_BY_GROUP,
     rc::NOTIFY_CONSUMER_IDS_CHANGED,
     rc::GET_ALL_CONSUMER_OFFSET,
+    rc::GET_ALL_DELAY_OFFSET,
     rc::LOCK_BATCH_MQ,
     rc::UNLOCK_BATCH_MQ,
     rc::REGISTER_BROKER,

@@ -97,6 +97,7 @@ pub fn try_request_from_wire(cmd: &RemotingCommand) -> Result<Request, MappingEr
             consumer_group: f.string("consumerGroup")?,
         },
         rc::GET_ALL_CONSUMER_OFFSET => Request::GetAllConsumerOffset,
+        rc::GET_ALL_DELAY_OFFSET => Request::GetAllDelayOffset,
         rc::LOCK_BATCH_MQ => Request::LockBatchMq(lock_batch(&f, &cmd.body)?),
         rc::UNLOCK_BATCH_MQ => Request::UnlockBatchMq(lock_batch(&f, &cmd.body)?),
         rc::REGISTER_BROKER => register_broker(&f, &cmd.body)?,
@@ -268,7 +269,9 @@ pub fn try_request_to_wire(
         | Request::NotifyConsumerIdsChanged { consumer_group } => {
             ext([("consumerGroup", consumer_group.clone())])
         }
-        Request::GetAllConsumerOffset | Request::GetBrokerClusterInfo => ext([]),
+        Request::GetAllConsumerOffset
+        | Request::GetAllDelayOffset
+        | Request::GetBrokerClusterInfo => ext([]),
         Request::LockBatchMq(b) | Request::UnlockBatchMq(b) => {
             body = bodies::lock_batch_to_json(b);
             ext([])

@@ -96,6 +96,7 @@ pub fn response_to_wire(
             })
         }
         Response::ConsumerOffsets(table) => body = bodies::to_json(table),
+        Response::DelayOffsets(text) => body = text.as_bytes().to_vec(),
         Response::LockBatchMq(queues) => body = bodies::locked_to_json(queues),
         Response::UnlockBatchMq | Response::TopicUpdated => {}
         Response::StoredMessage(bytes) => body = bytes.clone(),
@@ -174,6 +175,10 @@ pub fn response_from_wire(
         rc::GET_CONSUMER_LIST_BY_GROUP if success => {
             Response::ConsumerList(bodies::consumer_ids_from_json(&cmd.body).map_err(bad_body)?)
         }
+        rc::GET_ALL_DELAY_OFFSET if success => Response::DelayOffsets(
+            String::from_utf8(cmd.body.clone())
+                .map_err(|_| bad_body("delayOffset.json is not UTF-8".to_string()))?,
+        ),
         rc::GET_ALL_CONSUMER_OFFSET if success => Response::ConsumerOffsets(
             fastjson::from_slice::<ConsumerOffsetTable>(&cmd.body).map_err(bad_body)?,
         ),

@@ -19,9 +19,13 @@
 //!   Otherwise a message stored twice is unexplained.
 //! - `delay_redelivered`: it sits at another position than the delivery before, the
 //!   message was sent with a delay level, and the master of the broker group that
-//!   stored it restarted (any crash or restart) between the send and this delivery:
-//!   the broker re-stored the copies it had made since it last persisted its delay
-//!   offsets (`delayOffset.json`), as RocketMQ's `ScheduleMessageService` does.
+//!   stored it restarted (any crash or restart) after the send, before this delivery
+//!   and no later than [`delay_progress_window_ms`] after the delivery before: the
+//!   broker re-stored the copies it had made since it last persisted its delay offsets
+//!   (`delayOffset.json`), as RocketMQ's `ScheduleMessageService` does. The earlier
+//!   copy was made no later than it was delivered, so a restart later than that window
+//!   found its progress persisted: a level re-delivered from further back is a broker
+//!   that did not persist it.
 //! - otherwise it is a redelivery of one position, and needs an ownership change: it
 //!   was made in another span (see `tables.rs`) than the delivery before. The span it
 //!   was made in says which change:
@@ -46,7 +50,7 @@ use super::faults::{CACHE_LOSS, RESTARTS};
 use super::offsets::COMMIT_IN_FLIGHT_MS;
 use super::tables::{Dup, Index, Msg, NONE};
 use super::{CheckStats, Rule, Sink};
-use crate::history::Entry;
+use crate::history::{BrokerGroupMeta, Entry, FlushMode};
 
 /// Why a redelivery happened.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -105,17 +109,38 @@ fn unfinished_by_a_crash(ix: &Index, m: &Msg) -> bool {
         .is_some()
 }
 
-/// A delayed message whose storing master crashed or restarted between its send and
-/// `at_ms`: the master may have re-stored it from its schedule queue.
-fn delay_master_restarted(ix: &Index, m: &Msg, at_ms: u64) -> bool {
+/// How long after a delayed message's copy was made a restart of its master may still
+/// re-deliver it: the copy becomes durable (at once under SYNC_FLUSH; under
+/// ASYNC_FLUSH within the thorough flush interval), the next persist of the delay
+/// offsets records it (`flushDelayOffsetInterval`), and that file's write, its fsync
+/// and the renames' directory sync complete.
+pub(crate) fn delay_progress_window_ms(ix: &Index, group: &BrokerGroupMeta) -> u64 {
+    let p = &ix.promise;
+    let durable_ms = match group.flush {
+        FlushMode::SyncFlush => p.fsync_max_ms,
+        FlushMode::AsyncFlush => p.flush_commit_log_thorough_interval_ms + p.fsync_max_ms,
+    };
+    durable_ms + p.flush_delay_offset_interval_ms + 3 * p.fsync_max_ms
+}
+
+/// A delayed message whose storing master crashed or restarted after its send, before
+/// `at_ms` and within [`delay_progress_window_ms`] of `prev_at_ms` (the delivery of
+/// the copy before): the master may have re-stored it from its schedule queue.
+fn delay_master_restarted(ix: &Index, m: &Msg, prev_at_ms: u64, at_ms: u64) -> bool {
     if m.delay_level == 0 {
         return false;
     }
     let Some(group) = ix.stored_broker(m).and_then(|b| ix.broker_group(b)) else {
         return false;
     };
+    let until_ms = at_ms.min(prev_at_ms.saturating_add(delay_progress_window_ms(ix, group)));
     ix.faults
-        .first_on(group.master_node, RESTARTS | CACHE_LOSS, m.invoke_ms, at_ms)
+        .first_on(
+            group.master_node,
+            RESTARTS | CACHE_LOSS,
+            m.invoke_ms,
+            until_ms,
+        )
         .is_some()
 }
 
@@ -133,7 +158,12 @@ fn cause(ix: &Index, d: &Dup) -> Result<Cause, &'static str> {
         let m = &ix.msgs[d.msg as usize];
         return if m.retried_after_unknown || unfinished_by_a_crash(ix, m) {
             Ok(Cause::ProducerRetry)
-        } else if delay_master_restarted(ix, m, ix.entries[d.entry as usize].at_ms()) {
+        } else if delay_master_restarted(
+            ix,
+            m,
+            ix.entries[d.prev_entry as usize].at_ms(),
+            ix.entries[d.entry as usize].at_ms(),
+        ) {
             Ok(Cause::DelayRedelivered)
         } else {
             Err("the message sits at two positions and its producer never retried after an unknown outcome")

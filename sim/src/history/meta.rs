@@ -99,6 +99,10 @@ pub struct Promise {
     /// default; a scenario shortens them so delayed messages fit a run.
     #[serde(skip_serializing_if = "is_rocketmq_delay_levels")]
     pub delay_levels_ms: Vec<u64>,
+    /// `flushDelayOffsetInterval`: a master persists how far each delay level has
+    /// delivered this often, so a crash re-delivers only the copies made since (and
+    /// not yet durable by) its last persist.
+    pub flush_delay_offset_interval_ms: u64,
     /// `rocketmq.broker.rebalance.lockMaxLiveTime`: a broker keeps an orderly
     /// consumer's queue lock this long after its last renewal.
     #[serde(skip_serializing_if = "is_rocketmq_lock_max_live_time")]
@@ -149,6 +153,7 @@ impl Default for Promise {
             settled_delivery_ms: 5_000,
             ack_grace_ms: None,
             delay_levels_ms: ROCKETMQ_DELAY_LEVELS_MS.to_vec(),
+            flush_delay_offset_interval_ms: 10_000,
             lock_max_live_time_ms: ROCKETMQ_LOCK_MAX_LIVE_TIME_MS,
             orderly_lock_lost_with_broker: false,
         }

@@ -239,6 +239,7 @@ fn broker_config(s: &Scenario, l: &Layout, group: usize, slave: bool) -> BrokerC
             ..StoreConfig::default()
         },
         topics: BTreeMap::from([(topic.topic_name.clone(), topic)]),
+        flush_delay_offset_interval_ms: s.file.promise.flush_delay_offset_interval_ms,
         ..BrokerConfig::default()
     }
 }
