@@ -117,6 +117,12 @@ fn orderly_rebalance() {
     );
 }
 
+/// An orderly group on round-robin sends: listener exclusivity through consumer churn.
+#[test]
+fn orderly_unkeyed() {
+    sweep_seeds("orderly_unkeyed", seeds_or(DEFAULT_SEEDS_PER_SCENARIO) / 8);
+}
+
 /// Queues change owner all the time: rebalances, one owner per queue, commits.
 #[test]
 fn consumer_restarts() {

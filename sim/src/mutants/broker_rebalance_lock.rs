@@ -15,7 +15,7 @@ pub(super) fn mutants() -> Vec<Mutant> {
         name: "lock-not-checked",
         component: Component::BrokerRebalanceLock,
         description: "grants every LOCK_BATCH_MQ whoever holds the queues: two orderly consumers whose views differ consume one queue at once",
-        scenario: "orderly_rebalance",
+        scenario: "orderly_unkeyed",
         variant: "",
         seeds: 20,
         expected: Rule::Exclusivity,
