@@ -211,21 +211,7 @@ impl<'h> Keys<'h> {
             rank[m as usize] = seq.len() as u32;
             seq.push(m);
         }
-        let mut clients: Vec<u32> = ix
-            .groups_meta
-            .iter()
-            .flat_map(|g| g.consumers.iter().copied())
-            .chain(
-                ix.msgs
-                    .iter()
-                    .filter_map(|m| match ix.entries.get(m.invoke as usize) {
-                        Some(Entry::SendInvoke { client, .. }) => Some(*client),
-                        _ => None,
-                    }),
-            )
-            .collect();
-        clients.sort_unstable();
-        clients.dedup();
+        let clients = ix.client_nodes();
         Keys {
             key,
             rank,

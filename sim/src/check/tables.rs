@@ -306,6 +306,27 @@ impl<'h> Index<'h> {
         sp.end_ms.min(crash)
     }
 
+    /// The client nodes, sorted: the consumers of `Meta` and every `SendInvoke`'s
+    /// producer. Any other node is a broker or a name server.
+    pub(crate) fn client_nodes(&self) -> Vec<u32> {
+        let mut clients: Vec<u32> = self
+            .groups_meta
+            .iter()
+            .flat_map(|g| g.consumers.iter().copied())
+            .chain(
+                self.msgs
+                    .iter()
+                    .filter_map(|m| match self.entries.get(m.invoke as usize) {
+                        Some(Entry::SendInvoke { client, .. }) => Some(*client),
+                        _ => None,
+                    }),
+            )
+            .collect();
+        clients.sort_unstable();
+        clients.dedup();
+        clients
+    }
+
     pub(crate) fn queue_name(&self, q: u32) -> String {
         let k = self.queues[q as usize];
         format!(
