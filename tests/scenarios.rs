@@ -123,6 +123,13 @@ fn orderly_unkeyed() {
     sweep_seeds("orderly_unkeyed", seeds_or(DEFAULT_SEEDS_PER_SCENARIO) / 8);
 }
 
+/// Listeners fail a share of deliveries: retries raised, not early, to their group only;
+/// 16 retries, then the dead-letter queue; nothing left behind.
+#[test]
+fn retry_dlq() {
+    sweep_seeds("retry_dlq", seeds_or(DEFAULT_SEEDS_PER_SCENARIO) / 4);
+}
+
 /// Queues change owner all the time: rebalances, one owner per queue, commits.
 #[test]
 fn consumer_restarts() {

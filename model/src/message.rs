@@ -13,6 +13,25 @@ pub const PROPERTY_KEYS: &str = "KEYS";
 pub const PROPERTY_UNIQ_KEY: &str = "UNIQ_KEY";
 pub const PROPERTY_WAIT_STORE_MSG_OK: &str = "WAIT";
 pub const PROPERTY_CRC32: &str = "__CRC32#";
+/// `MessageConst.PROPERTY_RETRY_TOPIC`: the topic a retried message was first sent to;
+/// the consumer shows it to the listener instead of `%RETRY%{group}`.
+pub const PROPERTY_RETRY_TOPIC: &str = "RETRY_TOPIC";
+/// `MessageConst.PROPERTY_ORIGIN_MESSAGE_ID`: the first stored copy's message id.
+pub const PROPERTY_ORIGIN_MESSAGE_ID: &str = "ORIGIN_MESSAGE_ID";
+/// `MixAll.RETRY_GROUP_TOPIC_PREFIX`.
+pub const RETRY_GROUP_TOPIC_PREFIX: &str = "%RETRY%";
+/// `MixAll.DLQ_GROUP_TOPIC_PREFIX`.
+pub const DLQ_GROUP_TOPIC_PREFIX: &str = "%DLQ%";
+
+/// `MixAll.getRetryTopic`: where a group's failed messages come back from.
+pub fn retry_topic(group: &str) -> String {
+    format!("{RETRY_GROUP_TOPIC_PREFIX}{group}")
+}
+
+/// `MixAll.getDLQTopic`: where a group's exhausted messages go.
+pub fn dlq_topic(group: &str) -> String {
+    format!("{DLQ_GROUP_TOPIC_PREFIX}{group}")
+}
 
 /// Declares [`SYSTEM_PROPERTIES`] and [`is_system_property`] from one list: the test
 /// runs for every property of every send and delivery, and a `match` on the name

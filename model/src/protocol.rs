@@ -31,6 +31,9 @@ pub mod request_code {
     pub const VIEW_MESSAGE_BY_ID: i32 = 33;
     pub const HEART_BEAT: i32 = 34;
     pub const UNREGISTER_CLIENT: i32 = 35;
+    /// A consumer hands a message its listener failed back to the broker (reference
+    /// C.5): [`super::Request::ConsumerSendMsgBack`].
+    pub const CONSUMER_SEND_MSG_BACK: i32 = 36;
     pub const GET_CONSUMER_LIST_BY_GROUP: i32 = 38;
     pub const NOTIFY_CONSUMER_IDS_CHANGED: i32 = 40;
     /// Orderly consumers lock the queues they consume (reference C.6).
@@ -229,6 +232,10 @@ impl Message {
                     Request::GetConsumerListByGroup { consumer_group } => {
                         format!("GET_CONSUMER_LIST {consumer_group}")
                     }
+                    Request::ConsumerSendMsgBack(b) => format!(
+                        "SEND_MSG_BACK {} @{} level={}",
+                        b.group, b.offset, b.delay_level
+                    ),
                     Request::NotifyConsumerIdsChanged { consumer_group } => {
                         format!("NOTIFY_CONSUMER_IDS_CHANGED {consumer_group}")
                     }
@@ -329,6 +336,7 @@ impl Message {
                     ),
                     Response::LockBatchMq(q) => format!("LOCKED queues={}", q.len()),
                     Response::UnlockBatchMq => "UNLOCKED".into(),
+                    Response::ConsumerSendMsgBack => "SENT_BACK".into(),
                     Response::TopicUpdated => "TOPIC_UPDATED".into(),
                     Response::StoredMessage(bytes) => format!(
                         "STORED_MESSAGE {}B crc={:08x}",
@@ -388,6 +396,9 @@ pub enum Request {
     GetConsumerListByGroup {
         consumer_group: String,
     },
+    /// A consumer hands back a message its listener failed, answered with
+    /// [`Response::ConsumerSendMsgBack`] once the retry (or dead-letter) copy is stored.
+    ConsumerSendMsgBack(ConsumerSendMsgBack),
     /// Broker → consumer, oneway: the group's membership changed; rebalance now.
     NotifyConsumerIdsChanged {
         consumer_group: String,
@@ -482,6 +493,7 @@ impl Request {
             Request::HeartBeat(_) => request_code::HEART_BEAT,
             Request::UnregisterClient { .. } => request_code::UNREGISTER_CLIENT,
             Request::GetConsumerListByGroup { .. } => request_code::GET_CONSUMER_LIST_BY_GROUP,
+            Request::ConsumerSendMsgBack(_) => request_code::CONSUMER_SEND_MSG_BACK,
             Request::NotifyConsumerIdsChanged { .. } => request_code::NOTIFY_CONSUMER_IDS_CHANGED,
             Request::GetAllConsumerOffset => request_code::GET_ALL_CONSUMER_OFFSET,
             Request::GetAllDelayOffset => request_code::GET_ALL_DELAY_OFFSET,
@@ -530,6 +542,8 @@ pub enum Response {
     LockBatchMq(BTreeSet<MessageQueue>),
     /// UNLOCK_BATCH_MQ answered with SUCCESS.
     UnlockBatchMq,
+    /// CONSUMER_SEND_MSG_BACK answered with SUCCESS: the copy is stored.
+    ConsumerSendMsgBack,
     /// UPDATE_AND_CREATE_TOPIC answered with SUCCESS.
     TopicUpdated,
     /// VIEW_MESSAGE_BY_ID's body: the record exactly as stored.
@@ -562,6 +576,21 @@ pub struct ResetOffset {
     pub force: bool,
     /// Broker → consumer only: each queue's new offset (empty in the admin request).
     pub offset_table: BTreeMap<MessageQueue, u64>,
+}
+
+/// CONSUMER_SEND_MSG_BACK's header (`ConsumerSendMsgBackRequestHeader`, reference C.5).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConsumerSendMsgBack {
+    /// The failed message's commit-log offset on the broker asked.
+    pub offset: u64,
+    pub group: String,
+    /// 0: the broker picks 3 + reconsumeTimes; below 0: straight to the DLQ.
+    pub delay_level: i32,
+    pub origin_msg_id: Option<String>,
+    pub origin_topic: Option<String>,
+    pub unit_mode: bool,
+    /// None: the group's `retryMaxTimes` (16).
+    pub max_reconsume_times: Option<i32>,
 }
 
 /// LOCK_BATCH_MQ's and UNLOCK_BATCH_MQ's body.

@@ -10,9 +10,10 @@ use std::path::PathBuf;
 use rmq_model::client::MessageQueue;
 use rmq_model::protocol::{
     request_code as rc, response_code, BatchMessage, BrokerData, BrokerIdentity, ClusterInfo,
-    ConsumeStats, ConsumerData, HeartbeatData, LockBatch, MessageModel, OffsetWrapper, PullMessage,
-    PullResponse, QueueData, QueueKey, RegisterBroker, RegisterBrokerResult, Request, ResetOffset,
-    Response, SendBatchMessage, SendMessage, SendResponse, TopicOffset, TopicRouteData,
+    ConsumeStats, ConsumerData, ConsumerSendMsgBack, HeartbeatData, LockBatch, MessageModel,
+    OffsetWrapper, PullMessage, PullResponse, QueueData, QueueKey, RegisterBroker,
+    RegisterBrokerResult, Request, ResetOffset, Response, SendBatchMessage, SendMessage,
+    SendResponse, TopicOffset, TopicRouteData,
 };
 use rmq_model::store::config_tables::{ConsumerOffsetTable, DataVersion, TopicConfig};
 use rmq_real::remoting::{
@@ -407,6 +408,14 @@ fn all_requests() -> Vec<Request> {
             consumer_group: "G".into(),
         },
         Request::GetAllConsumerOffset,
+        Request::ConsumerSendMsgBack(send_back(Some(16))),
+        Request::ConsumerSendMsgBack(ConsumerSendMsgBack {
+            delay_level: -1,
+            origin_msg_id: None,
+            origin_topic: None,
+            unit_mode: true,
+            ..send_back(None)
+        }),
         Request::LockBatchMq(lock_batch()),
         Request::UnlockBatchMq(lock_batch()),
         Request::UpdateAndCreateTopic(TopicConfig {
@@ -493,6 +502,57 @@ fn a_cpp_lock_batch_request_decodes() {
         body,
         serde_json::json!({"lockOKMQSet": [{"topic": "T", "brokerName": "broker-a", "queueId": 3}]})
     );
+}
+
+fn send_back(max_reconsume_times: Option<i32>) -> ConsumerSendMsgBack {
+    ConsumerSendMsgBack {
+        offset: u64::from(u32::MAX) + 7,
+        group: "G".into(),
+        delay_level: 0,
+        origin_msg_id: Some("0A00000100002A9F0000000000000000".into()),
+        origin_topic: Some("T".into()),
+        unit_mode: false,
+        max_reconsume_times,
+    }
+}
+
+/// `ConsumerSendMsgBackRequestHeader` as a Java consumer fills it (reference C.5):
+/// every field present, `maxReconsumeTimes` 16; `offset`, `group` and `delayLevel`
+/// are required.
+#[test]
+fn a_java_send_back_header_decodes_and_required_fields_are_checked() {
+    let mut cmd = request_to_wire(9, &Request::ConsumerSendMsgBack(send_back(Some(16))), false);
+    assert_eq!(cmd.code, 36);
+    let fields: BTreeMap<&str, &str> = cmd
+        .ext_fields
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    assert_eq!(
+        fields,
+        BTreeMap::from([
+            ("offset", "4294967302"),
+            ("group", "G"),
+            ("delayLevel", "0"),
+            ("originMsgId", "0A00000100002A9F0000000000000000"),
+            ("originTopic", "T"),
+            ("unitMode", "false"),
+            ("maxReconsumeTimes", "16"),
+        ])
+    );
+    assert_eq!(
+        request_from_wire(&cmd).unwrap(),
+        Request::ConsumerSendMsgBack(send_back(Some(16)))
+    );
+    for required in ["offset", "group", "delayLevel"] {
+        let mut missing = cmd.clone();
+        missing.ext_fields.remove(required);
+        let refused = request_from_wire(&missing).unwrap_err();
+        assert_ne!(refused.code, response_code::SUCCESS, "{required}");
+    }
+    cmd.ext_fields
+        .insert("maxReconsumeTimes".into(), "many".into());
+    assert!(request_from_wire(&cmd).is_err(), "a bad number is refused");
 }
 
 fn reencode(cmd: &RemotingCommand, serialize_type: SerializeType) -> RemotingCommand {
@@ -717,6 +777,14 @@ fn all_responses() -> Vec<(i32, Response)> {
         (rc::LOCK_BATCH_MQ, Response::LockBatchMq(queues(&[0, 1]))),
         (rc::LOCK_BATCH_MQ, Response::LockBatchMq(queues(&[]))),
         (rc::UNLOCK_BATCH_MQ, Response::UnlockBatchMq),
+        (rc::CONSUMER_SEND_MSG_BACK, Response::ConsumerSendMsgBack),
+        (
+            rc::CONSUMER_SEND_MSG_BACK,
+            error(
+                response_code::SYSTEM_ERROR,
+                "look message by offset failed, 12345",
+            ),
+        ),
         (rc::UPDATE_AND_CREATE_TOPIC, Response::TopicUpdated),
         (
             rc::UPDATE_AND_CREATE_TOPIC,

@@ -276,6 +276,22 @@ impl B {
         self
     }
 
+    /// `client`'s listener answered RECONSUME_LATER for its delivery of `wid` from T.
+    fn failed(&mut self, at: u64, grp: &str, client: u32, q: i32, off: u64, wid: u64) -> &mut Self {
+        self.h.push(Entry::Consumed {
+            at_ms: at,
+            group: grp.into(),
+            client,
+            broker: "b".into(),
+            topic: "T".into(),
+            queue_id: q,
+            queue_offset: off,
+            wid: Some(wid),
+            status: ConsumeOutcome::ReconsumeLater,
+        });
+        self
+    }
+
     fn own(&mut self, at: u64, grp: &str, client: u32, q: i32, start: u64) -> &mut Self {
         self.h.push(Entry::Own {
             at_ms: at,
@@ -1050,6 +1066,7 @@ fn corrupt_retry_topic_delivery_is_not_corrupt() {
     let mut b = B::simple();
     b.send(1_000, 1, 0, 0)
         .deliver(1_010, "g", 10, 0, 0, 1)
+        .failed(1_010, "g", 10, 0, 0, 1)
         // Redelivered from the retry queue: its own queue id and offset.
         .deliver_raw(12_000, "g", 10, "%RETRY%g", 0, 57, Some(1), 7, None, 1);
     passes(&b);
@@ -2282,6 +2299,7 @@ fn filter_other_topic_fails_unless_from_the_retry_topic() {
     let mut b = filtered("a");
     b.send_tagged(1_000, 1, "a", 0, 0)
         .deliver(1_100, "g", 10, 0, 0, 1)
+        .failed(1_100, "g", 10, 0, 0, 1)
         .deliver_raw(12_000, "g", 10, "%RETRY%g", 0, 5, Some(1), 7, Some("a"), 1);
     passes(&b);
 }
@@ -2449,7 +2467,9 @@ fn corrupt_reconsume_count_without_a_hand_back() {
     let mut b = B::simple();
     b.send(1_000, 1, 0, 0)
         .deliver_raw(1_100, "g", 10, "T", 0, 0, Some(1), 7, None, 2);
-    let r = fails_with(&b, Rule::Corrupt);
+    // No failure was recorded either: the retry rule finds the count uncaused.
+    let r = b.check();
+    assert_eq!(rules(&r), vec![Rule::Corrupt, Rule::Retry], "{}", all(&r));
     assert!(
         r.violations[0].detail.contains("reconsume count 2"),
         "{}",
@@ -2459,6 +2479,7 @@ fn corrupt_reconsume_count_without_a_hand_back() {
     let mut b = B::simple();
     b.send(1_000, 1, 0, 0)
         .deliver(1_100, "g", 10, 0, 0, 1)
+        .failed(1_100, "g", 10, 0, 0, 1)
         .deliver_raw(12_000, "g", 10, "%RETRY%g", 0, 0, Some(1), 7, None, 1);
     passes(&b);
 }
@@ -2474,7 +2495,12 @@ fn a_raised_reconsume_count_still_counts_for_order() {
         .deliver(1_100, "g", 10, 0, 1, 2)
         .deliver_raw(1_200, "g", 10, "T", 0, 0, Some(1), 7, None, 1);
     let r = b.check();
-    assert_eq!(rules(&r), vec![Rule::Corrupt, Rule::Order], "{}", all(&r));
+    assert_eq!(
+        rules(&r),
+        vec![Rule::Corrupt, Rule::Order, Rule::Retry],
+        "{}",
+        all(&r)
+    );
 }
 
 #[test]

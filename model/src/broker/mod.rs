@@ -12,11 +12,14 @@
 //! (LOCK_BATCH_MQ) in `rebalance_lock_manager.rs`; what `mqadmin` asks (topic
 //! creation, topic and consume stats, messages by offset) in `admin_processor.rs`,
 //! and resetting a group's offsets to a time in `reset_offset.rs`; delivery of
-//! delayed messages in `schedule_message_service.rs`; settings in `config.rs`.
+//! delayed messages in `schedule_message_service.rs`; messages consumers hand back
+//! (retry and dead-letter queues) in `consumer_send_msg_back.rs`; settings in
+//! `config.rs`.
 
 mod admin_processor;
 mod broker_stats;
 pub mod config;
+mod consumer_send_msg_back;
 mod consumers;
 mod flush;
 mod ha;
@@ -28,6 +31,8 @@ mod reset_offset;
 mod schedule_message_service;
 mod send;
 mod send_batch;
+#[cfg(test)]
+mod test_harness;
 mod topics;
 
 use std::net::IpAddr;
@@ -38,6 +43,10 @@ use crate::store::config_file::ConfigEvent;
 use crate::store::disk::{Disk, DiskError, SyncTicket};
 use crate::store::{recover, Host, MessageStore, StoreEvent, StoreState};
 pub use config::{BrokerConfig, BrokerRole, FlushDiskType};
+pub use consumer_send_msg_back::{
+    send_back_target, SendBackTarget, DLQ_NUMS_PER_GROUP, RETRY_DELAY_LEVEL_BASE, RETRY_MAX_TIMES,
+    RETRY_QUEUE_NUMS,
+};
 
 /// Timer kinds: a tag in the high 32 bits, an id (for per-request timers) below.
 mod timer {
@@ -353,7 +362,8 @@ impl Broker {
             );
         }
         match request {
-            Request::SendMessage(req) => {
+            Request::SendMessage(mut req) => {
+                self.handle_retry_and_dlq(ctx, &mut req);
                 if let Some(response) = self.on_send(ctx, from, opaque, req) {
                     reply(ctx, response);
                 }
@@ -389,6 +399,7 @@ impl Broker {
                 reply(ctx, Response::Offset(max));
             }
             Request::HeartBeat(data) => {
+                self.create_retry_topics(ctx, &data);
                 let now_ms = ctx.now_ms();
                 self.on_heartbeat(ctx, from, data, now_ms);
                 reply(ctx, Response::HeartBeat);
@@ -410,6 +421,10 @@ impl Broker {
                 } else {
                     Response::ConsumerList(ids)
                 };
+                reply(ctx, response);
+            }
+            Request::ConsumerSendMsgBack(req) => {
+                let response = self.on_consumer_send_msg_back(ctx, from, opaque, req);
                 reply(ctx, response);
             }
             Request::LockBatchMq(body) => {

@@ -406,46 +406,25 @@ impl Broker {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::broker::test_harness::{config_with, BrokerHarness};
     use crate::broker::BrokerConfig;
-    use crate::client::test_ctx::TestCtx;
     use crate::node::{Input, Node};
     use crate::protocol::{Request, Response, SendMessage};
-    use crate::store::config_tables::TopicConfig;
     use crate::store::delay_level::MessageDelayLevel;
-    use crate::store::{MemDisk, StoreConfig};
+    use crate::store::MemDisk;
 
     const TOPIC: &str = "T";
 
     fn config() -> BrokerConfig {
-        let topic = TopicConfig {
-            topic_name: TOPIC.into(),
-            read_queue_nums: 2,
-            write_queue_nums: 2,
-            ..TopicConfig::default()
-        };
-        BrokerConfig {
-            store: StoreConfig {
-                commit_log_file_size_bytes: 64 * 1024,
-                consume_queue_entries_per_file: 64,
-                message_delay_level: MessageDelayLevel::parse("1s 5s 10s").unwrap(),
-                ..StoreConfig::default()
-            },
-            topics: BTreeMap::from([(TOPIC.to_string(), topic)]),
-            ..BrokerConfig::default()
-        }
+        config_with(TOPIC, 2, MessageDelayLevel::parse("1s 5s 10s").unwrap())
     }
 
-    /// A broker on a `MemDisk`, its syncs completed as soon as they are asked for and
-    /// its timers fired at exactly their due time.
-    struct Harness {
-        ctx: TestCtx,
-        broker: Broker,
-        next_opaque: u32,
-    }
+    /// The shared test broker (`test_harness.rs`), booted on this file's config.
+    type Harness = BrokerHarness;
 
-    impl Harness {
+    impl BrokerHarness {
         fn boot(disk: MemDisk, now_ms: u64) -> Harness {
-            Harness::boot_as(config(), &[], disk, now_ms)
+            Harness::start(config(), &[], disk, now_ms)
         }
 
         fn boot_as(
@@ -454,54 +433,7 @@ mod tests {
             disk: MemDisk,
             now_ms: u64,
         ) -> Harness {
-            let mut ctx = TestCtx::new(peers);
-            ctx.disk = disk;
-            ctx.now_ms = now_ms;
-            let mut broker = Broker::boot(config, &mut ctx.disk);
-            broker.on_start(&mut ctx);
-            let mut h = Harness {
-                ctx,
-                broker,
-                next_opaque: 0,
-            };
-            h.pump();
-            assert_eq!(h.broker.phase(), super::super::Phase::Running);
-            h
-        }
-
-        fn pump(&mut self) {
-            loop {
-                let tickets = self.ctx.disk.take_requested_syncs();
-                if tickets.is_empty() {
-                    return;
-                }
-                for ticket in tickets {
-                    let input = Input::SyncComplete {
-                        ticket,
-                        result: Ok(()),
-                    };
-                    self.broker.handle(&mut self.ctx, input);
-                }
-            }
-        }
-
-        /// Fires every timer due up to `t_ms`, each at its own time.
-        fn advance_to(&mut self, t_ms: u64) {
-            loop {
-                let next = self
-                    .ctx
-                    .timers
-                    .values()
-                    .map(|&(at, _)| at)
-                    .filter(|&at| at <= t_ms)
-                    .min();
-                let Some(at_ms) = next else { break };
-                for input in self.ctx.advance_to(at_ms.max(self.ctx.now_ms)) {
-                    self.broker.handle(&mut self.ctx, input);
-                    self.pump();
-                }
-            }
-            self.ctx.now_ms = t_ms;
+            Harness::start(config, peers, disk, now_ms)
         }
 
         fn send(&mut self, queue_id: i32, uniq_key: &str, delay: &str) -> Response {
@@ -520,51 +452,8 @@ mod tests {
                 reconsume_times: 0,
                 body: uniq_key.as_bytes().to_vec(),
             });
-            self.next_opaque += 1;
-            let packet = Message::Request {
-                opaque: self.next_opaque,
-                request,
-            };
-            self.broker.handle(
-                &mut self.ctx,
-                Input::Packet {
-                    from: crate::node::NodeId(5),
-                    msg: packet,
-                },
-            );
-            self.pump();
-            let sent = self.ctx.take_sent();
-            let answer = sent.into_iter().rev().find_map(|(_, m)| match m {
-                Message::Response { response, .. } => Some(response),
-                _ => None,
-            });
-            answer.expect("a send is answered at once under ASYNC_FLUSH")
-        }
-
-        /// (UNIQ_KEY, properties) of every message in `topic`-`queue_id`, in order.
-        fn queue(&self, topic: &str, queue_id: i32) -> Vec<(String, String)> {
-            let store = self.broker.store().unwrap();
-            (0..store.max_queue_offset(topic, queue_id))
-                .map(|offset| {
-                    let m = store
-                        .get_message(&self.ctx.disk, topic, queue_id, offset)
-                        .unwrap();
-                    let Ok(Slot::Record(view)) = parse(&m.bytes, CrcCheck::Strict) else {
-                        panic!("a stored record parses");
-                    };
-                    let props = view.user_properties().to_string();
-                    let key = property(&props, "UNIQ_KEY").unwrap().to_string();
-                    assert_eq!(view.body, key.as_bytes(), "the body is kept");
-                    (key, props)
-                })
-                .collect()
-        }
-
-        fn keys(&self, topic: &str, queue_id: i32) -> Vec<String> {
-            self.queue(topic, queue_id)
-                .into_iter()
-                .map(|(k, _)| k)
-                .collect()
+            self.request(request)
+                .expect("a send is answered at once under ASYNC_FLUSH")
         }
     }
 

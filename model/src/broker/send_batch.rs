@@ -19,7 +19,7 @@
 
 use super::send::error;
 use super::Broker;
-use crate::message::{property, PROPERTY_SEPARATOR};
+use crate::message::{property, PROPERTY_SEPARATOR, RETRY_GROUP_TOPIC_PREFIX};
 use crate::node::{Ctx, NodeId};
 use crate::protocol::{batch_body_len, response_code, Message, Response, SendBatchMessage};
 use crate::store::record::SYSFLAG_TRANSACTION_MASK;
@@ -27,8 +27,6 @@ use crate::store::NewRecord;
 
 /// `MessageConst.PROPERTY_DELAY_TIME_LEVEL`.
 const PROPERTY_DELAY_TIME_LEVEL: &str = "DELAY";
-/// `MixAll.RETRY_GROUP_TOPIC_PREFIX`.
-const RETRY_GROUP_TOPIC_PREFIX: &str = "%RETRY%";
 
 /// A batch message's stored properties: its own, then the batch header's, with a
 /// separator between when its own do not end with one (`MessageExtBatchEncoder`).

@@ -108,6 +108,30 @@ impl Topics {
         Ok((created, true))
     }
 
+    /// `createTopicInSendMessageBackMethod`: a group's `%RETRY%` or `%DLQ%` topic, created
+    /// with `queue_nums` queues and `perm` if missing (the default topic and auto-create
+    /// play no part). `(config, true)` when it was just created.
+    pub(super) fn for_send_back(
+        &mut self,
+        ctx: &mut dyn Ctx<Message>,
+        topic: &str,
+        queue_nums: u32,
+        perm: u32,
+    ) -> (TopicConfig, bool) {
+        if let Some(t) = self.get(topic) {
+            return (t.clone(), false);
+        }
+        let created = TopicConfig {
+            topic_name: topic.to_string(),
+            read_queue_nums: queue_nums,
+            write_queue_nums: queue_nums,
+            perm,
+            ..TopicConfig::default()
+        };
+        self.update(ctx, created.clone());
+        (created, true)
+    }
+
     /// UPDATE_AND_CREATE_TOPIC (`TopicConfigManager.updateTopicConfig`): the config
     /// replaces whatever the topic had, the data version moves on (so name servers
     /// rebuild its route) and `topics.json` is persisted.

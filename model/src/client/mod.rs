@@ -53,12 +53,14 @@ pub(crate) mod timer_kind {
     pub const PULL_RETRY: u64 = BASE + 5;
     /// Results decided inside `Producer::send` come out through the next `handle`.
     pub const REPORT_READY: u64 = BASE + 6;
+    /// A failed message that could not be handed back goes to the listener again.
+    pub const CONSUME_LATER: u64 = BASE + 7;
     /// An orderly consumer renews its queue locks (`lockMQPeriodically`).
-    pub const LOCK_ALL: u64 = BASE + 7;
+    pub const LOCK_ALL: u64 = BASE + 8;
     /// An orderly consumer's rebalance that could not lock a queue runs again.
-    pub const REBALANCE_LATER: u64 = BASE + 8;
+    pub const REBALANCE_LATER: u64 = BASE + 9;
     /// An orderly queue's rest after a suspend is over.
-    pub const CONSUME_ORDERLY_LATER: u64 = BASE + 9;
+    pub const CONSUME_ORDERLY_LATER: u64 = BASE + 10;
 }
 
 /// `mqClientApiTimeout`: name-server lookups, heartbeats, consumer lists, max offsets.
@@ -116,6 +118,9 @@ pub struct DeliveredMessage {
     /// bornTimestamp: the producer's clock when it sent the message, ms.
     pub born_timestamp_ms: i64,
     pub born_host: crate::store::record::Host,
+    /// Where the record sits in its broker's commit log (`commitLogOffset`): what a
+    /// hand-back names.
+    pub commit_log_offset: u64,
 }
 
 /// What the application of a client observes.

@@ -20,8 +20,8 @@
 
 use rmq_model::broker::config::AUTO_CREATE_TOPIC_KEY;
 use rmq_model::protocol::{
-    request_code as rc, response_code, BrokerIdentity, LockBatch, PullMessage, QueueKey,
-    RegisterBroker, Request, ResetOffset, SendBatchMessage, SendMessage,
+    request_code as rc, response_code, BrokerIdentity, ConsumerSendMsgBack, LockBatch, PullMessage,
+    QueueKey, RegisterBroker, Request, ResetOffset, SendBatchMessage, SendMessage,
 };
 use rmq_model::store::config_tables::{TopicConfig, TopicConfigTable};
 
@@ -97,6 +97,7 @@ pub fn try_request_from_wire(cmd: &RemotingCommand) -> Result<Request, MappingEr
             consumer_group: f.string("consumerGroup")?,
         },
         rc::GET_ALL_CONSUMER_OFFSET => Request::GetAllConsumerOffset,
+        rc::CONSUMER_SEND_MSG_BACK => consumer_send_msg_back(&f)?,
         rc::GET_ALL_DELAY_OFFSET => Request::GetAllDelayOffset,
         rc::LOCK_BATCH_MQ => Request::LockBatchMq(lock_batch(&f, &cmd.body)?),
         rc::UNLOCK_BATCH_MQ => Request::UnlockBatchMq(lock_batch(&f, &cmd.body)?),
@@ -272,6 +273,7 @@ pub fn try_request_to_wire(
         Request::GetAllConsumerOffset
         | Request::GetAllDelayOffset
         | Request::GetBrokerClusterInfo => ext([]),
+        Request::ConsumerSendMsgBack(b) => consumer_send_msg_back_fields(b),
         Request::LockBatchMq(b) | Request::UnlockBatchMq(b) => {
             body = bodies::lock_batch_to_json(b);
             ext([])
@@ -418,6 +420,48 @@ fn send_header(f: &Fields, k: &SendKeys, body: &[u8]) -> Result<SendMessage, Map
         reconsume_times: f.num_or(k.reconsume_times, 0)?,
         body: body.to_vec(),
     })
+}
+
+/// `ConsumerSendMsgBackRequestHeader`: offset, group and delayLevel required.
+fn consumer_send_msg_back(f: &Fields) -> Result<Request, MappingError> {
+    let max_reconsume_times = match f.opt_non_empty("maxReconsumeTimes") {
+        None => None,
+        Some(_) => Some(f.num("maxReconsumeTimes")?),
+    };
+    Ok(Request::ConsumerSendMsgBack(ConsumerSendMsgBack {
+        offset: f.num("offset")?,
+        group: f.string("group")?,
+        delay_level: f.num("delayLevel")?,
+        origin_msg_id: f.opt_non_empty("originMsgId"),
+        origin_topic: f.opt_non_empty("originTopic"),
+        unit_mode: f.flag("unitMode")?,
+        max_reconsume_times,
+    }))
+}
+
+fn consumer_send_msg_back_fields(
+    b: &ConsumerSendMsgBack,
+) -> std::collections::BTreeMap<String, String> {
+    let mut fields = ext([
+        ("offset", b.offset.to_string()),
+        ("group", b.group.clone()),
+        ("delayLevel", b.delay_level.to_string()),
+        ("unitMode", b.unit_mode.to_string()),
+    ]);
+    let optional = [
+        ("originMsgId", b.origin_msg_id.clone()),
+        ("originTopic", b.origin_topic.clone()),
+        (
+            "maxReconsumeTimes",
+            b.max_reconsume_times.map(|t| t.to_string()),
+        ),
+    ];
+    for (key, value) in optional {
+        if let Some(value) = value {
+            fields.insert(key.to_string(), value);
+        }
+    }
+    fields
 }
 
 fn pull_message(f: &Fields) -> Result<Request, MappingError> {

@@ -98,7 +98,7 @@ pub fn response_to_wire(
         Response::ConsumerOffsets(table) => body = bodies::to_json(table),
         Response::DelayOffsets(text) => body = text.as_bytes().to_vec(),
         Response::LockBatchMq(queues) => body = bodies::locked_to_json(queues),
-        Response::UnlockBatchMq | Response::TopicUpdated => {}
+        Response::UnlockBatchMq | Response::TopicUpdated | Response::ConsumerSendMsgBack => {}
         Response::StoredMessage(bytes) => body = bytes.clone(),
         Response::TopicStats(table) => body = bodies::topic_stats_to_json(table),
         Response::TopicList(topics) => {
@@ -186,6 +186,7 @@ pub fn response_from_wire(
             Response::LockBatchMq(bodies::locked_from_json(&cmd.body).map_err(bad_body)?)
         }
         rc::UNLOCK_BATCH_MQ if success => Response::UnlockBatchMq,
+        rc::CONSUMER_SEND_MSG_BACK if success => Response::ConsumerSendMsgBack,
         rc::REGISTER_BROKER if success => Response::RegisterBroker(RegisterBrokerResult {
             master_addr: f.opt_str("masterAddr").map(str::to_string),
             ha_server_addr: f.opt_str("haServerAddr").map(str::to_string),

@@ -28,6 +28,7 @@ use super::latency::Latency;
 use super::order::Order;
 use super::phantom::Phantom;
 use super::queue_log::{Holder, QueueLog};
+use super::retry::Retry;
 use super::subscription::TagExpr;
 use super::tables::{
     id_digest, sent_fields_digest, Cmt, CommitMark, Dlv, Dup, GroupInfo, Index, Msg, QueueKey,
@@ -171,6 +172,7 @@ pub(crate) struct Observers {
     pub exclusivity: Exclusivity,
     pub commits: Commits,
     pub latency: Latency,
+    pub retry: Retry,
 }
 
 struct Builder<'h> {
@@ -466,14 +468,17 @@ impl<'h> Builder<'h> {
                 wid,
                 status,
             } => {
+                let q = self.queue(broker, topic, *queue_id);
+                let failed = *status == ConsumeOutcome::ReconsumeLater;
+                self.obs
+                    .retry
+                    .consumed(*client, q, *queue_offset, failed, *at_ms);
                 let g = self.group(group);
                 let info = &self.ix.group_info[g as usize];
                 if !info.orderly || topic.starts_with(RETRY_PREFIX) {
                     return;
                 }
-                let clustering = !info.broadcasting;
-                let q = self.queue(broker, topic, *queue_id);
-                if clustering {
+                if !info.broadcasting {
                     self.obs
                         .exclusivity
                         .end(g, *client, q, *queue_offset, *at_ms);
@@ -488,6 +493,21 @@ impl<'h> Builder<'h> {
                 self.obs
                     .key_order
                     .answer(g, *client, msg, q, *at_ms, success);
+            }
+            Entry::DeadLetter {
+                at_ms,
+                group,
+                wid,
+                reconsume_times,
+                ..
+            } => {
+                if let Some(w) = wid {
+                    let m = self.msg(*w, *at_ms);
+                    let g = self.group(group);
+                    self.obs
+                        .retry
+                        .dead_letter(m, g, *reconsume_times, i, &self.ix);
+                }
             }
             Entry::Fault {
                 at_ms,
@@ -685,6 +705,12 @@ impl<'h> Builder<'h> {
                 } else {
                     self.span(g, *client, q, *at_ms)
                 };
+                let rehand = !retry
+                    && *reconsume_times > 0
+                    && self
+                        .obs
+                        .retry
+                        .is_rehand(*client, q, *queue_offset, *reconsume_times);
                 let d = Dlv {
                     at_ms: *at_ms,
                     offset: *queue_offset,
@@ -699,6 +725,7 @@ impl<'h> Builder<'h> {
                     topic: topic_id,
                     tags: tag_id,
                     retry,
+                    rehand,
                     reconsume: *reconsume_times,
                     suspended_at_count: self.orderly_redelivery(
                         g,
@@ -805,7 +832,7 @@ impl<'h> Builder<'h> {
                 msg: d.msg,
                 group: d.group,
                 span: d.span,
-                retry: d.retry,
+                retry: d.retry || d.rehand,
                 after_suspend: d.suspended_at_count.is_some(),
                 prev_entry: prev.entry,
                 prev_span: prev.span,
@@ -826,6 +853,7 @@ impl<'h> Builder<'h> {
         obs.phantom.deliver(d, msg);
         obs.corrupt.deliver(d, msg);
         obs.delay.deliver(d, msg, &self.ix.promise);
+        obs.retry.deliver(d, &self.ix);
         obs.filter.deliver(d, sent_taken);
         if !d.retry && d.msg != NONE {
             let holder = Holder {

@@ -19,6 +19,18 @@ use super::tables::{Dlv, Index, Msg};
 use super::{Rule, Sink};
 use crate::history::{FaultKind, Promise};
 
+/// The first clock skew or jump on the broker group `d` was delivered from, before it:
+/// that broker measured a delay with a clock that moved.
+pub(crate) fn clock_skew_before(ix: &Index, d: &Dlv) -> Option<String> {
+    let nodes: Vec<u32> = ix
+        .broker_group(ix.queues[d.queue as usize].broker)
+        .map(|g| g.slave_node.into_iter().chain([g.master_node]).collect())
+        .unwrap_or_default();
+    ix.faults
+        .first_on_any(&nodes, bit(FaultKind::ClockSkew), 0, d.at_ms)
+        .map(|skew| skew.label())
+}
+
 #[derive(Default)]
 pub(crate) struct Delay {
     /// Deliveries before their message's due time.
@@ -44,15 +56,7 @@ impl Delay {
             let due_ms = m.invoke_ms + delay_ms;
             // The broker that re-stored the copy is the one it was delivered from (a
             // producer retry may have stored another copy elsewhere).
-            let nodes: Vec<u32> = ix
-                .broker_group(ix.queues[d.queue as usize].broker)
-                .map(|g| g.slave_node.into_iter().chain([g.master_node]).collect())
-                .unwrap_or_default();
-            if let Some(skew) =
-                ix.faults
-                    .first_on_any(&nodes, bit(FaultKind::ClockSkew), 0, d.at_ms)
-            {
-                let evidence = skew.label();
+            if let Some(evidence) = clock_skew_before(ix, d) {
                 sink.excuses.record(Rule::Delay, "clock_skew", || evidence);
                 continue;
             }

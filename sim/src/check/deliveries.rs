@@ -15,7 +15,7 @@ pub(crate) struct PrevDelivery {
 #[derive(Default, Clone)]
 pub(crate) struct Slot {
     /// Per message index: `((entry + 1) << 32) | span` of its last delivery to the
-    /// slot; 0 if it never got it.
+    /// slot not from a retry topic (its first, if all were); 0 if it never got it.
     last: Vec<u64>,
     /// Last delivery of anything (phantoms included), if any.
     pub last_ms: Option<u64>,
@@ -52,10 +52,12 @@ impl DeliveryTable {
         if m >= slot.last.len() {
             slot.last.resize((m + 1).max(slot.last.len() * 2), 0);
         }
-        let before = std::mem::replace(
-            &mut slot.last[m],
-            ((u64::from(d.entry) + 1) << 32) | u64::from(d.span),
-        );
+        let before = slot.last[m];
+        // A retry sits in the retry topic, not at the message's own position: a later
+        // redelivery from that position is compared with the delivery made there.
+        if before == 0 || !d.retry {
+            slot.last[m] = ((u64::from(d.entry) + 1) << 32) | u64::from(d.span);
+        }
         if before == 0 {
             return None;
         }

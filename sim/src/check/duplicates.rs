@@ -5,8 +5,10 @@
 //! without a workload id are not judged (phantom's business). Each duplicate is
 //! compared with the slot's delivery of the same message just before it:
 //!
-//! - `retry`: the redelivery is a handed-back message (reconsume count above 0, or
-//!   the `%RETRY%` topic): the consumer asked for it again.
+//! - `retry`: the redelivery is a handed-back message (from the `%RETRY%` topic, which
+//!   the retry rule holds to a recorded failure) or the consumer's own re-hand of a
+//!   message it failed at that very position with a count one lower (its hand-back
+//!   failed): the consumer asked for it again.
 //! - `suspended`: an orderly group's consumer redelivers a message its listener
 //!   answered SUSPEND_CURRENT_QUEUE_A_MOMENT for since that consumer's last delivery
 //!   of it (a `Consumed` with that status, same client, queue and offset): RocketMQ's

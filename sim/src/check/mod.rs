@@ -9,7 +9,8 @@
 //! never through a hash table. Each [`Rule`] variant documents its exact definition;
 //! the modules (`lost.rs`, `allowance.rs`, `liveness.rs`, `phantom.rs`, `corrupt.rs`,
 //! `order.rs`, `offsets.rs`, `refused.rs`, `filter.rs`, `duplicates.rs`, `owners.rs`,
-//! `commits.rs`, `acks.rs`, `latency.rs`, `delay.rs`, `key_order.rs`, `exclusivity.rs`) say the same with the reasons.
+//! `commits.rs`, `acks.rs`, `latency.rs`, `delay.rs`, `retry.rs`, `key_order.rs`,
+//! `exclusivity.rs`) say the same with the reasons.
 //!
 //! **What the checker may read**: the history, and nothing else. Every window a rule
 //! uses (flush, replication, offset propagation, rebalance hand-over, route and
@@ -61,6 +62,7 @@ mod owners;
 mod phantom;
 mod queue_log;
 mod refused;
+mod retry;
 mod subscription;
 mod synthetic;
 mod tables;
@@ -199,6 +201,15 @@ pub enum Rule {
     /// from which the broker counts, is never before the invoke). Excused by a clock
     /// skew on the broker group it was delivered from (`delay.rs`).
     Delay,
+    /// A handed-back message (`Consumed` RECONSUME_LATER) that came back unraised
+    /// (a `%RETRY%` delivery with reconsume count 0), without as many failures as its
+    /// count, to another group, before its retry delay (level 3 + count − 1 since the
+    /// first failure that could have caused it; clock skew on its broker group
+    /// excuses), past `Promise::max_reconsume_times` (a consumer's own re-hand of the
+    /// same position excepted), or never again and not in the group's dead-letter
+    /// queue once the run had time; or a `DeadLetter` with a count other than the
+    /// maximum + 1 or fewer failures (`retry.rs`).
+    Retry,
     /// In an orderly group of `Meta`, per sharding key (`SendInvoke.sharding_key`):
     /// of two acknowledged messages of the key, the one invoked later is first
     /// consumed (delivered, not from `%RETRY%`) before the other is; or a queue's
@@ -218,7 +229,7 @@ pub enum Rule {
 }
 
 impl Rule {
-    pub const ALL: [Rule; 16] = [
+    pub const ALL: [Rule; 17] = [
         Rule::Lost,
         Rule::Phantom,
         Rule::Corrupt,
@@ -233,6 +244,7 @@ impl Rule {
         Rule::Acks,
         Rule::Latency,
         Rule::Delay,
+        Rule::Retry,
         Rule::KeyOrder,
         Rule::Exclusivity,
     ];
@@ -253,6 +265,7 @@ impl Rule {
             Rule::Acks => "acks",
             Rule::Latency => "latency",
             Rule::Delay => "delay",
+            Rule::Retry => "retry",
             Rule::KeyOrder => "key_order",
             Rule::Exclusivity => "exclusivity",
         }
@@ -373,6 +386,7 @@ pub fn check(history: &History) -> Report {
     obs.phantom.finish(&ix, &mut sink);
     obs.corrupt.finish(&ix, &mut sink);
     obs.delay.finish(&ix, &mut sink);
+    obs.retry.finish(&ix, &mut sink);
     refused::check(&ix, &mut sink);
     obs.filter.finish(&ix, &mut sink);
     let reused = lost::reused_after_loss(&ix, &obs.queue_log);

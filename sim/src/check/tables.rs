@@ -126,6 +126,10 @@ pub(crate) struct Dlv {
     pub tags: u32,
     /// Delivered from a retry topic (`%RETRY%...`): the message was handed back.
     pub retry: bool,
+    /// A consumer's own re-hand of a message it failed and could not hand back: the
+    /// same client, queue and offset as a failed delivery with a count one lower
+    /// (`retry.rs`).
+    pub rehand: bool,
     pub reconsume: i32,
     /// An orderly group's redelivery of a message its same consumer's listener
     /// answered SUSPEND_CURRENT_QUEUE_A_MOMENT since the last delivery of that offset:

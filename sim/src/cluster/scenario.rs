@@ -83,9 +83,32 @@ pub struct GroupSpec {
     /// each queue at its master and consume it one message at a time.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub orderly: bool,
+    /// The group's listener answers RECONSUME_LATER for this many deliveries in a
+    /// thousand (each drawn from its consumer's seeded stream); the message comes back
+    /// through the group's retry topic.
+    #[serde(default, skip_serializing_if = "is_zero_u32")]
+    pub fail_permille: u32,
+    /// This many messages in a thousand (chosen by workload id with the run's seed)
+    /// fail every delivery to the group: they exhaust their retries and are
+    /// dead-lettered. A clustering group that fails anything gets a reader of its
+    /// dead-letter queue (`%DLQ%{group}`), outside the group, whose reads the history
+    /// records as `dead_letter`.
+    #[serde(default, skip_serializing_if = "is_zero_u32")]
+    pub always_fail_permille: u32,
+}
+
+impl GroupSpec {
+    /// Whether the group's listener fails anything.
+    pub fn fails(&self) -> bool {
+        self.fail_permille > 0 || self.always_fail_permille > 0
+    }
 }
 
 fn is_zero(v: &u64) -> bool {
+    *v == 0
+}
+
+fn is_zero_u32(v: &u32) -> bool {
     *v == 0
 }
 
@@ -119,10 +142,6 @@ pub struct WorkloadSpec {
     /// after the previous one's outcome. 0 (the default): round-robin sends.
     #[serde(default, skip_serializing_if = "is_zero_u32")]
     pub sharding_keys: u32,
-}
-
-fn is_zero_u32(v: &u32) -> bool {
-    *v == 0
 }
 
 fn default_burst() -> [u32; 2] {
@@ -339,6 +358,16 @@ impl ScenarioFile {
         }
         if let Some(g) = w.groups.iter().find(|g| g.consumers == 0) {
             return Err(("consumers", format!("group {} has no consumer", g.name)));
+        }
+        if let Some(g) = w
+            .groups
+            .iter()
+            .find(|g| g.fail_permille > 1_000 || g.always_fail_permille > 1_000)
+        {
+            return Err((
+                "fail_permille",
+                format!("group {}: shares are 0 to 1000 per mille", g.name),
+            ));
         }
         let f = &self.faults;
         if !range(f.every_ms) || f.every_ms[0] == 0 {

@@ -247,6 +247,8 @@ pub fn draw(s: &Scenario, seed: u64) -> (Scenario, SwarmChoices) {
                     0
                 },
                 orderly: false,
+                fail_permille: 0,
+                always_fail_permille: 0,
             }
         })
         .collect::<Vec<GroupSpec>>();

@@ -17,12 +17,15 @@ use rmq_model::client::{
     MessageQueueSelector, OutgoingMessage, Producer, ProducerConfig, PushConsumer, SendId,
     SendOutcome, CLIENT_TIMER_KIND_BASE,
 };
-use rmq_model::message::{properties, property, PROPERTY_KEYS};
+use rmq_model::message::{
+    properties, property, DLQ_GROUP_TOPIC_PREFIX, PROPERTY_KEYS, RETRY_GROUP_TOPIC_PREFIX,
+};
 use rmq_model::node::{Ctx, Input, Node};
 use rmq_model::protocol::{response_code, Message};
 use rmq_model::store::record::Host;
 
 use super::orderly_listener::{self, OrderlyCalls, WorkloadOrderlyListener};
+use crate::cluster::listener::{FailingListener, ListenerPlan};
 use crate::history::{
     user_properties_crc, ConsumeOutcome, Entry, History, MessageFields, SendStatus, WID_PROPERTY,
 };
@@ -287,9 +290,21 @@ impl Node<Message> for ProducerHost {
 const TIMER_START: u64 = 2;
 const _: () = assert!(TIMER_START < CLIENT_TIMER_KIND_BASE);
 
+/// What a consumer host does besides consuming.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ConsumerPlan {
+    /// The consumer starts at this true time (0: at boot; a group may join late).
+    pub start_at_ms: u64,
+    /// How its listener answers (by default: success, at once).
+    pub listener: ListenerPlan,
+}
+
 pub struct ConsumerHost {
     consumer: PushConsumer,
     recorder: SharedRecorder,
+    /// Reads `%DLQ%{group}`: records what it receives as `DeadLetter`s of that group,
+    /// and nothing else (its own queues and commits are no part of the workload).
+    dead_letters_of: Option<String>,
     /// The consumer starts at this true time (a group that joins late and finds a
     /// backlog); 0: at boot.
     start_at_ms: u64,
@@ -311,9 +326,18 @@ pub struct ConsumerHost {
 const MAX_BORN_HOSTS: usize = 64;
 
 impl ConsumerHost {
-    pub fn new(config: ConsumerConfig, recorder: SharedRecorder) -> Self {
+    pub fn new(config: ConsumerConfig, plan: ConsumerPlan, recorder: SharedRecorder) -> Self {
+        let dead_letters_of = config
+            .topic
+            .strip_prefix(DLQ_GROUP_TOPIC_PREFIX)
+            .map(str::to_string);
         let orderly = config.consume_orderly;
         let mut consumer = PushConsumer::new(config);
+        if plan.listener.fails() {
+            consumer.register_message_listener(Box::new(FailingListener {
+                plan: plan.listener,
+            }));
+        }
         let orderly_done = OrderlyCalls::default();
         if orderly {
             consumer.register_message_listener_orderly(Box::new(WorkloadOrderlyListener::new(
@@ -324,18 +348,13 @@ impl ConsumerHost {
             consumer,
             orderly_done,
             recorder,
-            start_at_ms: 0,
+            dead_letters_of,
+            start_at_ms: plan.start_at_ms,
             started: false,
             born_hosts: Vec::new(),
             last_wid: None,
             in_listener: BTreeMap::new(),
         }
-    }
-
-    /// Starts the consumer no earlier than `start_at_ms` (true time).
-    pub fn starting_at(mut self, start_at_ms: u64) -> Self {
-        self.start_at_ms = start_at_ms;
-        self
     }
 
     fn start(&mut self, ctx: &mut dyn Ctx<Message>) {
@@ -394,6 +413,28 @@ impl ConsumerHost {
     fn record(&mut self, ctx: &mut dyn Ctx<Message>, event: ClientEvent, answered_at_once: bool) {
         let at_ms = self.recorder.borrow().now_ms();
         let client = ctx.me().0;
+        if let Some(group) = &self.dead_letters_of {
+            if let ClientEvent::Delivered {
+                broker_name,
+                queue_id,
+                queue_offset,
+                msg,
+                ..
+            } = event
+            {
+                self.push(Entry::DeadLetter {
+                    at_ms,
+                    group: group.clone(),
+                    client,
+                    broker: broker_name,
+                    queue_id,
+                    queue_offset,
+                    wid: property(&msg.properties, WID_PROPERTY).and_then(|w| w.parse().ok()),
+                    reconsume_times: msg.reconsume_times,
+                });
+            }
+            return;
+        }
         let entry = match event {
             ClientEvent::SendResult { .. } => return,
             ClientEvent::Consumed {
@@ -452,7 +493,9 @@ impl ConsumerHost {
                     group,
                     client,
                     // The record's own topic: a record served for the wrong queue shows.
-                    topic: if msg.topic.is_empty() {
+                    // A retry's is its retry topic (the listener sees the original one,
+                    // restored from RETRY_TOPIC).
+                    topic: if msg.topic.is_empty() || topic.starts_with(RETRY_GROUP_TOPIC_PREFIX) {
                         topic
                     } else {
                         msg.topic
@@ -565,6 +608,7 @@ fn orderly_outcome(status: ConsumeOrderlyStatus) -> ConsumeOutcome {
 fn consume_outcome(status: ConsumeConcurrentlyStatus) -> ConsumeOutcome {
     match status {
         ConsumeConcurrentlyStatus::ConsumeSuccess => ConsumeOutcome::ConsumeSuccess,
+        ConsumeConcurrentlyStatus::ReconsumeLater => ConsumeOutcome::ReconsumeLater,
     }
 }
 

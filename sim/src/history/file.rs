@@ -126,7 +126,7 @@ impl std::fmt::Display for HistoryError {
 impl std::error::Error for HistoryError {}
 
 /// Every `op` a history line may carry.
-pub const OPS: [&str; 10] = [
+pub const OPS: [&str; 11] = [
     "meta",
     "fault",
     "send_invoke",
@@ -137,6 +137,7 @@ pub const OPS: [&str; 10] = [
     "own",
     "disown",
     "commit",
+    "dead_letter",
 ];
 
 impl Entry {
@@ -169,6 +170,11 @@ impl Entry {
             Entry::Commit { at_ms, offset, .. } => {
                 [("at_ms", *at_ms), ("offset", *offset), ("", 0)]
             }
+            Entry::DeadLetter {
+                at_ms,
+                queue_offset,
+                ..
+            } => [("at_ms", *at_ms), ("queue_offset", *queue_offset), ("", 0)],
             e => [("at_ms", e.at_ms()), ("", 0), ("", 0)],
         };
         fields.into_iter().find(|(_, v)| *v > MAX_TIME_OR_OFFSET)
@@ -187,6 +193,7 @@ impl Entry {
             Entry::Own { .. } => "own",
             Entry::Disown { .. } => "disown",
             Entry::Commit { .. } => "commit",
+            Entry::DeadLetter { .. } => "dead_letter",
         }
     }
 }

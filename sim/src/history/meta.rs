@@ -103,6 +103,12 @@ pub struct Promise {
     /// delivered this often, so a crash re-delivers only the copies made since (and
     /// not yet durable by) its last persist.
     pub flush_delay_offset_interval_ms: u64,
+    /// `maxReconsumeTimes` (a group's `retryMaxTimes`): a message the group's listener
+    /// failed this many times after its first failure is dead-lettered at the next
+    /// one; each retry waits delay level 3 + its reconsume count so far. Left out of a
+    /// written `meta` when it is RocketMQ's 16.
+    #[serde(skip_serializing_if = "is_rocketmq_max_reconsume_times")]
+    pub max_reconsume_times: u32,
     /// `rocketmq.broker.rebalance.lockMaxLiveTime`: a broker keeps an orderly
     /// consumer's queue lock this long after its last renewal.
     #[serde(skip_serializing_if = "is_rocketmq_lock_max_live_time")]
@@ -114,6 +120,16 @@ pub struct Promise {
     /// once are a violation whatever happened.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub orderly_lock_lost_with_broker: bool,
+}
+
+/// RocketMQ's default `maxReconsumeTimes` (`SubscriptionGroupConfig.retryMaxTimes`).
+pub const ROCKETMQ_MAX_RECONSUME_TIMES: u32 = 16;
+
+/// The first delay level of a retry (`3 + reconsumeTimes`, reference C.5).
+pub const RETRY_FIRST_DELAY_LEVEL: u32 = 3;
+
+fn is_rocketmq_max_reconsume_times(times: &u32) -> bool {
+    *times == ROCKETMQ_MAX_RECONSUME_TIMES
 }
 
 /// RocketMQ's `lockMaxLiveTime` default.
@@ -154,6 +170,7 @@ impl Default for Promise {
             ack_grace_ms: None,
             delay_levels_ms: ROCKETMQ_DELAY_LEVELS_MS.to_vec(),
             flush_delay_offset_interval_ms: 10_000,
+            max_reconsume_times: ROCKETMQ_MAX_RECONSUME_TIMES,
             lock_max_live_time_ms: ROCKETMQ_LOCK_MAX_LIVE_TIME_MS,
             orderly_lock_lost_with_broker: false,
         }
@@ -168,6 +185,12 @@ impl Promise {
         }
         let index = (level as usize).min(self.delay_levels_ms.len());
         index.checked_sub(1).map_or(0, |i| self.delay_levels_ms[i])
+    }
+
+    /// The delay a message handed back with reconsume count `reconsume_times` waits
+    /// before it comes back: level 3 + that count (clamped to the table).
+    pub fn retry_delay_ms(&self, reconsume_times: u32) -> u64 {
+        self.delay_ms(RETRY_FIRST_DELAY_LEVEL.saturating_add(reconsume_times))
     }
 
     /// The longest an acknowledged record may live only in an ASYNC_FLUSH master's

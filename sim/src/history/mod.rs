@@ -16,7 +16,10 @@ mod file;
 mod meta;
 
 pub use file::{HistoryError, MAX_TIME_OR_OFFSET, OPS, TIME_DISORDER_TOLERANCE_MS};
-pub use meta::{BrokerGroupMeta, FlushMode, GroupMeta, Promise, Replication};
+pub use meta::{
+    BrokerGroupMeta, FlushMode, GroupMeta, Promise, Replication, RETRY_FIRST_DELAY_LEVEL,
+    ROCKETMQ_MAX_RECONSUME_TIMES,
+};
 
 /// The message property carrying the workload id.
 pub const WID_PROPERTY: &str = "WID";
@@ -276,6 +279,21 @@ pub enum Entry {
         queue_id: i32,
         offset: u64,
     },
+    /// A message read from `group`'s dead-letter queue (`%DLQ%{group}`, queue
+    /// `queue_id` of `broker`) by a reader that takes no other part in the workload:
+    /// the group's consumers gave up on it.
+    DeadLetter {
+        at_ms: u64,
+        /// The group whose dead-letter queue it is (not the reader's own).
+        group: String,
+        /// The reader's node.
+        client: u32,
+        broker: String,
+        queue_id: i32,
+        queue_offset: u64,
+        wid: Option<u64>,
+        reconsume_times: i32,
+    },
 }
 
 /// What a listener answered (`ConsumeConcurrentlyStatus`, `ConsumeOrderlyStatus`).
@@ -308,7 +326,8 @@ impl Entry {
             | Entry::Consumed { at_ms, .. }
             | Entry::Own { at_ms, .. }
             | Entry::Disown { at_ms, .. }
-            | Entry::Commit { at_ms, .. } => *at_ms,
+            | Entry::Commit { at_ms, .. }
+            | Entry::DeadLetter { at_ms, .. } => *at_ms,
         }
     }
 }

@@ -1,25 +1,104 @@
 //! Planted bugs in the push consumer's process queue and consume service
-//! (`client/consumer/pull.rs`): what the broker served in order reaches the listener out of
-//! order.
+//! (`client/consumer/pull.rs`, the send-back of failed messages): what the broker served
+//! in order reaches the listener out of order; a message the listener consumed is
+//! handed back for a retry anyway.
 
 use rmq_model::node::{Ctx, Input};
-use rmq_model::protocol::Message;
+use rmq_model::protocol::{ConsumerSendMsgBack, Message, MessageModel, Request};
 
-use super::tamper::{found_pull, record_spans, tamper_consumers, Tamper};
+use super::tamper::{found_pull, record_spans, tamper_consumers, view, Tamper};
 use super::{Component, Mutant};
 use crate::check::Rule;
 
 pub(super) fn mutants() -> Vec<Mutant> {
-    vec![Mutant {
-        name: "consume-batch-reversed",
-        component: Component::ClientConsume,
-        description: "hands each pulled batch to the listener last record first",
-        scenario: "case1_kill",
-        variant: "",
-        seeds: 4,
-        expected: Rule::Order,
-        nodes: || tamper_consumers(|_| Some(ReverseBatches)),
-    }]
+    vec![
+        Mutant {
+            name: "consume-batch-reversed",
+            component: Component::ClientConsume,
+            description: "hands each pulled batch to the listener last record first",
+            scenario: "case1_kill",
+            variant: "",
+            seeds: 4,
+            expected: Rule::Order,
+            nodes: || tamper_consumers(|_| Some(ReverseBatches)),
+        },
+        Mutant {
+            name: "success-sent-back",
+            component: Component::ClientConsume,
+            description:
+                "hands every message it pulls from its topic back to the broker, successes too",
+            scenario: "retry_dlq",
+            variant: "",
+            seeds: 4,
+            expected: Rule::Retry,
+            nodes: || {
+                tamper_consumers(|c| {
+                    (c.message_model == MessageModel::Clustering && !c.topic.starts_with('%')).then(
+                        || SendEverythingBack {
+                            group: c.consumer_group.clone(),
+                            next_opaque: 0,
+                        },
+                    )
+                })
+            },
+        },
+    ]
+}
+
+/// Opaques of the consumer's extra send-backs: their answers are swallowed.
+const SEND_BACK_OPAQUE_BASE: u32 = 0xF000_0000;
+
+/// For every record a broker serves from the group's own topic, a CONSUMER_SEND_MSG_BACK
+/// to that broker, whatever the listener then answers.
+struct SendEverythingBack {
+    group: String,
+    next_opaque: u32,
+}
+
+impl Tamper for SendEverythingBack {
+    fn incoming(
+        &mut self,
+        ctx: &mut dyn Ctx<Message>,
+        mut input: Input<Message>,
+    ) -> Option<Input<Message>> {
+        let Input::Packet { from, msg } = &mut input else {
+            return Some(input);
+        };
+        if let Message::Response { opaque, .. } = msg {
+            if *opaque >= SEND_BACK_OPAQUE_BASE {
+                return None;
+            }
+        }
+        let from = *from;
+        if let Some(p) = found_pull(msg) {
+            for (at, len) in record_spans(&p.records) {
+                let Some(v) = view(&p.records[at..at + len]) else {
+                    continue;
+                };
+                if v.topic.starts_with('%') {
+                    continue;
+                }
+                self.next_opaque = (self.next_opaque + 1) % 0x0FFF_FFFF;
+                let request = Request::ConsumerSendMsgBack(ConsumerSendMsgBack {
+                    offset: v.physical_offset as u64,
+                    group: self.group.clone(),
+                    delay_level: 0,
+                    origin_msg_id: None,
+                    origin_topic: Some(v.topic.to_string()),
+                    unit_mode: false,
+                    max_reconsume_times: None,
+                });
+                ctx.send(
+                    from,
+                    Message::Request {
+                        opaque: SEND_BACK_OPAQUE_BASE + self.next_opaque,
+                        request,
+                    },
+                );
+            }
+        }
+        Some(input)
+    }
 }
 
 struct ReverseBatches;

@@ -10,10 +10,9 @@
 //! mutants never touches this module.
 //!
 //! One file per component (`storage`, `broker_send`, `broker_flush`, `broker_ha`,
-//! `broker_pull`, `broker_offsets`, `broker_schedule`, `broker_rebalance_lock`,
-//! `name_server`, `client_rebalance`,
-//! `client_rebalance_lock`, `client_offset_store`, `client_filter`, `client_consume`,
-//! `client_producer`), each
+//! `broker_pull`, `broker_offsets`, `broker_schedule`, `broker_send_back`,
+//! `broker_rebalance_lock`, `name_server`, `client_rebalance`, `client_rebalance_lock`,
+//! `client_offset_store`, `client_filter`, `client_consume`, `client_producer`), each
 //! with a `mutants()` list. Adding a
 //! mutant is one [`Mutant`] entry in that list (plus its tamper, if it needs a new
 //! one); [`registry`] collects the lists, and `sim run --broker NAME` can run it at once.
@@ -26,6 +25,7 @@ mod broker_pull;
 mod broker_rebalance_lock;
 mod broker_schedule;
 mod broker_send;
+mod broker_send_back;
 mod campaign;
 mod client_consume;
 mod client_filter;
@@ -68,6 +68,8 @@ pub enum Component {
     BrokerOffsets,
     /// The broker's delivery of delayed messages.
     BrokerSchedule,
+    /// The broker's retry and dead-letter handling (CONSUMER_SEND_MSG_BACK).
+    BrokerSendBack,
     /// The broker's queue locks for orderly consumers.
     BrokerRebalanceLock,
     /// The name server's routes.
@@ -96,6 +98,7 @@ impl Component {
             Component::BrokerPull => "broker/pull",
             Component::BrokerOffsets => "broker/offsets",
             Component::BrokerSchedule => "broker/schedule",
+            Component::BrokerSendBack => "broker/send-back",
             Component::BrokerRebalanceLock => "broker/locks",
             Component::NameServer => "name server",
             Component::ClientRebalance => "client/rebalance",
@@ -145,6 +148,7 @@ pub fn registry() -> Vec<Mutant> {
     all.extend(broker_pull::mutants());
     all.extend(broker_offsets::mutants());
     all.extend(broker_schedule::mutants());
+    all.extend(broker_send_back::mutants());
     all.extend(broker_rebalance_lock::mutants());
     all.extend(name_server::mutants());
     all.extend(client_rebalance::mutants());

@@ -46,6 +46,11 @@ pub trait Tamper: 'static {
     ) -> Option<Input<Message>> {
         Some(input)
     }
+    /// An input the node is to handle right after the one it was just given (as if
+    /// it had arrived at once): asked again until `None`.
+    fn follow_up(&mut self) -> Option<Input<Message>> {
+        None
+    }
     /// Whether the disk hooks below are used (false: the node gets its disk untouched).
     fn tampers_disk(&self) -> bool {
         false
@@ -194,6 +199,9 @@ impl<T: Tamper> Node<Message> for Wrapped<T> {
             tamper: &mut self.tamper,
         };
         self.inner.handle(&mut ctx, input);
+        while let Some(extra) = ctx.tamper.follow_up() {
+            self.inner.handle(&mut ctx, extra);
+        }
     }
     fn shutdown(&mut self, ctx: &mut dyn Ctx<Message>) {
         let mut ctx = TamperCtx {
@@ -243,10 +251,9 @@ pub fn tamper_name_servers<T: Tamper>(make: fn() -> T) -> Nodes {
 /// host inside still records what the application saw).
 pub fn tamper_consumers<T: Tamper>(pick: fn(&ConsumerConfig) -> Option<T>) -> Nodes {
     Nodes {
-        consumer: Rc::new(move |config, start_at_ms, recorder| {
+        consumer: Rc::new(move |config, plan, recorder| {
             let tamper = pick(&config);
-            let inner: Box<dyn Node<Message>> =
-                Box::new(ConsumerHost::new(config, recorder).starting_at(start_at_ms));
+            let inner: Box<dyn Node<Message>> = Box::new(ConsumerHost::new(config, plan, recorder));
             match tamper {
                 Some(t) => Box::new(Wrapped::new(inner, t)),
                 None => inner,
@@ -273,9 +280,9 @@ pub fn tamper_producers<T: Tamper>(make: fn() -> T) -> Nodes {
 /// Reference nodes, the consumers built from a config `change` edits.
 pub fn consumer_config(change: fn(&mut ConsumerConfig)) -> Nodes {
     Nodes {
-        consumer: Rc::new(move |mut config, start_at_ms, recorder| {
+        consumer: Rc::new(move |mut config, plan, recorder| {
             change(&mut config);
-            Box::new(ConsumerHost::new(config, recorder).starting_at(start_at_ms))
+            Box::new(ConsumerHost::new(config, plan, recorder))
         }),
         ..Nodes::default()
     }
@@ -335,18 +342,27 @@ pub struct Served {
 /// after `rewrite` changed them (with a fresh length and CRC, as a broker that built
 /// them this way would); other records pass unchanged.
 pub fn rewrite_served(msg: &mut Message, pick: fn(i64) -> bool, rewrite: fn(&mut Served)) {
-    reencode_served(msg, pick, rewrite, false);
+    reencode_served(msg, &|v| pick(v.queue_offset), rewrite, false);
+}
+
+/// [`rewrite_served`] for the records `pick` accepts by any field (their topic, say).
+pub fn rewrite_served_records(
+    msg: &mut Message,
+    pick: fn(&RecordView) -> bool,
+    rewrite: fn(&mut Served),
+) {
+    reencode_served(msg, &pick, rewrite, false);
 }
 
 /// Serves, before each record of a FOUND pull answer whose queue offset `pick`
 /// accepts, a forged copy of it that `forge` changed (same position, fresh CRC).
 pub fn forge_served(msg: &mut Message, pick: fn(i64) -> bool, forge: fn(&mut Served)) {
-    reencode_served(msg, pick, forge, true);
+    reencode_served(msg, &|v| pick(v.queue_offset), forge, true);
 }
 
 fn reencode_served(
     msg: &mut Message,
-    pick: fn(i64) -> bool,
+    pick: &dyn Fn(&RecordView) -> bool,
     rewrite: fn(&mut Served),
     keep_original: bool,
 ) {
@@ -361,7 +377,7 @@ fn reencode_served(
             break;
         };
         at += v.total_size;
-        if !pick(v.queue_offset) {
+        if !pick(&v) {
             out.extend_from_slice(v.bytes);
             continue;
         }

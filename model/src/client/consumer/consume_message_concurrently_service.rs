@@ -19,6 +19,8 @@ use super::PushConsumer;
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum ConsumeConcurrentlyStatus {
     ConsumeSuccess,
+    /// Failed: hand the message back for a retry (`send_message_back.rs`).
+    ReconsumeLater,
 }
 
 /// What the listener does with a message it was handed.
@@ -76,7 +78,12 @@ impl PushConsumer {
         out: &mut Vec<ClientEvent>,
     ) {
         let answer = self.listener.consume_message(ctx, mq, queue_offset, &msg);
-        if answer == ListenerAnswer::Later {
+        // A failed message stays until it is handed back.
+        let keep = matches!(
+            answer,
+            ListenerAnswer::Later | ListenerAnswer::Now(ConsumeConcurrentlyStatus::ReconsumeLater)
+        );
+        if keep {
             if let Some(q) = self.queues.get_mut(mq) {
                 q.process_queue.put(queue_offset, msg.clone());
             }
@@ -84,24 +91,30 @@ impl PushConsumer {
         out.push(self.delivered_event(mq, queue_offset, msg));
         if let ListenerAnswer::Now(status) = answer {
             out.push(self.consumed_event(mq, queue_offset, status));
+            self.process_result(ctx, mq, queue_offset, status);
         }
     }
 
-    /// The listener finished the message it was handed at `queue_offset` of `mq`
-    /// (`processConsumeResult`): the queue's consumed offset moves up to the lowest
-    /// message still in a listener. An answer for a queue given away or reset since
-    /// moves nothing (its messages are pulled again by whoever holds it now).
-    pub fn consumed(
+    /// `processConsumeResult` for one message: done, or handed back.
+    fn process_result(
         &mut self,
-        _ctx: &mut dyn Ctx<Message>,
+        ctx: &mut dyn Ctx<Message>,
         mq: &MessageQueue,
         queue_offset: u64,
         status: ConsumeConcurrentlyStatus,
-    ) -> Vec<ClientEvent> {
-        let out = vec![self.consumed_event(mq, queue_offset, status)];
-        if self.stopped {
-            return out;
+    ) {
+        match status {
+            ConsumeConcurrentlyStatus::ConsumeSuccess => self.message_done(mq, queue_offset),
+            ConsumeConcurrentlyStatus::ReconsumeLater => {
+                self.reconsume_later(ctx, mq, queue_offset)
+            }
         }
+    }
+
+    /// The message at `queue_offset` leaves the process queue: the queue's consumed
+    /// offset moves up to the lowest message still there. Nothing when it is not there
+    /// (answered at once, or the queue was given away or reset since).
+    pub(super) fn message_done(&mut self, mq: &MessageQueue, queue_offset: u64) {
         if let Some(q) = self.queues.get_mut(mq) {
             if q.process_queue.remove(queue_offset).is_some() {
                 if let Some(next) = q.next_offset {
@@ -112,6 +125,24 @@ impl PushConsumer {
                 }
             }
         }
+    }
+
+    /// The listener finished the message it was handed at `queue_offset` of `mq`
+    /// (`processConsumeResult`): the queue's consumed offset moves up to the lowest
+    /// message still in a listener. An answer for a queue given away or reset since
+    /// moves nothing (its messages are pulled again by whoever holds it now).
+    pub fn consumed(
+        &mut self,
+        ctx: &mut dyn Ctx<Message>,
+        mq: &MessageQueue,
+        queue_offset: u64,
+        status: ConsumeConcurrentlyStatus,
+    ) -> Vec<ClientEvent> {
+        let out = vec![self.consumed_event(mq, queue_offset, status)];
+        if self.stopped {
+            return out;
+        }
+        self.process_result(ctx, mq, queue_offset, status);
         out
     }
 

@@ -52,7 +52,9 @@ mod process_queue;
 mod pull;
 mod rebalance_lock;
 mod reset_offset;
+mod retry_subscription;
 mod route;
+mod send_message_back;
 mod start_offset;
 
 /// How long each periodic heartbeat follows a periodic route refresh:
@@ -125,6 +127,8 @@ impl Default for ConsumerConfig {
 #[derive(Clone, Debug)]
 enum Call {
     Route,
+    /// The group's retry topic's route (`retry_subscription.rs`).
+    RetryRoute,
     ConsumerList,
     QueryOffset {
         mq: MessageQueue,
@@ -144,6 +148,12 @@ enum Call {
         queues: std::collections::BTreeSet<MessageQueue>,
         asked_ms: u64,
         purpose: LockPurpose,
+    },
+    /// CONSUMER_SEND_MSG_BACK of the message at `queue_offset` (`send_message_back.rs`).
+    SendBack {
+        mq: MessageQueue,
+        generation: u64,
+        queue_offset: u64,
     },
 }
 
@@ -184,6 +194,8 @@ pub struct PushConsumer {
     route: Option<TopicRouteData>,
     /// `Some(name servers left to try)` while a route lookup is in flight.
     route_lookup: Option<usize>,
+    /// Clustering: the group's retry topic, subscribed with `*`.
+    retry: Option<retry_subscription::RetrySubscription>,
     queues: BTreeMap<MessageQueue, OwnedQueue>,
     next_generation: u64,
     offsets: OffsetStore,
@@ -192,6 +204,8 @@ pub struct PushConsumer {
     rebalance_in_flight: bool,
     rebalance_again: bool,
     retry_timers: BTreeMap<TimerId, (MessageQueue, u64)>,
+    /// Failed messages that could not be handed back, by the timer that re-hands them.
+    consume_later: BTreeMap<TimerId, send_message_back::ConsumeLater>,
     poll_timer: Option<TimerId>,
     heartbeat_timer: Option<TimerId>,
     rebalance_timer: Option<TimerId>,
@@ -213,6 +227,8 @@ impl PushConsumer {
     pub fn new(cfg: ConsumerConfig) -> PushConsumer {
         let namesrv = NameServers::new(cfg.namesrv_addrs.clone());
         let offsets = OffsetStore::broker(&cfg.consumer_group);
+        let retry = (cfg.message_model == MessageModel::Clustering)
+            .then(|| retry_subscription::RetrySubscription::new(&cfg.consumer_group));
         PushConsumer {
             filter: SubscriptionData::parse(&cfg.tag_expression),
             cfg,
@@ -221,12 +237,14 @@ impl PushConsumer {
             namesrv,
             route: None,
             route_lookup: None,
+            retry,
             queues: BTreeMap::new(),
             next_generation: 0,
             offsets,
             rebalance_in_flight: false,
             rebalance_again: false,
             retry_timers: BTreeMap::new(),
+            consume_later: BTreeMap::new(),
             poll_timer: None,
             heartbeat_timer: None,
             rebalance_timer: None,
@@ -346,6 +364,7 @@ impl PushConsumer {
         .flatten()
         .chain(std::mem::take(&mut self.retry_timers).into_keys())
         .chain(std::mem::take(&mut self.suspend_timers).into_keys())
+        .chain(std::mem::take(&mut self.consume_later).into_keys())
         {
             ctx.cancel_timer(timer);
         }
@@ -439,6 +458,7 @@ impl PushConsumer {
                 if self.route_lookup.is_none() {
                     self.lookup_route(ctx);
                 }
+                self.lookup_retry_route(ctx);
                 self.poll_timer = Some(ctx.set_timer(
                     self.cfg.poll_name_server_interval_ms,
                     timer_kind::POLL_NAME_SERVER,
@@ -461,6 +481,7 @@ impl PushConsumer {
                     timer_kind::PERSIST_OFFSETS,
                 ));
             }
+            timer_kind::CONSUME_LATER => self.on_consume_later(ctx, id, out),
             timer_kind::PULL_RETRY => {
                 let Some((mq, generation)) = self.retry_timers.remove(&id) else {
                     return;
@@ -495,6 +516,7 @@ impl PushConsumer {
     ) {
         match call {
             Call::Route => self.on_route(ctx, RouteAnswer::from_outcome(outcome), out),
+            Call::RetryRoute => self.on_retry_route(ctx, RouteAnswer::from_outcome(outcome), out),
             Call::ConsumerList => self.on_consumer_list(ctx, outcome, out),
             Call::QueryOffset { mq, generation } => {
                 if !self.is_current(&mq, generation) {
@@ -527,6 +549,15 @@ impl PushConsumer {
                         tracing::debug!(?mq, outcome = %other.describe(), "get max offset failed");
                         self.schedule_retry(ctx, &mq);
                     }
+                }
+            }
+            Call::SendBack {
+                mq,
+                generation,
+                queue_offset,
+            } => {
+                if self.is_current(&mq, generation) {
+                    self.on_send_back(ctx, &mq, queue_offset, outcome);
                 }
             }
             Call::Pull {

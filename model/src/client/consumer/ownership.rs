@@ -65,8 +65,11 @@ impl PushConsumer {
                 if let Some(route) = self.route.as_ref() {
                     cid_all.sort();
                     cid_all.dedup();
+                    // `rebalanceByTopic` for each subscribed topic, with one member list.
                     let mq_all = readable_queues(&self.cfg.topic, route);
-                    let mine = allocate_averagely(&mq_all, &cid_all, &self.client_id);
+                    let mut mine = allocate_averagely(&mq_all, &cid_all, &self.client_id);
+                    let retry_all = self.retry_queues();
+                    mine.extend(allocate_averagely(&retry_all, &cid_all, &self.client_id));
                     self.apply_allocation(ctx, mine, out);
                 }
             }

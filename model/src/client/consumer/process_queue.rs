@@ -39,7 +39,12 @@ impl ProcessQueue {
         self.in_listener.first_key_value().map(|(&o, m)| (o, m))
     }
 
-    /// The message at `queue_offset`, to raise its reconsume count in place.
+    /// The message the listener holds at `queue_offset`.
+    pub(crate) fn get(&self, queue_offset: u64) -> Option<&DeliveredMessage> {
+        self.in_listener.get(&queue_offset)
+    }
+
+    /// The same, to change (a local retry raises its reconsume count).
     pub(crate) fn get_mut(&mut self, queue_offset: u64) -> Option<&mut DeliveredMessage> {
         self.in_listener.get_mut(&queue_offset)
     }
@@ -73,6 +78,7 @@ mod tests {
             reconsume_times: 0,
             msg_id: String::new(),
             born_timestamp_ms: 0,
+            commit_log_offset: 0,
             born_host: Host {
                 ip: std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
                 port: 1,

@@ -47,7 +47,11 @@ impl PushConsumer {
             sys_flag,
             commit_offset,
             suspend_timeout_ms: self.cfg.pull_suspend_timeout_ms,
-            subscription: Some(self.cfg.tag_expression.clone()),
+            subscription: Some(if self.is_retry_queue(mq) {
+                "*".to_string()
+            } else {
+                self.cfg.tag_expression.clone()
+            }),
         });
         let call = Call::Pull {
             mq: mq.clone(),
@@ -178,7 +182,7 @@ impl PushConsumer {
             pos += view.total_size;
             let properties = view.user_properties();
             let tags = property(properties, PROPERTY_TAGS);
-            if !self.filter.matches_tags(tags) {
+            if !self.is_retry_queue(mq) && !self.filter.matches_tags(tags) {
                 continue;
             }
             let msg_id = match property(properties, PROPERTY_UNIQ_KEY) {
@@ -191,7 +195,7 @@ impl PushConsumer {
             };
             let queue_offset = view.queue_offset.max(0) as u64;
             let msg = DeliveredMessage {
-                topic: view.topic.to_string(),
+                topic: self.listener_topic(mq, view.topic, properties).to_string(),
                 tags: tags.map(str::to_string),
                 properties: properties.to_string(),
                 body: view.body.to_vec(),
@@ -199,6 +203,7 @@ impl PushConsumer {
                 msg_id,
                 born_timestamp_ms: view.born_timestamp_ms,
                 born_host: view.born_host,
+                commit_log_offset: view.physical_offset.max(0) as u64,
             };
             if self.cfg.consume_orderly {
                 self.put_orderly(mq, queue_offset, msg);

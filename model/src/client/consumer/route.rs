@@ -47,6 +47,7 @@ impl PushConsumer {
                     // consumer-list request, so the broker already lists us.
                     self.send_heartbeat(ctx);
                     self.rebalance(ctx, out);
+                    self.lookup_retry_route(ctx);
                 }
             }
             // An unknown topic (or a failed refresh) keeps the route we have; the next
@@ -68,15 +69,17 @@ impl PushConsumer {
         let Some(route) = self.route.as_ref() else {
             return;
         };
+        let mut subscriptions =
+            BTreeMap::from([(self.cfg.topic.clone(), self.cfg.tag_expression.clone())]);
+        if let Some(retry) = &self.retry {
+            subscriptions.insert(retry.topic.clone(), "*".to_string());
+        }
         let data = HeartbeatData {
             client_id: self.client_id.clone(),
             consumers: vec![ConsumerData {
                 group_name: self.cfg.consumer_group.clone(),
                 message_model: self.cfg.message_model,
-                subscriptions: BTreeMap::from([(
-                    self.cfg.topic.clone(),
-                    self.cfg.tag_expression.clone(),
-                )]),
+                subscriptions,
             }],
         };
         let addrs: BTreeSet<String> = route

@@ -45,6 +45,8 @@ impl PushConsumer {
         out: &mut Vec<ClientEvent>,
     ) {
         match self.cfg.consume_from_where {
+            // A retry queue holds only what the group handed back: all of it is due.
+            _ if self.is_retry_queue(mq) => self.activate(ctx, mq, 0, false, out),
             ConsumeFromWhere::FirstOffset => self.activate(ctx, mq, 0, false, out),
             ConsumeFromWhere::LastOffset => {
                 let generation = self.queues[mq].generation;

@@ -2,7 +2,9 @@
 
 use crate::message::encode_properties;
 use crate::node::NodeId;
-use crate::protocol::{pull_sys_flag, BrokerData, PullMessage, PullResponse, QueueData};
+use crate::protocol::{
+    pull_sys_flag, BrokerData, ConsumerSendMsgBack, PullMessage, PullResponse, QueueData,
+};
 use crate::store::record::{Host, NewRecord};
 
 use super::super::test_ctx::TestCtx;
@@ -267,12 +269,13 @@ fn the_periodic_heartbeat_follows_the_route_refresh_and_reaches_a_returning_brok
     }
     let sent = ctx.take_sent();
     for (_, m) in &sent {
+        // The topic's refresh, not the retry topic's.
         if matches!(
             m,
             Message::Request {
-                request: Request::GetRouteInfoByTopic { .. },
+                request: Request::GetRouteInfoByTopic { topic },
                 ..
-            }
+            } if topic == "T"
         ) {
             refresh = Some(m.clone());
         }
@@ -1077,6 +1080,145 @@ fn a_reset_from_the_broker_drops_what_is_under_way_and_pulls_from_the_new_offset
     );
 }
 
+/// A clustering consumer subscribes `%RETRY%G` with `*`: heartbeat, route, rebalance
+/// and pulls cover it, a retry queue without an offset starts at 0, and the listener
+/// sees a retried message under the topic it was sent to.
+#[test]
+fn a_clustering_consumer_consumes_its_retry_topic() {
+    let mut ctx = ctx();
+    let mut c = consumer(MessageModel::Clustering);
+    c.cfg.consume_from_where = ConsumeFromWhere::LastOffset;
+    c.start(&mut ctx);
+    let sent = ctx.take_sent();
+    respond(&mut c, &mut ctx, &sent[0].1, Response::Route(route()));
+    let sent = ctx.take_sent();
+    let heartbeat = find(&sent, |r| matches!(r, Request::HeartBeat(_)))[0];
+    let Message::Request {
+        request: Request::HeartBeat(data),
+        ..
+    } = &heartbeat.1
+    else {
+        unreachable!()
+    };
+    assert_eq!(
+        data.consumers[0].subscriptions,
+        BTreeMap::from([
+            ("%RETRY%G".to_string(), "*".to_string()),
+            ("T".to_string(), "TagA".to_string())
+        ])
+    );
+    let retry_lookup = find(
+        &sent,
+        |r| matches!(r, Request::GetRouteInfoByTopic { topic } if topic == "%RETRY%G"),
+    )[0]
+    .1
+    .clone();
+    let list = find(&sent, |r| {
+        matches!(r, Request::GetConsumerListByGroup { .. })
+    })[0]
+        .1
+        .clone();
+    let me = vec![c.client_id().to_string()];
+    respond(&mut c, &mut ctx, &list, Response::ConsumerList(me.clone()));
+    ctx.take_sent();
+    let mut retry_route = route();
+    for qd in &mut retry_route.queue_datas {
+        qd.read_queue_nums = 1;
+        qd.write_queue_nums = 1;
+    }
+    respond(
+        &mut c,
+        &mut ctx,
+        &retry_lookup,
+        Response::Route(retry_route),
+    );
+    let sent = ctx.take_sent();
+    let list = find(&sent, |r| {
+        matches!(r, Request::GetConsumerListByGroup { .. })
+    })[0]
+        .1
+        .clone();
+    respond(&mut c, &mut ctx, &list, Response::ConsumerList(me));
+    let sent = ctx.take_sent();
+    let queries = find(
+        &sent,
+        |r| matches!(r, Request::QueryConsumerOffset(k) if k.topic == "%RETRY%G"),
+    );
+    assert_eq!(queries.len(), 2, "one retry queue on each broker");
+    let not_found = Response::Error {
+        code: response_code::QUERY_NOT_FOUND,
+        remark: String::new(),
+    };
+    let events = respond(&mut c, &mut ctx, &queries[0].1, not_found);
+    assert!(
+        matches!(&events[..], [ClientEvent::Owned { topic, start_offset: 0, .. }] if topic == "%RETRY%G"),
+        "a retry queue starts at 0 whatever consume_from_where says: {events:?}"
+    );
+    let sent = ctx.take_sent();
+    let pull = find(&sent, |r| matches!(r, Request::PullMessage(_)))[0]
+        .1
+        .clone();
+    let p = pull_of(&pull);
+    assert_eq!(
+        (p.topic.as_str(), p.subscription.as_deref()),
+        ("%RETRY%G", Some("*"))
+    );
+    let props = encode_properties([("UNIQ_KEY", "U1"), ("TAGS", "TagA"), ("RETRY_TOPIC", "T")]);
+    let host = Host {
+        ip: "10.0.0.2".parse().unwrap(),
+        port: 10911,
+    };
+    let mut bytes = Vec::new();
+    NewRecord {
+        topic: "%RETRY%G",
+        queue_id: 0,
+        flag: 0,
+        sys_flag: 0,
+        born_timestamp_ms: 1,
+        born_host: host,
+        store_host: host,
+        reconsume_times: 1,
+        prepared_transaction_offset: 0,
+        body: b"body",
+        properties: &props,
+    }
+    .encode(0, 10, 2, &mut bytes);
+    let events = respond(&mut c, &mut ctx, &pull, pull_answer(0, 1, bytes));
+    let delivered: Vec<_> = events
+        .iter()
+        .filter_map(|e| match e {
+            ClientEvent::Delivered { topic, msg, .. } => Some((topic.as_str(), msg)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(delivered.len(), 1, "{events:?}");
+    let (queue_topic, msg) = delivered[0];
+    assert_eq!(queue_topic, "%RETRY%G", "the queue it came from");
+    assert_eq!(msg.topic, "T", "the listener sees RETRY_TOPIC");
+    assert_eq!(msg.reconsume_times, 1);
+}
+
+#[test]
+fn a_broadcasting_consumer_has_no_retry_topic() {
+    let mut ctx = ctx();
+    let mut c = consumer(MessageModel::Broadcasting);
+    c.start(&mut ctx);
+    let sent = ctx.take_sent();
+    respond(&mut c, &mut ctx, &sent[0].1, Response::Route(route()));
+    let sent = ctx.take_sent();
+    assert!(find(&sent, |r| matches!(r, Request::GetRouteInfoByTopic { .. })).is_empty());
+    for (_, m) in find(&sent, |r| matches!(r, Request::HeartBeat(_))) {
+        let Message::Request {
+            request: Request::HeartBeat(data),
+            ..
+        } = m
+        else {
+            unreachable!()
+        };
+        assert_eq!(data.consumers[0].subscriptions.len(), 1);
+    }
+}
+
 /// A listener that keeps every message (answers later).
 struct Later;
 
@@ -1161,4 +1303,154 @@ fn the_offset_waits_for_the_lowest_message_still_in_a_listener() {
         8,
         "all done: up to the next pull"
     );
+}
+
+/// Fails every message it is handed the first time (by queue offset), then succeeds.
+#[derive(Default)]
+struct FailOnce {
+    failed: std::collections::BTreeSet<u64>,
+}
+
+impl MessageListenerConcurrently for FailOnce {
+    fn consume_message(
+        &mut self,
+        _ctx: &mut dyn Ctx<Message>,
+        _mq: &MessageQueue,
+        queue_offset: u64,
+        _msg: &crate::client::DeliveredMessage,
+    ) -> ListenerAnswer {
+        if self.failed.insert(queue_offset) {
+            ListenerAnswer::Now(ConsumeConcurrentlyStatus::ReconsumeLater)
+        } else {
+            ListenerAnswer::Now(ConsumeConcurrentlyStatus::ConsumeSuccess)
+        }
+    }
+}
+
+/// RECONSUME_LATER: the message is handed back to its broker group's master (the
+/// commit-log offset it was stored at, the group, level 0, maximum 16) and holds the
+/// queue's offset until the broker says SUCCESS; a failed hand-back keeps it, and 5 s
+/// later the listener gets it again with its reconsume count raised.
+#[test]
+fn a_failed_message_is_handed_back_and_retried_locally_when_that_fails() {
+    let mut ctx = ctx();
+    let mut c = consumer(MessageModel::Clustering);
+    c.register_message_listener(Box::<FailOnce>::default());
+    let pulls = clustering_owning_a(&mut c, &mut ctx);
+    let q0 = find(
+        &pulls,
+        |r| matches!(r, Request::PullMessage(p) if p.queue_id == 0),
+    );
+    let events = respond(
+        &mut c,
+        &mut ctx,
+        &q0[0].1,
+        pull_answer(0, 7, records(0, 5, &[Some("TagA"), Some("TagA")])),
+    );
+    let answers: Vec<(u64, ConsumeConcurrentlyStatus)> = events
+        .iter()
+        .filter_map(|e| match e {
+            ClientEvent::Consumed {
+                queue_offset,
+                status,
+                ..
+            } => Some((*queue_offset, *status)),
+            _ => None,
+        })
+        .collect();
+    let later = ConsumeConcurrentlyStatus::ReconsumeLater;
+    assert_eq!(answers, vec![(5, later), (6, later)]);
+    let sent = ctx.take_sent();
+    let backs: Vec<(NodeId, ConsumerSendMsgBack)> = sent
+        .iter()
+        .filter_map(|(to, m)| match m {
+            Message::Request {
+                request: Request::ConsumerSendMsgBack(b),
+                ..
+            } => Some((*to, b.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(backs.len(), 2);
+    assert_eq!(backs[0].0, NodeId(2), "a's master");
+    let b = &backs[0].1;
+    assert_eq!(
+        (b.group.as_str(), b.delay_level, b.max_reconsume_times),
+        ("G", 0, Some(16))
+    );
+    assert_eq!(b.offset, 0, "the first record's commit-log offset");
+    assert_eq!(b.origin_topic.as_deref(), Some("T"));
+    let next_pull = find(&sent, |r| matches!(r, Request::PullMessage(_)))[0]
+        .1
+        .clone();
+    assert_eq!(pull_of(&next_pull).commit_offset, 5, "both still held");
+    let back_msgs: Vec<&Message> = sent
+        .iter()
+        .filter(|(_, m)| {
+            matches!(
+                m,
+                Message::Request {
+                    request: Request::ConsumerSendMsgBack(_),
+                    ..
+                }
+            )
+        })
+        .map(|(_, m)| m)
+        .collect();
+    // 5 is taken back; 6's hand-back is refused.
+    respond(
+        &mut c,
+        &mut ctx,
+        back_msgs[0],
+        Response::ConsumerSendMsgBack,
+    );
+    let refused = Response::Error {
+        code: response_code::SYSTEM_ERROR,
+        remark: "SERVICE_NOT_AVAILABLE".into(),
+    };
+    assert!(respond(&mut c, &mut ctx, back_msgs[1], refused).is_empty());
+    respond(
+        &mut c,
+        &mut ctx,
+        &next_pull,
+        pull_answer(response_code::PULL_NOT_FOUND, 7, Vec::new()),
+    );
+    let sent = ctx.take_sent();
+    let pull = find(&sent, |r| matches!(r, Request::PullMessage(_)))[0]
+        .1
+        .clone();
+    assert_eq!(
+        pull_of(&pull).commit_offset,
+        6,
+        "6 waits for its local retry"
+    );
+    let mut events = Vec::new();
+    for input in ctx.advance_to(ctx.now_ms + super::send_message_back::CONSUME_LATER_DELAY_MS) {
+        events.extend(c.handle(&mut ctx, input));
+    }
+    let redelivered: Vec<(u64, i32)> = events
+        .iter()
+        .filter_map(|e| match e {
+            ClientEvent::Delivered {
+                queue_offset, msg, ..
+            } => Some((*queue_offset, msg.reconsume_times)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        redelivered,
+        vec![(6, 1)],
+        "again, its count raised: {events:?}"
+    );
+    respond(
+        &mut c,
+        &mut ctx,
+        &pull,
+        pull_answer(response_code::PULL_NOT_FOUND, 7, Vec::new()),
+    );
+    let sent = ctx.take_sent();
+    let pull = find(&sent, |r| matches!(r, Request::PullMessage(_)))[0]
+        .1
+        .clone();
+    assert_eq!(pull_of(&pull).commit_offset, 7, "consumed at last");
 }

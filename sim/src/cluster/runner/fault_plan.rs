@@ -40,6 +40,8 @@ pub(super) fn fault_plan(s: &Scenario, l: &Layout, seed: u64) -> Vec<(u64, Fault
                 Role::Slave { .. } => Target::Slaves,
                 Role::Producer { .. } => Target::Producers,
                 Role::Consumer { .. } => Target::Consumers,
+                // The checker's eyes on the dead-letter queues, not part of the load.
+                Role::DeadLetterReader { .. } => return false,
             };
             spec.targets.contains(&t)
         })

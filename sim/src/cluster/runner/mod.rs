@@ -20,6 +20,7 @@ use std::rc::Rc;
 
 use rmq_model::broker::{Broker, BrokerConfig, BrokerRole, FlushDiskType};
 use rmq_model::client::{ConsumeFromWhere, ConsumerConfig, ProducerConfig};
+use rmq_model::message::dlq_topic;
 use rmq_model::namesrv::{NameServer, NamesrvConfig};
 use rmq_model::node::{Node, NodeId};
 use rmq_model::protocol::{perm, Message, MessageModel};
@@ -28,11 +29,12 @@ use rmq_model::store::{Disk, StoreConfig};
 use serde::Serialize;
 
 use crate::check::{self, Report};
+use crate::cluster::listener::ListenerPlan;
 use crate::cluster::net::NetConfig;
 use crate::cluster::scenario::{ModelSpec, Scenario, CONSUMERS_START_MS, WARMUP_MS};
 use crate::cluster::swarm::{self, SwarmChoices};
 use crate::cluster::workload::{
-    ConsumerHost, ProducerHost, ProducerPlan, Recorder, SharedRecorder,
+    ConsumerHost, ConsumerPlan, ProducerHost, ProducerPlan, Recorder, SharedRecorder,
 };
 use crate::cluster::world::{sim_addr, Fault, World};
 use crate::history::{BrokerGroupMeta, Entry, FlushMode, GroupMeta, History, Promise, Replication};
@@ -50,10 +52,10 @@ pub type NameServerFactory = Rc<dyn Fn(NamesrvConfig) -> Box<dyn Node<Message>>>
 pub type ProducerFactory =
     Rc<dyn Fn(ProducerConfig, ProducerPlan, SharedRecorder) -> Box<dyn Node<Message>>>;
 /// Builds a consumer node: the push consumer plus the host that records its deliveries,
-/// ownership and commits ([`ConsumerHost`] is the reference). The `u64` is the true time
-/// in ms at which the consumer starts (0: at boot; a swarm group may join late).
+/// ownership and commits ([`ConsumerHost`] is the reference). The plan says when it
+/// starts (a swarm group may join late) and how its listener answers.
 pub type ConsumerFactory =
-    Rc<dyn Fn(ConsumerConfig, u64, SharedRecorder) -> Box<dyn Node<Message>>>;
+    Rc<dyn Fn(ConsumerConfig, ConsumerPlan, SharedRecorder) -> Box<dyn Node<Message>>>;
 
 /// The reference broker: `rmq_model::broker::Broker`.
 pub fn reference_broker() -> BrokerFactory {
@@ -80,8 +82,8 @@ impl Default for Nodes {
             producer: Rc::new(|config, plan, recorder| {
                 Box::new(ProducerHost::new(config, plan, recorder))
             }),
-            consumer: Rc::new(|config, start_at_ms, recorder| {
-                Box::new(ConsumerHost::new(config, recorder).starting_at(start_at_ms))
+            consumer: Rc::new(|config, plan, recorder| {
+                Box::new(ConsumerHost::new(config, plan, recorder))
             }),
         }
     }
@@ -113,10 +115,24 @@ impl From<BrokerFactory> for Nodes {
 #[serde(tag = "role", rename_all = "snake_case")]
 pub enum Role {
     NameServer,
-    Master { group: usize },
-    Slave { group: usize },
-    Producer { index: usize },
-    Consumer { group: usize, index: usize },
+    Master {
+        group: usize,
+    },
+    Slave {
+        group: usize,
+    },
+    Producer {
+        index: usize,
+    },
+    Consumer {
+        group: usize,
+        index: usize,
+    },
+    /// Reads the dead-letter queue of a group whose listener fails messages; no
+    /// fault targets it.
+    DeadLetterReader {
+        group: usize,
+    },
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -194,6 +210,11 @@ fn layout(s: &Scenario) -> Layout {
     for (group, spec) in w.groups.iter().enumerate() {
         for index in 0..spec.consumers as usize {
             roles.push(Role::Consumer { group, index });
+        }
+    }
+    for (group, spec) in w.groups.iter().enumerate() {
+        if spec.fails() && spec.model == ModelSpec::Clustering {
+            roles.push(Role::DeadLetterReader { group });
         }
     }
     let namesrv_addrs = (0..c.name_servers).map(|i| sim_addr(NodeId(i))).collect();
@@ -324,6 +345,11 @@ fn derive_concrete(s: &Scenario, seed: u64, swarm: Option<SwarmChoices>) -> Deri
     }
 }
 
+/// The salt that picks group `group`'s always-failing messages in run `seed`.
+fn listener_salt(seed: u64, group: usize) -> u64 {
+    (seed ^ 0x5157_5e7a_11e5_0000).wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ group as u64
+}
+
 /// Room reserved up front in each run's history (entries).
 const HISTORY_ENTRIES_RESERVED: usize = 4096;
 
@@ -385,6 +411,11 @@ pub fn run(s: &Scenario, seed: u64, nodes: impl Into<Nodes>, options: RunOptions
             ),
             Role::Consumer { group, .. } => {
                 let g = &w.groups[*group];
+                let listener = ListenerPlan {
+                    fail_permille: g.fail_permille,
+                    always_fail_permille: g.always_fail_permille,
+                    salt: listener_salt(seed, *group),
+                };
                 (nodes.consumer)(
                     ConsumerConfig {
                         consumer_group: g.name.clone(),
@@ -399,7 +430,29 @@ pub fn run(s: &Scenario, seed: u64, nodes: impl Into<Nodes>, options: RunOptions
                         consume_orderly: g.orderly,
                         ..ConsumerConfig::default()
                     },
-                    g.start_ms.max(CONSUMERS_START_MS),
+                    ConsumerPlan {
+                        start_at_ms: g.start_ms.max(CONSUMERS_START_MS),
+                        listener,
+                    },
+                    rec.clone(),
+                )
+            }
+            Role::DeadLetterReader { group } => {
+                let g = &w.groups[*group];
+                (nodes.consumer)(
+                    ConsumerConfig {
+                        consumer_group: format!("dlq_reader_{}", g.name),
+                        namesrv_addrs: namesrv_addrs.clone(),
+                        topic: dlq_topic(&g.name),
+                        tag_expression: "*".into(),
+                        message_model: MessageModel::Clustering,
+                        consume_from_where: ConsumeFromWhere::FirstOffset,
+                        ..ConsumerConfig::default()
+                    },
+                    ConsumerPlan {
+                        start_at_ms: CONSUMERS_START_MS,
+                        listener: ListenerPlan::default(),
+                    },
                     rec.clone(),
                 )
             }

@@ -1,0 +1,393 @@
+//! **retry**: what a group's listener fails (`RECONSUME_LATER`, a `Consumed` entry)
+//! comes back to that group only, raised, not early, and after the maximum lands in the
+//! group's dead-letter queue (`DeadLetter` entries, read by a reader outside the
+//! group). Per (message, group), with *failures* the `RECONSUME_LATER` answers the
+//! group gave the message so far, and `max` the declared `Promise::max_reconsume_times`:
+//!
+//! - **raised**: a delivery from `%RETRY%{group}` has reconsume count ≥ 1 (the broker
+//!   raises it on every hand-back);
+//! - **caused**: a delivery with reconsume count n > 0 comes after at least n
+//!   failures (a success is never handed back; a consumer that could not hand a
+//!   message back re-hands it itself with its count raised by one, still ≤ failures);
+//! - **same group**: a delivery from `%RETRY%{g}` goes to group g only;
+//! - **not early**: a delivery from the retry topic with count n comes no earlier than
+//!   the first failure of a delivery whose count was at least n − 1 plus the delay of
+//!   level 3 + (n − 1) (`Promise::retry_delay_ms`; the broker stores the copy after the
+//!   failure and counts the delay from then). Excused (`clock_skew`) by a clock skew on
+//!   the broker group it came from, which measures the delay with its own clock;
+//! - **dead-lettered at the maximum**: a `DeadLetter` has reconsume count max + 1 and
+//!   comes after at least max + 1 failures;
+//! - **never past the maximum**: no delivery to the group has a reconsume count above
+//!   max, except a consumer's own re-hand (the same client, queue and offset as a
+//!   failed delivery with count one lower: its hand-back failed, and the broker
+//!   dead-letters the message once one succeeds);
+//! - **not lost**: in a clustering group (RocketMQ never retries a broadcast message),
+//!   the last failure of a message the group never consumed (a redelivered copy that
+//!   failed after another consumer of the group consumed it may be dropped with its
+//!   queue at a rebalance) is followed by another delivery of it to the group or by its
+//!   `DeadLetter`, when the run lasted long enough after it (and
+//!   after the heal): the retry delay of its count, one hand-back re-try
+//!   ([`LOCAL_RETRY_MS`]) and the settle window. Excused (`retry_copy_lost`) by a loss of
+//!   page cache or media on a broker after the failure: the broker stores a retry copy
+//!   without waiting for a flush (RocketMQ's `WAIT=false`).
+//!
+//! A `Consumed` entry names the delivery it answers by client, queue and offset; the
+//! reconsume count is that delivery's. Only deliveries with a workload id count.
+
+use super::delay::clock_skew_before;
+use super::faults::{CACHE_LOSS, MEDIA_LOSS};
+use super::tables::{Dlv, Index, NONE, RETRY_PREFIX};
+use super::{Rule, Sink};
+use crate::hasher::FastMap;
+
+/// RocketMQ's `submitConsumeRequestLater`: a consumer that could not hand a message back
+/// consumes it again this much later.
+pub(crate) const LOCAL_RETRY_MS: u64 = 5_000;
+
+/// A delivery whose listener has not answered yet.
+#[derive(Clone, Copy, Debug)]
+struct Pending {
+    queue: u32,
+    offset: u64,
+    msg: u32,
+    group: u32,
+    reconsume: i32,
+}
+
+/// What one group did with one message that it failed at least once.
+#[derive(Clone, Debug, Default)]
+struct Failures {
+    count: u32,
+    /// `first_ms[n]`: the first failure of a delivery with reconsume count n.
+    first_ms: Vec<u64>,
+    last_ms: u64,
+    last_count: i32,
+    /// The last delivery of the message to the group.
+    last_delivery_ms: u64,
+    dead_lettered: bool,
+}
+
+impl Failures {
+    /// The first failure of a delivery whose count was at least `n`.
+    fn first_at_least(&self, n: i32) -> Option<u64> {
+        let from = usize::try_from(n).unwrap_or(0);
+        self.first_ms.get(from..)?.iter().copied().min()
+    }
+}
+
+/// Something the rule found while the deliveries streamed by.
+#[derive(Clone, Copy, Debug)]
+enum Found {
+    NotRaised(Dlv),
+    Uncaused(Dlv, u32),
+    OtherGroup(Dlv),
+    Early(Dlv, u64),
+    PastMaximum(Dlv),
+    DeadLetterCount {
+        entry: u32,
+        msg: u32,
+        group: u32,
+        reconsume: i32,
+        failures: u32,
+    },
+}
+
+#[derive(Default)]
+pub(crate) struct Retry {
+    /// Per client, its latest delivery still waiting for the listener; older ones
+    /// move to `awaiting` (a listener that answers at once never needs it).
+    last: FastMap<u32, Pending>,
+    awaiting: FastMap<(u32, u32, u64), Pending>,
+    failed: FastMap<(u32, u32), Failures>,
+    /// Failed deliveries by (client, queue, offset): what a consumer's own re-hand of
+    /// the same message is.
+    failed_at: FastMap<(u32, u32, u64), i32>,
+    /// `succeeded[group]`: a bit per message the group's listener consumed.
+    succeeded: Vec<Vec<u64>>,
+    found: Vec<Found>,
+}
+
+impl Retry {
+    #[inline]
+    pub(crate) fn deliver(&mut self, d: &Dlv, ix: &Index) {
+        if d.msg == NONE {
+            return;
+        }
+        let pending = Pending {
+            queue: d.queue,
+            offset: d.offset,
+            msg: d.msg,
+            group: d.group,
+            reconsume: d.reconsume,
+        };
+        if let Some(old) = self.last.insert(d.client, pending) {
+            self.awaiting.insert((d.client, old.queue, old.offset), old);
+        }
+        if d.retry {
+            if d.reconsume < 1 {
+                self.found.push(Found::NotRaised(*d));
+            }
+            let topic = ix.topics.name(d.topic);
+            let owner = &topic[RETRY_PREFIX.len()..];
+            if owner != ix.group_name(d.group) {
+                self.found.push(Found::OtherGroup(*d));
+            }
+        }
+        let max = ix.promise.max_reconsume_times;
+        if i64::from(d.reconsume) > i64::from(max)
+            && !self.is_rehand(d.client, d.queue, d.offset, d.reconsume)
+        {
+            self.found.push(Found::PastMaximum(*d));
+        }
+        let failures = self.failed.get_mut(&(d.msg, d.group));
+        if d.reconsume <= 0 && failures.is_none() {
+            return;
+        }
+        let count = failures.as_ref().map_or(0, |f| f.count);
+        if i64::from(d.reconsume) > i64::from(count) {
+            self.found.push(Found::Uncaused(*d, count));
+        }
+        let Some(f) = failures else { return };
+        f.last_delivery_ms = f.last_delivery_ms.max(d.at_ms);
+        if d.retry && d.reconsume >= 1 {
+            if let Some(failed_ms) = f.first_at_least(d.reconsume - 1) {
+                let due_ms =
+                    failed_ms.saturating_add(ix.promise.retry_delay_ms(d.reconsume as u32 - 1));
+                if d.at_ms < due_ms {
+                    self.found.push(Found::Early(*d, due_ms));
+                }
+            }
+        }
+    }
+
+    /// Whether a delivery to `client` of (`queue`, `offset`) with count `reconsume` is
+    /// that client's own re-hand of a delivery it failed there with a count one lower.
+    pub(crate) fn is_rehand(&self, client: u32, queue: u32, offset: u64, reconsume: i32) -> bool {
+        self.failed_at
+            .get(&(client, queue, offset))
+            .is_some_and(|&n| n + 1 == reconsume)
+    }
+
+    /// The listener of `client` answered for its delivery at (`queue`, `offset`);
+    /// `failed`: with RECONSUME_LATER.
+    pub(crate) fn consumed(
+        &mut self,
+        client: u32,
+        queue: u32,
+        offset: u64,
+        failed: bool,
+        at_ms: u64,
+    ) {
+        let answered = match self.last.get(&client) {
+            Some(p) if p.queue == queue && p.offset == offset => self.last.remove(&client),
+            _ => self.awaiting.remove(&(client, queue, offset)),
+        };
+        let Some(p) = answered else { return };
+        if !failed {
+            let g = p.group as usize;
+            if self.succeeded.len() <= g {
+                self.succeeded.resize(g + 1, Vec::new());
+            }
+            let bits = &mut self.succeeded[g];
+            let word = p.msg as usize / 64;
+            if bits.len() <= word {
+                bits.resize(word + 1, 0);
+            }
+            bits[word] |= 1 << (p.msg % 64);
+            return;
+        }
+        let f = self.failed.entry((p.msg, p.group)).or_default();
+        f.count += 1;
+        let n = usize::try_from(p.reconsume).unwrap_or(0);
+        if f.first_ms.len() <= n {
+            f.first_ms.resize(n + 1, u64::MAX);
+        }
+        f.first_ms[n] = f.first_ms[n].min(at_ms);
+        f.last_ms = at_ms;
+        f.last_count = p.reconsume;
+        self.failed_at.insert((client, queue, offset), p.reconsume);
+    }
+
+    /// A `DeadLetter` of message `msg` in `group`'s dead-letter queue.
+    pub(crate) fn dead_letter(
+        &mut self,
+        msg: u32,
+        group: u32,
+        reconsume: i32,
+        entry: u32,
+        ix: &Index,
+    ) {
+        let max = ix.promise.max_reconsume_times;
+        let f = self.failed.entry((msg, group)).or_default();
+        f.dead_lettered = true;
+        if i64::from(reconsume) != i64::from(max) + 1 || f.count < max + 1 {
+            self.found.push(Found::DeadLetterCount {
+                entry,
+                msg,
+                group,
+                reconsume,
+                failures: f.count,
+            });
+        }
+    }
+
+    pub(crate) fn finish(&self, ix: &Index, sink: &mut Sink) {
+        let max = ix.promise.max_reconsume_times;
+        for found in &self.found {
+            match *found {
+                Found::NotRaised(d) => report(ix, sink, &d, || {
+                    format!(
+                        "came back from the retry topic with reconsume count {}, not raised",
+                        d.reconsume
+                    )
+                }),
+                Found::Uncaused(d, failures) => report(ix, sink, &d, || {
+                    format!(
+                        "came with reconsume count {} after only {failures} failure(s) in the group \
+                         (a success is never handed back)",
+                        d.reconsume
+                    )
+                }),
+                Found::OtherGroup(d) => report(ix, sink, &d, || {
+                    "is another group's retry: a handed-back message goes to its own group only"
+                        .to_string()
+                }),
+                Found::Early(d, due_ms) => {
+                    if let Some(evidence) = clock_skew_before(ix, &d) {
+                        sink.excuses.record(Rule::Retry, "clock_skew", || evidence);
+                        continue;
+                    }
+                    report(ix, sink, &d, || {
+                        format!(
+                            "came back with reconsume count {} {} ms before its retry delay \
+                             (level {}) had passed since the failure it answers (due at {due_ms}ms)",
+                            d.reconsume,
+                            due_ms - d.at_ms,
+                            crate::history::RETRY_FIRST_DELAY_LEVEL as i32 + d.reconsume - 1,
+                        )
+                    })
+                }
+                Found::PastMaximum(d) => report(ix, sink, &d, || {
+                    format!(
+                        "came with reconsume count {}, past the maximum {max}: it should have \
+                         been dead-lettered, not delivered again",
+                        d.reconsume
+                    )
+                }),
+                Found::DeadLetterCount {
+                    entry,
+                    msg,
+                    group,
+                    reconsume,
+                    failures,
+                } => {
+                    let at_ms = ix.entries[entry as usize].at_ms();
+                    sink.report(
+                        Rule::Retry,
+                        format!("wid {}", ix.msgs[msg as usize].wid),
+                        || {
+                            format!(
+                            "{} was read from the dead-letter queue of group {} at {at_ms}ms with \
+                             reconsume count {reconsume} after {failures} failure(s); a message is \
+                             dead-lettered at its failure number {} (count {}); {}",
+                            ix.describe_msg(msg),
+                            ix.group_name(group),
+                            max + 1,
+                            max + 1,
+                            ix.faults.before(ix.entries, at_ms),
+                        )
+                        },
+                    );
+                }
+            }
+        }
+        self.lost(ix, sink);
+    }
+
+    /// Whether the group's listener consumed `msg` at some time.
+    fn succeeded(&self, msg: u32, group: u32) -> bool {
+        self.succeeded
+            .get(group as usize)
+            .and_then(|bits| bits.get(msg as usize / 64))
+            .is_some_and(|w| w & (1 << (msg % 64)) != 0)
+    }
+
+    /// **not lost**: each message's last failure is followed by a delivery or a
+    /// dead letter, given the time.
+    fn lost(&self, ix: &Index, sink: &mut Sink) {
+        let mut keys: Vec<&(u32, u32)> = self.failed.keys().collect();
+        keys.sort_unstable();
+        for &(msg, group) in keys {
+            let f = &self.failed[&(msg, group)];
+            // RocketMQ never retries a broadcast message.
+            let broadcasting = ix
+                .group_info
+                .get(group as usize)
+                .is_some_and(|g| g.broadcasting);
+            if broadcasting
+                || f.count == 0
+                || f.dead_lettered
+                || f.last_delivery_ms > f.last_ms
+                || self.succeeded(msg, group)
+            {
+                continue;
+            }
+            let bound_ms = ix
+                .promise
+                .retry_delay_ms(f.last_count.max(0) as u32)
+                .saturating_add(LOCAL_RETRY_MS)
+                .saturating_add(ix.promise.settle_window_ms());
+            if f.last_ms.max(ix.heal_at_ms).saturating_add(bound_ms) > ix.end_ms {
+                continue;
+            }
+            if let Some(loss) = ix.faults.first_on_any(
+                &ix.broker_nodes,
+                CACHE_LOSS | MEDIA_LOSS,
+                f.last_ms,
+                ix.end_ms,
+            ) {
+                let evidence = loss.label();
+                sink.excuses
+                    .record(Rule::Retry, "retry_copy_lost", || evidence);
+                continue;
+            }
+            sink.report(
+                Rule::Retry,
+                format!("wid {}", ix.msgs[msg as usize].wid),
+                || {
+                    format!(
+                    "{} failed in group {} at {}ms (reconsume count {}) and never came back to \
+                     the group nor reached its dead-letter queue by the end at {}ms ({bound_ms} ms \
+                     allowed after the failure or the heal); {}",
+                    ix.describe_msg(msg),
+                    ix.group_name(group),
+                    f.last_ms,
+                    f.last_count,
+                    ix.end_ms,
+                    ix.faults.before(ix.entries, f.last_ms),
+                )
+                },
+            );
+        }
+    }
+}
+
+fn report(ix: &Index, sink: &mut Sink, d: &Dlv, what: impl FnOnce() -> String) {
+    sink.report(
+        Rule::Retry,
+        format!("wid {}", ix.msgs[d.msg as usize].wid),
+        || {
+            format!(
+                "{} delivered to group {} client n{} at {}ms from {} offset {} {}; {}",
+                ix.describe_msg(d.msg),
+                ix.group_name(d.group),
+                d.client,
+                d.at_ms,
+                ix.queue_name(d.queue),
+                d.offset,
+                what(),
+                ix.faults.before(ix.entries, d.at_ms),
+            )
+        },
+    );
+}
