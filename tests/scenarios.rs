@@ -101,6 +101,28 @@ fn delay() {
     sweep_scenario("delay");
 }
 
+/// Ordered messages under every fault: sends by sharding key, orderly consumers.
+#[test]
+fn orderly() {
+    sweep_scenario("orderly");
+}
+
+/// Orderly consumers crash and move on healthy brokers: every hand-over goes through
+/// the queue locks, and each sharding key is consumed in send order without excuse.
+#[test]
+fn orderly_rebalance() {
+    sweep_seeds(
+        "orderly_rebalance",
+        seeds_or(DEFAULT_SEEDS_PER_SCENARIO) / 4,
+    );
+}
+
+/// An orderly group on round-robin sends: listener exclusivity through consumer churn.
+#[test]
+fn orderly_unkeyed() {
+    sweep_seeds("orderly_unkeyed", seeds_or(DEFAULT_SEEDS_PER_SCENARIO) / 8);
+}
+
 /// Listeners fail a share of deliveries: retries raised, not early, to their group only;
 /// 16 retries, then the dead-letter queue; nothing left behind.
 #[test]

@@ -49,6 +49,7 @@ fn group(name: &str, expr: &str, broadcasting: bool, consumers: &[u32]) -> Group
         topic: "T".into(),
         tag_expression: expr.into(),
         broadcasting,
+        orderly: false,
         consumers: consumers.to_vec(),
     }
 }
@@ -93,6 +94,57 @@ impl B {
         )
     }
 
+    /// Broker "b" (master n1, slave n2, SYNC), orderly clustering group "g" (n10, n11).
+    fn orderly() -> B {
+        let mut g = group("g", "*", false, &[10, 11]);
+        g.orderly = true;
+        B::new(
+            vec![broker(
+                "b",
+                1,
+                Some(2),
+                FlushMode::SyncFlush,
+                Replication::Sync,
+            )],
+            vec![g],
+        )
+    }
+
+    /// The listener of `client` in `grp` answered `status` for b/q`q` offset `off`.
+    #[allow(clippy::too_many_arguments)]
+    fn consumed(
+        &mut self,
+        at: u64,
+        grp: &str,
+        client: u32,
+        q: i32,
+        off: u64,
+        wid: u64,
+        status: ConsumeOutcome,
+    ) -> &mut Self {
+        self.h.push(Entry::Consumed {
+            at_ms: at,
+            group: grp.into(),
+            client,
+            broker: "b".into(),
+            topic: "T".into(),
+            queue_id: q,
+            queue_offset: off,
+            wid: Some(wid),
+            status,
+        });
+        self
+    }
+
+    /// Sends `wid` with sharding key `key` (invoked at `at`, SEND_OK at `at + 1`).
+    fn send_keyed(&mut self, at: u64, wid: u64, key: &str, q: i32, off: u64) -> &mut Self {
+        self.invoke(at, wid, None);
+        if let Some(Entry::SendInvoke { sharding_key, .. }) = self.h.entries.last_mut() {
+            *sharding_key = Some(key.into());
+        }
+        self.ok(at + 1, wid, q, off)
+    }
+
     /// Changes the promises `Meta` declares.
     fn promising(&mut self, change: impl FnOnce(&mut Promise)) -> &mut Self {
         if let Entry::Meta { promise, .. } = &mut self.h.entries[0] {
@@ -123,6 +175,7 @@ impl B {
             body_crc: wid as u32 * 7,
             fields: None,
             delay_level: 0,
+            sharding_key: None,
         });
         self
     }
@@ -3032,4 +3085,117 @@ fn latency_bounds_come_from_the_declared_promise() {
         b.promising(|p| p.settle_after_heal_ms = Some(30_000)),
         Rule::Latency,
     );
+}
+
+/// Key "k"'s wids 1, 2, 3 with key "j"'s wid 4 after the first, all in b/q0 (offsets
+/// 0..=3 in send order) and consumed there in order by n10.
+fn keys_consumed_in_order_by_n10() -> B {
+    let mut b = B::orderly();
+    b.own(0, "g", 10, 0, 0)
+        .send_keyed(100, 1, "k", 0, 0)
+        .send_keyed(150, 4, "j", 0, 1)
+        .send_keyed(200, 2, "k", 0, 2)
+        .send_keyed(300, 3, "k", 0, 3)
+        .deliver(400, "g", 10, 0, 0, 1)
+        .deliver(401, "g", 10, 0, 1, 4)
+        .deliver(402, "g", 10, 0, 2, 2)
+        .deliver(403, "g", 10, 0, 3, 3);
+    b
+}
+
+#[test]
+fn key_order_holds_when_each_key_is_consumed_in_send_order() {
+    let mut b = keys_consumed_in_order_by_n10();
+    passes(&b);
+    // A contiguous re-run by the next owner.
+    b.disown(900, "g", 10, 0)
+        .own(1_000, "g", 11, 0, 0)
+        .deliver(1_100, "g", 11, 0, 0, 1)
+        .deliver(1_101, "g", 11, 0, 1, 4)
+        .deliver(1_102, "g", 11, 0, 2, 2)
+        .deliver(1_103, "g", 11, 0, 3, 3);
+    passes(&b);
+}
+
+/// One key in two queues (a producer that failed over), each queue consumed by its own
+/// member: wid 2, sent after wid 1, is consumed first.
+fn key_split_over_two_queues() -> B {
+    let mut b = B::orderly();
+    b.own(0, "g", 10, 0, 0)
+        .own(0, "g", 11, 1, 0)
+        .send_keyed(100, 1, "k", 0, 0)
+        .send_keyed(200, 2, "k", 1, 0)
+        .deliver(300, "g", 11, 1, 0, 2)
+        .deliver(400, "g", 10, 0, 0, 1);
+    b
+}
+
+#[test]
+fn key_order_fails_when_a_later_message_of_a_key_is_consumed_first() {
+    let r = fails_with(&key_split_over_two_queues(), Rule::KeyOrder);
+    assert!(all(&r).contains("key \"k\""), "{}", all(&r));
+    // The same in a concurrent group is no key-order matter.
+    let mut b = key_split_over_two_queues();
+    if let Entry::Meta { groups, .. } = &mut b.h.entries[0] {
+        groups[0].orderly = false;
+    }
+    passes(&b);
+}
+
+#[test]
+fn key_order_fails_when_a_rerun_skips_a_message() {
+    let mut b = keys_consumed_in_order_by_n10();
+    // The next owner re-runs from offset 0 and consumes k's 1, then 3: 2 is skipped.
+    b.disown(900, "g", 10, 0)
+        .own(1_000, "g", 11, 0, 0)
+        .deliver(1_100, "g", 11, 0, 0, 1)
+        .deliver(1_101, "g", 11, 0, 3, 3);
+    let r = fails_with(&b, Rule::KeyOrder);
+    assert!(all(&r).contains("skipped"), "{}", all(&r));
+}
+
+#[test]
+fn key_order_fails_when_a_failed_message_is_skipped() {
+    use ConsumeOutcome::{ConsumeSuccess, SuspendCurrentQueueAMoment};
+    let build = |retried: bool| {
+        let mut b = B::orderly();
+        b.own(0, "g", 10, 0, 0)
+            .send_keyed(100, 1, "k", 0, 0)
+            .send_keyed(200, 2, "k", 0, 1)
+            .deliver(300, "g", 10, 0, 0, 1)
+            .consumed(310, "g", 10, 0, 0, 1, SuspendCurrentQueueAMoment);
+        if retried {
+            b.deliver(1_310, "g", 10, 0, 0, 1)
+                .consumed(1_320, "g", 10, 0, 0, 1, ConsumeSuccess);
+        }
+        b.deliver(1_400, "g", 10, 0, 1, 2)
+            .consumed(1_410, "g", 10, 0, 1, 2, ConsumeSuccess);
+        b
+    };
+    passes(&build(true));
+    let r = fails_with(&build(false), Rule::KeyOrder);
+    assert!(all(&r).contains("never consumed"), "{}", all(&r));
+}
+
+#[test]
+fn exclusivity_fails_when_two_orderly_listeners_hold_one_queue() {
+    use ConsumeOutcome::ConsumeSuccess;
+    let build = |n10_done_ms: u64| {
+        let mut b = B::orderly();
+        b.own(0, "g", 10, 0, 0)
+            .send_keyed(100, 1, "k", 0, 0)
+            .send_keyed(200, 2, "j", 0, 1)
+            .deliver(300, "g", 10, 0, 0, 1)
+            .disown(400, "g", 10, 0)
+            .own(500, "g", 11, 0, 1)
+            .deliver(600, "g", 11, 0, 1, 2)
+            .consumed(700, "g", 11, 0, 1, 2, ConsumeSuccess)
+            .consumed(n10_done_ms, "g", 10, 0, 0, 1, ConsumeSuccess);
+        b.h.entries.sort_by_key(Entry::at_ms);
+        b
+    };
+    // n10's listener returned before n11's began: one at a time.
+    passes(&build(550));
+    let r = fails_with(&build(650), Rule::Exclusivity);
+    assert!(all(&r).contains("at once"), "{}", all(&r));
 }

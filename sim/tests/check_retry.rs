@@ -23,6 +23,7 @@ fn group(name: &str, consumers: &[u32]) -> GroupMeta {
         topic: "T".into(),
         tag_expression: "*".into(),
         broadcasting: false,
+        orderly: false,
         consumers: consumers.to_vec(),
     }
 }
@@ -76,6 +77,7 @@ impl H {
             body_crc: 7,
             fields: None,
             delay_level: 0,
+            sharding_key: None,
         });
         self.h.push(Entry::SendOk {
             at_ms: at + 1,

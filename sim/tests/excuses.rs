@@ -45,6 +45,7 @@ fn group(name: &str, consumers: &[u32]) -> GroupMeta {
         topic: "T".into(),
         tag_expression: "*".into(),
         broadcasting: false,
+        orderly: false,
         consumers: consumers.to_vec(),
     }
 }
@@ -108,6 +109,7 @@ impl H {
             body_crc: wid as u32 * 7,
             fields: None,
             delay_level: level,
+            sharding_key: None,
         });
         self
     }
@@ -265,6 +267,14 @@ impl H {
     fn faults(&mut self, faults: &[(u64, FaultKind, u32)]) -> &mut Self {
         for &(at, kind, node) in faults {
             self.fault(at, kind, node);
+        }
+        self
+    }
+
+    /// Gives the last `SendInvoke` sharding key `key`.
+    fn keyed(&mut self, key: &str) -> &mut Self {
+        if let Some(Entry::SendInvoke { sharding_key, .. }) = self.h.entries.last_mut() {
+            *sharding_key = Some(key.into());
         }
         self
     }
@@ -545,6 +555,136 @@ fn delay_clock_skew() {
         .deliver(2_000, "g", 10, 0, 0, 1);
     let r = check(&on_time.h);
     assert!(r.passed(), "{r}");
+}
+
+// ---------------------------------------------------------------- key_order/<excuse>
+
+/// "g" consumes orderly (n10, n11, n12), on b and c SYNC_FLUSH with SYNC slaves.
+fn orderly() -> H {
+    let mut g = group("g", &[10, 11, 12]);
+    g.orderly = true;
+    H::with_groups(SyncFlush, Replication::Sync, vec![g])
+}
+
+/// Key "k": wid 1 stored in b/q0 at 100 s, wid 2 (sent after its ack) in c/q0; n11
+/// consumes wid 2 before n10 consumes wid 1. `faults` come between the two sends.
+fn key_moved_queue(faults: &[(u64, FaultKind, u32)]) -> H {
+    let mut b = orderly();
+    b.own_on(0, 10, "b", 0, 0)
+        .own_on(0, 11, "c", 0, 0)
+        .invoke(100_000, 1)
+        .keyed("k")
+        .ok_on(100_001, 1, "b", 0, 0, SendStatus::SendOk, false)
+        .faults(faults)
+        .invoke(101_000, 2)
+        .keyed("k")
+        .ok_on(101_001, 2, "c", 0, 0, SendStatus::SendOk, false)
+        .deliver_on(102_000, "g", 11, "c", 0, 0, 2)
+        .deliver_on(103_000, "g", 10, "b", 0, 0, 1);
+    b
+}
+
+#[test]
+fn key_order_queue_changed() {
+    let key = "key_order/queue_changed";
+    let f = [(100_500, ProcessCrash, 1), (100_600, Restart, 1)];
+    excused(&key_moved_queue(&f), key);
+    // Longer than a view-convergence window (60 s) before the first send: the route
+    // was whole again when the key was sent.
+    let long_before = [(30_000, ProcessCrash, 1), (30_100, Restart, 1)];
+    fires(&key_moved_queue(&long_before), Rule::KeyOrder, key);
+    fires(&key_moved_queue(&[]), Rule::KeyOrder, key);
+}
+
+/// Key "k"'s wids 1, 2, 3 in b/q0 consumed in order by n10; `faults`; then n11 re-runs
+/// the queue from offset 0 and consumes wids 1 and 3 only.
+fn rerun_skipping_one(faults: &[(u64, FaultKind, u32)]) -> H {
+    let mut b = orderly();
+    b.own(0, 10, 0);
+    for wid in 1..=3 {
+        b.invoke(wid * 100, wid)
+            .keyed("k")
+            .ok_status(wid * 100 + 1, wid, 0, wid - 1, SendStatus::SendOk)
+            .deliver(400 + wid, "g", 10, 0, wid - 1, wid);
+    }
+    b.faults(faults)
+        .disown(900, 10)
+        .own(1_000, 11, 0)
+        .deliver(1_100, "g", 11, 0, 0, 1)
+        .deliver(1_101, "g", 11, 0, 2, 3);
+    b
+}
+
+#[test]
+fn key_order_lock_lost_with_broker() {
+    let key = "key_order/lock_lost_with_broker";
+    // The master restarted long before the messages were sent (no lost tail), within
+    // one lock lifetime before the re-run.
+    let f = [(100, ProcessCrash, 1), (150, Restart, 1)];
+    let declared = |faults: &[(u64, FaultKind, u32)], declared: bool| {
+        let mut b = rerun_skipping_one(faults);
+        if let Entry::Meta { promise, .. } = &mut b.h.entries[0] {
+            promise.orderly_lock_lost_with_broker = declared;
+        }
+        b
+    };
+    excused(&declared(&f, true), key);
+    fires(&declared(&f, false), Rule::KeyOrder, key);
+    fires(&declared(&elsewhere(&f), true), Rule::KeyOrder, key);
+    fires(&declared(&[], true), Rule::KeyOrder, key);
+}
+
+#[test]
+fn key_order_lost_tail() {
+    let key = "key_order/lost_tail";
+    let f = [(500, PowerCut, 1), (600, Restart, 1)];
+    excused(&rerun_skipping_one(&f), key);
+    fires(&rerun_skipping_one(&elsewhere(&f)), Rule::KeyOrder, key);
+    fires(&rerun_skipping_one(&[]), Rule::KeyOrder, key);
+}
+
+// ---------------------------------------------------------------- exclusivity/<excuse>
+
+/// n10's listener holds b/q0's offset 0 from 10 s to 20 s; n11 takes the queue at 14 s
+/// and its listener begins on offset 0 at 15 s. `declared`: the scenario declares RocketMQ's lock-loss exception.
+fn two_listeners(declared: bool, faults: &[(u64, FaultKind, u32)]) -> H {
+    let mut b = orderly();
+    if let Entry::Meta { promise, .. } = &mut b.h.entries[0] {
+        promise.orderly_lock_lost_with_broker = declared;
+    }
+    b.send(1_000, 1, 0, 0)
+        .send(1_100, 2, 0, 1)
+        .own(2_000, 10, 0)
+        .faults(faults)
+        .deliver(10_000, "g", 10, 0, 0, 1)
+        .own(14_000, 11, 0)
+        .deliver(15_000, "g", 11, 0, 0, 1)
+        .deliver(16_500, "g", 11, 0, 1, 2)
+        .disown(21_000, 10);
+    for (at, client, off, wid) in [(16_000, 11, 0, 1), (17_000, 11, 1, 2), (20_000, 10, 0, 1)] {
+        b.h.push(Entry::Consumed {
+            at_ms: at,
+            group: "g".into(),
+            client,
+            broker: "b".into(),
+            topic: "T".into(),
+            queue_id: 0,
+            queue_offset: off,
+            wid: Some(wid),
+            status: rmq_sim::history::ConsumeOutcome::ConsumeSuccess,
+        });
+    }
+    b
+}
+
+#[test]
+fn exclusivity_lock_lost_with_broker() {
+    let key = "exclusivity/lock_lost_with_broker";
+    let f = [(5_000, ProcessCrash, 1), (5_100, Restart, 1)];
+    excused(&two_listeners(true, &f), key);
+    fires(&two_listeners(false, &f), Rule::Exclusivity, key);
+    fires(&two_listeners(true, &elsewhere(&f)), Rule::Exclusivity, key);
+    fires(&two_listeners(true, &[]), Rule::Exclusivity, key);
 }
 
 // ---------------------------------------------------------------- order/<allowance>
@@ -1287,6 +1427,10 @@ const COVERED: &[&str] = &[
     "owners/route_refresh",
     "lost/delay_master_lost",
     "delay/clock_skew",
+    "key_order/queue_changed",
+    "key_order/lost_tail",
+    "exclusivity/lock_lost_with_broker",
+    "key_order/lock_lost_with_broker",
     // Paired in check_retry.rs (the retry rule's own test file).
     "retry/clock_skew",
     "retry/retry_copy_lost",
@@ -1339,6 +1483,11 @@ fn every_excuse_has_a_pair() {
         ("order.rs", &["received_anyway", "offset_reused"]),
         ("lost.rs", &["offset_reused", "delay_master_lost"]),
         ("delay.rs", &["clock_skew"]),
+        (
+            "key_order.rs",
+            &["queue_changed", "lost_tail", "lock_lost_with_broker"],
+        ),
+        ("exclusivity.rs", &["lock_lost_with_broker"]),
         ("commits.rs", &["master_down_at_end", "served_tail_lost"]),
         ("owners.rs", &["route_refresh"]),
         ("retry.rs", &["clock_skew", "retry_copy_lost"]),
@@ -1368,6 +1517,8 @@ fn every_excuse_has_a_pair() {
         ("acks.rs", "acks"),
         ("commits.rs", "commits"),
         ("owners.rs", "owners"),
+        ("key_order.rs", "key_order"),
+        ("exclusivity.rs", "exclusivity"),
     ] {
         let names = named.iter().find(|(f, _)| *f == file).unwrap().1;
         for name in names {

@@ -225,6 +225,7 @@ mod extremes {
                 body_crc: 1,
                 fields: None,
                 delay_level: 0,
+                sharding_key: None,
             }),
             (num(), wid(), num()).prop_map(|(at_ms, wid, queue_offset)| Entry::SendOk {
                 at_ms,
@@ -308,6 +309,7 @@ mod extremes {
                     topic: "T".into(),
                     tag_expression: "*".into(),
                     broadcasting,
+                    orderly: false,
                     consumers: vec![10, 11],
                 }],
                 heal_at_ms: heal,

@@ -24,10 +24,10 @@ use crate::node::{Ctx, Input, NodeId, TimerId};
 use crate::protocol::{response_code, Message, Request, Response, TopicRouteData};
 
 pub use consumer::{
-    ConsumeConcurrentlyStatus, ConsumeFromWhere, ConsumerConfig, MessageListenerConcurrently,
-    PushConsumer,
+    ConsumeConcurrentlyStatus, ConsumeFromWhere, ConsumeOrderlyStatus, ConsumerConfig,
+    MessageListenerConcurrently, MessageListenerOrderly, OrderlyAnswer, PushConsumer,
 };
-pub use producer::{OutgoingMessage, Producer, ProducerConfig, SendId};
+pub use producer::{MessageQueueSelector, OutgoingMessage, Producer, ProducerConfig, SendId};
 
 /// Clients use timer kinds at or above this; hosts keep theirs below.
 pub const CLIENT_TIMER_KIND_BASE: u64 = 1_000;
@@ -55,6 +55,12 @@ pub(crate) mod timer_kind {
     pub const REPORT_READY: u64 = BASE + 6;
     /// A failed message that could not be handed back goes to the listener again.
     pub const CONSUME_LATER: u64 = BASE + 7;
+    /// An orderly consumer renews its queue locks (`lockMQPeriodically`).
+    pub const LOCK_ALL: u64 = BASE + 8;
+    /// An orderly consumer's rebalance that could not lock a queue runs again.
+    pub const REBALANCE_LATER: u64 = BASE + 9;
+    /// An orderly queue's rest after a suspend is over.
+    pub const CONSUME_ORDERLY_LATER: u64 = BASE + 10;
 }
 
 /// `mqClientApiTimeout`: name-server lookups, heartbeats, consumer lists, max offsets.
@@ -141,6 +147,15 @@ pub enum ClientEvent {
         queue_id: i32,
         queue_offset: u64,
         status: consumer::ConsumeConcurrentlyStatus,
+    },
+    /// The orderly listener returned for the message delivered at `queue_offset`.
+    ConsumedOrderly {
+        group: String,
+        broker_name: String,
+        topic: String,
+        queue_id: i32,
+        queue_offset: u64,
+        status: consumer::ConsumeOrderlyStatus,
     },
     /// This consumer now pulls the queue, starting at `start_offset`.
     Owned {

@@ -19,9 +19,11 @@ use super::commits::Commits;
 use super::corrupt::Corrupt;
 use super::delay::Delay;
 use super::deliveries::DeliveryTable;
+use super::exclusivity::Exclusivity;
 use super::faults::{bit, FaultLog, FaultRec, NETWORK, RESTARTS};
 use super::filter::Filter;
 use super::intern::{Interner, TagInterner};
+use super::key_order::KeyOrder;
 use super::latency::Latency;
 use super::order::Order;
 use super::phantom::Phantom;
@@ -166,6 +168,8 @@ pub(crate) struct Observers {
     pub corrupt: Corrupt,
     pub filter: Filter,
     pub order: Order,
+    pub key_order: KeyOrder,
+    pub exclusivity: Exclusivity,
     pub commits: Commits,
     pub latency: Latency,
     pub retry: Retry,
@@ -181,6 +185,12 @@ struct Builder<'h> {
     epochs: Epochs,
     /// `takes[group][tag]`: 0 not judged yet, 1 the expression rejects, 2 takes.
     takes: Vec<Vec<u8>>,
+    /// Orderly groups: (group, client, queue, offset) → the reconsume count of its
+    /// last delivery.
+    orderly_counts: FastMap<(u32, u32, u32, u64), i32>,
+    /// Orderly groups: (group, client, queue, offset) whose listener answered
+    /// SUSPEND_CURRENT_QUEUE_A_MOMENT since its last delivery → that delivery's count.
+    suspended: FastMap<(u32, u32, u32, u64), i32>,
 }
 
 impl<'h> Builder<'h> {
@@ -239,6 +249,7 @@ impl<'h> Builder<'h> {
             ix.group_info.push(GroupInfo {
                 meta: Some(i),
                 broadcasting: g.broadcasting,
+                orderly: g.orderly,
                 topic,
                 expr: TagExpr::parse(&g.tag_expression),
                 clients: if g.broadcasting {
@@ -269,6 +280,8 @@ impl<'h> Builder<'h> {
             last_commit: FastMap::default(),
             epochs: Epochs::default(),
             takes: Vec::new(),
+            orderly_counts: FastMap::default(),
+            suspended: FastMap::default(),
         }
     }
 
@@ -306,6 +319,25 @@ impl<'h> Builder<'h> {
     }
 
     #[inline]
+    /// For a delivery to an orderly group (not from `%RETRY%`): the reconsume count of
+    /// the delivery before it that its listener suspended, if one did since.
+    fn orderly_redelivery(
+        &mut self,
+        g: u32,
+        client: u32,
+        q: u32,
+        offset: u64,
+        retry: bool,
+        reconsume: i32,
+    ) -> Option<i32> {
+        if retry || !self.ix.group_info[g as usize].orderly {
+            return None;
+        }
+        let key = (g, client, q, offset);
+        self.orderly_counts.insert(key, reconsume);
+        self.suspended.remove(&key)
+    }
+
     fn msg(&mut self, wid: u64, at_ms: u64) -> u32 {
         let msgs = &mut self.ix.msgs;
         self.wids.get_or_insert(wid, msgs.len(), || {
@@ -341,6 +373,7 @@ impl<'h> Builder<'h> {
             self.ix.group_info.push(GroupInfo {
                 meta: None,
                 broadcasting: false,
+                orderly: false,
                 topic: NONE,
                 expr: TagExpr::All,
                 clients: Vec::new(),
@@ -426,19 +459,46 @@ impl<'h> Builder<'h> {
             Entry::Meta { .. } => {}
             Entry::Consumed {
                 at_ms,
+                group,
                 client,
                 broker,
                 topic,
                 queue_id,
                 queue_offset,
+                wid,
                 status,
-                ..
             } => {
                 let q = self.queue(broker, topic, *queue_id);
-                let failed = *status == ConsumeOutcome::ReconsumeLater;
+                // An orderly listener's SUSPEND is a failure too: its consumer hands
+                // the message again in place with the count raised, as a concurrent
+                // one does after a failed send-back.
+                let failed = matches!(
+                    status,
+                    ConsumeOutcome::ReconsumeLater | ConsumeOutcome::SuspendCurrentQueueAMoment
+                );
                 self.obs
                     .retry
                     .consumed(*client, q, *queue_offset, failed, *at_ms);
+                let g = self.group(group);
+                let info = &self.ix.group_info[g as usize];
+                if !info.orderly || topic.starts_with(RETRY_PREFIX) {
+                    return;
+                }
+                if !info.broadcasting {
+                    self.obs
+                        .exclusivity
+                        .end(g, *client, q, *queue_offset, *at_ms);
+                }
+                let msg = wid.map_or(NONE, |w| self.msg(w, *at_ms));
+                let success = *status == ConsumeOutcome::ConsumeSuccess;
+                if *status == ConsumeOutcome::SuspendCurrentQueueAMoment {
+                    let key = (g, *client, q, *queue_offset);
+                    let count = self.orderly_counts.get(&key).copied().unwrap_or(0);
+                    self.suspended.insert(key, count);
+                }
+                self.obs
+                    .key_order
+                    .answer(g, *client, msg, q, *at_ms, success);
             }
             Entry::DeadLetter {
                 at_ms,
@@ -673,6 +733,14 @@ impl<'h> Builder<'h> {
                     retry,
                     rehand,
                     reconsume: *reconsume_times,
+                    suspended_at_count: self.orderly_redelivery(
+                        g,
+                        *client,
+                        q,
+                        *queue_offset,
+                        retry,
+                        *reconsume_times,
+                    ),
                     fields: fields.as_ref().map_or(0, sent_fields_digest),
                     tags_taken,
                     msg_id: dlv_id,
@@ -771,11 +839,22 @@ impl<'h> Builder<'h> {
                 group: d.group,
                 span: d.span,
                 retry: d.retry || d.rehand,
+                after_suspend: d.suspended_at_count.is_some(),
                 prev_entry: prev.entry,
                 prev_span: prev.span,
             });
         }
-        obs.commits.deliver(d);
+        if self.ix.group_info[d.group as usize].orderly && d.msg != NONE {
+            // An orderly listener may take a message long after its pull served it:
+            // the record is known to have been served only after it was sent.
+            let served = Dlv {
+                at_ms: self.ix.msgs[d.msg as usize].invoke_ms.min(d.at_ms),
+                ..*d
+            };
+            obs.commits.deliver(&served);
+        } else {
+            obs.commits.deliver(d);
+        }
         let msg = (d.msg != NONE).then(|| &self.ix.msgs[d.msg as usize]);
         obs.phantom.deliver(d, msg);
         obs.corrupt.deliver(d, msg);
@@ -793,6 +872,13 @@ impl<'h> Builder<'h> {
         }
         if d.span != NONE {
             obs.order.deliver(d);
+        }
+        let info = &self.ix.group_info[d.group as usize];
+        if info.orderly {
+            obs.key_order.deliver(d);
+            if !info.broadcasting {
+                obs.exclusivity.begin(d);
+            }
         }
     }
 

@@ -107,7 +107,9 @@ fn keep_up(c: &Commits, ix: &Index, sink: &mut Sink) {
             }
             // The records served past the commit may have been truncated since: the
             // page cache or the disk of the queue's broker group was lost after the
-            // highest one was delivered (the loss allowance judges those messages).
+            // highest one was delivered (the loss allowance judges those messages). For
+            // an orderly group, after it was sent: its listener may take a message long
+            // after the pull that served it.
             let nodes: Vec<u32> = std::iter::once(bg.master_node)
                 .chain(bg.slave_node)
                 .collect();

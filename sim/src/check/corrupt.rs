@@ -7,7 +7,9 @@
 //! - the reconsume count: 0 unless the delivery came from a retry topic (only a message
 //!   handed back is redelivered from there) or is its consumer's own re-hand of a
 //!   message it failed at that position with a count one lower (`retry.rs`: the
-//!   hand-back failed); any other raised count on the message's own queue is a wrong
+//!   hand-back failed); or, in an orderly group, the count of the delivery its consumer's listener
+//!   suspended (SUSPEND_CURRENT_QUEUE_A_MOMENT, recorded in a `Consumed`) plus one
+//!   (`makeMessageToConsumeAgain` raises it in place); any other raised count on the message's own queue is a wrong
 //!   field, and such a delivery still counts for order and offsets;
 //! - the message id: every delivery names the id the producer was given (the CRC32
 //!   of `SendOk.msg_id`), or, with no `SendOk`, the same id as the first delivery;
@@ -125,7 +127,10 @@ impl Diffs {
             topic: d.topic != m.topic && !d.retry,
             tags: d.tags != m.tags,
             fields: d.fields != 0 && m.fields != 0 && d.fields != m.fields,
-            reconsume: d.reconsume != 0 && !d.retry && !d.rehand,
+            reconsume: d.reconsume != 0
+                && !d.retry
+                && !d.rehand
+                && d.suspended_at_count.is_none_or(|n| d.reconsume != n + 1),
         }
     }
 

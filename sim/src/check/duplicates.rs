@@ -9,6 +9,10 @@
 //!   the retry rule holds to a recorded failure) or the consumer's own re-hand of a
 //!   message it failed at that very position with a count one lower (its hand-back
 //!   failed): the consumer asked for it again.
+//! - `suspended`: an orderly group's consumer redelivers a message its listener
+//!   answered SUSPEND_CURRENT_QUEUE_A_MOMENT for since that consumer's last delivery
+//!   of it (a `Consumed` with that status, same client, queue and offset): RocketMQ's
+//!   orderly consumer retries the same message in place.
 //! - `producer_retry`: it sits at another (broker, topic, queue, offset) than the
 //!   delivery before, and the producer's send made an attempt after one whose
 //!   outcome was unknown (`retried_after_unknown` on its `SendOk`/`SendFail`), or the
@@ -60,6 +64,7 @@ pub(crate) enum Cause {
     CommitRolledBack,
     Rebalance,
     DelayRedelivered,
+    Suspended,
 }
 
 impl Cause {
@@ -72,6 +77,7 @@ impl Cause {
             Cause::CommitRolledBack => "commit_rolled_back",
             Cause::Rebalance => "rebalance",
             Cause::DelayRedelivered => "delay_redelivered",
+            Cause::Suspended => "suspended",
         }
     }
 }
@@ -144,6 +150,9 @@ fn delay_master_restarted(ix: &Index, m: &Msg, prev_at_ms: u64, at_ms: u64) -> b
 fn cause(ix: &Index, d: &Dup) -> Result<Cause, &'static str> {
     if d.retry {
         return Ok(Cause::Retry);
+    }
+    if d.after_suspend {
+        return Ok(Cause::Suspended);
     }
     let here = position(&ix.entries[d.entry as usize]);
     let before = position(&ix.entries[d.prev_entry as usize]);

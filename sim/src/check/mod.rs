@@ -9,8 +9,8 @@
 //! never through a hash table. Each [`Rule`] variant documents its exact definition;
 //! the modules (`lost.rs`, `allowance.rs`, `liveness.rs`, `phantom.rs`, `corrupt.rs`,
 //! `order.rs`, `offsets.rs`, `refused.rs`, `filter.rs`, `duplicates.rs`, `owners.rs`,
-//! `commits.rs`, `acks.rs`, `latency.rs`, `delay.rs`, `retry.rs`) say the same with the
-//! reasons.
+//! `commits.rs`, `acks.rs`, `latency.rs`, `delay.rs`, `retry.rs`, `key_order.rs`,
+//! `exclusivity.rs`) say the same with the reasons.
 //!
 //! **What the checker may read**: the history, and nothing else. Every window a rule
 //! uses (flush, replication, offset propagation, rebalance hand-over, route and
@@ -47,10 +47,12 @@ mod corrupt;
 mod delay;
 mod deliveries;
 mod duplicates;
+mod exclusivity;
 mod excuses;
 mod faults;
 mod filter;
 mod intern;
+mod key_order;
 mod latency;
 mod liveness;
 mod lost;
@@ -104,7 +106,9 @@ pub enum Rule {
     /// `SendInvoke`'s; keys, user-properties CRC, born timestamp or born host other
     /// than its `SendInvoke`'s (when both entries recorded them); a reconsume count
     /// other than 0 on a delivery that is not from a `%RETRY%` topic (the message was
-    /// never handed back); a message id other than its `SendOk.msg_id` (without a
+    /// never handed back), but for an orderly group's redelivery after its consumer's
+    /// listener answered SUSPEND_CURRENT_QUEUE_A_MOMENT, which counts one more than
+    /// the suspended delivery (or 0, pulled afresh); a message id other than its `SendOk.msg_id` (without a
     /// `SendOk`: other than its first delivery's); a delivery from its own topic at a
     /// broker/queue/offset other than its `SendOk`'s, unless that `SendOk` is
     /// `retried_after_unknown` (an earlier attempt went unanswered, so a second copy may
@@ -146,7 +150,9 @@ pub enum Rule {
     Filter,
     /// A redelivery without a cause. A *duplicate* is a delivery of a (message,
     /// slot) the slot already received; compared with the slot's delivery just before
-    /// it, its cause is: `retry` (reconsume count > 0 or `%RETRY%` topic);
+    /// it, its cause is: `retry` (reconsume count > 0 or `%RETRY%` topic); `suspended`
+    /// (an orderly group's redelivery after its consumer's listener answered
+    /// SUSPEND_CURRENT_QUEUE_A_MOMENT for it since its last delivery);
     /// `producer_retry` (another position, and the send's `retried_after_unknown`, or
     /// no outcome and its producer's process ended after the invoke);
     /// for the same position, a different span: `offset_moved` (its `Own` has
@@ -204,10 +210,26 @@ pub enum Rule {
     /// queue once the run had time; or a `DeadLetter` with a count other than the
     /// maximum + 1 or fewer failures (`retry.rs`).
     Retry,
+    /// In an orderly group of `Meta`, per sharding key (`SendInvoke.sharding_key`):
+    /// of two acknowledged messages of the key, the one invoked later is first
+    /// consumed (delivered, not from `%RETRY%`) before the other is; or a queue's
+    /// consumption of the key goes forward past a message of the key in that queue that
+    /// it had consumed before (a re-run that skips). Excused when the two were stored
+    /// in different queues after a fault on either's broker group (`queue_changed`),
+    /// or the skipped one's broker group crashed or lost data since (`lost_tail`).
+    KeyOrder,
+    /// In an orderly clustering group of `Meta`, two listener calls on one queue
+    /// overlap in true time: a call runs from a `Deliver` (not from `%RETRY%`) to the
+    /// `Consumed` answering it (same group, client, queue and offset), or, unanswered,
+    /// to its client's crash or restart or the run's end (in a history without any
+    /// `Consumed`, listeners return at once). Excused only where the scenario declares
+    /// `Promise::orderly_lock_lost_with_broker` and the queue's master restarted within
+    /// `lock_max_live_time_ms` before (`lock_lost_with_broker`).
+    Exclusivity,
 }
 
 impl Rule {
-    pub const ALL: [Rule; 15] = [
+    pub const ALL: [Rule; 17] = [
         Rule::Lost,
         Rule::Phantom,
         Rule::Corrupt,
@@ -223,6 +245,8 @@ impl Rule {
         Rule::Latency,
         Rule::Delay,
         Rule::Retry,
+        Rule::KeyOrder,
+        Rule::Exclusivity,
     ];
 
     pub fn name(self) -> &'static str {
@@ -242,6 +266,8 @@ impl Rule {
             Rule::Latency => "latency",
             Rule::Delay => "delay",
             Rule::Retry => "retry",
+            Rule::KeyOrder => "key_order",
+            Rule::Exclusivity => "exclusivity",
         }
     }
 }
@@ -375,6 +401,8 @@ pub fn check(history: &History) -> Report {
     liveness::check(&ix, &obs.table, &owed, &mut sink);
     obs.order
         .finish(&ix, &obs.queue_log, &obs.table, &reused, &mut sink);
+    obs.key_order.finish(&ix, &mut sink);
+    obs.exclusivity.finish(&ix, &mut sink);
     offsets::check(&ix, &obs.queue_log, &mut sink);
     duplicates::check(&ix, &obs.table.duplicates, &mut sink, &mut stats);
     owners::check(&ix, &mut sink);

@@ -32,7 +32,7 @@ use super::faults::{bit, Kinds, NETWORK};
 use super::tables::Index;
 use super::{Rule, Sink};
 use crate::hasher::FastMap;
-use crate::history::{Entry, FaultKind};
+use crate::history::FaultKind;
 
 /// Fault kinds on a broker or name server that can make consumers' views differ (not
 /// clock skews or heals).
@@ -61,21 +61,7 @@ pub(crate) fn check(ix: &Index, sink: &mut Sink) {
     let run_end = ix.end_ms;
     // Consumers of Meta and producers: a fault of theirs changes no one's routes or
     // consumer lists.
-    let mut clients: Vec<u32> = ix
-        .groups_meta
-        .iter()
-        .flat_map(|g| g.consumers.iter().copied())
-        .chain(
-            ix.msgs
-                .iter()
-                .filter_map(|m| match ix.entries.get(m.invoke as usize) {
-                    Some(Entry::SendInvoke { client, .. }) => Some(*client),
-                    _ => None,
-                }),
-        )
-        .collect();
-    clients.sort_unstable();
-    clients.dedup();
+    let clients = ix.client_nodes();
     for key in keys {
         // (span, end) of the spans still open at the current start.
         let mut open: Vec<(u32, u64)> = Vec::new();

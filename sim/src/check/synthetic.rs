@@ -57,6 +57,7 @@ pub fn synthetic_history(messages: usize, seed: u64) -> History {
                 topic: TOPIC.into(),
                 tag_expression: expr.into(),
                 broadcasting: false,
+                orderly: false,
                 consumers: vec![c1, c2],
             })
             .collect(),
@@ -155,6 +156,7 @@ pub fn synthetic_history(messages: usize, seed: u64) -> History {
                 body_crc: crc,
                 fields: Some(fields),
                 delay_level: 0,
+                sharding_key: None,
             },
         ));
         let ack = t + rng.random_range(1..=3);

@@ -131,6 +131,10 @@ pub(crate) struct Dlv {
     /// (`retry.rs`).
     pub rehand: bool,
     pub reconsume: i32,
+    /// An orderly group's redelivery of a message its same consumer's listener
+    /// answered SUSPEND_CURRENT_QUEUE_A_MOMENT since the last delivery of that offset:
+    /// the reconsume count that delivery had. `None` otherwise.
+    pub suspended_at_count: Option<i32>,
     /// [`digest`] of the delivered fields (keys, user properties, born time and
     /// host), 0 when the entry recorded none.
     pub fields: u64,
@@ -213,6 +217,8 @@ pub(crate) struct GroupInfo {
     /// Index into `Meta.groups`; `None` for a group only deliveries name.
     pub meta: Option<usize>,
     pub broadcasting: bool,
+    /// `Meta` declares the group orderly: its consumptions are judged by key order.
+    pub orderly: bool,
     /// Subscribed topic id, [`NONE`] for groups not in `Meta`.
     pub topic: u32,
     pub expr: TagExpr,
@@ -286,6 +292,8 @@ pub(crate) struct Dup {
     pub group: u32,
     pub span: u32,
     pub retry: bool,
+    /// The redelivery follows a SUSPEND answer for it (`Dlv::suspended_at_count`).
+    pub after_suspend: bool,
     pub prev_entry: u32,
     pub prev_span: u32,
 }
@@ -300,6 +308,27 @@ impl<'h> Index<'h> {
             .first_on(sp.client, RESTARTS, sp.at_ms + 1, sp.end_ms)
             .map_or(u64::MAX, |f| f.at_ms);
         sp.end_ms.min(crash)
+    }
+
+    /// The client nodes, sorted: the consumers of `Meta` and every `SendInvoke`'s
+    /// producer. Any other node is a broker or a name server.
+    pub(crate) fn client_nodes(&self) -> Vec<u32> {
+        let mut clients: Vec<u32> = self
+            .groups_meta
+            .iter()
+            .flat_map(|g| g.consumers.iter().copied())
+            .chain(
+                self.msgs
+                    .iter()
+                    .filter_map(|m| match self.entries.get(m.invoke as usize) {
+                        Some(Entry::SendInvoke { client, .. }) => Some(*client),
+                        _ => None,
+                    }),
+            )
+            .collect();
+        clients.sort_unstable();
+        clients.dedup();
+        clients
     }
 
     pub(crate) fn queue_name(&self, q: u32) -> String {

@@ -79,6 +79,10 @@ pub struct GroupSpec {
     /// at boot). A group that joins late finds a backlog on the brokers.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub start_ms: u64,
+    /// The group consumes orderly (`MessageListenerOrderly`): clustering members lock
+    /// each queue at its master and consume it one message at a time.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub orderly: bool,
     /// The group's listener answers RECONSUME_LATER for this many deliveries in a
     /// thousand (each drawn from its consumer's seeded stream); the message comes back
     /// through the group's retry topic.
@@ -133,6 +137,11 @@ pub struct WorkloadSpec {
     /// `[promise]`'s `delay_levels_ms`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub delay_levels: Vec<u32>,
+    /// Orderly sends: each producer sends every message with one of this many sharding
+    /// keys of its own through `SelectMessageQueueByHash`, a key's next message only
+    /// after the previous one's outcome. 0 (the default): round-robin sends.
+    #[serde(default, skip_serializing_if = "is_zero_u32")]
+    pub sharding_keys: u32,
 }
 
 fn default_burst() -> [u32; 2] {
@@ -343,6 +352,9 @@ impl ScenarioFile {
         let levels = &self.promise.delay_levels_ms;
         if levels.is_empty() || levels.len() > 1_000 {
             return Err(("delay_levels_ms", "1 to 1000 delays".into()));
+        }
+        if w.sharding_keys > 10_000 {
+            return Err(("sharding_keys", "at most 10000 keys per producer".into()));
         }
         if let Some(g) = w.groups.iter().find(|g| g.consumers == 0) {
             return Err(("consumers", format!("group {} has no consumer", g.name)));

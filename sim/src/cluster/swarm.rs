@@ -246,6 +246,7 @@ pub fn draw(s: &Scenario, seed: u64) -> (Scenario, SwarmChoices) {
                 } else {
                     0
                 },
+                orderly: false,
                 fail_permille: 0,
                 always_fail_permille: 0,
             }
@@ -261,6 +262,7 @@ pub fn draw(s: &Scenario, seed: u64) -> (Scenario, SwarmChoices) {
         burst,
         send_after_heal_ms: env.workload.send_after_heal_ms,
         delay_levels: env.workload.delay_levels.clone(),
+        sharding_keys: env.workload.sharding_keys,
     };
 
     // The fault mix.

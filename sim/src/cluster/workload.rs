@@ -2,17 +2,20 @@
 //! (`rmq_model::client`) and write what the application saw into the shared history.
 //!
 //! A producer host sends one message per interval until the heal, each carrying a fresh
-//! workload id ([`WID_PROPERTY`]); a consumer host records every delivery, ownership
+//! workload id ([`WID_PROPERTY`]); an orderly one sends each with one of its sharding keys
+//! through the queue selector, one send per key at a time (a key's next send only after
+//! the previous one's outcome), so each key's acknowledged messages have a send order; a consumer host records every delivery, ownership
 //! change and offset commit. Both draw their randomness from `Ctx` and their workload
 //! ids from the shared history, so a restart never reuses an id.
 
 use std::cell::{Cell, RefCell};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
 
 use rmq_model::client::{
-    ClientEvent, ConsumeConcurrentlyStatus, ConsumerConfig, OutgoingMessage, Producer,
-    ProducerConfig, PushConsumer, SendId, SendOutcome, CLIENT_TIMER_KIND_BASE,
+    ClientEvent, ConsumeConcurrentlyStatus, ConsumeOrderlyStatus, ConsumerConfig,
+    MessageQueueSelector, OutgoingMessage, Producer, ProducerConfig, PushConsumer, SendId,
+    SendOutcome, CLIENT_TIMER_KIND_BASE,
 };
 use rmq_model::message::{
     properties, property, DLQ_GROUP_TOPIC_PREFIX, PROPERTY_KEYS, RETRY_GROUP_TOPIC_PREFIX,
@@ -21,6 +24,7 @@ use rmq_model::node::{Ctx, Input, Node};
 use rmq_model::protocol::{response_code, Message};
 use rmq_model::store::record::Host;
 
+use super::orderly_listener::{self, OrderlyCalls, WorkloadOrderlyListener};
 use crate::cluster::listener::{FailingListener, ListenerPlan};
 use crate::history::{
     user_properties_crc, ConsumeOutcome, Entry, History, MessageFields, SendStatus, WID_PROPERTY,
@@ -65,6 +69,10 @@ pub struct ProducerPlan {
     /// Delay levels each message draws one of (uniformly; 0 = at once). Empty: every
     /// message at once, and nothing is drawn.
     pub delay_levels: Vec<u32>,
+    /// Orderly sends: each message takes one of this many sharding keys of this
+    /// producer (uniformly among those with no send in flight; none idle: the tick
+    /// sends nothing). 0: sends pick their queue round-robin.
+    pub sharding_keys: u32,
 }
 
 fn uniform(ctx: &mut dyn Ctx<Message>, lo: u64, hi: u64) -> u64 {
@@ -75,7 +83,10 @@ pub struct ProducerHost {
     producer: Producer,
     plan: ProducerPlan,
     recorder: SharedRecorder,
-    in_flight: BTreeMap<SendId, u64>,
+    /// Each send in flight: its workload id and its sharding key's index.
+    in_flight: BTreeMap<SendId, (u64, Option<u32>)>,
+    /// Sharding keys with a send in flight.
+    busy_keys: BTreeSet<u32>,
     /// CRC32 of this node's address, the born host of every message it sends.
     born_host_crc: Option<u32>,
 }
@@ -87,11 +98,34 @@ impl ProducerHost {
             plan,
             recorder,
             in_flight: BTreeMap::new(),
+            busy_keys: BTreeSet::new(),
             born_host_crc: None,
         }
     }
 
+    /// An orderly producer's next key: one with no send in flight, drawn uniformly;
+    /// `Err` when every key is busy. `Ok(None)`: not an orderly producer.
+    fn idle_key(&self, ctx: &mut dyn Ctx<Message>) -> Result<Option<u32>, ()> {
+        let keys = self.plan.sharding_keys;
+        if keys == 0 {
+            return Ok(None);
+        }
+        let idle = keys - self.busy_keys.len() as u32;
+        if idle == 0 {
+            return Err(());
+        }
+        let nth = (ctx.random_u64() % u64::from(idle)) as usize;
+        let key = (0..keys).filter(|k| !self.busy_keys.contains(k)).nth(nth);
+        Ok(Some(key.expect("an idle key")))
+    }
+
     fn send_one(&mut self, ctx: &mut dyn Ctx<Message>) {
+        let Ok(key) = self.idle_key(ctx) else {
+            return;
+        };
+        // Named after the producer's node, so a restarted producer goes on with the
+        // same keys and no two producers share one.
+        let sharding_key = key.map(|k| format!("p{}-k{k}", ctx.me().0));
         let wid = self.recorder.borrow_mut().next_wid();
         let tag = self.plan.tags[(ctx.random_u64() % self.plan.tags.len() as u64) as usize].clone();
         let len = uniform(
@@ -134,19 +168,26 @@ impl ProducerHost {
             body_crc: crc32fast::hash(&body),
             fields: Some(fields),
             delay_level,
+            sharding_key: sharding_key.clone(),
         });
-        let id = self.producer.send(
-            ctx,
-            OutgoingMessage {
-                topic: self.plan.topic.clone(),
-                tags: Some(tag),
-                keys: Some(keys),
-                user_properties,
-                body,
-                delay_time_level: delay_level,
-            },
-        );
-        self.in_flight.insert(id, wid);
+        let msg = OutgoingMessage {
+            topic: self.plan.topic.clone(),
+            tags: Some(tag),
+            keys: Some(keys),
+            user_properties,
+            body,
+            delay_time_level: delay_level,
+        };
+        let id = match sharding_key {
+            Some(k) => self
+                .producer
+                .send_selected(ctx, msg, MessageQueueSelector::by_hash(k)),
+            None => self.producer.send(ctx, msg),
+        };
+        if let Some(k) = key {
+            self.busy_keys.insert(k);
+        }
+        self.in_flight.insert(id, (wid, key));
     }
 
     fn schedule_next(&mut self, ctx: &mut dyn Ctx<Message>) {
@@ -161,9 +202,12 @@ impl ProducerHost {
         let ClientEvent::SendResult { id, outcome } = event else {
             return;
         };
-        let Some(wid) = self.in_flight.remove(&id) else {
+        let Some((wid, key)) = self.in_flight.remove(&id) else {
             return;
         };
+        if let Some(k) = key {
+            self.busy_keys.remove(&k);
+        }
         let at_ms = self.recorder.borrow().now_ms();
         let client = ctx.me().0;
         let entry = match outcome {
@@ -274,6 +318,8 @@ pub struct ConsumerHost {
     /// The workload ids of deliveries whose listener has not answered yet, by queue
     /// (broker, topic, queue id) and queue offset.
     in_listener: BTreeMap<(String, String, i32, u64), Option<u64>>,
+    /// An orderly group's listener calls still working (`orderly_listener.rs`).
+    orderly_done: OrderlyCalls,
 }
 
 /// At most this many born hosts are remembered; past it each one is formatted anew.
@@ -285,14 +331,22 @@ impl ConsumerHost {
             .topic
             .strip_prefix(DLQ_GROUP_TOPIC_PREFIX)
             .map(str::to_string);
+        let orderly = config.consume_orderly;
         let mut consumer = PushConsumer::new(config);
         if plan.listener.fails() {
             consumer.register_message_listener(Box::new(FailingListener {
                 plan: plan.listener,
             }));
         }
+        let orderly_done = OrderlyCalls::default();
+        if orderly {
+            consumer.register_message_listener_orderly(Box::new(WorkloadOrderlyListener::new(
+                orderly_done.clone(),
+            )));
+        }
         ConsumerHost {
             consumer,
+            orderly_done,
             recorder,
             dead_letters_of,
             start_at_ms: plan.start_at_ms,
@@ -333,13 +387,22 @@ impl ConsumerHost {
                         queue_offset,
                         ..
                     },
-                    Some(ClientEvent::Consumed {
-                        broker_name: b,
-                        topic: t,
-                        queue_id: q,
-                        queue_offset: o,
-                        ..
-                    }),
+                    Some(
+                        ClientEvent::Consumed {
+                            broker_name: b,
+                            topic: t,
+                            queue_id: q,
+                            queue_offset: o,
+                            ..
+                        }
+                        | ClientEvent::ConsumedOrderly {
+                            broker_name: b,
+                            topic: t,
+                            queue_id: q,
+                            queue_offset: o,
+                            ..
+                        },
+                    ),
                 ) => broker_name == b && topic == t && queue_id == q && queue_offset == o,
                 _ => false,
             };
@@ -381,27 +444,25 @@ impl ConsumerHost {
                 queue_id,
                 queue_offset,
                 status,
-            } => {
-                // Matched by queue and offset only while some listener is still
-                // working: keys cost allocations the common case has no need of.
-                let wid = if self.in_listener.is_empty() {
-                    self.last_wid
-                } else {
-                    let key = (broker_name.clone(), topic.clone(), queue_id, queue_offset);
-                    self.in_listener.remove(&key).unwrap_or(self.last_wid)
-                };
-                Entry::Consumed {
-                    at_ms,
-                    group,
-                    client,
-                    broker: broker_name,
-                    topic,
-                    queue_id,
-                    queue_offset,
-                    wid,
-                    status: consume_outcome(status),
-                }
-            }
+            } => self.consumed_entry(
+                at_ms,
+                client,
+                (group, broker_name, topic, queue_id, queue_offset),
+                consume_outcome(status),
+            ),
+            ClientEvent::ConsumedOrderly {
+                group,
+                broker_name,
+                topic,
+                queue_id,
+                queue_offset,
+                status,
+            } => self.consumed_entry(
+                at_ms,
+                client,
+                (group, broker_name, topic, queue_id, queue_offset),
+                orderly_outcome(status),
+            ),
             ClientEvent::Delivered {
                 group,
                 broker_name,
@@ -501,8 +562,46 @@ impl ConsumerHost {
         self.push(entry);
     }
 
+    /// The listener's answer for the delivery at (broker, topic, queue id, offset).
+    fn consumed_entry(
+        &mut self,
+        at_ms: u64,
+        client: u32,
+        (group, broker_name, topic, queue_id, queue_offset): (String, String, String, i32, u64),
+        status: ConsumeOutcome,
+    ) -> Entry {
+        // Matched by queue and offset only while some listener is still working: keys
+        // cost allocations the common case has no need of.
+        let wid = if self.in_listener.is_empty() {
+            self.last_wid
+        } else {
+            let key = (broker_name.clone(), topic.clone(), queue_id, queue_offset);
+            self.in_listener.remove(&key).unwrap_or(self.last_wid)
+        };
+        Entry::Consumed {
+            at_ms,
+            group,
+            client,
+            broker: broker_name,
+            topic,
+            queue_id,
+            queue_offset,
+            wid,
+            status,
+        }
+    }
+
     fn push(&self, entry: Entry) {
         self.recorder.borrow_mut().history.push(entry);
+    }
+}
+
+fn orderly_outcome(status: ConsumeOrderlyStatus) -> ConsumeOutcome {
+    match status {
+        ConsumeOrderlyStatus::Success => ConsumeOutcome::ConsumeSuccess,
+        ConsumeOrderlyStatus::SuspendCurrentQueueAMoment => {
+            ConsumeOutcome::SuspendCurrentQueueAMoment
+        }
     }
 }
 
@@ -530,6 +629,17 @@ impl Node<Message> for ConsumerHost {
             } = input
             {
                 self.start(ctx);
+            }
+            return;
+        }
+        if let Input::Timer {
+            id,
+            kind: orderly_listener::TIMER_ORDERLY_DONE,
+        } = input
+        {
+            if let Some((mq, offset, status)) = self.orderly_done.take(id) {
+                let events = self.consumer.consumed_orderly(ctx, &mq, offset, status);
+                self.record_all(ctx, events);
             }
             return;
         }

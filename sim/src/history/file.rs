@@ -279,6 +279,7 @@ mod tests {
             body_crc: 7,
             fields: None,
             delay_level: 0,
+            sharding_key: None,
         });
         h.push(Entry::Fault {
             at_ms: 9,
@@ -504,6 +505,7 @@ mod tests {
             body_crc: 7,
             fields: Some(fields),
             delay_level: 0,
+            sharding_key: None,
         };
         let line = serde_json::to_string(&invoke).unwrap();
         assert!(line.contains(r#""fields":{"keys_crc":"#), "{line}");

@@ -109,6 +109,17 @@ pub struct Promise {
     /// written `meta` when it is RocketMQ's 16.
     #[serde(skip_serializing_if = "is_rocketmq_max_reconsume_times")]
     pub max_reconsume_times: u32,
+    /// `rocketmq.broker.rebalance.lockMaxLiveTime`: a broker keeps an orderly
+    /// consumer's queue lock this long after its last renewal.
+    #[serde(skip_serializing_if = "is_rocketmq_lock_max_live_time")]
+    pub lock_max_live_time_ms: u64,
+    /// RocketMQ's documented exception to orderly exclusivity, declared by a scenario
+    /// that wants it: a broker keeps its queue locks in memory, so after a master's
+    /// restart another consumer may lock a queue whose holder still consumes until its
+    /// next renewal fails. Off (the default): two orderly listeners of one queue at
+    /// once are a violation whatever happened.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub orderly_lock_lost_with_broker: bool,
 }
 
 /// RocketMQ's default `maxReconsumeTimes` (`SubscriptionGroupConfig.retryMaxTimes`).
@@ -119,6 +130,13 @@ pub const RETRY_FIRST_DELAY_LEVEL: u32 = 3;
 
 fn is_rocketmq_max_reconsume_times(times: &u32) -> bool {
     *times == ROCKETMQ_MAX_RECONSUME_TIMES
+}
+
+/// RocketMQ's `lockMaxLiveTime` default.
+pub const ROCKETMQ_LOCK_MAX_LIVE_TIME_MS: u64 = 60_000;
+
+fn is_rocketmq_lock_max_live_time(ms: &u64) -> bool {
+    *ms == ROCKETMQ_LOCK_MAX_LIVE_TIME_MS
 }
 
 /// RocketMQ's default `messageDelayLevel` (`1s 5s 10s 30s 1m … 2h`), in ms.
@@ -153,6 +171,8 @@ impl Default for Promise {
             delay_levels_ms: ROCKETMQ_DELAY_LEVELS_MS.to_vec(),
             flush_delay_offset_interval_ms: 10_000,
             max_reconsume_times: ROCKETMQ_MAX_RECONSUME_TIMES,
+            lock_max_live_time_ms: ROCKETMQ_LOCK_MAX_LIVE_TIME_MS,
+            orderly_lock_lost_with_broker: false,
         }
     }
 }
@@ -238,6 +258,11 @@ pub struct GroupMeta {
     /// `*` or `a || b` (RocketMQ's tag expression).
     pub tag_expression: String,
     pub broadcasting: bool,
+    /// The group's listener is orderly (`MessageListenerOrderly`): its members lock
+    /// queues at the masters, and each sharding key must be consumed in send order.
+    /// Absent (older histories): concurrent.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub orderly: bool,
     /// Client nodes consuming for the group.
     pub consumers: Vec<u32>,
 }

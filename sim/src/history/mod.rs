@@ -167,6 +167,11 @@ pub enum Entry {
         /// The message's delay level (`DELAY`); 0 (absent): delivered at once.
         #[serde(default, skip_serializing_if = "is_zero_level")]
         delay_level: u32,
+        /// An orderly send's sharding key (the argument of `SelectMessageQueueByHash`):
+        /// its producer sends each key's messages one after another. Absent: a send
+        /// with the producer's own queue choice.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sharding_key: Option<String>,
     },
     /// SEND_OK or one of the stored-on-master statuses.
     SendOk {

@@ -10,8 +10,8 @@
 //! mutants never touches this module.
 //!
 //! One file per component (`storage`, `broker_send`, `broker_flush`, `broker_ha`,
-//! `broker_pull`, `broker_offsets`, `broker_schedule`, `broker_send_back`, `name_server`,
-//! `client_rebalance`,
+//! `broker_pull`, `broker_offsets`, `broker_schedule`, `broker_send_back`,
+//! `broker_rebalance_lock`, `name_server`, `client_rebalance`, `client_rebalance_lock`,
 //! `client_offset_store`, `client_filter`, `client_consume`, `client_producer`), each
 //! with a `mutants()` list. Adding a
 //! mutant is one [`Mutant`] entry in that list (plus its tamper, if it needs a new
@@ -22,6 +22,7 @@ mod broker_flush;
 mod broker_ha;
 mod broker_offsets;
 mod broker_pull;
+mod broker_rebalance_lock;
 mod broker_schedule;
 mod broker_send;
 mod broker_send_back;
@@ -31,6 +32,7 @@ mod client_filter;
 mod client_offset_store;
 mod client_producer;
 mod client_rebalance;
+mod client_rebalance_lock;
 mod name_server;
 mod storage;
 pub mod tamper;
@@ -68,10 +70,14 @@ pub enum Component {
     BrokerSchedule,
     /// The broker's retry and dead-letter handling (CONSUMER_SEND_MSG_BACK).
     BrokerSendBack,
+    /// The broker's queue locks for orderly consumers.
+    BrokerRebalanceLock,
     /// The name server's routes.
     NameServer,
     /// The push consumer's rebalance.
     ClientRebalance,
+    /// An orderly consumer's queue locks.
+    ClientRebalanceLock,
     /// The push consumer's offset store.
     ClientOffsetStore,
     /// The push consumer's subscription / tag filter.
@@ -93,8 +99,10 @@ impl Component {
             Component::BrokerOffsets => "broker/offsets",
             Component::BrokerSchedule => "broker/schedule",
             Component::BrokerSendBack => "broker/send-back",
+            Component::BrokerRebalanceLock => "broker/locks",
             Component::NameServer => "name server",
             Component::ClientRebalance => "client/rebalance",
+            Component::ClientRebalanceLock => "client/locks",
             Component::ClientOffsetStore => "client/offset store",
             Component::ClientFilter => "client/filter",
             Component::ClientConsume => "client/consume",
@@ -141,8 +149,10 @@ pub fn registry() -> Vec<Mutant> {
     all.extend(broker_offsets::mutants());
     all.extend(broker_schedule::mutants());
     all.extend(broker_send_back::mutants());
+    all.extend(broker_rebalance_lock::mutants());
     all.extend(name_server::mutants());
     all.extend(client_rebalance::mutants());
+    all.extend(client_rebalance_lock::mutants());
     all.extend(client_offset_store::mutants());
     all.extend(client_filter::mutants());
     all.extend(client_consume::mutants());

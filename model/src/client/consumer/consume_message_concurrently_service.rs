@@ -88,14 +88,7 @@ impl PushConsumer {
                 q.process_queue.put(queue_offset, msg.clone());
             }
         }
-        out.push(ClientEvent::Delivered {
-            group: self.cfg.consumer_group.clone(),
-            broker_name: mq.broker_name.clone(),
-            topic: mq.topic.clone(),
-            queue_id: mq.queue_id,
-            queue_offset,
-            msg,
-        });
+        out.push(self.delivered_event(mq, queue_offset, msg));
         if let ListenerAnswer::Now(status) = answer {
             out.push(self.consumed_event(mq, queue_offset, status));
             self.process_result(ctx, mq, queue_offset, status);
@@ -151,6 +144,23 @@ impl PushConsumer {
         }
         self.process_result(ctx, mq, queue_offset, status);
         out
+    }
+
+    /// The message at `queue_offset` of `mq` is handed to the listener.
+    pub(super) fn delivered_event(
+        &self,
+        mq: &MessageQueue,
+        queue_offset: u64,
+        msg: DeliveredMessage,
+    ) -> ClientEvent {
+        ClientEvent::Delivered {
+            group: self.cfg.consumer_group.clone(),
+            broker_name: mq.broker_name.clone(),
+            topic: mq.topic.clone(),
+            queue_id: mq.queue_id,
+            queue_offset,
+            msg,
+        }
     }
 
     fn consumed_event(

@@ -17,7 +17,8 @@
 //! Here: the configuration, the consumer's state, its lifecycle and the dispatch of
 //! inputs. `route.rs` looks up routes and heartbeats, `ownership.rs` rebalances,
 //! `start_offset.rs` finds where an owned queue starts, `pull.rs` long-polls, delivers
-//! and commits, `reset_offset.rs` applies a broker's offset reset.
+//! and commits, `reset_offset.rs` applies a broker's offset reset, `rebalance_lock.rs`
+//! locks an orderly consumer's queues at their masters.
 
 use std::collections::BTreeMap;
 
@@ -25,19 +26,31 @@ use crate::node::{Ctx, Input, TimerId};
 use crate::protocol::{response_code, Message, MessageModel, Request, Response, TopicRouteData};
 use crate::subscription::SubscriptionData;
 
+use self::rebalance_lock::{LockPurpose, RebalanceLocks};
 use super::offset_store::OffsetStore;
+
 use super::{
     host_of, timer_kind, ClientEvent, MessageQueue, NameServers, RouteAnswer, Rpc, RpcOutcome,
 };
 pub use consume_message_concurrently_service::{
     ConsumeAtOnce, ConsumeConcurrentlyStatus, ListenerAnswer, MessageListenerConcurrently,
 };
+use consume_message_orderly_service::OrderlyQueue;
+pub use consume_message_orderly_service::{
+    ConsumeOrderlyAtOnce, ConsumeOrderlyStatus, MessageListenerOrderly, OrderlyAnswer,
+    SUSPEND_CURRENT_QUEUE_TIME_MS,
+};
 use process_queue::ProcessQueue;
+pub use rebalance_lock::{
+    REBALANCE_LATER_MS, REBALANCE_LOCK_INTERVAL_MS, REBALANCE_LOCK_MAX_LIVE_TIME_MS,
+};
 
 mod consume_message_concurrently_service;
+mod consume_message_orderly_service;
 mod ownership;
 mod process_queue;
 mod pull;
+mod rebalance_lock;
 mod reset_offset;
 mod retry_subscription;
 mod route;
@@ -83,6 +96,9 @@ pub struct ConsumerConfig {
     pub pull_rpc_timeout_ms: u64,
     /// `PULL_TIME_DELAY_MILLS_WHEN_EXCEPTION`.
     pub pull_retry_delay_ms: u64,
+    /// The listener is a `MessageListenerOrderly`: a clustering consumer locks each
+    /// queue at its master before consuming it (`rebalance_lock.rs`).
+    pub consume_orderly: bool,
 }
 
 impl Default for ConsumerConfig {
@@ -103,6 +119,7 @@ impl Default for ConsumerConfig {
             pull_suspend_timeout_ms: 15_000,
             pull_rpc_timeout_ms: 30_000,
             pull_retry_delay_ms: 3_000,
+            consume_orderly: false,
         }
     }
 }
@@ -126,6 +143,11 @@ enum Call {
         generation: u64,
         /// The pull went to a slave.
         from_slave: bool,
+    },
+    Lock {
+        queues: std::collections::BTreeSet<MessageQueue>,
+        asked_ms: u64,
+        purpose: LockPurpose,
     },
     /// CONSUMER_SEND_MSG_BACK of the message at `queue_offset` (`send_message_back.rs`).
     SendBack {
@@ -153,8 +175,11 @@ struct OwnedQueue {
     /// the file holding it is in place, the way RocketMQ's re-created pull request
     /// reads its start from the store.
     awaiting_file: bool,
-    /// The messages handed to the listener that it has not answered for yet.
+    /// The messages handed to the listener that it has not answered for yet (an
+    /// orderly consumer's: every pulled message not consumed yet).
     process_queue: ProcessQueue,
+    /// An orderly consumer's one-at-a-time consumption of the queue.
+    orderly: OrderlyQueue,
 }
 
 pub struct PushConsumer {
@@ -190,7 +215,12 @@ pub struct PushConsumer {
     /// Commits made as a side effect of pulls (COMMIT_OFFSET), reported with the
     /// events of the input that caused them.
     pull_commits: Vec<ClientEvent>,
+    /// An orderly consumer's queue locks.
+    locks: RebalanceLocks,
     listener: Box<dyn MessageListenerConcurrently>,
+    orderly_listener: Box<dyn MessageListenerOrderly>,
+    /// Orderly queues resting after a suspend: timer → (queue, generation).
+    suspend_timers: BTreeMap<TimerId, (MessageQueue, u64)>,
 }
 
 impl PushConsumer {
@@ -222,7 +252,10 @@ impl PushConsumer {
             started: false,
             stopped: false,
             pull_commits: Vec::new(),
+            locks: RebalanceLocks::default(),
             listener: Box::new(ConsumeAtOnce),
+            orderly_listener: Box::new(ConsumeOrderlyAtOnce),
+            suspend_timers: BTreeMap::new(),
         }
     }
 
@@ -289,6 +322,7 @@ impl PushConsumer {
             self.cfg.persist_offset_interval_ms,
             timer_kind::PERSIST_OFFSETS,
         ));
+        self.start_locking(ctx);
     }
 
     /// Stops consuming: commits every owned queue's offset (clustering: sent now;
@@ -316,6 +350,9 @@ impl PushConsumer {
         for mq in owned {
             out.push(self.disowned_event(&mq));
         }
+        // After the commits, on the same connections: the next holder of a queue reads
+        // its offset only once it could lock it.
+        self.release_all_locks(ctx);
         self.queues.clear();
         for timer in [
             self.poll_timer.take(),
@@ -326,6 +363,7 @@ impl PushConsumer {
         .into_iter()
         .flatten()
         .chain(std::mem::take(&mut self.retry_timers).into_keys())
+        .chain(std::mem::take(&mut self.suspend_timers).into_keys())
         .chain(std::mem::take(&mut self.consume_later).into_keys())
         {
             ctx.cancel_timer(timer);
@@ -461,6 +499,10 @@ impl PushConsumer {
                     self.locate(ctx, &mq, out);
                 }
             }
+            timer_kind::LOCK_ALL | timer_kind::REBALANCE_LATER => {
+                self.on_lock_timer(ctx, id, out);
+            }
+            timer_kind::CONSUME_ORDERLY_LATER => self.on_suspend_timer(ctx, id, out),
             _ => {}
         }
     }
@@ -527,6 +569,11 @@ impl PushConsumer {
                     self.on_pull(ctx, &mq, from_slave, outcome, out);
                 }
             }
+            Call::Lock {
+                queues,
+                asked_ms,
+                purpose,
+            } => self.on_lock(ctx, queues, asked_ms, purpose, outcome, out),
         }
     }
 

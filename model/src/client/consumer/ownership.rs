@@ -100,6 +100,9 @@ impl PushConsumer {
         for mq in gone {
             self.disown(ctx, &mq, out);
         }
+        if self.takes_locks() {
+            return self.take_locked(ctx, &allocated);
+        }
         for mq in allocated {
             if !self.queues.contains_key(&mq) {
                 self.own(ctx, mq, out);
@@ -113,13 +116,25 @@ impl PushConsumer {
         mq: &MessageQueue,
         out: &mut Vec<ClientEvent>,
     ) {
-        let q = self.queues.remove(mq).expect("disowning an owned queue");
+        let q = self.queues.get_mut(mq).expect("disowning an owned queue");
+        if q.orderly.busy() {
+            // `removeUnnecessaryMessageQueue` waits for the consume lock: the queue
+            // goes when its listener answers.
+            q.orderly.drop_when_answered();
+            return;
+        }
+        let mut q = self.queues.remove(mq).expect("disowning an owned queue");
+        if let Some(timer) = q.orderly.take_timer() {
+            self.suspend_timers.remove(&timer);
+            ctx.cancel_timer(timer);
+        }
         if let Some(timer) = q.retry_timer {
             self.retry_timers.remove(&timer);
             ctx.cancel_timer(timer);
         }
         if q.next_offset.is_none() {
             // Never started: nothing consumed, nothing announced.
+            self.release_lock(ctx, mq);
             return;
         }
         if self.clustering() {
@@ -133,6 +148,7 @@ impl PushConsumer {
             ));
             self.offsets.remove(mq);
         }
+        self.release_lock(ctx, mq);
         out.push(self.disowned_event(mq));
     }
 
@@ -163,6 +179,7 @@ impl PushConsumer {
                 retry_timer: None,
                 awaiting_file: false,
                 process_queue: Default::default(),
+                orderly: Default::default(),
             },
         );
         self.locate(ctx, &mq, out);

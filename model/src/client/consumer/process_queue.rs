@@ -34,6 +34,11 @@ impl ProcessQueue {
         self.in_listener.remove(&queue_offset)
     }
 
+    /// The lowest message waiting (an orderly consumer's next one).
+    pub(crate) fn first(&self) -> Option<(u64, &DeliveredMessage)> {
+        self.in_listener.first_key_value().map(|(&o, m)| (o, m))
+    }
+
     /// The message the listener holds at `queue_offset`.
     pub(crate) fn get(&self, queue_offset: u64) -> Option<&DeliveredMessage> {
         self.in_listener.get(&queue_offset)

@@ -13,6 +13,11 @@ use super::{Call, PushConsumer};
 
 impl PushConsumer {
     pub(super) fn pull(&mut self, ctx: &mut dyn Ctx<Message>, mq: &MessageQueue) {
+        if !self.holds_lock(mq, ctx.now_ms()) {
+            // An orderly queue whose lock lapsed waits for a renewal
+            // (`pullMessage`: not locked, try again in 3 s).
+            return self.schedule_retry(ctx, mq);
+        }
         let q = &self.queues[mq];
         let offset = q.next_offset.expect("pulling a located queue");
         let target = self
@@ -82,9 +87,17 @@ impl PushConsumer {
             .expect("current queue")
             .pull_from_slave = pull.suggest_which_broker_id != 0;
         match pull.code {
+            response_code::SUCCESS if !self.holds_lock(mq, ctx.now_ms()) => {
+                // The lock lapsed while the pull was held: nothing of the answer is
+                // consumed; the queue is pulled again from the same offset once locked.
+                return self.schedule_retry(ctx, mq);
+            }
             response_code::SUCCESS => {
                 self.deliver(ctx, mq, &pull, out);
                 self.advance(mq, pull.next_begin_offset);
+                if self.cfg.consume_orderly {
+                    self.consume_orderly(ctx, mq, out);
+                }
             }
             response_code::PULL_NOT_FOUND | response_code::PULL_RETRY_IMMEDIATELY => {
                 self.advance(mq, pull.next_begin_offset);
@@ -106,6 +119,7 @@ impl PushConsumer {
                 let q = self.queues.get_mut(mq).expect("current queue");
                 q.next_offset = Some(next);
                 q.process_queue.clear();
+                q.orderly.forget();
                 self.offsets.update(mq, next);
                 if !self.clustering() {
                     self.queues
@@ -191,7 +205,11 @@ impl PushConsumer {
                 born_host: view.born_host,
                 commit_log_offset: view.physical_offset.max(0) as u64,
             };
-            self.hand_to_listener(ctx, mq, queue_offset, msg, out);
+            if self.cfg.consume_orderly {
+                self.put_orderly(mq, queue_offset, msg);
+            } else {
+                self.hand_to_listener(ctx, mq, queue_offset, msg, out);
+            }
         }
     }
 

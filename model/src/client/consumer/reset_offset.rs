@@ -33,6 +33,7 @@ impl PushConsumer {
             q.awaiting_file = false;
             q.next_offset = Some(offset);
             q.process_queue.clear();
+            q.orderly.forget();
             let from = q.offset_from_broker_id;
             if let Some(timer) = q.retry_timer.take() {
                 self.retry_timers.remove(&timer);

@@ -10,12 +10,12 @@ use crate::store::record::{Host, NewRecord};
 use super::super::test_ctx::TestCtx;
 use super::*;
 
-const NAMESRV: &str = "10.0.0.1:9876";
-const MASTER_A: &str = "10.0.0.2:10911";
-const MASTER_B: &str = "10.0.0.3:10911";
-const SLAVE_B: &str = "10.0.0.4:10911";
+pub(super) const NAMESRV: &str = "10.0.0.1:9876";
+pub(super) const MASTER_A: &str = "10.0.0.2:10911";
+pub(super) const MASTER_B: &str = "10.0.0.3:10911";
+pub(super) const SLAVE_B: &str = "10.0.0.4:10911";
 
-fn route() -> TopicRouteData {
+pub(super) fn route() -> TopicRouteData {
     let qd = |name: &str| QueueData {
         broker_name: name.into(),
         read_queue_nums: 2,
@@ -41,7 +41,7 @@ fn route() -> TopicRouteData {
     }
 }
 
-fn ctx() -> TestCtx {
+pub(super) fn ctx() -> TestCtx {
     TestCtx::new(&[(NAMESRV, 1), (MASTER_A, 2), (MASTER_B, 3), (SLAVE_B, 4)])
 }
 
@@ -56,7 +56,7 @@ fn consumer(model: MessageModel) -> PushConsumer {
     })
 }
 
-fn respond(
+pub(super) fn respond(
     c: &mut PushConsumer,
     ctx: &mut TestCtx,
     to: &Message,
@@ -75,7 +75,7 @@ fn respond(
     c.handle(ctx, input)
 }
 
-fn requests(sent: &[(NodeId, Message)]) -> Vec<(NodeId, &Request)> {
+pub(super) fn requests(sent: &[(NodeId, Message)]) -> Vec<(NodeId, &Request)> {
     sent.iter()
         .map(|(to, m)| match m {
             Message::Request { request, .. } => (*to, request),
@@ -84,13 +84,16 @@ fn requests(sent: &[(NodeId, Message)]) -> Vec<(NodeId, &Request)> {
         .collect()
 }
 
-fn find(sent: &[(NodeId, Message)], pred: impl Fn(&Request) -> bool) -> Vec<&(NodeId, Message)> {
+pub(super) fn find(
+    sent: &[(NodeId, Message)],
+    pred: impl Fn(&Request) -> bool,
+) -> Vec<&(NodeId, Message)> {
     sent.iter()
         .filter(|(_, m)| matches!(m, Message::Request { request, .. } if pred(request)))
         .collect()
 }
 
-fn pull_of(m: &Message) -> &PullMessage {
+pub(super) fn pull_of(m: &Message) -> &PullMessage {
     match m {
         Message::Request {
             request: Request::PullMessage(p),
@@ -100,7 +103,7 @@ fn pull_of(m: &Message) -> &PullMessage {
     }
 }
 
-fn records(queue_id: i32, first_offset: i64, tags: &[Option<&str>]) -> Vec<u8> {
+pub(super) fn records(queue_id: i32, first_offset: i64, tags: &[Option<&str>]) -> Vec<u8> {
     let mut out = Vec::new();
     for (i, tag) in tags.iter().enumerate() {
         let uniq = format!("UNIQ{i}");
@@ -131,7 +134,7 @@ fn records(queue_id: i32, first_offset: i64, tags: &[Option<&str>]) -> Vec<u8> {
     out
 }
 
-fn pull_answer(code: i32, next: u64, records: Vec<u8>) -> Response {
+pub(super) fn pull_answer(code: i32, next: u64, records: Vec<u8>) -> Response {
     Response::Pull(PullResponse {
         code,
         next_begin_offset: next,

@@ -8,6 +8,9 @@
 //! `1 + retry_times_when_send_failed` attempts, all within one `send_msg_timeout_ms`.
 //! Every other answer ends the send at once.
 //!
+//! A send with a queue selector (`message_queue_selector.rs`, orderly messages) goes to
+//! the queue the selector picks and makes one attempt only.
+//!
 //! The outcome of a failed send says whether the message may have been stored anyway:
 //! that is what a checker needs to judge a later delivery of it (not a phantom) and its
 //! absence (not a loss).
@@ -25,6 +28,10 @@ use crate::message::{
 use crate::node::{Ctx, Input, TimerId};
 use crate::protocol::{perm, response_code, Message, Response, SendMessage, TopicRouteData};
 use crate::store::delay_level::PROPERTY_DELAY_TIME_LEVEL;
+
+mod message_queue_selector;
+
+pub use message_queue_selector::{java_string_hash_code, select_by_hash, MessageQueueSelector};
 
 /// `createTopicKey`: the topic whose route a producer borrows for a topic that does
 /// not exist yet, and whose config the broker copies when it auto-creates the topic.
@@ -258,6 +265,9 @@ struct PendingSend {
     last_error: String,
     /// The broker an attempt is waiting on; `None` while waiting for a route.
     in_flight: Option<String>,
+    /// Set for a send with a queue selector: its queue comes from the selector, and it
+    /// makes one attempt.
+    selector: Option<MessageQueueSelector>,
 }
 
 pub struct Producer {
@@ -321,6 +331,27 @@ impl Producer {
     /// Starts sending `msg`; its outcome comes out of [`Producer::handle`] as a
     /// [`ClientEvent::SendResult`] with the returned id.
     pub fn send(&mut self, ctx: &mut dyn Ctx<Message>, msg: OutgoingMessage) -> SendId {
+        self.start_send(ctx, msg, None)
+    }
+
+    /// `send(msg, selector, arg)`: starts sending `msg` to the queue `selector` picks
+    /// among the topic's publish queues, in one attempt (no other queue, no retry); its
+    /// outcome comes out of [`Producer::handle`] as for [`Producer::send`].
+    pub fn send_selected(
+        &mut self,
+        ctx: &mut dyn Ctx<Message>,
+        msg: OutgoingMessage,
+        selector: MessageQueueSelector,
+    ) -> SendId {
+        self.start_send(ctx, msg, Some(selector))
+    }
+
+    fn start_send(
+        &mut self,
+        ctx: &mut dyn Ctx<Message>,
+        msg: OutgoingMessage,
+        selector: Option<MessageQueueSelector>,
+    ) -> SendId {
         let id = SendId(self.next_send_id);
         self.next_send_id += 1;
         let uniq_key = uniq_key(self.ip, self.instance, self.next_uniq_counter);
@@ -384,6 +415,7 @@ impl Producer {
                 retried_after_unknown: false,
                 last_error: String::new(),
                 in_flight: None,
+                selector,
             },
         );
         let mut out = Vec::new();
@@ -448,8 +480,13 @@ impl Producer {
         }
     }
 
-    fn max_attempts(&self) -> u32 {
-        1 + self.cfg.retry_times_when_send_failed
+    /// A selected send makes one attempt (`sendSelectImpl`); others retry.
+    fn max_attempts(&self, send: &PendingSend) -> u32 {
+        if send.selector.is_some() {
+            1
+        } else {
+            1 + self.cfg.retry_times_when_send_failed
+        }
     }
 
     fn finish(&mut self, id: SendId, outcome: SendOutcome, out: &mut Vec<ClientEvent>) {
@@ -479,9 +516,9 @@ impl Producer {
         out: &mut Vec<ClientEvent>,
     ) {
         loop {
-            let max_attempts = self.max_attempts();
             let now_ms = ctx.now_ms();
             let s = self.sends.get(&id).expect("attempt of a pending send");
+            let max_attempts = self.max_attempts(s);
             debug_assert!(s.in_flight.is_none());
             if s.attempts >= max_attempts {
                 let reason = format!(
@@ -519,11 +556,14 @@ impl Producer {
                 return self.fail(id, reason, out);
             }
             let s = self.sends.get_mut(&id).expect("pending");
-            let mq = select_queue(
-                &publish.queues,
-                &mut publish.send_which_queue,
-                s.last_failed_broker.as_deref(),
-            )
+            let mq = match &s.selector {
+                Some(selector) => selector.select(&publish.queues),
+                None => select_queue(
+                    &publish.queues,
+                    &mut publish.send_which_queue,
+                    s.last_failed_broker.as_deref(),
+                ),
+            }
             .expect("queues are not empty")
             .clone();
             let route = publish.route.as_ref().expect("queues come from a route");

@@ -262,6 +262,15 @@ fn a_send_carries_the_properties_and_reports_the_stored_result() {
     assert_eq!(p.pending_sends(), 0);
 }
 
+/// Answers `m` with SYSTEM_ERROR, a code after which a round-robin send is retried.
+fn refuse_busy(p: &mut Producer, ctx: &mut TestCtx, m: &Message) -> Vec<ClientEvent> {
+    let busy = Response::Error {
+        code: response_code::SYSTEM_ERROR,
+        remark: "busy".into(),
+    };
+    respond(p, ctx, m, busy)
+}
+
 fn ctx_to_broker(to: &NodeId) -> &'static str {
     match to.0 {
         2 => "a",
@@ -275,15 +284,7 @@ fn a_refused_attempt_is_retried_on_the_other_broker_and_the_failure_is_definite(
     let (mut p, mut ctx) = started(ProducerConfig::default());
     let (id, to, m) = send_with_route(&mut p, &mut ctx, two_brokers());
     let first = ctx_to_broker(&to);
-    let events = respond(
-        &mut p,
-        &mut ctx,
-        &m,
-        Response::Error {
-            code: response_code::SYSTEM_ERROR,
-            remark: "busy".into(),
-        },
-    );
+    let events = refuse_busy(&mut p, &mut ctx, &m);
     assert!(events.is_empty());
     let sent = ctx.take_sent();
     // A background route refresh and the retry, on the other broker.
@@ -568,4 +569,110 @@ fn sync_failures_and_foreign_inputs() {
             ..
         }
     )));
+}
+
+fn is_send(m: &Message) -> bool {
+    matches!(
+        m,
+        Message::Request {
+            request: Request::SendMessage(_),
+            ..
+        }
+    )
+}
+
+/// A producer that knows `two_brokers()` as T's route, with nothing in flight.
+fn route_known() -> (Producer, TestCtx) {
+    let (mut p, mut ctx) = started(ProducerConfig::default());
+    let (_, _, m) = send_with_route(&mut p, &mut ctx, two_brokers());
+    let stored = SendResponse {
+        code: response_code::SUCCESS,
+        msg_id: "X".into(),
+        queue_id: send_request(&m).queue_id,
+        queue_offset: 0,
+    };
+    respond(&mut p, &mut ctx, &m, Response::Send(stored));
+    assert_eq!(p.pending_sends(), 0);
+    (p, ctx)
+}
+
+/// A selected send of key `key` with the route `two_brokers()` known: its id and the
+/// one attempt's request.
+fn selected_send(p: &mut Producer, ctx: &mut TestCtx, key: &str) -> (SendId, NodeId, Message) {
+    let id = p.send_selected(ctx, msg("T"), MessageQueueSelector::by_hash(key));
+    let mut sends: Vec<_> = ctx
+        .take_sent()
+        .into_iter()
+        .filter(|(_, m)| is_send(m))
+        .collect();
+    assert_eq!(sends.len(), 1, "one attempt at once");
+    let (to, m) = sends.remove(0);
+    (id, to, m)
+}
+
+#[test]
+fn a_selected_send_goes_to_the_queue_of_its_key_every_time() {
+    let (mut p, mut ctx) = route_known();
+    let publish = publish_queues("T", &two_brokers());
+    for key in ["order-1", "order-2", "order-123456789", "x"] {
+        let expected = MessageQueueSelector::by_hash(key)
+            .select(&publish)
+            .unwrap()
+            .clone();
+        for _ in 0..3 {
+            let (_, to, m) = selected_send(&mut p, &mut ctx, key);
+            assert_eq!(ctx_to_broker(&to), expected.broker_name, "{key}");
+            assert_eq!(send_request(&m).queue_id, expected.queue_id, "{key}");
+        }
+    }
+}
+
+/// The one failure `events` holds, of send `id`, and whether it was definite.
+fn failed_definite(events: &[ClientEvent], id: SendId) -> bool {
+    match events {
+        [ClientEvent::SendResult {
+            id: got,
+            outcome: SendOutcome::Failed { definite, .. },
+        }] if *got == id => *definite,
+        other => panic!("expected the failure of {id:?}: {other:?}"),
+    }
+}
+
+#[test]
+fn a_selected_send_makes_one_attempt_and_never_fails_over() {
+    let (mut p, mut ctx) = route_known();
+    // Refused with a code a round-robin send would retry on the other broker.
+    let (id, _, m) = selected_send(&mut p, &mut ctx, "order-7");
+    let events = refuse_busy(&mut p, &mut ctx, &m);
+    assert!(ctx.take_sent().iter().all(|(_, m)| !is_send(m)), "no retry");
+    assert!(failed_definite(&events, id), "refused: nothing stored");
+    // Broken after it was sent: maybe stored, and still no second attempt.
+    let (id, to, _) = selected_send(&mut p, &mut ctx, "order-7");
+    let events = p.handle(&mut ctx, Input::ConnectionBroken { peer: to });
+    assert!(ctx.take_sent().iter().all(|(_, m)| !is_send(m)), "no retry");
+    assert!(
+        !failed_definite(&events, id),
+        "the attempt may have been stored"
+    );
+}
+
+#[test]
+fn a_selected_send_waits_for_the_route_like_any_send() {
+    let (mut p, mut ctx) = started(ProducerConfig::default());
+    p.send_selected(&mut ctx, msg("T"), MessageQueueSelector::by_hash("k"));
+    let sent = ctx.take_sent();
+    assert_eq!(sent.len(), 1, "a route lookup first");
+    assert!(respond(&mut p, &mut ctx, &sent[0].1, Response::Route(two_brokers())).is_empty());
+    let sends: Vec<_> = ctx
+        .take_sent()
+        .into_iter()
+        .filter(|(_, m)| is_send(m))
+        .collect();
+    assert_eq!(sends.len(), 1);
+    let expected = MessageQueueSelector::by_hash("k")
+        .select(&publish_queues("T", &two_brokers()))
+        .unwrap()
+        .clone();
+    assert_eq!(send_request(&sends[0].1).queue_id, expected.queue_id);
+    assert_eq!(ctx_to_broker(&sends[0].0), expected.broker_name);
 }

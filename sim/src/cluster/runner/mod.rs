@@ -405,6 +405,7 @@ pub fn run(s: &Scenario, seed: u64, nodes: impl Into<Nodes>, options: RunOptions
                     start_ms: WARMUP_MS + *index as u64 * 7,
                     stop_ms: heal_at + w.send_after_heal_ms,
                     delay_levels: w.delay_levels.clone(),
+                    sharding_keys: w.sharding_keys,
                 },
                 rec.clone(),
             ),
@@ -426,6 +427,7 @@ pub fn run(s: &Scenario, seed: u64, nodes: impl Into<Nodes>, options: RunOptions
                             ModelSpec::Broadcasting => MessageModel::Broadcasting,
                         },
                         consume_from_where: ConsumeFromWhere::FirstOffset,
+                        consume_orderly: g.orderly,
                         ..ConsumerConfig::default()
                     },
                     ConsumerPlan {
@@ -500,6 +502,7 @@ pub fn run(s: &Scenario, seed: u64, nodes: impl Into<Nodes>, options: RunOptions
                 topic: s.file.workload.topic.clone(),
                 tag_expression: g.tags.clone(),
                 broadcasting: g.model == ModelSpec::Broadcasting,
+                orderly: g.orderly,
                 consumers: l
                     .roles
                     .iter()
