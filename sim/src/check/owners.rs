@@ -19,8 +19,10 @@
 //! Then the overlap is judged only from the views' convergence window
 //! ([`Promise::view_convergence_ms`]: `registerNameServerPeriod` plus
 //! `pollNameServerInterval`, at least `heartbeatBrokerInterval` — 60 s with
-//! RocketMQ's values) after the last such fault within it. Orderly groups (broker
-//! locks) do not exist in the workload yet and are not judged.
+//! RocketMQ's values) after the last such fault within it. An orderly group's spans
+//! are judged the same way; that no two of its consumers process one queue at once
+//! while the broker lock is held is the `exclusivity` rule's (`exclusivity.rs`),
+//! judged on the listener calls themselves, since the history records no lock.
 //!
 //! Linear in the spans (bucketed by group and queue; each bucket is swept in time
 //! order, with the spans still open).
