@@ -223,6 +223,14 @@ fn retry_dlq_regressions() {
     regressions("retry_dlq", &[2470, 4515, 6019]);
 }
 
+/// Orderly seeds that once failed: 1233, 1421, 3639 (a suspended message whose queue
+/// position a broker crash then took: the retry rule asked it to come back, which is
+/// its queue's rules' question).
+#[test]
+fn orderly_regressions() {
+    regressions("orderly", &[1233, 1421, 3639]);
+}
+
 /// Wide seeds that once failed: 430 and 842 (a pull served a record not yet durable as
 /// promised; a power cut took it and its offset went to the next message, which a
 /// broadcasting consumer already past it never got), 232 (a slave sent its stale local

@@ -378,3 +378,24 @@ fn a_failed_stale_copy_of_a_message_the_group_consumed_may_be_dropped() {
         .quiet(7_000, 200_000);
     passes(&h);
 }
+
+#[test]
+fn a_suspend_never_followed_up_is_left_to_the_rules_of_its_queue() {
+    // An orderly listener's SUSPEND re-hands the message in place, from its own
+    // position: if it never comes back, that position's rules judge it (lost,
+    // key_order), not the retry path's. The same history with RECONSUME_LATER fires.
+    let run = |status| {
+        H::new()
+            .send(1_000, 1)
+            .deliver(1_010, "g", 10, "T", 1, 1, 0, status)
+            .commit(1_500, 2)
+            .quiet(2_000, 200_000)
+    };
+    let r = check(&run(ConsumeOutcome::SuspendCurrentQueueAMoment).h);
+    assert!(
+        r.violations.iter().all(|v| v.rule != Rule::Retry),
+        "{}",
+        violations(&r)
+    );
+    fails_with_retry(&run(LATER), "never came back");
+}

@@ -472,13 +472,11 @@ impl<'h> Builder<'h> {
                 // An orderly listener's SUSPEND is a failure too: its consumer hands
                 // the message again in place with the count raised, as a concurrent
                 // one does after a failed send-back.
-                let failed = matches!(
-                    status,
-                    ConsumeOutcome::ReconsumeLater | ConsumeOutcome::SuspendCurrentQueueAMoment
-                );
+                let handed_back = *status == ConsumeOutcome::ReconsumeLater;
+                let failed = handed_back || *status == ConsumeOutcome::SuspendCurrentQueueAMoment;
                 self.obs
                     .retry
-                    .consumed(*client, q, *queue_offset, failed, *at_ms);
+                    .consumed(*client, q, *queue_offset, failed, handed_back, *at_ms);
                 let g = self.group(group);
                 let info = &self.ix.group_info[g as usize];
                 if !info.orderly || topic.starts_with(RETRY_PREFIX) {

@@ -65,6 +65,11 @@ struct Failures {
     /// The last delivery of the message to the group.
     last_delivery_ms: u64,
     dead_lettered: bool,
+    /// Some failure was a RECONSUME_LATER: the message was handed back to the broker
+    /// and must come back or be dead-lettered. An orderly SUSPEND alone is re-handed in
+    /// place, from its own queue position: whether it comes back is the lost and
+    /// key_order rules' question, not this one's.
+    handed_back: bool,
 }
 
 impl Failures {
@@ -169,13 +174,15 @@ impl Retry {
     }
 
     /// The listener of `client` answered for its delivery at (`queue`, `offset`);
-    /// `failed`: with RECONSUME_LATER.
+    /// `failed`: with RECONSUME_LATER or SUSPEND_CURRENT_QUEUE_A_MOMENT; `handed_back`:
+    /// with RECONSUME_LATER (the message goes back to the broker).
     pub(crate) fn consumed(
         &mut self,
         client: u32,
         queue: u32,
         offset: u64,
         failed: bool,
+        handed_back: bool,
         at_ms: u64,
     ) {
         let answered = match self.last.get(&client) {
@@ -198,6 +205,7 @@ impl Retry {
         }
         let f = self.failed.entry((p.msg, p.group)).or_default();
         f.count += 1;
+        f.handed_back |= handed_back;
         let n = usize::try_from(p.reconsume).unwrap_or(0);
         if f.first_ms.len() <= n {
             f.first_ms.resize(n + 1, u64::MAX);
@@ -326,6 +334,7 @@ impl Retry {
                 .is_some_and(|g| g.broadcasting);
             if broadcasting
                 || f.count == 0
+                || !f.handed_back
                 || f.dead_lettered
                 || f.last_delivery_ms > f.last_ms
                 || self.succeeded(msg, group)
