@@ -41,13 +41,23 @@ impl H {
         h.push(Entry::Meta {
             scenario: "test".into(),
             seed: 1,
-            brokers: vec![BrokerGroupMeta {
-                broker_name: "b".into(),
-                master_node: 1,
-                slave_node: None,
-                flush: FlushMode::SyncFlush,
-                replication: Replication::None,
-            }],
+            brokers: vec![
+                BrokerGroupMeta {
+                    broker_name: "b".into(),
+                    master_node: 1,
+                    slave_node: None,
+                    flush: FlushMode::SyncFlush,
+                    replication: Replication::None,
+                },
+                // Another group, which holds none of the messages.
+                BrokerGroupMeta {
+                    broker_name: "c".into(),
+                    master_node: 2,
+                    slave_node: None,
+                    flush: FlushMode::SyncFlush,
+                    replication: Replication::None,
+                },
+            ],
             groups: vec![group("g", &[10, 11])],
             heal_at_ms: 200_000,
             end_ms: 200_000,
@@ -355,6 +365,13 @@ fn a_failure_never_followed_up_fires_unless_a_broker_lost_its_cache() {
         .fault(1_100, FaultKind::PowerCut, 1)
         .fault(1_200, FaultKind::Restart, 1);
     assert!(excused(&check(&cut.h), "retry/retry_copy_lost"));
+    // A power cut on another broker group, which never held the message, is none.
+    fails_with_retry(
+        &lost()
+            .fault(1_100, FaultKind::PowerCut, 2)
+            .fault(1_200, FaultKind::Restart, 2),
+        "never came back",
+    );
     // A power cut on a client is no evidence.
     fails_with_retry(
         &lost()

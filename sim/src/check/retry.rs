@@ -28,8 +28,10 @@
 //!   `DeadLetter`, when the run lasted long enough after it (and
 //!   after the heal): the retry delay of its count, one hand-back re-try
 //!   ([`LOCAL_RETRY_MS`]) and the settle window. Excused (`retry_copy_lost`) by a loss of
-//!   page cache or media on a broker after the failure: the broker stores a retry copy
-//!   without waiting for a flush (RocketMQ's `WAIT=false`).
+//!   page cache or media, after the failure, in the broker group the last failed
+//!   delivery came from (where the consumer hands it back and its retry copy lives):
+//!   the broker stores a retry copy without waiting for a flush (RocketMQ's
+//!   `WAIT=false`).
 //!
 //! A `Consumed` entry names the delivery it answers by client, queue and offset; the
 //! reconsume count is that delivery's. Only deliveries with a workload id count.
@@ -62,6 +64,9 @@ struct Failures {
     first_ms: Vec<u64>,
     last_ms: u64,
     last_count: i32,
+    /// The queue of the last failed delivery: its broker group's master is where the
+    /// consumer hands the message back, and where its retry copy lives.
+    last_queue: u32,
     /// The last delivery of the message to the group.
     last_delivery_ms: u64,
     dead_lettered: bool,
@@ -213,6 +218,7 @@ impl Retry {
         f.first_ms[n] = f.first_ms[n].min(at_ms);
         f.last_ms = at_ms;
         f.last_count = p.reconsume;
+        f.last_queue = p.queue;
         self.failed_at.insert((client, queue, offset), p.reconsume);
     }
 
@@ -349,12 +355,16 @@ impl Retry {
             if f.last_ms.max(ix.heal_at_ms).saturating_add(bound_ms) > ix.end_ms {
                 continue;
             }
-            if let Some(loss) = ix.faults.first_on_any(
-                &ix.broker_nodes,
-                CACHE_LOSS | MEDIA_LOSS,
-                f.last_ms,
-                ix.end_ms,
-            ) {
+            // Evidence only on the broker group the message was handed back to: a
+            // loss elsewhere cannot have taken its retry copy.
+            let group_nodes: Vec<u32> = ix
+                .broker_group(ix.queues[f.last_queue as usize].broker)
+                .map(|g| std::iter::once(g.master_node).chain(g.slave_node).collect())
+                .unwrap_or_default();
+            if let Some(loss) =
+                ix.faults
+                    .first_on_any(&group_nodes, CACHE_LOSS | MEDIA_LOSS, f.last_ms, ix.end_ms)
+            {
                 let evidence = loss.label();
                 sink.excuses
                     .record(Rule::Retry, "retry_copy_lost", || evidence);
