@@ -440,7 +440,9 @@ impl Broker {
                     &body.consumer_group,
                     &body.client_id,
                     &body.queues,
-                    ctx.now_ms(),
+                    // Aged by a clock a step of the wall clock cannot move: a lock
+                    // must neither outlive its 60 s nor lapse early.
+                    ctx.monotonic_ms(),
                 );
                 reply(ctx, Response::LockBatchMq(locked));
             }
