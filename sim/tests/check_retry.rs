@@ -145,6 +145,57 @@ impl H {
         self
     }
 
+    /// g's n10's listener answers `status` at `at` for its delivery of `wid` at
+    /// (`topic`, `offset`) (delivered earlier with [`H::deliver_unanswered`]).
+    fn answer(mut self, at: u64, topic: &str, offset: u64, wid: u64, status: ConsumeOutcome) -> H {
+        self.h.push(Entry::Consumed {
+            at_ms: at,
+            group: "g".into(),
+            client: 10,
+            broker: "b".into(),
+            topic: topic.into(),
+            queue_id: 0,
+            queue_offset: offset,
+            wid: Some(wid),
+            status,
+        });
+        self
+    }
+
+    /// A delivery of `wid` to g's n10 whose listener has not answered yet.
+    fn deliver_unanswered(
+        mut self,
+        at: u64,
+        topic: &str,
+        offset: u64,
+        wid: u64,
+        reconsume: i32,
+    ) -> H {
+        self.h.push(Entry::Deliver {
+            at_ms: at,
+            group: "g".into(),
+            client: 10,
+            topic: topic.into(),
+            broker: "b".into(),
+            queue_id: 0,
+            queue_offset: offset,
+            wid: Some(wid),
+            reconsume_times: reconsume,
+            body_crc: 7,
+            tags: None,
+            fields: None,
+        });
+        self
+    }
+
+    /// Declares `Promise::consume_timeout_ms`.
+    fn consume_timeout(mut self, ms: u64) -> H {
+        if let Entry::Meta { promise, .. } = &mut self.h.entries[0] {
+            promise.consume_timeout_ms = ms;
+        }
+        self
+    }
+
     /// `wid` failed by g's n10 first from T (at `at`), then from %RETRY%g once per
     /// count 1..`rounds`, each exactly when its retry delay is up.
     fn fail_rounds(mut self, at: u64, wid: u64, rounds: i32) -> (H, u64) {
@@ -206,6 +257,7 @@ impl H {
 
 const LATER: ConsumeOutcome = ConsumeOutcome::ReconsumeLater;
 const OK: ConsumeOutcome = ConsumeOutcome::ConsumeSuccess;
+const TIME_OUT: ConsumeOutcome = ConsumeOutcome::TimeOut;
 
 fn violations(r: &Report) -> String {
     r.violations
@@ -448,4 +500,43 @@ fn a_suspend_never_followed_up_is_left_to_the_rules_of_its_queue() {
         violations(&r)
     );
     fails_with_retry(&run(LATER), "never came back");
+}
+
+#[test]
+fn a_listener_given_up_on_after_the_consume_timeout_is_a_failure_handed_back() {
+    // n10's listener hangs on wid 1; its consumer gives up 2 s later (TIME_OUT) and the
+    // copy comes back from %RETRY%g, count 1, before the listener's late answer.
+    let hung = || {
+        H::new()
+            .consume_timeout(2_000)
+            .send(1_000, 1)
+            .deliver_unanswered(1_010, "T", 1, 1, 0)
+    };
+    let back = |h: H| {
+        h.deliver(3_400, "g", 10, "%RETRY%g", 100, 1, 1, OK)
+            .answer(7_010, "T", 1, 1, OK)
+            .commit(7_500, 2)
+    };
+    passes(&back(hung().answer(3_100, "T", 1, 1, TIME_OUT)));
+    // Given up on before the timeout: fires.
+    fails_with_retry(
+        &back(hung().answer(2_500, "T", 1, 1, TIME_OUT)),
+        "gave up on its listener (TIME_OUT) at 2500ms",
+    );
+    // Never given up on: the late success, more than twice the timeout after the
+    // delivery, cannot be the message's end; it must come back, and does not.
+    fails_with_retry(
+        &hung()
+            .answer(7_010, "T", 1, 1, OK)
+            .commit(7_500, 2)
+            .quiet(8_000, 200_000),
+        "never came back",
+    );
+    // A late answer within twice the timeout may have beaten the sweep: no obligation.
+    passes(
+        &hung()
+            .answer(4_500, "T", 1, 1, OK)
+            .commit(5_000, 2)
+            .quiet(8_000, 200_000),
+    );
 }

@@ -213,7 +213,12 @@ impl Broker {
 
     /// A send to `%RETRY%{group}` (a consumer's own fallback, `handleRetryAndDLQ`):
     /// the retry topic is created if missing, and a message whose reconsume times
-    /// reached the group's maximum is redirected to `%DLQ%{group}` queue 0, undelayed.
+    /// passed the group's maximum is redirected to `%DLQ%{group}` queue 0, undelayed.
+    ///
+    /// Deviation: RocketMQ dead-letters at reconsume times *reaching* the maximum
+    /// here. Its consumer sends the count already raised, so a message failed 16 times
+    /// would be dead-lettered one retry sooner through this path than through
+    /// CONSUMER_SEND_MSG_BACK; here both dead-letter the 17th failure, with count 17.
     pub(super) fn handle_retry_and_dlq(
         &mut self,
         ctx: &mut dyn Ctx<Message>,
@@ -227,7 +232,7 @@ impl Broker {
             let topic = req.topic.clone();
             self.send_back_topic(ctx, &topic, RETRY_QUEUE_NUMS);
         }
-        if req.reconsume_times < RETRY_MAX_TIMES {
+        if req.reconsume_times <= RETRY_MAX_TIMES {
             return;
         }
         let dlq = dlq_topic(&group);
@@ -491,7 +496,11 @@ mod tests {
             send(&mut h, &retry, "B", RETRY_MAX_TIMES),
             Response::Send(_)
         ));
-        assert_eq!(h.keys(&retry, 0), ["A"]);
-        assert_eq!(h.keys(&dlq_topic(GROUP), 0), ["B"]);
+        assert!(matches!(
+            send(&mut h, &retry, "C", RETRY_MAX_TIMES + 1),
+            Response::Send(_)
+        ));
+        assert_eq!(h.keys(&retry, 0), ["A", "B"], "count 16: the 16th retry");
+        assert_eq!(h.keys(&dlq_topic(GROUP), 0), ["C"], "count 17: dead");
     }
 }

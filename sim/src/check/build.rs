@@ -469,14 +469,15 @@ impl<'h> Builder<'h> {
                 status,
             } => {
                 let q = self.queue(broker, topic, *queue_id);
-                // An orderly listener's SUSPEND is a failure too: its consumer hands
-                // the message again in place with the count raised, as a concurrent
-                // one does after a failed send-back.
-                let handed_back = *status == ConsumeOutcome::ReconsumeLater;
-                let failed = handed_back || *status == ConsumeOutcome::SuspendCurrentQueueAMoment;
-                self.obs
-                    .retry
-                    .consumed(*client, q, *queue_offset, failed, handed_back, *at_ms);
+                self.obs.retry.consumed(
+                    i,
+                    *client,
+                    q,
+                    *queue_offset,
+                    *status,
+                    *at_ms,
+                    self.ix.promise.consume_timeout_ms,
+                );
                 let g = self.group(group);
                 let info = &self.ix.group_info[g as usize];
                 if !info.orderly || topic.starts_with(RETRY_PREFIX) {

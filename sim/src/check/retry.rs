@@ -35,6 +35,10 @@
 //!   it holds only while its queue lives (a lost master's queues are dropped, and the
 //!   message with them, as RocketMQ's `ConsumeRequest` does for a dropped queue).
 //!
+//! A listener that held a message past `Promise::consume_timeout_ms` failed it, whatever
+//! it answered at last: its consumer may have given up on it and handed the message back
+//! (consumeTimeout); past twice that, it surely did, and the message must come back.
+//!
 //! A `Consumed` entry names the delivery it answers by client, queue and offset; the
 //! reconsume count is that delivery's. Only deliveries with a workload id count.
 
@@ -43,6 +47,7 @@ use super::faults::{CACHE_LOSS, MEDIA_LOSS};
 use super::tables::{Dlv, Index, NONE, RETRY_PREFIX};
 use super::{Rule, Sink};
 use crate::hasher::FastMap;
+use crate::history::ConsumeOutcome;
 
 /// RocketMQ's `submitConsumeRequestLater`: a consumer that could not hand a message back
 /// consumes it again this much later.
@@ -75,6 +80,10 @@ struct Failures {
     /// first delivery there. A consumer that cannot hand the message back re-hands that
     /// copy itself, and drops it with its queue when the queue's broker is gone.
     copy_since_ms: u64,
+    /// The last failure was a listener held past consumeTimeout: `last_ms` is the
+    /// earliest the consumer could give up on it, and it may have done so up to one
+    /// sweep period later.
+    last_timed_out: bool,
     /// The last delivery of the message to the group.
     last_delivery_ms: u64,
     dead_lettered: bool,
@@ -107,6 +116,13 @@ enum Found {
         group: u32,
         reconsume: i32,
         failures: u32,
+    },
+    /// A consumer gave up on a listener (TIME_OUT) before consumeTimeout.
+    GaveUpEarly {
+        entry: u32,
+        msg: u32,
+        group: u32,
+        held_ms: u64,
     },
 }
 
@@ -187,23 +203,51 @@ impl Retry {
             .is_some_and(|&n| n + 1 == reconsume)
     }
 
-    /// The listener of `client` answered for its delivery at (`queue`, `offset`);
-    /// `failed`: with RECONSUME_LATER or SUSPEND_CURRENT_QUEUE_A_MOMENT; `handed_back`:
-    /// with RECONSUME_LATER (the message goes back to the broker).
+    /// The listener of `client` answered `status` for its delivery at (`queue`,
+    /// `offset`) (history entry `entry`). A failure: RECONSUME_LATER, an orderly
+    /// SUSPEND (its consumer hands the message again in place with the count raised,
+    /// as a concurrent one does after a failed send-back), or the consumer's TIME_OUT;
+    /// handed back to the broker: RECONSUME_LATER and TIME_OUT. An answer more than
+    /// `consume_timeout_ms` after the delivery may have come after the consumer gave up
+    /// on the listener and handed the message back, whatever it says: a failure, dated
+    /// at the earliest such hand-back; more than twice that, the hand-back surely
+    /// happened (the consumeTimeout sweep runs that often).
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn consumed(
         &mut self,
+        entry: u32,
         client: u32,
         queue: u32,
         offset: u64,
-        failed: bool,
-        handed_back: bool,
-        at_ms: u64,
+        status: ConsumeOutcome,
+        mut at_ms: u64,
+        consume_timeout_ms: u64,
     ) {
         let answered = match self.last.get(&client) {
             Some(p) if p.queue == queue && p.offset == offset => self.last.remove(&client),
             _ => self.awaiting.remove(&(client, queue, offset)),
         };
         let Some(p) = answered else { return };
+        let mut handed_back = matches!(
+            status,
+            ConsumeOutcome::ReconsumeLater | ConsumeOutcome::TimeOut
+        );
+        let mut failed = handed_back || status == ConsumeOutcome::SuspendCurrentQueueAMoment;
+        let held_ms = at_ms.saturating_sub(p.at_ms);
+        if status == ConsumeOutcome::TimeOut && held_ms < consume_timeout_ms {
+            self.found.push(Found::GaveUpEarly {
+                entry,
+                msg: p.msg,
+                group: p.group,
+                held_ms,
+            });
+        }
+        let timed_out = held_ms > consume_timeout_ms;
+        if timed_out {
+            failed = true;
+            handed_back |= held_ms > consume_timeout_ms.saturating_mul(2);
+            at_ms = p.at_ms.saturating_add(consume_timeout_ms);
+        }
         if !failed {
             let g = p.group as usize;
             if self.succeeded.len() <= g {
@@ -229,6 +273,7 @@ impl Retry {
             f.copy_since_ms = p.at_ms;
         }
         f.last_ms = at_ms;
+        f.last_timed_out = timed_out;
         f.last_count = p.reconsume;
         f.last_queue = p.queue;
         f.last_offset = p.offset;
@@ -326,6 +371,27 @@ impl Retry {
                         },
                     );
                 }
+                Found::GaveUpEarly {
+                    entry,
+                    msg,
+                    group,
+                    held_ms,
+                } => {
+                    let at_ms = ix.entries[entry as usize].at_ms();
+                    let timeout_ms = ix.promise.consume_timeout_ms;
+                    let wid = if msg == NONE {
+                        "no wid".to_string()
+                    } else {
+                        format!("wid {}", ix.msgs[msg as usize].wid)
+                    };
+                    sink.report(Rule::Retry, wid, || {
+                        format!(
+                            "a consumer of group {} gave up on its listener (TIME_OUT) at {at_ms}ms, \
+                             {held_ms} ms after the delivery; consumeTimeout is {timeout_ms} ms",
+                            ix.group_name(group),
+                        )
+                    });
+                }
             }
         }
         self.lost(ix, sink);
@@ -360,10 +426,16 @@ impl Retry {
             {
                 continue;
             }
+            let sweep_ms = if f.last_timed_out {
+                ix.promise.consume_timeout_ms
+            } else {
+                0
+            };
             let bound_ms = ix
                 .promise
                 .retry_delay_ms(f.last_count.max(0) as u32)
                 .saturating_add(LOCAL_RETRY_MS)
+                .saturating_add(sweep_ms)
                 .saturating_add(ix.promise.settle_window_ms());
             if f.last_ms.max(ix.heal_at_ms).saturating_add(bound_ms) > ix.end_ms {
                 continue;

@@ -95,12 +95,18 @@ pub struct GroupSpec {
     /// records as `dead_letter`.
     #[serde(default, skip_serializing_if = "is_zero_u32")]
     pub always_fail_permille: u32,
+    /// The group's listener hangs on this many deliveries in a thousand: it answers
+    /// (CONSUME_SUCCESS) only three consume timeouts later (`[promise]`'s
+    /// `consume_timeout_ms`), long after its consumer gave up on it and handed the
+    /// message back.
+    #[serde(default, skip_serializing_if = "is_zero_u32")]
+    pub hang_permille: u32,
 }
 
 impl GroupSpec {
-    /// Whether the group's listener fails anything.
+    /// Whether the group's listener fails anything (hangs included).
     pub fn fails(&self) -> bool {
-        self.fail_permille > 0 || self.always_fail_permille > 0
+        self.fail_permille > 0 || self.always_fail_permille > 0 || self.hang_permille > 0
     }
 }
 
@@ -371,11 +377,9 @@ impl ScenarioFile {
         if let Some(g) = w.groups.iter().find(|g| g.consumers == 0) {
             return Err(("consumers", format!("group {} has no consumer", g.name)));
         }
-        if let Some(g) = w
-            .groups
-            .iter()
-            .find(|g| g.fail_permille > 1_000 || g.always_fail_permille > 1_000)
-        {
+        if let Some(g) = w.groups.iter().find(|g| {
+            g.fail_permille > 1_000 || g.always_fail_permille > 1_000 || g.hang_permille > 1_000
+        }) {
             return Err((
                 "fail_permille",
                 format!("group {}: shares are 0 to 1000 per mille", g.name),

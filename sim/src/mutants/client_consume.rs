@@ -1,8 +1,9 @@
 //! Planted bugs in the push consumer's process queue and consume service
 //! (`client/consumer/pull.rs`, the send-back of failed messages): what the broker served
 //! in order reaches the listener out of order; a message the listener consumed is
-//! handed back for a retry anyway.
+//! handed back for a retry anyway; a listener that hangs is never given up on.
 
+use rmq_model::client::timer_kind;
 use rmq_model::node::{Ctx, Input};
 use rmq_model::protocol::{ConsumerSendMsgBack, Message, MessageModel, Request};
 
@@ -42,7 +43,37 @@ pub(super) fn mutants() -> Vec<Mutant> {
                 })
             },
         },
+        Mutant {
+            name: "consume-timeout-never-swept",
+            component: Component::ClientConsume,
+            description: "never runs the consumeTimeout sweep: a hung listener's message is \
+                          not handed back, and its late success is taken",
+            scenario: "retry_dlq",
+            variant: "",
+            seeds: 4,
+            expected: Rule::Retry,
+            nodes: || tamper_consumers(|_| Some(NoCleanExpired)),
+        },
     ]
+}
+
+/// Swallows the consumeTimeout sweep's timer.
+struct NoCleanExpired;
+
+impl Tamper for NoCleanExpired {
+    fn incoming(
+        &mut self,
+        _: &mut dyn Ctx<Message>,
+        input: Input<Message>,
+    ) -> Option<Input<Message>> {
+        match input {
+            Input::Timer {
+                kind: timer_kind::CLEAN_EXPIRED_MSG,
+                ..
+            } => None,
+            other => Some(other),
+        }
+    }
 }
 
 /// Opaques of the consumer's extra send-backs: their answers are swallowed.

@@ -99,6 +99,10 @@ pub struct ConsumerConfig {
     /// The listener is a `MessageListenerOrderly`: a clustering consumer locks each
     /// queue at its master before consuming it (`rebalance_lock.rs`).
     pub consume_orderly: bool,
+    /// `consumeTimeout`: a concurrent listener still working on a message this long
+    /// after it was handed is given up on, and the message handed back for a retry
+    /// (`ProcessQueue.cleanExpiredMsg`, swept this often).
+    pub consume_timeout_ms: u64,
 }
 
 impl Default for ConsumerConfig {
@@ -120,6 +124,8 @@ impl Default for ConsumerConfig {
             pull_rpc_timeout_ms: 30_000,
             pull_retry_delay_ms: 3_000,
             consume_orderly: false,
+            // RocketMQ's 15 minutes.
+            consume_timeout_ms: 15 * 60 * 1_000,
         }
     }
 }
@@ -151,6 +157,12 @@ enum Call {
     },
     /// CONSUMER_SEND_MSG_BACK of the message at `queue_offset` (`send_message_back.rs`).
     SendBack {
+        mq: MessageQueue,
+        generation: u64,
+        queue_offset: u64,
+    },
+    /// The send of a failed message to the retry topic after its hand-back failed.
+    SendBackFallback {
         mq: MessageQueue,
         generation: u64,
         queue_offset: u64,
@@ -206,6 +218,8 @@ pub struct PushConsumer {
     retry_timers: BTreeMap<TimerId, (MessageQueue, u64)>,
     /// Failed messages that could not be handed back, by the timer that re-hands them.
     consume_later: BTreeMap<TimerId, send_message_back::ConsumeLater>,
+    /// The consumeTimeout sweep, armed while a listener holds a message.
+    clean_expired_timer: Option<TimerId>,
     poll_timer: Option<TimerId>,
     heartbeat_timer: Option<TimerId>,
     rebalance_timer: Option<TimerId>,
@@ -245,6 +259,7 @@ impl PushConsumer {
             rebalance_again: false,
             retry_timers: BTreeMap::new(),
             consume_later: BTreeMap::new(),
+            clean_expired_timer: None,
             poll_timer: None,
             heartbeat_timer: None,
             rebalance_timer: None,
@@ -482,6 +497,7 @@ impl PushConsumer {
                 ));
             }
             timer_kind::CONSUME_LATER => self.on_consume_later(ctx, id, out),
+            timer_kind::CLEAN_EXPIRED_MSG => self.clean_expired_msg(ctx, id, out),
             timer_kind::PULL_RETRY => {
                 let Some((mq, generation)) = self.retry_timers.remove(&id) else {
                     return;
@@ -558,6 +574,15 @@ impl PushConsumer {
             } => {
                 if self.is_current(&mq, generation) {
                     self.on_send_back(ctx, &mq, queue_offset, outcome);
+                }
+            }
+            Call::SendBackFallback {
+                mq,
+                generation,
+                queue_offset,
+            } => {
+                if self.is_current(&mq, generation) {
+                    self.on_send_back_fallback(ctx, &mq, queue_offset, outcome);
                 }
             }
             Call::Pull {
