@@ -94,6 +94,7 @@ fn cpp_route_send_and_unregister_producer() {
                          UNIQ_KEY\u{1}0100007F000034FF0000081AAA6E0100\u{2}WAIT\u{1}true\u{2}"
                 .into(),
             reconsume_times: 0,
+            max_reconsume_times: None,
             body: b"hello".to_vec(),
         })
     );
@@ -140,6 +141,7 @@ fn cpp_batch_send() {
                 flag: 0,
                 properties: "WAIT\u{1}true\u{2}".into(),
                 reconsume_times: 0,
+                max_reconsume_times: None,
                 body: Vec::new(),
             },
             messages: vec![
@@ -338,6 +340,7 @@ fn all_requests() -> Vec<Request> {
             flag: 0,
             properties: "TAGS\u{1}a\u{2}WAIT\u{1}true\u{2}".into(),
             reconsume_times: 2,
+            max_reconsume_times: None,
             body: vec![0, 1, 2, 255],
         }),
         Request::SendBatchMessage(SendBatchMessage {
@@ -353,6 +356,7 @@ fn all_requests() -> Vec<Request> {
                 flag: 0,
                 properties: "WAIT\u{1}true".into(),
                 reconsume_times: 0,
+                max_reconsume_times: None,
                 body: Vec::new(),
             },
             messages: vec![

@@ -24,7 +24,8 @@ pub const SEND_MSG_BACK_TIMEOUT_MS: u64 = 5_000;
 /// `submitConsumeRequestLater`: a message that could not be handed back is consumed
 /// again this much later.
 pub const CONSUME_LATER_DELAY_MS: u64 = 5_000;
-/// `DefaultMQPushConsumer.maxReconsumeTimes` (-1) as sent: the group's 16.
+/// `DefaultMQPushConsumer.maxReconsumeTimes` -1 (`ConsumerConfig::max_reconsume_times`
+/// `None`) as a concurrent consumer sends it: the group's 16.
 pub const MAX_RECONSUME_TIMES: i32 = 16;
 
 /// A failed message waiting to be handed to the listener again.
@@ -63,22 +64,14 @@ impl PushConsumer {
             origin_msg_id: Some(msg.msg_id.clone()),
             origin_topic: Some(msg.topic.clone()),
             unit_mode: false,
-            max_reconsume_times: Some(MAX_RECONSUME_TIMES),
+            max_reconsume_times: Some(self.cfg.max_reconsume_times.unwrap_or(MAX_RECONSUME_TIMES)),
         });
         let call = Call::SendBack {
             mq: mq.clone(),
             generation: q.generation,
             queue_offset,
         };
-        // `findBrokerAddressInPublish`: the group's master, wherever the pull went.
-        let master = self.route.as_ref().and_then(|r| {
-            r.broker_datas
-                .iter()
-                .find(|b| b.broker_name == mq.broker_name)?
-                .master_addr()
-                .map(str::to_string)
-        });
-        let sent = master.is_some_and(|addr| {
+        let sent = self.master_of(&mq.broker_name).is_some_and(|addr| {
             self.rpc
                 .call(ctx, &addr, request, SEND_MSG_BACK_TIMEOUT_MS, call)
                 .is_ok()
@@ -86,6 +79,18 @@ impl PushConsumer {
         if !sent {
             self.consume_later(ctx, mq, queue_offset);
         }
+    }
+
+    /// `findBrokerAddressInPublish`: the master of broker group `broker_name`, wherever
+    /// the pull went.
+    pub(super) fn master_of(&self, broker_name: &str) -> Option<String> {
+        self.route.as_ref().and_then(|r| {
+            r.broker_datas
+                .iter()
+                .find(|b| b.broker_name == broker_name)?
+                .master_addr()
+                .map(str::to_string)
+        })
     }
 
     /// The broker answered a hand-back: SUCCESS lets the message go; anything else
