@@ -46,6 +46,7 @@ fn group(name: &str, consumers: &[u32]) -> GroupMeta {
         tag_expression: "*".into(),
         broadcasting: false,
         orderly: false,
+        max_reconsume_times: None,
         consumers: consumers.to_vec(),
     }
 }
@@ -641,6 +642,78 @@ fn key_order_lost_tail() {
     excused(&rerun_skipping_one(&f), key);
     fires(&rerun_skipping_one(&elsewhere(&f)), Rule::KeyOrder, key);
     fires(&rerun_skipping_one(&[]), Rule::KeyOrder, key);
+}
+
+/// Orderly "g" with maximum 0: key "k"'s wids 1 and 2 in b/q0; n10's listener fails
+/// wid 1 once (its failure number max + 1), then consumes wid 2. `dead_letter`: wid 1
+/// is read from %DLQ%g with this reconsume count.
+fn failed_then_next(dead_letter: Option<i32>) -> H {
+    let mut b = orderly();
+    if let Entry::Meta { groups, .. } = &mut b.h.entries[0] {
+        groups[0].max_reconsume_times = Some(0);
+    }
+    b.own(0, 10, 0);
+    for wid in 1..=2 {
+        b.invoke(wid * 100, wid).keyed("k").ok_status(
+            wid * 100 + 1,
+            wid,
+            0,
+            wid - 1,
+            SendStatus::SendOk,
+        );
+    }
+    b.deliver(1_000, "g", 10, 0, 0, 1);
+    let answers = [
+        (
+            1_010,
+            0,
+            1,
+            rmq_sim::history::ConsumeOutcome::SuspendCurrentQueueAMoment,
+        ),
+        (
+            2_010,
+            1,
+            2,
+            rmq_sim::history::ConsumeOutcome::ConsumeSuccess,
+        ),
+    ];
+    if let Some(reconsume_times) = dead_letter {
+        b.h.push(Entry::DeadLetter {
+            at_ms: 1_500,
+            group: "g".into(),
+            client: 30,
+            broker: "b".into(),
+            queue_id: 0,
+            queue_offset: 0,
+            wid: Some(1),
+            reconsume_times,
+        });
+    }
+    b.deliver(2_000, "g", 10, 0, 1, 2);
+    for (at, off, wid, status) in answers {
+        b.h.push(Entry::Consumed {
+            at_ms: at,
+            group: "g".into(),
+            client: 10,
+            broker: "b".into(),
+            topic: "T".into(),
+            queue_id: 0,
+            queue_offset: off,
+            wid: Some(wid),
+            status,
+        });
+    }
+    b.h.entries.sort_by_key(Entry::at_ms);
+    b
+}
+
+#[test]
+fn key_order_dead_lettered() {
+    let key = "key_order/dead_lettered";
+    excused(&failed_then_next(Some(1)), key);
+    // Skipped without its dead-letter copy, or with a copy not made at the maximum.
+    fires(&failed_then_next(None), Rule::KeyOrder, key);
+    fires(&failed_then_next(Some(0)), Rule::KeyOrder, key);
 }
 
 // ---------------------------------------------------------------- exclusivity/<excuse>

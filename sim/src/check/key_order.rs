@@ -20,6 +20,12 @@
 //!   consumed before (a re-run that skips it) is a violation.
 //!
 //! Excuses, each resting on evidence no wider than the pair judged:
+//! - `dead_lettered`: the skipped message, failed by the group, is in the group's
+//!   dead-letter queue (a `DeadLetter` of the group with its workload id) with the count
+//!   of a message dead-lettered at the group's maximum (max + 1, or more after a copy
+//!   that failed; the retry rule judges that it failed that often): an orderly consumer with a maximum commits past a
+//!   message only once the broker stored its dead-letter copy. A failed message skipped
+//!   without such a copy is a violation.
 //! - `queue_changed`: the two messages were stored in different queues and a fault
 //!   (other than a clock skew or a heal) hit a node that is no client — a broker or a
 //!   name server — from one view-convergence window (`Promise::view_convergence_ms`)
@@ -68,6 +74,8 @@ pub(crate) struct KeyOrder {
     failed: Vec<Consumption>,
     /// A `Consumed` of an orderly group was seen: consumptions are its successes.
     answered: bool,
+    /// `DeadLetter`s: (group, message, reconsume count, read at).
+    dead_letters: Vec<(u32, u32, i32, u64)>,
 }
 
 impl KeyOrder {
@@ -114,9 +122,20 @@ impl KeyOrder {
         }
     }
 
+    /// Message `msg` was read from `group`'s dead-letter queue with count `reconsume`.
+    pub(crate) fn dead_letter(&mut self, group: u32, msg: u32, reconsume: i32, at_ms: u64) {
+        self.dead_letters.push((group, msg, reconsume, at_ms));
+    }
+
     pub(crate) fn finish(&self, ix: &Index, sink: &mut Sink) {
         if self.delivered.is_empty() {
             return;
+        }
+        let mut dead_letters: FastMap<(u32, u32), (i32, u64)> = FastMap::default();
+        for &(g, m, reconsume, at_ms) in &self.dead_letters {
+            if ix.group_info[g as usize].dead_lettered_at_maximum(reconsume) {
+                dead_letters.entry((g, m)).or_insert((reconsume, at_ms));
+            }
         }
         let keys = Keys::of(ix);
         let consumed = if self.answered {
@@ -142,7 +161,15 @@ impl KeyOrder {
             };
             let run: Vec<&Consumption> = consumed[start..end].iter().map(|&(_, _, c)| c).collect();
             let seen: Vec<&Consumption> = delivered[d..d_end].iter().map(|&(_, _, c)| c).collect();
-            judge(ix, sink, &keys, g, k, &run, &seen);
+            let j = Judged {
+                ix,
+                keys: &keys,
+                g,
+                k,
+                run: &run,
+                dead_letters: &dead_letters,
+            };
+            judge(&j, sink, &seen);
             start = end;
         }
     }
@@ -229,25 +256,14 @@ struct Judged<'a, 'h> {
     g: u32,
     k: u32,
     run: &'a [&'a Consumption],
+    /// The dead-lettered messages at their group's maximum: (group, message) → (count,
+    /// read at).
+    dead_letters: &'a FastMap<(u32, u32), (i32, u64)>,
 }
 
 /// `seen`: the group's deliveries of the key when listeners' answers are recorded.
-fn judge(
-    ix: &Index,
-    sink: &mut Sink,
-    keys: &Keys,
-    g: u32,
-    k: u32,
-    run: &[&Consumption],
-    seen: &[&Consumption],
-) {
-    let j = Judged {
-        ix,
-        keys,
-        g,
-        k,
-        run,
-    };
+fn judge(j: &Judged, sink: &mut Sink, seen: &[&Consumption]) {
+    let (ix, keys, k, run) = (j.ix, j.keys, j.k, j.run);
     let seq = &keys.seqs[k as usize];
     let rank = |c: &Consumption| keys.rank[c.msg as usize] as usize;
     // The first consumption of each rank (index into `run`).
@@ -314,6 +330,23 @@ impl Judged<'_, '_> {
             self.ix.group_name(self.g),
             self.keys.names[self.k as usize]
         )
+    }
+
+    /// Excuse `dead_lettered`: the failed message `skipped` is in the group's
+    /// dead-letter queue, dead-lettered at the group's maximum.
+    fn dead_lettered(&self, sink: &mut Sink, skipped: &Consumption) -> bool {
+        let Some(&(reconsume, at_ms)) = self.dead_letters.get(&(self.g, skipped.msg)) else {
+            return false;
+        };
+        let evidence = format!(
+            "wid {}: read from the dead-letter queue of group {} at {at_ms}ms with count \
+             {reconsume}",
+            self.ix.msgs[skipped.msg as usize].wid,
+            self.ix.group_name(self.g)
+        );
+        sink.excuses
+            .record(Rule::KeyOrder, "dead_lettered", || evidence);
+        true
     }
 
     /// Excuse `lost_tail`: the broker group of `skipped`'s queue crashed or lost data
@@ -417,7 +450,7 @@ impl Judged<'_, '_> {
     fn failed_then_skipped(&self, sink: &mut Sink, failed: &Consumption, later: u32) {
         let ix = self.ix;
         let l = self.run[later as usize];
-        if self.lost_tail(sink, failed, l) {
+        if self.dead_lettered(sink, failed) || self.lost_tail(sink, failed, l) {
             return;
         }
         sink.report(
