@@ -1546,6 +1546,8 @@ const COVERED: &[&str] = &[
     "key_order/dead_letter_lost",
     "exclusivity/lock_lost_with_broker",
     "key_order/lock_lost_with_broker",
+    // Paired in check.rs (lost_orderly_group_misses_a_lost_masters_messages_only_where_declared).
+    "lost/orderly_master_lost",
     // Paired in check_retry.rs (the retry rule's own test file).
     "retry/clock_skew",
     "retry/retry_copy_lost",
@@ -1597,7 +1599,10 @@ fn every_excuse_has_a_pair() {
             ],
         ),
         ("order.rs", &["received_anyway", "offset_reused"]),
-        ("lost.rs", &["offset_reused", "delay_master_lost"]),
+        (
+            "lost.rs",
+            &["offset_reused", "delay_master_lost", "orderly_master_lost"],
+        ),
         ("delay.rs", &["clock_skew"]),
         (
             "key_order.rs",
