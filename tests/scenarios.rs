@@ -123,6 +123,13 @@ fn orderly_unkeyed() {
     sweep_seeds("orderly_unkeyed", seeds_or(DEFAULT_SEEDS_PER_SCENARIO) / 8);
 }
 
+/// An orderly group with a maximum dead-letters what its listener always fails and goes
+/// on with the key's next message; nothing else is skipped.
+#[test]
+fn orderly_dlq() {
+    sweep_seeds("orderly_dlq", seeds_or(DEFAULT_SEEDS_PER_SCENARIO) / 8);
+}
+
 /// Listeners fail a share of deliveries: retries raised, not early, to their group only;
 /// 16 retries, then the dead-letter queue; nothing left behind.
 #[test]

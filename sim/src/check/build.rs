@@ -250,6 +250,9 @@ impl<'h> Builder<'h> {
                 meta: Some(i),
                 broadcasting: g.broadcasting,
                 orderly: g.orderly,
+                max_reconsume_times: g
+                    .max_reconsume_times
+                    .or((!g.orderly).then_some(ix.promise.max_reconsume_times)),
                 topic,
                 expr: TagExpr::parse(&g.tag_expression),
                 clients: if g.broadcasting {
@@ -374,6 +377,7 @@ impl<'h> Builder<'h> {
                 meta: None,
                 broadcasting: false,
                 orderly: false,
+                max_reconsume_times: Some(self.ix.promise.max_reconsume_times),
                 topic: NONE,
                 expr: TagExpr::All,
                 clients: Vec::new(),
@@ -512,6 +516,9 @@ impl<'h> Builder<'h> {
                     self.obs
                         .retry
                         .dead_letter(m, g, *reconsume_times, i, &self.ix);
+                    self.obs
+                        .key_order
+                        .dead_letter(g, m, *reconsume_times, *at_ms);
                 }
             }
             Entry::Fault {

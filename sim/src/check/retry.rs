@@ -1,8 +1,10 @@
 //! **retry**: what a group's listener fails (`RECONSUME_LATER`, a `Consumed` entry)
 //! comes back to that group only, raised, not early, and after the maximum lands in the
 //! group's dead-letter queue (`DeadLetter` entries, read by a reader outside the
-//! group). Per (message, group), with *failures* the `RECONSUME_LATER` answers the
-//! group gave the message so far, and `max` the declared `Promise::max_reconsume_times`:
+//! group). Per (message, group), with *failures* the `RECONSUME_LATER` (or orderly
+//! SUSPEND_CURRENT_QUEUE_A_MOMENT) answers the group gave the message so far, and `max`
+//! the group's maximum (`GroupMeta::max_reconsume_times`, else the declared
+//! `Promise::max_reconsume_times`; an orderly group without one has none):
 //!
 //! - **raised**: a delivery from `%RETRY%{group}` has reconsume count ≥ 1 (the broker
 //!   raises it on every hand-back);
@@ -16,11 +18,16 @@
 //!   failure and counts the delay from then). Excused (`clock_skew`) by a clock skew on
 //!   the broker group it came from, which measures the delay with its own clock;
 //! - **dead-lettered at the maximum**: a `DeadLetter` has reconsume count max + 1 and
-//!   comes after at least max + 1 failures;
+//!   comes after at least that many failures; a group without a maximum (orderly, by
+//!   default) has none. An orderly consumer's copy (its own send to `%RETRY%{group}`
+//!   past its maximum) carries the count of the delivery that failed last plus one:
+//!   max + 1, or more when an earlier copy failed and the message was suspended again
+//!   (each raise follows a failure, so it still comes after at least count failures);
 //! - **never past the maximum**: no delivery to the group has a reconsume count above
 //!   max, except a consumer's own re-hand (the same client, queue and offset as a
-//!   failed delivery with count one lower: its hand-back failed, and the broker
-//!   dead-letters the message once one succeeds);
+//!   failed delivery with count one lower: its hand-back — or an orderly consumer's
+//!   dead-letter copy — failed, and the message is dead-lettered once one succeeds):
+//!   a dead-lettered message is never delivered to the group again;
 //! - **not lost**: in a clustering group (RocketMQ never retries a broadcast message),
 //!   the last failure of a message the group never consumed (a redelivered copy that
 //!   failed after another consumer of the group consumed it may be dropped with its
@@ -168,8 +175,8 @@ impl Retry {
                 self.found.push(Found::OtherGroup(*d));
             }
         }
-        let max = ix.promise.max_reconsume_times;
-        if i64::from(d.reconsume) > i64::from(max)
+        let max = ix.group_info[d.group as usize].max_reconsume_times;
+        if max.is_some_and(|max| i64::from(d.reconsume) > i64::from(max))
             && !self.is_rehand(d.client, d.queue, d.offset, d.reconsume)
         {
             self.found.push(Found::PastMaximum(*d));
@@ -289,10 +296,11 @@ impl Retry {
         entry: u32,
         ix: &Index,
     ) {
-        let max = ix.promise.max_reconsume_times;
         let f = self.failed.entry((msg, group)).or_default();
         f.dead_lettered = true;
-        if i64::from(reconsume) != i64::from(max) + 1 || f.count < max + 1 {
+        let at_the_maximum = ix.group_info[group as usize].dead_lettered_at_maximum(reconsume)
+            && i64::from(f.count) >= i64::from(reconsume);
+        if !at_the_maximum {
             self.found.push(Found::DeadLetterCount {
                 entry,
                 msg,
@@ -304,7 +312,7 @@ impl Retry {
     }
 
     pub(crate) fn finish(&self, ix: &Index, sink: &mut Sink) {
-        let max = ix.promise.max_reconsume_times;
+        let max_of = |g: u32| ix.group_info[g as usize].max_reconsume_times;
         for found in &self.found {
             match *found {
                 Found::NotRaised(d) => report(ix, sink, &d, || {
@@ -341,9 +349,10 @@ impl Retry {
                 }
                 Found::PastMaximum(d) => report(ix, sink, &d, || {
                     format!(
-                        "came with reconsume count {}, past the maximum {max}: it should have \
+                        "came with reconsume count {}, past the maximum {}: it should have \
                          been dead-lettered, not delivered again",
-                        d.reconsume
+                        d.reconsume,
+                        max_of(d.group).unwrap_or(u32::MAX),
                     )
                 }),
                 Found::DeadLetterCount {
@@ -354,18 +363,23 @@ impl Retry {
                     failures,
                 } => {
                     let at_ms = ix.entries[entry as usize].at_ms();
+                    let expected = match max_of(group) {
+                        Some(max) => format!(
+                            "a message is dead-lettered at its failure number {} (count {})",
+                            u64::from(max) + 1,
+                            u64::from(max) + 1
+                        ),
+                        None => "the group has no maximum: it never dead-letters".to_string(),
+                    };
                     sink.report(
                         Rule::Retry,
                         format!("wid {}", ix.msgs[msg as usize].wid),
                         || {
                             format!(
                             "{} was read from the dead-letter queue of group {} at {at_ms}ms with \
-                             reconsume count {reconsume} after {failures} failure(s); a message is \
-                             dead-lettered at its failure number {} (count {}); {}",
+                             reconsume count {reconsume} after {failures} failure(s); {expected}; {}",
                             ix.describe_msg(msg),
                             ix.group_name(group),
-                            max + 1,
-                            max + 1,
                             ix.faults.before(ix.entries, at_ms),
                         )
                         },

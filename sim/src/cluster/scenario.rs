@@ -101,6 +101,11 @@ pub struct GroupSpec {
     /// message back.
     #[serde(default, skip_serializing_if = "is_zero_u32")]
     pub hang_permille: u32,
+    /// The consumers' `maxReconsumeTimes`. Absent: RocketMQ's -1 (16 for a concurrent
+    /// group; an orderly group retries a failing message without end). An orderly group
+    /// with a maximum dead-letters a message that always fails after max + 1 failures.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_reconsume_times: Option<u32>,
 }
 
 impl GroupSpec {
@@ -383,6 +388,26 @@ impl ScenarioFile {
             return Err((
                 "fail_permille",
                 format!("group {}: shares are 0 to 1000 per mille", g.name),
+            ));
+        }
+        if let Some(g) = w.groups.iter().find(|g| g.orderly && g.fail_permille > 0) {
+            return Err((
+                "fail_permille",
+                format!(
+                    "group {}: an orderly listener suspends a fixed share of its calls; only \
+                     always_fail_permille applies",
+                    g.name
+                ),
+            ));
+        }
+        if let Some(g) = w
+            .groups
+            .iter()
+            .find(|g| g.max_reconsume_times.is_some_and(|m| m > 1_000))
+        {
+            return Err((
+                "max_reconsume_times",
+                format!("group {}: at most 1000", g.name),
             ));
         }
         let f = &self.faults;

@@ -349,6 +349,7 @@ impl ConsumerHost {
         if orderly {
             consumer.register_message_listener_orderly(Box::new(WorkloadOrderlyListener::new(
                 orderly_done.clone(),
+                plan.listener,
             )));
         }
         ConsumerHost {
@@ -368,6 +369,11 @@ impl ConsumerHost {
     fn start(&mut self, ctx: &mut dyn Ctx<Message>) {
         self.started = true;
         self.consumer.start(ctx);
+    }
+
+    /// Runs the consumer with a bug planted in the model (the mutant campaign's).
+    pub fn plant(&mut self, bug: rmq_model::client::consumer::PlantedBug) {
+        self.consumer.plant(bug);
     }
 
     fn born_host_crc(&mut self, host: Host) -> u32 {

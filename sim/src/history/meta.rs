@@ -285,6 +285,11 @@ pub struct GroupMeta {
     /// Absent (older histories): concurrent.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub orderly: bool,
+    /// The consumers' `maxReconsumeTimes`. Absent: RocketMQ's -1, i.e.
+    /// `Promise::max_reconsume_times` for a concurrent group and no maximum (never
+    /// dead-lettered) for an orderly one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_reconsume_times: Option<u32>,
     /// Client nodes consuming for the group.
     pub consumers: Vec<u32>,
 }

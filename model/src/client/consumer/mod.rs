@@ -40,6 +40,8 @@ pub use consume_message_orderly_service::{
     ConsumeOrderlyAtOnce, ConsumeOrderlyStatus, MessageListenerOrderly, OrderlyAnswer,
     SUSPEND_CURRENT_QUEUE_TIME_MS,
 };
+#[cfg(feature = "planted-bugs")]
+pub use planted_bug::PlantedBug;
 use process_queue::ProcessQueue;
 pub use rebalance_lock::{
     REBALANCE_LATER_MS, REBALANCE_LOCK_INTERVAL_MS, REBALANCE_LOCK_MAX_LIVE_TIME_MS,
@@ -48,6 +50,7 @@ pub use rebalance_lock::{
 mod consume_message_concurrently_service;
 mod consume_message_orderly_service;
 mod ownership;
+mod planted_bug;
 mod process_queue;
 mod pull;
 mod rebalance_lock;
@@ -103,6 +106,11 @@ pub struct ConsumerConfig {
     /// after it was handed is given up on, and the message handed back for a retry
     /// (`ProcessQueue.cleanExpiredMsg`, swept this often).
     pub consume_timeout_ms: u64,
+    /// `maxReconsumeTimes`: how many times a failed message is consumed again before
+    /// it is dead-lettered. `None` is RocketMQ's -1: the group's 16 for a concurrent
+    /// listener (`send_message_back.rs`), no end for an orderly one
+    /// (`consume_message_orderly_service.rs`).
+    pub max_reconsume_times: Option<i32>,
 }
 
 impl Default for ConsumerConfig {
@@ -126,6 +134,7 @@ impl Default for ConsumerConfig {
             consume_orderly: false,
             // RocketMQ's 15 minutes.
             consume_timeout_ms: 15 * 60 * 1_000,
+            max_reconsume_times: None,
         }
     }
 }
@@ -154,6 +163,14 @@ enum Call {
         queues: std::collections::BTreeSet<MessageQueue>,
         asked_ms: u64,
         purpose: LockPurpose,
+    },
+    /// An orderly consumer's copy of the message at `queue_offset`, past its maximum,
+    /// sent to `%RETRY%{group}` for the dead-letter queue
+    /// (`consume_message_orderly_service.rs`).
+    OrderlyDeadLetter {
+        mq: MessageQueue,
+        generation: u64,
+        queue_offset: u64,
     },
     /// CONSUMER_SEND_MSG_BACK of the message at `queue_offset` (`send_message_back.rs`).
     SendBack {
@@ -235,6 +252,9 @@ pub struct PushConsumer {
     orderly_listener: Box<dyn MessageListenerOrderly>,
     /// Orderly queues resting after a suspend: timer → (queue, generation).
     suspend_timers: BTreeMap<TimerId, (MessageQueue, u64)>,
+    /// A bug this consumer was built with (`planted_bug.rs`); never set by default.
+    #[cfg(feature = "planted-bugs")]
+    planted: Option<PlantedBug>,
 }
 
 impl PushConsumer {
@@ -271,6 +291,8 @@ impl PushConsumer {
             listener: Box::new(ConsumeAtOnce),
             orderly_listener: Box::new(ConsumeOrderlyAtOnce),
             suspend_timers: BTreeMap::new(),
+            #[cfg(feature = "planted-bugs")]
+            planted: None,
         }
     }
 
@@ -583,6 +605,15 @@ impl PushConsumer {
             } => {
                 if self.is_current(&mq, generation) {
                     self.on_send_back_fallback(ctx, &mq, queue_offset, outcome);
+                }
+            }
+            Call::OrderlyDeadLetter {
+                mq,
+                generation,
+                queue_offset,
+            } => {
+                if self.is_current(&mq, generation) {
+                    self.on_orderly_dead_letter(ctx, &mq, queue_offset, outcome, out);
                 }
             }
             Call::Pull {

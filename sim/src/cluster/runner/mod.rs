@@ -435,6 +435,7 @@ pub fn run(s: &Scenario, seed: u64, nodes: impl Into<Nodes>, options: RunOptions
                         consume_from_where: ConsumeFromWhere::FirstOffset,
                         consume_orderly: g.orderly,
                         consume_timeout_ms,
+                        max_reconsume_times: g.max_reconsume_times.map(|m| m as i32),
                         ..ConsumerConfig::default()
                     },
                     ConsumerPlan {
@@ -510,6 +511,7 @@ pub fn run(s: &Scenario, seed: u64, nodes: impl Into<Nodes>, options: RunOptions
                 tag_expression: g.tags.clone(),
                 broadcasting: g.model == ModelSpec::Broadcasting,
                 orderly: g.orderly,
+                max_reconsume_times: g.max_reconsume_times,
                 consumers: l
                     .roles
                     .iter()
