@@ -7,18 +7,19 @@
 //! route), the consumer sends the message itself to `%RETRY%{group}` (RocketMQ's
 //! fallback through its internal producer): a copy of body and properties with
 //! RETRY_TOPIC, ORIGIN_MESSAGE_ID, its reconsume count + 1 and delay level 3 + its
-//! count, to a master of the retry topic's route, another broker group's first. Only if
-//! that fails too does the consumer raise the message's reconsume count itself and
-//! hand it to the listener again 5 s later (`submitConsumeRequestLater`). A broker that
-//! lost the record a hand-back names (its commit log cut by a crash) would otherwise
-//! refuse every hand-back, and the message would hold its queue for good. A
+//! count, to the master of the message's own broker group. Only if that fails too does
+//! the consumer raise the message's reconsume count itself and hand it to the listener
+//! again 5 s later (`submitConsumeRequestLater`). A broker that lost the record a
+//! hand-back names (its commit log cut by a crash) would otherwise refuse every
+//! hand-back, and the message would hold its queue for good. A
 //! broadcasting consumer drops a failed message, as RocketMQ does (it logs it and moves
 //! on). A message a listener held past `consumeTimeout` comes here too
 //! (`consume_message_concurrently_service.rs`).
 //!
-//! Deviation: the fallback copy keeps the message's born timestamp and host (RocketMQ's
+//! Deviations: the fallback copy keeps the message's born timestamp and host (RocketMQ's
 //! is a new message, born at the consumer), so it stays the same message to anyone
-//! reading it.
+//! reading it; and it goes to the message's own broker group, where RocketMQ's
+//! internal producer picks any queue of the retry topic's route.
 
 use crate::broker::RETRY_DELAY_LEVEL_BASE;
 use crate::client::producer::DEFAULT_TOPIC;
@@ -168,26 +169,10 @@ impl PushConsumer {
         let Some(msg) = q.process_queue.get(queue_offset) else {
             return;
         };
-        // A master of the retry topic's route, another broker group's before the one
-        // that just refused (route order otherwise: deterministic).
-        let target = self
-            .retry
-            .as_ref()
-            .and_then(|r| r.route())
-            .and_then(|route| {
-                let masters = route
-                    .broker_datas
-                    .iter()
-                    .filter_map(|b| Some((b.broker_name.as_str(), b.master_addr()?)));
-                let mut fallback = None;
-                for (name, addr) in masters {
-                    if name != mq.broker_name {
-                        return Some(addr.to_string());
-                    }
-                    fallback.get_or_insert_with(|| addr.to_string());
-                }
-                fallback
-            });
+        // The master of the message's own broker group, as for the hand-back and an
+        // orderly consumer's dead-letter copy: the retry copy lives where the message
+        // did (a broker that lost the record still stores a copy sent whole).
+        let target = self.master_of(&mq.broker_name);
         let max_reconsume_times = self.cfg.max_reconsume_times.unwrap_or(MAX_RECONSUME_TIMES);
         let request = Request::SendMessage(retry_topic_copy(
             &self.cfg.consumer_group,
