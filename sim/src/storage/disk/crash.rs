@@ -73,7 +73,7 @@ impl SimDisk {
                 self.retire_op(op);
             }
         }
-        self.cache_names = self.durable_names.clone();
+        self.cache_names = super::names::Names::from(self.durable_names.clone());
         let named: BTreeSet<InodeId> = self.durable_names.values().copied().collect();
         self.inodes.retain(|id, _| named.contains(id));
         for inode in self.inodes.values_mut() {

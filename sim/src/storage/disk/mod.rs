@@ -22,10 +22,12 @@ use rmq_model::store::disk::{parent_dir, DiskError};
 mod crash;
 mod damage;
 mod files;
+mod names;
 mod sync;
 
 pub use crash::CrashKind;
 pub use damage::Damage;
+use names::Names;
 use sync::{PendingSync, SyncWork};
 
 /// The unit in which the OS writes back dirty data: a crash keeps or loses whole pages.
@@ -141,7 +143,7 @@ pub struct SimDiskStats {
 pub struct SimDisk {
     inodes: BTreeMap<InodeId, Inode>,
     /// What list, exists and read see.
-    cache_names: BTreeMap<String, InodeId>,
+    cache_names: Names,
     /// What a crash leaves.
     durable_names: BTreeMap<String, InodeId>,
     /// Per directory, the ops not yet durable, oldest first, with a global sequence
