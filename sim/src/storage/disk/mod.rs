@@ -19,6 +19,8 @@ use std::ops::Range;
 
 use rmq_model::store::disk::{parent_dir, DiskError};
 
+use crate::hasher::FastMap;
+
 mod crash;
 mod damage;
 mod files;
@@ -42,7 +44,7 @@ pub const MAX_FILE_SIZE_BYTES: u64 = 1 << 31;
 /// the oldest on its own, as a journaling filesystem does every few seconds.
 pub const MAX_PENDING_DIR_OPS: usize = 4096;
 
-#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 struct InodeId(u64);
 
 #[derive(Clone, Debug, Default)]
@@ -141,7 +143,9 @@ pub struct SimDiskStats {
 
 #[derive(Clone, Default)]
 pub struct SimDisk {
-    inodes: BTreeMap<InodeId, Inode>,
+    /// Hashed: every read and write finds its inode here. A crash, whose coins are
+    /// drawn inode by inode, walks them in id order.
+    inodes: FastMap<InodeId, Inode>,
     /// What list, exists and read see.
     cache_names: Names,
     /// What a crash leaves.
