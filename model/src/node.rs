@@ -64,6 +64,11 @@ pub trait Ctx<M> {
     fn resolve(&mut self, addr: &str) -> Option<NodeId>;
     /// Virtual (simulated) or wall-clock milliseconds; the node cannot tell which.
     fn now_ms(&self) -> u64;
+    /// Milliseconds of a clock that moves only forward, at the true rate, whatever is
+    /// done to the wall clock (Java's `System.nanoTime`): for ages that must not stretch
+    /// or shrink when an administrator or NTP steps the clock. Comparable only within
+    /// one node's run.
+    fn monotonic_ms(&self) -> u64;
     /// The node's only source of randomness: seeded by the driver so runs replay.
     fn random_u64(&mut self) -> u64;
     fn send(&mut self, to: NodeId, msg: M);

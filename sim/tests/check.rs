@@ -500,6 +500,38 @@ fn lost_sync_replication_machine_lost_of_master_is_lost() {
 }
 
 #[test]
+fn lost_orderly_group_misses_a_lost_masters_messages_only_where_declared() {
+    // The slave n2 holds the message, but an orderly group locks queues only at the
+    // master: with n1's machine lost nobody consumes the group orderly again.
+    let run = |lost_at: u64, declared: bool| {
+        let mut b = B::orderly();
+        b.promising(|p| p.orderly_needs_master = declared)
+            .send(1_000, 1, 0, 0)
+            .fault(lost_at, FaultKind::MachineLost, 1);
+        b
+    };
+    assert_eq!(
+        only_reason(&passes(&run(1_200, true))),
+        "orderly_master_lost"
+    );
+    // Not declared: lost like any other group's miss.
+    fails_with(&run(1_200, false), Rule::Lost);
+    // A loss before the send is no evidence.
+    fails_with(&run(500, true), Rule::Lost);
+    // A concurrent group reads the slave: it still owes the message.
+    let mut both = run(1_200, true);
+    if let Entry::Meta { groups, .. } = &mut both.h.entries[0] {
+        groups.push(group("c", "*", false, &[12]));
+    }
+    let r = fails_with(&both, Rule::Lost);
+    assert!(
+        all(&r).contains("never delivered to group c"),
+        "{}",
+        all(&r)
+    );
+}
+
+#[test]
 fn lost_sync_replication_master_and_slave_lost_is_allowed() {
     let mut b = B::with_broker(FlushMode::SyncFlush, Replication::Sync);
     b.send(1_000, 1, 0, 0)

@@ -384,6 +384,39 @@ fn a_failure_never_followed_up_fires_unless_a_broker_lost_its_cache() {
 }
 
 #[test]
+fn a_re_handed_copy_lost_with_its_broker_is_excused_only_by_a_loss_since_its_first_delivery() {
+    // n10's hand-backs fail (the master is gone): it re-hands its copy of T/q0 offset 1
+    // itself every 5 s, until it drops the queue with the lost broker (chaos seeds 6282,
+    // 13800). The loss came before the last failure, but after the copy was delivered.
+    let rehands = |h: H| {
+        h.deliver(6_010, "g", 10, "T", 1, 1, 1, LATER)
+            .deliver(11_010, "g", 10, "T", 1, 1, 2, LATER)
+            .commit(11_500, 2)
+            .quiet(12_000, 200_000)
+    };
+    let base = || H::new().send(1_000, 1);
+    let lost = rehands(base().deliver(1_010, "g", 10, "T", 1, 1, 0, LATER).fault(
+        3_000,
+        FaultKind::MachineLost,
+        1,
+    ));
+    let r = check(&lost.h);
+    assert!(excused(&r, "retry/retry_copy_lost"), "{}", violations(&r));
+    assert!(r.violations.iter().all(|v| v.rule != Rule::Retry));
+    // A cache loss before the copy was first delivered did not take it: the broker
+    // handed it out afterwards.
+    fails_with_retry(
+        &rehands(
+            base()
+                .fault(1_003, FaultKind::PowerCut, 1)
+                .fault(1_005, FaultKind::Restart, 1)
+                .deliver(1_010, "g", 10, "T", 1, 1, 0, LATER),
+        ),
+        "never came back",
+    );
+}
+
+#[test]
 fn a_failed_stale_copy_of_a_message_the_group_consumed_may_be_dropped() {
     // n11 consumed it; n10, holding the queue for a moment at a rebalance, got it
     // again, failed it and gave the queue up before handing it back.

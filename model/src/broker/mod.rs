@@ -179,6 +179,14 @@ impl Broker {
         self.check_stopped();
     }
 
+    /// Recovery is done and nothing more is waited for: the broker serves.
+    fn run(&mut self, ctx: &mut dyn Ctx<Message>) {
+        self.phase = Phase::Running;
+        self.register(ctx);
+        self.connect_to_master(ctx);
+        self.schedule_start(ctx);
+    }
+
     fn check_stopped(&mut self) {
         if self.phase == Phase::ShuttingDown
             && self
@@ -302,6 +310,9 @@ impl Broker {
             if let ConfigEvent::Failed(e) = event {
                 tracing::warn!(error = %e, "{what} not persisted");
             }
+            if self.phase == Phase::Booting && self.schedule_on_boot_persisted() {
+                self.run(ctx);
+            }
             self.check_stopped();
             return;
         }
@@ -316,11 +327,8 @@ impl Broker {
         };
         match store.on_sync_complete(ctx.disk(), ticket, result) {
             StoreEvent::Ready => {
-                if self.phase == Phase::Booting {
-                    self.phase = Phase::Running;
-                    self.register(ctx);
-                    self.connect_to_master(ctx);
-                    self.schedule_start(ctx);
+                if self.phase == Phase::Booting && !self.schedule_correct_at_boot(ctx) {
+                    self.run(ctx);
                 }
             }
             StoreEvent::CommitLogDurable(durable) => {
@@ -432,7 +440,9 @@ impl Broker {
                     &body.consumer_group,
                     &body.client_id,
                     &body.queues,
-                    ctx.now_ms(),
+                    // Aged by a clock a step of the wall clock cannot move: a lock
+                    // must neither outlive its 60 s nor lapse early.
+                    ctx.monotonic_ms(),
                 );
                 reply(ctx, Response::LockBatchMq(locked));
             }
@@ -587,8 +597,10 @@ impl Node<Message> for Broker {
         if self.phase == Phase::Failed {
             return;
         }
-        // Recovery may have finished without any sync to wait for.
-        if self.store.as_ref().is_some_and(|s| s.is_ready()) {
+        // Recovery may have finished without any sync to wait for (the REGISTER timer
+        // armed below then registers).
+        if self.store.as_ref().is_some_and(|s| s.is_ready()) && !self.schedule_correct_at_boot(ctx)
+        {
             self.phase = Phase::Running;
             self.connect_to_master(ctx);
             self.schedule_start(ctx);

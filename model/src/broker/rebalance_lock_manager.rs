@@ -6,6 +6,11 @@
 //! timestamp refreshed) or expired, 60 s after its last refresh; UNLOCK_BATCH_MQ drops
 //! the asking client's own locks. Locks live in memory only, as in RocketMQ: a restarted
 //! broker starts with none, and a client re-locks every 20 s.
+//!
+//! Deviation: locks age by the node's monotonic clock (`Ctx::monotonic_ms`), not by the
+//! wall clock RocketMQ reads (`System.currentTimeMillis`). A wall clock stepped back
+//! keeps a dead client's lock past its 60 s, its queues stalled; one stepped forward
+//! frees a live client's lock early, and two clients consume one queue.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -116,6 +121,10 @@ impl RebalanceLockManager {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::broker::test_harness::{config_with, BrokerHarness};
+    use crate::protocol::{LockBatch, Request, Response};
+    use crate::store::delay_level::MessageDelayLevel;
+    use crate::store::MemDisk;
 
     fn queues(ids: &[i32]) -> BTreeSet<MessageQueue> {
         ids.iter()
@@ -144,5 +153,35 @@ mod tests {
         // c1 unlocks queue 1: c2 takes it at once.
         locks.unlock("g", "c1", &queues(&[1]));
         assert_eq!(locks.lock("g", "c2", &queues(&[1]), 60_002), queues(&[1]));
+    }
+
+    #[test]
+    fn a_step_of_the_brokers_wall_clock_neither_frees_nor_extends_a_lock() {
+        let mut h = BrokerHarness::start(
+            config_with("T", 4, MessageDelayLevel::default()),
+            &[],
+            MemDisk::new(),
+            1_000,
+        );
+        let mut lock = |h: &mut BrokerHarness, client: &str| {
+            let asked = LockBatch {
+                consumer_group: "g".into(),
+                client_id: client.into(),
+                queues: queues(&[0]),
+            };
+            match h.request(Request::LockBatchMq(asked)) {
+                Some(Response::LockBatchMq(locked)) => locked,
+                other => panic!("not a lock answer: {other:?}"),
+            }
+        };
+        assert_eq!(lock(&mut h, "c1"), queues(&[0]));
+        // Stepped 90 s forward, the wall clock would call c1's 10 s old lock expired.
+        h.ctx.now_ms = 11_000;
+        h.ctx.wall_skew_ms = 90_000;
+        assert!(lock(&mut h, "c2").is_empty(), "c1's lock is 10 s old");
+        // Stepped back, it would keep c1's lock 60 s past its last renewal.
+        h.ctx.wall_skew_ms = -50_000;
+        h.ctx.now_ms = 61_001;
+        assert_eq!(lock(&mut h, "c2"), queues(&[0]), "60 s after c1's lock");
     }
 }

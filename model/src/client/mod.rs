@@ -533,7 +533,10 @@ pub(crate) mod test_ctx {
     use crate::store::{Disk, MemDisk};
 
     pub struct TestCtx {
+        /// The true time: the monotonic clock's reading.
         pub now_ms: u64,
+        /// How far the wall clock (`Ctx::now_ms`) reads off the true time.
+        pub wall_skew_ms: i64,
         pub addr: String,
         pub peers: BTreeMap<String, NodeId>,
         pub sent: Vec<(NodeId, Message)>,
@@ -548,6 +551,7 @@ pub(crate) mod test_ctx {
         pub fn new(peers: &[(&str, u32)]) -> TestCtx {
             TestCtx {
                 now_ms: 0,
+                wall_skew_ms: 0,
                 addr: "10.0.0.9:10911".to_string(),
                 peers: peers
                     .iter()
@@ -596,6 +600,9 @@ pub(crate) mod test_ctx {
             self.peers.get(addr).copied()
         }
         fn now_ms(&self) -> u64 {
+            self.now_ms.saturating_add_signed(self.wall_skew_ms)
+        }
+        fn monotonic_ms(&self) -> u64 {
             self.now_ms
         }
         fn random_u64(&mut self) -> u64 {

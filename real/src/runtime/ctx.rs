@@ -29,10 +29,20 @@ pub(super) fn seeded_rng(seed: u64) -> ChaCha8Rng {
 
 /// The wall clock, never going back within a run: the node's timing (timeouts,
 /// flush intervals, store timestamps) assumes time moves forward, and a wall clock
-/// stepped back by an administrator or NTP would otherwise break that.
-#[derive(Default)]
+/// stepped back by an administrator or NTP would otherwise break that. Beside it, a
+/// monotonic clock for ages no step of the wall clock may move (queue locks).
 pub(super) struct Clock {
     last_ms: Cell<u64>,
+    started: Instant,
+}
+
+impl Default for Clock {
+    fn default() -> Clock {
+        Clock {
+            last_ms: Cell::new(0),
+            started: Instant::now(),
+        }
+    }
 }
 
 impl Clock {
@@ -40,6 +50,11 @@ impl Clock {
         let now = wall_clock_ms().max(self.last_ms.get());
         self.last_ms.set(now);
         now
+    }
+
+    /// Milliseconds since the node started, by the monotonic clock.
+    pub(super) fn monotonic_ms(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 }
 
@@ -110,6 +125,10 @@ impl Ctx<Message> for RealCtx<'_> {
 
     fn now_ms(&self) -> u64 {
         self.clock.now_ms()
+    }
+
+    fn monotonic_ms(&self) -> u64 {
+        self.clock.monotonic_ms()
     }
 
     fn random_u64(&mut self) -> u64 {

@@ -15,6 +15,12 @@
 //! (counted in `allowed_lost` and `allowance_reasons`); otherwise it is one Lost
 //! violation naming every group (or consumer) that never received it.
 //!
+//! Where the scenario declares `Promise::orderly_needs_master`, an orderly group's miss
+//! is covered (reason `orderly_master_lost`) by the machine loss of the master of the
+//! broker group that stored the message, at or after the send: RocketMQ's orderly
+//! consumers lock queues only at their master, so nobody consumes that group orderly
+//! again, its slave's copy included. Other groups still owe the message.
+//!
 //! One consequence of an allowed loss is covered too (reason `offset_reused`): when a
 //! broker lost the tail of a queue (say offsets 26..30) and reassigned those offsets to
 //! new messages, a consumer that had already consumed past 30 skips the new messages
@@ -47,7 +53,7 @@ use super::faults::{bit, FaultRec, CACHE_LOSS, CONTEXT_MS, MEDIA_LOSS};
 use super::queue_log::QueueLog;
 use super::tables::{Index, Msg, NONE};
 use super::{CheckStats, Rule, Sink};
-use crate::history::FlushMode;
+use crate::history::{FaultKind, FlushMode};
 
 /// The required, unexcused messages a delivery slot never received.
 #[derive(Default, Clone)]
@@ -274,6 +280,21 @@ pub(crate) fn check(
                 None => true,
             },
         );
+        let master_lost = orderly_master_lost(ix, msg).filter(|_| !missing.is_empty());
+        if let Some(f) = master_lost {
+            missing.retain(|&(g, _, _)| !ix.group_info[g as usize].orderly);
+            if missing.is_empty() {
+                stats.allowed_lost += 1;
+                *stats
+                    .allowance_reasons
+                    .entry("orderly_master_lost".to_string())
+                    .or_insert(0) += 1;
+                let ev = f.label();
+                sink.excuses
+                    .record(Rule::Lost, "orderly_master_lost", || ev);
+                continue;
+            }
+        }
         if reused.is(m) || missing.is_empty() {
             stats.allowed_lost += 1;
             *stats
@@ -341,6 +362,22 @@ pub(crate) fn check(
         });
     }
     owed
+}
+
+/// Where the scenario declares `Promise::orderly_needs_master`: the machine loss of the
+/// master of the broker group that stored `msg`, at or after the send. Orderly groups
+/// lock queues only at their master, so they never consume what that group holds again.
+fn orderly_master_lost<'a>(ix: &'a Index, msg: &Msg) -> Option<&'a FaultRec> {
+    if !ix.promise.orderly_needs_master {
+        return None;
+    }
+    let group = ix.broker_group(ix.stored_broker(msg)?)?;
+    ix.faults.first_on(
+        group.master_node,
+        bit(FaultKind::MachineLost),
+        msg.since_ms(),
+        u64::MAX,
+    )
 }
 
 /// A delayed message waits in its master's schedule queue, and only a master delivers

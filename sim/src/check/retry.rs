@@ -28,10 +28,12 @@
 //!   `DeadLetter`, when the run lasted long enough after it (and
 //!   after the heal): the retry delay of its count, one hand-back re-try
 //!   ([`LOCAL_RETRY_MS`]) and the settle window. Excused (`retry_copy_lost`) by a loss of
-//!   page cache or media, after the failure, in the broker group the last failed
-//!   delivery came from (where the consumer hands it back and its retry copy lives):
-//!   the broker stores a retry copy without waiting for a flush (RocketMQ's
-//!   `WAIT=false`).
+//!   page cache or media in the broker group the last failed delivery came from (where
+//!   the consumer hands it back and its retry copy lives), at or after the first
+//!   delivery of that copy: the broker stores a retry copy without waiting for a flush
+//!   (RocketMQ's `WAIT=false`), and a consumer whose hand-back fails re-hands the copy
+//!   it holds only while its queue lives (a lost master's queues are dropped, and the
+//!   message with them, as RocketMQ's `ConsumeRequest` does for a dropped queue).
 //!
 //! A `Consumed` entry names the delivery it answers by client, queue and offset; the
 //! reconsume count is that delivery's. Only deliveries with a workload id count.
@@ -54,6 +56,7 @@ struct Pending {
     msg: u32,
     group: u32,
     reconsume: i32,
+    at_ms: u64,
 }
 
 /// What one group did with one message that it failed at least once.
@@ -64,9 +67,14 @@ struct Failures {
     first_ms: Vec<u64>,
     last_ms: u64,
     last_count: i32,
-    /// The queue of the last failed delivery: its broker group's master is where the
-    /// consumer hands the message back, and where its retry copy lives.
+    /// The queue and offset of the last failed delivery: its broker group's master is
+    /// where the consumer hands the message back, and where its retry copy lives.
     last_queue: u32,
+    last_offset: u64,
+    /// Since when the group has had the copy at (`last_queue`, `last_offset`): its
+    /// first delivery there. A consumer that cannot hand the message back re-hands that
+    /// copy itself, and drops it with its queue when the queue's broker is gone.
+    copy_since_ms: u64,
     /// The last delivery of the message to the group.
     last_delivery_ms: u64,
     dead_lettered: bool,
@@ -129,6 +137,7 @@ impl Retry {
             msg: d.msg,
             group: d.group,
             reconsume: d.reconsume,
+            at_ms: d.at_ms,
         };
         if let Some(old) = self.last.insert(d.client, pending) {
             self.awaiting.insert((d.client, old.queue, old.offset), old);
@@ -216,9 +225,13 @@ impl Retry {
             f.first_ms.resize(n + 1, u64::MAX);
         }
         f.first_ms[n] = f.first_ms[n].min(at_ms);
+        if f.count == 1 || (f.last_queue, f.last_offset) != (p.queue, p.offset) {
+            f.copy_since_ms = p.at_ms;
+        }
         f.last_ms = at_ms;
         f.last_count = p.reconsume;
         f.last_queue = p.queue;
+        f.last_offset = p.offset;
         self.failed_at.insert((client, queue, offset), p.reconsume);
     }
 
@@ -355,16 +368,19 @@ impl Retry {
             if f.last_ms.max(ix.heal_at_ms).saturating_add(bound_ms) > ix.end_ms {
                 continue;
             }
-            // Evidence only on the broker group the message was handed back to: a
-            // loss elsewhere cannot have taken its retry copy.
+            // Evidence only on the broker group the message was handed back to, since
+            // the group had the copy it last failed: a loss elsewhere, or before the
+            // copy was delivered from there, cannot have taken it.
             let group_nodes: Vec<u32> = ix
                 .broker_group(ix.queues[f.last_queue as usize].broker)
                 .map(|g| std::iter::once(g.master_node).chain(g.slave_node).collect())
                 .unwrap_or_default();
-            if let Some(loss) =
-                ix.faults
-                    .first_on_any(&group_nodes, CACHE_LOSS | MEDIA_LOSS, f.last_ms, ix.end_ms)
-            {
+            if let Some(loss) = ix.faults.first_on_any(
+                &group_nodes,
+                CACHE_LOSS | MEDIA_LOSS,
+                f.copy_since_ms,
+                ix.end_ms,
+            ) {
                 let evidence = loss.label();
                 sink.excuses
                     .record(Rule::Retry, "retry_copy_lost", || evidence);

@@ -142,6 +142,10 @@ pub struct WorkloadSpec {
     /// after the previous one's outcome. 0 (the default): round-robin sends.
     #[serde(default, skip_serializing_if = "is_zero_u32")]
     pub sharding_keys: u32,
+    /// With `sharding_keys`: only the first this many producers send orderly, the
+    /// others round-robin. Absent: every producer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub orderly_producers: Option<u32>,
 }
 
 fn default_burst() -> [u32; 2] {
@@ -355,6 +359,14 @@ impl ScenarioFile {
         }
         if w.sharding_keys > 10_000 {
             return Err(("sharding_keys", "at most 10000 keys per producer".into()));
+        }
+        if w.orderly_producers
+            .is_some_and(|n| n > w.producers || w.sharding_keys == 0)
+        {
+            return Err((
+                "orderly_producers",
+                "at most `producers`, and only with sharding_keys".into(),
+            ));
         }
         if let Some(g) = w.groups.iter().find(|g| g.consumers == 0) {
             return Err(("consumers", format!("group {} has no consumer", g.name)));

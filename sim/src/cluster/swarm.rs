@@ -263,6 +263,7 @@ pub fn draw(s: &Scenario, seed: u64) -> (Scenario, SwarmChoices) {
         send_after_heal_ms: env.workload.send_after_heal_ms,
         delay_levels: env.workload.delay_levels.clone(),
         sharding_keys: env.workload.sharding_keys,
+        orderly_producers: env.workload.orderly_producers,
     };
 
     // The fault mix.

@@ -137,7 +137,10 @@ impl ProducerHost {
         let body: Vec<u8> = (0..len)
             .map(|i| (seed.rotate_left((i % 64) as u32) as u8) ^ (i as u8))
             .collect();
+        // An orderly send is never delayed: the broker re-stores a delayed message
+        // into its queue when due, behind what the key sent after it.
         let delay_level = match self.plan.delay_levels.len() {
+            _ if key.is_some() => 0,
             0 => 0,
             n => self.plan.delay_levels[(ctx.random_u64() % n as u64) as usize],
         };

@@ -120,6 +120,13 @@ pub struct Promise {
     /// once are a violation whatever happened.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub orderly_lock_lost_with_broker: bool,
+    /// RocketMQ 4.x behaviour, declared by a scenario that wants it: an orderly
+    /// consumer locks a queue only at the queue's master, so once a master's machine is
+    /// lost for good, what its broker group holds (its slave included) is never
+    /// consumed by an orderly group again. Off (the default): an orderly group misses
+    /// such a message like any other group would.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub orderly_needs_master: bool,
 }
 
 /// RocketMQ's default `maxReconsumeTimes` (`SubscriptionGroupConfig.retryMaxTimes`).
@@ -173,6 +180,7 @@ impl Default for Promise {
             max_reconsume_times: ROCKETMQ_MAX_RECONSUME_TIMES,
             lock_max_live_time_ms: ROCKETMQ_LOCK_MAX_LIVE_TIME_MS,
             orderly_lock_lost_with_broker: false,
+            orderly_needs_master: false,
         }
     }
 }

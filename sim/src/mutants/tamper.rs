@@ -96,6 +96,9 @@ impl<T: Tamper> Ctx<Message> for TamperCtx<'_, T> {
     fn now_ms(&self) -> u64 {
         self.inner.borrow().now_ms()
     }
+    fn monotonic_ms(&self) -> u64 {
+        self.inner.borrow().monotonic_ms()
+    }
     fn random_u64(&mut self) -> u64 {
         self.inner.get_mut().random_u64()
     }

@@ -136,7 +136,7 @@ impl PushConsumer {
         out: &mut Vec<ClientEvent>,
     ) {
         loop {
-            if self.stopped || !self.holds_lock(mq, ctx.now_ms()) {
+            if self.stopped || !self.holds_lock(mq, ctx.monotonic_ms()) {
                 return; // resumed when the lock is granted again
             }
             let Some(q) = self.queues.get_mut(mq) else {

@@ -13,7 +13,7 @@ use super::{Call, PushConsumer};
 
 impl PushConsumer {
     pub(super) fn pull(&mut self, ctx: &mut dyn Ctx<Message>, mq: &MessageQueue) {
-        if !self.holds_lock(mq, ctx.now_ms()) {
+        if !self.holds_lock(mq, ctx.monotonic_ms()) {
             // An orderly queue whose lock lapsed waits for a renewal
             // (`pullMessage`: not locked, try again in 3 s).
             return self.schedule_retry(ctx, mq);
@@ -87,7 +87,7 @@ impl PushConsumer {
             .expect("current queue")
             .pull_from_slave = pull.suggest_which_broker_id != 0;
         match pull.code {
-            response_code::SUCCESS if !self.holds_lock(mq, ctx.now_ms()) => {
+            response_code::SUCCESS if !self.holds_lock(mq, ctx.monotonic_ms()) => {
                 // The lock lapsed while the pull was held: nothing of the answer is
                 // consumed; the queue is pulled again from the same offset once locked.
                 return self.schedule_retry(ctx, mq);

@@ -39,8 +39,10 @@ pub const REBALANCE_LATER_MS: u64 = 500;
 /// What an orderly consumer knows of its locks.
 #[derive(Clone, Debug, Default)]
 pub(super) struct RebalanceLocks {
-    /// Owned queues and when their last successful lock was asked for; a queue absent
-    /// is not locked (`ProcessQueue.locked` false).
+    /// Owned queues and when their last successful lock was asked for, by the
+    /// monotonic clock (`Ctx::monotonic_ms`: a step of the wall clock must neither
+    /// lapse a live lock nor stretch one past the broker's); a queue absent is not
+    /// locked (`ProcessQueue.locked` false).
     last_lock_ms: BTreeMap<MessageQueue, u64>,
     /// Queues the rebalance gave us that wait for their first lock's answer.
     taking: BTreeSet<MessageQueue>,
@@ -156,7 +158,7 @@ impl PushConsumer {
         });
         let call = Call::Lock {
             queues: queues.clone(),
-            asked_ms: ctx.now_ms(),
+            asked_ms: ctx.monotonic_ms(),
             purpose,
         };
         self.rpc

@@ -405,7 +405,10 @@ pub fn run(s: &Scenario, seed: u64, nodes: impl Into<Nodes>, options: RunOptions
                     start_ms: WARMUP_MS + *index as u64 * 7,
                     stop_ms: heal_at + w.send_after_heal_ms,
                     delay_levels: w.delay_levels.clone(),
-                    sharding_keys: w.sharding_keys,
+                    sharding_keys: match w.orderly_producers {
+                        Some(n) if *index >= n as usize => 0,
+                        _ => w.sharding_keys,
+                    },
                 },
                 rec.clone(),
             ),

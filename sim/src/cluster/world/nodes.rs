@@ -54,6 +54,11 @@ impl<M> Ctx<M> for SimCtx<'_, M> {
         self.now_ms
     }
 
+    fn monotonic_ms(&self) -> u64 {
+        // A skew steps the node's wall clock, never the rate its time passes at.
+        self.true_now_ms
+    }
+
     fn random_u64(&mut self) -> u64 {
         self.rng.random()
     }

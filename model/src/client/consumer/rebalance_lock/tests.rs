@@ -303,3 +303,31 @@ fn a_grant_for_a_queue_moved_away_meanwhile_is_handed_back() {
     );
     assert!(c.owned_queues().is_empty());
 }
+
+#[test]
+fn a_step_of_the_consumers_wall_clock_neither_lapses_nor_stretches_its_lock() {
+    // The lock is aged by the monotonic clock: a wall clock stepped forward would stop
+    // a live lock's queue, one stepped back would consume past the 30 s (while the
+    // broker may have given the queue to another client).
+    let consumes_at = |true_ms: u64, wall_skew_ms: i64| {
+        let mut ctx = ctx();
+        let mut c = orderly();
+        let pulls = owning_a_locked(&mut c, &mut ctx);
+        ctx.now_ms = true_ms;
+        ctx.wall_skew_ms = wall_skew_ms;
+        let a0 = find(&pulls, is_pull)[0].1.clone();
+        let recs = records(0, 5, &[Some("TagA")]);
+        let events = respond(&mut c, &mut ctx, &a0, pull_answer(0, 6, recs));
+        events
+            .iter()
+            .any(|e| matches!(e, ClientEvent::Delivered { .. }))
+    };
+    assert!(
+        consumes_at(10_000, 40_000),
+        "10 s old, whatever the wall clock says"
+    );
+    assert!(
+        !consumes_at(REBALANCE_LOCK_MAX_LIVE_TIME_MS + 1, -30_001),
+        "30 s old"
+    );
+}
