@@ -163,7 +163,7 @@ mod tests {
             MemDisk::new(),
             1_000,
         );
-        let mut lock = |h: &mut BrokerHarness, client: &str| {
+        let lock = |h: &mut BrokerHarness, client: &str| {
             let asked = LockBatch {
                 consumer_group: "g".into(),
                 client_id: client.into(),
