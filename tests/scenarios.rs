@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::{load, sweep_passes};
+use common::{load, load_path, sweep_passes};
 use std::path::Path;
 
 use rmq_sim::cluster::runner::{self, reference_broker, RunOptions};
@@ -123,6 +123,13 @@ fn orderly_unkeyed() {
     sweep_seeds("orderly_unkeyed", seeds_or(DEFAULT_SEEDS_PER_SCENARIO) / 8);
 }
 
+/// An orderly group with a maximum dead-letters what its listener always fails and goes
+/// on with the key's next message; nothing else is skipped.
+#[test]
+fn orderly_dlq() {
+    sweep_seeds("orderly_dlq", seeds_or(DEFAULT_SEEDS_PER_SCENARIO) / 8);
+}
+
 /// Listeners fail a share of deliveries: retries raised, not early, to their group only;
 /// 16 retries, then the dead-letter queue; nothing left behind.
 #[test]
@@ -194,14 +201,20 @@ fn chaos_order_and_offsets_regressions() {
     );
 }
 
-/// Chaos seeds (with delays and retries) that once failed: 3666 (a delay offset
+/// Chaos seeds (with delays and retries, before the orderly group joined: the frozen
+/// copy in `tests/regressions/`) that once failed: 3666 (a delay offset
 /// corrected at boot only in memory; a second power cut booted from the stale one and
 /// passed over a delayed message), 6282 and 13800 (a consumer re-handing a failed
 /// message whose broker was lost dropped it with the queue), 13455 (a retry copy's
-/// broker lost its disk after the copy was delivered, before the last failure).
+/// broker lost its disk after the copy was delivered, before the last failure), 78903
+/// (a broker that lost a record to a crash refused every hand-back of it, and with no
+/// fallback send to the retry topic the message held its queue for good).
 #[test]
 fn chaos_delay_and_retry_regressions() {
-    regressions("chaos", &[3666, 6282, 13800, 13455]);
+    regressions_of(
+        load_path("tests/regressions/chaos_delay_retry.toml"),
+        &[3666, 6282, 13800, 13455, 78903],
+    );
 }
 
 /// Swarm seeds that once failed: 547 (a position filled after a consumer skipped it
@@ -213,7 +226,12 @@ fn swarm_regressions() {
 
 /// Each seed of `name` passes with the reference.
 fn regressions(name: &str, seeds: &[u64]) {
-    let loaded = load(name);
+    regressions_of(load(name), seeds);
+}
+
+/// Each seed of `loaded` passes with the reference.
+fn regressions_of(loaded: LoadedScenario, seeds: &[u64]) {
+    let name = loaded.stem.clone();
     for &seed in seeds {
         let summary = sweep(&loaded, seed..seed + 1, reference_broker);
         let why: Vec<&String> = summary

@@ -620,6 +620,10 @@ pub struct SendMessage {
     /// Encoded `name\u{1}value\u{2}` pairs (TAGS, KEYS, UNIQ_KEY, WAIT, user properties).
     pub properties: String,
     pub reconsume_times: i32,
+    /// `maxReconsumeTimes`: a send to `%RETRY%{group}` whose `reconsume_times` reached
+    /// it is stored to `%DLQ%{group}` (an orderly consumer's copy past its maximum);
+    /// `None`: the group's 16.
+    pub max_reconsume_times: Option<i32>,
     pub body: Vec<u8>,
 }
 

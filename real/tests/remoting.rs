@@ -94,6 +94,7 @@ fn cpp_route_send_and_unregister_producer() {
                          UNIQ_KEY\u{1}0100007F000034FF0000081AAA6E0100\u{2}WAIT\u{1}true\u{2}"
                 .into(),
             reconsume_times: 0,
+            max_reconsume_times: None,
             body: b"hello".to_vec(),
         })
     );
@@ -140,6 +141,7 @@ fn cpp_batch_send() {
                 flag: 0,
                 properties: "WAIT\u{1}true\u{2}".into(),
                 reconsume_times: 0,
+                max_reconsume_times: None,
                 body: Vec::new(),
             },
             messages: vec![
@@ -338,6 +340,7 @@ fn all_requests() -> Vec<Request> {
             flag: 0,
             properties: "TAGS\u{1}a\u{2}WAIT\u{1}true\u{2}".into(),
             reconsume_times: 2,
+            max_reconsume_times: None,
             body: vec![0, 1, 2, 255],
         }),
         Request::SendBatchMessage(SendBatchMessage {
@@ -353,6 +356,7 @@ fn all_requests() -> Vec<Request> {
                 flag: 0,
                 properties: "WAIT\u{1}true".into(),
                 reconsume_times: 0,
+                max_reconsume_times: None,
                 body: Vec::new(),
             },
             messages: vec![
@@ -552,6 +556,50 @@ fn a_java_send_back_header_decodes_and_required_fields_are_checked() {
     }
     cmd.ext_fields
         .insert("maxReconsumeTimes".into(), "many".into());
+    assert!(request_from_wire(&cmd).is_err(), "a bad number is refused");
+}
+
+/// An orderly consumer's dead-letter copy (`ConsumeMessageOrderlyService.sendMessageBack`
+/// through the client's producer): a send to `%RETRY%{group}` carrying
+/// `maxReconsumeTimes` in the header (V2 key `l`), which the broker's
+/// `handleRetryAndDLQ` compares the reconsume count with.
+#[test]
+fn a_send_to_a_retry_topic_carries_its_maximum() {
+    let copy = SendMessage {
+        producer_group: "CLIENT_INNER_PRODUCER".into(),
+        topic: "%RETRY%G".into(),
+        default_topic: "TBW102".into(),
+        default_topic_queue_nums: 4,
+        queue_id: 0,
+        sys_flag: 0,
+        born_timestamp_ms: 7,
+        born_host: String::new(),
+        flag: 0,
+        properties: "RETRY_TOPIC\u{1}T\u{2}".into(),
+        reconsume_times: 4,
+        max_reconsume_times: Some(3),
+        body: b"b".to_vec(),
+    };
+    let mut cmd = request_to_wire(3, &Request::SendMessage(copy.clone()), false);
+    assert_eq!(
+        (cmd.ext_fields["j"].as_str(), cmd.ext_fields["l"].as_str()),
+        ("4", "3")
+    );
+    assert_eq!(
+        request_from_wire(&cmd).unwrap(),
+        Request::SendMessage(copy.clone())
+    );
+    let plain = SendMessage {
+        max_reconsume_times: None,
+        ..copy
+    };
+    let wire = request_to_wire(4, &Request::SendMessage(plain.clone()), false);
+    assert!(!wire.ext_fields.contains_key("l"), "absent when not set");
+    assert_eq!(
+        request_from_wire(&wire).unwrap(),
+        Request::SendMessage(plain)
+    );
+    cmd.ext_fields.insert("l".into(), "many".into());
     assert!(request_from_wire(&cmd).is_err(), "a bad number is refused");
 }
 

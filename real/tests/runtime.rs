@@ -89,6 +89,7 @@ fn a_two_way_offset_update_is_answered_and_a_send_takes_its_born_host_from_the_c
         flag: 0,
         properties: "TAGS\u{1}TagA\u{2}".into(),
         reconsume_times: 0,
+        max_reconsume_times: None,
         body: b"body-raw".to_vec(),
     });
     // The broker answers SERVICE_NOT_AVAILABLE until its boot sync has landed.

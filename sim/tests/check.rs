@@ -50,6 +50,7 @@ fn group(name: &str, expr: &str, broadcasting: bool, consumers: &[u32]) -> Group
         tag_expression: expr.into(),
         broadcasting,
         orderly: false,
+        max_reconsume_times: None,
         consumers: consumers.to_vec(),
     }
 }

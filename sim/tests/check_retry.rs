@@ -1,7 +1,8 @@
 //! The retry rule on hand-built histories: a message a group's listener failed comes
 //! back raised, caused, to its own group, not early, dead-lettered at the maximum and
 //! never past it, and is never left behind; each planted break fails with `retry`, and
-//! each excuse needs its evidence.
+//! each excuse needs its evidence. An orderly group with a maximum dead-letters at its
+//! own maximum, and key order lets it skip only such a message.
 
 use rmq_sim::check::{check, Report, Rule};
 use rmq_sim::history::{
@@ -24,6 +25,7 @@ fn group(name: &str, consumers: &[u32]) -> GroupMeta {
         tag_expression: "*".into(),
         broadcasting: false,
         orderly: false,
+        max_reconsume_times: None,
         consumers: consumers.to_vec(),
     }
 }
@@ -77,7 +79,21 @@ impl H {
     }
 
     /// Message `wid` sent at `at` and stored at T/q0 offset `wid`.
-    fn send(mut self, at: u64, wid: u64) -> H {
+    fn send(self, at: u64, wid: u64) -> H {
+        self.send_keyed(at, wid, None)
+    }
+
+    /// Group g consumes orderly, with the maximum `max` (`None`: RocketMQ's default).
+    fn orderly(mut self, max: Option<u32>) -> H {
+        if let Entry::Meta { groups, .. } = &mut self.h.entries[0] {
+            groups[0].orderly = true;
+            groups[0].max_reconsume_times = max;
+        }
+        self
+    }
+
+    /// [`H::send`], with a sharding key.
+    fn send_keyed(mut self, at: u64, wid: u64, key: Option<&str>) -> H {
         self.h.push(Entry::SendInvoke {
             at_ms: at,
             client: 20,
@@ -87,7 +103,7 @@ impl H {
             body_crc: 7,
             fields: None,
             delay_level: 0,
-            sharding_key: None,
+            sharding_key: key.map(str::to_string),
         });
         self.h.push(Entry::SendOk {
             at_ms: at + 1,
@@ -142,6 +158,57 @@ impl H {
             wid: Some(wid),
             status,
         });
+        self
+    }
+
+    /// g's n10's listener answers `status` at `at` for its delivery of `wid` at
+    /// (`topic`, `offset`) (delivered earlier with [`H::deliver_unanswered`]).
+    fn answer(mut self, at: u64, topic: &str, offset: u64, wid: u64, status: ConsumeOutcome) -> H {
+        self.h.push(Entry::Consumed {
+            at_ms: at,
+            group: "g".into(),
+            client: 10,
+            broker: "b".into(),
+            topic: topic.into(),
+            queue_id: 0,
+            queue_offset: offset,
+            wid: Some(wid),
+            status,
+        });
+        self
+    }
+
+    /// A delivery of `wid` to g's n10 whose listener has not answered yet.
+    fn deliver_unanswered(
+        mut self,
+        at: u64,
+        topic: &str,
+        offset: u64,
+        wid: u64,
+        reconsume: i32,
+    ) -> H {
+        self.h.push(Entry::Deliver {
+            at_ms: at,
+            group: "g".into(),
+            client: 10,
+            topic: topic.into(),
+            broker: "b".into(),
+            queue_id: 0,
+            queue_offset: offset,
+            wid: Some(wid),
+            reconsume_times: reconsume,
+            body_crc: 7,
+            tags: None,
+            fields: None,
+        });
+        self
+    }
+
+    /// Declares `Promise::consume_timeout_ms`.
+    fn consume_timeout(mut self, ms: u64) -> H {
+        if let Entry::Meta { promise, .. } = &mut self.h.entries[0] {
+            promise.consume_timeout_ms = ms;
+        }
         self
     }
 
@@ -206,6 +273,7 @@ impl H {
 
 const LATER: ConsumeOutcome = ConsumeOutcome::ReconsumeLater;
 const OK: ConsumeOutcome = ConsumeOutcome::ConsumeSuccess;
+const TIME_OUT: ConsumeOutcome = ConsumeOutcome::TimeOut;
 
 fn violations(r: &Report) -> String {
     r.violations
@@ -448,4 +516,132 @@ fn a_suspend_never_followed_up_is_left_to_the_rules_of_its_queue() {
         violations(&r)
     );
     fails_with_retry(&run(LATER), "never came back");
+}
+
+#[test]
+fn a_listener_given_up_on_after_the_consume_timeout_is_a_failure_handed_back() {
+    // n10's listener hangs on wid 1; its consumer gives up 2 s later (TIME_OUT) and the
+    // copy comes back from %RETRY%g, count 1, before the listener's late answer.
+    let hung = || {
+        H::new()
+            .consume_timeout(2_000)
+            .send(1_000, 1)
+            .deliver_unanswered(1_010, "T", 1, 1, 0)
+    };
+    let back = |h: H| {
+        h.deliver(3_400, "g", 10, "%RETRY%g", 100, 1, 1, OK)
+            .answer(7_010, "T", 1, 1, OK)
+            .commit(7_500, 2)
+    };
+    passes(&back(hung().answer(3_100, "T", 1, 1, TIME_OUT)));
+    // Given up on before the timeout: fires.
+    fails_with_retry(
+        &back(hung().answer(2_500, "T", 1, 1, TIME_OUT)),
+        "gave up on its listener (TIME_OUT) at 2500ms",
+    );
+    // Never given up on: the late success, more than twice the timeout after the
+    // delivery, cannot be the message's end; it must come back, and does not.
+    fails_with_retry(
+        &hung()
+            .answer(7_010, "T", 1, 1, OK)
+            .commit(7_500, 2)
+            .quiet(8_000, 200_000),
+        "never came back",
+    );
+    // A late answer within twice the timeout may have beaten the sweep: no obligation.
+    passes(
+        &hung()
+            .answer(4_500, "T", 1, 1, OK)
+            .commit(5_000, 2)
+            .quiet(8_000, 200_000),
+    );
+}
+const SUSPEND: ConsumeOutcome = ConsumeOutcome::SuspendCurrentQueueAMoment;
+
+/// Orderly g with maximum 2: keyed messages 1 and 2 of key k; n10 suspends 1 in place
+/// `failures` times (counts 0, 1, …).
+fn orderly_failing(failures: i32) -> H {
+    let mut h = H::new()
+        .orderly(Some(2))
+        .send_keyed(1_000, 1, Some("k"))
+        .send_keyed(1_100, 2, Some("k"));
+    for n in 0..failures {
+        h = h.deliver(1_200 + n as u64 * 1_000, "g", 10, "T", 1, 1, n, SUSPEND);
+    }
+    h
+}
+
+/// The next message of the key, consumed after the failures.
+fn then_the_next(h: H) -> H {
+    h.deliver(9_000, "g", 10, "T", 2, 2, 0, OK)
+}
+
+#[test]
+fn an_orderly_message_dead_lettered_at_its_groups_maximum_may_be_skipped() {
+    let r = passes(&then_the_next(orderly_failing(3).dead_letter(4_000, 1, 3)));
+    assert!(
+        excused(&r, "key_order/dead_lettered"),
+        "{:?}",
+        r.stats.excuses
+    );
+}
+
+#[test]
+fn an_orderly_message_skipped_without_its_dead_letter_copy_fires_key_order() {
+    let r = check(&then_the_next(orderly_failing(3)).h);
+    assert!(
+        r.violations
+            .iter()
+            .any(|v| v.rule == Rule::KeyOrder && v.detail.contains("never consumed")),
+        "{}",
+        violations(&r)
+    );
+    // A copy with another count than the maximum's is no excuse either.
+    let r = check(&then_the_next(orderly_failing(3).dead_letter(4_000, 1, 2)).h);
+    assert!(
+        r.violations.iter().any(|v| v.rule == Rule::KeyOrder),
+        "{}",
+        violations(&r)
+    );
+}
+
+#[test]
+fn an_orderly_dead_letter_one_failure_early_fires() {
+    // Maximum 2: dead-lettered at the third failure, count 3; here after two.
+    fails_with_retry(
+        &then_the_next(orderly_failing(2).dead_letter(3_500, 1, 3)),
+        "reconsume count 3 after 2 failure(s)",
+    );
+    passes(&then_the_next(orderly_failing(3).dead_letter(3_500, 1, 3)));
+}
+
+#[test]
+fn an_orderly_group_without_a_maximum_never_dead_letters_and_never_reaches_one() {
+    // Twenty suspends in place: past the promise's 16, no maximum to pass.
+    let mut h = H::new().orderly(None).send_keyed(1_000, 1, Some("k"));
+    for n in 0..20 {
+        h = h.deliver(1_200 + n as u64 * 1_000, "g", 10, "T", 1, 1, n, SUSPEND);
+    }
+    passes(&h);
+    fails_with_retry(&h.dead_letter(30_000, 1, 17), "has no maximum");
+}
+
+#[test]
+fn an_orderly_message_delivered_past_its_maximum_fires_unless_its_copy_failed() {
+    // Dead-lettered at count 3, then handed over again with count 3 by another client.
+    let again = then_the_next(orderly_failing(3).dead_letter(4_000, 1, 3))
+        .deliver(9_500, "g", 11, "T", 1, 1, 3, OK);
+    let r = check(&again.h);
+    assert!(
+        r.violations
+            .iter()
+            .any(|v| v.rule == Rule::Retry && v.detail.contains("past the maximum 2")),
+        "{}",
+        violations(&r)
+    );
+    // The copy failed: n10 suspended it once more and hands it over in place.
+    let rehand = orderly_failing(3)
+        .deliver(4_200, "g", 10, "T", 1, 1, 3, SUSPEND)
+        .dead_letter(5_000, 1, 4);
+    passes(&then_the_next(rehand));
 }

@@ -46,6 +46,7 @@ fn group(name: &str, consumers: &[u32]) -> GroupMeta {
         tag_expression: "*".into(),
         broadcasting: false,
         orderly: false,
+        max_reconsume_times: None,
         consumers: consumers.to_vec(),
     }
 }
@@ -641,6 +642,117 @@ fn key_order_lost_tail() {
     excused(&rerun_skipping_one(&f), key);
     fires(&rerun_skipping_one(&elsewhere(&f)), Rule::KeyOrder, key);
     fires(&rerun_skipping_one(&[]), Rule::KeyOrder, key);
+}
+
+/// Orderly "g" with maximum 0: key "k"'s wids 1 and 2 in b/q0; n10's listener fails
+/// wid 1 once (its failure number max + 1), then consumes wid 2. `dead_letter`: wid 1
+/// is read from %DLQ%g with this reconsume count. `faults` come after the failure.
+fn failed_then_next(dead_letter: Option<i32>, faults: &[(u64, FaultKind, u32)]) -> H {
+    let mut b = orderly();
+    if let Entry::Meta { groups, .. } = &mut b.h.entries[0] {
+        groups[0].max_reconsume_times = Some(0);
+    }
+    b.own(0, 10, 0);
+    for wid in 1..=2 {
+        b.invoke(wid * 100, wid).keyed("k").ok_status(
+            wid * 100 + 1,
+            wid,
+            0,
+            wid - 1,
+            SendStatus::SendOk,
+        );
+    }
+    b.deliver(1_000, "g", 10, 0, 0, 1);
+    let answers = [
+        (
+            1_010,
+            0,
+            1,
+            rmq_sim::history::ConsumeOutcome::SuspendCurrentQueueAMoment,
+        ),
+        (
+            2_010,
+            1,
+            2,
+            rmq_sim::history::ConsumeOutcome::ConsumeSuccess,
+        ),
+    ];
+    if let Some(reconsume_times) = dead_letter {
+        b.h.push(Entry::DeadLetter {
+            at_ms: 1_500,
+            group: "g".into(),
+            client: 30,
+            broker: "b".into(),
+            queue_id: 0,
+            queue_offset: 0,
+            wid: Some(1),
+            reconsume_times,
+        });
+    }
+    b.deliver(2_000, "g", 10, 0, 1, 2).faults(faults);
+    for (at, off, wid, status) in answers {
+        b.h.push(Entry::Consumed {
+            at_ms: at,
+            group: "g".into(),
+            client: 10,
+            broker: "b".into(),
+            topic: "T".into(),
+            queue_id: 0,
+            queue_offset: off,
+            wid: Some(wid),
+            status,
+        });
+    }
+    b.h.entries.sort_by_key(Entry::at_ms);
+    b
+}
+
+#[test]
+fn key_order_dead_lettered() {
+    let key = "key_order/dead_lettered";
+    excused(&failed_then_next(Some(1), &[]), key);
+    // Skipped without its dead-letter copy, or with a copy not made at the maximum.
+    fires(&failed_then_next(None, &[]), Rule::KeyOrder, key);
+    fires(&failed_then_next(Some(0), &[]), Rule::KeyOrder, key);
+}
+
+#[test]
+fn key_order_dead_letter_lost() {
+    let key = "key_order/dead_letter_lost";
+    // b (where the copy went) lost its page cache after the failure that sent it.
+    let f = [(3_000, PowerCut, 1), (3_500, Restart, 1)];
+    excused(&failed_then_next(None, &f), key);
+    fires(&failed_then_next(None, &elsewhere(&f)), Rule::KeyOrder, key);
+    fires(&failed_then_next(None, &[]), Rule::KeyOrder, key);
+}
+
+/// Orderly "g" on ASYNC_FLUSH b: wid 1 acked at b/q0 offset 0 and pulled by n10;
+/// `faults`; wid 2 acked at the same offset; then n10's listener is handed wid 1 (held
+/// in its process queue), and later wid 2.
+fn orderly_served_before_reuse(faults: &[(u64, FaultKind, u32)]) -> H {
+    let mut g = group("g", &[10, 11, 12]);
+    g.orderly = true;
+    let mut b = H::with_groups(AsyncFlush, Replication::None, vec![g]);
+    b.own(0, 10, 0)
+        .send(1_000, 1, 0, 0)
+        .faults(faults)
+        .send(3_000, 2, 0, 0)
+        .deliver(4_000, "g", 10, 0, 0, 1)
+        .deliver(5_000, "g", 10, 0, 0, 2);
+    b
+}
+
+#[test]
+fn offsets_served_before_reuse() {
+    let key = "offsets/served_before_reuse";
+    let f = [(2_000, PowerCut, 1), (2_500, Restart, 1)];
+    excused(&orderly_served_before_reuse(&f), key);
+    fires(
+        &orderly_served_before_reuse(&elsewhere(&f)),
+        Rule::Offsets,
+        key,
+    );
+    fires(&orderly_served_before_reuse(&[]), Rule::Offsets, key);
 }
 
 // ---------------------------------------------------------------- exclusivity/<excuse>
@@ -1418,6 +1530,7 @@ const COVERED: &[&str] = &[
     "offsets/broker_state_lost",
     "offsets/tail_clamped",
     "offsets/commit_overtaken",
+    "offsets/served_before_reuse",
     "acks/slave_down",
     "acks/slave_booting",
     "acks/slave_fault",
@@ -1429,8 +1542,12 @@ const COVERED: &[&str] = &[
     "delay/clock_skew",
     "key_order/queue_changed",
     "key_order/lost_tail",
+    "key_order/dead_lettered",
+    "key_order/dead_letter_lost",
     "exclusivity/lock_lost_with_broker",
     "key_order/lock_lost_with_broker",
+    // Paired in check.rs (lost_orderly_group_misses_a_lost_masters_messages_only_where_declared).
+    "lost/orderly_master_lost",
     // Paired in check_retry.rs (the retry rule's own test file).
     "retry/clock_skew",
     "retry/retry_copy_lost",
@@ -1469,6 +1586,7 @@ fn every_excuse_has_a_pair() {
                 "broker_state_lost",
                 "tail_clamped",
                 "commit_overtaken",
+                "served_before_reuse",
             ],
         ),
         (
@@ -1481,11 +1599,20 @@ fn every_excuse_has_a_pair() {
             ],
         ),
         ("order.rs", &["received_anyway", "offset_reused"]),
-        ("lost.rs", &["offset_reused", "delay_master_lost"]),
+        (
+            "lost.rs",
+            &["offset_reused", "delay_master_lost", "orderly_master_lost"],
+        ),
         ("delay.rs", &["clock_skew"]),
         (
             "key_order.rs",
-            &["queue_changed", "lost_tail", "lock_lost_with_broker"],
+            &[
+                "queue_changed",
+                "lost_tail",
+                "lock_lost_with_broker",
+                "dead_lettered",
+                "dead_letter_lost",
+            ],
         ),
         ("exclusivity.rs", &["lock_lost_with_broker"]),
         ("commits.rs", &["master_down_at_end", "served_tail_lost"]),

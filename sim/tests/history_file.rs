@@ -310,6 +310,7 @@ mod extremes {
                     tag_expression: "*".into(),
                     broadcasting,
                     orderly: false,
+                    max_reconsume_times: None,
                     consumers: vec![10, 11],
                 }],
                 heal_at_ms: heal,

@@ -12,11 +12,14 @@ use rmq_sim::cluster::sweep::{sweep, SweepSummary};
 
 /// `scenarios/NAME.toml`, named by that relative path in replay lines.
 pub fn load(name: &str) -> LoadedScenario {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("scenarios")
-        .join(format!("{name}.toml"));
+    load_path(&format!("scenarios/{name}.toml"))
+}
+
+/// The scenario file at `relative` (to the repository root), named so in replay lines.
+pub fn load_path(relative: &str) -> LoadedScenario {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(relative);
     let mut loaded = LoadedScenario::load(&path).unwrap_or_else(|e| panic!("{e}"));
-    loaded.path = format!("scenarios/{name}.toml");
+    loaded.path = relative.to_string();
     loaded
 }
 

@@ -375,6 +375,7 @@ pub(super) mod tests {
             flag: 0,
             properties: String::new(),
             reconsume_times: 0,
+            max_reconsume_times: None,
             body: body.as_bytes().to_vec(),
         });
         match ask(broker, ctx, request) {

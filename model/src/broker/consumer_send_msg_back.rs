@@ -19,8 +19,7 @@
 //! unknown; a slave refuses a send-back with SYSTEM_ERROR before creating the retry
 //! topic (RocketMQ creates it, then its store refuses the put); a send to a missing
 //! `%RETRY%` topic creates it with one queue even when topics are auto-created from
-//! TBW102 (RocketMQ would copy TBW102's queue count first); the send path's maximum is
-//! always the group's 16, as our SEND_MESSAGE header has no `maxReconsumeTimes`.
+//! TBW102 (RocketMQ would copy TBW102's queue count first).
 
 use super::send::error;
 use super::Broker;
@@ -180,6 +179,7 @@ impl Broker {
             flag: view.flag,
             properties: props,
             reconsume_times: view.reconsume_times.saturating_add(1),
+            max_reconsume_times: None,
             body: Vec::new(),
         };
         let body = view.body.to_vec();
@@ -213,7 +213,12 @@ impl Broker {
 
     /// A send to `%RETRY%{group}` (a consumer's own fallback, `handleRetryAndDLQ`):
     /// the retry topic is created if missing, and a message whose reconsume times
-    /// reached the group's maximum is redirected to `%DLQ%{group}` queue 0, undelayed.
+    /// passed the group's maximum is redirected to `%DLQ%{group}` queue 0, undelayed.
+    ///
+    /// Deviation: RocketMQ dead-letters at reconsume times *reaching* the maximum
+    /// here. Its consumer sends the count already raised, so a message failed 16 times
+    /// would be dead-lettered one retry sooner through this path than through
+    /// CONSUMER_SEND_MSG_BACK; here both dead-letter the 17th failure, with count 17.
     pub(super) fn handle_retry_and_dlq(
         &mut self,
         ctx: &mut dyn Ctx<Message>,
@@ -227,7 +232,10 @@ impl Broker {
             let topic = req.topic.clone();
             self.send_back_topic(ctx, &topic, RETRY_QUEUE_NUMS);
         }
-        if req.reconsume_times < RETRY_MAX_TIMES {
+        // `maxReconsumeTimes` from the header (an orderly consumer's own maximum),
+        // else the group's.
+        let max_reconsume_times = req.max_reconsume_times.unwrap_or(RETRY_MAX_TIMES);
+        if req.reconsume_times <= max_reconsume_times {
             return;
         }
         let dlq = dlq_topic(&group);
@@ -303,6 +311,16 @@ mod tests {
     }
 
     fn send(h: &mut BrokerHarness, topic: &str, key: &str, reconsume_times: i32) -> Response {
+        send_with_max(h, topic, key, reconsume_times, None)
+    }
+
+    fn send_with_max(
+        h: &mut BrokerHarness,
+        topic: &str,
+        key: &str,
+        reconsume_times: i32,
+        max_reconsume_times: Option<i32>,
+    ) -> Response {
         let request = Request::SendMessage(SendMessage {
             producer_group: "P".into(),
             topic: topic.into(),
@@ -315,6 +333,7 @@ mod tests {
             flag: 3,
             properties: encode_properties([("UNIQ_KEY", key), ("WID", "42")]),
             reconsume_times,
+            max_reconsume_times,
             body: key.as_bytes().to_vec(),
         });
         h.request(request).expect("answered at once")
@@ -491,6 +510,23 @@ mod tests {
             send(&mut h, &retry, "B", RETRY_MAX_TIMES),
             Response::Send(_)
         ));
+        assert!(matches!(
+            send(&mut h, &retry, "C", RETRY_MAX_TIMES + 1),
+            Response::Send(_)
+        ));
+        assert_eq!(h.keys(&retry, 0), ["A", "B"], "count 16: the 16th retry");
+        assert_eq!(h.keys(&dlq_topic(GROUP), 0), ["C"], "count 17: dead");
+    }
+
+    /// An orderly consumer's copy carries its own maximum: count 3 past max 2 goes to
+    /// the DLQ, count 2 under max 5 to the retry topic.
+    #[test]
+    fn a_send_to_a_retry_topic_past_the_maximum_it_carries_goes_to_the_dlq() {
+        let mut h = BrokerHarness::start(config(), &[], MemDisk::new(), 0);
+        let retry = retry_topic(GROUP);
+        let stored = |r: Response| matches!(r, Response::Send(_));
+        assert!(stored(send_with_max(&mut h, &retry, "A", 2, Some(5))));
+        assert!(stored(send_with_max(&mut h, &retry, "B", 3, Some(2))));
         assert_eq!(h.keys(&retry, 0), ["A"]);
         assert_eq!(h.keys(&dlq_topic(GROUP), 0), ["B"]);
     }

@@ -528,6 +528,7 @@ mod tests {
                 flag: 0,
                 properties,
                 reconsume_times: 0,
+                max_reconsume_times: None,
                 body: uniq_key.as_bytes().to_vec(),
             });
             self.request(request)

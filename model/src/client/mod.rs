@@ -37,7 +37,7 @@ pub const CLIENT_OPAQUE_BASE: u32 = 1 << 24;
 /// The timer kinds clients arm. Each component also remembers the ids of the timers
 /// it armed and reacts only to those, so a stale or foreign timer is never mistaken
 /// for its own.
-pub(crate) mod timer_kind {
+pub mod timer_kind {
     use super::CLIENT_TIMER_KIND_BASE as BASE;
     /// A request's answer is overdue.
     pub const RPC_TIMEOUT: u64 = BASE;
@@ -61,6 +61,8 @@ pub(crate) mod timer_kind {
     pub const REBALANCE_LATER: u64 = BASE + 9;
     /// An orderly queue's rest after a suspend is over.
     pub const CONSUME_ORDERLY_LATER: u64 = BASE + 10;
+    /// The consumeTimeout sweep of messages stuck in a concurrent listener.
+    pub const CLEAN_EXPIRED_MSG: u64 = BASE + 11;
 }
 
 /// `mqClientApiTimeout`: name-server lookups, heartbeats, consumer lists, max offsets.
@@ -147,6 +149,16 @@ pub enum ClientEvent {
         queue_id: i32,
         queue_offset: u64,
         status: consumer::ConsumeConcurrentlyStatus,
+    },
+    /// The consumer gave up on the listener still holding the message delivered at
+    /// `queue_offset` after `consume_timeout_ms` (`ConsumeReturnType.TIME_OUT`), and
+    /// hands the message back; the listener's answer, when it comes, changes nothing.
+    ConsumeTimedOut {
+        group: String,
+        broker_name: String,
+        topic: String,
+        queue_id: i32,
+        queue_offset: u64,
     },
     /// The orderly listener returned for the message delivered at `queue_offset`.
     ConsumedOrderly {

@@ -137,6 +137,7 @@ pub fn send_message(inv: &Invocation, out: &mut dyn Write) -> Result<(), AdminEr
         flag: 0,
         properties: message_properties(inv.value('c'), inv.value('k'), &msg_id, &[]),
         reconsume_times: 0,
+        max_reconsume_times: None,
         body: body.as_bytes().to_vec(),
     });
     let sent = match client.call(&request)? {

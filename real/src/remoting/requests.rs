@@ -323,6 +323,7 @@ struct SendKeys {
     properties: &'static str,
     reconsume_times: &'static str,
     unit_mode: &'static str,
+    max_reconsume_times: &'static str,
     batch: &'static str,
 }
 
@@ -339,6 +340,7 @@ const LONG_SEND_KEYS: SendKeys = SendKeys {
     properties: "properties",
     reconsume_times: "reconsumeTimes",
     unit_mode: "unitMode",
+    max_reconsume_times: "maxReconsumeTimes",
     batch: "batch",
 };
 
@@ -355,6 +357,7 @@ const V2_SEND_KEYS: SendKeys = SendKeys {
     properties: "i",
     reconsume_times: "j",
     unit_mode: "k",
+    max_reconsume_times: "l",
     batch: "m",
 };
 
@@ -368,7 +371,7 @@ fn lock_batch(f: &Fields, body: &[u8]) -> Result<LockBatch, MappingError> {
 /// A send request's header (V2 keys, as Java clients send), `batch` as given.
 fn send_header_fields(m: &SendMessage, batch: bool) -> std::collections::BTreeMap<String, String> {
     let k = &V2_SEND_KEYS;
-    ext([
+    let mut fields = ext([
         (k.producer_group, m.producer_group.clone()),
         (k.topic, m.topic.clone()),
         (k.default_topic, m.default_topic.clone()),
@@ -384,7 +387,11 @@ fn send_header_fields(m: &SendMessage, batch: bool) -> std::collections::BTreeMa
         (k.reconsume_times, m.reconsume_times.to_string()),
         (k.unit_mode, "false".into()),
         (k.batch, batch.to_string()),
-    ])
+    ]);
+    if let Some(max) = m.max_reconsume_times {
+        fields.insert(k.max_reconsume_times.to_string(), max.to_string());
+    }
+    fields
 }
 
 /// SEND_MESSAGE, SEND_MESSAGE_V2 or SEND_BATCH_MESSAGE with the header keys `k`: one
@@ -418,16 +425,22 @@ fn send_header(f: &Fields, k: &SendKeys, body: &[u8]) -> Result<SendMessage, Map
         flag: f.num(k.flag)?,
         properties: f.opt_str(k.properties).unwrap_or("").to_string(),
         reconsume_times: f.num_or(k.reconsume_times, 0)?,
+        max_reconsume_times: opt_num(f, k.max_reconsume_times)?,
         body: body.to_vec(),
     })
 }
 
+/// An optional numeric header field: absent or empty is `None`.
+fn opt_num(f: &Fields, key: &'static str) -> Result<Option<i32>, MappingError> {
+    match f.opt_non_empty(key) {
+        None => Ok(None),
+        Some(_) => Ok(Some(f.num(key)?)),
+    }
+}
+
 /// `ConsumerSendMsgBackRequestHeader`: offset, group and delayLevel required.
 fn consumer_send_msg_back(f: &Fields) -> Result<Request, MappingError> {
-    let max_reconsume_times = match f.opt_non_empty("maxReconsumeTimes") {
-        None => None,
-        Some(_) => Some(f.num("maxReconsumeTimes")?),
-    };
+    let max_reconsume_times = opt_num(f, "maxReconsumeTimes")?;
     Ok(Request::ConsumerSendMsgBack(ConsumerSendMsgBack {
         offset: f.num("offset")?,
         group: f.string("group")?,

@@ -250,6 +250,9 @@ impl<'h> Builder<'h> {
                 meta: Some(i),
                 broadcasting: g.broadcasting,
                 orderly: g.orderly,
+                max_reconsume_times: g
+                    .max_reconsume_times
+                    .or((!g.orderly).then_some(ix.promise.max_reconsume_times)),
                 topic,
                 expr: TagExpr::parse(&g.tag_expression),
                 clients: if g.broadcasting {
@@ -374,6 +377,7 @@ impl<'h> Builder<'h> {
                 meta: None,
                 broadcasting: false,
                 orderly: false,
+                max_reconsume_times: Some(self.ix.promise.max_reconsume_times),
                 topic: NONE,
                 expr: TagExpr::All,
                 clients: Vec::new(),
@@ -469,14 +473,15 @@ impl<'h> Builder<'h> {
                 status,
             } => {
                 let q = self.queue(broker, topic, *queue_id);
-                // An orderly listener's SUSPEND is a failure too: its consumer hands
-                // the message again in place with the count raised, as a concurrent
-                // one does after a failed send-back.
-                let handed_back = *status == ConsumeOutcome::ReconsumeLater;
-                let failed = handed_back || *status == ConsumeOutcome::SuspendCurrentQueueAMoment;
-                self.obs
-                    .retry
-                    .consumed(*client, q, *queue_offset, failed, handed_back, *at_ms);
+                self.obs.retry.consumed(
+                    i,
+                    *client,
+                    q,
+                    *queue_offset,
+                    *status,
+                    *at_ms,
+                    self.ix.promise.consume_timeout_ms,
+                );
                 let g = self.group(group);
                 let info = &self.ix.group_info[g as usize];
                 if !info.orderly || topic.starts_with(RETRY_PREFIX) {
@@ -511,6 +516,9 @@ impl<'h> Builder<'h> {
                     self.obs
                         .retry
                         .dead_letter(m, g, *reconsume_times, i, &self.ix);
+                    self.obs
+                        .key_order
+                        .dead_letter(g, m, *reconsume_times, *at_ms);
                 }
             }
             Entry::Fault {

@@ -20,6 +20,16 @@
 //!   consumed before (a re-run that skips it) is a violation.
 //!
 //! Excuses, each resting on evidence no wider than the pair judged:
+//! - `dead_lettered`: the skipped message, failed by the group, is in the group's
+//!   dead-letter queue (a `DeadLetter` of the group with its workload id) with the count
+//!   of a message dead-lettered at the group's maximum (max + 1, or more after a copy
+//!   that failed; the retry rule judges that it failed that often): an orderly consumer with a maximum commits past a
+//!   message only once the broker stored its dead-letter copy. A failed message skipped
+//!   without such a copy is a violation.
+//! - `dead_letter_lost`: the skipped message failed as often as the group's maximum
+//!   allows, and the broker group of its queue (where its consumer sends the copy)
+//!   lost its page cache or media after the failure that reached the maximum: the copy
+//!   may have been stored unflushed and lost before the reader got to it.
 //! - `queue_changed`: the two messages were stored in different queues and a fault
 //!   (other than a clock skew or a heal) hit a node that is no client — a broker or a
 //!   name server — from one view-convergence window (`Promise::view_convergence_ms`)
@@ -68,6 +78,8 @@ pub(crate) struct KeyOrder {
     failed: Vec<Consumption>,
     /// A `Consumed` of an orderly group was seen: consumptions are its successes.
     answered: bool,
+    /// `DeadLetter`s: (group, message, reconsume count, read at).
+    dead_letters: Vec<(u32, u32, i32, u64)>,
 }
 
 impl KeyOrder {
@@ -114,9 +126,20 @@ impl KeyOrder {
         }
     }
 
+    /// Message `msg` was read from `group`'s dead-letter queue with count `reconsume`.
+    pub(crate) fn dead_letter(&mut self, group: u32, msg: u32, reconsume: i32, at_ms: u64) {
+        self.dead_letters.push((group, msg, reconsume, at_ms));
+    }
+
     pub(crate) fn finish(&self, ix: &Index, sink: &mut Sink) {
         if self.delivered.is_empty() {
             return;
+        }
+        let mut dead_letters: FastMap<(u32, u32), (i32, u64)> = FastMap::default();
+        for &(g, m, reconsume, at_ms) in &self.dead_letters {
+            if ix.group_info[g as usize].dead_lettered_at_maximum(reconsume) {
+                dead_letters.entry((g, m)).or_insert((reconsume, at_ms));
+            }
         }
         let keys = Keys::of(ix);
         let consumed = if self.answered {
@@ -142,7 +165,15 @@ impl KeyOrder {
             };
             let run: Vec<&Consumption> = consumed[start..end].iter().map(|&(_, _, c)| c).collect();
             let seen: Vec<&Consumption> = delivered[d..d_end].iter().map(|&(_, _, c)| c).collect();
-            judge(ix, sink, &keys, g, k, &run, &seen);
+            let j = Judged {
+                ix,
+                keys: &keys,
+                g,
+                k,
+                run: &run,
+                dead_letters: &dead_letters,
+            };
+            judge(&j, sink, &seen);
             start = end;
         }
     }
@@ -229,25 +260,14 @@ struct Judged<'a, 'h> {
     g: u32,
     k: u32,
     run: &'a [&'a Consumption],
+    /// The dead-lettered messages at their group's maximum: (group, message) → (count,
+    /// read at).
+    dead_letters: &'a FastMap<(u32, u32), (i32, u64)>,
 }
 
 /// `seen`: the group's deliveries of the key when listeners' answers are recorded.
-fn judge(
-    ix: &Index,
-    sink: &mut Sink,
-    keys: &Keys,
-    g: u32,
-    k: u32,
-    run: &[&Consumption],
-    seen: &[&Consumption],
-) {
-    let j = Judged {
-        ix,
-        keys,
-        g,
-        k,
-        run,
-    };
+fn judge(j: &Judged, sink: &mut Sink, seen: &[&Consumption]) {
+    let (ix, keys, k, run) = (j.ix, j.keys, j.k, j.run);
     let seq = &keys.seqs[k as usize];
     let rank = |c: &Consumption| keys.rank[c.msg as usize] as usize;
     // The first consumption of each rank (index into `run`).
@@ -260,24 +280,34 @@ fn judge(
     }
     // Delivered, never consumed: the first such delivery of each rank.
     let mut failed: Vec<Option<&Consumption>> = vec![None; seq.len()];
+    // Per rank: its failures so far, and when the one that reached the group's
+    // maximum (failure number max + 1, after which its consumer sends the dead-letter
+    // copy) came.
+    let mut failures = vec![0u64; seq.len()];
+    let mut copy_sent_ms: Vec<Option<u64>> = vec![None; seq.len()];
+    let max = ix.group_info[j.g as usize].max_reconsume_times;
     for c in seen {
         let r = rank(c);
         if first[r] == u32::MAX && failed[r].is_none() {
             failed[r] = Some(c);
         }
+        failures[r] += 1;
+        if max.is_some_and(|max| failures[r] == u64::from(max) + 1) {
+            copy_sent_ms[r] = Some(c.at_ms);
+        }
     }
     // First consumptions go forward, and none follows a message skipped.
     let mut prev: Option<usize> = None;
-    let mut skipped_failed: Option<&Consumption> = None;
+    let mut skipped_failed: Option<(&Consumption, Option<u64>)> = None;
     for r in 0..seq.len() {
         if first[r] == u32::MAX {
             if skipped_failed.is_none() {
-                skipped_failed = failed[r];
+                skipped_failed = failed[r].map(|f| (f, copy_sent_ms[r]));
             }
             continue;
         }
-        if let Some(f) = skipped_failed.take() {
-            j.failed_then_skipped(sink, f, first[r]);
+        if let Some((f, copy_sent_ms)) = skipped_failed.take() {
+            j.failed_then_skipped(sink, f, copy_sent_ms, first[r]);
         }
         if let Some(p) = prev {
             if first[r] < first[p] {
@@ -314,6 +344,54 @@ impl Judged<'_, '_> {
             self.ix.group_name(self.g),
             self.keys.names[self.k as usize]
         )
+    }
+
+    /// Excuse `dead_lettered`: the failed message `skipped` is in the group's
+    /// dead-letter queue, dead-lettered at the group's maximum.
+    fn dead_lettered(&self, sink: &mut Sink, skipped: &Consumption) -> bool {
+        let Some(&(reconsume, at_ms)) = self.dead_letters.get(&(self.g, skipped.msg)) else {
+            return false;
+        };
+        let evidence = format!(
+            "wid {}: read from the dead-letter queue of group {} at {at_ms}ms with count \
+             {reconsume}",
+            self.ix.msgs[skipped.msg as usize].wid,
+            self.ix.group_name(self.g)
+        );
+        sink.excuses
+            .record(Rule::KeyOrder, "dead_lettered", || evidence);
+        true
+    }
+
+    /// Excuse `dead_letter_lost`: `failed` failed as often as its group's maximum
+    /// allows (its consumer then sends the copy to its own broker group, which stores
+    /// it to the dead-letter queue) and that broker group lost its page cache or media
+    /// after: a copy stored without a flush (ASYNC_FLUSH) may be gone, never read.
+    fn dead_letter_lost(
+        &self,
+        sink: &mut Sink,
+        failed: &Consumption,
+        copy_sent_ms: Option<u64>,
+    ) -> bool {
+        let Some(sent_ms) = copy_sent_ms else {
+            return false;
+        };
+        let ix = self.ix;
+        let nodes = self.broker_nodes(failed.queue);
+        let Some(f) = ix
+            .faults
+            .first_on_any(&nodes, CACHE_LOSS | MEDIA_LOSS, sent_ms, ix.end_ms)
+        else {
+            return false;
+        };
+        let evidence = format!(
+            "wid {}, its copy sent at {sent_ms}ms: {}",
+            ix.msgs[failed.msg as usize].wid,
+            f.label()
+        );
+        sink.excuses
+            .record(Rule::KeyOrder, "dead_letter_lost", || evidence);
+        true
     }
 
     /// Excuse `lost_tail`: the broker group of `skipped`'s queue crashed or lost data
@@ -414,10 +492,21 @@ impl Judged<'_, '_> {
 
     /// `failed`'s listener failed it, it was never consumed, and `run[later]`, sent
     /// after it, was.
-    fn failed_then_skipped(&self, sink: &mut Sink, failed: &Consumption, later: u32) {
+    /// `copy_sent_ms`: when its failure number max + 1 came (its consumer then sent
+    /// the dead-letter copy), if it failed that often.
+    fn failed_then_skipped(
+        &self,
+        sink: &mut Sink,
+        failed: &Consumption,
+        copy_sent_ms: Option<u64>,
+        later: u32,
+    ) {
         let ix = self.ix;
         let l = self.run[later as usize];
-        if self.lost_tail(sink, failed, l) {
+        if self.dead_lettered(sink, failed)
+            || self.dead_letter_lost(sink, failed, copy_sent_ms)
+            || self.lost_tail(sink, failed, l)
+        {
             return;
         }
         sink.report(

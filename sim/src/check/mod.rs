@@ -205,10 +205,12 @@ pub enum Rule {
     /// (a `%RETRY%` delivery with reconsume count 0), without as many failures as its
     /// count, to another group, before its retry delay (level 3 + count − 1 since the
     /// first failure that could have caused it; clock skew on its broker group
-    /// excuses), past `Promise::max_reconsume_times` (a consumer's own re-hand of the
-    /// same position excepted), or never again and not in the group's dead-letter
-    /// queue once the run had time; or a `DeadLetter` with a count other than the
-    /// maximum + 1 or fewer failures (`retry.rs`).
+    /// excuses), past the group's maximum (`GroupMeta::max_reconsume_times`, else
+    /// `Promise::max_reconsume_times`; an orderly group without one has none; a
+    /// consumer's own re-hand of the same position excepted), or never again and not in
+    /// the group's dead-letter queue once the run had time; or a `DeadLetter` with a
+    /// count other than the maximum + 1 (more for an orderly copy sent again), after
+    /// fewer failures than its count, or of a group without a maximum (`retry.rs`).
     Retry,
     /// In an orderly group of `Meta`, per sharding key (`SendInvoke.sharding_key`):
     /// of two acknowledged messages of the key, the one invoked later is first
@@ -216,7 +218,9 @@ pub enum Rule {
     /// consumption of the key goes forward past a message of the key in that queue that
     /// it had consumed before (a re-run that skips). Excused when the two were stored
     /// in different queues after a fault on either's broker group (`queue_changed`),
-    /// or the skipped one's broker group crashed or lost data since (`lost_tail`).
+    /// or the skipped one's broker group crashed or lost data since (`lost_tail`); a
+    /// failed message is skipped only when it is in the group's dead-letter queue at
+    /// the group's maximum (`dead_lettered`).
     KeyOrder,
     /// In an orderly clustering group of `Meta`, two listener calls on one queue
     /// overlap in true time: a call runs from a `Deliver` (not from `%RETRY%`) to the

@@ -55,7 +55,9 @@
 //!    asked), `committer_ended`, `network_fault`, `broker_down`, `broker_restart`,
 //!    `broker_state_lost` (media), `tail_clamped`, or `commit_overtaken` (an older,
 //!    lower commit that may have arrived after it). `offset_reused` names the
-//!    exceptions of 1 and 2.
+//!    exceptions of 1 and 2; `served_before_reuse` the exception of an orderly
+//!    group's listener handed, after the reuse, a record its consumer pulled before
+//!    the broker lost it (the one it holds may be gone: the allowance's evidence).
 
 use std::collections::BTreeMap;
 
@@ -132,6 +134,17 @@ fn observer(ix: &Index, h: &Holder) -> String {
     }
 }
 
+/// Whether `h` is a delivery to an orderly group.
+fn orderly_delivery(ix: &Index, h: &Holder) -> bool {
+    match &ix.entries[h.entry as usize] {
+        Entry::Deliver { group, .. } => ix
+            .groups
+            .get(group)
+            .is_some_and(|g| ix.group_info[g as usize].orderly),
+        _ => false,
+    }
+}
+
 fn one_message_per_offset(ix: &Index, log: &QueueLog, sink: &mut Sink) {
     // Per position, the replacements nothing excuses, in the order they were seen.
     let mut by_position: BTreeMap<(u32, u64), Vec<&Conflict>> = BTreeMap::new();
@@ -142,6 +155,16 @@ fn one_message_per_offset(ix: &Index, log: &QueueLog, sink: &mut Sink) {
             sink.excuses
                 .record(Rule::Offsets, "offset_reused", || a.reason());
             continue;
+        }
+        // An orderly listener takes what its pull served long before, in queue order
+        // behind a suspended message: the record it is handed may have been served
+        // before the broker lost it, and the position reused since.
+        if orderly_delivery(ix, &c.other) {
+            if let Some(a) = allowance_at(ix, c.other.msg, broker, c.other.at_ms) {
+                sink.excuses
+                    .record(Rule::Offsets, "served_before_reuse", || a.reason());
+                continue;
+            }
         }
         let seen = by_position.entry((c.queue, c.offset)).or_default();
         if !seen.iter().any(|o| o.other.msg == c.other.msg) {

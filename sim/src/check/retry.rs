@@ -1,8 +1,10 @@
 //! **retry**: what a group's listener fails (`RECONSUME_LATER`, a `Consumed` entry)
 //! comes back to that group only, raised, not early, and after the maximum lands in the
 //! group's dead-letter queue (`DeadLetter` entries, read by a reader outside the
-//! group). Per (message, group), with *failures* the `RECONSUME_LATER` answers the
-//! group gave the message so far, and `max` the declared `Promise::max_reconsume_times`:
+//! group). Per (message, group), with *failures* the `RECONSUME_LATER` (or orderly
+//! SUSPEND_CURRENT_QUEUE_A_MOMENT) answers the group gave the message so far, and `max`
+//! the group's maximum (`GroupMeta::max_reconsume_times`, else the declared
+//! `Promise::max_reconsume_times`; an orderly group without one has none):
 //!
 //! - **raised**: a delivery from `%RETRY%{group}` has reconsume count ≥ 1 (the broker
 //!   raises it on every hand-back);
@@ -16,11 +18,16 @@
 //!   failure and counts the delay from then). Excused (`clock_skew`) by a clock skew on
 //!   the broker group it came from, which measures the delay with its own clock;
 //! - **dead-lettered at the maximum**: a `DeadLetter` has reconsume count max + 1 and
-//!   comes after at least max + 1 failures;
+//!   comes after at least that many failures; a group without a maximum (orderly, by
+//!   default) has none. An orderly consumer's copy (its own send to `%RETRY%{group}`
+//!   past its maximum) carries the count of the delivery that failed last plus one:
+//!   max + 1, or more when an earlier copy failed and the message was suspended again
+//!   (each raise follows a failure, so it still comes after at least count failures);
 //! - **never past the maximum**: no delivery to the group has a reconsume count above
 //!   max, except a consumer's own re-hand (the same client, queue and offset as a
-//!   failed delivery with count one lower: its hand-back failed, and the broker
-//!   dead-letters the message once one succeeds);
+//!   failed delivery with count one lower: its hand-back — or an orderly consumer's
+//!   dead-letter copy — failed, and the message is dead-lettered once one succeeds):
+//!   a dead-lettered message is never delivered to the group again;
 //! - **not lost**: in a clustering group (RocketMQ never retries a broadcast message),
 //!   the last failure of a message the group never consumed (a redelivered copy that
 //!   failed after another consumer of the group consumed it may be dropped with its
@@ -35,6 +42,10 @@
 //!   it holds only while its queue lives (a lost master's queues are dropped, and the
 //!   message with them, as RocketMQ's `ConsumeRequest` does for a dropped queue).
 //!
+//! A listener that held a message past `Promise::consume_timeout_ms` failed it, whatever
+//! it answered at last: its consumer may have given up on it and handed the message back
+//! (consumeTimeout); past twice that, it surely did, and the message must come back.
+//!
 //! A `Consumed` entry names the delivery it answers by client, queue and offset; the
 //! reconsume count is that delivery's. Only deliveries with a workload id count.
 
@@ -43,6 +54,7 @@ use super::faults::{CACHE_LOSS, MEDIA_LOSS};
 use super::tables::{Dlv, Index, NONE, RETRY_PREFIX};
 use super::{Rule, Sink};
 use crate::hasher::FastMap;
+use crate::history::ConsumeOutcome;
 
 /// RocketMQ's `submitConsumeRequestLater`: a consumer that could not hand a message back
 /// consumes it again this much later.
@@ -75,6 +87,10 @@ struct Failures {
     /// first delivery there. A consumer that cannot hand the message back re-hands that
     /// copy itself, and drops it with its queue when the queue's broker is gone.
     copy_since_ms: u64,
+    /// The last failure was a listener held past consumeTimeout: `last_ms` is the
+    /// earliest the consumer could give up on it, and it may have done so up to one
+    /// sweep period later.
+    last_timed_out: bool,
     /// The last delivery of the message to the group.
     last_delivery_ms: u64,
     dead_lettered: bool,
@@ -107,6 +123,13 @@ enum Found {
         group: u32,
         reconsume: i32,
         failures: u32,
+    },
+    /// A consumer gave up on a listener (TIME_OUT) before consumeTimeout.
+    GaveUpEarly {
+        entry: u32,
+        msg: u32,
+        group: u32,
+        held_ms: u64,
     },
 }
 
@@ -152,8 +175,8 @@ impl Retry {
                 self.found.push(Found::OtherGroup(*d));
             }
         }
-        let max = ix.promise.max_reconsume_times;
-        if i64::from(d.reconsume) > i64::from(max)
+        let max = ix.group_info[d.group as usize].max_reconsume_times;
+        if max.is_some_and(|max| i64::from(d.reconsume) > i64::from(max))
             && !self.is_rehand(d.client, d.queue, d.offset, d.reconsume)
         {
             self.found.push(Found::PastMaximum(*d));
@@ -187,23 +210,51 @@ impl Retry {
             .is_some_and(|&n| n + 1 == reconsume)
     }
 
-    /// The listener of `client` answered for its delivery at (`queue`, `offset`);
-    /// `failed`: with RECONSUME_LATER or SUSPEND_CURRENT_QUEUE_A_MOMENT; `handed_back`:
-    /// with RECONSUME_LATER (the message goes back to the broker).
+    /// The listener of `client` answered `status` for its delivery at (`queue`,
+    /// `offset`) (history entry `entry`). A failure: RECONSUME_LATER, an orderly
+    /// SUSPEND (its consumer hands the message again in place with the count raised,
+    /// as a concurrent one does after a failed send-back), or the consumer's TIME_OUT;
+    /// handed back to the broker: RECONSUME_LATER and TIME_OUT. An answer more than
+    /// `consume_timeout_ms` after the delivery may have come after the consumer gave up
+    /// on the listener and handed the message back, whatever it says: a failure, dated
+    /// at the earliest such hand-back; more than twice that, the hand-back surely
+    /// happened (the consumeTimeout sweep runs that often).
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn consumed(
         &mut self,
+        entry: u32,
         client: u32,
         queue: u32,
         offset: u64,
-        failed: bool,
-        handed_back: bool,
-        at_ms: u64,
+        status: ConsumeOutcome,
+        mut at_ms: u64,
+        consume_timeout_ms: u64,
     ) {
         let answered = match self.last.get(&client) {
             Some(p) if p.queue == queue && p.offset == offset => self.last.remove(&client),
             _ => self.awaiting.remove(&(client, queue, offset)),
         };
         let Some(p) = answered else { return };
+        let mut handed_back = matches!(
+            status,
+            ConsumeOutcome::ReconsumeLater | ConsumeOutcome::TimeOut
+        );
+        let mut failed = handed_back || status == ConsumeOutcome::SuspendCurrentQueueAMoment;
+        let held_ms = at_ms.saturating_sub(p.at_ms);
+        if status == ConsumeOutcome::TimeOut && held_ms < consume_timeout_ms {
+            self.found.push(Found::GaveUpEarly {
+                entry,
+                msg: p.msg,
+                group: p.group,
+                held_ms,
+            });
+        }
+        let timed_out = held_ms > consume_timeout_ms;
+        if timed_out {
+            failed = true;
+            handed_back |= held_ms > consume_timeout_ms.saturating_mul(2);
+            at_ms = p.at_ms.saturating_add(consume_timeout_ms);
+        }
         if !failed {
             let g = p.group as usize;
             if self.succeeded.len() <= g {
@@ -229,6 +280,7 @@ impl Retry {
             f.copy_since_ms = p.at_ms;
         }
         f.last_ms = at_ms;
+        f.last_timed_out = timed_out;
         f.last_count = p.reconsume;
         f.last_queue = p.queue;
         f.last_offset = p.offset;
@@ -244,10 +296,11 @@ impl Retry {
         entry: u32,
         ix: &Index,
     ) {
-        let max = ix.promise.max_reconsume_times;
         let f = self.failed.entry((msg, group)).or_default();
         f.dead_lettered = true;
-        if i64::from(reconsume) != i64::from(max) + 1 || f.count < max + 1 {
+        let at_the_maximum = ix.group_info[group as usize].dead_lettered_at_maximum(reconsume)
+            && i64::from(f.count) >= i64::from(reconsume);
+        if !at_the_maximum {
             self.found.push(Found::DeadLetterCount {
                 entry,
                 msg,
@@ -259,7 +312,7 @@ impl Retry {
     }
 
     pub(crate) fn finish(&self, ix: &Index, sink: &mut Sink) {
-        let max = ix.promise.max_reconsume_times;
+        let max_of = |g: u32| ix.group_info[g as usize].max_reconsume_times;
         for found in &self.found {
             match *found {
                 Found::NotRaised(d) => report(ix, sink, &d, || {
@@ -296,9 +349,10 @@ impl Retry {
                 }
                 Found::PastMaximum(d) => report(ix, sink, &d, || {
                     format!(
-                        "came with reconsume count {}, past the maximum {max}: it should have \
+                        "came with reconsume count {}, past the maximum {}: it should have \
                          been dead-lettered, not delivered again",
-                        d.reconsume
+                        d.reconsume,
+                        max_of(d.group).unwrap_or(u32::MAX),
                     )
                 }),
                 Found::DeadLetterCount {
@@ -309,22 +363,48 @@ impl Retry {
                     failures,
                 } => {
                     let at_ms = ix.entries[entry as usize].at_ms();
+                    let expected = match max_of(group) {
+                        Some(max) => format!(
+                            "a message is dead-lettered at its failure number {} (count {})",
+                            u64::from(max) + 1,
+                            u64::from(max) + 1
+                        ),
+                        None => "the group has no maximum: it never dead-letters".to_string(),
+                    };
                     sink.report(
                         Rule::Retry,
                         format!("wid {}", ix.msgs[msg as usize].wid),
                         || {
                             format!(
                             "{} was read from the dead-letter queue of group {} at {at_ms}ms with \
-                             reconsume count {reconsume} after {failures} failure(s); a message is \
-                             dead-lettered at its failure number {} (count {}); {}",
+                             reconsume count {reconsume} after {failures} failure(s); {expected}; {}",
                             ix.describe_msg(msg),
                             ix.group_name(group),
-                            max + 1,
-                            max + 1,
                             ix.faults.before(ix.entries, at_ms),
                         )
                         },
                     );
+                }
+                Found::GaveUpEarly {
+                    entry,
+                    msg,
+                    group,
+                    held_ms,
+                } => {
+                    let at_ms = ix.entries[entry as usize].at_ms();
+                    let timeout_ms = ix.promise.consume_timeout_ms;
+                    let wid = if msg == NONE {
+                        "no wid".to_string()
+                    } else {
+                        format!("wid {}", ix.msgs[msg as usize].wid)
+                    };
+                    sink.report(Rule::Retry, wid, || {
+                        format!(
+                            "a consumer of group {} gave up on its listener (TIME_OUT) at {at_ms}ms, \
+                             {held_ms} ms after the delivery; consumeTimeout is {timeout_ms} ms",
+                            ix.group_name(group),
+                        )
+                    });
                 }
             }
         }
@@ -360,10 +440,16 @@ impl Retry {
             {
                 continue;
             }
+            let sweep_ms = if f.last_timed_out {
+                ix.promise.consume_timeout_ms
+            } else {
+                0
+            };
             let bound_ms = ix
                 .promise
                 .retry_delay_ms(f.last_count.max(0) as u32)
                 .saturating_add(LOCAL_RETRY_MS)
+                .saturating_add(sweep_ms)
                 .saturating_add(ix.promise.settle_window_ms());
             if f.last_ms.max(ix.heal_at_ms).saturating_add(bound_ms) > ix.end_ms {
                 continue;

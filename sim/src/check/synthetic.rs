@@ -58,6 +58,7 @@ pub fn synthetic_history(messages: usize, seed: u64) -> History {
                 tag_expression: expr.into(),
                 broadcasting: false,
                 orderly: false,
+                max_reconsume_times: None,
                 consumers: vec![c1, c2],
             })
             .collect(),

@@ -206,6 +206,20 @@ pub(crate) struct Cmt {
     pub span: u32,
 }
 
+impl GroupInfo {
+    /// Whether a `DeadLetter` of the group with reconsume count `reconsume` is one made
+    /// at its maximum: count max + 1 (the broker raises the stored count of the last
+    /// failed delivery). An orderly consumer's copy carries its own count + 1, which a
+    /// copy that failed and was retried raised further: max + 1 or more.
+    pub fn dead_lettered_at_maximum(&self, reconsume: i32) -> bool {
+        self.max_reconsume_times.is_some_and(|max| {
+            let at = i64::from(max) + 1;
+            let n = i64::from(reconsume);
+            n == at || (self.orderly && n > at)
+        })
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) struct QueueKey {
     pub broker: u32,
@@ -219,6 +233,10 @@ pub(crate) struct GroupInfo {
     pub broadcasting: bool,
     /// `Meta` declares the group orderly: its consumptions are judged by key order.
     pub orderly: bool,
+    /// The group's maximum of reconsumes: its own (`GroupMeta::max_reconsume_times`),
+    /// else `Promise::max_reconsume_times`; `None` for an orderly group without one,
+    /// which retries without end and never dead-letters.
+    pub max_reconsume_times: Option<u32>,
     /// Subscribed topic id, [`NONE`] for groups not in `Meta`.
     pub topic: u32,
     pub expr: TagExpr,

@@ -1,7 +1,9 @@
 //! The workload's orderly listener (`MessageListenerOrderly`): each message takes a
 //! seeded processing time of virtual time (a host timer), and a seeded share of the
 //! calls answer SUSPEND_CURRENT_QUEUE_A_MOMENT, so an orderly group's queues keep
-//! resting and retrying the same message in place while the faults go on.
+//! resting and retrying the same message in place while the faults go on. A message in
+//! the group's `always_fail_permille` share (`ListenerPlan::always_fails`, by workload
+//! id) is suspended on every call: with a maximum, the consumer dead-letters it.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -11,8 +13,12 @@ use rmq_model::client::{
     ConsumeOrderlyStatus, DeliveredMessage, MessageListenerOrderly, MessageQueue, OrderlyAnswer,
     CLIENT_TIMER_KIND_BASE,
 };
+use rmq_model::message::property;
 use rmq_model::node::{Ctx, TimerId};
 use rmq_model::protocol::Message;
+
+use crate::cluster::listener::ListenerPlan;
+use crate::history::WID_PROPERTY;
 
 /// The host timer kind of a listener call's end.
 pub const TIMER_ORDERLY_DONE: u64 = 3;
@@ -39,11 +45,13 @@ impl OrderlyCalls {
 
 pub struct WorkloadOrderlyListener {
     calls: OrderlyCalls,
+    /// Its `always_fail_permille` share is suspended on every call.
+    plan: ListenerPlan,
 }
 
 impl WorkloadOrderlyListener {
-    pub fn new(calls: OrderlyCalls) -> Self {
-        WorkloadOrderlyListener { calls }
+    pub fn new(calls: OrderlyCalls, plan: ListenerPlan) -> Self {
+        WorkloadOrderlyListener { calls, plan }
     }
 }
 
@@ -53,11 +61,17 @@ impl MessageListenerOrderly for WorkloadOrderlyListener {
         ctx: &mut dyn Ctx<Message>,
         mq: &MessageQueue,
         queue_offset: u64,
-        _msg: &DeliveredMessage,
+        msg: &DeliveredMessage,
     ) -> OrderlyAnswer {
         let [lo, hi] = PROCESSING_MS;
         let after_ms = lo + ctx.random_u64() % (hi - lo + 1);
-        let status = if ctx.random_u64() % 100 < SUSPEND_PERCENT {
+        // Drawn first, whatever the message: the seeded stream stays the same.
+        let drawn = ctx.random_u64() % 100 < SUSPEND_PERCENT;
+        let always = self.plan.always_fail_permille > 0
+            && property(&msg.properties, WID_PROPERTY)
+                .and_then(|w| w.parse().ok())
+                .is_some_and(|w| self.plan.always_fails(w));
+        let status = if drawn || always {
             ConsumeOrderlyStatus::SuspendCurrentQueueAMoment
         } else {
             ConsumeOrderlyStatus::Success

@@ -95,12 +95,23 @@ pub struct GroupSpec {
     /// records as `dead_letter`.
     #[serde(default, skip_serializing_if = "is_zero_u32")]
     pub always_fail_permille: u32,
+    /// The group's listener hangs on this many deliveries in a thousand: it answers
+    /// (CONSUME_SUCCESS) only three consume timeouts later (`[promise]`'s
+    /// `consume_timeout_ms`), long after its consumer gave up on it and handed the
+    /// message back.
+    #[serde(default, skip_serializing_if = "is_zero_u32")]
+    pub hang_permille: u32,
+    /// The consumers' `maxReconsumeTimes`. Absent: RocketMQ's -1 (16 for a concurrent
+    /// group; an orderly group retries a failing message without end). An orderly group
+    /// with a maximum dead-letters a message that always fails after max + 1 failures.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_reconsume_times: Option<u32>,
 }
 
 impl GroupSpec {
-    /// Whether the group's listener fails anything.
+    /// Whether the group's listener fails anything (hangs included).
     pub fn fails(&self) -> bool {
-        self.fail_permille > 0 || self.always_fail_permille > 0
+        self.fail_permille > 0 || self.always_fail_permille > 0 || self.hang_permille > 0
     }
 }
 
@@ -371,14 +382,32 @@ impl ScenarioFile {
         if let Some(g) = w.groups.iter().find(|g| g.consumers == 0) {
             return Err(("consumers", format!("group {} has no consumer", g.name)));
         }
-        if let Some(g) = w
-            .groups
-            .iter()
-            .find(|g| g.fail_permille > 1_000 || g.always_fail_permille > 1_000)
-        {
+        if let Some(g) = w.groups.iter().find(|g| {
+            g.fail_permille > 1_000 || g.always_fail_permille > 1_000 || g.hang_permille > 1_000
+        }) {
             return Err((
                 "fail_permille",
                 format!("group {}: shares are 0 to 1000 per mille", g.name),
+            ));
+        }
+        if let Some(g) = w.groups.iter().find(|g| g.orderly && g.fail_permille > 0) {
+            return Err((
+                "fail_permille",
+                format!(
+                    "group {}: an orderly listener suspends a fixed share of its calls; only \
+                     always_fail_permille applies",
+                    g.name
+                ),
+            ));
+        }
+        if let Some(g) = w
+            .groups
+            .iter()
+            .find(|g| g.max_reconsume_times.is_some_and(|m| m > 1_000))
+        {
+            return Err((
+                "max_reconsume_times",
+                format!("group {}: at most 1000", g.name),
             ));
         }
         let f = &self.faults;

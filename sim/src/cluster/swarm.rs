@@ -249,6 +249,8 @@ pub fn draw(s: &Scenario, seed: u64) -> (Scenario, SwarmChoices) {
                 orderly: false,
                 fail_permille: 0,
                 always_fail_permille: 0,
+                hang_permille: 0,
+                max_reconsume_times: None,
             }
         })
         .collect::<Vec<GroupSpec>>();

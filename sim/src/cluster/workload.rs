@@ -25,7 +25,7 @@ use rmq_model::protocol::{response_code, Message};
 use rmq_model::store::record::Host;
 
 use super::orderly_listener::{self, OrderlyCalls, WorkloadOrderlyListener};
-use crate::cluster::listener::{FailingListener, ListenerPlan};
+use crate::cluster::listener::{self, FailingListener, HungCalls, ListenerPlan};
 use crate::history::{
     user_properties_crc, ConsumeOutcome, Entry, History, MessageFields, SendStatus, WID_PROPERTY,
 };
@@ -323,6 +323,8 @@ pub struct ConsumerHost {
     in_listener: BTreeMap<(String, String, i32, u64), Option<u64>>,
     /// An orderly group's listener calls still working (`orderly_listener.rs`).
     orderly_done: OrderlyCalls,
+    /// Hung concurrent listener calls (`listener.rs`).
+    hung: HungCalls,
 }
 
 /// At most this many born hosts are remembered; past it each one is formatted anew.
@@ -336,20 +338,24 @@ impl ConsumerHost {
             .map(str::to_string);
         let orderly = config.consume_orderly;
         let mut consumer = PushConsumer::new(config);
+        let hung = HungCalls::default();
         if plan.listener.fails() {
             consumer.register_message_listener(Box::new(FailingListener {
                 plan: plan.listener,
+                hung: hung.clone(),
             }));
         }
         let orderly_done = OrderlyCalls::default();
         if orderly {
             consumer.register_message_listener_orderly(Box::new(WorkloadOrderlyListener::new(
                 orderly_done.clone(),
+                plan.listener,
             )));
         }
         ConsumerHost {
             consumer,
             orderly_done,
+            hung,
             recorder,
             dead_letters_of,
             start_at_ms: plan.start_at_ms,
@@ -363,6 +369,11 @@ impl ConsumerHost {
     fn start(&mut self, ctx: &mut dyn Ctx<Message>) {
         self.started = true;
         self.consumer.start(ctx);
+    }
+
+    /// Runs the consumer with a bug planted in the model (the mutant campaign's).
+    pub fn plant(&mut self, bug: rmq_model::client::consumer::PlantedBug) {
+        self.consumer.plant(bug);
     }
 
     fn born_host_crc(&mut self, host: Host) -> u32 {
@@ -452,6 +463,18 @@ impl ConsumerHost {
                 client,
                 (group, broker_name, topic, queue_id, queue_offset),
                 consume_outcome(status),
+            ),
+            ClientEvent::ConsumeTimedOut {
+                group,
+                broker_name,
+                topic,
+                queue_id,
+                queue_offset,
+            } => self.consumed_entry(
+                at_ms,
+                client,
+                (group, broker_name, topic, queue_id, queue_offset),
+                ConsumeOutcome::TimeOut,
             ),
             ClientEvent::ConsumedOrderly {
                 group,
@@ -589,7 +612,12 @@ impl ConsumerHost {
             self.last_wid
         } else {
             let key = (broker_name.clone(), topic.clone(), queue_id, queue_offset);
-            self.in_listener.remove(&key).unwrap_or(self.last_wid)
+            if status == ConsumeOutcome::TimeOut {
+                // The listener still holds the message: its late answer names it too.
+                self.in_listener.get(&key).copied().unwrap_or(self.last_wid)
+            } else {
+                self.in_listener.remove(&key).unwrap_or(self.last_wid)
+            }
         };
         Entry::Consumed {
             at_ms,
@@ -652,6 +680,18 @@ impl Node<Message> for ConsumerHost {
         {
             if let Some((mq, offset, status)) = self.orderly_done.take(id) {
                 let events = self.consumer.consumed_orderly(ctx, &mq, offset, status);
+                self.record_all(ctx, events);
+            }
+            return;
+        }
+        if let Input::Timer {
+            id,
+            kind: listener::TIMER_HUNG_DONE,
+        } = input
+        {
+            if let Some((mq, offset)) = self.hung.take(id) {
+                let done = ConsumeConcurrentlyStatus::ConsumeSuccess;
+                let events = self.consumer.consumed(ctx, &mq, offset, done);
                 self.record_all(ctx, events);
             }
             return;

@@ -125,8 +125,21 @@ pub struct Promise {
     /// lost for good, what its broker group holds (its slave included) is never
     /// consumed by an orderly group again. Off (the default): an orderly group misses
     /// such a message like any other group would.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub orderly_needs_master: bool,
+    /// `consumeTimeout`: a concurrent consumer gives up on a listener that held a
+    /// message this long, and hands the message back; its consumeTimeout sweep runs
+    /// this often, so by twice this long the message was surely handed back. Left out
+    /// of a written `meta` when it is RocketMQ's 15 minutes.
+    #[serde(skip_serializing_if = "is_rocketmq_consume_timeout")]
+    pub consume_timeout_ms: u64,
+}
+
+/// RocketMQ's default `consumeTimeout` (15 minutes).
+pub const ROCKETMQ_CONSUME_TIMEOUT_MS: u64 = 15 * 60 * 1_000;
+
+fn is_rocketmq_consume_timeout(ms: &u64) -> bool {
+    *ms == ROCKETMQ_CONSUME_TIMEOUT_MS
 }
 
 /// RocketMQ's default `maxReconsumeTimes` (`SubscriptionGroupConfig.retryMaxTimes`).
@@ -181,6 +194,7 @@ impl Default for Promise {
             lock_max_live_time_ms: ROCKETMQ_LOCK_MAX_LIVE_TIME_MS,
             orderly_lock_lost_with_broker: false,
             orderly_needs_master: false,
+            consume_timeout_ms: ROCKETMQ_CONSUME_TIMEOUT_MS,
         }
     }
 }
@@ -271,6 +285,11 @@ pub struct GroupMeta {
     /// Absent (older histories): concurrent.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub orderly: bool,
+    /// The consumers' `maxReconsumeTimes`. Absent: RocketMQ's -1, i.e.
+    /// `Promise::max_reconsume_times` for a concurrent group and no maximum (never
+    /// dead-lettered) for an orderly one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_reconsume_times: Option<u32>,
     /// Client nodes consuming for the group.
     pub consumers: Vec<u32>,
 }

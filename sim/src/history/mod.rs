@@ -303,6 +303,9 @@ pub enum ConsumeOutcome {
     ConsumeSuccess,
     ReconsumeLater,
     SuspendCurrentQueueAMoment,
+    /// Not a listener's answer: its consumer gave up on it after consumeTimeout
+    /// (RocketMQ's `ConsumeReturnType.TIME_OUT`) and hands the message back.
+    TimeOut,
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

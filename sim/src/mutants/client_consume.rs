@@ -1,14 +1,23 @@
 //! Planted bugs in the push consumer's process queue and consume service
 //! (`client/consumer/pull.rs`, the send-back of failed messages): what the broker served
 //! in order reaches the listener out of order; a message the listener consumed is
-//! handed back for a retry anyway.
+//! handed back for a retry anyway; a listener that hangs is never given up on; an
+//! orderly consumer that dead-letters a message one failure early, or skips a failed
+//! one (a bug planted in the model's consume service,
+//! `rmq_model::client::consumer::PlantedBug`, which no boundary tamper can reach).
 
+use std::rc::Rc;
+
+use rmq_model::client::consumer::PlantedBug;
+use rmq_model::client::timer_kind;
 use rmq_model::node::{Ctx, Input};
 use rmq_model::protocol::{ConsumerSendMsgBack, Message, MessageModel, Request};
 
-use super::tamper::{found_pull, record_spans, tamper_consumers, view, Tamper};
+use super::tamper::{consumer_config, found_pull, record_spans, tamper_consumers, view, Tamper};
 use super::{Component, Mutant};
 use crate::check::Rule;
+use crate::cluster::runner::Nodes;
+use crate::cluster::workload::ConsumerHost;
 
 pub(super) fn mutants() -> Vec<Mutant> {
     vec![
@@ -42,7 +51,78 @@ pub(super) fn mutants() -> Vec<Mutant> {
                 })
             },
         },
+        Mutant {
+            name: "consume-timeout-never-swept",
+            component: Component::ClientConsume,
+            description: "never runs the consumeTimeout sweep: a hung listener's message is \
+                          not handed back, and its late success is taken",
+            scenario: "retry_dlq",
+            variant: "",
+            seeds: 4,
+            expected: Rule::Retry,
+            nodes: || tamper_consumers(|_| Some(NoCleanExpired)),
+        },
+        Mutant {
+            name: "orderly-dlq-one-early",
+            component: Component::ClientConsume,
+            description: "an orderly consumer with a maximum dead-letters a failing message at its failure number max, one early (its maximum taken one lower)",
+            scenario: "orderly_dlq",
+            variant: "",
+            seeds: 4,
+            expected: Rule::Retry,
+            nodes: || {
+                consumer_config(|c| {
+                    if c.consume_orderly {
+                        c.max_reconsume_times = c.max_reconsume_times.map(|m| m - 1);
+                    }
+                })
+            },
+        },
+        Mutant {
+            name: "orderly-skips-failed-message",
+            component: Component::ClientConsume,
+            description: "an orderly consumer takes SUSPEND_CURRENT_QUEUE_A_MOMENT for SUCCESS: it commits past a failed message and consumes the next",
+            scenario: "orderly",
+            variant: "",
+            seeds: 4,
+            expected: Rule::KeyOrder,
+            nodes: || planted(PlantedBug::OrderlySkipsFailedMessage),
+        },
     ]
+}
+
+/// Swallows the consumeTimeout sweep's timer.
+struct NoCleanExpired;
+
+impl Tamper for NoCleanExpired {
+    fn incoming(
+        &mut self,
+        _: &mut dyn Ctx<Message>,
+        input: Input<Message>,
+    ) -> Option<Input<Message>> {
+        match input {
+            Input::Timer {
+                kind: timer_kind::CLEAN_EXPIRED_MSG,
+                ..
+            } => None,
+            other => Some(other),
+        }
+    }
+}
+
+/// Reference nodes, every orderly consumer built with the model's planted `bug`.
+fn planted(bug: PlantedBug) -> Nodes {
+    Nodes {
+        consumer: Rc::new(move |config, plan, recorder| {
+            let orderly = config.consume_orderly;
+            let mut host = ConsumerHost::new(config, plan, recorder);
+            if orderly {
+                host.plant(bug);
+            }
+            Box::new(host)
+        }),
+        ..Nodes::default()
+    }
 }
 
 /// Opaques of the consumer's extra send-backs: their answers are swallowed.

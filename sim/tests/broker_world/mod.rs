@@ -113,6 +113,7 @@ pub fn send_message(topic: &str, queue_id: i32, properties: String, body: &[u8])
         flag: 0,
         properties,
         reconsume_times: 0,
+        max_reconsume_times: None,
         body: body.to_vec(),
     }
 }

@@ -8,12 +8,22 @@
 //! A listener that answers at once (the default, [`ConsumeAtOnce`]) answers inside the
 //! pull's own step, before the next pull reads the offset it commits: the same offsets
 //! as if the message had been consumed on arrival.
+//!
+//! A listener still working `consume_timeout_ms` after it got a message is given up on
+//! (`ProcessQueue.cleanExpiredMsg`, swept every `consume_timeout_ms` while a listener
+//! works): the message is handed back like a RECONSUME_LATER, and the listener's late
+//! answer, whatever it says, changes nothing. Deviation: the hand-back asks for delay
+//! level 0 (the broker's 3 + reconsume times, as for any failure), where RocketMQ asks
+//! for level 3 whatever the count.
 
-use crate::client::{ClientEvent, DeliveredMessage, MessageQueue};
-use crate::node::Ctx;
+use crate::client::{timer_kind, ClientEvent, DeliveredMessage, MessageQueue};
+use crate::node::{Ctx, TimerId};
 use crate::protocol::Message;
 
 use super::PushConsumer;
+
+/// `cleanExpiredMsg` looks at this many messages of a queue per sweep, at most.
+pub const CLEAN_EXPIRED_MAX_PER_QUEUE: usize = 16;
 
 /// `ConsumeConcurrentlyStatus`: what a concurrent listener answers for a message.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -86,6 +96,17 @@ impl PushConsumer {
         if keep {
             if let Some(q) = self.queues.get_mut(mq) {
                 q.process_queue.put(queue_offset, msg.clone());
+                if answer == ListenerAnswer::Later {
+                    q.process_queue
+                        .start_listening(queue_offset, ctx.monotonic_ms());
+                    if self.clean_expired_timer.is_none() {
+                        self.clean_expired_timer =
+                            Some(ctx.set_timer(
+                                self.cfg.consume_timeout_ms,
+                                timer_kind::CLEAN_EXPIRED_MSG,
+                            ));
+                    }
+                }
             }
         }
         out.push(self.delivered_event(mq, queue_offset, msg));
@@ -129,8 +150,9 @@ impl PushConsumer {
 
     /// The listener finished the message it was handed at `queue_offset` of `mq`
     /// (`processConsumeResult`): the queue's consumed offset moves up to the lowest
-    /// message still in a listener. An answer for a queue given away or reset since
-    /// moves nothing (its messages are pulled again by whoever holds it now).
+    /// message still in a listener. An answer for a queue given away or reset since, or
+    /// for a message the consumeTimeout sweep gave up on, moves nothing (its messages
+    /// are pulled again by whoever holds the queue now, or were handed back).
     pub fn consumed(
         &mut self,
         ctx: &mut dyn Ctx<Message>,
@@ -142,8 +164,65 @@ impl PushConsumer {
         if self.stopped {
             return out;
         }
+        let expected = self
+            .queues
+            .get_mut(mq)
+            .is_some_and(|q| q.process_queue.stop_listening(queue_offset));
+        if !expected {
+            tracing::debug!(?mq, queue_offset, "listener answered too late; ignored");
+            return out;
+        }
         self.process_result(ctx, mq, queue_offset, status);
         out
+    }
+
+    /// `cleanExpiredMsg` over every owned queue (`consume_timeout_ms` passed): what a
+    /// listener has held that long is handed back as if it had failed. The sweep runs
+    /// again while any listener works.
+    pub(super) fn clean_expired_msg(
+        &mut self,
+        ctx: &mut dyn Ctx<Message>,
+        id: TimerId,
+        out: &mut Vec<ClientEvent>,
+    ) {
+        if self.clean_expired_timer != Some(id) {
+            return;
+        }
+        self.clean_expired_timer = None;
+        if self.stopped || self.cfg.consume_orderly {
+            return;
+        }
+        let now_ms = ctx.monotonic_ms();
+        let timeout_ms = self.cfg.consume_timeout_ms;
+        let mut expired: Vec<(MessageQueue, u64)> = Vec::new();
+        for (mq, q) in &mut self.queues {
+            for offset in
+                q.process_queue
+                    .take_expired(now_ms, timeout_ms, CLEAN_EXPIRED_MAX_PER_QUEUE)
+            {
+                expired.push((mq.clone(), offset));
+            }
+        }
+        for (mq, offset) in expired {
+            tracing::warn!(
+                ?mq,
+                offset,
+                timeout_ms,
+                "listener timed out; message handed back"
+            );
+            out.push(ClientEvent::ConsumeTimedOut {
+                group: self.cfg.consumer_group.clone(),
+                broker_name: mq.broker_name.clone(),
+                topic: mq.topic.clone(),
+                queue_id: mq.queue_id,
+                queue_offset: offset,
+            });
+            self.reconsume_later(ctx, &mq, offset);
+        }
+        if self.queues.values().any(|q| q.process_queue.is_listening()) {
+            self.clean_expired_timer =
+                Some(ctx.set_timer(timeout_ms, timer_kind::CLEAN_EXPIRED_MSG));
+        }
     }
 
     /// The message at `queue_offset` of `mq` is handed to the listener.

@@ -17,18 +17,33 @@
 //! its offset commit and unlock then follow the last message it consumed, so the next
 //! holder never consumes beside it.
 //!
-//! Deviation: RocketMQ's orderly consumers retry a suspended message without end by
-//! default (`maxReconsumeTimes` -1 means `Integer.MAX_VALUE` for them) and send it
-//! back to the broker past an explicit maximum; no maximum is applied here.
+//! The maximum (`checkReconsumeTimes`, `sendMessageBack`): by default an orderly
+//! consumer suspends a failing message without end (`maxReconsumeTimes` -1 means
+//! `Integer.MAX_VALUE` here). With a maximum (`ConsumerConfig::max_reconsume_times`),
+//! a message suspended again once its reconsume count reached it is not retried: a copy
+//! goes to `%RETRY%{group}` as a plain send carrying its count + 1 and the maximum, so
+//! the broker stores it to `%DLQ%{group}` (`handleRetryAndDLQ`). The queue waits for
+//! the answer; once the broker stored the copy the consumer commits past the message
+//! and goes on with the next; if the send fails, the message is suspended again (its
+//! count raised) and retried, so it is never skipped without its dead-letter copy.
+//!
+//! Deviations: RocketMQ sends the copy through the client's internal producer, which
+//! picks a queue of the retry topic's route and re-tries other brokers; here it goes
+//! once, to queue 0 at the master of the message's own broker group (where RocketMQ's
+//! concurrent hand-back goes too), and a failure is retried after the suspend. The copy
+//! (`send_message_back::retry_topic_copy`) keeps the message's born time and host.
 
-use crate::client::{ClientEvent, DeliveredMessage, MessageQueue};
+use crate::client::{ClientEvent, DeliveredMessage, MessageQueue, RpcOutcome};
 use crate::node::{Ctx, TimerId};
-use crate::protocol::Message;
+use crate::protocol::{Message, Request, Response};
 
-use super::PushConsumer;
+use super::send_message_back::retry_topic_copy;
+use super::{Call, PushConsumer};
 
 /// `suspendCurrentQueueTimeMillis`: how long a queue rests after a suspend.
 pub const SUSPEND_CURRENT_QUEUE_TIME_MS: u64 = 1_000;
+/// `sendMsgTimeout` of the internal producer's send.
+pub const SEND_DEAD_LETTER_TIMEOUT_MS: u64 = 3_000;
 
 /// `ConsumeOrderlyStatus`: what an orderly listener answers for a message.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -77,6 +92,9 @@ impl MessageListenerOrderly for ConsumeOrderlyAtOnce {
 pub(super) struct OrderlyQueue {
     /// The offset of the message in the listener.
     consuming: Option<u64>,
+    /// The offset of the message past its maximum whose dead-letter copy is being
+    /// sent: the queue waits for the answer.
+    dead_lettering: Option<u64>,
     /// The queue rests after a suspend until this timer fires.
     suspend_timer: Option<TimerId>,
     /// The rebalance gave the queue away while its listener ran: given up at the
@@ -87,7 +105,7 @@ pub(super) struct OrderlyQueue {
 impl OrderlyQueue {
     /// A listener is running: giving the queue up waits for its answer.
     pub(super) fn busy(&self) -> bool {
-        self.consuming.is_some()
+        self.consuming.is_some() || self.dead_lettering.is_some()
     }
 
     /// The queue is given up once its listener answers.
@@ -99,6 +117,7 @@ impl OrderlyQueue {
     /// answer moves nothing.
     pub(super) fn forget(&mut self) {
         self.consuming = None;
+        self.dead_lettering = None;
     }
 
     /// The suspend timer to cancel with the queue.
@@ -143,7 +162,7 @@ impl PushConsumer {
                 return;
             };
             let o = &q.orderly;
-            if o.consuming.is_some() || o.suspend_timer.is_some() || o.dropping {
+            if o.busy() || o.suspend_timer.is_some() || o.dropping {
                 return;
             }
             let Some((queue_offset, msg)) = q.process_queue.first() else {
@@ -205,32 +224,151 @@ impl PushConsumer {
             return; // the queue was reset or taken again meanwhile
         }
         q.orderly.consuming = None;
+        let status = self.planted_orderly_status(status);
         match status {
-            ConsumeOrderlyStatus::Success => {
-                q.process_queue.remove(queue_offset);
-                if let Some(next) = q.next_offset {
-                    let offset = q.process_queue.consume_offset(next);
-                    if offset > self.offsets.read(mq).unwrap_or(0) {
-                        self.offsets.update(mq, offset);
-                    }
-                }
-            }
+            ConsumeOrderlyStatus::Success => self.commit_orderly(mq, queue_offset),
             ConsumeOrderlyStatus::SuspendCurrentQueueAMoment => {
-                if let Some(msg) = q.process_queue.get_mut(queue_offset) {
-                    msg.reconsume_times = msg.reconsume_times.saturating_add(1);
+                let reconsume_times = self.queues[mq]
+                    .process_queue
+                    .get(queue_offset)
+                    .map(|m| m.reconsume_times);
+                match self.cfg.max_reconsume_times {
+                    Some(max) if reconsume_times.is_some_and(|n| n >= max) => {
+                        self.send_dead_letter(ctx, mq, queue_offset, max);
+                    }
+                    _ => self.suspend_orderly(ctx, mq, queue_offset),
                 }
-                let timer = ctx.set_timer(
-                    SUSPEND_CURRENT_QUEUE_TIME_MS,
-                    crate::client::timer_kind::CONSUME_ORDERLY_LATER,
-                );
-                q.orderly.suspend_timer = Some(timer);
-                let generation = q.generation;
-                self.suspend_timers.insert(timer, (mq.clone(), generation));
             }
         }
-        if q.orderly.dropping {
+        self.drop_if_idle(ctx, mq, out);
+    }
+
+    /// The message at `queue_offset` is done with: it leaves the process queue and the
+    /// consumed offset moves up to the next one waiting.
+    fn commit_orderly(&mut self, mq: &MessageQueue, queue_offset: u64) {
+        let Some(q) = self.queues.get_mut(mq) else {
+            return;
+        };
+        q.process_queue.remove(queue_offset);
+        if let Some(next) = q.next_offset {
+            let offset = q.process_queue.consume_offset(next);
+            if offset > self.offsets.read(mq).unwrap_or(0) {
+                self.offsets.update(mq, offset);
+            }
+        }
+    }
+
+    /// `makeMessageToConsumeAgain` and `submitConsumeRequestLater`: the message stays
+    /// first with its count raised, and the queue rests.
+    fn suspend_orderly(
+        &mut self,
+        ctx: &mut dyn Ctx<Message>,
+        mq: &MessageQueue,
+        queue_offset: u64,
+    ) {
+        let Some(q) = self.queues.get_mut(mq) else {
+            return;
+        };
+        if let Some(msg) = q.process_queue.get_mut(queue_offset) {
+            msg.reconsume_times = msg.reconsume_times.saturating_add(1);
+        }
+        let timer = ctx.set_timer(
+            SUSPEND_CURRENT_QUEUE_TIME_MS,
+            crate::client::timer_kind::CONSUME_ORDERLY_LATER,
+        );
+        q.orderly.suspend_timer = Some(timer);
+        let generation = q.generation;
+        self.suspend_timers.insert(timer, (mq.clone(), generation));
+    }
+
+    /// A queue the rebalance gave away is given up once nothing runs on it.
+    fn drop_if_idle(
+        &mut self,
+        ctx: &mut dyn Ctx<Message>,
+        mq: &MessageQueue,
+        out: &mut Vec<ClientEvent>,
+    ) {
+        if self
+            .queues
+            .get(mq)
+            .is_some_and(|q| q.orderly.dropping && !q.orderly.busy())
+        {
             self.disown(ctx, mq, out);
         }
+    }
+
+    /// `sendMessageBack`: the message at `queue_offset` reached the maximum `max`; its
+    /// copy goes to `%RETRY%{group}` with count + 1 and the maximum, which the broker
+    /// stores to the dead-letter queue. A copy that cannot even be sent is a failed
+    /// send: the message is suspended again.
+    fn send_dead_letter(
+        &mut self,
+        ctx: &mut dyn Ctx<Message>,
+        mq: &MessageQueue,
+        queue_offset: u64,
+        max: i32,
+    ) {
+        let Some(q) = self.queues.get(mq) else {
+            return;
+        };
+        let Some(msg) = q.process_queue.get(queue_offset) else {
+            return;
+        };
+        let request = Request::SendMessage(retry_topic_copy(&self.cfg.consumer_group, msg, max));
+        let call = Call::OrderlyDeadLetter {
+            mq: mq.clone(),
+            generation: q.generation,
+            queue_offset,
+        };
+        let sent = self.master_of(&mq.broker_name).is_some_and(|addr| {
+            self.rpc
+                .call(ctx, &addr, request, SEND_DEAD_LETTER_TIMEOUT_MS, call)
+                .is_ok()
+        });
+        if sent {
+            if let Some(q) = self.queues.get_mut(mq) {
+                q.orderly.dead_lettering = Some(queue_offset);
+            }
+        } else {
+            tracing::debug!(
+                ?mq,
+                queue_offset,
+                "cannot send the dead-letter copy; suspending again"
+            );
+            self.suspend_orderly(ctx, mq, queue_offset);
+        }
+    }
+
+    /// The broker answered the dead-letter copy of the message at `queue_offset`:
+    /// stored (any send status), the consumer commits past it and goes on; anything
+    /// else suspends it again.
+    pub(super) fn on_orderly_dead_letter(
+        &mut self,
+        ctx: &mut dyn Ctx<Message>,
+        mq: &MessageQueue,
+        queue_offset: u64,
+        outcome: RpcOutcome,
+        out: &mut Vec<ClientEvent>,
+    ) {
+        if self.stopped {
+            return;
+        }
+        let Some(q) = self.queues.get_mut(mq) else {
+            return;
+        };
+        if q.orderly.dead_lettering != Some(queue_offset) {
+            return; // the queue was reset meanwhile
+        }
+        q.orderly.dead_lettering = None;
+        match outcome {
+            RpcOutcome::Response(Response::Send(_)) => self.commit_orderly(mq, queue_offset),
+            other => {
+                tracing::debug!(?mq, queue_offset, outcome = %other.describe(), "dead-letter copy failed; suspending again");
+                self.suspend_orderly(ctx, mq, queue_offset);
+            }
+        }
+        self.drop_if_idle(ctx, mq, out);
+        self.consume_orderly(ctx, mq, out);
     }
 
     /// A suspended queue's rest is over (`submitConsumeRequestLater`).

@@ -20,6 +20,10 @@ use crate::client::DeliveredMessage;
 pub(crate) struct ProcessQueue {
     /// `msgTreeMap`: queue offset → the message in the listener.
     in_listener: BTreeMap<u64, DeliveredMessage>,
+    /// Of those, the ones a listener is still working on (not failed and waiting to be
+    /// handed back): queue offset → when the listener got it, by the monotonic clock
+    /// (`CONSUME_START_TIME`).
+    listening_since_ms: BTreeMap<u64, u64>,
 }
 
 impl ProcessQueue {
@@ -31,7 +35,41 @@ impl ProcessQueue {
     /// `removeMessage`: the listener answered for `queue_offset`; the message, if it
     /// was here (not when the queue was dropped and taken again meanwhile).
     pub(crate) fn remove(&mut self, queue_offset: u64) -> Option<DeliveredMessage> {
+        self.listening_since_ms.remove(&queue_offset);
         self.in_listener.remove(&queue_offset)
+    }
+
+    /// A listener started working on the message at `queue_offset` at `now_ms`.
+    pub(crate) fn start_listening(&mut self, queue_offset: u64, now_ms: u64) {
+        self.listening_since_ms.insert(queue_offset, now_ms);
+    }
+
+    /// The listener's answer for `queue_offset` counts: whether it was still expected
+    /// (not given up on by the consumeTimeout sweep, nor dropped with the queue).
+    pub(crate) fn stop_listening(&mut self, queue_offset: u64) -> bool {
+        self.listening_since_ms.remove(&queue_offset).is_some()
+    }
+
+    /// Whether a listener works on any message here.
+    pub(crate) fn is_listening(&self) -> bool {
+        !self.listening_since_ms.is_empty()
+    }
+
+    /// `cleanExpiredMsg`: from the lowest message a listener works on, up to `max`
+    /// whose listener got them `timeout_ms` or longer before `now_ms`, stopping at the
+    /// first that is younger. They are no longer listened for.
+    pub(crate) fn take_expired(&mut self, now_ms: u64, timeout_ms: u64, max: usize) -> Vec<u64> {
+        let expired: Vec<u64> = self
+            .listening_since_ms
+            .iter()
+            .take(max)
+            .take_while(|&(_, &since)| now_ms.saturating_sub(since) >= timeout_ms)
+            .map(|(&offset, _)| offset)
+            .collect();
+        for offset in &expired {
+            self.listening_since_ms.remove(offset);
+        }
+        expired
     }
 
     /// The lowest message waiting (an orderly consumer's next one).
@@ -61,6 +99,7 @@ impl ProcessQueue {
     /// moved; listeners still running answer into nothing.
     pub(crate) fn clear(&mut self) {
         self.in_listener.clear();
+        self.listening_since_ms.clear();
     }
 }
 

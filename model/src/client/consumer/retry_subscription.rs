@@ -25,7 +25,7 @@ use super::{Call, PushConsumer};
 #[derive(Clone, Debug)]
 pub(super) struct RetrySubscription {
     pub(super) topic: String,
-    route: Option<TopicRouteData>,
+    pub(super) route: Option<TopicRouteData>,
     lookup_in_flight: bool,
     /// Name servers the lookup under way may still try: a lookup that fails (a
     /// timeout, a broken connection) moves on to the next at once, as the topic's
@@ -41,6 +41,13 @@ impl RetrySubscription {
             lookup_in_flight: false,
             tries_left: 0,
         }
+    }
+}
+
+impl RetrySubscription {
+    /// The retry topic's route, once looked up.
+    pub(super) fn route(&self) -> Option<&TopicRouteData> {
+        self.route.as_ref()
     }
 }
 

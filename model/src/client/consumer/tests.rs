@@ -1,9 +1,10 @@
 //! The push consumer's tests, against a scripted context.
 
-use crate::message::encode_properties;
+use crate::message::{encode_properties, property};
 use crate::node::NodeId;
 use crate::protocol::{
     pull_sys_flag, BrokerData, ConsumerSendMsgBack, PullMessage, PullResponse, QueueData,
+    SendMessage, SendResponse,
 };
 use crate::store::record::{Host, NewRecord};
 
@@ -46,14 +47,18 @@ pub(super) fn ctx() -> TestCtx {
 }
 
 fn consumer(model: MessageModel) -> PushConsumer {
-    PushConsumer::new(ConsumerConfig {
+    PushConsumer::new(consumer_config(model))
+}
+
+fn consumer_config(model: MessageModel) -> ConsumerConfig {
+    ConsumerConfig {
         consumer_group: "G".into(),
         namesrv_addrs: vec![NAMESRV.into()],
         topic: "T".into(),
         tag_expression: "TagA".into(),
         message_model: model,
         ..ConsumerConfig::default()
-    })
+    }
 }
 
 pub(super) fn respond(
@@ -1465,4 +1470,181 @@ fn a_failed_message_is_handed_back_and_retried_locally_when_that_fails() {
         .1
         .clone();
     assert_eq!(pull_of(&pull).commit_offset, 7, "consumed at last");
+}
+
+/// consumeTimeout: a message its listener held past the timeout is handed back at the
+/// next sweep as if it had failed, and the listener's late answer changes nothing; a
+/// message answered in time is never touched.
+#[test]
+fn a_message_held_past_the_consume_timeout_is_handed_back_and_its_late_answer_ignored() {
+    let mut ctx = ctx();
+    let mut c = PushConsumer::new(ConsumerConfig {
+        consume_timeout_ms: 2_000,
+        ..consumer_config(MessageModel::Clustering)
+    });
+    c.register_message_listener(Box::new(Later));
+    let pulls = clustering_owning_a(&mut c, &mut ctx);
+    let q0 = find(
+        &pulls,
+        |r| matches!(r, Request::PullMessage(p) if p.queue_id == 0),
+    );
+    let t0 = ctx.now_ms;
+    respond(
+        &mut c,
+        &mut ctx,
+        &q0[0].1,
+        pull_answer(0, 7, records(0, 5, &[Some("TagA"), Some("TagA")])),
+    );
+    ctx.take_sent();
+    let mq = MessageQueue {
+        topic: "T".into(),
+        broker_name: "a".into(),
+        queue_id: 0,
+    };
+    let done = ConsumeConcurrentlyStatus::ConsumeSuccess;
+    // 6 is answered in time; 5's listener goes on working.
+    ctx.now_ms = t0 + 1_000;
+    c.consumed(&mut ctx, &mq, 6, done);
+    let send_backs = |sent: &[(NodeId, Message)]| -> Vec<u64> {
+        sent.iter()
+            .filter_map(|(_, m)| match m {
+                Message::Request {
+                    request: Request::ConsumerSendMsgBack(b),
+                    ..
+                } => Some(b.offset),
+                _ => None,
+            })
+            .collect()
+    };
+    for input in ctx.advance_to(t0 + 2_000) {
+        c.handle(&mut ctx, input);
+    }
+    let sent = ctx.take_sent();
+    assert_eq!(
+        send_backs(&sent),
+        vec![0],
+        "5 (commit-log offset 0) was held 2 s: handed back, 6 not"
+    );
+    let back = sent
+        .iter()
+        .find(|(_, m)| send_backs(std::slice::from_ref(&(NodeId(0), m.clone()))) == [0])
+        .map(|(_, m)| m.clone())
+        .unwrap();
+    // The late answer is recorded, and ignored: 5 stays until the broker takes it back.
+    let events = c.consumed(&mut ctx, &mq, 5, done);
+    assert!(matches!(
+        &events[..],
+        [ClientEvent::Consumed {
+            queue_offset: 5,
+            ..
+        }]
+    ));
+    assert_eq!(c.queues[&mq].process_queue.consume_offset(7), 5);
+    respond(&mut c, &mut ctx, &back, Response::ConsumerSendMsgBack);
+    assert_eq!(c.queues[&mq].process_queue.consume_offset(7), 7);
+    // Nothing left in a listener: the sweep is not armed again.
+    for input in ctx.advance_to(t0 + 10_000) {
+        c.handle(&mut ctx, input);
+    }
+    assert!(send_backs(&ctx.take_sent()).is_empty());
+    assert!(c.clean_expired_timer.is_none());
+}
+
+/// A hand-back the broker refuses (its record gone: a crash cut its commit log) falls
+/// back to a send of the message to `%RETRY%G` at another broker group's master, with
+/// its count raised and level 3 + count; stored, the message lets its queue go on.
+#[test]
+fn a_refused_hand_back_falls_back_to_a_send_to_the_retry_topic() {
+    let mut ctx = ctx();
+    let mut c = consumer(MessageModel::Clustering);
+    c.register_message_listener(Box::<FailOnce>::default());
+    let pulls = clustering_owning_a(&mut c, &mut ctx);
+    c.retry.as_mut().unwrap().route = Some(route());
+    let q0 = find(
+        &pulls,
+        |r| matches!(r, Request::PullMessage(p) if p.queue_id == 0),
+    );
+    respond(
+        &mut c,
+        &mut ctx,
+        &q0[0].1,
+        pull_answer(0, 6, records(0, 5, &[Some("TagA")])),
+    );
+    let sent = ctx.take_sent();
+    let back = find(&sent, |r| matches!(r, Request::ConsumerSendMsgBack(_)))[0]
+        .1
+        .clone();
+    let mut pull = find(&sent, |r| matches!(r, Request::PullMessage(_)))[0]
+        .1
+        .clone();
+    let refused = Response::Error {
+        code: response_code::SYSTEM_ERROR,
+        remark: "look message by offset failed".into(),
+    };
+    respond(&mut c, &mut ctx, &back, refused);
+    let sent = ctx.take_sent();
+    let fallback: Vec<(NodeId, SendMessage)> = sent
+        .iter()
+        .filter_map(|(to, m)| match m {
+            Message::Request {
+                request: Request::SendMessage(s),
+                ..
+            } => Some((*to, s.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(fallback.len(), 1, "{sent:?}");
+    let (to, s) = &fallback[0];
+    assert_eq!(*to, NodeId(3), "b's master: not the group that refused");
+    assert_eq!(
+        (s.topic.as_str(), s.queue_id, s.reconsume_times),
+        ("%RETRY%G", 0, 1)
+    );
+    assert_eq!(property(&s.properties, "RETRY_TOPIC"), Some("T"));
+    assert_eq!(property(&s.properties, "DELAY"), Some("3"));
+    assert_eq!(property(&s.properties, "MAX_RECONSUME_TIMES"), Some("16"));
+    assert!(property(&s.properties, "ORIGIN_MESSAGE_ID").is_some());
+    let fallback_msg = sent
+        .iter()
+        .find(|(_, m)| {
+            matches!(
+                m,
+                Message::Request {
+                    request: Request::SendMessage(_),
+                    ..
+                }
+            )
+        })
+        .unwrap()
+        .1
+        .clone();
+    let commit_after = |c: &mut PushConsumer, ctx: &mut TestCtx, pull: &mut Message| {
+        respond(
+            c,
+            ctx,
+            pull,
+            pull_answer(response_code::PULL_NOT_FOUND, 6, Vec::new()),
+        );
+        *pull = find(&ctx.take_sent(), |r| matches!(r, Request::PullMessage(_)))[0]
+            .1
+            .clone();
+        pull_of(pull).commit_offset
+    };
+    assert_eq!(
+        commit_after(&mut c, &mut ctx, &mut pull),
+        5,
+        "held meanwhile"
+    );
+    let stored = Response::Send(SendResponse {
+        code: 0,
+        msg_id: "M".into(),
+        queue_id: 0,
+        queue_offset: 0,
+    });
+    respond(&mut c, &mut ctx, &fallback_msg, stored);
+    assert_eq!(
+        commit_after(&mut c, &mut ctx, &mut pull),
+        6,
+        "let go once stored"
+    );
 }

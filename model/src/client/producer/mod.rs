@@ -584,6 +584,7 @@ impl Producer {
                 flag: 0,
                 properties: s.properties.clone(),
                 reconsume_times: 0,
+                max_reconsume_times: None,
                 body: s.body.clone(),
             });
             // The attempt may take whatever is left of the send's time.

@@ -372,6 +372,7 @@ pub fn run(s: &Scenario, seed: u64, nodes: impl Into<Nodes>, options: RunOptions
     let heal_at = config.heal_at_ms;
     let end_ms = config.end_ms;
     let w = s.file.workload.clone();
+    let consume_timeout_ms = s.file.promise.consume_timeout_ms;
     let roles = l.roles.clone();
     let broker_configs: Vec<Option<BrokerConfig>> = roles
         .iter()
@@ -417,6 +418,8 @@ pub fn run(s: &Scenario, seed: u64, nodes: impl Into<Nodes>, options: RunOptions
                 let listener = ListenerPlan {
                     fail_permille: g.fail_permille,
                     always_fail_permille: g.always_fail_permille,
+                    hang_permille: g.hang_permille,
+                    answer_hung_after_ms: 3 * consume_timeout_ms,
                     salt: listener_salt(seed, *group),
                 };
                 (nodes.consumer)(
@@ -431,6 +434,8 @@ pub fn run(s: &Scenario, seed: u64, nodes: impl Into<Nodes>, options: RunOptions
                         },
                         consume_from_where: ConsumeFromWhere::FirstOffset,
                         consume_orderly: g.orderly,
+                        consume_timeout_ms,
+                        max_reconsume_times: g.max_reconsume_times.map(|m| m as i32),
                         ..ConsumerConfig::default()
                     },
                     ConsumerPlan {
@@ -506,6 +511,7 @@ pub fn run(s: &Scenario, seed: u64, nodes: impl Into<Nodes>, options: RunOptions
                 tag_expression: g.tags.clone(),
                 broadcasting: g.model == ModelSpec::Broadcasting,
                 orderly: g.orderly,
+                max_reconsume_times: g.max_reconsume_times,
                 consumers: l
                     .roles
                     .iter()
