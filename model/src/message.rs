@@ -113,11 +113,48 @@ pub fn encode_properties<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>
 
 /// Iterates the pairs of a property string, skipping malformed segments and pairs with
 /// an empty name or value as RocketMQ's `string2messageProperties` does.
+///
+/// Segment ends are found as [`property`] finds them, eight bytes at a time: the
+/// simulator's history digests the user properties of every delivery, and `split` with
+/// `split_once` cost more than the rest of recording one.
 pub fn properties(encoded: &str) -> impl Iterator<Item = (&str, &str)> {
-    encoded
-        .split(PROPERTY_SEPARATOR)
-        .filter_map(|segment| segment.split_once(NAME_VALUE_SEPARATOR))
-        .filter(|(name, value)| !name.is_empty() && !value.is_empty())
+    Properties { encoded, start: 0 }
+}
+
+struct Properties<'a> {
+    encoded: &'a str,
+    /// Where the next segment begins.
+    start: usize,
+}
+
+impl<'a> Iterator for Properties<'a> {
+    type Item = (&'a str, &'a str);
+
+    fn next(&mut self) -> Option<(&'a str, &'a str)> {
+        let bytes = self.encoded.as_bytes();
+        while self.start < bytes.len() {
+            let start = self.start;
+            let end = find_property_separator(bytes, start);
+            self.start = end + 1;
+            // A segment's name is what precedes its first U+0001; the value is the rest.
+            let Some(at) = bytes[start..end]
+                .iter()
+                .position(|&b| b == NAME_VALUE_SEPARATOR as u8)
+            else {
+                continue;
+            };
+            let (name_end, value_start) = (start + at, start + at + 1);
+            if name_end > start && end > value_start {
+                // Every cut is next to an ASCII separator or at an end of the string,
+                // so on a char boundary.
+                return Some((
+                    &self.encoded[start..name_end],
+                    &self.encoded[value_start..end],
+                ));
+            }
+        }
+        None
+    }
 }
 
 /// The value of one property, without building a map: the first pair of
@@ -294,6 +331,15 @@ mod tests {
         assert_eq!(property("\u{1}x\u{2}A\u{1}\u{2}", "A"), None);
     }
 
+    /// `string2messageProperties` said plainly: split at U+0002, then at the first
+    /// U+0001, keeping pairs with a name and a value.
+    fn properties_by_split(encoded: &str) -> impl Iterator<Item = (&str, &str)> {
+        encoded
+            .split(PROPERTY_SEPARATOR)
+            .filter_map(|segment| segment.split_once(NAME_VALUE_SEPARATOR))
+            .filter(|(name, value)| !name.is_empty() && !value.is_empty())
+    }
+
     proptest::proptest! {
         /// The fast lookup gives the answer of its definition, on strings dense in
         /// separators, prefixes of names, empty values and multi-byte characters.
@@ -302,8 +348,19 @@ mod tests {
             encoded in "[\u{1}\u{2}TAGSKEY\u{e9}\u{1F600}x]{0,40}",
             name in proptest::sample::select(vec!["TAGS", "TAG", "T", "KEYS", "", "A\u{1}", "\u{2}", "\u{e9}"]),
         ) {
-            let expected = properties(&encoded).find(|(n, _)| *n == name).map(|(_, v)| v);
+            let expected = properties_by_split(&encoded)
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| v);
             proptest::prop_assert_eq!(property(&encoded, name), expected);
+        }
+
+        /// The fast iterator yields the pairs of its definition, in order.
+        #[test]
+        fn properties_are_the_pairs_of_their_definition(
+            encoded in "[\u{1}\u{2}TAGSKEY\u{e9}\u{1F600}x]{0,40}",
+        ) {
+            let expected: Vec<_> = properties_by_split(&encoded).collect();
+            proptest::prop_assert_eq!(properties(&encoded).collect::<Vec<_>>(), expected);
         }
     }
 

@@ -77,7 +77,12 @@ struct LocalCommit {
 const MASTER_KNOWN: usize = 4;
 
 fn table_key(key: &QueueKey) -> String {
-    format!("{}@{}", key.topic, key.consumer_group)
+    // Built by hand: every commit makes one, and `format!` cost more than the lookup.
+    let mut table_key = String::with_capacity(key.topic.len() + 1 + key.consumer_group.len());
+    table_key.push_str(&key.topic);
+    table_key.push('@');
+    table_key.push_str(&key.consumer_group);
+    table_key
 }
 
 impl ConsumerOffsets {

@@ -113,11 +113,16 @@ pub fn slice_of<'a>(
 
 /// Writes `data` at `offset`, growing `bytes` with zeros first if needed.
 pub fn write_into(bytes: &mut Vec<u8>, offset: u64, data: &[u8]) {
-    let end = offset as usize + data.len();
-    if bytes.len() < end {
-        bytes.resize(end, 0);
+    let offset = offset as usize;
+    let end = offset + data.len();
+    if bytes.len() < offset {
+        bytes.resize(offset, 0);
     }
-    bytes[offset as usize..end].copy_from_slice(data);
+    // The part past the end is appended, not zeroed and then overwritten: syncs grow a
+    // media image page by page, and zero-filling each page first doubled their cost.
+    let overlap = end.min(bytes.len()) - offset;
+    bytes[offset..offset + overlap].copy_from_slice(&data[..overlap]);
+    bytes.extend_from_slice(&data[overlap..]);
 }
 
 impl Disk for MemDisk {
@@ -209,6 +214,21 @@ mod tests {
             .map(|e| e.name)
             .collect();
         assert_eq!(queues, vec!["0", "1"]);
+    }
+
+    #[test]
+    fn write_into_overwrites_straddles_and_fills_gaps_with_zeros() {
+        let mut bytes = b"abcd".to_vec();
+        write_into(&mut bytes, 1, b"XY");
+        assert_eq!(bytes, b"aXYd");
+        write_into(&mut bytes, 3, b"PQR");
+        assert_eq!(bytes, b"aXYPQR");
+        write_into(&mut bytes, 8, b"z");
+        assert_eq!(bytes, b"aXYPQR\0\0z");
+        write_into(&mut bytes, 9, b"");
+        assert_eq!(bytes, b"aXYPQR\0\0z");
+        write_into(&mut bytes, 11, b"");
+        assert_eq!(bytes, b"aXYPQR\0\0z\0\0");
     }
 
     #[test]

@@ -10,13 +10,12 @@
 //! This module only decides *when* and *whether*; the world owns the event queue and
 //! tells nodes about broken connections.
 
-use std::collections::BTreeMap;
-
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use rmq_model::node::NodeId;
 
 use crate::cluster::seeds::{link_index, stream, Purpose};
+use crate::hasher::FastMap;
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub struct NetConfig {
@@ -69,10 +68,12 @@ struct Link {
 pub struct Net {
     seed: u64,
     config: NetConfig,
-    /// Keyed by (lower id, higher id).
-    conns: BTreeMap<(NodeId, NodeId), Conn>,
-    /// Keyed by (from, to); created on first use.
-    links: BTreeMap<(NodeId, NodeId), Link>,
+    /// Keyed by (lower id, higher id). Hashed, like `links`: `break_all_of`, the one
+    /// place where order shows, sorts what it finds.
+    conns: FastMap<(NodeId, NodeId), Conn>,
+    /// Keyed by (from, to); created on first use. Hashed: every send looks its
+    /// link up, and nothing depends on the order of links (`heal_all` sets each alike).
+    links: FastMap<(NodeId, NodeId), Link>,
 }
 
 fn pair(a: NodeId, b: NodeId) -> (NodeId, NodeId) {
@@ -84,8 +85,8 @@ impl Net {
         Net {
             seed,
             config,
-            conns: BTreeMap::new(),
-            links: BTreeMap::new(),
+            conns: FastMap::default(),
+            links: FastMap::default(),
         }
     }
 
@@ -145,11 +146,17 @@ impl Net {
 
     /// Breaks every connection of `node` (it crashed); returns the peers that had one.
     pub fn break_all_of(&mut self, node: NodeId) -> Vec<NodeId> {
+        let mut keys: Vec<(NodeId, NodeId)> = self
+            .conns
+            .keys()
+            .filter(|&&(a, b)| a == node || b == node)
+            .copied()
+            .collect();
+        // The peers come out in id order, whatever the table's.
+        keys.sort_unstable();
         let mut peers = Vec::new();
-        for (&(a, b), conn) in self.conns.iter_mut() {
-            if a != node && b != node {
-                continue;
-            }
+        for (a, b) in keys {
+            let conn = self.conns.get_mut(&(a, b)).expect("a key just listed");
             if conn.open {
                 peers.push(if a == node { b } else { a });
             }
@@ -232,6 +239,24 @@ mod tests {
         assert!(net.is_current(B, A, back.conn_epoch));
         net.heal(A, B);
         assert!(net.send(2, A, B).is_some());
+    }
+
+    #[test]
+    fn break_all_of_tells_open_peers_in_id_order_and_breaks_every_connection() {
+        let mut net = Net::new(1, NetConfig::default());
+        let node = NodeId(5);
+        let mut epochs = Vec::new();
+        for peer in [9, 2, 7, 0, 3].map(NodeId) {
+            epochs.push((peer, net.send(0, node, peer).unwrap().conn_epoch));
+        }
+        net.send(0, NodeId(2), NodeId(9)).unwrap();
+        assert!(net.break_conn(node, NodeId(3)));
+        assert_eq!(net.break_all_of(node), [0, 2, 7, 9].map(NodeId));
+        for (peer, epoch) in epochs {
+            assert!(!net.is_current(node, peer, epoch), "{peer:?}");
+        }
+        assert!(net.is_current(NodeId(2), NodeId(9), 0));
+        assert_eq!(net.break_all_of(node), []);
     }
 
     #[test]

@@ -498,15 +498,25 @@ impl ConsumerHost {
                 msg,
             } => {
                 let born_host_crc = self.born_host_crc(msg.born_host);
+                // One pass over the properties for the digest, KEYS and the workload id
+                // (each the first pair of its name, as `property` finds it).
+                let (mut keys, mut wid_text) = (None, None);
+                let props_crc =
+                    user_properties_crc(properties(&msg.properties).inspect(|&(name, value)| {
+                        if name == PROPERTY_KEYS {
+                            keys = keys.or(Some(value));
+                        } else if name == WID_PROPERTY {
+                            wid_text = wid_text.or(Some(value));
+                        }
+                    }));
                 let fields = MessageFields {
-                    keys_crc: property(&msg.properties, PROPERTY_KEYS)
-                        .map(|k| crc32fast::hash(k.as_bytes())),
-                    props_crc: user_properties_crc(properties(&msg.properties)),
+                    keys_crc: keys.map(|k| crc32fast::hash(k.as_bytes())),
+                    props_crc,
                     born_ms: msg.born_timestamp_ms,
                     born_host_crc,
                     msg_id_crc: Some(crc32fast::hash(msg.msg_id.as_bytes())),
                 };
-                let wid = property(&msg.properties, WID_PROPERTY).and_then(|w| w.parse().ok());
+                let wid = wid_text.and_then(|w: &str| w.parse().ok());
                 self.last_wid = wid;
                 if !answered_at_once {
                     self.in_listener.insert(

@@ -127,11 +127,27 @@ pub fn sim_addr(node: NodeId) -> String {
 }
 
 /// The node behind an address made by [`sim_addr`] (any port).
+///
+/// Parsed by hand, accepting what `Ipv4Addr`'s parser accepts of `10.0.c.d`: every
+/// send resolves its peer's address, and the general parser was a visible cost.
 pub fn node_of_addr(addr: &str) -> Option<NodeId> {
     let (ip, _port) = addr.rsplit_once(':')?;
-    let ip: std::net::Ipv4Addr = ip.parse().ok()?;
-    let [a, b, c, d] = ip.octets();
-    (a == 10 && b == 0).then(|| NodeId((u32::from(c) << 8) | u32::from(d)))
+    let (c, d) = ip.strip_prefix("10.0.")?.split_once('.')?;
+    Some(NodeId((u32::from(octet(c)?) << 8) | u32::from(octet(d)?)))
+}
+
+/// One dotted-decimal octet as `Ipv4Addr` reads it: one to three digits, no leading
+/// zero, at most 255.
+fn octet(text: &str) -> Option<u8> {
+    let digits = text.as_bytes();
+    let well_formed = !digits.is_empty()
+        && digits.len() <= 3
+        && digits.iter().all(u8::is_ascii_digit)
+        && (digits.len() == 1 || digits[0] != b'0');
+    if !well_formed {
+        return None;
+    }
+    text.parse().ok()
 }
 
 pub struct World<M> {
@@ -503,5 +519,45 @@ impl<M: Debug + 'static> World<M> {
             self.process(at_ms, event);
         }
         self.now_ms = self.now_ms.max(t_ms);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The definition the hand parser must agree with.
+    fn node_of_addr_by_std(addr: &str) -> Option<NodeId> {
+        let (ip, _port) = addr.rsplit_once(':')?;
+        let ip: std::net::Ipv4Addr = ip.parse().ok()?;
+        let [a, b, c, d] = ip.octets();
+        (a == 10 && b == 0).then(|| NodeId((u32::from(c) << 8) | u32::from(d)))
+    }
+
+    #[test]
+    fn node_of_addr_reads_sim_addr_and_rejects_what_ipv4_rejects() {
+        for id in [0, 1, 255, 256, 1000, 65535] {
+            assert_eq!(node_of_addr(&sim_addr(NodeId(id))), Some(NodeId(id)));
+        }
+        for bad in [
+            "10.0.01.2:1",
+            "10.0.1.256:1",
+            "10.0.1:1",
+            "10.0.1.2.3:1",
+            "10.0.+1.2:1",
+            "10.1.1.2:1",
+            "10.0.1.2",
+            "10.0..2:1",
+        ] {
+            assert_eq!(node_of_addr(bad), None, "{bad}");
+            assert_eq!(node_of_addr_by_std(bad), None, "{bad}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn node_of_addr_agrees_with_the_std_parser(addr in "(10\\.0\\.)?[0-9+.:]{0,12}") {
+            proptest::prop_assert_eq!(node_of_addr(&addr), node_of_addr_by_std(&addr));
+        }
     }
 }

@@ -73,10 +73,14 @@ impl SimDisk {
                 self.retire_op(op);
             }
         }
-        self.cache_names = self.durable_names.clone();
+        self.cache_names = super::names::Names::from(self.durable_names.clone());
         let named: BTreeSet<InodeId> = self.durable_names.values().copied().collect();
         self.inodes.retain(|id, _| named.contains(id));
-        for inode in self.inodes.values_mut() {
+        // In id order: the coins below are drawn inode by inode.
+        let mut ids: Vec<InodeId> = self.inodes.keys().copied().collect();
+        ids.sort_unstable();
+        for id in ids {
+            let inode = self.inodes.get_mut(&id).expect("an id just listed");
             inode.refs = 2; // its cache name and its durable name
             let cache_len = inode.cache.len();
             let durable_len = if cache_len != inode.durable.len() && rng.random_bool(0.5) {

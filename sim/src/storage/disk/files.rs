@@ -46,7 +46,12 @@ impl Disk for SimDisk {
         SimDisk::check_size(path, len)?;
         let inode = self.inodes.get_mut(&id).expect("named inodes exist");
         let old_len = inode.cache.len() as u64;
-        inode.cache.resize(len as usize, 0);
+        if old_len == 0 {
+            // A preallocated file: zeroed memory from the allocator costs no fill.
+            inode.cache = vec![0; len as usize];
+        } else {
+            inode.cache.resize(len as usize, 0);
+        }
         inode.mark_dirty(old_len.min(len), old_len.max(len));
         Ok(())
     }

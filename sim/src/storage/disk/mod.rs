@@ -19,13 +19,17 @@ use std::ops::Range;
 
 use rmq_model::store::disk::{parent_dir, DiskError};
 
+use crate::hasher::FastMap;
+
 mod crash;
 mod damage;
 mod files;
+mod names;
 mod sync;
 
 pub use crash::CrashKind;
 pub use damage::Damage;
+use names::Names;
 use sync::{PendingSync, SyncWork};
 
 /// The unit in which the OS writes back dirty data: a crash keeps or loses whole pages.
@@ -40,7 +44,7 @@ pub const MAX_FILE_SIZE_BYTES: u64 = 1 << 31;
 /// the oldest on its own, as a journaling filesystem does every few seconds.
 pub const MAX_PENDING_DIR_OPS: usize = 4096;
 
-#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 struct InodeId(u64);
 
 #[derive(Clone, Debug, Default)]
@@ -139,9 +143,11 @@ pub struct SimDiskStats {
 
 #[derive(Clone, Default)]
 pub struct SimDisk {
-    inodes: BTreeMap<InodeId, Inode>,
+    /// Hashed: every read and write finds its inode here. A crash, whose coins are
+    /// drawn inode by inode, walks them in id order.
+    inodes: FastMap<InodeId, Inode>,
     /// What list, exists and read see.
-    cache_names: BTreeMap<String, InodeId>,
+    cache_names: Names,
     /// What a crash leaves.
     durable_names: BTreeMap<String, InodeId>,
     /// Per directory, the ops not yet durable, oldest first, with a global sequence
