@@ -1346,8 +1346,9 @@ impl MessageListenerConcurrently for FailOnce {
 
 /// RECONSUME_LATER: the message is handed back to its broker group's master (the
 /// commit-log offset it was stored at, the group, level 0, maximum 16) and holds the
-/// queue's offset until the broker says SUCCESS; a failed hand-back keeps it, and 5 s
-/// later the listener gets it again with its reconsume count raised.
+/// queue's offset until the broker says SUCCESS; a failed hand-back, then a failed send
+/// of it to the retry topic, keep it, and 5 s later the listener gets it again with its
+/// reconsume count raised.
 #[test]
 fn a_failed_message_is_handed_back_and_retried_locally_when_that_fails() {
     let mut ctx = ctx();
@@ -1425,7 +1426,12 @@ fn a_failed_message_is_handed_back_and_retried_locally_when_that_fails() {
         code: response_code::SYSTEM_ERROR,
         remark: "SERVICE_NOT_AVAILABLE".into(),
     };
-    assert!(respond(&mut c, &mut ctx, back_msgs[1], refused).is_empty());
+    assert!(respond(&mut c, &mut ctx, back_msgs[1], refused.clone()).is_empty());
+    // 6 goes whole to the retry topic instead; that is refused too.
+    let fallback = find(&ctx.take_sent(), |r| matches!(r, Request::SendMessage(_)))[0]
+        .1
+        .clone();
+    assert!(respond(&mut c, &mut ctx, &fallback, refused).is_empty());
     respond(
         &mut c,
         &mut ctx,
