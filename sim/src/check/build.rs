@@ -473,6 +473,14 @@ impl<'h> Builder<'h> {
                 status,
             } => {
                 let q = self.queue(broker, topic, *queue_id);
+                let g = self.group(group);
+                // consumeTimeout is a concurrent consumer's: an orderly one never gives
+                // up on its listener.
+                let consume_timeout_ms = if self.ix.group_info[g as usize].orderly {
+                    u64::MAX
+                } else {
+                    self.ix.promise.consume_timeout_ms
+                };
                 self.obs.retry.consumed(
                     i,
                     *client,
@@ -480,9 +488,8 @@ impl<'h> Builder<'h> {
                     *queue_offset,
                     *status,
                     *at_ms,
-                    self.ix.promise.consume_timeout_ms,
+                    consume_timeout_ms,
                 );
-                let g = self.group(group);
                 let info = &self.ix.group_info[g as usize];
                 if !info.orderly || topic.starts_with(RETRY_PREFIX) {
                     return;
