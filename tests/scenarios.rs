@@ -261,6 +261,14 @@ fn orderly_regressions() {
     regressions("orderly", &[1233, 1421, 3639]);
 }
 
+/// An orderly_dlq seed that once failed: 4104 (a message dead-lettered at the maximum,
+/// then consumed in a re-run of its queue after a commit rolled back, was judged out
+/// of order against the message consumed in its place).
+#[test]
+fn orderly_dlq_regressions() {
+    regressions("orderly_dlq", &[4104]);
+}
+
 /// Wide seeds that once failed: 430 and 842 (a pull served a record not yet durable as
 /// promised; a power cut took it and its offset went to the next message, which a
 /// broadcasting consumer already past it never got), 232 (a slave sent its stale local

@@ -716,6 +716,36 @@ fn key_order_dead_lettered() {
     fires(&failed_then_next(Some(0), &[]), Rule::KeyOrder, key);
 }
 
+/// [`failed_then_next`], then n10 gives the queue up and n11 re-runs it from offset 0:
+/// wid 1 is consumed at last, after wid 2 was (orderly_dlq seed 4104, where a commit
+/// rolled back by a power cut re-ran the queue).
+fn failed_then_next_then_rerun(dead_letter: Option<i32>) -> H {
+    let mut b = failed_then_next(dead_letter, &[]);
+    b.disown(3_000, 10).own(3_100, 11, 0);
+    for (at, off, wid) in [(3_200, 0, 1), (3_300, 1, 2)] {
+        b.deliver(at, "g", 11, 0, off, wid);
+        b.h.push(Entry::Consumed {
+            at_ms: at + 10,
+            group: "g".into(),
+            client: 11,
+            broker: "b".into(),
+            topic: "T".into(),
+            queue_id: 0,
+            queue_offset: off,
+            wid: Some(wid),
+            status: rmq_sim::history::ConsumeOutcome::ConsumeSuccess,
+        });
+    }
+    b
+}
+
+#[test]
+fn key_order_dead_lettered_then_consumed_in_a_rerun() {
+    let key = "key_order/dead_lettered";
+    excused(&failed_then_next_then_rerun(Some(1)), key);
+    fires(&failed_then_next_then_rerun(None), Rule::KeyOrder, key);
+}
+
 #[test]
 fn key_order_dead_letter_lost() {
     let key = "key_order/dead_letter_lost";

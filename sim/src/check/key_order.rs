@@ -20,7 +20,8 @@
 //!   consumed before (a re-run that skips it) is a violation.
 //!
 //! Excuses, each resting on evidence no wider than the pair judged:
-//! - `dead_lettered`: the skipped message, failed by the group, is in the group's
+//! - `dead_lettered`: the skipped message (or, judged out of order, the earlier message
+//!   first consumed only in a later re-run of its queue), failed by the group, is in the group's
 //!   dead-letter queue (a `DeadLetter` of the group with its workload id) with the count
 //!   of a message dead-lettered at the group's maximum (max + 1, or more after a copy
 //!   that failed; the retry rule judges that it failed that often): an orderly consumer with a maximum commits past a
@@ -448,6 +449,11 @@ impl Judged<'_, '_> {
         let (a, b) = (self.run[earlier as usize], self.run[later as usize]);
         let (ma, mb) = (&ix.msgs[a.msg as usize], &ix.msgs[b.msg as usize]);
         if ma.queue == mb.queue && self.lock_lost(sink, a, b) {
+            return;
+        }
+        // The earlier one was dead-lettered at the maximum, so its consumer went on
+        // without it; a re-run of the queue (a commit rolled back) consumed it after.
+        if self.dead_lettered(sink, a) {
             return;
         }
         if ma.queue != mb.queue {
