@@ -247,10 +247,11 @@ fn regressions_of(loaded: LoadedScenario, seeds: &[u64]) {
 
 /// Retry seeds that once failed: 2470, 4515, 6019 (a new owner's first pull commits
 /// the offset it read, over its predecessor's newer commit, and that commit went
-/// unrecorded).
+/// unrecorded); 2329, 4989, 6172 (a hung listener's message sat behind a younger one,
+/// and a head-first consumeTimeout sweep took it only after its late success).
 #[test]
 fn retry_dlq_regressions() {
-    regressions("retry_dlq", &[2470, 4515, 6019]);
+    regressions("retry_dlq", &[2470, 4515, 6019, 2329, 4989, 6172]);
 }
 
 /// Orderly seeds that once failed: 1233, 1421, 3639 (a suspended message whose queue

@@ -12,18 +12,18 @@
 //! A listener still working `consume_timeout_ms` after it got a message is given up on
 //! (`ProcessQueue.cleanExpiredMsg`, swept every `consume_timeout_ms` while a listener
 //! works): the message is handed back like a RECONSUME_LATER, and the listener's late
-//! answer, whatever it says, changes nothing. Deviation: the hand-back asks for delay
+//! answer, whatever it says, changes nothing. Deviations: the hand-back asks for delay
 //! level 0 (the broker's 3 + reconsume times, as for any failure), where RocketMQ asks
-//! for level 3 whatever the count.
+//! for level 3 whatever the count; and a sweep gives up on every expired message of a
+//! queue, where RocketMQ's looks at most 16 from the queue's head and stops at the first
+//! younger one, so a message behind a younger one can wait sweeps longer. Here a
+//! message is given up on at most two timeouts after its listener got it.
 
 use crate::client::{timer_kind, ClientEvent, DeliveredMessage, MessageQueue};
 use crate::node::{Ctx, TimerId};
 use crate::protocol::Message;
 
 use super::PushConsumer;
-
-/// `cleanExpiredMsg` looks at this many messages of a queue per sweep, at most.
-pub const CLEAN_EXPIRED_MAX_PER_QUEUE: usize = 16;
 
 /// `ConsumeConcurrentlyStatus`: what a concurrent listener answers for a message.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -196,10 +196,7 @@ impl PushConsumer {
         let timeout_ms = self.cfg.consume_timeout_ms;
         let mut expired: Vec<(MessageQueue, u64)> = Vec::new();
         for (mq, q) in &mut self.queues {
-            for offset in
-                q.process_queue
-                    .take_expired(now_ms, timeout_ms, CLEAN_EXPIRED_MAX_PER_QUEUE)
-            {
+            for offset in q.process_queue.take_expired(now_ms, timeout_ms) {
                 expired.push((mq.clone(), offset));
             }
         }

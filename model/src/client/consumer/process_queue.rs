@@ -55,15 +55,13 @@ impl ProcessQueue {
         !self.listening_since_ms.is_empty()
     }
 
-    /// `cleanExpiredMsg`: from the lowest message a listener works on, up to `max`
-    /// whose listener got them `timeout_ms` or longer before `now_ms`, stopping at the
-    /// first that is younger. They are no longer listened for.
-    pub(crate) fn take_expired(&mut self, now_ms: u64, timeout_ms: u64, max: usize) -> Vec<u64> {
+    /// `cleanExpiredMsg`: every message whose listener got it `timeout_ms` or longer
+    /// before `now_ms`, in offset order. They are no longer listened for.
+    pub(crate) fn take_expired(&mut self, now_ms: u64, timeout_ms: u64) -> Vec<u64> {
         let expired: Vec<u64> = self
             .listening_since_ms
             .iter()
-            .take(max)
-            .take_while(|&(_, &since)| now_ms.saturating_sub(since) >= timeout_ms)
+            .filter(|&(_, &since)| now_ms.saturating_sub(since) >= timeout_ms)
             .map(|(&offset, _)| offset)
             .collect();
         for offset in &expired {
