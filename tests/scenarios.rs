@@ -212,6 +212,13 @@ fn chaos_order_and_offsets_regressions() {
 /// fallback once went to another broker group, whose lost machine took the copy where
 /// no rule could see it: it now goes to the message's own group).
 #[test]
+fn chaos_with_orderly_regressions() {
+    // 51569: a consumer's own re-hand of a message its broker lost was taken for a
+    // read of the position the broker had given to another message since.
+    regressions("chaos", &[51569]);
+}
+
+#[test]
 fn chaos_delay_and_retry_regressions() {
     regressions_of(
         load_path("tests/regressions/chaos_delay_retry.toml"),

@@ -874,7 +874,8 @@ impl<'h> Builder<'h> {
         obs.delay.deliver(d, msg, &self.ix.promise);
         obs.retry.deliver(d, &self.ix);
         obs.filter.deliver(d, sent_taken);
-        if !d.retry && d.msg != NONE {
+        // A consumer's own re-hand comes from its memory, not from the position.
+        if !d.retry && !d.rehand && d.msg != NONE {
             let holder = Holder {
                 msg: d.msg,
                 entry: d.entry,
