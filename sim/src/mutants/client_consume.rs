@@ -52,6 +52,16 @@ pub(super) fn mutants() -> Vec<Mutant> {
             },
         },
         Mutant {
+            name: "consume-timeout-early",
+            component: Component::ClientConsume,
+            description: "gives up on a listener after half of consumeTimeout",
+            scenario: "retry_dlq",
+            variant: "",
+            seeds: 4,
+            expected: Rule::Retry,
+            nodes: || consumer_config(|c| c.consume_timeout_ms /= 2),
+        },
+        Mutant {
             name: "consume-timeout-never-swept",
             component: Component::ClientConsume,
             description: "never runs the consumeTimeout sweep: a hung listener's message is \

@@ -595,7 +595,7 @@ impl PushConsumer {
                 queue_offset,
             } => {
                 if self.is_current(&mq, generation) {
-                    self.on_send_back(ctx, &mq, queue_offset, outcome);
+                    self.on_send_back(ctx, &mq, queue_offset, outcome, false);
                 }
             }
             Call::SendBackFallback {
@@ -604,7 +604,7 @@ impl PushConsumer {
                 queue_offset,
             } => {
                 if self.is_current(&mq, generation) {
-                    self.on_send_back_fallback(ctx, &mq, queue_offset, outcome);
+                    self.on_send_back(ctx, &mq, queue_offset, outcome, true);
                 }
             }
             Call::OrderlyDeadLetter {

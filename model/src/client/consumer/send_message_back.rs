@@ -194,24 +194,6 @@ impl PushConsumer {
         }
     }
 
-    /// The broker answered the fallback send: stored lets the message go; anything
-    /// else keeps it for a local retry.
-    pub(super) fn on_send_back_fallback(
-        &mut self,
-        ctx: &mut dyn Ctx<Message>,
-        mq: &MessageQueue,
-        queue_offset: u64,
-        outcome: RpcOutcome,
-    ) {
-        match outcome {
-            RpcOutcome::Response(Response::Send(_)) => self.message_done(mq, queue_offset),
-            other => {
-                tracing::debug!(?mq, queue_offset, outcome = %other.describe(), "retry-topic send failed; consuming again later");
-                self.consume_later(ctx, mq, queue_offset);
-            }
-        }
-    }
-
     /// `findBrokerAddressInPublish`: the master of broker group `broker_name`, wherever
     /// the pull went.
     pub(super) fn master_of(&self, broker_name: &str) -> Option<String> {
@@ -224,23 +206,30 @@ impl PushConsumer {
         })
     }
 
-    /// The broker answered a hand-back: SUCCESS lets the message go; anything else
-    /// keeps it for a local retry.
+    /// The broker answered a hand-back (`fallback`: the message's own send to the
+    /// retry topic). Stored, the message goes; a failed hand-back falls back to that
+    /// send, a failed send to a local retry.
     pub(super) fn on_send_back(
         &mut self,
         ctx: &mut dyn Ctx<Message>,
         mq: &MessageQueue,
         queue_offset: u64,
         outcome: RpcOutcome,
+        fallback: bool,
     ) {
-        match outcome {
-            RpcOutcome::Response(Response::ConsumerSendMsgBack) => {
-                self.message_done(mq, queue_offset);
-            }
-            other => {
-                tracing::debug!(?mq, queue_offset, outcome = %other.describe(), "send back failed; sending to the retry topic");
-                self.send_back_fallback(ctx, mq, queue_offset);
-            }
+        let stored = match &outcome {
+            RpcOutcome::Response(Response::ConsumerSendMsgBack) => !fallback,
+            RpcOutcome::Response(Response::Send(_)) => fallback,
+            _ => false,
+        };
+        if stored {
+            self.message_done(mq, queue_offset);
+        } else if fallback {
+            tracing::debug!(?mq, queue_offset, outcome = %outcome.describe(), "retry-topic send failed; consuming again later");
+            self.consume_later(ctx, mq, queue_offset);
+        } else {
+            tracing::debug!(?mq, queue_offset, outcome = %outcome.describe(), "send back failed; sending to the retry topic");
+            self.send_back_fallback(ctx, mq, queue_offset);
         }
     }
 
