@@ -5,8 +5,9 @@
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use rmq_sim::check::{check, synthetic_history};
 
-/// ~3.7 entries per message: about 1M entries.
-const MESSAGES: usize = 270_000;
+/// ~5.4 entries per message (a send, its result, 1.67 deliveries each answered, some
+/// commits): about 1M entries.
+const MESSAGES: usize = 185_000;
 
 fn bench_check(c: &mut Criterion) {
     let history = synthetic_history(MESSAGES, 1);

@@ -3,14 +3,16 @@
 //! clustering groups (one takes every tag, one filters), offset commits, a rebalance
 //! halfway through whose new owner starts from the last periodic commit (so it
 //! redelivers what was consumed since: duplicates caused by the rebalance), and a
-//! final commit of every queue. Every rule passes on it.
+//! final commit of every queue. Every listener answers CONSUME_SUCCESS at once, as the
+//! simulator's workload records (a `consumed` right after each `deliver`). Every rule
+//! passes on it.
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::history::{
-    user_properties_crc, BrokerGroupMeta, Entry, FaultKind, FlushMode, GroupMeta, History,
-    MessageFields, Promise, Replication, SendStatus, WID_PROPERTY,
+    user_properties_crc, BrokerGroupMeta, ConsumeOutcome, Entry, FaultKind, FlushMode,
+    GroupMeta, History, MessageFields, Promise, Replication, SendStatus, WID_PROPERTY,
 };
 
 const TOPIC: &str = "T";
@@ -22,7 +24,7 @@ const TAGS: [&str; 3] = ["a", "b", "c"];
 const COMMIT_EVERY: u64 = 64;
 const START_MS: u64 = 1_000;
 
-/// About `3.7 * messages` entries; the same `(messages, seed)` gives the same history.
+/// About `5.4 * messages` entries; the same `(messages, seed)` gives the same history.
 #[doc(hidden)]
 pub fn synthetic_history(messages: usize, seed: u64) -> History {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
@@ -299,7 +301,40 @@ pub fn synthetic_history(messages: usize, seed: u64) -> History {
     }
     // Stable: events at the same millisecond keep the order they were made in.
     ev.sort_by_key(|(t, _)| *t);
-    History {
-        entries: ev.into_iter().map(|(_, e)| e).collect(),
+    let mut entries = Vec::with_capacity(ev.len() * 3 / 2);
+    for (_, e) in ev {
+        let answer = answered(&e);
+        entries.push(e);
+        entries.extend(answer);
     }
+    History { entries }
+}
+
+/// The listener's answer to a delivery: CONSUME_SUCCESS at the same millisecond.
+fn answered(e: &Entry) -> Option<Entry> {
+    let Entry::Deliver {
+        at_ms,
+        group,
+        client,
+        topic,
+        broker,
+        queue_id,
+        queue_offset,
+        wid,
+        ..
+    } = e
+    else {
+        return None;
+    };
+    Some(Entry::Consumed {
+        at_ms: *at_ms,
+        group: group.clone(),
+        client: *client,
+        broker: broker.clone(),
+        topic: topic.clone(),
+        queue_id: *queue_id,
+        queue_offset: *queue_offset,
+        wid: *wid,
+        status: ConsumeOutcome::ConsumeSuccess,
+    })
 }
