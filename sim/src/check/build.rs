@@ -31,8 +31,8 @@ use super::queue_log::{Holder, QueueLog};
 use super::retry::Retry;
 use super::subscription::TagExpr;
 use super::tables::{
-    id_digest, sent_fields_digest, Cmt, CommitMark, Dlv, Dup, GroupInfo, Index, Msg, QueueKey,
-    Span, NONE, RETRY_PREFIX, SCHEDULE_TOPIC,
+    id_digest, sent_fields_digest, Cmt, CommitMark, Dlv, Dup, GroupInfo, Index, Msg, NodeMap,
+    QueueKey, Span, NONE, RETRY_PREFIX, SCHEDULE_TOPIC,
 };
 use crate::hasher::{FastMap, WidMap};
 
@@ -52,32 +52,20 @@ pub(crate) fn build(history: &History) -> (Index<'_>, Observers) {
 
 /// Crash/restart count per node: a consumer's incarnation.
 #[derive(Default)]
-struct Epochs {
-    dense: Vec<u32>,
-    sparse: FastMap<u32, u32>,
-}
+struct Epochs(NodeMap<u32>);
 
 impl Epochs {
-    const DENSE_LIMIT: u32 = 1 << 16;
-
     #[inline]
     fn get(&self, node: u32) -> u32 {
-        if node < Self::DENSE_LIMIT {
-            self.dense.get(node as usize).copied().unwrap_or(0)
-        } else {
-            self.sparse.get(&node).copied().unwrap_or(0)
-        }
+        self.0.get(node).copied().unwrap_or(0)
     }
 
     fn bump(&mut self, node: u32) {
-        if node < Self::DENSE_LIMIT {
-            let i = node as usize;
-            if self.dense.len() <= i {
-                self.dense.resize(i + 1, 0);
+        match self.0.get_mut(node) {
+            Some(n) => *n += 1,
+            None => {
+                self.0.insert(node, 1);
             }
-            self.dense[i] += 1;
-        } else {
-            *self.sparse.entry(node).or_insert(0) += 1;
         }
     }
 }
@@ -811,20 +799,23 @@ impl<'h> Builder<'h> {
                 let q = self.queue(broker, topic, *queue_id);
                 let span = self.span(g, *client, q, *at_ms);
                 let key = self.commit_key(g, *client, q);
-                let high = self
-                    .last_commit
-                    .get(&key)
-                    .map_or(*offset, |c| c.high.max(*offset));
-                self.last_commit.insert(
-                    key,
-                    CommitMark {
-                        offset: *offset,
-                        at_ms: *at_ms,
-                        client: *client,
-                        incarnation: self.epochs.get(*client),
-                        high,
-                    },
-                );
+                let mark = CommitMark {
+                    offset: *offset,
+                    at_ms: *at_ms,
+                    client: *client,
+                    incarnation: self.epochs.get(*client),
+                    high: *offset,
+                };
+                // One hash: the entry, then keep the highest offset committed so far.
+                self.last_commit
+                    .entry(key)
+                    .and_modify(|c| {
+                        *c = CommitMark {
+                            high: c.high.max(*offset),
+                            ..mark
+                        }
+                    })
+                    .or_insert(mark);
                 self.ix.commits.push(Cmt {
                     at_ms: *at_ms,
                     offset: *offset,

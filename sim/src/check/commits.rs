@@ -23,7 +23,6 @@
 use super::faults::{CACHE_LOSS, MEDIA_LOSS};
 use super::tables::{Dlv, Index, NONE};
 use super::{Rule, Sink};
-use crate::hasher::FastMap;
 
 /// Per (group, queue): one past the highest offset delivered (reset by an offset
 /// move), and when that offset was first delivered.
@@ -78,9 +77,16 @@ fn keep_up(c: &Commits, ix: &Index, sink: &mut Sink) {
     if ix.heal_at_ms >= ix.end_ms {
         return;
     }
-    let mut last: FastMap<(u32, u32), (u64, u64)> = FastMap::default();
+    // The last commit of each (group, queue) the groups consumed from.
+    let mut last: Vec<Vec<Option<(u64, u64)>>> =
+        c.consumed.iter().map(|row| vec![None; row.len()]).collect();
     for cm in &ix.commits {
-        last.insert((cm.group, cm.queue), (cm.offset, cm.at_ms));
+        let slot = last
+            .get_mut(cm.group as usize)
+            .and_then(|row| row.get_mut(cm.queue as usize));
+        if let Some(slot) = slot {
+            *slot = Some((cm.offset, cm.at_ms));
+        }
     }
     let keys = c.consumed.iter().enumerate().flat_map(|(g, row)| {
         row.iter()
@@ -91,7 +97,7 @@ fn keep_up(c: &Commits, ix: &Index, sink: &mut Sink) {
         if !clustering(ix, g) || consumed == 0 {
             continue;
         }
-        let committed = last.get(&(g, q)).copied();
+        let committed = last[g as usize][q as usize];
         if committed.is_some_and(|(o, _)| o >= consumed) {
             continue;
         }

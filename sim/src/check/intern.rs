@@ -1,39 +1,63 @@
 //! Names (groups, topics, brokers, tags) to dense ids, so the rules compare integers
 //! and index `Vec`s instead of hashing strings for every history entry.
 
-use crate::hasher::FastMap;
-
-/// Below this many names a linear scan beats hashing the string: a history names a
-/// handful of groups, topics and brokers, so this is the path nearly every lookup takes.
-const SCAN_LIMIT: usize = 8;
-
 #[derive(Default)]
 pub(crate) struct Interner {
     names: Vec<Box<str>>,
-    /// Per name: its length and first 8 bytes, so the scan compares integers and
-    /// only touches the bytes of a name longer than 8 when length and prefix agree.
-    keys: Vec<(usize, u64)>,
-    ids: FastMap<Box<str>, u32>,
+    /// Per name its [`Key`].
+    keys: Vec<Key>,
+    /// Open addressing on the key's hash: an id, or [`EMPTY`]. At most half full, so a
+    /// lookup nearly always reads one slot and compares one key.
+    slots: Vec<u32>,
 }
 
-/// Length and first (up to) 8 bytes of a name.
+const EMPTY: u32 = u32::MAX;
+
+/// A name's length and two overlapping loads of its bytes (the first and the last
+/// eight, or four, or three single bytes). For a name of up to [`WHOLE`] bytes the
+/// loads cover every byte, so equal keys mean equal names; longer names also compare
+/// their bytes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Key {
+    len: usize,
+    head: u64,
+    tail: u64,
+}
+
+/// The longest name its [`Key`] holds whole.
+const WHOLE: usize = 16;
+
 #[inline]
-fn key(name: &str) -> (usize, u64) {
+fn key(name: &str) -> Key {
     let b = name.as_bytes();
-    if let Some(head) = b.first_chunk::<8>() {
-        return (b.len(), u64::from_le_bytes(*head));
+    let len = b.len();
+    let word = |at: usize| u64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"));
+    let half = |at: usize| u64::from(u32::from_le_bytes(b[at..at + 4].try_into().expect("4")));
+    let (head, tail) = match len {
+        8.. => (word(0), word(len - 8)),
+        4..=7 => (half(0), half(len - 4)),
+        1..=3 => (
+            u64::from(b[0]) | u64::from(b[len / 2]) << 8 | u64::from(b[len - 1]) << 16,
+            0,
+        ),
+        0 => (0, 0),
+    };
+    Key { len, head, tail }
+}
+
+impl Key {
+    /// The first slot to look in, of a table of `mask + 1` slots.
+    #[inline]
+    fn slot(&self, mask: usize) -> usize {
+        const MIX: u64 = 0x9E37_79B9_7F4A_7C15;
+        let h = (self.head ^ self.tail.rotate_left(31) ^ self.len as u64).wrapping_mul(MIX);
+        (h >> 32) as usize & mask
     }
-    let mut p = 0u64;
-    for (i, &c) in b.iter().enumerate() {
-        p |= u64::from(c) << (8 * i);
-    }
-    (b.len(), p)
 }
 
 impl Interner {
     // Called several times per history entry: the common path (a known name, found
-    // by a short scan) is small and inlined; adding a name and the hashed lookup of
-    // a long list stay out of line, so the callers do not pay for their registers.
+    // in its first slot) is small; adding a name stays out of line.
 
     #[inline]
     pub(crate) fn intern(&mut self, name: &str) -> u32 {
@@ -49,36 +73,46 @@ impl Interner {
         let id = u32::try_from(self.names.len()).expect("fewer than 2^32 names");
         self.names.push(name.into());
         self.keys.push(key(name));
-        self.ids.insert(name.into(), id);
+        if self.slots.len() < 2 * self.names.len() {
+            let size = (4 * self.names.len()).next_power_of_two().max(16);
+            self.slots = vec![EMPTY; size];
+            for i in 0..self.names.len() {
+                self.place(i as u32);
+            }
+        } else {
+            self.place(id);
+        }
         id
+    }
+
+    fn place(&mut self, id: u32) {
+        let mask = self.slots.len() - 1;
+        let mut i = self.keys[id as usize].slot(mask);
+        while self.slots[i] != EMPTY {
+            i = (i + 1) & mask;
+        }
+        self.slots[i] = id;
     }
 
     #[inline]
     pub(crate) fn get(&self, name: &str) -> Option<u32> {
-        if self.names.len() > SCAN_LIMIT {
-            return self.get_hashed(name);
+        if self.slots.is_empty() {
+            return None;
         }
         let k = key(name);
-        if k.0 <= 8 {
-            // The key is the whole name. Scan every key without stopping at the
-            // match: which name comes next is data, so an early exit would be a
-            // branch mispredicted about as often as not; a select never is.
-            let mut found = None;
-            for (i, nk) in self.keys.iter().enumerate() {
-                found = if *nk == k { Some(i as u32) } else { found };
+        let mask = self.slots.len() - 1;
+        let mut i = k.slot(mask);
+        loop {
+            let id = self.slots[i];
+            if id == EMPTY {
+                return None;
             }
-            return found;
+            if self.keys[id as usize] == k && (k.len <= WHOLE || *self.names[id as usize] == *name)
+            {
+                return Some(id);
+            }
+            i = (i + 1) & mask;
         }
-        self.keys
-            .iter()
-            .zip(&self.names)
-            .position(|(nk, n)| *nk == k && n.as_bytes()[8..] == name.as_bytes()[8..])
-            .map(|i| i as u32)
-    }
-
-    #[inline(never)]
-    fn get_hashed(&self, name: &str) -> Option<u32> {
-        self.ids.get(name).copied()
     }
 
     pub(crate) fn name(&self, id: u32) -> &str {
@@ -123,7 +157,7 @@ mod tests {
     use super::{Interner, TagInterner, NO_TAGS};
 
     #[test]
-    fn ids_are_stable_across_the_scan_and_the_map() {
+    fn ids_are_stable_as_the_table_grows() {
         let names = [
             "a",
             "ab",
@@ -141,7 +175,7 @@ mod tests {
         let mut i = Interner::default();
         for (k, n) in names.iter().enumerate() {
             assert_eq!(i.intern(n), k as u32, "{n:?}");
-            // Every earlier name still resolves, whichever lookup serves it now.
+            // Every earlier name still resolves after the table is rebuilt larger.
             for (j, m) in names[..=k].iter().enumerate() {
                 assert_eq!(i.get(m), Some(j as u32), "{m:?} after {n:?}");
             }
@@ -149,6 +183,32 @@ mod tests {
         assert_eq!(i.get("broker-"), None);
         assert_eq!(i.get("broker-ad"), None);
         assert_eq!(i.name(4), "broker-ab");
+    }
+
+    #[test]
+    fn names_its_loads_could_confuse_stay_apart() {
+        // Pairs differing only in a byte the key's loads read once (the middle of a
+        // short name), in the last eight, or past them (longer than the key holds).
+        let names = [
+            "abc",
+            "acc",
+            "abcd",
+            "abdd",
+            "%RETRY%g_all",
+            "%RETRY%g_alk",
+            "SCHEDULE_TOPIC_XXXX",
+            "SCHEDULE_TOPIC_XXYX",
+        ];
+        let mut i = Interner::default();
+        for n in names {
+            i.intern(n);
+        }
+        for (k, n) in names.iter().enumerate() {
+            assert_eq!(i.get(n), Some(k as u32), "{n:?}");
+        }
+        for absent in ["ab", "abd", "%RETRY%g_al", "SCHEDULE_TOPIC_XXZX", ""] {
+            assert_eq!(i.get(absent), None, "{absent:?}");
+        }
     }
 
     #[test]

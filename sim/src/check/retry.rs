@@ -51,7 +51,7 @@
 
 use super::delay::clock_skew_before;
 use super::faults::{CACHE_LOSS, MEDIA_LOSS};
-use super::tables::{Dlv, Index, NONE, RETRY_PREFIX};
+use super::tables::{Dlv, Index, NodeMap, NONE, RETRY_PREFIX};
 use super::{Rule, Sink};
 use crate::hasher::FastMap;
 use crate::history::ConsumeOutcome;
@@ -137,7 +137,7 @@ enum Found {
 pub(crate) struct Retry {
     /// Per client, its latest delivery still waiting for the listener; older ones
     /// move to `awaiting` (a listener that answers at once never needs it).
-    last: FastMap<u32, Pending>,
+    last: NodeMap<Pending>,
     awaiting: FastMap<(u32, u32, u64), Pending>,
     failed: FastMap<(u32, u32), Failures>,
     /// Failed deliveries by (client, queue, offset): what a consumer's own re-hand of
@@ -230,8 +230,8 @@ impl Retry {
         mut at_ms: u64,
         consume_timeout_ms: u64,
     ) {
-        let answered = match self.last.get(&client) {
-            Some(p) if p.queue == queue && p.offset == offset => self.last.remove(&client),
+        let answered = match self.last.get(client) {
+            Some(p) if p.queue == queue && p.offset == offset => self.last.remove(client),
             _ => self.awaiting.remove(&(client, queue, offset)),
         };
         let Some(p) = answered else { return };

@@ -11,8 +11,8 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::history::{
-    user_properties_crc, BrokerGroupMeta, ConsumeOutcome, Entry, FaultKind, FlushMode,
-    GroupMeta, History, MessageFields, Promise, Replication, SendStatus, WID_PROPERTY,
+    user_properties_crc, BrokerGroupMeta, ConsumeOutcome, Entry, FaultKind, FlushMode, GroupMeta,
+    History, MessageFields, Promise, Replication, SendStatus, WID_PROPERTY,
 };
 
 const TOPIC: &str = "T";

@@ -15,10 +15,71 @@ use crate::history::{BrokerGroupMeta, Entry, GroupMeta, MessageFields, Promise, 
 use super::faults::{FaultLog, RESTARTS};
 use super::intern::{Interner, TagInterner};
 use super::subscription::TagExpr;
-use crate::hasher::MixHasher;
+use crate::hasher::{FastMap, MixHasher};
 
 /// "No such thing" for `u32` ids and entry indexes.
 pub(crate) const NONE: u32 = u32::MAX;
+
+/// Something per node (a client's incarnation, its delivery awaiting an answer). Node
+/// ids are small, so those below [`NodeMap::DENSE_LIMIT`] sit in a vector (an index,
+/// no hashing); any larger id a foreign history uses goes to a map.
+pub(crate) struct NodeMap<T> {
+    dense: Vec<Option<T>>,
+    sparse: FastMap<u32, T>,
+}
+
+impl<T> Default for NodeMap<T> {
+    fn default() -> Self {
+        NodeMap {
+            dense: Vec::new(),
+            sparse: FastMap::default(),
+        }
+    }
+}
+
+impl<T> NodeMap<T> {
+    const DENSE_LIMIT: u32 = 1 << 16;
+
+    #[inline]
+    pub(crate) fn get(&self, node: u32) -> Option<&T> {
+        if node < Self::DENSE_LIMIT {
+            self.dense.get(node as usize).and_then(Option::as_ref)
+        } else {
+            self.sparse.get(&node)
+        }
+    }
+
+    #[inline]
+    pub(crate) fn get_mut(&mut self, node: u32) -> Option<&mut T> {
+        if node < Self::DENSE_LIMIT {
+            self.dense.get_mut(node as usize).and_then(Option::as_mut)
+        } else {
+            self.sparse.get_mut(&node)
+        }
+    }
+
+    #[inline]
+    pub(crate) fn insert(&mut self, node: u32, value: T) -> Option<T> {
+        if node < Self::DENSE_LIMIT {
+            let i = node as usize;
+            if self.dense.len() <= i {
+                self.dense.resize_with(i + 1, || None);
+            }
+            self.dense[i].replace(value)
+        } else {
+            self.sparse.insert(node, value)
+        }
+    }
+
+    #[inline]
+    pub(crate) fn remove(&mut self, node: u32) -> Option<T> {
+        if node < Self::DENSE_LIMIT {
+            self.dense.get_mut(node as usize).and_then(Option::take)
+        } else {
+            self.sparse.remove(&node)
+        }
+    }
+}
 
 /// Deliveries of a redelivered message from the retry topic carry the retry queue's
 /// id and offset (RocketMQ restores only the topic name), so they say nothing about
