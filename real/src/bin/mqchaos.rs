@@ -34,6 +34,12 @@ struct Cli {
     /// A slave, replicating SYNC or ASYNC; NONE: a master alone.
     #[arg(long, default_value = "NONE")]
     slave: String,
+    /// Broker groups (broker-a, broker-b, ...; up to 4), each a master and its slave.
+    #[arg(long, default_value_t = 1)]
+    groups: u32,
+    /// The longest a killed or stopped broker stays down before its restart.
+    #[arg(long, default_value_t = 1_500)]
+    max_down_ms: u64,
     #[arg(long, default_value_t = 2)]
     producers: u32,
     #[arg(long, default_value_t = 2)]
@@ -97,9 +103,12 @@ fn main() -> ExitCode {
             pauses: cli.pauses,
             terminates: cli.terminates,
             slave: replication != Replication::None,
+            groups: cli.groups,
+            max_down_ms: cli.max_down_ms,
         },
         flush,
         replication,
+        groups: cli.groups,
         producers: cli.producers,
         consumers: cli.consumers,
         quiet_timeout_ms: cli.quiet_timeout_ms,
@@ -111,13 +120,15 @@ fn main() -> ExitCode {
     };
     let mut again = format!(
         "mqchaos --seed {} --kills {} --pauses {} --terminates {} --flush {} --slave {} \
-         --producers {} --consumers {} --commit-log-file-bytes {}",
+         --groups {} --max-down-ms {} --producers {} --consumers {} --commit-log-file-bytes {}",
         cli.seed,
         cli.kills,
         cli.pauses,
         cli.terminates,
         cli.flush,
         cli.slave,
+        cli.groups,
+        cli.max_down_ms,
         cli.producers,
         cli.consumers,
         cli.commit_log_file_bytes
@@ -149,6 +160,13 @@ fn main() -> ExitCode {
             path.display(),
             outcome.history.entries.len()
         );
+    }
+    if options.replication != Replication::None {
+        for (group, served) in &outcome.served_while_master_down {
+            println!(
+                "# {group}: {served} deliveries while its master was down (its slave served them)"
+            );
+        }
     }
     if let Some(e) = &outcome.not_caught_up {
         println!("# {e}");

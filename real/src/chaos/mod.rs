@@ -1,7 +1,7 @@
 //! Chaos against real processes, judged by the simulator's checker (`mqchaos`).
 //!
-//! The harness starts a name server and one broker group (a master, and a slave when
-//! asked) as real `mqnamesrv`/`mqbroker` processes from cargo's output, each on free
+//! The harness starts a name server and broker groups (each a master, and a slave
+//! when asked) as real `mqnamesrv`/`mqbroker` processes from cargo's output, each on free
 //! loopback ports with its own home and store under the run's directory. The workload
 //! is the simulator's own: its producer and consumer hosts on the real runtime
 //! ([`clients`]), writing the same history entries. The faults come from the seed
@@ -39,20 +39,28 @@ use rmq_sim::history::{
 };
 
 use self::child::{free_port, sibling_exe, ChildError, ChildNode};
-use self::schedule::{Action, Mix, Step, Target};
+use self::schedule::{broker_name, Action, Mix, Step, Target};
 use crate::process::Hosted;
 
 /// The nodes' ids in the history (the name server's is 0, as in the simulator; no
 /// entry names it).
-const MASTER_NODE: u32 = 1;
-const SLAVE_NODE: u32 = 2;
+/// Broker group `g`'s master.
+fn master_node(g: u32) -> u32 {
+    1 + 2 * g
+}
+
+/// Broker group `g`'s slave.
+fn slave_node(g: u32) -> u32 {
+    2 + 2 * g
+}
 const FIRST_CLIENT_NODE: u32 = 10;
 
 const TOPIC: &str = "ChaosTopic";
 /// Load after the last fault, before the producers stop.
 const LOAD_AFTER_LAST_FAULT_MS: u64 = 3_000;
 const GROUP: &str = "chaos_consumers";
-const BROKER_NAME: &str = "broker-a";
+/// At most this many broker groups (their node ids stay below the clients').
+pub const MAX_GROUPS: u32 = 4;
 
 #[derive(Clone, Debug)]
 pub struct Options {
@@ -61,6 +69,9 @@ pub struct Options {
     pub flush: FlushMode,
     /// With a slave: `Sync` (SYNC_MASTER) or `Async` (ASYNC_MASTER); `None`: no slave.
     pub replication: Replication,
+    /// Broker groups (broker-a, broker-b, ...), 1 to [`MAX_GROUPS`]; the topic has
+    /// queues on each.
+    pub groups: u32,
     pub producers: u32,
     pub consumers: u32,
     /// After the heal, how long the consumers may take to catch up.
@@ -92,7 +103,9 @@ pub enum HarnessError {
     Child(#[from] ChildError),
     #[error("{what}: {source}")]
     Io { what: String, source: io::Error },
-    #[error("no send was acknowledged within {timeout_ms} ms of the start (the topic was never created)")]
+    #[error("{groups} broker groups: from 1 to {MAX_GROUPS}")]
+    Groups { groups: u32 },
+    #[error("not every broker group acknowledged a send within {timeout_ms} ms of the start (the topic was not created on each)")]
     NoTopic { timeout_ms: u64 },
     #[error("the consumers did not catch up within {timeout_ms} ms of the heal: {missing} acknowledged messages never delivered (the history still goes to the checker)")]
     NotCaughtUp { timeout_ms: u64, missing: usize },
@@ -111,6 +124,9 @@ pub struct Outcome {
     pub log: Vec<String>,
     /// Set when the consumers did not catch up: the history is judged anyway.
     pub not_caught_up: Option<HarnessError>,
+    /// Per broker group: deliveries of its queues made while its master was down
+    /// (killed or stopped, not yet restarted), which only its slave could serve.
+    pub served_while_master_down: Vec<(String, u64)>,
 }
 
 fn now_ms() -> u64 {
@@ -119,12 +135,17 @@ fn now_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
+/// One broker group's processes.
+struct Group {
+    master: ChildNode,
+    slave: Option<ChildNode>,
+}
+
 /// The run's processes: dropped, each is killed by its id.
 struct Cluster {
     _namesrv: ChildNode,
     namesrv_addr: String,
-    master: ChildNode,
-    slave: Option<ChildNode>,
+    groups: Vec<Group>,
 }
 
 fn write_file(path: &Path, text: &str) -> Result<(), HarnessError> {
@@ -156,49 +177,59 @@ fn start_cluster(o: &Options, dir: &Path) -> Result<Cluster, HarnessError> {
         FlushMode::SyncFlush => "SYNC_FLUSH",
         FlushMode::AsyncFlush => "ASYNC_FLUSH",
     };
-    let master_ha_port = port()?;
-    let broker =
-        |name: &str, id: u32, role: &str, ha_port: u16| -> Result<ChildNode, HarnessError> {
-            let h = home(name)?;
-            let listen = port()?;
-            let conf = h.join("broker.properties");
-            let mut text = format!(
-                "brokerClusterName=ChaosCluster\nbrokerName={BROKER_NAME}\nbrokerId={id}\n\
+    let broker_exe = match &o.broker_exe {
+        Some(path) => path.clone(),
+        None => exe("mqbroker")?,
+    };
+    // One member of a group: its name, brokerId, role, and its master's HA port.
+    let broker = |group: &str, id: u32, role: &str, master_ha_port: u16| {
+        let name = format!("{group} {}", if id == 0 { "master" } else { "slave" });
+        let h = home(&name.replace(' ', "-"))?;
+        let listen = port()?;
+        let ha_port = if id == 0 { master_ha_port } else { port()? };
+        let conf = h.join("broker.properties");
+        let mut text = format!(
+            "brokerClusterName=ChaosCluster\nbrokerName={group}\nbrokerId={id}\n\
              brokerRole={role}\nflushDiskType={flush}\nlistenPort={listen}\n\
-             haListenPort={ha_port}\nnamesrvAddr={namesrv_addr}\nstorePathRootDir={}\n",
-                h.join("store").display()
-            );
-            if role == "SLAVE" {
-                text.push_str(&format!("haMasterAddress=127.0.0.1:{master_ha_port}\n"));
-            }
-            write_file(&conf, &text)?;
-            let broker_exe = match &o.broker_exe {
-                Some(path) => path.clone(),
-                None => exe("mqbroker")?,
-            };
-            Ok(ChildNode::start(
-                name,
-                broker_exe,
-                vec!["-c".into(), conf.display().to_string()],
-                h,
-                listen,
-                o.start_timeout_ms,
-            )?)
-        };
+             haListenPort={ha_port}\nnamesrvAddr={namesrv_addr}\nstorePathRootDir={}\n\
+             mappedFileSizeCommitLog={}\n",
+            h.join("store").display(),
+            o.commit_log_file_bytes
+        );
+        if role == "SLAVE" {
+            text.push_str(&format!("haMasterAddress=127.0.0.1:{master_ha_port}\n"));
+        }
+        write_file(&conf, &text)?;
+        Ok::<_, HarnessError>(ChildNode::start(
+            &name,
+            broker_exe.clone(),
+            vec!["-c".into(), conf.display().to_string()],
+            h,
+            listen,
+            o.start_timeout_ms,
+        )?)
+    };
     let master_role = match o.replication {
         Replication::Sync => "SYNC_MASTER",
         Replication::Async | Replication::None => "ASYNC_MASTER",
     };
-    let master = broker("master", 0, master_role, master_ha_port)?;
-    let slave = match o.replication {
-        Replication::None => None,
-        Replication::Sync | Replication::Async => Some(broker("slave", 1, "SLAVE", port()?)?),
-    };
+    let mut groups = Vec::new();
+    for g in 0..o.groups {
+        let name = broker_name(g);
+        let master_ha_port = port()?;
+        let master = broker(&name, 0, master_role, master_ha_port)?;
+        let slave = match o.replication {
+            Replication::None => None,
+            Replication::Sync | Replication::Async => {
+                Some(broker(&name, 1, "SLAVE", master_ha_port)?)
+            }
+        };
+        groups.push(Group { master, slave });
+    }
     Ok(Cluster {
         _namesrv: namesrv,
         namesrv_addr,
-        master,
-        slave,
+        groups,
     })
 }
 
@@ -240,11 +271,16 @@ fn run_in(
     dir: &Path,
     progress: &mut dyn FnMut(&str),
 ) -> Result<Outcome, HarnessError> {
+    if !(1..=MAX_GROUPS).contains(&o.groups) {
+        return Err(HarnessError::Groups { groups: o.groups });
+    }
     let steps = o.schedule();
     let mut cluster = start_cluster(o, dir)?;
     let sink = clients::Sink::default();
     let mut log = Vec::new();
     let mut faults: Vec<Entry> = Vec::new();
+    // (group, from, to): each time a group's master was down.
+    let mut master_down: Vec<(u32, u64, u64)> = Vec::new();
     let namesrv_addrs = vec![cluster.namesrv_addr.clone()];
     let start_ms = now_ms();
     let mut producers: Vec<Hosted> = Vec::new();
@@ -278,15 +314,21 @@ fn run_in(
             .map_err(io_error(format!("starting producer {i}")))?,
         );
     }
-    // The first sends create the topic (autoCreateTopicEnable); consumers started
-    // before it exists would find it only at their next route poll (30 s).
+    // The first sends create the topic on each group (autoCreateTopicEnable);
+    // consumers started before every group has it would find the rest only at their
+    // next route poll (30 s).
     let routed = Instant::now();
-    while !sink
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .iter()
-        .any(|e| matches!(e, Entry::SendOk { .. }))
-    {
+    let names: Vec<String> = (0..o.groups).map(broker_name).collect();
+    loop {
+        let acked_by = |name: &String| {
+            sink.lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .iter()
+                .any(|e| matches!(e, Entry::SendOk { broker, .. } if broker == name))
+        };
+        if names.iter().all(acked_by) {
+            break;
+        }
         if routed.elapsed() > Duration::from_millis(o.start_timeout_ms) {
             return Err(HarnessError::NoTopic {
                 timeout_ms: o.start_timeout_ms,
@@ -324,11 +366,11 @@ fn run_in(
         let line = format!("step {}/{}: {step}", n + 1, steps.len());
         progress(&line);
         log.push(line);
-        let (node, id) = match step.target {
-            Target::Slave if cluster.slave.is_some() => {
-                (cluster.slave.as_mut().expect("checked"), SLAVE_NODE)
-            }
-            _ => (&mut cluster.master, MASTER_NODE),
+        let g = step.group.min(o.groups - 1);
+        let group = &mut cluster.groups[g as usize];
+        let (node, id) = match (step.target, group.slave.as_mut()) {
+            (Target::Slave, Some(slave)) => (slave, slave_node(g)),
+            _ => (&mut group.master, master_node(g)),
         };
         let fault = |kind, detail: String| Entry::Fault {
             at_ms: now_ms(),
@@ -338,6 +380,7 @@ fn run_in(
         };
         match step.action {
             Action::Kill { down_ms } => {
+                let down_from_ms = now_ms();
                 faults.push(fault(
                     FaultKind::ProcessCrash,
                     format!("kill -9 {}", node.name),
@@ -346,8 +389,12 @@ fn run_in(
                 std::thread::sleep(Duration::from_millis(down_ms));
                 node.spawn(o.start_timeout_ms)?;
                 faults.push(fault(FaultKind::Restart, format!("restart {}", node.name)));
+                if id == master_node(g) {
+                    master_down.push((g, down_from_ms, now_ms()));
+                }
             }
             Action::Terminate { down_ms } => {
+                let down_from_ms = now_ms();
                 // A clean restart, as the simulator records one: from the stop on.
                 faults.push(fault(
                     FaultKind::Restart,
@@ -356,6 +403,9 @@ fn run_in(
                 node.terminate(o.start_timeout_ms)?;
                 std::thread::sleep(Duration::from_millis(down_ms));
                 node.spawn(o.start_timeout_ms)?;
+                if id == master_node(g) {
+                    master_down.push((g, down_from_ms, now_ms()));
+                }
             }
             Action::Pause { paused_ms } => {
                 // A frozen process loses nothing: to the rules it is a link cut both
@@ -403,11 +453,31 @@ fn run_in(
     drop(cluster);
     let history = assemble(o, faults, sink, consumer_ids, heal_at_ms, end_ms);
     let report = rmq_sim::check::check(&history);
+    let served_while_master_down = (0..o.groups)
+        .map(|g| {
+            let name = broker_name(g);
+            let served = history
+                .entries
+                .iter()
+                .filter(|e| match e {
+                    Entry::Deliver { at_ms, broker, .. } => {
+                        *broker == name
+                            && master_down
+                                .iter()
+                                .any(|&(dg, from, to)| dg == g && (from..to).contains(at_ms))
+                    }
+                    _ => false,
+                })
+                .count() as u64;
+            (name, served)
+        })
+        .collect();
     Ok(Outcome {
         history,
         report,
         log,
         not_caught_up,
+        served_while_master_down,
     })
 }
 
@@ -427,13 +497,15 @@ fn assemble(
     let meta = Entry::Meta {
         scenario: "mqchaos".into(),
         seed: o.seed,
-        brokers: vec![BrokerGroupMeta {
-            broker_name: BROKER_NAME.into(),
-            master_node: MASTER_NODE,
-            slave_node: (o.replication != Replication::None).then_some(SLAVE_NODE),
-            flush: o.flush,
-            replication: o.replication,
-        }],
+        brokers: (0..o.groups)
+            .map(|g| BrokerGroupMeta {
+                broker_name: broker_name(g),
+                master_node: master_node(g),
+                slave_node: (o.replication != Replication::None).then_some(slave_node(g)),
+                flush: o.flush,
+                replication: o.replication,
+            })
+            .collect(),
         groups: vec![GroupMeta {
             group: GROUP.into(),
             topic: TOPIC.into(),

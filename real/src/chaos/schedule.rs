@@ -24,10 +24,12 @@ pub enum Action {
     Terminate { down_ms: u64 },
 }
 
-/// One fault: after `load_ms` more of load, `action` on `target`.
+/// One fault: after `load_ms` more of load, `action` on `target` of broker group
+/// `group` (0: broker-a).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Step {
     pub load_ms: u64,
+    pub group: u32,
     pub target: Target,
     pub action: Action,
 }
@@ -40,12 +42,17 @@ pub struct Mix {
     pub terminates: u32,
     /// Whether there is a slave to strike (a fifth of the steps, when there is).
     pub slave: bool,
+    /// Broker groups to strike, each step one drawn uniformly.
+    pub groups: u32,
+    /// The longest a killed or stopped broker stays down before its restart, ms (at
+    /// least [`MIN_DOWN_MS`]); long enough, and a group's slave serves its reads.
+    pub max_down_ms: u64,
 }
 
 /// Load before each fault, ms (uniform).
 const LOAD_MS: [u64; 2] = [1_000, 3_000];
-/// A killed or stopped broker stays down this long before its restart, ms.
-const DOWN_MS: [u64; 2] = [100, 1_500];
+/// A killed or stopped broker stays down at least this long before its restart, ms.
+pub const MIN_DOWN_MS: u64 = 100;
 /// A paused broker stays stopped this long, ms.
 const PAUSED_MS: [u64; 2] = [500, 3_000];
 
@@ -62,19 +69,21 @@ pub fn schedule(seed: u64, mix: Mix) -> Vec<Step> {
         kinds.swap(i, j);
     }
     let mut uniform = |[lo, hi]: [u64; 2]| rng.random_range(lo..=hi);
+    let down_ms = [MIN_DOWN_MS, mix.max_down_ms.max(MIN_DOWN_MS)];
+    let last_group = u64::from(mix.groups.max(1) - 1);
     kinds
         .into_iter()
         .map(|kind| {
             let load_ms = uniform(LOAD_MS);
             let action = match kind {
                 0 => Action::Kill {
-                    down_ms: uniform(DOWN_MS),
+                    down_ms: uniform(down_ms),
                 },
                 1 => Action::Pause {
                     paused_ms: uniform(PAUSED_MS),
                 },
                 _ => Action::Terminate {
-                    down_ms: uniform(DOWN_MS),
+                    down_ms: uniform(down_ms),
                 },
             };
             let target = if mix.slave && uniform([0, 4]) == 0 {
@@ -82,8 +91,10 @@ pub fn schedule(seed: u64, mix: Mix) -> Vec<Step> {
             } else {
                 Target::Master
             };
+            let group = uniform([0, last_group]) as u32;
             Step {
                 load_ms,
+                group,
                 target,
                 action,
             }
@@ -91,12 +102,19 @@ pub fn schedule(seed: u64, mix: Mix) -> Vec<Step> {
         .collect()
 }
 
+/// Broker group `g`'s name: broker-a, broker-b, ...
+pub fn broker_name(g: u32) -> String {
+    let letter = char::from(b'a' + (g % 26) as u8);
+    format!("broker-{letter}")
+}
+
 impl fmt::Display for Step {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let target = match self.target {
+        let role = match self.target {
             Target::Master => "master",
             Target::Slave => "slave",
         };
+        let target = format!("{role} of {}", broker_name(self.group));
         write!(f, "after {} ms of load: ", self.load_ms)?;
         match self.action {
             Action::Kill { down_ms } => {
@@ -123,6 +141,8 @@ mod tests {
             pauses: 2,
             terminates: 1,
             slave: true,
+            groups: 2,
+            max_down_ms: 1_500,
         };
         let steps = schedule(7, mix);
         assert_eq!(steps, schedule(7, mix));
