@@ -241,11 +241,24 @@ impl Broker {
                     return;
                 };
                 let disk = ctx.disk();
+                let unlimited = limit >= store.written_offset();
                 self.holds
                     .by_queue
                     .iter()
                     .filter(|((topic, queue_id), held)| {
-                        let max = store.max_queue_offset_at(disk, topic, *queue_id, limit);
+                        let Some(queue) = store.queue(topic, *queue_id) else {
+                            return held.iter().any(|h| h.is_ready(0, now_ms));
+                        };
+                        // The queue's end bounds what the limit lets through, and
+                        // readiness only grows with it: a queue with nothing ready
+                        // against its end (the common case) needs no search for the
+                        // limit's queue offset.
+                        let end = queue.max_offset();
+                        let ready_at_end = held.iter().any(|h| h.is_ready(end, now_ms));
+                        if unlimited || !ready_at_end {
+                            return ready_at_end;
+                        }
+                        let max = queue.first_beyond(disk, limit);
                         held.iter().any(|h| h.is_ready(max, now_ms))
                     })
                     .map(|(key, _)| key.clone())
