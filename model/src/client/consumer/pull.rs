@@ -9,7 +9,7 @@ use crate::protocol::{
 };
 use crate::store::record::{self, CrcCheck, Slot};
 
-use super::{Call, PushConsumer};
+use super::{owned_in, Call, PushConsumer};
 
 impl PushConsumer {
     pub(super) fn pull(&mut self, ctx: &mut dyn Ctx<Message>, mq: &MessageQueue) {
@@ -223,12 +223,11 @@ impl PushConsumer {
         out: &mut Vec<ClientEvent>,
     ) {
         if self.clustering() {
-            let owned = self.owned_queues();
             out.extend(self.offsets.commit_to_broker(
                 ctx,
                 &mut self.rpc,
                 self.route.as_ref(),
-                &owned,
+                owned_in(&self.queues),
                 true,
             ));
         } else {
