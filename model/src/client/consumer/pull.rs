@@ -23,8 +23,7 @@ impl PushConsumer {
         let target = self
             .route
             .as_ref()
-            .and_then(|r| subscribe_addr(r, &mq.broker_name, q.pull_from_slave))
-            .map(|(a, slave)| (a.to_string(), slave));
+            .and_then(|r| subscribe_addr(r, &mq.broker_name, q.pull_from_slave));
         let Some((addr, is_slave)) = target else {
             return self.schedule_retry(ctx, mq);
         };
@@ -60,7 +59,7 @@ impl PushConsumer {
         };
         if self
             .rpc
-            .call(ctx, &addr, request, self.cfg.pull_rpc_timeout_ms, call)
+            .call(ctx, addr, request, self.cfg.pull_rpc_timeout_ms, call)
             .is_err()
         {
             self.schedule_retry(ctx, mq);
