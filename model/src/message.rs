@@ -20,6 +20,10 @@ pub const PROPERTY_RETRY_TOPIC: &str = "RETRY_TOPIC";
 pub const PROPERTY_ORIGIN_MESSAGE_ID: &str = "ORIGIN_MESSAGE_ID";
 /// `MixAll.RETRY_GROUP_TOPIC_PREFIX`.
 pub const RETRY_GROUP_TOPIC_PREFIX: &str = "%RETRY%";
+/// A retried message's first delay level is this plus its reconsume times (10 s with
+/// RocketMQ's default levels): the broker's hand-back and the client's own retry-topic
+/// send both set it, so it lives with the message's other constants.
+pub const RETRY_DELAY_LEVEL_BASE: i32 = 3;
 /// `MixAll.DLQ_GROUP_TOPIC_PREFIX`.
 pub const DLQ_GROUP_TOPIC_PREFIX: &str = "%DLQ%";
 

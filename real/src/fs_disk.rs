@@ -117,6 +117,9 @@ pub struct FsDisk {
     mapped: MappedFiles,
     next_ticket: u64,
     syncs: Syncs,
+    /// The planted durability bug (`planted_write_behind.rs`), in its builds only.
+    #[cfg(feature = "planted-bugs")]
+    write_behind: crate::planted_write_behind::WriteBehind,
 }
 
 impl FsDisk {
@@ -158,6 +161,8 @@ impl FsDisk {
             mapped: MappedFiles::default(),
             next_ticket: 0,
             syncs,
+            #[cfg(feature = "planted-bugs")]
+            write_behind: Default::default(),
         })
     }
 
@@ -340,6 +345,56 @@ fn insert_bounded(handles: &mut BTreeMap<String, File>, path: &str, file: File) 
     debug_assert!(handles.len() <= MAX_OPEN_FILES);
 }
 
+impl FsDisk {
+    /// What the file holds (the store's read, before any planted overlay).
+    fn read_file(&self, path: &str, offset: u64, len: usize) -> Result<Cow<'_, [u8]>, DiskError> {
+        if let Some(bytes) = self.mapped.read(path, offset, len) {
+            return Ok(Cow::Borrowed(bytes));
+        }
+        // Not mapped yet, or past the mapping: measure the file, then map it again.
+        let (file_len, bytes) = self.with_handle(path, |f| {
+            let file_len = f.metadata()?.len();
+            match offset.checked_add(len as u64) {
+                Some(end) if end <= file_len => {}
+                _ => return Ok((file_len, None)),
+            }
+            if len == 0 {
+                return Ok((file_len, Some(Cow::Borrowed(&[][..]))));
+            }
+            if let Some(bytes) = self.mapped.map_and_read(path, f, file_len, offset, len) {
+                return Ok((file_len, Some(Cow::Borrowed(bytes))));
+            }
+            // Both mapping bounds reached (or mapping failed): copy instead.
+            let mut buf = vec![0u8; len];
+            match f.read_exact_at(&mut buf, offset) {
+                Ok(()) => Ok((file_len, Some(Cow::Owned(buf)))),
+                // Cut by another process between the length check and the read.
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok((file_len, None)),
+                Err(e) => Err(e),
+            }
+        })?;
+        bytes.ok_or_else(|| DiskError::PastEnd {
+            path: path.to_string(),
+            offset,
+            len: len as u64,
+            file_len,
+        })
+    }
+
+    fn write_file(&mut self, path: &str, offset: u64, data: &[u8]) -> Result<(), DiskError> {
+        // A write only grows a file, so the mappings stay valid and see it at once.
+        self.mapped.release_retired();
+        self.with_handle(path, |f| {
+            // An empty write past the end still grows the file to `offset`, as in the
+            // model (`pwrite` of nothing would leave the length alone).
+            if data.is_empty() && f.metadata()?.len() < offset {
+                return f.set_len(offset);
+            }
+            f.write_all_at(data, offset)
+        })
+    }
+}
+
 impl Disk for FsDisk {
     fn create(&mut self, path: &str) -> Result<(), DiskError> {
         let real = self.file_path(path)?;
@@ -380,50 +435,19 @@ impl Disk for FsDisk {
     }
 
     fn read(&self, path: &str, offset: u64, len: usize) -> Result<Cow<'_, [u8]>, DiskError> {
-        if let Some(bytes) = self.mapped.read(path, offset, len) {
-            return Ok(Cow::Borrowed(bytes));
-        }
-        // Not mapped yet, or past the mapping: measure the file, then map it again.
-        let (file_len, bytes) = self.with_handle(path, |f| {
-            let file_len = f.metadata()?.len();
-            match offset.checked_add(len as u64) {
-                Some(end) if end <= file_len => {}
-                _ => return Ok((file_len, None)),
-            }
-            if len == 0 {
-                return Ok((file_len, Some(Cow::Borrowed(&[][..]))));
-            }
-            if let Some(bytes) = self.mapped.map_and_read(path, f, file_len, offset, len) {
-                return Ok((file_len, Some(Cow::Borrowed(bytes))));
-            }
-            // Both mapping bounds reached (or mapping failed): copy instead.
-            let mut buf = vec![0u8; len];
-            match f.read_exact_at(&mut buf, offset) {
-                Ok(()) => Ok((file_len, Some(Cow::Owned(buf)))),
-                // Cut by another process between the length check and the read.
-                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok((file_len, None)),
-                Err(e) => Err(e),
-            }
-        })?;
-        bytes.ok_or_else(|| DiskError::PastEnd {
-            path: path.to_string(),
-            offset,
-            len: len as u64,
-            file_len,
-        })
+        let bytes = self.read_file(path, offset, len)?;
+        #[cfg(feature = "planted-bugs")]
+        let bytes = self.write_behind.overlay(path, offset, bytes);
+        Ok(bytes)
     }
 
     fn write(&mut self, path: &str, offset: u64, data: &[u8]) -> Result<(), DiskError> {
-        // A write only grows a file, so the mappings stay valid and see it at once.
-        self.mapped.release_retired();
-        self.with_handle(path, |f| {
-            // An empty write past the end still grows the file to `offset`, as in the
-            // model (`pwrite` of nothing would leave the length alone).
-            if data.is_empty() && f.metadata()?.len() < offset {
-                return f.set_len(offset);
-            }
-            f.write_all_at(data, offset)
-        })
+        #[cfg(feature = "planted-bugs")]
+        if crate::planted_write_behind::WriteBehind::holds(path) && !data.is_empty() {
+            self.write_behind.hold(path, offset, data);
+            return Ok(());
+        }
+        self.write_file(path, offset, data)
     }
 
     fn delete(&mut self, path: &str) -> Result<(), DiskError> {
@@ -503,6 +527,10 @@ impl Disk for FsDisk {
         self.mapped.release_retired();
         let job = match target {
             SyncTarget::File(path) => {
+                #[cfg(feature = "planted-bugs")]
+                for (offset, data) in self.write_behind.take(path) {
+                    self.write_file(path, offset, &data)?;
+                }
                 // Opening is the request (a missing file is refused at once, as on every
                 // disk); the fsync's own outcome is the completion. The clone shares
                 // the open file, so its fsync covers every write made through the cache.

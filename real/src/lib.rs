@@ -14,14 +14,19 @@
 //! - [`runtime`]: one model node hosted on tokio — connections, timers, the wall clock,
 //!   the disk's sync completions — as the simulator hosts it on virtual time.
 //! - [`process`]: what the binaries share: logging, signals, hosting nodes on threads.
+//! - [`chaos`]: `mqchaos`, real mqnamesrv/mqbroker processes under seeded kills and
+//!   pauses with the simulator's workload, judged by the simulator's checker.
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 pub mod admin;
+pub mod chaos;
 pub mod config;
 pub mod fs_disk;
 mod fs_sync;
 pub mod ha;
 mod mapped_file;
+#[cfg(feature = "planted-bugs")]
+mod planted_write_behind;
 pub mod process;
 pub mod remoting;
 pub mod runtime;

@@ -150,6 +150,23 @@ pub async fn termination() {
     }
 }
 
+/// Pending connections a listener holds (RocketMQ's server backlog is 1024).
+const LISTEN_BACKLOG: u32 = 1024;
+
+/// A socket bound to `addr` with SO_REUSEADDR (as std's listeners and RocketMQ's
+/// server set it, so a restart binds while old connections linger in TIME_WAIT), not
+/// yet listening.
+fn bind_socket(addr: std::net::SocketAddr) -> io::Result<tokio::net::TcpSocket> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    Ok(socket)
+}
+
 /// Runs `node` as this process: listens at `listen` (and, for a broker, its HA port at
 /// `ha_listen`), advertises `advertised_addr`, stops cleanly on SIGTERM/SIGINT. Returns
 /// the process's exit code.
@@ -171,28 +188,40 @@ pub fn run_process(
         }
     };
     runtime.block_on(async move {
-        let listener = match tokio::net::TcpListener::bind(listen).await {
-            Ok(l) => l,
+        // Bound now, so a taken port fails before a long recovery; listening only once
+        // the node is built (recovered), as RocketMQ starts its remoting server after
+        // loading the store: until then a client's connect is refused rather than
+        // accepted and left unanswered.
+        let socket = match bind_socket(listen) {
+            Ok(s) => s,
             Err(e) => {
                 tracing::error!(%listen, error = %e, "cannot listen");
                 return std::process::ExitCode::FAILURE;
             }
         };
-        let ha = match ha_listen {
-            Some(ha_listen) => match tokio::net::TcpListener::bind(ha_listen).await {
-                Ok(l) => {
-                    tracing::info!(%ha_listen, "listening for slaves (HA)");
-                    Some(l)
-                }
-                Err(e) => {
-                    tracing::error!(%ha_listen, error = %e, "cannot listen on the HA port");
-                    return std::process::ExitCode::FAILURE;
-                }
-            },
+        let ha_socket = match ha_listen.map(|a| (a, bind_socket(a))) {
+            Some((_, Ok(s))) => Some(s),
+            Some((ha_listen, Err(e))) => {
+                tracing::error!(%ha_listen, error = %e, "cannot listen on the HA port");
+                return std::process::ExitCode::FAILURE;
+            }
             None => None,
         };
-        tracing::info!(%listen, advertised = %advertised_addr, "listening");
         let node = build(&mut disk);
+        let (listener, ha) = match (
+            socket.listen(LISTEN_BACKLOG),
+            ha_socket.map(|s| s.listen(LISTEN_BACKLOG)).transpose(),
+        ) {
+            (Ok(l), Ok(ha)) => (l, ha),
+            (Err(e), _) | (_, Err(e)) => {
+                tracing::error!(%listen, error = %e, "cannot listen");
+                return std::process::ExitCode::FAILURE;
+            }
+        };
+        if let Some(ha_listen) = ha_listen {
+            tracing::info!(%ha_listen, "listening for slaves (HA)");
+        }
+        tracing::info!(%listen, advertised = %advertised_addr, "listening");
         match host(
             node,
             disk,

@@ -2460,6 +2460,41 @@ fn corrupt_names_each_field_that_differs() {
     }
 }
 
+/// A producer that could not know its born host (a real client's ephemeral port, read
+/// by the broker off the connection) records 0: the host is then not compared, and
+/// every other field still is.
+#[test]
+fn corrupt_skips_a_born_host_the_producer_did_not_know_and_nothing_else() {
+    let unknown_host = |b: &mut B| {
+        for e in &mut b.h.entries {
+            if let Entry::SendInvoke {
+                fields: Some(f), ..
+            } = e
+            {
+                f.born_host_crc = 0;
+            }
+        }
+    };
+    let mut b = four_delivered();
+    unknown_host(&mut b);
+    tamper_delivery(&mut b, 1, |f| f.born_host_crc ^= 0x55);
+    passes(&b);
+    // The evidence missing (the producer did record a host): the rule fires.
+    let mut b = four_delivered();
+    tamper_delivery(&mut b, 1, |f| f.born_host_crc ^= 0x55);
+    fails_with(&b, Rule::Corrupt);
+    // With the host unknown, a changed born timestamp is still caught.
+    let mut b = four_delivered();
+    unknown_host(&mut b);
+    tamper_delivery(&mut b, 2, |f| f.born_ms += 1);
+    let r = fails_with(&b, Rule::Corrupt);
+    assert!(
+        r.violations.iter().all(|v| !v.detail.contains("born host")),
+        "{}",
+        all(&r)
+    );
+}
+
 #[test]
 fn corrupt_fields_are_not_compared_when_a_side_did_not_record_them() {
     let mut b = four_delivered();

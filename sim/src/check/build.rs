@@ -31,8 +31,8 @@ use super::queue_log::{Holder, QueueLog};
 use super::retry::Retry;
 use super::subscription::TagExpr;
 use super::tables::{
-    id_digest, sent_fields_digest, Cmt, CommitMark, Dlv, Dup, GroupInfo, Index, Msg, NodeMap,
-    QueueKey, Span, NONE, RETRY_PREFIX, SCHEDULE_TOPIC,
+    fields_digest_without_host, id_digest, sent_fields_digest, Cmt, CommitMark, Dlv, Dup,
+    GroupInfo, Index, Msg, NodeMap, QueueKey, Span, NONE, RETRY_PREFIX, SCHEDULE_TOPIC,
 };
 use crate::hasher::{FastMap, WidMap};
 
@@ -557,6 +557,8 @@ impl<'h> Builder<'h> {
                 }
                 self.ix.msgs[m].delay_level = *delay_level;
                 self.ix.msgs[m].fields = fields.as_ref().map_or(0, sent_fields_digest);
+                self.ix.msgs[m].born_host_unknown =
+                    fields.as_ref().is_some_and(|f| f.born_host_crc == 0);
                 let topic = self.ix.topics.intern(topic);
                 let tags = self.ix.tags.intern(tags.as_deref());
                 let msg = &mut self.ix.msgs[m];
@@ -742,7 +744,13 @@ impl<'h> Builder<'h> {
                         retry,
                         *reconsume_times,
                     ),
-                    fields: fields.as_ref().map_or(0, sent_fields_digest),
+                    fields: match fields {
+                        Some(f) if msg != NONE && self.ix.msgs[msg as usize].born_host_unknown => {
+                            fields_digest_without_host(f)
+                        }
+                        Some(f) => sent_fields_digest(f),
+                        None => 0,
+                    },
                     tags_taken,
                     msg_id: dlv_id,
                 };

@@ -25,7 +25,7 @@
 //! position and id, and the first delivery that disagrees with them) and judged at
 //! the end against the `SendOk`, if any — so memory stays proportional to messages.
 
-use super::tables::{Dlv, Index, Msg, NONE};
+use super::tables::{fields_digest_without_host, Dlv, Index, Msg, NONE};
 use super::{Rule, Sink};
 use crate::hasher::FastMap;
 use crate::history::{Entry, MessageFields};
@@ -180,7 +180,16 @@ impl Corrupt {
             if !m.invoked() {
                 continue; // never sent: phantom's
             }
-            let diffs = Diffs::of(d, m);
+            let mut diffs = Diffs::of(d, m);
+            if diffs.fields && m.born_host_unknown {
+                // A delivery met before its send was digested with its born host.
+                if let Entry::Deliver {
+                    fields: Some(f), ..
+                } = &ix.entries[d.entry as usize]
+                {
+                    diffs.fields = fields_digest_without_host(f) != m.fields;
+                }
+            }
             if diffs.any() {
                 all.push((d.at_ms, d.entry, Finding::Fields(d, diffs)));
             }
@@ -317,7 +326,8 @@ fn fields_named(sent: &MessageFields, got: &MessageFields) -> Vec<String> {
             got.born_ms, sent.born_ms
         ));
     }
-    if got.born_host_crc != sent.born_host_crc {
+    // 0: the producer did not know its born host (see `Msg::born_host_unknown`).
+    if got.born_host_crc != sent.born_host_crc && sent.born_host_crc != 0 {
         out.push(format!(
             "born host (crc {:#010x}) other than sent (crc {:#010x})",
             got.born_host_crc, sent.born_host_crc

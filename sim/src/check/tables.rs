@@ -122,6 +122,10 @@ pub(crate) struct Msg {
     pub msg_id: u64,
     /// The `SendInvoke`'s delay level (0: delivered at once).
     pub delay_level: u32,
+    /// The producer recorded no born host (`born_host_crc` 0): the broker reads it off
+    /// the connection, and a real client's port is ephemeral. Deliveries of the
+    /// message are then compared without theirs.
+    pub born_host_unknown: bool,
 }
 
 impl Msg {
@@ -146,6 +150,7 @@ impl Msg {
             fields: 0,
             msg_id: 0,
             delay_level: 0,
+            born_host_unknown: false,
         }
     }
     pub(crate) fn invoked(&self) -> bool {
@@ -211,9 +216,21 @@ pub(crate) struct Dlv {
 /// equal digests; a collision would hide a difference with probability 2^-63.
 #[inline]
 pub(crate) fn sent_fields_digest(f: &MessageFields) -> u64 {
+    fields_digest(f, f.born_host_crc)
+}
+
+/// [`sent_fields_digest`] of a delivery of a message whose producer recorded no born
+/// host: the delivery's own born host left out as well.
+#[inline]
+pub(crate) fn fields_digest_without_host(f: &MessageFields) -> u64 {
+    fields_digest(f, 0)
+}
+
+#[inline]
+fn fields_digest(f: &MessageFields, born_host_crc: u32) -> u64 {
     use std::hash::{Hash, Hasher};
     let mut h = MixHasher::default();
-    (f.keys_crc, f.props_crc, f.born_ms, f.born_host_crc).hash(&mut h);
+    (f.keys_crc, f.props_crc, f.born_ms, born_host_crc).hash(&mut h);
     h.finish() | 1
 }
 

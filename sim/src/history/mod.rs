@@ -7,13 +7,16 @@
 //! its properties, so every delivery maps to exactly one send.
 //!
 //! Here: the entries. `meta.rs` holds the run's `meta` entry (cluster shape and declared
-//! promises); `file.rs` writes and reads the JSON lines.
+//! promises); `file.rs` writes and reads the JSON lines; [`workload`] holds the client
+//! nodes that write it (the simulator's runs and the real chaos harness host the same
+//! ones).
 
 use rmq_model::message::{is_system_property, NAME_VALUE_SEPARATOR, PROPERTY_SEPARATOR};
 use serde::{Deserialize, Serialize};
 
 mod file;
 mod meta;
+pub mod workload;
 
 pub use file::{HistoryError, MAX_TIME_OR_OFFSET, OPS, TIME_DISORDER_TOLERANCE_MS};
 pub use meta::{

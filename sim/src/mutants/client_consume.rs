@@ -17,7 +17,7 @@ use super::tamper::{consumer_config, found_pull, record_spans, tamper_consumers,
 use super::{Component, Mutant};
 use crate::check::Rule;
 use crate::cluster::runner::Nodes;
-use crate::cluster::workload::ConsumerHost;
+use crate::history::workload::ConsumerHost;
 
 pub(super) fn mutants() -> Vec<Mutant> {
     vec![

@@ -23,7 +23,7 @@ use rmq_model::store::record::{parse, CrcCheck, Host, NewRecord, RecordView, Slo
 use rmq_model::store::Disk;
 
 use crate::cluster::runner::Nodes;
-use crate::cluster::workload::{ConsumerHost, ProducerHost};
+use crate::history::workload::{ConsumerHost, ProducerHost};
 
 /// What a mutant does at its node's boundary. Every hook defaults to passing through.
 pub trait Tamper: 'static {

@@ -21,12 +21,11 @@
 //! reading it; and it goes to the message's own broker group, where RocketMQ's
 //! internal producer picks any queue of the retry topic's route.
 
-use crate::broker::RETRY_DELAY_LEVEL_BASE;
 use crate::client::producer::DEFAULT_TOPIC;
 use crate::client::{timer_kind, ClientEvent, DeliveredMessage, MessageQueue, RpcOutcome};
 use crate::message::{
     encode_properties, properties, property, retry_topic, PROPERTY_ORIGIN_MESSAGE_ID,
-    PROPERTY_RETRY_TOPIC,
+    PROPERTY_RETRY_TOPIC, RETRY_DELAY_LEVEL_BASE,
 };
 use crate::node::{Ctx, TimerId};
 use crate::protocol::{ConsumerSendMsgBack, Message, Request, Response, SendMessage};

@@ -328,6 +328,12 @@ impl Producer {
         ));
     }
 
+    /// The born timestamp the producer stamped on send `id` (its clock when the send
+    /// began), while the send is in flight.
+    pub fn born_timestamp_ms(&self, id: SendId) -> Option<u64> {
+        self.sends.get(&id).map(|s| s.born_timestamp_ms)
+    }
+
     /// Starts sending `msg`; its outcome comes out of [`Producer::handle`] as a
     /// [`ClientEvent::SendResult`] with the returned id.
     pub fn send(&mut self, ctx: &mut dyn Ctx<Message>, msg: OutgoingMessage) -> SendId {

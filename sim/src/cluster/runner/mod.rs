@@ -29,14 +29,14 @@ use rmq_model::store::{Disk, StoreConfig};
 use serde::Serialize;
 
 use crate::check::{self, Report};
-use crate::cluster::listener::ListenerPlan;
 use crate::cluster::net::NetConfig;
 use crate::cluster::scenario::{ModelSpec, Scenario, CONSUMERS_START_MS, WARMUP_MS};
 use crate::cluster::swarm::{self, SwarmChoices};
-use crate::cluster::workload::{
+use crate::cluster::world::{sim_addr, Fault, World};
+use crate::history::workload::listener::ListenerPlan;
+use crate::history::workload::{
     ConsumerHost, ConsumerPlan, ProducerHost, ProducerPlan, Recorder, SharedRecorder,
 };
-use crate::cluster::world::{sim_addr, Fault, World};
 use crate::history::{BrokerGroupMeta, Entry, FlushMode, GroupMeta, History, Promise, Replication};
 
 mod fault_plan;

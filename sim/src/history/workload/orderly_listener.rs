@@ -17,7 +17,7 @@ use rmq_model::message::property;
 use rmq_model::node::{Ctx, TimerId};
 use rmq_model::protocol::Message;
 
-use crate::cluster::listener::ListenerPlan;
+use super::listener::ListenerPlan;
 use crate::history::WID_PROPERTY;
 
 /// The host timer kind of a listener call's end.

@@ -6,7 +6,13 @@
 //! through the queue selector, one send per key at a time (a key's next send only after
 //! the previous one's outcome), so each key's acknowledged messages have a send order; a consumer host records every delivery, ownership
 //! change and offset commit. Both draw their randomness from `Ctx` and their workload
-//! ids from the shared history, so a restart never reuses an id.
+//! ids from the shared history, so a restart never reuses an id. [`listener`] is the
+//! concurrent listener that fails or hangs on a seeded share of messages,
+//! [`orderly_listener`] an orderly group's.
+//!
+//! They are plain nodes on `Ctx`: the simulator's runner hosts them in its world, and
+//! the real runtime's chaos harness (`rmq_real::chaos`) on real sockets, one recorder
+//! per client thread.
 
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, BTreeSet};
@@ -24,8 +30,11 @@ use rmq_model::node::{Ctx, Input, Node};
 use rmq_model::protocol::{response_code, Message};
 use rmq_model::store::record::Host;
 
-use super::orderly_listener::{self, OrderlyCalls, WorkloadOrderlyListener};
-use crate::cluster::listener::{self, FailingListener, HungCalls, ListenerPlan};
+pub mod listener;
+pub mod orderly_listener;
+
+use self::listener::{FailingListener, HungCalls, ListenerPlan};
+use self::orderly_listener::{OrderlyCalls, WorkloadOrderlyListener};
 use crate::history::{
     user_properties_crc, ConsumeOutcome, Entry, History, MessageFields, SendStatus, WID_PROPERTY,
 };
@@ -40,6 +49,15 @@ pub struct Recorder {
 }
 
 impl Recorder {
+    /// A recorder whose first workload id is `first_wid`: clients that do not share one
+    /// recorder (the real harness's, one per thread) take disjoint ranges.
+    pub fn with_first_wid(first_wid: u64) -> Recorder {
+        Recorder {
+            next_wid: first_wid.saturating_sub(1),
+            ..Recorder::default()
+        }
+    }
+
     fn now_ms(&self) -> u64 {
         self.clock.get()
     }
@@ -187,6 +205,21 @@ impl ProducerHost {
                 .send_selected(ctx, msg, MessageQueueSelector::by_hash(k)),
             None => self.producer.send(ctx, msg),
         };
+        // On a real clock time moves between the reading above and the producer's
+        // own: the entry carries the timestamp the producer stamped.
+        if let Some(stamped_ms) = self.producer.born_timestamp_ms(id) {
+            let mut recorder = self.recorder.borrow_mut();
+            if let Some(Entry::SendInvoke {
+                wid: w,
+                fields: Some(f),
+                ..
+            }) = recorder.history.entries.last_mut()
+            {
+                if *w == wid {
+                    f.born_ms = stamped_ms as i64;
+                }
+            }
+        }
         if let Some(k) = key {
             self.busy_keys.insert(k);
         }

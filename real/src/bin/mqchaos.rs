@@ -1,0 +1,164 @@
+//! mqchaos: real mqnamesrv and mqbroker processes under seeded faults (`kill -9` and
+//! restart, SIGSTOP/SIGCONT, SIGTERM and restart) with the simulator's workload, the
+//! history judged by the simulator's checker. See `rmq_real::chaos`.
+//!
+//! `mqchaos --seed 7 --kills 3 --pauses 1 --flush SYNC_FLUSH --slave SYNC` prints the
+//! schedule, each step as it runs, and the verdict; it exits 0 on PASS, 1 on a
+//! violation, 2 when the harness itself could not run (it says which node and why).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use rmq_real::chaos::schedule::Mix;
+use rmq_real::chaos::{self, Options};
+use rmq_sim::history::{FlushMode, Replication};
+
+#[derive(Parser)]
+#[command(about = "Real mqnamesrv/mqbroker processes under seeded faults, judged by the checker")]
+struct Cli {
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// kill -9 / restart cycles.
+    #[arg(long, default_value_t = 3)]
+    kills: u32,
+    /// SIGSTOP / SIGCONT pauses.
+    #[arg(long, default_value_t = 1)]
+    pauses: u32,
+    /// SIGTERM / restart cycles.
+    #[arg(long, default_value_t = 0)]
+    terminates: u32,
+    /// SYNC_FLUSH or ASYNC_FLUSH.
+    #[arg(long, default_value = "SYNC_FLUSH")]
+    flush: String,
+    /// A slave, replicating SYNC or ASYNC; NONE: a master alone.
+    #[arg(long, default_value = "NONE")]
+    slave: String,
+    #[arg(long, default_value_t = 2)]
+    producers: u32,
+    #[arg(long, default_value_t = 2)]
+    consumers: u32,
+    /// After the heal, how long the consumers may take to deliver everything
+    /// acknowledged.
+    #[arg(long, default_value_t = 60_000)]
+    quiet_timeout_ms: u64,
+    /// How long a started or restarted process may take to listen.
+    #[arg(long, default_value_t = 30_000)]
+    start_timeout_ms: u64,
+    /// The brokers' mappedFileSizeCommitLog (RocketMQ's default is 1 GiB; recovery
+    /// after each kill reads the last files).
+    #[arg(long, default_value_t = 1 << 30)]
+    commit_log_file_bytes: u64,
+    /// The mqbroker to run (for example one built with `--features planted-bugs`);
+    /// by default the one next to mqchaos.
+    #[arg(long)]
+    broker_exe: Option<PathBuf>,
+    /// The run's directory (homes, stores, logs); a fresh temporary one by default.
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// Keep the run's directory (it is removed otherwise).
+    #[arg(long)]
+    keep: bool,
+    /// Write the history (JSON lines, `sim check --history` reads it).
+    #[arg(long)]
+    history: Option<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // The clients' runtime logs (RUST_LOG filters; warnings by default).
+    if std::env::var_os("RUST_LOG").is_none() {
+        std::env::set_var("RUST_LOG", "warn");
+    }
+    if let Err(e) = rmq_real::process::init_logging(None) {
+        eprintln!("mqchaos: logging: {e}");
+    }
+    let flush = match cli.flush.as_str() {
+        "SYNC_FLUSH" => FlushMode::SyncFlush,
+        "ASYNC_FLUSH" => FlushMode::AsyncFlush,
+        other => {
+            eprintln!("mqchaos: --flush {other}: SYNC_FLUSH or ASYNC_FLUSH");
+            return ExitCode::from(2);
+        }
+    };
+    let replication = match cli.slave.as_str() {
+        "NONE" => Replication::None,
+        "SYNC" => Replication::Sync,
+        "ASYNC" => Replication::Async,
+        other => {
+            eprintln!("mqchaos: --slave {other}: NONE, SYNC or ASYNC");
+            return ExitCode::from(2);
+        }
+    };
+    let options = Options {
+        seed: cli.seed,
+        mix: Mix {
+            kills: cli.kills,
+            pauses: cli.pauses,
+            terminates: cli.terminates,
+            slave: replication != Replication::None,
+        },
+        flush,
+        replication,
+        producers: cli.producers,
+        consumers: cli.consumers,
+        quiet_timeout_ms: cli.quiet_timeout_ms,
+        start_timeout_ms: cli.start_timeout_ms,
+        commit_log_file_bytes: cli.commit_log_file_bytes,
+        broker_exe: cli.broker_exe.clone(),
+        dir: cli.dir,
+        keep: cli.keep,
+    };
+    let mut again = format!(
+        "mqchaos --seed {} --kills {} --pauses {} --terminates {} --flush {} --slave {} \
+         --producers {} --consumers {} --commit-log-file-bytes {}",
+        cli.seed,
+        cli.kills,
+        cli.pauses,
+        cli.terminates,
+        cli.flush,
+        cli.slave,
+        cli.producers,
+        cli.consumers,
+        cli.commit_log_file_bytes
+    );
+    if let Some(exe) = &cli.broker_exe {
+        again.push_str(&format!(" --broker-exe {}", exe.display()));
+    }
+    println!("# {again}\n# schedule (seed {}):", cli.seed);
+    for (i, step) in options.schedule().iter().enumerate() {
+        println!("#   {}: {step}", i + 1);
+    }
+    let outcome = match chaos::run(&options, &mut |line| println!("{line}")) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("mqchaos: {e}");
+            eprintln!("mqchaos: every process it started was killed; repeat with: {again}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Some(path) = &cli.history {
+        let written =
+            std::fs::File::create(path).and_then(|mut f| outcome.history.write_jsonl(&mut f));
+        if let Err(e) = written {
+            eprintln!("mqchaos: writing {}: {e}", path.display());
+            return ExitCode::from(2);
+        }
+        println!(
+            "# history: {} ({} entries)",
+            path.display(),
+            outcome.history.entries.len()
+        );
+    }
+    if let Some(e) = &outcome.not_caught_up {
+        println!("# {e}");
+    }
+    println!("\n# verdict");
+    print!("{}", outcome.report);
+    if outcome.report.passed() && outcome.not_caught_up.is_none() {
+        ExitCode::SUCCESS
+    } else {
+        println!("# repeat with: {again}");
+        ExitCode::FAILURE
+    }
+}

@@ -1,0 +1,453 @@
+//! Chaos against real processes, judged by the simulator's checker (`mqchaos`).
+//!
+//! The harness starts a name server and one broker group (a master, and a slave when
+//! asked) as real `mqnamesrv`/`mqbroker` processes from cargo's output, each on free
+//! loopback ports with its own home and store under the run's directory. The workload
+//! is the simulator's own: its producer and consumer hosts on the real runtime
+//! ([`clients`]), writing the same history entries. The faults come from the seed
+//! ([`schedule`]): `kill -9` and restart, SIGSTOP/SIGCONT pauses, SIGTERM and restart,
+//! each recorded in the history as the simulator records its faults. After the last
+//! fault (the heal) the producers stop, the consumers get a quiet period to catch up,
+//! and the history is judged by `rmq_sim::check::check`, exactly as `sim check
+//! --history` would judge it.
+//!
+//! A killed broker keeps its page cache (the kernel's, which a `kill -9` does not
+//! touch), so under either flush mode nothing acknowledged may be lost: the history's
+//! faults are `process_crash`es, and the checker allows them nothing. Power cuts and
+//! lost disks are the simulator's (`scenarios/case4_power_cut.toml`, ...).
+//!
+//! Bad days: a broker that does not listen again within its timeout, one that exits
+//! while starting, a signal that fails — the run stops, names the node and why, and
+//! every process it started is killed by its id ([`child::ChildNode`]'s drop), and the
+//! run's directory is removed unless asked to keep it.
+
+pub mod child;
+pub mod clients;
+pub mod schedule;
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use rmq_model::client::producer::ProducerConfig;
+use rmq_model::client::{ConsumeFromWhere, ConsumerConfig};
+use rmq_model::protocol::MessageModel;
+use rmq_sim::check::Report;
+use rmq_sim::history::workload::{ConsumerHost, ConsumerPlan, ProducerHost, ProducerPlan};
+use rmq_sim::history::{
+    BrokerGroupMeta, Entry, FaultKind, FlushMode, GroupMeta, History, Promise, Replication,
+};
+
+use self::child::{free_port, sibling_exe, ChildError, ChildNode};
+use self::schedule::{Action, Mix, Step, Target};
+use crate::process::Hosted;
+
+/// The nodes' ids in the history (the name server's is 0, as in the simulator; no
+/// entry names it).
+const MASTER_NODE: u32 = 1;
+const SLAVE_NODE: u32 = 2;
+const FIRST_CLIENT_NODE: u32 = 10;
+
+const TOPIC: &str = "ChaosTopic";
+/// Load after the last fault, before the producers stop.
+const LOAD_AFTER_LAST_FAULT_MS: u64 = 3_000;
+const GROUP: &str = "chaos_consumers";
+const BROKER_NAME: &str = "broker-a";
+
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub seed: u64,
+    pub mix: Mix,
+    pub flush: FlushMode,
+    /// With a slave: `Sync` (SYNC_MASTER) or `Async` (ASYNC_MASTER); `None`: no slave.
+    pub replication: Replication,
+    pub producers: u32,
+    pub consumers: u32,
+    /// After the heal, how long the consumers may take to catch up.
+    pub quiet_timeout_ms: u64,
+    /// How long a (re)started process may take to listen.
+    pub start_timeout_ms: u64,
+    /// The brokers' `mappedFileSizeCommitLog` (RocketMQ: 1 GiB). A restart's recovery
+    /// reads the last files whole, so a smaller file makes kill cycles quicker.
+    pub commit_log_file_bytes: u64,
+    /// The mqbroker to run (another build, a planted bug's); the one next to this
+    /// executable if `None`.
+    pub broker_exe: Option<PathBuf>,
+    /// The run's directory (homes, stores, logs); a fresh one under the temp dir if
+    /// `None`. Removed at the end unless `keep`.
+    pub dir: Option<PathBuf>,
+    pub keep: bool,
+}
+
+impl Options {
+    /// The faults' schedule of this run.
+    pub fn schedule(&self) -> Vec<Step> {
+        schedule::schedule(self.seed, self.mix)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum HarnessError {
+    #[error(transparent)]
+    Child(#[from] ChildError),
+    #[error("{what}: {source}")]
+    Io { what: String, source: io::Error },
+    #[error("no send was acknowledged within {timeout_ms} ms of the start (the topic was never created)")]
+    NoTopic { timeout_ms: u64 },
+    #[error("the consumers did not catch up within {timeout_ms} ms of the heal: {missing} acknowledged messages never delivered (the history still goes to the checker)")]
+    NotCaughtUp { timeout_ms: u64, missing: usize },
+}
+
+fn io_error(what: impl Into<String>) -> impl FnOnce(io::Error) -> HarnessError {
+    let what = what.into();
+    move |source| HarnessError::Io { what, source }
+}
+
+/// What one run produced.
+pub struct Outcome {
+    pub history: History,
+    pub report: Report,
+    /// Faults carried out (each step's line, with the wall time it began).
+    pub log: Vec<String>,
+    /// Set when the consumers did not catch up: the history is judged anyway.
+    pub not_caught_up: Option<HarnessError>,
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// The run's processes: dropped, each is killed by its id.
+struct Cluster {
+    _namesrv: ChildNode,
+    namesrv_addr: String,
+    master: ChildNode,
+    slave: Option<ChildNode>,
+}
+
+fn write_file(path: &Path, text: &str) -> Result<(), HarnessError> {
+    std::fs::write(path, text).map_err(io_error(format!("writing {}", path.display())))
+}
+
+fn start_cluster(o: &Options, dir: &Path) -> Result<Cluster, HarnessError> {
+    let port = || free_port().map_err(io_error("choosing a free port"));
+    let exe = |name| sibling_exe(name).map_err(io_error(format!("finding {name}")));
+    let home = |name: &str| -> Result<PathBuf, HarnessError> {
+        let h = dir.join(name);
+        std::fs::create_dir_all(&h).map_err(io_error(format!("creating {}", h.display())))?;
+        Ok(h)
+    };
+    let namesrv_home = home("namesrv")?;
+    let namesrv_port = port()?;
+    let conf = namesrv_home.join("namesrv.properties");
+    write_file(&conf, &format!("listenPort={namesrv_port}\n"))?;
+    let namesrv = ChildNode::start(
+        "name server",
+        exe("mqnamesrv")?,
+        vec!["-c".into(), conf.display().to_string()],
+        namesrv_home,
+        namesrv_port,
+        o.start_timeout_ms,
+    )?;
+    let namesrv_addr = format!("127.0.0.1:{namesrv_port}");
+    let flush = match o.flush {
+        FlushMode::SyncFlush => "SYNC_FLUSH",
+        FlushMode::AsyncFlush => "ASYNC_FLUSH",
+    };
+    let master_ha_port = port()?;
+    let broker =
+        |name: &str, id: u32, role: &str, ha_port: u16| -> Result<ChildNode, HarnessError> {
+            let h = home(name)?;
+            let listen = port()?;
+            let conf = h.join("broker.properties");
+            let mut text = format!(
+                "brokerClusterName=ChaosCluster\nbrokerName={BROKER_NAME}\nbrokerId={id}\n\
+             brokerRole={role}\nflushDiskType={flush}\nlistenPort={listen}\n\
+             haListenPort={ha_port}\nnamesrvAddr={namesrv_addr}\nstorePathRootDir={}\n",
+                h.join("store").display()
+            );
+            if role == "SLAVE" {
+                text.push_str(&format!("haMasterAddress=127.0.0.1:{master_ha_port}\n"));
+            }
+            write_file(&conf, &text)?;
+            let broker_exe = match &o.broker_exe {
+                Some(path) => path.clone(),
+                None => exe("mqbroker")?,
+            };
+            Ok(ChildNode::start(
+                name,
+                broker_exe,
+                vec!["-c".into(), conf.display().to_string()],
+                h,
+                listen,
+                o.start_timeout_ms,
+            )?)
+        };
+    let master_role = match o.replication {
+        Replication::Sync => "SYNC_MASTER",
+        Replication::Async | Replication::None => "ASYNC_MASTER",
+    };
+    let master = broker("master", 0, master_role, master_ha_port)?;
+    let slave = match o.replication {
+        Replication::None => None,
+        Replication::Sync | Replication::Async => Some(broker("slave", 1, "SLAVE", port()?)?),
+    };
+    Ok(Cluster {
+        _namesrv: namesrv,
+        namesrv_addr,
+        master,
+        slave,
+    })
+}
+
+/// The wids acknowledged and not yet delivered, in what the clients recorded so far.
+fn undelivered(entries: &[Entry]) -> usize {
+    let mut acked = std::collections::BTreeSet::new();
+    let mut delivered = std::collections::BTreeSet::new();
+    for e in entries {
+        match e {
+            Entry::SendOk { wid, .. } => {
+                acked.insert(*wid);
+            }
+            Entry::Deliver { wid: Some(w), .. } => {
+                delivered.insert(*w);
+            }
+            _ => {}
+        }
+    }
+    acked.difference(&delivered).count()
+}
+
+/// Runs the workload under the schedule, heals, waits for the consumers and judges
+/// the history. `progress` gets a line per step as it happens.
+pub fn run(o: &Options, progress: &mut dyn FnMut(&str)) -> Result<Outcome, HarnessError> {
+    let dir = match &o.dir {
+        Some(d) => d.clone(),
+        None => std::env::temp_dir().join(format!("mqchaos-{}-{}", std::process::id(), o.seed)),
+    };
+    std::fs::create_dir_all(&dir).map_err(io_error(format!("creating {}", dir.display())))?;
+    let result = run_in(o, &dir, progress);
+    if !o.keep {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    result
+}
+
+fn run_in(
+    o: &Options,
+    dir: &Path,
+    progress: &mut dyn FnMut(&str),
+) -> Result<Outcome, HarnessError> {
+    let steps = o.schedule();
+    let mut cluster = start_cluster(o, dir)?;
+    let sink = clients::Sink::default();
+    let mut log = Vec::new();
+    let mut faults: Vec<Entry> = Vec::new();
+    let namesrv_addrs = vec![cluster.namesrv_addr.clone()];
+    let start_ms = now_ms();
+    let mut producers: Vec<Hosted> = Vec::new();
+    for i in 0..o.producers {
+        let config = ProducerConfig {
+            producer_group: "chaos_producers".into(),
+            namesrv_addrs: namesrv_addrs.clone(),
+            ..ProducerConfig::default()
+        };
+        let plan = ProducerPlan {
+            topic: TOPIC.into(),
+            tags: vec!["TagA".into(), "TagB".into()],
+            send_interval_ms: [10, 30],
+            body_bytes: [16, 512],
+            burst: [1, 1],
+            start_ms,
+            // The producers are stopped at the heal.
+            stop_ms: u64::MAX,
+            delay_levels: Vec::new(),
+            sharding_keys: 0,
+        };
+        let first_wid = u64::from(i) * clients::WID_RANGE + 1;
+        producers.push(
+            clients::start(
+                dir.join(format!("producer{i}")),
+                FIRST_CLIENT_NODE + i,
+                first_wid,
+                sink.clone(),
+                move |r| Box::new(ProducerHost::new(config, plan, r)),
+            )
+            .map_err(io_error(format!("starting producer {i}")))?,
+        );
+    }
+    // The first sends create the topic (autoCreateTopicEnable); consumers started
+    // before it exists would find it only at their next route poll (30 s).
+    let routed = Instant::now();
+    while !sink
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .any(|e| matches!(e, Entry::SendOk { .. }))
+    {
+        if routed.elapsed() > Duration::from_millis(o.start_timeout_ms) {
+            return Err(HarnessError::NoTopic {
+                timeout_ms: o.start_timeout_ms,
+            });
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut consumers: Vec<Hosted> = Vec::new();
+    let mut consumer_ids = Vec::new();
+    for i in 0..o.consumers {
+        let id = FIRST_CLIENT_NODE + o.producers + i;
+        let config = ConsumerConfig {
+            consumer_group: GROUP.into(),
+            namesrv_addrs: namesrv_addrs.clone(),
+            topic: TOPIC.into(),
+            tag_expression: "*".into(),
+            message_model: MessageModel::Clustering,
+            consume_from_where: ConsumeFromWhere::FirstOffset,
+            ..ConsumerConfig::default()
+        };
+        consumers.push(
+            clients::start(
+                dir.join(format!("consumer{i}")),
+                id,
+                0,
+                sink.clone(),
+                move |r| Box::new(ConsumerHost::new(config, ConsumerPlan::default(), r)),
+            )
+            .map_err(io_error(format!("starting consumer {i}")))?,
+        );
+        consumer_ids.push(id);
+    }
+    for (n, step) in steps.iter().enumerate() {
+        std::thread::sleep(Duration::from_millis(step.load_ms));
+        let line = format!("step {}/{}: {step}", n + 1, steps.len());
+        progress(&line);
+        log.push(line);
+        let (node, id) = match step.target {
+            Target::Slave if cluster.slave.is_some() => {
+                (cluster.slave.as_mut().expect("checked"), SLAVE_NODE)
+            }
+            _ => (&mut cluster.master, MASTER_NODE),
+        };
+        let fault = |kind, detail: String| Entry::Fault {
+            at_ms: now_ms(),
+            kind,
+            node: Some(id),
+            detail,
+        };
+        match step.action {
+            Action::Kill { down_ms } => {
+                faults.push(fault(
+                    FaultKind::ProcessCrash,
+                    format!("kill -9 {}", node.name),
+                ));
+                node.kill9()?;
+                std::thread::sleep(Duration::from_millis(down_ms));
+                node.spawn(o.start_timeout_ms)?;
+                faults.push(fault(FaultKind::Restart, format!("restart {}", node.name)));
+            }
+            Action::Terminate { down_ms } => {
+                // A clean restart, as the simulator records one: from the stop on.
+                faults.push(fault(
+                    FaultKind::Restart,
+                    format!("SIGTERM {}, restart {down_ms} ms after it exits", node.name),
+                ));
+                node.terminate(o.start_timeout_ms)?;
+                std::thread::sleep(Duration::from_millis(down_ms));
+                node.spawn(o.start_timeout_ms)?;
+            }
+            Action::Pause { paused_ms } => {
+                // A frozen process loses nothing: to the rules it is a link cut both
+                // ways, from the pause to the SIGCONT.
+                faults.push(fault(
+                    FaultKind::Partition,
+                    format!("SIGSTOP {}", node.name),
+                ));
+                node.pause()?;
+                std::thread::sleep(Duration::from_millis(paused_ms));
+                node.resume()?;
+                faults.push(fault(FaultKind::Heal, format!("SIGCONT {}", node.name)));
+            }
+        }
+    }
+    // Load on the healed cluster too: a broker that came back must serve again.
+    std::thread::sleep(Duration::from_millis(LOAD_AFTER_LAST_FAULT_MS));
+    let heal_at_ms = now_ms();
+    progress("heal: the producers stop; the consumers catch up");
+    for mut p in producers {
+        let _ = p.stop();
+    }
+    let quiet_started = Instant::now();
+    let mut not_caught_up = None;
+    loop {
+        let missing = undelivered(&sink.lock().unwrap_or_else(|e| e.into_inner()));
+        if missing == 0 {
+            break;
+        }
+        if quiet_started.elapsed() > Duration::from_millis(o.quiet_timeout_ms) {
+            not_caught_up = Some(HarnessError::NotCaughtUp {
+                timeout_ms: o.quiet_timeout_ms,
+                missing,
+            });
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // Let the consumers' periodic offset commits land before the clean shutdown.
+    std::thread::sleep(Duration::from_millis(6_000));
+    for mut c in consumers {
+        let _ = c.stop();
+    }
+    let end_ms = now_ms();
+    drop(cluster);
+    let history = assemble(o, faults, sink, consumer_ids, heal_at_ms, end_ms);
+    let report = rmq_sim::check::check(&history);
+    Ok(Outcome {
+        history,
+        report,
+        log,
+        not_caught_up,
+    })
+}
+
+/// The history: the meta entry, then the clients' entries and the faults in time
+/// order (a stable sort: each client's entries keep their order).
+fn assemble(
+    o: &Options,
+    faults: Vec<Entry>,
+    sink: clients::Sink,
+    consumers: Vec<u32>,
+    heal_at_ms: u64,
+    end_ms: u64,
+) -> History {
+    let mut entries = std::mem::take(&mut *sink.lock().unwrap_or_else(|e| e.into_inner()));
+    entries.extend(faults);
+    entries.sort_by_key(Entry::at_ms);
+    let meta = Entry::Meta {
+        scenario: "mqchaos".into(),
+        seed: o.seed,
+        brokers: vec![BrokerGroupMeta {
+            broker_name: BROKER_NAME.into(),
+            master_node: MASTER_NODE,
+            slave_node: (o.replication != Replication::None).then_some(SLAVE_NODE),
+            flush: o.flush,
+            replication: o.replication,
+        }],
+        groups: vec![GroupMeta {
+            group: GROUP.into(),
+            topic: TOPIC.into(),
+            tag_expression: "*".into(),
+            broadcasting: false,
+            orderly: false,
+            max_reconsume_times: None,
+            consumers,
+        }],
+        heal_at_ms,
+        end_ms,
+        promise: Promise::default(),
+    };
+    History {
+        entries: std::iter::once(meta).chain(entries).collect(),
+    }
+}

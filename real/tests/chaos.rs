@@ -1,0 +1,190 @@
+//! The real-process chaos harness (`mqchaos`, `rmq_real::chaos`) end to end: real
+//! mqnamesrv/mqbroker processes from this build, the simulator's workload on the real
+//! runtime, seeded kills, a pause and a clean restart, and the simulator's checker on
+//! the history. Also a bad day: a node that never comes up is named, and nothing the
+//! harness started is left behind. And the harness has teeth: a broker built with the
+//! planted durability bug (commit-log writes held in memory until their sync) loses
+//! acknowledged messages to a `kill -9`, and the verdict says so.
+
+use std::path::Path;
+
+use rmq_real::chaos::schedule::Mix;
+use rmq_real::chaos::{self, HarnessError, Options};
+use rmq_sim::check::Rule;
+use rmq_sim::history::{Entry, FaultKind, FlushMode, Replication};
+
+fn options(dir: &Path) -> Options {
+    Options {
+        seed: 11,
+        mix: Mix {
+            kills: 2,
+            pauses: 1,
+            terminates: 1,
+            slave: true,
+        },
+        flush: FlushMode::SyncFlush,
+        replication: Replication::Sync,
+        producers: 2,
+        consumers: 2,
+        quiet_timeout_ms: 60_000,
+        start_timeout_ms: 60_000,
+        dir: Some(dir.to_path_buf()),
+        keep: false,
+        // Small files: recovery after each kill reads the last ones.
+        commit_log_file_bytes: 64 << 20,
+        broker_exe: None,
+    }
+}
+
+/// Processes whose command line names `dir` (the harness passes each its config file
+/// there): none may outlive a run.
+fn processes_under(dir: &Path) -> Vec<String> {
+    let needle = dir.display().to_string();
+    let mut found = Vec::new();
+    for proc_dir in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(cmdline) = std::fs::read(proc_dir.path().join("cmdline")) else {
+            continue;
+        };
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        if cmdline.contains(&needle) {
+            found.push(format!(
+                "{}: {cmdline}",
+                proc_dir.file_name().to_string_lossy()
+            ));
+        }
+    }
+    found
+}
+
+#[test]
+fn a_sync_flush_master_and_slave_killed_paused_and_restarted_lose_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("run");
+    let o = options(&dir);
+    let outcome = chaos::run(&o, &mut |line| eprintln!("{line}")).unwrap();
+    eprintln!("{}", outcome.report);
+    assert!(
+        outcome.not_caught_up.is_none(),
+        "{:?}",
+        outcome.not_caught_up
+    );
+    assert!(outcome.report.passed(), "{}", outcome.report);
+    let s = &outcome.report.stats;
+    assert!(s.acked > 100, "{}", outcome.report);
+    assert!(s.deliveries >= s.acked, "{}", outcome.report);
+    // Every step is in the history as the simulator records faults.
+    let faults: Vec<(u64, FaultKind)> = outcome
+        .history
+        .entries
+        .iter()
+        .filter_map(|e| match e {
+            Entry::Fault { at_ms, kind, .. } => Some((*at_ms, *kind)),
+            _ => None,
+        })
+        .collect();
+    let count = |k: FaultKind| faults.iter().filter(|(_, f)| *f == k).count();
+    assert_eq!(count(FaultKind::ProcessCrash), 2, "{faults:?}");
+    assert_eq!(count(FaultKind::Partition), 1, "{faults:?}");
+    // The restarts after the kills, and the clean restart (SIGTERM).
+    assert_eq!(count(FaultKind::Restart), 3, "{faults:?}");
+    // The brokers served again after the last restart: sends were acknowledged then.
+    let last_fault_ms = faults.iter().map(|(t, _)| *t).max().unwrap();
+    let acked_after = outcome
+        .history
+        .entries
+        .iter()
+        .filter(|e| matches!(e, Entry::SendOk { at_ms, .. } if *at_ms > last_fault_ms))
+        .count();
+    assert!(
+        acked_after > 20,
+        "{acked_after} acknowledged after the last fault"
+    );
+    assert_eq!(outcome.log.len(), 4, "{:?}", outcome.log);
+    assert!(
+        processes_under(&dir).is_empty(),
+        "{:?}",
+        processes_under(&dir)
+    );
+    assert!(!dir.exists(), "the run's directory is removed");
+}
+
+#[test]
+fn a_node_that_never_comes_up_is_named_and_nothing_is_left_behind() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("run");
+    let o = Options {
+        // No process listens the moment it is started.
+        start_timeout_ms: 0,
+        ..options(&dir)
+    };
+    let err = match chaos::run(&o, &mut |_| {}) {
+        Ok(_) => panic!("a run whose nodes cannot start must fail"),
+        Err(e) => e,
+    };
+    assert!(matches!(err, HarnessError::Child(_)), "{err}");
+    let message = err.to_string();
+    assert!(message.contains("name server"), "{message}");
+    assert!(message.contains("not listening"), "{message}");
+    assert!(
+        processes_under(&dir).is_empty(),
+        "{:?}",
+        processes_under(&dir)
+    );
+    assert!(!dir.exists(), "the run's directory is removed");
+}
+
+/// Builds mqbroker with the cargo feature `planted-bugs` into its own target directory
+/// (so this build's binaries stay as they are); its path.
+fn planted_broker() -> std::path::PathBuf {
+    let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/planted");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = std::process::Command::new(cargo)
+        .args([
+            "build",
+            "-p",
+            "rmq-real",
+            "--features",
+            "planted-bugs",
+            "--bin",
+            "mqbroker",
+        ])
+        .arg("--target-dir")
+        .arg(&target)
+        .status()
+        .unwrap();
+    assert!(status.success(), "building the planted broker");
+    target.join("debug/mqbroker")
+}
+
+#[test]
+fn a_broker_holding_writes_in_memory_loses_acknowledged_messages_to_kill_9() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("run");
+    let o = Options {
+        seed: 5,
+        mix: Mix {
+            kills: 3,
+            pauses: 0,
+            terminates: 0,
+            slave: false,
+        },
+        // Acknowledged before the flush: the held writes are what a kill takes.
+        flush: FlushMode::AsyncFlush,
+        replication: Replication::None,
+        broker_exe: Some(planted_broker()),
+        ..options(&dir)
+    };
+    let outcome = chaos::run(&o, &mut |line| eprintln!("{line}")).unwrap();
+    let lost = outcome
+        .report
+        .violations
+        .iter()
+        .filter(|v| v.rule == Rule::Lost)
+        .count();
+    assert!(lost > 0, "{}", outcome.report);
+    assert!(
+        processes_under(&dir).is_empty(),
+        "{:?}",
+        processes_under(&dir)
+    );
+}
