@@ -7,7 +7,8 @@
 //! - Otherwise the expression is split on `||` and each piece trimmed; the non-empty
 //!   pieces are the subscribed tags, and their Java hash codes the code set.
 //! - The broker matches a consume-queue entry by its tag hash code
-//!   ([`SubscriptionData::matches_code`], `ExpressionMessageFilter.isMatchedByConsumeQueue`);
+//!   ([`CodeFilter::matches_code`], the code set alone, which agrees with
+//!   [`SubscriptionData::matches_code`]; `ExpressionMessageFilter.isMatchedByConsumeQueue`);
 //!   a hash collision passes there, so the client matches the TAGS string exactly
 //!   ([`SubscriptionData::matches_tags`], `PullAPIWrapper.processPullResult`).
 //!
@@ -39,16 +40,10 @@ pub enum SubscriptionData {
 impl SubscriptionData {
     /// `FilterAPI.buildSubscriptionData` for the TAG expression type.
     pub fn parse(expression: &str) -> SubscriptionData {
-        let expression = expression.trim();
-        if expression.is_empty() || expression == SUB_ALL {
+        let Some(names) = tag_names(expression) else {
             return SubscriptionData::All;
-        }
-        let tags: BTreeSet<String> = expression
-            .split("||")
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .map(str::to_string)
-            .collect();
+        };
+        let tags: BTreeSet<String> = names.map(str::to_string).collect();
         let codes = tags.iter().map(|t| tags_code(Some(t))).collect();
         SubscriptionData::Tags { tags, codes }
     }
@@ -74,10 +69,85 @@ impl SubscriptionData {
     }
 }
 
+/// The subscribed tags of an expression (repeats included), or None for all.
+fn tag_names(expression: &str) -> Option<impl Iterator<Item = &str>> {
+    let expression = expression.trim();
+    if expression.is_empty() || expression == SUB_ALL {
+        return None;
+    }
+    Some(
+        expression
+            .split("||")
+            .map(str::trim)
+            .filter(|t| !t.is_empty()),
+    )
+}
+
+/// The broker's part of a subscription: the tag hash codes alone, as
+/// `ExpressionMessageFilter.isMatchedByConsumeQueue` reads only the code set. Built
+/// for every pull that finds records, so without the tag names or a tree.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CodeFilter {
+    /// None: every message.
+    codes: Option<Vec<i64>>,
+}
+
+impl CodeFilter {
+    pub fn parse(expression: &str) -> CodeFilter {
+        CodeFilter {
+            codes: tag_names(expression).map(|names| names.map(|t| tags_code(Some(t))).collect()),
+        }
+    }
+
+    /// [`SubscriptionData::matches_code`] of the same expression.
+    pub fn matches_code(&self, tags_code: i64) -> bool {
+        self.codes
+            .as_ref()
+            .is_none_or(|codes| codes.contains(&tags_code))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::message::java_string_hash;
+
+    /// The broker's code filter answers as the whole subscription does, on every kind
+    /// of expression and on codes in and out of it.
+    #[test]
+    fn code_filter_matches_as_the_subscription_does() {
+        let expressions = [
+            "*",
+            "",
+            " * ",
+            "  ",
+            "TagA",
+            "TagA || TagB||  TagC ",
+            " || ",
+            "TagA||TagA",
+            "TagAa",
+            "a||*",
+        ];
+        let probes = [
+            "TagA", "TagB", "TagC", "TagBB", "TagAa", "*", "a", "", "TagD",
+        ];
+        for e in expressions {
+            let (whole, broker) = (SubscriptionData::parse(e), CodeFilter::parse(e));
+            for p in probes {
+                let code = tags_code(Some(p));
+                assert_eq!(
+                    broker.matches_code(code),
+                    whole.matches_code(code),
+                    "{e:?} on {p:?}"
+                );
+            }
+            assert_eq!(
+                broker.matches_code(tags_code(None)),
+                whole.matches_code(tags_code(None)),
+                "{e:?}"
+            );
+        }
+    }
 
     #[test]
     fn star_or_empty_take_everything() {

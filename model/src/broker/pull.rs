@@ -20,7 +20,7 @@ use crate::protocol::{
     pull_sys_flag, response_code, Message, PullMessage, PullResponse, QueueKey, Response,
 };
 use crate::store::ReadError;
-use crate::subscription::SubscriptionData;
+use crate::subscription::CodeFilter;
 
 /// The broker scans at most this many consume-queue bytes per pull
 /// (`max(16000, maxMsgNums * 20)`), 20 bytes an entry.
@@ -155,12 +155,14 @@ impl Broker {
         }
         // Parsed only when there is something to filter: most pulls are held or answered
         // empty, and parsing on every one of them was a visible share of the simulator.
+        let registered;
         let expression = if req.sys_flag & pull_sys_flag::SUBSCRIPTION != 0 {
-            req.subscription.clone()
+            req.subscription.as_deref()
         } else {
-            self.consumers.subscription(&req.consumer_group, &req.topic)
+            registered = self.consumers.subscription(&req.consumer_group, &req.topic);
+            registered.as_deref()
         };
-        let subscription = SubscriptionData::parse(expression.as_deref().unwrap_or("*"));
+        let subscription = CodeFilter::parse(expression.unwrap_or("*"));
         let max_count = req.max_msg_nums.min(self.config.max_transfer_count).max(1);
         let max_scan =
             MIN_SCAN_BYTES.max(u64::from(req.max_msg_nums) * CQ_ENTRY_BYTES) / CQ_ENTRY_BYTES;
@@ -241,11 +243,24 @@ impl Broker {
                     return;
                 };
                 let disk = ctx.disk();
+                let unlimited = limit >= store.written_offset();
                 self.holds
                     .by_queue
                     .iter()
                     .filter(|((topic, queue_id), held)| {
-                        let max = store.max_queue_offset_at(disk, topic, *queue_id, limit);
+                        let Some(queue) = store.queue(topic, *queue_id) else {
+                            return held.iter().any(|h| h.is_ready(0, now_ms));
+                        };
+                        // The queue's end bounds what the limit lets through, and
+                        // readiness only grows with it: a queue with nothing ready
+                        // against its end (the common case) needs no search for the
+                        // limit's queue offset.
+                        let end = queue.max_offset();
+                        let ready_at_end = held.iter().any(|h| h.is_ready(end, now_ms));
+                        if unlimited || !ready_at_end {
+                            return ready_at_end;
+                        }
+                        let max = queue.first_beyond(disk, limit);
                         held.iter().any(|h| h.is_ready(max, now_ms))
                     })
                     .map(|(key, _)| key.clone())

@@ -330,7 +330,7 @@ impl<T> Rpc<T> {
         &mut self,
         ctx: &mut dyn Ctx<Message>,
         input: Input<Message>,
-    ) -> Vec<(T, RpcOutcome)> {
+    ) -> Outcomes<T> {
         match input {
             Input::Packet {
                 msg: Message::Response { opaque, response },
@@ -339,9 +339,9 @@ impl<T> Rpc<T> {
                 Some(p) => {
                     self.timeouts.remove(&p.timer);
                     ctx.cancel_timer(p.timer);
-                    vec![(p.tag, RpcOutcome::Response(response))]
+                    Outcomes::one(p.tag, RpcOutcome::Response(response))
                 }
-                None => Vec::new(),
+                None => Outcomes::none(),
             },
             Input::Timer { id, kind } if kind == timer_kind::RPC_TIMEOUT => {
                 match self.timeouts.remove(&id) {
@@ -350,9 +350,9 @@ impl<T> Rpc<T> {
                             .pending
                             .remove(&opaque)
                             .expect("timer of a pending call");
-                        vec![(p.tag, RpcOutcome::TimedOut)]
+                        Outcomes::one(p.tag, RpcOutcome::TimedOut)
                     }
-                    None => Vec::new(),
+                    None => Outcomes::none(),
                 }
             }
             Input::ConnectionBroken { peer } => {
@@ -362,17 +362,56 @@ impl<T> Rpc<T> {
                     .filter(|(_, p)| p.peer == peer)
                     .map(|(&opaque, _)| opaque)
                     .collect();
-                lost.into_iter()
+                let many = lost
+                    .into_iter()
                     .map(|opaque| {
                         let p = self.pending.remove(&opaque).expect("listed above");
                         self.timeouts.remove(&p.timer);
                         ctx.cancel_timer(p.timer);
                         (p.tag, RpcOutcome::Broken)
                     })
-                    .collect()
+                    .collect();
+                Outcomes { one: None, many }
             }
-            _ => Vec::new(),
+            _ => Outcomes::none(),
         }
+    }
+}
+
+/// The outcomes one input decides, in order: nearly always none or one (an answer, a
+/// timeout), which need no vector; a broken connection may decide many.
+#[derive(Debug)]
+pub(crate) struct Outcomes<T> {
+    one: Option<(T, RpcOutcome)>,
+    /// After `one`.
+    many: Vec<(T, RpcOutcome)>,
+}
+
+impl<T> Outcomes<T> {
+    fn none() -> Outcomes<T> {
+        Outcomes {
+            one: None,
+            many: Vec::new(),
+        }
+    }
+
+    fn one(tag: T, outcome: RpcOutcome) -> Outcomes<T> {
+        Outcomes {
+            one: Some((tag, outcome)),
+            many: Vec::new(),
+        }
+    }
+}
+
+impl<T> IntoIterator for Outcomes<T> {
+    type Item = (T, RpcOutcome);
+    type IntoIter = std::iter::Chain<
+        std::option::IntoIter<(T, RpcOutcome)>,
+        std::vec::IntoIter<(T, RpcOutcome)>,
+    >;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.one.into_iter().chain(self.many)
     }
 }
 
@@ -648,6 +687,15 @@ mod tests {
     use super::*;
     use crate::protocol::BrokerData;
 
+    /// The outcomes `input` decides, in their order.
+    fn decided(
+        rpc: &mut Rpc<&'static str>,
+        ctx: &mut TestCtx,
+        input: Input<Message>,
+    ) -> Vec<(&'static str, RpcOutcome)> {
+        rpc.on_input(ctx, input).into_iter().collect()
+    }
+
     #[test]
     fn rpc_reports_response_timeout_and_broken_once_each() {
         let mut ctx = TestCtx::new(&[("a:1", 1), ("b:1", 2)]);
@@ -680,7 +728,7 @@ mod tests {
                 response: Response::HeartBeat,
             },
         };
-        assert!(rpc.on_input(&mut ctx, host.clone()).is_empty());
+        assert!(decided(&mut rpc, &mut ctx, host.clone()).is_empty());
         let answer = Input::Packet {
             from: NodeId(1),
             msg: Message::Response {
@@ -689,21 +737,21 @@ mod tests {
             },
         };
         assert_eq!(
-            rpc.on_input(&mut ctx, answer.clone()),
+            decided(&mut rpc, &mut ctx, answer.clone()),
             vec![("first", RpcOutcome::Response(Response::HeartBeat))]
         );
         // A duplicate answer is dropped.
-        assert!(rpc.on_input(&mut ctx, answer.clone()).is_empty());
+        assert!(decided(&mut rpc, &mut ctx, answer.clone()).is_empty());
         // The 50 ms timer of "third" fires first.
         let due = ctx.advance_to(60);
         assert_eq!(due.len(), 1);
         assert_eq!(
-            rpc.on_input(&mut ctx, due[0].clone()),
+            decided(&mut rpc, &mut ctx, due[0].clone()),
             vec![("third", RpcOutcome::TimedOut)]
         );
         let broken = Input::ConnectionBroken { peer: NodeId(1) };
         assert_eq!(
-            rpc.on_input(&mut ctx, broken.clone()),
+            decided(&mut rpc, &mut ctx, broken.clone()),
             vec![("second", RpcOutcome::Broken)]
         );
         // Its timeout was cancelled.

@@ -223,7 +223,14 @@ impl OffsetStore {
                 offset,
             };
             if rpc.send_untracked(ctx, addr, request).is_ok() {
-                self.committed.insert(mq.clone(), offset);
+                // Most queues were committed before: overwrite in place rather than
+                // clone a key the map would drop.
+                match self.committed.get_mut(mq) {
+                    Some(committed) => *committed = offset,
+                    None => {
+                        self.committed.insert(mq.clone(), offset);
+                    }
+                }
                 out.push(self.committed_event(mq, offset));
             }
         }

@@ -5,28 +5,29 @@
 //! without any coordination each queue ends up with exactly one consumer — as long as
 //! they all saw the same lists. Broadcasting: every consumer takes every queue.
 
-use std::collections::BTreeSet;
-
 use super::MessageQueue;
 use crate::protocol::{perm, TopicRouteData};
 
 /// `mqAll`: the readable queues (`perm & READ`, `read_queue_nums` of them) of every
 /// broker group that holds `topic` in `route`, sorted.
 pub fn readable_queues(topic: &str, route: &TopicRouteData) -> Vec<MessageQueue> {
-    let mut all = BTreeSet::new();
-    for qd in &route.queue_datas {
-        if qd.perm & perm::READ == 0 {
-            continue;
-        }
-        for queue_id in 0..qd.read_queue_nums {
-            all.insert(MessageQueue {
+    // Collected, then sorted and deduplicated: the same set in the same order as a
+    // sorted set gives, without a tree built for every rebalance.
+    let mut all: Vec<MessageQueue> = route
+        .queue_datas
+        .iter()
+        .filter(|qd| qd.perm & perm::READ != 0)
+        .flat_map(|qd| {
+            (0..qd.read_queue_nums).map(|queue_id| MessageQueue {
                 topic: topic.to_string(),
                 broker_name: qd.broker_name.clone(),
                 queue_id: queue_id as i32,
-            });
-        }
-    }
-    all.into_iter().collect()
+            })
+        })
+        .collect();
+    all.sort_unstable();
+    all.dedup();
+    all
 }
 
 /// `AllocateMessageQueueAveragely`: the consecutive block of `mq_all` that belongs to
@@ -148,5 +149,27 @@ mod tests {
             .map(|mq| (mq.broker_name, mq.queue_id))
             .collect();
         assert_eq!(got, vec![("a".into(), 0), ("b".into(), 0), ("b".into(), 1)]);
+    }
+
+    /// A broker listed twice (a route merged from two answers) yields its queues once.
+    #[test]
+    fn readable_queues_are_distinct() {
+        let qd = |name: &str, read: u32| QueueData {
+            broker_name: name.into(),
+            read_queue_nums: read,
+            write_queue_nums: 8,
+            perm: 6,
+            topic_sys_flag: 0,
+        };
+        let route = TopicRouteData {
+            queue_datas: vec![qd("b", 2), qd("a", 1), qd("b", 3)],
+            ..TopicRouteData::default()
+        };
+        let got: Vec<(String, i32)> = readable_queues("T", &route)
+            .into_iter()
+            .map(|mq| (mq.broker_name, mq.queue_id))
+            .collect();
+        let expected = [("a", 0), ("b", 0), ("b", 1), ("b", 2)].map(|(b, q)| (b.to_string(), q));
+        assert_eq!(got, expected);
     }
 }

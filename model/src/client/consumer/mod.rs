@@ -307,11 +307,7 @@ impl PushConsumer {
 
     /// The queues this consumer owns and pulls now (start offset known).
     pub fn owned_queues(&self) -> Vec<MessageQueue> {
-        self.queues
-            .iter()
-            .filter(|(_, q)| q.next_offset.is_some())
-            .map(|(mq, _)| mq.clone())
-            .collect()
+        owned_in(&self.queues).cloned().collect()
     }
 
     fn clustering(&self) -> bool {
@@ -638,6 +634,15 @@ impl PushConsumer {
             .get(mq)
             .is_some_and(|q| q.generation == generation)
     }
+}
+
+/// The owned queues of a queue table, borrowed: [`PushConsumer::owned_queues`] without
+/// the copies, for callers that also borrow other parts of the consumer.
+fn owned_in(queues: &BTreeMap<MessageQueue, OwnedQueue>) -> impl Iterator<Item = &MessageQueue> {
+    queues
+        .iter()
+        .filter(|(_, q)| q.next_offset.is_some())
+        .map(|(mq, _)| mq)
 }
 
 #[cfg(test)]

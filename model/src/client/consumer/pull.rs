@@ -9,7 +9,7 @@ use crate::protocol::{
 };
 use crate::store::record::{self, CrcCheck, Slot};
 
-use super::{Call, PushConsumer};
+use super::{owned_in, Call, PushConsumer};
 
 impl PushConsumer {
     pub(super) fn pull(&mut self, ctx: &mut dyn Ctx<Message>, mq: &MessageQueue) {
@@ -23,8 +23,7 @@ impl PushConsumer {
         let target = self
             .route
             .as_ref()
-            .and_then(|r| subscribe_addr(r, &mq.broker_name, q.pull_from_slave))
-            .map(|(a, slave)| (a.to_string(), slave));
+            .and_then(|r| subscribe_addr(r, &mq.broker_name, q.pull_from_slave));
         let Some((addr, is_slave)) = target else {
             return self.schedule_retry(ctx, mq);
         };
@@ -60,7 +59,7 @@ impl PushConsumer {
         };
         if self
             .rpc
-            .call(ctx, &addr, request, self.cfg.pull_rpc_timeout_ms, call)
+            .call(ctx, addr, request, self.cfg.pull_rpc_timeout_ms, call)
             .is_err()
         {
             self.schedule_retry(ctx, mq);
@@ -223,12 +222,11 @@ impl PushConsumer {
         out: &mut Vec<ClientEvent>,
     ) {
         if self.clustering() {
-            let owned = self.owned_queues();
             out.extend(self.offsets.commit_to_broker(
                 ctx,
                 &mut self.rpc,
                 self.route.as_ref(),
-                &owned,
+                owned_in(&self.queues),
                 true,
             ));
         } else {

@@ -353,6 +353,13 @@ fn listener_salt(seed: u64, group: usize) -> u64 {
 /// Room reserved up front in each run's history (entries).
 const HISTORY_ENTRIES_RESERVED: usize = 4096;
 
+thread_local! {
+    /// The clients' record of the last run on this thread, emptied, kept for the next
+    /// run: a sweep's seeds record histories of about the same size, so after the first
+    /// the record never grows (each growth copied the whole history).
+    static SPARE_CLIENT_ENTRIES: RefCell<Vec<Entry>> = const { RefCell::new(Vec::new()) };
+}
+
 /// Runs `(scenario, seed)` with `nodes` (or a [`BrokerFactory`] alone, with the
 /// reference for the other roles) building the nodes.
 pub fn run(s: &Scenario, seed: u64, nodes: impl Into<Nodes>, options: RunOptions) -> Outcome {
@@ -364,11 +371,12 @@ pub fn run(s: &Scenario, seed: u64, nodes: impl Into<Nodes>, options: RunOptions
     let recorder: SharedRecorder = Rc::new(RefCell::new(Recorder::default()));
     // A typical run records a few thousand entries: start with room for them instead of
     // growing (and copying) the history a dozen times.
-    recorder
-        .borrow_mut()
-        .history
-        .entries
-        .reserve(HISTORY_ENTRIES_RESERVED);
+    {
+        let entries = &mut recorder.borrow_mut().history.entries;
+        *entries = SPARE_CLIENT_ENTRIES.take();
+        debug_assert!(entries.is_empty(), "the spare record is kept empty");
+        entries.reserve(HISTORY_ENTRIES_RESERVED);
+    }
     let heal_at = config.heal_at_ms;
     let end_ms = config.end_ms;
     let w = s.file.workload.clone();
@@ -527,18 +535,19 @@ pub fn run(s: &Scenario, seed: u64, nodes: impl Into<Nodes>, options: RunOptions
     });
     // Client entries are in time order; merge the faults in (a fault first on ties:
     // it happened before anything it caused).
-    let client_entries = std::mem::take(&mut recorder.borrow_mut().history.entries);
+    let mut client_entries = std::mem::take(&mut recorder.borrow_mut().history.entries);
     history
         .entries
         .reserve_exact(client_entries.len() + world.faults().len());
     let mut faults = world.faults().iter().map(fault_entry).peekable();
-    for e in client_entries {
+    for e in client_entries.drain(..) {
         while faults.peek().is_some_and(|f| f.at_ms() <= e.at_ms()) {
             history.push(faults.next().expect("peeked"));
         }
         history.push(e);
     }
     history.entries.extend(faults);
+    SPARE_CLIENT_ENTRIES.set(client_entries);
     let report = check::check(&history);
     Outcome {
         trace: world.trace().map(str::to_string).collect(),

@@ -10,17 +10,43 @@
 //! reaches them. (The binary heap alone, holding every event and sifting a dozen
 //! levels on each push and pop, was the simulator's largest single cost.)
 //!
+//! The wheel's events live in one slab, each slot a linked list through it, and a
+//! taken event's cell goes back on a free list: a push reuses a cell instead of
+//! allocating (a queue per slot grew its own buffer the first time each slot was used,
+//! thousands of allocations and copies per run).
+//!
 //! Ties: an event due at `t` moves from the heap to the wheel, in (time, sequence)
 //! order, as soon as the wheel covers `t` and before anything can be pushed for `t`
 //! directly; a direct push appends. So events due at the same millisecond come out in
 //! the order they were queued: the order is total and the same on every run.
 
 use std::cmp::{Ordering, Reverse};
-use std::collections::{BinaryHeap, VecDeque};
+use std::collections::BinaryHeap;
 
 /// The wheel's span (ms), a power of two.
 const WHEEL_MS: u64 = 8192;
 const WORDS: usize = (WHEEL_MS / 64) as usize;
+/// No cell: the end of a slot's list or of the free list.
+const NIL: u32 = u32::MAX;
+
+/// A slab cell: an event queued in the wheel (or none, on the free list) and the next
+/// cell of its list.
+struct Link<E> {
+    event: Option<E>,
+    next: u32,
+}
+
+/// The first and last cells of a slot's events (NIL when it has none).
+#[derive(Clone, Copy)]
+struct Slot {
+    head: u32,
+    tail: u32,
+}
+
+const EMPTY_SLOT: Slot = Slot {
+    head: NIL,
+    tail: NIL,
+};
 
 /// An event due past the wheel's span.
 struct Far<E> {
@@ -55,7 +81,11 @@ pub(super) struct EventQueue<E> {
     /// wheel covers `[base_ms, base_ms + WHEEL_MS)`.
     base_ms: u64,
     /// Slot `t % WHEEL_MS` holds the events due at `t`, in the order queued.
-    slots: Vec<VecDeque<E>>,
+    slots: Vec<Slot>,
+    /// The cells of the slots' lists and the free list.
+    cells: Vec<Link<E>>,
+    /// The first free cell.
+    free: u32,
     /// Bit `i` set: slot `i` is not empty.
     occupied: [u64; WORDS],
     /// Events due at or after `base_ms + WHEEL_MS`.
@@ -68,7 +98,9 @@ impl<E> EventQueue<E> {
     pub(super) fn new() -> Self {
         EventQueue {
             base_ms: 0,
-            slots: (0..WHEEL_MS).map(|_| VecDeque::new()).collect(),
+            slots: vec![EMPTY_SLOT; WHEEL_MS as usize],
+            cells: Vec::new(),
+            free: NIL,
             occupied: [0; WORDS],
             far: BinaryHeap::new(),
             next_seq: 0,
@@ -98,9 +130,48 @@ impl<E> EventQueue<E> {
     }
 
     fn put_in_wheel(&mut self, at_ms: u64, event: E) {
-        let slot = (at_ms % WHEEL_MS) as usize;
-        self.slots[slot].push_back(event);
-        self.occupied[slot / 64] |= 1 << (slot % 64);
+        let cell = if self.free == NIL {
+            let cell = u32::try_from(self.cells.len()).expect("fewer than 2^32 events queued");
+            assert!(cell != NIL, "fewer than 2^32 - 1 events queued");
+            self.cells.push(Link {
+                event: Some(event),
+                next: NIL,
+            });
+            cell
+        } else {
+            let cell = self.free;
+            let c = &mut self.cells[cell as usize];
+            self.free = c.next;
+            c.event = Some(event);
+            c.next = NIL;
+            cell
+        };
+        let index = (at_ms % WHEEL_MS) as usize;
+        let slot = &mut self.slots[index];
+        if slot.tail == NIL {
+            slot.head = cell;
+        } else {
+            self.cells[slot.tail as usize].next = cell;
+        }
+        slot.tail = cell;
+        self.occupied[index / 64] |= 1 << (index % 64);
+    }
+
+    /// Takes the first event of a slot in use.
+    fn take_from_wheel(&mut self, index: usize) -> E {
+        let slot = &mut self.slots[index];
+        let cell = slot.head;
+        assert!(cell != NIL, "the slot found is in use");
+        let c = &mut self.cells[cell as usize];
+        let event = c.event.take().expect("a queued cell holds its event");
+        slot.head = c.next;
+        c.next = self.free;
+        self.free = cell;
+        if slot.head == NIL {
+            slot.tail = NIL;
+            self.occupied[index / 64] &= !(1 << (index % 64));
+        }
+        event
     }
 
     /// The due time of the first event in the wheel.
@@ -141,13 +212,7 @@ impl<E> EventQueue<E> {
             return None;
         }
         self.advance(at_ms);
-        let slot = (at_ms % WHEEL_MS) as usize;
-        let event = self.slots[slot]
-            .pop_front()
-            .expect("the slot found is in use");
-        if self.slots[slot].is_empty() {
-            self.occupied[slot / 64] &= !(1 << (slot % 64));
-        }
+        let event = self.take_from_wheel((at_ms % WHEEL_MS) as usize);
         self.len -= 1;
         Some((at_ms, event))
     }
