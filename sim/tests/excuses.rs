@@ -190,6 +190,29 @@ impl H {
         self.deliver_on(at, grp, client, "b", q, off, wid)
     }
 
+    /// Client `client`'s listener answers `status` for b/T/q0 offset `off` (wid `wid`).
+    fn consumed(
+        &mut self,
+        at: u64,
+        client: u32,
+        off: u64,
+        wid: u64,
+        status: rmq_sim::history::ConsumeOutcome,
+    ) -> &mut Self {
+        self.h.push(Entry::Consumed {
+            at_ms: at,
+            group: "g".into(),
+            client,
+            broker: "b".into(),
+            topic: "T".into(),
+            queue_id: 0,
+            queue_offset: off,
+            wid: Some(wid),
+            status,
+        });
+        self
+    }
+
     fn own_on(
         &mut self,
         at: u64,
@@ -691,17 +714,7 @@ fn failed_then_next(dead_letter: Option<i32>, faults: &[(u64, FaultKind, u32)]) 
     }
     b.deliver(2_000, "g", 10, 0, 1, 2).faults(faults);
     for (at, off, wid, status) in answers {
-        b.h.push(Entry::Consumed {
-            at_ms: at,
-            group: "g".into(),
-            client: 10,
-            broker: "b".into(),
-            topic: "T".into(),
-            queue_id: 0,
-            queue_offset: off,
-            wid: Some(wid),
-            status,
-        });
+        b.consumed(at, 10, off, wid, status);
     }
     b.h.entries.sort_by_key(Entry::at_ms);
     b
@@ -723,18 +736,13 @@ fn failed_then_next_then_rerun(dead_letter: Option<i32>) -> H {
     let mut b = failed_then_next(dead_letter, &[]);
     b.disown(3_000, 10).own(3_100, 11, 0);
     for (at, off, wid) in [(3_200, 0, 1), (3_300, 1, 2)] {
-        b.deliver(at, "g", 11, 0, off, wid);
-        b.h.push(Entry::Consumed {
-            at_ms: at + 10,
-            group: "g".into(),
-            client: 11,
-            broker: "b".into(),
-            topic: "T".into(),
-            queue_id: 0,
-            queue_offset: off,
-            wid: Some(wid),
-            status: rmq_sim::history::ConsumeOutcome::ConsumeSuccess,
-        });
+        b.deliver(at, "g", 11, 0, off, wid).consumed(
+            at + 10,
+            11,
+            off,
+            wid,
+            rmq_sim::history::ConsumeOutcome::ConsumeSuccess,
+        );
     }
     b
 }
@@ -804,17 +812,13 @@ fn two_listeners(declared: bool, faults: &[(u64, FaultKind, u32)]) -> H {
         .deliver(16_500, "g", 11, 0, 1, 2)
         .disown(21_000, 10);
     for (at, client, off, wid) in [(16_000, 11, 0, 1), (17_000, 11, 1, 2), (20_000, 10, 0, 1)] {
-        b.h.push(Entry::Consumed {
-            at_ms: at,
-            group: "g".into(),
+        b.consumed(
+            at,
             client,
-            broker: "b".into(),
-            topic: "T".into(),
-            queue_id: 0,
-            queue_offset: off,
-            wid: Some(wid),
-            status: rmq_sim::history::ConsumeOutcome::ConsumeSuccess,
-        });
+            off,
+            wid,
+            rmq_sim::history::ConsumeOutcome::ConsumeSuccess,
+        );
     }
     b
 }

@@ -42,7 +42,7 @@ pub const RETRY_QUEUE_NUMS: u32 = 1;
 pub const RETRY_MAX_TIMES: i32 = 16;
 /// `MixAll.DLQ_NUMS_PER_GROUP`.
 pub const DLQ_NUMS_PER_GROUP: u32 = 1;
-pub use crate::message::RETRY_DELAY_LEVEL_BASE;
+use crate::message::RETRY_DELAY_LEVEL_BASE;
 const PERM_READ_WRITE: u32 = perm::READ | perm::WRITE;
 
 /// Where a handed-back message goes, decided from its reconsume times so far.

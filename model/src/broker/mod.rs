@@ -44,8 +44,7 @@ use crate::store::disk::{Disk, DiskError, SyncTicket};
 use crate::store::{recover, Host, MessageStore, StoreEvent, StoreState};
 pub use config::{BrokerConfig, BrokerRole, FlushDiskType};
 pub use consumer_send_msg_back::{
-    send_back_target, SendBackTarget, DLQ_NUMS_PER_GROUP, RETRY_DELAY_LEVEL_BASE, RETRY_MAX_TIMES,
-    RETRY_QUEUE_NUMS,
+    send_back_target, SendBackTarget, DLQ_NUMS_PER_GROUP, RETRY_MAX_TIMES, RETRY_QUEUE_NUMS,
 };
 
 /// Timer kinds: a tag in the high 32 bits, an id (for per-request timers) below.

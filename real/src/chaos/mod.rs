@@ -42,8 +42,10 @@ use self::child::{free_port, sibling_exe, ChildError, ChildNode};
 use self::schedule::{broker_name, Action, Mix, Step, Target};
 use crate::process::Hosted;
 
-/// The nodes' ids in the history (the name server's is 0, as in the simulator; no
-/// entry names it).
+// The nodes' ids in the history: the name server's is 0, as in the simulator (no
+// entry names it), broker group `g`'s members 1 + 2g and 2 + 2g, the clients from
+// FIRST_CLIENT_NODE on.
+
 /// Broker group `g`'s master.
 fn master_node(g: u32) -> u32 {
     1 + 2 * g
@@ -53,11 +55,16 @@ fn master_node(g: u32) -> u32 {
 fn slave_node(g: u32) -> u32 {
     2 + 2 * g
 }
+
 const FIRST_CLIENT_NODE: u32 = 10;
 
 const TOPIC: &str = "ChaosTopic";
 /// Load after the last fault, before the producers stop.
 const LOAD_AFTER_LAST_FAULT_MS: u64 = 3_000;
+/// Once everything is delivered: one interval of the consumers' offset persisting
+/// (RocketMQ's `persistConsumerOffsetInterval`, 5 s) and a second, so the commits
+/// rule sees the last positions committed by the consumers themselves.
+const COMMITS_LAND_MS: u64 = 6_000;
 const GROUP: &str = "chaos_consumers";
 /// At most this many broker groups (their node ids stay below the clients').
 pub const MAX_GROUPS: u32 = 4;
@@ -379,30 +386,27 @@ fn run_in(
             detail,
         };
         match step.action {
-            Action::Kill { down_ms } => {
+            Action::Kill { down_ms } | Action::Terminate { down_ms } => {
+                // Either stop loses the process's memory and keeps the page cache: a
+                // `process_crash`, then a `restart`, as the simulator records its
+                // kills and its clean restarts.
                 let down_from_ms = now_ms();
+                let how = if matches!(step.action, Action::Kill { .. }) {
+                    "kill -9"
+                } else {
+                    "SIGTERM"
+                };
                 faults.push(fault(
                     FaultKind::ProcessCrash,
-                    format!("kill -9 {}", node.name),
+                    format!("{how} {}", node.name),
                 ));
-                node.kill9()?;
+                match step.action {
+                    Action::Kill { .. } => node.kill9()?,
+                    _ => node.terminate(o.start_timeout_ms)?,
+                }
                 std::thread::sleep(Duration::from_millis(down_ms));
                 node.spawn(o.start_timeout_ms)?;
                 faults.push(fault(FaultKind::Restart, format!("restart {}", node.name)));
-                if id == master_node(g) {
-                    master_down.push((g, down_from_ms, now_ms()));
-                }
-            }
-            Action::Terminate { down_ms } => {
-                let down_from_ms = now_ms();
-                // A clean restart, as the simulator records one: from the stop on.
-                faults.push(fault(
-                    FaultKind::Restart,
-                    format!("SIGTERM {}, restart {down_ms} ms after it exits", node.name),
-                ));
-                node.terminate(o.start_timeout_ms)?;
-                std::thread::sleep(Duration::from_millis(down_ms));
-                node.spawn(o.start_timeout_ms)?;
                 if id == master_node(g) {
                     master_down.push((g, down_from_ms, now_ms()));
                 }
@@ -445,7 +449,7 @@ fn run_in(
         std::thread::sleep(Duration::from_millis(200));
     }
     // Let the consumers' periodic offset commits land before the clean shutdown.
-    std::thread::sleep(Duration::from_millis(6_000));
+    std::thread::sleep(Duration::from_millis(COMMITS_LAND_MS));
     for mut c in consumers {
         let _ = c.stop();
     }

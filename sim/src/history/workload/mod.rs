@@ -482,6 +482,14 @@ impl ConsumerHost {
             }
             return;
         }
+        // A listener's answer, concurrent or orderly, or the consumer giving up on it
+        // after consumeTimeout: one `consumed` entry, with what was answered.
+        let answer = match &event {
+            ClientEvent::Consumed { status, .. } => Some(consume_outcome(*status)),
+            ClientEvent::ConsumedOrderly { status, .. } => Some(orderly_outcome(*status)),
+            ClientEvent::ConsumeTimedOut { .. } => Some(ConsumeOutcome::TimeOut),
+            _ => None,
+        };
         let entry = match event {
             ClientEvent::SendResult { .. } => return,
             ClientEvent::Consumed {
@@ -490,37 +498,27 @@ impl ConsumerHost {
                 topic,
                 queue_id,
                 queue_offset,
-                status,
-            } => self.consumed_entry(
-                at_ms,
-                client,
-                (group, broker_name, topic, queue_id, queue_offset),
-                consume_outcome(status),
-            ),
-            ClientEvent::ConsumeTimedOut {
+                ..
+            }
+            | ClientEvent::ConsumeTimedOut {
                 group,
                 broker_name,
                 topic,
                 queue_id,
                 queue_offset,
-            } => self.consumed_entry(
-                at_ms,
-                client,
-                (group, broker_name, topic, queue_id, queue_offset),
-                ConsumeOutcome::TimeOut,
-            ),
-            ClientEvent::ConsumedOrderly {
+            }
+            | ClientEvent::ConsumedOrderly {
                 group,
                 broker_name,
                 topic,
                 queue_id,
                 queue_offset,
-                status,
+                ..
             } => self.consumed_entry(
                 at_ms,
                 client,
                 (group, broker_name, topic, queue_id, queue_offset),
-                orderly_outcome(status),
+                answer.expect("an answer event has an answer"),
             ),
             ClientEvent::Delivered {
                 group,
