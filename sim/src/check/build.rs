@@ -27,6 +27,7 @@ use super::key_order::KeyOrder;
 use super::latency::Latency;
 use super::order::Order;
 use super::phantom::Phantom;
+use super::process_queues::{ProcessQueue, ProcessQueues};
 use super::queue_log::{Holder, QueueLog};
 use super::retry::Retry;
 use super::subscription::TagExpr;
@@ -141,7 +142,6 @@ impl Wids {
     }
 }
 
-type SpanKey = (u32, u32, u32);
 /// (group, client for broadcasting groups or [`NONE`], queue): whose offsets one
 /// committed-offset sequence holds.
 pub(crate) type CommitKey = (u32, u32, u32);
@@ -168,8 +168,12 @@ struct Builder<'h> {
     obs: Observers,
     wids: Wids,
     queue_ids: FastMap<QueueKey, u32>,
-    open_spans: FastMap<SpanKey, u32>,
-    last_commit: FastMap<CommitKey, CommitMark>,
+    process_queues: ProcessQueues,
+    /// Each committed-offset sequence's index (in `last_commit`), looked up once per
+    /// process queue.
+    commit_seqs: FastMap<CommitKey, u32>,
+    /// Per committed-offset sequence, its last commit.
+    last_commit: Vec<Option<CommitMark>>,
     epochs: Epochs,
     /// `takes[group][tag]`: 0 not judged yet, 1 the expression rejects, 2 takes.
     takes: Vec<Vec<u8>>,
@@ -267,8 +271,9 @@ impl<'h> Builder<'h> {
             obs: Observers::default(),
             wids: Wids::default(),
             queue_ids: FastMap::default(),
-            open_spans: FastMap::default(),
-            last_commit: FastMap::default(),
+            process_queues: ProcessQueues::default(),
+            commit_seqs: FastMap::default(),
+            last_commit: Vec::new(),
             epochs: Epochs::default(),
             takes: Vec::new(),
             orderly_counts: FastMap::default(),
@@ -399,39 +404,89 @@ impl<'h> Builder<'h> {
         (group, if by_client { client } else { NONE }, queue)
     }
 
-    /// The open span of the key, or a new implicit one if none is open (or the client
-    /// crashed since it opened).
+    /// The process queue these name: one probe for a known one; a new one interns
+    /// the names as [`Self::group`] and [`Self::queue`] do.
     #[inline]
-    fn span(&mut self, group: u32, client: u32, queue: u32, at_ms: u64) -> u32 {
-        let incarnation = self.epochs.get(client);
-        if let Some(&s) = self.open_spans.get(&(group, client, queue)) {
-            if self.ix.spans[s as usize].incarnation == incarnation {
-                return s;
-            }
+    fn process_queue(
+        &mut self,
+        group: &str,
+        client: u32,
+        broker: &str,
+        topic: &str,
+        queue_id: i32,
+    ) -> ProcessQueue {
+        let p = match self
+            .process_queues
+            .get(group, client, broker, topic, queue_id)
+        {
+            Some(p) => p,
+            None => self.add_process_queue(group, client, broker, topic, queue_id),
+        };
+        self.process_queues.at(p)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn add_process_queue(
+        &mut self,
+        group: &str,
+        client: u32,
+        broker: &str,
+        topic: &str,
+        queue_id: i32,
+    ) -> u32 {
+        let g = self.group(group);
+        let q = self.queue(broker, topic, queue_id);
+        let key = self.commit_key(g, client, q);
+        let last_commit = &mut self.last_commit;
+        let commits = *self.commit_seqs.entry(key).or_insert_with(|| {
+            last_commit.push(None);
+            (last_commit.len() - 1) as u32
+        });
+        let pq = ProcessQueue {
+            id: NONE,
+            group: g,
+            client,
+            queue: q,
+            retry_topic: topic.starts_with(RETRY_PREFIX),
+            open_span: NONE,
+            commits,
+            slot: NONE,
+        };
+        self.process_queues
+            .add((group, client, broker, topic, queue_id), pq)
+    }
+
+    /// The open span of the process queue, or a new implicit one if none is open (or
+    /// the client crashed since it opened).
+    #[inline]
+    fn span(&mut self, pq: &ProcessQueue, at_ms: u64) -> u32 {
+        let s = pq.open_span;
+        if s != NONE && self.ix.spans[s as usize].incarnation == self.epochs.get(pq.client) {
+            return s;
         }
-        self.open_span((group, client, queue), at_ms, None, false, false)
+        self.open_span(pq, at_ms, None, false, false)
     }
 
     fn open_span(
         &mut self,
-        (group, client, queue): SpanKey,
+        pq: &ProcessQueue,
         at_ms: u64,
         start: Option<u64>,
         from_replica: bool,
         moved: bool,
     ) -> u32 {
         let prev_commit = if start.is_some() {
-            let key = self.commit_key(group, client, queue);
-            self.last_commit.get(&key).copied()
+            self.last_commit[pq.commits as usize]
         } else {
             None
         };
         let id = self.ix.spans.len() as u32;
         self.ix.spans.push(Span {
-            group,
-            client,
-            queue,
-            incarnation: self.epochs.get(client),
+            group: pq.group,
+            client: pq.client,
+            queue: pq.queue,
+            incarnation: self.epochs.get(pq.client),
             start,
             at_ms,
             prev_commit,
@@ -439,7 +494,8 @@ impl<'h> Builder<'h> {
             moved,
             end_ms: u64::MAX,
         });
-        if let Some(old) = self.open_spans.insert((group, client, queue), id) {
+        let old = std::mem::replace(&mut self.process_queues.get_mut(pq.id).open_span, id);
+        if old != NONE {
             let old = &mut self.ix.spans[old as usize];
             old.end_ms = old.end_ms.min(at_ms);
         }
@@ -460,8 +516,8 @@ impl<'h> Builder<'h> {
                 wid,
                 status,
             } => {
-                let q = self.queue(broker, topic, *queue_id);
-                let g = self.group(group);
+                let pq = self.process_queue(group, *client, broker, topic, *queue_id);
+                let (g, q) = (pq.group, pq.queue);
                 // consumeTimeout is a concurrent consumer's: an orderly one never gives
                 // up on its listener.
                 let consume_timeout_ms = if self.ix.group_info[g as usize].orderly {
@@ -654,14 +710,14 @@ impl<'h> Builder<'h> {
                 tags,
                 fields,
             } => {
-                let g = self.group(group);
-                let q = self.queue(broker, topic, *queue_id);
+                let pq = self.process_queue(group, *client, broker, topic, *queue_id);
+                let (g, q) = (pq.group, pq.queue);
                 let topic_id = self.ix.queues[q as usize].topic;
                 let tag_id = self.ix.tags.intern(tags.as_deref());
                 // Only a delivery from a retry topic was handed back; a raised
                 // reconsume count elsewhere is a corrupt field, and the delivery still
                 // counts for order and offsets.
-                let retry = topic.starts_with(RETRY_PREFIX);
+                let retry = pq.retry_topic;
                 let dlv_id = fields
                     .as_ref()
                     .and_then(|f| f.msg_id_crc)
@@ -698,22 +754,23 @@ impl<'h> Builder<'h> {
                     None
                 };
                 let info = &mut self.ix.group_info[g as usize];
-                let slot = if info.broadcasting {
-                    match info.clients.iter().position(|c| c == client) {
+                let slot = if !info.broadcasting {
+                    0
+                } else if pq.slot != NONE {
+                    pq.slot
+                } else {
+                    let slot = match info.clients.iter().position(|c| c == client) {
                         Some(p) => p as u32,
                         None => {
                             info.clients.push(*client);
                             (info.clients.len() - 1) as u32
                         }
-                    }
-                } else {
-                    0
+                    };
+                    // A client keeps its slot: the group's clients are only appended.
+                    self.process_queues.get_mut(pq.id).slot = slot;
+                    slot
                 };
-                let span = if retry {
-                    NONE
-                } else {
-                    self.span(g, *client, q, *at_ms)
-                };
+                let span = if retry { NONE } else { self.span(&pq, *at_ms) };
                 let rehand = !retry
                     && *reconsume_times > 0
                     && self
@@ -767,11 +824,11 @@ impl<'h> Builder<'h> {
                 offset_from_broker_id,
                 offset_moved,
             } => {
-                let g = self.group(group);
-                let q = self.queue(broker, topic, *queue_id);
+                let pq = self.process_queue(group, *client, broker, topic, *queue_id);
+                let (g, q) = (pq.group, pq.queue);
                 let from_replica = offset_from_broker_id.is_some_and(|id| id != 0);
                 self.open_span(
-                    (g, *client, q),
+                    &pq,
                     *at_ms,
                     Some(*start_offset),
                     from_replica,
@@ -787,9 +844,10 @@ impl<'h> Builder<'h> {
                 topic,
                 queue_id,
             } => {
-                let g = self.group(group);
-                let q = self.queue(broker, topic, *queue_id);
-                if let Some(old) = self.open_spans.remove(&(g, *client, q)) {
+                let pq = self.process_queue(group, *client, broker, topic, *queue_id);
+                let old =
+                    std::mem::replace(&mut self.process_queues.get_mut(pq.id).open_span, NONE);
+                if old != NONE {
                     let old = &mut self.ix.spans[old as usize];
                     old.end_ms = old.end_ms.min(*at_ms);
                 }
@@ -803,10 +861,8 @@ impl<'h> Builder<'h> {
                 queue_id,
                 offset,
             } => {
-                let g = self.group(group);
-                let q = self.queue(broker, topic, *queue_id);
-                let span = self.span(g, *client, q, *at_ms);
-                let key = self.commit_key(g, *client, q);
+                let pq = self.process_queue(group, *client, broker, topic, *queue_id);
+                let span = self.span(&pq, *at_ms);
                 let mark = CommitMark {
                     offset: *offset,
                     at_ms: *at_ms,
@@ -814,22 +870,21 @@ impl<'h> Builder<'h> {
                     incarnation: self.epochs.get(*client),
                     high: *offset,
                 };
-                // One hash: the entry, then keep the highest offset committed so far.
-                self.last_commit
-                    .entry(key)
-                    .and_modify(|c| {
-                        *c = CommitMark {
-                            high: c.high.max(*offset),
-                            ..mark
-                        }
-                    })
-                    .or_insert(mark);
+                // Keep the highest offset committed so far.
+                let last = &mut self.last_commit[pq.commits as usize];
+                *last = Some(match *last {
+                    Some(c) => CommitMark {
+                        high: c.high.max(*offset),
+                        ..mark
+                    },
+                    None => mark,
+                });
                 self.ix.commits.push(Cmt {
                     at_ms: *at_ms,
                     offset: *offset,
                     entry: i,
-                    group: g,
-                    queue: q,
+                    group: pq.group,
+                    queue: pq.queue,
                     span,
                 });
             }

@@ -18,7 +18,7 @@ const EMPTY: u32 = u32::MAX;
 /// loads cover every byte, so equal keys mean equal names; longer names also compare
 /// their bytes.
 #[derive(Clone, Copy, PartialEq, Eq)]
-struct Key {
+pub(crate) struct Key {
     len: usize,
     head: u64,
     tail: u64,
@@ -28,7 +28,7 @@ struct Key {
 const WHOLE: usize = 16;
 
 #[inline]
-fn key(name: &str) -> Key {
+pub(crate) fn key(name: &str) -> Key {
     let b = name.as_bytes();
     let len = b.len();
     let word = |at: usize| u64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"));
@@ -45,13 +45,26 @@ fn key(name: &str) -> Key {
     Key { len, head, tail }
 }
 
+/// Odd multiplier: 2^64 divided by the golden ratio.
+pub(crate) const MIX: u64 = 0x9E37_79B9_7F4A_7C15;
+
 impl Key {
     /// The first slot to look in, of a table of `mask + 1` slots.
     #[inline]
     fn slot(&self, mask: usize) -> usize {
-        const MIX: u64 = 0x9E37_79B9_7F4A_7C15;
-        let h = (self.head ^ self.tail.rotate_left(31) ^ self.len as u64).wrapping_mul(MIX);
-        (h >> 32) as usize & mask
+        (self.hash() >> 32) as usize & mask
+    }
+
+    /// The key's bytes mixed into one word (take the high bits).
+    #[inline]
+    pub(crate) fn hash(&self) -> u64 {
+        (self.head ^ self.tail.rotate_left(31) ^ self.len as u64).wrapping_mul(MIX)
+    }
+
+    /// Equal keys mean equal names: the name is no longer than the key holds whole.
+    #[inline]
+    pub(crate) fn is_whole(&self) -> bool {
+        self.len <= WHOLE
     }
 }
 

@@ -60,6 +60,7 @@ mod offsets;
 mod order;
 mod owners;
 mod phantom;
+mod process_queues;
 mod queue_log;
 mod refused;
 mod retry;

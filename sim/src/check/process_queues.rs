@@ -1,0 +1,216 @@
+//! Process queues: what the index pass keeps per consumer per queue it reads, named
+//! after RocketMQ's `ProcessQueue` (a consumer's own state for one `MessageQueue`).
+//!
+//! Most of a history (`Deliver`, `Consumed`, `Commit`, `Own`, `Disown`) names a
+//! group, a client and a queue (broker, topic, queue id). Interning the three names
+//! one by one, then looking up the queue, the client's open span and its commit
+//! sequence in three hash maps, costs several probes per entry. Here the five fields
+//! together name one process queue, found with one probe; it carries its group and
+//! queue ids, its open span and its commit sequence, so the pass goes on with indexes.
+
+use super::intern::{key, Key, MIX};
+use super::tables::NONE;
+
+/// One consumer's state for one queue, as the pass needs it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ProcessQueue {
+    /// Its index in [`ProcessQueues`] (set by [`ProcessQueues::add`]).
+    pub id: u32,
+    pub group: u32,
+    pub client: u32,
+    pub queue: u32,
+    /// The topic is a `%RETRY%` topic.
+    pub retry_topic: bool,
+    /// The open span of (group, client, queue), or [`NONE`].
+    pub open_span: u32,
+    /// The committed-offset sequence its commits go to (shared by a clustering group's
+    /// clients), an index into the builder's commit marks.
+    pub commits: u32,
+    /// A broadcasting group's delivery slot of the client, [`NONE`] until its first
+    /// delivery through this queue looks it up.
+    pub slot: u32,
+}
+
+/// What names a process queue: the names' [`Key`]s, the queue id and the client.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Ident {
+    group: Key,
+    broker: Key,
+    topic: Key,
+    queue_id: i32,
+    client: u32,
+}
+
+impl Ident {
+    #[inline]
+    fn new(group: &str, client: u32, broker: &str, topic: &str, queue_id: i32) -> Ident {
+        Ident {
+            group: key(group),
+            broker: key(broker),
+            topic: key(topic),
+            queue_id,
+            client,
+        }
+    }
+
+    #[inline]
+    fn slot(&self, mask: usize) -> usize {
+        let mut h = self.group.hash();
+        h = (h.rotate_left(23) ^ self.broker.hash()).wrapping_mul(MIX);
+        h = (h.rotate_left(23) ^ self.topic.hash()).wrapping_mul(MIX);
+        h = (h.rotate_left(23) ^ (u64::from(self.queue_id as u32) << 32 | u64::from(self.client)))
+            .wrapping_mul(MIX);
+        (h >> 32) as usize & mask
+    }
+
+    /// Equal idents name the same process queue unless a name is longer than its key
+    /// holds; then the names themselves are compared.
+    fn is_whole(&self) -> bool {
+        self.group.is_whole() && self.broker.is_whole() && self.topic.is_whole()
+    }
+}
+
+#[derive(Default)]
+pub(crate) struct ProcessQueues {
+    queues: Vec<ProcessQueue>,
+    idents: Vec<Ident>,
+    /// For an ident that is not whole: its (group, broker, topic) names.
+    long_names: Vec<Option<Box<[Box<str>; 3]>>>,
+    /// Open addressing on the ident's hash: an index, or [`NONE`]. At most half full.
+    slots: Vec<u32>,
+}
+
+impl ProcessQueues {
+    /// The process queue these name, if one was added.
+    #[inline]
+    pub(crate) fn get(
+        &self,
+        group: &str,
+        client: u32,
+        broker: &str,
+        topic: &str,
+        queue_id: i32,
+    ) -> Option<u32> {
+        if self.slots.is_empty() {
+            return None;
+        }
+        let ident = Ident::new(group, client, broker, topic, queue_id);
+        let mask = self.slots.len() - 1;
+        let mut i = ident.slot(mask);
+        loop {
+            let p = self.slots[i];
+            if p == NONE {
+                return None;
+            }
+            if self.idents[p as usize] == ident {
+                match &self.long_names[p as usize] {
+                    None => return Some(p),
+                    Some(names)
+                        if *names[0] == *group && *names[1] == *broker && *names[2] == *topic =>
+                    {
+                        return Some(p)
+                    }
+                    Some(_) => {}
+                }
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    /// Adds the process queue these name (not added before); returns its index.
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn add(
+        &mut self,
+        (group, client, broker, topic, queue_id): (&str, u32, &str, &str, i32),
+        pq: ProcessQueue,
+    ) -> u32 {
+        let p = u32::try_from(self.queues.len()).expect("fewer than 2^32 process queues");
+        let ident = Ident::new(group, client, broker, topic, queue_id);
+        self.queues.push(ProcessQueue { id: p, ..pq });
+        self.idents.push(ident);
+        self.long_names.push(
+            (!ident.is_whole()).then(|| Box::new([group.into(), broker.into(), topic.into()])),
+        );
+        if self.slots.len() < 2 * self.queues.len() {
+            let size = (4 * self.queues.len()).next_power_of_two().max(16);
+            self.slots = vec![NONE; size];
+            for k in 0..self.queues.len() {
+                self.place(k as u32);
+            }
+        } else {
+            self.place(p);
+        }
+        p
+    }
+
+    fn place(&mut self, p: u32) {
+        let mask = self.slots.len() - 1;
+        let mut i = self.idents[p as usize].slot(mask);
+        while self.slots[i] != NONE {
+            i = (i + 1) & mask;
+        }
+        self.slots[i] = p;
+    }
+
+    #[inline]
+    pub(crate) fn get_mut(&mut self, p: u32) -> &mut ProcessQueue {
+        &mut self.queues[p as usize]
+    }
+
+    #[inline]
+    pub(crate) fn at(&self, p: u32) -> ProcessQueue {
+        self.queues[p as usize]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{ProcessQueue, ProcessQueues};
+    use crate::check::tables::NONE;
+
+    fn pq(group: u32) -> ProcessQueue {
+        ProcessQueue {
+            id: NONE,
+            group,
+            client: 0,
+            queue: 0,
+            retry_topic: false,
+            open_span: NONE,
+            commits: 0,
+            slot: NONE,
+        }
+    }
+
+    #[test]
+    fn each_field_tells_process_queues_apart() {
+        let names = [
+            ("g", 1, "broker-a", "T", 0),
+            ("g", 2, "broker-a", "T", 0),
+            ("g", 1, "broker-b", "T", 0),
+            ("g", 1, "broker-a", "U", 0),
+            ("g", 1, "broker-a", "T", 1),
+            ("h", 1, "broker-a", "T", 0),
+            // Longer than a key holds whole, differing only between its two loads.
+            ("group-with-a-AAAA-name-12345678", 1, "broker-a", "T", 0),
+            ("group-with-a-BBBB-name-12345678", 1, "broker-a", "T", 0),
+            ("g", 1, "broker-a", "%RETRY%group-AAAA-name-12345678", 0),
+            ("g", 1, "broker-a", "%RETRY%group-BBBB-name-12345678", 0),
+        ];
+        let mut pqs = ProcessQueues::default();
+        for (k, n) in names.iter().enumerate() {
+            assert_eq!(pqs.get(n.0, n.1, n.2, n.3, n.4), None, "{n:?}");
+            assert_eq!(pqs.add(*n, pq(k as u32)), k as u32);
+            // Every earlier one still resolves after the table is rebuilt larger.
+            for (j, m) in names[..=k].iter().enumerate() {
+                assert_eq!(pqs.get(m.0, m.1, m.2, m.3, m.4), Some(j as u32), "{m:?}");
+                assert_eq!(pqs.at(j as u32).group, j as u32);
+            }
+        }
+        assert_eq!(pqs.get("g", 3, "broker-a", "T", 0), None);
+        assert_eq!(
+            pqs.get("group-with-a-CCCC-name-12345678", 1, "broker-a", "T", 0),
+            None
+        );
+    }
+}
