@@ -228,6 +228,7 @@ impl<'h> Builder<'h> {
             deliveries: 0,
             spans: Vec::new(),
             commits: Vec::new(),
+            commit_seqs: 0,
             faults: FaultLog::default(),
             dups: Vec::new(),
         };
@@ -289,6 +290,7 @@ impl<'h> Builder<'h> {
         // and copied; unused reservation is never touched, so it costs no memory.
         self.ix.msgs.reserve(entries.len() / 3);
         self.ix.acks.reserve(entries.len() / 3);
+        self.ix.commits.reserve(entries.len() / 3);
         let mut last = 0u64;
         for (b, block) in entries.chunks(WARM_BLOCK).enumerate() {
             let warm = block.iter().fold(0u8, |acc, e| acc ^ first_bytes(e));
@@ -448,6 +450,7 @@ impl<'h> Builder<'h> {
             group: g,
             client,
             queue: q,
+            topic: self.ix.queues[q as usize].topic,
             retry_topic: topic.starts_with(RETRY_PREFIX),
             open_span: NONE,
             commits,
@@ -486,6 +489,7 @@ impl<'h> Builder<'h> {
             group: pq.group,
             client: pq.client,
             queue: pq.queue,
+            commit_seq: pq.commits,
             incarnation: self.epochs.get(pq.client),
             start,
             at_ms,
@@ -711,8 +715,7 @@ impl<'h> Builder<'h> {
                 fields,
             } => {
                 let pq = self.process_queue(group, *client, broker, topic, *queue_id);
-                let (g, q) = (pq.group, pq.queue);
-                let topic_id = self.ix.queues[q as usize].topic;
+                let (g, q, topic_id) = (pq.group, pq.queue, pq.topic);
                 let tag_id = self.ix.tags.intern(tags.as_deref());
                 // Only a delivery from a retry topic was handed back; a raised
                 // reconsume count elsewhere is a corrupt field, and the delivery still
@@ -886,6 +889,7 @@ impl<'h> Builder<'h> {
                     group: pq.group,
                     queue: pq.queue,
                     span,
+                    seq: pq.commits,
                 });
             }
         }
@@ -953,6 +957,7 @@ impl<'h> Builder<'h> {
     fn finish(mut self) -> (Index<'h>, Observers) {
         self.ix.faults.finish();
         let ix = &mut self.ix;
+        ix.commit_seqs = self.last_commit.len();
         ix.broker_meta.resize(ix.brokers.len(), None);
         let n_tags = ix.tags.len();
         ix.tag_match = ix

@@ -66,7 +66,6 @@ use super::faults::{bit, CACHE_LOSS, MEDIA_LOSS, NETWORK, RESTARTS};
 use super::queue_log::{Conflict, Holder, QueueLog};
 use super::tables::{Cmt, Index, NONE};
 use super::{Rule, Sink};
-use crate::hasher::FastMap;
 use crate::history::{Entry, FlushMode};
 
 /// How long a oneway commit (UPDATE_CONSUMER_OFFSET, or the commit a pull carries)
@@ -452,18 +451,31 @@ fn client_of(ix: &Index, entry: u32) -> String {
 /// Rule 3: every new owner's start offset lies within the bounds the group's commits
 /// set (see the module doc).
 fn start_within_commit_bounds(ix: &Index, sink: &mut Sink) {
-    // Per (group, queue): the commits in time order.
-    let mut by_key: FastMap<(u32, u32), Vec<u32>> = FastMap::default();
+    // Per committed-offset sequence of a clustering group (its group and queue): the
+    // commits in time order, `by_seq[seq_start[s]..seq_start[s + 1]]` (a counting
+    // sort by sequence of the commits in time order).
     let mut order: Vec<u32> = (0..ix.commits.len() as u32).collect();
     if !order.is_sorted_by_key(|&c| ix.commits[c as usize].at_ms) {
         order.sort_by_key(|&c| ix.commits[c as usize].at_ms);
     }
+    let clustering = |g: u32| !ix.group_info[g as usize].broadcasting;
+    let mut seq_start = vec![0u32; ix.commit_seqs + 1];
+    for cm in &ix.commits {
+        if clustering(cm.group) {
+            seq_start[cm.seq as usize + 1] += 1;
+        }
+    }
+    for s in 0..ix.commit_seqs {
+        seq_start[s + 1] += seq_start[s];
+    }
+    let mut next = seq_start.clone();
+    let mut by_seq = vec![NONE; seq_start[ix.commit_seqs] as usize];
     for c in order {
         let cm = &ix.commits[c as usize];
-        if ix.group_info[cm.group as usize].broadcasting {
-            continue;
+        if clustering(cm.group) {
+            by_seq[next[cm.seq as usize] as usize] = c;
+            next[cm.seq as usize] += 1;
         }
-        by_key.entry((cm.group, cm.queue)).or_default().push(c);
     }
     // Name servers are the nodes that are no broker and no client (a consumer of
     // `Meta` or a producer).
@@ -489,9 +501,11 @@ fn start_within_commit_bounds(ix: &Index, sink: &mut Sink) {
     not_name_servers.dedup();
     for span in &ix.spans {
         let Some(start) = span.start else { continue };
-        let Some(list) = by_key.get(&(span.group, span.queue)) else {
+        if !clustering(span.group) {
             continue;
-        };
+        }
+        let s = span.commit_seq as usize;
+        let list = &by_seq[seq_start[s] as usize..seq_start[s + 1] as usize];
         let t = span.at_ms;
         let n = list.partition_point(|&c| ix.commits[c as usize].at_ms <= t);
         if n == 0 {

@@ -19,6 +19,8 @@ pub(crate) struct ProcessQueue {
     pub group: u32,
     pub client: u32,
     pub queue: u32,
+    /// The queue's topic id.
+    pub topic: u32,
     /// The topic is a `%RETRY%` topic.
     pub retry_topic: bool,
     /// The open span of (group, client, queue), or [`NONE`].
@@ -65,6 +67,7 @@ impl Ident {
 
     /// Equal idents name the same process queue unless a name is longer than its key
     /// holds; then the names themselves are compared.
+    #[inline]
     fn is_whole(&self) -> bool {
         self.group.is_whole() && self.broker.is_whole() && self.topic.is_whole()
     }
@@ -103,6 +106,10 @@ impl ProcessQueues {
                 return None;
             }
             if self.idents[p as usize] == ident {
+                // Whole keys are the names themselves: no need to read the long ones.
+                if ident.is_whole() {
+                    return Some(p);
+                }
                 match &self.long_names[p as usize] {
                     None => return Some(p),
                     Some(names)
@@ -175,6 +182,7 @@ mod tests {
             group,
             client: 0,
             queue: 0,
+            topic: 0,
             retry_topic: false,
             open_span: NONE,
             commits: 0,

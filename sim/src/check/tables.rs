@@ -256,6 +256,8 @@ pub(crate) struct Span {
     pub group: u32,
     pub client: u32,
     pub queue: u32,
+    /// The committed-offset sequence its commits go to (see [`Cmt::seq`]).
+    pub commit_seq: u32,
     pub incarnation: u32,
     /// The `Own`'s start offset; `None` for an implicit span.
     pub start: Option<u64>,
@@ -282,6 +284,9 @@ pub(crate) struct Cmt {
     pub group: u32,
     pub queue: u32,
     pub span: u32,
+    /// Its committed-offset sequence, below [`Index::commit_seqs`]: one per (group,
+    /// queue) of a clustering group, per (group, client, queue) of a broadcasting one.
+    pub seq: u32,
 }
 
 impl GroupInfo {
@@ -374,6 +379,8 @@ pub(crate) struct Index<'h> {
     pub deliveries: u64,
     pub spans: Vec<Span>,
     pub commits: Vec<Cmt>,
+    /// How many committed-offset sequences the commits and spans name.
+    pub commit_seqs: usize,
     pub faults: FaultLog,
     /// Per broadcasting/clustering slot redeliveries, in history order.
     pub dups: Vec<Dup>,
