@@ -27,7 +27,7 @@ use super::key_order::KeyOrder;
 use super::latency::Latency;
 use super::order::Order;
 use super::phantom::Phantom;
-use super::process_queues::{ProcessQueue, ProcessQueues};
+use super::process_queues::{Name, ProcessQueue, ProcessQueues};
 use super::queue_log::{Holder, QueueLog};
 use super::retry::Retry;
 use super::subscription::TagExpr;
@@ -409,34 +409,18 @@ impl<'h> Builder<'h> {
     /// The process queue these name: one probe for a known one; a new one interns
     /// the names as [`Self::group`] and [`Self::queue`] do.
     #[inline]
-    fn process_queue(
-        &mut self,
-        group: &str,
-        client: u32,
-        broker: &str,
-        topic: &str,
-        queue_id: i32,
-    ) -> ProcessQueue {
-        let p = match self
-            .process_queues
-            .get(group, client, broker, topic, queue_id)
-        {
+    fn process_queue(&mut self, name: Name) -> ProcessQueue {
+        let p = match self.process_queues.get(name) {
             Some(p) => p,
-            None => self.add_process_queue(group, client, broker, topic, queue_id),
+            None => self.add_process_queue(name),
         };
         self.process_queues.at(p)
     }
 
     #[cold]
     #[inline(never)]
-    fn add_process_queue(
-        &mut self,
-        group: &str,
-        client: u32,
-        broker: &str,
-        topic: &str,
-        queue_id: i32,
-    ) -> u32 {
+    fn add_process_queue(&mut self, name: Name) -> u32 {
+        let (group, client, broker, topic, queue_id) = name;
         let g = self.group(group);
         let q = self.queue(broker, topic, queue_id);
         let key = self.commit_key(g, client, q);
@@ -456,8 +440,7 @@ impl<'h> Builder<'h> {
             commits,
             slot: NONE,
         };
-        self.process_queues
-            .add((group, client, broker, topic, queue_id), pq)
+        self.process_queues.add(name, pq)
     }
 
     /// The open span of the process queue, or a new implicit one if none is open (or
@@ -520,7 +503,7 @@ impl<'h> Builder<'h> {
                 wid,
                 status,
             } => {
-                let pq = self.process_queue(group, *client, broker, topic, *queue_id);
+                let pq = self.process_queue((group, *client, broker, topic, *queue_id));
                 let (g, q) = (pq.group, pq.queue);
                 // consumeTimeout is a concurrent consumer's: an orderly one never gives
                 // up on its listener.
@@ -714,7 +697,7 @@ impl<'h> Builder<'h> {
                 tags,
                 fields,
             } => {
-                let pq = self.process_queue(group, *client, broker, topic, *queue_id);
+                let pq = self.process_queue((group, *client, broker, topic, *queue_id));
                 let (g, q, topic_id) = (pq.group, pq.queue, pq.topic);
                 let tag_id = self.ix.tags.intern(tags.as_deref());
                 // Only a delivery from a retry topic was handed back; a raised
@@ -827,7 +810,7 @@ impl<'h> Builder<'h> {
                 offset_from_broker_id,
                 offset_moved,
             } => {
-                let pq = self.process_queue(group, *client, broker, topic, *queue_id);
+                let pq = self.process_queue((group, *client, broker, topic, *queue_id));
                 let (g, q) = (pq.group, pq.queue);
                 let from_replica = offset_from_broker_id.is_some_and(|id| id != 0);
                 self.open_span(
@@ -847,7 +830,7 @@ impl<'h> Builder<'h> {
                 topic,
                 queue_id,
             } => {
-                let pq = self.process_queue(group, *client, broker, topic, *queue_id);
+                let pq = self.process_queue((group, *client, broker, topic, *queue_id));
                 let old =
                     std::mem::replace(&mut self.process_queues.get_mut(pq.id).open_span, NONE);
                 if old != NONE {
@@ -864,7 +847,7 @@ impl<'h> Builder<'h> {
                 queue_id,
                 offset,
             } => {
-                let pq = self.process_queue(group, *client, broker, topic, *queue_id);
+                let pq = self.process_queue((group, *client, broker, topic, *queue_id));
                 let span = self.span(&pq, *at_ms);
                 let mark = CommitMark {
                     offset: *offset,

@@ -6,9 +6,62 @@ pub(crate) struct Interner {
     names: Vec<Box<str>>,
     /// Per name its [`Key`].
     keys: Vec<Key>,
-    /// Open addressing on the key's hash: an id, or [`EMPTY`]. At most half full, so a
-    /// lookup nearly always reads one slot and compares one key.
-    slots: Vec<u32>,
+    /// Open addressing on the key's hash. At most half full, so a lookup nearly
+    /// always reads one slot and compares one key.
+    slots: Slots,
+}
+
+/// An open-addressed table of dense ids (0, 1, 2, ... in the order they were added),
+/// placed by their hash's high bits: each slot an id, or [`EMPTY`]. It stays at most
+/// half full, so a probe rarely goes past its first slot.
+#[derive(Default)]
+pub(crate) struct Slots(Vec<u32>);
+
+impl Slots {
+    /// The first id along `hash`'s probe sequence that `is` accepts; `None` at the
+    /// first empty slot.
+    #[inline]
+    pub(crate) fn find(&self, hash: u64, mut is: impl FnMut(u32) -> bool) -> Option<u32> {
+        if self.0.is_empty() {
+            return None;
+        }
+        let mask = self.0.len() - 1;
+        let mut i = (hash >> 32) as usize & mask;
+        loop {
+            let id = self.0[i];
+            if id == EMPTY {
+                return None;
+            }
+            if is(id) {
+                return Some(id);
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    /// Places id `ids - 1`, the newest of `ids`; when that would leave the table more
+    /// than half full, it doubles and places every id again (`hash_of` each).
+    pub(crate) fn add(&mut self, ids: usize, hash_of: impl Fn(u32) -> u64) {
+        if self.0.len() < 2 * ids {
+            let size = (4 * ids).next_power_of_two().max(16);
+            self.0 = vec![EMPTY; size];
+            for id in 0..ids as u32 {
+                self.place(id, hash_of(id));
+            }
+        } else {
+            let id = ids as u32 - 1;
+            self.place(id, hash_of(id));
+        }
+    }
+
+    fn place(&mut self, id: u32, hash: u64) {
+        let mask = self.0.len() - 1;
+        let mut i = (hash >> 32) as usize & mask;
+        while self.0[i] != EMPTY {
+            i = (i + 1) & mask;
+        }
+        self.0[i] = id;
+    }
 }
 
 const EMPTY: u32 = u32::MAX;
@@ -49,12 +102,6 @@ pub(crate) fn key(name: &str) -> Key {
 pub(crate) const MIX: u64 = 0x9E37_79B9_7F4A_7C15;
 
 impl Key {
-    /// The first slot to look in, of a table of `mask + 1` slots.
-    #[inline]
-    fn slot(&self, mask: usize) -> usize {
-        (self.hash() >> 32) as usize & mask
-    }
-
     /// The key's bytes mixed into one word (take the high bits).
     #[inline]
     pub(crate) fn hash(&self) -> u64 {
@@ -86,46 +133,17 @@ impl Interner {
         let id = u32::try_from(self.names.len()).expect("fewer than 2^32 names");
         self.names.push(name.into());
         self.keys.push(key(name));
-        if self.slots.len() < 2 * self.names.len() {
-            let size = (4 * self.names.len()).next_power_of_two().max(16);
-            self.slots = vec![EMPTY; size];
-            for i in 0..self.names.len() {
-                self.place(i as u32);
-            }
-        } else {
-            self.place(id);
-        }
+        let keys = &self.keys;
+        self.slots.add(keys.len(), |id| keys[id as usize].hash());
         id
-    }
-
-    fn place(&mut self, id: u32) {
-        let mask = self.slots.len() - 1;
-        let mut i = self.keys[id as usize].slot(mask);
-        while self.slots[i] != EMPTY {
-            i = (i + 1) & mask;
-        }
-        self.slots[i] = id;
     }
 
     #[inline]
     pub(crate) fn get(&self, name: &str) -> Option<u32> {
-        if self.slots.is_empty() {
-            return None;
-        }
         let k = key(name);
-        let mask = self.slots.len() - 1;
-        let mut i = k.slot(mask);
-        loop {
-            let id = self.slots[i];
-            if id == EMPTY {
-                return None;
-            }
-            if self.keys[id as usize] == k && (k.len <= WHOLE || *self.names[id as usize] == *name)
-            {
-                return Some(id);
-            }
-            i = (i + 1) & mask;
-        }
+        self.slots.find(k.hash(), |id| {
+            self.keys[id as usize] == k && (k.len <= WHOLE || *self.names[id as usize] == *name)
+        })
     }
 
     pub(crate) fn name(&self, id: u32) -> &str {

@@ -8,8 +8,7 @@
 //! together name one process queue, found with one probe; it carries its group and
 //! queue ids, its open span and its commit sequence, so the pass goes on with indexes.
 
-use super::intern::{key, Key, MIX};
-use super::tables::NONE;
+use super::intern::{key, Key, Slots, MIX};
 
 /// One consumer's state for one queue, as the pass needs it.
 #[derive(Clone, Copy, Debug)]
@@ -23,15 +22,19 @@ pub(crate) struct ProcessQueue {
     pub topic: u32,
     /// The topic is a `%RETRY%` topic.
     pub retry_topic: bool,
-    /// The open span of (group, client, queue), or [`NONE`].
+    /// The open span of (group, client, queue), or [`NONE`](super::tables::NONE).
     pub open_span: u32,
     /// The committed-offset sequence its commits go to (shared by a clustering group's
     /// clients), an index into the builder's commit marks.
     pub commits: u32,
-    /// A broadcasting group's delivery slot of the client, [`NONE`] until its first
-    /// delivery through this queue looks it up.
+    /// A broadcasting group's delivery slot of the client,
+    /// [`NONE`](super::tables::NONE) until its first delivery through this queue
+    /// looks it up.
     pub slot: u32,
 }
+
+/// A process queue as an entry names it: group, client, broker, topic, queue id.
+pub(crate) type Name<'a> = (&'a str, u32, &'a str, &'a str, i32);
 
 /// What names a process queue: the names' [`Key`]s, the queue id and the client.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -45,7 +48,7 @@ struct Ident {
 
 impl Ident {
     #[inline]
-    fn new(group: &str, client: u32, broker: &str, topic: &str, queue_id: i32) -> Ident {
+    fn new((group, client, broker, topic, queue_id): Name) -> Ident {
         Ident {
             group: key(group),
             broker: key(broker),
@@ -55,14 +58,14 @@ impl Ident {
         }
     }
 
+    /// The ident's fields mixed into one word (take the high bits).
     #[inline]
-    fn slot(&self, mask: usize) -> usize {
+    fn hash(&self) -> u64 {
         let mut h = self.group.hash();
         h = (h.rotate_left(23) ^ self.broker.hash()).wrapping_mul(MIX);
         h = (h.rotate_left(23) ^ self.topic.hash()).wrapping_mul(MIX);
-        h = (h.rotate_left(23) ^ (u64::from(self.queue_id as u32) << 32 | u64::from(self.client)))
-            .wrapping_mul(MIX);
-        (h >> 32) as usize & mask
+        (h.rotate_left(23) ^ (u64::from(self.queue_id as u32) << 32 | u64::from(self.client)))
+            .wrapping_mul(MIX)
     }
 
     /// Equal idents name the same process queue unless a name is longer than its key
@@ -79,85 +82,41 @@ pub(crate) struct ProcessQueues {
     idents: Vec<Ident>,
     /// For an ident that is not whole: its (group, broker, topic) names.
     long_names: Vec<Option<Box<[Box<str>; 3]>>>,
-    /// Open addressing on the ident's hash: an index, or [`NONE`]. At most half full.
-    slots: Vec<u32>,
+    /// Open addressing on the ident's hash.
+    slots: Slots,
 }
 
 impl ProcessQueues {
-    /// The process queue these name, if one was added.
+    /// The process queue `name` names, if one was added.
     #[inline]
-    pub(crate) fn get(
-        &self,
-        group: &str,
-        client: u32,
-        broker: &str,
-        topic: &str,
-        queue_id: i32,
-    ) -> Option<u32> {
-        if self.slots.is_empty() {
-            return None;
-        }
-        let ident = Ident::new(group, client, broker, topic, queue_id);
-        let mask = self.slots.len() - 1;
-        let mut i = ident.slot(mask);
-        loop {
-            let p = self.slots[i];
-            if p == NONE {
-                return None;
-            }
-            if self.idents[p as usize] == ident {
+    pub(crate) fn get(&self, name: Name) -> Option<u32> {
+        let ident = Ident::new(name);
+        let (group, _, broker, topic, _) = name;
+        self.slots.find(ident.hash(), |p| {
+            self.idents[p as usize] == ident
                 // Whole keys are the names themselves: no need to read the long ones.
-                if ident.is_whole() {
-                    return Some(p);
-                }
-                match &self.long_names[p as usize] {
-                    None => return Some(p),
-                    Some(names)
-                        if *names[0] == *group && *names[1] == *broker && *names[2] == *topic =>
-                    {
-                        return Some(p)
-                    }
-                    Some(_) => {}
-                }
-            }
-            i = (i + 1) & mask;
-        }
+                && (ident.is_whole()
+                    || self.long_names[p as usize].as_ref().is_some_and(|names| {
+                        *names[0] == *group && *names[1] == *broker && *names[2] == *topic
+                    }))
+        })
     }
 
-    /// Adds the process queue these name (not added before); returns its index.
+    /// Adds the process queue `name` names (not added before); returns its index.
     #[cold]
     #[inline(never)]
-    pub(crate) fn add(
-        &mut self,
-        (group, client, broker, topic, queue_id): (&str, u32, &str, &str, i32),
-        pq: ProcessQueue,
-    ) -> u32 {
+    pub(crate) fn add(&mut self, name: Name, pq: ProcessQueue) -> u32 {
         let p = u32::try_from(self.queues.len()).expect("fewer than 2^32 process queues");
-        let ident = Ident::new(group, client, broker, topic, queue_id);
+        let ident = Ident::new(name);
+        let (group, _, broker, topic, _) = name;
         self.queues.push(ProcessQueue { id: p, ..pq });
         self.idents.push(ident);
         self.long_names.push(
             (!ident.is_whole()).then(|| Box::new([group.into(), broker.into(), topic.into()])),
         );
-        if self.slots.len() < 2 * self.queues.len() {
-            let size = (4 * self.queues.len()).next_power_of_two().max(16);
-            self.slots = vec![NONE; size];
-            for k in 0..self.queues.len() {
-                self.place(k as u32);
-            }
-        } else {
-            self.place(p);
-        }
+        let idents = &self.idents;
+        self.slots.add(idents.len(), |p| idents[p as usize].hash());
         p
-    }
-
-    fn place(&mut self, p: u32) {
-        let mask = self.slots.len() - 1;
-        let mut i = self.idents[p as usize].slot(mask);
-        while self.slots[i] != NONE {
-            i = (i + 1) & mask;
-        }
-        self.slots[i] = p;
     }
 
     #[inline]
@@ -207,18 +166,16 @@ mod tests {
         ];
         let mut pqs = ProcessQueues::default();
         for (k, n) in names.iter().enumerate() {
-            assert_eq!(pqs.get(n.0, n.1, n.2, n.3, n.4), None, "{n:?}");
+            assert_eq!(pqs.get(*n), None, "{n:?}");
             assert_eq!(pqs.add(*n, pq(k as u32)), k as u32);
             // Every earlier one still resolves after the table is rebuilt larger.
             for (j, m) in names[..=k].iter().enumerate() {
-                assert_eq!(pqs.get(m.0, m.1, m.2, m.3, m.4), Some(j as u32), "{m:?}");
+                assert_eq!(pqs.get(*m), Some(j as u32), "{m:?}");
                 assert_eq!(pqs.at(j as u32).group, j as u32);
             }
         }
-        assert_eq!(pqs.get("g", 3, "broker-a", "T", 0), None);
-        assert_eq!(
-            pqs.get("group-with-a-CCCC-name-12345678", 1, "broker-a", "T", 0),
-            None
-        );
+        assert_eq!(pqs.get(("g", 3, "broker-a", "T", 0)), None);
+        let long = ("group-with-a-CCCC-name-12345678", 1, "broker-a", "T", 0);
+        assert_eq!(pqs.get(long), None);
     }
 }
