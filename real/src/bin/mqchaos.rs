@@ -1,6 +1,7 @@
 //! mqchaos: real mqnamesrv and mqbroker processes under seeded faults (`kill -9` and
-//! restart, SIGSTOP/SIGCONT, SIGTERM and restart) with the simulator's workload, the
-//! history judged by the simulator's checker. See `rmq_real::chaos`.
+//! restart, SIGSTOP/SIGCONT, SIGTERM and restart, links cut, stalled or slowed through a
+//! TCP proxy) with the simulator's workload, the history judged by the simulator's
+//! checker. See `rmq_real::chaos`.
 //!
 //! `mqchaos --seed 7 --kills 3 --pauses 1 --flush SYNC_FLUSH --slave SYNC` prints the
 //! schedule, each step as it runs, and the verdict; it exits 0 on PASS, 1 on a
@@ -28,6 +29,13 @@ struct Cli {
     /// SIGTERM / restart cycles.
     #[arg(long, default_value_t = 0)]
     terminates: u32,
+    /// Network faults that cut a broker's links (both ways, one way, or stalled), each
+    /// through the TCP proxy in front of every link.
+    #[arg(long, default_value_t = 0)]
+    partitions: u32,
+    /// Network faults that delay a broker's links.
+    #[arg(long, default_value_t = 0)]
+    clogs: u32,
     /// SYNC_FLUSH or ASYNC_FLUSH.
     #[arg(long, default_value = "SYNC_FLUSH")]
     flush: String,
@@ -102,6 +110,8 @@ fn main() -> ExitCode {
             kills: cli.kills,
             pauses: cli.pauses,
             terminates: cli.terminates,
+            partitions: cli.partitions,
+            clogs: cli.clogs,
             slave: replication != Replication::None,
             groups: cli.groups,
             max_down_ms: cli.max_down_ms,
@@ -119,12 +129,15 @@ fn main() -> ExitCode {
         keep: cli.keep,
     };
     let mut again = format!(
-        "mqchaos --seed {} --kills {} --pauses {} --terminates {} --flush {} --slave {} \
-         --groups {} --max-down-ms {} --producers {} --consumers {} --commit-log-file-bytes {}",
+        "mqchaos --seed {} --kills {} --pauses {} --terminates {} --partitions {} --clogs {} \
+         --flush {} --slave {} --groups {} --max-down-ms {} --producers {} --consumers {} \
+         --commit-log-file-bytes {}",
         cli.seed,
         cli.kills,
         cli.pauses,
         cli.terminates,
+        cli.partitions,
+        cli.clogs,
         cli.flush,
         cli.slave,
         cli.groups,
