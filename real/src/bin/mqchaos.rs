@@ -73,9 +73,15 @@ struct Cli {
     /// Keep the run's directory (it is removed otherwise).
     #[arg(long)]
     keep: bool,
-    /// Write the history (JSON lines, `sim check --history` reads it).
+    /// Write the history (JSON lines, `sim check --history` reads it). A failed run
+    /// writes it anyway, under the temporary directory unless this says where.
     #[arg(long)]
     history: Option<PathBuf>,
+    /// Write the schedule as carried out as a simulator scenario (`sim run --scenario`).
+    /// A failed run writes it anyway, under the temporary directory unless this says
+    /// where.
+    #[arg(long)]
+    scenario_out: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -161,17 +167,35 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if let Some(path) = &cli.history {
+    let passed = outcome.report.passed() && outcome.not_caught_up.is_none();
+    // A failed run keeps its evidence: the history and the schedule as a scenario.
+    let kept = |given: &Option<PathBuf>, suffix: &str| {
+        given.clone().or_else(|| {
+            (!passed)
+                .then(|| std::env::temp_dir().join(format!("mqchaos-seed{}.{suffix}", cli.seed)))
+        })
+    };
+    if let Some(path) = kept(&cli.history, "history.jsonl") {
         let written =
-            std::fs::File::create(path).and_then(|mut f| outcome.history.write_jsonl(&mut f));
+            std::fs::File::create(&path).and_then(|mut f| outcome.history.write_jsonl(&mut f));
         if let Err(e) = written {
             eprintln!("mqchaos: writing {}: {e}", path.display());
             return ExitCode::from(2);
         }
         println!(
-            "# history: {} ({} entries)",
+            "# history: {} ({} entries; sim check --history FILE judges it again)",
             path.display(),
             outcome.history.entries.len()
+        );
+    }
+    if let Some(path) = kept(&cli.scenario_out, "scenario.toml") {
+        if let Err(e) = std::fs::write(&path, &outcome.scenario) {
+            eprintln!("mqchaos: writing {}: {e}", path.display());
+            return ExitCode::from(2);
+        }
+        println!(
+            "# the schedule as a simulator scenario: {} (sim run --scenario FILE --seeds 100)",
+            path.display()
         );
     }
     if options.replication != Replication::None {
@@ -186,7 +210,7 @@ fn main() -> ExitCode {
     }
     println!("\n# verdict");
     print!("{}", outcome.report);
-    if outcome.report.passed() && outcome.not_caught_up.is_none() {
+    if passed {
         ExitCode::SUCCESS
     } else {
         println!("# repeat with: {again}");

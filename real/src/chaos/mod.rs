@@ -24,6 +24,7 @@
 pub mod child;
 pub mod clients;
 pub mod proxy;
+pub mod scenario_out;
 pub mod schedule;
 
 use std::collections::BTreeSet;
@@ -43,6 +44,7 @@ use rmq_sim::history::{
 
 use self::child::{sibling_exe, ChildError, ChildNode};
 use self::proxy::{Flow, Link, Mode, Proxies};
+use self::scenario_out::{scenario_toml, Struck, Timeline};
 use self::schedule::{broker_name, Action, Mix, NetFault, Scope, Step, Target};
 use crate::process::Hosted;
 
@@ -72,6 +74,10 @@ const LOAD_AFTER_LAST_FAULT_MS: u64 = 3_000;
 /// rule sees the last positions committed by the consumers themselves.
 const COMMITS_LAND_MS: u64 = 6_000;
 const GROUP: &str = "chaos_consumers";
+/// The producers' load: tags, the gap between sends, the body sizes.
+const TAGS: [&str; 2] = ["TagA", "TagB"];
+const SEND_INTERVAL_MS: [u64; 2] = [10, 30];
+const BODY_BYTES: [u32; 2] = [16, 512];
 /// At most this many broker groups (their node ids stay below the clients').
 pub const MAX_GROUPS: u32 = 4;
 
@@ -137,6 +143,9 @@ pub struct Outcome {
     pub log: Vec<String>,
     /// Set when the consumers did not catch up: the history is judged anyway.
     pub not_caught_up: Option<HarnessError>,
+    /// The schedule as carried out, as a simulator scenario (TOML, `sim run
+    /// --scenario`).
+    pub scenario: String,
     /// Per broker group: deliveries of its queues made while its master was down
     /// (killed or stopped, not yet restarted), which only its slave could serve.
     pub served_while_master_down: Vec<(String, u64)>,
@@ -456,9 +465,9 @@ fn run_in(
         };
         let plan = ProducerPlan {
             topic: TOPIC.into(),
-            tags: vec!["TagA".into(), "TagB".into()],
-            send_interval_ms: [10, 30],
-            body_bytes: [16, 512],
+            tags: TAGS.iter().map(|t| t.to_string()).collect(),
+            send_interval_ms: SEND_INTERVAL_MS,
+            body_bytes: BODY_BYTES,
             burst: [1, 1],
             start_ms,
             // The producers are stopped at the heal.
@@ -525,6 +534,7 @@ fn run_in(
         );
         consumer_ids.push(id);
     }
+    let mut struck: Vec<Struck> = Vec::new();
     let client_ids: Vec<u32> = (FIRST_CLIENT_NODE..FIRST_CLIENT_NODE + o.producers)
         .chain(consumer_ids.iter().copied())
         .collect();
@@ -534,6 +544,13 @@ fn run_in(
         progress(&line);
         log.push(line);
         let g = step.group.min(o.groups - 1);
+        // Every peer of the struck broker: what a pause cuts it from.
+        let every_peer: BTreeSet<u32> =
+            links_of(&cluster, g, step.target, Scope::Node, &client_ids)
+                .into_iter()
+                .flat_map(|t| t.peers)
+                .collect();
+        let from_ms = now_ms();
         let group = &mut cluster.groups[g as usize];
         let (node, id) = match (step.target, group.slave.as_mut()) {
             (Target::Slave, Some(slave)) => (slave, slave_node(g)),
@@ -544,6 +561,12 @@ fn run_in(
             kind,
             node: Some(id),
             detail,
+        };
+        // The peers a link fault touched; a pause's are every peer.
+        let mut struck_peers = if matches!(step.action, Action::Pause { .. }) {
+            every_peer
+        } else {
+            BTreeSet::new()
         };
         match step.action {
             Action::Kill { down_ms } | Action::Terminate { down_ms } => {
@@ -616,8 +639,16 @@ fn run_in(
                         detail: format!("heal n{id} <-> n{p}"),
                     });
                 }
+                struck_peers = peers;
             }
         }
+        struck.push(Struck {
+            action: step.action,
+            node: id,
+            from_ms,
+            until_ms: now_ms(),
+            peers: struck_peers.into_iter().collect(),
+        });
     }
     // Load on the healed cluster too: a broker that came back must serve again.
     std::thread::sleep(Duration::from_millis(LOAD_AFTER_LAST_FAULT_MS));
@@ -650,6 +681,14 @@ fn run_in(
     let end_ms = now_ms();
     drop(cluster);
     let history = assemble(o, faults, sink, consumer_ids, heal_at_ms, end_ms);
+    let scenario = scenario_toml(
+        o,
+        &struck,
+        &Timeline {
+            load_start_ms: start_ms,
+            heal_at_ms,
+        },
+    );
     let report = rmq_sim::check::check(&history);
     let served_while_master_down = (0..o.groups)
         .map(|g| {
@@ -673,6 +712,7 @@ fn run_in(
     Ok(Outcome {
         history,
         report,
+        scenario,
         log,
         not_caught_up,
         served_while_master_down,
