@@ -159,7 +159,13 @@ pub fn scenario_toml(o: &Options, struck: &[Struck], t: &Timeline) -> String {
                 NetFault::AnswersLost => step(at_ms, "one_way_partition", node, &peers, &until),
                 NetFault::RequestsLost => {
                     for peer in peers {
-                        step(at_ms, "one_way_partition", peer, &[node.clone()], &until);
+                        step(
+                            at_ms,
+                            "one_way_partition",
+                            peer,
+                            std::slice::from_ref(&node),
+                            &until,
+                        );
                     }
                 }
                 NetFault::Stall => step(at_ms, "clog", node, &peers, &clog(held_ms)),
