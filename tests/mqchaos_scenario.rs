@@ -11,6 +11,16 @@ use rmq_sim::cluster::runner::{self, reference_broker, RunOptions};
 use rmq_sim::cluster::scenario::{FaultSpecKind, LoadedScenario, WARMUP_MS};
 use rmq_sim::history::{FlushMode, Replication};
 
+/// A step's time, kind, node, peers, end and added latency.
+type Step = (
+    u64,
+    FaultSpecKind,
+    NodeRef,
+    Vec<NodeRef>,
+    Option<u64>,
+    Option<u64>,
+);
+
 fn options() -> Options {
     Options {
         seed: 9,
@@ -107,14 +117,7 @@ fn the_real_schedule_loads_and_runs_in_the_simulator_with_every_fault_on_its_nod
     assert_eq!(f.cluster.commit_log_file_bytes, 1 << 20);
     assert_eq!(f.durations.faults_ms, WARMUP_MS + 20_000);
     assert!(f.faults.kinds.is_empty(), "nothing is drawn");
-    let steps: Vec<(
-        u64,
-        FaultSpecKind,
-        NodeRef,
-        Vec<NodeRef>,
-        Option<u64>,
-        Option<u64>,
-    )> = f
+    let steps: Vec<Step> = f
         .faults
         .steps
         .iter()
