@@ -45,6 +45,7 @@ fn options() -> Options {
         broker_exe: None,
         dir: None,
         keep: false,
+        slave_reads: false,
     }
 }
 

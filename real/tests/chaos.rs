@@ -38,6 +38,7 @@ fn options(dir: &Path) -> Options {
         // Small files: recovery after each kill reads the last ones.
         commit_log_file_bytes: 64 << 20,
         broker_exe: None,
+        slave_reads: true,
     }
 }
 
@@ -114,9 +115,15 @@ fn a_sync_flush_master_and_slave_killed_paused_partitioned_and_restarted_lose_no
         })
         .collect();
     let count = |k: FaultKind| faults.iter().filter(|(_, f, _)| *f == k).count();
-    // Two kills and a SIGTERM, each a process_crash and then a restart.
-    assert_eq!(count(FaultKind::ProcessCrash), 3, "{faults:?}");
-    assert_eq!(count(FaultKind::Restart), 3, "{faults:?}");
+    // The slave-reads kill, two seeded kills and a SIGTERM, each a process_crash and
+    // then a restart.
+    assert_eq!(count(FaultKind::ProcessCrash), 4, "{faults:?}");
+    assert_eq!(count(FaultKind::Restart), 4, "{faults:?}");
+    // Broker-a's slave served every message acknowledged before its master's kill.
+    let reads = outcome.slave_reads.as_ref().unwrap();
+    assert!(reads.backlog > 20, "{reads:?}");
+    assert!(reads.served >= reads.backlog, "{reads:?}");
+    assert_eq!(reads.missing, 0, "{reads:?}");
     // The pause (the node, every link), then the master cut from each peer: the four
     // clients, its slave (n2) and the name server (n0), each link healed after.
     let cut: Vec<&(u64, FaultKind, &str)> = faults
@@ -221,6 +228,21 @@ fn planted_broker() -> std::path::PathBuf {
     target.join("debug/mqbroker")
 }
 
+/// The slave-reads prologue is refused without SYNC replication, before anything
+/// starts: an ASYNC slave may lack the last acknowledged messages.
+#[test]
+fn slave_reads_want_a_sync_slave() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("run");
+    let o = Options {
+        replication: Replication::Async,
+        ..options(&dir)
+    };
+    let err = chaos::run(&o, &mut |_| {}).err().expect("refused");
+    assert!(matches!(err, HarnessError::SlaveReadsNeedSync), "{err}");
+    assert!(!dir.exists(), "the run's directory is removed");
+}
+
 #[test]
 fn a_broker_holding_writes_in_memory_loses_acknowledged_messages_to_kill_9() {
     let tmp = tempfile::tempdir().unwrap();
@@ -241,6 +263,7 @@ fn a_broker_holding_writes_in_memory_loses_acknowledged_messages_to_kill_9() {
         flush: FlushMode::AsyncFlush,
         replication: Replication::None,
         broker_exe: Some(planted_broker()),
+        slave_reads: false,
         ..options(&dir)
     };
     let outcome = chaos::run(&o, &mut |line| eprintln!("{line}")).unwrap();

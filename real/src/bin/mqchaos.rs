@@ -73,6 +73,11 @@ struct Cli {
     /// Keep the run's directory (it is removed otherwise).
     #[arg(long)]
     keep: bool,
+    /// Before the seeded steps: load with no consumer, kill -9 broker-a's master, start
+    /// the consumers while it is down and check that its slave serves every message
+    /// broker-a acknowledged (needs --slave SYNC).
+    #[arg(long)]
+    slave_reads: bool,
     /// Write the history (JSON lines, `sim check --history` reads it). A failed run
     /// writes it anyway, under the temporary directory unless this says where.
     #[arg(long)]
@@ -133,6 +138,7 @@ fn main() -> ExitCode {
         broker_exe: cli.broker_exe.clone(),
         dir: cli.dir,
         keep: cli.keep,
+        slave_reads: cli.slave_reads,
     };
     let mut again = format!(
         "mqchaos --seed {} --kills {} --pauses {} --terminates {} --partitions {} --clogs {} \
@@ -152,6 +158,9 @@ fn main() -> ExitCode {
         cli.consumers,
         cli.commit_log_file_bytes
     );
+    if cli.slave_reads {
+        again.push_str(" --slave-reads");
+    }
     if let Some(exe) = &cli.broker_exe {
         again.push_str(&format!(" --broker-exe {}", exe.display()));
     }
@@ -167,7 +176,8 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let passed = outcome.report.passed() && outcome.not_caught_up.is_none();
+    let slave_missed = outcome.slave_reads.as_ref().is_some_and(|r| r.missing > 0);
+    let passed = outcome.report.passed() && outcome.not_caught_up.is_none() && !slave_missed;
     // A failed run keeps its evidence: the history and the schedule as a scenario.
     let kept = |given: &Option<PathBuf>, suffix: &str| {
         given.clone().or_else(|| {
@@ -204,6 +214,17 @@ fn main() -> ExitCode {
                 "# {group}: {served} deliveries while its master was down (its slave served them)"
             );
         }
+    }
+    if let Some(r) = &outcome.slave_reads {
+        println!(
+            "# slave reads: {}'s master killed with {} acknowledged messages waiting; its slave \
+             served {} deliveries while it was down; {} never served{}",
+            r.group,
+            r.backlog,
+            r.served,
+            r.missing,
+            if r.missing > 0 { " (FAIL)" } else { "" }
+        );
     }
     if let Some(e) = &outcome.not_caught_up {
         println!("# {e}");

@@ -27,6 +27,7 @@ mod cluster;
 pub mod proxy;
 pub mod scenario_out;
 pub mod schedule;
+pub mod slave_reads;
 
 use std::collections::BTreeSet;
 use std::io;
@@ -46,6 +47,7 @@ use self::child::ChildError;
 use self::cluster::{links_of, net_mode, net_words, start_cluster};
 use self::scenario_out::{scenario_toml, Struck, Timeline};
 use self::schedule::{broker_name, Action, Mix, Scope, Step, Target};
+use self::slave_reads::SlaveReads;
 use crate::process::Hosted;
 
 // The nodes' ids in the history: the name server's is 0, as in the simulator (no
@@ -107,6 +109,9 @@ pub struct Options {
     /// `None`. Removed at the end unless `keep`.
     pub dir: Option<PathBuf>,
     pub keep: bool,
+    /// Before the seeded steps: kill broker-a's master while a backlog waits and
+    /// check that its slave serves all of it ([`slave_reads`]; SYNC replication).
+    pub slave_reads: bool,
 }
 
 impl Options {
@@ -122,6 +127,8 @@ pub enum HarnessError {
     Child(#[from] ChildError),
     #[error("{what}: {source}")]
     Io { what: String, source: io::Error },
+    #[error("the slave-reads prologue needs SYNC replication: an ASYNC slave may lack the last acknowledged messages until its master returns")]
+    SlaveReadsNeedSync,
     #[error("{groups} broker groups: from 1 to {MAX_GROUPS}")]
     Groups { groups: u32 },
     #[error("not every broker group acknowledged a send within {timeout_ms} ms of the start (the topic was not created on each)")]
@@ -149,6 +156,8 @@ pub struct Outcome {
     /// Per broker group: deliveries of its queues made while its master was down
     /// (killed or stopped, not yet restarted), which only its slave could serve.
     pub served_while_master_down: Vec<(String, u64)>,
+    /// The slave-reads prologue's figures, when it ran.
+    pub slave_reads: Option<SlaveReads>,
 }
 
 fn now_ms() -> u64 {
@@ -157,13 +166,14 @@ fn now_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-/// The wids acknowledged and not yet delivered, in what the clients recorded so far.
-fn undelivered(entries: &[Entry]) -> usize {
-    let mut acked = std::collections::BTreeSet::new();
-    let mut delivered = std::collections::BTreeSet::new();
+/// The wids acknowledged (by `broker`, or by any) and not yet delivered, in what the
+/// clients recorded so far.
+fn undelivered(entries: &[Entry], broker: Option<&str>) -> usize {
+    let mut acked = BTreeSet::new();
+    let mut delivered = BTreeSet::new();
     for e in entries {
         match e {
-            Entry::SendOk { wid, .. } => {
+            Entry::SendOk { wid, broker: b, .. } if broker.is_none_or(|want| b == want) => {
                 acked.insert(*wid);
             }
             Entry::Deliver { wid: Some(w), .. } => {
@@ -197,6 +207,9 @@ fn run_in(
 ) -> Result<Outcome, HarnessError> {
     if !(1..=MAX_GROUPS).contains(&o.groups) {
         return Err(HarnessError::Groups { groups: o.groups });
+    }
+    if o.slave_reads && o.replication != Replication::Sync {
+        return Err(HarnessError::SlaveReadsNeedSync);
     }
     let steps = o.schedule();
     let mut cluster = start_cluster(o, dir)?;
@@ -262,30 +275,43 @@ fn run_in(
     }
     let mut consumers: Vec<Hosted> = Vec::new();
     let mut consumer_ids = Vec::new();
-    for i in 0..o.consumers {
-        let id = FIRST_CLIENT_NODE + o.producers + i;
-        let config = ConsumerConfig {
-            consumer_group: GROUP.into(),
-            namesrv_addrs: namesrv_addrs.clone(),
-            topic: TOPIC.into(),
-            tag_expression: "*".into(),
-            message_model: MessageModel::Clustering,
-            consume_from_where: ConsumeFromWhere::FirstOffset,
-            ..ConsumerConfig::default()
-        };
-        consumers.push(
-            clients::start(
-                dir.join(format!("consumer{i}")),
-                id,
-                0,
-                sink.clone(),
-                move |r| Box::new(ConsumerHost::new(config, ConsumerPlan::default(), r)),
-            )
-            .map_err(io_error(format!("starting consumer {i}")))?,
-        );
-        consumer_ids.push(id);
-    }
+    let mut start_consumers = || -> Result<(), HarnessError> {
+        for i in 0..o.consumers {
+            let id = FIRST_CLIENT_NODE + o.producers + i;
+            let config = ConsumerConfig {
+                consumer_group: GROUP.into(),
+                namesrv_addrs: namesrv_addrs.clone(),
+                topic: TOPIC.into(),
+                tag_expression: "*".into(),
+                message_model: MessageModel::Clustering,
+                consume_from_where: ConsumeFromWhere::FirstOffset,
+                ..ConsumerConfig::default()
+            };
+            consumers.push(
+                clients::start(
+                    dir.join(format!("consumer{i}")),
+                    id,
+                    0,
+                    sink.clone(),
+                    move |r| Box::new(ConsumerHost::new(config, ConsumerPlan::default(), r)),
+                )
+                .map_err(io_error(format!("starting consumer {i}")))?,
+            );
+            consumer_ids.push(id);
+        }
+        Ok(())
+    };
     let mut struck: Vec<Struck> = Vec::new();
+    let slave_reads = if o.slave_reads {
+        let p = slave_reads::prologue(o, &mut cluster, &sink, start_consumers, progress)?;
+        faults.extend(p.faults);
+        struck.push(p.struck);
+        master_down.push((0, p.down_ms.0, p.down_ms.1));
+        Some(p.reads)
+    } else {
+        start_consumers()?;
+        None
+    };
     let client_ids: Vec<u32> = (FIRST_CLIENT_NODE..FIRST_CLIENT_NODE + o.producers)
         .chain(consumer_ids.iter().copied())
         .collect();
@@ -411,7 +437,7 @@ fn run_in(
     let quiet_started = Instant::now();
     let mut not_caught_up = None;
     loop {
-        let missing = undelivered(&sink.lock().unwrap_or_else(|e| e.into_inner()));
+        let missing = undelivered(&sink.lock().unwrap_or_else(|e| e.into_inner()), None);
         if missing == 0 {
             break;
         }
@@ -467,6 +493,7 @@ fn run_in(
         log,
         not_caught_up,
         served_while_master_down,
+        slave_reads,
     })
 }
 
