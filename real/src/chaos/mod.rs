@@ -2,14 +2,17 @@
 //!
 //! The harness starts a name server and broker groups (each a master, and a slave
 //! when asked) as real `mqnamesrv`/`mqbroker` processes from cargo's output, each on free
-//! loopback ports with its own home and store under the run's directory. The workload
-//! is the simulator's own: its producer and consumer hosts on the real runtime
-//! ([`clients`]), writing the same history entries. The faults come from the seed
-//! ([`schedule`]): `kill -9` and restart, SIGSTOP/SIGCONT pauses, SIGTERM and restart,
-//! each recorded in the history as the simulator records its faults. After the last
-//! fault (the heal) the producers stop, the consumers get a quiet period to catch up,
-//! and the history is judged by `rmq_sim::check::check`, exactly as `sim check
-//! --history` would judge it.
+//! loopback ports with its own home and store under the run's directory, behind a TCP
+//! proxy on each link ([`proxy`], `cluster.rs`). The workload is the simulator's own: its
+//! producer and consumer hosts on the real runtime ([`clients`]), writing the same
+//! history entries. The faults come from the seed ([`schedule`]): `kill -9` and restart,
+//! SIGSTOP/SIGCONT pauses, SIGTERM and restart, links cut (both ways or one way),
+//! stalled or slowed through the proxies, each recorded in the history as the simulator
+//! records its faults. [`slave_reads`] can come first: a master killed while a backlog
+//! waits, which its slave must serve. After the last fault (the heal) the producers
+//! stop, the consumers get a quiet period to catch up, and the history is judged by
+//! `rmq_sim::check::check`, exactly as `sim check --history` would judge it; the faults
+//! as carried out are also written as a simulator scenario ([`scenario_out`]).
 //!
 //! A killed broker keeps its page cache (the kernel's, which a `kill -9` does not
 //! touch), so under either flush mode nothing acknowledged may be lost: the history's
