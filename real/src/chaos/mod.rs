@@ -132,6 +132,8 @@ pub enum HarnessError {
     Io { what: String, source: io::Error },
     #[error("the slave-reads prologue needs SYNC replication: an ASYNC slave may lack the last acknowledged messages until its master returns")]
     SlaveReadsNeedSync,
+    #[error("{client}: did not stop within {timeout_ms} ms of being asked (a handler that never returns)")]
+    ClientHung { client: String, timeout_ms: u64 },
     #[error("{groups} broker groups: from 1 to {MAX_GROUPS}")]
     Groups { groups: u32 },
     #[error("not every broker group acknowledged a send within {timeout_ms} ms of the start (the topic was not created on each)")]
@@ -434,8 +436,13 @@ fn run_in(
     std::thread::sleep(Duration::from_millis(LOAD_AFTER_LAST_FAULT_MS));
     let heal_at_ms = now_ms();
     progress("heal: the producers stop; the consumers catch up");
-    for mut p in producers {
-        let _ = p.stop();
+    for (i, p) in producers.into_iter().enumerate() {
+        if !clients::stop_within(p, o.start_timeout_ms) {
+            return Err(HarnessError::ClientHung {
+                client: format!("producer {i} (n{})", FIRST_CLIENT_NODE + i as u32),
+                timeout_ms: o.start_timeout_ms,
+            });
+        }
     }
     let quiet_started = Instant::now();
     let mut not_caught_up = None;
@@ -455,8 +462,13 @@ fn run_in(
     }
     // Let the consumers' periodic offset commits land before the clean shutdown.
     std::thread::sleep(Duration::from_millis(COMMITS_LAND_MS));
-    for mut c in consumers {
-        let _ = c.stop();
+    for (c, id) in consumers.into_iter().zip(&consumer_ids) {
+        if !clients::stop_within(c, o.start_timeout_ms) {
+            return Err(HarnessError::ClientHung {
+                client: format!("consumer n{id}"),
+                timeout_ms: o.start_timeout_ms,
+            });
+        }
     }
     let end_ms = now_ms();
     drop(cluster);
