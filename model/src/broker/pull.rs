@@ -171,7 +171,7 @@ impl Broker {
         let mut next = offset;
         let disk = ctx.disk();
         while next < visible && next - offset < max_scan && count < max_count {
-            match store.get_message(disk, &req.topic, req.queue_id, next) {
+            match store.read_message(disk, &req.topic, req.queue_id, next) {
                 Ok(m) => {
                     let matched = subscription.matches_code(m.tags_code);
                     if matched {

@@ -16,6 +16,7 @@
 pub mod consumer;
 pub mod offset_store;
 pub mod producer;
+pub(crate) mod queue_table;
 pub mod rebalance;
 
 use std::collections::BTreeMap;
