@@ -122,8 +122,34 @@ struct Slot<M> {
 pub const SIM_PORT: u16 = 10911;
 
 /// A simulated node's address: `10.0.{id / 256}.{id % 256}:10911`.
+///
+/// Written by hand: producers stamp every message with their address, and the
+/// formatting machinery cost several times what the digits do.
 pub fn sim_addr(node: NodeId) -> String {
-    format!("10.0.{}.{}:{SIM_PORT}", node.0 >> 8, node.0 & 0xff)
+    let mut addr = String::with_capacity(24);
+    addr.push_str("10.0.");
+    push_decimal(&mut addr, node.0 >> 8);
+    addr.push('.');
+    push_decimal(&mut addr, node.0 & 0xff);
+    addr.push(':');
+    push_decimal(&mut addr, u32::from(SIM_PORT));
+    addr
+}
+
+/// Appends `n` in decimal, as `{}` would.
+fn push_decimal(out: &mut String, n: u32) {
+    let mut digits = [0u8; 10];
+    let mut at = digits.len();
+    let mut rest = n;
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    out.push_str(std::str::from_utf8(&digits[at..]).expect("ASCII digits"));
 }
 
 /// The node behind an address made by [`sim_addr`] (any port).
@@ -156,6 +182,9 @@ pub struct World<M> {
     queue: EventQueue<Event<M>>,
     /// The effects buffer handed to every handler, kept to reuse its allocation.
     effects: Vec<Effect<M>>,
+    /// Sync completions being scheduled (`schedule_new_syncs`), kept to reuse its
+    /// allocation.
+    syncs_due: Vec<(u64, SyncTicket)>,
     slots: Vec<Slot<M>>,
     factory: Box<dyn NodeFactory<M>>,
     net: Net,
@@ -232,6 +261,7 @@ impl<M: Debug + 'static> World<M> {
             now_ms: 0,
             queue: EventQueue::new(),
             effects: Vec::new(),
+            syncs_due: Vec::new(),
             slots,
             factory: Box::new(factory),
             net: Net::new(seed, net_config),
@@ -551,6 +581,28 @@ mod tests {
         ] {
             assert_eq!(node_of_addr(bad), None, "{bad}");
             assert_eq!(node_of_addr_by_std(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn sim_addr_writes_what_format_writes() {
+        for id in [
+            0,
+            1,
+            9,
+            10,
+            99,
+            100,
+            255,
+            256,
+            2559,
+            2560,
+            65535,
+            65536,
+            u32::MAX,
+        ] {
+            let expected = format!("10.0.{}.{}:{SIM_PORT}", id >> 8, id & 0xff);
+            assert_eq!(sim_addr(NodeId(id)), expected);
         }
     }
 

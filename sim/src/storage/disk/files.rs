@@ -52,6 +52,7 @@ impl Disk for SimDisk {
         } else {
             inode.cache.resize(len as usize, 0);
         }
+        inode.cache_version += 1;
         inode.mark_dirty(old_len.min(len), old_len.max(len));
         Ok(())
     }
@@ -86,6 +87,7 @@ impl Disk for SimDisk {
         let inode = self.inodes.get_mut(&id).expect("named inodes exist");
         let old_len = inode.cache.len() as u64;
         write_into(&mut inode.cache, offset, data);
+        inode.cache_version += 1;
         // A write past the end also turns the gap into zeros.
         inode.mark_dirty(offset.min(old_len), end);
         Ok(())
@@ -153,6 +155,7 @@ impl Disk for SimDisk {
                     len_bytes: inode.cache.len() as u64,
                     pages,
                     bytes,
+                    cache_version: inode.cache_version,
                 };
                 (path, work)
             }

@@ -17,6 +17,8 @@ pub(super) enum SyncWork {
         pages: Vec<(u64, usize)>,
         /// The pages' bytes back to back: one buffer per sync rather than one per page.
         bytes: Vec<u8>,
+        /// The inode's `cache_version` when the pages were taken.
+        cache_version: u64,
     },
     Dir {
         dir: String,
@@ -98,6 +100,7 @@ impl SimDisk {
                 len_bytes,
                 pages,
                 bytes,
+                cache_version,
             } => {
                 // Deleted and no longer reachable: nothing left to make durable.
                 let Some(inode) = self.inodes.get_mut(&inode) else {
@@ -123,11 +126,15 @@ impl SimDisk {
                 // Last: a dirty page past the end (its bytes are empty) still moved the
                 // end out to its own start in `write_into`.
                 inode.durable.resize(len, 0);
+                // The cache unchanged since the request: it still holds the bytes just
+                // written to the media, at the same length, so every page written is
+                // clean without comparing it.
+                let cache_unchanged = inode.cache_version == cache_version;
                 for &(page, _) in &pages {
                     // A page can differ again even if it was clean a moment ago: an older
                     // snapshot landing over a page that rot changed on media and in cache
                     // after a newer sync had cleaned it. Whatever differs is dirty.
-                    if inode.page_is_clean(page) {
+                    if cache_unchanged || inode.page_is_clean(page) {
                         inode.dirty_pages.remove(&page);
                     } else {
                         inode.dirty_pages.insert(page);
