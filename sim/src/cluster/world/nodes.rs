@@ -196,8 +196,13 @@ impl<M: Debug + 'static> World<M> {
 
     /// Schedules completions of the syncs `node` requested since the last call.
     pub(super) fn schedule_new_syncs(&mut self, node: NodeId) {
+        let slot = self.slot(node);
+        // Most handlers request no sync: nothing newer than what was scheduled.
+        if slot.disk.newest_ticket() <= slot.last_sync_scheduled {
+            return;
+        }
         let now_ms = self.now_ms;
-        // The world's buffer, reused: most handlers request a sync or none.
+        // The world's buffer, reused.
         let mut due = std::mem::take(&mut self.syncs_due);
         let slot = self.slot_mut(node);
         for ticket in slot.disk.pending_syncs_after(slot.last_sync_scheduled) {

@@ -50,6 +50,12 @@ impl SimDisk {
         self.pending.iter().map(|p| p.ticket).collect()
     }
 
+    /// The last ticket this disk (or the disk it replaced) handed out, if any: tickets
+    /// only grow, so no ticket pending or to come from past requests is newer.
+    pub fn newest_ticket(&self) -> Option<SyncTicket> {
+        self.next_ticket.checked_sub(1).map(SyncTicket)
+    }
+
     /// Pending tickets newer than `after` (all of them for `None`), oldest first.
     pub fn pending_syncs_after(
         &self,
