@@ -157,15 +157,17 @@ fn push_decimal(out: &mut String, n: u32) {
 /// Parsed by hand, accepting what `Ipv4Addr`'s parser accepts of `10.0.c.d`: every
 /// send resolves its peer's address, and the general parser was a visible cost.
 pub fn node_of_addr(addr: &str) -> Option<NodeId> {
-    let (ip, _port) = addr.rsplit_once(':')?;
-    let (c, d) = ip.strip_prefix("10.0.")?.split_once('.')?;
+    let addr = addr.as_bytes();
+    let colon = addr.iter().rposition(|&b| b == b':')?;
+    let ip = addr[..colon].strip_prefix(b"10.0.")?;
+    let dot = ip.iter().position(|&b| b == b'.')?;
+    let (c, d) = (&ip[..dot], &ip[dot + 1..]);
     Some(NodeId((u32::from(octet(c)?) << 8) | u32::from(octet(d)?)))
 }
 
 /// One dotted-decimal octet as `Ipv4Addr` reads it: one to three digits, no leading
 /// zero, at most 255.
-fn octet(text: &str) -> Option<u8> {
-    let digits = text.as_bytes();
+fn octet(digits: &[u8]) -> Option<u8> {
     let well_formed = !digits.is_empty()
         && digits.len() <= 3
         && digits.iter().all(u8::is_ascii_digit)
@@ -173,7 +175,10 @@ fn octet(text: &str) -> Option<u8> {
     if !well_formed {
         return None;
     }
-    text.parse().ok()
+    let value = digits
+        .iter()
+        .fold(0u32, |value, &digit| value * 10 + u32::from(digit - b'0'));
+    u8::try_from(value).ok()
 }
 
 pub struct World<M> {
