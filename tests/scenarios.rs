@@ -169,6 +169,74 @@ fn power_cut_consuming() {
     );
 }
 
+/// An explicit schedule (`[[faults.steps]]`): the faults mqchaos writes from a real run.
+#[test]
+fn scheduled_faults() {
+    sweep_seeds("scheduled_faults", seeds_or(DEFAULT_SEEDS_PER_SCENARIO) / 8);
+}
+
+/// The steps strike as written, whatever the seed: at their times, on the nodes they
+/// name, a link fault once per peer, each ended at its `until_ms`; and the run's
+/// history records each fault (so the checker's allowance sees it).
+#[test]
+fn scheduled_faults_strike_as_written_whatever_the_seed() {
+    let loaded = load("scheduled_faults");
+    let variant = loaded.variant_for(1);
+    let planned = |seed| -> Vec<(u64, String)> {
+        runner::derive(variant, seed)
+            .faults
+            .into_iter()
+            .map(|f| (f.at_ms, f.fault))
+            .collect()
+    };
+    let plan = planned(1);
+    assert_eq!(plan, planned(1 + variant_count(&loaded)));
+    // Layout: n0 the name server; masters n1, n3 and their slaves n2, n4; producers
+    // n5, n6; consumers n7, n8 (g_all) and n9 (g_late).
+    let at = |t: u64| -> Vec<&str> {
+        plan.iter()
+            .filter(|(at, _)| *at == t)
+            .map(|(_, f)| f.as_str())
+            .collect()
+    };
+    assert_eq!(at(8_000), ["crash n1 Process"]);
+    assert_eq!(at(9_500), ["restart n1"]);
+    assert_eq!(
+        at(11_000),
+        [
+            "partition n3 <-> n0",
+            "partition n3 <-> n4",
+            "partition n3 <-> n5",
+            "partition n3 <-> n6",
+            "partition n3 <-> n7",
+            "partition n3 <-> n8"
+        ]
+    );
+    assert_eq!(at(14_000).len(), 6);
+    assert_eq!(at(15_000), ["partition n2 -> n1"]);
+    assert_eq!(
+        at(18_000),
+        [
+            "clog n1 -> n5 +300ms",
+            "clog n5 -> n1 +300ms",
+            "clog n1 -> n7 +300ms",
+            "clog n7 -> n1 +300ms"
+        ]
+    );
+    assert_eq!(at(21_000), ["shutdown n4"]);
+    assert_eq!(at(22_000), ["restart n4"]);
+    assert_eq!(at(23_000), ["reset connection n8 <-> n1"]);
+    assert_eq!(plan.len(), 1 + 1 + 6 + 6 + 2 + 4 + 2 + 2 + 1);
+    let out = runner::run(variant, 1, reference_broker(), RunOptions::default());
+    let recorded = out
+        .history
+        .entries
+        .iter()
+        .filter(|e| matches!(e, rmq_sim::history::Entry::Fault { at_ms, .. } if *at_ms == 11_000))
+        .count();
+    assert_eq!(recorded, 6, "each cut link is in the history");
+}
+
 /// Swarm testing: each seed draws its own cluster, workload and fault mix, with faults
 /// aimed at SEND_OKs, group commits and HA transfers (sim/src/cluster/swarm.rs).
 #[test]

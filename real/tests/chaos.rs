@@ -1,14 +1,14 @@
 //! The real-process chaos harness (`mqchaos`, `rmq_real::chaos`) end to end: real
 //! mqnamesrv/mqbroker processes from this build, the simulator's workload on the real
-//! runtime, seeded kills, a pause and a clean restart, and the simulator's checker on
-//! the history. Also a bad day: a node that never comes up is named, and nothing the
+//! runtime, seeded kills, a pause, a partition through the harness's TCP proxies and a
+//! clean restart, and the simulator's checker on the history. Also a bad day: a node that never comes up is named, and nothing the
 //! harness started is left behind. And the harness has teeth: a broker built with the
 //! planted durability bug (commit-log writes held in memory until their sync) loses
 //! acknowledged messages to a `kill -9`, and the verdict says so.
 
 use std::path::Path;
 
-use rmq_real::chaos::schedule::Mix;
+use rmq_real::chaos::schedule::{schedule, Action, Mix, NetFault, Scope, Target};
 use rmq_real::chaos::{self, HarnessError, Options};
 use rmq_sim::check::Rule;
 use rmq_sim::history::{Entry, FaultKind, FlushMode, Replication};
@@ -20,6 +20,8 @@ fn options(dir: &Path) -> Options {
             kills: 2,
             pauses: 1,
             terminates: 1,
+            partitions: 1,
+            clogs: 0,
             slave: true,
             groups: 1,
             max_down_ms: 1_500,
@@ -36,6 +38,7 @@ fn options(dir: &Path) -> Options {
         // Small files: recovery after each kill reads the last ones.
         commit_log_file_bytes: 64 << 20,
         broker_exe: None,
+        slave_reads: true,
     }
 }
 
@@ -59,11 +62,32 @@ fn processes_under(dir: &Path) -> Vec<String> {
     found
 }
 
+/// The first seed from `from` whose network step cuts every link of the master both
+/// ways (the schedule is a function of the seed alone).
+fn seed_partitioning_the_master(mix: Mix, from: u64) -> u64 {
+    (from..)
+        .find(|&seed| {
+            schedule(seed, mix).iter().any(|s| {
+                s.target == Target::Master
+                    && matches!(
+                        s.action,
+                        Action::Net {
+                            fault: NetFault::Partition,
+                            scope: Scope::Node,
+                            ..
+                        }
+                    )
+            })
+        })
+        .unwrap()
+}
+
 #[test]
-fn a_sync_flush_master_and_slave_killed_paused_and_restarted_lose_nothing() {
+fn a_sync_flush_master_and_slave_killed_paused_partitioned_and_restarted_lose_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("run");
-    let o = options(&dir);
+    let mut o = options(&dir);
+    o.seed = seed_partitioning_the_master(o.mix, o.seed);
     let outcome = chaos::run(&o, &mut |line| eprintln!("{line}")).unwrap();
     eprintln!("{}", outcome.report);
     assert!(
@@ -76,22 +100,67 @@ fn a_sync_flush_master_and_slave_killed_paused_and_restarted_lose_nothing() {
     assert!(s.acked > 100, "{}", outcome.report);
     assert!(s.deliveries >= s.acked, "{}", outcome.report);
     // Every step is in the history as the simulator records faults.
-    let faults: Vec<(u64, FaultKind)> = outcome
+    let faults: Vec<(u64, FaultKind, &str)> = outcome
         .history
         .entries
         .iter()
         .filter_map(|e| match e {
-            Entry::Fault { at_ms, kind, .. } => Some((*at_ms, *kind)),
+            Entry::Fault {
+                at_ms,
+                kind,
+                detail,
+                ..
+            } => Some((*at_ms, *kind, detail.as_str())),
             _ => None,
         })
         .collect();
-    let count = |k: FaultKind| faults.iter().filter(|(_, f)| *f == k).count();
-    // Two kills and a SIGTERM, each a process_crash and then a restart.
-    assert_eq!(count(FaultKind::ProcessCrash), 3, "{faults:?}");
-    assert_eq!(count(FaultKind::Restart), 3, "{faults:?}");
-    assert_eq!(count(FaultKind::Partition), 1, "{faults:?}");
+    let count = |k: FaultKind| faults.iter().filter(|(_, f, _)| *f == k).count();
+    // The slave-reads kill, two seeded kills and a SIGTERM, each a process_crash and
+    // then a restart.
+    assert_eq!(count(FaultKind::ProcessCrash), 4, "{faults:?}");
+    assert_eq!(count(FaultKind::Restart), 4, "{faults:?}");
+    // Broker-a's slave served every message acknowledged before its master's kill.
+    let reads = outcome.slave_reads.as_ref().unwrap();
+    assert!(reads.backlog > 20, "{reads:?}");
+    assert!(reads.served >= reads.backlog, "{reads:?}");
+    assert_eq!(reads.missing, 0, "{reads:?}");
+    // The pause (the node, every link), then the master cut from each peer: the four
+    // clients, its slave (n2) and the name server (n0), each link healed after.
+    let cut: Vec<&(u64, FaultKind, &str)> = faults
+        .iter()
+        .filter(|(_, k, d)| *k == FaultKind::Partition && d.starts_with("partition n1 <-> "))
+        .collect();
+    let peers: Vec<&str> = cut.iter().map(|(_, _, d)| &d[17..]).collect();
+    assert_eq!(
+        peers,
+        ["n0", "n2", "n10", "n11", "n12", "n13"],
+        "{faults:?}"
+    );
+    assert_eq!(count(FaultKind::Partition), 1 + 6, "{faults:?}");
+    assert_eq!(count(FaultKind::Heal), 1 + 6, "{faults:?}");
+    // The proxies cut for real: no answer from the master crossed while it was cut off
+    // (a margin for an answer already on its way when the cut was recorded).
+    let cut_from_ms = cut[0].0 + 200;
+    let healed_ms = faults
+        .iter()
+        .find(|(t, k, d)| *t >= cut[0].0 && *k == FaultKind::Heal && d.starts_with("heal n1 <-> "))
+        .unwrap()
+        .0;
+    let answered_while_cut = outcome
+        .history
+        .entries
+        .iter()
+        .filter(|e| {
+            matches!(e, Entry::SendOk { at_ms, broker, .. }
+                if broker == "broker-a" && (cut_from_ms..healed_ms).contains(at_ms))
+        })
+        .count();
+    assert_eq!(
+        answered_while_cut, 0,
+        "sends acknowledged through a cut link"
+    );
     // The brokers served again after the last restart: sends were acknowledged then.
-    let last_fault_ms = faults.iter().map(|(t, _)| *t).max().unwrap();
+    let last_fault_ms = faults.iter().map(|(t, _, _)| *t).max().unwrap();
     let acked_after = outcome
         .history
         .entries
@@ -102,7 +171,7 @@ fn a_sync_flush_master_and_slave_killed_paused_and_restarted_lose_nothing() {
         acked_after > 20,
         "{acked_after} acknowledged after the last fault"
     );
-    assert_eq!(outcome.log.len(), 4, "{:?}", outcome.log);
+    assert_eq!(outcome.log.len(), 5, "{:?}", outcome.log);
     assert!(
         processes_under(&dir).is_empty(),
         "{:?}",
@@ -159,6 +228,21 @@ fn planted_broker() -> std::path::PathBuf {
     target.join("debug/mqbroker")
 }
 
+/// The slave-reads prologue is refused without SYNC replication, before anything
+/// starts: an ASYNC slave may lack the last acknowledged messages.
+#[test]
+fn slave_reads_want_a_sync_slave() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("run");
+    let o = Options {
+        replication: Replication::Async,
+        ..options(&dir)
+    };
+    let err = chaos::run(&o, &mut |_| {}).err().expect("refused");
+    assert!(matches!(err, HarnessError::SlaveReadsNeedSync), "{err}");
+    assert!(!dir.exists(), "the run's directory is removed");
+}
+
 #[test]
 fn a_broker_holding_writes_in_memory_loses_acknowledged_messages_to_kill_9() {
     let tmp = tempfile::tempdir().unwrap();
@@ -169,6 +253,8 @@ fn a_broker_holding_writes_in_memory_loses_acknowledged_messages_to_kill_9() {
             kills: 3,
             pauses: 0,
             terminates: 0,
+            partitions: 0,
+            clogs: 0,
             slave: false,
             groups: 1,
             max_down_ms: 1_500,
@@ -177,6 +263,7 @@ fn a_broker_holding_writes_in_memory_loses_acknowledged_messages_to_kill_9() {
         flush: FlushMode::AsyncFlush,
         replication: Replication::None,
         broker_exe: Some(planted_broker()),
+        slave_reads: false,
         ..options(&dir)
     };
     let outcome = chaos::run(&o, &mut |line| eprintln!("{line}")).unwrap();

@@ -55,18 +55,20 @@ fn main() -> ExitCode {
         tracing::warn!("{warning}");
     }
     let broker_addr = conf.broker_addr();
-    let listen: SocketAddr = match broker_addr.parse() {
+    let listen_addr = conf.listen_addr();
+    let listen: SocketAddr = match listen_addr.parse() {
         Ok(addr) => addr,
         Err(e) => {
-            tracing::error!(%broker_addr, error = %e, "not an address to listen on");
+            tracing::error!(%listen_addr, error = %e, "not an address to listen on");
             return ExitCode::from(2);
         }
     };
     let ha_server_addr = conf.ha_server_addr();
-    let ha_listen: SocketAddr = match ha_server_addr.parse() {
+    let ha_listen_addr = conf.ha_listen_addr();
+    let ha_listen: SocketAddr = match ha_listen_addr.parse() {
         Ok(addr) => addr,
         Err(e) => {
-            tracing::error!(%ha_server_addr, error = %e, "not an address to listen on for HA");
+            tracing::error!(%ha_listen_addr, error = %e, "not an address to listen on for HA");
             return ExitCode::from(2);
         }
     };

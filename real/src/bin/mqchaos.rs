@@ -1,6 +1,7 @@
 //! mqchaos: real mqnamesrv and mqbroker processes under seeded faults (`kill -9` and
-//! restart, SIGSTOP/SIGCONT, SIGTERM and restart) with the simulator's workload, the
-//! history judged by the simulator's checker. See `rmq_real::chaos`.
+//! restart, SIGSTOP/SIGCONT, SIGTERM and restart, links cut, stalled or slowed through a
+//! TCP proxy) with the simulator's workload, the history judged by the simulator's
+//! checker. See `rmq_real::chaos`.
 //!
 //! `mqchaos --seed 7 --kills 3 --pauses 1 --flush SYNC_FLUSH --slave SYNC` prints the
 //! schedule, each step as it runs, and the verdict; it exits 0 on PASS, 1 on a
@@ -28,6 +29,13 @@ struct Cli {
     /// SIGTERM / restart cycles.
     #[arg(long, default_value_t = 0)]
     terminates: u32,
+    /// Network faults that cut a broker's links (both ways, one way, or stalled), each
+    /// through the TCP proxy in front of every link.
+    #[arg(long, default_value_t = 0)]
+    partitions: u32,
+    /// Network faults that delay a broker's links.
+    #[arg(long, default_value_t = 0)]
+    clogs: u32,
     /// SYNC_FLUSH or ASYNC_FLUSH.
     #[arg(long, default_value = "SYNC_FLUSH")]
     flush: String,
@@ -65,9 +73,20 @@ struct Cli {
     /// Keep the run's directory (it is removed otherwise).
     #[arg(long)]
     keep: bool,
-    /// Write the history (JSON lines, `sim check --history` reads it).
+    /// Before the seeded steps: load with no consumer, kill -9 broker-a's master, start
+    /// the consumers while it is down and check that its slave serves every message
+    /// broker-a acknowledged (needs --slave SYNC).
+    #[arg(long)]
+    slave_reads: bool,
+    /// Write the history (JSON lines, `sim check --history` reads it). A failed run
+    /// writes it anyway, under the temporary directory unless this says where.
     #[arg(long)]
     history: Option<PathBuf>,
+    /// Write the schedule as carried out as a simulator scenario (`sim run --scenario`).
+    /// A failed run writes it anyway, under the temporary directory unless this says
+    /// where.
+    #[arg(long)]
+    scenario_out: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -102,6 +121,8 @@ fn main() -> ExitCode {
             kills: cli.kills,
             pauses: cli.pauses,
             terminates: cli.terminates,
+            partitions: cli.partitions,
+            clogs: cli.clogs,
             slave: replication != Replication::None,
             groups: cli.groups,
             max_down_ms: cli.max_down_ms,
@@ -117,14 +138,18 @@ fn main() -> ExitCode {
         broker_exe: cli.broker_exe.clone(),
         dir: cli.dir,
         keep: cli.keep,
+        slave_reads: cli.slave_reads,
     };
     let mut again = format!(
-        "mqchaos --seed {} --kills {} --pauses {} --terminates {} --flush {} --slave {} \
-         --groups {} --max-down-ms {} --producers {} --consumers {} --commit-log-file-bytes {}",
+        "mqchaos --seed {} --kills {} --pauses {} --terminates {} --partitions {} --clogs {} \
+         --flush {} --slave {} --groups {} --max-down-ms {} --producers {} --consumers {} \
+         --commit-log-file-bytes {}",
         cli.seed,
         cli.kills,
         cli.pauses,
         cli.terminates,
+        cli.partitions,
+        cli.clogs,
         cli.flush,
         cli.slave,
         cli.groups,
@@ -133,6 +158,9 @@ fn main() -> ExitCode {
         cli.consumers,
         cli.commit_log_file_bytes
     );
+    if cli.slave_reads {
+        again.push_str(" --slave-reads");
+    }
     if let Some(exe) = &cli.broker_exe {
         again.push_str(&format!(" --broker-exe {}", exe.display()));
     }
@@ -148,17 +176,36 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if let Some(path) = &cli.history {
+    let slave_missed = outcome.slave_reads.as_ref().is_some_and(|r| r.missing > 0);
+    let passed = outcome.report.passed() && outcome.not_caught_up.is_none() && !slave_missed;
+    // A failed run keeps its evidence: the history and the schedule as a scenario.
+    let kept = |given: &Option<PathBuf>, suffix: &str| {
+        given.clone().or_else(|| {
+            (!passed)
+                .then(|| std::env::temp_dir().join(format!("mqchaos-seed{}.{suffix}", cli.seed)))
+        })
+    };
+    if let Some(path) = kept(&cli.history, "history.jsonl") {
         let written =
-            std::fs::File::create(path).and_then(|mut f| outcome.history.write_jsonl(&mut f));
+            std::fs::File::create(&path).and_then(|mut f| outcome.history.write_jsonl(&mut f));
         if let Err(e) = written {
             eprintln!("mqchaos: writing {}: {e}", path.display());
             return ExitCode::from(2);
         }
         println!(
-            "# history: {} ({} entries)",
+            "# history: {} ({} entries; sim check --history FILE judges it again)",
             path.display(),
             outcome.history.entries.len()
+        );
+    }
+    if let Some(path) = kept(&cli.scenario_out, "scenario.toml") {
+        if let Err(e) = std::fs::write(&path, &outcome.scenario) {
+            eprintln!("mqchaos: writing {}: {e}", path.display());
+            return ExitCode::from(2);
+        }
+        println!(
+            "# the schedule as a simulator scenario: {} (sim run --scenario FILE --seeds 100)",
+            path.display()
         );
     }
     if options.replication != Replication::None {
@@ -168,12 +215,23 @@ fn main() -> ExitCode {
             );
         }
     }
+    if let Some(r) = &outcome.slave_reads {
+        println!(
+            "# slave reads: {}'s master killed with {} acknowledged messages waiting; its slave \
+             served {} deliveries while it was down; {} never served{}",
+            r.group,
+            r.backlog,
+            r.served,
+            r.missing,
+            if r.missing > 0 { " (FAIL)" } else { "" }
+        );
+    }
     if let Some(e) = &outcome.not_caught_up {
         println!("# {e}");
     }
     println!("\n# verdict");
     print!("{}", outcome.report);
-    if outcome.report.passed() && outcome.not_caught_up.is_none() {
+    if passed {
         ExitCode::SUCCESS
     } else {
         println!("# repeat with: {again}");

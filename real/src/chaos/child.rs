@@ -4,7 +4,7 @@
 
 use std::fs::File;
 use std::io::{self, Read};
-use std::net::TcpStream;
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
@@ -18,10 +18,10 @@ pub enum ChildError {
         exe: String,
         source: io::Error,
     },
-    #[error("{node}: not listening on port {port} within {timeout_ms} ms{}", tail(.output))]
+    #[error("{node}: not listening on {addr} within {timeout_ms} ms{}", tail(.output))]
     NotListening {
         node: String,
-        port: u16,
+        addr: SocketAddr,
         timeout_ms: u64,
         output: String,
     },
@@ -85,8 +85,8 @@ pub struct ChildNode {
     exe: PathBuf,
     args: Vec<String>,
     home: PathBuf,
-    /// The port it serves remoting on: up again once this accepts connections.
-    pub port: u16,
+    /// Where it serves remoting: up again once this accepts connections.
+    pub addr: SocketAddr,
     child: Option<Child>,
     /// Output files, one per incarnation.
     logs: Vec<PathBuf>,
@@ -94,13 +94,13 @@ pub struct ChildNode {
 
 impl ChildNode {
     /// Starts `exe args` with `home` as its HOME and output directory, and waits until
-    /// it listens on `port`.
+    /// it listens on `addr`.
     pub fn start(
         name: &str,
         exe: PathBuf,
         args: Vec<String>,
         home: PathBuf,
-        port: u16,
+        addr: SocketAddr,
         timeout_ms: u64,
     ) -> Result<ChildNode, ChildError> {
         let mut node = ChildNode {
@@ -108,7 +108,7 @@ impl ChildNode {
             exe,
             args,
             home,
-            port,
+            addr,
             child: None,
             logs: Vec::new(),
         };
@@ -150,7 +150,7 @@ impl ChildNode {
     fn wait_listening(&mut self, timeout_ms: u64) -> Result<(), ChildError> {
         let started = Instant::now();
         loop {
-            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+            if TcpStream::connect(self.addr).is_ok() {
                 return Ok(());
             }
             if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok()?) {
@@ -164,7 +164,7 @@ impl ChildNode {
             if started.elapsed() >= Duration::from_millis(timeout_ms) {
                 return Err(ChildError::NotListening {
                     node: self.name.clone(),
-                    port: self.port,
+                    addr: self.addr,
                     timeout_ms,
                     output: self.output(),
                 });

@@ -103,6 +103,20 @@ fn set_client(entry: &mut Entry, id: u32) {
     }
 }
 
+/// Stops a client and waits at most `timeout_ms` for it; `false` if it did not end in
+/// time (a client stuck in a handler cannot be interrupted: its thread is left to the
+/// process's exit, and the run reports it).
+pub fn stop_within(mut hosted: Hosted, timeout_ms: u64) -> bool {
+    let (done, ended) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = hosted.stop();
+        let _ = done.send(());
+    });
+    ended
+        .recv_timeout(std::time::Duration::from_millis(timeout_ms))
+        .is_ok()
+}
+
 /// Starts a workload host (built by `make` from its recorder) as client `client` on its
 /// own thread, its disk under `dir`; `first_wid` starts its workload ids.
 pub fn start(
@@ -122,4 +136,40 @@ pub fn start(
             sink,
         })
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use rmq_model::node::{Ctx, Input, Node};
+    use rmq_model::protocol::Message;
+
+    use super::stop_within;
+    use crate::process::Hosted;
+
+    /// A client whose first input keeps its thread for `busy_ms`.
+    struct Stuck {
+        busy_ms: u64,
+    }
+
+    impl Node<Message> for Stuck {
+        fn on_start(&mut self, _: &mut dyn Ctx<Message>) {
+            std::thread::sleep(Duration::from_millis(self.busy_ms));
+        }
+
+        fn handle(&mut self, _: &mut dyn Ctx<Message>, _: Input<Message>) {}
+    }
+
+    fn hosted(dir: &tempfile::TempDir, busy_ms: u64) -> Hosted {
+        let dir = dir.path().to_path_buf();
+        Hosted::start(dir, false, move |_, _| Box::new(Stuck { busy_ms })).unwrap()
+    }
+
+    #[test]
+    fn a_client_stuck_past_the_timeout_is_reported_and_a_quick_one_is_not() {
+        let (quick, stuck) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        assert!(stop_within(hosted(&quick, 0), 5_000));
+        assert!(!stop_within(hosted(&stuck, 3_000), 200));
+    }
 }

@@ -2,14 +2,17 @@
 //!
 //! The harness starts a name server and broker groups (each a master, and a slave
 //! when asked) as real `mqnamesrv`/`mqbroker` processes from cargo's output, each on free
-//! loopback ports with its own home and store under the run's directory. The workload
-//! is the simulator's own: its producer and consumer hosts on the real runtime
-//! ([`clients`]), writing the same history entries. The faults come from the seed
-//! ([`schedule`]): `kill -9` and restart, SIGSTOP/SIGCONT pauses, SIGTERM and restart,
-//! each recorded in the history as the simulator records its faults. After the last
-//! fault (the heal) the producers stop, the consumers get a quiet period to catch up,
-//! and the history is judged by `rmq_sim::check::check`, exactly as `sim check
-//! --history` would judge it.
+//! loopback ports with its own home and store under the run's directory, behind a TCP
+//! proxy on each link ([`proxy`], `cluster.rs`). The workload is the simulator's own: its
+//! producer and consumer hosts on the real runtime ([`clients`]), writing the same
+//! history entries. The faults come from the seed ([`schedule`]): `kill -9` and restart,
+//! SIGSTOP/SIGCONT pauses, SIGTERM and restart, links cut (both ways or one way),
+//! stalled or slowed through the proxies, each recorded in the history as the simulator
+//! records its faults. [`slave_reads`] can come first: a master killed while a backlog
+//! waits, which its slave must serve. After the last fault (the heal) the producers
+//! stop, the consumers get a quiet period to catch up, and the history is judged by
+//! `rmq_sim::check::check`, exactly as `sim check --history` would judge it; the faults
+//! as carried out are also written as a simulator scenario ([`scenario_out`]).
 //!
 //! A killed broker keeps its page cache (the kernel's, which a `kill -9` does not
 //! touch), so under either flush mode nothing acknowledged may be lost: the history's
@@ -23,8 +26,13 @@
 
 pub mod child;
 pub mod clients;
+mod cluster;
+pub mod proxy;
+pub mod scenario_out;
 pub mod schedule;
+pub mod slave_reads;
 
+use std::collections::BTreeSet;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -38,8 +46,11 @@ use rmq_sim::history::{
     BrokerGroupMeta, Entry, FaultKind, FlushMode, GroupMeta, History, Promise, Replication,
 };
 
-use self::child::{free_port, sibling_exe, ChildError, ChildNode};
-use self::schedule::{broker_name, Action, Mix, Step, Target};
+use self::child::ChildError;
+use self::cluster::{links_of, net_mode, net_words, start_cluster};
+use self::scenario_out::{scenario_toml, Struck, Timeline};
+use self::schedule::{broker_name, Action, Mix, Scope, Step, Target};
+use self::slave_reads::SlaveReads;
 use crate::process::Hosted;
 
 // The nodes' ids in the history: the name server's is 0, as in the simulator (no
@@ -57,6 +68,8 @@ fn slave_node(g: u32) -> u32 {
 }
 
 const FIRST_CLIENT_NODE: u32 = 10;
+/// The name server (no client entry names it; link faults do).
+const NAMESRV_NODE: u32 = 0;
 
 const TOPIC: &str = "ChaosTopic";
 /// Load after the last fault, before the producers stop.
@@ -66,6 +79,10 @@ const LOAD_AFTER_LAST_FAULT_MS: u64 = 3_000;
 /// rule sees the last positions committed by the consumers themselves.
 const COMMITS_LAND_MS: u64 = 6_000;
 const GROUP: &str = "chaos_consumers";
+/// The producers' load: tags, the gap between sends, the body sizes.
+const TAGS: [&str; 2] = ["TagA", "TagB"];
+const SEND_INTERVAL_MS: [u64; 2] = [10, 30];
+const BODY_BYTES: [u32; 2] = [16, 512];
 /// At most this many broker groups (their node ids stay below the clients').
 pub const MAX_GROUPS: u32 = 4;
 
@@ -95,6 +112,9 @@ pub struct Options {
     /// `None`. Removed at the end unless `keep`.
     pub dir: Option<PathBuf>,
     pub keep: bool,
+    /// Before the seeded steps: kill broker-a's master while a backlog waits and
+    /// check that its slave serves all of it ([`slave_reads`]; SYNC replication).
+    pub slave_reads: bool,
 }
 
 impl Options {
@@ -110,6 +130,10 @@ pub enum HarnessError {
     Child(#[from] ChildError),
     #[error("{what}: {source}")]
     Io { what: String, source: io::Error },
+    #[error("the slave-reads prologue needs SYNC replication: an ASYNC slave may lack the last acknowledged messages until its master returns")]
+    SlaveReadsNeedSync,
+    #[error("{client}: did not stop within {timeout_ms} ms of being asked (a handler that never returns)")]
+    ClientHung { client: String, timeout_ms: u64 },
     #[error("{groups} broker groups: from 1 to {MAX_GROUPS}")]
     Groups { groups: u32 },
     #[error("not every broker group acknowledged a send within {timeout_ms} ms of the start (the topic was not created on each)")]
@@ -131,9 +155,14 @@ pub struct Outcome {
     pub log: Vec<String>,
     /// Set when the consumers did not catch up: the history is judged anyway.
     pub not_caught_up: Option<HarnessError>,
+    /// The schedule as carried out, as a simulator scenario (TOML, `sim run
+    /// --scenario`).
+    pub scenario: String,
     /// Per broker group: deliveries of its queues made while its master was down
     /// (killed or stopped, not yet restarted), which only its slave could serve.
     pub served_while_master_down: Vec<(String, u64)>,
+    /// The slave-reads prologue's figures, when it ran.
+    pub slave_reads: Option<SlaveReads>,
 }
 
 fn now_ms() -> u64 {
@@ -142,111 +171,14 @@ fn now_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-/// One broker group's processes.
-struct Group {
-    master: ChildNode,
-    slave: Option<ChildNode>,
-}
-
-/// The run's processes: dropped, each is killed by its id.
-struct Cluster {
-    _namesrv: ChildNode,
-    namesrv_addr: String,
-    groups: Vec<Group>,
-}
-
-fn write_file(path: &Path, text: &str) -> Result<(), HarnessError> {
-    std::fs::write(path, text).map_err(io_error(format!("writing {}", path.display())))
-}
-
-fn start_cluster(o: &Options, dir: &Path) -> Result<Cluster, HarnessError> {
-    let port = || free_port().map_err(io_error("choosing a free port"));
-    let exe = |name| sibling_exe(name).map_err(io_error(format!("finding {name}")));
-    let home = |name: &str| -> Result<PathBuf, HarnessError> {
-        let h = dir.join(name);
-        std::fs::create_dir_all(&h).map_err(io_error(format!("creating {}", h.display())))?;
-        Ok(h)
-    };
-    let namesrv_home = home("namesrv")?;
-    let namesrv_port = port()?;
-    let conf = namesrv_home.join("namesrv.properties");
-    write_file(&conf, &format!("listenPort={namesrv_port}\n"))?;
-    let namesrv = ChildNode::start(
-        "name server",
-        exe("mqnamesrv")?,
-        vec!["-c".into(), conf.display().to_string()],
-        namesrv_home,
-        namesrv_port,
-        o.start_timeout_ms,
-    )?;
-    let namesrv_addr = format!("127.0.0.1:{namesrv_port}");
-    let flush = match o.flush {
-        FlushMode::SyncFlush => "SYNC_FLUSH",
-        FlushMode::AsyncFlush => "ASYNC_FLUSH",
-    };
-    let broker_exe = match &o.broker_exe {
-        Some(path) => path.clone(),
-        None => exe("mqbroker")?,
-    };
-    // One member of a group: its name, brokerId, role, and its master's HA port.
-    let broker = |group: &str, id: u32, role: &str, master_ha_port: u16| {
-        let name = format!("{group} {}", if id == 0 { "master" } else { "slave" });
-        let h = home(&name.replace(' ', "-"))?;
-        let listen = port()?;
-        let ha_port = if id == 0 { master_ha_port } else { port()? };
-        let conf = h.join("broker.properties");
-        let mut text = format!(
-            "brokerClusterName=ChaosCluster\nbrokerName={group}\nbrokerId={id}\n\
-             brokerRole={role}\nflushDiskType={flush}\nlistenPort={listen}\n\
-             haListenPort={ha_port}\nnamesrvAddr={namesrv_addr}\nstorePathRootDir={}\n\
-             mappedFileSizeCommitLog={}\n",
-            h.join("store").display(),
-            o.commit_log_file_bytes
-        );
-        if role == "SLAVE" {
-            text.push_str(&format!("haMasterAddress=127.0.0.1:{master_ha_port}\n"));
-        }
-        write_file(&conf, &text)?;
-        Ok::<_, HarnessError>(ChildNode::start(
-            &name,
-            broker_exe.clone(),
-            vec!["-c".into(), conf.display().to_string()],
-            h,
-            listen,
-            o.start_timeout_ms,
-        )?)
-    };
-    let master_role = match o.replication {
-        Replication::Sync => "SYNC_MASTER",
-        Replication::Async | Replication::None => "ASYNC_MASTER",
-    };
-    let mut groups = Vec::new();
-    for g in 0..o.groups {
-        let name = broker_name(g);
-        let master_ha_port = port()?;
-        let master = broker(&name, 0, master_role, master_ha_port)?;
-        let slave = match o.replication {
-            Replication::None => None,
-            Replication::Sync | Replication::Async => {
-                Some(broker(&name, 1, "SLAVE", master_ha_port)?)
-            }
-        };
-        groups.push(Group { master, slave });
-    }
-    Ok(Cluster {
-        _namesrv: namesrv,
-        namesrv_addr,
-        groups,
-    })
-}
-
-/// The wids acknowledged and not yet delivered, in what the clients recorded so far.
-fn undelivered(entries: &[Entry]) -> usize {
-    let mut acked = std::collections::BTreeSet::new();
-    let mut delivered = std::collections::BTreeSet::new();
+/// The wids acknowledged (by `broker`, or by any) and not yet delivered, in what the
+/// clients recorded so far.
+fn undelivered(entries: &[Entry], broker: Option<&str>) -> usize {
+    let mut acked = BTreeSet::new();
+    let mut delivered = BTreeSet::new();
     for e in entries {
         match e {
-            Entry::SendOk { wid, .. } => {
+            Entry::SendOk { wid, broker: b, .. } if broker.is_none_or(|want| b == want) => {
                 acked.insert(*wid);
             }
             Entry::Deliver { wid: Some(w), .. } => {
@@ -281,6 +213,9 @@ fn run_in(
     if !(1..=MAX_GROUPS).contains(&o.groups) {
         return Err(HarnessError::Groups { groups: o.groups });
     }
+    if o.slave_reads && o.replication != Replication::Sync {
+        return Err(HarnessError::SlaveReadsNeedSync);
+    }
     let steps = o.schedule();
     let mut cluster = start_cluster(o, dir)?;
     let sink = clients::Sink::default();
@@ -299,9 +234,9 @@ fn run_in(
         };
         let plan = ProducerPlan {
             topic: TOPIC.into(),
-            tags: vec!["TagA".into(), "TagB".into()],
-            send_interval_ms: [10, 30],
-            body_bytes: [16, 512],
+            tags: TAGS.iter().map(|t| t.to_string()).collect(),
+            send_interval_ms: SEND_INTERVAL_MS,
+            body_bytes: BODY_BYTES,
             burst: [1, 1],
             start_ms,
             // The producers are stopped at the heal.
@@ -345,35 +280,59 @@ fn run_in(
     }
     let mut consumers: Vec<Hosted> = Vec::new();
     let mut consumer_ids = Vec::new();
-    for i in 0..o.consumers {
-        let id = FIRST_CLIENT_NODE + o.producers + i;
-        let config = ConsumerConfig {
-            consumer_group: GROUP.into(),
-            namesrv_addrs: namesrv_addrs.clone(),
-            topic: TOPIC.into(),
-            tag_expression: "*".into(),
-            message_model: MessageModel::Clustering,
-            consume_from_where: ConsumeFromWhere::FirstOffset,
-            ..ConsumerConfig::default()
-        };
-        consumers.push(
-            clients::start(
-                dir.join(format!("consumer{i}")),
-                id,
-                0,
-                sink.clone(),
-                move |r| Box::new(ConsumerHost::new(config, ConsumerPlan::default(), r)),
-            )
-            .map_err(io_error(format!("starting consumer {i}")))?,
-        );
-        consumer_ids.push(id);
-    }
+    let mut start_consumers = || -> Result<(), HarnessError> {
+        for i in 0..o.consumers {
+            let id = FIRST_CLIENT_NODE + o.producers + i;
+            let config = ConsumerConfig {
+                consumer_group: GROUP.into(),
+                namesrv_addrs: namesrv_addrs.clone(),
+                topic: TOPIC.into(),
+                tag_expression: "*".into(),
+                message_model: MessageModel::Clustering,
+                consume_from_where: ConsumeFromWhere::FirstOffset,
+                ..ConsumerConfig::default()
+            };
+            consumers.push(
+                clients::start(
+                    dir.join(format!("consumer{i}")),
+                    id,
+                    0,
+                    sink.clone(),
+                    move |r| Box::new(ConsumerHost::new(config, ConsumerPlan::default(), r)),
+                )
+                .map_err(io_error(format!("starting consumer {i}")))?,
+            );
+            consumer_ids.push(id);
+        }
+        Ok(())
+    };
+    let mut struck: Vec<Struck> = Vec::new();
+    let slave_reads = if o.slave_reads {
+        let p = slave_reads::prologue(o, &mut cluster, &sink, start_consumers, progress)?;
+        faults.extend(p.faults);
+        struck.push(p.struck);
+        master_down.push((0, p.down_ms.0, p.down_ms.1));
+        Some(p.reads)
+    } else {
+        start_consumers()?;
+        None
+    };
+    let client_ids: Vec<u32> = (FIRST_CLIENT_NODE..FIRST_CLIENT_NODE + o.producers)
+        .chain(consumer_ids.iter().copied())
+        .collect();
     for (n, step) in steps.iter().enumerate() {
         std::thread::sleep(Duration::from_millis(step.load_ms));
         let line = format!("step {}/{}: {step}", n + 1, steps.len());
         progress(&line);
         log.push(line);
         let g = step.group.min(o.groups - 1);
+        // Every peer of the struck broker: what a pause cuts it from.
+        let every_peer: BTreeSet<u32> =
+            links_of(&cluster, g, step.target, Scope::Node, &client_ids)
+                .into_iter()
+                .flat_map(|t| t.peers)
+                .collect();
+        let from_ms = now_ms();
         let group = &mut cluster.groups[g as usize];
         let (node, id) = match (step.target, group.slave.as_mut()) {
             (Target::Slave, Some(slave)) => (slave, slave_node(g)),
@@ -384,6 +343,12 @@ fn run_in(
             kind,
             node: Some(id),
             detail,
+        };
+        // The peers a link fault touched; a pause's are every peer.
+        let mut struck_peers = if matches!(step.action, Action::Pause { .. }) {
+            every_peer
+        } else {
+            BTreeSet::new()
         };
         match step.action {
             Action::Kill { down_ms } | Action::Terminate { down_ms } => {
@@ -423,19 +388,66 @@ fn run_in(
                 node.resume()?;
                 faults.push(fault(FaultKind::Heal, format!("SIGCONT {}", node.name)));
             }
+            Action::Net {
+                fault: how,
+                scope,
+                held_ms,
+            } => {
+                let touched = links_of(&cluster, g, step.target, scope, &client_ids);
+                let peers: BTreeSet<u32> = touched.iter().flat_map(|t| t.peers.clone()).collect();
+                let (kind, words) = net_words(how);
+                for &p in &peers {
+                    faults.push(Entry::Fault {
+                        at_ms: now_ms(),
+                        kind,
+                        node: Some(id),
+                        detail: words
+                            .replace("{x}", &format!("n{id}"))
+                            .replace("{p}", &format!("n{p}")),
+                    });
+                }
+                for t in &touched {
+                    t.link.set(net_mode(how, t.behind));
+                }
+                std::thread::sleep(Duration::from_millis(held_ms));
+                for t in &touched {
+                    t.link.heal();
+                }
+                for &p in &peers {
+                    faults.push(Entry::Fault {
+                        at_ms: now_ms(),
+                        kind: FaultKind::Heal,
+                        node: Some(id),
+                        detail: format!("heal n{id} <-> n{p}"),
+                    });
+                }
+                struck_peers = peers;
+            }
         }
+        struck.push(Struck {
+            action: step.action,
+            node: id,
+            from_ms,
+            until_ms: now_ms(),
+            peers: struck_peers.into_iter().collect(),
+        });
     }
     // Load on the healed cluster too: a broker that came back must serve again.
     std::thread::sleep(Duration::from_millis(LOAD_AFTER_LAST_FAULT_MS));
     let heal_at_ms = now_ms();
     progress("heal: the producers stop; the consumers catch up");
-    for mut p in producers {
-        let _ = p.stop();
+    for (i, p) in producers.into_iter().enumerate() {
+        if !clients::stop_within(p, o.start_timeout_ms) {
+            return Err(HarnessError::ClientHung {
+                client: format!("producer {i} (n{})", FIRST_CLIENT_NODE + i as u32),
+                timeout_ms: o.start_timeout_ms,
+            });
+        }
     }
     let quiet_started = Instant::now();
     let mut not_caught_up = None;
     loop {
-        let missing = undelivered(&sink.lock().unwrap_or_else(|e| e.into_inner()));
+        let missing = undelivered(&sink.lock().unwrap_or_else(|e| e.into_inner()), None);
         if missing == 0 {
             break;
         }
@@ -450,12 +462,25 @@ fn run_in(
     }
     // Let the consumers' periodic offset commits land before the clean shutdown.
     std::thread::sleep(Duration::from_millis(COMMITS_LAND_MS));
-    for mut c in consumers {
-        let _ = c.stop();
+    for (c, id) in consumers.into_iter().zip(&consumer_ids) {
+        if !clients::stop_within(c, o.start_timeout_ms) {
+            return Err(HarnessError::ClientHung {
+                client: format!("consumer n{id}"),
+                timeout_ms: o.start_timeout_ms,
+            });
+        }
     }
     let end_ms = now_ms();
     drop(cluster);
     let history = assemble(o, faults, sink, consumer_ids, heal_at_ms, end_ms);
+    let scenario = scenario_toml(
+        o,
+        &struck,
+        &Timeline {
+            load_start_ms: start_ms,
+            heal_at_ms,
+        },
+    );
     let report = rmq_sim::check::check(&history);
     let served_while_master_down = (0..o.groups)
         .map(|g| {
@@ -479,9 +504,11 @@ fn run_in(
     Ok(Outcome {
         history,
         report,
+        scenario,
         log,
         not_caught_up,
         served_while_master_down,
+        slave_reads,
     })
 }
 

@@ -14,6 +14,10 @@
 //! - `deleteWhen` and `fileReservedTime` are checked and kept, but no expired files are
 //!   deleted yet; the broker logs that note.
 //! - `serveOnlyDurable` is rocketsim's own key (see `BrokerConfig::serve_only_durable`).
+//! - `bindAddress` (RocketMQ 5's `NettyServerConfig`, default 0.0.0.0 there) defaults
+//!   to the registered addresses: `brokerIP1` for `listenPort`, `brokerIP2` for
+//!   `haListenPort`. Set, both ports are bound on it while the name servers still get
+//!   `brokerIP1`/`brokerIP2` (a proxy or NAT in front of the broker).
 
 use std::path::{Path, PathBuf};
 
@@ -51,6 +55,8 @@ pub struct BrokerConf {
     pub broker_ip1: String,
     /// `brokerIP2`: the address of the HA port given to slaves (default `brokerIP1`).
     pub broker_ip2: String,
+    /// `bindAddress`: where both ports are bound, when not on the registered addresses.
+    pub bind_address: Option<String>,
     /// `storePathRootDir`.
     pub store_path_root_dir: PathBuf,
     /// `storePathCommitLog`: always `{storePathRootDir}/commitlog` (see the module doc).
@@ -70,6 +76,18 @@ impl BrokerConf {
     /// `brokerIP2:haListenPort`, the HA address registered for slaves.
     pub fn ha_server_addr(&self) -> String {
         join_host_port(&self.broker_ip2, self.ha_listen_port)
+    }
+
+    /// Where `listenPort` is bound: `bindAddress`, else `brokerIP1`.
+    pub fn listen_addr(&self) -> String {
+        let host = self.bind_address.as_deref().unwrap_or(&self.broker_ip1);
+        join_host_port(host, self.listen_port)
+    }
+
+    /// Where `haListenPort` is bound: `bindAddress`, else `brokerIP2`.
+    pub fn ha_listen_addr(&self) -> String {
+        let host = self.bind_address.as_deref().unwrap_or(&self.broker_ip2);
+        join_host_port(host, self.ha_listen_port)
     }
 
     /// Every setting as `key=value` lines in RocketMQ's names (`-p`), leaving out the
@@ -349,6 +367,14 @@ const KEYS: &[Key] = &[
         get: |c| c.broker_ip2.clone(),
     },
     Key {
+        name: "bindAddress",
+        set: |d, v| {
+            d.conf.bind_address = Some(host(v)?);
+            Ok(None)
+        },
+        get: |c| c.bind_address.clone().unwrap_or_default(),
+    },
+    Key {
         name: "storePathRootDir",
         set: |d, v| {
             if v.is_empty() {
@@ -615,6 +641,7 @@ fn defaults(env: &Env) -> Draft {
             ha_listen_port: DEFAULT_LISTEN_PORT + 1,
             broker_ip1: DEFAULT_BROKER_IP.to_string(),
             broker_ip2: DEFAULT_BROKER_IP.to_string(),
+            bind_address: None,
             store_path_root_dir: PathBuf::new(),
             store_path_commit_log: PathBuf::new(),
             delete_when: "04".to_string(),

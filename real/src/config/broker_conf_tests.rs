@@ -126,6 +126,7 @@ listenPort=20911
 haListenPort=20999
 brokerIP1=10.0.0.4
 brokerIP2=10.0.0.5
+bindAddress=10.0.0.6
 storePathRootDir=/data/store
 storePathCommitLog=/data/store/commitlog
 autoCreateTopicEnable=false
@@ -172,6 +173,10 @@ fn every_key() {
     assert_eq!(c.broker_ip2, "10.0.0.5");
     assert_eq!(c.broker_addr(), "10.0.0.4:20911");
     assert_eq!(c.ha_server_addr(), "10.0.0.5:20999");
+    // Bound apart from the registered addresses (a proxy in front of the broker).
+    assert_eq!(c.bind_address.as_deref(), Some("10.0.0.6"));
+    assert_eq!(c.listen_addr(), "10.0.0.6:20911");
+    assert_eq!(c.ha_listen_addr(), "10.0.0.6:20999");
     assert_eq!(c.store_path_root_dir, Path::new("/data/store"));
     assert_eq!(c.store_path_commit_log, Path::new("/data/store/commitlog"));
     assert!(!b.auto_create_topic_enable);
@@ -263,6 +268,7 @@ fn bad_values_name_the_key_the_value_and_what_is_accepted() {
         ("brokerIP1=10.0.0.1:1", "an IP address or a host name"),
         ("brokerIP1=0.0.0.0", "an address clients can reach"),
         ("brokerIP2=::", "an address clients can reach"),
+        ("bindAddress=a b", "an IP address or a host name"),
         ("autoCreateTopicEnable=yes", "true or false"),
         ("defaultTopicQueueNums=0", "an integer from 1 to 1024"),
         ("mappedFileSizeCommitLog=0", "an integer from 512"),
@@ -430,6 +436,9 @@ fn roles_ids_ports_and_paths_must_agree() {
     // brokerIP2 follows brokerIP1.
     let conf = from("brokerIP1=::1").unwrap().conf;
     assert_eq!(conf.ha_server_addr(), "[::1]:10912");
+    // Unset, bindAddress is each port's registered address.
+    assert_eq!(conf.listen_addr(), "[::1]:10911");
+    assert_eq!(conf.ha_listen_addr(), "[::1]:10912");
     // The commit log stays under the root; the root moves it.
     let conf = from("storePathRootDir=/srv/mq/\nstorePathCommitLog=/srv/mq/./commitlog/").unwrap();
     assert_eq!(

@@ -20,6 +20,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use super::fault_step::{self, Census, FaultStep};
 use crate::history::{FlushMode, Promise, Replication};
 
 /// A value or a list of values (a matrix axis).
@@ -210,6 +211,10 @@ pub struct FaultSpec {
     /// At most this many machines are lost in one run.
     #[serde(default = "default_max_machines_lost")]
     pub max_machines_lost: u32,
+    /// An explicit schedule (`[[faults.steps]]`, see `fault_step`): when present, these
+    /// faults strike and none is drawn from `kinds`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<FaultStep>,
 }
 
 fn default_max_machines_lost() -> u32 {
@@ -425,6 +430,24 @@ impl ScenarioFile {
                 "durations",
                 "faults_ms and quiet_ms must be positive".into(),
             ));
+        }
+        if !f.steps.is_empty() {
+            if self.swarm.is_some() {
+                return Err(("steps", "a swarm draws its faults: no steps".into()));
+            }
+            let census = Census {
+                name_servers: c.name_servers,
+                broker_groups: c.broker_groups,
+                slaves: c
+                    .replication
+                    .values()
+                    .iter()
+                    .all(|r| *r != Replication::None),
+                producers: w.producers,
+                consumers: w.groups.iter().map(|g| g.consumers).sum(),
+            };
+            fault_step::validate(&f.steps, census, self.durations.faults_ms)
+                .map_err(|why| ("steps", why))?;
         }
         if let Some(swarm) = &self.swarm {
             swarm.validate()?;

@@ -384,6 +384,7 @@ pub fn draw(s: &Scenario, seed: u64) -> (Scenario, SwarmChoices) {
             down_ms,
             // Machines an aimed fault may lose are not the plan's to lose.
             max_machines_lost: machines_left,
+            steps: Vec::new(),
         },
         durations: Durations {
             faults_ms,

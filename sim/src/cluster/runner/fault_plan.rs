@@ -7,6 +7,7 @@ use rand_chacha::ChaCha8Rng;
 use rmq_model::node::NodeId;
 use rmq_model::protocol::{response_code, Message, Request, Response};
 
+use crate::cluster::fault_step::{FaultStep, NodeRef};
 use crate::cluster::scenario::{FaultSpecKind, Scenario, Target, WARMUP_MS};
 use crate::cluster::seeds::{stream, Purpose};
 use crate::cluster::swarm::{AimedFault, Moment, Peer, Side, Strike};
@@ -24,6 +25,9 @@ pub(super) fn uniform(rng: &mut ChaCha8Rng, r: [u64; 2]) -> u64 {
 pub(super) fn fault_plan(s: &Scenario, l: &Layout, seed: u64) -> Vec<(u64, Fault)> {
     let spec = &s.file.faults;
     let heal_at = s.file.durations.faults_ms;
+    if !spec.steps.is_empty() {
+        return steps_plan(&spec.steps, l);
+    }
     let mut rng = stream(seed, Purpose::FaultPlan, 0);
     let mut plan = Vec::new();
     if spec.kinds.is_empty() {
@@ -162,6 +166,114 @@ pub(super) fn fault_plan(s: &Scenario, l: &Layout, seed: u64) -> Vec<(u64, Fault
         }
         t += uniform(&mut rng, spec.every_ms);
     }
+    plan.sort_by_key(|(at, _)| *at);
+    plan
+}
+
+/// The node `node` names in layout `l` (the scenario's validation checked it exists).
+fn resolve(l: &Layout, node: NodeRef) -> NodeId {
+    let nth = |want: &dyn Fn(&Role) -> bool, i: u32| {
+        let at = l
+            .roles
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| want(r))
+            .nth(i as usize)
+            .map(|(at, _)| at);
+        NodeId(at.expect("a validated step names an existing node") as u32)
+    };
+    match node {
+        NodeRef::NameServer(i) => nth(&|r| matches!(r, Role::NameServer), i),
+        NodeRef::Master(g) => l.masters[g as usize],
+        NodeRef::Slave(g) => l.slaves[g as usize].expect("a validated step's slave exists"),
+        NodeRef::Producer(i) => nth(&|r| matches!(r, Role::Producer { .. }), i),
+        NodeRef::Consumer(i) => nth(&|r| matches!(r, Role::Consumer { .. }), i),
+    }
+}
+
+/// An explicit schedule's faults (`[[faults.steps]]`), in time order.
+fn steps_plan(steps: &[FaultStep], l: &Layout) -> Vec<(u64, Fault)> {
+    let mut plan = Vec::new();
+    for s in steps {
+        let node = resolve(l, s.node);
+        let t = s.at_ms;
+        let restart_at = |plan: &mut Vec<(u64, Fault)>| {
+            if let Some(until) = s.until_ms {
+                plan.push((until, Fault::Restart { node }));
+            }
+        };
+        let crash = |kind| Fault::Crash { node, kind };
+        match s.kind {
+            FaultSpecKind::Kill | FaultSpecKind::ProcessCrash => {
+                plan.push((t, crash(CrashKind::ProcessCrash)));
+                restart_at(&mut plan);
+            }
+            FaultSpecKind::OsCrash => {
+                plan.push((t, crash(CrashKind::OsCrash)));
+                restart_at(&mut plan);
+            }
+            FaultSpecKind::PowerCut => {
+                plan.push((t, crash(CrashKind::PowerCut)));
+                restart_at(&mut plan);
+            }
+            FaultSpecKind::MachineLost => plan.push((t, Fault::MachineLost { node })),
+            FaultSpecKind::DiskDamaged => {
+                plan.push((
+                    t,
+                    Fault::DiskDamaged {
+                        node,
+                        path_prefix: "commitlog/".into(),
+                        bits: 1,
+                    },
+                ));
+                plan.push((t + 1, crash(CrashKind::PowerCut)));
+                restart_at(&mut plan);
+            }
+            FaultSpecKind::CleanRestart => {
+                plan.push((t, Fault::CleanShutdown { node }));
+                restart_at(&mut plan);
+            }
+            FaultSpecKind::ClockSkew => {
+                let skew_ms = s.skew_ms.unwrap_or(0);
+                plan.push((t, Fault::ClockSkew { node, skew_ms }));
+                if let Some(until) = s.until_ms {
+                    plan.push((until, Fault::ClockSkew { node, skew_ms: 0 }));
+                }
+            }
+            FaultSpecKind::Partition
+            | FaultSpecKind::OneWayPartition
+            | FaultSpecKind::Clog
+            | FaultSpecKind::ConnectionReset => {
+                for &peer in &s.peers {
+                    let other = resolve(l, peer);
+                    match s.kind {
+                        FaultSpecKind::ConnectionReset => {
+                            plan.push((t, Fault::ConnectionReset { a: node, b: other }));
+                            continue;
+                        }
+                        FaultSpecKind::Clog => {
+                            let extra_ms = s.extra_ms.unwrap_or(0);
+                            for (from, to) in [(node, other), (other, node)] {
+                                plan.push((t, Fault::Clog { from, to, extra_ms }));
+                            }
+                        }
+                        _ => plan.push((
+                            t,
+                            Fault::Partition {
+                                a: node,
+                                b: other,
+                                one_way: s.kind == FaultSpecKind::OneWayPartition,
+                            },
+                        )),
+                    }
+                    if let Some(until) = s.until_ms {
+                        plan.push((until, Fault::Heal { a: node, b: other }));
+                    }
+                }
+            }
+        }
+    }
+    // Stable: faults at one time keep the steps' order.
     plan.sort_by_key(|(at, _)| *at);
     plan
 }
