@@ -6,6 +6,7 @@
 pub mod admin;
 pub mod broker;
 pub mod client;
+pub mod hasher;
 pub mod message;
 pub mod message_queue;
 pub mod namesrv;

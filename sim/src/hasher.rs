@@ -1,5 +1,6 @@
-//! A fixed, unseeded hasher for hot maps and sets: the checker's (message ids, queues,
-//! spans) and the world's armed timers.
+//! Fixed, unseeded hashers for hot maps and sets: the checker's (message ids, queues,
+//! spans) and the world's armed timers. The mixing one lives in the model
+//! (`rmq_model::hasher`), which hashes the clients' queue tables with it.
 //!
 //! std's default hasher is randomly seeded (banned in sim/ by clippy.toml) and slow
 //! for small integer keys. Nothing iterates these maps or sets to produce output or to
@@ -7,67 +8,11 @@
 //! world only asks whether a timer is armed), so a fixed seed costs no determinism, and
 //! nothing in a history is adversarial enough to need SipHash.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
-/// Odd multiplier: 2^64 divided by the golden ratio, so consecutive ids spread out.
-const MIX: u64 = 0x9E37_79B9_7F4A_7C15;
-
-/// Rotate, xor, multiply per word; `finish` folds the high half down because hashbrown
-/// takes the bucket from the low bits and the high bits of a product mix better.
-#[derive(Default, Clone, Copy)]
-pub(crate) struct MixHasher {
-    state: u64,
-}
-
-impl MixHasher {
-    #[inline]
-    fn add(&mut self, word: u64) {
-        self.state = (self.state.rotate_left(26) ^ word).wrapping_mul(MIX);
-    }
-}
-
-impl Hasher for MixHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        let mut chunks = bytes.chunks_exact(8);
-        for c in &mut chunks {
-            self.add(u64::from_le_bytes(c.try_into().expect("8 bytes")));
-        }
-        let rest = chunks.remainder();
-        if !rest.is_empty() {
-            let mut last = [0u8; 8];
-            last[..rest.len()].copy_from_slice(rest);
-            self.add(u64::from_le_bytes(last));
-        }
-    }
-    #[inline]
-    fn write_u8(&mut self, i: u8) {
-        self.add(u64::from(i));
-    }
-    #[inline]
-    fn write_u32(&mut self, i: u32) {
-        self.add(u64::from(i));
-    }
-    #[inline]
-    fn write_i32(&mut self, i: i32) {
-        self.add(u64::from(i as u32));
-    }
-    #[inline]
-    fn write_u64(&mut self, i: u64) {
-        self.add(i);
-    }
-    #[inline]
-    fn write_usize(&mut self, i: usize) {
-        self.add(i as u64);
-    }
-    #[inline]
-    fn finish(&self) -> u64 {
-        self.state ^ (self.state >> 29)
-    }
-}
-
-pub(crate) type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<MixHasher>>;
-pub(crate) type FastSet<K> = HashSet<K, BuildHasherDefault<MixHasher>>;
+/// The model's fixed hasher: one piece for the clients' tables and the simulator's.
+pub(crate) use rmq_model::hasher::{FastMap, FastSet, MixHasher, MIX};
 
 /// For workload ids only. Ids are mostly sequential, and the checker touches a
 /// message's entry a few times shortly after its send. A mixing hash scatters those

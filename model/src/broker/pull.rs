@@ -171,7 +171,7 @@ impl Broker {
         let mut next = offset;
         let disk = ctx.disk();
         while next < visible && next - offset < max_scan && count < max_count {
-            match store.get_message(disk, &req.topic, req.queue_id, next) {
+            match store.read_message(disk, &req.topic, req.queue_id, next) {
                 Ok(m) => {
                     let matched = subscription.matches_code(m.tags_code);
                     if matched {
@@ -179,6 +179,13 @@ impl Broker {
                             && records.len() + m.bytes.len() > self.config.max_transfer_bytes
                         {
                             break;
+                        }
+                        if count == 0 {
+                            // Room for as many records of this size as the pull may
+                            // take: growing by doubling copied the answer over and over.
+                            let left = (visible - next).min(u64::from(max_count)) as usize;
+                            let most = self.config.max_transfer_bytes.max(m.bytes.len());
+                            records.reserve(m.bytes.len().saturating_mul(left).min(most));
                         }
                         records.extend_from_slice(&m.bytes);
                         count += 1;
@@ -234,7 +241,7 @@ impl Broker {
     fn wake_held(&mut self, ctx: &mut dyn Ctx<Message>, only: Option<(String, i32)>) {
         let now_ms = ctx.now_ms();
         let keys: Vec<(String, i32)> = match only {
-            Some(k) => vec![k],
+            Some(key) => return self.wake_queue(ctx, key, now_ms),
             None => {
                 // Only the queues with a pull ready now: under SYNC_FLUSH this runs at
                 // every group commit, and most queues have nothing new to serve.
@@ -268,25 +275,38 @@ impl Broker {
             }
         };
         for key in keys {
-            let max = self.visible_max_queue_offset(ctx.now_ms(), ctx.disk(), &key.0, key.1);
-            let Some(held) = self.holds.by_queue.remove(&key) else {
-                continue;
-            };
+            self.wake_queue(ctx, key, now_ms);
+        }
+    }
+
+    /// Answers the pulls held on one queue that have something to read or whose time
+    /// is up at `now_ms`; the others stay held.
+    fn wake_queue(&mut self, ctx: &mut dyn Ctx<Message>, key: (String, i32), now_ms: u64) {
+        let max = self.visible_max_queue_offset(ctx.now_ms(), ctx.disk(), &key.0, key.1);
+        let Some(held) = self.holds.by_queue.remove(&key) else {
+            return;
+        };
+        // Most wakes answer every pull of the queue or none: no split then.
+        let ready = if held.iter().all(|h| h.is_ready(max, now_ms)) {
+            held
+        } else if !held.iter().any(|h| h.is_ready(max, now_ms)) {
+            self.holds.by_queue.insert(key, held);
+            return;
+        } else {
             let (ready, waiting): (Vec<_>, Vec<_>) =
                 held.into_iter().partition(|h| h.is_ready(max, now_ms));
-            if !waiting.is_empty() {
-                self.holds.by_queue.insert(key, waiting);
-            }
-            for h in ready {
-                if let Some(response) = self.on_pull(ctx, h.from, h.opaque, h.req, false) {
-                    ctx.send(
-                        h.from,
-                        Message::Response {
-                            opaque: h.opaque,
-                            response,
-                        },
-                    );
-                }
+            self.holds.by_queue.insert(key, waiting);
+            ready
+        };
+        for h in ready {
+            if let Some(response) = self.on_pull(ctx, h.from, h.opaque, h.req, false) {
+                ctx.send(
+                    h.from,
+                    Message::Response {
+                        opaque: h.opaque,
+                        response,
+                    },
+                );
             }
         }
     }

@@ -16,10 +16,10 @@
 pub mod consumer;
 pub mod offset_store;
 pub mod producer;
+pub(crate) mod queue_table;
 pub mod rebalance;
 
-use std::collections::BTreeMap;
-
+use crate::hasher::FastMap;
 use crate::node::{Ctx, Input, NodeId, TimerId};
 use crate::protocol::{response_code, Message, Request, Response, TopicRouteData};
 
@@ -256,16 +256,18 @@ struct Pending<T> {
 /// dropped here.
 pub(crate) struct Rpc<T> {
     next_opaque: u32,
-    pending: BTreeMap<u32, Pending<T>>,
-    timeouts: BTreeMap<TimerId, u32>,
+    /// Hashed: every request, answer and timeout looks one up; the one walk (a broken
+    /// connection) sorts what it finds.
+    pending: FastMap<u32, Pending<T>>,
+    timeouts: FastMap<TimerId, u32>,
 }
 
 impl<T> Rpc<T> {
     pub(crate) fn new() -> Rpc<T> {
         Rpc {
             next_opaque: CLIENT_OPAQUE_BASE,
-            pending: BTreeMap::new(),
-            timeouts: BTreeMap::new(),
+            pending: FastMap::default(),
+            timeouts: FastMap::default(),
         }
     }
 
@@ -356,12 +358,14 @@ impl<T> Rpc<T> {
                 }
             }
             Input::ConnectionBroken { peer } => {
-                let lost: Vec<u32> = self
+                let mut lost: Vec<u32> = self
                     .pending
                     .iter()
                     .filter(|(_, p)| p.peer == peer)
                     .map(|(&opaque, _)| opaque)
                     .collect();
+                // In opaque order, whatever the table's.
+                lost.sort_unstable();
                 let many = lost
                     .into_iter()
                     .map(|opaque| {
@@ -581,6 +585,8 @@ pub(crate) mod test_ctx {
     //! resolves addresses from a table, and fires timers when the test says so.
 
     use super::*;
+    use std::collections::BTreeMap;
+
     use crate::store::{Disk, MemDisk};
 
     pub struct TestCtx {

@@ -14,10 +14,9 @@
 //! emitted — when it leaves for the broker or when the file holding it is renamed into
 //! place (a restarted process reads it from then on, before the directory sync).
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
 
+use super::queue_table::QueueTable;
 use super::{subscribe_addr, ClientEvent, MessageQueue, Rpc};
 use crate::node::Ctx;
 use crate::protocol::{Message, QueueKey, Request, TopicRouteData};
@@ -54,19 +53,19 @@ struct OffsetEntry {
 struct LocalFile {
     config: ConfigFile,
     /// The offsets being written now.
-    in_flight: Option<BTreeMap<MessageQueue, u64>>,
+    in_flight: Option<QueueTable<u64>>,
     /// The offsets queued behind them (only at shutdown; see `persist_file`).
-    queued: Option<BTreeMap<MessageQueue, u64>>,
+    queued: Option<QueueTable<u64>>,
 }
 
 #[derive(Debug)]
 pub(crate) struct OffsetStore {
     group: String,
     /// The next offset to consume, per queue: what a commit would store.
-    consumed: BTreeMap<MessageQueue, u64>,
+    consumed: QueueTable<u64>,
     /// What the store holds as far as this client knows: what it last committed, or
     /// what it read from the broker or the file.
-    committed: BTreeMap<MessageQueue, u64>,
+    committed: QueueTable<u64>,
     /// `Some` for broadcasting.
     file: Option<LocalFile>,
 }
@@ -76,8 +75,8 @@ impl OffsetStore {
     pub(crate) fn broker(group: &str) -> OffsetStore {
         OffsetStore {
             group: group.to_string(),
-            consumed: BTreeMap::new(),
-            committed: BTreeMap::new(),
+            consumed: QueueTable::new(),
+            committed: QueueTable::new(),
             file: None,
         }
     }
@@ -89,7 +88,7 @@ impl OffsetStore {
         if let LoadSource::Backup(reason) | LoadSource::Default(reason) = &source {
             tracing::debug!(path = config.path(), %reason, "local offsets not from the primary file");
         }
-        let loaded: BTreeMap<MessageQueue, u64> = content
+        let loaded: QueueTable<u64> = content
             .offset_table
             .into_iter()
             .map(|e| {
@@ -144,14 +143,14 @@ impl OffsetStore {
 
     /// Consumption moved `mq` to `offset`.
     pub(crate) fn update(&mut self, mq: &MessageQueue, offset: u64) {
-        self.consumed.insert(mq.clone(), offset);
+        self.consumed.set(mq, offset);
     }
 
     /// The store is known to hold `offset` for `mq` (the broker said so): nothing to
     /// commit until consumption moves on.
     pub(crate) fn set_known_committed(&mut self, mq: &MessageQueue, offset: u64) {
-        self.consumed.insert(mq.clone(), offset);
-        self.committed.insert(mq.clone(), offset);
+        self.consumed.set(mq, offset);
+        self.committed.set(mq, offset);
     }
 
     /// Forgets a queue given away (clustering: its offset now belongs to its next
@@ -306,7 +305,7 @@ impl OffsetStore {
     }
 
     /// The local file now holds `written`: the offsets that changed are committed.
-    fn note_written(&mut self, written: BTreeMap<MessageQueue, u64>) -> Vec<ClientEvent> {
+    fn note_written(&mut self, written: QueueTable<u64>) -> Vec<ClientEvent> {
         let mut out = Vec::new();
         for (mq, offset) in written {
             if self.committed.get(&mq) != Some(&offset) {

@@ -195,7 +195,7 @@ impl PushConsumer {
         let now_ms = ctx.monotonic_ms();
         let timeout_ms = self.cfg.consume_timeout_ms;
         let mut expired: Vec<(MessageQueue, u64)> = Vec::new();
-        for (mq, q) in &mut self.queues {
+        for (mq, q) in self.queues.iter_mut() {
             for offset in q.process_queue.take_expired(now_ms, timeout_ms) {
                 expired.push((mq.clone(), offset));
             }

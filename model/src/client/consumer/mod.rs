@@ -28,6 +28,7 @@ use crate::subscription::SubscriptionData;
 
 use self::rebalance_lock::{LockPurpose, RebalanceLocks};
 use super::offset_store::OffsetStore;
+use super::queue_table::QueueTable;
 
 use super::{
     host_of, timer_kind, ClientEvent, MessageQueue, NameServers, RouteAnswer, Rpc, RpcOutcome,
@@ -225,7 +226,7 @@ pub struct PushConsumer {
     route_lookup: Option<usize>,
     /// Clustering: the group's retry topic, subscribed with `*`.
     retry: Option<retry_subscription::RetrySubscription>,
-    queues: BTreeMap<MessageQueue, OwnedQueue>,
+    queues: QueueTable<OwnedQueue>,
     next_generation: u64,
     offsets: OffsetStore,
     /// A consumer-list request is in flight; `rebalance_again`: another rebalance was
@@ -272,7 +273,7 @@ impl PushConsumer {
             route: None,
             route_lookup: None,
             retry,
-            queues: BTreeMap::new(),
+            queues: QueueTable::new(),
             next_generation: 0,
             offsets,
             rebalance_in_flight: false,
@@ -638,7 +639,7 @@ impl PushConsumer {
 
 /// The owned queues of a queue table, borrowed: [`PushConsumer::owned_queues`] without
 /// the copies, for callers that also borrow other parts of the consumer.
-fn owned_in(queues: &BTreeMap<MessageQueue, OwnedQueue>) -> impl Iterator<Item = &MessageQueue> {
+fn owned_in(queues: &QueueTable<OwnedQueue>) -> impl Iterator<Item = &MessageQueue> {
     queues
         .iter()
         .filter(|(_, q)| q.next_offset.is_some())

@@ -115,7 +115,7 @@ impl PushConsumer {
         self.locks.wanted = allocated.clone();
         let new: Vec<&MessageQueue> = allocated
             .iter()
-            .filter(|mq| !self.queues.contains_key(*mq) && !self.locks.taking.contains(*mq))
+            .filter(|mq| !self.queues.contains_key(mq) && !self.locks.taking.contains(*mq))
             .collect();
         for (broker_name, queues) in by_broker(new) {
             if self.send_lock(ctx, &broker_name, &queues, LockPurpose::Take) {

@@ -2,9 +2,21 @@
 //! `getMessageStoreTimeStamp`, `getOffsetInQueueByTime`, `lookMessageByOffset`): every
 //! record read is verified before it is returned.
 
+use std::borrow::Cow;
+
 use super::{MessageStore, ReadError, StoredMessage};
 use crate::store::disk::Disk;
 use crate::store::record::{self, RecordError, Slot};
+
+/// A verified record as [`MessageStore::read_message`] finds it: its bytes borrowed
+/// from the disk where the disk can lend them.
+#[derive(Debug)]
+pub struct MessageRead<'d> {
+    pub physical_offset: u64,
+    pub queue_offset: i64,
+    pub tags_code: i64,
+    pub bytes: Cow<'d, [u8]>,
+}
 
 impl MessageStore {
     /// The record at a queue offset, verified (CRC, and that it is the record the
@@ -16,6 +28,24 @@ impl MessageStore {
         queue_id: i32,
         queue_offset: u64,
     ) -> Result<StoredMessage, ReadError> {
+        let m = self.read_message(disk, topic, queue_id, queue_offset)?;
+        Ok(StoredMessage {
+            physical_offset: m.physical_offset,
+            queue_offset: m.queue_offset,
+            tags_code: m.tags_code,
+            bytes: m.bytes.into_owned(),
+        })
+    }
+
+    /// [`MessageStore::get_message`] without a copy of the record: a pull appends
+    /// each record it serves to its answer, and copying it first was a visible cost.
+    pub fn read_message<'d>(
+        &self,
+        disk: &'d dyn Disk,
+        topic: &str,
+        queue_id: i32,
+        queue_offset: u64,
+    ) -> Result<MessageRead<'d>, ReadError> {
         let queue = self
             .queue(topic, queue_id)
             .ok_or_else(|| ReadError::NoSuchQueue {
@@ -71,11 +101,12 @@ impl MessageStore {
                 entry.tags_code, expected_tags_code
             )));
         }
-        Ok(StoredMessage {
+        let queue_offset = view.queue_offset;
+        Ok(MessageRead {
             physical_offset,
-            queue_offset: view.queue_offset,
+            queue_offset,
             tags_code: entry.tags_code,
-            bytes: bytes.into_owned(),
+            bytes,
         })
     }
 

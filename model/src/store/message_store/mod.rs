@@ -11,6 +11,7 @@
 use std::collections::{BTreeMap, VecDeque};
 
 mod get_message;
+pub use get_message::MessageRead;
 
 use super::checkpoint::{Checkpoint, CHECKPOINT_PATH};
 use super::commit_log::{CommitLog, END_OF_OFFSET_SPACE};

@@ -122,8 +122,34 @@ struct Slot<M> {
 pub const SIM_PORT: u16 = 10911;
 
 /// A simulated node's address: `10.0.{id / 256}.{id % 256}:10911`.
+///
+/// Written by hand: producers stamp every message with their address, and the
+/// formatting machinery cost several times what the digits do.
 pub fn sim_addr(node: NodeId) -> String {
-    format!("10.0.{}.{}:{SIM_PORT}", node.0 >> 8, node.0 & 0xff)
+    let mut addr = String::with_capacity(24);
+    addr.push_str("10.0.");
+    push_decimal(&mut addr, node.0 >> 8);
+    addr.push('.');
+    push_decimal(&mut addr, node.0 & 0xff);
+    addr.push(':');
+    push_decimal(&mut addr, u32::from(SIM_PORT));
+    addr
+}
+
+/// Appends `n` in decimal, as `{}` would.
+fn push_decimal(out: &mut String, n: u32) {
+    let mut digits = [0u8; 10];
+    let mut at = digits.len();
+    let mut rest = n;
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    out.push_str(std::str::from_utf8(&digits[at..]).expect("ASCII digits"));
 }
 
 /// The node behind an address made by [`sim_addr`] (any port).
@@ -131,15 +157,17 @@ pub fn sim_addr(node: NodeId) -> String {
 /// Parsed by hand, accepting what `Ipv4Addr`'s parser accepts of `10.0.c.d`: every
 /// send resolves its peer's address, and the general parser was a visible cost.
 pub fn node_of_addr(addr: &str) -> Option<NodeId> {
-    let (ip, _port) = addr.rsplit_once(':')?;
-    let (c, d) = ip.strip_prefix("10.0.")?.split_once('.')?;
+    let addr = addr.as_bytes();
+    let colon = addr.iter().rposition(|&b| b == b':')?;
+    let ip = addr[..colon].strip_prefix(b"10.0.")?;
+    let dot = ip.iter().position(|&b| b == b'.')?;
+    let (c, d) = (&ip[..dot], &ip[dot + 1..]);
     Some(NodeId((u32::from(octet(c)?) << 8) | u32::from(octet(d)?)))
 }
 
 /// One dotted-decimal octet as `Ipv4Addr` reads it: one to three digits, no leading
 /// zero, at most 255.
-fn octet(text: &str) -> Option<u8> {
-    let digits = text.as_bytes();
+fn octet(digits: &[u8]) -> Option<u8> {
     let well_formed = !digits.is_empty()
         && digits.len() <= 3
         && digits.iter().all(u8::is_ascii_digit)
@@ -147,7 +175,10 @@ fn octet(text: &str) -> Option<u8> {
     if !well_formed {
         return None;
     }
-    text.parse().ok()
+    let value = digits
+        .iter()
+        .fold(0u32, |value, &digit| value * 10 + u32::from(digit - b'0'));
+    u8::try_from(value).ok()
 }
 
 pub struct World<M> {
@@ -156,6 +187,9 @@ pub struct World<M> {
     queue: EventQueue<Event<M>>,
     /// The effects buffer handed to every handler, kept to reuse its allocation.
     effects: Vec<Effect<M>>,
+    /// Sync completions being scheduled (`schedule_new_syncs`), kept to reuse its
+    /// allocation.
+    syncs_due: Vec<(u64, SyncTicket)>,
     slots: Vec<Slot<M>>,
     factory: Box<dyn NodeFactory<M>>,
     net: Net,
@@ -232,6 +266,7 @@ impl<M: Debug + 'static> World<M> {
             now_ms: 0,
             queue: EventQueue::new(),
             effects: Vec::new(),
+            syncs_due: Vec::new(),
             slots,
             factory: Box::new(factory),
             net: Net::new(seed, net_config),
@@ -551,6 +586,28 @@ mod tests {
         ] {
             assert_eq!(node_of_addr(bad), None, "{bad}");
             assert_eq!(node_of_addr_by_std(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn sim_addr_writes_what_format_writes() {
+        for id in [
+            0,
+            1,
+            9,
+            10,
+            99,
+            100,
+            255,
+            256,
+            2559,
+            2560,
+            65535,
+            65536,
+            u32::MAX,
+        ] {
+            let expected = format!("10.0.{}.{}:{SIM_PORT}", id >> 8, id & 0xff);
+            assert_eq!(sim_addr(NodeId(id)), expected);
         }
     }
 

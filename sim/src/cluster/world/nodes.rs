@@ -196,9 +196,15 @@ impl<M: Debug + 'static> World<M> {
 
     /// Schedules completions of the syncs `node` requested since the last call.
     pub(super) fn schedule_new_syncs(&mut self, node: NodeId) {
+        let slot = self.slot(node);
+        // Most handlers request no sync: nothing newer than what was scheduled.
+        if slot.disk.newest_ticket() <= slot.last_sync_scheduled {
+            return;
+        }
         let now_ms = self.now_ms;
+        // The world's buffer, reused.
+        let mut due = std::mem::take(&mut self.syncs_due);
         let slot = self.slot_mut(node);
-        let mut due = Vec::new();
         for ticket in slot.disk.pending_syncs_after(slot.last_sync_scheduled) {
             let latency_ms = slot
                 .sync_latency_rng
@@ -210,7 +216,7 @@ impl<M: Debug + 'static> World<M> {
         }
         let boot_epoch = slot.boot_epoch;
         let requested = !due.is_empty();
-        for (at_ms, ticket) in due {
+        for (at_ms, ticket) in due.drain(..) {
             self.push(
                 at_ms,
                 Event::SyncDue {
@@ -220,6 +226,7 @@ impl<M: Debug + 'static> World<M> {
                 },
             );
         }
+        self.syncs_due = due;
         if requested && !self.triggers.is_empty() {
             self.observe(Observed::SyncRequested { node });
         }

@@ -127,6 +127,7 @@ impl SimDisk {
             inode.durable.resize(durable_len, 0);
             // The cache re-reads the media; only dirty pages can differ, so copy those.
             inode.cache.resize(durable_len, 0);
+            inode.cache_version += 1;
             for &page in &dirty_pages {
                 let range = page_range(page, durable_len);
                 inode.cache[range.clone()].copy_from_slice(&inode.durable[range]);

@@ -81,6 +81,7 @@ impl SimDisk {
         if !inode.dirty_pages.contains(&(byte_offset / PAGE_SIZE_BYTES)) {
             // A clean page's cache equals the media, so it holds this byte too.
             inode.cache[byte_offset as usize] ^= 1 << bit;
+            inode.cache_version += 1;
         }
     }
 

@@ -7,8 +7,8 @@ use rmq_model::store::disk::{parent_dir, DirEntry, Disk, DiskError, SyncTarget, 
 use rmq_model::store::mem_disk::{list_children, slice_of, write_into};
 
 use super::{
-    page_of, DirOp, Inode, InodeId, PendingSync, SimDisk, SyncWork, SECTORS_PER_PAGE,
-    SECTOR_SIZE_BYTES,
+    page_of, DirOp, Inode, InodeId, PendingSync, SimDisk, SyncWork, PAGE_SIZE_BYTES,
+    SECTORS_PER_PAGE, SECTOR_SIZE_BYTES,
 };
 
 impl Disk for SimDisk {
@@ -52,6 +52,7 @@ impl Disk for SimDisk {
         } else {
             inode.cache.resize(len as usize, 0);
         }
+        inode.cache_version += 1;
         inode.mark_dirty(old_len.min(len), old_len.max(len));
         Ok(())
     }
@@ -86,6 +87,7 @@ impl Disk for SimDisk {
         let inode = self.inodes.get_mut(&id).expect("named inodes exist");
         let old_len = inode.cache.len() as u64;
         write_into(&mut inode.cache, offset, data);
+        inode.cache_version += 1;
         // A write past the end also turns the gap into zeros.
         inode.mark_dirty(offset.min(old_len), end);
         Ok(())
@@ -140,15 +142,20 @@ impl Disk for SimDisk {
             SyncTarget::File(path) => {
                 let id = self.inode_of(path)?;
                 let inode = &self.inodes[&id];
-                let pages = inode
-                    .dirty_pages
-                    .iter()
-                    .map(|&page| (page, page_of(&inode.cache, page).to_vec()))
-                    .collect();
+                let mut pages = Vec::with_capacity(inode.dirty_pages.len());
+                let most_bytes = inode.dirty_pages.len() as u64 * PAGE_SIZE_BYTES;
+                let mut bytes =
+                    Vec::with_capacity(most_bytes.min(inode.cache.len() as u64) as usize);
+                for &page in &inode.dirty_pages {
+                    bytes.extend_from_slice(page_of(&inode.cache, page));
+                    pages.push((page, bytes.len()));
+                }
                 let work = SyncWork::File {
                     inode: id,
                     len_bytes: inode.cache.len() as u64,
                     pages,
+                    bytes,
+                    cache_version: inode.cache_version,
                 };
                 (path, work)
             }

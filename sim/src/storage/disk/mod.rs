@@ -59,6 +59,9 @@ struct Inode {
     /// Names (cached or durable) and journaled ops that refer to this inode. At zero
     /// nothing can ever reach it again, not even a crash, so it is dropped.
     refs: u32,
+    /// Bumped at every change of `cache`: a sync completing with the version it was
+    /// requested at knows the media now holds what the cache does on its pages.
+    cache_version: u64,
 }
 
 /// The byte range of `page` within a file of `len` bytes (empty past the end).

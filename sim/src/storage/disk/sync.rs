@@ -12,7 +12,13 @@ pub(super) enum SyncWork {
     File {
         inode: InodeId,
         len_bytes: u64,
-        pages: Vec<(u64, Vec<u8>)>,
+        /// The dirty pages, ascending, and where each one's bytes end in `bytes`
+        /// (a page past the end has none).
+        pages: Vec<(u64, usize)>,
+        /// The pages' bytes back to back: one buffer per sync rather than one per page.
+        bytes: Vec<u8>,
+        /// The inode's `cache_version` when the pages were taken.
+        cache_version: u64,
     },
     Dir {
         dir: String,
@@ -42,6 +48,12 @@ impl SimDisk {
     /// Requested syncs not yet completed, oldest first.
     pub fn pending_syncs(&self) -> Vec<SyncTicket> {
         self.pending.iter().map(|p| p.ticket).collect()
+    }
+
+    /// The last ticket this disk (or the disk it replaced) handed out, if any: tickets
+    /// only grow, so no ticket pending or to come from past requests is newer.
+    pub fn newest_ticket(&self) -> Option<SyncTicket> {
+        self.next_ticket.checked_sub(1).map(SyncTicket)
     }
 
     /// Pending tickets newer than `after` (all of them for `None`), oldest first.
@@ -93,6 +105,8 @@ impl SimDisk {
                 inode,
                 len_bytes,
                 pages,
+                bytes,
+                cache_version,
             } => {
                 // Deleted and no longer reachable: nothing left to make durable.
                 let Some(inode) = self.inodes.get_mut(&inode) else {
@@ -104,22 +118,32 @@ impl SimDisk {
                 inode
                     .durable
                     .reserve(len.saturating_sub(inode.durable.len()));
-                for (page, bytes) in &pages {
-                    write_into(&mut inode.durable, page * PAGE_SIZE_BYTES, bytes);
+                let mut start = 0;
+                for &(page, end) in &pages {
+                    write_into(
+                        &mut inode.durable,
+                        page * PAGE_SIZE_BYTES,
+                        &bytes[start..end],
+                    );
+                    start = end;
                     // The drive remaps a bad sector when it is written.
                     inode.heal_sectors(page * SECTORS_PER_PAGE..(page + 1) * SECTORS_PER_PAGE);
                 }
                 // Last: a dirty page past the end (its bytes are empty) still moved the
                 // end out to its own start in `write_into`.
                 inode.durable.resize(len, 0);
-                for (page, _) in &pages {
+                // The cache unchanged since the request: it still holds the bytes just
+                // written to the media, at the same length, so every page written is
+                // clean without comparing it.
+                let cache_unchanged = inode.cache_version == cache_version;
+                for &(page, _) in &pages {
                     // A page can differ again even if it was clean a moment ago: an older
                     // snapshot landing over a page that rot changed on media and in cache
                     // after a newer sync had cleaned it. Whatever differs is dirty.
-                    if inode.page_is_clean(*page) {
-                        inode.dirty_pages.remove(page);
+                    if cache_unchanged || inode.page_is_clean(page) {
+                        inode.dirty_pages.remove(&page);
                     } else {
-                        inode.dirty_pages.insert(*page);
+                        inode.dirty_pages.insert(page);
                     }
                 }
             }

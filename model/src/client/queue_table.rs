@@ -1,0 +1,216 @@
+//! A client's table of per-queue state (`ConcurrentMap<MessageQueue, …>` in RocketMQ's
+//! `RebalanceImpl.processQueueTable` and `OffsetStore.offsetTable`): looked up by queue
+//! at every pull, delivery, answer and commit, walked in queue order at rebalances and
+//! commits.
+//!
+//! Entries sit in a `Vec` sorted by [`MessageQueue`]'s order, so walks see the order a
+//! `BTreeMap` would give (rebalance, commit and shutdown order decide what is sent
+//! first). Lookups go through a hash index of positions: a search of the ordered
+//! entries compared topic and broker names at every step, a visible share of the
+//! simulator. The index is never iterated to decide anything; a table holds a few
+//! dozen queues, so an insert or removal that shifts positions simply renumbers.
+
+use std::collections::hash_map::Entry;
+use std::ops::Index;
+
+use crate::hasher::FastMap;
+use crate::message_queue::MessageQueue;
+
+#[derive(Clone, Debug)]
+pub(crate) struct QueueTable<V> {
+    /// Sorted by queue, each queue once.
+    entries: Vec<(MessageQueue, V)>,
+    /// Each queue's position in `entries`.
+    index: FastMap<MessageQueue, usize>,
+}
+
+impl<V> Default for QueueTable<V> {
+    fn default() -> Self {
+        QueueTable {
+            entries: Vec::new(),
+            index: FastMap::default(),
+        }
+    }
+}
+
+impl<V> QueueTable<V> {
+    pub(crate) fn new() -> Self {
+        QueueTable::default()
+    }
+
+    pub(crate) fn get(&self, mq: &MessageQueue) -> Option<&V> {
+        let &at = self.index.get(mq)?;
+        Some(&self.entries[at].1)
+    }
+
+    pub(crate) fn get_mut(&mut self, mq: &MessageQueue) -> Option<&mut V> {
+        let &at = self.index.get(mq)?;
+        Some(&mut self.entries[at].1)
+    }
+
+    pub(crate) fn contains_key(&self, mq: &MessageQueue) -> bool {
+        self.index.contains_key(mq)
+    }
+
+    /// Sets `mq`'s value; returns the one it replaces, if any.
+    pub(crate) fn insert(&mut self, mq: MessageQueue, value: V) -> Option<V> {
+        match self.index.entry(mq) {
+            Entry::Occupied(e) => Some(std::mem::replace(&mut self.entries[*e.get()].1, value)),
+            Entry::Vacant(e) => {
+                let at = self.entries.partition_point(|(q, _)| q < e.key());
+                let mq = e.key().clone();
+                e.insert(at);
+                self.entries.insert(at, (mq, value));
+                // The entries behind the new one moved up by one.
+                self.renumber_from(at + 1);
+                None
+            }
+        }
+    }
+
+    /// Sets `mq`'s value, cloning the queue only when it is new.
+    pub(crate) fn set(&mut self, mq: &MessageQueue, value: V) {
+        match self.get_mut(mq) {
+            Some(v) => *v = value,
+            None => {
+                self.insert(mq.clone(), value);
+            }
+        }
+    }
+
+    pub(crate) fn remove(&mut self, mq: &MessageQueue) -> Option<V> {
+        let at = self.index.remove(mq)?;
+        let (_, value) = self.entries.remove(at);
+        self.renumber_from(at);
+        Some(value)
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.entries.clear();
+        self.index.clear();
+    }
+
+    /// Queues in order.
+    pub(crate) fn keys(&self) -> impl Iterator<Item = &MessageQueue> {
+        self.entries.iter().map(|(mq, _)| mq)
+    }
+
+    /// Values in queue order.
+    pub(crate) fn values(&self) -> impl Iterator<Item = &V> {
+        self.entries.iter().map(|(_, v)| v)
+    }
+
+    /// (queue, value) in queue order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&MessageQueue, &V)> {
+        self.entries.iter().map(|(mq, v)| (mq, v))
+    }
+
+    /// (queue, value) in queue order, the values mutable.
+    pub(crate) fn iter_mut(&mut self) -> impl Iterator<Item = (&MessageQueue, &mut V)> {
+        self.entries.iter_mut().map(|(mq, v)| (&*mq, v))
+    }
+
+    /// The entries from `at` on moved: their positions in the index follow.
+    fn renumber_from(&mut self, at: usize) {
+        for (position, (mq, _)) in self.entries.iter().enumerate().skip(at) {
+            *self.index.get_mut(mq).expect("every entry is indexed") = position;
+        }
+    }
+}
+
+impl<V> Index<&MessageQueue> for QueueTable<V> {
+    type Output = V;
+
+    fn index(&self, mq: &MessageQueue) -> &V {
+        self.get(mq).expect("queue in the table")
+    }
+}
+
+impl<V> FromIterator<(MessageQueue, V)> for QueueTable<V> {
+    fn from_iter<I: IntoIterator<Item = (MessageQueue, V)>>(items: I) -> Self {
+        let mut table = QueueTable::new();
+        for (mq, value) in items {
+            table.insert(mq, value);
+        }
+        table
+    }
+}
+
+impl<V> IntoIterator for QueueTable<V> {
+    type Item = (MessageQueue, V);
+    type IntoIter = std::vec::IntoIter<(MessageQueue, V)>;
+
+    /// (queue, value) in queue order.
+    fn into_iter(self) -> Self::IntoIter {
+        self.entries.into_iter()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn mq(topic: &str, broker_name: &str, queue_id: i32) -> MessageQueue {
+        MessageQueue {
+            topic: topic.to_string(),
+            broker_name: broker_name.to_string(),
+            queue_id,
+        }
+    }
+
+    #[test]
+    fn walks_in_queue_order_and_finds_each_queue() {
+        let mut table = QueueTable::new();
+        assert_eq!(table.insert(mq("T", "b", 1), 1), None);
+        assert_eq!(table.insert(mq("%RETRY%g", "a", 0), 2), None);
+        assert_eq!(table.insert(mq("T", "a", 3), 3), None);
+        assert_eq!(table.insert(mq("T", "b", 1), 4), Some(1));
+        let order: Vec<_> = table.keys().cloned().collect();
+        assert_eq!(
+            order,
+            [mq("%RETRY%g", "a", 0), mq("T", "a", 3), mq("T", "b", 1)]
+        );
+        assert_eq!(table[&mq("T", "b", 1)], 4);
+        assert_eq!(table.remove(&mq("T", "a", 3)), Some(3));
+        assert_eq!(table.get(&mq("T", "a", 3)), None);
+        assert_eq!(table.get(&mq("T", "b", 1)), Some(&4));
+        table.set(&mq("T", "c", 0), 5);
+        *table.get_mut(&mq("%RETRY%g", "a", 0)).unwrap() += 10;
+        assert_eq!(table.values().copied().collect::<Vec<_>>(), [12, 4, 5]);
+        assert_eq!(table.keys().count(), 3);
+        table.clear();
+        assert_eq!(table.iter().count(), 0);
+        assert!(!table.contains_key(&mq("T", "b", 1)));
+    }
+
+    proptest! {
+        /// Any sequence of sets and removals leaves the table agreeing with a
+        /// `BTreeMap` given the same operations: same entries, same order.
+        #[test]
+        fn agrees_with_an_ordered_map(ops in proptest::collection::vec(
+            (any::<bool>(), 0usize..3, 0usize..3, 0i32..4, any::<u8>()), 0..60)) {
+            let topics = ["T", "%RETRY%g", "Ta"];
+            let brokers = ["a", "b", "broker-a"];
+            let mut table = QueueTable::new();
+            let mut map = BTreeMap::new();
+            for (insert, t, b, q, v) in ops {
+                let key = mq(topics[t], brokers[b], q);
+                if insert {
+                    prop_assert_eq!(table.insert(key.clone(), v), map.insert(key, v));
+                } else {
+                    prop_assert_eq!(table.remove(&key), map.remove(&key));
+                }
+                for (k, v) in &map {
+                    prop_assert_eq!(table.get(k), Some(v));
+                }
+            }
+            let walked: Vec<_> = table.into_iter().collect();
+            let expected: Vec<_> = map.into_iter().collect();
+            prop_assert_eq!(walked, expected);
+        }
+    }
+}
