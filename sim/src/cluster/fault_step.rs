@@ -26,7 +26,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use super::scenario::FaultSpecKind;
+use super::fault_kind::FaultSpecKind;
 
 /// A node by role and index (see the module doc).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -190,7 +190,7 @@ pub fn validate(steps: &[FaultStep], census: Census, faults_ms: u64) -> Result<(
 #[cfg(test)]
 mod tests {
     use super::{validate, Census, FaultStep, NodeRef};
-    use crate::cluster::scenario::FaultSpecKind;
+    use crate::cluster::fault_kind::FaultSpecKind;
 
     const CENSUS: Census = Census {
         name_servers: 1,

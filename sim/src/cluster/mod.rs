@@ -7,6 +7,7 @@
 //! chaos harness hosts too) and [`sweep`] runs many. [`seeds`] splits the run's seed
 //! into one stream per component.
 
+pub mod fault_kind;
 pub mod fault_step;
 pub mod net;
 pub mod runner;

@@ -20,6 +20,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+pub use super::fault_kind::FaultSpecKind;
 use super::fault_step::{self, Census, FaultStep};
 use crate::history::{FlushMode, Promise, Replication};
 
@@ -173,30 +174,6 @@ pub enum Target {
     NameServers,
     Producers,
     Consumers,
-}
-
-#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum FaultSpecKind {
-    /// `kill -9` (case 1): the process dies, the page cache survives.
-    Kill,
-    /// The process crashes (case 2); the same effect as a kill.
-    ProcessCrash,
-    OsCrash,
-    PowerCut,
-    /// The machine never boots again (case 5).
-    MachineLost,
-    /// Bit rot in the commit log, then a power cut (case 6). A damaged master with a
-    /// slave is retired (its disk is not trusted again); a single copy restarts from it.
-    DiskDamaged,
-    /// A clean shutdown and restart.
-    CleanRestart,
-    Partition,
-    OneWayPartition,
-    Clog,
-    /// A TCP reset of one connection: in-flight packets lost, both ends notified.
-    ConnectionReset,
-    ClockSkew,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
