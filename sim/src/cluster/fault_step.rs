@@ -18,6 +18,9 @@
 //! until_ms = 16500          # the heal
 //! ```
 //!
+//! A `disk_damaged` step flips one bit in the node's commit log, then cuts its power
+//! (drawn faults flip one to three), and its `until_ms` is the restart.
+//!
 //! Nodes are named by role and index: `name_server I`, `master G`, `slave G` (broker
 //! group `G`), `producer I`, `consumer I` (the consumers of every group, in the
 //! scenario's group order).
