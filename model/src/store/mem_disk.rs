@@ -3,6 +3,7 @@
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
+use std::ops::Range;
 
 use super::disk::{parent_dir, DirEntry, Disk, DiskError, SyncTarget, SyncTicket, SyncWaiter};
 
@@ -98,10 +99,20 @@ pub fn slice_of<'a>(
     offset: u64,
     len: usize,
 ) -> Result<&'a [u8], DiskError> {
-    let file_len = bytes.len() as u64;
+    range_within(path, bytes.len() as u64, offset, len).map(|range| &bytes[range])
+}
+
+/// The bytes a read of `len` at `offset` covers in a file of `file_len` bytes, or the
+/// error for a read past its end.
+pub fn range_within(
+    path: &str,
+    file_len: u64,
+    offset: u64,
+    len: usize,
+) -> Result<Range<usize>, DiskError> {
     let end = offset.checked_add(len as u64);
     match end {
-        Some(end) if end <= file_len => Ok(&bytes[offset as usize..end as usize]),
+        Some(end) if end <= file_len => Ok(offset as usize..end as usize),
         _ => Err(DiskError::PastEnd {
             path: path.to_string(),
             offset,

@@ -7,11 +7,9 @@
 use std::collections::BTreeSet;
 
 use rand::Rng;
-use rmq_model::store::mem_disk::write_into;
 
 use super::{
-    page_of, page_range, Inode, InodeId, SimDisk, PAGE_SIZE_BYTES, SECTORS_PER_PAGE,
-    SECTOR_SIZE_BYTES,
+    page_range, Inode, InodeId, SimDisk, PAGE_SIZE_BYTES, SECTORS_PER_PAGE, SECTOR_SIZE_BYTES,
 };
 
 /// What a crash takes from the disk, named as the fault is named everywhere (scenario
@@ -97,7 +95,8 @@ impl SimDisk {
                 self.stats.pages_persisted_at_crash += 1;
                 if !tear_sectors {
                     let Inode { cache, durable, .. } = &mut *inode;
-                    write_into(durable, page * PAGE_SIZE_BYTES, page_of(cache, page));
+                    let range = page_range(page, cache.len());
+                    durable.copy_from((page * PAGE_SIZE_BYTES) as usize, cache, range);
                     inode.heal_sectors(page * SECTORS_PER_PAGE..(page + 1) * SECTORS_PER_PAGE);
                     continue;
                 }
@@ -114,7 +113,7 @@ impl SimDisk {
                         let start = page * PAGE_SIZE_BYTES + sector * SECTOR_SIZE_BYTES;
                         let end = (start + SECTOR_SIZE_BYTES).min(cache.len() as u64);
                         if start < end {
-                            write_into(durable, start, &cache[start as usize..end as usize]);
+                            durable.copy_from(start as usize, cache, start as usize..end as usize);
                         }
                         // That sector was rewritten, so the drive remapped it.
                         latent_error_sectors.remove(&(page * SECTORS_PER_PAGE + sector));
@@ -124,13 +123,13 @@ impl SimDisk {
                     self.stats.pages_torn += 1;
                 }
             }
-            inode.durable.resize(durable_len, 0);
+            inode.durable.set_len(durable_len);
             // The cache re-reads the media; only dirty pages can differ, so copy those.
-            inode.cache.resize(durable_len, 0);
+            inode.cache.set_len(durable_len);
             inode.cache_version += 1;
             for &page in &dirty_pages {
                 let range = page_range(page, durable_len);
-                inode.cache[range.clone()].copy_from_slice(&inode.durable[range]);
+                inode.cache.copy_from(range.start, &inode.durable, range);
             }
         }
         #[cfg(debug_assertions)]

@@ -77,10 +77,10 @@ impl SimDisk {
     fn flip_inode_bit(&mut self, id: InodeId, byte_offset: u64, bit: u8) {
         self.stats.bits_flipped += 1;
         let inode = self.inodes.get_mut(&id).expect("caller resolved the inode");
-        inode.durable[byte_offset as usize] ^= 1 << bit;
+        inode.durable.flip_bit(byte_offset as usize, bit);
         if !inode.dirty_pages.contains(&(byte_offset / PAGE_SIZE_BYTES)) {
             // A clean page's cache equals the media, so it holds this byte too.
-            inode.cache[byte_offset as usize] ^= 1 << bit;
+            inode.cache.flip_bit(byte_offset as usize, bit);
             inode.cache_version += 1;
         }
     }

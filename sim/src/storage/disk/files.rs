@@ -4,10 +4,10 @@
 use std::borrow::Cow;
 
 use rmq_model::store::disk::{parent_dir, DirEntry, Disk, DiskError, SyncTarget, SyncTicket};
-use rmq_model::store::mem_disk::{list_children, slice_of, write_into};
+use rmq_model::store::mem_disk::{list_children, range_within};
 
 use super::{
-    page_of, DirOp, Inode, InodeId, PendingSync, SimDisk, SyncWork, PAGE_SIZE_BYTES,
+    page_range, DirOp, Inode, InodeId, PendingSync, SimDisk, SyncWork, PAGE_SIZE_BYTES,
     SECTORS_PER_PAGE, SECTOR_SIZE_BYTES,
 };
 
@@ -46,12 +46,8 @@ impl Disk for SimDisk {
         SimDisk::check_size(path, len)?;
         let inode = self.inodes.get_mut(&id).expect("named inodes exist");
         let old_len = inode.cache.len() as u64;
-        if old_len == 0 {
-            // A preallocated file: zeroed memory from the allocator costs no fill.
-            inode.cache = vec![0; len as usize];
-        } else {
-            inode.cache.resize(len as usize, 0);
-        }
+        // A preallocated file's zeros are only a length (`image.rs`).
+        inode.cache.set_len(len as usize);
         inode.cache_version += 1;
         inode.mark_dirty(old_len.min(len), old_len.max(len));
         Ok(())
@@ -60,7 +56,7 @@ impl Disk for SimDisk {
     fn read(&self, path: &str, offset: u64, len: usize) -> Result<Cow<'_, [u8]>, DiskError> {
         let id = self.inode_of(path)?;
         let inode = &self.inodes[&id];
-        let bytes = slice_of(path, &inode.cache, offset, len)?;
+        let range = range_within(path, inode.cache.len() as u64, offset, len)?;
         if len > 0 {
             let end = offset + len as u64; // slice_of checked it does not overflow
             let sectors = offset / SECTOR_SIZE_BYTES..end.div_ceil(SECTOR_SIZE_BYTES);
@@ -77,7 +73,7 @@ impl Disk for SimDisk {
                 ));
             }
         }
-        Ok(Cow::Borrowed(bytes))
+        Ok(inode.cache.get(range))
     }
 
     fn write(&mut self, path: &str, offset: u64, data: &[u8]) -> Result<(), DiskError> {
@@ -86,7 +82,7 @@ impl Disk for SimDisk {
         SimDisk::check_size(path, end)?;
         let inode = self.inodes.get_mut(&id).expect("named inodes exist");
         let old_len = inode.cache.len() as u64;
-        write_into(&mut inode.cache, offset, data);
+        inode.cache.write(offset as usize, data);
         inode.cache_version += 1;
         // A write past the end also turns the gap into zeros.
         inode.mark_dirty(offset.min(old_len), end);
@@ -144,10 +140,12 @@ impl Disk for SimDisk {
                 let inode = &self.inodes[&id];
                 let mut pages = Vec::with_capacity(inode.dirty_pages.len());
                 let most_bytes = inode.dirty_pages.len() as u64 * PAGE_SIZE_BYTES;
-                let mut bytes =
-                    Vec::with_capacity(most_bytes.min(inode.cache.len() as u64) as usize);
+                let written = inode.cache.written();
+                let mut bytes = Vec::with_capacity(most_bytes.min(written.len() as u64) as usize);
                 for &page in &inode.dirty_pages {
-                    bytes.extend_from_slice(page_of(&inode.cache, page));
+                    // Only the written part: the rest of the page is the cache's zero
+                    // tail, which the completion writes as zeros.
+                    bytes.extend_from_slice(&written[page_range(page, written.len())]);
                     pages.push((page, bytes.len()));
                 }
                 let work = SyncWork::File {

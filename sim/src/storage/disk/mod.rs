@@ -8,11 +8,13 @@
 //! completes ([`SimDisk::complete_sync`]) and when a crash happens, and a crash decides
 //! (from the rng) which of the not-yet-durable writes reached the media anyway.
 //!
-//! Here: inodes, directory journals and the disk's own bookkeeping. `files.rs` is the
+//! Here: inodes, directory journals and the disk's own bookkeeping. `image.rs` holds
+//! an inode's bytes (a zero tail costs no memory), `files.rs` is the
 //! `Disk` contract the store calls, `sync.rs` what a
 //! sync makes durable, `crash.rs` what a crash leaves, `damage.rs` bit rot, latent
 //! sector errors and a lost disk.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt;
 use std::ops::Range;
@@ -24,11 +26,13 @@ use crate::hasher::FastMap;
 mod crash;
 mod damage;
 mod files;
+mod image;
 mod names;
 mod sync;
 
 pub use crash::CrashKind;
 pub use damage::Damage;
+use image::Image;
 use names::Names;
 use sync::{PendingSync, SyncWork};
 
@@ -49,8 +53,8 @@ struct InodeId(u64);
 
 #[derive(Clone, Debug, Default)]
 struct Inode {
-    cache: Vec<u8>,
-    durable: Vec<u8>,
+    cache: Image,
+    durable: Image,
     /// A superset of the pages where `cache` differs from `durable`, so that syncs and
     /// crashes cost O(dirty pages) rather than O(file size).
     dirty_pages: BTreeSet<u64>,
@@ -71,8 +75,8 @@ fn page_range(page: u64, len: usize) -> Range<usize> {
     start..end
 }
 
-fn page_of(bytes: &[u8], page: u64) -> &[u8] {
-    &bytes[page_range(page, bytes.len())]
+fn page_of(image: &Image, page: u64) -> Cow<'_, [u8]> {
+    image.get(page_range(page, image.len()))
 }
 
 impl Inode {
@@ -93,7 +97,9 @@ impl Inode {
     }
 
     fn page_is_clean(&self, page: u64) -> bool {
-        page_of(&self.cache, page) == page_of(&self.durable, page)
+        let cached = page_range(page, self.cache.len());
+        let durable = page_range(page, self.durable.len());
+        self.cache.same_bytes(cached, &self.durable, durable)
     }
 }
 
@@ -209,15 +215,15 @@ impl SimDisk {
     }
 
     /// The durable image of the file the media's directory names `path`.
-    pub fn durable_bytes(&self, path: &str) -> Option<&[u8]> {
+    pub fn durable_bytes(&self, path: &str) -> Option<Cow<'_, [u8]>> {
         let id = self.durable_names.get(path)?;
-        Some(&self.inodes[id].durable)
+        Some(self.inodes[id].durable.bytes())
     }
 
     /// What reads of `path` see now.
-    pub fn cache_bytes(&self, path: &str) -> Option<&[u8]> {
+    pub fn cache_bytes(&self, path: &str) -> Option<Cow<'_, [u8]>> {
         let id = self.cache_names.get(path)?;
-        Some(&self.inodes[id].cache)
+        Some(self.inodes[id].cache.bytes())
     }
 
     /// The files that would exist after a crash if no pending op reached the media.
@@ -250,7 +256,7 @@ impl SimDisk {
                 if !inode.dirty_pages.contains(&page) {
                     assert!(inode.page_is_clean(page), "{id:?} page {page} differs but is clean (cache {} bytes, durable {} bytes, first difference at {:?})",
                         inode.cache.len(), inode.durable.len(),
-                        page_of(&inode.cache, page).iter().zip(page_of(&inode.durable, page)).position(|(a, b)| a != b).map(|i| page * PAGE_SIZE_BYTES + i as u64));
+                        page_of(&inode.cache, page).iter().zip(page_of(&inode.durable, page).iter()).position(|(a, b)| a != b).map(|i| page * PAGE_SIZE_BYTES + i as u64));
                 }
             }
         }

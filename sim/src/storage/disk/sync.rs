@@ -1,10 +1,8 @@
 //! Syncs: what a requested fsync of a file or a directory will make durable, and its
 //! completion, which only the driver decides.
 
+use super::{page_range, InodeId, Lie, SimDisk, PAGE_SIZE_BYTES, SECTORS_PER_PAGE};
 use rmq_model::store::disk::{DiskError, SyncTicket};
-use rmq_model::store::mem_disk::write_into;
-
-use super::{InodeId, Lie, SimDisk, PAGE_SIZE_BYTES, SECTORS_PER_PAGE};
 
 /// What a pending sync will make durable, captured when it was requested.
 #[derive(Clone, Debug)]
@@ -12,10 +10,12 @@ pub(super) enum SyncWork {
     File {
         inode: InodeId,
         len_bytes: u64,
-        /// The dirty pages, ascending, and where each one's bytes end in `bytes`
-        /// (a page past the end has none).
+        /// The dirty pages, ascending, and where each one's written bytes end in
+        /// `bytes` (a page past the end has none; the rest of a page up to `len_bytes`
+        /// was the cache's zero tail).
         pages: Vec<(u64, usize)>,
-        /// The pages' bytes back to back: one buffer per sync rather than one per page.
+        /// The pages' written bytes back to back: one buffer per sync rather than one
+        /// per page.
         bytes: Vec<u8>,
         /// The inode's `cache_version` when the pages were taken.
         cache_version: u64,
@@ -112,26 +112,20 @@ impl SimDisk {
                 let Some(inode) = self.inodes.get_mut(&inode) else {
                     return Ok(());
                 };
-                // Room for the whole media image first: growing it page by page would
-                // copy the file at every reallocation.
                 let len = len_bytes as usize;
-                inode
-                    .durable
-                    .reserve(len.saturating_sub(inode.durable.len()));
+                inode.durable.reserve(len);
                 let mut start = 0;
                 for &(page, end) in &pages {
-                    write_into(
-                        &mut inode.durable,
-                        page * PAGE_SIZE_BYTES,
-                        &bytes[start..end],
-                    );
+                    let page_len = page_range(page, len).len();
+                    let at = (page * PAGE_SIZE_BYTES) as usize;
+                    inode.durable.write_padded(at, &bytes[start..end], page_len);
                     start = end;
                     // The drive remaps a bad sector when it is written.
                     inode.heal_sectors(page * SECTORS_PER_PAGE..(page + 1) * SECTORS_PER_PAGE);
                 }
                 // Last: a dirty page past the end (its bytes are empty) still moved the
-                // end out to its own start in `write_into`.
-                inode.durable.resize(len, 0);
+                // end out to its own start.
+                inode.durable.set_len(len);
                 // The cache unchanged since the request: it still holds the bytes just
                 // written to the media, at the same length, so every page written is
                 // clean without comparing it.

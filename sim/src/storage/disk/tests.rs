@@ -295,7 +295,7 @@ fn a_lost_disk_fails_everything_until_replaced() {
     d.replace_disk();
     assert!(d.list("").unwrap().is_empty());
     durable_file(&mut d, "g", b"new");
-    assert_eq!(d.durable_bytes("g").unwrap(), b"new");
+    assert_eq!(d.durable_bytes("g").unwrap(), &b"new"[..]);
     assert!(d.pending_syncs().is_empty());
 }
 
@@ -312,7 +312,7 @@ fn process_crash_keeps_the_unsynced_cache() {
     d.request_sync(SyncTarget::File("f")).unwrap();
     d.request_sync(SyncTarget::Dir("")).unwrap();
     complete_all(&mut d);
-    assert_eq!(d.durable_bytes("f").unwrap(), b"unsynced");
+    assert_eq!(d.durable_bytes("f").unwrap(), &b"unsynced"[..]);
 }
 
 #[test]
