@@ -57,8 +57,9 @@ impl Disk for SimDisk {
         let id = self.inode_of(path)?;
         let inode = &self.inodes[&id];
         let range = range_within(path, inode.cache.len() as u64, offset, len)?;
-        if len > 0 {
-            let end = offset + len as u64; // slice_of checked it does not overflow
+        // Most files have no bad sector: no search for one then.
+        if len > 0 && !inode.latent_error_sectors.is_empty() {
+            let end = offset + len as u64; // range_within checked it does not overflow
             let sectors = offset / SECTOR_SIZE_BYTES..end.div_ceil(SECTOR_SIZE_BYTES);
             // A page written since it was last on the media is served from the page
             // cache; only a clean page is read from the media and can hit a bad sector.

@@ -82,6 +82,9 @@ fn page_of(image: &Image, page: u64) -> Cow<'_, [u8]> {
 impl Inode {
     /// Sectors written to the media are remapped by the drive: readable again.
     fn heal_sectors(&mut self, sectors: std::ops::Range<u64>) {
+        if self.latent_error_sectors.is_empty() {
+            return; // the common case, at every page a sync writes
+        }
         let healed: Vec<u64> = self.latent_error_sectors.range(sectors).copied().collect();
         for sector in healed {
             self.latent_error_sectors.remove(&sector);
