@@ -9,7 +9,15 @@
 //! entries compared topic and broker names at every step, a visible share of the
 //! simulator. The index is never iterated to decide anything; a table holds a few
 //! dozen queues, so an insert or removal that shifts positions simply renumbers.
+//!
+//! Lookups come in runs on one queue (a pull's answer checks the queue's generation,
+//! delivers, advances its offset, pulls again: each a lookup of the same queue), so
+//! the table remembers where its last lookup landed and tries that entry first: one
+//! comparison of the queue instead of hashing two names. The remembered position is
+//! only a guess, checked against the key every time, so a table that changed since
+//! needs no care.
 
+use std::cell::Cell;
 use std::collections::hash_map::Entry;
 use std::ops::Index;
 
@@ -22,6 +30,8 @@ pub(crate) struct QueueTable<V> {
     entries: Vec<(MessageQueue, V)>,
     /// Each queue's position in `entries`.
     index: FastMap<MessageQueue, usize>,
+    /// Where the last lookup found its queue: tried first by the next one.
+    last_hit: Cell<usize>,
 }
 
 impl<V> Default for QueueTable<V> {
@@ -29,8 +39,28 @@ impl<V> Default for QueueTable<V> {
         QueueTable {
             entries: Vec::new(),
             index: FastMap::default(),
+            last_hit: Cell::new(0),
         }
     }
+}
+
+/// `a == b`, cheapest test first: the queue id, then the names compared in line (a
+/// library call per name cost more than these short names take to compare).
+fn same_queue(a: &MessageQueue, b: &MessageQueue) -> bool {
+    a.queue_id == b.queue_id
+        && same_bytes(a.broker_name.as_bytes(), b.broker_name.as_bytes())
+        && same_bytes(a.topic.as_bytes(), b.topic.as_bytes())
+}
+
+/// `a == b`, eight bytes at a time.
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut words_a = a.chunks_exact(8);
+    let mut words_b = b.chunks_exact(8);
+    (&mut words_a).zip(&mut words_b).all(|(x, y)| x == y)
+        && words_a.remainder() == words_b.remainder()
 }
 
 impl<V> QueueTable<V> {
@@ -38,18 +68,32 @@ impl<V> QueueTable<V> {
         QueueTable::default()
     }
 
-    pub(crate) fn get(&self, mq: &MessageQueue) -> Option<&V> {
+    /// The position of `mq` in `entries`: the last lookup's if it is that queue again,
+    /// else the index's.
+    fn position(&self, mq: &MessageQueue) -> Option<usize> {
+        let last = self.last_hit.get();
+        if let Some((queue, _)) = self.entries.get(last) {
+            if std::ptr::eq(queue, mq) || same_queue(queue, mq) {
+                return Some(last);
+            }
+        }
         let &at = self.index.get(mq)?;
+        self.last_hit.set(at);
+        Some(at)
+    }
+
+    pub(crate) fn get(&self, mq: &MessageQueue) -> Option<&V> {
+        let at = self.position(mq)?;
         Some(&self.entries[at].1)
     }
 
     pub(crate) fn get_mut(&mut self, mq: &MessageQueue) -> Option<&mut V> {
-        let &at = self.index.get(mq)?;
+        let at = self.position(mq)?;
         Some(&mut self.entries[at].1)
     }
 
     pub(crate) fn contains_key(&self, mq: &MessageQueue) -> bool {
-        self.index.contains_key(mq)
+        self.position(mq).is_some()
     }
 
     /// Sets `mq`'s value; returns the one it replaces, if any.
