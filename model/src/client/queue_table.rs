@@ -69,12 +69,15 @@ impl<V> QueueTable<V> {
     }
 
     /// The position of `mq` in `entries`: the last lookup's if it is that queue again,
-    /// else the index's.
+    /// or the one after it (a walk of another table in queue order), else the index's.
     fn position(&self, mq: &MessageQueue) -> Option<usize> {
         let last = self.last_hit.get();
-        if let Some((queue, _)) = self.entries.get(last) {
-            if std::ptr::eq(queue, mq) || same_queue(queue, mq) {
-                return Some(last);
+        for at in [last, last + 1] {
+            if let Some((queue, _)) = self.entries.get(at) {
+                if std::ptr::eq(queue, mq) || same_queue(queue, mq) {
+                    self.last_hit.set(at);
+                    return Some(at);
+                }
             }
         }
         let &at = self.index.get(mq)?;
@@ -229,6 +232,25 @@ mod tests {
         table.clear();
         assert_eq!(table.iter().count(), 0);
         assert!(!table.contains_key(&mq("T", "b", 1)));
+    }
+
+    #[test]
+    fn a_remembered_position_that_moved_is_not_trusted() {
+        let mut table: QueueTable<u32> = [(mq("T", "a", 0), 0), (mq("T", "a", 1), 1)]
+            .into_iter()
+            .collect();
+        // Remembers position 1, then the queue there moves to 0 and another takes 1.
+        assert_eq!(table.get(&mq("T", "a", 1)), Some(&1));
+        table.remove(&mq("T", "a", 0));
+        table.insert(mq("T", "b", 0), 2);
+        assert_eq!(table.get(&mq("T", "b", 0)), Some(&2));
+        assert_eq!(table.get(&mq("T", "a", 1)), Some(&1));
+        assert_eq!(table.get(&mq("T", "a", 0)), None);
+        // Names that differ only past their first eight bytes, or only in length.
+        table.insert(mq("TopicLongName1", "a", 1), 3);
+        assert_eq!(table.get(&mq("TopicLongName2", "a", 1)), None);
+        assert_eq!(table.get(&mq("TopicLongName1", "a", 1)), Some(&3));
+        assert_eq!(table.get(&mq("TopicLongName", "a", 1)), None);
     }
 
     proptest! {
