@@ -5,31 +5,31 @@
 //!
 //! Entries sit in a `Vec` sorted by [`MessageQueue`]'s order, so walks see the order a
 //! `BTreeMap` would give (rebalance, commit and shutdown order decide what is sent
-//! first). Lookups go through a hash index of positions: a search of the ordered
-//! entries compared topic and broker names at every step, a visible share of the
-//! simulator. The index is never iterated to decide anything; a table holds a few
-//! dozen queues, so an insert or removal that shifts positions simply renumbers.
+//! first). A table holds a few dozen queues, so a lookup scans: beside each entry sits
+//! a one-word fingerprint of its queue (queue id, the names' lengths and last bytes),
+//! and only an entry whose fingerprint matches is compared in full. Hashing the two
+//! names of every key, and comparing them again at the hit, cost several times the
+//! scan (a binary search of the entries compared names at every step, too); an insert
+//! or removal just shifts the entries behind it.
 //!
 //! Lookups come in runs on one queue (a pull's answer checks the queue's generation,
 //! delivers, advances its offset, pulls again: each a lookup of the same queue), so
-//! the table remembers where its last lookup landed and tries that entry first: one
-//! comparison of the queue instead of hashing two names. The remembered position is
-//! only a guess, checked against the key every time, so a table that changed since
+//! the table remembers where its last lookup landed and tries that entry, and the one
+//! after it (a walk of another table in queue order), first. The remembered position
+//! is only a guess, checked against the key every time, so a table that changed since
 //! needs no care.
 
 use std::cell::Cell;
-use std::collections::hash_map::Entry;
 use std::ops::Index;
 
-use crate::hasher::FastMap;
 use crate::message_queue::MessageQueue;
 
 #[derive(Clone, Debug)]
 pub(crate) struct QueueTable<V> {
     /// Sorted by queue, each queue once.
     entries: Vec<(MessageQueue, V)>,
-    /// Each queue's position in `entries`.
-    index: FastMap<MessageQueue, usize>,
+    /// `fingerprint` of each entry's queue, position for position.
+    fingerprints: Vec<u64>,
     /// Where the last lookup found its queue: tried first by the next one.
     last_hit: Cell<usize>,
 }
@@ -38,10 +38,21 @@ impl<V> Default for QueueTable<V> {
     fn default() -> Self {
         QueueTable {
             entries: Vec::new(),
-            index: FastMap::default(),
+            fingerprints: Vec::new(),
             last_hit: Cell::new(0),
         }
     }
+}
+
+/// What tells a client's queues apart, in one word: the queue id, and each name's
+/// length and last byte (broker groups are named alike up to their last letter; a
+/// topic and its retry topic differ in length). Equal queues have equal fingerprints.
+fn fingerprint(mq: &MessageQueue) -> u64 {
+    let tail = |name: &str| {
+        let last = name.as_bytes().last().copied().unwrap_or(0);
+        (u64::from(last) << 8) | (name.len() as u64 & 0xff)
+    };
+    u64::from(mq.queue_id as u32) | (tail(&mq.broker_name) << 32) | (tail(&mq.topic) << 48)
 }
 
 /// `a == b`, cheapest test first: the queue id, then the names compared in line (a
@@ -69,7 +80,7 @@ impl<V> QueueTable<V> {
     }
 
     /// The position of `mq` in `entries`: the last lookup's if it is that queue again,
-    /// or the one after it (a walk of another table in queue order), else the index's.
+    /// or the one after it, else the scan's.
     fn position(&self, mq: &MessageQueue) -> Option<usize> {
         let last = self.last_hit.get();
         for at in [last, last + 1] {
@@ -80,7 +91,14 @@ impl<V> QueueTable<V> {
                 }
             }
         }
-        let &at = self.index.get(mq)?;
+        let wanted = fingerprint(mq);
+        let at = self
+            .fingerprints
+            .iter()
+            .enumerate()
+            .filter(|&(_, &f)| f == wanted)
+            .map(|(at, _)| at)
+            .find(|&at| same_queue(&self.entries[at].0, mq))?;
         self.last_hit.set(at);
         Some(at)
     }
@@ -101,18 +119,13 @@ impl<V> QueueTable<V> {
 
     /// Sets `mq`'s value; returns the one it replaces, if any.
     pub(crate) fn insert(&mut self, mq: MessageQueue, value: V) -> Option<V> {
-        match self.index.entry(mq) {
-            Entry::Occupied(e) => Some(std::mem::replace(&mut self.entries[*e.get()].1, value)),
-            Entry::Vacant(e) => {
-                let at = self.entries.partition_point(|(q, _)| q < e.key());
-                let mq = e.key().clone();
-                e.insert(at);
-                self.entries.insert(at, (mq, value));
-                // The entries behind the new one moved up by one.
-                self.renumber_from(at + 1);
-                None
-            }
+        if let Some(at) = self.position(&mq) {
+            return Some(std::mem::replace(&mut self.entries[at].1, value));
         }
+        let at = self.entries.partition_point(|(q, _)| *q < mq);
+        self.fingerprints.insert(at, fingerprint(&mq));
+        self.entries.insert(at, (mq, value));
+        None
     }
 
     /// Sets `mq`'s value, cloning the queue only when it is new.
@@ -126,15 +139,15 @@ impl<V> QueueTable<V> {
     }
 
     pub(crate) fn remove(&mut self, mq: &MessageQueue) -> Option<V> {
-        let at = self.index.remove(mq)?;
+        let at = self.position(mq)?;
+        self.fingerprints.remove(at);
         let (_, value) = self.entries.remove(at);
-        self.renumber_from(at);
         Some(value)
     }
 
     pub(crate) fn clear(&mut self) {
         self.entries.clear();
-        self.index.clear();
+        self.fingerprints.clear();
     }
 
     /// Queues in order.
@@ -155,13 +168,6 @@ impl<V> QueueTable<V> {
     /// (queue, value) in queue order, the values mutable.
     pub(crate) fn iter_mut(&mut self) -> impl Iterator<Item = (&MessageQueue, &mut V)> {
         self.entries.iter_mut().map(|(mq, v)| (&*mq, v))
-    }
-
-    /// The entries from `at` on moved: their positions in the index follow.
-    fn renumber_from(&mut self, at: usize) {
-        for (position, (mq, _)) in self.entries.iter().enumerate().skip(at) {
-            *self.index.get_mut(mq).expect("every entry is indexed") = position;
-        }
     }
 }
 
