@@ -47,6 +47,7 @@ impl<V> Default for QueueTable<V> {
 /// What tells a client's queues apart, in one word: the queue id, and each name's
 /// length and last byte (broker groups are named alike up to their last letter; a
 /// topic and its retry topic differ in length). Equal queues have equal fingerprints.
+#[inline]
 fn fingerprint(mq: &MessageQueue) -> u64 {
     let tail = |name: &str| {
         let last = name.as_bytes().last().copied().unwrap_or(0);
@@ -55,23 +56,35 @@ fn fingerprint(mq: &MessageQueue) -> u64 {
     u64::from(mq.queue_id as u32) | (tail(&mq.broker_name) << 32) | (tail(&mq.topic) << 48)
 }
 
-/// `a == b`, cheapest test first: the queue id, then the names compared in line (a
+/// `a == b` for queues whose fingerprints match: the names compared in line (a
 /// library call per name cost more than these short names take to compare).
+#[inline]
 fn same_queue(a: &MessageQueue, b: &MessageQueue) -> bool {
     a.queue_id == b.queue_id
         && same_bytes(a.broker_name.as_bytes(), b.broker_name.as_bytes())
         && same_bytes(a.topic.as_bytes(), b.topic.as_bytes())
 }
 
-/// `a == b`, eight bytes at a time.
+/// `a == b`, eight bytes at a time; the last word read ends at the last byte (it may
+/// overlap the one before), so no byte is compared alone unless the names are short.
+#[inline]
 fn same_bytes(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
+    let len = a.len();
+    if len != b.len() {
         return false;
     }
-    let mut words_a = a.chunks_exact(8);
-    let mut words_b = b.chunks_exact(8);
-    (&mut words_a).zip(&mut words_b).all(|(x, y)| x == y)
-        && words_a.remainder() == words_b.remainder()
+    if len < 8 {
+        return a == b;
+    }
+    let word = |s: &[u8], at: usize| u64::from_ne_bytes(s[at..at + 8].try_into().expect("8"));
+    let mut at = 0;
+    while at + 8 < len {
+        if word(a, at) != word(b, at) {
+            return false;
+        }
+        at += 8;
+    }
+    word(a, len - 8) == word(b, len - 8)
 }
 
 impl<V> QueueTable<V> {
@@ -83,15 +96,16 @@ impl<V> QueueTable<V> {
     /// or the one after it, else the scan's.
     fn position(&self, mq: &MessageQueue) -> Option<usize> {
         let last = self.last_hit.get();
+        let wanted = fingerprint(mq);
         for at in [last, last + 1] {
-            if let Some((queue, _)) = self.entries.get(at) {
+            if self.fingerprints.get(at) == Some(&wanted) {
+                let queue = &self.entries[at].0;
                 if std::ptr::eq(queue, mq) || same_queue(queue, mq) {
                     self.last_hit.set(at);
                     return Some(at);
                 }
             }
         }
-        let wanted = fingerprint(mq);
         let at = self
             .fingerprints
             .iter()
@@ -257,9 +271,27 @@ mod tests {
         assert_eq!(table.get(&mq("TopicLongName2", "a", 1)), None);
         assert_eq!(table.get(&mq("TopicLongName1", "a", 1)), Some(&3));
         assert_eq!(table.get(&mq("TopicLongName", "a", 1)), None);
+        // The same fingerprint (length, last byte, queue id), other names.
+        assert_eq!(table.get(&mq("TopicLongNbme1", "a", 1)), None);
+        assert_eq!(table.get(&mq("TopicLongName1", "b", 1)), None);
     }
 
     proptest! {
+        /// The word-wise comparison agrees with `==` for names of any length that
+        /// differ anywhere, or nowhere.
+        #[test]
+        fn same_bytes_is_equality(a in proptest::collection::vec(0u8..3, 0..40),
+                                  flip in any::<prop::sample::Index>()) {
+            prop_assert!(same_bytes(&a, &a.clone()));
+            let mut b = a.clone();
+            if !b.is_empty() {
+                let at = flip.index(b.len());
+                b[at] ^= 1;
+            }
+            prop_assert_eq!(same_bytes(&a, &b), a == b);
+            prop_assert_eq!(same_bytes(&a, &a[..a.len() / 2]), a.len() == a.len() / 2);
+        }
+
         /// Any sequence of sets and removals leaves the table agreeing with a
         /// `BTreeMap` given the same operations: same entries, same order.
         #[test]

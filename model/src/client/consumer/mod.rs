@@ -540,7 +540,7 @@ impl PushConsumer {
                 }
                 q.retry_timer = None;
                 if q.next_offset.is_some() {
-                    self.pull(ctx, &mq);
+                    self.pull_owned(ctx, mq);
                 } else {
                     self.locate(ctx, &mq, out);
                 }
@@ -630,7 +630,7 @@ impl PushConsumer {
                 from_slave,
             } => {
                 if self.is_current(&mq, generation) {
-                    self.on_pull(ctx, &mq, from_slave, outcome, out);
+                    self.on_pull(ctx, mq, from_slave, outcome, out);
                 }
             }
             Call::Lock {
