@@ -74,7 +74,7 @@ impl B {
             groups,
             heal_at_ms: 200_000,
             end_ms: 200_000,
-            promise: promise(),
+            promise: Box::new(promise()),
         });
         B {
             h,
@@ -1801,7 +1801,7 @@ fn windows_come_from_the_declared_promise() {
     let run = |promise: Promise| {
         let mut b = B::with_broker(FlushMode::AsyncFlush, Replication::None);
         if let Entry::Meta { promise: p, .. } = &mut b.h.entries[0] {
-            *p = promise;
+            **p = promise;
         }
         b.send(1_000, 1, 0, 0)
             .fault(1_001 + FLUSH_WINDOW + 1, FaultKind::PowerCut, 1);

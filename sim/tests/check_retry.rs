@@ -63,7 +63,7 @@ impl H {
             groups: vec![group("g", &[10, 11])],
             heal_at_ms: 200_000,
             end_ms: 200_000,
-            promise: promise(),
+            promise: Box::new(promise()),
         });
         H { h }
     }

@@ -188,8 +188,8 @@ fn the_format_document_matches_the_code() {
 mod extremes {
     use proptest::prelude::*;
     use rmq_sim::history::{
-        BrokerGroupMeta, Entry, FaultKind, FlushMode, GroupMeta, History, Promise, Replication,
-        SendStatus, MAX_TIME_OR_OFFSET,
+        BrokerGroupMeta, Entry, FaultKind, FlushMode, GroupMeta, History, Replication, SendStatus,
+        MAX_TIME_OR_OFFSET,
     };
 
     /// Times and offsets a reader accepts, the extremes among them.
@@ -315,7 +315,7 @@ mod extremes {
                 }],
                 heal_at_ms: heal,
                 end_ms: end,
-                promise: Promise::default(),
+                promise: Box::default(),
             });
             h.entries.extend(entries);
             let _ = rmq_sim::check::check(&h).to_string();

@@ -43,7 +43,7 @@ use rmq_model::protocol::MessageModel;
 use rmq_sim::check::Report;
 use rmq_sim::history::workload::{ConsumerHost, ConsumerPlan, ProducerHost, ProducerPlan};
 use rmq_sim::history::{
-    BrokerGroupMeta, Entry, FaultKind, FlushMode, GroupMeta, History, Promise, Replication,
+    BrokerGroupMeta, Entry, FaultKind, FlushMode, GroupMeta, History, Replication,
 };
 
 use self::child::ChildError;
@@ -548,7 +548,7 @@ fn assemble(
         }],
         heal_at_ms,
         end_ms,
-        promise: Promise::default(),
+        promise: Box::default(),
     };
     History {
         entries: std::iter::once(meta).chain(entries).collect(),

@@ -12,8 +12,13 @@
 //! Everything else is judged after the pass from these tables, so each rule is one
 //! linear scan, and memory stays proportional to messages, not to entries. This is
 //! the only module that knows the observers; no rule imports it.
+//!
+//! Here: the builder, its names and ids, and the walk, which hands each entry to its
+//! part: `send.rs` (sends and their results), `delivery.rs` (deliveries and the
+//! observers they stream to), `consumed.rs` (listener answers, dead letters),
+//! `ownership.rs` (ownership spans and commits). Faults are filed here.
 
-use crate::history::{ConsumeOutcome, Entry, FaultKind, History, Promise};
+use crate::history::{Entry, FaultKind, History, Promise};
 
 use super::commits::Commits;
 use super::corrupt::Corrupt;
@@ -28,14 +33,16 @@ use super::latency::Latency;
 use super::order::Order;
 use super::phantom::Phantom;
 use super::process_queues::{Name, ProcessQueue, ProcessQueues};
-use super::queue_log::{Holder, QueueLog};
+use super::queue_log::QueueLog;
 use super::retry::Retry;
 use super::subscription::TagExpr;
-use super::tables::{
-    fields_digest_without_host, id_digest, sent_fields_digest, Cmt, CommitMark, Dlv, Dup,
-    GroupInfo, Index, Msg, NodeMap, QueueKey, Span, NONE, RETRY_PREFIX, SCHEDULE_TOPIC,
-};
+use super::tables::{CommitMark, GroupInfo, Index, Msg, NodeMap, QueueKey, NONE, RETRY_PREFIX};
 use crate::hasher::{FastMap, WidMap};
+
+mod consumed;
+mod delivery;
+mod ownership;
+mod send;
 
 /// Builds the tables and runs the observers over the deliveries: what [`check`](super::check)
 /// judges from.
@@ -201,7 +208,7 @@ impl<'h> Builder<'h> {
                 groups.as_slice(),
                 *heal_at_ms,
                 *end_ms,
-                promise.clone(),
+                Promise::clone(promise),
             )),
             _ => None,
         });
@@ -290,7 +297,11 @@ impl<'h> Builder<'h> {
         // and copied; unused reservation is never touched, so it costs no memory.
         self.ix.msgs.reserve(entries.len() / 3);
         self.ix.acks.reserve(entries.len() / 3);
-        self.ix.commits.reserve(entries.len() / 3);
+        // Commits are the most frequent entry: a third or more of a history.
+        self.ix.commits.reserve(entries.len() / 2);
+        // An ownership span per few dozen entries, a duplicate per few dozen.
+        self.ix.spans.reserve(entries.len() / 32);
+        self.ix.dups.reserve(entries.len() / 32);
         let mut last = 0u64;
         for (b, block) in entries.chunks(WARM_BLOCK).enumerate() {
             let warm = block.iter().fold(0u8, |acc, e| acc ^ first_bytes(e));
@@ -314,26 +325,6 @@ impl<'h> Builder<'h> {
         for i in order {
             self.entry(i, &entries[i as usize]);
         }
-    }
-
-    #[inline]
-    /// For a delivery to an orderly group (not from `%RETRY%`): the reconsume count of
-    /// the delivery before it that its listener suspended, if one did since.
-    fn orderly_redelivery(
-        &mut self,
-        g: u32,
-        client: u32,
-        q: u32,
-        offset: u64,
-        retry: bool,
-        reconsume: i32,
-    ) -> Option<i32> {
-        if retry || !self.ix.group_info[g as usize].orderly {
-            return None;
-        }
-        let key = (g, client, q, offset);
-        self.orderly_counts.insert(key, reconsume);
-        self.suspended.remove(&key)
     }
 
     fn msg(&mut self, wid: u64, at_ms: u64) -> u32 {
@@ -443,122 +434,11 @@ impl<'h> Builder<'h> {
         self.process_queues.add(name, pq)
     }
 
-    /// The open span of the process queue, or a new implicit one if none is open (or
-    /// the client crashed since it opened).
-    #[inline]
-    fn span(&mut self, pq: &ProcessQueue, at_ms: u64) -> u32 {
-        let s = pq.open_span;
-        if s != NONE && self.ix.spans[s as usize].incarnation == self.epochs.get(pq.client) {
-            return s;
-        }
-        self.open_span(pq, at_ms, None, false, false)
-    }
-
-    fn open_span(
-        &mut self,
-        pq: &ProcessQueue,
-        at_ms: u64,
-        start: Option<u64>,
-        from_replica: bool,
-        moved: bool,
-    ) -> u32 {
-        let prev_commit = if start.is_some() {
-            self.last_commit[pq.commits as usize]
-        } else {
-            None
-        };
-        let id = self.ix.spans.len() as u32;
-        self.ix.spans.push(Span {
-            group: pq.group,
-            client: pq.client,
-            queue: pq.queue,
-            commit_seq: pq.commits,
-            incarnation: self.epochs.get(pq.client),
-            start,
-            at_ms,
-            prev_commit,
-            from_replica,
-            moved,
-            end_ms: u64::MAX,
-        });
-        let old = std::mem::replace(&mut self.process_queues.get_mut(pq.id).open_span, id);
-        if old != NONE {
-            let old = &mut self.ix.spans[old as usize];
-            old.end_ms = old.end_ms.min(at_ms);
-        }
-        id
-    }
-
     fn entry(&mut self, i: u32, e: &'h Entry) {
         match e {
             Entry::Meta { .. } => {}
-            Entry::Consumed {
-                at_ms,
-                group,
-                client,
-                broker,
-                topic,
-                queue_id,
-                queue_offset,
-                wid,
-                status,
-            } => {
-                let pq = self.process_queue((group, *client, broker, topic, *queue_id));
-                let (g, q) = (pq.group, pq.queue);
-                // consumeTimeout is a concurrent consumer's: an orderly one never gives
-                // up on its listener.
-                let consume_timeout_ms = if self.ix.group_info[g as usize].orderly {
-                    u64::MAX
-                } else {
-                    self.ix.promise.consume_timeout_ms
-                };
-                self.obs.retry.consumed(
-                    i,
-                    *client,
-                    q,
-                    *queue_offset,
-                    *status,
-                    *at_ms,
-                    consume_timeout_ms,
-                );
-                let info = &self.ix.group_info[g as usize];
-                if !info.orderly || topic.starts_with(RETRY_PREFIX) {
-                    return;
-                }
-                if !info.broadcasting {
-                    self.obs
-                        .exclusivity
-                        .end(g, *client, q, *queue_offset, *at_ms);
-                }
-                let msg = wid.map_or(NONE, |w| self.msg(w, *at_ms));
-                let success = *status == ConsumeOutcome::ConsumeSuccess;
-                if *status == ConsumeOutcome::SuspendCurrentQueueAMoment {
-                    let key = (g, *client, q, *queue_offset);
-                    let count = self.orderly_counts.get(&key).copied().unwrap_or(0);
-                    self.suspended.insert(key, count);
-                }
-                self.obs
-                    .key_order
-                    .answer(g, *client, msg, q, *at_ms, success);
-            }
-            Entry::DeadLetter {
-                at_ms,
-                group,
-                wid,
-                reconsume_times,
-                ..
-            } => {
-                if let Some(w) = wid {
-                    let m = self.msg(*w, *at_ms);
-                    let g = self.group(group);
-                    self.obs
-                        .retry
-                        .dead_letter(m, g, *reconsume_times, i, &self.ix);
-                    self.obs
-                        .key_order
-                        .dead_letter(g, m, *reconsume_times, *at_ms);
-                }
-            }
+            Entry::Consumed { .. } => self.consumed(i, e),
+            Entry::DeadLetter { .. } => self.dead_letter(i, e),
             Entry::Fault {
                 at_ms,
                 kind,
@@ -584,356 +464,13 @@ impl<'h> Builder<'h> {
                     }
                 }
             }
-            Entry::SendInvoke {
-                at_ms,
-                wid,
-                topic,
-                tags,
-                body_crc,
-                fields,
-                delay_level,
-                ..
-            } => {
-                let m = self.msg(*wid, *at_ms) as usize;
-                if self.ix.msgs[m].invoked() {
-                    return; // a reused wid: the first send defines the message
-                }
-                self.ix.msgs[m].delay_level = *delay_level;
-                self.ix.msgs[m].fields = fields.as_ref().map_or(0, sent_fields_digest);
-                self.ix.msgs[m].born_host_unknown =
-                    fields.as_ref().is_some_and(|f| f.born_host_crc == 0);
-                let topic = self.ix.topics.intern(topic);
-                let tags = self.ix.tags.intern(tags.as_deref());
-                let msg = &mut self.ix.msgs[m];
-                msg.invoke = i;
-                msg.invoke_ms = *at_ms;
-                msg.topic = topic;
-                msg.tags = tags;
-                msg.crc = *body_crc;
-            }
-            Entry::SendOk {
-                at_ms,
-                wid,
-                status,
-                broker,
-                queue_id,
-                queue_offset,
-                msg_id,
-                retried_after_unknown,
-                ..
-            } => {
-                let m = self.msg(*wid, *at_ms);
-                self.ix.msgs[m as usize].retried_after_unknown |= *retried_after_unknown;
-                if self.ix.msgs[m as usize].acked() {
-                    return;
-                }
-                // The queue's topic is the sent topic; a result for a wid never sent
-                // has no topic to name, so it files under the empty topic.
-                // A delayed message's result names its place in the schedule queue of
-                // its level (RocketMQ answers with the queue asked for and the schedule
-                // queue's offset); its copy reaches its own queue when due.
-                let (topic, queue_id) = match self.ix.msgs[m as usize] {
-                    Msg { delay_level, .. } if delay_level > 0 => {
-                        let levels = self.ix.promise.delay_levels_ms.len().max(1) as u32;
-                        let level = delay_level.min(levels);
-                        (self.ix.topics.intern(SCHEDULE_TOPIC), level as i32 - 1)
-                    }
-                    Msg { topic: NONE, .. } => (self.ix.topics.intern(""), *queue_id),
-                    Msg { topic, .. } => (topic, *queue_id),
-                };
-                let broker = self.ix.brokers.intern(broker);
-                let q = self.queue_key(QueueKey {
-                    broker,
-                    topic,
-                    queue_id,
-                });
-                let msg = &mut self.ix.msgs[m as usize];
-                msg.ok = i;
-                msg.ok_ms = *at_ms;
-                msg.status = Some(*status);
-                msg.queue = q;
-                msg.offset = *queue_offset;
-                msg.msg_id = id_digest(crc32fast::hash(msg_id.as_bytes()));
-                self.ix.acks.push(m);
-                let holder = Holder {
-                    msg: m,
-                    entry: i,
-                    at_ms: *at_ms,
-                };
-                self.obs
-                    .queue_log
-                    .observe(self.ix.entries, q, *queue_offset, holder);
-            }
-            Entry::SendFail {
-                at_ms,
-                wid,
-                definite,
-                retried_after_unknown,
-                ..
-            } => {
-                let m = self.msg(*wid, *at_ms) as usize;
-                let msg = &mut self.ix.msgs[m];
-                if msg.fail == NONE {
-                    msg.fail = i;
-                }
-                msg.retried_after_unknown |= *retried_after_unknown;
-                if *definite {
-                    msg.failed_definite = true;
-                } else {
-                    msg.failed_unknown = true;
-                }
-            }
-            Entry::Deliver {
-                at_ms,
-                group,
-                client,
-                topic,
-                broker,
-                queue_id,
-                queue_offset,
-                wid,
-                reconsume_times,
-                body_crc,
-                tags,
-                fields,
-            } => {
-                let pq = self.process_queue((group, *client, broker, topic, *queue_id));
-                let (g, q, topic_id) = (pq.group, pq.queue, pq.topic);
-                let tag_id = self.ix.tags.intern(tags.as_deref());
-                // Only a delivery from a retry topic was handed back; a raised
-                // reconsume count elsewhere is a corrupt field, and the delivery still
-                // counts for order and offsets.
-                let retry = pq.retry_topic;
-                let dlv_id = fields
-                    .as_ref()
-                    .and_then(|f| f.msg_id_crc)
-                    .map_or(0, id_digest);
-                self.ix.deliveries += 1;
-                let msg = match wid {
-                    Some(w) => {
-                        let m = self.msg(*w, *at_ms);
-                        let msg = &mut self.ix.msgs[m as usize];
-                        if msg.first_dlv == NONE {
-                            msg.first_dlv = i;
-                            if !msg.invoked() {
-                                // Never sent: what the delivery says is all there is.
-                                msg.topic = topic_id;
-                                msg.tags = tag_id;
-                                msg.crc = *body_crc;
-                            }
-                        }
-                        m
-                    }
-                    None => NONE,
-                };
-                let tags_taken = self.takes(g, tag_id);
-                // Does the group take the message as it was sent (topic and tags)?
-                // `None`: not sent yet in this pass, judged at the end.
-                let sent_taken = if self.ix.group_info[g as usize].meta.is_none() || msg == NONE {
-                    Some(true)
-                } else if self.ix.msgs[msg as usize].invoked() {
-                    let m = &self.ix.msgs[msg as usize];
-                    let (m_topic, m_tags) = (m.topic, m.tags);
-                    let topic_ok = retry || self.ix.group_info[g as usize].topic == m_topic;
-                    Some(topic_ok && self.takes(g, m_tags))
-                } else {
-                    None
-                };
-                let info = &mut self.ix.group_info[g as usize];
-                let slot = if !info.broadcasting {
-                    0
-                } else if pq.slot != NONE {
-                    pq.slot
-                } else {
-                    let slot = match info.clients.iter().position(|c| c == client) {
-                        Some(p) => p as u32,
-                        None => {
-                            info.clients.push(*client);
-                            (info.clients.len() - 1) as u32
-                        }
-                    };
-                    // A client keeps its slot: the group's clients are only appended.
-                    self.process_queues.get_mut(pq.id).slot = slot;
-                    slot
-                };
-                let span = if retry { NONE } else { self.span(&pq, *at_ms) };
-                let rehand = !retry
-                    && *reconsume_times > 0
-                    && self
-                        .obs
-                        .retry
-                        .is_rehand(*client, q, *queue_offset, *reconsume_times);
-                let d = Dlv {
-                    at_ms: *at_ms,
-                    offset: *queue_offset,
-                    entry: i,
-                    msg,
-                    group: g,
-                    client: *client,
-                    queue: q,
-                    span,
-                    slot,
-                    crc: *body_crc,
-                    topic: topic_id,
-                    tags: tag_id,
-                    retry,
-                    rehand,
-                    reconsume: *reconsume_times,
-                    suspended_at_count: self.orderly_redelivery(
-                        g,
-                        *client,
-                        q,
-                        *queue_offset,
-                        retry,
-                        *reconsume_times,
-                    ),
-                    fields: match fields {
-                        Some(f) if msg != NONE && self.ix.msgs[msg as usize].born_host_unknown => {
-                            fields_digest_without_host(f)
-                        }
-                        Some(f) => sent_fields_digest(f),
-                        None => 0,
-                    },
-                    tags_taken,
-                    msg_id: dlv_id,
-                };
-                self.deliver(&d, sent_taken);
-            }
-            Entry::Own {
-                at_ms,
-                group,
-                client,
-                broker,
-                topic,
-                queue_id,
-                start_offset,
-                offset_from_broker_id,
-                offset_moved,
-            } => {
-                let pq = self.process_queue((group, *client, broker, topic, *queue_id));
-                let (g, q) = (pq.group, pq.queue);
-                let from_replica = offset_from_broker_id.is_some_and(|id| id != 0);
-                self.open_span(
-                    &pq,
-                    *at_ms,
-                    Some(*start_offset),
-                    from_replica,
-                    *offset_moved,
-                );
-                self.obs.commits.own(g, q, *start_offset, *offset_moved);
-            }
-            Entry::Disown {
-                at_ms,
-                group,
-                client,
-                broker,
-                topic,
-                queue_id,
-            } => {
-                let pq = self.process_queue((group, *client, broker, topic, *queue_id));
-                let old =
-                    std::mem::replace(&mut self.process_queues.get_mut(pq.id).open_span, NONE);
-                if old != NONE {
-                    let old = &mut self.ix.spans[old as usize];
-                    old.end_ms = old.end_ms.min(*at_ms);
-                }
-            }
-            Entry::Commit {
-                at_ms,
-                group,
-                client,
-                broker,
-                topic,
-                queue_id,
-                offset,
-            } => {
-                let pq = self.process_queue((group, *client, broker, topic, *queue_id));
-                let span = self.span(&pq, *at_ms);
-                let mark = CommitMark {
-                    offset: *offset,
-                    at_ms: *at_ms,
-                    client: *client,
-                    incarnation: self.epochs.get(*client),
-                    high: *offset,
-                };
-                // Keep the highest offset committed so far.
-                let last = &mut self.last_commit[pq.commits as usize];
-                *last = Some(match *last {
-                    Some(c) => CommitMark {
-                        high: c.high.max(*offset),
-                        ..mark
-                    },
-                    None => mark,
-                });
-                self.ix.commits.push(Cmt {
-                    at_ms: *at_ms,
-                    offset: *offset,
-                    entry: i,
-                    group: pq.group,
-                    queue: pq.queue,
-                    span,
-                    seq: pq.commits,
-                });
-            }
-        }
-    }
-
-    /// Hands one delivery to every rule that streams deliveries.
-    #[inline]
-    fn deliver(&mut self, d: &Dlv, sent_taken: Option<bool>) {
-        let obs = &mut self.obs;
-        let prev = obs.table.deliver(d);
-        if d.msg != NONE && prev.is_none() {
-            obs.latency.deliver(d, &self.ix);
-        }
-        if let Some(prev) = prev {
-            self.ix.dups.push(Dup {
-                entry: d.entry,
-                msg: d.msg,
-                group: d.group,
-                span: d.span,
-                retry: d.retry || d.rehand,
-                after_suspend: d.suspended_at_count.is_some(),
-                prev_entry: prev.entry,
-                prev_span: prev.span,
-            });
-        }
-        if self.ix.group_info[d.group as usize].orderly && d.msg != NONE {
-            // An orderly listener may take a message long after its pull served it:
-            // the record is known to have been served only after it was sent.
-            let served = Dlv {
-                at_ms: self.ix.msgs[d.msg as usize].invoke_ms.min(d.at_ms),
-                ..*d
-            };
-            obs.commits.deliver(&served);
-        } else {
-            obs.commits.deliver(d);
-        }
-        let msg = (d.msg != NONE).then(|| &self.ix.msgs[d.msg as usize]);
-        obs.phantom.deliver(d, msg);
-        obs.corrupt.deliver(d, msg);
-        obs.delay.deliver(d, msg, &self.ix.promise);
-        obs.retry.deliver(d, &self.ix);
-        obs.filter.deliver(d, sent_taken);
-        // A consumer's own re-hand comes from its memory, not from the position.
-        if !d.retry && !d.rehand && d.msg != NONE {
-            let holder = Holder {
-                msg: d.msg,
-                entry: d.entry,
-                at_ms: d.at_ms,
-            };
-            obs.queue_log
-                .observe(self.ix.entries, d.queue, d.offset, holder);
-        }
-        if d.span != NONE {
-            obs.order.deliver(d);
-        }
-        let info = &self.ix.group_info[d.group as usize];
-        if info.orderly {
-            obs.key_order.deliver(d);
-            if !info.broadcasting {
-                obs.exclusivity.begin(d);
-            }
+            Entry::SendInvoke { .. } => self.send_invoke(i, e),
+            Entry::SendOk { .. } => self.send_ok(i, e),
+            Entry::SendFail { .. } => self.send_fail(i, e),
+            Entry::Deliver { .. } => self.delivered(i, e),
+            Entry::Own { .. } => self.own(e),
+            Entry::Disown { .. } => self.disown(e),
+            Entry::Commit { .. } => self.commit(i, e),
         }
     }
 

@@ -84,11 +84,20 @@ const WHOLE: usize = 16;
 pub(crate) fn key(name: &str) -> Key {
     let b = name.as_bytes();
     let len = b.len();
-    let word = |at: usize| u64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"));
-    let half = |at: usize| u64::from(u32::from_le_bytes(b[at..at + 4].try_into().expect("4")));
+    // Fixed-size chunks of the first and last bytes: one length check each, no
+    // slice-to-array conversion to fail.
     let (head, tail) = match len {
-        8.. => (word(0), word(len - 8)),
-        4..=7 => (half(0), half(len - 4)),
+        8.. => match (b.first_chunk::<8>(), b.last_chunk::<8>()) {
+            (Some(h), Some(t)) => (u64::from_le_bytes(*h), u64::from_le_bytes(*t)),
+            _ => unreachable!("eight bytes or more"),
+        },
+        4..=7 => match (b.first_chunk::<4>(), b.last_chunk::<4>()) {
+            (Some(h), Some(t)) => (
+                u64::from(u32::from_le_bytes(*h)),
+                u64::from(u32::from_le_bytes(*t)),
+            ),
+            _ => unreachable!("four bytes or more"),
+        },
         1..=3 => (
             u64::from(b[0]) | u64::from(b[len / 2]) << 8 | u64::from(b[len - 1]) << 16,
             0,

@@ -12,7 +12,7 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::history::{
     user_properties_crc, BrokerGroupMeta, ConsumeOutcome, Entry, FaultKind, FlushMode, GroupMeta,
-    History, MessageFields, Promise, Replication, SendStatus, WID_PROPERTY,
+    History, MessageFields, Replication, SendStatus, WID_PROPERTY,
 };
 
 const TOPIC: &str = "T";
@@ -67,7 +67,7 @@ pub fn synthetic_history(messages: usize, seed: u64) -> History {
         // Deliveries go on after the heal: the groups are live.
         heal_at_ms: START_MS + messages as u64 * 9 / 10,
         end_ms: end_sends + 10_000,
-        promise: Promise::default(),
+        promise: Box::default(),
     };
     ev.push((0, meta));
     // Owner of (group, queue): first half of the queues to the first consumer. At the

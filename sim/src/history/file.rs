@@ -262,7 +262,7 @@ mod tests {
             groups: Vec::new(),
             heal_at_ms: 10,
             end_ms: 20,
-            promise: Promise::default(),
+            promise: Box::default(),
         }
     }
 
@@ -313,7 +313,7 @@ mod tests {
         let Entry::Meta { promise, .. } = &h.entries[0] else {
             panic!("not a Meta: {:?}", h.entries[0]);
         };
-        assert_eq!(*promise, Promise::default());
+        assert_eq!(**promise, Promise::default());
         assert_eq!(promise.async_flush_window_ms(), 10_510);
         let partial = line.replace(
             r#""end_ms":9}"#,

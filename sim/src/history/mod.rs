@@ -146,8 +146,10 @@ pub enum Entry {
         heal_at_ms: u64,
         end_ms: u64,
         /// The declared timing promises; absent (older histories): the defaults.
+        /// Boxed: there is one `Meta` per history, and unboxed it would make it the
+        /// largest entry, setting the size of every entry the history holds.
         #[serde(default)]
-        promise: Promise,
+        promise: Box<Promise>,
     },
     Fault {
         at_ms: u64,

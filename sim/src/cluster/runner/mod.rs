@@ -531,7 +531,7 @@ pub fn run(s: &Scenario, seed: u64, nodes: impl Into<Nodes>, options: RunOptions
             .collect(),
         heal_at_ms: heal_at,
         end_ms,
-        promise: config.promise.clone(),
+        promise: Box::new(config.promise.clone()),
     });
     // Client entries are in time order; merge the faults in (a fault first on ties:
     // it happened before anything it caused).
