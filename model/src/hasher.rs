@@ -1,4 +1,4 @@
-//! A fixed, unseeded hasher for hot lookup tables: the clients' queue tables here, and
+//! A fixed, unseeded hasher for hot lookup tables: the clients' request tables here, and
 //! the simulator's (its checker's maps, the world's armed timers, the disk's names).
 //!
 //! std's default hasher is randomly seeded (banned in model/ and sim/ by clippy.toml)

@@ -296,11 +296,24 @@ impl<T> Rpc<T> {
         timeout_ms: u64,
         tag: T,
     ) -> Result<u32, SendRefused> {
-        let peer = ctx
-            .resolve(addr)
-            .ok_or_else(|| SendRefused::Unresolvable(addr.to_string()))?;
+        self.call_keeping_tag(ctx, addr, request, timeout_ms, tag)
+            .map_err(|(_, refused)| refused)
+    }
+
+    /// [`call`](Self::call), handing the tag back when the request could not be sent.
+    pub(crate) fn call_keeping_tag(
+        &mut self,
+        ctx: &mut dyn Ctx<Message>,
+        addr: &str,
+        request: Request,
+        timeout_ms: u64,
+        tag: T,
+    ) -> Result<u32, (T, SendRefused)> {
+        let Some(peer) = ctx.resolve(addr) else {
+            return Err((tag, SendRefused::Unresolvable(addr.to_string())));
+        };
         if self.pending.len() >= MAX_PENDING_REQUESTS {
-            return Err(SendRefused::TooManyPending);
+            return Err((tag, SendRefused::TooManyPending));
         }
         let opaque = self.take_opaque();
         let timer = ctx.set_timer(timeout_ms, timer_kind::RPC_TIMEOUT);

@@ -174,17 +174,7 @@ impl OffsetStore {
                 self.committed.insert(mq.clone(), offset);
             }
         }
-        Some(self.committed_event(mq, offset))
-    }
-
-    fn committed_event(&self, mq: &MessageQueue, offset: u64) -> ClientEvent {
-        ClientEvent::Committed {
-            group: self.group.clone(),
-            broker_name: mq.broker_name.clone(),
-            topic: mq.topic.clone(),
-            queue_id: mq.queue_id,
-            offset,
-        }
+        Some(committed_event(&self.group, mq, offset))
     }
 
     /// Clustering: sends UPDATE_CONSUMER_OFFSET (oneway) for each of `mqs` whose
@@ -230,7 +220,7 @@ impl OffsetStore {
                         self.committed.insert(mq.clone(), offset);
                     }
                 }
-                out.push(self.committed_event(mq, offset));
+                out.push(committed_event(&self.group, mq, offset));
             }
         }
         out
@@ -240,10 +230,17 @@ impl OffsetStore {
     /// write is in progress (the next interval catches up). With `force` (shutdown)
     /// the content is queued behind the write in progress instead.
     pub(crate) fn persist_file(&mut self, disk: &mut dyn Disk, force: bool) {
-        let snapshot = self.consumed.clone();
         let Some(file) = self.file.as_mut() else {
             return;
         };
+        // Queuing only at shutdown: after a failed write `ConfigFile` keeps what was
+        // queued and would write it after a newer one. Decided before the snapshot and
+        // its JSON are made, which a skipped write does not need.
+        let idle = file.config.is_idle();
+        if !idle && !force {
+            return;
+        }
+        let snapshot = self.consumed.clone();
         let content = OffsetFile {
             offset_table: snapshot
                 .iter()
@@ -256,12 +253,6 @@ impl OffsetStore {
                 .collect(),
         };
         let json = serde_json::to_string(&content).expect("offsets serialize");
-        // Queuing only at shutdown: after a failed write `ConfigFile` keeps what was
-        // queued and would write it after a newer one.
-        let idle = file.config.is_idle();
-        if !idle && !force {
-            return;
-        }
         match file.config.persist(disk, json) {
             Ok(()) if idle => file.in_flight = Some(snapshot),
             Ok(()) => file.queued = Some(snapshot),
@@ -287,13 +278,17 @@ impl OffsetStore {
             // already. (A power cut may still bring back the older file: a restart
             // then re-consumes, which at-least-once allows.)
             ConfigEvent::InProgress => {
-                let written = file.in_flight.clone().unwrap_or_default();
-                Some(self.note_written(written))
+                let written = file.in_flight.as_ref();
+                Some(note_written(&self.group, &mut self.committed, written))
             }
             ConfigEvent::Persisted => {
-                let written = file.in_flight.take().unwrap_or_default();
+                let written = file.in_flight.take();
                 file.in_flight = file.queued.take();
-                Some(self.note_written(written))
+                Some(note_written(
+                    &self.group,
+                    &mut self.committed,
+                    written.as_ref(),
+                ))
             }
             ConfigEvent::Failed(e) => {
                 tracing::warn!(path = file.config.path(), error = %e, "persisting local offsets failed");
@@ -303,17 +298,34 @@ impl OffsetStore {
             }
         }
     }
+}
 
-    /// The local file now holds `written`: the offsets that changed are committed.
-    fn note_written(&mut self, written: QueueTable<u64>) -> Vec<ClientEvent> {
-        let mut out = Vec::new();
-        for (mq, offset) in written {
-            if self.committed.get(&mq) != Some(&offset) {
-                out.push(self.committed_event(&mq, offset));
-                self.committed.insert(mq, offset);
-            }
+/// The local file now holds `written` (nothing, when no write was tracked): the
+/// offsets that changed are committed. Borrows the written table, which the file may
+/// still need.
+fn note_written(
+    group: &str,
+    committed: &mut QueueTable<u64>,
+    written: Option<&QueueTable<u64>>,
+) -> Vec<ClientEvent> {
+    let mut out = Vec::new();
+    for (mq, &offset) in written.into_iter().flat_map(QueueTable::iter) {
+        if committed.get(mq) != Some(&offset) {
+            out.push(committed_event(group, mq, offset));
+            committed.set(mq, offset);
         }
-        out
+    }
+    out
+}
+
+/// `group` committed `offset` for `mq`.
+fn committed_event(group: &str, mq: &MessageQueue, offset: u64) -> ClientEvent {
+    ClientEvent::Committed {
+        group: group.to_string(),
+        broker_name: mq.broker_name.clone(),
+        topic: mq.topic.clone(),
+        queue_id: mq.queue_id,
+        offset,
     }
 }
 

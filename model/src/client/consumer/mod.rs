@@ -422,20 +422,32 @@ impl PushConsumer {
         input: Input<Message>,
     ) -> Vec<ClientEvent> {
         let mut out = Vec::new();
+        self.handle_into(ctx, input, &mut out);
+        out
+    }
+
+    /// [`handle`](Self::handle), appending the events to `out`: a host that feeds
+    /// every input keeps one buffer instead of growing a new vector each time.
+    pub fn handle_into(
+        &mut self,
+        ctx: &mut dyn Ctx<Message>,
+        input: Input<Message>,
+        out: &mut Vec<ClientEvent>,
+    ) {
         if !self.started {
-            return out;
+            return;
         }
         if let Input::SyncComplete { ticket, result } = input {
             if let Some(events) = self.offsets.on_sync_complete(ctx.disk(), ticket, result) {
                 out.extend(events);
                 if !self.stopped {
-                    self.resume_moved(ctx, &mut out);
+                    self.resume_moved(ctx, out);
                 }
             }
-            return out;
+            return;
         }
         if self.stopped {
-            return out;
+            return;
         }
         match input {
             Input::Packet {
@@ -450,27 +462,26 @@ impl PushConsumer {
                     Request::NotifyConsumerIdsChanged { consumer_group }
                         if consumer_group == self.cfg.consumer_group =>
                     {
-                        self.rebalance(ctx, &mut out);
+                        self.rebalance(ctx, out);
                     }
                     // Oneway too: an admin moved the group's offsets (`reset_offset.rs`).
                     Request::ResetConsumerClientOffset(reset)
                         if reset.consumer_group == self.cfg.consumer_group
                             && reset.topic == self.cfg.topic =>
                     {
-                        self.reset_offset(ctx, &reset.offset_table, &mut out);
+                        self.reset_offset(ctx, &reset.offset_table, out);
                     }
                     _ => {}
                 }
             }
-            Input::Timer { id, kind } => self.on_timer(ctx, id, kind, &mut out),
+            Input::Timer { id, kind } => self.on_timer(ctx, id, kind, out),
             other => {
                 for (call, outcome) in self.rpc.on_input(ctx, other) {
-                    self.on_outcome(ctx, call, outcome, &mut out);
+                    self.on_outcome(ctx, call, outcome, out);
                 }
             }
         }
         out.append(&mut self.pull_commits);
-        out
     }
 
     fn on_timer(
@@ -529,7 +540,7 @@ impl PushConsumer {
                 }
                 q.retry_timer = None;
                 if q.next_offset.is_some() {
-                    self.pull(ctx, &mq);
+                    self.pull_owned(ctx, mq);
                 } else {
                     self.locate(ctx, &mq, out);
                 }
@@ -619,7 +630,7 @@ impl PushConsumer {
                 from_slave,
             } => {
                 if self.is_current(&mq, generation) {
-                    self.on_pull(ctx, &mq, from_slave, outcome, out);
+                    self.on_pull(ctx, mq, from_slave, outcome, out);
                 }
             }
             Call::Lock {

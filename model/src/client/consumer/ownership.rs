@@ -101,7 +101,7 @@ impl PushConsumer {
             self.disown(ctx, &mq, out);
         }
         if self.takes_locks() {
-            return self.take_locked(ctx, &allocated);
+            return self.take_locked(ctx, allocated);
         }
         for mq in allocated {
             if !self.queues.contains_key(&mq) {

@@ -13,6 +13,13 @@ use super::{owned_in, Call, PushConsumer};
 
 impl PushConsumer {
     pub(super) fn pull(&mut self, ctx: &mut dyn Ctx<Message>, mq: &MessageQueue) {
+        self.pull_owned(ctx, mq.clone());
+    }
+
+    /// [`pull`](Self::pull) with a queue of the caller's to keep in the request's
+    /// tag: the answer to one pull sends the next with the queue its tag held.
+    pub(super) fn pull_owned(&mut self, ctx: &mut dyn Ctx<Message>, owned: MessageQueue) {
+        let mq = &owned;
         if !self.holds_lock(mq, ctx.monotonic_ms()) {
             // An orderly queue whose lock lapsed waits for a renewal
             // (`pullMessage`: not locked, try again in 3 s).
@@ -52,28 +59,31 @@ impl PushConsumer {
                 self.cfg.tag_expression.clone()
             }),
         });
+        let generation = q.generation;
+        // The tag holds the queue until the answer; a refused call gives it back.
         let call = Call::Pull {
-            mq: mq.clone(),
-            generation: q.generation,
+            mq: owned,
+            generation,
             from_slave: is_slave,
         };
-        if self
+        let timeout_ms = self.cfg.pull_rpc_timeout_ms;
+        if let Err((Call::Pull { mq, .. }, _)) = self
             .rpc
-            .call(ctx, addr, request, self.cfg.pull_rpc_timeout_ms, call)
-            .is_err()
+            .call_keeping_tag(ctx, addr, request, timeout_ms, call)
         {
-            self.schedule_retry(ctx, mq);
+            self.schedule_retry(ctx, &mq);
         }
     }
 
     pub(super) fn on_pull(
         &mut self,
         ctx: &mut dyn Ctx<Message>,
-        mq: &MessageQueue,
+        owned: MessageQueue,
         from_slave: bool,
         outcome: RpcOutcome,
         out: &mut Vec<ClientEvent>,
     ) {
+        let mq = &owned;
         let pull = match outcome {
             RpcOutcome::Response(Response::Pull(p)) => p,
             other => {
@@ -142,7 +152,7 @@ impl PushConsumer {
                 return self.schedule_retry(ctx, mq);
             }
         }
-        self.pull(ctx, mq);
+        self.pull_owned(ctx, owned);
     }
 
     /// The next pull starts at `next_begin_offset`; the consumed offset only moves

@@ -110,14 +110,16 @@ impl PushConsumer {
     pub(super) fn take_locked(
         &mut self,
         ctx: &mut dyn Ctx<Message>,
-        allocated: &BTreeSet<MessageQueue>,
+        allocated: BTreeSet<MessageQueue>,
     ) {
-        self.locks.wanted = allocated.clone();
-        let new: Vec<&MessageQueue> = allocated
-            .iter()
-            .filter(|mq| !self.queues.contains_key(mq) && !self.locks.taking.contains(*mq))
-            .collect();
-        for (broker_name, queues) in by_broker(new) {
+        self.locks.wanted = allocated;
+        let new = by_broker(
+            self.locks
+                .wanted
+                .iter()
+                .filter(|mq| !self.queues.contains_key(mq) && !self.locks.taking.contains(*mq)),
+        );
+        for (broker_name, queues) in new {
             if self.send_lock(ctx, &broker_name, &queues, LockPurpose::Take) {
                 self.locks.taking.extend(queues);
             } else {

@@ -16,6 +16,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, BTreeSet};
+use std::mem::take;
 use std::rc::Rc;
 
 use rmq_model::client::{
@@ -356,6 +357,8 @@ pub struct ConsumerHost {
     in_listener: BTreeMap<(String, String, i32, u64), Option<u64>>,
     /// An orderly group's listener calls still working (`orderly_listener.rs`).
     orderly_done: OrderlyCalls,
+    /// The client's events of the input being handled; kept, empty, for the next.
+    events: Vec<ClientEvent>,
     /// Hung concurrent listener calls (`listener.rs`).
     hung: HungCalls,
 }
@@ -396,6 +399,7 @@ impl ConsumerHost {
             born_hosts: Vec::new(),
             last_wid: None,
             in_listener: BTreeMap::new(),
+            events: Vec::new(),
         }
     }
 
@@ -420,12 +424,14 @@ impl ConsumerHost {
         crc
     }
 
-    /// Records the events of one step. A delivery its listener answered at once is
-    /// followed by that answer.
-    fn record_all(&mut self, ctx: &mut dyn Ctx<Message>, events: Vec<ClientEvent>) {
-        let mut events = events.into_iter().peekable();
-        while let Some(event) = events.next() {
-            let answered_at_once = match (&event, events.peek()) {
+    /// Records the events of one step and empties `events`. A delivery its listener
+    /// answered at once is followed by that answer. The events are read in place and
+    /// their strings moved into the entries: an event is a few hundred bytes, and
+    /// moving each one out of the vector cost more than recording it.
+    fn record_all(&mut self, ctx: &mut dyn Ctx<Message>, events: &mut Vec<ClientEvent>) {
+        for at in 0..events.len() {
+            let (event, next) = events[at..].split_first_mut().expect("in range");
+            let answered_at_once = match (&*event, next.first()) {
                 (
                     ClientEvent::Delivered {
                         broker_name,
@@ -450,14 +456,21 @@ impl ConsumerHost {
                             ..
                         },
                     ),
-                ) => broker_name == b && topic == t && queue_id == q && queue_offset == o,
+                ) => queue_offset == o && queue_id == q && broker_name == b && topic == t,
                 _ => false,
             };
             self.record(ctx, event, answered_at_once);
         }
+        events.clear();
     }
 
-    fn record(&mut self, ctx: &mut dyn Ctx<Message>, event: ClientEvent, answered_at_once: bool) {
+    /// Records one event, taking its strings (the event is cleared right after).
+    fn record(
+        &mut self,
+        ctx: &mut dyn Ctx<Message>,
+        event: &mut ClientEvent,
+        answered_at_once: bool,
+    ) {
         let at_ms = self.recorder.borrow().now_ms();
         let client = ctx.me().0;
         if let Some(group) = &self.dead_letters_of {
@@ -469,27 +482,20 @@ impl ConsumerHost {
                 ..
             } = event
             {
-                self.push(Entry::DeadLetter {
+                let entry = Entry::DeadLetter {
                     at_ms,
                     group: group.clone(),
                     client,
-                    broker: broker_name,
-                    queue_id,
-                    queue_offset,
+                    broker: take(broker_name),
+                    queue_id: *queue_id,
+                    queue_offset: *queue_offset,
                     wid: property(&msg.properties, WID_PROPERTY).and_then(|w| w.parse().ok()),
                     reconsume_times: msg.reconsume_times,
-                });
+                };
+                self.push(entry);
             }
             return;
         }
-        // A listener's answer, concurrent or orderly, or the consumer giving up on it
-        // after consumeTimeout: one `consumed` entry, with what was answered.
-        let answer = match &event {
-            ClientEvent::Consumed { status, .. } => Some(consume_outcome(*status)),
-            ClientEvent::ConsumedOrderly { status, .. } => Some(orderly_outcome(*status)),
-            ClientEvent::ConsumeTimedOut { .. } => Some(ConsumeOutcome::TimeOut),
-            _ => None,
-        };
         let entry = match event {
             ClientEvent::SendResult { .. } => return,
             ClientEvent::Consumed {
@@ -498,27 +504,41 @@ impl ConsumerHost {
                 topic,
                 queue_id,
                 queue_offset,
-                ..
-            }
-            | ClientEvent::ConsumeTimedOut {
-                group,
-                broker_name,
-                topic,
-                queue_id,
-                queue_offset,
-            }
-            | ClientEvent::ConsumedOrderly {
-                group,
-                broker_name,
-                topic,
-                queue_id,
-                queue_offset,
-                ..
+                status,
             } => self.consumed_entry(
                 at_ms,
                 client,
-                (group, broker_name, topic, queue_id, queue_offset),
-                answer.expect("an answer event has an answer"),
+                (take(group), take(broker_name), take(topic)),
+                (*queue_id, *queue_offset),
+                consume_outcome(*status),
+            ),
+            ClientEvent::ConsumedOrderly {
+                group,
+                broker_name,
+                topic,
+                queue_id,
+                queue_offset,
+                status,
+            } => self.consumed_entry(
+                at_ms,
+                client,
+                (take(group), take(broker_name), take(topic)),
+                (*queue_id, *queue_offset),
+                orderly_outcome(*status),
+            ),
+            // The consumer gave up on the listener after consumeTimeout.
+            ClientEvent::ConsumeTimedOut {
+                group,
+                broker_name,
+                topic,
+                queue_id,
+                queue_offset,
+            } => self.consumed_entry(
+                at_ms,
+                client,
+                (take(group), take(broker_name), take(topic)),
+                (*queue_id, *queue_offset),
+                ConsumeOutcome::TimeOut,
             ),
             ClientEvent::Delivered {
                 group,
@@ -551,30 +571,30 @@ impl ConsumerHost {
                 self.last_wid = wid;
                 if !answered_at_once {
                     self.in_listener.insert(
-                        (broker_name.clone(), topic.clone(), queue_id, queue_offset),
+                        (broker_name.clone(), topic.clone(), *queue_id, *queue_offset),
                         wid,
                     );
                 }
                 Entry::Deliver {
                     at_ms,
-                    group,
+                    group: take(group),
                     client,
                     // The record's own topic: a record served for the wrong queue shows.
                     // A retry's is its retry topic (the listener sees the original one,
                     // restored from RETRY_TOPIC).
                     topic: if msg.topic.is_empty() || topic.starts_with(RETRY_GROUP_TOPIC_PREFIX) {
-                        topic
+                        take(topic)
                     } else {
-                        msg.topic
+                        take(&mut msg.topic)
                     },
-                    broker: broker_name,
-                    queue_id,
-                    queue_offset,
+                    broker: take(broker_name),
+                    queue_id: *queue_id,
+                    queue_offset: *queue_offset,
                     wid,
                     reconsume_times: msg.reconsume_times,
                     body_crc: crc32fast::hash(&msg.body),
                     // The consumer read TAGS out of the properties already.
-                    tags: msg.tags,
+                    tags: msg.tags.take(),
                     fields: Some(fields),
                 }
             }
@@ -588,14 +608,14 @@ impl ConsumerHost {
                 offset_moved,
             } => Entry::Own {
                 at_ms,
-                group,
+                group: take(group),
                 client,
-                broker: broker_name,
-                topic,
-                queue_id,
-                start_offset,
-                offset_from_broker_id,
-                offset_moved,
+                broker: take(broker_name),
+                topic: take(topic),
+                queue_id: *queue_id,
+                start_offset: *start_offset,
+                offset_from_broker_id: *offset_from_broker_id,
+                offset_moved: *offset_moved,
             },
             ClientEvent::Disowned {
                 group,
@@ -604,11 +624,11 @@ impl ConsumerHost {
                 queue_id,
             } => Entry::Disown {
                 at_ms,
-                group,
+                group: take(group),
                 client,
-                broker: broker_name,
-                topic,
-                queue_id,
+                broker: take(broker_name),
+                topic: take(topic),
+                queue_id: *queue_id,
             },
             ClientEvent::Committed {
                 group,
@@ -618,12 +638,12 @@ impl ConsumerHost {
                 offset,
             } => Entry::Commit {
                 at_ms,
-                group,
+                group: take(group),
                 client,
-                broker: broker_name,
-                topic,
-                queue_id,
-                offset,
+                broker: take(broker_name),
+                topic: take(topic),
+                queue_id: *queue_id,
+                offset: *offset,
             },
         };
         self.push(entry);
@@ -634,7 +654,8 @@ impl ConsumerHost {
         &mut self,
         at_ms: u64,
         client: u32,
-        (group, broker_name, topic, queue_id, queue_offset): (String, String, String, i32, u64),
+        (group, broker_name, topic): (String, String, String),
+        (queue_id, queue_offset): (i32, u64),
         status: ConsumeOutcome,
     ) -> Entry {
         // Matched by queue and offset only while some listener is still working: keys
@@ -710,8 +731,8 @@ impl Node<Message> for ConsumerHost {
         } = input
         {
             if let Some((mq, offset, status)) = self.orderly_done.take(id) {
-                let events = self.consumer.consumed_orderly(ctx, &mq, offset, status);
-                self.record_all(ctx, events);
+                let mut events = self.consumer.consumed_orderly(ctx, &mq, offset, status);
+                self.record_all(ctx, &mut events);
             }
             return;
         }
@@ -722,21 +743,24 @@ impl Node<Message> for ConsumerHost {
         {
             if let Some((mq, offset)) = self.hung.take(id) {
                 let done = ConsumeConcurrentlyStatus::ConsumeSuccess;
-                let events = self.consumer.consumed(ctx, &mq, offset, done);
-                self.record_all(ctx, events);
+                let mut events = self.consumer.consumed(ctx, &mq, offset, done);
+                self.record_all(ctx, &mut events);
             }
             return;
         }
-        let events = self.consumer.handle(ctx, input);
-        self.record_all(ctx, events);
+        // One buffer for every input, empty between them.
+        let mut events = take(&mut self.events);
+        self.consumer.handle_into(ctx, input, &mut events);
+        self.record_all(ctx, &mut events);
+        self.events = events;
     }
 
     fn shutdown(&mut self, ctx: &mut dyn Ctx<Message>) {
         if !self.started {
             return;
         }
-        let events = self.consumer.shutdown(ctx);
-        self.record_all(ctx, events);
+        let mut events = self.consumer.shutdown(ctx);
+        self.record_all(ctx, &mut events);
     }
 
     /// A broadcasting consumer exits only once its offset file is written (RocketMQ's
