@@ -172,7 +172,7 @@ impl B {
             client: 20,
             wid,
             topic: "T".into(),
-            tags: tags.map(str::to_owned),
+            tags: tags.map(Into::into),
             body_crc: wid as u32 * 7,
             fields: None,
             delay_level: 0,
@@ -271,7 +271,7 @@ impl B {
             wid,
             reconsume_times: reconsume,
             body_crc: crc,
-            tags: tags.map(str::to_owned),
+            tags: tags.map(Into::into),
             fields: None,
         });
         self

@@ -103,7 +103,7 @@ impl H {
             body_crc: 7,
             fields: None,
             delay_level: 0,
-            sharding_key: key.map(str::to_string),
+            sharding_key: key.map(Into::into),
         });
         self.h.push(Entry::SendOk {
             at_ms: at + 1,

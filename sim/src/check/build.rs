@@ -78,37 +78,6 @@ impl Epochs {
     }
 }
 
-/// Entries whose names are touched together before they are processed.
-const WARM_BLOCK: usize = 32;
-
-/// Reads the first byte of each name an entry holds. The names live in separate heap
-/// allocations, and interning them one entry at a time waits for one cache miss after
-/// another. Touching a whole block's names first, in a tight loop of independent
-/// loads, lets those misses overlap; processing the block then finds them cached (a
-/// software prefetch without unsafe).
-#[inline]
-pub(crate) fn first_bytes(e: &Entry) -> u8 {
-    let b = |s: &str| s.as_bytes().first().copied().unwrap_or(0);
-    match e {
-        Entry::Deliver {
-            group,
-            topic,
-            broker,
-            tags,
-            ..
-        } => b(group) ^ b(topic) ^ b(broker) ^ tags.as_deref().map_or(0, b),
-        Entry::SendInvoke { topic, tags, .. } => b(topic) ^ tags.as_deref().map_or(0, b),
-        Entry::SendOk { broker, msg_id, .. } => b(broker) ^ b(msg_id),
-        Entry::Commit {
-            group,
-            topic,
-            broker,
-            ..
-        } => b(group) ^ b(topic) ^ b(broker),
-        _ => 0,
-    }
-}
-
 /// Workload id -> message index. Workloads number their sends, so ids are mostly
 /// consecutive: those within reach of the first id seen live in a plain array (no
 /// hashing, and neighbouring sends share cache lines); the rest in a hash map. The
@@ -303,17 +272,15 @@ impl<'h> Builder<'h> {
         self.ix.spans.reserve(entries.len() / 32);
         self.ix.dups.reserve(entries.len() / 32);
         let mut last = 0u64;
-        for (b, block) in entries.chunks(WARM_BLOCK).enumerate() {
-            let warm = block.iter().fold(0u8, |acc, e| acc ^ first_bytes(e));
-            std::hint::black_box(warm);
-            for (k, e) in block.iter().enumerate() {
-                let at = e.at_ms();
-                if at < last {
-                    return false;
-                }
-                last = at;
-                self.entry((b * WARM_BLOCK + k) as u32, e);
+        // Entries hold their names inline (`history::Name`): walking them in order
+        // reads memory in order, with nothing to prefetch.
+        for (i, e) in entries.iter().enumerate() {
+            let at = e.at_ms();
+            if at < last {
+                return false;
             }
+            last = at;
+            self.entry(i as u32, e);
         }
         true
     }

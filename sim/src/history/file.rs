@@ -287,6 +287,18 @@ mod tests {
             node: Some(1),
             detail: String::new(),
         });
+        // Names held inline (up to 24 bytes) and on the heap (longer) read and write
+        // alike, as JSON strings.
+        let long = "%RETRY%a_consumer_group_named_at_length";
+        h.push(Entry::Commit {
+            at_ms: 10,
+            group: long[7..].into(),
+            client: 4,
+            broker: "broker-a".into(),
+            topic: long.into(),
+            queue_id: 0,
+            offset: 3,
+        });
         let mut buf = Vec::new();
         h.write_jsonl(&mut buf).unwrap();
         let text = String::from_utf8(buf.clone()).unwrap();
@@ -298,8 +310,16 @@ mod tests {
                 .starts_with(r#"{"op":"send_invoke","at_ms":5"#),
             "{text}"
         );
+        assert!(
+            text.contains(&format!(r#""group":"{}""#, &long[7..])),
+            "{text}"
+        );
         let back = History::read_jsonl(&mut buf.as_slice()).unwrap();
         assert_eq!(back, h);
+        let Entry::Commit { topic, .. } = &back.entries[3] else {
+            panic!("the commit reads back: {back:?}");
+        };
+        assert_eq!(topic.as_str(), long);
         let err = History::read_jsonl(&mut "{\"op\":\"nope\"}\n".as_bytes()).unwrap_err();
         assert!(err.to_string().starts_with("line 1:"), "{err}");
     }

@@ -27,6 +27,13 @@ pub use meta::{
 /// The message property carrying the workload id.
 pub const WID_PROPERTY: &str = "WID";
 
+/// A name in an entry: a group, topic, broker or tag. Up to 24 bytes (every name a
+/// workload uses) it is held inline, so a history entry carries its names with it:
+/// no heap string per name per entry for the recorder to allocate and free, nor for
+/// the checker to chase as it walks the entries. Longer names go to the heap. It
+/// reads as a `&str` and is written to JSON as a string, like a `String`.
+pub type Name = compact_str::CompactString;
+
 /// What happened to a node or a link: the faults the allowance is derived from.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -162,8 +169,8 @@ pub enum Entry {
         at_ms: u64,
         client: u32,
         wid: u64,
-        topic: String,
-        tags: Option<String>,
+        topic: Name,
+        tags: Option<Name>,
         body_crc: u32,
         /// Keys, user properties, born timestamp and host as sent; absent in
         /// histories written before they were recorded (then not compared).
@@ -176,7 +183,7 @@ pub enum Entry {
         /// its producer sends each key's messages one after another. Absent: a send
         /// with the producer's own queue choice.
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        sharding_key: Option<String>,
+        sharding_key: Option<Name>,
     },
     /// SEND_OK or one of the stored-on-master statuses.
     SendOk {
@@ -184,7 +191,7 @@ pub enum Entry {
         client: u32,
         wid: u64,
         status: SendStatus,
-        broker: String,
+        broker: Name,
         queue_id: i32,
         queue_offset: u64,
         /// The message id the producer was given (`SendResult.msgId`, the client's
@@ -212,17 +219,17 @@ pub enum Entry {
     /// A message handed to the application.
     Deliver {
         at_ms: u64,
-        group: String,
+        group: Name,
         client: u32,
-        topic: String,
-        broker: String,
+        topic: Name,
+        broker: Name,
         queue_id: i32,
         queue_offset: u64,
         /// None if the message carries no workload id (never sent by the workload).
         wid: Option<u64>,
         reconsume_times: i32,
         body_crc: u32,
-        tags: Option<String>,
+        tags: Option<Name>,
         /// Keys, user properties, born timestamp and host, and the message id, as
         /// delivered; absent in older histories (then not compared).
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -233,12 +240,12 @@ pub enum Entry {
     /// never finished (its consumer stopped or crashed first).
     Consumed {
         at_ms: u64,
-        group: String,
+        group: Name,
         client: u32,
         /// The queue the message was pulled from (for a retry, `%RETRY%{group}`, where
         /// the `Deliver` names the message's own topic).
-        broker: String,
-        topic: String,
+        broker: Name,
+        topic: Name,
         queue_id: i32,
         queue_offset: u64,
         /// The delivered message's workload id, as in its `Deliver`.
@@ -249,10 +256,10 @@ pub enum Entry {
     /// begins pulling (the committed offset it resumed from).
     Own {
         at_ms: u64,
-        group: String,
+        group: Name,
         client: u32,
-        broker: String,
-        topic: String,
+        broker: Name,
+        topic: Name,
         queue_id: i32,
         start_offset: u64,
         /// The broker id (0 = master) that answered the offset request the start came
@@ -268,19 +275,19 @@ pub enum Entry {
     },
     Disown {
         at_ms: u64,
-        group: String,
+        group: Name,
         client: u32,
-        broker: String,
-        topic: String,
+        broker: Name,
+        topic: Name,
         queue_id: i32,
     },
     /// The consumer sent (oneway) or a broker acknowledged a committed offset.
     Commit {
         at_ms: u64,
-        group: String,
+        group: Name,
         client: u32,
-        broker: String,
-        topic: String,
+        broker: Name,
+        topic: Name,
         queue_id: i32,
         offset: u64,
     },
@@ -290,10 +297,10 @@ pub enum Entry {
     DeadLetter {
         at_ms: u64,
         /// The group whose dead-letter queue it is (not the reader's own).
-        group: String,
+        group: Name,
         /// The reader's node.
         client: u32,
-        broker: String,
+        broker: Name,
         queue_id: i32,
         queue_offset: u64,
         wid: Option<u64>,

@@ -37,7 +37,8 @@ pub mod orderly_listener;
 use self::listener::{FailingListener, HungCalls, ListenerPlan};
 use self::orderly_listener::{OrderlyCalls, WorkloadOrderlyListener};
 use crate::history::{
-    user_properties_crc, ConsumeOutcome, Entry, History, MessageFields, SendStatus, WID_PROPERTY,
+    user_properties_crc, ConsumeOutcome, Entry, History, MessageFields, Name, SendStatus,
+    WID_PROPERTY,
 };
 
 /// The history all workload nodes of a run write to, and the next workload id.
@@ -185,12 +186,12 @@ impl ProducerHost {
             at_ms,
             client: ctx.me().0,
             wid,
-            topic: self.plan.topic.clone(),
-            tags: Some(tag.clone()),
+            topic: Name::from(self.plan.topic.as_str()),
+            tags: Some(Name::from(tag.as_str())),
             body_crc: crc32fast::hash(&body),
             fields: Some(fields),
             delay_level,
-            sharding_key: sharding_key.clone(),
+            sharding_key: sharding_key.as_deref().map(Name::from),
         });
         let msg = OutgoingMessage {
             topic: self.plan.topic.clone(),
@@ -265,7 +266,7 @@ impl ProducerHost {
                     response_code::SLAVE_NOT_AVAILABLE => SendStatus::SlaveNotAvailable,
                     _ => SendStatus::SendOk,
                 },
-                broker: broker_name,
+                broker: broker_name.into(),
                 queue_id,
                 queue_offset,
                 msg_id,
@@ -484,9 +485,9 @@ impl ConsumerHost {
             {
                 let entry = Entry::DeadLetter {
                     at_ms,
-                    group: group.clone(),
+                    group: Name::from(group.as_str()),
                     client,
-                    broker: take(broker_name),
+                    broker: Name::from(broker_name.as_str()),
                     queue_id: *queue_id,
                     queue_offset: *queue_offset,
                     wid: property(&msg.properties, WID_PROPERTY).and_then(|w| w.parse().ok()),
@@ -577,24 +578,24 @@ impl ConsumerHost {
                 }
                 Entry::Deliver {
                     at_ms,
-                    group: take(group),
+                    group: Name::from(group.as_str()),
                     client,
                     // The record's own topic: a record served for the wrong queue shows.
                     // A retry's is its retry topic (the listener sees the original one,
                     // restored from RETRY_TOPIC).
                     topic: if msg.topic.is_empty() || topic.starts_with(RETRY_GROUP_TOPIC_PREFIX) {
-                        take(topic)
+                        Name::from(topic.as_str())
                     } else {
-                        take(&mut msg.topic)
+                        Name::from(msg.topic.as_str())
                     },
-                    broker: take(broker_name),
+                    broker: Name::from(broker_name.as_str()),
                     queue_id: *queue_id,
                     queue_offset: *queue_offset,
                     wid,
                     reconsume_times: msg.reconsume_times,
                     body_crc: crc32fast::hash(&msg.body),
                     // The consumer read TAGS out of the properties already.
-                    tags: msg.tags.take(),
+                    tags: msg.tags.as_deref().map(Name::from),
                     fields: Some(fields),
                 }
             }
@@ -608,10 +609,10 @@ impl ConsumerHost {
                 offset_moved,
             } => Entry::Own {
                 at_ms,
-                group: take(group),
+                group: Name::from(group.as_str()),
                 client,
-                broker: take(broker_name),
-                topic: take(topic),
+                broker: Name::from(broker_name.as_str()),
+                topic: Name::from(topic.as_str()),
                 queue_id: *queue_id,
                 start_offset: *start_offset,
                 offset_from_broker_id: *offset_from_broker_id,
@@ -624,10 +625,10 @@ impl ConsumerHost {
                 queue_id,
             } => Entry::Disown {
                 at_ms,
-                group: take(group),
+                group: Name::from(group.as_str()),
                 client,
-                broker: take(broker_name),
-                topic: take(topic),
+                broker: Name::from(broker_name.as_str()),
+                topic: Name::from(topic.as_str()),
                 queue_id: *queue_id,
             },
             ClientEvent::Committed {
@@ -638,10 +639,10 @@ impl ConsumerHost {
                 offset,
             } => Entry::Commit {
                 at_ms,
-                group: take(group),
+                group: Name::from(group.as_str()),
                 client,
-                broker: take(broker_name),
-                topic: take(topic),
+                broker: Name::from(broker_name.as_str()),
+                topic: Name::from(topic.as_str()),
                 queue_id: *queue_id,
                 offset: *offset,
             },
@@ -673,10 +674,10 @@ impl ConsumerHost {
         };
         Entry::Consumed {
             at_ms,
-            group,
+            group: group.into(),
             client,
-            broker: broker_name,
-            topic,
+            broker: broker_name.into(),
+            topic: topic.into(),
             queue_id,
             queue_offset,
             wid,
