@@ -433,7 +433,7 @@ fn ctx_node(p: &Producer, m: &Message) -> NodeId {
     let Message::Request { opaque, .. } = m else {
         unreachable!()
     };
-    p.rpc.pending[opaque].peer
+    p.rpc.peer_of(*opaque).expect("a pending request")
 }
 
 #[test]
