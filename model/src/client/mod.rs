@@ -10,8 +10,9 @@
 //!
 //! This file holds what both clients need: the events, the name-server route lookup
 //! and the route helpers that pick a broker address; `response_table.rs` holds the
-//! request tracker (opaques, one timeout timer per request, broken connections). A client process crash is the
-//! struct being dropped; a restarted process builds a new one.
+//! request tracker (opaques, one timeout timer per request, broken connections). A
+//! client process crash is the struct being dropped; a restarted process builds a new
+//! one.
 
 pub mod consumer;
 pub mod offset_store;

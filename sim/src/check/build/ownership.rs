@@ -53,11 +53,7 @@ impl<'h> Builder<'h> {
             return;
         };
         let pq = self.process_queue((group, *client, broker, topic, *queue_id));
-        let old = std::mem::replace(&mut self.process_queues.get_mut(pq.id).open_span, NONE);
-        if old != NONE {
-            let old = &mut self.ix.spans[old as usize];
-            old.end_ms = old.end_ms.min(*at_ms);
-        }
+        self.replace_open_span(&pq, NONE, *at_ms);
     }
 
     /// A `Commit`: an offset committed within its span.
@@ -142,11 +138,17 @@ impl<'h> Builder<'h> {
             moved,
             end_ms: u64::MAX,
         });
-        let old = std::mem::replace(&mut self.process_queues.get_mut(pq.id).open_span, id);
+        self.replace_open_span(pq, id, at_ms);
+        id
+    }
+
+    /// Makes `span` (or [`NONE`]) the process queue's open span; the one open before,
+    /// if any, ends at `at_ms`.
+    fn replace_open_span(&mut self, pq: &ProcessQueue, span: u32, at_ms: u64) {
+        let old = std::mem::replace(&mut self.process_queues.get_mut(pq.id).open_span, span);
         if old != NONE {
             let old = &mut self.ix.spans[old as usize];
             old.end_ms = old.end_ms.min(at_ms);
         }
-        id
     }
 }

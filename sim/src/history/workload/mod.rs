@@ -497,6 +497,14 @@ impl ConsumerHost {
             }
             return;
         }
+        // A listener's answer, concurrent or orderly, or the consumer giving up on it
+        // after consumeTimeout: one `consumed` entry, with what was answered.
+        let answer = match &*event {
+            ClientEvent::Consumed { status, .. } => Some(consume_outcome(*status)),
+            ClientEvent::ConsumedOrderly { status, .. } => Some(orderly_outcome(*status)),
+            ClientEvent::ConsumeTimedOut { .. } => Some(ConsumeOutcome::TimeOut),
+            _ => None,
+        };
         let entry = match event {
             ClientEvent::SendResult { .. } => return,
             ClientEvent::Consumed {
@@ -505,30 +513,17 @@ impl ConsumerHost {
                 topic,
                 queue_id,
                 queue_offset,
-                status,
-            } => self.consumed_entry(
-                at_ms,
-                client,
-                (take(group), take(broker_name), take(topic)),
-                (*queue_id, *queue_offset),
-                consume_outcome(*status),
-            ),
-            ClientEvent::ConsumedOrderly {
+                ..
+            }
+            | ClientEvent::ConsumedOrderly {
                 group,
                 broker_name,
                 topic,
                 queue_id,
                 queue_offset,
-                status,
-            } => self.consumed_entry(
-                at_ms,
-                client,
-                (take(group), take(broker_name), take(topic)),
-                (*queue_id, *queue_offset),
-                orderly_outcome(*status),
-            ),
-            // The consumer gave up on the listener after consumeTimeout.
-            ClientEvent::ConsumeTimedOut {
+                ..
+            }
+            | ClientEvent::ConsumeTimedOut {
                 group,
                 broker_name,
                 topic,
@@ -539,7 +534,7 @@ impl ConsumerHost {
                 client,
                 (take(group), take(broker_name), take(topic)),
                 (*queue_id, *queue_offset),
-                ConsumeOutcome::TimeOut,
+                answer.expect("an answer event has an answer"),
             ),
             ClientEvent::Delivered {
                 group,
